@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what pipewright needs on a Debian 12 / Ubuntu host. Idempotent: safe to run again.
+# Usage: scripts/setup-host.sh            (system packages + npm dependencies + test image if dockerd runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(iproute2 iptables nftables docker.io busybox-static etcd-server dnsmasq-base udhcpc
+      iputils-ping arping containernetworking-plugins util-linux ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup-host: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup-host: installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+if [ ! -f dist/cli/main.js ] || [ -n "$(find src -newer dist/cli/main.js -name '*.ts' -print -quit)" ]; then
+  echo "setup-host: building"
+  npm run --silent build
+fi

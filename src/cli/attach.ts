@@ -1,0 +1,93 @@
+/** attach / detach: the CLI face of src/net/attach.ts and detach.ts. */
+import type { Command } from 'commander';
+import { PipewrightError } from '../errors.js';
+import type { AttachmentRecord } from '../store/attachments.js';
+import { optionsOf, printJson, withContext } from './context.js';
+
+export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E = {} as E) {
+  return {
+    guest: { kind: a.guestKind, id: a.guestId, name: a.guestName },
+    ifname: a.ifname,
+    kind: a.kind,
+    hostInterface: a.hostIf,
+    hostLink: a.hostLink,
+    mac: a.mac,
+    mtu: a.mtu,
+    addresses: a.spec.addresses,
+    dhcp: a.spec.dhcp,
+    routes: a.spec.routes,
+    state: a.state,
+    createdAt: a.createdAt,
+    ...extra,
+  };
+}
+
+interface AttachOpts {
+  ifname?: string;
+  hostIfname?: string;
+  mac?: string;
+  mtu?: string;
+  macvlanMode?: string;
+  route: string[];
+}
+
+const collect = (value: string, prev: string[]) => [...prev, value];
+
+export function register(program: Command): void {
+  program
+    .command('attach')
+    .description('put an interface into a guest: a veth on a bridge, or a macvlan of a NIC, with addresses')
+    .argument('<host-if>', 'a bridge (created if missing) or an Ethernet interface (macvlan parent)')
+    .argument('<guest>', 'docker:<name|id> | pid:<n> | <n> | netns:<name> | /path/to/netns | <name>')
+    .argument('<address...>', '<ip>/<prefix>[@<gateway>] (repeatable, IPv4 or IPv6) or dhcp')
+    .option('-i, --ifname <name>', 'interface name in the guest', 'eth0')
+    .option('-l, --host-ifname <name>', 'name of the host end of the veth (default: derived, unique)')
+    .option('--mac <mac>', 'MAC of the guest interface (U:<text> derives a stable one from text)')
+    .option('--mtu <n>', "MTU (default: the bridge's or parent's)")
+    .option('--macvlan-mode <mode>', 'bridge | private | vepa | passthru (macvlan only)')
+    .option('--route <cidr[@gw]>', 'extra route in the guest (repeatable)', collect, [])
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  pipewright attach br0 web 10.10.0.5/24@10.10.0.1          veth on bridge br0 into container "web"
+  pipewright attach br0 netns:blue 10.10.0.6/24 fd00::6/64   a named netns, IPv4 and IPv6
+  pipewright attach eth1 docker:db 192.168.1.20/24 --mac 02:42:c0:a8:01:14   macvlan of eth1
+  pipewright attach br0 pid:4242 dhcp                        lease from a DHCP server on br0`)
+    .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) => {
+      const opts = optionsOf<AttachOpts>(cmd);
+      const { parseAttachText } = await import('../net/attach-spec.js');
+      const req = parseAttachText({ hostIf, addresses, ...opts, routes: opts.route });
+      const { resolveGuest } = await import('../runtime/guest.js');
+      const guest = await resolveGuest(guestSpec);
+      const { attach } = await import('../net/attach.js');
+      await withContext(opts, async (ctx) => {
+        const res = await attach(ctx, guest, req);
+        if (ctx.json) printJson(attachmentJson(res.attachment, { changed: res.changed }));
+        else if (!res.changed) process.stdout.write(`${guest.name}: ${req.ifname ?? 'eth0'} already attached, nothing changed\n`);
+        else process.stdout.write(`${guest.name}: ${res.attachment.ifname} attached to ${hostIf} (${res.attachment.hostLink ?? res.attachment.kind})\n`);
+      });
+    });
+
+  program
+    .command('detach')
+    .description("remove a guest's pipewright interfaces (all, or one with -i) and what they held")
+    .argument('<guest>', 'as for attach; a guest that no longer exists is found by its recorded name')
+    .option('-i, --ifname <name>', 'only this interface')
+    .option('--json', 'print what was removed as JSON')
+    .addHelpText('after', `
+Examples:
+  pipewright detach web            every interface pipewright gave container "web"
+  pipewright detach netns:blue -i eth1`)
+    .action(async (guestSpec: string, _o, cmd: Command) => {
+      const opts = optionsOf<{ ifname?: string }>(cmd);
+      const { findRecordsForGuest } = await import('./guest-records.js');
+      const { releaseAttachment } = await import('../net/detach.js');
+      await withContext(opts, async (ctx) => {
+        const recs = (await findRecordsForGuest(ctx.store, guestSpec)).filter((r) => !opts.ifname || r.ifname === opts.ifname);
+        if (recs.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec}${opts.ifname ? ` -i ${opts.ifname}` : ''} (see 'pipewright ls')`);
+        for (const r of recs) await releaseAttachment(ctx, r);
+        if (ctx.json) printJson(recs.map((r) => attachmentJson(r)));
+        else for (const r of recs) process.stdout.write(`${r.guestName}: ${r.ifname} detached from ${r.hostIf}\n`);
+      });
+    });
+}

@@ -1,0 +1,16 @@
+/** Finds the records of a guest as the user names it, even after the guest itself is gone. */
+import { resolveGuest } from '../runtime/guest.js';
+import { listAttachments, type AttachmentRecord } from '../store/attachments.js';
+import type { Store } from '../store/store.js';
+
+export async function findRecordsForGuest(store: Store, spec: string): Promise<AttachmentRecord[]> {
+  try {
+    const g = await resolveGuest(spec);
+    const recs = listAttachments(store, g);
+    if (recs.length) return recs;
+  } catch {
+    // The guest is gone (container removed, netns deleted): fall back to what was recorded.
+  }
+  const bare = spec.replace(/^(docker|pid|netns):/, '');
+  return listAttachments(store).filter((r) => r.guestName === bare || r.guestId === bare || r.guestId.startsWith(`${bare}@`) || (r.guestKind === 'docker' && bare.length >= 12 && r.guestId.startsWith(bare)));
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/**
+ * The pipewright command line. Each command group lives in its own module and loads the core
+ * only when it runs, so start-up stays small.
+ */
+import { Command, CommanderError } from 'commander';
+import { fail } from './context.js';
+import * as attachCmds from './attach.js';
+import * as nsCmds from './ns.js';
+import * as pipeworkCmds from './pipework.js';
+import * as showCmds from './show.js';
+
+export function buildProgram(): Command {
+  const program = new Command('pipewright')
+    .description('network and storage plumbing for Linux containers: veth, bridges, macvlan, managed addresses')
+    .version('0.1.0')
+    .option('--state-dir <dir>', 'where the store lives (env PIPEWRIGHT_STATE_DIR)', undefined)
+    .option('-v, --verbose', 'print each kernel and firewall step as it is taken')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  for (const group of [attachCmds, showCmds, nsCmds, pipeworkCmds]) group.register(program);
+  for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors were already printed by commander.
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    }
+    fail(err);
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,59 @@
+/** `pipewright pipework ...` and the `pipework` bin: pipework's argv, carried out by pipewright's core. */
+import type { Command } from 'commander';
+import { PipewrightError } from '../errors.js';
+import { optionsOf, printJson, withContext, type GlobalOptions } from './context.js';
+import { runInGuest } from './ns.js';
+
+export async function runPipework(argv: string[], opts: GlobalOptions): Promise<void> {
+  const { parsePipework } = await import('./pipework-argv.js');
+  const cmd = parsePipework(argv);
+  if (cmd.type === 'ns') {
+    if (cmd.tool === 'tc') return runTc(cmd.guest, cmd.args, opts);
+    const out = await runInGuest(cmd.tool, cmd.guest, cmd.args, opts.verbose);
+    if (out) process.stdout.write(out + '\n');
+    return;
+  }
+  const { parseAttachText } = await import('../net/attach-spec.js');
+  const text = { ...cmd.text, hostIf: cmd.hostMac ? await interfaceByMac(cmd.hostMac) : cmd.text.hostIf };
+  const req = parseAttachText(text);
+  const { resolveGuest } = await import('../runtime/guest.js');
+  const guest = await resolveGuest(cmd.guest);
+  const { attach } = await import('../net/attach.js');
+  await withContext(opts, async (ctx) => {
+    const res = await attach(ctx, guest, req);
+    if (ctx.json) printJson({ changed: res.changed, ifname: res.attachment.ifname, hostLink: res.attachment.hostLink, mac: res.attachment.mac });
+  });
+}
+
+async function interfaceByMac(mac: string): Promise<string> {
+  const { checkMac } = await import('../net/validate.js');
+  const { readLinks } = await import('../net/iproute.js');
+  const wanted = checkMac(mac);
+  const link = (await readLinks(undefined)).find((l) => l.mac === wanted);
+  if (!link) throw new PipewrightError(`no host interface has MAC ${wanted} (see 'ip link')`);
+  return link.ifname;
+}
+
+async function runTc(guestSpec: string, args: string[], opts: GlobalOptions): Promise<void> {
+  const { resolveGuest } = await import('../runtime/guest.js');
+  const { run } = await import('../exec.js');
+  const { stderrLog, silent } = await import('../log.js');
+  const guest = await resolveGuest(guestSpec);
+  const res = await run('nsenter', [`--net=${guest.netnsPath}`, '--', 'tc', ...args], { log: opts.verbose ? stderrLog() : silent });
+  if (res.stdout) process.stdout.write(res.stdout + '\n');
+}
+
+export function register(program: Command): void {
+  program
+    .command('pipework')
+    .description("accept pipework's command lines unchanged (default container interface eth1, as pipework)")
+    .argument('<args...>', 'pipework arguments')
+    .allowUnknownOption()
+    .addHelpText('after', `
+Examples:
+  pipewright pipework br1 web 192.168.1.5/24@192.168.1.1
+  pipewright pipework eth2 -i eth1 web 10.0.0.5/24 26:2e:71:98:60:8f
+  pipewright pipework br1 -l vethweb web dhcp
+  pipewright pipework route web add 10.0.0.0/8 via 192.168.1.254`)
+    .action(async (args: string[], _o, cmd: Command) => runPipework(args, optionsOf(cmd)));
+}

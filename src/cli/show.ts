@@ -1,0 +1,71 @@
+/** ls / inspect: recorded attachments, each checked against the kernel. */
+import type { Command } from 'commander';
+import { PipewrightError } from '../errors.js';
+import { attachmentJson } from './attach.js';
+import { optionsOf, printJson, printTable, withContext } from './context.js';
+
+export function register(program: Command): void {
+  program
+    .command('ls')
+    .description('list attachments from the store, checked against the kernel (stale ones are shown, not hidden)')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExample:\n  pipewright ls --json | jq \'.[] | select(.status != "ok")\'')
+    .action(async (_o, cmd: Command) => {
+      const opts = optionsOf(cmd);
+      const { listAttachments } = await import('../store/attachments.js');
+      const { checkAttachment } = await import('../net/status.js');
+      await withContext(opts, async (ctx) => {
+        const rows = [];
+        for (const rec of listAttachments(ctx.store)) {
+          const st = await checkAttachment(rec);
+          rows.push({ rec, st });
+        }
+        if (ctx.json) {
+          printJson(rows.map(({ rec, st }) => attachmentJson(rec, { status: st.status, reason: st.reason, liveAddresses: st.link?.addresses })));
+          return;
+        }
+        printTable(['GUEST', 'IFNAME', 'HOST-IF', 'HOST-LINK', 'ADDRESSES', 'STATUS'], rows.map(({ rec, st }) => [
+          rec.guestName, rec.ifname, rec.hostIf, rec.hostLink ?? `(${rec.kind})`,
+          (st.link?.addresses ?? rec.spec.addresses).join(',') || (rec.spec.dhcp ? 'dhcp' : '-'),
+          st.reason ? `${st.status}: ${st.reason}` : st.status,
+        ]));
+      });
+    });
+
+  program
+    .command('inspect')
+    .description("show a guest's attachments: what was recorded and what the kernel has now")
+    .argument('<guest>', 'as for attach')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExample:\n  pipewright inspect web --json')
+    .action(async (guestSpec: string, _o, cmd: Command) => {
+      const opts = optionsOf(cmd);
+      const { findRecordsForGuest } = await import('./guest-records.js');
+      const { checkAttachment } = await import('../net/status.js');
+      await withContext(opts, async (ctx) => {
+        const recs = await findRecordsForGuest(ctx.store, guestSpec);
+        if (recs.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
+        const out = [];
+        for (const rec of recs) {
+          const st = await checkAttachment(rec);
+          out.push(attachmentJson(rec, { netns: rec.netnsPath, status: st.status, reason: st.reason, kernel: st.link ?? null }));
+        }
+        if (ctx.json) printJson(out);
+        else process.stdout.write(out.map(humanInspect).join('\n'));
+      });
+    });
+}
+
+function humanInspect(a: ReturnType<typeof attachmentJson> & { status: string; reason?: string; netns: string; kernel: unknown }): string {
+  const lines = [
+    `${a.guest.name} ${a.ifname} (${a.guest.kind} ${a.guest.id})`,
+    `  link:      ${a.kind} on ${a.hostInterface}${a.hostLink ? ` via ${a.hostLink}` : ''}, mac ${a.mac}, mtu ${a.mtu}`,
+    `  netns:     ${a.netns}`,
+    `  addresses: ${a.addresses.join(' ') || (a.dhcp ? 'dhcp' : '-')}`,
+    `  routes:    ${a.routes.join(' ') || '-'}`,
+    `  status:    ${a.status}${a.reason ? ` (${a.reason})` : ''}`,
+  ];
+  const k = a.kernel as { addresses: string[]; up: boolean } | null;
+  if (k) lines.push(`  kernel:    ${k.up ? 'up' : 'down'}, ${k.addresses.join(' ') || 'no addresses'}`);
+  return lines.join('\n') + '\n';
+}

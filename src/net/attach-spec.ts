@@ -1,0 +1,49 @@
+/**
+ * The text form of an attach (what the CLI, pipework argv and later spec files give) checked and
+ * turned into an AttachRequest. Everything is validated here, before the host is touched.
+ */
+import { UsageError } from '../errors.js';
+import { parseIpConfig, parseRoute } from './address.js';
+import type { AttachRequest } from './attach.js';
+import { macFromText } from './mac.js';
+import { checkIfname, checkMac, checkMacvlanMode, checkMtu } from './validate.js';
+
+export interface AttachText {
+  hostIf: string;
+  addresses: string[];
+  ifname?: string;
+  hostIfname?: string;
+  mac?: string;
+  mtu?: string;
+  macvlanMode?: string;
+  routes?: string[];
+}
+
+/** `U:<text>` derives a stable MAC from text, as pipework does; anything else must be a unicast MAC. */
+export function parseMac(text: string): string {
+  return text.startsWith('U:') ? macFromText(text.slice(2)) : checkMac(text);
+}
+
+export function parseAttachText(t: AttachText): AttachRequest {
+  checkIfname(t.hostIf, 'host interface');
+  if (t.addresses.length === 0) throw new UsageError('give at least one address (<ip>/<prefix>[@<gateway>]) or dhcp');
+  const dhcp = t.addresses.includes('dhcp');
+  if (dhcp && t.addresses.length > 1) throw new UsageError('dhcp cannot be combined with static addresses');
+  const addresses = dhcp ? [] : t.addresses.map(parseIpConfig);
+  const seen = new Set<string>();
+  for (const a of addresses) {
+    if (seen.has(a.address)) throw new UsageError(`address ${a.address} is given twice`);
+    seen.add(a.address);
+  }
+  return {
+    hostIf: t.hostIf,
+    ifname: t.ifname === undefined ? undefined : checkIfname(t.ifname, 'container interface name'),
+    hostLink: t.hostIfname === undefined ? undefined : checkIfname(t.hostIfname, 'host interface name'),
+    mac: t.mac === undefined ? undefined : parseMac(t.mac),
+    mtu: t.mtu === undefined ? undefined : checkMtu(t.mtu),
+    macvlanMode: t.macvlanMode === undefined ? undefined : checkMacvlanMode(t.macvlanMode),
+    addresses,
+    routes: (t.routes ?? []).map(parseRoute),
+    dhcp,
+  };
+}

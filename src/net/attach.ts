@@ -1,0 +1,201 @@
+/**
+ * attach: put one interface into a guest, all or nothing.
+ *
+ *   record intent (pending) -> bridge (if missing) -> link born in the guest -> FORWARD accept
+ *   -> addresses, routes, up -> DHCP lease (if asked) -> gratuitous ARP -> record ready
+ *
+ * Each step registers its inverse; any failure rolls back what this call did and the error names
+ * the step. Re-running an attach that already holds is a no-op; a different one for the same
+ * guest interface is refused.
+ */
+import { PipewrightError } from '../errors.js';
+import type { StepLog } from '../log.js';
+import { silent } from '../log.js';
+import type { Guest } from '../runtime/guest.js';
+import { guestKey } from '../runtime/guest.js';
+import * as records from '../store/attachments.js';
+import type { AttachmentRecord, AttachmentSpec } from '../store/attachments.js';
+import type { Store } from '../store/store.js';
+import { formatIpConfig, type IpConfig, type RouteSpec } from './address.js';
+import { announce } from './arp.js';
+import { startDhcpClient, stopDhcpClient } from './dhcp.js';
+import { acceptBridgeForwarding, removeBridgeForwarding } from './firewall/forward.js';
+import { ipBatch, readLink } from './iproute.js';
+import { randomMac } from './mac.js';
+import { hostLinkName } from './names.js';
+import { configureGuestCmds, createBridgeCmds, createLinkCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
+import { releaseAttachment } from './detach.js';
+import { UndoStack } from './undo.js';
+import type { MacvlanMode } from './validate.js';
+
+export interface AttachRequest {
+  /** A bridge (created if missing) or an existing NIC to hang a macvlan from. */
+  hostIf: string;
+  ifname?: string;
+  hostLink?: string;
+  mac?: string;
+  mtu?: number;
+  macvlanMode?: MacvlanMode;
+  addresses: IpConfig[];
+  routes: RouteSpec[];
+  dhcp?: boolean;
+}
+
+export interface AttachResult {
+  attachment: AttachmentRecord;
+  /** False when the same attachment already held and nothing was done. */
+  changed: boolean;
+}
+
+export interface CoreContext {
+  store: Store;
+  log?: StepLog;
+}
+
+const DEFAULT_MTU = 1500;
+
+function specOf(req: AttachRequest, kind: InterfacePlan['kind'], ifname: string): AttachmentSpec {
+  return {
+    kind,
+    hostIf: req.hostIf,
+    ifname,
+    mac: req.mac ?? null,
+    mtu: req.mtu ?? null,
+    macvlanMode: kind === 'macvlan' ? (req.macvlanMode ?? 'bridge') : null,
+    addresses: req.addresses.map(formatIpConfig),
+    routes: req.routes.map((r) => `${r.dst}${r.via ? `@${r.via}` : ''}`),
+    dhcp: Boolean(req.dhcp),
+  };
+}
+
+/** Where the guest end hangs: a bridge (existing or to create) gives a veth, any other NIC a macvlan. */
+async function hostSide(hostIf: string): Promise<{ kind: InterfacePlan['kind']; exists: boolean; mtu: number }> {
+  const link = await readLink(hostIf, undefined);
+  if (!link) return { kind: 'veth', exists: false, mtu: DEFAULT_MTU };
+  if (link.kind === 'bridge') return { kind: 'veth', exists: true, mtu: link.mtu };
+  if (link.kind && !['macvlan', 'veth', 'vxlan', 'bond', 'team', 'tun', 'dummy'].includes(link.kind)) {
+    throw new PipewrightError(`host interface ${hostIf} is a ${link.kind}; attach to a bridge or an Ethernet interface`);
+  }
+  return { kind: 'macvlan', exists: true, mtu: link.mtu };
+}
+
+function sameSpec(a: AttachmentSpec, b: AttachmentSpec): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * What an earlier record means for this request: a no-op (same, and the interface is there),
+ * a leftover to clear first (crashed attach, or a guest that lost its interface), or a conflict.
+ */
+async function checkExisting(ctx: CoreContext, guest: Guest, spec: AttachmentSpec): Promise<AttachmentRecord | null> {
+  const old = records.findAttachment(ctx.store, guest.kind, guest.id, spec.ifname);
+  if (!old) return null;
+  const ownerAlive = old.state === 'pending' && isAlive(old.ownerPid) && old.ownerPid !== process.pid;
+  if (ownerAlive) {
+    throw new PipewrightError(`another pipewright (pid ${old.ownerPid}) is attaching ${spec.ifname} to ${guest.name}; retry when it is done`);
+  }
+  const present = old.state === 'ready' && (await readLink(spec.ifname, guest.netnsPath)) !== null;
+  if (present && sameSpec(old.spec, spec)) return old;
+  if (present) {
+    throw new PipewrightError(
+      `${guest.name} already has ${spec.ifname} attached with other settings (${old.spec.hostIf} ${old.spec.addresses.join(' ') || (old.spec.dhcp ? 'dhcp' : '')}); detach it first or choose another -i`,
+    );
+  }
+  await releaseAttachment(ctx, old);
+  return null;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function chooseHostLink(ctx: CoreContext, guest: Guest, ifname: string, wanted?: string): string {
+  if (wanted) {
+    if (records.hostLinkTaken(ctx.store, wanted)) throw new PipewrightError(`host interface name ${wanted} is already used by another attachment`);
+    return wanted;
+  }
+  for (let attempt = 0; ; attempt++) {
+    const name = hostLinkName(guestKey(guest), ifname, attempt);
+    if (!records.hostLinkTaken(ctx.store, name)) return name;
+  }
+}
+
+export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest): Promise<AttachResult> {
+  const log = ctx.log ?? silent;
+  const ifname = req.ifname ?? 'eth0';
+  const side = await hostSide(req.hostIf);
+  const spec = specOf(req, side.kind, ifname);
+  const existing = await checkExisting(ctx, guest, spec);
+  if (existing) return { attachment: existing, changed: false };
+  if (await readLink(ifname, guest.netnsPath)) {
+    throw new PipewrightError(`${guest.name} already has an interface named ${ifname}; choose another with -i`);
+  }
+  const plan: InterfacePlan = {
+    kind: side.kind,
+    hostIf: req.hostIf,
+    hostLink: side.kind === 'veth' ? chooseHostLink(ctx, guest, ifname, req.hostLink) : undefined,
+    ifname,
+    mac: req.mac ?? randomMac(),
+    mtu: req.mtu ?? side.mtu,
+    macvlanMode: req.macvlanMode,
+    addresses: req.addresses,
+    routes: req.routes,
+  };
+  if (plan.hostLink && (await readLink(plan.hostLink, undefined))) {
+    throw new PipewrightError(`host interface ${plan.hostLink} already exists; pick another name with -l`);
+  }
+  const undo = new UndoStack(log);
+  return undo.all(async () => {
+    const id: number = await undo.step('record intent', () => ctx.store.tx(() => records.insertPending(ctx.store, {
+      guestKind: guest.kind, guestId: guest.id, guestName: guest.name, netnsPath: guest.netnsPath,
+      ifname, kind: plan.kind, hostIf: plan.hostIf, hostLink: plan.hostLink ?? null,
+      mac: plan.mac, mtu: plan.mtu, spec, ownerPid: process.pid,
+    })));
+    undo.push('record intent', () => records.deleteAttachment(ctx.store, id));
+    await plumb(ctx, undo, guest, plan, side.exists);
+    const dhcpPid = req.dhcp ? await leaseByDhcp(ctx, undo, guest, plan) : null;
+    await undo.step('gratuitous ARP', () => announce(guest.netnsPath, ifname, plan.addresses, log));
+    ctx.store.tx(() => records.markReady(ctx.store, id, dhcpPid));
+    const attachment = records.findAttachment(ctx.store, guest.kind, guest.id, ifname)!;
+    return { attachment, changed: true };
+  });
+}
+
+async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: InterfacePlan, bridgeExists: boolean): Promise<void> {
+  const log = ctx.log ?? silent;
+  if (plan.kind === 'veth' && !bridgeExists) {
+    await undo.step(`create bridge ${plan.hostIf}`, async () => {
+      await ipBatch(createBridgeCmds(plan.hostIf), undefined, log);
+      records.recordCreatedHostLink(ctx.store, plan.hostIf, 'bridge');
+    }, async () => {
+      records.forgetHostLink(ctx.store, plan.hostIf);
+      await ipBatch([deleteLinkCmd(plan.hostIf)], undefined, log);
+    });
+  }
+  const where = plan.kind === 'veth' ? undefined : guest.netnsPath;
+  const linkName = plan.kind === 'veth' ? plan.hostLink! : plan.ifname;
+  await undo.step(`create ${plan.kind} ${plan.ifname} in ${guest.name}`,
+    () => ipBatch(createLinkCmds(plan, guest.netnsPath), undefined, log),
+    () => ipBatch([deleteLinkCmd(linkName)], where, log));
+  if (plan.kind === 'veth') {
+    // Our own pending record counts: 1 means no other guest on this bridge needs the rule.
+    await undo.step(`accept forwarding on ${plan.hostIf}`, () => acceptBridgeForwarding(plan.hostIf, log), async () => {
+      if (records.countOnHostIf(ctx.store, plan.hostIf) <= 1) await removeBridgeForwarding(plan.hostIf, log);
+    });
+  }
+  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => ipBatch(configureGuestCmds(plan), guest.netnsPath, log));
+}
+
+async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: InterfacePlan): Promise<number> {
+  const key = hostLinkName(guestKey(guest), plan.ifname);
+  const lease = await undo.step(`DHCP on ${plan.ifname}`,
+    () => startDhcpClient(ctx.store.stateDir, key, guest.netnsPath, plan.ifname, ctx.log));
+  undo.push('stop DHCP client', () => stopDhcpClient(lease.pid));
+  plan.addresses = [lease.address];
+  return lease.pid;
+}

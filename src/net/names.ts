@@ -1,0 +1,13 @@
+/** Host-side names pipewright chooses: short (<= 15 bytes), stable for a guest+ifname, unique. */
+import { createHash } from 'node:crypto';
+
+export const HOST_LINK_PREFIX = 'pw';
+
+/**
+ * "pw" + 8 hex digits of a hash of the guest identity and interface name. `attempt` varies the
+ * hash when a name is already taken.
+ */
+export function hostLinkName(guestKey: string, ifname: string, attempt = 0): string {
+  const digest = createHash('sha1').update(`${guestKey}\0${ifname}\0${attempt}`).digest('hex');
+  return `${HOST_LINK_PREFIX}${digest.slice(0, 8)}`;
+}

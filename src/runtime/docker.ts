@@ -1,0 +1,76 @@
+/**
+ * The Docker Engine API over its unix socket with Node's own http client: a host tool needs
+ * inspect (and later events/create), not dockerode's remote transports and their native builds.
+ */
+import http from 'node:http';
+import { existsSync } from 'node:fs';
+import { PipewrightError } from '../errors.js';
+
+const API = '/v1.41';
+
+/** The socket from DOCKER_HOST (unix:// only) or Docker's default. */
+export function dockerSocket(): string {
+  const host = process.env.DOCKER_HOST;
+  if (host?.startsWith('unix://')) return host.slice('unix://'.length);
+  return '/var/run/docker.sock';
+}
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  pid: number;
+  running: boolean;
+  networkMode: string;
+}
+
+interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+function request(method: string, path: string, socketPath: string): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: API + path, method, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('Docker API did not answer within 10 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** True when a Docker engine answers on the socket. */
+export async function dockerAvailable(socketPath = dockerSocket()): Promise<boolean> {
+  if (!existsSync(socketPath)) return false;
+  try {
+    return (await request('GET', '/_ping', socketPath)).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** The container, or null when Docker does not know it (or no engine runs). */
+export async function inspectContainer(ref: string, socketPath = dockerSocket()): Promise<ContainerInfo | null> {
+  if (!existsSync(socketPath)) return null;
+  let answer: HttpAnswer;
+  try {
+    answer = await request('GET', `/containers/${encodeURIComponent(ref)}/json`, socketPath);
+  } catch (err) {
+    throw new PipewrightError(`cannot reach the Docker engine at ${socketPath}: ${(err as Error).message}`);
+  }
+  if (answer.status === 404) return null;
+  if (answer.status !== 200) {
+    throw new PipewrightError(`Docker engine answered ${answer.status} for container "${ref}": ${answer.body.trim()}`);
+  }
+  const c = JSON.parse(answer.body);
+  return {
+    id: c.Id,
+    name: String(c.Name ?? '').replace(/^\//, ''),
+    pid: c.State?.Pid ?? 0,
+    running: Boolean(c.State?.Running),
+    networkMode: c.HostConfig?.NetworkMode ?? '',
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * Turns what the user wrote for <guest> into a network namespace to work in, and a stable
+ * identity to record it under. Nothing below this module needs to know how a guest was named.
+ *
+ *   docker:<name|id>  a running container (through the Engine API)
+ *   pid:<n> | <n>     the namespace of a process
+ *   netns:<name>      a named namespace (/run/netns/<name>)
+ *   /abs/path         a namespace file (bind mount or /proc/<pid>/ns/net)
+ *   <name>            a container if Docker knows it, else a named netns; both -> ambiguous
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { PipewrightError, UsageError } from '../errors.js';
+import { checkObjectName } from '../net/validate.js';
+import { inspectContainer } from './docker.js';
+
+export type GuestKind = 'docker' | 'pid' | 'netns' | 'path';
+
+export interface Guest {
+  kind: GuestKind;
+  /** Stable identity in the store: container ID, "<pid>@<start time>", netns name, or path. */
+  id: string;
+  /** What an operator calls it (container name, netns name, pid). */
+  name: string;
+  /** The network namespace file every kernel step is run against. */
+  netnsPath: string;
+  pid?: number;
+}
+
+export const NETNS_DIR = '/run/netns';
+
+export function guestKey(g: Pick<Guest, 'kind' | 'id'>): string {
+  return `${g.kind}:${g.id}`;
+}
+
+/** The process start time (clock ticks since boot) tells a live PID from a reused one. */
+export function pidStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function pidGuest(text: string): Guest {
+  const pid = Number(text);
+  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`"${text}" is not a process ID`);
+  const start = pidStartTime(pid);
+  if (start === null) throw new PipewrightError(`no process ${pid} runs on this host; check the PID`);
+  return { kind: 'pid', id: `${pid}@${start}`, name: String(pid), netnsPath: `/proc/${pid}/ns/net`, pid };
+}
+
+function netnsGuest(name: string): Guest {
+  checkObjectName(name, 'netns name');
+  const path = `${NETNS_DIR}/${name}`;
+  if (!existsSync(path)) throw new PipewrightError(`no network namespace "${name}" (see 'ip netns list')`);
+  return { kind: 'netns', id: name, name, netnsPath: path };
+}
+
+function pathGuest(path: string): Guest {
+  if (!existsSync(path) || !statSync(path).isFile()) {
+    throw new PipewrightError(`"${path}" is not a network namespace file`);
+  }
+  return { kind: 'path', id: path, name: path, netnsPath: path };
+}
+
+async function dockerGuest(ref: string): Promise<Guest | null> {
+  const c = await inspectContainer(ref);
+  if (!c) return null;
+  if (!c.running || c.pid <= 0) {
+    throw new PipewrightError(`container "${ref}" is not running; start it first (docker start ${ref})`);
+  }
+  return { kind: 'docker', id: c.id, name: c.name, netnsPath: `/proc/${c.pid}/ns/net`, pid: c.pid };
+}
+
+export async function resolveGuest(spec: string): Promise<Guest> {
+  if (spec.startsWith('docker:')) {
+    const ref = spec.slice('docker:'.length);
+    const g = await dockerGuest(ref);
+    if (!g) throw new PipewrightError(`Docker knows no container "${ref}" (see 'docker ps')`);
+    return g;
+  }
+  if (spec.startsWith('pid:')) return pidGuest(spec.slice(4));
+  if (/^\d+$/.test(spec)) return pidGuest(spec);
+  if (spec.startsWith('netns:')) return netnsGuest(spec.slice('netns:'.length));
+  if (spec.startsWith('/')) return pathGuest(spec);
+  if (!spec) throw new UsageError('a guest is required (docker:<name>, pid:<n>, netns:<name> or a path)');
+  const [container, hasNetns] = [await dockerGuest(spec), existsSync(`${NETNS_DIR}/${spec}`)];
+  if (container && hasNetns) {
+    throw new UsageError(`"${spec}" is both a Docker container and a named netns; write docker:${spec} or netns:${spec}`);
+  }
+  if (container) return container;
+  if (hasNetns) return netnsGuest(spec);
+  throw new PipewrightError(`no Docker container or network namespace is named "${spec}"`);
+}
+
+/** Whether the guest recorded under this identity still exists (for ls/inspect and gc). */
+export async function guestAlive(kind: GuestKind, id: string): Promise<boolean> {
+  switch (kind) {
+    case 'docker':
+      return Boolean((await inspectContainer(id))?.running);
+    case 'pid': {
+      const [pid, start] = id.split('@');
+      return pidStartTime(Number(pid)) === start;
+    }
+    case 'netns':
+      return existsSync(`${NETNS_DIR}/${id}`);
+    case 'path':
+      return existsSync(id);
+  }
+}

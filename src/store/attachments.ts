@@ -1,0 +1,139 @@
+/** Attachment records: what was plumbed into which guest, read and written only through here. */
+import type { GuestKind } from '../runtime/guest.js';
+import type { LinkKind } from '../net/plumbing.js';
+import type { Store } from './store.js';
+
+/**
+ * What the user asked for, in canonical form. Two attaches with equal specs are the same request
+ * (the second is a no-op); a different spec for the same guest+ifname is a conflict.
+ */
+export interface AttachmentSpec {
+  kind: LinkKind;
+  hostIf: string;
+  ifname: string;
+  mac: string | null;
+  mtu: number | null;
+  macvlanMode: string | null;
+  addresses: string[];
+  routes: string[];
+  dhcp: boolean;
+}
+
+export interface AttachmentRecord {
+  id: number;
+  guestKind: GuestKind;
+  guestId: string;
+  guestName: string;
+  netnsPath: string;
+  ifname: string;
+  kind: LinkKind;
+  hostIf: string;
+  hostLink: string | null;
+  mac: string;
+  mtu: number;
+  spec: AttachmentSpec;
+  dhcpPid: number | null;
+  state: 'pending' | 'ready';
+  ownerPid: number;
+  createdAt: string;
+}
+
+interface Row {
+  id: number;
+  guest_kind: GuestKind;
+  guest_id: string;
+  guest_name: string;
+  netns_path: string;
+  ifname: string;
+  kind: LinkKind;
+  host_if: string;
+  host_link: string | null;
+  mac: string;
+  mtu: number;
+  spec: string;
+  dhcp_pid: number | null;
+  state: 'pending' | 'ready';
+  owner_pid: number;
+  created_at: string;
+}
+
+function fromRow(r: Row): AttachmentRecord {
+  return {
+    id: r.id,
+    guestKind: r.guest_kind,
+    guestId: r.guest_id,
+    guestName: r.guest_name,
+    netnsPath: r.netns_path,
+    ifname: r.ifname,
+    kind: r.kind,
+    hostIf: r.host_if,
+    hostLink: r.host_link,
+    mac: r.mac,
+    mtu: r.mtu,
+    spec: JSON.parse(r.spec) as AttachmentSpec,
+    dhcpPid: r.dhcp_pid,
+    state: r.state,
+    ownerPid: r.owner_pid,
+    createdAt: r.created_at,
+  };
+}
+
+export function findAttachment(store: Store, guestKind: GuestKind, guestId: string, ifname: string): AttachmentRecord | null {
+  const row = store.db
+    .prepare('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? AND ifname = ?')
+    .get(guestKind, guestId, ifname) as Row | undefined;
+  return row ? fromRow(row) : null;
+}
+
+export function listAttachments(store: Store, guest?: { kind: GuestKind; id: string }): AttachmentRecord[] {
+  const rows = guest
+    ? store.db.prepare('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? ORDER BY id').all(guest.kind, guest.id)
+    : store.db.prepare('SELECT * FROM attachments ORDER BY id').all();
+  return (rows as Row[]).map(fromRow);
+}
+
+export type NewAttachment = Omit<AttachmentRecord, 'id' | 'state' | 'createdAt' | 'dhcpPid'>;
+
+/** Records the intent before the host is touched. */
+export function insertPending(store: Store, a: NewAttachment): number {
+  const info = store.db
+    .prepare(
+      `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link,
+         mac, mtu, spec, state, owner_pid, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+    )
+    .run(a.guestKind, a.guestId, a.guestName, a.netnsPath, a.ifname, a.kind, a.hostIf, a.hostLink,
+      a.mac, a.mtu, JSON.stringify(a.spec), a.ownerPid, new Date().toISOString());
+  return Number(info.lastInsertRowid);
+}
+
+export function markReady(store: Store, id: number, dhcpPid: number | null): void {
+  store.db.prepare(`UPDATE attachments SET state = 'ready', dhcp_pid = ? WHERE id = ?`).run(dhcpPid, id);
+}
+
+export function deleteAttachment(store: Store, id: number): void {
+  store.db.prepare('DELETE FROM attachments WHERE id = ?').run(id);
+}
+
+/** How many attachments hang off a bridge or parent (the last one out removes shared pieces). */
+export function countOnHostIf(store: Store, hostIf: string): number {
+  return (store.db.prepare('SELECT count(*) AS n FROM attachments WHERE host_if = ?').get(hostIf) as { n: number }).n;
+}
+
+export function hostLinkTaken(store: Store, name: string): boolean {
+  return store.db.prepare('SELECT 1 FROM attachments WHERE host_link = ?').get(name) !== undefined;
+}
+
+export function recordCreatedHostLink(store: Store, name: string, kind: string): void {
+  store.db
+    .prepare('INSERT OR IGNORE INTO host_links (name, kind, created_at) VALUES (?, ?, ?)')
+    .run(name, kind, new Date().toISOString());
+}
+
+export function createdHostLink(store: Store, name: string): boolean {
+  return store.db.prepare('SELECT 1 FROM host_links WHERE name = ?').get(name) !== undefined;
+}
+
+export function forgetHostLink(store: Store, name: string): void {
+  store.db.prepare('DELETE FROM host_links WHERE name = ?').run(name);
+}

@@ -1,0 +1,33 @@
+/** Schema steps, applied in order; entry i takes the store from version i to i+1. Never edit one that shipped. */
+export const MIGRATIONS: string[] = [
+  `
+  -- One interface plumbed into one guest. state 'pending' is written before the host is touched
+  -- (the intent, with every name that will be created) and becomes 'ready' when all steps are done,
+  -- so a crash in between leaves a record that gc can undo.
+  CREATE TABLE attachments (
+    id           INTEGER PRIMARY KEY,
+    guest_kind   TEXT NOT NULL,
+    guest_id     TEXT NOT NULL,
+    guest_name   TEXT NOT NULL,
+    netns_path   TEXT NOT NULL,
+    ifname       TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('veth', 'macvlan')),
+    host_if      TEXT NOT NULL,
+    host_link    TEXT UNIQUE,
+    mac          TEXT NOT NULL,
+    mtu          INTEGER NOT NULL,
+    spec         TEXT NOT NULL,
+    dhcp_pid     INTEGER,
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'ready')),
+    owner_pid    INTEGER NOT NULL,
+    created_at   TEXT NOT NULL,
+    UNIQUE (guest_kind, guest_id, ifname)
+  );
+  -- Bridges and host shims pipewright created, so they go away with their last guest.
+  CREATE TABLE host_links (
+    name        TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+  );
+  `,
+];

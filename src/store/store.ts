@@ -1,0 +1,67 @@
+/**
+ * The embedded store: one SQLite file (WAL) in the state directory, root-only, schema-versioned
+ * through PRAGMA user_version. Each later feature (pools, volumes, lifecycle) adds a migration.
+ * A store that cannot be read is an error that says so; it is never silently reset.
+ */
+import Database from 'better-sqlite3';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PipewrightError } from '../errors.js';
+import { MIGRATIONS } from './migrations.js';
+
+export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
+
+export function stateDirFrom(option?: string): string {
+  return option ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR;
+}
+
+export type Db = Database.Database;
+
+export class Store {
+  private constructor(readonly db: Db, readonly stateDir: string) {}
+
+  static open(stateDir: string): Store {
+    if (!existsSync(stateDir)) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const file = join(stateDir, 'pipewright.db');
+    let db: Db | undefined;
+    try {
+      db = new Database(file);
+      chmodSync(file, 0o600);
+      db.pragma('journal_mode = WAL');
+      db.pragma('busy_timeout = 10000');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+    } catch (err) {
+      db?.close();
+      if (err instanceof PipewrightError) throw err;
+      throw new PipewrightError(
+        `cannot open the store ${file}: ${(err as Error).message}; move it aside or restore it from a backup`,
+        { cause: err },
+      );
+    }
+    return new Store(db, stateDir);
+  }
+
+  /** Runs fn in one IMMEDIATE transaction: concurrent pipewright processes serialize here. */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function migrate(db: Db): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new PipewrightError(
+      `the store has schema version ${version}, newer than this pipewright knows (${MIGRATIONS.length}); upgrade pipewright`,
+    );
+  }
+  if (version === MIGRATIONS.length) return;
+  db.transaction(() => {
+    for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  }).immediate();
+}
