@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (as root, on a fresh Debian 12 machine):
+#   installs what is missing, starts dockerd if none answers (and stops it again afterwards),
+#   builds the busybox test image, then runs every tap test (unit and integration).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-host.sh
+
+started_dockerd=""
+if [ "$(id -u)" = 0 ] && ! docker info >/dev/null 2>&1; then
+  log=$(mktemp /tmp/pipewright-dockerd.XXXXXX.log)
+  echo "test: starting dockerd (log $log)"
+  dockerd >"$log" 2>&1 &
+  started_dockerd=$!
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "test: dockerd did not start; see $log"; exit 1; }
+fi
+stop_dockerd() {
+  if [ -n "$started_dockerd" ]; then
+    kill "$started_dockerd" 2>/dev/null || true
+    wait "$started_dockerd" 2>/dev/null || true
+  fi
+}
+trap stop_dockerd EXIT
+if docker info >/dev/null 2>&1; then bash scripts/build-test-image.sh; fi
+
+npx tap "$@"

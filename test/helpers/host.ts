@@ -1,0 +1,92 @@
+/**
+ * Test fixtures on the real host. Every fixture registers its own removal with t.teardown, so a
+ * failing test still leaves no netns, interface, rule or container behind. Names carry a prefix
+ * unique to this run ("pt" + 4 hex digits), short enough for 15-byte interface names.
+ */
+import { execa } from 'execa';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+type T = { teardown(fn: () => unknown): void; skip?: unknown };
+
+export const RUN = `pt${randomBytes(2).toString('hex')}`;
+export const isRoot = process.getuid?.() === 0;
+export const ROOT_REASON = 'needs root (real kernel namespaces)';
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+export const PIPEWORK_BIN = fileURLToPath(new URL('../../dist/cli/pipework-bin.js', import.meta.url));
+export const TEST_IMAGE = 'pipewright-test/busybox:latest';
+
+let counter = 0;
+/** A fresh name with this run's prefix: `${RUN}${tag}${n}` (<= 15 bytes for short tags). */
+export function uniq(tag: string): string {
+  return `${RUN}${tag}${counter++}`;
+}
+
+export async function sh(file: string, args: string[], input?: string) {
+  return execa(file, args, { input, reject: false });
+}
+
+export async function must(file: string, args: string[], input?: string): Promise<string> {
+  const r = await execa(file, args, { input, reject: false });
+  if (r.exitCode !== 0) throw new Error(`${file} ${args.join(' ')}: ${r.stderr || r.stdout}`);
+  return String(r.stdout);
+}
+
+export function stateDir(t: T): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pipewright-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function netns(t: T, tag = 'n'): Promise<string> {
+  const name = uniq(tag);
+  await must('ip', ['netns', 'add', name]);
+  t.teardown(async () => {
+    await killNetnsProcesses(name);
+    await sh('ip', ['netns', 'del', name]);
+  });
+  return name;
+}
+
+/** Processes a test started inside a netns (servers, DHCP clients) go with it. */
+async function killNetnsProcesses(name: string): Promise<void> {
+  const pids = (await sh('ip', ['netns', 'pids', name])).stdout.split('\n').filter(Boolean);
+  for (const pid of pids) {
+    try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+
+/** Removes host links by exact name at teardown (bridges the code under test may have left). */
+export function removeLinkAtEnd(t: T, name: string): void {
+  t.teardown(() => sh('ip', ['link', 'del', name]));
+}
+
+/** The pipewright CLI as a user runs it, against a private state dir. */
+export async function cli(dir: string, args: string[], env: Record<string, string> = {}) {
+  return execa('node', [CLI, ...args], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...env } });
+}
+
+export async function inNs(ns: string, args: string[]) {
+  return execa('ip', ['netns', 'exec', ns, ...args], { reject: false });
+}
+
+export async function ping(ns: string, addr: string): Promise<boolean> {
+  return (await inNs(ns, ['ping', '-c', '1', '-W', '2', addr])).exitCode === 0;
+}
+
+/** The whole firewall as text, without comments and counters, for before/after comparisons. */
+export async function firewallSnapshot(): Promise<string> {
+  const v4 = (await must('iptables-save', [])) + (await must('ip6tables-save', []));
+  return v4.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '')).join('\n');
+}
+
+export async function hostLinks(): Promise<string[]> {
+  return JSON.parse(await must('ip', ['-j', 'link', 'show'])).map((l: { ifname: string }) => l.ifname);
+}
+
+export async function dockerUp(): Promise<boolean> {
+  return (await sh('docker', ['info', '--format', '{{.ServerVersion}}'])).exitCode === 0;
+}

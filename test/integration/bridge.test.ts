@@ -1,0 +1,80 @@
+/**
+ * Two guests on one pipewright bridge, through the real CLI and kernel: they reach each other over
+ * IPv4, IPv6 and TCP, also while Docker's FORWARD DROP policy is in force; attach is idempotent,
+ * conflicts are refused, and detach leaves the host (links, rule set) exactly as it was.
+ */
+import t from 'tap';
+import { execa } from 'execa';
+import { cli, dockerUp, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, stateDir, uniq } from '../helpers/host.js';
+
+t.test('two guests on a bridge', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const [a, b] = [await netns(t), await netns(t)];
+  const br = uniq('br');
+  removeLinkAtEnd(t, br);
+  const before = await firewallSnapshot();
+  const linksBefore = await hostLinks();
+
+  const ra = await cli(dir, ['attach', br, a, '10.231.0.2/24', 'fd31::2/64', '--json']);
+  t.equal(ra.exitCode, 0, ra.stderr);
+  const rb = await cli(dir, ['attach', br, `netns:${b}`, '10.231.0.3/24', 'fd31::3/64']);
+  t.equal(rb.exitCode, 0, rb.stderr);
+  const attached = JSON.parse(ra.stdout);
+  t.equal(attached.kind, 'veth');
+  t.equal(attached.changed, true);
+
+  const bridge = JSON.parse(await must('ip', ['-j', '-d', 'link', 'show', br]))[0];
+  t.equal(bridge.linkinfo.info_kind, 'bridge', 'the bridge was created');
+  const port = JSON.parse(await must('ip', ['-j', 'link', 'show', attached.hostLink]))[0];
+  t.equal(port.master, br, 'host end is enslaved to the bridge');
+  const guestLink = JSON.parse((await inNs(a, ['ip', '-j', 'addr', 'show', 'eth0'])).stdout)[0];
+  t.equal(guestLink.address, attached.mac, 'recorded MAC is the kernel MAC');
+  t.ok(guestLink.flags.includes('UP'));
+  const v6 = guestLink.addr_info.find((x: { local: string }) => x.local === 'fd31::2');
+  t.notOk(v6.tentative, 'IPv6 address usable at once (no DAD)');
+  t.ok((await inNs(a, ['ip', '-j', 'link', 'show', 'lo'])).stdout.includes('"UP"'), 'lo is up');
+
+  if (await dockerUp()) {
+    t.match(await must('iptables', ['-S', 'FORWARD']), /-P FORWARD DROP/, 'dockerd runs: FORWARD policy is DROP');
+  }
+  t.ok(await ping(a, '10.231.0.3'), 'IPv4 ping a -> b');
+  t.ok(await ping(b, 'fd31::2'), 'IPv6 ping b -> a');
+
+  const server = execa('ip', ['netns', 'exec', b, 'busybox', 'nc', '-l', '-p', '7777', '-e', 'cat'], { reject: false });
+  t.teardown(() => { server.kill(); });
+  await new Promise((r) => setTimeout(r, 300));
+  const echo = await execa('ip', ['netns', 'exec', a, 'busybox', 'nc', '-w', '2', '10.231.0.3', '7777'], { input: 'hello pipewright\n', reject: false });
+  t.equal(echo.stdout.trim(), 'hello pipewright', 'TCP echo across the bridge');
+
+  const again = await cli(dir, ['attach', br, a, '10.231.0.2/24', 'fd31::2/64', '--json']);
+  t.equal(again.exitCode, 0, again.stderr);
+  t.equal(JSON.parse(again.stdout).changed, false, 'same attach again changes nothing');
+  const conflict = await cli(dir, ['attach', br, a, '10.231.0.9/24']);
+  t.equal(conflict.exitCode, 1);
+  t.match(conflict.stderr, /already has eth0 attached with other settings/);
+  t.equal(conflict.stderr.trim().split('\n').length, 1, 'one-line error');
+
+  const ls = JSON.parse((await cli(dir, ['ls', '--json'])).stdout);
+  t.same(ls.map((x: { status: string }) => x.status), ['ok', 'ok']);
+
+  t.equal((await cli(dir, ['detach', a])).exitCode, 0);
+  t.equal((await cli(dir, ['detach', b])).exitCode, 0);
+  t.same(await hostLinks(), linksBefore, 'no host interface left (the bridge pipewright made is gone too)');
+  t.equal(await firewallSnapshot(), before, 'rule set exactly as before');
+  t.same(JSON.parse((await cli(dir, ['ls', '--json'])).stdout), [], 'store is empty');
+});
+
+t.test('an existing bridge is kept, with the MTU it has', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const a = await netns(t);
+  const br = uniq('br');
+  await must('ip', ['link', 'add', br, 'mtu', '1400', 'type', 'bridge']);
+  removeLinkAtEnd(t, br);
+  const r = await cli(dir, ['attach', br, a, '10.232.0.2/24', '--json']);
+  t.equal(r.exitCode, 0, r.stderr);
+  t.equal(JSON.parse(r.stdout).mtu, 1400);
+  const mtu = JSON.parse((await inNs(a, ['ip', '-j', 'link', 'show', 'eth0'])).stdout)[0].mtu;
+  t.equal(mtu, 1400, 'guest MTU follows the bridge');
+  t.equal((await cli(dir, ['detach', a])).exitCode, 0);
+  t.ok((await hostLinks()).includes(br), 'a bridge pipewright did not create stays');
+});

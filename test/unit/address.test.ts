@@ -1,0 +1,32 @@
+import t from 'tap';
+import { parseIpConfig, parseRoute, contains } from '../../src/net/address.js';
+import { UsageError } from '../../src/errors.js';
+
+t.test('addresses with and without gateway', async (t) => {
+  t.same(parseIpConfig('10.0.0.5/24@10.0.0.1'), { address: '10.0.0.5', prefix: 24, family: 4, gateway: '10.0.0.1' });
+  t.same(parseIpConfig('fd00::5/64'), { address: 'fd00::5', prefix: 64, family: 6 });
+  t.same(parseIpConfig('fd00:0::0005/64@fd00::1').address, 'fd00::5', 'IPv6 is normalized');
+  t.same(parseIpConfig('10.0.0.1/31').prefix, 31, '/31 has no network or broadcast address');
+});
+
+t.test('bad addresses are usage errors naming the value', async (t) => {
+  for (const bad of ['10.0.0.5', '10.0.0.5/33', '10.0.0.0/24', '10.0.0.255/24', '10.0.0.5/24@10.1.0.1',
+    '10.0.0.5/24@fd00::1', '10.0.0.5/24@10.0.0.5', 'foo/24', '10.0.0.5/24@a@b', 'fd00::5/129', '10.0.0.5/-1']) {
+    t.throws(() => parseIpConfig(bad), UsageError, bad);
+  }
+  t.throws(() => parseIpConfig('10.0.0.5/24@10.1.0.1'), /outside the subnet/);
+});
+
+t.test('routes', async (t) => {
+  t.same(parseRoute('10.1.2.3/16@10.0.0.254'), { dst: '10.1.0.0/16', family: 4, via: '10.0.0.254' });
+  t.same(parseRoute('default@fd00::1'), { dst: 'default', family: 6, via: 'fd00::1' });
+  t.same(parseRoute('fd01::/48'), { dst: 'fd01::/48', family: 6 });
+  t.throws(() => parseRoute('default'), /needs @<gateway>/);
+  t.throws(() => parseRoute('10.1.0.0/16@fd00::1'), /mixes IPv4 and IPv6/);
+});
+
+t.test('contains', async (t) => {
+  t.ok(contains('10.0.0.0', 8, '10.200.1.1'));
+  t.notOk(contains('10.0.0.0', 8, '11.0.0.1'));
+  t.notOk(contains('10.0.0.0', 8, 'fd00::1'));
+});

@@ -1,0 +1,39 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Store } from '../../src/store/store.js';
+import { MIGRATIONS } from '../../src/store/migrations.js';
+import { insertPending, findAttachment, markReady, countOnHostIf } from '../../src/store/attachments.js';
+
+t.test('a new store is migrated to the current schema and round-trips a record', async (t) => {
+  const dir = t.testdir({});
+  const store = Store.open(dir);
+  t.teardown(() => store.close());
+  t.equal(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+  const id = insertPending(store, {
+    guestKind: 'netns', guestId: 'blue', guestName: 'blue', netnsPath: '/run/netns/blue', ifname: 'eth0',
+    kind: 'veth', hostIf: 'br0', hostLink: 'pw00000000', mac: '02:00:00:00:00:01', mtu: 1500, ownerPid: 1,
+    spec: { kind: 'veth', hostIf: 'br0', ifname: 'eth0', mac: null, mtu: null, macvlanMode: null, addresses: ['10.0.0.2/24'], routes: [], dhcp: false },
+  });
+  markReady(store, id, null);
+  const rec = findAttachment(store, 'netns', 'blue', 'eth0');
+  t.equal(rec?.state, 'ready');
+  t.same(rec?.spec.addresses, ['10.0.0.2/24']);
+  t.equal(countOnHostIf(store, 'br0'), 1);
+  t.throws(() => insertPending(store, { ...rec!, hostLink: 'pw00000001' }), /UNIQUE/, 'one record per guest interface');
+});
+
+t.test('a corrupt store is an error, never a silent reset', async (t) => {
+  const dir = t.testdir({});
+  writeFileSync(join(dir, 'pipewright.db'), 'this is not a database, it is text '.repeat(200));
+  t.throws(() => Store.open(dir), /cannot open the store .*pipewright\.db/);
+});
+
+t.test('a store from a newer pipewright is refused', async (t) => {
+  const dir = t.testdir({});
+  const db = new Database(join(dir, 'pipewright.db'));
+  db.pragma(`user_version = ${MIGRATIONS.length + 5}`);
+  db.close();
+  t.throws(() => Store.open(dir), /newer than this pipewright knows/);
+});

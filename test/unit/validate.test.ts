@@ -1,0 +1,49 @@
+import t from 'tap';
+import { checkIfname, checkMac, checkMtu, checkMacvlanMode } from '../../src/net/validate.js';
+import { parseAttachText } from '../../src/net/attach-spec.js';
+import { macFromText } from '../../src/net/mac.js';
+import { UsageError } from '../../src/errors.js';
+import { execFileSync } from 'node:child_process';
+
+t.test('interface names follow the kernel rules', async (t) => {
+  t.equal(checkIfname('eth0'), 'eth0');
+  t.equal(checkIfname('a'.repeat(15)), 'a'.repeat(15));
+  for (const bad of ['', 'a'.repeat(16), '.', '..', 'a/b', 'a:b', 'a b', 'é'.repeat(8)]) {
+    t.throws(() => checkIfname(bad), UsageError, JSON.stringify(bad));
+  }
+});
+
+t.test('MACs must be unicast', async (t) => {
+  t.equal(checkMac('26:2E:71:98:60:8F'), '26:2e:71:98:60:8f');
+  t.throws(() => checkMac('01:00:5e:00:00:01'), /multicast/);
+  t.throws(() => checkMac('00:00:00:00:00:00'));
+  t.throws(() => checkMac('26:2e:71:98:60'));
+});
+
+t.test('MTU range and macvlan modes', async (t) => {
+  t.equal(checkMtu('9000'), 9000);
+  for (const bad of ['67', '65536', '1500.5', 'x']) t.throws(() => checkMtu(bad), UsageError);
+  t.equal(checkMacvlanMode('vepa'), 'vepa');
+  t.throws(() => checkMacvlanMode('source'));
+});
+
+t.test('U:<text> MACs equal what pipework derives with md5sum', async (t) => {
+  for (const text of ['web', 'db-1', 'hello world']) {
+    const md5 = execFileSync('md5sum', { input: `${text}\n` }).toString().slice(0, 12);
+    const expected = md5.replace(/^(.)[13579bdf]/, '$10').match(/../g)!.join(':');
+    t.equal(macFromText(text), expected, text);
+    t.equal(parseInt(expected.slice(0, 2), 16) & 1, 0, 'unicast');
+  }
+});
+
+t.test('attach text is checked as a whole before the host is touched', async (t) => {
+  const req = parseAttachText({ hostIf: 'br0', addresses: ['10.0.0.2/24@10.0.0.1', 'fd00::2/64'], mac: 'U:web', routes: ['10.9.0.0/16@10.0.0.254'] });
+  t.equal(req.addresses.length, 2);
+  t.equal(req.mac, macFromText('web'));
+  t.equal(req.dhcp, false);
+  t.ok(parseAttachText({ hostIf: 'br0', addresses: ['dhcp'] }).dhcp);
+  t.throws(() => parseAttachText({ hostIf: 'br0', addresses: ['dhcp', '10.0.0.2/24'] }), /cannot be combined/);
+  t.throws(() => parseAttachText({ hostIf: 'br0', addresses: ['10.0.0.2/24', '10.0.0.2/24'] }), /given twice/);
+  t.throws(() => parseAttachText({ hostIf: 'br0', addresses: [] }), /at least one address/);
+  t.throws(() => parseAttachText({ hostIf: 'bridge-name-too-long', addresses: ['10.0.0.2/24'] }), /15 bytes/);
+});
