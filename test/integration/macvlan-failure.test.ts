@@ -1,0 +1,70 @@
+/**
+ * macvlan children of one parent reach each other; a step that fails mid-attach leaves nothing
+ * behind (no link, no record, no bridge, no rule); input errors change nothing at all.
+ */
+import t from 'tap';
+import { cli, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, stateDir, uniq } from '../helpers/host.js';
+
+t.test('macvlan children of one parent reach each other', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const [a, b] = [await netns(t), await netns(t)];
+  // A stand-in NIC: one end of a host veth pair is an Ethernet device to hang macvlans from.
+  const parent = uniq('p');
+  await must('ip', ['link', 'add', parent, 'type', 'veth', 'peer', 'name', `${parent}x`]);
+  removeLinkAtEnd(t, parent);
+  await must('ip', ['link', 'set', parent, 'up']);
+  await must('ip', ['link', 'set', `${parent}x`, 'up']);
+
+  const ra = await cli(dir, ['attach', parent, a, '10.233.0.2/24', '--mac', '02:aa:00:00:00:02', '--json']);
+  t.equal(ra.exitCode, 0, ra.stderr);
+  t.equal(JSON.parse(ra.stdout).kind, 'macvlan');
+  t.equal((await cli(dir, ['attach', parent, b, '10.233.0.3/24', '-i', 'lan0', '--macvlan-mode', 'bridge'])).exitCode, 0);
+  const link = JSON.parse((await inNs(a, ['ip', '-j', '-d', 'link', 'show', 'eth0'])).stdout)[0];
+  t.equal(link.linkinfo.info_kind, 'macvlan');
+  t.equal(link.linkinfo.info_data.mode, 'bridge');
+  t.equal(link.address, '02:aa:00:00:00:02');
+  t.ok(await ping(a, '10.233.0.3'), 'macvlan a -> b');
+
+  t.equal((await cli(dir, ['detach', a])).exitCode, 0);
+  t.equal((await cli(dir, ['detach', b, '-i', 'lan0'])).exitCode, 0);
+  t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'macvlan gone from the guest');
+  t.ok((await hostLinks()).includes(parent), 'the parent NIC is untouched');
+});
+
+t.test('a failure mid-attach rolls back everything', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const a = await netns(t);
+  const br = uniq('br');
+  removeLinkAtEnd(t, br);
+  const fw = await firewallSnapshot();
+  const links = await hostLinks();
+  // The route's gateway is not on any attached subnet: the kernel refuses it in the last step.
+  const r = await cli(dir, ['attach', br, a, '10.234.0.2/24', '--route', '10.99.0.0/16@10.250.0.1']);
+  t.equal(r.exitCode, 1);
+  t.match(r.stderr, /^pipewright: configure eth0 in .* failed: /);
+  t.same(await hostLinks(), links, 'no bridge, no veth left on the host');
+  t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'no interface left in the guest');
+  t.equal(await firewallSnapshot(), fw, 'no rule left');
+  t.same(JSON.parse((await cli(dir, ['ls', '--json'])).stdout), [], 'nothing recorded');
+});
+
+t.test('bad input is refused before the host is touched', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const a = await netns(t);
+  const links = await hostLinks();
+  const cases: [string[], RegExp, number][] = [
+    [['attach', 'br-name-way-too-long', a, '10.0.0.2/24'], /1 to 15 bytes/, 2],
+    [['attach', uniq('br'), a, '10.0.0.2/24', '--mac', '01:00:5e:00:00:01'], /multicast/, 2],
+    [['attach', uniq('br'), a, '10.0.0.2/24@10.1.0.1'], /outside the subnet/, 2],
+    [['attach', uniq('br'), a, '10.0.0.2/24', '--mtu', '12'], /MTU/, 2],
+    [['attach', uniq('br'), 'netns:no-such-ns', '10.0.0.2/24'], /no network namespace "no-such-ns"/, 1],
+    [['attach', uniq('br'), 'pid:999999999', '10.0.0.2/24'], /no process 999999999/, 1],
+    [['attach', uniq('br'), a, '10.0.0.2/24', '--bogus'], /unknown option/, 2],
+  ];
+  for (const [args, re, code] of cases) {
+    const r = await cli(dir, args);
+    t.equal(r.exitCode, code, args.join(' '));
+    t.match(r.stderr, re);
+  }
+  t.same(await hostLinks(), links, 'nothing was created');
+});
