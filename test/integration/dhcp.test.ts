@@ -1,0 +1,50 @@
+/**
+ * `attach ... dhcp` against a stock dnsmasq serving a test bridge from its own namespace: the guest
+ * gets a lease from the range and its default route, the client keeps running while attached,
+ * and detach stops it.
+ */
+import t from 'tap';
+import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
+import { cli, inNs, isRoot, netns, removeLinkAtEnd, ROOT_REASON, stateDir, uniq } from '../helpers/host.js';
+
+t.test('dhcp lease from dnsmasq', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const [server, client] = [await netns(t, 's'), await netns(t, 'c')];
+  const br = uniq('br');
+  removeLinkAtEnd(t, br);
+  t.equal((await cli(dir, ['attach', br, server, '10.239.0.1/24'])).exitCode, 0);
+  const dnsmasq = execa('ip', ['netns', 'exec', server, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0',
+    '--user=root', '--interface=eth0', '--bind-interfaces', '--dhcp-range=10.239.0.100,10.239.0.150,255.255.255.0,1h',
+    '--dhcp-option=3,10.239.0.1', `--dhcp-leasefile=${dir}/dnsmasq.leases`], { reject: false });
+  t.teardown(() => { dnsmasq.kill(); });
+
+  const r = await cli(dir, ['attach', br, client, 'dhcp', '--json']);
+  t.equal(r.exitCode, 0, r.stderr);
+  t.equal(JSON.parse(r.stdout).dhcp, true);
+  const addr = JSON.parse((await inNs(client, ['ip', '-j', '-4', 'addr', 'show', 'eth0'])).stdout)[0].addr_info[0];
+  const last = Number(addr.local.split('.')[3]);
+  t.ok(addr.local.startsWith('10.239.0.') && last >= 100 && last <= 150, `leased ${addr.local} is in the range`);
+  t.equal(addr.prefixlen, 24);
+  t.match((await inNs(client, ['ip', 'route'])).stdout, /default via 10\.239\.0\.1/, 'router option became the default route');
+
+  const rec = JSON.parse((await cli(dir, ['inspect', client, '--json'])).stdout)[0];
+  t.same(rec.kernel.addresses, [`${addr.local}/24`]);
+  const pids = (await execa('ip', ['netns', 'pids', client])).stdout.split('\n').filter(Boolean);
+  t.equal(pids.length, 1, 'one DHCP client runs in the guest');
+  t.equal((await execa('cat', [`/proc/${pids[0]}/comm`])).stdout, 'udhcpc');
+
+  t.equal((await cli(dir, ['detach', client])).exitCode, 0);
+  await new Promise((r) => setTimeout(r, 300));
+  t.notOk(running(Number(pids[0])), 'detach stopped the DHCP client');
+  t.equal((await cli(dir, ['detach', server])).exitCode, 0);
+});
+
+/** Gone, or a zombie (this sandbox's PID 1 does not reap orphans; a real init does). */
+function running(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
