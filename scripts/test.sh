@@ -24,4 +24,15 @@ stop_dockerd() {
 trap stop_dockerd EXIT
 if docker info >/dev/null 2>&1; then bash scripts/build-test-image.sh; fi
 
-npx tap "$@"
+out=$(mktemp /tmp/pipewright-tap.XXXXXX)
+set +e
+npx tap "$@" | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# tap's own summary is "# { total: N, pass: N, fail: N }"; also say it in the plain form.
+summary=$(grep -E '^# \{ total:' "$out" | tail -n 1)
+pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary"); fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
+skip=$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$summary")
+rm -f "$out"
+echo "tests: ${pass:-0} passed, ${fail:-0} failed, ${skip:-0} skipped"
+exit "$status"
