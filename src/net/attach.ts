@@ -21,6 +21,7 @@ import { announce } from './arp.js';
 import { startDhcpClient, stopDhcpClient } from './dhcp.js';
 import { acceptBridgeForwarding, removeBridgeForwarding } from './firewall/forward.js';
 import { ipBatch, readLink } from './iproute.js';
+import { hostLinkExists, hostLinkInfo } from './sysfs.js';
 import { randomMac } from './mac.js';
 import { hostLinkName } from './names.js';
 import { configureGuestCmds, createBridgeCmds, createLinkCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
@@ -53,6 +54,7 @@ export interface CoreContext {
 }
 
 const DEFAULT_MTU = 1500;
+const ARPHRD_ETHER = 1;
 
 function specOf(req: AttachRequest, kind: InterfacePlan['kind'], ifname: string): AttachmentSpec {
   return {
@@ -68,13 +70,13 @@ function specOf(req: AttachRequest, kind: InterfacePlan['kind'], ifname: string)
   };
 }
 
-/** Where the guest end hangs: a bridge (existing or to create) gives a veth, any other NIC a macvlan. */
-async function hostSide(hostIf: string): Promise<{ kind: InterfacePlan['kind']; exists: boolean; mtu: number }> {
-  const link = await readLink(hostIf, undefined);
+/** Where the guest end hangs: a bridge (existing or to create) gives a veth, an Ethernet NIC a macvlan. */
+function hostSide(hostIf: string): { kind: InterfacePlan['kind']; exists: boolean; mtu: number } {
+  const link = hostLinkInfo(hostIf);
   if (!link) return { kind: 'veth', exists: false, mtu: DEFAULT_MTU };
-  if (link.kind === 'bridge') return { kind: 'veth', exists: true, mtu: link.mtu };
-  if (link.kind && !['macvlan', 'veth', 'vxlan', 'bond', 'team', 'tun', 'dummy'].includes(link.kind)) {
-    throw new PipewrightError(`host interface ${hostIf} is a ${link.kind}; attach to a bridge or an Ethernet interface`);
+  if (link.bridge) return { kind: 'veth', exists: true, mtu: link.mtu };
+  if (link.type !== ARPHRD_ETHER) {
+    throw new PipewrightError(`host interface ${hostIf} is not Ethernet (link type ${link.type}); attach to a bridge or an Ethernet interface`);
   }
   return { kind: 'macvlan', exists: true, mtu: link.mtu };
 }
@@ -128,13 +130,10 @@ function chooseHostLink(ctx: CoreContext, guest: Guest, ifname: string, wanted?:
 export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest): Promise<AttachResult> {
   const log = ctx.log ?? silent;
   const ifname = req.ifname ?? 'eth0';
-  const side = await hostSide(req.hostIf);
+  const side = hostSide(req.hostIf);
   const spec = specOf(req, side.kind, ifname);
   const existing = await checkExisting(ctx, guest, spec);
   if (existing) return { attachment: existing, changed: false };
-  if (await readLink(ifname, guest.netnsPath)) {
-    throw new PipewrightError(`${guest.name} already has an interface named ${ifname}; choose another with -i`);
-  }
   const plan: InterfacePlan = {
     kind: side.kind,
     hostIf: req.hostIf,
@@ -146,7 +145,7 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
     addresses: req.addresses,
     routes: req.routes,
   };
-  if (plan.hostLink && (await readLink(plan.hostLink, undefined))) {
+  if (plan.hostLink && hostLinkExists(plan.hostLink)) {
     throw new PipewrightError(`host interface ${plan.hostLink} already exists; pick another name with -l`);
   }
   const undo = new UndoStack(log);
@@ -180,9 +179,17 @@ async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: Inte
   const where = plan.kind === 'veth' ? undefined : guest.netnsPath;
   const linkName = plan.kind === 'veth' ? plan.hostLink! : plan.ifname;
   await undo.step(`create ${plan.kind} ${plan.ifname} in ${guest.name}`,
-    () => ipBatch(createLinkCmds(plan, guest.netnsPath), undefined, log),
+    () => ipBatch(createLinkCmds(plan, guest.netnsPath), undefined, log).catch((err: Error) => {
+      // The kernel checks the name inside the guest; no need to look first.
+      if (/File exists/.test(err.message)) {
+        throw new PipewrightError(`${guest.name} already has an interface named ${plan.ifname}; choose another with -i`);
+      }
+      throw err;
+    }),
     () => ipBatch([deleteLinkCmd(linkName)], where, log));
-  if (plan.kind === 'veth') {
+  // The store says whether this bridge already has guests (and so its rule): only the first one
+  // pays for reading the rule set; from then on the store is the intent.
+  if (plan.kind === 'veth' && records.countOnHostIf(ctx.store, plan.hostIf) <= 1) {
     // Our own pending record counts: 1 means no other guest on this bridge needs the rule.
     await undo.step(`accept forwarding on ${plan.hostIf}`, () => acceptBridgeForwarding(plan.hostIf, log), async () => {
       if (records.countOnHostIf(ctx.store, plan.hostIf) <= 1) await removeBridgeForwarding(plan.hostIf, log);

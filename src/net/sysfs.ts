@@ -1,0 +1,27 @@
+/**
+ * Cheap reads of the host's own links from /sys/class/net (no process, no socket): enough to tell
+ * whether a name exists, whether it is a bridge, and its MTU. Host namespace only.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+
+const SYS = '/sys/class/net';
+
+export function hostLinkExists(name: string): boolean {
+  return existsSync(`${SYS}/${name}`);
+}
+
+export interface HostLinkInfo {
+  bridge: boolean;
+  mtu: number;
+  /** ARPHRD link type: 1 is Ethernet (what a macvlan needs as parent), 772 loopback, 32 InfiniBand. */
+  type: number;
+}
+
+export function hostLinkInfo(name: string): HostLinkInfo | null {
+  if (!hostLinkExists(name)) return null;
+  return {
+    bridge: existsSync(`${SYS}/${name}/bridge`),
+    mtu: Number(readFileSync(`${SYS}/${name}/mtu`, 'utf8')),
+    type: Number(readFileSync(`${SYS}/${name}/type`, 'utf8')),
+  };
+}
