@@ -29,6 +29,7 @@ interface AttachOpts {
   mtu?: string;
   macvlanMode?: string;
   route: string[];
+  hostShim?: string;
 }
 
 const collect = (value: string, prev: string[]) => [...prev, value];
@@ -46,12 +47,14 @@ export function register(program: Command): void {
     .option('--mtu <n>', "MTU (default: the bridge's or parent's)")
     .option('--macvlan-mode <mode>', 'bridge | private | vepa | passthru (macvlan only)')
     .option('--route <cidr[@gw]>', 'extra route in the guest (repeatable)', collect, [])
+    .option('--host-shim <ip/prefix>', "macvlan only: the host's own macvlan on the parent with this address, so the host reaches the guests")
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Examples:
   pipewright attach br0 web 10.10.0.5/24@10.10.0.1          veth on bridge br0 into container "web"
   pipewright attach br0 netns:blue 10.10.0.6/24 fd00::6/64   a named netns, IPv4 and IPv6
   pipewright attach eth1 docker:db 192.168.1.20/24 --mac 02:42:c0:a8:01:14   macvlan of eth1
+  pipewright attach eth1 db 192.168.1.20/24 --host-shim 192.168.1.250/24   and the host can reach it
   pipewright attach br0 pid:4242 dhcp                        lease from a DHCP server on br0`)
     .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) => {
       const opts = optionsOf<AttachOpts>(cmd);

@@ -3,7 +3,7 @@
  * turned into an AttachRequest. Everything is validated here, before the host is touched.
  */
 import { UsageError } from '../errors.js';
-import { parseIpConfig, parseRoute } from './address.js';
+import { parseIpConfig, parseRoute, type IpConfig } from './address.js';
 import type { AttachRequest } from './attach.js';
 import { macFromText } from './mac.js';
 import { checkIfname, checkMac, checkMacvlanMode, checkMtu } from './validate.js';
@@ -17,11 +17,18 @@ export interface AttachText {
   mtu?: string;
   macvlanMode?: string;
   routes?: string[];
+  hostShim?: string;
 }
 
 /** `U:<text>` derives a stable MAC from text, as pipework does; anything else must be a unicast MAC. */
 export function parseMac(text: string): string {
   return text.startsWith('U:') ? macFromText(text.slice(2)) : checkMac(text);
+}
+
+function parseShim(text: string): IpConfig {
+  const shim = parseIpConfig(text);
+  if (shim.gateway) throw new UsageError(`--host-shim ${text}: the host's shim address takes no gateway`);
+  return shim;
 }
 
 export function parseAttachText(t: AttachText): AttachRequest {
@@ -45,5 +52,6 @@ export function parseAttachText(t: AttachText): AttachRequest {
     addresses,
     routes: (t.routes ?? []).map(parseRoute),
     dhcp,
+    hostShim: t.hostShim === undefined ? undefined : parseShim(t.hostShim),
   };
 }

@@ -8,7 +8,7 @@
  * the step. Re-running an attach that already holds is a no-op; a different one for the same
  * guest interface is refused.
  */
-import { PipewrightError } from '../errors.js';
+import { PipewrightError, UsageError } from '../errors.js';
 import type { StepLog } from '../log.js';
 import { silent } from '../log.js';
 import type { Guest } from '../runtime/guest.js';
@@ -23,8 +23,8 @@ import { acceptBridgeForwarding, removeBridgeForwarding } from './firewall/forwa
 import { ipBatch, readLink } from './iproute.js';
 import { hostLinkExists, hostLinkInfo } from './sysfs.js';
 import { randomMac } from './mac.js';
-import { hostLinkName } from './names.js';
-import { configureGuestCmds, createBridgeCmds, createLinkCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
+import { hostLinkName, shimName } from './names.js';
+import { configureGuestCmds, createBridgeCmds, createLinkCmds, createShimCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
 import { releaseAttachment } from './detach.js';
 import { UndoStack } from './undo.js';
 import type { MacvlanMode } from './validate.js';
@@ -40,6 +40,8 @@ export interface AttachRequest {
   addresses: IpConfig[];
   routes: RouteSpec[];
   dhcp?: boolean;
+  /** macvlan only: an address for the host's own macvlan on the parent (created once, shared). */
+  hostShim?: IpConfig;
 }
 
 export interface AttachResult {
@@ -67,6 +69,7 @@ function specOf(req: AttachRequest, kind: InterfacePlan['kind'], ifname: string)
     addresses: req.addresses.map(formatIpConfig),
     routes: req.routes.map((r) => `${r.dst}${r.via ? `@${r.via}` : ''}`),
     dhcp: Boolean(req.dhcp),
+    hostShim: req.hostShim ? formatIpConfig(req.hostShim) : null,
   };
 }
 
@@ -131,6 +134,9 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
   const log = ctx.log ?? silent;
   const ifname = req.ifname ?? 'eth0';
   const side = hostSide(req.hostIf);
+  if (req.hostShim && side.kind !== 'macvlan') {
+    throw new UsageError(`--host-shim is for macvlan attachments; ${req.hostIf} is a bridge (the host reaches bridge guests through the bridge)`);
+  }
   const spec = specOf(req, side.kind, ifname);
   const existing = await checkExisting(ctx, guest, spec);
   if (existing) return { attachment: existing, changed: false };
@@ -157,6 +163,7 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
     })));
     undo.push('record intent', () => records.deleteAttachment(ctx.store, id));
     await plumb(ctx, undo, guest, plan, side.exists);
+    if (req.hostShim) await ensureShim(ctx, undo, plan.hostIf, req.hostShim);
     const dhcpPid = req.dhcp ? await leaseByDhcp(ctx, undo, guest, plan) : null;
     await undo.step('gratuitous ARP', () => announce(guest.netnsPath, ifname, plan.addresses, log));
     ctx.store.tx(() => records.markReady(ctx.store, id, dhcpPid));
@@ -196,6 +203,23 @@ async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: Inte
     });
   }
   await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => ipBatch(configureGuestCmds(plan), guest.netnsPath, log));
+}
+
+/** Creates the parent's shim once; a later guest only makes sure its address is there. */
+async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, address: IpConfig): Promise<void> {
+  const log = ctx.log ?? silent;
+  const shim = shimName(parent);
+  if (hostLinkExists(shim)) {
+    await undo.step(`address on host shim ${shim}`, () => ipBatch([['address', 'replace', `${address.address}/${address.prefix}`, 'dev', shim]], undefined, log));
+    return;
+  }
+  await undo.step(`create host shim ${shim} on ${parent}`, async () => {
+    await ipBatch(createShimCmds(parent, shim, address), undefined, log);
+    records.recordCreatedHostLink(ctx.store, shim, 'shim');
+  }, async () => {
+    records.forgetHostLink(ctx.store, shim);
+    await ipBatch([deleteLinkCmd(shim)], undefined, log);
+  });
 }
 
 async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: InterfacePlan): Promise<number> {

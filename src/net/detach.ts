@@ -13,6 +13,8 @@ import { stopDhcpClient } from './dhcp.js';
 import { removeBridgeForwarding } from './firewall/forward.js';
 import { ipBatch, readLink } from './iproute.js';
 import { deleteLinkCmd } from './plumbing.js';
+import { shimName } from './names.js';
+import { hostLinkExists } from './sysfs.js';
 
 interface Ctx {
   store: Store;
@@ -23,7 +25,7 @@ interface Ctx {
 export async function releaseAttachment(ctx: Ctx, rec: AttachmentRecord): Promise<void> {
   const log = ctx.log ?? silent;
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
-  if (rec.kind === 'veth' && rec.hostLink && (await readLink(rec.hostLink, undefined))) {
+  if (rec.kind === 'veth' && rec.hostLink && hostLinkExists(rec.hostLink)) {
     await ipBatch([deleteLinkCmd(rec.hostLink)], undefined, log);
   }
   if (rec.kind === 'macvlan' && existsSync(rec.netnsPath) && (await readLink(rec.ifname, rec.netnsPath))) {
@@ -33,12 +35,20 @@ export async function releaseAttachment(ctx: Ctx, rec: AttachmentRecord): Promis
   if (records.countOnHostIf(ctx.store, rec.hostIf) === 0) await releaseHostIf(ctx, rec, log);
 }
 
+/** The bridge's rule and a bridge pipewright made, or the parent's shim, go with the last guest. */
 async function releaseHostIf(ctx: Ctx, rec: AttachmentRecord, log: StepLog): Promise<void> {
-  if (rec.kind !== 'veth') return;
-  await removeBridgeForwarding(rec.hostIf, log);
-  if (!records.createdHostLink(ctx.store, rec.hostIf) || bridgeHasPorts(rec.hostIf)) return;
-  if (await readLink(rec.hostIf, undefined)) await ipBatch([deleteLinkCmd(rec.hostIf)], undefined, log);
-  ctx.store.tx(() => records.forgetHostLink(ctx.store, rec.hostIf));
+  if (rec.kind === 'veth') {
+    await removeBridgeForwarding(rec.hostIf, log);
+    if (!bridgeHasPorts(rec.hostIf)) await removeIfCreated(ctx, rec.hostIf, log);
+  } else {
+    await removeIfCreated(ctx, shimName(rec.hostIf), log);
+  }
+}
+
+async function removeIfCreated(ctx: Ctx, name: string, log: StepLog): Promise<void> {
+  if (!records.createdHostLink(ctx.store, name)) return;
+  if (hostLinkExists(name)) await ipBatch([deleteLinkCmd(name)], undefined, log);
+  ctx.store.tx(() => records.forgetHostLink(ctx.store, name));
 }
 
 /** Something else (a user's own veth, a shim) still plugged into the bridge keeps it alive. */

@@ -11,3 +11,8 @@ export function hostLinkName(guestKey: string, ifname: string, attempt = 0): str
   const digest = createHash('sha1').update(`${guestKey}\0${ifname}\0${attempt}`).digest('hex');
   return `${HOST_LINK_PREFIX}${digest.slice(0, 8)}`;
 }
+
+/** The host's own macvlan on a parent ("shim"), shared by every guest on that parent. */
+export function shimName(parent: string): string {
+  return `pws${createHash('sha1').update(parent).digest('hex').slice(0, 8)}`;
+}

@@ -83,3 +83,12 @@ export function routesOf(plan: Pick<InterfacePlan, 'addresses' | 'routes'>): Rou
 export function deleteLinkCmd(name: string): Cmd {
   return ['link', 'delete', 'dev', name];
 }
+
+/** The host's macvlan on the parent, so the host reaches macvlan guests (the kernel isolates parent and children). */
+export function createShimCmds(parent: string, shim: string, address: IpConfig): Cmd[] {
+  return [
+    ['link', 'add', 'link', parent, 'name', shim, 'type', 'macvlan', 'mode', 'bridge'],
+    ['address', 'add', `${address.address}/${address.prefix}`, 'dev', shim, ...(address.family === 6 ? ['nodad'] : [])],
+    ['link', 'set', shim, 'up'],
+  ];
+}

@@ -17,6 +17,7 @@ export interface AttachmentSpec {
   addresses: string[];
   routes: string[];
   dhcp: boolean;
+  hostShim: string | null;
 }
 
 export interface AttachmentRecord {

@@ -3,7 +3,7 @@
  * behind (no link, no record, no bridge, no rule); input errors change nothing at all.
  */
 import t from 'tap';
-import { cli, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, stateDir, uniq } from '../helpers/host.js';
+import { cli, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
 
 t.test('macvlan children of one parent reach each other', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
@@ -15,7 +15,7 @@ t.test('macvlan children of one parent reach each other', { skip: !isRoot && ROO
   await must('ip', ['link', 'set', parent, 'up']);
   await must('ip', ['link', 'set', `${parent}x`, 'up']);
 
-  const ra = await cli(dir, ['attach', parent, a, '10.233.0.2/24', '--mac', '02:aa:00:00:00:02', '--json']);
+  const ra = await cli(dir, ['attach', parent, a, '10.233.0.2/24', '--mac', '02:aa:00:00:00:02', '--host-shim', '10.233.0.254/24', '--json']);
   t.equal(ra.exitCode, 0, ra.stderr);
   t.equal(JSON.parse(ra.stdout).kind, 'macvlan');
   t.equal((await cli(dir, ['attach', parent, b, '10.233.0.3/24', '-i', 'lan0', '--macvlan-mode', 'bridge'])).exitCode, 0);
@@ -24,11 +24,19 @@ t.test('macvlan children of one parent reach each other', { skip: !isRoot && ROO
   t.equal(link.linkinfo.info_data.mode, 'bridge');
   t.equal(link.address, '02:aa:00:00:00:02');
   t.ok(await ping(a, '10.233.0.3'), 'macvlan a -> b');
+  const { shimName } = await import('../../src/net/names.js');
+  const shim = shimName(parent);
+  removeLinkAtEnd(t, shim);
+  t.match(await must('ip', ['-o', 'addr', 'show', 'dev', shim]), /10\.233\.0\.254\/24/, 'host shim holds its address');
+  t.equal((await sh('ping', ['-c', '1', '-W', '2', '10.233.0.3'])).exitCode, 0, 'the host reaches a macvlan guest through the shim');
+  const onBridge = await cli(dir, ['attach', uniq('br'), await netns(t), '10.240.0.2/24', '--host-shim', '10.240.0.1/24']);
+  t.equal(onBridge.exitCode, 2, '--host-shim on a bridge is a usage error');
 
   t.equal((await cli(dir, ['detach', a])).exitCode, 0);
   t.equal((await cli(dir, ['detach', b, '-i', 'lan0'])).exitCode, 0);
   t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'macvlan gone from the guest');
   t.ok((await hostLinks()).includes(parent), 'the parent NIC is untouched');
+  t.notOk((await hostLinks()).includes(shim), 'the shim went with the last guest');
 });
 
 t.test('a failure mid-attach rolls back everything', { skip: !isRoot && ROOT_REASON }, async (t) => {

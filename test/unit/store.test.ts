@@ -14,7 +14,7 @@ t.test('a new store is migrated to the current schema and round-trips a record',
   const id = insertPending(store, {
     guestKind: 'netns', guestId: 'blue', guestName: 'blue', netnsPath: '/run/netns/blue', ifname: 'eth0',
     kind: 'veth', hostIf: 'br0', hostLink: 'pw00000000', mac: '02:00:00:00:00:01', mtu: 1500, ownerPid: 1,
-    spec: { kind: 'veth', hostIf: 'br0', ifname: 'eth0', mac: null, mtu: null, macvlanMode: null, addresses: ['10.0.0.2/24'], routes: [], dhcp: false },
+    spec: { kind: 'veth', hostIf: 'br0', ifname: 'eth0', mac: null, mtu: null, macvlanMode: null, addresses: ['10.0.0.2/24'], routes: [], dhcp: false, hostShim: null },
   });
   markReady(store, id, null);
   const rec = findAttachment(store, 'netns', 'blue', 'eth0');
