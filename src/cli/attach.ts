@@ -30,6 +30,7 @@ interface AttachOpts {
   macvlanMode?: string;
   route: string[];
   hostShim?: string;
+  directPhys?: boolean;
 }
 
 const collect = (value: string, prev: string[]) => [...prev, value];
@@ -48,6 +49,7 @@ export function register(program: Command): void {
     .option('--macvlan-mode <mode>', 'bridge | private | vepa | passthru (macvlan only)')
     .option('--route <cidr[@gw]>', 'extra route in the guest (repeatable)', collect, [])
     .option('--host-shim <ip/prefix>', "macvlan only: the host's own macvlan on the parent with this address, so the host reaches the guests")
+    .option('--direct-phys', 'move <host-if> itself into the guest (back to the host at detach)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Examples:

@@ -2,7 +2,7 @@
  * pipework's command lines, parsed into what pipewright does with them. Pure: no host access, so
  * every accepted and refused form is unit-tested.
  *
- *   pipework <hostif|mac:<mac>> [-i cif] [-l lif] [-a 4|6] <guest> <ip/len[@gw]|dhcp> [<mac>|U:<text>]
+ *   pipework [--direct-phys] <hostif|mac:<mac>> [-i cif] [-l lif] [-a 4|6] <guest> <ip/len[@gw]|dhcp> [<mac>|U:<text>]
  *   pipework route|rule|tc <guest> <args...>
  */
 import { UsageError } from '../errors.js';
@@ -17,13 +17,17 @@ const UNSUPPORTED: Record<string, string> = {
   '--wait': '--wait needs a tool inside the container; pipewright attaches synchronously, so the interface is up when attach returns',
   '--save': '--save/--restore are replaced by the store: pipewright records every attachment (see pipewright ls)',
   '--restore': '--save/--restore are replaced by the store: pipewright records every attachment (see pipewright ls)',
-  '--direct-phys': '--direct-phys (moving a host NIC into a guest) is not supported yet; use a macvlan of it instead',
 };
 
 /** pipework's default name for the container interface (pipewright's own default is eth0). */
 export const PIPEWORK_DEFAULT_IFNAME = 'eth1';
 
 export function parsePipework(argv: string[]): PipeworkCommand {
+  if (argv[0] === '--direct-phys') {
+    const cmd = parsePipework(argv.slice(1));
+    if (cmd.type !== 'attach') throw new UsageError('pipework: --direct-phys goes with <hostinterface> <guest> <address>');
+    return { ...cmd, text: { ...cmd.text, directPhys: true } };
+  }
   const [first, ...rest] = argv;
   if (!first) throw new UsageError('usage: pipework <hostinterface> [-i containerinterface] [-l localinterfacename] <guest> <ipaddr>/<subnet>[@gateway] [macaddr]');
   if (UNSUPPORTED[first]) throw new UsageError(`pipework ${first}: ${UNSUPPORTED[first]}`);

@@ -18,6 +18,7 @@ export interface AttachText {
   macvlanMode?: string;
   routes?: string[];
   hostShim?: string;
+  directPhys?: boolean;
 }
 
 /** `U:<text>` derives a stable MAC from text, as pipework does; anything else must be a unicast MAC. */
@@ -52,6 +53,7 @@ export function parseAttachText(t: AttachText): AttachRequest {
     addresses,
     routes: (t.routes ?? []).map(parseRoute),
     dhcp,
+    directPhys: Boolean(t.directPhys),
     hostShim: t.hostShim === undefined ? undefined : parseShim(t.hostShim),
   };
 }

@@ -25,7 +25,7 @@ import { hostLinkExists, hostLinkInfo } from './sysfs.js';
 import { randomMac } from './mac.js';
 import { hostLinkName, shimName } from './names.js';
 import { configureGuestCmds, createBridgeCmds, createLinkCmds, createShimCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
-import { releaseAttachment } from './detach.js';
+import { releaseAttachment, removeLink } from './detach.js';
 import { UndoStack } from './undo.js';
 import type { MacvlanMode } from './validate.js';
 
@@ -40,6 +40,8 @@ export interface AttachRequest {
   addresses: IpConfig[];
   routes: RouteSpec[];
   dhcp?: boolean;
+  /** Move the host interface itself into the guest (pipework's --direct-phys). */
+  directPhys?: boolean;
   /** macvlan only: an address for the host's own macvlan on the parent (created once, shared). */
   hostShim?: IpConfig;
 }
@@ -74,14 +76,16 @@ function specOf(req: AttachRequest, kind: InterfacePlan['kind'], ifname: string)
 }
 
 /** Where the guest end hangs: a bridge (existing or to create) gives a veth, an Ethernet NIC a macvlan. */
-function hostSide(hostIf: string): { kind: InterfacePlan['kind']; exists: boolean; mtu: number } {
+function hostSide(hostIf: string, directPhys = false): { kind: InterfacePlan['kind']; exists: boolean; mtu: number; mac?: string } {
   const link = hostLinkInfo(hostIf);
+  if (!link && directPhys) throw new PipewrightError(`no host interface ${hostIf} to move into the guest`);
   if (!link) return { kind: 'veth', exists: false, mtu: DEFAULT_MTU };
-  if (link.bridge) return { kind: 'veth', exists: true, mtu: link.mtu };
-  if (link.type !== ARPHRD_ETHER) {
-    throw new PipewrightError(`host interface ${hostIf} is not Ethernet (link type ${link.type}); attach to a bridge or an Ethernet interface`);
+  if (link.bridge && !directPhys) return { kind: 'veth', exists: true, mtu: link.mtu };
+  if (link.type !== ARPHRD_ETHER || link.bridge) {
+    throw new PipewrightError(`host interface ${hostIf} is not an Ethernet NIC (link type ${link.type}); attach to a bridge or an Ethernet interface`);
   }
-  return { kind: 'macvlan', exists: true, mtu: link.mtu };
+  // A moved NIC keeps its own MAC unless one is given.
+  return directPhys ? { kind: 'phys', exists: true, mtu: link.mtu, mac: link.mac } : { kind: 'macvlan', exists: true, mtu: link.mtu };
 }
 
 function sameSpec(a: AttachmentSpec, b: AttachmentSpec): boolean {
@@ -133,7 +137,7 @@ function chooseHostLink(ctx: CoreContext, guest: Guest, ifname: string, wanted?:
 export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest): Promise<AttachResult> {
   const log = ctx.log ?? silent;
   const ifname = req.ifname ?? 'eth0';
-  const side = hostSide(req.hostIf);
+  const side = hostSide(req.hostIf, req.directPhys);
   if (req.hostShim && side.kind !== 'macvlan') {
     throw new UsageError(`--host-shim is for macvlan attachments; ${req.hostIf} is a bridge (the host reaches bridge guests through the bridge)`);
   }
@@ -145,7 +149,7 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
     hostIf: req.hostIf,
     hostLink: side.kind === 'veth' ? chooseHostLink(ctx, guest, ifname, req.hostLink) : undefined,
     ifname,
-    mac: req.mac ?? randomMac(),
+    mac: req.mac ?? side.mac ?? randomMac(),
     mtu: req.mtu ?? side.mtu,
     macvlanMode: req.macvlanMode,
     addresses: req.addresses,
@@ -183,8 +187,6 @@ async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: Inte
       await ipBatch([deleteLinkCmd(plan.hostIf)], undefined, log);
     });
   }
-  const where = plan.kind === 'veth' ? undefined : guest.netnsPath;
-  const linkName = plan.kind === 'veth' ? plan.hostLink! : plan.ifname;
   await undo.step(`create ${plan.kind} ${plan.ifname} in ${guest.name}`,
     () => ipBatch(createLinkCmds(plan, guest.netnsPath), undefined, log).catch((err: Error) => {
       // The kernel checks the name inside the guest; no need to look first.
@@ -193,7 +195,7 @@ async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: Inte
       }
       throw err;
     }),
-    () => ipBatch([deleteLinkCmd(linkName)], where, log));
+    () => removeLink(plan, guest.netnsPath, log));
   // The store says whether this bridge already has guests (and so its rule): only the first one
   // pays for reading the rule set; from then on the store is the intent.
   if (plan.kind === 'veth' && records.countOnHostIf(ctx.store, plan.hostIf) <= 1) {

@@ -12,9 +12,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { stopDhcpClient } from './dhcp.js';
 import { removeBridgeForwarding } from './firewall/forward.js';
 import { ipBatch, readLink } from './iproute.js';
-import { deleteLinkCmd } from './plumbing.js';
+import { deleteLinkCmd, returnPhysCmd, type InterfacePlan } from './plumbing.js';
 import { shimName } from './names.js';
-import { hostLinkExists } from './sysfs.js';
+import { hostLinkExists, ownNetns } from './sysfs.js';
 
 interface Ctx {
   store: Store;
@@ -25,14 +25,23 @@ interface Ctx {
 export async function releaseAttachment(ctx: Ctx, rec: AttachmentRecord): Promise<void> {
   const log = ctx.log ?? silent;
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
-  if (rec.kind === 'veth' && rec.hostLink && hostLinkExists(rec.hostLink)) {
-    await ipBatch([deleteLinkCmd(rec.hostLink)], undefined, log);
-  }
-  if (rec.kind === 'macvlan' && existsSync(rec.netnsPath) && (await readLink(rec.ifname, rec.netnsPath))) {
-    await ipBatch([deleteLinkCmd(rec.ifname)], rec.netnsPath, log);
-  }
+  await removeLink({ kind: rec.kind, hostIf: rec.hostIf, hostLink: rec.hostLink ?? undefined, ifname: rec.ifname }, rec.netnsPath, log);
   ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id));
   if (records.countOnHostIf(ctx.store, rec.hostIf) === 0) await releaseHostIf(ctx, rec, log);
+}
+
+/**
+ * Takes one attachment's link away, wherever it still is: a veth from the host end (that deletes
+ * both), a macvlan inside the guest, a moved NIC back to the host under its own name.
+ */
+export async function removeLink(link: Pick<InterfacePlan, 'kind' | 'hostIf' | 'hostLink' | 'ifname'>, netnsPath: string, log: StepLog): Promise<void> {
+  if (link.kind === 'veth') {
+    if (link.hostLink && hostLinkExists(link.hostLink)) await ipBatch([deleteLinkCmd(link.hostLink)], undefined, log);
+    return;
+  }
+  if (!existsSync(netnsPath) || !(await readLink(link.ifname, netnsPath))) return;
+  const cmd = link.kind === 'phys' ? returnPhysCmd(link.ifname, link.hostIf, ownNetns()) : deleteLinkCmd(link.ifname);
+  await ipBatch([cmd], netnsPath, log);
 }
 
 /** The bridge's rule and a bridge pipewright made, or the parent's shim, go with the last guest. */
@@ -40,7 +49,7 @@ async function releaseHostIf(ctx: Ctx, rec: AttachmentRecord, log: StepLog): Pro
   if (rec.kind === 'veth') {
     await removeBridgeForwarding(rec.hostIf, log);
     if (!bridgeHasPorts(rec.hostIf)) await removeIfCreated(ctx, rec.hostIf, log);
-  } else {
+  } else if (rec.kind === 'macvlan') {
     await removeIfCreated(ctx, shimName(rec.hostIf), log);
   }
 }

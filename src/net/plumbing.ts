@@ -5,8 +5,11 @@
 import type { IpConfig, RouteSpec } from './address.js';
 import type { MacvlanMode } from './validate.js';
 
-/** How the guest interface reaches the host: a veth pair on a bridge, or a macvlan child of a NIC. */
-export type LinkKind = 'veth' | 'macvlan';
+/**
+ * How the guest interface reaches the host: a veth pair on a bridge, a macvlan child of a NIC, or
+ * the NIC itself moved into the guest ("phys", pipework's --direct-phys; moved back at detach).
+ */
+export type LinkKind = 'veth' | 'macvlan' | 'phys';
 
 export interface InterfacePlan {
   kind: LinkKind;
@@ -39,6 +42,9 @@ export function createBridgeCmds(bridge: string): Cmd[] {
  */
 export function createLinkCmds(plan: InterfacePlan, netns: string): Cmd[] {
   const guestEnd = ['name', plan.ifname, 'mtu', String(plan.mtu), 'address', plan.mac, 'netns', netns];
+  if (plan.kind === 'phys') {
+    return [['link', 'set', 'dev', plan.hostIf, 'netns', netns, 'name', plan.ifname, 'mtu', String(plan.mtu), 'address', plan.mac]];
+  }
   if (plan.kind === 'veth') {
     return [
       ['link', 'add', 'name', plan.hostLink!, 'mtu', String(plan.mtu), 'type', 'veth', 'peer', ...guestEnd],
@@ -91,4 +97,9 @@ export function createShimCmds(parent: string, shim: string, address: IpConfig):
     ['address', 'add', `${address.address}/${address.prefix}`, 'dev', shim, ...(address.family === 6 ? ['nodad'] : [])],
     ['link', 'set', shim, 'up'],
   ];
+}
+
+/** Run inside the guest: gives a moved NIC back to the host namespace under its own name. */
+export function returnPhysCmd(ifname: string, hostIf: string, hostNetns: string): Cmd {
+  return ['link', 'set', 'dev', ifname, 'netns', hostNetns, 'name', hostIf];
 }

@@ -15,6 +15,7 @@ export interface HostLinkInfo {
   mtu: number;
   /** ARPHRD link type: 1 is Ethernet (what a macvlan needs as parent), 772 loopback, 32 InfiniBand. */
   type: number;
+  mac: string;
 }
 
 export function hostLinkInfo(name: string): HostLinkInfo | null {
@@ -23,5 +24,11 @@ export function hostLinkInfo(name: string): HostLinkInfo | null {
     bridge: existsSync(`${SYS}/${name}/bridge`),
     mtu: Number(readFileSync(`${SYS}/${name}/mtu`, 'utf8')),
     type: Number(readFileSync(`${SYS}/${name}/type`, 'utf8')),
+    mac: readFileSync(`${SYS}/${name}/address`, 'utf8').trim(),
   };
+}
+
+/** This process's network namespace, as a path a tool in another namespace can name. */
+export function ownNetns(): string {
+  return `/proc/${process.pid}/ns/net`;
 }

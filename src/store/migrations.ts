@@ -11,7 +11,7 @@ export const MIGRATIONS: string[] = [
     guest_name   TEXT NOT NULL,
     netns_path   TEXT NOT NULL,
     ifname       TEXT NOT NULL,
-    kind         TEXT NOT NULL CHECK (kind IN ('veth', 'macvlan')),
+    kind         TEXT NOT NULL CHECK (kind IN ('veth', 'macvlan', 'phys')),
     host_if      TEXT NOT NULL,
     host_link    TEXT UNIQUE,
     mac          TEXT NOT NULL,

@@ -76,3 +76,24 @@ t.test('bad input is refused before the host is touched', { skip: !isRoot && ROO
   }
   t.same(await hostLinks(), links, 'nothing was created');
 });
+
+t.test('--direct-phys moves the NIC itself in, and back at detach', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const [a, b] = [await netns(t), await netns(t)];
+  // Both ends of a host veth pair stand in for two NICs wired to each other.
+  const nic = uniq('d');
+  await must('ip', ['link', 'add', nic, 'type', 'veth', 'peer', 'name', `${nic}x`]);
+  removeLinkAtEnd(t, nic);
+  const mac = (await must('cat', [`/sys/class/net/${nic}/address`])).trim();
+  const r = await cli(dir, ['attach', nic, a, '10.241.0.2/24', '--direct-phys', '--json']);
+  t.equal(r.exitCode, 0, r.stderr);
+  t.equal(JSON.parse(r.stdout).kind, 'phys');
+  t.equal((await cli(dir, ['attach', `${nic}x`, b, '10.241.0.3/24', '--direct-phys'])).exitCode, 0);
+  t.notOk((await hostLinks()).includes(nic), 'the NIC left the host');
+  t.equal(JSON.parse((await inNs(a, ['ip', '-j', 'link', 'show', 'eth0'])).stdout)[0].address, mac, 'it keeps its own MAC');
+  t.ok(await ping(a, '10.241.0.3'), 'traffic over the moved NICs');
+  t.equal((await cli(dir, ['detach', a])).exitCode, 0);
+  t.equal((await cli(dir, ['detach', b])).exitCode, 0);
+  const links = await hostLinks();
+  t.ok(links.includes(nic) && links.includes(`${nic}x`), 'both NICs are back under their own names');
+});

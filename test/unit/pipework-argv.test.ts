@@ -21,7 +21,8 @@ t.test("pipework's README forms", async (t) => {
 
 t.test('unsupported forms answer clearly', async (t) => {
   t.throws(() => parsePipework(['--wait']), /--wait needs a tool inside the container/);
-  t.throws(() => parsePipework(['--direct-phys', 'eth1', 'web', '10.0.0.5/24']), /not supported yet/);
+  t.match(parsePipework(['--direct-phys', 'eth1', 'web', '10.0.0.5/24']), { text: { hostIf: 'eth1', directPhys: true } });
+  t.throws(() => parsePipework(['--direct-phys', 'route', 'web', 'add', '10.0.0.0/8']), /--direct-phys goes with/);
   t.throws(() => parsePipework(['eth1', 'web', '10.0.0.5/24', '26:2e:71:98:60:8f@10']), /VLAN/);
   t.throws(() => parsePipework(['br1', '-a', '6', 'web', '10.0.0.5/24']), /not an IPv6 address/);
   t.throws(() => parsePipework(['br1']), UsageError);
