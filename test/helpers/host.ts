@@ -64,6 +64,19 @@ export function removeLinkAtEnd(t: T, name: string): void {
   t.teardown(() => sh('ip', ['link', 'del', name]));
 }
 
+/**
+ * Stand-in NICs: a host veth pair `<name>` / `<name>x`, both up, removed at teardown. Each end is
+ * an Ethernet device, wired to the other.
+ */
+export async function nicPair(t: T, tag: string): Promise<string> {
+  const name = uniq(tag);
+  await must('ip', ['link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}x`]);
+  removeLinkAtEnd(t, name);
+  await must('ip', ['link', 'set', name, 'up']);
+  await must('ip', ['link', 'set', `${name}x`, 'up']);
+  return name;
+}
+
 /** The pipewright CLI as a user runs it, against a private state dir. */
 export async function cli(dir: string, args: string[], env: Record<string, string> = {}) {
   return execa('node', [CLI, ...args], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...env } });

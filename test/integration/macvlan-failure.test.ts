@@ -3,17 +3,12 @@
  * behind (no link, no record, no bridge, no rule); input errors change nothing at all.
  */
 import t from 'tap';
-import { cli, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import { cli, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, nicPair, ping, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
 
 t.test('macvlan children of one parent reach each other', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
   const [a, b] = [await netns(t), await netns(t)];
-  // A stand-in NIC: one end of a host veth pair is an Ethernet device to hang macvlans from.
-  const parent = uniq('p');
-  await must('ip', ['link', 'add', parent, 'type', 'veth', 'peer', 'name', `${parent}x`]);
-  removeLinkAtEnd(t, parent);
-  await must('ip', ['link', 'set', parent, 'up']);
-  await must('ip', ['link', 'set', `${parent}x`, 'up']);
+  const parent = await nicPair(t, 'p');
 
   const ra = await cli(dir, ['attach', parent, a, '10.233.0.2/24', '--mac', '02:aa:00:00:00:02', '--host-shim', '10.233.0.254/24', '--json']);
   t.equal(ra.exitCode, 0, ra.stderr);
@@ -80,10 +75,7 @@ t.test('bad input is refused before the host is touched', { skip: !isRoot && ROO
 t.test('--direct-phys moves the NIC itself in, and back at detach', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
   const [a, b] = [await netns(t), await netns(t)];
-  // Both ends of a host veth pair stand in for two NICs wired to each other.
-  const nic = uniq('d');
-  await must('ip', ['link', 'add', nic, 'type', 'veth', 'peer', 'name', `${nic}x`]);
-  removeLinkAtEnd(t, nic);
+  const nic = await nicPair(t, 'd');
   const mac = (await must('cat', [`/sys/class/net/${nic}/address`])).trim();
   const r = await cli(dir, ['attach', nic, a, '10.241.0.2/24', '--direct-phys', '--json']);
   t.equal(r.exitCode, 0, r.stderr);
