@@ -30,4 +30,30 @@ export const MIGRATIONS: string[] = [
     created_at  TEXT NOT NULL
   );
   `,
+  `
+  -- IPAM (embedded backend). cursor: offset of the next never-used address of the range;
+  -- free_addresses: released addresses, handed out again oldest release first (seq order).
+  CREATE TABLE pools (
+    name    TEXT PRIMARY KEY,
+    def     TEXT NOT NULL,
+    cursor  INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE leases (
+    pool        TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
+    address     TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    reserved    INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (pool, address)
+  );
+  CREATE INDEX leases_by_owner ON leases(owner);
+  CREATE TABLE free_addresses (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    pool     TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
+    address  TEXT NOT NULL,
+    UNIQUE (pool, address)
+  );
+  CREATE INDEX free_by_pool ON free_addresses(pool, seq);
+  `,
 ];

@@ -28,6 +28,8 @@ export class Store {
       db = new Database(file);
       chmodSync(file, 0o600);
       db.pragma('journal_mode = WAL');
+      // WAL + NORMAL: a commit cannot corrupt the store; only the last ones may be lost on power loss.
+      db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 10000');
       db.pragma('foreign_keys = ON');
       migrate(db);
