@@ -6,15 +6,18 @@ import type { Command } from 'commander';
 import { PipewrightError, describe } from '../errors.js';
 import { silent, stderrLog, type StepLog } from '../log.js';
 import type { Store } from '../store/store.js';
+import type { Ipam } from '../net/ipam/allocator.js';
 
 export interface GlobalOptions {
   stateDir?: string;
+  store?: string;
   verbose?: boolean;
   json?: boolean;
 }
 
 export interface Context {
   store: Store;
+  ipam: Ipam;
   log: StepLog;
   json: boolean;
 }
@@ -27,8 +30,15 @@ export function optionsOf<T>(cmd: Command): T & GlobalOptions {
 /** Opens the store (lazily loading SQLite: commands that do not need it never pay for it). */
 export async function openContext(opts: GlobalOptions): Promise<Context> {
   const { Store, stateDirFrom } = await import('../store/store.js');
+  const { openIpam, storeSpecFrom } = await import('../net/ipam/open.js');
   const store = Store.open(stateDirFrom(opts.stateDir));
-  return { store, log: opts.verbose ? stderrLog() : silent, json: Boolean(opts.json) };
+  try {
+    const ipam = await openIpam(store, storeSpecFrom(opts.store));
+    return { store, ipam, log: opts.verbose ? stderrLog() : silent, json: Boolean(opts.json) };
+  } catch (err) {
+    store.close();
+    throw err;
+  }
 }
 
 /** Runs a command body with a context, closing the store afterwards. */
@@ -37,6 +47,7 @@ export async function withContext<T>(opts: GlobalOptions, body: (ctx: Context) =
   try {
     return await body(ctx);
   } finally {
+    await ctx.ipam.backend.close();
     ctx.store.close();
   }
 }

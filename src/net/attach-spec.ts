@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 import { parseIpConfig, parseRoute, type IpConfig } from './address.js';
 import type { AttachRequest } from './attach.js';
 import { macFromText } from './mac.js';
-import { checkIfname, checkMac, checkMacvlanMode, checkMtu } from './validate.js';
+import { checkIfname, checkMac, checkMacvlanMode, checkMtu, checkObjectName } from './validate.js';
 
 export interface AttachText {
   hostIf: string;
@@ -34,10 +34,11 @@ function parseShim(text: string): IpConfig {
 
 export function parseAttachText(t: AttachText): AttachRequest {
   checkIfname(t.hostIf, 'host interface');
-  if (t.addresses.length === 0) throw new UsageError('give at least one address (<ip>/<prefix>[@<gateway>]) or dhcp');
+  if (t.addresses.length === 0) throw new UsageError('give at least one address (<ip>/<prefix>[@<gateway>], pool:<name>) or dhcp');
   const dhcp = t.addresses.includes('dhcp');
   if (dhcp && t.addresses.length > 1) throw new UsageError('dhcp cannot be combined with static addresses');
-  const addresses = dhcp ? [] : t.addresses.map(parseIpConfig);
+  const pools = t.addresses.filter((a) => a.startsWith('pool:')).map((a) => checkObjectName(a.slice(5), 'pool name'));
+  const addresses = dhcp ? [] : t.addresses.filter((a) => !a.startsWith('pool:')).map(parseIpConfig);
   const seen = new Set<string>();
   for (const a of addresses) {
     if (seen.has(a.address)) throw new UsageError(`address ${a.address} is given twice`);
@@ -51,6 +52,7 @@ export function parseAttachText(t: AttachText): AttachRequest {
     mtu: t.mtu === undefined ? undefined : checkMtu(t.mtu),
     macvlanMode: t.macvlanMode === undefined ? undefined : checkMacvlanMode(t.macvlanMode),
     addresses,
+    pools,
     routes: (t.routes ?? []).map(parseRoute),
     dhcp,
     directPhys: Boolean(t.directPhys),

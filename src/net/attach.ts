@@ -9,13 +9,11 @@
  * guest interface is refused.
  */
 import { PipewrightError, UsageError } from '../errors.js';
-import type { StepLog } from '../log.js';
 import { silent } from '../log.js';
 import type { Guest } from '../runtime/guest.js';
-import { guestKey } from '../runtime/guest.js';
+import { guestKey, processAlive } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord, AttachmentSpec } from '../store/attachments.js';
-import type { Store } from '../store/store.js';
 import { formatIpConfig, type IpConfig, type RouteSpec } from './address.js';
 import { announce } from './arp.js';
 import { startDhcpClient, stopDhcpClient } from './dhcp.js';
@@ -27,7 +25,11 @@ import { hostLinkName, shimName } from './names.js';
 import { configureGuestCmds, createBridgeCmds, createLinkCmds, createShimCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
 import { releaseAttachment, removeLink } from './detach.js';
 import { UndoStack } from './undo.js';
+import { leaseAddresses } from './addressing.js';
+import { leaseOwner, type CoreContext } from './context.js';
 import type { MacvlanMode } from './validate.js';
+
+export type { CoreContext } from './context.js';
 
 export interface AttachRequest {
   /** A bridge (created if missing) or an existing NIC to hang a macvlan from. */
@@ -38,6 +40,8 @@ export interface AttachRequest {
   mtu?: number;
   macvlanMode?: MacvlanMode;
   addresses: IpConfig[];
+  /** `pool:<name>` addresses: the next free address of each pool. */
+  pools?: string[];
   routes: RouteSpec[];
   dhcp?: boolean;
   /** Move the host interface itself into the guest (pipework's --direct-phys). */
@@ -52,11 +56,6 @@ export interface AttachResult {
   changed: boolean;
 }
 
-export interface CoreContext {
-  store: Store;
-  log?: StepLog;
-}
-
 const DEFAULT_MTU = 1500;
 const ARPHRD_ETHER = 1;
 
@@ -68,7 +67,7 @@ function specOf(req: AttachRequest, kind: InterfacePlan['kind'], ifname: string)
     mac: req.mac ?? null,
     mtu: req.mtu ?? null,
     macvlanMode: kind === 'macvlan' ? (req.macvlanMode ?? 'bridge') : null,
-    addresses: req.addresses.map(formatIpConfig),
+    addresses: [...req.addresses.map(formatIpConfig), ...(req.pools ?? []).map((p) => `pool:${p}`)],
     routes: req.routes.map((r) => `${r.dst}${r.via ? `@${r.via}` : ''}`),
     dhcp: Boolean(req.dhcp),
     hostShim: req.hostShim ? formatIpConfig(req.hostShim) : null,
@@ -99,7 +98,7 @@ function sameSpec(a: AttachmentSpec, b: AttachmentSpec): boolean {
 async function checkExisting(ctx: CoreContext, guest: Guest, spec: AttachmentSpec): Promise<AttachmentRecord | null> {
   const old = records.findAttachment(ctx.store, guest.kind, guest.id, spec.ifname);
   if (!old) return null;
-  const ownerAlive = old.state === 'pending' && isAlive(old.ownerPid) && old.ownerPid !== process.pid;
+  const ownerAlive = old.state === 'pending' && processAlive(old.ownerPid) && old.ownerPid !== process.pid;
   if (ownerAlive) {
     throw new PipewrightError(`another pipewright (pid ${old.ownerPid}) is attaching ${spec.ifname} to ${guest.name}; retry when it is done`);
   }
@@ -112,15 +111,6 @@ async function checkExisting(ctx: CoreContext, guest: Guest, spec: AttachmentSpe
   }
   await releaseAttachment(ctx, old);
   return null;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function chooseHostLink(ctx: CoreContext, guest: Guest, ifname: string, wanted?: string): string {
@@ -166,9 +156,10 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
       mac: plan.mac, mtu: plan.mtu, spec, ownerPid: process.pid,
     })));
     undo.push('record intent', () => records.deleteAttachment(ctx.store, id));
+    plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(guest.kind, guest.id, ifname), req.addresses, req.pools ?? []);
     await plumb(ctx, undo, guest, plan, side.exists);
     if (req.hostShim) await ensureShim(ctx, undo, plan.hostIf, req.hostShim);
-    const dhcpPid = req.dhcp ? await leaseByDhcp(ctx, undo, guest, plan) : null;
+    const dhcpPid = req.dhcp ? await leaseByDhcp(ctx, undo, id, guest, plan) : null;
     await undo.step('gratuitous ARP', () => announce(guest.netnsPath, ifname, plan.addresses, log));
     ctx.store.tx(() => records.markReady(ctx.store, id, dhcpPid));
     const attachment = records.findAttachment(ctx.store, guest.kind, guest.id, ifname)!;
@@ -224,11 +215,13 @@ async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, add
   });
 }
 
-async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: InterfacePlan): Promise<number> {
+/** The client's pid is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
+async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: InterfacePlan): Promise<number> {
   const key = hostLinkName(guestKey(guest), plan.ifname);
-  const lease = await undo.step(`DHCP on ${plan.ifname}`,
+  const client = await undo.step(`start DHCP client on ${plan.ifname}`,
     () => startDhcpClient(ctx.store.stateDir, key, guest.netnsPath, plan.ifname, ctx.log));
-  undo.push('stop DHCP client', () => stopDhcpClient(lease.pid));
-  plan.addresses = [lease.address];
-  return lease.pid;
+  undo.push('stop DHCP client', () => stopDhcpClient(client.pid));
+  ctx.store.tx(() => records.setDhcpPid(ctx.store, id, client.pid));
+  plan.addresses = [await undo.step(`DHCP lease on ${plan.ifname}`, () => client.lease)];
+  return client.pid;
 }

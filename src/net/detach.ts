@@ -7,8 +7,8 @@ import type { StepLog } from '../log.js';
 import { silent } from '../log.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
-import type { Store } from '../store/store.js';
 import { existsSync, readdirSync } from 'node:fs';
+import { ipamOf, leaseOwner, type CoreContext } from './context.js';
 import { stopDhcpClient } from './dhcp.js';
 import { removeBridgeForwarding } from './firewall/forward.js';
 import { ipBatch, readLink } from './iproute.js';
@@ -16,16 +16,14 @@ import { deleteLinkCmd, returnPhysCmd, type InterfacePlan } from './plumbing.js'
 import { shimName } from './names.js';
 import { hostLinkExists, ownNetns } from './sysfs.js';
 
-interface Ctx {
-  store: Store;
-  log?: StepLog;
-}
+type Ctx = CoreContext;
 
 /** Removes the kernel side of one attachment (what is still there), then its record. */
 export async function releaseAttachment(ctx: Ctx, rec: AttachmentRecord): Promise<void> {
   const log = ctx.log ?? silent;
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
   await removeLink({ kind: rec.kind, hostIf: rec.hostIf, hostLink: rec.hostLink ?? undefined, ifname: rec.ifname }, rec.netnsPath, log);
+  await ipamOf(ctx).releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname));
   ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id));
   if (records.countOnHostIf(ctx.store, rec.hostIf) === 0) await releaseHostIf(ctx, rec, log);
 }

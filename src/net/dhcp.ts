@@ -14,21 +14,22 @@ import type { IpConfig } from './address.js';
 
 const HOOK = fileURLToPath(new URL('../../scripts/udhcpc-hook.sh', import.meta.url));
 
-export interface DhcpLease {
-  pid: number;
-  address: IpConfig;
-}
-
 function leaseDir(stateDir: string): string {
   const dir = join(stateDir, 'dhcp');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
 }
 
-/** Starts the client and waits until it holds a lease (a stock dnsmasq pings ~3 s before offering). */
-export async function startDhcpClient(
+export interface DhcpClient {
+  pid: number;
+  /** Resolves with the first lease; rejects (and stops the client) when none comes in time. */
+  lease: Promise<IpConfig>;
+}
+
+/** Starts the client; the caller records its pid before waiting (a stock dnsmasq pings ~3 s before offering). */
+export function startDhcpClient(
   stateDir: string, key: string, netnsPath: string, ifname: string, log: StepLog = silent, timeoutMs = 30_000,
-): Promise<DhcpLease> {
+): DhcpClient {
   const base = join(leaseDir(stateDir), key);
   rmSync(`${base}.lease`, { force: true });
   const args = [`--net=${netnsPath}`, '--', 'udhcpc', '-f', '-R', '-i', ifname, '-s', HOOK, '-t', '0', '-T', '2', '-A', '3'];
@@ -45,14 +46,16 @@ export async function startDhcpClient(
   closeSync(out);
   const pid = child.pid;
   if (!pid) throw new PipewrightError('could not start udhcpc (is the udhcpc package installed?)');
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (existsSync(`${base}.lease`)) return { pid, address: parseLease(readFileSync(`${base}.lease`, 'utf8')) };
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  stopDhcpClient(pid);
-  throw new PipewrightError(`no DHCP lease on ${ifname} within ${timeoutMs / 1000} s; is a DHCP server on that network? (log: ${base}.log)`);
+  const lease = (async () => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && child.exitCode === null) {
+      if (existsSync(`${base}.lease`)) return parseLease(readFileSync(`${base}.lease`, 'utf8'));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    stopDhcpClient(pid);
+    throw new PipewrightError(`no DHCP lease on ${ifname} within ${timeoutMs / 1000} s; is a DHCP server on that network? (log: ${base}.log)`);
+  })();
+  return { pid, lease };
 }
 
 function parseLease(text: string): IpConfig {
@@ -63,7 +66,8 @@ function parseLease(text: string): IpConfig {
 /** Stops the client (udhcpc -R releases the lease on SIGTERM); a client already gone is fine. */
 export function stopDhcpClient(pid: number): void {
   try {
-    if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'udhcpc') return;
+    // Right after spawn it may still be nsenter, about to exec udhcpc: both are ours.
+    if (!['udhcpc', 'nsenter'].includes(readFileSync(`/proc/${pid}/comm`, 'utf8').trim())) return;
     process.kill(pid, 'SIGTERM');
   } catch {
     // already exited

@@ -42,6 +42,15 @@ export function pidStartTime(pid: number): string | null {
   }
 }
 
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function pidGuest(text: string): Guest {
   const pid = Number(text);
   if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`"${text}" is not a process ID`);

@@ -1,0 +1,48 @@
+/**
+ * gc: makes the store and the kernel agree again after guests died or pipewright itself was killed
+ * mid-operation. An attachment whose guest is gone, or a pending one whose pipewright process is
+ * gone, is undone from its record; a lease of this host whose owner has no attachment is released.
+ * Reservations (`lease reserve`) and other hosts' leases are never touched.
+ */
+import { guestAlive, processAlive } from '../runtime/guest.js';
+import { listAttachments, type AttachmentRecord } from '../store/attachments.js';
+import { ipamOf, leaseOwner, type CoreContext } from './context.js';
+import { releaseAttachment } from './detach.js';
+
+export interface GcAction {
+  kind: 'attachment' | 'lease';
+  target: string;
+  reason: string;
+}
+
+async function deadReason(rec: AttachmentRecord): Promise<string | null> {
+  if (rec.state === 'pending') {
+    return rec.ownerPid !== process.pid && !processAlive(rec.ownerPid) ? `attach by pid ${rec.ownerPid} died before finishing` : null;
+  }
+  return (await guestAlive(rec.guestKind, rec.guestId)) ? null : 'guest no longer exists';
+}
+
+export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Promise<GcAction[]> {
+  const actions: GcAction[] = [];
+  const live = new Set<string>();
+  const undone = new Set<string>();
+  for (const rec of listAttachments(ctx.store)) {
+    const owner = leaseOwner(rec.guestKind, rec.guestId, rec.ifname);
+    const reason = await deadReason(rec);
+    if (!reason) {
+      live.add(owner);
+      continue;
+    }
+    undone.add(owner);
+    actions.push({ kind: 'attachment', target: `${rec.guestName} ${rec.ifname}`, reason });
+    if (!opts.dryRun) await releaseAttachment(ctx, rec);
+  }
+  const ipam = ipamOf(ctx);
+  for (const lease of await ipam.backend.leases()) {
+    // Leases of an attachment undone above went with it (or, with --dry-run, would have).
+    if (lease.reserved || lease.host !== ipam.host || live.has(lease.owner) || undone.has(lease.owner)) continue;
+    actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `owner ${lease.owner} has no attachment` });
+    if (!opts.dryRun) await ipam.release(lease.pool, lease.address);
+  }
+  return actions;
+}
