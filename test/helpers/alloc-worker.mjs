@@ -1,0 +1,18 @@
+// One allocating process for the concurrency tests: allocates COUNT addresses from POOL through
+// the library (dist/) and prints them as JSON. Args: <sqlite:<state-dir>|etcd://h:p> <pool> <count> <owner> [host]
+import { Store } from '../../dist/store/store.js';
+import { Ipam } from '../../dist/net/ipam/allocator.js';
+import { SqliteLeaseBackend } from '../../dist/net/ipam/sqlite-backend.js';
+import { EtcdLeaseBackend } from '../../dist/net/ipam/etcd-backend.js';
+
+const [where, pool, count, owner, host] = process.argv.slice(2);
+let store;
+const backend = where.startsWith('etcd://')
+  ? await EtcdLeaseBackend.connect([`http://${where.slice(7)}`])
+  : new SqliteLeaseBackend((store = Store.open(where.slice('sqlite:'.length))));
+const ipam = new Ipam(backend, host);
+const got = [];
+for (let i = 0; i < Number(count); i++) got.push((await ipam.allocate(pool, owner)).address);
+await backend.close();
+store?.close();
+process.stdout.write(JSON.stringify(got));
