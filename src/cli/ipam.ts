@@ -98,16 +98,16 @@ function registerLease(program: Command): void {
     });
   lease
     .command('reserve')
-    .description('pin an address for something outside pipewright (gc leaves it alone)')
+    .description('pin an address (or the next free one) for something outside pipewright; gc leaves it alone')
     .argument('<pool>', 'pool name')
-    .argument('<ip>', 'address in the pool')
+    .argument('[ip]', 'address in the pool (default: the next free one)')
     .requiredOption('--owner <text>', 'who uses it')
     .option('--json', 'print the lease as JSON')
-    .addHelpText('after', '\nExample:\n  pipewright lease reserve lan 10.10.0.50 --owner "printer in room 2"')
-    .action(async (pool: string, ip: string, _o, cmd: Command) => {
+    .addHelpText('after', '\nExamples:\n  pipewright lease reserve lan 10.10.0.50 --owner "printer in room 2"\n  pipewright lease reserve lan --owner vm-7 --json')
+    .action(async (pool: string, ip: string | undefined, _o, cmd: Command) => {
       const o = optionsOf<{ owner: string }>(cmd);
       await withContext(o, async (ctx) => {
-        const l = await ctx.ipam.claim(pool, ip, o.owner, true);
+        const l = ip ? await ctx.ipam.claim(pool, ip, o.owner, true) : await ctx.ipam.allocate(pool, o.owner, true);
         if (ctx.json) printJson(l);
         else process.stdout.write(`${l.address} reserved in ${l.pool} for ${l.owner}\n`);
       });

@@ -44,19 +44,19 @@ export class Ipam {
     return { pool: pool.name, address, owner, host: this.host, reserved, createdAt: new Date().toISOString() };
   }
 
-  /** The next free address of the pool. */
-  async allocate(poolName: string, owner: string): Promise<Lease> {
+  /** The next free address of the pool (`reserved`: pinned for an outside user, gc leaves it). */
+  async allocate(poolName: string, owner: string, reserved = false): Promise<Lease> {
     const pool = await this.pool(poolName);
     const size = rangeSize(pool);
     for (let at = await this.backend.cursor(pool.name); BigInt(at) < size;) {
       const address = addressAt(pool, at);
-      const lease = isReserved(pool, address) ? null : this.lease(pool, address, owner);
+      const lease = isReserved(pool, address) ? null : this.lease(pool, address, owner, reserved);
       const res = await this.backend.advance(pool.name, at, lease);
       if (res === 'ok' && lease) return lease;
       at = res === 'raced' ? await this.backend.cursor(pool.name) : at + 1;
     }
     for (let entry = await this.backend.oldestFree(pool.name); entry; entry = await this.backend.oldestFree(pool.name)) {
-      const lease = this.lease(pool, entry.address, owner);
+      const lease = this.lease(pool, entry.address, owner, reserved);
       if (await this.backend.takeFree(lease, entry)) return lease;
     }
     throw new PipewrightError(`pool ${pool.name} (${pool.subnet}) is exhausted: every address is leased; release some or create another pool`);
