@@ -15,6 +15,7 @@ export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E =
     mtu: a.mtu,
     addresses: a.spec.addresses,
     dhcp: a.spec.dhcp,
+    publish: a.spec.publish ?? [],
     routes: a.spec.routes,
     state: a.state,
     createdAt: a.createdAt,
@@ -31,6 +32,7 @@ interface AttachOpts {
   route: string[];
   hostShim?: string;
   directPhys?: boolean;
+  publish: string[];
 }
 
 const collect = (value: string, prev: string[]) => [...prev, value];
@@ -49,6 +51,7 @@ export function register(program: Command): void {
     .option('--macvlan-mode <mode>', 'bridge | private | vepa | passthru (macvlan only)')
     .option('--route <cidr[@gw]>', 'extra route in the guest (repeatable)', collect, [])
     .option('--host-shim <ip/prefix>', "macvlan only: the host's own macvlan on the parent with this address, so the host reaches the guests")
+    .option('-p, --publish <[ip:]host-port[-end]:ctr-port[-end][/proto]>', 'publish a port, as docker run -p (repeatable)', collect, [])
     .option('--direct-phys', 'move <host-if> itself into the guest (back to the host at detach)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
@@ -57,11 +60,12 @@ Examples:
   pipewright attach br0 netns:blue 10.10.0.6/24 fd00::6/64   a named netns, IPv4 and IPv6
   pipewright attach eth1 docker:db 192.168.1.20/24 --mac 02:42:c0:a8:01:14   macvlan of eth1
   pipewright attach eth1 db 192.168.1.20/24 --host-shim 192.168.1.250/24   and the host can reach it
-  pipewright attach br0 pid:4242 dhcp                        lease from a DHCP server on br0`)
+  pipewright attach br0 pid:4242 dhcp                        lease from a DHCP server on br0
+  pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports`)
     .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) => {
       const opts = optionsOf<AttachOpts>(cmd);
       const { parseAttachText } = await import('../net/attach-spec.js');
-      const req = parseAttachText({ hostIf, addresses, ...opts, routes: opts.route });
+      const req = parseAttachText({ hostIf, addresses, ...opts, routes: opts.route, publish: opts.publish });
       const { resolveGuest } = await import('../runtime/guest.js');
       const guest = await resolveGuest(guestSpec);
       const { attach } = await import('../net/attach.js');

@@ -7,10 +7,12 @@ import { PipewrightError, describe } from '../errors.js';
 import { silent, stderrLog, type StepLog } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Ipam } from '../net/ipam/allocator.js';
+import type { FirewallChoice } from '../net/firewall/sync.js';
 
 export interface GlobalOptions {
   stateDir?: string;
   store?: string;
+  firewall?: string;
   verbose?: boolean;
   json?: boolean;
 }
@@ -18,6 +20,7 @@ export interface GlobalOptions {
 export interface Context {
   store: Store;
   ipam: Ipam;
+  firewall?: FirewallChoice;
   log: StepLog;
   json: boolean;
 }
@@ -34,7 +37,9 @@ export async function openContext(opts: GlobalOptions): Promise<Context> {
   const store = Store.open(stateDirFrom(opts.stateDir));
   try {
     const ipam = await openIpam(store, storeSpecFrom(opts.store));
-    return { store, ipam, log: opts.verbose ? stderrLog() : silent, json: Boolean(opts.json) };
+    const { checkFirewallChoice } = await import('../net/firewall/sync.js');
+    const firewall = checkFirewallChoice(opts.firewall ?? process.env.PIPEWRIGHT_FIREWALL ?? 'auto');
+    return { store, ipam, firewall, log: opts.verbose ? stderrLog() : silent, json: Boolean(opts.json) };
   } catch (err) {
     store.close();
     throw err;

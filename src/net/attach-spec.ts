@@ -6,6 +6,7 @@ import { UsageError } from '../errors.js';
 import { parseIpConfig, parseRoute, type IpConfig } from './address.js';
 import type { AttachRequest } from './attach.js';
 import { macFromText } from './mac.js';
+import { parsePublish } from './ports.js';
 import { checkIfname, checkMac, checkMacvlanMode, checkMtu, checkObjectName } from './validate.js';
 
 export interface AttachText {
@@ -19,6 +20,7 @@ export interface AttachText {
   routes?: string[];
   hostShim?: string;
   directPhys?: boolean;
+  publish?: string[];
 }
 
 /** `U:<text>` derives a stable MAC from text, as pipework does; anything else must be a unicast MAC. */
@@ -56,6 +58,7 @@ export function parseAttachText(t: AttachText): AttachRequest {
     routes: (t.routes ?? []).map(parseRoute),
     dhcp,
     directPhys: Boolean(t.directPhys),
+    publish: (t.publish ?? []).map(parsePublish),
     hostShim: t.hostShim === undefined ? undefined : parseShim(t.hostShim),
   };
 }

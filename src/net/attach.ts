@@ -17,9 +17,11 @@ import type { AttachmentRecord, AttachmentSpec } from '../store/attachments.js';
 import { formatIpConfig, type IpConfig, type RouteSpec } from './address.js';
 import { announce } from './arp.js';
 import { startDhcpClient, stopDhcpClient } from './dhcp.js';
-import { acceptBridgeForwarding, removeBridgeForwarding } from './firewall/forward.js';
+import { syncFirewall } from './firewall/sync.js';
+import { recordPorts, formatPublish, type PortSpec } from './ports.js';
+import { deletePortsOf } from '../store/firewall.js';
 import { ipBatch, readLink } from './iproute.js';
-import { hostLinkExists, hostLinkInfo } from './sysfs.js';
+import { hostLinkExists, hostLinkInfo, setHairpin } from './sysfs.js';
 import { randomMac } from './mac.js';
 import { hostLinkName, shimName } from './names.js';
 import { configureGuestCmds, createBridgeCmds, createLinkCmds, createShimCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
@@ -46,6 +48,8 @@ export interface AttachRequest {
   dhcp?: boolean;
   /** Move the host interface itself into the guest (pipework's --direct-phys). */
   directPhys?: boolean;
+  /** Published ports (`-p`), bridge attachments only. */
+  publish?: PortSpec[];
   /** macvlan only: an address for the host's own macvlan on the parent (created once, shared). */
   hostShim?: IpConfig;
 }
@@ -71,6 +75,7 @@ function specOf(req: AttachRequest, kind: InterfacePlan['kind'], ifname: string)
     routes: req.routes.map((r) => `${r.dst}${r.via ? `@${r.via}` : ''}`),
     dhcp: Boolean(req.dhcp),
     hostShim: req.hostShim ? formatIpConfig(req.hostShim) : null,
+    publish: (req.publish ?? []).map(formatPublish),
   };
 }
 
@@ -131,6 +136,9 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
   if (req.hostShim && side.kind !== 'macvlan') {
     throw new UsageError(`--host-shim is for macvlan attachments; ${req.hostIf} is a bridge (the host reaches bridge guests through the bridge)`);
   }
+  if (req.publish?.length && side.kind !== 'veth') {
+    throw new UsageError(`published ports need a bridge; ${req.hostIf} gives a ${side.kind}`);
+  }
   const spec = specOf(req, side.kind, ifname);
   const existing = await checkExisting(ctx, guest, spec);
   if (existing) return { attachment: existing, changed: false };
@@ -160,6 +168,7 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
     await plumb(ctx, undo, guest, plan, side.exists);
     if (req.hostShim) await ensureShim(ctx, undo, plan.hostIf, req.hostShim);
     const dhcpPid = req.dhcp ? await leaseByDhcp(ctx, undo, id, guest, plan) : null;
+    await openFirewall(ctx, undo, id, guest, plan, req.publish ?? []);
     await undo.step('gratuitous ARP', () => announce(guest.netnsPath, ifname, plan.addresses, log));
     ctx.store.tx(() => records.markReady(ctx.store, id, dhcpPid));
     const attachment = records.findAttachment(ctx.store, guest.kind, guest.id, ifname)!;
@@ -187,14 +196,6 @@ async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: Inte
       throw err;
     }),
     () => removeLink(plan, guest.netnsPath, log));
-  // The store says whether this bridge already has guests (and so its rule): only the first one
-  // pays for reading the rule set; from then on the store is the intent.
-  if (plan.kind === 'veth' && records.countOnHostIf(ctx.store, plan.hostIf) <= 1) {
-    // Our own pending record counts: 1 means no other guest on this bridge needs the rule.
-    await undo.step(`accept forwarding on ${plan.hostIf}`, () => acceptBridgeForwarding(plan.hostIf, log), async () => {
-      if (records.countOnHostIf(ctx.store, plan.hostIf) <= 1) await removeBridgeForwarding(plan.hostIf, log);
-    });
-  }
   await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => ipBatch(configureGuestCmds(plan), guest.netnsPath, log));
 }
 
@@ -212,6 +213,26 @@ async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, add
   }, async () => {
     records.forgetHostLink(ctx.store, shim);
     await ipBatch([deleteLinkCmd(shim)], undefined, log);
+  });
+}
+
+/**
+ * Records the ports and syncs the firewall when the rule set changes: the bridge's first guest
+ * (its forwarding accept) or published ports. Later guests on a bridge without ports skip it.
+ * Rollback forgets the record and ports, then syncs again, so nothing of this guest stays.
+ */
+async function openFirewall(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: InterfacePlan, publish: PortSpec[]): Promise<void> {
+  if (plan.kind !== 'veth' || (records.countOnHostIf(ctx.store, plan.hostIf) > 1 && publish.length === 0)) return;
+  const sync = () => syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log });
+  await undo.step('record published ports', () => ctx.store.tx(() => recordPorts(ctx.store, id, guest.name, plan.hostIf, plan.addresses, publish)));
+  // A guest reaching its own published port through the host comes back on the port it left by.
+  if (publish.length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
+  await undo.step(`firewall for ${plan.hostIf}`, sync, async () => {
+    ctx.store.tx(() => {
+      deletePortsOf(ctx.store, id);
+      records.deleteAttachment(ctx.store, id);
+    });
+    await sync();
   });
 }
 

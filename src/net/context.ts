@@ -7,11 +7,14 @@ import type { StepLog } from '../log.js';
 import type { Store } from '../store/store.js';
 import { Ipam } from './ipam/allocator.js';
 import { SqliteLeaseBackend } from './ipam/sqlite-backend.js';
+import type { FirewallChoice } from './firewall/sync.js';
 
 export interface CoreContext {
   store: Store;
   log?: StepLog;
   ipam?: Ipam;
+  /** Which firewall backend; default auto (nftables when nft works). */
+  firewall?: FirewallChoice;
 }
 
 export function ipamOf(ctx: CoreContext): Ipam {

@@ -10,7 +10,8 @@ import type { AttachmentRecord } from '../store/attachments.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { ipamOf, leaseOwner, type CoreContext } from './context.js';
 import { stopDhcpClient } from './dhcp.js';
-import { removeBridgeForwarding } from './firewall/forward.js';
+import { syncFirewall } from './firewall/sync.js';
+import { findNetwork, listPorts } from '../store/firewall.js';
 import { ipBatch, readLink } from './iproute.js';
 import { deleteLinkCmd, returnPhysCmd, type InterfacePlan } from './plumbing.js';
 import { shimName } from './names.js';
@@ -24,8 +25,11 @@ export async function releaseAttachment(ctx: Ctx, rec: AttachmentRecord): Promis
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
   await removeLink({ kind: rec.kind, hostIf: rec.hostIf, hostLink: rec.hostLink ?? undefined, ifname: rec.ifname }, rec.netnsPath, log);
   await ipamOf(ctx).releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname));
-  ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id));
-  if (records.countOnHostIf(ctx.store, rec.hostIf) === 0) await releaseHostIf(ctx, rec, log);
+  const hadPorts = listPorts(ctx.store, rec.id).length > 0;
+  ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id)); // its ports go with it (cascade)
+  const last = records.countOnHostIf(ctx.store, rec.hostIf) === 0;
+  if (rec.kind === 'veth' && (hadPorts || last)) await syncFirewall(ctx.store, { firewall: ctx.firewall, log });
+  if (last) await releaseHostIf(ctx, rec, log);
 }
 
 /**
@@ -45,14 +49,14 @@ export async function removeLink(link: Pick<InterfacePlan, 'kind' | 'hostIf' | '
 /** The bridge's rule and a bridge pipewright made, or the parent's shim, go with the last guest. */
 async function releaseHostIf(ctx: Ctx, rec: AttachmentRecord, log: StepLog): Promise<void> {
   if (rec.kind === 'veth') {
-    await removeBridgeForwarding(rec.hostIf, log);
-    if (!bridgeHasPorts(rec.hostIf)) await removeIfCreated(ctx, rec.hostIf, log);
+    if (!bridgeHasPorts(rec.hostIf) && !findNetwork(ctx.store, rec.hostIf)) await removeIfCreated(ctx, rec.hostIf, log);
   } else if (rec.kind === 'macvlan') {
     await removeIfCreated(ctx, shimName(rec.hostIf), log);
   }
 }
 
-async function removeIfCreated(ctx: Ctx, name: string, log: StepLog): Promise<void> {
+/** Deletes a host link (bridge, shim) if pipewright created it, and forgets it. */
+export async function removeIfCreated(ctx: Ctx, name: string, log: StepLog): Promise<void> {
   if (!records.createdHostLink(ctx.store, name)) return;
   if (hostLinkExists(name)) await ipBatch([deleteLinkCmd(name)], undefined, log);
   ctx.store.tx(() => records.forgetHostLink(ctx.store, name));

@@ -2,7 +2,8 @@
  * Cheap reads of the host's own links from /sys/class/net (no process, no socket): enough to tell
  * whether a name exists, whether it is a bridge, and its MTU. Host namespace only.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { StepLog } from '../log.js';
 
 const SYS = '/sys/class/net';
 
@@ -31,4 +32,11 @@ export function hostLinkInfo(name: string): HostLinkInfo | null {
 /** This process's network namespace, as a path a tool in another namespace can name. */
 export function ownNetns(): string {
   return `/proc/${process.pid}/ns/net`;
+}
+
+/** Lets the bridge send a frame back out of the port it came in by (hairpin NAT). */
+export function setHairpin(port: string, log?: StepLog): void {
+  const path = `${SYS}/${port}/brport/hairpin_mode`;
+  log?.step(`echo 1 > ${path}`);
+  writeFileSync(path, '1');
 }

@@ -18,6 +18,7 @@ export interface AttachmentSpec {
   routes: string[];
   dhcp: boolean;
   hostShim: string | null;
+  publish: string[];
 }
 
 export interface AttachmentRecord {

@@ -56,4 +56,32 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX free_by_pool ON free_addresses(pool, seq);
   `,
+  `
+  -- Networks: a bridge with its subnet (from a pool), NAT and isolation choices; the bridge holds
+  -- the pool's gateway address. Ports: published ports, one row per mapping (ranges as start/end).
+  CREATE TABLE networks (
+    name        TEXT PRIMARY KEY,
+    bridge      TEXT NOT NULL UNIQUE,
+    pool        TEXT NOT NULL,
+    subnet      TEXT NOT NULL,
+    gateway     TEXT,
+    masquerade  INTEGER NOT NULL,
+    isolated    INTEGER NOT NULL,
+    created_at  TEXT NOT NULL
+  );
+  CREATE TABLE ports (
+    id              INTEGER PRIMARY KEY,
+    attachment_id   INTEGER NOT NULL REFERENCES attachments(id) ON DELETE CASCADE,
+    guest_name      TEXT NOT NULL,
+    proto           TEXT NOT NULL CHECK (proto IN ('tcp', 'udp')),
+    host_ip         TEXT NOT NULL,
+    host_port       INTEGER NOT NULL,
+    host_port_end   INTEGER NOT NULL,
+    ctr_ip          TEXT NOT NULL,
+    ctr_subnet      TEXT NOT NULL,
+    ctr_port        INTEGER NOT NULL,
+    bridge          TEXT NOT NULL
+  );
+  CREATE INDEX ports_by_host_port ON ports(proto, host_port);
+  `,
 ];

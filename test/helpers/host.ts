@@ -90,10 +90,27 @@ export async function ping(ns: string, addr: string): Promise<boolean> {
   return (await inNs(ns, ['ping', '-c', '1', '-W', '2', addr])).exitCode === 0;
 }
 
-/** The whole firewall as text, without comments and counters, for before/after comparisons. */
+/** The whole firewall (iptables, ip6tables, nftables) as text without comments and counters, for before/after comparisons. */
 export async function firewallSnapshot(): Promise<string> {
-  const v4 = (await must('iptables-save', [])) + (await must('ip6tables-save', []));
-  return v4.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '')).join('\n');
+  const text = (await must('iptables-save', [])) + (await must('ip6tables-save', [])) + (await must('nft', ['list', 'ruleset']));
+  return text.split('\n').filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]/g, '').replace(/counter packets \d+ bytes \d+/g, 'counter')).join('\n');
+}
+
+export const PEER = fileURLToPath(new URL('./peer.mjs', import.meta.url));
+
+/** Starts a peer server in a netns; it answers with the client's address, and dies with the test. */
+export async function peerServer(t: T, ns: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
+  const child = execa('ip', ['netns', 'exec', ns, 'node', PEER, 'server', proto, String(port)], { reject: false });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+}
+
+/** What a peer server answered (the address it saw), from a netns or from the host (ns null). */
+export async function askPeer(ns: string | null, proto: 'tcp' | 'udp', host: string, port: number): Promise<string> {
+  const argv = ['node', PEER, 'client', proto, host, String(port)];
+  const r = ns ? await execa('ip', ['netns', 'exec', ns, ...argv], { reject: false }) : await execa(argv[0], argv.slice(1), { reject: false });
+  return String(r.stdout).trim();
 }
 
 export async function hostLinks(): Promise<string[]> {

@@ -1,0 +1,85 @@
+/** network / ports / firewall: the CLI face of networks, published ports and the firewall sync. */
+import type { Command } from 'commander';
+import { optionsOf, printJson, printTable, withContext } from './context.js';
+
+export function register(program: Command): void {
+  const network = program.command('network').description('bridges with a pool, NAT (masquerade) and isolation');
+  network
+    .command('create')
+    .description("create a network: the bridge (if missing) gets the pool's gateway address")
+    .argument('<name>', 'network name')
+    .requiredOption('--bridge <br>', 'bridge (created if missing)')
+    .requiredOption('--pool <pool>', 'pool whose subnet the network uses (IPv4)')
+    .option('--masquerade', 'source NAT for traffic leaving the subnet through another interface')
+    .option('--isolated', 'drop traffic between this bridge and other pipewright bridges')
+    .option('--json', 'print the network as JSON')
+    .addHelpText('after', '\nExample:\n  pipewright pool create lan 10.10.0.0/24 && pipewright network create lan --bridge br-lan --pool lan --masquerade')
+    .action(async (name: string, _o, cmd: Command) => {
+      const o = optionsOf<{ bridge: string; pool: string; masquerade?: boolean; isolated?: boolean }>(cmd);
+      const { createNetwork } = await import('../net/network.js');
+      await withContext(o, async (ctx) => {
+        const n = await createNetwork(ctx, { name, bridge: o.bridge, pool: o.pool, masquerade: o.masquerade, isolated: o.isolated });
+        if (ctx.json) printJson(n);
+        else process.stdout.write(`network ${n.name}: ${n.bridge} ${n.subnet} gateway ${n.gateway ?? 'none'}${n.masquerade ? ' masquerade' : ''}${n.isolated ? ' isolated' : ''}\n`);
+      });
+    });
+  network
+    .command('ls')
+    .description('list networks')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExample:\n  pipewright network ls')
+    .action(async (_o, cmd: Command) => {
+      const { listNetworks } = await import('../store/firewall.js');
+      await withContext(optionsOf(cmd), async (ctx) => {
+        const nets = listNetworks(ctx.store);
+        if (ctx.json) return printJson(nets);
+        printTable(['NAME', 'BRIDGE', 'SUBNET', 'GATEWAY', 'MASQUERADE', 'ISOLATED'],
+          nets.map((n) => [n.name, n.bridge, n.subnet, n.gateway ?? '-', String(n.masquerade), String(n.isolated)]));
+      });
+    });
+  network
+    .command('rm')
+    .description('remove a network (refused while guests are attached)')
+    .argument('<name>', 'network name')
+    .addHelpText('after', '\nExample:\n  pipewright network rm lan')
+    .action(async (name: string, _o, cmd: Command) => {
+      const { removeNetwork } = await import('../net/network.js');
+      await withContext(optionsOf(cmd), async (ctx) => {
+        await removeNetwork(ctx, name);
+        process.stdout.write(`network ${name} removed\n`);
+      });
+    });
+
+  program
+    .command('ports')
+    .description('list published ports, of one guest or all')
+    .argument('[guest]', 'as for attach')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExample:\n  pipewright ports web --json')
+    .action(async (guestSpec: string | undefined, _o, cmd: Command) => {
+      const { listPorts } = await import('../store/firewall.js');
+      const { formatPublish } = await import('../net/ports.js');
+      const { findRecordsForGuest } = await import('./guest-records.js');
+      await withContext(optionsOf(cmd), async (ctx) => {
+        const ids = guestSpec ? new Set((await findRecordsForGuest(ctx.store, guestSpec)).map((r) => r.id)) : null;
+        const ports = listPorts(ctx.store).filter((p) => !ids || ids.has(p.attachmentId));
+        if (ctx.json) return printJson(ports.map((p) => ({ guest: p.guestName, publish: formatPublish(p), ...p })));
+        printTable(['GUEST', 'PUBLISH', 'CONTAINER', 'BRIDGE'], ports.map((p) => [p.guestName, formatPublish(p), `${p.ctrIp}:${p.ctrPort}`, p.bridge]));
+      });
+    });
+
+  const firewall = program.command('firewall').description("pipewright's firewall rules");
+  firewall
+    .command('sync')
+    .description("rebuild pipewright's rules from the store (after a firewall reload or reboot); idempotent")
+    .option('--json', 'print the rules as JSON')
+    .addHelpText('after', '\nExample:\n  pipewright firewall sync --firewall iptables')
+    .action(async (_o, cmd: Command) => {
+      const { syncFirewall } = await import('../net/firewall/sync.js');
+      await withContext(optionsOf(cmd), async (ctx) => {
+        const rules = await syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log, exclusive: true });
+        if (ctx.json) printJson(rules);
+        else process.stdout.write(`firewall in sync: ${rules.length} rule(s)\n`);
+      });
+    });
+}

@@ -1,0 +1,74 @@
+/**
+ * Networks: a bridge with a pool's subnet. The bridge gets the pool's gateway as its own address
+ * (the guests' default route), and the network's choices (masquerade, isolation) become firewall
+ * rules. Removing a network takes back what creating it added.
+ */
+import { PipewrightError } from '../errors.js';
+import * as records from '../store/attachments.js';
+import { deleteNetwork, findNetwork, insertNetwork, type NetworkRecord } from '../store/firewall.js';
+import { silent } from '../log.js';
+import { removeIfCreated } from './detach.js';
+import { ipamOf, type CoreContext } from './context.js';
+import { syncFirewall } from './firewall/sync.js';
+import { ipBatch } from './iproute.js';
+import { createBridgeCmds, deleteLinkCmd } from './plumbing.js';
+import { hostLinkExists, hostLinkInfo } from './sysfs.js';
+import { UndoStack } from './undo.js';
+import { checkIfname, checkObjectName } from './validate.js';
+
+export interface NetworkRequest {
+  name: string;
+  bridge: string;
+  pool: string;
+  masquerade?: boolean;
+  isolated?: boolean;
+}
+
+export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
+  checkObjectName(req.name, 'network name');
+  checkIfname(req.bridge, 'bridge');
+  const pool = await ipamOf(ctx).pool(req.pool);
+  if (pool.family !== 4) throw new PipewrightError(`pool ${pool.name} is IPv6; networks with NAT are IPv4 for now`);
+  const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, req.bridge);
+  if (clash) throw new PipewrightError(`network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `bridge ${req.bridge}`}`);
+  const existing = hostLinkInfo(req.bridge);
+  if (existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
+  const log = ctx.log;
+  const undo = new UndoStack(log);
+  return undo.all(async () => {
+    if (!existing) {
+      await undo.step(`create bridge ${req.bridge}`, async () => {
+        await ipBatch(createBridgeCmds(req.bridge), undefined, log);
+        records.recordCreatedHostLink(ctx.store, req.bridge, 'bridge');
+      }, async () => {
+        records.forgetHostLink(ctx.store, req.bridge);
+        await ipBatch([deleteLinkCmd(req.bridge)], undefined, log);
+      });
+    }
+    if (pool.gateway) {
+      const addr = `${pool.gateway}/${pool.prefix}`;
+      await undo.step(`address ${addr} on ${req.bridge}`, () => ipBatch([['address', 'replace', addr, 'dev', req.bridge], ['link', 'set', req.bridge, 'up']], undefined, log),
+        () => ipBatch([['address', 'del', addr, 'dev', req.bridge]], undefined, log));
+    }
+    const rec = { name: req.name, bridge: req.bridge, pool: pool.name, subnet: pool.subnet, gateway: pool.gateway, masquerade: Boolean(req.masquerade), isolated: Boolean(req.isolated) };
+    ctx.store.tx(() => insertNetwork(ctx.store, rec));
+    undo.push('record network', () => deleteNetwork(ctx.store, req.name));
+    await undo.step('firewall', () => syncFirewall(ctx.store, { firewall: ctx.firewall, log }), () => syncFirewall(ctx.store, { firewall: ctx.firewall, log }).then(() => {}));
+    return findNetwork(ctx.store, req.name)!;
+  });
+}
+
+export async function removeNetwork(ctx: CoreContext, name: string): Promise<NetworkRecord> {
+  const net = findNetwork(ctx.store, name);
+  if (!net || net.name !== name) throw new PipewrightError(`no network named ${name} (see 'pipewright network ls')`);
+  const guests = records.countOnHostIf(ctx.store, net.bridge);
+  if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
+  ctx.store.tx(() => deleteNetwork(ctx.store, name));
+  await syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log });
+  if (net.gateway && hostLinkExists(net.bridge)) {
+    const prefix = net.subnet.split('/')[1];
+    await ipBatch([['address', 'del', `${net.gateway}/${prefix}`, 'dev', net.bridge]], undefined, ctx.log).catch(() => {});
+  }
+  await removeIfCreated(ctx, net.bridge, ctx.log ?? silent);
+  return net;
+}

@@ -1,0 +1,81 @@
+/**
+ * NAT and published ports against the real kernel, for both firewall backends, with dockerd's
+ * FORWARD DROP in force when it runs. Two pipewright networks: "a" (masquerade) holds the server
+ * guest, "b" holds a client guest and a "remote" host. Traffic stays inside these namespaces,
+ * their bridges and loopback.
+ */
+import t from 'tap';
+import { askPeer, cli, firewallSnapshot, hostLinks, isRoot, must, netns, peerServer, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+
+for (const firewall of ['iptables', 'nftables'] as const) {
+  t.test(`published ports and masquerade (${firewall})`, { skip: !isRoot && ROOT_REASON }, async (t) => {
+    const dir = stateDir(t);
+    const pw = (...args: string[]) => cli(dir, ['--firewall', firewall, ...args]);
+    const before = await firewallSnapshot();
+    const links = await hostLinks();
+    const [brA, brB] = [uniq('a'), uniq('b')];
+    t.teardown(async () => {
+      await sh('ip', ['link', 'del', brA]);
+      await sh('ip', ['link', 'del', brB]);
+    });
+    const [srv, client, remote] = [await netns(t), await netns(t), await netns(t)];
+    for (const args of [['pool', 'create', 'pa', '10.247.1.0/24'], ['pool', 'create', 'pb', '10.247.2.0/24'],
+      ['network', 'create', 'na', '--bridge', brA, '--pool', 'pa', '--masquerade'], ['network', 'create', 'nb', '--bridge', brB, '--pool', 'pb']]) {
+      const r = await pw(...args);
+      t.equal(r.exitCode, 0, `${args.join(' ')} ${r.stderr}`);
+    }
+    const attach = await pw('attach', brA, srv, 'pool:pa', '-p', '18080:8080', '-p', '15353:5353/udp', '--json');
+    t.equal(attach.exitCode, 0, attach.stderr);
+    t.same(JSON.parse(attach.stdout).publish, ['18080:8080/tcp', '15353:5353/udp']);
+    t.equal((await pw('attach', brB, client, 'pool:pb')).exitCode, 0);
+    t.equal((await pw('attach', brB, remote, 'pool:pb')).exitCode, 0);
+    const [hostA, hostB] = ['10.247.1.1', '10.247.2.1'];
+    const [srvIp, remoteIp] = ['10.247.1.2', '10.247.2.3'];
+
+    await peerServer(t, srv, 'tcp', 8080);
+    await peerServer(t, srv, 'udp', 5353);
+    t.equal(await askPeer(client, 'tcp', hostB, 18080), '10.247.2.2', 'TCP from another host (netns on another bridge)');
+    t.equal(await askPeer(client, 'udp', hostB, 15353), '10.247.2.2', 'UDP from another host');
+    t.equal(await askPeer(null, 'tcp', hostA, 18080), hostA, 'TCP from the host itself');
+    t.equal(await askPeer(null, 'tcp', '127.0.0.1', 18080), hostA, 'TCP to 127.0.0.1 (route_localnet)');
+    t.equal(await askPeer(null, 'udp', '127.0.0.1', 15353), hostA, 'UDP to 127.0.0.1');
+    t.equal(await askPeer(srv, 'tcp', hostA, 18080), hostA, 'hairpin: the guest reaches its own published port through the host');
+
+    await peerServer(t, remote, 'tcp', 9000);
+    t.equal(await askPeer(srv, 'tcp', remoteIp, 9000), hostB, 'egress is masqueraded: the remote sees the host, not the guest');
+    t.equal(await askPeer(client, 'tcp', srvIp, 8080), '10.247.2.2', 'no masquerade into a network: the guest sees the real client');
+
+    const taken = await pw('attach', brB, await netns(t), 'pool:pb', '-p', '18080:80');
+    t.equal(taken.exitCode, 1);
+    t.match(taken.stderr, new RegExp(`host port 18080/tcp is already published by ${srv} \\(18080:8080/tcp\\)`));
+    const ports = JSON.parse((await pw('ports', '--json')).stdout);
+    t.same(ports.map((p: { publish: string }) => p.publish), ['18080:8080/tcp', '15353:5353/udp']);
+
+    const again = await pw('firewall', 'sync', '--verbose');
+    t.equal(again.exitCode, 0, again.stderr);
+    if (firewall === 'iptables') t.notMatch(again.stderr, /restore/, 'sync when in sync writes nothing');
+    t.equal(await askPeer(client, 'tcp', hostB, 18080), '10.247.2.2', 'still served after sync');
+
+    for (const g of [srv, client, remote]) t.equal((await pw('detach', g)).exitCode, 0);
+    for (const n of ['na', 'nb']) t.equal((await pw('network', 'rm', n)).exitCode, 0);
+    t.equal(await firewallSnapshot(), before, 'the whole rule set is exactly as before');
+    t.same(await hostLinks(), links, 'bridges gone');
+  });
+}
+
+t.test('firewall sync restores rules a reload wiped', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const pw = (...args: string[]) => cli(dir, ['--firewall', 'iptables', ...args]);
+  const br = uniq('a');
+  t.teardown(() => sh('ip', ['link', 'del', br]));
+  const srv = await netns(t);
+  await pw('pool', 'create', 'p', '10.247.3.0/24');
+  await pw('network', 'create', 'n', '--bridge', br, '--pool', 'p');
+  t.equal((await pw('attach', br, srv, 'pool:p', '-p', '18081:8080')).exitCode, 0);
+  const rules = await must('iptables', ['-t', 'nat', '-S', 'PIPEWRIGHT-DNAT']);
+  await must('iptables', ['-t', 'nat', '-F', 'PIPEWRIGHT-DNAT']); // what a reload does to our rules
+  t.equal((await pw('firewall', 'sync')).exitCode, 0);
+  t.equal(await must('iptables', ['-t', 'nat', '-S', 'PIPEWRIGHT-DNAT']), rules, 'rules are back');
+  await pw('detach', srv);
+  await pw('network', 'rm', 'n');
+});
