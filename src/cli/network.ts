@@ -77,7 +77,7 @@ export function register(program: Command): void {
     .action(async (_o, cmd: Command) => {
       const { syncFirewall } = await import('../net/firewall/sync.js');
       await withContext(optionsOf(cmd), async (ctx) => {
-        const rules = await syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log, exclusive: true });
+        const rules = await syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log });
         if (ctx.json) printJson(rules);
         else process.stdout.write(`firewall in sync: ${rules.length} rule(s)\n`);
       });

@@ -17,7 +17,7 @@ import type { AttachmentRecord, AttachmentSpec } from '../store/attachments.js';
 import { formatIpConfig, type IpConfig, type RouteSpec } from './address.js';
 import { announce } from './arp.js';
 import { startDhcpClient, stopDhcpClient } from './dhcp.js';
-import { syncFirewall } from './firewall/sync.js';
+import { changeFirewall } from './firewall/sync.js';
 import { recordPorts, formatPublish, type PortSpec } from './ports.js';
 import { deletePortsOf } from '../store/firewall.js';
 import { ipBatch, readLink } from './iproute.js';
@@ -168,9 +168,8 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
     await plumb(ctx, undo, guest, plan, side.exists);
     if (req.hostShim) await ensureShim(ctx, undo, plan.hostIf, req.hostShim);
     const dhcpPid = req.dhcp ? await leaseByDhcp(ctx, undo, id, guest, plan) : null;
-    await openFirewall(ctx, undo, id, guest, plan, req.publish ?? []);
     await undo.step('gratuitous ARP', () => announce(guest.netnsPath, ifname, plan.addresses, log));
-    ctx.store.tx(() => records.markReady(ctx.store, id, dhcpPid));
+    await finish(ctx, undo, id, guest, plan, req.publish ?? [], dhcpPid);
     const attachment = records.findAttachment(ctx.store, guest.kind, guest.id, ifname)!;
     return { attachment, changed: true };
   });
@@ -217,23 +216,21 @@ async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, add
 }
 
 /**
- * Records the ports and syncs the firewall when the rule set changes: the bridge's first guest
- * (its forwarding accept) or published ports. Later guests on a bridge without ports skip it.
- * Rollback forgets the record and ports, then syncs again, so nothing of this guest stays.
+ * The last step: the attachment becomes ready, with its published ports, in the same store change
+ * the firewall follows (a bridge's first guest brings its forwarding accept, ports their NAT).
+ * Rollback turns it back to pending without ports, and the firewall follows again.
  */
-async function openFirewall(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: InterfacePlan, publish: PortSpec[]): Promise<void> {
-  if (plan.kind !== 'veth' || (records.countOnHostIf(ctx.store, plan.hostIf) > 1 && publish.length === 0)) return;
-  const sync = () => syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log });
-  await undo.step('record published ports', () => ctx.store.tx(() => recordPorts(ctx.store, id, guest.name, plan.hostIf, plan.addresses, publish)));
+async function finish(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: InterfacePlan, publish: PortSpec[], dhcpPid: number | null): Promise<void> {
+  const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
+  await undo.step(`firewall for ${plan.hostIf}`, () => change(() => {
+    recordPorts(ctx.store, id, guest.name, plan.hostIf, plan.addresses, publish);
+    records.markReady(ctx.store, id, dhcpPid);
+  }), () => change(() => {
+    deletePortsOf(ctx.store, id);
+    records.markPending(ctx.store, id);
+  }).then(() => {}));
   // A guest reaching its own published port through the host comes back on the port it left by.
   if (publish.length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
-  await undo.step(`firewall for ${plan.hostIf}`, sync, async () => {
-    ctx.store.tx(() => {
-      deletePortsOf(ctx.store, id);
-      records.deleteAttachment(ctx.store, id);
-    });
-    await sync();
-  });
 }
 
 /** The client's pid is recorded before the wait, so gc can stop it if this process is killed meanwhile. */

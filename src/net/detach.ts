@@ -10,8 +10,8 @@ import type { AttachmentRecord } from '../store/attachments.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { ipamOf, leaseOwner, type CoreContext } from './context.js';
 import { stopDhcpClient } from './dhcp.js';
-import { syncFirewall } from './firewall/sync.js';
-import { findNetwork, listPorts } from '../store/firewall.js';
+import { changeFirewall } from './firewall/sync.js';
+import { findNetwork } from '../store/firewall.js';
 import { ipBatch, readLink } from './iproute.js';
 import { deleteLinkCmd, returnPhysCmd, type InterfacePlan } from './plumbing.js';
 import { shimName } from './names.js';
@@ -25,11 +25,9 @@ export async function releaseAttachment(ctx: Ctx, rec: AttachmentRecord): Promis
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
   await removeLink({ kind: rec.kind, hostIf: rec.hostIf, hostLink: rec.hostLink ?? undefined, ifname: rec.ifname }, rec.netnsPath, log);
   await ipamOf(ctx).releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname));
-  const hadPorts = listPorts(ctx.store, rec.id).length > 0;
-  ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id)); // its ports go with it (cascade)
-  const last = records.countOnHostIf(ctx.store, rec.hostIf) === 0;
-  if (rec.kind === 'veth' && (hadPorts || last)) await syncFirewall(ctx.store, { firewall: ctx.firewall, log });
-  if (last) await releaseHostIf(ctx, rec, log);
+  // Its ports go with it (cascade), and the firewall follows the store.
+  await changeFirewall(ctx.store, () => records.deleteAttachment(ctx.store, rec.id), { firewall: ctx.firewall, log });
+  if (records.countOnHostIf(ctx.store, rec.hostIf) === 0) await releaseHostIf(ctx, rec, log);
 }
 
 /**

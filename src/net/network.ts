@@ -9,7 +9,7 @@ import { deleteNetwork, findNetwork, insertNetwork, type NetworkRecord } from '.
 import { silent } from '../log.js';
 import { removeIfCreated } from './detach.js';
 import { ipamOf, type CoreContext } from './context.js';
-import { syncFirewall } from './firewall/sync.js';
+import { changeFirewall } from './firewall/sync.js';
 import { ipBatch } from './iproute.js';
 import { createBridgeCmds, deleteLinkCmd } from './plumbing.js';
 import { hostLinkExists, hostLinkInfo } from './sysfs.js';
@@ -51,9 +51,9 @@ export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Prom
         () => ipBatch([['address', 'del', addr, 'dev', req.bridge]], undefined, log));
     }
     const rec = { name: req.name, bridge: req.bridge, pool: pool.name, subnet: pool.subnet, gateway: pool.gateway, masquerade: Boolean(req.masquerade), isolated: Boolean(req.isolated) };
-    ctx.store.tx(() => insertNetwork(ctx.store, rec));
-    undo.push('record network', () => deleteNetwork(ctx.store, req.name));
-    await undo.step('firewall', () => syncFirewall(ctx.store, { firewall: ctx.firewall, log }), () => syncFirewall(ctx.store, { firewall: ctx.firewall, log }).then(() => {}));
+    const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log });
+    await undo.step('record network and its firewall rules', () => change(() => insertNetwork(ctx.store, rec)),
+      () => change(() => deleteNetwork(ctx.store, req.name)).then(() => {}));
     return findNetwork(ctx.store, req.name)!;
   });
 }
@@ -63,8 +63,7 @@ export async function removeNetwork(ctx: CoreContext, name: string): Promise<Net
   if (!net || net.name !== name) throw new PipewrightError(`no network named ${name} (see 'pipewright network ls')`);
   const guests = records.countOnHostIf(ctx.store, net.bridge);
   if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
-  ctx.store.tx(() => deleteNetwork(ctx.store, name));
-  await syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log });
+  await changeFirewall(ctx.store, () => deleteNetwork(ctx.store, name), { firewall: ctx.firewall, log: ctx.log });
   if (net.gateway && hostLinkExists(net.bridge)) {
     const prefix = net.subnet.split('/')[1];
     await ipBatch([['address', 'del', `${net.gateway}/${prefix}`, 'dev', net.bridge]], undefined, ctx.log).catch(() => {});

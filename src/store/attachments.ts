@@ -113,6 +113,10 @@ export function markReady(store: Store, id: number, dhcpPid: number | null): voi
   store.db.prepare(`UPDATE attachments SET state = 'ready', dhcp_pid = ? WHERE id = ?`).run(dhcpPid, id);
 }
 
+export function markPending(store: Store, id: number): void {
+  store.db.prepare(`UPDATE attachments SET state = 'pending' WHERE id = ?`).run(id);
+}
+
 export function setDhcpPid(store: Store, id: number, pid: number): void {
   store.db.prepare('UPDATE attachments SET dhcp_pid = ? WHERE id = ?').run(pid, id);
 }

@@ -80,10 +80,10 @@ export function deletePortsOf(store: Store, attachmentId: number): void {
   store.db.prepare('DELETE FROM ports WHERE attachment_id = ?').run(attachmentId);
 }
 
-/** Everything the firewall rules are derived from. */
+/** Everything the firewall rules are derived from (attachments count once ready: see attach's last step). */
 export function firewallState(store: Store): FirewallState {
   const networks = listNetworks(store);
-  const guestBridges = (store.db.prepare(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth'`).all() as { host_if: string }[]).map((r) => r.host_if);
+  const guestBridges = (store.db.prepare(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth' AND state = 'ready'`).all() as { host_if: string }[]).map((r) => r.host_if);
   const names = [...new Set([...guestBridges, ...networks.map((n) => n.bridge)])].sort();
   return {
     bridges: names.map((bridge) => {

@@ -113,26 +113,61 @@ export function restoreDelta(saved: string, wanted: Line[]): string | null {
 const TOOLS = { 4: ['iptables-save', 'iptables-restore'], 6: ['ip6tables-save', 'ip6tables-restore'] } as const;
 const XTABLES_WAIT_SECONDS = '10';
 
-/**
- * Brings pipewright's chains to exactly these rules: one read and at most one write per family.
- * `mirrorForwardOnly` (the nftables backend): only the FORWARD accepts, and only where the FORWARD
- * policy drops; elsewhere nothing of pipewright's stays in iptables.
- */
-export async function applyIptables(rules: Rule[], log?: StepLog, opts: { mirrorForwardOnly?: boolean } = {}): Promise<void> {
-  for (const family of [4, 6] as const) {
-    const [save, restore] = TOOLS[family];
-    const saved = (await run(save, [], { log })).stdout;
-    let lines = rules.map((r) => renderRule(r, family)).filter((l): l is Line => l !== null);
-    if (opts.mirrorForwardOnly) lines = /^:FORWARD DROP/m.test(saved) ? lines.filter((l) => l.table === 'filter') : [];
-    const delta = restoreDelta(saved, lines);
-    if (!delta) continue;
-    try {
-      await run(restore, ['-w', XTABLES_WAIT_SECONDS, '--noflush'], { input: delta, log });
-    } catch (err) {
-      if (/xtables lock/i.test((err as Error).message)) {
-        throw new PipewrightError(`another program held the xtables lock for over ${XTABLES_WAIT_SECONDS} s; nothing was changed, retry`);
-      }
-      throw err;
+/** The nftables backend marks what it accepts; this one rule lets it through an iptables FORWARD that drops. */
+export const NFT_ACCEPT_MARK = '0x100000';
+const MARK_LINE: Line = { table: 'filter', chain: CHAINS.forward, spec: `-m mark --mark ${NFT_ACCEPT_MARK}/${NFT_ACCEPT_MARK} -j ACCEPT` };
+
+function linesOf(rules: Rule[], family: 4 | 6): Line[] {
+  return rules.map((r) => renderRule(r, family)).filter((l): l is Line => l !== null);
+}
+
+/** What iptables-save would print if the kernel held exactly these lines (and their chains and hooks). */
+function savedForm(lines: Line[]): string {
+  const out: string[] = [];
+  for (const table of ['filter', 'nat'] as const) {
+    const mine = lines.filter((l) => l.table === table);
+    const chains = new Set(mine.map((l) => l.chain));
+    out.push(`*${table}`, ...[...chains].map((c) => `:${c} - [0:0]`));
+    out.push(...HOOKS.filter((h) => h.table === table && chains.has(h.jumpTo)).map((h) => `-A ${h.chain} ${h.spec}`));
+    out.push(...mine.map((l) => `-A ${l.chain} ${l.spec}`), 'COMMIT');
+  }
+  return out.join('\n');
+}
+
+async function restore(family: 4 | 6, delta: string, log?: StepLog): Promise<void> {
+  try {
+    await run(TOOLS[family][1], ['-w', XTABLES_WAIT_SECONDS, '--noflush'], { input: delta, log });
+  } catch (err) {
+    if (/xtables lock/i.test((err as Error).message)) {
+      throw new PipewrightError(`another program held the xtables lock for over ${XTABLES_WAIT_SECONDS} s; nothing was changed, retry`);
     }
+    throw err;
+  }
+}
+
+/**
+ * Full apply: reads each family's rule set once and writes only the difference (at most one
+ * restore per family). `firewall sync` and the fallback of a failed delta use it.
+ * `nftMark`: the nftables backend's single mark-accept rule instead of the rules, and only where
+ * an iptables filter table exists (another program's FORWARD may drop there).
+ */
+export async function applyIptables(rules: Rule[], log?: StepLog, opts: { nftMark?: boolean } = {}): Promise<void> {
+  for (const family of [4, 6] as const) {
+    const saved = (await run(TOOLS[family][0], [], { log })).stdout;
+    const lines = opts.nftMark ? (rules.length && /^\*filter$/m.test(saved) ? [MARK_LINE] : []) : linesOf(rules, family);
+    const delta = restoreDelta(saved, lines);
+    if (delta) await restore(family, delta, log);
+  }
+}
+
+/**
+ * Delta apply: from the rules the store held before a change to those it holds after, with no
+ * read of the rule set (one restore for a family that changes, none otherwise). It assumes the
+ * kernel held `before`; if it did not, the restore fails whole and the caller falls back to a full apply.
+ */
+export async function applyIptablesDelta(before: Rule[], after: Rule[], log?: StepLog): Promise<void> {
+  for (const family of [4, 6] as const) {
+    const delta = restoreDelta(savedForm(linesOf(before, family)), linesOf(after, family));
+    if (delta) await restore(family, delta, log);
   }
 }

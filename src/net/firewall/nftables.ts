@@ -10,7 +10,7 @@
  */
 import { run } from '../../exec.js';
 import type { StepLog } from '../../log.js';
-import { applyIptables } from './iptables.js';
+import { applyIptables, NFT_ACCEPT_MARK } from './iptables.js';
 import type { Rule } from './rules.js';
 
 const T4 = 'ip pipewright';
@@ -26,13 +26,16 @@ const SETS = {
 type SetName = keyof typeof SETS;
 
 const CHAINS4 = [
-  'chain forward { type filter hook forward priority filter; policy accept; }',
+  // Before iptables' own FORWARD (priority filter), so the mark below is set when it looks.
+  'chain forward { type filter hook forward priority filter - 1; policy accept; }',
   'chain prerouting { type nat hook prerouting priority dstnat; policy accept; }',
   'chain output { type nat hook output priority -100; policy accept; }',
   'chain postrouting { type nat hook postrouting priority srcnat; policy accept; }',
   'chain port_dnat { }',
 ];
 const L4 = 'meta l4proto { tcp, udp }';
+/** Every accept marks the packet: an iptables FORWARD that drops lets marked packets pass (see iptables.ts). */
+const ACCEPT = `meta mark set meta mark | ${NFT_ACCEPT_MARK} accept`;
 const q = (ifname: string) => `"${ifname}"`;
 
 /** The element a port rule becomes, or null for a rule that is a chain rule. */
@@ -57,11 +60,11 @@ export function chainRules4(rules: Rule[]): string[] {
     `add rule ${T4} port_dnat ${L4} dnat ip to meta l4proto . th dport map @dnat_any`,
   ];
   for (const r of rules) if (r.type === 'isolate') out.push(`add rule ${T4} forward iifname ${q(r.from)} oifname ${q(r.to)} drop`);
-  out.push(`add rule ${T4} forward ${L4} oifname . ip daddr . meta l4proto . th dport @published accept`);
+  out.push(`add rule ${T4} forward ${L4} oifname . ip daddr . meta l4proto . th dport @published ${ACCEPT}`);
   for (const r of rules) {
-    if (r.type === 'bridge-internal') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname ${q(r.bridge)} accept`);
-    if (r.type === 'bridge-egress') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname != ${q(r.bridge)} accept`);
-    if (r.type === 'bridge-replies' || r.type === 'bridge-egress') out.push(`add rule ${T4} forward oifname ${q(r.bridge)} ct state established,related accept`);
+    if (r.type === 'bridge-internal') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname ${q(r.bridge)} ${ACCEPT}`);
+    if (r.type === 'bridge-egress') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname != ${q(r.bridge)} ${ACCEPT}`);
+    if (r.type === 'bridge-replies' || r.type === 'bridge-egress') out.push(`add rule ${T4} forward oifname ${q(r.bridge)} ct state established,related ${ACCEPT}`);
     if (r.type === 'masquerade') out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} oifname != ${q(r.bridge)} masquerade`);
     if (r.type === 'localnet') out.push(`add rule ${T4} postrouting ip saddr 127.0.0.0/8 oifname ${q(r.bridge)} masquerade`);
     // iifname is not known in postrouting for bridged (br_netfilter) packets: match the source subnet.
@@ -109,18 +112,30 @@ async function tableExists(table: string): Promise<boolean> {
   return (await run('nft', ['list', 'table', ...table.split(' ')], { allowFailure: true })).exitCode === 0;
 }
 
-
-function script4(rules: Rule[], have: Map<SetName, Set<string>> | null): string[] {
-  const lines = [`add table ${T4}`, ...CHAINS4.map((c) => `add ${c.replace('chain ', `chain ${T4} `)}`)];
-  lines.push(...Object.values(SETS).map((s) => `add ${s.replace(/^(set|map) /, `$1 ${T4} `)}`));
-  lines.push(...['forward', 'prerouting', 'output', 'postrouting', 'port_dnat'].map((c) => `flush chain ${T4} ${c}`));
-  lines.push(...chainRules4(rules));
-  const want = new Map<SetName, Set<string>>(Object.keys(SETS).map((k) => [k as SetName, new Set<string>()]));
+function elementsOf(rules: Rule[]): Map<SetName, Set<string>> {
+  const out = new Map<SetName, Set<string>>(Object.keys(SETS).map((k) => [k as SetName, new Set<string>()]));
   for (const r of rules) {
     const el = elementOf(r);
-    if (el) want.get(el[0])!.add(el[1]);
+    if (el) out.get(el[0])!.add(el[1]);
   }
-  for (const [name, elems] of want) {
+  return out;
+}
+
+/** Table, chains and sets (idempotent `add`), then the chain rules rewritten from scratch. */
+function structure4(rules: Rule[]): string[] {
+  return [
+    `add table ${T4}`,
+    ...CHAINS4.map((c) => `add ${c.replace('chain ', `chain ${T4} `)}`),
+    ...Object.values(SETS).map((set) => `add ${set.replace(/^(set|map) /, `$1 ${T4} `)}`),
+    ...['forward', 'prerouting', 'output', 'postrouting', 'port_dnat'].map((c) => `flush chain ${T4} ${c}`),
+    ...chainRules4(rules),
+  ];
+}
+
+/** Element deletions and additions that turn `have` into what `rules` want. */
+function elementDelta(rules: Rule[], have: Map<SetName, Set<string>> | null): string[] {
+  const lines: string[] = [];
+  for (const [name, elems] of elementsOf(rules)) {
     const current = have?.get(name) ?? new Set<string>();
     const gone = [...current].filter((e) => !elems.has(e));
     const added = [...elems].filter((e) => !current.has(e));
@@ -134,24 +149,41 @@ function script6(rules: Rule[]): string[] {
   const bridges = rules.filter((r) => r.type === 'bridge-internal') as { bridge: string }[];
   return [
     `add table ${T6}`,
-    `add chain ${T6} forward { type filter hook forward priority filter; policy accept; }`,
+    `add chain ${T6} forward { type filter hook forward priority filter - 1; policy accept; }`,
     `flush chain ${T6} forward`,
-    ...bridges.map((b) => `add rule ${T6} forward iifname ${q(b.bridge)} oifname ${q(b.bridge)} accept`),
+    ...bridges.map((b) => `add rule ${T6} forward iifname ${q(b.bridge)} oifname ${q(b.bridge)} ${ACCEPT}`),
   ];
+}
+
+async function nft(lines: string[], log?: StepLog): Promise<void> {
+  if (lines.length) await run('nft', ['-f', '-'], { input: lines.join('\n') + '\n', log });
 }
 
 /** Removes pipewright's nftables tables, if there are any. */
 export async function clearNftables(log?: StepLog): Promise<void> {
   const lines = [];
   for (const t of [T4, T6]) if (await tableExists(t)) lines.push(`delete table ${t}`);
-  if (lines.length) await run('nft', ['-f', '-'], { input: lines.join('\n') + '\n', log });
+  await nft(lines, log);
 }
 
+/** Full apply: reads the sets once, rewrites the chain rules, changes only the elements that differ. */
 export async function applyNftables(rules: Rule[], log?: StepLog): Promise<void> {
   if (rules.length === 0) await clearNftables(log);
-  else {
-    const script = [...script4(rules, await readElements(log)), ...script6(rules)];
-    await run('nft', ['-f', '-'], { input: script.join('\n') + '\n', log });
-  }
-  await applyIptables(rules, log, { mirrorForwardOnly: true });
+  else await nft([...structure4(rules), ...elementDelta(rules, await readElements(log)), ...script6(rules)], log);
+  await applyIptables(rules, log, { nftMark: true });
+}
+
+const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * Delta apply, with no read: a port is an element added or deleted, whatever else is published;
+ * chain rules are rewritten only when bridges or networks changed. First and last rule sets go
+ * through the full apply (tables and the iptables mark rule come and go with them).
+ */
+export async function applyNftablesDelta(before: Rule[], after: Rule[], log?: StepLog): Promise<void> {
+  if (before.length === 0 || after.length === 0) return applyNftables(after, log);
+  const lines = same(chainRules4(before), chainRules4(after)) ? [] : structure4(after);
+  lines.push(...elementDelta(after, elementsOf(before)));
+  if (!same(script6(before), script6(after))) lines.push(...script6(after));
+  await nft(lines, log);
 }

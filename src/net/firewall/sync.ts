@@ -5,14 +5,13 @@
  * nothing. Serialized between pipewright processes (read-then-write of the rule set).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { UsageError } from '../../errors.js';
-import { run } from '../../exec.js';
+import { join } from 'node:path';
+import { UsageError, describe } from '../../errors.js';
 import type { StepLog } from '../../log.js';
 import { silent } from '../../log.js';
 import { firewallState } from '../../store/firewall.js';
 import { withLock } from '../../store/lock.js';
 import type { Store } from '../../store/store.js';
-import { applyIptables } from './iptables.js';
 import { desiredRules, type FirewallState, type Rule } from './rules.js';
 
 export type FirewallKind = 'iptables' | 'nftables';
@@ -23,11 +22,11 @@ export function checkFirewallChoice(value: string): FirewallChoice {
   throw new UsageError(`firewall "${value}" must be iptables, nftables or auto`);
 }
 
-/** auto: nftables when `nft` answers, else iptables. */
-export async function resolveFirewall(choice: FirewallChoice = 'auto'): Promise<FirewallKind> {
+/** auto: nftables when the `nft` tool is installed, else iptables (a PATH lookup, no process). */
+export function resolveFirewall(choice: FirewallChoice = 'auto'): FirewallKind {
   if (choice !== 'auto') return choice;
-  const res = await run('nft', ['--version'], { allowFailure: true });
-  return res.exitCode === 0 ? 'nftables' : 'iptables';
+  const dirs = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':');
+  return dirs.some((d) => existsSync(join(d, 'nft'))) ? 'nftables' : 'iptables';
 }
 
 function writeSysctl(path: string, value: string, log: StepLog): void {
@@ -48,29 +47,60 @@ function applySysctls(state: FirewallState, log: StepLog): void {
   }
 }
 
-async function applyRules(kind: FirewallKind, rules: Rule[], log: StepLog): Promise<void> {
-  if (kind === 'iptables') return applyIptables(rules, log);
-  const { applyNftables } = await import('./nftables.js');
-  await applyNftables(rules, log);
+async function backend(kind: FirewallKind) {
+  if (kind === 'iptables') {
+    const { applyIptables, applyIptablesDelta } = await import('./iptables.js');
+    return { full: applyIptables, delta: applyIptablesDelta };
+  }
+  const { applyNftables, applyNftablesDelta } = await import('./nftables.js');
+  return { full: applyNftables, delta: applyNftablesDelta };
 }
 
 export interface SyncOptions {
   firewall?: FirewallChoice;
   log?: StepLog;
-  /** Also clear pipewright's nftables tables when iptables is the backend (after switching). */
-  exclusive?: boolean;
 }
 
+/**
+ * Changes the store with `mutate` and the firewall with it, as one step under the host's
+ * firewall lock: the rules before and after are derived from the store and only the difference
+ * is written, without reading the rule set. If the kernel did not hold what the store said
+ * (a reload, a crash), that write fails whole and a full sync follows.
+ */
+export async function changeFirewall(store: Store, mutate: () => void, opts: SyncOptions = {}): Promise<Rule[]> {
+  const log = opts.log ?? silent;
+  const apply = await backend(resolveFirewall(opts.firewall));
+  return withLock(store.stateDir, 'firewall', async () => {
+    const before = desiredRules(firewallState(store));
+    store.tx(mutate);
+    const state = firewallState(store);
+    const after = desiredRules(state);
+    applySysctls(state, log);
+    try {
+      await apply.delta(before, after, log);
+    } catch (err) {
+      log.step(`the firewall did not hold what the store says (${describe(err)}); full sync`);
+      await apply.full(after, log);
+    }
+    return after;
+  });
+}
+
+/**
+ * `firewall sync`: the whole rule set from the store, after reading what the kernel holds.
+ * Idempotent. It also clears pipewright's rules from the other backend (after a switch).
+ */
 export async function syncFirewall(store: Store, opts: SyncOptions = {}): Promise<Rule[]> {
   const log = opts.log ?? silent;
-  const kind = await resolveFirewall(opts.firewall);
+  const kind = resolveFirewall(opts.firewall);
+  const apply = await backend(kind);
   return withLock(store.stateDir, 'firewall', async () => {
     const state = firewallState(store);
     const rules = desiredRules(state);
     applySysctls(state, log);
-    // (nftables needs no such step: its apply already brings iptables to the mirror set or nothing.)
-    if (opts.exclusive && kind === 'iptables') await (await import('./nftables.js')).clearNftables(log);
-    await applyRules(kind, rules, log);
+    // The nftables apply already brings iptables to its mark rule or nothing; iptables must clear nft.
+    if (kind === 'iptables') await (await import('./nftables.js')).clearNftables(log);
+    await apply.full(rules, log);
     return rules;
   });
 }
