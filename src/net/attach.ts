@@ -24,7 +24,8 @@ import { ipBatch, readLink } from './iproute.js';
 import { hostLinkExists, hostLinkInfo, setHairpin } from './sysfs.js';
 import { randomMac } from './mac.js';
 import { hostLinkName, shimName } from './names.js';
-import { configureGuestCmds, createBridgeCmds, createLinkCmds, createShimCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
+import { createBridge } from './bridge.js';
+import { configureGuestCmds, createLinkCmds, createShimCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
 import { releaseAttachment, removeLink } from './detach.js';
 import { UndoStack } from './undo.js';
 import { leaseAddresses } from './addressing.js';
@@ -177,15 +178,7 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
 
 async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: InterfacePlan, bridgeExists: boolean): Promise<void> {
   const log = ctx.log ?? silent;
-  if (plan.kind === 'veth' && !bridgeExists) {
-    await undo.step(`create bridge ${plan.hostIf}`, async () => {
-      await ipBatch(createBridgeCmds(plan.hostIf), undefined, log);
-      records.recordCreatedHostLink(ctx.store, plan.hostIf, 'bridge');
-    }, async () => {
-      records.forgetHostLink(ctx.store, plan.hostIf);
-      await ipBatch([deleteLinkCmd(plan.hostIf)], undefined, log);
-    });
-  }
+  if (plan.kind === 'veth' && !bridgeExists) await createBridge(ctx, undo, plan.hostIf);
   await undo.step(`create ${plan.kind} ${plan.ifname} in ${guest.name}`,
     () => ipBatch(createLinkCmds(plan, guest.netnsPath), undefined, log).catch((err: Error) => {
       // The kernel checks the name inside the guest; no need to look first.

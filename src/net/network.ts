@@ -11,7 +11,7 @@ import { removeIfCreated } from './detach.js';
 import { ipamOf, type CoreContext } from './context.js';
 import { changeFirewall } from './firewall/sync.js';
 import { ipBatch } from './iproute.js';
-import { createBridgeCmds, deleteLinkCmd } from './plumbing.js';
+import { createBridge } from './bridge.js';
 import { hostLinkExists, hostLinkInfo } from './sysfs.js';
 import { UndoStack } from './undo.js';
 import { checkIfname, checkObjectName } from './validate.js';
@@ -36,15 +36,7 @@ export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Prom
   const log = ctx.log;
   const undo = new UndoStack(log);
   return undo.all(async () => {
-    if (!existing) {
-      await undo.step(`create bridge ${req.bridge}`, async () => {
-        await ipBatch(createBridgeCmds(req.bridge), undefined, log);
-        records.recordCreatedHostLink(ctx.store, req.bridge, 'bridge');
-      }, async () => {
-        records.forgetHostLink(ctx.store, req.bridge);
-        await ipBatch([deleteLinkCmd(req.bridge)], undefined, log);
-      });
-    }
+    if (!existing) await createBridge(ctx, undo, req.bridge);
     if (pool.gateway) {
       const addr = `${pool.gateway}/${pool.prefix}`;
       await undo.step(`address ${addr} on ${req.bridge}`, () => ipBatch([['address', 'replace', addr, 'dev', req.bridge], ['link', 'set', req.bridge, 'up']], undefined, log),
