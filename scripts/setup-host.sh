@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(iproute2 iptables nftables docker.io busybox-static etcd-server dnsmasq-base udhcpc
-      iputils-ping arping containernetworking-plugins util-linux ca-certificates)
+      iputils-ping arping containernetworking-plugins util-linux e2fsprogs gcc libc6-dev ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,7 +21,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup-host: installing npm dependencies"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-if [ ! -f dist/cli/main.js ] || [ -n "$(find src -newer dist/cli/main.js -name '*.ts' -print -quit)" ]; then
+if [ ! -f dist/cli/main.js ] || [ ! -f dist/pipewright-mount ] || [ -n "$(find src native -newer dist/cli/main.js -print -quit)" ]; then
   echo "setup-host: building"
   npm run --silent build
 fi

@@ -11,6 +11,7 @@ import * as networkCmds from './network.js';
 import * as nsCmds from './ns.js';
 import * as pipeworkCmds from './pipework.js';
 import * as showCmds from './show.js';
+import * as storageCmds from './storage.js';
 
 export function buildProgram(): Command {
   const program = new Command('pipewright')
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const group of [attachCmds, showCmds, ipamCmds, networkCmds, nsCmds, pipeworkCmds]) group.register(program);
+  for (const group of [attachCmds, showCmds, ipamCmds, networkCmds, storageCmds, nsCmds, pipeworkCmds]) group.register(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

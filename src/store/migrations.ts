@@ -84,4 +84,26 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX ports_by_host_port ON ports(proto, host_port);
   `,
+  `
+  -- Named volumes (Docker's fields) and what is mounted into which guest: a named volume or a
+  -- bind mount (host_path), at a path inside the guest.
+  CREATE TABLE volumes (
+    name        TEXT PRIMARY KEY,
+    labels      TEXT NOT NULL,
+    options     TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+  );
+  CREATE TABLE mounts (
+    id          INTEGER PRIMARY KEY,
+    volume      TEXT REFERENCES volumes(name),
+    host_path   TEXT NOT NULL,
+    guest_kind  TEXT NOT NULL,
+    guest_id    TEXT NOT NULL,
+    guest_name  TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    readonly    INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    UNIQUE (guest_kind, guest_id, target)
+  );
+  `,
 ];

@@ -6,6 +6,7 @@ import ipaddr from 'ipaddr.js';
 import { UsageError } from '../../errors.js';
 import type { Family } from '../address.js';
 import { checkObjectName } from '../validate.js';
+import { parseLabels } from '../../labels.js';
 import { fromBig, overlaps, prefixBounds, toBig } from './ipmath.js';
 
 export interface Pool {
@@ -100,16 +101,6 @@ function parseSubnetLoose(cidr: string): { network: string; prefix: number; fami
   } catch {
     throw new UsageError(`excluded range "${cidr}" is not a CIDR`);
   }
-}
-
-export function parseLabels(labels: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const l of labels) {
-    const eq = l.indexOf('=');
-    if (eq <= 0) throw new UsageError(`label "${l}" must be key=value`);
-    out[l.slice(0, eq)] = l.slice(eq + 1);
-  }
-  return out;
 }
 
 export function poolBounds(p: Pool): [bigint, bigint] {

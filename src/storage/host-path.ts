@@ -1,0 +1,25 @@
+/** Host paths given for bind mounts: resolved (symlinks), and kept away from what must not be exposed. */
+import { existsSync, realpathSync } from 'node:fs';
+import { PipewrightError, UsageError } from '../errors.js';
+
+const SENSITIVE = ['/proc', '/sys', '/dev'];
+
+/**
+ * The real path of a host path for a bind mount. Refused unless `allowSensitive`: the host's `/`,
+ * anything in /proc, /sys or /dev, and pipewright's own state directory (or a parent of it).
+ */
+export function checkHostPath(path: string, stateDir: string, opts: { mustExist?: boolean; allowSensitive?: boolean } = {}): string {
+  if (!path.startsWith('/')) throw new UsageError(`host path "${path}" must be absolute`);
+  if (!existsSync(path)) {
+    if (opts.mustExist !== false) throw new PipewrightError(`host path ${path} does not exist (use --create to make it)`);
+    return path;
+  }
+  const real = realpathSync(path);
+  if (opts.allowSensitive) return real;
+  const state = existsSync(stateDir) ? realpathSync(stateDir) : stateDir;
+  const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+  if (real === '/' || SENSITIVE.some((d) => under(real, d)) || under(real, state) || under(state, real)) {
+    throw new PipewrightError(`refusing to mount ${real}${real !== path ? ` (${path})` : ''}: it exposes the host; use --allow-sensitive if you mean it`);
+  }
+  return real;
+}

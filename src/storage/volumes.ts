@@ -1,0 +1,129 @@
+/**
+ * Named volumes: a directory the operator names and pipewright places, under
+ * <state-dir>/volumes/<name>/_data, optionally backed by a tmpfs, a bind of another host path, or
+ * an ext4 image of fixed size on a loop device (a hard quota). Backing mounts do not survive a
+ * reboot; `ensureBacked` puts them back before any use.
+ */
+import { existsSync, mkdirSync, openSync, ftruncateSync, closeSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { PipewrightError } from '../errors.js';
+import { run } from '../exec.js';
+import type { StepLog } from '../log.js';
+import { silent } from '../log.js';
+import type { Store } from '../store/store.js';
+import { deleteVolume, findVolume, insertVolume, listMounts, listVolumes, type VolumeRecord } from '../store/volumes.js';
+import { matchesLabels, parseLabels } from '../labels.js';
+import { checkVolumeName, sizeBytes, type VolumeOptions } from './spec.js';
+import { checkHostPath } from './host-path.js';
+import { UndoStack } from '../net/undo.js';
+
+export interface StorageContext {
+  store: Store;
+  log?: StepLog;
+}
+
+export const volumesDir = (stateDir: string) => join(stateDir, 'volumes');
+export const volumeDir = (stateDir: string, name: string) => join(volumesDir(stateDir), name);
+export const dataDir = (stateDir: string, name: string) => join(volumeDir(stateDir, name), '_data');
+const imageFile = (stateDir: string, name: string) => join(volumeDir(stateDir, name), 'image.ext4');
+
+/** Whether `dir` is a mount point (its device differs from its parent's). */
+function isMountPoint(dir: string): boolean {
+  return existsSync(dir) && statSync(dir).dev !== statSync(join(dir, '..')).dev;
+}
+
+/** The mount command that backs a volume's _data, or null for a plain directory. */
+function backingMount(stateDir: string, v: VolumeRecord): string[] | null {
+  const data = dataDir(stateDir, v.name);
+  const o = v.options as VolumeOptions;
+  if (o.type === 'tmpfs') return ['-t', 'tmpfs', ...(o.o ? ['-o', o.o] : []), 'tmpfs', data];
+  if (o.type === 'none') return ['--bind', o.device!, data];
+  if (o.size) return ['-o', 'loop', imageFile(stateDir, v.name), data];
+  return null;
+}
+
+/** Mounts the volume's backing store if it is not mounted (after a reboot, say). */
+export async function ensureBacked(ctx: StorageContext, v: VolumeRecord): Promise<void> {
+  const args = backingMount(ctx.store.stateDir, v);
+  if (args && !isMountPoint(dataDir(ctx.store.stateDir, v.name))) await run('mount', args, { log: ctx.log });
+}
+
+export async function createVolume(ctx: StorageContext, name: string, options: VolumeOptions, labels: string[] = []): Promise<VolumeRecord> {
+  checkVolumeName(name);
+  if (findVolume(ctx.store, name)) throw new PipewrightError(`volume ${name} exists already`);
+  if (options.device) checkHostPath(options.device, ctx.store.stateDir, { mustExist: true });
+  const rec: VolumeRecord = { name, labels: parseLabels(labels), options: { ...options } as Record<string, string>, createdAt: new Date().toISOString() };
+  const dir = volumeDir(ctx.store.stateDir, name);
+  const undo = new UndoStack(ctx.log);
+  return undo.all(async () => {
+    await undo.step(`create ${dir}`, () => { mkdirSync(dataDir(ctx.store.stateDir, name), { recursive: true, mode: 0o755 }); },
+      () => rmSync(dir, { recursive: true, force: true }));
+    if (options.size) await undo.step(`make a ${options.size} ext4 image`, () => makeImage(ctx, name, sizeBytes(options.size!)));
+    await undo.step('mount its backing store', () => ensureBacked(ctx, rec), () => unback(ctx, rec));
+    ctx.store.tx(() => insertVolume(ctx.store, rec));
+    return rec;
+  });
+}
+
+async function makeImage(ctx: StorageContext, name: string, bytes: number): Promise<void> {
+  const file = imageFile(ctx.store.stateDir, name);
+  (ctx.log ?? silent).step(`truncate -s ${bytes} ${file}`);
+  const fd = openSync(file, 'w', 0o600);
+  ftruncateSync(fd, bytes);
+  closeSync(fd);
+  await run('mkfs.ext4', ['-q', '-F', '-m', '0', file], { log: ctx.log });
+}
+
+async function unback(ctx: StorageContext, v: VolumeRecord): Promise<void> {
+  const data = dataDir(ctx.store.stateDir, v.name);
+  if (isMountPoint(data)) await run('umount', [data], { log: ctx.log });
+}
+
+export function getVolume(ctx: StorageContext, name: string): VolumeRecord {
+  const v = findVolume(ctx.store, checkVolumeName(name));
+  if (!v) throw new PipewrightError(`no volume named ${name} (see 'pipewright volume ls')`);
+  return v;
+}
+
+/** Removes a volume and its data; refused while a guest has it mounted. */
+export async function removeVolume(ctx: StorageContext, name: string): Promise<void> {
+  const v = getVolume(ctx, name);
+  const users = listMounts(ctx.store, { volume: name });
+  if (users.length) {
+    throw new PipewrightError(`volume ${name} is in use by ${users.map((m) => `${m.guestName}:${m.target}`).join(', ')}; unmount it first`);
+  }
+  await unback(ctx, v);
+  rmSync(volumeDir(ctx.store.stateDir, name), { recursive: true, force: true });
+  ctx.store.tx(() => deleteVolume(ctx.store, name));
+}
+
+/** Removes every volume no guest uses (and that carries these labels). */
+export async function pruneVolumes(ctx: StorageContext, labelFilters: string[] = []): Promise<string[]> {
+  const removed: string[] = [];
+  for (const v of listVolumes(ctx.store)) {
+    if (!matchesLabels(v.labels, labelFilters) || listMounts(ctx.store, { volume: v.name }).length) continue;
+    await removeVolume(ctx, v.name);
+    removed.push(v.name);
+  }
+  return removed;
+}
+
+/** Docker's `volume inspect` fields, plus UsageData (bytes used, guests using it). */
+export async function inspectVolume(ctx: StorageContext, v: VolumeRecord) {
+  const data = dataDir(ctx.store.stateDir, v.name);
+  const du = await run('du', ['-sb', data], { allowFailure: true });
+  return {
+    CreatedAt: v.createdAt.replace(/\.\d+Z$/, 'Z'),
+    Driver: 'local',
+    Labels: v.labels,
+    Mountpoint: data,
+    Name: v.name,
+    Options: v.options,
+    Scope: 'local',
+    UsageData: { Size: du.exitCode === 0 ? Number(du.stdout.split('\t')[0]) : -1, RefCount: listMounts(ctx.store, { volume: v.name }).length },
+  };
+}
+
+export function isEmptyDir(dir: string): boolean {
+  return readdirSync(dir).filter((f) => f !== 'lost+found').length === 0;
+}

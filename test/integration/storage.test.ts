@@ -1,0 +1,134 @@
+/**
+ * Volumes and mounts against a real dockerd and busybox containers: files cross both ways, :ro is
+ * read-only inside, unmount takes it away, in-use volumes are kept, prune takes only unused ones,
+ * --size is a hard quota, tmpfs volumes are tmpfs, copy-up and :nocopy, refusals change nothing.
+ */
+import t from 'tap';
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli, dockerUp, isRoot, must, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
+
+const docker = isRoot && (await dockerUp());
+const SKIP = !docker && 'needs root and a running Docker engine (scripts/test.sh starts one)';
+type T = Parameters<Parameters<typeof t.test>[1]>[0];
+
+async function container(t: T): Promise<string> {
+  const name = uniq('v');
+  await must('docker', ['run', '-d', '--net=none', '--name', name, TEST_IMAGE, 'sleep', '3600']);
+  t.teardown(() => sh('docker', ['rm', '-f', name]));
+  return name;
+}
+const inCtr = (name: string, ...cmd: string[]) => execa('docker', ['exec', name, ...cmd], { reject: false });
+
+/** Backing mounts (tmpfs, loop images) go at the end even when the test fails; the state dir goes with stateDir(). */
+function volumes(t: T, dir: string) {
+  t.teardown(async () => {
+    for (const v of JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout || '[]')) await sh('umount', [v.Mountpoint]);
+  });
+}
+
+t.test('a named volume in a running container, both ways, ro, unmount, rm', { skip: SKIP }, async (t) => {
+  const dir = stateDir(t);
+  volumes(t, dir);
+  const ctr = await container(t);
+  const r = await cli(dir, ['mount', ctr, 'data:/data', '--json']);
+  t.equal(r.exitCode, 0, r.stderr);
+  const path = (await cli(dir, ['volume', 'path', 'data'])).stdout.trim();
+  writeFileSync(join(path, 'from-host'), 'hello from the host\n');
+  t.equal((await inCtr(ctr, 'cat', '/data/from-host')).stdout, 'hello from the host', 'host -> container');
+  t.equal((await inCtr(ctr, 'sh', '-c', 'echo from the container > /data/from-ctr')).exitCode, 0);
+  t.equal(readFileSync(join(path, 'from-ctr'), 'utf8'), 'from the container\n', 'container -> host');
+
+  const inspect = JSON.parse((await cli(dir, ['volume', 'inspect', 'data'])).stdout)[0];
+  t.match(inspect, { Name: 'data', Driver: 'local', Scope: 'local', Mountpoint: path, UsageData: { RefCount: 1 } });
+  t.match(inspect.CreatedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  t.match((await cli(dir, ['volume', 'ls'])).stdout, new RegExp(`data\\s+${ctr}:/data`));
+  const rm = await cli(dir, ['volume', 'rm', 'data']);
+  t.equal(rm.exitCode, 1);
+  t.match(rm.stderr, /in use by .*:\/data/);
+
+  t.equal((await cli(dir, ['mount', ctr, 'data:/ro:ro'])).exitCode, 0);
+  t.equal((await inCtr(ctr, 'cat', '/ro/from-host')).stdout, 'hello from the host');
+  const write = await inCtr(ctr, 'sh', '-c', 'echo x > /ro/nope');
+  t.not(write.exitCode, 0, ':ro is read-only inside');
+  t.match(write.stderr, /Read-only file system/);
+
+  for (const target of ['/data', '/ro']) t.equal((await cli(dir, ['unmount', ctr, target])).exitCode, 0);
+  t.not((await inCtr(ctr, 'cat', '/data/from-host')).exitCode, 0, 'unmounted: gone from the container');
+  t.equal((await cli(dir, ['volume', 'rm', 'data'])).exitCode, 0, 'rm works once unused');
+  t.notOk(existsSync(path));
+});
+
+t.test('prune removes only unused volumes (and honours label filters)', { skip: SKIP }, async (t) => {
+  const dir = stateDir(t);
+  volumes(t, dir);
+  const ctr = await container(t);
+  for (const [name, label] of [['used', 'env=test'], ['idle', 'env=test'], ['other', 'env=prod']]) {
+    t.equal((await cli(dir, ['volume', 'create', name, '--label', label])).exitCode, 0);
+  }
+  await cli(dir, ['mount', ctr, 'used:/u']);
+  const pruned = await cli(dir, ['volume', 'prune', '--filter', 'label=env=test', '--force', '--json']);
+  t.same(JSON.parse(pruned.stdout), ['idle']);
+  t.same(JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout).map((v: { Name: string }) => v.Name), ['other', 'used']);
+  t.match((await cli(dir, ['volume', 'prune'])).stderr, /add --force/, 'no terminal, no --force: refused');
+  await cli(dir, ['unmount', ctr, '/u']);
+});
+
+t.test('--size is a hard quota; tmpfs volumes are tmpfs', { skip: SKIP }, async (t) => {
+  const dir = stateDir(t);
+  volumes(t, dir);
+  const ctr = await container(t);
+  t.equal((await cli(dir, ['volume', 'create', 'capped', '--size', '8M'])).exitCode, 0);
+  t.equal((await cli(dir, ['mount', ctr, 'capped:/capped'])).exitCode, 0);
+  const dd = await inCtr(ctr, 'dd', 'if=/dev/zero', 'of=/capped/big', 'bs=1M', 'count=32');
+  t.not(dd.exitCode, 0, 'writing past the size fails');
+  t.match(dd.stderr, /No space left on device/);
+  t.equal((await cli(dir, ['volume', 'create', 'scratch', '--opt', 'type=tmpfs,o=size=16m'])).exitCode, 0);
+  t.equal((await cli(dir, ['mount', ctr, 'scratch:/scratch'])).exitCode, 0);
+  t.match((await inCtr(ctr, 'grep', ' /scratch ', '/proc/mounts')).stdout, /^tmpfs \/scratch tmpfs /);
+  for (const p of ['/capped', '/scratch']) await cli(dir, ['unmount', ctr, p]);
+  for (const v of ['capped', 'scratch']) t.equal((await cli(dir, ['volume', 'rm', v])).exitCode, 0);
+});
+
+t.test('copy-up for a fresh named volume, :nocopy and bind mounts skip it', { skip: SKIP }, async (t) => {
+  const dir = stateDir(t);
+  volumes(t, dir);
+  const ctr = await container(t);
+  t.equal((await cli(dir, ['mount', ctr, 'etcvol:/etc'])).exitCode, 0);
+  const path = (await cli(dir, ['volume', 'path', 'etcvol'])).stdout.trim();
+  t.ok(existsSync(join(path, 'passwd')), "the image's /etc was copied into the volume");
+  t.match((await inCtr(ctr, 'cat', '/etc/passwd')).stdout, /^root:/, 'and is still seen inside');
+  t.equal((await cli(dir, ['mount', ctr, 'bare:/bin:nocopy'])).exitCode, 0);
+  t.same(JSON.parse((await cli(dir, ['volume', 'inspect', 'bare'])).stdout)[0].UsageData.Size < 8192, true, ':nocopy: the volume stays empty');
+  await cli(dir, ['unmount', ctr, '/bin']);
+  const host = mkdtempSync(join(tmpdir(), 'pipewright-bind-'));
+  t.teardown(() => rmSync(host, { recursive: true, force: true }));
+  t.equal((await cli(dir, ['mount', ctr, `${host}:/etc/app`])).exitCode, 0);
+  t.equal((await inCtr(ctr, 'ls', '/etc/app')).stdout, '', 'a bind mount shows the host directory as it is');
+  await cli(dir, ['unmount', ctr, '/etc/app']);
+  await cli(dir, ['unmount', ctr, '/etc']);
+});
+
+t.test('bad names, traversal and sensitive paths are refused and change nothing', { skip: SKIP }, async (t) => {
+  const dir = stateDir(t);
+  const ctr = await container(t);
+  const cases: [string[], RegExp, number][] = [
+    [['volume', 'create', '../escape'], /must match/, 2],
+    [['volume', 'create', 'a/b'], /must match/, 2],
+    [['mount', ctr, '../x:/data'], /must match/, 2],
+    [['mount', ctr, 'data:/a/../../etc'], /without \.\./, 2],
+    [['mount', ctr, '/:/host'], /exposes the host/, 1],
+    [['mount', ctr, '/proc/self:/p'], /exposes the host/, 1],
+    [['mount', ctr, `${dir}:/state`], /exposes the host/, 1],
+    [['mount', ctr, '/no/such/dir:/x'], /does not exist/, 1],
+  ];
+  for (const [args, re, code] of cases) {
+    const r = await cli(dir, args);
+    t.equal(r.exitCode, code, args.join(' '));
+    t.match(r.stderr, re);
+  }
+  t.same(JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout), [], 'no volume was made');
+  t.equal((await inCtr(ctr, 'ls', '/host')).exitCode, 1, 'nothing appeared in the container');
+});
