@@ -17,11 +17,14 @@ if [ "$(id -u)" = 0 ] && ! docker info >/dev/null 2>&1; then
   started_dockerd=$!
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "test: dockerd did not start; see $log"; exit 1; }
+  # Ours to restart: the lifecycle test restarts the engine under `pipewright watch`.
+  export PIPEWRIGHT_TEST_RESTART_DOCKERD=1 PIPEWRIGHT_TEST_DOCKERD_LOG="$log"
 fi
 stop_dockerd() {
   if [ -n "$started_dockerd" ]; then
-    kill "$started_dockerd" 2>/dev/null || true
-    wait "$started_dockerd" 2>/dev/null || true
+    # The engine may have been restarted by a test (a new pid): stop whichever dockerd runs now.
+    pkill -x dockerd 2>/dev/null || true
+    for _ in $(seq 1 40); do pgrep -x dockerd >/dev/null || break; sleep 0.25; done
   fi
 }
 trap stop_dockerd EXIT

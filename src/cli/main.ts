@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { fail } from './context.js';
 import * as attachCmds from './attach.js';
 import * as ipamCmds from './ipam.js';
+import * as lifecycleCmds from './lifecycle.js';
 import * as networkCmds from './network.js';
 import * as nsCmds from './ns.js';
 import * as pipeworkCmds from './pipework.js';
@@ -20,11 +21,11 @@ export function buildProgram(): Command {
     .option('--state-dir <dir>', 'where the store lives (env PIPEWRIGHT_STATE_DIR)', undefined)
     .option('--store <sqlite|etcd://host:port,...>', 'where pools and leases live (env PIPEWRIGHT_STORE; default: the SQLite store)')
     .option('--firewall <iptables|nftables|auto>', 'firewall backend (env PIPEWRIGHT_FIREWALL; auto: nftables when nft works)')
-    .option('-v, --verbose', 'print each kernel and firewall step as it is taken')
+    .option('--verbose', 'print each kernel and firewall step as it is taken')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const group of [attachCmds, showCmds, ipamCmds, networkCmds, storageCmds, nsCmds, pipeworkCmds]) group.register(program);
+  for (const group of [attachCmds, showCmds, ipamCmds, networkCmds, storageCmds, lifecycleCmds, nsCmds, pipeworkCmds]) group.register(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

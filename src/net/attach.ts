@@ -16,7 +16,6 @@ import * as records from '../store/attachments.js';
 import type { AttachmentRecord, AttachmentSpec } from '../store/attachments.js';
 import { formatIpConfig, type IpConfig, type RouteSpec } from './address.js';
 import { announce } from './arp.js';
-import { startDhcpClient, stopDhcpClient } from './dhcp.js';
 import { changeFirewall } from './firewall/sync.js';
 import { recordPorts, formatPublish, type PortSpec } from './ports.js';
 import { deletePortsOf } from '../store/firewall.js';
@@ -24,9 +23,10 @@ import { ipBatch, readLink } from './iproute.js';
 import { hostLinkExists, hostLinkInfo, setHairpin } from './sysfs.js';
 import { randomMac } from './mac.js';
 import { hostLinkName, shimName } from './names.js';
-import { createBridge } from './bridge.js';
-import { configureGuestCmds, createLinkCmds, createShimCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
-import { releaseAttachment, removeLink } from './detach.js';
+import { leaseByDhcp, plumb } from './plumb.js';
+import { createShimCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
+import { releaseAttachment } from './detach.js';
+import { restoreAttachment } from './restore.js';
 import { UndoStack } from './undo.js';
 import { leaseAddresses } from './addressing.js';
 import { leaseOwner, type CoreContext } from './context.js';
@@ -101,7 +101,7 @@ function sameSpec(a: AttachmentSpec, b: AttachmentSpec): boolean {
  * What an earlier record means for this request: a no-op (same, and the interface is there),
  * a leftover to clear first (crashed attach, or a guest that lost its interface), or a conflict.
  */
-async function checkExisting(ctx: CoreContext, guest: Guest, spec: AttachmentSpec): Promise<AttachmentRecord | null> {
+async function checkExisting(ctx: CoreContext, guest: Guest, spec: AttachmentSpec): Promise<AttachResult | null> {
   const old = records.findAttachment(ctx.store, guest.kind, guest.id, spec.ifname);
   if (!old) return null;
   const ownerAlive = old.state === 'pending' && processAlive(old.ownerPid) && old.ownerPid !== process.pid;
@@ -109,7 +109,9 @@ async function checkExisting(ctx: CoreContext, guest: Guest, spec: AttachmentSpe
     throw new PipewrightError(`another pipewright (pid ${old.ownerPid}) is attaching ${spec.ifname} to ${guest.name}; retry when it is done`);
   }
   const present = old.state === 'ready' && (await readLink(spec.ifname, guest.netnsPath)) !== null;
-  if (present && sameSpec(old.spec, spec)) return old;
+  if (present && sameSpec(old.spec, spec)) return { attachment: old, changed: false };
+  // The same attachment in a guest that lost it (restarted): back with its addresses and MAC.
+  if (old.state === 'ready' && sameSpec(old.spec, spec)) return { attachment: await restoreAttachment(ctx, old, guest), changed: true };
   if (present) {
     throw new PipewrightError(
       `${guest.name} already has ${spec.ifname} attached with other settings (${old.spec.hostIf} ${old.spec.addresses.join(' ') || (old.spec.dhcp ? 'dhcp' : '')}); detach it first or choose another -i`,
@@ -142,7 +144,7 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
   }
   const spec = specOf(req, side.kind, ifname);
   const existing = await checkExisting(ctx, guest, spec);
-  if (existing) return { attachment: existing, changed: false };
+  if (existing) return existing;
   const plan: InterfacePlan = {
     kind: side.kind,
     hostIf: req.hostIf,
@@ -176,22 +178,6 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
   });
 }
 
-async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: InterfacePlan, bridgeExists: boolean): Promise<void> {
-  const log = ctx.log ?? silent;
-  if (plan.kind === 'veth' && !bridgeExists) await createBridge(ctx, undo, plan.hostIf);
-  await undo.step(`create ${plan.kind} ${plan.ifname} in ${guest.name}`,
-    () => ipBatch(createLinkCmds(plan, guest.netnsPath), undefined, log).catch((err: Error) => {
-      // The kernel checks the name inside the guest; no need to look first.
-      if (/File exists/.test(err.message)) {
-        throw new PipewrightError(`${guest.name} already has an interface named ${plan.ifname}; choose another with -i`);
-      }
-      throw err;
-    }),
-    () => removeLink(plan, guest.netnsPath, log));
-  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => ipBatch(configureGuestCmds(plan), guest.netnsPath, log));
-}
-
-/** Creates the parent's shim once; a later guest only makes sure its address is there. */
 async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, address: IpConfig): Promise<void> {
   const log = ctx.log ?? silent;
   const shim = shimName(parent);
@@ -226,13 +212,3 @@ async function finish(ctx: CoreContext, undo: UndoStack, id: number, guest: Gues
   if (publish.length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
 }
 
-/** The client's pid is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
-async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: InterfacePlan): Promise<number> {
-  const key = hostLinkName(guestKey(guest), plan.ifname);
-  const client = await undo.step(`start DHCP client on ${plan.ifname}`,
-    () => startDhcpClient(ctx.store.stateDir, key, guest.netnsPath, plan.ifname, ctx.log));
-  undo.push('stop DHCP client', () => stopDhcpClient(client.pid));
-  ctx.store.tx(() => records.setDhcpPid(ctx.store, id, client.pid));
-  plan.addresses = [await undo.step(`DHCP lease on ${plan.ifname}`, () => client.lease)];
-  return client.pid;
-}

@@ -74,3 +74,39 @@ export async function inspectContainer(ref: string, socketPath = dockerSocket())
     networkMode: c.HostConfig?.NetworkMode ?? '',
   };
 }
+
+export interface ContainerEvent {
+  /** start, die, destroy, ... */
+  action: string;
+  id: string;
+  name: string;
+}
+
+/**
+ * Follows the engine's container events until the connection ends (engine restart) or the
+ * signal aborts; resolves then. The caller reconnects.
+ */
+export function followContainerEvents(onEvent: (e: ContainerEvent) => void, signal: AbortSignal, socketPath = dockerSocket()): Promise<void> {
+  const filters = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['start', 'destroy'] }));
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: `${API}/events?filters=${filters}`, method: 'GET', signal }, (res) => {
+      if (res.statusCode !== 200) return reject(new PipewrightError(`Docker events answered ${res.statusCode}`));
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          const ev = JSON.parse(line);
+          onEvent({ action: ev.Action ?? ev.status, id: ev.Actor?.ID ?? ev.id, name: ev.Actor?.Attributes?.name ?? '' });
+        }
+      });
+      res.on('end', () => resolve());
+      res.on('error', () => resolve());
+    });
+    req.on('error', (err) => (signal.aborted ? resolve() : reject(err)));
+    req.end();
+  });
+}

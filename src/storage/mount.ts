@@ -4,7 +4,7 @@
  * the guest's mount namespace and moves it onto the target. Every mount is recorded, so volumes in
  * use cannot be removed and `volume ls` shows their users.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PipewrightError } from '../errors.js';
 import { run } from '../exec.js';
@@ -75,4 +75,27 @@ export async function mountInto(ctx: StorageContext, guest: Guest, spec: MountSp
 export async function unmountFrom(ctx: StorageContext, guest: Guest | null, mount: MountRecord): Promise<void> {
   if (guest?.pid) await helper(['unmount', String(guest.pid), mount.target], ctx);
   ctx.store.tx(() => deleteMount(ctx.store, mount.id));
+}
+
+/** Whether the guest's mount namespace has something mounted at `target` (its /proc/<pid>/mountinfo). */
+function mountedIn(pid: number, target: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').some((l) => l.split(' ')[4] === target);
+  } catch {
+    return false;
+  }
+}
+
+/** Puts recorded mounts back into a guest that lost them (a restarted container); returns how many. */
+export async function restoreMounts(ctx: StorageContext, guest: Guest): Promise<number> {
+  const pid = guestPid(guest);
+  let restored = 0;
+  for (const m of listMounts(ctx.store, { guestKind: guest.kind, guestId: guest.id })) {
+    if (mountedIn(pid, m.target)) continue;
+    if (m.volume) await ensureBacked(ctx, findVolume(ctx.store, m.volume)!);
+    const target = (await helper(['prepare', String(pid), m.target, 'mkdir'], ctx)).stdout.trim();
+    await helper(['mount', String(pid), m.hostPath, target, ...(m.readonly ? ['ro'] : [])], ctx);
+    restored++;
+  }
+  return restored;
 }

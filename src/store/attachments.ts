@@ -121,6 +121,11 @@ export function setDhcpPid(store: Store, id: number, pid: number): void {
   store.db.prepare('UPDATE attachments SET dhcp_pid = ? WHERE id = ?').run(pid, id);
 }
 
+/** After a restore: the guest's new namespace (and name, and DHCP client). */
+export function moveToNetns(store: Store, id: number, netnsPath: string, guestName: string, dhcpPid: number | null): void {
+  store.db.prepare('UPDATE attachments SET netns_path = ?, guest_name = ?, dhcp_pid = ? WHERE id = ?').run(netnsPath, guestName, dhcpPid, id);
+}
+
 export function deleteAttachment(store: Store, id: number): void {
   store.db.prepare('DELETE FROM attachments WHERE id = ?').run(id);
 }

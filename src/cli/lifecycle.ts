@@ -1,0 +1,50 @@
+/** run / watch: containers started with their plumbing, and kept plumbed across restarts. */
+import type { Command } from 'commander';
+import { attachmentJson } from './attach.js';
+import { optionsOf, printJson, withContext } from './context.js';
+
+const collect = (value: string, prev: string[]) => [...prev, value];
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('docker run with --net=none, then attach networks and mount volumes; on any failure nothing is left')
+    .option('--network <br|if[:ip/len|:pool:name]>', 'an interface on this bridge or NIC (repeatable: eth0, eth1, ...)', collect, [])
+    .option('-p, --publish <spec>', 'publish a port on the first network, as docker run -p (repeatable)', collect, [])
+    .option('-v, --volume <name|path:path[:ro]>', 'a named volume or host path, passed to Docker as --mount (repeatable)', collect, [])
+    .option('--json', 'print the whole result as JSON')
+    .argument('<docker-args...>', 'after --: the docker run arguments (image, command, --name, ...)')
+    .addHelpText('after', `
+Example:
+  pipewright run --network br-lan -p 8080:80 -v data:/data -- --name web busybox httpd -f -p 80
+  (br-lan is a pipewright network, so the address comes from its pool)`)
+    .action(async (dockerArgs: string[], _o, cmd: Command) => {
+      const o = optionsOf<{ network: string[]; publish: string[]; volume: string[] }>(cmd);
+      const { runContainer } = await import('../lifecycle/run.js');
+      await withContext(o, async (ctx) => {
+        const res = await runContainer(ctx, { networks: o.network, publish: o.publish, volumes: o.volume, dockerArgs });
+        if (ctx.json) printJson({ id: res.containerId, name: res.name, attachments: res.attachments.map((a) => attachmentJson(a)) });
+        else process.stdout.write(`${res.containerId}\n`);
+      });
+    });
+
+  program
+    .command('watch')
+    .description('keep Docker containers plumbed: restore after restarts, clean up after removal (foreground daemon)')
+    .option('--log-format <json|text>', 'one JSON object per line, or human text', 'text')
+    .addHelpText('after', '\nExample:\n  pipewright watch --log-format json    (see scripts/pipewright-watch.service for systemd)')
+    .action(async (_o, cmd: Command) => {
+      const o = optionsOf<{ logFormat: string }>(cmd);
+      const { watch } = await import('../lifecycle/watch.js');
+      const abort = new AbortController();
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
+      await withContext(o, async (ctx) => {
+        await watch(ctx, {
+          signal: abort.signal,
+          onEvent: (e) => process.stdout.write(o.logFormat === 'json'
+            ? `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`
+            : `${new Date().toISOString()} ${e.event}: ${e.message}\n`),
+        });
+      });
+    });
+}

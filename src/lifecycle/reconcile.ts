@@ -1,0 +1,62 @@
+/**
+ * Makes one Docker container's plumbing match what is recorded for it:
+ *   running, interfaces or mounts missing (it restarted)  -> restore them in its new namespaces
+ *   removed                                               -> detach, release leases, drop rules and mounts
+ *   stopped                                               -> nothing (it is put back when it starts)
+ * `watch` calls it on every start and destroy event and, at startup and after reconnecting to
+ * the engine, for every container the store knows.
+ */
+import { describe } from '../errors.js';
+import type { CoreContext } from '../net/context.js';
+import { releaseAttachment } from '../net/detach.js';
+import { readLink } from '../net/iproute.js';
+import { restoreAttachment } from '../net/restore.js';
+import { inspectContainer } from '../runtime/docker.js';
+import type { Guest } from '../runtime/guest.js';
+import { listAttachments } from '../store/attachments.js';
+import { deleteMount, listMounts } from '../store/volumes.js';
+import { restoreMounts } from '../storage/mount.js';
+
+export interface ReconcileReport {
+  container: string;
+  name: string;
+  action: 'restored' | 'cleaned' | 'unchanged' | 'stopped' | 'failed';
+  detail: string;
+}
+
+export async function reconcileContainer(ctx: CoreContext, id: string): Promise<ReconcileReport> {
+  const attachments = listAttachments(ctx.store, { kind: 'docker', id }).filter((a) => a.state === 'ready');
+  const mounts = listMounts(ctx.store, { guestKind: 'docker', guestId: id });
+  const name = attachments[0]?.guestName ?? mounts[0]?.guestName ?? id.slice(0, 12);
+  const report = (action: ReconcileReport['action'], detail: string): ReconcileReport => ({ container: id, name, action, detail });
+  try {
+    const c = await inspectContainer(id);
+    if (!c) {
+      for (const a of attachments) await releaseAttachment(ctx, a);
+      ctx.store.tx(() => mounts.forEach((m) => deleteMount(ctx.store, m.id)));
+      return report('cleaned', `${attachments.length} interface(s), ${mounts.length} mount(s)`);
+    }
+    if (!c.running) return report('stopped', 'put back when it starts');
+    const guest: Guest = { kind: 'docker', id: c.id, name: c.name, netnsPath: `/proc/${c.pid}/ns/net`, pid: c.pid };
+    const restored: string[] = [];
+    for (const a of attachments) {
+      if (await readLink(a.ifname, guest.netnsPath)) continue;
+      await restoreAttachment(ctx, a, guest);
+      restored.push(a.ifname);
+    }
+    const remounted = await restoreMounts(ctx, guest);
+    if (!restored.length && !remounted) return report('unchanged', 'all in place');
+    return report('restored', `${restored.join(',') || 'no interface'}; ${remounted} mount(s)`);
+  } catch (err) {
+    return report('failed', describe(err));
+  }
+}
+
+/** Every container the store has plumbing for. */
+export function knownContainers(ctx: CoreContext): string[] {
+  const ids = [
+    ...listAttachments(ctx.store).filter((a) => a.guestKind === 'docker').map((a) => a.guestId),
+    ...listMounts(ctx.store, { guestKind: 'docker' }).map((m) => m.guestId),
+  ];
+  return [...new Set(ids)];
+}

@@ -1,0 +1,71 @@
+/**
+ * watch: a foreground daemon that keeps Docker containers plumbed as recorded. It reconciles every
+ * known container at startup (restarts and removals that happened while it was down), then
+ * follows the engine's container events; when the engine goes away it reconnects with backoff
+ * and reconciles again (events may have been missed). It keeps no state of its own in memory:
+ * killing and restarting it loses nothing.
+ */
+import type { CoreContext } from '../net/context.js';
+import { dockerAvailable, followContainerEvents, type ContainerEvent } from '../runtime/docker.js';
+import { knownContainers, reconcileContainer, type ReconcileReport } from './reconcile.js';
+
+export interface WatchEvent {
+  event: 'reconcile' | 'engine' | 'container';
+  message: string;
+  report?: ReconcileReport;
+}
+
+export interface WatchOptions {
+  signal: AbortSignal;
+  onEvent: (e: WatchEvent) => void;
+  maxBackoffMs?: number;
+}
+
+async function reconcileAll(ctx: CoreContext, opts: WatchOptions): Promise<void> {
+  for (const id of knownContainers(ctx)) {
+    const report = await reconcileContainer(ctx, id);
+    if (report.action !== 'unchanged') opts.onEvent({ event: 'reconcile', message: `${report.name}: ${report.action} (${report.detail})`, report });
+  }
+}
+
+/** Events are handled one at a time, in order: a restart's "start" never races its own "destroy". */
+function serialQueue(): (job: () => Promise<void>) => void {
+  let tail = Promise.resolve();
+  return (job) => { tail = tail.then(job, job); };
+}
+
+export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void> {
+  const enqueue = serialQueue();
+  const maxBackoff = opts.maxBackoffMs ?? 10_000;
+  let backoff = 250;
+  while (!opts.signal.aborted) {
+    if (!(await dockerAvailable())) {
+      opts.onEvent({ event: 'engine', message: `Docker engine not reachable; retrying in ${backoff} ms` });
+      await sleep(backoff, opts.signal);
+      backoff = Math.min(backoff * 2, maxBackoff);
+      continue;
+    }
+    backoff = 250;
+    opts.onEvent({ event: 'engine', message: 'connected to the Docker engine' });
+    const onContainer = (e: ContainerEvent) => {
+      if (!knownContainers(ctx).includes(e.id)) return;
+      enqueue(async () => {
+        const report = await reconcileContainer(ctx, e.id);
+        opts.onEvent({ event: 'container', message: `${e.action} ${report.name}: ${report.action} (${report.detail})`, report });
+      });
+    };
+    const following = followContainerEvents(onContainer, opts.signal).catch((err) => {
+      opts.onEvent({ event: 'engine', message: `event stream failed: ${(err as Error).message}` });
+    });
+    enqueue(() => reconcileAll(ctx, opts));
+    await following;
+    if (!opts.signal.aborted) opts.onEvent({ event: 'engine', message: 'lost the Docker engine; reconnecting' });
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}
