@@ -29,6 +29,26 @@ Example:
     });
 
   program
+    .command('apply')
+    .description('reconcile the host to a file of pools, networks, volumes and containers\' plumbing')
+    .requiredOption('-f, --file <file>', 'YAML or JSON (schema: schema/apply.schema.json)')
+    .option('--dry-run', 'print the plan, change nothing')
+    .option('--prune', 'also remove what the file no longer names')
+    .option('--json', 'print the plan as JSON')
+    .addHelpText('after', '\nExample:\n  pipewright apply -f host.yaml --dry-run && pipewright apply -f host.yaml')
+    .action(async (_o, cmd: Command) => {
+      const o = optionsOf<{ file: string; dryRun?: boolean; prune?: boolean }>(cmd);
+      const { planApply } = await import('../lifecycle/apply.js');
+      await withContext(o, async (ctx) => {
+        const plan = await planApply(ctx, o.file, o.prune);
+        if (!o.dryRun) for (const a of plan) await a.run();
+        if (ctx.json) return printJson({ dryRun: Boolean(o.dryRun), changes: plan.map((a) => a.description) });
+        if (plan.length === 0) process.stdout.write('no changes\n');
+        for (const a of plan) process.stdout.write(`${o.dryRun ? 'would ' : ''}${a.description}\n`);
+      });
+    });
+
+  program
     .command('watch')
     .description('keep Docker containers plumbed: restore after restarts, clean up after removal (foreground daemon)')
     .option('--log-format <json|text>', 'one JSON object per line, or human text', 'text')

@@ -93,7 +93,12 @@ function hostSide(hostIf: string, directPhys = false): { kind: InterfacePlan['ki
   return directPhys ? { kind: 'phys', exists: true, mtu: link.mtu, mac: link.mac } : { kind: 'macvlan', exists: true, mtu: link.mtu };
 }
 
-function sameSpec(a: AttachmentSpec, b: AttachmentSpec): boolean {
+/** The spec an attach of `req` would record (what `apply` compares with the store). */
+export function intendedSpec(req: AttachRequest): AttachmentSpec {
+  return specOf(req, hostSide(req.hostIf, req.directPhys).kind, req.ifname ?? 'eth0');
+}
+
+export function sameSpec(a: AttachmentSpec, b: AttachmentSpec): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 

@@ -34,6 +34,10 @@ export function findNetwork(store: Store, nameOrBridge: string): NetworkRecord |
   return row ? toNetwork(row) : null;
 }
 
+export function updateNetworkPolicy(store: Store, name: string, masquerade: boolean, isolated: boolean): void {
+  store.db.prepare('UPDATE networks SET masquerade = ?, isolated = ? WHERE name = ?').run(masquerade ? 1 : 0, isolated ? 1 : 0, name);
+}
+
 export function deleteNetwork(store: Store, name: string): void {
   store.db.prepare('DELETE FROM networks WHERE name = ?').run(name);
 }

@@ -43,6 +43,10 @@ export function listVolumes(store: Store): VolumeRecord[] {
   return (store.db.prepare('SELECT * FROM volumes ORDER BY name').all() as VolumeRow[]).map(toVolume);
 }
 
+export function updateVolumeLabels(store: Store, name: string, labels: Record<string, string>): void {
+  store.db.prepare('UPDATE volumes SET labels = ? WHERE name = ?').run(JSON.stringify(labels), name);
+}
+
 export function deleteVolume(store: Store, name: string): void {
   store.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
 }

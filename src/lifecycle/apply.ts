@@ -1,0 +1,185 @@
+/**
+ * apply: reconciles the host to a file of pools, networks, volumes and running containers'
+ * plumbing. It plans first (what is missing, what differs, and with --prune what the file no
+ * longer names), prints the plan with --dry-run, and otherwise carries it out in order:
+ * pools, networks, volumes, containers; removals last, in reverse. Applying the same file twice
+ * plans nothing the second time. What cannot be changed in place (a pool's subnet, a volume's
+ * backing) is an error naming the file and line, before anything is done.
+ */
+import { PipewrightError, describe } from '../errors.js';
+import { parseAttachText } from '../net/attach-spec.js';
+import { attach, intendedSpec, sameSpec, type AttachRequest } from '../net/attach.js';
+import type { CoreContext } from '../net/context.js';
+import { ipamOf } from '../net/context.js';
+import { releaseAttachment } from '../net/detach.js';
+import { changeFirewall } from '../net/firewall/sync.js';
+import { definePool, type Pool } from '../net/ipam/pool.js';
+import { createNetwork, removeNetwork } from '../net/network.js';
+import { resolveGuest, type Guest } from '../runtime/guest.js';
+import { findAttachment, listAttachments } from '../store/attachments.js';
+import { findNetwork, listNetworks, updateNetworkPolicy } from '../store/firewall.js';
+import { findVolume, listMounts, listVolumes, updateVolumeLabels } from '../store/volumes.js';
+import { mountInto, unmountFrom } from '../storage/mount.js';
+import { parseMountSpec, parseVolumeOpts, type MountSpec } from '../storage/spec.js';
+import { createVolume, dataDir, removeVolume } from '../storage/volumes.js';
+import { readLink } from '../net/iproute.js';
+import { loadApplyFile, type ApplyFile, type Locate } from './apply-file.js';
+
+export interface Action {
+  /** "create pool lan", "attach web eth0 to br-lan", ... */
+  description: string;
+  run: () => Promise<unknown>;
+}
+
+interface Planner {
+  ctx: CoreContext;
+  spec: ApplyFile;
+  locate: Locate;
+  prune: boolean;
+  actions: Action[];
+  removals: Action[];
+}
+
+/** Runs a check, turning its error into one naming the file and line of `path`. */
+async function at<T>(p: Planner, path: (string | number)[], fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new PipewrightError(`${p.locate(path)}: ${describe(err)}`);
+  }
+}
+
+const poolShape = (x: Pool) => JSON.stringify([x.subnet, x.gateway, x.rangeStart, x.rangeEnd, x.exclude, x.labels]);
+
+async function planPools(p: Planner): Promise<void> {
+  const ipam = ipamOf(p.ctx);
+  for (const [i, pool] of (p.spec.pools ?? []).entries()) {
+    const want = await at(p, ['pools', i], () => definePool({
+      name: pool.name, cidr: pool.subnet, gateway: pool.gateway ?? undefined, noGateway: pool.gateway === null,
+      range: pool.range, exclude: pool.exclude, labels: Object.entries(pool.labels ?? {}).map(([k, v]) => `${k}=${v}`),
+    }));
+    const have = await ipam.backend.getPool(pool.name);
+    if (!have) p.actions.push({ description: `create pool ${pool.name} ${want.subnet}`, run: () => ipam.backend.addPool(want) });
+    else if (poolShape(have) !== poolShape(want)) {
+      throw new PipewrightError(`${p.locate(['pools', i])}: pool ${pool.name} exists with other settings (${have.subnet}); remove it first, apply does not change a pool in place`);
+    }
+  }
+  if (!p.prune) return;
+  const named = new Set((p.spec.pools ?? []).map((x) => x.name));
+  for (const have of await ipam.backend.listPools()) {
+    if (!named.has(have.name)) p.removals.unshift({ description: `remove pool ${have.name}`, run: () => ipam.removePool(have.name) });
+  }
+}
+
+function planNetworks(p: Planner): void {
+  for (const [i, n] of (p.spec.networks ?? []).entries()) {
+    const have = findNetwork(p.ctx.store, n.name);
+    const [masquerade, isolated] = [Boolean(n.masquerade), Boolean(n.isolated)];
+    if (!have) {
+      p.actions.push({ description: `create network ${n.name} on ${n.bridge}`, run: () => createNetwork(p.ctx, { ...n, masquerade, isolated }) });
+    } else if (have.bridge !== n.bridge || have.pool !== n.pool) {
+      throw new PipewrightError(`${p.locate(['networks', i])}: network ${n.name} exists on ${have.bridge} with pool ${have.pool}; remove it first`);
+    } else if (have.masquerade !== masquerade || have.isolated !== isolated) {
+      p.actions.push({
+        description: `update network ${n.name}: masquerade ${masquerade}, isolated ${isolated}`,
+        run: () => changeFirewall(p.ctx.store, () => updateNetworkPolicy(p.ctx.store, n.name, masquerade, isolated), { firewall: p.ctx.firewall, log: p.ctx.log }),
+      });
+    }
+  }
+  if (!p.prune) return;
+  const named = new Set((p.spec.networks ?? []).map((x) => x.name));
+  for (const have of listNetworks(p.ctx.store)) {
+    if (!named.has(have.name)) p.removals.unshift({ description: `remove network ${have.name}`, run: () => removeNetwork(p.ctx, have.name) });
+  }
+}
+
+async function planVolumes(p: Planner): Promise<void> {
+  for (const [i, v] of (p.spec.volumes ?? []).entries()) {
+    const options = await at(p, ['volumes', i], () => parseVolumeOpts(v.opts ?? [], v.size));
+    const labels = v.labels ?? {};
+    const have = findVolume(p.ctx.store, v.name);
+    if (!have) {
+      p.actions.push({ description: `create volume ${v.name}`, run: () => createVolume(p.ctx, v.name, options, Object.entries(labels).map(([k, x]) => `${k}=${x}`)) });
+    } else if (JSON.stringify(have.options) !== JSON.stringify(options)) {
+      throw new PipewrightError(`${p.locate(['volumes', i])}: volume ${v.name} exists with other options ${JSON.stringify(have.options)}; its data would be lost, remove it first`);
+    } else if (JSON.stringify(have.labels) !== JSON.stringify(labels)) {
+      p.actions.push({ description: `update labels of volume ${v.name}`, run: async () => p.ctx.store.tx(() => updateVolumeLabels(p.ctx.store, v.name, labels)) });
+    }
+  }
+  if (!p.prune) return;
+  const named = new Set((p.spec.volumes ?? []).map((x) => x.name));
+  for (const have of listVolumes(p.ctx.store)) {
+    if (!named.has(have.name)) p.removals.unshift({ description: `remove volume ${have.name}`, run: () => removeVolume(p.ctx, have.name) });
+  }
+}
+
+async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void> {
+  const ifaces = p.spec.containers![i].interfaces ?? [];
+  for (const [j, x] of ifaces.entries()) {
+    const path = ['containers', i, 'interfaces', j];
+    const req: AttachRequest = await at(p, path, () => parseAttachText({
+      hostIf: x.on, addresses: x.addresses, ifname: x.ifname, mac: x.mac, mtu: x.mtu === undefined ? undefined : String(x.mtu), routes: x.routes, publish: x.publish,
+    }));
+    const ifname = req.ifname ?? 'eth0';
+    const have = findAttachment(p.ctx.store, guest.kind, guest.id, ifname);
+    const present = have?.state === 'ready' && (await readLink(ifname, guest.netnsPath)) !== null;
+    const same = have !== null && sameSpec(have.spec, await at(p, path, () => intendedSpec(req)));
+    if (same && present) continue;
+    if (have && !same) p.actions.push({ description: `detach ${guest.name} ${ifname} (settings changed)`, run: () => releaseAttachment(p.ctx, have) });
+    p.actions.push({ description: `${same ? 'restore' : 'attach'} ${guest.name} ${ifname} on ${x.on}`, run: () => attach(p.ctx, guest, req) });
+  }
+  if (!p.prune) return;
+  const named = new Set(ifaces.map((x) => x.ifname ?? 'eth0'));
+  for (const rec of listAttachments(p.ctx.store, guest)) {
+    if (!named.has(rec.ifname)) p.removals.unshift({ description: `detach ${guest.name} ${rec.ifname}`, run: () => releaseAttachment(p.ctx, rec) });
+  }
+}
+
+function sameMount(p: Planner, spec: MountSpec, m: { volume: string | null; hostPath: string; readonly: boolean }): boolean {
+  const source = spec.volume ? m.volume === spec.volume && m.hostPath === dataDir(p.ctx.store.stateDir, spec.volume) : m.volume === null && m.hostPath === spec.hostPath;
+  return source && m.readonly === spec.readonly;
+}
+
+async function planMounts(p: Planner, i: number, guest: Guest): Promise<void> {
+  const texts = p.spec.containers![i].mounts ?? [];
+  const have = listMounts(p.ctx.store, { guestKind: guest.kind, guestId: guest.id });
+  for (const [j, text] of texts.entries()) {
+    const spec = await at(p, ['containers', i, 'mounts', j], () => parseMountSpec(text));
+    const current = have.find((m) => m.target === spec.target);
+    if (current && sameMount(p, spec, current)) continue;
+    if (current) p.actions.push({ description: `unmount ${guest.name} ${spec.target} (source changed)`, run: () => unmountFrom(p.ctx, guest, current) });
+    p.actions.push({ description: `mount ${text} into ${guest.name}`, run: () => mountInto(p.ctx, guest, spec) });
+  }
+  if (!p.prune) return;
+  const targets = new Set(texts.map((t) => parseMountSpec(t).target));
+  for (const m of have) {
+    if (!targets.has(m.target)) p.removals.unshift({ description: `unmount ${guest.name} ${m.target}`, run: () => unmountFrom(p.ctx, guest, m) });
+  }
+}
+
+async function planContainers(p: Planner): Promise<void> {
+  const seen = new Set<string>();
+  for (const [i, c] of (p.spec.containers ?? []).entries()) {
+    const guest = await at(p, ['containers', i, 'container'], () => resolveGuest(`docker:${c.container}`));
+    seen.add(guest.id);
+    await planInterfaces(p, i, guest);
+    await planMounts(p, i, guest);
+  }
+  if (!p.prune) return;
+  for (const rec of listAttachments(p.ctx.store).filter((a) => a.guestKind === 'docker' && !seen.has(a.guestId))) {
+    p.removals.unshift({ description: `detach ${rec.guestName} ${rec.ifname}`, run: () => releaseAttachment(p.ctx, rec) });
+  }
+  for (const m of listMounts(p.ctx.store, { guestKind: 'docker' }).filter((x) => !seen.has(x.guestId))) {
+    p.removals.unshift({ description: `unmount ${m.guestName} ${m.target}`, run: async () => unmountFrom(p.ctx, await resolveGuest(`docker:${m.guestId}`).catch(() => null), m) });
+  }
+}
+
+export async function planApply(ctx: CoreContext, file: string, prune = false): Promise<Action[]> {
+  const { spec, locate } = loadApplyFile(file);
+  const p: Planner = { ctx, spec, locate, prune, actions: [], removals: [] };
+  await planPools(p);
+  planNetworks(p);
+  await planVolumes(p);
+  await planContainers(p);
+  return [...p.actions, ...p.removals];
+}
