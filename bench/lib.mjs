@@ -1,0 +1,77 @@
+// Shared pieces of the benchmark: timing and statistics, the CNI plugins, pipewright's CLI, and
+// the test host's guests (network namespaces) with their clean-up.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+
+export const PREFIX = 'pwb';
+export const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
+// A user's host rarely sets NODE_EXTRA_CA_CERTS; here it makes every Node start parse a CA bundle (~90 ms).
+export const env = { ...process.env };
+delete env.NODE_EXTRA_CA_CERTS;
+
+export function timed(fn) {
+  const t0 = performance.now();
+  fn();
+  return performance.now() - t0;
+}
+
+export async function timedAsync(fn) {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+export function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { n: s.length, median: at(0.5), p95: at(0.95) };
+}
+
+export function sh(file, args, input) {
+  const r = spawnSync(file, args, { input, env });
+  if (r.status !== 0) throw new Error(`${file} ${args.join(' ')}: ${r.stderr}${r.stdout}`);
+  return String(r.stdout);
+}
+
+export function pipewright(stateDir, ...args) {
+  return sh('node', [CLI, '--state-dir', stateDir, ...args]);
+}
+
+/** One CNI plugin call (CNI_COMMAND ADD or DEL), its config on stdin, as a runtime makes it. */
+export function cni(plugin, command, conf, containerId, netns) {
+  const r = spawnSync(`/usr/lib/cni/${plugin}`, [], { input: JSON.stringify(conf), env: { ...env, CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' } });
+  if (r.status !== 0) throw new Error(`CNI ${plugin} ${command}: ${r.stdout}${r.stderr}`);
+  return String(r.stdout);
+}
+
+/** Guests are network namespaces named <PREFIX>-<set>-<i>. */
+export const guestName = (set, i) => `${PREFIX}-${set}-${i}`;
+
+export function makeGuests(set, n) {
+  sh('ip', ['-batch', '-'], Array.from({ length: n }, (_, i) => `netns add ${guestName(set, i)}`).join('\n') + '\n');
+}
+
+/** Refuses to run where a previous run (or anything else) uses the prefix. */
+export function checkPrefixFree() {
+  const ns = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${PREFIX}-`)) : [];
+  const links = readdirSync('/sys/class/net').filter((n) => n.startsWith(PREFIX));
+  if (ns.length || links.length) {
+    throw new Error(`the prefix ${PREFIX} is in use (${[...ns, ...links].slice(0, 3).join(', ')}...); remove those first`);
+  }
+}
+
+/** Everything named with the prefix: namespaces (their veths go along), then host links. */
+export function cleanupHost() {
+  const ns = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${PREFIX}-`)) : [];
+  if (ns.length) spawnSync('ip', ['-force', '-batch', '-'], { input: ns.map((n) => `netns del ${n}`).join('\n') + '\n' });
+  for (const l of readdirSync('/sys/class/net').filter((n) => n.startsWith(PREFIX))) spawnSync('ip', ['link', 'del', l]);
+}
+
+/** A progress line on stderr when it is a terminal. */
+export function progress(label, i, n) {
+  if (!process.stderr.isTTY) return;
+  process.stderr.write(`\r${label} ${i}/${n}   `);
+  if (i === n) process.stderr.write('\r' + ' '.repeat(label.length + 20) + '\r');
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env node
+// `npm run bench` (root): pipewright against the CNI reference plugins (/usr/lib/cni) on this
+// machine, scenario by scenario, the two interleaved guest by guest. Prints one table (median,
+// p95, ratio pipewright/CNI, target) and writes bench/results.json. Cleans up after itself and
+// refuses to run where its name prefix is in use. BENCH_N sets N (default 100).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Store } from '../dist/store/store.js';
+import { Ipam } from '../dist/net/ipam/allocator.js';
+import { SqliteLeaseBackend } from '../dist/net/ipam/sqlite-backend.js';
+import { changeFirewall } from '../dist/net/firewall/sync.js';
+import { listAttachments } from '../dist/store/attachments.js';
+import { deletePortsOf, insertPort } from '../dist/store/firewall.js';
+import { checkPrefixFree, cleanupHost, cni, guestName, makeGuests, pipewright, PREFIX, progress, sh, stats, timed, timedAsync } from './lib.mjs';
+
+const N = Number(process.env.BENCH_N ?? 100);
+const tmp = mkdtempSync(join(tmpdir(), 'pipewright-bench-'));
+const results = [];
+const record = (scenario, pw, cniTimes, target, extra = {}) => {
+  const p = stats(pw);
+  const c = cniTimes && stats(cniTimes);
+  results.push({ scenario, n: p.n, pipewright: p, cni: c ?? null, ratio: c ? p.median / c.median : null, target, ...extra });
+};
+
+const bridgeConf = (bridge, subnet, data) => ({ cniVersion: '0.4.0', name: `${PREFIX}net`, type: 'bridge', bridge,
+  ipam: { type: 'host-local', subnet, dataDir: data } });
+
+function attachCli(state) {
+  sh('node', ['dist/cli/main.js', '--state-dir', state, 'pool', 'create', 'b', '10.240.0.0/16']);
+  makeGuests('p', N);
+  makeGuests('c', N);
+  const conf = bridgeConf(`${PREFIX}c`, '10.241.0.0/16', join(tmp, 'cni-b'));
+  const pw = [], c = [], pwDel = [], cDel = [];
+  for (let i = 0; i < N; i++) {
+    progress('attach-cli', i + 1, N);
+    pw.push(timed(() => pipewright(state, 'attach', `${PREFIX}p`, `netns:${guestName('p', i)}`, 'pool:b')));
+    c.push(timed(() => cni('bridge', 'ADD', conf, `c${i}`, `/run/netns/${guestName('c', i)}`)));
+  }
+  record('attach-cli', pw, c, '<= 1.5x');
+  for (let i = 0; i < N; i++) {
+    progress('detach-cli', i + 1, N);
+    pwDel.push(timed(() => pipewright(state, 'detach', `netns:${guestName('p', i)}`)));
+    cDel.push(timed(() => cni('bridge', 'DEL', conf, `c${i}`, `/run/netns/${guestName('c', i)}`)));
+  }
+  record('detach-cli', pwDel, cDel, null);
+  return c;
+}
+
+/** N guests through the library in one process (its own, for its peak RSS). */
+function batch(state, set, count, hostIf, pool) {
+  makeGuests(set, count);
+  const r = spawnSync('node', ['bench/batch-worker.mjs', state, hostIf, set, String(count), pool], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+function attachBatch(state, cniAdds) {
+  const res = batch(state, 'l', N, `${PREFIX}l`, 'b');
+  results.push({ scenario: 'attach-batch (per guest)', n: N, pipewright: { median: res.perGuestMs, p95: null }, cni: stats(cniAdds),
+    ratio: res.perGuestMs / stats(cniAdds).median, target: '<= 0.5x', peakRssMb: res.maxRssMb });
+}
+
+async function ipamAlloc(state) {
+  const store = Store.open(join(tmp, 'ipam'));
+  const ipam = new Ipam(new SqliteLeaseBackend(store));
+  await ipam.createPool({ name: 'a', cidr: '10.242.0.0/16' });
+  const lib = [];
+  for (let i = 0; i < N; i++) lib.push(await timedAsync(() => ipam.allocate('a', 'bench')));
+  store.close();
+  pipewright(state, 'pool', 'create', 'cli', '10.243.0.0/16');
+  const cliTimes = [], hl = [];
+  const conf = { cniVersion: '0.4.0', name: `${PREFIX}ipam`, ipam: { type: 'host-local', subnet: '10.244.0.0/16', dataDir: join(tmp, 'cni-ipam') } };
+  for (let i = 0; i < N; i++) {
+    progress('ipam-alloc', i + 1, N);
+    cliTimes.push(timed(() => pipewright(state, 'lease', 'reserve', 'cli', '--owner', 'bench')));
+    hl.push(timed(() => cni('host-local', 'ADD', conf, `h${i}`, '/proc/self/ns/net')));
+  }
+  record('ipam-alloc library', lib, hl, '>= 50x faster (ratio <= 0.02)');
+  record('ipam-alloc cli', cliTimes, hl, 'not slower (ratio <= 1)');
+}
+
+/** One port per guest on N guests, then one more with 2,000 published (nftables). */
+async function publish(state) {
+  const store = Store.open(state);
+  const ids = listAttachments(store).filter((a) => a.hostIf === `${PREFIX}l`).map((a) => a.id);
+  const port = (id, hostPort, count = 1) => ({ attachmentId: id, guestName: 'bench', bridge: `${PREFIX}l`, proto: 'tcp', hostIp: '',
+    hostPort, hostPortEnd: hostPort + count - 1, ctrIp: '10.240.0.2', ctrSubnet: '10.240.0.0/16', ctrPort: hostPort });
+  const change = (mutate) => changeFirewall(store, mutate, { firewall: 'nftables' });
+  const pw = [], pm = [];
+  for (let i = 0; i < N; i++) {
+    progress('publish', i + 1, N);
+    pw.push(await timedAsync(() => change(() => insertPort(store, port(ids[i], 30000 + i)))));
+    const conf = { cniVersion: '0.4.0', name: `${PREFIX}pm`, type: 'portmap', capabilities: { portMappings: true },
+      runtimeConfig: { portMappings: [{ hostPort: 31000 + i, containerPort: 80, protocol: 'tcp' }] },
+      prevResult: { cniVersion: '0.4.0', interfaces: [{ name: 'eth0', sandbox: '/run/netns/x' }], ips: [{ version: '4', address: `10.241.0.${(i % 250) + 2}/16`, interface: 0 }] } };
+    pm.push(timed(() => cni('portmap', 'ADD', conf, `pm${i}`, '/run/netns/x')));
+  }
+  record('publish (per guest)', pw, pm, null);
+  for (const id of ids) await change(() => deletePortsOf(store, id));
+  const one = async () => {
+    const t = [];
+    for (let r = 0; r < 10; r++) {
+      t.push(await timedAsync(() => change(() => insertPort(store, port(ids[0], 40000)))));
+      await change(() => deletePortsOf(store, ids[0]));
+    }
+    return t;
+  };
+  const none = await one();
+  await change(() => insertPort(store, port(ids[1], 20000, 2000)));
+  const many = await one();
+  await change(() => deletePortsOf(store, ids[1]));
+  store.close();
+  results.push({ scenario: 'publish one more, 2,000 published vs none', n: 10, pipewright: stats(many), cni: null,
+    ratio: stats(many).median / stats(none).median, target: '<= 2x', baseline: stats(none) });
+  for (let i = 0; i < N; i++) {
+    cni('portmap', 'DEL', { cniVersion: '0.4.0', name: `${PREFIX}pm`, type: 'portmap', capabilities: { portMappings: true },
+      runtimeConfig: { portMappings: [{ hostPort: 31000 + i, containerPort: 80, protocol: 'tcp' }] } }, `pm${i}`, '/run/netns/x');
+  }
+}
+
+function macvlan(state) {
+  sh('ip', ['link', 'add', `${PREFIX}m0`, 'type', 'veth', 'peer', 'name', `${PREFIX}m1`]);
+  sh('ip', ['link', 'set', `${PREFIX}m0`, 'up']);
+  pipewright(state, 'pool', 'create', 'm', '10.245.0.0/16');
+  makeGuests('mp', N);
+  makeGuests('mc', N);
+  const conf = { cniVersion: '0.4.0', name: `${PREFIX}mv`, type: 'macvlan', master: `${PREFIX}m0`, mode: 'bridge',
+    ipam: { type: 'host-local', subnet: '10.246.0.0/16', dataDir: join(tmp, 'cni-m') } };
+  const pw = [], c = [];
+  for (let i = 0; i < N; i++) {
+    progress('macvlan-attach', i + 1, N);
+    pw.push(timed(() => pipewright(state, 'attach', `${PREFIX}m0`, `netns:${guestName('mp', i)}`, 'pool:m')));
+    c.push(timed(() => cni('macvlan', 'ADD', conf, `m${i}`, `/run/netns/${guestName('mc', i)}`)));
+  }
+  record('macvlan-attach', pw, c, null);
+}
+
+function scale() {
+  const rows = [];
+  for (const count of [1, 10, 100, 1000]) {
+    progress('scale', count, 1000);
+    const state = join(tmp, `scale-${count}`);
+    pipewright(state, 'pool', 'create', 's', '10.247.0.0/16');
+    rows.push({ guests: count, ...batch(state, `s${count}`, count, `${PREFIX}s${count}`, 's') });
+  }
+  const per10 = rows.find((r) => r.guests === 10).perGuestMs;
+  const per1000 = rows.find((r) => r.guests === 1000).perGuestMs;
+  results.push({ scenario: 'scale 1,000 vs 10 guests (per guest)', n: 1000, pipewright: { median: per1000, p95: null }, cni: null,
+    ratio: per1000 / per10, target: '<= 1.5x, RSS < 200 MB', rows, peakRssMb: Math.max(...rows.map((r) => r.maxRssMb)) });
+}
+
+function printTable() {
+  const f = (x) => (x === null || x === undefined ? '-' : x.toFixed(x < 10 ? 2 : 1));
+  console.log(['scenario'.padEnd(44), 'pw median', 'pw p95', 'cni median', 'cni p95', 'ratio', 'target'].join('  '));
+  for (const r of results) {
+    console.log([r.scenario.padEnd(44), f(r.pipewright.median).padStart(9), f(r.pipewright.p95).padStart(6), f(r.cni?.median).padStart(10),
+      f(r.cni?.p95).padStart(7), f(r.ratio).padStart(5), `${r.target ?? ''}${r.peakRssMb ? `  (peak RSS ${r.peakRssMb.toFixed(0)} MB)` : ''}`].join('  '));
+  }
+  console.log('times in ms; ratio = pipewright / CNI (for scale: 1,000-guest / 10-guest per-guest cost)');
+}
+
+checkPrefixFree();
+const state = join(tmp, 'state');
+try {
+  const cniAdds = attachCli(state);
+  attachBatch(state, cniAdds);
+  await ipamAlloc(state);
+  await publish(state);
+  macvlan(state);
+  scale();
+  printTable();
+  writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ date: new Date().toISOString(), n: N, results }, null, 2) + '\n');
+} finally {
+  cleanupHost();
+  // Forget the bench's guests in each store; the firewall follows (its rules go, nobody else's).
+  for (const dir of [state, ...[1, 10, 100, 1000].map((c) => join(tmp, `scale-${c}`))]) {
+    const store = Store.open(dir);
+    await changeFirewall(store, () => store.db.exec('DELETE FROM ports; DELETE FROM attachments; DELETE FROM networks;'), { firewall: 'nftables' });
+    store.close();
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
