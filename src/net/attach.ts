@@ -15,11 +15,12 @@ import { guestKey, processAlive } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord, AttachmentSpec } from '../store/attachments.js';
 import { formatIpConfig, type IpConfig, type RouteSpec } from './address.js';
-import { announce } from './arp.js';
 import { changeFirewall } from './firewall/sync.js';
 import { recordPorts, formatPublish, type PortSpec } from './ports.js';
 import { deletePortsOf } from '../store/firewall.js';
-import { ipBatch, readLink } from './iproute.js';
+import { readLink } from './iproute.js';
+import { createShim, deleteHostLink, setHostAddress } from './netlink/links.js';
+import { logAsIp } from './netlink/errors.js';
 import { hostLinkExists, hostLinkInfo, setHairpin } from './sysfs.js';
 import { randomMac } from './mac.js';
 import { hostLinkName, shimName } from './names.js';
@@ -176,7 +177,6 @@ export async function attach(ctx: CoreContext, guest: Guest, req: AttachRequest)
     await plumb(ctx, undo, guest, plan, side.exists);
     if (req.hostShim) await ensureShim(ctx, undo, plan.hostIf, req.hostShim);
     const dhcpPid = req.dhcp ? await leaseByDhcp(ctx, undo, id, guest, plan) : null;
-    await undo.step('gratuitous ARP', () => announce(guest.netnsPath, ifname, plan.addresses, log));
     await finish(ctx, undo, id, guest, plan, req.publish ?? [], dhcpPid);
     const attachment = records.findAttachment(ctx.store, guest.kind, guest.id, ifname)!;
     return { attachment, changed: true };
@@ -187,15 +187,17 @@ async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, add
   const log = ctx.log ?? silent;
   const shim = shimName(parent);
   if (hostLinkExists(shim)) {
-    await undo.step(`address on host shim ${shim}`, () => ipBatch([['address', 'replace', `${address.address}/${address.prefix}`, 'dev', shim]], undefined, log));
+    await undo.step(`address on host shim ${shim}`, () => setHostAddress(shim, address));
     return;
   }
   await undo.step(`create host shim ${shim} on ${parent}`, async () => {
-    await ipBatch(createShimCmds(parent, shim, address), undefined, log);
+    logAsIp(log, createShimCmds(parent, shim, address));
+    await createShim(parent, shim, address);
     records.recordCreatedHostLink(ctx.store, shim, 'shim');
   }, async () => {
     records.forgetHostLink(ctx.store, shim);
-    await ipBatch([deleteLinkCmd(shim)], undefined, log);
+    logAsIp(log, [deleteLinkCmd(shim)]);
+    await deleteHostLink(shim);
   });
 }
 

@@ -12,7 +12,8 @@ import { ipamOf, leaseOwner, type CoreContext } from './context.js';
 import { stopDhcpClient } from './dhcp.js';
 import { changeFirewall } from './firewall/sync.js';
 import { findNetwork } from '../store/firewall.js';
-import { ipBatch, readLink } from './iproute.js';
+import { deleteHostLink, releaseGuestLink } from './netlink/links.js';
+import { logAsIp } from './netlink/errors.js';
 import { deleteLinkCmd, returnPhysCmd, type InterfacePlan } from './plumbing.js';
 import { shimName } from './names.js';
 import { hostLinkExists, ownNetns } from './sysfs.js';
@@ -36,12 +37,13 @@ export async function releaseAttachment(ctx: Ctx, rec: AttachmentRecord): Promis
  */
 export async function removeLink(link: Pick<InterfacePlan, 'kind' | 'hostIf' | 'hostLink' | 'ifname'>, netnsPath: string, log: StepLog): Promise<void> {
   if (link.kind === 'veth') {
-    if (link.hostLink && hostLinkExists(link.hostLink)) await ipBatch([deleteLinkCmd(link.hostLink)], undefined, log);
-    return;
+    if (!link.hostLink || !hostLinkExists(link.hostLink)) return;
+    logAsIp(log, [deleteLinkCmd(link.hostLink)]);
+    return deleteHostLink(link.hostLink);
   }
-  if (!existsSync(netnsPath) || !(await readLink(link.ifname, netnsPath))) return;
-  const cmd = link.kind === 'phys' ? returnPhysCmd(link.ifname, link.hostIf, ownNetns()) : deleteLinkCmd(link.ifname);
-  await ipBatch([cmd], netnsPath, log);
+  if (!existsSync(netnsPath)) return;
+  logAsIp(log, [link.kind === 'phys' ? returnPhysCmd(link.ifname, link.hostIf, ownNetns()) : deleteLinkCmd(link.ifname)], netnsPath);
+  await releaseGuestLink(link, netnsPath);
 }
 
 /** The bridge's rule and a bridge pipewright made, or the parent's shim, go with the last guest. */
@@ -56,7 +58,10 @@ async function releaseHostIf(ctx: Ctx, rec: AttachmentRecord, log: StepLog): Pro
 /** Deletes a host link (bridge, shim) if pipewright created it, and forgets it. */
 export async function removeIfCreated(ctx: Ctx, name: string, log: StepLog): Promise<void> {
   if (!records.createdHostLink(ctx.store, name)) return;
-  if (hostLinkExists(name)) await ipBatch([deleteLinkCmd(name)], undefined, log);
+  if (hostLinkExists(name)) {
+    logAsIp(log, [deleteLinkCmd(name)]);
+    await deleteHostLink(name);
+  }
   ctx.store.tx(() => records.forgetHostLink(ctx.store, name));
 }
 

@@ -1,7 +1,7 @@
 /**
- * iproute2 as the kernel interface: one `ip -batch` process applies a whole list of link, address
- * and route changes (in the host, or inside a guest through nsenter), and `ip -json` reads state.
- * One process per batch, not per change: an attach costs two spawns whatever it configures.
+ * iproute2 where a tool is the right interface: reading a link with its addresses for ls/inspect
+ * (`ip -json`), and the `route`/`rule` passthrough in pipework's words. Changes go through
+ * netlink (src/net/netlink).
  */
 import { run } from '../exec.js';
 import type { StepLog } from '../log.js';
@@ -11,13 +11,6 @@ export type NetnsPath = string | undefined;
 
 function inNetns(netns: NetnsPath, args: string[]): [string, string[]] {
   return netns ? ['nsenter', [`--net=${netns}`, '--', 'ip', ...args]] : ['ip', args];
-}
-
-/** Applies the commands in order; the first failing one aborts the batch and is reported. */
-export async function ipBatch(commands: string[][], netns: NetnsPath, log?: StepLog): Promise<void> {
-  if (commands.length === 0) return;
-  const [file, args] = inNetns(netns, ['-batch', '-']);
-  await run(file, args, { input: commands.map((c) => c.join(' ')).join('\n') + '\n', log });
 }
 
 /** Runs one `ip` command given as argv (the pipework `route`/`rule` passthrough). */

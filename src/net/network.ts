@@ -10,7 +10,7 @@ import { silent } from '../log.js';
 import { removeIfCreated } from './detach.js';
 import { ipamOf, type CoreContext } from './context.js';
 import { changeFirewall } from './firewall/sync.js';
-import { ipBatch } from './iproute.js';
+import { removeHostAddress, setHostAddress } from './netlink/links.js';
 import { createBridge } from './bridge.js';
 import { hostLinkExists, hostLinkInfo } from './sysfs.js';
 import { UndoStack } from './undo.js';
@@ -39,8 +39,11 @@ export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Prom
     if (!existing) await createBridge(ctx, undo, req.bridge);
     if (pool.gateway) {
       const addr = `${pool.gateway}/${pool.prefix}`;
-      await undo.step(`address ${addr} on ${req.bridge}`, () => ipBatch([['address', 'replace', addr, 'dev', req.bridge], ['link', 'set', req.bridge, 'up']], undefined, log),
-        () => ipBatch([['address', 'del', addr, 'dev', req.bridge]], undefined, log));
+      const gw = { address: pool.gateway, prefix: pool.prefix, family: pool.family };
+      await undo.step(`address ${addr} on ${req.bridge}`, () => {
+        log?.step(`ip address replace ${addr} dev ${req.bridge}; ip link set ${req.bridge} up  (netlink)`);
+        return setHostAddress(req.bridge, gw);
+      }, () => removeHostAddress(req.bridge, gw));
     }
     const rec = { name: req.name, bridge: req.bridge, pool: pool.name, subnet: pool.subnet, gateway: pool.gateway, masquerade: Boolean(req.masquerade), isolated: Boolean(req.isolated) };
     const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log });
@@ -57,8 +60,9 @@ export async function removeNetwork(ctx: CoreContext, name: string): Promise<Net
   if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
   await changeFirewall(ctx.store, () => deleteNetwork(ctx.store, name), { firewall: ctx.firewall, log: ctx.log });
   if (net.gateway && hostLinkExists(net.bridge)) {
-    const prefix = net.subnet.split('/')[1];
-    await ipBatch([['address', 'del', `${net.gateway}/${prefix}`, 'dev', net.bridge]], undefined, ctx.log).catch(() => {});
+    const prefix = Number(net.subnet.split('/')[1]);
+    ctx.log?.step(`ip address del ${net.gateway}/${prefix} dev ${net.bridge}  (netlink)`);
+    await removeHostAddress(net.bridge, { address: net.gateway, prefix, family: 4 });
   }
   await removeIfCreated(ctx, net.bridge, ctx.log ?? silent);
   return net;

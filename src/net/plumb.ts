@@ -12,7 +12,8 @@ import { createBridge } from './bridge.js';
 import type { CoreContext } from './context.js';
 import { removeLink } from './detach.js';
 import { startDhcpClient, stopDhcpClient } from './dhcp.js';
-import { ipBatch } from './iproute.js';
+import { errno, logAsIp } from './netlink/errors.js';
+import { configureGuest, createLink } from './netlink/links.js';
 import { hostLinkName } from './names.js';
 import { configureGuestCmds, createLinkCmds, type InterfacePlan } from './plumbing.js';
 import type { UndoStack } from './undo.js';
@@ -21,19 +22,20 @@ import type { UndoStack } from './undo.js';
 export async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, plan: InterfacePlan, bridgeExists: boolean): Promise<void> {
   const log = ctx.log ?? silent;
   if (plan.kind === 'veth' && !bridgeExists) await createBridge(ctx, undo, plan.hostIf);
-  await undo.step(`create ${plan.kind} ${plan.ifname} in ${guest.name}`,
-    () => ipBatch(createLinkCmds(plan, guest.netnsPath), undefined, log).catch((err: Error) => {
+  await undo.step(`create ${plan.kind} ${plan.ifname} in ${guest.name}`, async () => {
+    logAsIp(log, createLinkCmds(plan, guest.netnsPath));
+    await createLink(plan, guest.netnsPath).catch((err: Error) => {
       // The kernel checks the name inside the guest; no need to look first.
-      if (/File exists/.test(err.message)) {
-        throw new PipewrightError(`${guest.name} already has an interface named ${plan.ifname}; choose another with -i`);
-      }
+      if (errno(err) === 'EEXIST') throw new PipewrightError(`${guest.name} already has an interface named ${plan.ifname}; choose another with -i`);
       throw err;
-    }),
-    () => removeLink(plan, guest.netnsPath, log));
-  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => ipBatch(configureGuestCmds(plan), guest.netnsPath, log));
+    });
+  }, () => removeLink(plan, guest.netnsPath, log));
+  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => {
+    logAsIp(log, configureGuestCmds(plan), guest.netnsPath);
+    return configureGuest(plan, guest.netnsPath);
+  });
 }
 
-/** Creates the parent's shim once; a later guest only makes sure its address is there. */
 /** The client's pid is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
 export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: InterfacePlan): Promise<number> {
   const key = hostLinkName(guestKey(guest), plan.ifname);

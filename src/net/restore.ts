@@ -9,11 +9,11 @@ import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { listPorts } from '../store/firewall.js';
 import { parseIpConfig, parseRoute, type IpConfig } from './address.js';
-import { announce } from './arp.js';
 import { ipamOf, leaseOwner, type CoreContext } from './context.js';
-import { ipBatch } from './iproute.js';
+import { removeLink } from './detach.js';
+import { silent } from '../log.js';
 import { leaseByDhcp, plumb } from './plumb.js';
-import { deleteLinkCmd, type InterfacePlan } from './plumbing.js';
+import type { InterfacePlan } from './plumbing.js';
 import { hostLinkExists, hostLinkInfo, setHairpin } from './sysfs.js';
 import { UndoStack } from './undo.js';
 import { stopDhcpClient } from './dhcp.js';
@@ -40,11 +40,10 @@ export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord,
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
     // The old namespace took its end of the pair along; a host end left over would block the name.
-    if (plan.hostLink && hostLinkExists(plan.hostLink)) await ipBatch([deleteLinkCmd(plan.hostLink)], undefined, ctx.log);
+    if (plan.hostLink && hostLinkExists(plan.hostLink)) await removeLink(plan, guest.netnsPath, ctx.log ?? silent);
     if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
     await plumb(ctx, undo, guest, plan, rec.kind !== 'veth' || hostLinkInfo(rec.hostIf) !== null);
     const dhcpPid = rec.spec.dhcp ? await leaseByDhcp(ctx, undo, rec.id, guest, plan) : null;
-    await undo.step('gratuitous ARP', () => announce(guest.netnsPath, rec.ifname, plan.addresses, ctx.log));
     if (plan.hostLink && listPorts(ctx.store, rec.id).length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
     ctx.store.tx(() => records.moveToNetns(ctx.store, rec.id, guest.netnsPath, guest.name, dhcpPid));
     return records.findAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname)!;

@@ -78,3 +78,24 @@ t.test('an existing bridge is kept, with the MTU it has', { skip: !isRoot && ROO
   t.equal((await cli(dir, ['detach', a])).exitCode, 0);
   t.ok((await hostLinks()).includes(br), 'a bridge pipewright did not create stays');
 });
+
+t.test('a new MAC for a reused address is announced (gratuitous ARP)', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const [a, b] = [await netns(t), await netns(t)];
+  const br = uniq('br');
+  removeLinkAtEnd(t, br);
+  t.equal((await cli(dir, ['attach', br, a, '10.233.9.2/24', '--mac', '02:aa:00:00:09:01'])).exitCode, 0);
+  t.equal((await cli(dir, ['attach', br, b, '10.233.9.3/24'])).exitCode, 0);
+  t.ok(await ping(b, '10.233.9.2'), 'b learns a\'s first MAC');
+  t.match((await inNs(b, ['ip', 'neigh', 'show', '10.233.9.2'])).stdout, /02:aa:00:00:09:01/);
+  t.equal((await cli(dir, ['detach', a])).exitCode, 0);
+  t.equal((await cli(dir, ['attach', br, a, '10.233.9.2/24', '--mac', '02:aa:00:00:09:02'])).exitCode, 0);
+  let neigh = '';
+  for (let i = 0; i < 20 && !neigh.includes('02:aa:00:00:09:02'); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    neigh = (await inNs(b, ['ip', 'neigh', 'show', '10.233.9.2'])).stdout;
+  }
+  t.match(neigh, /02:aa:00:00:09:02/, 'b has the new MAC without asking (the attach announced it)');
+  await cli(dir, ['detach', a]);
+  await cli(dir, ['detach', b]);
+});
