@@ -15,7 +15,7 @@ import { EtcdLeaseBackend } from '../dist/net/ipam/etcd-backend.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const CLI_N = Math.min(N, 100);
-const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
+const CLI = new URL('../dist/bundle/pipewright.mjs', import.meta.url).pathname;
 const env = { ...process.env };
 delete env.NODE_EXTRA_CA_CERTS; // rare on hosts; adds ~90 ms to each Node start on the reference VM
 const tmp = mkdtempSync(join(tmpdir(), 'pwbench-ipam-'));

@@ -5,7 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export const PREFIX = 'pwb';
-export const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
+export const CLI = new URL('../dist/bundle/pipewright.mjs', import.meta.url).pathname;
 // A user's host rarely sets NODE_EXTRA_CA_CERTS; here it makes every Node start parse a CA bundle (~90 ms).
 export const env = { ...process.env };
 delete env.NODE_EXTRA_CA_CERTS;

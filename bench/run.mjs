@@ -28,7 +28,7 @@ const bridgeConf = (bridge, subnet, data) => ({ cniVersion: '0.4.0', name: `${PR
   ipam: { type: 'host-local', subnet, dataDir: data } });
 
 function attachCli(state) {
-  sh('node', ['dist/cli/main.js', '--state-dir', state, 'pool', 'create', 'b', '10.240.0.0/16']);
+  pipewright(state, 'pool', 'create', 'b', '10.240.0.0/16');
   makeGuests('p', N);
   makeGuests('c', N);
   const conf = bridgeConf(`${PREFIX}c`, '10.241.0.0/16', join(tmp, 'cni-b'));

@@ -17,6 +17,9 @@ if [ "$(id -u)" = 0 ] && ! docker info >/dev/null 2>&1; then
   started_dockerd=$!
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "test: dockerd did not start; see $log"; exit 1; }
+  # Tests compare whole rule sets: let the engine finish installing its own chains first.
+  for _ in $(seq 1 40); do iptables -S DOCKER-USER >/dev/null 2>&1 && break; sleep 0.25; done
+  sleep 1
   # Ours to restart: the lifecycle test restarts the engine under `pipewright watch`.
   export PIPEWRIGHT_TEST_RESTART_DOCKERD=1 PIPEWRIGHT_TEST_DOCKERD_LOG="$log"
 fi

@@ -4,7 +4,7 @@
  */
 import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { shipped } from '../paths.js';
 import { LineCounter, parseDocument } from 'yaml';
 import { UsageError } from '../errors.js';
 
@@ -19,7 +19,7 @@ export interface ApplyFile {
   }[];
 }
 
-export const SCHEMA_PATH = fileURLToPath(new URL('../../schema/apply.schema.json', import.meta.url));
+export const SCHEMA_PATH = shipped('schema/apply.schema.json');
 
 /** Where a path ("containers/0/interfaces/1") sits in the file, for error messages. */
 export type Locate = (path: (string | number)[]) => string;

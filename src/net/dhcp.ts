@@ -6,13 +6,13 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { shipped } from '../paths.js';
 import { PipewrightError } from '../errors.js';
 import type { StepLog } from '../log.js';
 import { silent } from '../log.js';
 import type { IpConfig } from './address.js';
 
-const HOOK = fileURLToPath(new URL('../../scripts/udhcpc-hook.sh', import.meta.url));
+const HOOK = shipped('scripts/udhcpc-hook.sh');
 
 function leaseDir(stateDir: string): string {
   const dir = join(stateDir, 'dhcp');

@@ -5,7 +5,7 @@
  * use cannot be removed and `volume ls` shows their users.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { shipped } from '../paths.js';
 import { PipewrightError } from '../errors.js';
 import { run } from '../exec.js';
 import type { Guest } from '../runtime/guest.js';
@@ -15,7 +15,7 @@ import { checkHostPath } from './host-path.js';
 import type { MountSpec } from './spec.js';
 import { createVolume, dataDir, ensureBacked, isEmptyDir, type StorageContext } from './volumes.js';
 
-const HELPER = fileURLToPath(new URL('../../dist/pipewright-mount', import.meta.url));
+const HELPER = shipped('dist/pipewright-mount');
 
 function helper(args: string[], ctx: StorageContext) {
   return run(HELPER, args, { log: ctx.log });

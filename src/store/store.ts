@@ -3,7 +3,8 @@
  * through PRAGMA user_version. Each later feature (pools, volumes, lifecycle) adds a migration.
  * A store that cannot be read is an error that says so; it is never silently reset.
  */
-import Database from 'better-sqlite3';
+import type DatabaseCtor from 'better-sqlite3';
+import { createRequire } from 'node:module';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PipewrightError } from '../errors.js';
@@ -15,7 +16,10 @@ export function stateDirFrom(option?: string): string {
   return option ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR;
 }
 
-export type Db = Database.Database;
+// require(), not import: an ES import of a CommonJS package makes Node scan its source for exports first.
+const Database = createRequire(import.meta.url)('better-sqlite3') as typeof DatabaseCtor;
+
+export type Db = DatabaseCtor.Database;
 
 export class Store {
   private constructor(readonly db: Db, readonly stateDir: string) {}

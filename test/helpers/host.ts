@@ -15,8 +15,8 @@ type T = { teardown(fn: () => unknown): void; skip?: unknown };
 export const RUN = `pt${randomBytes(2).toString('hex')}`;
 export const isRoot = process.getuid?.() === 0;
 export const ROOT_REASON = 'needs root (real kernel namespaces)';
-export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-export const PIPEWORK_BIN = fileURLToPath(new URL('../../dist/cli/pipework-bin.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/bundle/pipewright.mjs', import.meta.url));
+export const PIPEWORK_BIN = fileURLToPath(new URL('../../dist/bundle/pipework.mjs', import.meta.url));
 export const TEST_IMAGE = 'pipewright-test/busybox:latest';
 
 let counter = 0;

@@ -5,7 +5,6 @@
  * the guest directly (IFLA_NET_NS_FD at creation), never created and then moved.
  */
 import type { RtNetlinkSocket } from 'netlink';
-import { FlagsNew } from 'netlink';
 import ipaddr from 'ipaddr.js';
 import { readFileSync } from 'node:fs';
 import type { IpConfig } from '../address.js';
@@ -13,8 +12,9 @@ import type { InterfacePlan } from '../plumbing.js';
 import { routesOf } from '../plumbing.js';
 import { arpNotifySpec, kindLinkInfo, mac, macvlanLinkInfo, u32, vethLinkInfo } from './attrs.js';
 import { errno } from './errors.js';
-import { hostSocket, withNetnsFd, withNetnsSocket } from './sockets.js';
+import { hostSocket, netlink, withNetnsFd, withNetnsSocket } from './sockets.js';
 
+const { FlagsNew } = netlink;
 const CREATE_EXCL = { flags: FlagsNew.CREATE | FlagsNew.EXCL };
 const CREATE_REPLACE = { flags: FlagsNew.CREATE | FlagsNew.REPLACE };
 const UP = { flags: { up: true as const }, change: { up: true as const } };

@@ -6,14 +6,19 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+import type { RtNetlinkSocket } from 'netlink';
+import type * as Netlink from 'netlink';
+import { shipped } from '../../paths.js';
 
 const require = createRequire(import.meta.url);
+// require(), not import: an ES import of a CommonJS package makes Node scan its source for exports first.
+export const netlink = require('netlink') as typeof Netlink;
+const { createRtNetlink } = netlink;
 const CLONE_NEWNET = 0x40000000;
 
 let addon: { setns(fd: number, nstype: number): void } | undefined;
 function setns(fd: number): void {
-  addon ??= require('../../../dist/netns.node') as { setns(fd: number, nstype: number): void };
+  addon ??= require(shipped('dist/netns.node')) as { setns(fd: number, nstype: number): void };
   addon.setns(fd, CLONE_NEWNET);
 }
 

@@ -1,0 +1,23 @@
+/**
+ * Files pipewright ships next to its code (native helpers, the DHCP hook, the apply schema),
+ * found from the package root, so the same code works from dist/ modules and from the bundle.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+let root: string | undefined;
+
+export function packageRoot(): string {
+  if (root) return root;
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'pipewright') return (root = dir);
+  }
+  throw new Error('pipewright: cannot find its package directory');
+}
+
+/** A shipped file by its path inside the package, e.g. shipped('dist/netns.node'). */
+export function shipped(path: string): string {
+  return join(packageRoot(), path);
+}
