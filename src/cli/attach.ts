@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { PipewrightError } from '../errors.js';
 import type { AttachmentRecord } from '../store/attachments.js';
-import { optionsOf, printJson, withContext } from './context.js';
+import { collect, optionsOf, printJson, withContext } from './context.js';
 
 export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E = {} as E) {
   return {
@@ -35,7 +35,6 @@ interface AttachOpts {
   publish: string[];
 }
 
-const collect = (value: string, prev: string[]) => [...prev, value];
 
 export function register(program: Command): void {
   program

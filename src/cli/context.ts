@@ -57,6 +57,9 @@ export async function withContext<T>(opts: GlobalOptions, body: (ctx: Context) =
   }
 }
 
+/** commander's accumulator for repeatable options (--label a --label b). */
+export const collect = (value: string, prev: string[]): string[] => [...prev, value];
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }

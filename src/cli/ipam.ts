@@ -2,9 +2,8 @@
 import type { Command } from 'commander';
 import { PipewrightError, UsageError } from '../errors.js';
 import type { Lease } from '../net/ipam/backend.js';
-import { optionsOf, printJson, printTable, withContext } from './context.js';
+import { collect, optionsOf, printJson, printTable, withContext } from './context.js';
 
-const collect = (value: string, prev: string[]) => [...prev, value];
 
 function leaseRows(leases: Lease[]): string[][] {
   return leases.map((l) => [l.pool, l.address, l.owner, l.host, l.reserved ? 'reserved' : 'lease', l.createdAt]);

@@ -1,9 +1,8 @@
 /** run / watch: containers started with their plumbing, and kept plumbed across restarts. */
 import type { Command } from 'commander';
 import { attachmentJson } from './attach.js';
-import { optionsOf, printJson, withContext } from './context.js';
+import { collect, optionsOf, printJson, withContext } from './context.js';
 
-const collect = (value: string, prev: string[]) => [...prev, value];
 
 export function register(program: Command): void {
   program

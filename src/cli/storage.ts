@@ -1,9 +1,8 @@
 /** volume / mount / unmount: the CLI face of src/storage. */
 import type { Command } from 'commander';
 import { PipewrightError, UsageError } from '../errors.js';
-import { optionsOf, printJson, printTable, withContext } from './context.js';
+import { collect, optionsOf, printJson, printTable, withContext } from './context.js';
 
-const collect = (value: string, prev: string[]) => [...prev, value];
 
 /** `--filter label=k=v` -> `k=v` (the only filter volumes have). */
 function labelFilters(filters: string[]): string[] {

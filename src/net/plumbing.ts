@@ -1,6 +1,7 @@
 /**
- * What an attachment is made of, and the iproute2 commands that build and tear down each part.
- * Pure functions: they return command lists; `attach.ts` decides when to run them.
+ * What an attachment is made of (InterfacePlan), the routes it gets, and each kernel step in
+ * iproute2's words: the netlink layer carries the steps out, --verbose prints these so an
+ * operator can read (and re-run) what was done. Pure functions.
  */
 import type { IpConfig, RouteSpec } from './address.js';
 import type { MacvlanMode } from './validate.js';
