@@ -75,3 +75,23 @@ export function progress(label, i, n) {
   process.stderr.write(`\r${label} ${i}/${n}   `);
   if (i === n) process.stderr.write('\r' + ' '.repeat(label.length + 20) + '\r');
 }
+
+/** What of the CNI portmap plugin's base state (its chains, an ip6 nat table) existed before a run. */
+export function portmapBaseState() {
+  return {
+    chains: spawnSync('iptables', ['-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).status === 0,
+    ip6nat: spawnSync('nft', ['list', 'table', 'ip6', 'nat']).status === 0,
+  };
+}
+
+/** portmap leaves its base chains (and an ip6 nat table) behind: remove what the run created. */
+export function removePortmapBase(before) {
+  if (!before.chains) {
+    const save = spawnSync('iptables-save', ['-t', 'nat']).stdout.toString().split('\n');
+    const hooks = save.filter((l) => /^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-/.test(l)).map((l) => l.replace(/^-A/, '-D'));
+    const chains = save.filter((l) => l.startsWith(':CNI-HOSTPORT-')).map((l) => l.slice(1).split(' ')[0]);
+    const text = ['*nat', ...hooks, ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`), 'COMMIT', ''].join('\n');
+    spawnSync('iptables-restore', ['--noflush'], { input: text });
+  }
+  if (!before.ip6nat) spawnSync('nft', ['delete', 'table', 'ip6', 'nat']);
+}

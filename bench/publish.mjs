@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Store } from '../dist/store/store.js';
+import { portmapBaseState, removePortmapBase } from './lib.mjs';
 import { changeFirewall, syncFirewall } from '../dist/net/firewall/sync.js';
 import { insertPending, markReady } from '../dist/store/attachments.js';
 import { insertPort, deletePortsOf } from '../dist/store/firewall.js';
@@ -74,17 +75,7 @@ function cniPortmap(others) {
   return [median(add), median(del)];
 }
 
-// portmap leaves its base chains behind; remove them afterwards unless they were there before.
-const hadPortmapChains = spawnSync('iptables', ['-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']).status === 0;
-const hadIp6Nat = spawnSync('nft', ['list', 'table', 'ip6', 'nat']).status === 0;
-function removePortmapChains() {
-  const save = spawnSync('iptables-save', ['-t', 'nat']).stdout.toString();
-  const hooks = save.split('\n').filter((l) => /^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-/.test(l)).map((l) => l.replace(/^-A/, '-D'));
-  const chains = save.split('\n').filter((l) => l.startsWith(':CNI-HOSTPORT-')).map((l) => l.slice(1).split(' ')[0]);
-  const text = ['*nat', ...hooks, ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`), 'COMMIT', ''].join('\n');
-  spawnSync('iptables-restore', ['--noflush'], { input: text });
-  if (!hadIp6Nat) spawnSync('nft', ['delete', 'table', 'ip6', 'nat']);
-}
+const portmapLeftovers = portmapBaseState();
 
 try {
   const rows = [];
@@ -96,6 +87,6 @@ try {
   console.log(`median of ${ROUNDS}                     publish     remove`);
   for (const [name, a, d] of rows) console.log(`${name.padEnd(34)} ${a.toFixed(1).padStart(7)} ms ${d.toFixed(1).padStart(7)} ms`);
 } finally {
-  if (!hadPortmapChains) removePortmapChains();
+  removePortmapBase(portmapLeftovers);
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -13,7 +13,7 @@ import { SqliteLeaseBackend } from '../dist/net/ipam/sqlite-backend.js';
 import { changeFirewall } from '../dist/net/firewall/sync.js';
 import { listAttachments } from '../dist/store/attachments.js';
 import { deletePortsOf, insertPort } from '../dist/store/firewall.js';
-import { checkPrefixFree, cleanupHost, cni, guestName, makeGuests, pipewright, PREFIX, progress, sh, stats, timed, timedAsync } from './lib.mjs';
+import { checkPrefixFree, cleanupHost, cni, guestName, makeGuests, pipewright, portmapBaseState, PREFIX, progress, removePortmapBase, sh, stats, timed, timedAsync } from './lib.mjs';
 
 const N = Number(process.env.BENCH_N ?? 100);
 const tmp = mkdtempSync(join(tmpdir(), 'pipewright-bench-'));
@@ -162,6 +162,7 @@ function printTable() {
 }
 
 checkPrefixFree();
+const portmapLeftovers = portmapBaseState();
 const state = join(tmp, 'state');
 try {
   const cniAdds = attachCli(state);
@@ -174,6 +175,7 @@ try {
   writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ date: new Date().toISOString(), n: N, results }, null, 2) + '\n');
 } finally {
   cleanupHost();
+  removePortmapBase(portmapLeftovers);
   // Forget the bench's guests in each store; the firewall follows (its rules go, nobody else's).
   for (const dir of [state, ...[1, 10, 100, 1000].map((c) => join(tmp, `scale-${c}`))]) {
     const store = Store.open(dir);
