@@ -2,10 +2,12 @@
  * watch: a foreground daemon that keeps Docker containers plumbed as recorded. It reconciles every
  * known container at startup (restarts and removals that happened while it was down), then
  * follows the engine's container events; when the engine goes away it reconnects with backoff
- * and reconciles again (events may have been missed). It keeps no state of its own in memory:
+ * and reconciles again (events may have been missed), and syncs the firewall (an engine that
+ * started after pipewright may have set FORWARD to DROP before pipewright's accepts were hooked). It keeps no state of its own in memory:
  * killing and restarting it loses nothing.
  */
 import type { CoreContext } from '../net/context.js';
+import { syncFirewall } from '../net/firewall/sync.js';
 import { dockerAvailable, followContainerEvents, type ContainerEvent } from '../runtime/docker.js';
 import { knownContainers, reconcileContainer, type ReconcileReport } from './reconcile.js';
 
@@ -58,6 +60,11 @@ export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void>
       opts.onEvent({ event: 'engine', message: `event stream failed: ${(err as Error).message}` });
     });
     enqueue(() => reconcileAll(ctx, opts));
+    // An engine that (re)started may have reset FORWARD (Docker sets DROP): bring our rules back.
+    enqueue(async () => {
+      const rules = await syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log });
+      opts.onEvent({ event: 'engine', message: `firewall in sync (${rules.length} rules)` });
+    });
     await following;
     if (!opts.signal.aborted) opts.onEvent({ event: 'engine', message: 'lost the Docker engine; reconnecting' });
   }
