@@ -35,9 +35,23 @@ export async function must(file: string, args: string[], input?: string): Promis
   return String(r.stdout);
 }
 
+/**
+ * A private state dir for one test. Its teardown runs last (tap runs teardowns newest first): if
+ * the test left attachments or networks behind (it failed midway), their firewall rules are
+ * cleared by syncing an empty store, so no rule outlives the test.
+ */
 export function stateDir(t: T): string {
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-test-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.teardown(async () => {
+    const count = async (args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout || '[]').length;
+    const leftovers = (await count(['ls'])) + (await count(['network', 'ls']));
+    rmSync(dir, { recursive: true, force: true });
+    if (leftovers) {
+      const empty = mkdtempSync(join(tmpdir(), 'pipewright-test-'));
+      await cli(empty, ['--firewall', 'iptables', 'firewall', 'sync']);
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
   return dir;
 }
 

@@ -15,7 +15,12 @@ type T = Parameters<Parameters<typeof t.test>[1]>[0];
 /** A pipewright network for the test, removed at the end. */
 async function network(t: T, dir: string, subnet: string): Promise<string> {
   const br = uniq('w');
-  t.teardown(async () => { await cli(dir, ['network', 'rm', 'lan']); await sh('ip', ['link', 'del', br]); });
+  // Runs after the test's containers are removed (teardowns run newest first): gc releases what they held.
+  t.teardown(async () => {
+    await cli(dir, ['gc']);
+    await cli(dir, ['network', 'rm', 'lan']);
+    await sh('ip', ['link', 'del', br]);
+  });
   for (const args of [['pool', 'create', 'lan', subnet], ['network', 'create', 'lan', '--bridge', br, '--pool', 'lan', '--masquerade']]) {
     const r = await cli(dir, args);
     if (r.exitCode !== 0) throw new Error(r.stderr);
