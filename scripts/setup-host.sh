@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what pipewright needs on a Debian 12 / Ubuntu host. Idempotent: safe to run again.
+# (gcc, make, python3: the native pieces — better-sqlite3, netlink's fallback build, our two C helpers.)
 # Usage: scripts/setup-host.sh            (system packages + npm dependencies + test image if dockerd runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(iproute2 iptables nftables docker.io busybox-static etcd-server dnsmasq-base udhcpc
-      iputils-ping arping containernetworking-plugins util-linux e2fsprogs gcc libc6-dev ca-certificates)
+      iputils-ping arping containernetworking-plugins util-linux mount procps e2fsprogs
+      gcc g++ make python3 libc6-dev ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,7 +40,14 @@ Example:
       const { planApply } = await import('../lifecycle/apply.js');
       await withContext(o, async (ctx) => {
         const plan = await planApply(ctx, o.file, o.prune);
-        if (!o.dryRun) for (const a of plan) await a.run();
+        if (!o.dryRun) {
+          for (const [i, a] of plan.entries()) {
+            // Progress for long plans, on a terminal only (scripts read stdout).
+            if (process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${plan.length}] ${a.description}`.padEnd(80).slice(0, 80));
+            await a.run();
+          }
+          if (process.stderr.isTTY && plan.length) process.stderr.write('\r'.padEnd(81) + '\r');
+        }
         if (ctx.json) return printJson({ dryRun: Boolean(o.dryRun), changes: plan.map((a) => a.description) });
         if (plan.length === 0) process.stdout.write('no changes\n');
         for (const a of plan) process.stdout.write(`${o.dryRun ? 'would ' : ''}${a.description}\n`);
