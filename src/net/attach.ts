@@ -19,13 +19,14 @@ import { changeFirewall } from './firewall/sync.js';
 import { recordPorts, formatPublish, type PortSpec } from './ports.js';
 import { deletePortsOf } from '../store/firewall.js';
 import { readLink } from './iproute.js';
-import { createShim, deleteHostLink, setHostAddress } from './netlink/links.js';
+import { createShim, setHostAddress } from './netlink/links.js';
+import { removeIfCreated } from './bridge.js';
 import { logAsIp } from './netlink/errors.js';
 import { hostLinkExists, hostLinkInfo, setHairpin } from './sysfs.js';
 import { randomMac } from './mac.js';
 import { hostLinkName, shimName } from './names.js';
 import { leaseByDhcp, plumb } from './plumb.js';
-import { createShimCmds, deleteLinkCmd, type InterfacePlan } from './plumbing.js';
+import { createShimCmds, type InterfacePlan } from './plumbing.js';
 import { releaseAttachment } from './detach.js';
 import { restoreAttachment } from './restore.js';
 import { UndoStack } from './undo.js';
@@ -194,11 +195,7 @@ async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, add
     logAsIp(log, createShimCmds(parent, shim, address));
     await createShim(parent, shim, address);
     records.recordCreatedHostLink(ctx.store, shim, 'shim');
-  }, async () => {
-    records.forgetHostLink(ctx.store, shim);
-    logAsIp(log, [deleteLinkCmd(shim)]);
-    await deleteHostLink(shim);
-  });
+  }, () => removeIfCreated(ctx, shim, log));
 }
 
 /**

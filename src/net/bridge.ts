@@ -1,9 +1,14 @@
-/** Bridges pipewright makes: created up, remembered as its own, so they go when nothing needs them. */
+/**
+ * Host links pipewright makes (bridges, macvlan shims): remembered as its own when created, so
+ * they go, and only they go, when nothing needs them any more.
+ */
 import * as records from '../store/attachments.js';
 import type { CoreContext } from './context.js';
 import { logAsIp } from './netlink/errors.js';
 import { createBridge as createNetlinkBridge, deleteHostLink } from './netlink/links.js';
 import { createBridgeCmds, deleteLinkCmd } from './plumbing.js';
+import type { StepLog } from '../log.js';
+import { hostLinkExists } from './sysfs.js';
 import type { UndoStack } from './undo.js';
 
 export async function createBridge(ctx: CoreContext, undo: UndoStack, bridge: string): Promise<void> {
@@ -11,9 +16,15 @@ export async function createBridge(ctx: CoreContext, undo: UndoStack, bridge: st
     logAsIp(ctx.log, createBridgeCmds(bridge));
     await createNetlinkBridge(bridge);
     records.recordCreatedHostLink(ctx.store, bridge, 'bridge');
-  }, async () => {
-    records.forgetHostLink(ctx.store, bridge);
-    logAsIp(ctx.log, [deleteLinkCmd(bridge)]);
-    await deleteHostLink(bridge);
-  });
+  }, () => removeIfCreated(ctx, bridge, ctx.log));
+}
+
+/** Deletes a host link (bridge, shim) if pipewright created it, and forgets it. */
+export async function removeIfCreated(ctx: CoreContext, name: string, log?: StepLog): Promise<void> {
+  if (!records.createdHostLink(ctx.store, name)) return;
+  if (hostLinkExists(name)) {
+    logAsIp(log, [deleteLinkCmd(name)]);
+    await deleteHostLink(name);
+  }
+  ctx.store.tx(() => records.forgetHostLink(ctx.store, name));
 }

@@ -16,6 +16,7 @@ import { deleteHostLink, releaseGuestLink } from './netlink/links.js';
 import { logAsIp } from './netlink/errors.js';
 import { deleteLinkCmd, returnPhysCmd, type InterfacePlan } from './plumbing.js';
 import { shimName } from './names.js';
+import { removeIfCreated } from './bridge.js';
 import { hostLinkExists, ownNetns } from './sysfs.js';
 
 type Ctx = CoreContext;
@@ -53,16 +54,6 @@ async function releaseHostIf(ctx: Ctx, rec: AttachmentRecord, log: StepLog): Pro
   } else if (rec.kind === 'macvlan') {
     await removeIfCreated(ctx, shimName(rec.hostIf), log);
   }
-}
-
-/** Deletes a host link (bridge, shim) if pipewright created it, and forgets it. */
-export async function removeIfCreated(ctx: Ctx, name: string, log: StepLog): Promise<void> {
-  if (!records.createdHostLink(ctx.store, name)) return;
-  if (hostLinkExists(name)) {
-    logAsIp(log, [deleteLinkCmd(name)]);
-    await deleteHostLink(name);
-  }
-  ctx.store.tx(() => records.forgetHostLink(ctx.store, name));
 }
 
 /** Something else (a user's own veth, a shim) still plugged into the bridge keeps it alive. */
