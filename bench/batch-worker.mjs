@@ -3,8 +3,8 @@
 // Args: <state-dir> <host-if> <guest-set> <count> <pool>
 import { performance } from 'node:perf_hooks';
 import { Store } from '../dist/store/store.js';
-import { attach } from '../dist/net/attach.js';
-import { parseAttachText } from '../dist/net/attach-spec.js';
+import { attach } from '../dist/ops/attach.js';
+import { parseAttachText } from '../dist/model/attachment.js';
 import { resolveGuest } from '../dist/runtime/guest.js';
 import { guestName } from './lib.mjs';
 

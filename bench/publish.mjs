@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Store } from '../dist/store/store.js';
 import { portmapBaseState, removePortmapBase } from './lib.mjs';
-import { changeFirewall, syncFirewall } from '../dist/net/firewall/sync.js';
+import { changeFirewall, syncFirewall } from '../dist/firewall/sync.js';
 import { insertPending, markReady } from '../dist/store/attachments.js';
-import { insertPort, deletePortsOf } from '../dist/store/firewall.js';
+import { insertPort, deletePortsOf } from '../dist/store/networks.js';
 
 const ROUNDS = Number(process.argv[2] ?? 20);
 const OTHERS = 2000;

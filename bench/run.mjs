@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store } from '../dist/store/store.js';
-import { Ipam } from '../dist/net/ipam/allocator.js';
-import { SqliteLeaseBackend } from '../dist/net/ipam/sqlite-backend.js';
-import { changeFirewall } from '../dist/net/firewall/sync.js';
+import { Ipam } from '../dist/ipam/allocator.js';
+import { SqliteLeaseBackend } from '../dist/ipam/sqlite-backend.js';
+import { changeFirewall } from '../dist/firewall/sync.js';
 import { listAttachments } from '../dist/store/attachments.js';
-import { deletePortsOf, insertPort } from '../dist/store/firewall.js';
+import { deletePortsOf, insertPort } from '../dist/store/networks.js';
 import { checkPrefixFree, cleanupHost, cni, guestName, makeGuests, pipewright, portmapBaseState, PREFIX, progress, removePortmapBase, sh, stats, timed, timedAsync } from './lib.mjs';
 
 const N = Number(process.env.BENCH_N ?? 100);

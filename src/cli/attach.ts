@@ -1,6 +1,6 @@
 /** attach / detach: the CLI face of src/net/attach.ts and detach.ts. */
 import type { Command } from 'commander';
-import { PipewrightError } from '../errors.js';
+import { PipewrightError } from '../util/errors.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { collect, optionsOf, printJson, withContext } from './context.js';
 
@@ -63,11 +63,11 @@ Examples:
   pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports`)
     .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) => {
       const opts = optionsOf<AttachOpts>(cmd);
-      const { parseAttachText } = await import('../net/attach-spec.js');
+      const { parseAttachText } = await import('../model/attachment.js');
       const req = parseAttachText({ hostIf, addresses, ...opts, routes: opts.route, publish: opts.publish });
       const { resolveGuest } = await import('../runtime/guest.js');
       const guest = await resolveGuest(guestSpec);
-      const { attach } = await import('../net/attach.js');
+      const { attach } = await import('../ops/attach.js');
       await withContext(opts, async (ctx) => {
         const res = await attach(ctx, guest, req);
         if (ctx.json) printJson(attachmentJson(res.attachment, { changed: res.changed }));
@@ -89,7 +89,7 @@ Examples:
     .action(async (guestSpec: string, _o, cmd: Command) => {
       const opts = optionsOf<{ ifname?: string }>(cmd);
       const { findRecordsForGuest } = await import('./guest-records.js');
-      const { releaseAttachment } = await import('../net/detach.js');
+      const { releaseAttachment } = await import('../ops/detach.js');
       await withContext(opts, async (ctx) => {
         const recs = (await findRecordsForGuest(ctx.store, guestSpec)).filter((r) => !opts.ifname || r.ifname === opts.ifname);
         if (recs.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec}${opts.ifname ? ` -i ${opts.ifname}` : ''} (see 'pipewright ls')`);

@@ -3,11 +3,11 @@
  * human or --json form, and turning errors into one line on stderr with the right exit code.
  */
 import type { Command } from 'commander';
-import { PipewrightError, describe } from '../errors.js';
-import { silent, stderrLog, type StepLog } from '../log.js';
+import { PipewrightError, describe } from '../util/errors.js';
+import { silent, stderrLog, type StepLog } from '../util/log.js';
 import type { Store } from '../store/store.js';
-import type { Ipam } from '../net/ipam/allocator.js';
-import type { FirewallChoice } from '../net/firewall/sync.js';
+import type { Ipam } from '../ipam/allocator.js';
+import type { FirewallChoice } from '../firewall/sync.js';
 
 export interface GlobalOptions {
   stateDir?: string;
@@ -33,11 +33,11 @@ export function optionsOf<T>(cmd: Command): T & GlobalOptions {
 /** Opens the store (lazily loading SQLite: commands that do not need it never pay for it). */
 export async function openContext(opts: GlobalOptions): Promise<Context> {
   const { Store, stateDirFrom } = await import('../store/store.js');
-  const { openIpam, storeSpecFrom } = await import('../net/ipam/open.js');
+  const { openIpam, storeSpecFrom } = await import('../ipam/open.js');
   const store = Store.open(stateDirFrom(opts.stateDir));
   try {
     const ipam = await openIpam(store, storeSpecFrom(opts.store));
-    const { checkFirewallChoice } = await import('../net/firewall/sync.js');
+    const { checkFirewallChoice } = await import('../firewall/sync.js');
     const firewall = checkFirewallChoice(opts.firewall ?? process.env.PIPEWRIGHT_FIREWALL ?? 'auto');
     return { store, ipam, firewall, log: opts.verbose ? stderrLog() : silent, json: Boolean(opts.json) };
   } catch (err) {

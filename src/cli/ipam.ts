@@ -1,7 +1,7 @@
 /** pool / lease / gc: the CLI face of src/net/ipam and src/net/gc.ts. */
 import type { Command } from 'commander';
-import { PipewrightError, UsageError } from '../errors.js';
-import type { Lease } from '../net/ipam/backend.js';
+import { PipewrightError, UsageError } from '../util/errors.js';
+import type { Lease } from '../ipam/backend.js';
 import { collect, optionsOf, printJson, printTable, withContext } from './context.js';
 
 
@@ -140,7 +140,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  pipewright gc --dry-run')
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{ dryRun?: boolean }>(cmd);
-      const { gc } = await import('../net/gc.js');
+      const { gc } = await import('../ops/gc.js');
       await withContext(o, async (ctx) => {
         const actions = await gc(ctx, { dryRun: o.dryRun });
         if (ctx.json) return printJson(actions);

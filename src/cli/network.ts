@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  pipewright pool create lan 10.10.0.0/24 && pipewright network create lan --bridge br-lan --pool lan --masquerade')
     .action(async (name: string, _o, cmd: Command) => {
       const o = optionsOf<{ bridge: string; pool: string; masquerade?: boolean; isolated?: boolean }>(cmd);
-      const { createNetwork } = await import('../net/network.js');
+      const { createNetwork } = await import('../ops/network.js');
       await withContext(o, async (ctx) => {
         const n = await createNetwork(ctx, { name, bridge: o.bridge, pool: o.pool, masquerade: o.masquerade, isolated: o.isolated });
         if (ctx.json) printJson(n);
@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExample:\n  pipewright network ls')
     .action(async (_o, cmd: Command) => {
-      const { listNetworks } = await import('../store/firewall.js');
+      const { listNetworks } = await import('../store/networks.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const nets = listNetworks(ctx.store);
         if (ctx.json) return printJson(nets);
@@ -43,7 +43,7 @@ export function register(program: Command): void {
     .argument('<name>', 'network name')
     .addHelpText('after', '\nExample:\n  pipewright network rm lan')
     .action(async (name: string, _o, cmd: Command) => {
-      const { removeNetwork } = await import('../net/network.js');
+      const { removeNetwork } = await import('../ops/network.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         await removeNetwork(ctx, name);
         process.stdout.write(`network ${name} removed\n`);
@@ -57,8 +57,8 @@ export function register(program: Command): void {
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExample:\n  pipewright ports web --json')
     .action(async (guestSpec: string | undefined, _o, cmd: Command) => {
-      const { listPorts } = await import('../store/firewall.js');
-      const { formatPublish } = await import('../net/ports.js');
+      const { listPorts } = await import('../store/networks.js');
+      const { formatPublish } = await import('../ops/ports.js');
       const { findRecordsForGuest } = await import('./guest-records.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const ids = guestSpec ? new Set((await findRecordsForGuest(ctx.store, guestSpec)).map((r) => r.id)) : null;
@@ -75,7 +75,7 @@ export function register(program: Command): void {
     .option('--json', 'print the rules as JSON')
     .addHelpText('after', '\nExample:\n  pipewright firewall sync --firewall iptables')
     .action(async (_o, cmd: Command) => {
-      const { syncFirewall } = await import('../net/firewall/sync.js');
+      const { syncFirewall } = await import('../firewall/sync.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const rules = await syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log });
         if (ctx.json) printJson(rules);

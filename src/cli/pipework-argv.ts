@@ -5,8 +5,8 @@
  *   pipework [--direct-phys] <hostif|mac:<mac>> [-i cif] [-l lif] [-a 4|6] <guest> <ip/len[@gw]|dhcp> [<mac>|U:<text>]
  *   pipework route|rule|tc <guest> <args...>
  */
-import { UsageError } from '../errors.js';
-import type { AttachText } from '../net/attach-spec.js';
+import { UsageError } from '../util/errors.js';
+import type { AttachText } from '../model/attachment.js';
 
 export type PipeworkCommand =
   | { type: 'attach'; guest: string; text: AttachText; hostMac?: string; family?: 4 | 6 }

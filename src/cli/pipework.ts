@@ -1,6 +1,6 @@
 /** `pipewright pipework ...` and the `pipework` bin: pipework's argv, carried out by pipewright's core. */
 import type { Command } from 'commander';
-import { PipewrightError } from '../errors.js';
+import { PipewrightError } from '../util/errors.js';
 import { optionsOf, printJson, withContext, type GlobalOptions } from './context.js';
 import { runInGuest } from './ns.js';
 
@@ -13,12 +13,12 @@ export async function runPipework(argv: string[], opts: GlobalOptions): Promise<
     if (out) process.stdout.write(out + '\n');
     return;
   }
-  const { parseAttachText } = await import('../net/attach-spec.js');
+  const { parseAttachText } = await import('../model/attachment.js');
   const text = { ...cmd.text, hostIf: cmd.hostMac ? await interfaceByMac(cmd.hostMac) : cmd.text.hostIf };
   const req = parseAttachText(text);
   const { resolveGuest } = await import('../runtime/guest.js');
   const guest = await resolveGuest(cmd.guest);
-  const { attach } = await import('../net/attach.js');
+  const { attach } = await import('../ops/attach.js');
   await withContext(opts, async (ctx) => {
     const res = await attach(ctx, guest, req);
     if (ctx.json) printJson({ changed: res.changed, ifname: res.attachment.ifname, hostLink: res.attachment.hostLink, mac: res.attachment.mac });
@@ -26,8 +26,8 @@ export async function runPipework(argv: string[], opts: GlobalOptions): Promise<
 }
 
 async function interfaceByMac(mac: string): Promise<string> {
-  const { checkMac } = await import('../net/validate.js');
-  const { readLinks } = await import('../net/iproute.js');
+  const { checkMac } = await import('../model/validate.js');
+  const { readLinks } = await import('../kernel/iproute.js');
   const wanted = checkMac(mac);
   const link = (await readLinks(undefined)).find((l) => l.mac === wanted);
   if (!link) throw new PipewrightError(`no host interface has MAC ${wanted} (see 'ip link')`);
@@ -36,8 +36,8 @@ async function interfaceByMac(mac: string): Promise<string> {
 
 async function runTc(guestSpec: string, args: string[], opts: GlobalOptions): Promise<void> {
   const { resolveGuest } = await import('../runtime/guest.js');
-  const { run } = await import('../exec.js');
-  const { stderrLog, silent } = await import('../log.js');
+  const { run } = await import('../util/exec.js');
+  const { stderrLog, silent } = await import('../util/log.js');
   const guest = await resolveGuest(guestSpec);
   const res = await run('nsenter', [`--net=${guest.netnsPath}`, '--', 'tc', ...args], { log: opts.verbose ? stderrLog() : silent });
   if (res.stdout) process.stdout.write(res.stdout + '\n');

@@ -1,6 +1,6 @@
 /** ls / inspect: recorded attachments, each checked against the kernel. */
 import type { Command } from 'commander';
-import { PipewrightError } from '../errors.js';
+import { PipewrightError } from '../util/errors.js';
 import { attachmentJson } from './attach.js';
 import { optionsOf, printJson, printTable, withContext } from './context.js';
 
@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .action(async (_o, cmd: Command) => {
       const opts = optionsOf(cmd);
       const { listAttachments } = await import('../store/attachments.js');
-      const { checkAttachment } = await import('../net/status.js');
+      const { checkAttachment } = await import('../ops/status.js');
       await withContext(opts, async (ctx) => {
         const rows = [];
         for (const rec of listAttachments(ctx.store)) {
@@ -41,7 +41,7 @@ export function register(program: Command): void {
     .action(async (guestSpec: string, _o, cmd: Command) => {
       const opts = optionsOf(cmd);
       const { findRecordsForGuest } = await import('./guest-records.js');
-      const { checkAttachment } = await import('../net/status.js');
+      const { checkAttachment } = await import('../ops/status.js');
       await withContext(opts, async (ctx) => {
         const recs = await findRecordsForGuest(ctx.store, guestSpec);
         if (recs.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);

@@ -1,6 +1,6 @@
 /** volume / mount / unmount: the CLI face of src/storage. */
 import type { Command } from 'commander';
-import { PipewrightError, UsageError } from '../errors.js';
+import { PipewrightError, UsageError } from '../util/errors.js';
 import { collect, optionsOf, printJson, printTable, withContext } from './context.js';
 
 
@@ -44,7 +44,7 @@ function registerVolume(program: Command): void {
       const o = optionsOf<{ filter: string[] }>(cmd);
       const { listVolumes, listMounts } = await import('../store/volumes.js');
       const { inspectVolume } = await import('../storage/volumes.js');
-      const { matchesLabels } = await import('../labels.js');
+      const { matchesLabels } = await import('../util/labels.js');
       await withContext(o, async (ctx) => {
         const vols = listVolumes(ctx.store).filter((v) => matchesLabels(v.labels, labelFilters(o.filter)));
         if (ctx.json) return printJson(await Promise.all(vols.map((v) => inspectVolume(ctx, v))));

@@ -4,9 +4,9 @@
  */
 import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
-import { shipped } from '../paths.js';
+import { shipped } from '../util/paths.js';
 import { LineCounter, parseDocument } from 'yaml';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 
 export interface ApplyFile {
   pools?: { name: string; subnet: string; gateway?: string | null; range?: string; exclude?: string[]; labels?: Record<string, string> }[];

@@ -6,23 +6,23 @@
  * plans nothing the second time. What cannot be changed in place (a pool's subnet, a volume's
  * backing) is an error naming the file and line, before anything is done.
  */
-import { PipewrightError, describe } from '../errors.js';
-import { parseAttachText } from '../net/attach-spec.js';
-import { attach, intendedSpec, sameSpec, type AttachRequest } from '../net/attach.js';
-import type { CoreContext } from '../net/context.js';
-import { ipamOf } from '../net/context.js';
-import { releaseAttachment } from '../net/detach.js';
-import { changeFirewall } from '../net/firewall/sync.js';
-import { definePool, type Pool } from '../net/ipam/pool.js';
-import { createNetwork, removeNetwork } from '../net/network.js';
+import { PipewrightError, describe } from '../util/errors.js';
+import { parseAttachText } from '../model/attachment.js';
+import { attach, intendedSpec, sameSpec, type AttachRequest } from '../ops/attach.js';
+import type { CoreContext } from '../ops/context.js';
+import { ipamOf } from '../ops/context.js';
+import { releaseAttachment } from '../ops/detach.js';
+import { changeFirewall } from '../firewall/sync.js';
+import { definePool, type Pool } from '../ipam/pool.js';
+import { createNetwork, removeNetwork } from '../ops/network.js';
 import { resolveGuest, type Guest } from '../runtime/guest.js';
 import { findAttachment, listAttachments } from '../store/attachments.js';
-import { findNetwork, listNetworks, updateNetworkPolicy } from '../store/firewall.js';
+import { findNetwork, listNetworks, updateNetworkPolicy } from '../store/networks.js';
 import { findVolume, listMounts, listVolumes, updateVolumeLabels } from '../store/volumes.js';
 import { mountInto, unmountFrom } from '../storage/mount.js';
 import { parseMountSpec, parseVolumeOpts, type MountSpec } from '../storage/spec.js';
 import { createVolume, dataDir, removeVolume } from '../storage/volumes.js';
-import { readLink } from '../net/iproute.js';
+import { readLink } from '../kernel/iproute.js';
 import { loadApplyFile, type ApplyFile, type Locate } from './apply-file.js';
 
 export interface Action {

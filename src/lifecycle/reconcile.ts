@@ -6,11 +6,11 @@
  * `watch` calls it on every start and destroy event and, at startup and after reconnecting to
  * the engine, for every container the store knows.
  */
-import { describe } from '../errors.js';
-import type { CoreContext } from '../net/context.js';
-import { releaseAttachment } from '../net/detach.js';
-import { readLink } from '../net/iproute.js';
-import { restoreAttachment } from '../net/restore.js';
+import { describe } from '../util/errors.js';
+import type { CoreContext } from '../ops/context.js';
+import { releaseAttachment } from '../ops/detach.js';
+import { readLink } from '../kernel/iproute.js';
+import { restoreAttachment } from '../ops/restore.js';
 import { inspectContainer } from '../runtime/docker.js';
 import type { Guest } from '../runtime/guest.js';
 import { listAttachments } from '../store/attachments.js';

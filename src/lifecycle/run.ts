@@ -4,15 +4,15 @@
  * mounts; networks are attached once it runs. If any step fails the container is removed and
  * every lease, interface and rule it got is released.
  */
-import { PipewrightError, UsageError } from '../errors.js';
-import { run as exec } from '../exec.js';
-import { attach } from '../net/attach.js';
-import { parseAttachText } from '../net/attach-spec.js';
-import type { CoreContext } from '../net/context.js';
-import { releaseAttachment } from '../net/detach.js';
+import { PipewrightError, UsageError } from '../util/errors.js';
+import { run as exec } from '../util/exec.js';
+import { attach } from '../ops/attach.js';
+import { parseAttachText } from '../model/attachment.js';
+import type { CoreContext } from '../ops/context.js';
+import { releaseAttachment } from '../ops/detach.js';
 import { resolveGuest, type Guest } from '../runtime/guest.js';
 import { listAttachments, type AttachmentRecord } from '../store/attachments.js';
-import { findNetwork } from '../store/firewall.js';
+import { findNetwork } from '../store/networks.js';
 import { deleteMount, findVolume, insertMount, listMounts } from '../store/volumes.js';
 import { checkHostPath } from '../storage/host-path.js';
 import { parseMountSpec, type MountSpec } from '../storage/spec.js';

@@ -6,8 +6,8 @@
  * started after pipewright may have set FORWARD to DROP before pipewright's accepts were hooked). It keeps no state of its own in memory:
  * killing and restarting it loses nothing.
  */
-import type { CoreContext } from '../net/context.js';
-import { syncFirewall } from '../net/firewall/sync.js';
+import type { CoreContext } from '../ops/context.js';
+import { syncFirewall } from '../firewall/sync.js';
 import { dockerAvailable, followContainerEvents, type ContainerEvent } from '../runtime/docker.js';
 import { knownContainers, reconcileContainer, type ReconcileReport } from './reconcile.js';
 

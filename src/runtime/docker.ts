@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import { existsSync } from 'node:fs';
-import { PipewrightError } from '../errors.js';
+import { PipewrightError } from '../util/errors.js';
 
 const API = '/v1.41';
 

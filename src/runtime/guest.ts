@@ -9,8 +9,8 @@
  *   <name>            a container if Docker knows it, else a named netns; both -> ambiguous
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { PipewrightError, UsageError } from '../errors.js';
-import { checkObjectName } from '../net/validate.js';
+import { PipewrightError, UsageError } from '../util/errors.js';
+import { checkObjectName } from '../model/validate.js';
 import { inspectContainer } from './docker.js';
 
 export type GuestKind = 'docker' | 'pid' | 'netns' | 'path';

@@ -1,6 +1,6 @@
 /** Host paths given for bind mounts: resolved (symlinks), and kept away from what must not be exposed. */
 import { existsSync, realpathSync } from 'node:fs';
-import { PipewrightError, UsageError } from '../errors.js';
+import { PipewrightError, UsageError } from '../util/errors.js';
 
 const SENSITIVE = ['/proc', '/sys', '/dev'];
 

@@ -5,12 +5,12 @@
  * use cannot be removed and `volume ls` shows their users.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { shipped } from '../paths.js';
-import { PipewrightError } from '../errors.js';
-import { run } from '../exec.js';
+import { shipped } from '../util/paths.js';
+import { PipewrightError } from '../util/errors.js';
+import { run } from '../util/exec.js';
 import type { Guest } from '../runtime/guest.js';
 import { deleteMount, findVolume, insertMount, listMounts, type MountRecord } from '../store/volumes.js';
-import { UndoStack } from '../net/undo.js';
+import { UndoStack } from '../util/undo.js';
 import { checkHostPath } from './host-path.js';
 import type { MountSpec } from './spec.js';
 import { createVolume, dataDir, ensureBacked, isEmptyDir, type StorageContext } from './volumes.js';

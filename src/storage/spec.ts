@@ -6,7 +6,7 @@
  *   mounts     <volume-name|/host/path>:<container-path>[:ro|rw|nocopy[,...]]
  */
 import { posix } from 'node:path';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../util/errors.js';
 
 export function checkVolumeName(name: string): string {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name)) {

@@ -6,16 +6,16 @@
  */
 import { existsSync, mkdirSync, openSync, ftruncateSync, closeSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { PipewrightError } from '../errors.js';
-import { run } from '../exec.js';
-import type { StepLog } from '../log.js';
-import { silent } from '../log.js';
+import { PipewrightError } from '../util/errors.js';
+import { run } from '../util/exec.js';
+import type { StepLog } from '../util/log.js';
+import { silent } from '../util/log.js';
 import type { Store } from '../store/store.js';
 import { deleteVolume, findVolume, insertVolume, listMounts, listVolumes, type VolumeRecord } from '../store/volumes.js';
-import { matchesLabels, parseLabels } from '../labels.js';
+import { matchesLabels, parseLabels } from '../util/labels.js';
 import { checkVolumeName, sizeBytes, type VolumeOptions } from './spec.js';
 import { checkHostPath } from './host-path.js';
-import { UndoStack } from '../net/undo.js';
+import { UndoStack } from '../util/undo.js';
 
 export interface StorageContext {
   store: Store;

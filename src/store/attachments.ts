@@ -1,6 +1,6 @@
 /** Attachment records: what was plumbed into which guest, read and written only through here. */
 import type { GuestKind } from '../runtime/guest.js';
-import type { LinkKind } from '../net/plumbing.js';
+import type { LinkKind } from '../kernel/ip-words.js';
 import type { Store } from './store.js';
 
 /**

@@ -5,7 +5,7 @@
  */
 import { openSync, closeSync, writeSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PipewrightError } from '../errors.js';
+import { PipewrightError } from '../util/errors.js';
 import { processAlive } from '../runtime/guest.js';
 
 export async function withLock<T>(stateDir: string, name: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {

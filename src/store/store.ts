@@ -7,7 +7,7 @@ import type DatabaseCtor from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PipewrightError } from '../errors.js';
+import { PipewrightError } from '../util/errors.js';
 import { MIGRATIONS } from './migrations.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/pipewright';

@@ -3,14 +3,14 @@
  * pipewright bridge and answers a peer in another namespace; pipework's argv and route passthrough
  * work on it too.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { cli, dockerUp, inNs, isRoot, must, netns, ping, PIPEWORK_BIN, removeLinkAtEnd, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
 import { execa } from 'execa';
 
 const docker = isRoot && (await dockerUp());
 const SKIP = !docker && 'needs root and a running Docker engine (scripts/test.sh starts one)';
 
-async function container(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<string> {
+async function container(t: Test): Promise<string> {
   const name = uniq('c');
   await must('docker', ['run', '-d', '--net=none', '--name', name, TEST_IMAGE, 'sleep', '3600']);
   t.teardown(() => sh('docker', ['rm', '-f', name]));
@@ -66,7 +66,7 @@ t.test('pipework command lines work unchanged', { skip: SKIP }, async (t) => {
   r = await pw([br, '-i', 'eth2', '-l', `${br}h`, name, '192.168.231.6/24', 'U:web']);
   t.equal(r.exitCode, 0, r.stderr);
   const eth2 = await must('docker', ['exec', name, 'cat', '/sys/class/net/eth2/address']);
-  const { macFromText } = await import('../../src/net/mac.js');
+  const { macFromText } = await import('../../src/model/mac.js');
   t.equal(eth2.trim(), macFromText('web'), 'U:web gives the derived MAC');
   t.ok((await must('ip', ['-o', 'link', 'show', `${br}h`])).includes(`master ${br}`), '-l names the host end');
   r = await pw(['route', name, 'add', '10.237.0.0/16', 'via', '192.168.231.1']);

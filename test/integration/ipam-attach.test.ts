@@ -51,8 +51,8 @@ t.test('gc: vanished guests and orphaned leases', { skip: !isRoot && ROOT_REASON
   const hostEnd = JSON.parse((await cli(dir, ['attach', br, a, 'pool:gcp', '--json'])).stdout).hostLink;
   // An orphan: a lease of this host whose owner has no attachment.
   const { Store } = await import('../../src/store/store.js');
-  const { Ipam } = await import('../../src/net/ipam/allocator.js');
-  const { SqliteLeaseBackend } = await import('../../src/net/ipam/sqlite-backend.js');
+  const { Ipam } = await import('../../src/ipam/allocator.js');
+  const { SqliteLeaseBackend } = await import('../../src/ipam/sqlite-backend.js');
   const store = Store.open(dir);
   await new Ipam(new SqliteLeaseBackend(store), hostname()).allocate('gcp', 'netns:ghost/eth0');
   store.close();

@@ -4,13 +4,13 @@
  * port, mount), cleaning up a removed one, fixing at startup what happened while it was down, and
  * riding out an engine restart.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execa, type ResultPromise } from 'execa';
 import { cli, CLI, dockerUp, hostLinks, isRoot, must, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
 
 const docker = isRoot && (await dockerUp());
 const SKIP = !docker && 'needs root and a running Docker engine (scripts/test.sh starts one)';
-type T = Parameters<Parameters<typeof t.test>[1]>[0];
+type T = Test;
 
 /** A pipewright network for the test, removed at the end. */
 async function network(t: T, dir: string, subnet: string): Promise<string> {

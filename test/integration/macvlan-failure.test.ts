@@ -19,7 +19,7 @@ t.test('macvlan children of one parent reach each other', { skip: !isRoot && ROO
   t.equal(link.linkinfo.info_data.mode, 'bridge');
   t.equal(link.address, '02:aa:00:00:00:02');
   t.ok(await ping(a, '10.233.0.3'), 'macvlan a -> b');
-  const { shimName } = await import('../../src/net/names.js');
+  const { shimName } = await import('../../src/model/host-names.js');
   const shim = shimName(parent);
   removeLinkAtEnd(t, shim);
   t.match(await must('ip', ['-o', 'addr', 'show', 'dev', shim]), /10\.233\.0\.254\/24/, 'host shim holds its address');

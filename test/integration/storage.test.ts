@@ -3,7 +3,7 @@
  * read-only inside, unmount takes it away, in-use volumes are kept, prune takes only unused ones,
  * --size is a hard quota, tmpfs volumes are tmpfs, copy-up and :nocopy, refusals change nothing.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { cli, dockerUp, isRoot, must, sh, stateDir, TEST_IMAGE, uniq } from '../
 
 const docker = isRoot && (await dockerUp());
 const SKIP = !docker && 'needs root and a running Docker engine (scripts/test.sh starts one)';
-type T = Parameters<Parameters<typeof t.test>[1]>[0];
+type T = Test;
 
 async function container(t: T): Promise<string> {
   const name = uniq('v');

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { parseIpConfig, parseRoute, contains } from '../../src/net/address.js';
-import { UsageError } from '../../src/errors.js';
+import { parseIpConfig, parseRoute, contains } from '../../src/model/address.js';
+import { UsageError } from '../../src/util/errors.js';
 
 t.test('addresses with and without gateway', async (t) => {
   t.same(parseIpConfig('10.0.0.5/24@10.0.0.1'), { address: '10.0.0.5', prefix: 24, family: 4, gateway: '10.0.0.1' });

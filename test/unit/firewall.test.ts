@@ -1,9 +1,9 @@
 import t from 'tap';
-import { desiredRules, type FirewallState } from '../../src/net/firewall/rules.js';
-import { renderRule, restoreDelta, CHAINS } from '../../src/net/firewall/iptables.js';
-import { chainRules4, elementOf } from '../../src/net/firewall/nftables.js';
-import { parsePublish, formatPublish } from '../../src/net/ports.js';
-import { UsageError } from '../../src/errors.js';
+import { desiredRules, type FirewallState } from '../../src/firewall/rules.js';
+import { renderRule, restoreDelta, CHAINS } from '../../src/firewall/iptables.js';
+import { chainRules4, elementOf } from '../../src/firewall/nftables.js';
+import { parsePublish, formatPublish } from '../../src/ops/ports.js';
+import { UsageError } from '../../src/util/errors.js';
 
 const state: FirewallState = {
   bridges: [

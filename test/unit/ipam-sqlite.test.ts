@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Store } from '../../src/store/store.js';
-import { SqliteLeaseBackend } from '../../src/net/ipam/sqlite-backend.js';
+import { SqliteLeaseBackend } from '../../src/ipam/sqlite-backend.js';
 import { ipamSuite } from '../helpers/ipam-suite.js';
 
 ipamSuite(t, async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parsePipework } from '../../src/cli/pipework-argv.js';
-import { UsageError } from '../../src/errors.js';
+import { UsageError } from '../../src/util/errors.js';
 
 t.test("pipework's README forms", async (t) => {
   t.match(parsePipework(['br1', 'web', '192.168.1.5/24@192.168.1.1']), {

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { configureGuestCmds, createLinkCmds, routesOf, type InterfacePlan } from '../../src/net/plumbing.js';
-import { parseIpConfig, parseRoute } from '../../src/net/address.js';
+import { configureGuestCmds, createLinkCmds, routesOf, type InterfacePlan } from '../../src/kernel/ip-words.js';
+import { parseIpConfig, parseRoute } from '../../src/model/address.js';
 
 const plan: InterfacePlan = {
   kind: 'veth', hostIf: 'br0', hostLink: 'pw01234567', ifname: 'eth0', mac: '02:00:00:00:00:01', mtu: 1500,

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { checkContainerPath, checkVolumeName, parseMountSpec, parseVolumeOpts, sizeBytes } from '../../src/storage/spec.js';
 import { checkHostPath } from '../../src/storage/host-path.js';
-import { UsageError } from '../../src/errors.js';
+import { UsageError } from '../../src/util/errors.js';
 
 t.test("volume names follow Docker's rule", async (t) => {
   for (const ok of ['data', 'a1', 'my-vol_2.x']) t.equal(checkVolumeName(ok), ok);

@@ -1,8 +1,8 @@
 import t from 'tap';
-import { checkIfname, checkMac, checkMtu, checkMacvlanMode } from '../../src/net/validate.js';
-import { parseAttachText } from '../../src/net/attach-spec.js';
-import { macFromText } from '../../src/net/mac.js';
-import { UsageError } from '../../src/errors.js';
+import { checkIfname, checkMac, checkMtu, checkMacvlanMode } from '../../src/model/validate.js';
+import { parseAttachText } from '../../src/model/attachment.js';
+import { macFromText } from '../../src/model/mac.js';
+import { UsageError } from '../../src/util/errors.js';
 import { execFileSync } from 'node:child_process';
 
 t.test('interface names follow the kernel rules', async (t) => {

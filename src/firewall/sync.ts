@@ -1,0 +1,106 @@
+/**
+ * Brings the host's firewall (and the two sysctls NAT needs) to what the store says. Every
+ * operation that changes networks, guests on bridges or ports ends with this; `firewall sync`
+ * is the same call, after a reload or reboot wiped the rules. Idempotent: a second run changes
+ * nothing. Serialized between pipewright processes (read-then-write of the rule set).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError, describe } from '../util/errors.js';
+import type { StepLog } from '../util/log.js';
+import { silent } from '../util/log.js';
+import { firewallState } from '../store/networks.js';
+import { withLock } from '../store/lock.js';
+import type { Store } from '../store/store.js';
+import { desiredRules, type FirewallState, type Rule } from './rules.js';
+
+export type FirewallKind = 'iptables' | 'nftables';
+export type FirewallChoice = FirewallKind | 'auto';
+
+export function checkFirewallChoice(value: string): FirewallChoice {
+  if (value === 'iptables' || value === 'nftables' || value === 'auto') return value;
+  throw new UsageError(`firewall "${value}" must be iptables, nftables or auto`);
+}
+
+/** auto: nftables when the `nft` tool is installed, else iptables (a PATH lookup, no process). */
+export function resolveFirewall(choice: FirewallChoice = 'auto'): FirewallKind {
+  if (choice !== 'auto') return choice;
+  const dirs = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':');
+  return dirs.some((d) => existsSync(join(d, 'nft'))) ? 'nftables' : 'iptables';
+}
+
+function writeSysctl(path: string, value: string, log: StepLog): void {
+  if (!existsSync(path) || readFileSync(path, 'utf8').trim() === value) return;
+  log.step(`echo ${value} > ${path}`);
+  writeFileSync(path, value);
+}
+
+/**
+ * Forwarding on for NAT (never switched off again: other software may rely on it), and
+ * route_localnet on bridges with published ports, so 127.0.0.1:<port> can be DNATed to a guest.
+ */
+function applySysctls(state: FirewallState, log: StepLog): void {
+  const nat = state.ports.length > 0 || state.bridges.some((b) => b.network?.masquerade);
+  if (nat) writeSysctl('/proc/sys/net/ipv4/ip_forward', '1', log);
+  for (const bridge of new Set(state.ports.map((p) => p.bridge))) {
+    writeSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1', log);
+  }
+}
+
+async function backend(kind: FirewallKind) {
+  if (kind === 'iptables') {
+    const { applyIptables, applyIptablesDelta } = await import('./iptables.js');
+    return { full: applyIptables, delta: applyIptablesDelta };
+  }
+  const { applyNftables, applyNftablesDelta } = await import('./nftables.js');
+  return { full: applyNftables, delta: applyNftablesDelta };
+}
+
+export interface SyncOptions {
+  firewall?: FirewallChoice;
+  log?: StepLog;
+}
+
+/**
+ * Changes the store with `mutate` and the firewall with it, as one step under the host's
+ * firewall lock: the rules before and after are derived from the store and only the difference
+ * is written, without reading the rule set. If the kernel did not hold what the store said
+ * (a reload, a crash), that write fails whole and a full sync follows.
+ */
+export async function changeFirewall(store: Store, mutate: () => void, opts: SyncOptions = {}): Promise<Rule[]> {
+  const log = opts.log ?? silent;
+  const apply = await backend(resolveFirewall(opts.firewall));
+  return withLock(store.stateDir, 'firewall', async () => {
+    const before = desiredRules(firewallState(store));
+    store.tx(mutate);
+    const state = firewallState(store);
+    const after = desiredRules(state);
+    applySysctls(state, log);
+    try {
+      await apply.delta(before, after, log);
+    } catch (err) {
+      log.step(`the firewall did not hold what the store says (${describe(err)}); full sync`);
+      await apply.full(after, log);
+    }
+    return after;
+  });
+}
+
+/**
+ * `firewall sync`: the whole rule set from the store, after reading what the kernel holds.
+ * Idempotent. It also clears pipewright's rules from the other backend (after a switch).
+ */
+export async function syncFirewall(store: Store, opts: SyncOptions = {}): Promise<Rule[]> {
+  const log = opts.log ?? silent;
+  const kind = resolveFirewall(opts.firewall);
+  const apply = await backend(kind);
+  return withLock(store.stateDir, 'firewall', async () => {
+    const state = firewallState(store);
+    const rules = desiredRules(state);
+    applySysctls(state, log);
+    // The nftables apply already brings iptables to its mark rule or nothing; iptables must clear nft.
+    if (kind === 'iptables') await (await import('./nftables.js')).clearNftables(log);
+    await apply.full(rules, log);
+    return rules;
+  });
+}

@@ -1,0 +1,87 @@
+/**
+ * The allocator: hands out addresses from pools over any LeaseBackend.
+ *
+ * Never-used addresses come first, in order, from a per-pool cursor (no scan of the leases: one
+ * step per address whatever the pool's size); once the range has been walked, released addresses
+ * come back oldest release first, so an address a crash-looping guest just gave up is the last to
+ * be handed out again (peers may still cache its old MAC).
+ */
+import { hostname } from 'node:os';
+import { PipewrightError } from '../util/errors.js';
+import type { Lease, LeaseBackend } from './backend.js';
+import { addressAt, definePool, inRange, inSubnetOf, isReserved, rangeSize, type Pool, type PoolInput } from './pool.js';
+
+export class Ipam {
+  constructor(readonly backend: LeaseBackend, readonly host: string = hostname()) {}
+
+  async createPool(input: PoolInput): Promise<Pool> {
+    const pool = definePool(input);
+    await this.backend.addPool(pool);
+    return pool;
+  }
+
+  async pool(name: string): Promise<Pool> {
+    const pool = await this.backend.getPool(name);
+    if (!pool) throw new PipewrightError(`no pool named ${name} (see 'pipewright pool ls')`);
+    return pool;
+  }
+
+  /** The pool whose subnet holds this address, if any (static addresses are leased from it). */
+  async poolFor(ip: string): Promise<Pool | null> {
+    return (await this.backend.listPools()).find((p) => inSubnetOf(p, ip)) ?? null;
+  }
+
+  async removePool(name: string, force = false): Promise<void> {
+    await this.pool(name);
+    const held = await this.backend.leases({ pool: name });
+    if (held.length && !force) {
+      throw new PipewrightError(`pool ${name} still has ${held.length} lease(s) (e.g. ${held[0].address} by ${held[0].owner}); release them or use --force`);
+    }
+    await this.backend.removePool(name);
+  }
+
+  private lease(pool: Pool, address: string, owner: string, reserved = false): Lease {
+    return { pool: pool.name, address, owner, host: this.host, reserved, createdAt: new Date().toISOString() };
+  }
+
+  /** The next free address of the pool (`reserved`: pinned for an outside user, gc leaves it). */
+  async allocate(poolName: string, owner: string, reserved = false): Promise<Lease> {
+    const pool = await this.pool(poolName);
+    const size = rangeSize(pool);
+    for (let at = await this.backend.cursor(pool.name); BigInt(at) < size;) {
+      const address = addressAt(pool, at);
+      const lease = isReserved(pool, address) ? null : this.lease(pool, address, owner, reserved);
+      const res = await this.backend.advance(pool.name, at, lease);
+      if (res === 'ok' && lease) return lease;
+      at = res === 'raced' ? await this.backend.cursor(pool.name) : at + 1;
+    }
+    for (let entry = await this.backend.oldestFree(pool.name); entry; entry = await this.backend.oldestFree(pool.name)) {
+      const lease = this.lease(pool, entry.address, owner, reserved);
+      if (await this.backend.takeFree(lease, entry)) return lease;
+    }
+    throw new PipewrightError(`pool ${pool.name} (${pool.subnet}) is exhausted: every address is leased; release some or create another pool`);
+  }
+
+  /** A given address; a taken one is refused naming its holder (the same owner again is fine). */
+  async claim(poolName: string, address: string, owner: string, reserved = false): Promise<Lease> {
+    const pool = await this.pool(poolName);
+    if (!inSubnetOf(pool, address)) throw new PipewrightError(`${address} is not in pool ${pool.name} (${pool.subnet})`);
+    if (address === pool.gateway) throw new PipewrightError(`${address} is the gateway of pool ${pool.name}`);
+    if (inRange(pool, address) && isReserved(pool, address)) throw new PipewrightError(`${address} is excluded from pool ${pool.name}`);
+    const lease = this.lease(pool, address, owner, reserved);
+    if (await this.backend.createLease(lease)) return lease;
+    const holder = await this.backend.getLease(pool.name, address);
+    if (holder && holder.owner === owner) return holder;
+    throw new PipewrightError(`${address} in pool ${pool.name} is taken by ${holder?.owner ?? 'another owner'} on ${holder?.host ?? 'another host'}`);
+  }
+
+  async release(poolName: string, address: string): Promise<Lease | null> {
+    return this.backend.deleteLease(poolName, address);
+  }
+
+  async releaseOwner(owner: string): Promise<Lease[]> {
+    const held = await this.backend.leases({ owner });
+    for (const l of held) await this.backend.deleteLease(l.pool, l.address);
+    return held;
+  }
+}

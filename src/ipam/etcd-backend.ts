@@ -1,0 +1,162 @@
+/**
+ * The multi-host IPAM backend: pools and leases in etcd, every change one etcd transaction whose
+ * compare step makes it a compare-and-swap, so two hosts allocating from one pool at the same
+ * moment never get the same address.
+ *
+ *   /pipewright/ipam/pools/<pool>            pool definition (JSON)
+ *   /pipewright/ipam/pools-rev               bumped with every pool change (overlap checks race on it)
+ *   /pipewright/ipam/cursor/<pool>           offset of the next never-used address
+ *   /pipewright/ipam/leases/<pool>/<ip>      lease (JSON)
+ *   /pipewright/ipam/free/<pool>/<order>     released address; keys sort in release order
+ */
+import { Etcd3 } from 'etcd3';
+import { PipewrightError } from '../util/errors.js';
+import type { AdvanceResult, FreeEntry, Lease, LeaseBackend } from './backend.js';
+import { poolsOverlap, type Pool } from './pool.js';
+
+const ROOT = '/pipewright/ipam/';
+const K = {
+  pool: (p: string) => `${ROOT}pools/${p}`,
+  pools: `${ROOT}pools/`,
+  poolsRev: `${ROOT}pools-rev`,
+  cursor: (p: string) => `${ROOT}cursor/${p}`,
+  lease: (p: string, ip: string) => `${ROOT}leases/${p}/${ip}`,
+  leases: (p?: string) => `${ROOT}leases/${p ? `${p}/` : ''}`,
+  free: (p: string) => `${ROOT}free/${p}/`,
+};
+const MAX_RETRIES = 1000;
+
+/** Free-list keys sort in release order: zero-padded milliseconds, then a random tie-breaker. */
+function freeKey(pool: string): string {
+  return `${K.free(pool)}${String(Date.now()).padStart(15, '0')}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+export class EtcdLeaseBackend implements LeaseBackend {
+  readonly kind = 'etcd' as const;
+
+  private constructor(private readonly client: Etcd3) {}
+
+  static async connect(endpoints: string[]): Promise<EtcdLeaseBackend> {
+    const client = new Etcd3({ hosts: endpoints, dialTimeout: 5000 });
+    try {
+      await client.get(K.poolsRev).string();
+    } catch (err) {
+      client.close();
+      throw new PipewrightError(`cannot reach etcd at ${endpoints.join(',')}: ${(err as Error).message}`);
+    }
+    return new EtcdLeaseBackend(client);
+  }
+
+  async addPool(pool: Pool): Promise<void> {
+    for (let i = 0; i < MAX_RETRIES; i++) {
+      const rev = await this.client.get(K.poolsRev).string();
+      for (const other of await this.listPools()) {
+        if (other.name === pool.name) throw new PipewrightError(`pool ${pool.name} exists already`);
+        if (poolsOverlap(other, pool)) throw new PipewrightError(`pool ${pool.name} (${pool.subnet}) overlaps pool ${other.name} (${other.subnet})`);
+      }
+      const guard = rev === null ? this.client.if(K.poolsRev, 'Create', '==', 0) : this.client.if(K.poolsRev, 'Value', '==', rev);
+      const res = await guard
+        .and(K.pool(pool.name), 'Create', '==', 0)
+        .then(
+          this.client.put(K.pool(pool.name)).value(JSON.stringify(pool)),
+          this.client.put(K.cursor(pool.name)).value('0'),
+          this.client.put(K.poolsRev).value(String(Number(rev ?? 0) + 1)),
+        )
+        .commit();
+      if (res.succeeded) return;
+    }
+    throw new PipewrightError('etcd: too much contention while adding a pool; retry');
+  }
+
+  async getPool(name: string): Promise<Pool | null> {
+    const v = await this.client.get(K.pool(name)).string();
+    return v ? (JSON.parse(v) as Pool) : null;
+  }
+
+  async listPools(): Promise<Pool[]> {
+    const all = await this.client.getAll().prefix(K.pools).strings();
+    return Object.values(all).map((v) => JSON.parse(v) as Pool).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async removePool(name: string): Promise<void> {
+    await this.client.if(K.pool(name), 'Create', '>', 0).then(
+      this.client.delete().key(K.pool(name)),
+      this.client.delete().key(K.cursor(name)),
+      this.client.delete().prefix(K.leases(name)),
+      this.client.delete().prefix(K.free(name)),
+    ).commit();
+  }
+
+  async cursor(pool: string): Promise<number> {
+    const v = await this.client.get(K.cursor(pool)).string();
+    if (v === null) throw new PipewrightError(`no pool named ${pool}`);
+    return Number(v);
+  }
+
+  async advance(pool: string, at: number, lease: Lease | null): Promise<AdvanceResult> {
+    const moveCursor = this.client.put(K.cursor(pool)).value(String(at + 1));
+    let txn = this.client.if(K.cursor(pool), 'Value', '==', String(at));
+    if (lease) txn = txn.and(K.lease(pool, lease.address), 'Create', '==', 0);
+    const first = await txn.then(moveCursor, ...(lease ? [this.client.put(K.lease(pool, lease.address)).value(JSON.stringify(lease))] : [])).commit();
+    if (first.succeeded) return 'ok';
+    if (!lease) return 'raced';
+    // Either the cursor moved (raced) or the address was leased by a claim: move past it then.
+    const second = await this.client.if(K.cursor(pool), 'Value', '==', String(at)).then(moveCursor).commit();
+    return second.succeeded ? 'taken' : 'raced';
+  }
+
+  async oldestFree(pool: string): Promise<FreeEntry | null> {
+    const first = await this.client.getAll().prefix(K.free(pool)).sort('Key', 'Ascend').limit(1).strings();
+    const [ref] = Object.keys(first);
+    return ref ? { address: first[ref], ref } : null;
+  }
+
+  async takeFree(lease: Lease, entry: FreeEntry): Promise<boolean> {
+    const res = await this.client
+      .if(entry.ref, 'Create', '>', 0)
+      .and(K.lease(lease.pool, lease.address), 'Create', '==', 0)
+      .then(this.client.delete().key(entry.ref), this.client.put(K.lease(lease.pool, lease.address)).value(JSON.stringify(lease)))
+      .else(this.client.delete().key(entry.ref)) // gone, or a stale entry for an address claimed since
+      .commit();
+    return res.succeeded;
+  }
+
+  async createLease(lease: Lease): Promise<boolean> {
+    const res = await this.client
+      .if(K.lease(lease.pool, lease.address), 'Create', '==', 0)
+      .and(K.pool(lease.pool), 'Create', '>', 0)
+      .then(this.client.put(K.lease(lease.pool, lease.address)).value(JSON.stringify(lease)))
+      .commit();
+    return res.succeeded;
+  }
+
+  async deleteLease(pool: string, address: string): Promise<Lease | null> {
+    for (let i = 0; i < MAX_RETRIES; i++) {
+      const v = await this.client.get(K.lease(pool, address)).string();
+      if (v === null) return null;
+      const res = await this.client
+        .if(K.lease(pool, address), 'Value', '==', v)
+        .then(this.client.delete().key(K.lease(pool, address)), this.client.put(freeKey(pool)).value(address))
+        .commit();
+      if (res.succeeded) return JSON.parse(v) as Lease;
+    }
+    throw new PipewrightError('etcd: too much contention while releasing a lease; retry');
+  }
+
+  async getLease(pool: string, address: string): Promise<Lease | null> {
+    const v = await this.client.get(K.lease(pool, address)).string();
+    return v ? (JSON.parse(v) as Lease) : null;
+  }
+
+  async leases(filter: { pool?: string; owner?: string } = {}): Promise<Lease[]> {
+    const all = await this.client.getAll().prefix(K.leases(filter.pool)).strings();
+    return Object.values(all)
+      .map((v) => JSON.parse(v) as Lease)
+      .filter((l) => !filter.owner || l.owner === filter.owner)
+      .sort((a, b) => a.pool.localeCompare(b.pool) || a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * `dhcp` addresses: busybox's udhcpc runs in the guest's network namespace for as long as the
+ * attachment exists (it renews the lease itself) and is stopped, releasing the lease, at detach.
+ * Its event script (scripts/udhcpc-hook.sh) writes the lease to a file that attach waits for.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { shipped } from '../util/paths.js';
+import { PipewrightError } from '../util/errors.js';
+import type { StepLog } from '../util/log.js';
+import { silent } from '../util/log.js';
+import type { IpConfig } from '../model/address.js';
+
+const HOOK = shipped('scripts/udhcpc-hook.sh');
+
+function leaseDir(stateDir: string): string {
+  const dir = join(stateDir, 'dhcp');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+export interface DhcpClient {
+  pid: number;
+  /** Resolves with the first lease; rejects (and stops the client) when none comes in time. */
+  lease: Promise<IpConfig>;
+}
+
+/** Starts the client; the caller records its pid before waiting (a stock dnsmasq pings ~3 s before offering). */
+export function startDhcpClient(
+  stateDir: string, key: string, netnsPath: string, ifname: string, log: StepLog = silent, timeoutMs = 30_000,
+): DhcpClient {
+  const base = join(leaseDir(stateDir), key);
+  rmSync(`${base}.lease`, { force: true });
+  const args = [`--net=${netnsPath}`, '--', 'udhcpc', '-f', '-R', '-i', ifname, '-s', HOOK, '-t', '0', '-T', '2', '-A', '3'];
+  log.step(`nsenter ${args.join(' ')} (kept running for the attachment's lifetime)`);
+  const out = openSync(`${base}.log`, 'a');
+  // A daemon for the attachment's lifetime, not a call to await: plain spawn (argv, no shell), detached.
+  const child = spawn('nsenter', args, {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, PIPEWRIGHT_LEASE_FILE: `${base}.lease` },
+  });
+  child.on('error', () => {});
+  child.unref();
+  closeSync(out);
+  const pid = child.pid;
+  if (!pid) throw new PipewrightError('could not start udhcpc (is the udhcpc package installed?)');
+  const lease = (async () => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && child.exitCode === null) {
+      if (existsSync(`${base}.lease`)) return parseLease(readFileSync(`${base}.lease`, 'utf8'));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    stopDhcpClient(pid);
+    throw new PipewrightError(`no DHCP lease on ${ifname} within ${timeoutMs / 1000} s; is a DHCP server on that network? (log: ${base}.log)`);
+  })();
+  return { pid, lease };
+}
+
+function parseLease(text: string): IpConfig {
+  const [address, prefix, gateway] = text.trim().split(' ');
+  return { address, prefix: Number(prefix), family: 4, ...(gateway ? { gateway } : {}) };
+}
+
+/** Stops the client (udhcpc -R releases the lease on SIGTERM); a client already gone is fine. */
+export function stopDhcpClient(pid: number): void {
+  try {
+    // Right after spawn it may still be nsenter, about to exec udhcpc: both are ours.
+    if (!['udhcpc', 'nsenter'].includes(readFileSync(`/proc/${pid}/comm`, 'utf8').trim())) return;
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // already exited
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Input checks that run before anything touches the host. Each throws a UsageError whose message
+ * names the bad value and the rule it broke.
+ */
+import { UsageError } from '../util/errors.js';
+
+export const IFNAMSIZ = 16;
+
+/** The kernel's dev_valid_name(): 1..15 bytes, not "." or "..", no '/', ':' or whitespace. */
+export function checkIfname(name: string, what = 'interface name'): string {
+  const bytes = Buffer.byteLength(name);
+  if (bytes === 0 || bytes >= IFNAMSIZ) {
+    throw new UsageError(`${what} "${name}" must be 1 to ${IFNAMSIZ - 1} bytes long`);
+  }
+  if (name === '.' || name === '..' || /[/:\s]/.test(name)) {
+    throw new UsageError(`${what} "${name}" may not be "." or ".." nor contain '/', ':' or whitespace`);
+  }
+  return name;
+}
+
+const MAC_RE = /^([0-9a-f]{2})(:[0-9a-f]{2}){5}$/i;
+
+/** A unicast, non-zero Ethernet address, returned in lower case. */
+export function checkMac(mac: string): string {
+  if (!MAC_RE.test(mac)) throw new UsageError(`MAC address "${mac}" must look like 02:42:ac:11:00:02`);
+  const lower = mac.toLowerCase();
+  if (parseInt(lower.slice(0, 2), 16) & 1) {
+    throw new UsageError(`MAC address "${mac}" is a multicast address; the first octet must be even`);
+  }
+  if (lower === '00:00:00:00:00:00') throw new UsageError('MAC address 00:00:00:00:00:00 is not usable');
+  return lower;
+}
+
+/** 68 is IPv4's minimum MTU; 65535 the largest an Ethernet-like link here accepts. */
+export function checkMtu(value: string | number): number {
+  const mtu = typeof value === 'number' ? value : Number(value);
+  if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
+    throw new UsageError(`MTU "${value}" must be a whole number from 68 to 65535`);
+  }
+  return mtu;
+}
+
+export const MACVLAN_MODES = ['bridge', 'private', 'vepa', 'passthru'] as const;
+export type MacvlanMode = (typeof MACVLAN_MODES)[number];
+
+export function checkMacvlanMode(mode: string): MacvlanMode {
+  if (!(MACVLAN_MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(`macvlan mode "${mode}" must be one of ${MACVLAN_MODES.join(', ')}`);
+  }
+  return mode as MacvlanMode;
+}
+
+/** Names of netns, volumes, pools: what `ip netns` and Docker accept, and safe as a file name. */
+export function checkObjectName(name: string, what: string): string {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name) || name.length > 128) {
+    throw new UsageError(`${what} "${name}" must start with a letter or digit and use only letters, digits, '_', '.', '-'`);
+  }
+  return name;
+}

@@ -1,0 +1,68 @@
+/**
+ * Networks: a bridge with a pool's subnet. The bridge gets the pool's gateway as its own address
+ * (the guests' default route), and the network's choices (masquerade, isolation) become firewall
+ * rules. Removing a network takes back what creating it added.
+ */
+import { PipewrightError } from '../util/errors.js';
+import * as records from '../store/attachments.js';
+import { deleteNetwork, findNetwork, insertNetwork, type NetworkRecord } from '../store/networks.js';
+import { silent } from '../util/log.js';
+import { createBridge, removeIfCreated } from './shared-links.js';
+import { ipamOf, type CoreContext } from './context.js';
+import { changeFirewall } from '../firewall/sync.js';
+import { removeHostAddress, setHostAddress } from '../kernel/netlink/links.js';
+import { hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
+import { UndoStack } from '../util/undo.js';
+import { checkIfname, checkObjectName } from '../model/validate.js';
+
+export interface NetworkRequest {
+  name: string;
+  bridge: string;
+  pool: string;
+  masquerade?: boolean;
+  isolated?: boolean;
+}
+
+export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
+  checkObjectName(req.name, 'network name');
+  checkIfname(req.bridge, 'bridge');
+  const pool = await ipamOf(ctx).pool(req.pool);
+  if (pool.family !== 4) throw new PipewrightError(`pool ${pool.name} is IPv6; networks with NAT are IPv4 for now`);
+  const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, req.bridge);
+  if (clash) throw new PipewrightError(`network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `bridge ${req.bridge}`}`);
+  const existing = hostLinkInfo(req.bridge);
+  if (existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
+  const log = ctx.log;
+  const undo = new UndoStack(log);
+  return undo.all(async () => {
+    if (!existing) await createBridge(ctx, undo, req.bridge);
+    if (pool.gateway) {
+      const addr = `${pool.gateway}/${pool.prefix}`;
+      const gw = { address: pool.gateway, prefix: pool.prefix, family: pool.family };
+      await undo.step(`address ${addr} on ${req.bridge}`, () => {
+        log?.step(`ip address replace ${addr} dev ${req.bridge}; ip link set ${req.bridge} up  (netlink)`);
+        return setHostAddress(req.bridge, gw);
+      }, () => removeHostAddress(req.bridge, gw));
+    }
+    const rec = { name: req.name, bridge: req.bridge, pool: pool.name, subnet: pool.subnet, gateway: pool.gateway, masquerade: Boolean(req.masquerade), isolated: Boolean(req.isolated) };
+    const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log });
+    await undo.step('record network and its firewall rules', () => change(() => insertNetwork(ctx.store, rec)),
+      () => change(() => deleteNetwork(ctx.store, req.name)).then(() => {}));
+    return findNetwork(ctx.store, req.name)!;
+  });
+}
+
+export async function removeNetwork(ctx: CoreContext, name: string): Promise<NetworkRecord> {
+  const net = findNetwork(ctx.store, name);
+  if (!net || net.name !== name) throw new PipewrightError(`no network named ${name} (see 'pipewright network ls')`);
+  const guests = records.countOnHostIf(ctx.store, net.bridge);
+  if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
+  await changeFirewall(ctx.store, () => deleteNetwork(ctx.store, name), { firewall: ctx.firewall, log: ctx.log });
+  if (net.gateway && hostLinkExists(net.bridge)) {
+    const prefix = Number(net.subnet.split('/')[1]);
+    ctx.log?.step(`ip address del ${net.gateway}/${prefix} dev ${net.bridge}  (netlink)`);
+    await removeHostAddress(net.bridge, { address: net.gateway, prefix, family: 4 });
+  }
+  await removeIfCreated(ctx, net.bridge, ctx.log ?? silent);
+  return net;
+}

@@ -1,0 +1,99 @@
+/** Networks and published ports in the store, and the firewall state derived from them. */
+import type { FirewallState, PortState, Proto } from '../firewall/rules.js';
+import type { Store } from './store.js';
+
+export interface NetworkRecord {
+  name: string;
+  bridge: string;
+  pool: string;
+  subnet: string;
+  gateway: string | null;
+  masquerade: boolean;
+  isolated: boolean;
+  createdAt: string;
+}
+
+interface NetworkRow { name: string; bridge: string; pool: string; subnet: string; gateway: string | null; masquerade: number; isolated: number; created_at: string }
+
+const toNetwork = (r: NetworkRow): NetworkRecord => ({
+  name: r.name, bridge: r.bridge, pool: r.pool, subnet: r.subnet, gateway: r.gateway,
+  masquerade: r.masquerade === 1, isolated: r.isolated === 1, createdAt: r.created_at,
+});
+
+export function insertNetwork(store: Store, n: Omit<NetworkRecord, 'createdAt'>): void {
+  store.db.prepare('INSERT INTO networks (name, bridge, pool, subnet, gateway, masquerade, isolated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    .run(n.name, n.bridge, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0, new Date().toISOString());
+}
+
+export function listNetworks(store: Store): NetworkRecord[] {
+  return (store.db.prepare('SELECT * FROM networks ORDER BY name').all() as NetworkRow[]).map(toNetwork);
+}
+
+export function findNetwork(store: Store, nameOrBridge: string): NetworkRecord | null {
+  const row = store.db.prepare('SELECT * FROM networks WHERE name = ? OR bridge = ?').get(nameOrBridge, nameOrBridge) as NetworkRow | undefined;
+  return row ? toNetwork(row) : null;
+}
+
+export function updateNetworkPolicy(store: Store, name: string, masquerade: boolean, isolated: boolean): void {
+  store.db.prepare('UPDATE networks SET masquerade = ?, isolated = ? WHERE name = ?').run(masquerade ? 1 : 0, isolated ? 1 : 0, name);
+}
+
+export function deleteNetwork(store: Store, name: string): void {
+  store.db.prepare('DELETE FROM networks WHERE name = ?').run(name);
+}
+
+export interface PortRecord extends PortState {
+  id: number;
+  attachmentId: number;
+  guestName: string;
+}
+
+interface PortRow {
+  id: number; attachment_id: number; guest_name: string; proto: Proto; host_ip: string; host_port: number; host_port_end: number;
+  ctr_ip: string; ctr_subnet: string; ctr_port: number; bridge: string;
+}
+
+const toPort = (r: PortRow): PortRecord => ({
+  id: r.id, attachmentId: r.attachment_id, guestName: r.guest_name, proto: r.proto, hostIp: r.host_ip, hostPort: r.host_port,
+  hostPortEnd: r.host_port_end, ctrIp: r.ctr_ip, ctrSubnet: r.ctr_subnet, ctrPort: r.ctr_port, bridge: r.bridge,
+});
+
+export function listPorts(store: Store, attachmentId?: number): PortRecord[] {
+  const rows = attachmentId === undefined
+    ? store.db.prepare('SELECT * FROM ports ORDER BY id').all()
+    : store.db.prepare('SELECT * FROM ports WHERE attachment_id = ? ORDER BY id').all(attachmentId);
+  return (rows as PortRow[]).map(toPort);
+}
+
+/** A published port whose host side overlaps this one (same protocol, overlapping ports, same or any address). */
+export function conflictingPort(store: Store, p: Pick<PortState, 'proto' | 'hostIp' | 'hostPort' | 'hostPortEnd'>): PortRecord | null {
+  const row = store.db.prepare(
+    `SELECT * FROM ports WHERE proto = ? AND host_port <= ? AND host_port_end >= ? AND (host_ip = ? OR host_ip = '' OR ? = '') LIMIT 1`,
+  ).get(p.proto, p.hostPortEnd, p.hostPort, p.hostIp, p.hostIp) as PortRow | undefined;
+  return row ? toPort(row) : null;
+}
+
+export function insertPort(store: Store, p: Omit<PortRecord, 'id'>): number {
+  return Number(store.db.prepare(
+    `INSERT INTO ports (attachment_id, guest_name, proto, host_ip, host_port, host_port_end, ctr_ip, ctr_subnet, ctr_port, bridge)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(p.attachmentId, p.guestName, p.proto, p.hostIp, p.hostPort, p.hostPortEnd, p.ctrIp, p.ctrSubnet, p.ctrPort, p.bridge).lastInsertRowid);
+}
+
+export function deletePortsOf(store: Store, attachmentId: number): void {
+  store.db.prepare('DELETE FROM ports WHERE attachment_id = ?').run(attachmentId);
+}
+
+/** Everything the firewall rules are derived from (attachments count once ready: see attach's last step). */
+export function firewallState(store: Store): FirewallState {
+  const networks = listNetworks(store);
+  const guestBridges = (store.db.prepare(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth' AND state = 'ready'`).all() as { host_if: string }[]).map((r) => r.host_if);
+  const names = [...new Set([...guestBridges, ...networks.map((n) => n.bridge)])].sort();
+  return {
+    bridges: names.map((bridge) => {
+      const n = networks.find((x) => x.bridge === bridge);
+      return { bridge, hasGuests: guestBridges.includes(bridge), network: n && { subnet: n.subnet, masquerade: n.masquerade, isolated: n.isolated } };
+    }),
+    ports: listPorts(store),
+  };
+}
