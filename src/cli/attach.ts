@@ -1,8 +1,8 @@
-/** attach / detach: the CLI face of src/net/attach.ts and detach.ts. */
+/** attach / detach: the CLI face of src/ops/attach.ts and detach.ts. */
 import type { Command } from 'commander';
 import { PipewrightError } from '../util/errors.js';
 import type { AttachmentRecord } from '../store/attachments.js';
-import { collect, optionsOf, printJson, withContext } from './context.js';
+import { collect, dockerSocket, optionsOf, printJson, withContext } from './context.js';
 
 export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E = {} as E) {
   return {
@@ -25,7 +25,7 @@ export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E =
 
 interface AttachOpts {
   ifname?: string;
-  hostIfname?: string;
+  hostLink?: string;
   mac?: string;
   mtu?: string;
   macvlanMode?: string;
@@ -43,8 +43,8 @@ export function register(program: Command): void {
     .argument('<host-if>', 'a bridge (created if missing) or an Ethernet interface (macvlan parent)')
     .argument('<guest>', 'docker:<name|id> | pid:<n> | <n> | netns:<name> | /path/to/netns | <name>')
     .argument('<address...>', '<ip>/<prefix>[@<gateway>] (repeatable, IPv4 or IPv6) or dhcp')
-    .option('-i, --ifname <name>', 'interface name in the guest', 'eth0')
-    .option('-l, --host-ifname <name>', 'name of the host end of the veth (default: derived, unique)')
+    .option('-i, --ifname <name>', 'interface name in the guest (default: eth0)')
+    .option('-l, --host-link <name>', 'name of the host end of the veth (default: derived, unique)')
     .option('--mac <mac>', 'MAC of the guest interface (U:<text> derives a stable one from text)')
     .option('--mtu <n>', "MTU (default: the bridge's or parent's)")
     .option('--macvlan-mode <mode>', 'bridge | private | vepa | passthru (macvlan only)')
@@ -63,15 +63,15 @@ Examples:
   pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports`)
     .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) => {
       const opts = optionsOf<AttachOpts>(cmd);
-      const { parseAttachText } = await import('../model/attachment.js');
-      const req = parseAttachText({ hostIf, addresses, ...opts, routes: opts.route, publish: opts.publish });
+      const { checkAttachSpec } = await import('../model/attachment.js');
+      const spec = checkAttachSpec({ hostIf, addresses, ...opts, routes: opts.route, publish: opts.publish });
       const { resolveGuest } = await import('../runtime/guest.js');
-      const guest = await resolveGuest(guestSpec);
+      const guest = await resolveGuest(guestSpec, dockerSocket());
       const { attach } = await import('../ops/attach.js');
       await withContext(opts, async (ctx) => {
-        const res = await attach(ctx, guest, req);
+        const res = await attach(ctx, guest, spec);
         if (ctx.json) printJson(attachmentJson(res.attachment, { changed: res.changed }));
-        else if (!res.changed) process.stdout.write(`${guest.name}: ${req.ifname ?? 'eth0'} already attached, nothing changed\n`);
+        else if (!res.changed) process.stdout.write(`${guest.name}: ${spec.ifname} already attached, nothing changed\n`);
         else process.stdout.write(`${guest.name}: ${res.attachment.ifname} attached to ${hostIf} (${res.attachment.hostLink ?? res.attachment.kind})\n`);
       });
     });
@@ -89,11 +89,11 @@ Examples:
     .action(async (guestSpec: string, _o, cmd: Command) => {
       const opts = optionsOf<{ ifname?: string }>(cmd);
       const { findRecordsForGuest } = await import('./guest-records.js');
-      const { releaseAttachment } = await import('../ops/detach.js');
+      const { detachAttachment } = await import('../ops/detach.js');
       await withContext(opts, async (ctx) => {
-        const recs = (await findRecordsForGuest(ctx.store, guestSpec)).filter((r) => !opts.ifname || r.ifname === opts.ifname);
+        const recs = (await findRecordsForGuest(ctx, guestSpec)).filter((r) => !opts.ifname || r.ifname === opts.ifname);
         if (recs.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec}${opts.ifname ? ` -i ${opts.ifname}` : ''} (see 'pipewright ls')`);
-        for (const r of recs) await releaseAttachment(ctx, r);
+        for (const r of recs) await detachAttachment(ctx, r);
         if (ctx.json) printJson(recs.map((r) => attachmentJson(r)));
         else for (const r of recs) process.stdout.write(`${r.guestName}: ${r.ifname} detached from ${r.hostIf}\n`);
       });

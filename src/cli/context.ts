@@ -3,11 +3,9 @@
  * human or --json form, and turning errors into one line on stderr with the right exit code.
  */
 import type { Command } from 'commander';
+import type { CoreContext } from '../ops/context.js';
 import { PipewrightError, describe } from '../util/errors.js';
-import { silent, stderrLog, type StepLog } from '../util/log.js';
-import type { Store } from '../store/store.js';
-import type { Ipam } from '../ipam/allocator.js';
-import type { FirewallChoice } from '../firewall/sync.js';
+import { silent, stderrLog } from '../util/log.js';
 
 export interface GlobalOptions {
   stateDir?: string;
@@ -17,33 +15,36 @@ export interface GlobalOptions {
   json?: boolean;
 }
 
-export interface Context {
-  store: Store;
-  ipam: Ipam;
-  firewall?: FirewallChoice;
-  log: StepLog;
+export interface Context extends CoreContext {
   json: boolean;
 }
+
+export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
 
 /** Options of the command merged with the program's (commander keeps them apart). */
 export function optionsOf<T>(cmd: Command): T & GlobalOptions {
   return cmd.optsWithGlobals() as T & GlobalOptions;
 }
 
-/** Opens the store (lazily loading SQLite: commands that do not need it never pay for it). */
+/** The Docker Engine API socket: DOCKER_HOST (unix:// only) or Docker's default. */
+export function dockerSocket(): string {
+  const host = process.env.DOCKER_HOST;
+  return host?.startsWith('unix://') ? host.slice('unix://'.length) : '/var/run/docker.sock';
+}
+
+/** The front end's whole reading of flags and environment: the core is handed the result. */
 export async function openContext(opts: GlobalOptions): Promise<Context> {
-  const { Store, stateDirFrom } = await import('../store/store.js');
-  const { openIpam, storeSpecFrom } = await import('../ipam/open.js');
-  const store = Store.open(stateDirFrom(opts.stateDir));
-  try {
-    const ipam = await openIpam(store, storeSpecFrom(opts.store));
-    const { checkFirewallChoice } = await import('../firewall/sync.js');
-    const firewall = checkFirewallChoice(opts.firewall ?? process.env.PIPEWRIGHT_FIREWALL ?? 'auto');
-    return { store, ipam, firewall, log: opts.verbose ? stderrLog() : silent, json: Boolean(opts.json) };
-  } catch (err) {
-    store.close();
-    throw err;
-  }
+  const { openContext: openCore } = await import('../ops/context.js');
+  const { checkFirewallChoice } = await import('../firewall/sync.js');
+  const firewall = checkFirewallChoice(opts.firewall ?? process.env.PIPEWRIGHT_FIREWALL ?? 'auto');
+  const core = await openCore({
+    stateDir: opts.stateDir ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR,
+    store: opts.store ?? process.env.PIPEWRIGHT_STORE,
+    firewall,
+    docker: dockerSocket(),
+    log: opts.verbose ? stderrLog() : silent,
+  });
+  return { ...core, json: Boolean(opts.json) };
 }
 
 /** Runs a command body with a context, closing the store afterwards. */
@@ -52,8 +53,8 @@ export async function withContext<T>(opts: GlobalOptions, body: (ctx: Context) =
   try {
     return await body(ctx);
   } finally {
-    await ctx.ipam.backend.close();
-    ctx.store.close();
+    const { closeContext } = await import('../ops/context.js');
+    await closeContext(ctx);
   }
 }
 

@@ -1,11 +1,12 @@
 /** Finds the records of a guest as the user names it, even after the guest itself is gone. */
 import { resolveGuest } from '../runtime/guest.js';
 import { listAttachments, type AttachmentRecord } from '../store/attachments.js';
-import type { Store } from '../store/store.js';
+import type { CoreContext } from '../ops/context.js';
 
-export async function findRecordsForGuest(store: Store, spec: string): Promise<AttachmentRecord[]> {
+export async function findRecordsForGuest(ctx: CoreContext, spec: string): Promise<AttachmentRecord[]> {
+  const store = ctx.store;
   try {
-    const g = await resolveGuest(spec);
+    const g = await resolveGuest(spec, ctx.docker);
     const recs = listAttachments(store, g);
     if (recs.length) return recs;
   } catch {

@@ -1,4 +1,4 @@
-/** pool / lease / gc: the CLI face of src/net/ipam and src/net/gc.ts. */
+/** pool / lease / gc: the CLI face of src/ipam and src/ops/gc.ts. */
 import type { Command } from 'commander';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import type { Lease } from '../ipam/backend.js';
@@ -41,8 +41,8 @@ function registerPool(program: Command): void {
     .addHelpText('after', '\nExample:\n  pipewright pool ls --json')
     .action(async (_o, cmd: Command) => {
       await withContext(optionsOf(cmd), async (ctx) => {
-        const pools = await ctx.ipam.backend.listPools();
-        const leases = await ctx.ipam.backend.leases();
+        const pools = await ctx.ipam.listPools();
+        const leases = await ctx.ipam.leases();
         const used = (n: string) => leases.filter((l) => l.pool === n).length;
         if (ctx.json) return printJson(pools.map((p) => ({ ...p, leases: used(p.name) })));
         printTable(['NAME', 'SUBNET', 'RANGE', 'GATEWAY', 'LEASES'], pools.map((p) => [p.name, p.subnet, `${p.rangeStart}-${p.rangeEnd}`, p.gateway ?? '-', String(used(p.name))]));
@@ -57,7 +57,7 @@ function registerPool(program: Command): void {
     .action(async (name: string, _o, cmd: Command) => {
       await withContext(optionsOf(cmd), async (ctx) => {
         const p = await ctx.ipam.pool(name);
-        const leases = await ctx.ipam.backend.leases({ pool: name });
+        const leases = await ctx.ipam.leases({ pool: name });
         if (ctx.json) return printJson({ ...p, leases });
         process.stdout.write(`${p.name}: ${p.subnet} range ${p.rangeStart}-${p.rangeEnd} gateway ${p.gateway ?? 'none'}` +
           `${p.exclude.length ? ` exclude ${p.exclude.join(',')}` : ''} labels ${JSON.stringify(p.labels)}\n`);
@@ -90,7 +90,7 @@ function registerLease(program: Command): void {
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{ pool?: string }>(cmd);
       await withContext(o, async (ctx) => {
-        const leases = await ctx.ipam.backend.leases({ pool: o.pool });
+        const leases = await ctx.ipam.leases({ pool: o.pool });
         if (ctx.json) return printJson(leases);
         printTable(['POOL', 'ADDRESS', 'OWNER', 'HOST', 'KIND', 'SINCE'], leaseRows(leases));
       });

@@ -58,10 +58,10 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  pipewright ports web --json')
     .action(async (guestSpec: string | undefined, _o, cmd: Command) => {
       const { listPorts } = await import('../store/networks.js');
-      const { formatPublish } = await import('../ops/ports.js');
+      const { formatPublish } = await import('../model/publish.js');
       const { findRecordsForGuest } = await import('./guest-records.js');
       await withContext(optionsOf(cmd), async (ctx) => {
-        const ids = guestSpec ? new Set((await findRecordsForGuest(ctx.store, guestSpec)).map((r) => r.id)) : null;
+        const ids = guestSpec ? new Set((await findRecordsForGuest(ctx, guestSpec)).map((r) => r.id)) : null;
         const ports = listPorts(ctx.store).filter((p) => !ids || ids.has(p.attachmentId));
         if (ctx.json) return printJson(ports.map((p) => ({ guest: p.guestName, publish: formatPublish(p), ...p })));
         printTable(['GUEST', 'PUBLISH', 'CONTAINER', 'BRIDGE'], ports.map((p) => [p.guestName, formatPublish(p), `${p.ctrIp}:${p.ctrPort}`, p.bridge]));

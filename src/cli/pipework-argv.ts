@@ -6,10 +6,10 @@
  *   pipework route|rule|tc <guest> <args...>
  */
 import { UsageError } from '../util/errors.js';
-import type { AttachText } from '../model/attachment.js';
+import type { AttachInput } from '../model/attachment.js';
 
 export type PipeworkCommand =
-  | { type: 'attach'; guest: string; text: AttachText; hostMac?: string; family?: 4 | 6 }
+  | { type: 'attach'; guest: string; text: AttachInput; hostMac?: string; family?: 4 | 6 }
   | { type: 'ns'; tool: 'route' | 'rule' | 'tc'; guest: string; args: string[] };
 
 /** Forms of pipework that pipewright does not do, with the reason given to the user. */
@@ -36,12 +36,12 @@ export function parsePipework(argv: string[]): PipeworkCommand {
     if (!guest || args.length === 0) throw new UsageError(`usage: pipework ${first} <guest> <${first} arguments>`);
     return { type: 'ns', tool: first, guest, args };
   }
-  const opts: { ifname?: string; hostIfname?: string; family?: 4 | 6 } = {};
+  const opts: { ifname?: string; hostLink?: string; family?: 4 | 6 } = {};
   let i = 0;
   for (; i + 1 < rest.length && /^-[ila]$/.test(rest[i]); i += 2) {
     const value = rest[i + 1];
     if (rest[i] === '-i') opts.ifname = value;
-    else if (rest[i] === '-l') opts.hostIfname = value;
+    else if (rest[i] === '-l') opts.hostLink = value;
     else opts.family = parseFamily(value);
   }
   const [guest, address, macArg, ...extra] = rest.slice(i);
@@ -64,7 +64,7 @@ export function parsePipework(argv: string[]): PipeworkCommand {
       hostIf: hostMac ? '' : first,
       addresses: [address],
       ifname: opts.ifname ?? PIPEWORK_DEFAULT_IFNAME,
-      hostIfname: opts.hostIfname,
+      hostLink: opts.hostLink,
       mac: mac || undefined,
     },
   };

@@ -1,7 +1,7 @@
 /** `pipewright pipework ...` and the `pipework` bin: pipework's argv, carried out by pipewright's core. */
 import type { Command } from 'commander';
 import { PipewrightError } from '../util/errors.js';
-import { optionsOf, printJson, withContext, type GlobalOptions } from './context.js';
+import { dockerSocket, optionsOf, printJson, withContext, type GlobalOptions } from './context.js';
 import { runInGuest } from './ns.js';
 
 export async function runPipework(argv: string[], opts: GlobalOptions): Promise<void> {
@@ -13,14 +13,13 @@ export async function runPipework(argv: string[], opts: GlobalOptions): Promise<
     if (out) process.stdout.write(out + '\n');
     return;
   }
-  const { parseAttachText } = await import('../model/attachment.js');
-  const text = { ...cmd.text, hostIf: cmd.hostMac ? await interfaceByMac(cmd.hostMac) : cmd.text.hostIf };
-  const req = parseAttachText(text);
+  const { checkAttachSpec } = await import('../model/attachment.js');
+  const spec = checkAttachSpec({ ...cmd.text, hostIf: cmd.hostMac ? await interfaceByMac(cmd.hostMac) : cmd.text.hostIf });
   const { resolveGuest } = await import('../runtime/guest.js');
-  const guest = await resolveGuest(cmd.guest);
+  const guest = await resolveGuest(cmd.guest, dockerSocket());
   const { attach } = await import('../ops/attach.js');
   await withContext(opts, async (ctx) => {
-    const res = await attach(ctx, guest, req);
+    const res = await attach(ctx, guest, spec);
     if (ctx.json) printJson({ changed: res.changed, ifname: res.attachment.ifname, hostLink: res.attachment.hostLink, mac: res.attachment.mac });
   });
 }
@@ -38,7 +37,7 @@ async function runTc(guestSpec: string, args: string[], opts: GlobalOptions): Pr
   const { resolveGuest } = await import('../runtime/guest.js');
   const { run } = await import('../util/exec.js');
   const { stderrLog, silent } = await import('../util/log.js');
-  const guest = await resolveGuest(guestSpec);
+  const guest = await resolveGuest(guestSpec, dockerSocket());
   const res = await run('nsenter', [`--net=${guest.netnsPath}`, '--', 'tc', ...args], { log: opts.verbose ? stderrLog() : silent });
   if (res.stdout) process.stdout.write(res.stdout + '\n');
 }

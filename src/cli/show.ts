@@ -17,7 +17,7 @@ export function register(program: Command): void {
       await withContext(opts, async (ctx) => {
         const rows = [];
         for (const rec of listAttachments(ctx.store)) {
-          const st = await checkAttachment(rec);
+          const st = await checkAttachment(ctx, rec);
           rows.push({ rec, st });
         }
         if (ctx.json) {
@@ -43,11 +43,11 @@ export function register(program: Command): void {
       const { findRecordsForGuest } = await import('./guest-records.js');
       const { checkAttachment } = await import('../ops/status.js');
       await withContext(opts, async (ctx) => {
-        const recs = await findRecordsForGuest(ctx.store, guestSpec);
+        const recs = await findRecordsForGuest(ctx, guestSpec);
         if (recs.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
         const out = [];
         for (const rec of recs) {
-          const st = await checkAttachment(rec);
+          const st = await checkAttachment(ctx, rec);
           out.push(attachmentJson(rec, { netns: rec.netnsPath, status: st.status, reason: st.reason, kernel: st.link ?? null }));
         }
         if (ctx.json) printJson(out);

@@ -1,7 +1,7 @@
 /** volume / mount / unmount: the CLI face of src/storage. */
 import type { Command } from 'commander';
 import { PipewrightError, UsageError } from '../util/errors.js';
-import { collect, optionsOf, printJson, printTable, withContext } from './context.js';
+import { collect, dockerSocket, optionsOf, printJson, printTable, withContext } from './context.js';
 
 
 /** `--filter label=k=v` -> `k=v` (the only filter volumes have). */
@@ -138,7 +138,7 @@ export function register(program: Command): void {
       const { parseMountSpec } = await import('../storage/spec.js');
       const spec = parseMountSpec(specText);
       const { resolveGuest } = await import('../runtime/guest.js');
-      const guest = await resolveGuest(guestSpec);
+      const guest = await resolveGuest(guestSpec, dockerSocket());
       const { mountInto } = await import('../storage/mount.js');
       await withContext(o, async (ctx) => {
         const res = await mountInto(ctx, guest, spec, o);
@@ -159,7 +159,7 @@ export function register(program: Command): void {
       const { listMounts } = await import('../store/volumes.js');
       const { resolveGuest } = await import('../runtime/guest.js');
       await withContext(optionsOf(cmd), async (ctx) => {
-        const guest = await resolveGuest(guestSpec).catch(() => null);
+        const guest = await resolveGuest(guestSpec, dockerSocket()).catch(() => null);
         const m = listMounts(ctx.store).find((x) => x.target === path && (guest ? x.guestKind === guest.kind && x.guestId === guest.id : x.guestName === guestSpec));
         if (!m) throw new PipewrightError(`pipewright has no mount at ${path} in ${guestSpec} (see 'pipewright volume ls')`);
         await unmountFrom(ctx, guest, m);

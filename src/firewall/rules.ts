@@ -4,7 +4,7 @@
  * (iptables-restore text, nft scripts) and apply only the difference with what the kernel holds,
  * so adding, removing and `firewall sync` are one mechanism.
  */
-export type Proto = 'tcp' | 'udp';
+import type { Proto } from '../model/publish.js';
 
 export interface BridgeState {
   bridge: string;

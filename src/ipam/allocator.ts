@@ -12,18 +12,42 @@ import type { Lease, LeaseBackend } from './backend.js';
 import { addressAt, definePool, inRange, inSubnetOf, isReserved, rangeSize, type Pool, type PoolInput } from './pool.js';
 
 export class Ipam {
-  constructor(readonly backend: LeaseBackend, readonly host: string = hostname()) {}
+  /** The backend is this class's own: callers go through the allocator, never around it. */
+  constructor(private readonly backend: LeaseBackend, readonly host: string = hostname()) {}
 
+  get kind(): LeaseBackend['kind'] {
+    return this.backend.kind;
+  }
+
+  /** Checks the definition, then adds the pool unless it overlaps another. */
   async createPool(input: PoolInput): Promise<Pool> {
     const pool = definePool(input);
     await this.backend.addPool(pool);
     return pool;
   }
 
+  /** The pool, or an error naming it. */
   async pool(name: string): Promise<Pool> {
     const pool = await this.backend.getPool(name);
     if (!pool) throw new PipewrightError(`no pool named ${name} (see 'pipewright pool ls')`);
     return pool;
+  }
+
+  /** The pool, or null. */
+  findPool(name: string): Promise<Pool | null> {
+    return this.backend.getPool(name);
+  }
+
+  listPools(): Promise<Pool[]> {
+    return this.backend.listPools();
+  }
+
+  leases(filter: { pool?: string; owner?: string } = {}): Promise<Lease[]> {
+    return this.backend.leases(filter);
+  }
+
+  close(): Promise<void> {
+    return this.backend.close();
   }
 
   /** The pool whose subnet holds this address, if any (static addresses are leased from it). */

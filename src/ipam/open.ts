@@ -1,19 +1,17 @@
 /**
  * Picks the IPAM backend: the host's SQLite store by default, or an etcd cluster shared by many
- * hosts (`--store etcd://host:port[,host:port]` or PIPEWRIGHT_STORE). With etcd, pools and leases
- * live in etcd; attachments stay in the host's own store.
+ * hosts (`etcd://host:port[,host:port]`). With etcd, pools and leases live in etcd; attachments
+ * stay in the host's own store. Front ends read the option or environment and pass the text.
  */
 import { UsageError } from '../util/errors.js';
 import type { Store } from '../store/store.js';
 import { Ipam } from './allocator.js';
 import { SqliteLeaseBackend } from './sqlite-backend.js';
 
-export function storeSpecFrom(option?: string): string | undefined {
-  return option ?? process.env.PIPEWRIGHT_STORE ?? undefined;
-}
+export type StoreSpec = { kind: 'sqlite' } | { kind: 'etcd'; endpoints: string[] };
 
-/** Parses `etcd://h:p[,h:p]` into endpoints; anything else but `sqlite` is a usage error. */
-export function parseStoreSpec(spec: string | undefined): { kind: 'sqlite' } | { kind: 'etcd'; endpoints: string[] } {
+/** Parses `sqlite` or `etcd://h:p[,h:p]` into endpoints; anything else is a usage error. */
+export function parseStoreSpec(spec: string | undefined): StoreSpec {
   if (!spec || spec === 'sqlite') return { kind: 'sqlite' };
   const m = /^etcd:\/\/(.+)$/.exec(spec);
   if (!m) throw new UsageError(`store "${spec}" must be sqlite or etcd://host:port[,host:port]`);

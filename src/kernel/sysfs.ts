@@ -1,11 +1,13 @@
 /**
  * Cheap reads of the host's own links from /sys/class/net (no process, no socket): enough to tell
- * whether a name exists, whether it is a bridge, and its MTU. Host namespace only.
+ * whether a name exists, whether it is a bridge, its link type, MTU and MAC. Host namespace only.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import type { StepLog } from '../util/log.js';
+import { existsSync, readFileSync } from 'node:fs';
 
 const SYS = '/sys/class/net';
+
+/** ARPHRD link type of Ethernet (what a macvlan needs as parent); 772 is loopback, 32 InfiniBand. */
+export const ARPHRD_ETHER = 1;
 
 export function hostLinkExists(name: string): boolean {
   return existsSync(`${SYS}/${name}`);
@@ -14,7 +16,6 @@ export function hostLinkExists(name: string): boolean {
 export interface HostLinkInfo {
   bridge: boolean;
   mtu: number;
-  /** ARPHRD link type: 1 is Ethernet (what a macvlan needs as parent), 772 loopback, 32 InfiniBand. */
   type: number;
   mac: string;
 }
@@ -27,16 +28,4 @@ export function hostLinkInfo(name: string): HostLinkInfo | null {
     type: Number(readFileSync(`${SYS}/${name}/type`, 'utf8')),
     mac: readFileSync(`${SYS}/${name}/address`, 'utf8').trim(),
   };
-}
-
-/** This process's network namespace, as a path a tool in another namespace can name. */
-export function ownNetns(): string {
-  return `/proc/${process.pid}/ns/net`;
-}
-
-/** Lets the bridge send a frame back out of the port it came in by (hairpin NAT). */
-export function setHairpin(port: string, log?: StepLog): void {
-  const path = `${SYS}/${port}/brport/hairpin_mode`;
-  log?.step(`echo 1 > ${path}`);
-  writeFileSync(path, '1');
 }

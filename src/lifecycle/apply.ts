@@ -6,23 +6,22 @@
  * plans nothing the second time. What cannot be changed in place (a pool's subnet, a volume's
  * backing) is an error naming the file and line, before anything is done.
  */
-import { PipewrightError, describe } from '../util/errors.js';
-import { parseAttachText } from '../model/attachment.js';
-import { attach, intendedSpec, sameSpec, type AttachRequest } from '../ops/attach.js';
-import type { CoreContext } from '../ops/context.js';
-import { ipamOf } from '../ops/context.js';
-import { releaseAttachment } from '../ops/detach.js';
 import { changeFirewall } from '../firewall/sync.js';
-import { definePool, type Pool } from '../ipam/pool.js';
+import { definePool, type Pool, type PoolInput } from '../ipam/pool.js';
+import { checkAttachSpec, DEFAULT_IFNAME } from '../model/attachment.js';
+import { attach, chooseLink } from '../ops/attach.js';
+import type { CoreContext } from '../ops/context.js';
+import { detachAttachment } from '../ops/detach.js';
+import { judgeExisting } from '../ops/existing.js';
 import { createNetwork, removeNetwork } from '../ops/network.js';
 import { resolveGuest, type Guest } from '../runtime/guest.js';
-import { findAttachment, listAttachments } from '../store/attachments.js';
+import { listAttachments } from '../store/attachments.js';
 import { findNetwork, listNetworks, updateNetworkPolicy } from '../store/networks.js';
 import { findVolume, listMounts, listVolumes, updateVolumeLabels } from '../store/volumes.js';
 import { mountInto, unmountFrom } from '../storage/mount.js';
 import { parseMountSpec, parseVolumeOpts, type MountSpec } from '../storage/spec.js';
 import { createVolume, dataDir, removeVolume } from '../storage/volumes.js';
-import { readLink } from '../kernel/iproute.js';
+import { PipewrightError, describe } from '../util/errors.js';
 import { loadApplyFile, type ApplyFile, type Locate } from './apply-file.js';
 
 export interface Action {
@@ -51,22 +50,28 @@ async function at<T>(p: Planner, path: (string | number)[], fn: () => Promise<T>
 
 const poolShape = (x: Pool) => JSON.stringify([x.subnet, x.gateway, x.rangeStart, x.rangeEnd, x.exclude, x.labels]);
 
+/** --prune removes what a section no longer names; a section the file leaves out is not managed by it. */
+function prunes(p: Planner, section: keyof ApplyFile): boolean {
+  return p.prune && p.spec[section] !== undefined;
+}
+
 async function planPools(p: Planner): Promise<void> {
-  const ipam = ipamOf(p.ctx);
+  const ipam = p.ctx.ipam;
   for (const [i, pool] of (p.spec.pools ?? []).entries()) {
-    const want = await at(p, ['pools', i], () => definePool({
+    const input: PoolInput = {
       name: pool.name, cidr: pool.subnet, gateway: pool.gateway ?? undefined, noGateway: pool.gateway === null,
       range: pool.range, exclude: pool.exclude, labels: Object.entries(pool.labels ?? {}).map(([k, v]) => `${k}=${v}`),
-    }));
-    const have = await ipam.backend.getPool(pool.name);
-    if (!have) p.actions.push({ description: `create pool ${pool.name} ${want.subnet}`, run: () => ipam.backend.addPool(want) });
+    };
+    const want = await at(p, ['pools', i], () => definePool(input));
+    const have = await ipam.findPool(pool.name);
+    if (!have) p.actions.push({ description: `create pool ${pool.name} ${want.subnet}`, run: () => ipam.createPool(input) });
     else if (poolShape(have) !== poolShape(want)) {
       throw new PipewrightError(`${p.locate(['pools', i])}: pool ${pool.name} exists with other settings (${have.subnet}); remove it first, apply does not change a pool in place`);
     }
   }
-  if (!p.prune) return;
+  if (!prunes(p, 'pools')) return;
   const named = new Set((p.spec.pools ?? []).map((x) => x.name));
-  for (const have of await ipam.backend.listPools()) {
+  for (const have of await ipam.listPools()) {
     if (!named.has(have.name)) p.removals.unshift({ description: `remove pool ${have.name}`, run: () => ipam.removePool(have.name) });
   }
 }
@@ -86,7 +91,7 @@ function planNetworks(p: Planner): void {
       });
     }
   }
-  if (!p.prune) return;
+  if (!prunes(p, 'networks')) return;
   const named = new Set((p.spec.networks ?? []).map((x) => x.name));
   for (const have of listNetworks(p.ctx.store)) {
     if (!named.has(have.name)) p.removals.unshift({ description: `remove network ${have.name}`, run: () => removeNetwork(p.ctx, have.name) });
@@ -106,7 +111,7 @@ async function planVolumes(p: Planner): Promise<void> {
       p.actions.push({ description: `update labels of volume ${v.name}`, run: async () => p.ctx.store.tx(() => updateVolumeLabels(p.ctx.store, v.name, labels)) });
     }
   }
-  if (!p.prune) return;
+  if (!prunes(p, 'volumes')) return;
   const named = new Set((p.spec.volumes ?? []).map((x) => x.name));
   for (const have of listVolumes(p.ctx.store)) {
     if (!named.has(have.name)) p.removals.unshift({ description: `remove volume ${have.name}`, run: () => removeVolume(p.ctx, have.name) });
@@ -117,21 +122,20 @@ async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void
   const ifaces = p.spec.containers![i].interfaces ?? [];
   for (const [j, x] of ifaces.entries()) {
     const path = ['containers', i, 'interfaces', j];
-    const req: AttachRequest = await at(p, path, () => parseAttachText({
-      hostIf: x.on, addresses: x.addresses, ifname: x.ifname, mac: x.mac, mtu: x.mtu === undefined ? undefined : String(x.mtu), routes: x.routes, publish: x.publish,
-    }));
-    const ifname = req.ifname ?? 'eth0';
-    const have = findAttachment(p.ctx.store, guest.kind, guest.id, ifname);
-    const present = have?.state === 'ready' && (await readLink(ifname, guest.netnsPath)) !== null;
-    const same = have !== null && sameSpec(have.spec, await at(p, path, () => intendedSpec(req)));
-    if (same && present) continue;
-    if (have && !same) p.actions.push({ description: `detach ${guest.name} ${ifname} (settings changed)`, run: () => releaseAttachment(p.ctx, have) });
-    p.actions.push({ description: `${same ? 'restore' : 'attach'} ${guest.name} ${ifname} on ${x.on}`, run: () => attach(p.ctx, guest, req) });
+    const spec = await at(p, path, () => {
+      const checked = checkAttachSpec({ hostIf: x.on, addresses: x.addresses, ifname: x.ifname, mac: x.mac, mtu: x.mtu, routes: x.routes, publish: x.publish });
+      chooseLink(checked);
+      return checked;
+    });
+    const { verdict, record } = await judgeExisting(p.ctx, guest, spec);
+    if (verdict === 'held') continue;
+    if (verdict === 'changed') p.actions.push({ description: `detach ${guest.name} ${spec.ifname} (settings changed)`, run: () => detachAttachment(p.ctx, record!) });
+    p.actions.push({ description: `${verdict === 'lost' ? 'restore' : 'attach'} ${guest.name} ${spec.ifname} on ${x.on}`, run: () => attach(p.ctx, guest, spec) });
   }
-  if (!p.prune) return;
-  const named = new Set(ifaces.map((x) => x.ifname ?? 'eth0'));
+  if (!p.prune || p.spec.containers![i].interfaces === undefined) return;
+  const named = new Set(ifaces.map((x) => x.ifname ?? DEFAULT_IFNAME));
   for (const rec of listAttachments(p.ctx.store, guest)) {
-    if (!named.has(rec.ifname)) p.removals.unshift({ description: `detach ${guest.name} ${rec.ifname}`, run: () => releaseAttachment(p.ctx, rec) });
+    if (!named.has(rec.ifname)) p.removals.unshift({ description: `detach ${guest.name} ${rec.ifname}`, run: () => detachAttachment(p.ctx, rec) });
   }
 }
 
@@ -150,7 +154,7 @@ async function planMounts(p: Planner, i: number, guest: Guest): Promise<void> {
     if (current) p.actions.push({ description: `unmount ${guest.name} ${spec.target} (source changed)`, run: () => unmountFrom(p.ctx, guest, current) });
     p.actions.push({ description: `mount ${text} into ${guest.name}`, run: () => mountInto(p.ctx, guest, spec) });
   }
-  if (!p.prune) return;
+  if (!p.prune || p.spec.containers![i].mounts === undefined) return;
   const targets = new Set(texts.map((t) => parseMountSpec(t).target));
   for (const m of have) {
     if (!targets.has(m.target)) p.removals.unshift({ description: `unmount ${guest.name} ${m.target}`, run: () => unmountFrom(p.ctx, guest, m) });
@@ -160,17 +164,17 @@ async function planMounts(p: Planner, i: number, guest: Guest): Promise<void> {
 async function planContainers(p: Planner): Promise<void> {
   const seen = new Set<string>();
   for (const [i, c] of (p.spec.containers ?? []).entries()) {
-    const guest = await at(p, ['containers', i, 'container'], () => resolveGuest(`docker:${c.container}`));
+    const guest = await at(p, ['containers', i, 'container'], () => resolveGuest(`docker:${c.container}`, p.ctx.docker));
     seen.add(guest.id);
     await planInterfaces(p, i, guest);
     await planMounts(p, i, guest);
   }
-  if (!p.prune) return;
+  if (!prunes(p, 'containers')) return;
   for (const rec of listAttachments(p.ctx.store).filter((a) => a.guestKind === 'docker' && !seen.has(a.guestId))) {
-    p.removals.unshift({ description: `detach ${rec.guestName} ${rec.ifname}`, run: () => releaseAttachment(p.ctx, rec) });
+    p.removals.unshift({ description: `detach ${rec.guestName} ${rec.ifname}`, run: () => detachAttachment(p.ctx, rec) });
   }
   for (const m of listMounts(p.ctx.store, { guestKind: 'docker' }).filter((x) => !seen.has(x.guestId))) {
-    p.removals.unshift({ description: `unmount ${m.guestName} ${m.target}`, run: async () => unmountFrom(p.ctx, await resolveGuest(`docker:${m.guestId}`).catch(() => null), m) });
+    p.removals.unshift({ description: `unmount ${m.guestName} ${m.target}`, run: async () => unmountFrom(p.ctx, await resolveGuest(`docker:${m.guestId}`, p.ctx.docker).catch(() => null), m) });
   }
 }
 

@@ -3,19 +3,19 @@
  *   running, interfaces or mounts missing (it restarted)  -> restore them in its new namespaces
  *   removed                                               -> detach, release leases, drop rules and mounts
  *   stopped                                               -> nothing (it is put back when it starts)
- * `watch` calls it on every start and destroy event and, at startup and after reconnecting to
- * the engine, for every container the store knows.
+ * Interfaces go through attach with their own recorded spec: the same decision (held, lost, ...)
+ * as every other front end. `watch` calls this on every start and destroy event and, at startup
+ * and after reconnecting to the engine, for every container the store knows.
  */
-import { describe } from '../util/errors.js';
+import { attach } from '../ops/attach.js';
 import type { CoreContext } from '../ops/context.js';
-import { releaseAttachment } from '../ops/detach.js';
-import { readLink } from '../kernel/iproute.js';
-import { restoreAttachment } from '../ops/restore.js';
-import { inspectContainer } from '../runtime/docker.js';
-import type { Guest } from '../runtime/guest.js';
+import { detachAttachment } from '../ops/detach.js';
+import { inspectKnownContainer } from '../runtime/docker.js';
+import { containerGuest } from '../runtime/guest.js';
 import { listAttachments } from '../store/attachments.js';
 import { deleteMount, listMounts } from '../store/volumes.js';
 import { restoreMounts } from '../storage/mount.js';
+import { describe } from '../util/errors.js';
 
 export interface ReconcileReport {
   container: string;
@@ -30,19 +30,17 @@ export async function reconcileContainer(ctx: CoreContext, id: string): Promise<
   const name = attachments[0]?.guestName ?? mounts[0]?.guestName ?? id.slice(0, 12);
   const report = (action: ReconcileReport['action'], detail: string): ReconcileReport => ({ container: id, name, action, detail });
   try {
-    const c = await inspectContainer(id);
+    const c = await inspectKnownContainer(id, ctx.docker);
     if (!c) {
-      for (const a of attachments) await releaseAttachment(ctx, a);
+      for (const a of attachments) await detachAttachment(ctx, a);
       ctx.store.tx(() => mounts.forEach((m) => deleteMount(ctx.store, m.id)));
       return report('cleaned', `${attachments.length} interface(s), ${mounts.length} mount(s)`);
     }
     if (!c.running) return report('stopped', 'put back when it starts');
-    const guest: Guest = { kind: 'docker', id: c.id, name: c.name, netnsPath: `/proc/${c.pid}/ns/net`, pid: c.pid };
+    const guest = containerGuest(c);
     const restored: string[] = [];
     for (const a of attachments) {
-      if (await readLink(a.ifname, guest.netnsPath)) continue;
-      await restoreAttachment(ctx, a, guest);
-      restored.push(a.ifname);
+      if ((await attach(ctx, guest, a.spec)).changed) restored.push(a.ifname);
     }
     const remounted = await restoreMounts(ctx, guest);
     if (!restored.length && !remounted) return report('unchanged', 'all in place');

@@ -1,22 +1,26 @@
 /**
- * run: `docker run --net=none` plus pipewright's plumbing, all or nothing. Volumes go to Docker as
- * --mount flags (so Docker keeps them across restarts) and are recorded as the container's
- * mounts; networks are attached once it runs. If any step fails the container is removed and
- * every lease, interface and rule it got is released.
+ * run: `docker run --net=none` plus pipewright's plumbing, all or nothing. The container is
+ * started with the docker CLI (its argument grammar is the user's interface here; the Engine API
+ * has no equivalent of it), its ID read from a --cidfile. Volumes go to Docker as --mount flags
+ * (so Docker keeps them across restarts) and are recorded as the container's mounts; networks
+ * are attached once it runs. If any step fails the container is removed and every lease,
+ * interface and rule it got is released.
  */
-import { PipewrightError, UsageError } from '../util/errors.js';
-import { run as exec } from '../util/exec.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkAttachSpec, type AttachSpec } from '../model/attachment.js';
 import { attach } from '../ops/attach.js';
-import { parseAttachText } from '../model/attachment.js';
 import type { CoreContext } from '../ops/context.js';
-import { releaseAttachment } from '../ops/detach.js';
+import { detachAttachment } from '../ops/detach.js';
 import { resolveGuest, type Guest } from '../runtime/guest.js';
 import { listAttachments, type AttachmentRecord } from '../store/attachments.js';
 import { findNetwork } from '../store/networks.js';
-import { deleteMount, findVolume, insertMount, listMounts } from '../store/volumes.js';
-import { checkHostPath } from '../storage/host-path.js';
+import { deleteMount, insertMount, listMounts } from '../store/volumes.js';
+import { mountSource } from '../storage/mount.js';
 import { parseMountSpec, type MountSpec } from '../storage/spec.js';
-import { createVolume, dataDir, ensureBacked } from '../storage/volumes.js';
+import { PipewrightError, UsageError } from '../util/errors.js';
+import { run as exec } from '../util/exec.js';
 
 export interface RunRequest {
   /** `<br|if>[:<ip>/<prefix>[@gw]|pool:<p>]`, repeatable; the first one gets the published ports. */
@@ -32,8 +36,8 @@ export interface RunResult {
   attachments: AttachmentRecord[];
 }
 
-/** A network argument without an address uses the pool of the pipewright network on that bridge. */
-function networkText(ctx: CoreContext, arg: string, publish: string[]) {
+/** The i-th network argument as eth<i>; without an address it takes the pool of the pipewright network on that bridge. */
+function networkSpec(ctx: CoreContext, arg: string, i: number, publish: string[]): AttachSpec {
   const colon = arg.indexOf(':');
   const hostIf = colon < 0 ? arg : arg.slice(0, colon);
   let address = colon < 0 ? '' : arg.slice(colon + 1);
@@ -42,7 +46,7 @@ function networkText(ctx: CoreContext, arg: string, publish: string[]) {
     if (!net) throw new UsageError(`--network ${arg}: give an address (${hostIf}:<ip>/<prefix> or ${hostIf}:pool:<pool>) or create a network on ${hostIf}`);
     address = `pool:${net.pool}`;
   }
-  return parseAttachText({ hostIf, addresses: [address], publish, ifname: undefined });
+  return checkAttachSpec({ hostIf, addresses: [address], publish, ifname: `eth${i}` });
 }
 
 function checkDockerArgs(args: string[]): void {
@@ -52,33 +56,40 @@ function checkDockerArgs(args: string[]): void {
 }
 
 async function dockerMountFlag(ctx: CoreContext, spec: MountSpec): Promise<{ flag: string; hostPath: string }> {
-  let hostPath: string;
-  if (spec.volume) {
-    const v = findVolume(ctx.store, spec.volume) ?? (await createVolume(ctx, spec.volume, {}));
-    await ensureBacked(ctx, v);
-    hostPath = dataDir(ctx.store.stateDir, v.name);
-  } else hostPath = checkHostPath(spec.hostPath!, ctx.store.stateDir);
-  return { flag: `type=bind,src=${hostPath},dst=${spec.target}${spec.readonly ? ',readonly' : ''}`, hostPath };
+  const { path } = await mountSource(ctx, spec, {});
+  return { flag: `type=bind,src=${path},dst=${spec.target}${spec.readonly ? ',readonly' : ''}`, hostPath: path };
+}
+
+/** Starts the container detached (an extra -d is harmless) and returns the ID Docker wrote to the cidfile. */
+async function dockerRun(ctx: CoreContext, mountFlags: string[], dockerArgs: string[]): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'pipewright-run-'));
+  const cidfile = join(dir, 'cid');
+  try {
+    await exec('docker', ['run', '-d', '--cidfile', cidfile, '--net=none', ...mountFlags.flatMap((m) => ['--mount', m]), ...dockerArgs],
+      { log: ctx.log, timeoutMs: 120_000 })
+      .catch((err) => { throw new PipewrightError(`docker run failed: ${(err as Error).message}`); });
+    const id = readFileSync(cidfile, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/.test(id)) throw new PipewrightError(`docker run wrote no container ID to its cidfile (got "${id.slice(0, 80)}")`);
+    return id;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function runContainer(ctx: CoreContext, req: RunRequest): Promise<RunResult> {
   checkDockerArgs(req.dockerArgs);
-  const attaches = req.networks.map((n, i) => networkText(ctx, n, i === 0 ? req.publish : []));
-  if (req.publish.length && attaches.length === 0) throw new UsageError('-p needs a --network to publish on');
-  attaches.forEach((a, i) => { a.ifname = `eth${i}`; });
+  const specs = req.networks.map((n, i) => networkSpec(ctx, n, i, i === 0 ? req.publish : []));
+  if (req.publish.length && specs.length === 0) throw new UsageError('-p needs a --network to publish on');
   const mountSpecs = req.volumes.map(parseMountSpec);
   const mounts = await Promise.all(mountSpecs.map((m) => dockerMountFlag(ctx, m)));
-  const detached = req.dockerArgs.some((a) => a === '-d' || a === '--detach') ? [] : ['-d'];
-  const out = await exec('docker', ['run', ...detached, '--net=none', ...mounts.flatMap((m) => ['--mount', m.flag]), ...req.dockerArgs], { log: ctx.log, timeoutMs: 120_000 })
-    .catch((err) => { throw new PipewrightError(`docker run failed: ${(err as Error).message}`); });
-  const containerId = out.stdout.trim().split('\n').pop()!;
+  const containerId = await dockerRun(ctx, mounts.map((m) => m.flag), req.dockerArgs);
   let guest: Guest | undefined;
   try {
-    guest = await resolveGuest(`docker:${containerId}`);
+    guest = await resolveGuest(`docker:${containerId}`, ctx.docker);
     ctx.store.tx(() => mountSpecs.forEach((m, i) => insertMount(ctx.store, {
       volume: m.volume, hostPath: mounts[i].hostPath, guestKind: 'docker', guestId: guest!.id, guestName: guest!.name, target: m.target, readonly: m.readonly,
     })));
-    for (const a of attaches) await attach(ctx, guest, a);
+    for (const spec of specs) await attach(ctx, guest, spec);
     return { containerId, name: guest.name, attachments: listAttachments(ctx.store, guest) };
   } catch (err) {
     await removeAll(ctx, containerId);
@@ -89,6 +100,6 @@ export async function runContainer(ctx: CoreContext, req: RunRequest): Promise<R
 /** Undo a run: the container, then everything recorded for it. */
 async function removeAll(ctx: CoreContext, containerId: string): Promise<void> {
   await exec('docker', ['rm', '-f', containerId], { log: ctx.log, allowFailure: true });
-  for (const a of listAttachments(ctx.store).filter((x) => x.guestKind === 'docker' && x.guestId === containerId)) await releaseAttachment(ctx, a);
+  for (const a of listAttachments(ctx.store, { kind: 'docker', id: containerId })) await detachAttachment(ctx, a);
   ctx.store.tx(() => listMounts(ctx.store, { guestKind: 'docker', guestId: containerId }).forEach((m) => deleteMount(ctx.store, m.id)));
 }

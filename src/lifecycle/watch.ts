@@ -3,11 +3,12 @@
  * known container at startup (restarts and removals that happened while it was down), then
  * follows the engine's container events; when the engine goes away it reconnects with backoff
  * and reconciles again (events may have been missed), and syncs the firewall (an engine that
- * started after pipewright may have set FORWARD to DROP before pipewright's accepts were hooked). It keeps no state of its own in memory:
- * killing and restarting it loses nothing.
+ * started after pipewright may have set FORWARD to DROP before pipewright's accepts were hooked).
+ * It keeps no state of its own in memory: killing and restarting it loses nothing.
  */
 import type { CoreContext } from '../ops/context.js';
 import { syncFirewall } from '../firewall/sync.js';
+import { describe } from '../util/errors.js';
 import { dockerAvailable, followContainerEvents, type ContainerEvent } from '../runtime/docker.js';
 import { knownContainers, reconcileContainer, type ReconcileReport } from './reconcile.js';
 
@@ -30,18 +31,21 @@ async function reconcileAll(ctx: CoreContext, opts: WatchOptions): Promise<void>
   }
 }
 
-/** Events are handled one at a time, in order: a restart's "start" never races its own "destroy". */
-function serialQueue(): (job: () => Promise<void>) => void {
+/**
+ * Events are handled one at a time, in order: a restart's "start" never races its own "destroy".
+ * A job that fails is reported and the queue goes on (a rejection must not end the daemon).
+ */
+function serialQueue(onError: (err: unknown) => void): (job: () => Promise<void>) => void {
   let tail = Promise.resolve();
-  return (job) => { tail = tail.then(job, job); };
+  return (job) => { tail = tail.then(job).catch(onError); };
 }
 
 export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void> {
-  const enqueue = serialQueue();
+  const enqueue = serialQueue((err) => opts.onEvent({ event: 'engine', message: `failed: ${describe(err)}` }));
   const maxBackoff = opts.maxBackoffMs ?? 10_000;
   let backoff = 250;
   while (!opts.signal.aborted) {
-    if (!(await dockerAvailable())) {
+    if (!(await dockerAvailable(ctx.docker))) {
       opts.onEvent({ event: 'engine', message: `Docker engine not reachable; retrying in ${backoff} ms` });
       await sleep(backoff, opts.signal);
       backoff = Math.min(backoff * 2, maxBackoff);
@@ -56,7 +60,7 @@ export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void>
         opts.onEvent({ event: 'container', message: `${e.action} ${report.name}: ${report.action} (${report.detail})`, report });
       });
     };
-    const following = followContainerEvents(onContainer, opts.signal).catch((err) => {
+    const following = followContainerEvents(ctx.docker, onContainer, opts.signal).catch((err) => {
       opts.onEvent({ event: 'engine', message: `event stream failed: ${(err as Error).message}` });
     });
     enqueue(() => reconcileAll(ctx, opts));

@@ -1,26 +1,65 @@
 /**
- * The text form of an attach (what the CLI, pipework argv and later spec files give) checked and
- * turned into an AttachRequest. Everything is validated here, before the host is touched.
+ * One attachment, in two shapes, with the same field names from the CLI flag to the store column:
+ *
+ *   AttachSpec      what a front end asks for (CLI flags, pipework argv, apply file, run), in
+ *                   canonical text. checkAttachSpec validates it before the host is touched; the
+ *                   store keeps it as is, and two equal specs are the same request.
+ *   AttachmentPlan  the spec resolved against the host by a link driver: link kind, host link
+ *                   name, MAC, MTU, typed addresses and routes. What the kernel layer makes.
  */
 import { UsageError } from '../util/errors.js';
-import { parseIpConfig, parseRoute, type IpConfig } from './address.js';
-import type { AttachRequest } from '../ops/attach.js';
+import { formatIpConfig, parseIpConfig, parseRoute, type IpConfig, type RouteSpec } from './address.js';
 import { macFromText } from './mac.js';
-import { parsePublish } from '../ops/ports.js';
-import { checkIfname, checkMac, checkMacvlanMode, checkMtu, checkObjectName } from './validate.js';
+import { formatPublish, parsePublish, type PortSpec } from './publish.js';
+import { checkIfname, checkMac, checkMacvlanMode, checkMtu, checkObjectName, type MacvlanMode } from './validate.js';
 
-export interface AttachText {
+/** The guest interface's name when none is given (pipework's argv defaults to eth1 itself). */
+export const DEFAULT_IFNAME = 'eth0';
+
+/**
+ * How the guest interface reaches the host: a veth pair on a bridge, a macvlan child of a NIC, or
+ * the NIC itself moved into the guest ("phys", pipework's --direct-phys; moved back at detach).
+ */
+export type LinkKind = 'veth' | 'macvlan' | 'phys';
+
+export interface AttachSpec {
+  /** A bridge (created if missing) or an existing NIC (macvlan parent, or moved with directPhys). */
   hostIf: string;
+  /** The interface's name inside the guest (-i). */
+  ifname: string;
+  /** The host end of a veth pair, when the user names it (-l); else pipewright derives one. */
+  hostLink: string | null;
+  mac: string | null;
+  mtu: number | null;
+  macvlanMode: MacvlanMode | null;
+  /** `<ip>/<prefix>[@<gateway>]` (normalized) and `pool:<name>`; empty with dhcp. */
   addresses: string[];
-  ifname?: string;
-  hostIfname?: string;
-  mac?: string;
-  mtu?: string;
-  macvlanMode?: string;
-  routes?: string[];
-  hostShim?: string;
-  directPhys?: boolean;
-  publish?: string[];
+  /** `<cidr>[@<via>]` or `default@<via>`, normalized. */
+  routes: string[];
+  dhcp: boolean;
+  /** macvlan: the host's own macvlan on the parent, `<ip>/<prefix>`. */
+  hostShim: string | null;
+  /** `[<ip>:]<port>[-<end>]:<port>[-<end>]/<proto>`, as `docker run -p`. */
+  publish: string[];
+  directPhys: boolean;
+}
+
+/** What a front end hands over: the spec's own fields, optional ones left out, numbers and modes still as text. */
+export type AttachInput = Pick<AttachSpec, 'hostIf' | 'addresses'> & {
+  [K in Exclude<keyof AttachSpec, 'hostIf' | 'addresses' | 'mtu' | 'macvlanMode'>]?: AttachSpec[K] | undefined;
+} & { mtu?: number | string | null; macvlanMode?: string | null };
+
+export interface AttachmentPlan {
+  kind: LinkKind;
+  hostIf: string;
+  /** The host end of a veth pair; other kinds have none. */
+  hostLink: string | null;
+  ifname: string;
+  mac: string;
+  mtu: number;
+  macvlanMode: MacvlanMode | null;
+  addresses: IpConfig[];
+  routes: RouteSpec[];
 }
 
 /** `U:<text>` derives a stable MAC from text, as pipework does; anything else must be a unicast MAC. */
@@ -28,37 +67,91 @@ export function parseMac(text: string): string {
   return text.startsWith('U:') ? macFromText(text.slice(2)) : checkMac(text);
 }
 
-function parseShim(text: string): IpConfig {
+function checkShim(text: string): string {
   const shim = parseIpConfig(text);
   if (shim.gateway) throw new UsageError(`--host-shim ${text}: the host's shim address takes no gateway`);
-  return shim;
+  return formatIpConfig(shim);
 }
 
-export function parseAttachText(t: AttachText): AttachRequest {
-  checkIfname(t.hostIf, 'host interface');
-  if (t.addresses.length === 0) throw new UsageError('give at least one address (<ip>/<prefix>[@<gateway>], pool:<name>) or dhcp');
-  const dhcp = t.addresses.includes('dhcp');
-  if (dhcp && t.addresses.length > 1) throw new UsageError('dhcp cannot be combined with static addresses');
-  const pools = t.addresses.filter((a) => a.startsWith('pool:')).map((a) => checkObjectName(a.slice(5), 'pool name'));
-  const addresses = dhcp ? [] : t.addresses.filter((a) => !a.startsWith('pool:')).map(parseIpConfig);
-  const seen = new Set<string>();
-  for (const a of addresses) {
-    if (seen.has(a.address)) throw new UsageError(`address ${a.address} is given twice`);
-    seen.add(a.address);
+function checkAddresses(texts: string[]): { addresses: string[]; dhcp: boolean } {
+  if (texts.length === 0) throw new UsageError('give at least one address (<ip>/<prefix>[@<gateway>], pool:<name>) or dhcp');
+  if (texts.includes('dhcp')) {
+    if (texts.length > 1) throw new UsageError('dhcp cannot be combined with static addresses');
+    return { addresses: [], dhcp: true };
   }
+  const seen = new Set<string>();
+  const addresses = texts.map((a) => {
+    if (a.startsWith('pool:')) return `pool:${checkObjectName(a.slice(5), 'pool name')}`;
+    const c = parseIpConfig(a);
+    if (seen.has(c.address)) throw new UsageError(`address ${c.address} is given twice`);
+    seen.add(c.address);
+    return formatIpConfig(c);
+  });
+  return { addresses, dhcp: false };
+}
+
+const formatRoute = (r: RouteSpec) => `${r.dst}${r.via ? `@${r.via}` : ''}`;
+
+/** Validates every field and returns the canonical spec; throws a UsageError naming the bad value. */
+export function checkAttachSpec(input: AttachInput): AttachSpec {
+  const { addresses, dhcp } = checkAddresses(input.addresses);
+  const opt = <T, R>(v: T | null | undefined, f: (v: T) => R): R | null => (v === undefined || v === null ? null : f(v));
   return {
-    hostIf: t.hostIf,
-    ifname: t.ifname === undefined ? undefined : checkIfname(t.ifname, 'container interface name'),
-    hostLink: t.hostIfname === undefined ? undefined : checkIfname(t.hostIfname, 'host interface name'),
-    mac: t.mac === undefined ? undefined : parseMac(t.mac),
-    mtu: t.mtu === undefined ? undefined : checkMtu(t.mtu),
-    macvlanMode: t.macvlanMode === undefined ? undefined : checkMacvlanMode(t.macvlanMode),
+    hostIf: checkIfname(input.hostIf, 'host interface'),
+    ifname: checkIfname(input.ifname ?? DEFAULT_IFNAME, 'container interface name'),
+    hostLink: opt(input.hostLink, (v) => checkIfname(v, 'host interface name')),
+    mac: opt(input.mac, parseMac),
+    mtu: opt(input.mtu, checkMtu),
+    macvlanMode: opt(input.macvlanMode, checkMacvlanMode),
     addresses,
-    pools,
-    routes: (t.routes ?? []).map(parseRoute),
-    dhcp,
-    directPhys: Boolean(t.directPhys),
-    publish: (t.publish ?? []).map(parsePublish),
-    hostShim: t.hostShim === undefined ? undefined : parseShim(t.hostShim),
+    routes: (input.routes ?? []).map((r) => formatRoute(parseRoute(r))),
+    dhcp: dhcp || Boolean(input.dhcp),
+    hostShim: opt(input.hostShim, checkShim),
+    publish: (input.publish ?? []).map((p) => formatPublish(parsePublish(p))),
+    directPhys: Boolean(input.directPhys),
   };
+}
+
+/** The spec's fields in a fixed order, defaults filled: stored specs of older versions compare too. */
+function canonical(s: AttachSpec): unknown[] {
+  return [s.hostIf, s.ifname, s.hostLink ?? null, s.mac ?? null, s.mtu ?? null, s.macvlanMode ?? null, s.addresses, s.routes,
+    Boolean(s.dhcp), s.hostShim ?? null, s.publish ?? [], Boolean(s.directPhys)];
+}
+
+export function sameSpec(a: AttachSpec, b: AttachSpec): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+/** The spec's static addresses, typed (pool ones are leased, DHCP ones come from the server). */
+export function staticAddresses(spec: AttachSpec): IpConfig[] {
+  return spec.addresses.filter((a) => !a.startsWith('pool:')).map(parseIpConfig);
+}
+
+/** The pools the spec takes an address from (`pool:<name>`). */
+export function poolsOf(spec: AttachSpec): string[] {
+  return spec.addresses.filter((a) => a.startsWith('pool:')).map((a) => a.slice(5));
+}
+
+export function routesOfSpec(spec: AttachSpec): RouteSpec[] {
+  return spec.routes.map(parseRoute);
+}
+
+export function publishOf(spec: AttachSpec): PortSpec[] {
+  return (spec.publish ?? []).map(parsePublish);
+}
+
+export function shimOf(spec: AttachSpec): IpConfig | null {
+  return spec.hostShim ? parseIpConfig(spec.hostShim) : null;
+}
+
+/** Explicit routes plus one default route per family from the first address that names a gateway. */
+export function routesOf(plan: Pick<AttachmentPlan, 'addresses' | 'routes'>): RouteSpec[] {
+  const defaults: RouteSpec[] = [];
+  for (const family of [4, 6] as const) {
+    const gw = plan.addresses.find((a) => a.family === family && a.gateway);
+    if (gw && !plan.routes.some((r) => r.dst === 'default' && r.family === family)) {
+      defaults.push({ dst: 'default', family, via: gw.gateway });
+    }
+  }
+  return [...defaults, ...plan.routes];
 }

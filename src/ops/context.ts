@@ -1,28 +1,47 @@
 /**
- * What every core operation is given: the host's store, where to report steps, and the IPAM
- * (the host's SQLite store unless the caller chose etcd). Front ends build one; the core never
- * reads options or the environment itself.
+ * What every operation is given: the host's store, the IPAM (over SQLite or etcd), the firewall
+ * backend, the Docker engine's socket, and where to report steps. Front ends (CLI, library users)
+ * build one from their flags and environment; nothing below reads options or the environment.
  */
-import type { StepLog } from '../util/log.js';
-import type { Store } from '../store/store.js';
-import { Ipam } from '../ipam/allocator.js';
-import { SqliteLeaseBackend } from '../ipam/sqlite-backend.js';
 import type { FirewallChoice } from '../firewall/sync.js';
+import type { Ipam } from '../ipam/allocator.js';
+import { openIpam } from '../ipam/open.js';
+import { DEFAULT_DOCKER_SOCKET } from '../runtime/docker.js';
+import { Store } from '../store/store.js';
+import { silent, type StepLog } from '../util/log.js';
 
 export interface CoreContext {
   store: Store;
-  log?: StepLog;
-  ipam?: Ipam;
-  /** Which firewall backend; default auto (nftables when nft works). */
+  ipam: Ipam;
+  /** Which firewall backend; auto: nftables when nft is installed. */
+  firewall: FirewallChoice;
+  /** The Docker Engine API's unix socket (for docker: guests, gc, watch). */
+  docker: string;
+  log: StepLog;
+}
+
+export interface ContextOptions {
+  /** Where the SQLite store lives (created 0700 if missing). */
+  stateDir: string;
+  /** `sqlite` (default) or `etcd://host:port[,host:port]` for pools and leases. */
+  store?: string;
   firewall?: FirewallChoice;
+  docker?: string;
+  log?: StepLog;
 }
 
-export function ipamOf(ctx: CoreContext): Ipam {
-  ctx.ipam ??= new Ipam(new SqliteLeaseBackend(ctx.store));
-  return ctx.ipam;
+export async function openContext(opts: ContextOptions): Promise<CoreContext> {
+  const store = Store.open(opts.stateDir);
+  try {
+    const ipam = await openIpam(store, opts.store);
+    return { store, ipam, firewall: opts.firewall ?? 'auto', docker: opts.docker ?? DEFAULT_DOCKER_SOCKET, log: opts.log ?? silent };
+  } catch (err) {
+    store.close();
+    throw err;
+  }
 }
 
-/** The lease owner of one guest interface: "<guest kind>:<guest id>/<ifname>". */
-export function leaseOwner(guestKind: string, guestId: string, ifname: string): string {
-  return `${guestKind}:${guestId}/${ifname}`;
+export async function closeContext(ctx: CoreContext): Promise<void> {
+  await ctx.ipam.close();
+  ctx.store.close();
 }

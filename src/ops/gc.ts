@@ -3,11 +3,17 @@
  * mid-operation. An attachment whose guest is gone, or a pending one whose pipewright process is
  * gone, is undone from its record; a lease of this host whose owner has no attachment is released.
  * Reservations (`lease reserve`) and other hosts' leases are never touched.
+ *
+ * The leases are listed before the attachments: an attach records its intent before it leases,
+ * so a lease in the list always finds its attachment in the later snapshot (none is taken for an
+ * orphan while its attach is under way).
  */
-import { guestAlive, processAlive } from '../runtime/guest.js';
+import { guestAlive } from '../runtime/guest.js';
 import { listAttachments, type AttachmentRecord } from '../store/attachments.js';
-import { ipamOf, leaseOwner, type CoreContext } from './context.js';
-import { releaseAttachment } from './detach.js';
+import { processAlive } from '../util/process.js';
+import type { CoreContext } from './context.js';
+import { detachAttachment } from './detach.js';
+import { leaseOwner } from './leases.js';
 
 export interface GcAction {
   kind: 'attachment' | 'lease';
@@ -15,34 +21,34 @@ export interface GcAction {
   reason: string;
 }
 
-async function deadReason(rec: AttachmentRecord): Promise<string | null> {
+async function deadReason(ctx: CoreContext, rec: AttachmentRecord): Promise<string | null> {
   if (rec.state === 'pending') {
     return rec.ownerPid !== process.pid && !processAlive(rec.ownerPid) ? `attach by pid ${rec.ownerPid} died before finishing` : null;
   }
-  return (await guestAlive(rec.guestKind, rec.guestId)) ? null : 'guest no longer exists';
+  return (await guestAlive(rec.guestKind, rec.guestId, ctx.docker)) ? null : 'guest no longer exists';
 }
 
 export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Promise<GcAction[]> {
+  const leases = await ctx.ipam.leases();
   const actions: GcAction[] = [];
   const live = new Set<string>();
   const undone = new Set<string>();
   for (const rec of listAttachments(ctx.store)) {
     const owner = leaseOwner(rec.guestKind, rec.guestId, rec.ifname);
-    const reason = await deadReason(rec);
+    const reason = await deadReason(ctx, rec);
     if (!reason) {
       live.add(owner);
       continue;
     }
     undone.add(owner);
     actions.push({ kind: 'attachment', target: `${rec.guestName} ${rec.ifname}`, reason });
-    if (!opts.dryRun) await releaseAttachment(ctx, rec);
+    if (!opts.dryRun) await detachAttachment(ctx, rec);
   }
-  const ipam = ipamOf(ctx);
-  for (const lease of await ipam.backend.leases()) {
+  for (const lease of leases) {
     // Leases of an attachment undone above went with it (or, with --dry-run, would have).
-    if (lease.reserved || lease.host !== ipam.host || live.has(lease.owner) || undone.has(lease.owner)) continue;
+    if (lease.reserved || lease.host !== ctx.ipam.host || live.has(lease.owner) || undone.has(lease.owner)) continue;
     actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `owner ${lease.owner} has no attachment` });
-    if (!opts.dryRun) await ipam.release(lease.pool, lease.address);
+    if (!opts.dryRun) await ctx.ipam.release(lease.pool, lease.address);
   }
   return actions;
 }

@@ -1,34 +1,54 @@
 /**
- * The addresses an attachment gets: static ones (leased from the pool whose subnet holds them, if
+ * The addresses an attachment holds: static ones (leased from the pool whose subnet holds them, if
  * any, so nobody else gets them) and `pool:<name>` ones (the pool's next free address, with the
  * pool's gateway). Every lease is taken under the guest interface's owner name and given back on
- * rollback or detach.
+ * rollback or detach; restore finds them again under that name.
  */
-import { PipewrightError } from '../util/errors.js';
+import type { Lease } from '../ipam/backend.js';
+import type { Pool } from '../ipam/pool.js';
 import type { IpConfig } from '../model/address.js';
-import { ipamOf, type CoreContext } from './context.js';
+import { poolsOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
+import { PipewrightError } from '../util/errors.js';
 import type { UndoStack } from '../util/undo.js';
+import type { CoreContext } from './context.js';
 
-export async function leaseAddresses(
-  ctx: CoreContext, undo: UndoStack, owner: string, statics: IpConfig[], pools: string[],
-): Promise<IpConfig[]> {
-  const ipam = ipamOf(ctx);
-  undo.push(`release leases of ${owner}`, async () => { await ipam.releaseOwner(owner); });
+/** The lease owner of one guest interface: "<guest kind>:<guest id>/<ifname>". */
+export function leaseOwner(guestKind: string, guestId: string, ifname: string): string {
+  return `${guestKind}:${guestId}/${ifname}`;
+}
+
+/** A leased address as the guest gets it: the pool's prefix, and its gateway as the default route. */
+function asIpConfig(pool: Pool, lease: Lease): IpConfig {
+  return { address: lease.address, prefix: pool.prefix, family: pool.family, ...(pool.gateway ? { gateway: pool.gateway } : {}) };
+}
+
+export async function leaseAddresses(ctx: CoreContext, undo: UndoStack, owner: string, spec: AttachSpec): Promise<IpConfig[]> {
+  undo.push(`release leases of ${owner}`, async () => { await ctx.ipam.releaseOwner(owner); });
   const out: IpConfig[] = [];
-  for (const a of statics) {
-    const pool = await ipam.poolFor(a.address);
+  for (const a of staticAddresses(spec)) {
+    const pool = await ctx.ipam.poolFor(a.address);
     if (pool) {
       if (pool.prefix !== a.prefix) {
         throw new PipewrightError(`${a.address}/${a.prefix} is in pool ${pool.name}, whose prefix is /${pool.prefix}; use ${a.address}/${pool.prefix}`);
       }
-      await undo.step(`lease ${a.address} from pool ${pool.name}`, () => ipam.claim(pool.name, a.address, owner));
+      await undo.step(`lease ${a.address} from pool ${pool.name}`, () => ctx.ipam.claim(pool.name, a.address, owner));
     }
     out.push(a);
   }
-  for (const name of pools) {
-    const lease = await undo.step(`lease from pool ${name}`, () => ipam.allocate(name, owner));
-    const pool = await ipam.pool(name);
-    out.push({ address: lease.address, prefix: pool.prefix, family: pool.family, ...(pool.gateway ? { gateway: pool.gateway } : {}) });
+  for (const name of poolsOf(spec)) {
+    const lease = await undo.step(`lease from pool ${name}`, () => ctx.ipam.allocate(name, owner));
+    out.push(asIpConfig(await ctx.ipam.pool(name), lease));
   }
   return out;
+}
+
+/** Static addresses from the spec, pool addresses from the leases the guest interface still holds. */
+export async function heldAddresses(ctx: CoreContext, owner: string, spec: AttachSpec): Promise<IpConfig[]> {
+  const statics = staticAddresses(spec);
+  const pooled: IpConfig[] = [];
+  for (const lease of await ctx.ipam.leases({ owner })) {
+    if (statics.some((s) => s.address === lease.address)) continue;
+    pooled.push(asIpConfig(await ctx.ipam.pool(lease.pool), lease));
+  }
+  return [...statics, ...pooled];
 }

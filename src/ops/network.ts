@@ -3,17 +3,16 @@
  * (the guests' default route), and the network's choices (masquerade, isolation) become firewall
  * rules. Removing a network takes back what creating it added.
  */
-import { PipewrightError } from '../util/errors.js';
+import { removeHostAddress, setHostAddress } from '../kernel/addresses.js';
+import { hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
+import { changeFirewall } from '../firewall/sync.js';
+import { checkIfname, checkObjectName } from '../model/validate.js';
 import * as records from '../store/attachments.js';
 import { deleteNetwork, findNetwork, insertNetwork, type NetworkRecord } from '../store/networks.js';
-import { silent } from '../util/log.js';
-import { createBridge, removeIfCreated } from './shared-links.js';
-import { ipamOf, type CoreContext } from './context.js';
-import { changeFirewall } from '../firewall/sync.js';
-import { removeHostAddress, setHostAddress } from '../kernel/netlink/links.js';
-import { hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
+import { PipewrightError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
-import { checkIfname, checkObjectName } from '../model/validate.js';
+import type { CoreContext } from './context.js';
+import { ensureBridge, removeIfCreated } from './shared-links.js';
 
 export interface NetworkRequest {
   name: string;
@@ -26,7 +25,7 @@ export interface NetworkRequest {
 export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
   checkObjectName(req.name, 'network name');
   checkIfname(req.bridge, 'bridge');
-  const pool = await ipamOf(ctx).pool(req.pool);
+  const pool = await ctx.ipam.pool(req.pool);
   if (pool.family !== 4) throw new PipewrightError(`pool ${pool.name} is IPv6; networks with NAT are IPv4 for now`);
   const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, req.bridge);
   if (clash) throw new PipewrightError(`network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `bridge ${req.bridge}`}`);
@@ -35,7 +34,7 @@ export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Prom
   const log = ctx.log;
   const undo = new UndoStack(log);
   return undo.all(async () => {
-    if (!existing) await createBridge(ctx, undo, req.bridge);
+    await ensureBridge(ctx, undo, req.bridge);
     if (pool.gateway) {
       const addr = `${pool.gateway}/${pool.prefix}`;
       const gw = { address: pool.gateway, prefix: pool.prefix, family: pool.family };
@@ -63,6 +62,6 @@ export async function removeNetwork(ctx: CoreContext, name: string): Promise<Net
     ctx.log?.step(`ip address del ${net.gateway}/${prefix} dev ${net.bridge}  (netlink)`);
     await removeHostAddress(net.bridge, { address: net.gateway, prefix, family: 4 });
   }
-  await removeIfCreated(ctx, net.bridge, ctx.log ?? silent);
+  await removeIfCreated(ctx, net.bridge);
   return net;
 }

@@ -1,13 +1,15 @@
 /**
  * The kernel is the truth, the store the intent: each record checked against what the host has.
  *   ok      guest alive, interface present (its live addresses are reported)
- *   stale   the guest or its interface is gone (gc or detach clears it)
+ *   stale   the guest, its interface or the host side of its link is gone (gc or detach clears it)
  *   pending an attach in progress, or one that crashed (its owner is gone)
  */
 import { existsSync } from 'node:fs';
+import { readLink, type LinkState } from '../kernel/iproute.js';
+import { driverFor } from '../kernel/links/index.js';
 import { guestAlive } from '../runtime/guest.js';
 import type { AttachmentRecord } from '../store/attachments.js';
-import { readLink, type LinkState } from '../kernel/iproute.js';
+import type { CoreContext } from './context.js';
 
 export interface AttachmentStatus {
   status: 'ok' | 'stale' | 'pending';
@@ -15,11 +17,13 @@ export interface AttachmentStatus {
   link?: LinkState;
 }
 
-export async function checkAttachment(rec: AttachmentRecord): Promise<AttachmentStatus> {
+export async function checkAttachment(ctx: CoreContext, rec: AttachmentRecord): Promise<AttachmentStatus> {
+  const stale = (reason: string): AttachmentStatus => ({ status: 'stale', reason });
   if (rec.state === 'pending') return { status: 'pending', reason: `attach by pid ${rec.ownerPid} not finished` };
-  if (!(await guestAlive(rec.guestKind, rec.guestId))) return { status: 'stale', reason: 'guest no longer exists' };
-  if (!existsSync(rec.netnsPath)) return { status: 'stale', reason: 'network namespace changed (guest restarted?)' };
+  if (!(await guestAlive(rec.guestKind, rec.guestId, ctx.docker))) return stale('guest no longer exists');
+  if (!existsSync(rec.netnsPath)) return stale('network namespace changed (guest restarted?)');
   const link = await readLink(rec.ifname, rec.netnsPath);
-  if (!link) return { status: 'stale', reason: `${rec.ifname} is missing in the guest` };
-  return { status: 'ok', link };
+  if (!link) return stale(`${rec.ifname} is missing in the guest`);
+  const hostSide = driverFor(rec.kind).check(rec);
+  return hostSide ? stale(hostSide) : { status: 'ok', link };
 }

@@ -8,12 +8,8 @@ import { PipewrightError } from '../util/errors.js';
 
 const API = '/v1.41';
 
-/** The socket from DOCKER_HOST (unix:// only) or Docker's default. */
-export function dockerSocket(): string {
-  const host = process.env.DOCKER_HOST;
-  if (host?.startsWith('unix://')) return host.slice('unix://'.length);
-  return '/var/run/docker.sock';
-}
+/** Docker's own default socket; front ends take DOCKER_HOST (unix:// only) over it. */
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
 export interface ContainerInfo {
   id: string;
@@ -43,7 +39,7 @@ function request(method: string, path: string, socketPath: string): Promise<Http
 }
 
 /** True when a Docker engine answers on the socket. */
-export async function dockerAvailable(socketPath = dockerSocket()): Promise<boolean> {
+export async function dockerAvailable(socketPath: string): Promise<boolean> {
   if (!existsSync(socketPath)) return false;
   try {
     return (await request('GET', '/_ping', socketPath)).status === 200;
@@ -53,7 +49,7 @@ export async function dockerAvailable(socketPath = dockerSocket()): Promise<bool
 }
 
 /** The container, or null when Docker does not know it (or no engine runs). */
-export async function inspectContainer(ref: string, socketPath = dockerSocket()): Promise<ContainerInfo | null> {
+export async function inspectContainer(ref: string, socketPath: string): Promise<ContainerInfo | null> {
   if (!existsSync(socketPath)) return null;
   let answer: HttpAnswer;
   try {
@@ -75,6 +71,17 @@ export async function inspectContainer(ref: string, socketPath = dockerSocket())
   };
 }
 
+/**
+ * For decisions that take "not found" as "removed" (gc, watch, status): the engine itself must
+ * answer, or the caller stops with this error instead of tearing down every container's plumbing.
+ */
+export async function inspectKnownContainer(ref: string, socketPath: string): Promise<ContainerInfo | null> {
+  if (!existsSync(socketPath)) {
+    throw new PipewrightError(`the Docker engine's socket ${socketPath} is missing, so whether container ${ref.slice(0, 12)} still exists is unknown; start Docker (or set DOCKER_HOST) and retry`);
+  }
+  return inspectContainer(ref, socketPath);
+}
+
 export interface ContainerEvent {
   /** start, die, destroy, ... */
   action: string;
@@ -86,7 +93,7 @@ export interface ContainerEvent {
  * Follows the engine's container events until the connection ends (engine restart) or the
  * signal aborts; resolves then. The caller reconnects.
  */
-export function followContainerEvents(onEvent: (e: ContainerEvent) => void, signal: AbortSignal, socketPath = dockerSocket()): Promise<void> {
+export function followContainerEvents(socketPath: string, onEvent: (e: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
   const filters = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['start', 'destroy'] }));
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path: `${API}/events?filters=${filters}`, method: 'GET', signal }, (res) => {
@@ -99,7 +106,12 @@ export function followContainerEvents(onEvent: (e: ContainerEvent) => void, sign
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
           if (!line) continue;
-          const ev = JSON.parse(line);
+          let ev;
+          try {
+            ev = JSON.parse(line);
+          } catch {
+            continue; // not an event: nothing to act on
+          }
           onEvent({ action: ev.Action ?? ev.status, id: ev.Actor?.ID ?? ev.id, name: ev.Actor?.Attributes?.name ?? '' });
         }
       });

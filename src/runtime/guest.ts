@@ -8,10 +8,12 @@
  *   /abs/path         a namespace file (bind mount or /proc/<pid>/ns/net)
  *   <name>            a container if Docker knows it, else a named netns; both -> ambiguous
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { checkObjectName } from '../model/validate.js';
-import { inspectContainer } from './docker.js';
+import { processNetns } from '../kernel/netns.js';
+import { pidStartTime } from '../util/process.js';
+import { inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
 
 export type GuestKind = 'docker' | 'pid' | 'netns' | 'path';
 
@@ -32,31 +34,12 @@ export function guestKey(g: Pick<Guest, 'kind' | 'id'>): string {
   return `${g.kind}:${g.id}`;
 }
 
-/** The process start time (clock ticks since boot) tells a live PID from a reused one. */
-export function pidStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function pidGuest(text: string): Guest {
   const pid = Number(text);
   if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`"${text}" is not a process ID`);
   const start = pidStartTime(pid);
   if (start === null) throw new PipewrightError(`no process ${pid} runs on this host; check the PID`);
-  return { kind: 'pid', id: `${pid}@${start}`, name: String(pid), netnsPath: `/proc/${pid}/ns/net`, pid };
+  return { kind: 'pid', id: `${pid}@${start}`, name: String(pid), netnsPath: processNetns(pid), pid };
 }
 
 function netnsGuest(name: string): Guest {
@@ -73,19 +56,25 @@ function pathGuest(path: string): Guest {
   return { kind: 'path', id: path, name: path, netnsPath: path };
 }
 
-async function dockerGuest(ref: string): Promise<Guest | null> {
-  const c = await inspectContainer(ref);
+/** A running container as a guest: its identity is the container ID, its namespaces its init process's. */
+export function containerGuest(c: ContainerInfo): Guest {
+  return { kind: 'docker', id: c.id, name: c.name, netnsPath: processNetns(c.pid), pid: c.pid };
+}
+
+async function dockerGuest(ref: string, docker: string): Promise<Guest | null> {
+  const c = await inspectContainer(ref, docker);
   if (!c) return null;
   if (!c.running || c.pid <= 0) {
     throw new PipewrightError(`container "${ref}" is not running; start it first (docker start ${ref})`);
   }
-  return { kind: 'docker', id: c.id, name: c.name, netnsPath: `/proc/${c.pid}/ns/net`, pid: c.pid };
+  return containerGuest(c);
 }
 
-export async function resolveGuest(spec: string): Promise<Guest> {
+/** `docker` is the Engine API's socket path (the front end reads DOCKER_HOST). */
+export async function resolveGuest(spec: string, docker: string): Promise<Guest> {
   if (spec.startsWith('docker:')) {
     const ref = spec.slice('docker:'.length);
-    const g = await dockerGuest(ref);
+    const g = await dockerGuest(ref, docker);
     if (!g) throw new PipewrightError(`Docker knows no container "${ref}" (see 'docker ps')`);
     return g;
   }
@@ -94,7 +83,7 @@ export async function resolveGuest(spec: string): Promise<Guest> {
   if (spec.startsWith('netns:')) return netnsGuest(spec.slice('netns:'.length));
   if (spec.startsWith('/')) return pathGuest(spec);
   if (!spec) throw new UsageError('a guest is required (docker:<name>, pid:<n>, netns:<name> or a path)');
-  const [container, hasNetns] = [await dockerGuest(spec), existsSync(`${NETNS_DIR}/${spec}`)];
+  const [container, hasNetns] = [await dockerGuest(spec, docker), existsSync(`${NETNS_DIR}/${spec}`)];
   if (container && hasNetns) {
     throw new UsageError(`"${spec}" is both a Docker container and a named netns; write docker:${spec} or netns:${spec}`);
   }
@@ -104,10 +93,10 @@ export async function resolveGuest(spec: string): Promise<Guest> {
 }
 
 /** Whether the guest recorded under this identity still exists (for ls/inspect and gc). */
-export async function guestAlive(kind: GuestKind, id: string): Promise<boolean> {
+export async function guestAlive(kind: GuestKind, id: string, docker: string): Promise<boolean> {
   switch (kind) {
     case 'docker':
-      return Boolean((await inspectContainer(id))?.running);
+      return Boolean((await inspectKnownContainer(id, docker))?.running);
     case 'pid': {
       const [pid, start] = id.split('@');
       return pidStartTime(Number(pid)) === start;

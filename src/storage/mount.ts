@@ -32,8 +32,11 @@ function guestPid(guest: Guest): number {
   return guest.pid;
 }
 
-/** The host directory a mount spec names (creating a named volume on first use, as Docker does). */
-async function sourceOf(ctx: StorageContext, spec: MountSpec, opts: MountOptions): Promise<{ path: string; fresh: boolean }> {
+/**
+ * The host directory a mount spec names (a named volume is created on first use, as Docker does,
+ * and its backing mounted); `fresh`: an empty named volume, which takes the target's content.
+ */
+export async function mountSource(ctx: StorageContext, spec: MountSpec, opts: MountOptions): Promise<{ path: string; fresh: boolean }> {
   if (spec.volume) {
     const v = findVolume(ctx.store, spec.volume) ?? (await createVolume(ctx, spec.volume, {}));
     await ensureBacked(ctx, v);
@@ -47,7 +50,7 @@ async function sourceOf(ctx: StorageContext, spec: MountSpec, opts: MountOptions
 export async function mountInto(ctx: StorageContext, guest: Guest, spec: MountSpec, opts: MountOptions = {}): Promise<{ mount: MountRecord; changed: boolean }> {
   const pid = guestPid(guest);
   const same = listMounts(ctx.store, { guestKind: guest.kind, guestId: guest.id }).find((m) => m.target === spec.target);
-  const source = await sourceOf(ctx, spec, opts);
+  const source = await mountSource(ctx, spec, opts);
   if (same) {
     if (same.hostPath === source.path && same.readonly === spec.readonly) return { mount: same, changed: false };
     throw new PipewrightError(`${guest.name} already has ${same.volume ?? same.hostPath} mounted at ${spec.target}; unmount it first`);

@@ -17,6 +17,7 @@ import { checkVolumeName, sizeBytes, type VolumeOptions } from './spec.js';
 import { checkHostPath } from './host-path.js';
 import { UndoStack } from '../util/undo.js';
 
+/** What storage operations need of the core context: the store, and where to report steps. */
 export interface StorageContext {
   store: Store;
   log?: StepLog;

@@ -1,25 +1,11 @@
-/** Attachment records: what was plumbed into which guest, read and written only through here. */
-import type { GuestKind } from '../runtime/guest.js';
-import type { LinkKind } from '../kernel/ip-words.js';
-import type { Store } from './store.js';
-
 /**
- * What the user asked for, in canonical form. Two attaches with equal specs are the same request
- * (the second is a no-op); a different spec for the same guest+ifname is a conflict.
+ * Attachment records: what was plumbed into which guest, read and written only through here. A
+ * record is the resolved plan's link fields (kind, host link, MAC, MTU), the spec it was made
+ * from, and the guest it went into.
  */
-export interface AttachmentSpec {
-  kind: LinkKind;
-  hostIf: string;
-  ifname: string;
-  mac: string | null;
-  mtu: number | null;
-  macvlanMode: string | null;
-  addresses: string[];
-  routes: string[];
-  dhcp: boolean;
-  hostShim: string | null;
-  publish: string[];
-}
+import type { AttachSpec, LinkKind } from '../model/attachment.js';
+import type { GuestKind } from '../runtime/guest.js';
+import type { Store } from './store.js';
 
 export interface AttachmentRecord {
   id: number;
@@ -33,7 +19,7 @@ export interface AttachmentRecord {
   hostLink: string | null;
   mac: string;
   mtu: number;
-  spec: AttachmentSpec;
+  spec: AttachSpec;
   dhcpPid: number | null;
   state: 'pending' | 'ready';
   ownerPid: number;
@@ -72,7 +58,7 @@ function fromRow(r: Row): AttachmentRecord {
     hostLink: r.host_link,
     mac: r.mac,
     mtu: r.mtu,
-    spec: JSON.parse(r.spec) as AttachmentSpec,
+    spec: JSON.parse(r.spec) as AttachSpec,
     dhcpPid: r.dhcp_pid,
     state: r.state,
     ownerPid: r.owner_pid,
@@ -113,8 +99,9 @@ export function markReady(store: Store, id: number, dhcpPid: number | null): voi
   store.db.prepare(`UPDATE attachments SET state = 'ready', dhcp_pid = ? WHERE id = ?`).run(dhcpPid, id);
 }
 
+/** Back to pending, owned by this process (a rollback, a detach under way): gc finishes it if this process dies. */
 export function markPending(store: Store, id: number): void {
-  store.db.prepare(`UPDATE attachments SET state = 'pending' WHERE id = ?`).run(id);
+  store.db.prepare(`UPDATE attachments SET state = 'pending', owner_pid = ? WHERE id = ?`).run(process.pid, id);
 }
 
 export function setDhcpPid(store: Store, id: number, pid: number): void {

@@ -6,7 +6,7 @@
 import { openSync, closeSync, writeSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
-import { processAlive } from '../runtime/guest.js';
+import { processAlive } from '../util/process.js';
 
 export async function withLock<T>(stateDir: string, name: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
   const path = join(stateDir, `${name}.lock`);

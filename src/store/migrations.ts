@@ -106,4 +106,14 @@ export const MIGRATIONS: string[] = [
     UNIQUE (guest_kind, guest_id, target)
   );
   `,
+  `
+  -- One attachment model: the stored spec is the request as front ends give it (AttachSpec). The
+  -- link kind lives in its own column only; the requested host link name (-l) and --direct-phys
+  -- join the spec (older records did not keep -l: null); a macvlan mode is only kept when asked
+  -- for (older records filled in the default, bridge).
+  UPDATE attachments SET spec = json_set(json_remove(spec, '$.kind'),
+    '$.hostLink', json('null'),
+    '$.directPhys', json(CASE kind WHEN 'phys' THEN 'true' ELSE 'false' END),
+    '$.macvlanMode', CASE json_extract(spec, '$.macvlanMode') WHEN 'bridge' THEN json('null') ELSE json_extract(spec, '$.macvlanMode') END);
+  `,
 ];

@@ -1,5 +1,6 @@
 /** Networks and published ports in the store, and the firewall state derived from them. */
-import type { FirewallState, PortState, Proto } from '../firewall/rules.js';
+import type { FirewallState, PortState } from '../firewall/rules.js';
+import type { Proto } from '../model/publish.js';
 import type { Store } from './store.js';
 
 export interface NetworkRecord {

@@ -12,10 +12,6 @@ import { MIGRATIONS } from './migrations.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
 
-export function stateDirFrom(option?: string): string {
-  return option ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR;
-}
-
 // require(), not import: an ES import of a CommonJS package makes Node scan its source for exports first.
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof DatabaseCtor;
 
@@ -40,8 +36,10 @@ export class Store {
     } catch (err) {
       db?.close();
       if (err instanceof PipewrightError) throw err;
+      // Only a damaged file calls for a backup; anything else (permissions, a full disk) is fixed in place.
+      const damaged = ['SQLITE_CORRUPT', 'SQLITE_NOTADB'].includes((err as { code?: string }).code ?? '');
       throw new PipewrightError(
-        `cannot open the store ${file}: ${(err as Error).message}; move it aside or restore it from a backup`,
+        `cannot open the store ${file}: ${(err as Error).message}${damaged ? '; the file is damaged: restore it from a backup' : ''}`,
         { cause: err },
       );
     }
@@ -58,15 +56,26 @@ export class Store {
   }
 }
 
-function migrate(db: Db): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
+const schemaVersion = (db: Db) => db.pragma('user_version', { simple: true }) as number;
+
+function checkNotNewer(version: number): void {
   if (version > MIGRATIONS.length) {
     throw new PipewrightError(
       `the store has schema version ${version}, newer than this pipewright knows (${MIGRATIONS.length}); upgrade pipewright`,
     );
   }
-  if (version === MIGRATIONS.length) return;
+}
+
+/**
+ * The version is read again inside the IMMEDIATE transaction that migrates: two processes opening
+ * a fresh store at once serialize there, and the second finds the schema the first made.
+ */
+function migrate(db: Db): void {
+  checkNotNewer(schemaVersion(db));
+  if (schemaVersion(db) === MIGRATIONS.length) return;
   db.transaction(() => {
+    const version = schemaVersion(db);
+    checkNotNewer(version);
     for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]);
     db.pragma(`user_version = ${MIGRATIONS.length}`);
   }).immediate();

@@ -66,7 +66,7 @@ export function ipamSuite(t: Test, make: Make): void {
     await t.rejects(i.createPool({ name: 'c', cidr: '10.55.0.0/24', gateway: '10.56.0.1' }), /outside the pool's subnet/);
     await t.rejects(i.createPool({ name: 'd', cidr: '10.57.0.0/24', range: '10.57.0.0-10.57.0.9' }), /network or broadcast/);
     await t.rejects(i.createPool({ name: '../x', cidr: '10.58.0.0/24' }), /pool name/);
-    t.same((await i.backend.listPools()).map((p) => p.name), ['a']);
+    t.same((await i.listPools()).map((p) => p.name), ['a']);
   });
 
   t.test('claims: taken addresses name their holder; same owner again is fine', async (t) => {
@@ -86,13 +86,13 @@ export function ipamSuite(t: Test, make: Make): void {
     await i.allocate('o', 'docker:abc/eth0');
     await i.allocate('o', 'docker:abc/eth0');
     await i.claim('o', '10.61.0.200', 'printer', true);
-    t.equal((await i.backend.leases({ pool: 'o' })).length, 3);
+    t.equal((await i.leases({ pool: 'o' })).length, 3);
     await t.rejects(i.removePool('o'), /still has 3 lease/);
     t.same((await i.releaseOwner('docker:abc/eth0')).map((l) => l.address).sort(), ['10.61.0.2', '10.61.0.3']);
-    const [left] = await i.backend.leases();
+    const [left] = await i.leases();
     t.match(left, { address: '10.61.0.200', owner: 'printer', reserved: true, host: 'host-a' });
     await i.removePool('o', true);
-    t.same(await i.backend.listPools(), []);
-    t.same(await i.backend.leases(), []);
+    t.same(await i.listPools(), []);
+    t.same(await i.leases(), []);
   });
 }

@@ -34,7 +34,7 @@ t.test('16 processes x 200 allocations, SQLite', async (t) => {
   const got = await race(() => `sqlite:${dir}`, 'race', () => 'h1');
   t.equal(got.length, PROCS * EACH);
   t.equal(new Set(got).size, PROCS * EACH, 'no duplicate');
-  t.equal((await ipam.backend.leases({ pool: 'race' })).length, PROCS * EACH, 'every one is a lease in the store');
+  t.equal((await ipam.leases({ pool: 'race' })).length, PROCS * EACH, 'every one is a lease in the store');
 });
 
 t.test('16 processes x 200 allocations, etcd, two hosts', async (t) => {

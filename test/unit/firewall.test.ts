@@ -2,7 +2,7 @@ import t from 'tap';
 import { desiredRules, type FirewallState } from '../../src/firewall/rules.js';
 import { renderRule, restoreDelta, CHAINS } from '../../src/firewall/iptables.js';
 import { chainRules4, elementOf } from '../../src/firewall/nftables.js';
-import { parsePublish, formatPublish } from '../../src/ops/ports.js';
+import { parsePublish, formatPublish } from '../../src/model/publish.js';
 import { UsageError } from '../../src/util/errors.js';
 
 const state: FirewallState = {

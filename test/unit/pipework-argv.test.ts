@@ -9,8 +9,8 @@ t.test("pipework's README forms", async (t) => {
   t.match(parsePipework(['eth2', '-i', 'eth1', 'web', '10.0.0.5/24', '26:2e:71:98:60:8f']), {
     type: 'attach', text: { hostIf: 'eth2', ifname: 'eth1', mac: '26:2e:71:98:60:8f' },
   });
-  t.match(parsePipework(['br1', '-l', 'vethweb', 'web', 'dhcp']), { text: { hostIfname: 'vethweb', addresses: ['dhcp'] } });
-  t.match(parsePipework(['br1', '-i', 'eth2', '-l', 'vweb', 'web', '10.0.0.5/24', 'U:web']), { text: { ifname: 'eth2', hostIfname: 'vweb', mac: 'U:web' } });
+  t.match(parsePipework(['br1', '-l', 'vethweb', 'web', 'dhcp']), { text: { hostLink: 'vethweb', addresses: ['dhcp'] } });
+  t.match(parsePipework(['br1', '-i', 'eth2', '-l', 'vweb', 'web', '10.0.0.5/24', 'U:web']), { text: { ifname: 'eth2', hostLink: 'vweb', mac: 'U:web' } });
   t.match(parsePipework(['mac:26:2e:71:98:60:8f', 'web', '10.0.0.5/24']), { hostMac: '26:2e:71:98:60:8f' });
   t.match(parsePipework(['br1', '-a', '6', 'web', 'fd00::5/64']), { family: 6 });
   t.same(parsePipework(['route', 'web', 'add', '10.0.0.0/8', 'via', '192.168.1.254']),

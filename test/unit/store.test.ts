@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { Store } from '../../src/store/store.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import { insertPending, findAttachment, markReady, countOnHostIf } from '../../src/store/attachments.js';
+import { checkAttachSpec, sameSpec } from '../../src/model/attachment.js';
 
 t.test('a new store is migrated to the current schema and round-trips a record', async (t) => {
   const dir = t.testdir({});
@@ -14,7 +15,7 @@ t.test('a new store is migrated to the current schema and round-trips a record',
   const id = insertPending(store, {
     guestKind: 'netns', guestId: 'blue', guestName: 'blue', netnsPath: '/run/netns/blue', ifname: 'eth0',
     kind: 'veth', hostIf: 'br0', hostLink: 'pw00000000', mac: '02:00:00:00:00:01', mtu: 1500, ownerPid: 1,
-    spec: { kind: 'veth', hostIf: 'br0', ifname: 'eth0', mac: null, mtu: null, macvlanMode: null, addresses: ['10.0.0.2/24'], routes: [], dhcp: false, hostShim: null },
+    spec: checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'] }),
   });
   markReady(store, id, null);
   const rec = findAttachment(store, 'netns', 'blue', 'eth0');
@@ -36,4 +37,20 @@ t.test('a store from a newer pipewright is refused', async (t) => {
   db.pragma(`user_version = ${MIGRATIONS.length + 5}`);
   db.close();
   t.throws(() => Store.open(dir), /newer than this pipewright knows/);
+});
+
+t.test('records of the older spec shape (kind inside, no hostLink) compare equal after migration', async (t) => {
+  const dir = t.testdir({});
+  const db = new Database(join(dir, 'pipewright.db'));
+  db.exec(MIGRATIONS.slice(0, 4).join('\n'));
+  db.pragma('user_version = 4');
+  const old = { kind: 'macvlan', hostIf: 'eth1', ifname: 'eth0', mac: null, mtu: null, macvlanMode: 'bridge', addresses: ['10.0.0.2/24'], routes: [], dhcp: false, hostShim: null, publish: [] };
+  db.prepare(`INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec, state, owner_pid, created_at)
+    VALUES ('netns', 'blue', 'blue', '/run/netns/blue', 'eth0', 'macvlan', 'eth1', NULL, '02:00:00:00:00:01', 1500, ?, 'ready', 1, 'now')`).run(JSON.stringify(old));
+  db.close();
+  const store = Store.open(dir);
+  t.teardown(() => store.close());
+  const rec = findAttachment(store, 'netns', 'blue', 'eth0')!;
+  t.notOk('kind' in rec.spec, 'the link kind is only a column now');
+  t.ok(sameSpec(rec.spec, checkAttachSpec({ hostIf: 'eth1', addresses: ['10.0.0.2/24'] })), 'the same attach again is the same spec');
 });

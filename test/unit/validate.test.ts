@@ -1,6 +1,6 @@
 import t from 'tap';
 import { checkIfname, checkMac, checkMtu, checkMacvlanMode } from '../../src/model/validate.js';
-import { parseAttachText } from '../../src/model/attachment.js';
+import { checkAttachSpec, sameSpec } from '../../src/model/attachment.js';
 import { macFromText } from '../../src/model/mac.js';
 import { UsageError } from '../../src/util/errors.js';
 import { execFileSync } from 'node:child_process';
@@ -37,13 +37,23 @@ t.test('U:<text> MACs equal what pipework derives with md5sum', async (t) => {
 });
 
 t.test('attach text is checked as a whole before the host is touched', async (t) => {
-  const req = parseAttachText({ hostIf: 'br0', addresses: ['10.0.0.2/24@10.0.0.1', 'fd00::2/64'], mac: 'U:web', routes: ['10.9.0.0/16@10.0.0.254'] });
-  t.equal(req.addresses.length, 2);
+  const req = checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24@10.0.0.1', 'fd00::2/64'], mac: 'U:web', routes: ['10.9.0.0/16@10.0.0.254'] });
+  t.same(req.addresses, ['10.0.0.2/24@10.0.0.1', 'fd00::2/64']);
   t.equal(req.mac, macFromText('web'));
   t.equal(req.dhcp, false);
-  t.ok(parseAttachText({ hostIf: 'br0', addresses: ['dhcp'] }).dhcp);
-  t.throws(() => parseAttachText({ hostIf: 'br0', addresses: ['dhcp', '10.0.0.2/24'] }), /cannot be combined/);
-  t.throws(() => parseAttachText({ hostIf: 'br0', addresses: ['10.0.0.2/24', '10.0.0.2/24'] }), /given twice/);
-  t.throws(() => parseAttachText({ hostIf: 'br0', addresses: [] }), /at least one address/);
-  t.throws(() => parseAttachText({ hostIf: 'bridge-name-too-long', addresses: ['10.0.0.2/24'] }), /15 bytes/);
+  t.equal(req.ifname, 'eth0', 'the default guest interface name is filled in');
+  t.ok(checkAttachSpec({ hostIf: 'br0', addresses: ['dhcp'] }).dhcp);
+  t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['dhcp', '10.0.0.2/24'] }), /cannot be combined/);
+  t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24', '10.0.0.2/24'] }), /given twice/);
+  t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: [] }), /at least one address/);
+  t.throws(() => checkAttachSpec({ hostIf: 'bridge-name-too-long', addresses: ['10.0.0.2/24'] }), /15 bytes/);
+});
+
+t.test('a spec is canonical: the same request written differently is the same spec', async (t) => {
+  const a = checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.02/24'], mac: '02:AA:00:00:00:01', mtu: '1400', routes: ['10.9.1.0/16@10.0.0.254'], publish: ['8080:80'] });
+  const b = checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], mac: '02:aa:00:00:00:01', mtu: 1400, routes: ['10.9.0.0/16@10.0.0.254'], publish: ['8080:80/tcp'], ifname: 'eth0' });
+  t.ok(sameSpec(a, b));
+  t.notOk(sameSpec(a, { ...b, mtu: 1500 }));
+  t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], hostLink: 'x'.repeat(16) }), /host interface name .* 15 bytes/);
+  t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], macvlanMode: 'loud' }), /macvlan mode/);
 });

@@ -1,0 +1,40 @@
+/** Linux bridges on the host: creation (up, or nothing left on failure), their ports, hairpin mode. */
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import type { StepLog } from '../util/log.js';
+import { logAsIp, type IpWords } from './ip-words.js';
+import { CREATE_EXCL, deleteHostLink, hostIndex, UP } from './netlink/rtnl.js';
+import { hostSocket } from './netlink/sockets.js';
+import { kindLinkInfo } from './netlink/attrs.js';
+
+export function createBridgeWords(bridge: string): IpWords[] {
+  return [
+    ['link', 'add', 'name', bridge, 'type', 'bridge'],
+    ['link', 'set', bridge, 'up'],
+  ];
+}
+
+/** Creates the bridge and brings it up; a bridge that could not be brought up is deleted again. */
+export async function createBridge(name: string, log?: StepLog): Promise<void> {
+  logAsIp(log, createBridgeWords(name));
+  const sock = hostSocket();
+  await sock.newLink({}, { ifname: name, linkinfo: kindLinkInfo('bridge') }, CREATE_EXCL);
+  try {
+    await sock.setLink({ index: hostIndex(name), ...UP }, {});
+  } catch (err) {
+    await deleteHostLink(name).catch(() => {});
+    throw err;
+  }
+}
+
+/** Something (a guest's veth, a user's own link) is plugged into the bridge. */
+export function bridgeHasPorts(bridge: string): boolean {
+  const dir = `/sys/class/net/${bridge}/brif`;
+  return existsSync(dir) && readdirSync(dir).length > 0;
+}
+
+/** Lets the bridge send a frame back out of the port it came in by (hairpin NAT). */
+export function setHairpin(port: string, log?: StepLog): void {
+  const path = `/sys/class/net/${port}/brport/hairpin_mode`;
+  log?.step(`echo 1 > ${path}`);
+  writeFileSync(path, '1');
+}

@@ -1,0 +1,41 @@
+/**
+ * A link driver makes one kind of guest interface (veth, macvlan, phys; ipvlan or 802.1q would be
+ * one more file beside these). The operations above never switch on the kind: they ask the
+ * driver that serves the host interface to plan, create, remove, check and describe the link.
+ */
+import type { AttachmentPlan, AttachSpec, LinkKind } from '../../model/attachment.js';
+import type { StepLog } from '../../util/log.js';
+import type { IpWords } from '../ip-words.js';
+import type { HostLinkInfo } from '../sysfs.js';
+
+/** What a record knows to find an attachment's link again. */
+export type LinkRef = Pick<AttachmentPlan, 'kind' | 'hostIf' | 'hostLink' | 'ifname'>;
+
+/** The parts of a plan the host interface decides. */
+export interface LinkDefaults {
+  mtu: number;
+  /** A MAC the guest interface keeps unless one is given (a moved NIC's own). */
+  mac?: string;
+  /** Whether the link has a host end to name (a veth's). */
+  hostEnd: boolean;
+}
+
+export interface LinkDriver {
+  readonly kind: LinkKind;
+  /** The host interface is a bridge (made if missing); published ports need one. */
+  readonly onBridge: boolean;
+  /** The host reaches these guests only through a shim of its own on the parent (--host-shim). */
+  readonly takesShim: boolean;
+  /** Whether this driver makes the spec's link on that host interface (null: no such interface). */
+  serves(host: HostLinkInfo | null, spec: AttachSpec): boolean;
+  /** The host-decided parts of the plan; throws when the host interface does not fit. */
+  plan(host: HostLinkInfo | null, spec: AttachSpec): LinkDefaults;
+  /** The kernel steps of create, in iproute2's words. */
+  describe(plan: AttachmentPlan, netnsPath: string): IpWords[];
+  /** Makes the link, its guest end born inside the guest; a half-made link is removed before the error. */
+  create(plan: AttachmentPlan, netnsPath: string, log?: StepLog): Promise<void>;
+  /** Removes the link wherever it still is; a link already gone is fine. */
+  remove(link: LinkRef, netnsPath: string, log?: StepLog): Promise<void>;
+  /** What is wrong with the host side of a made link, or null when it holds. */
+  check(link: LinkRef): string | null;
+}

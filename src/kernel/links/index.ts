@@ -1,0 +1,27 @@
+/** The link drivers, and which one serves a spec on a host interface. */
+import type { AttachSpec, LinkKind } from '../../model/attachment.js';
+import { PipewrightError } from '../../util/errors.js';
+import { hostLinkInfo, type HostLinkInfo } from '../sysfs.js';
+import type { LinkDriver } from './driver.js';
+import { macvlan } from './macvlan.js';
+import { phys } from './phys.js';
+import { veth } from './veth.js';
+
+export type { LinkDriver, LinkRef } from './driver.js';
+
+/** In the order they are asked: an explicit move first, then by what the host interface is. */
+const DRIVERS: LinkDriver[] = [phys, veth, macvlan];
+
+export function driverFor(kind: LinkKind): LinkDriver {
+  return DRIVERS.find((d) => d.kind === kind)!;
+}
+
+/** The driver for the spec's host interface: a bridge (or none yet) gives a veth, an Ethernet NIC a macvlan. */
+export function chooseDriver(spec: AttachSpec): { driver: LinkDriver; host: HostLinkInfo | null } {
+  const host = hostLinkInfo(spec.hostIf);
+  const driver = DRIVERS.find((d) => d.serves(host, spec));
+  if (!driver) {
+    throw new PipewrightError(`host interface ${spec.hostIf} is not an Ethernet NIC (link type ${host?.type}); attach to a bridge or an Ethernet interface`);
+  }
+  return { driver, host };
+}

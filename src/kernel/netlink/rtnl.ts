@@ -1,0 +1,32 @@
+/**
+ * Small rtnetlink helpers every kernel step shares: message flags, address families, interface
+ * indexes (from sysfs on the host, by name inside a guest), and deleting a host link.
+ */
+import type { RtNetlinkSocket } from 'netlink';
+import ipaddr from 'ipaddr.js';
+import { readFileSync } from 'node:fs';
+import { hostSocket, netlink } from './sockets.js';
+
+const { FlagsNew } = netlink;
+export const CREATE_EXCL = { flags: FlagsNew.CREATE | FlagsNew.EXCL };
+export const CREATE_REPLACE = { flags: FlagsNew.CREATE | FlagsNew.REPLACE };
+export const UP = { flags: { up: true as const }, change: { up: true as const } };
+export const AF = { 4: 2, 6: 10 } as const;
+
+/** A host link's index from sysfs (no round trip). */
+export function hostIndex(name: string): number {
+  return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
+}
+
+/** A link's index inside the namespace a socket belongs to. */
+export async function indexIn(sock: RtNetlinkSocket, ifname: string): Promise<number> {
+  const [link] = await sock.getLink({}, { ifname });
+  return link.data.index!;
+}
+
+export const ipBytes = (ip: string) => Buffer.from(ipaddr.parse(ip).toByteArray());
+
+/** Deletes a host link (either end of a veth takes both). */
+export async function deleteHostLink(name: string): Promise<void> {
+  await hostSocket().delLink({ index: hostIndex(name) }, {});
+}

@@ -1,0 +1,37 @@
+/**
+ * What an earlier record means for a wanted attachment of the same guest interface. attach, apply
+ * and watch's restore all decide here, so they can never disagree:
+ *
+ *   absent    nothing recorded: make it
+ *   held      ready, same spec, its interface is in the guest: nothing to do
+ *   lost      ready, same spec, its interface is gone (the guest restarted): restore it
+ *   changed   ready with other settings, interface present: attach refuses, apply replaces it
+ *   leftover  a crashed attach, or other settings whose interface is gone: clear it, then make
+ *   busy      another live pipewright is attaching it right now
+ */
+import { readLink } from '../kernel/iproute.js';
+import { sameSpec, type AttachSpec } from '../model/attachment.js';
+import type { Guest } from '../runtime/guest.js';
+import { findAttachment, type AttachmentRecord } from '../store/attachments.js';
+import { processAlive } from '../util/process.js';
+import type { CoreContext } from './context.js';
+
+export type Verdict = 'absent' | 'held' | 'lost' | 'changed' | 'leftover' | 'busy';
+
+export interface Existing {
+  verdict: Verdict;
+  record: AttachmentRecord | null;
+}
+
+export async function judgeExisting(ctx: CoreContext, guest: Guest, spec: AttachSpec): Promise<Existing> {
+  const record = findAttachment(ctx.store, guest.kind, guest.id, spec.ifname);
+  const is = (verdict: Verdict): Existing => ({ verdict, record });
+  if (!record) return is('absent');
+  if (record.state === 'pending') {
+    const busy = processAlive(record.ownerPid) && record.ownerPid !== process.pid;
+    return is(busy ? 'busy' : 'leftover');
+  }
+  const present = (await readLink(spec.ifname, guest.netnsPath)) !== null;
+  if (sameSpec(record.spec, spec)) return is(present ? 'held' : 'lost');
+  return is(present ? 'changed' : 'leftover');
+}

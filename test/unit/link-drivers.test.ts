@@ -1,0 +1,59 @@
+/** Each link driver's kernel steps in iproute2's words (what --verbose prints), and the guest's configuration. */
+import t from 'tap';
+import { configureGuestWords } from '../../src/kernel/guest-config.js';
+import { macvlan } from '../../src/kernel/links/macvlan.js';
+import { phys } from '../../src/kernel/links/phys.js';
+import { veth } from '../../src/kernel/links/veth.js';
+import { checkAttachSpec, routesOf, type AttachmentPlan } from '../../src/model/attachment.js';
+import { parseIpConfig, parseRoute } from '../../src/model/address.js';
+
+const plan: AttachmentPlan = {
+  kind: 'veth', hostIf: 'br0', hostLink: 'pw01234567', ifname: 'eth0', mac: '02:00:00:00:00:01', mtu: 1500, macvlanMode: null,
+  addresses: [parseIpConfig('10.0.0.2/24@10.0.0.1'), parseIpConfig('fd00::2/64@fd00::1')],
+  routes: [parseRoute('10.9.0.0/16@10.0.0.254')],
+};
+
+t.test('veth: guest end born in the guest netns, host end on the bridge', async (t) => {
+  t.same(veth.describe(plan, '/run/netns/x'), [
+    ['link', 'add', 'name', 'pw01234567', 'mtu', '1500', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1500', 'address', '02:00:00:00:00:01', 'netns', '/run/netns/x'],
+    ['link', 'set', 'pw01234567', 'master', 'br0', 'up'],
+  ]);
+});
+
+t.test('macvlan: one command, created in the guest', async (t) => {
+  t.same(macvlan.describe({ ...plan, kind: 'macvlan', hostIf: 'eth1', hostLink: null, macvlanMode: 'private' }, '/proc/7/ns/net'), [
+    ['link', 'add', 'link', 'eth1', 'name', 'eth0', 'mtu', '1500', 'address', '02:00:00:00:00:01', 'netns', '/proc/7/ns/net', 'type', 'macvlan', 'mode', 'private'],
+  ]);
+});
+
+t.test('drivers: which one serves a host interface, and the parts of the plan it decides', async (t) => {
+  const spec = checkAttachSpec({ hostIf: 'eth1', addresses: ['10.0.0.2/24'] });
+  const nic = { bridge: false, mtu: 9000, type: 1, mac: '02:00:00:00:00:09' };
+  const bridge = { ...nic, bridge: true };
+  t.ok(veth.serves(null, spec), 'a missing host interface becomes a bridge');
+  t.ok(veth.serves(bridge, spec) && !macvlan.serves(bridge, spec));
+  t.ok(macvlan.serves(nic, spec) && !veth.serves(nic, spec));
+  t.notOk(macvlan.serves({ ...nic, type: 772 }, spec), 'not on a loopback-type link');
+  t.same(veth.plan(null, spec), { mtu: 1500, hostEnd: true });
+  t.same(macvlan.plan(nic, spec), { mtu: 9000, hostEnd: false });
+  t.same(phys.plan(nic, { ...spec, directPhys: true }), { mtu: 9000, mac: '02:00:00:00:00:09', hostEnd: false }, 'a moved NIC keeps its MAC');
+  t.throws(() => phys.plan(bridge, { ...spec, directPhys: true }), /not an Ethernet NIC/);
+  t.throws(() => phys.plan(null, { ...spec, directPhys: true }), /no host interface eth1/);
+});
+
+t.test('guest config: addresses (IPv6 without DAD), up, then routes', async (t) => {
+  t.same(configureGuestWords(plan), [
+    ['link', 'set', 'lo', 'up'],
+    ['address', 'add', '10.0.0.2/24', 'dev', 'eth0'],
+    ['address', 'add', 'fd00::2/64', 'dev', 'eth0', 'nodad'],
+    ['link', 'set', 'eth0', 'up'],
+    ['route', 'replace', '0.0.0.0/0', 'via', '10.0.0.1', 'dev', 'eth0'],
+    ['route', 'replace', '::/0', 'via', 'fd00::1', 'dev', 'eth0'],
+    ['route', 'replace', '10.9.0.0/16', 'via', '10.0.0.254', 'dev', 'eth0'],
+  ]);
+});
+
+t.test('an explicit default route wins over an address gateway', async (t) => {
+  const routes = routesOf({ addresses: [parseIpConfig('10.0.0.2/24@10.0.0.1')], routes: [parseRoute('default@10.0.0.9')] });
+  t.same(routes, [{ dst: 'default', family: 4, via: '10.0.0.9' }]);
+});
