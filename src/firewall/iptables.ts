@@ -1,7 +1,7 @@
 /**
  * The iptables backend. Rules go into pipewright's own chains, hooked once from the built-in ones:
  *
- *   filter FORWARD     -> PIPEWRIGHT-FORWARD       (IPv4 and IPv6)
+ *   filter FORWARD     -> PIPEWRIGHT-FORWARD       (IPv4; IPv6 where an ip6 filter table exists)
  *   nat    PREROUTING  -> PIPEWRIGHT-DNAT          (-m addrtype --dst-type LOCAL)
  *   nat    OUTPUT      -> PIPEWRIGHT-DNAT          (the host itself, 127.0.0.1 included)
  *   nat    POSTROUTING -> PIPEWRIGHT-POSTROUTING
@@ -121,6 +121,18 @@ function linesOf(rules: Rule[], family: 4 | 6): Line[] {
   return rules.map((r) => renderRule(r, family)).filter((l): l is Line => l !== null);
 }
 
+const hasFilterTable = (saved: string) => /^\*filter$/m.test(saved);
+
+/**
+ * What to hold, given what the kernel holds. IPv6 rules are forward accepts only: they matter
+ * only where an ip6 filter table exists (another program may drop there; without one nothing
+ * drops), and writing them where none exists would create that table and leave it behind.
+ */
+function wantedLines(rules: Rule[], family: 4 | 6, saved: string, nftMark: boolean): Line[] {
+  if (nftMark) return rules.length && hasFilterTable(saved) ? [MARK_LINE] : [];
+  return family === 6 && !hasFilterTable(saved) ? [] : linesOf(rules, family);
+}
+
 /** What iptables-save would print if the kernel held exactly these lines (and their chains and hooks). */
 function savedForm(lines: Line[]): string {
   const out: string[] = [];
@@ -153,11 +165,14 @@ async function restore(family: 4 | 6, delta: string, log?: StepLog): Promise<voi
  */
 export async function applyIptables(rules: Rule[], log?: StepLog, opts: { nftMark?: boolean } = {}): Promise<void> {
   for (const family of [4, 6] as const) {
-    const saved = (await run(TOOLS[family][0], [], { log })).stdout;
-    const lines = opts.nftMark ? (rules.length && /^\*filter$/m.test(saved) ? [MARK_LINE] : []) : linesOf(rules, family);
-    const delta = restoreDelta(saved, lines);
-    if (delta) await restore(family, delta, log);
+    await applyFamily(family, rules, log, Boolean(opts.nftMark));
   }
+}
+
+async function applyFamily(family: 4 | 6, rules: Rule[], log: StepLog | undefined, nftMark: boolean): Promise<void> {
+  const saved = (await run(TOOLS[family][0], [], { log })).stdout;
+  const delta = restoreDelta(saved, wantedLines(rules, family, saved, nftMark));
+  if (delta) await restore(family, delta, log);
 }
 
 /**
@@ -166,8 +181,8 @@ export async function applyIptables(rules: Rule[], log?: StepLog, opts: { nftMar
  * kernel held `before`; if it did not, the restore fails whole and the caller falls back to a full apply.
  */
 export async function applyIptablesDelta(before: Rule[], after: Rule[], log?: StepLog): Promise<void> {
-  for (const family of [4, 6] as const) {
-    const delta = restoreDelta(savedForm(linesOf(before, family)), linesOf(after, family));
-    if (delta) await restore(family, delta, log);
-  }
+  const delta = restoreDelta(savedForm(linesOf(before, 4)), linesOf(after, 4));
+  if (delta) await restore(4, delta, log);
+  // IPv6 changes only with a bridge's first or last guest; whether to write depends on the kernel (wantedLines).
+  if (restoreDelta(savedForm(linesOf(before, 6)), linesOf(after, 6))) await applyFamily(6, after, log, false);
 }

@@ -28,7 +28,10 @@ export class SqliteLeaseBackend implements LeaseBackend {
 
   private sql(text: string): Statement {
     let st = this.statements.get(text);
-    if (!st) this.statements.set(text, (st = this.store.db.prepare(text)));
+    if (!st) {
+      st = this.store.db.prepare(text);
+      this.statements.set(text, st);
+    }
     return st;
   }
 

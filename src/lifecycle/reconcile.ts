@@ -13,7 +13,7 @@ import { detachAttachment } from '../ops/detach.js';
 import { inspectKnownContainer } from '../runtime/docker.js';
 import { containerGuest } from '../runtime/guest.js';
 import { listAttachments } from '../store/attachments.js';
-import { deleteMount, listMounts } from '../store/volumes.js';
+import { deleteMountsOf, listMounts } from '../store/volumes.js';
 import { restoreMounts } from '../storage/mount.js';
 import { describe } from '../util/errors.js';
 
@@ -33,7 +33,7 @@ export async function reconcileContainer(ctx: CoreContext, id: string): Promise<
     const c = await inspectKnownContainer(id, ctx.docker);
     if (!c) {
       for (const a of attachments) await detachAttachment(ctx, a);
-      ctx.store.tx(() => mounts.forEach((m) => deleteMount(ctx.store, m.id)));
+      ctx.store.tx(() => deleteMountsOf(ctx.store, 'docker', id));
       return report('cleaned', `${attachments.length} interface(s), ${mounts.length} mount(s)`);
     }
     if (!c.running) return report('stopped', 'put back when it starts');

@@ -13,10 +13,10 @@ import { checkAttachSpec, type AttachSpec } from '../model/attachment.js';
 import { attach } from '../ops/attach.js';
 import type { CoreContext } from '../ops/context.js';
 import { detachAttachment } from '../ops/detach.js';
-import { resolveGuest, type Guest } from '../runtime/guest.js';
+import { resolveGuest } from '../runtime/guest.js';
 import { listAttachments, type AttachmentRecord } from '../store/attachments.js';
 import { findNetwork } from '../store/networks.js';
-import { deleteMount, insertMount, listMounts } from '../store/volumes.js';
+import { deleteMountsOf, insertMount } from '../store/volumes.js';
 import { mountSource } from '../storage/mount.js';
 import { parseMountSpec, type MountSpec } from '../storage/spec.js';
 import { PipewrightError, UsageError } from '../util/errors.js';
@@ -83,12 +83,13 @@ export async function runContainer(ctx: CoreContext, req: RunRequest): Promise<R
   const mountSpecs = req.volumes.map(parseMountSpec);
   const mounts = await Promise.all(mountSpecs.map((m) => dockerMountFlag(ctx, m)));
   const containerId = await dockerRun(ctx, mounts.map((m) => m.flag), req.dockerArgs);
-  let guest: Guest | undefined;
   try {
-    guest = await resolveGuest(`docker:${containerId}`, ctx.docker);
-    ctx.store.tx(() => mountSpecs.forEach((m, i) => insertMount(ctx.store, {
-      volume: m.volume, hostPath: mounts[i].hostPath, guestKind: 'docker', guestId: guest!.id, guestName: guest!.name, target: m.target, readonly: m.readonly,
-    })));
+    const guest = await resolveGuest(`docker:${containerId}`, ctx.docker);
+    ctx.store.tx(() => {
+      for (const [i, m] of mountSpecs.entries()) {
+        insertMount(ctx.store, { volume: m.volume, hostPath: mounts[i].hostPath, guestKind: 'docker', guestId: guest.id, guestName: guest.name, target: m.target, readonly: m.readonly });
+      }
+    });
     for (const spec of specs) await attach(ctx, guest, spec);
     return { containerId, name: guest.name, attachments: listAttachments(ctx.store, guest) };
   } catch (err) {
@@ -101,5 +102,5 @@ export async function runContainer(ctx: CoreContext, req: RunRequest): Promise<R
 async function removeAll(ctx: CoreContext, containerId: string): Promise<void> {
   await exec('docker', ['rm', '-f', containerId], { log: ctx.log, allowFailure: true });
   for (const a of listAttachments(ctx.store, { kind: 'docker', id: containerId })) await detachAttachment(ctx, a);
-  ctx.store.tx(() => listMounts(ctx.store, { guestKind: 'docker', guestId: containerId }).forEach((m) => deleteMount(ctx.store, m.id)));
+  ctx.store.tx(() => deleteMountsOf(ctx.store, 'docker', containerId));
 }

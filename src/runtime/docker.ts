@@ -106,13 +106,13 @@ export function followContainerEvents(socketPath: string, onEvent: (e: Container
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
           if (!line) continue;
-          let ev;
+          let ev: { Action?: string; status?: string; id?: string; Actor?: { ID?: string; Attributes?: { name?: string } } };
           try {
             ev = JSON.parse(line);
           } catch {
             continue; // not an event: nothing to act on
           }
-          onEvent({ action: ev.Action ?? ev.status, id: ev.Actor?.ID ?? ev.id, name: ev.Actor?.Attributes?.name ?? '' });
+          onEvent({ action: ev.Action ?? ev.status ?? '', id: ev.Actor?.ID ?? ev.id ?? '', name: ev.Actor?.Attributes?.name ?? '' });
         }
       });
       res.on('end', () => resolve());

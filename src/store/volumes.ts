@@ -68,3 +68,8 @@ export function listMounts(store: Store, filter: { volume?: string; guestKind?: 
 export function deleteMount(store: Store, id: number): void {
   store.db.prepare('DELETE FROM mounts WHERE id = ?').run(id);
 }
+
+/** Forgets every mount of a guest (it was removed: its mount namespace went with it). */
+export function deleteMountsOf(store: Store, guestKind: string, guestId: string): void {
+  store.db.prepare('DELETE FROM mounts WHERE guest_kind = ? AND guest_id = ?').run(guestKind, guestId);
+}

@@ -12,7 +12,10 @@ export function packageRoot(): string {
   if (root) return root;
   for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
     const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'pipewright') return (root = dir);
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'pipewright') {
+      root = dir;
+      return root;
+    }
   }
   throw new Error('pipewright: cannot find its package directory');
 }

@@ -7,9 +7,8 @@ import { EtcdLeaseBackend } from '../../dist/ipam/etcd-backend.js';
 
 const [where, pool, count, owner, host] = process.argv.slice(2);
 let store;
-const backend = where.startsWith('etcd://')
-  ? await EtcdLeaseBackend.connect([`http://${where.slice(7)}`])
-  : new SqliteLeaseBackend((store = Store.open(where.slice('sqlite:'.length))));
+if (!where.startsWith('etcd://')) store = Store.open(where.slice('sqlite:'.length));
+const backend = store ? new SqliteLeaseBackend(store) : await EtcdLeaseBackend.connect([`http://${where.slice(7)}`]);
 const ipam = new Ipam(backend, host);
 const got = [];
 for (let i = 0; i < Number(count); i++) got.push((await ipam.allocate(pool, owner)).address);
