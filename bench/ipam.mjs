@@ -36,9 +36,26 @@ function timedRuns(n, run) {
 }
 
 const etcdDir = join(tmp, 'etcd');
-const etcd = spawn('etcd', ['--data-dir', etcdDir, '--listen-client-urls', 'http://127.0.0.1:23790', '--advertise-client-urls',
-  'http://127.0.0.1:23790', '--listen-peer-urls', 'http://127.0.0.1:23800', '--initial-advertise-peer-urls', 'http://127.0.0.1:23800',
-  '--initial-cluster', 'default=http://127.0.0.1:23800', '--log-level', 'error'], { stdio: 'ignore' });
+const etcd = spawn(
+  'etcd',
+  [
+    '--data-dir',
+    etcdDir,
+    '--listen-client-urls',
+    'http://127.0.0.1:23790',
+    '--advertise-client-urls',
+    'http://127.0.0.1:23790',
+    '--listen-peer-urls',
+    'http://127.0.0.1:23800',
+    '--initial-advertise-peer-urls',
+    'http://127.0.0.1:23800',
+    '--initial-cluster',
+    'default=http://127.0.0.1:23800',
+    '--log-level',
+    'error',
+  ],
+  { stdio: 'ignore' },
+);
 try {
   const store = Store.open(join(tmp, 'lib'));
   const sqlite = await library(new SqliteLeaseBackend(store));
@@ -54,11 +71,17 @@ try {
     const r = spawnSync('node', [CLI, '--state-dir', cliDir, 'lease', 'reserve', 'bench', '--owner', 'bench'], { env });
     if (r.status !== 0) throw new Error(String(r.stderr));
   });
-  const conf = JSON.stringify({ cniVersion: '0.4.0', name: 'bench', type: 'bridge',
-    ipam: { type: 'host-local', subnet: '10.250.0.0/16', dataDir: join(tmp, 'cni') } });
+  const conf = JSON.stringify({
+    cniVersion: '0.4.0',
+    name: 'bench',
+    type: 'bridge',
+    ipam: { type: 'host-local', subnet: '10.250.0.0/16', dataDir: join(tmp, 'cni') },
+  });
   const hostLocal = timedRuns(CLI_N, (i) => {
-    const r = spawnSync('/usr/lib/cni/host-local', [], { input: conf, env: { ...env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `b${i}`,
-      CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' } });
+    const r = spawnSync('/usr/lib/cni/host-local', [], {
+      input: conf,
+      env: { ...env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `b${i}`, CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+    });
     if (r.status !== 0) throw new Error(String(r.stdout));
   });
   const row = (name, r) => console.log(`${name.padEnd(36)} ${r.toFixed(0).padStart(8)}/s  ${(r / hostLocal).toFixed(1).padStart(7)}x host-local`);

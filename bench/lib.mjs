@@ -40,8 +40,10 @@ export function pipewright(stateDir, ...args) {
 
 /** One CNI plugin call (CNI_COMMAND ADD or DEL), its config on stdin, as a runtime makes it. */
 export function cni(plugin, command, conf, containerId, netns) {
-  const r = spawnSync(`/usr/lib/cni/${plugin}`, [], { input: JSON.stringify(conf), env: { ...env, CNI_COMMAND: command,
-    CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' } });
+  const r = spawnSync(`/usr/lib/cni/${plugin}`, [], {
+    input: JSON.stringify(conf),
+    env: { ...env, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+  });
   if (r.status !== 0) throw new Error(`CNI ${plugin} ${command}: ${r.stdout}${r.stderr}`);
   return String(r.stdout);
 }

@@ -12,6 +12,7 @@ import { Store } from '../dist/store/store.js';
 import { portmapBaseState, removePortmapBase } from './lib.mjs';
 import { changeFirewall, syncFirewall } from '../dist/firewall/sync.js';
 import { insertPending, markReady } from '../dist/store/attachments.js';
+import { checkAttachSpec } from '../dist/model/attachment.js';
 import { insertPort, deletePortsOf } from '../dist/store/networks.js';
 
 const ROUNDS = Number(process.argv[2] ?? 20);
@@ -20,14 +21,35 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const tmp = mkdtempSync(join(tmpdir(), 'pwbench-pub-'));
 
 function guest(store, name) {
-  const id = insertPending(store, { guestKind: 'netns', guestId: name, guestName: name, netnsPath: `/run/netns/${name}`, ifname: 'eth0',
-    kind: 'veth', hostIf: 'pwbenchbr', hostLink: `pwb${name}`, mac: '02:00:00:00:00:01', mtu: 1500, ownerPid: process.pid,
-    spec: { kind: 'veth', hostIf: 'pwbenchbr', ifname: 'eth0', mac: null, mtu: null, macvlanMode: null, addresses: [], routes: [], dhcp: false, hostShim: null, publish: [] } });
+  const id = insertPending(store, {
+    guestKind: 'netns',
+    guestId: name,
+    guestName: name,
+    netnsPath: `/run/netns/${name}`,
+    ifname: 'eth0',
+    kind: 'veth',
+    hostIf: 'pwbenchbr',
+    hostLink: `pwb${name}`,
+    mac: '02:00:00:00:00:01',
+    mtu: 1500,
+    ownerPid: process.pid,
+    spec: checkAttachSpec({ hostIf: 'pwbenchbr', addresses: ['10.0.0.2/24'] }),
+  });
   markReady(store, id, null);
   return id;
 }
-const port = (id, name, hostPort, count = 1) => ({ attachmentId: id, guestName: name, bridge: 'pwbenchbr', proto: 'tcp', hostIp: '',
-  hostPort, hostPortEnd: hostPort + count - 1, ctrIp: '10.252.0.2', ctrSubnet: '10.252.0.0/24', ctrPort: hostPort });
+const port = (id, name, hostPort, count = 1) => ({
+  attachmentId: id,
+  guestName: name,
+  bridge: 'pwbenchbr',
+  proto: 'tcp',
+  hostIp: '',
+  hostPort,
+  hostPortEnd: hostPort + count - 1,
+  ctrIp: '10.252.0.2',
+  ctrSubnet: '10.252.0.0/24',
+  ctrPort: hostPort,
+});
 
 async function pipewright(firewall, others) {
   const store = Store.open(join(tmp, `${firewall}-${others}`));
@@ -35,7 +57,8 @@ async function pipewright(firewall, others) {
   if (others) store.tx(() => insertPort(store, port(guest(store, 'others'), 'others', 20000, others)));
   const id = guest(store, 'one');
   await syncFirewall(store, { firewall });
-  const add = [], del = [];
+  const add = [],
+    del = [];
   for (let i = 0; i < ROUNDS; i++) {
     let t0 = performance.now();
     await change(() => insertPort(store, port(id, 'one', 30000)));
@@ -51,18 +74,30 @@ async function pipewright(firewall, others) {
 }
 
 function portmap(command, id, mappings) {
-  const conf = { cniVersion: '0.4.0', name: 'pwbench', type: 'portmap', capabilities: { portMappings: true },
-    runtimeConfig: { portMappings: mappings }, prevResult: { cniVersion: '0.4.0', interfaces: [{ name: 'eth0', sandbox: '/run/netns/pwbench' }],
-      ips: [{ version: '4', address: '10.252.0.2/24', interface: 0 }] } };
-  const r = spawnSync('/usr/lib/cni/portmap', [], { input: JSON.stringify(conf), env: { ...process.env, CNI_COMMAND: command,
-    CNI_CONTAINERID: id, CNI_NETNS: '/run/netns/pwbench', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' } });
+  const conf = {
+    cniVersion: '0.4.0',
+    name: 'pwbench',
+    type: 'portmap',
+    capabilities: { portMappings: true },
+    runtimeConfig: { portMappings: mappings },
+    prevResult: {
+      cniVersion: '0.4.0',
+      interfaces: [{ name: 'eth0', sandbox: '/run/netns/pwbench' }],
+      ips: [{ version: '4', address: '10.252.0.2/24', interface: 0 }],
+    },
+  };
+  const r = spawnSync('/usr/lib/cni/portmap', [], {
+    input: JSON.stringify(conf),
+    env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/run/netns/pwbench', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+  });
   if (r.status !== 0) throw new Error(`portmap ${command}: ${r.stdout}${r.stderr}`);
 }
 
 function cniPortmap(others) {
   const many = Array.from({ length: others }, (_, i) => ({ hostPort: 20000 + i, containerPort: 20000 + i, protocol: 'tcp' }));
   if (others) portmap('ADD', 'others', many);
-  const add = [], del = [];
+  const add = [],
+    del = [];
   for (let i = 0; i < ROUNDS; i++) {
     let t0 = performance.now();
     portmap('ADD', 'one', [{ hostPort: 30000, containerPort: 80, protocol: 'tcp' }]);

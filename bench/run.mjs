@@ -13,7 +13,22 @@ import { SqliteLeaseBackend } from '../dist/ipam/sqlite-backend.js';
 import { changeFirewall } from '../dist/firewall/sync.js';
 import { listAttachments } from '../dist/store/attachments.js';
 import { deletePortsOf, insertPort } from '../dist/store/networks.js';
-import { checkPrefixFree, cleanupHost, cni, guestName, makeGuests, pipewright, portmapBaseState, PREFIX, progress, removePortmapBase, sh, stats, timed, timedAsync } from './lib.mjs';
+import {
+  checkPrefixFree,
+  cleanupHost,
+  cni,
+  guestName,
+  makeGuests,
+  pipewright,
+  portmapBaseState,
+  PREFIX,
+  progress,
+  removePortmapBase,
+  sh,
+  stats,
+  timed,
+  timedAsync,
+} from './lib.mjs';
 
 const N = Number(process.env.BENCH_N ?? 100);
 const tmp = mkdtempSync(join(tmpdir(), 'pipewright-bench-'));
@@ -24,15 +39,23 @@ const record = (scenario, pw, cniTimes, target, extra = {}) => {
   results.push({ scenario, n: p.n, pipewright: p, cni: c ?? null, ratio: c ? p.median / c.median : null, target, ...extra });
 };
 
-const bridgeConf = (bridge, subnet, data) => ({ cniVersion: '0.4.0', name: `${PREFIX}net`, type: 'bridge', bridge,
-  ipam: { type: 'host-local', subnet, dataDir: data } });
+const bridgeConf = (bridge, subnet, data) => ({
+  cniVersion: '0.4.0',
+  name: `${PREFIX}net`,
+  type: 'bridge',
+  bridge,
+  ipam: { type: 'host-local', subnet, dataDir: data },
+});
 
 function attachCli(state) {
   pipewright(state, 'pool', 'create', 'b', '10.240.0.0/16');
   makeGuests('p', N);
   makeGuests('c', N);
   const conf = bridgeConf(`${PREFIX}c`, '10.241.0.0/16', join(tmp, 'cni-b'));
-  const pw = [], c = [], pwDel = [], cDel = [];
+  const pw = [],
+    c = [],
+    pwDel = [],
+    cDel = [];
   for (let i = 0; i < N; i++) {
     progress('attach-cli', i + 1, N);
     pw.push(timed(() => pipewright(state, 'attach', `${PREFIX}p`, `netns:${guestName('p', i)}`, 'pool:b')));
@@ -58,8 +81,15 @@ function batch(state, set, count, hostIf, pool) {
 
 function attachBatch(state, cniAdds) {
   const res = batch(state, 'l', N, `${PREFIX}l`, 'b');
-  results.push({ scenario: 'attach-batch (per guest)', n: N, pipewright: { median: res.perGuestMs, p95: null }, cni: stats(cniAdds),
-    ratio: res.perGuestMs / stats(cniAdds).median, target: '<= 0.5x', peakRssMb: res.maxRssMb });
+  results.push({
+    scenario: 'attach-batch (per guest)',
+    n: N,
+    pipewright: { median: res.perGuestMs, p95: null },
+    cni: stats(cniAdds),
+    ratio: res.perGuestMs / stats(cniAdds).median,
+    target: '<= 0.5x',
+    peakRssMb: res.maxRssMb,
+  });
 }
 
 async function ipamAlloc(state) {
@@ -70,7 +100,8 @@ async function ipamAlloc(state) {
   for (let i = 0; i < N; i++) lib.push(await timedAsync(() => ipam.allocate('a', 'bench')));
   store.close();
   pipewright(state, 'pool', 'create', 'cli', '10.243.0.0/16');
-  const cliTimes = [], hl = [];
+  const cliTimes = [],
+    hl = [];
   const conf = { cniVersion: '0.4.0', name: `${PREFIX}ipam`, ipam: { type: 'host-local', subnet: '10.244.0.0/16', dataDir: join(tmp, 'cni-ipam') } };
   for (let i = 0; i < N; i++) {
     progress('ipam-alloc', i + 1, N);
@@ -84,17 +115,39 @@ async function ipamAlloc(state) {
 /** One port per guest on N guests, then one more with 2,000 published (nftables). */
 async function publish(state) {
   const store = Store.open(state);
-  const ids = listAttachments(store).filter((a) => a.hostIf === `${PREFIX}l`).map((a) => a.id);
-  const port = (id, hostPort, count = 1) => ({ attachmentId: id, guestName: 'bench', bridge: `${PREFIX}l`, proto: 'tcp', hostIp: '',
-    hostPort, hostPortEnd: hostPort + count - 1, ctrIp: '10.240.0.2', ctrSubnet: '10.240.0.0/16', ctrPort: hostPort });
+  const ids = listAttachments(store)
+    .filter((a) => a.hostIf === `${PREFIX}l`)
+    .map((a) => a.id);
+  const port = (id, hostPort, count = 1) => ({
+    attachmentId: id,
+    guestName: 'bench',
+    bridge: `${PREFIX}l`,
+    proto: 'tcp',
+    hostIp: '',
+    hostPort,
+    hostPortEnd: hostPort + count - 1,
+    ctrIp: '10.240.0.2',
+    ctrSubnet: '10.240.0.0/16',
+    ctrPort: hostPort,
+  });
   const change = (mutate) => changeFirewall(store, mutate, { firewall: 'nftables' });
-  const pw = [], pm = [];
+  const pw = [],
+    pm = [];
   for (let i = 0; i < N; i++) {
     progress('publish', i + 1, N);
     pw.push(await timedAsync(() => change(() => insertPort(store, port(ids[i], 30000 + i)))));
-    const conf = { cniVersion: '0.4.0', name: `${PREFIX}pm`, type: 'portmap', capabilities: { portMappings: true },
+    const conf = {
+      cniVersion: '0.4.0',
+      name: `${PREFIX}pm`,
+      type: 'portmap',
+      capabilities: { portMappings: true },
       runtimeConfig: { portMappings: [{ hostPort: 31000 + i, containerPort: 80, protocol: 'tcp' }] },
-      prevResult: { cniVersion: '0.4.0', interfaces: [{ name: 'eth0', sandbox: '/run/netns/x' }], ips: [{ version: '4', address: `10.241.0.${(i % 250) + 2}/16`, interface: 0 }] } };
+      prevResult: {
+        cniVersion: '0.4.0',
+        interfaces: [{ name: 'eth0', sandbox: '/run/netns/x' }],
+        ips: [{ version: '4', address: `10.241.0.${(i % 250) + 2}/16`, interface: 0 }],
+      },
+    };
     pm.push(timed(() => cni('portmap', 'ADD', conf, `pm${i}`, '/run/netns/x')));
   }
   record('publish (per guest)', pw, pm, null);
@@ -112,11 +165,29 @@ async function publish(state) {
   const many = await one();
   await change(() => deletePortsOf(store, ids[1]));
   store.close();
-  results.push({ scenario: 'publish one more, 2,000 published vs none', n: 10, pipewright: stats(many), cni: null,
-    ratio: stats(many).median / stats(none).median, target: '<= 2x', baseline: stats(none) });
+  results.push({
+    scenario: 'publish one more, 2,000 published vs none',
+    n: 10,
+    pipewright: stats(many),
+    cni: null,
+    ratio: stats(many).median / stats(none).median,
+    target: '<= 2x',
+    baseline: stats(none),
+  });
   for (let i = 0; i < N; i++) {
-    cni('portmap', 'DEL', { cniVersion: '0.4.0', name: `${PREFIX}pm`, type: 'portmap', capabilities: { portMappings: true },
-      runtimeConfig: { portMappings: [{ hostPort: 31000 + i, containerPort: 80, protocol: 'tcp' }] } }, `pm${i}`, '/run/netns/x');
+    cni(
+      'portmap',
+      'DEL',
+      {
+        cniVersion: '0.4.0',
+        name: `${PREFIX}pm`,
+        type: 'portmap',
+        capabilities: { portMappings: true },
+        runtimeConfig: { portMappings: [{ hostPort: 31000 + i, containerPort: 80, protocol: 'tcp' }] },
+      },
+      `pm${i}`,
+      '/run/netns/x',
+    );
   }
 }
 
@@ -126,9 +197,16 @@ function macvlan(state) {
   pipewright(state, 'pool', 'create', 'm', '10.245.0.0/16');
   makeGuests('mp', N);
   makeGuests('mc', N);
-  const conf = { cniVersion: '0.4.0', name: `${PREFIX}mv`, type: 'macvlan', master: `${PREFIX}m0`, mode: 'bridge',
-    ipam: { type: 'host-local', subnet: '10.246.0.0/16', dataDir: join(tmp, 'cni-m') } };
-  const pw = [], c = [];
+  const conf = {
+    cniVersion: '0.4.0',
+    name: `${PREFIX}mv`,
+    type: 'macvlan',
+    master: `${PREFIX}m0`,
+    mode: 'bridge',
+    ipam: { type: 'host-local', subnet: '10.246.0.0/16', dataDir: join(tmp, 'cni-m') },
+  };
+  const pw = [],
+    c = [];
   for (let i = 0; i < N; i++) {
     progress('macvlan-attach', i + 1, N);
     pw.push(timed(() => pipewright(state, 'attach', `${PREFIX}m0`, `netns:${guestName('mp', i)}`, 'pool:m')));
@@ -147,16 +225,33 @@ function scale() {
   }
   const per10 = rows.find((r) => r.guests === 10).perGuestMs;
   const per1000 = rows.find((r) => r.guests === 1000).perGuestMs;
-  results.push({ scenario: 'scale 1,000 vs 10 guests (per guest)', n: 1000, pipewright: { median: per1000, p95: null }, cni: null,
-    ratio: per1000 / per10, target: '<= 1.5x, RSS < 200 MB', rows, peakRssMb: Math.max(...rows.map((r) => r.maxRssMb)) });
+  results.push({
+    scenario: 'scale 1,000 vs 10 guests (per guest)',
+    n: 1000,
+    pipewright: { median: per1000, p95: null },
+    cni: null,
+    ratio: per1000 / per10,
+    target: '<= 1.5x, RSS < 200 MB',
+    rows,
+    peakRssMb: Math.max(...rows.map((r) => r.maxRssMb)),
+  });
 }
 
 function printTable() {
   const f = (x) => (x === null || x === undefined ? '-' : x.toFixed(x < 10 ? 2 : 1));
   console.log(['scenario'.padEnd(44), 'pw median', 'pw p95', 'cni median', 'cni p95', 'ratio', 'target'].join('  '));
   for (const r of results) {
-    console.log([r.scenario.padEnd(44), f(r.pipewright.median).padStart(9), f(r.pipewright.p95).padStart(6), f(r.cni?.median).padStart(10),
-      f(r.cni?.p95).padStart(7), f(r.ratio).padStart(5), `${r.target ?? ''}${r.peakRssMb ? `  (peak RSS ${r.peakRssMb.toFixed(0)} MB)` : ''}`].join('  '));
+    console.log(
+      [
+        r.scenario.padEnd(44),
+        f(r.pipewright.median).padStart(9),
+        f(r.pipewright.p95).padStart(6),
+        f(r.cni?.median).padStart(10),
+        f(r.cni?.p95).padStart(7),
+        f(r.ratio).padStart(5),
+        `${r.target ?? ''}${r.peakRssMb ? `  (peak RSS ${r.peakRssMb.toFixed(0)} MB)` : ''}`,
+      ].join('  '),
+    );
   }
   console.log('times in ms; ratio = pipewright / CNI (for scale: 1,000-guest / 10-guest per-guest cost)');
 }

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds pipewright's two small native pieces into dist/:
 #   pipewright-mount  (a program: mounts into a container's mount namespace)
-#   netns.node        (a Node addon: setns, to open netlink sockets inside a guest's network namespace)
+#   syscalls.node     (a Node addon: setns, to open netlink sockets inside a guest's network namespace;
+#                      flock, for host locks the kernel releases when their holder dies)
 # Node's headers: next to the running node (as node-gyp finds them), or npm's nodedir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist
-cc -O2 -Wall -Wextra -o dist/pipewright-mount native/pipewright-mount.c
+cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/pipewright-mount native/pipewright-mount.c
 inc=$(node -p "require('path').resolve(process.execPath, '../../include/node')")
 [ -f "$inc/node_api.h" ] || inc="$(npm config get nodedir 2>/dev/null)/include/node"
 [ -f "$inc/node_api.h" ] || { echo "build-native: Node's headers (node_api.h) not found; install the headers of your Node.js" >&2; exit 1; }
-cc -O2 -Wall -Wextra -shared -fPIC -I"$inc" -o dist/netns.node native/netns-addon.c
+cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -shared -fPIC -I"$inc" -o dist/syscalls.node native/syscalls.c

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (as root, on a fresh Debian 12 machine):
-#   installs what is missing, starts dockerd if none answers (and stops it again afterwards),
-#   builds the busybox test image, then runs every tap test (unit and integration).
+#   installs what is missing (setup-host.sh), starts dockerd if none answers (and stops it again
+#   afterwards), builds the busybox test image, then `npm test`: typecheck (src and test), lint,
+#   and every tap test (unit and integration). `npm test` itself installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
@@ -35,7 +36,7 @@ if docker info >/dev/null 2>&1; then bash scripts/build-test-image.sh; fi
 
 out=$(mktemp /tmp/pipewright-tap.XXXXXX)
 set +e
-npx tap "$@" | tee "$out"
+npm test --silent -- "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 # tap's own summary is "# { total: N, pass: N, fail: N }"; also say it in the plain form.

@@ -35,7 +35,6 @@ interface AttachOpts {
   publish: string[];
 }
 
-
 export function register(program: Command): void {
   program
     .command('attach')
@@ -53,14 +52,17 @@ export function register(program: Command): void {
     .option('-p, --publish <[ip:]host-port[-end]:ctr-port[-end][/proto]>', 'publish a port, as docker run -p (repeatable)', collect, [])
     .option('--direct-phys', 'move <host-if> itself into the guest (back to the host at detach)')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   pipewright attach br0 web 10.10.0.5/24@10.10.0.1          veth on bridge br0 into container "web"
   pipewright attach br0 netns:blue 10.10.0.6/24 fd00::6/64   a named netns, IPv4 and IPv6
   pipewright attach eth1 docker:db 192.168.1.20/24 --mac 02:42:c0:a8:01:14   macvlan of eth1
   pipewright attach eth1 db 192.168.1.20/24 --host-shim 192.168.1.250/24   and the host can reach it
   pipewright attach br0 pid:4242 dhcp                        lease from a DHCP server on br0
-  pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports`)
+  pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports`,
+    )
     .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) => {
       const opts = optionsOf<AttachOpts>(cmd);
       const { checkAttachSpec } = await import('../model/attachment.js');
@@ -82,17 +84,21 @@ Examples:
     .argument('<guest>', 'as for attach; a guest that no longer exists is found by its recorded name')
     .option('-i, --ifname <name>', 'only this interface')
     .option('--json', 'print what was removed as JSON')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   pipewright detach web            every interface pipewright gave container "web"
-  pipewright detach netns:blue -i eth1`)
+  pipewright detach netns:blue -i eth1`,
+    )
     .action(async (guestSpec: string, _o, cmd: Command) => {
       const opts = optionsOf<{ ifname?: string }>(cmd);
       const { findRecordsForGuest } = await import('./guest-records.js');
       const { detachAttachment } = await import('../ops/detach.js');
       await withContext(opts, async (ctx) => {
         const recs = (await findRecordsForGuest(ctx, guestSpec)).filter((r) => !opts.ifname || r.ifname === opts.ifname);
-        if (recs.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec}${opts.ifname ? ` -i ${opts.ifname}` : ''} (see 'pipewright ls')`);
+        if (recs.length === 0)
+          throw new PipewrightError(`pipewright has no attachment for ${guestSpec}${opts.ifname ? ` -i ${opts.ifname}` : ''} (see 'pipewright ls')`);
         for (const r of recs) await detachAttachment(ctx, r);
         if (ctx.json) printJson(recs.map((r) => attachmentJson(r)));
         else for (const r of recs) process.stdout.write(`${r.guestName}: ${r.ifname} detached from ${r.hostIf}\n`);

@@ -13,5 +13,11 @@ export async function findRecordsForGuest(ctx: CoreContext, spec: string): Promi
     // The guest is gone (container removed, netns deleted): fall back to what was recorded.
   }
   const bare = spec.replace(/^(docker|pid|netns):/, '');
-  return listAttachments(store).filter((r) => r.guestName === bare || r.guestId === bare || r.guestId.startsWith(`${bare}@`) || (r.guestKind === 'docker' && bare.length >= 12 && r.guestId.startsWith(bare)));
+  return listAttachments(store).filter(
+    (r) =>
+      r.guestName === bare ||
+      r.guestId === bare ||
+      r.guestId.startsWith(`${bare}@`) ||
+      (r.guestKind === 'docker' && bare.length >= 12 && r.guestId.startsWith(bare)),
+  );
 }

@@ -4,7 +4,6 @@ import { PipewrightError, UsageError } from '../util/errors.js';
 import type { Lease } from '../ipam/backend.js';
 import { collect, optionsOf, printJson, printTable, withContext } from './context.js';
 
-
 function leaseRows(leases: Lease[]): string[][] {
   return leases.map((l) => [l.pool, l.address, l.owner, l.host, l.reserved ? 'reserved' : 'lease', l.createdAt]);
 }
@@ -27,8 +26,13 @@ function registerPool(program: Command): void {
       const o = optionsOf<{ gateway?: string | false; range?: string; exclude: string[]; label: string[] }>(cmd);
       await withContext(o, async (ctx) => {
         const p = await ctx.ipam.createPool({
-          name, cidr, range: o.range, exclude: o.exclude, labels: o.label,
-          gateway: o.gateway || undefined, noGateway: o.gateway === false,
+          name,
+          cidr,
+          range: o.range,
+          exclude: o.exclude,
+          labels: o.label,
+          gateway: o.gateway || undefined,
+          noGateway: o.gateway === false,
         });
         if (ctx.json) printJson(p);
         else process.stdout.write(`pool ${p.name}: ${p.subnet}, range ${p.rangeStart}-${p.rangeEnd}, gateway ${p.gateway ?? 'none'}\n`);
@@ -45,7 +49,10 @@ function registerPool(program: Command): void {
         const leases = await ctx.ipam.leases();
         const used = (n: string) => leases.filter((l) => l.pool === n).length;
         if (ctx.json) return printJson(pools.map((p) => ({ ...p, leases: used(p.name) })));
-        printTable(['NAME', 'SUBNET', 'RANGE', 'GATEWAY', 'LEASES'], pools.map((p) => [p.name, p.subnet, `${p.rangeStart}-${p.rangeEnd}`, p.gateway ?? '-', String(used(p.name))]));
+        printTable(
+          ['NAME', 'SUBNET', 'RANGE', 'GATEWAY', 'LEASES'],
+          pools.map((p) => [p.name, p.subnet, `${p.rangeStart}-${p.rangeEnd}`, p.gateway ?? '-', String(used(p.name))]),
+        );
       });
     });
   pool
@@ -59,8 +66,10 @@ function registerPool(program: Command): void {
         const p = await ctx.ipam.pool(name);
         const leases = await ctx.ipam.leases({ pool: name });
         if (ctx.json) return printJson({ ...p, leases });
-        process.stdout.write(`${p.name}: ${p.subnet} range ${p.rangeStart}-${p.rangeEnd} gateway ${p.gateway ?? 'none'}` +
-          `${p.exclude.length ? ` exclude ${p.exclude.join(',')}` : ''} labels ${JSON.stringify(p.labels)}\n`);
+        process.stdout.write(
+          `${p.name}: ${p.subnet} range ${p.rangeStart}-${p.rangeEnd} gateway ${p.gateway ?? 'none'}` +
+            `${p.exclude.length ? ` exclude ${p.exclude.join(',')}` : ''} labels ${JSON.stringify(p.labels)}\n`,
+        );
         printTable(['POOL', 'ADDRESS', 'OWNER', 'HOST', 'KIND', 'SINCE'], leaseRows(leases));
       });
     });
@@ -102,7 +111,10 @@ function registerLease(program: Command): void {
     .argument('[ip]', 'address in the pool (default: the next free one)')
     .requiredOption('--owner <text>', 'who uses it')
     .option('--json', 'print the lease as JSON')
-    .addHelpText('after', '\nExamples:\n  pipewright lease reserve lan 10.10.0.50 --owner "printer in room 2"\n  pipewright lease reserve lan --owner vm-7 --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pipewright lease reserve lan 10.10.0.50 --owner "printer in room 2"\n  pipewright lease reserve lan --owner vm-7 --json',
+    )
     .action(async (pool: string, ip: string | undefined, _o, cmd: Command) => {
       const o = optionsOf<{ owner: string }>(cmd);
       await withContext(o, async (ctx) => {

@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { attachmentJson } from './attach.js';
 import { collect, optionsOf, printJson, withContext } from './context.js';
 
-
 export function register(program: Command): void {
   program
     .command('run')
@@ -13,10 +12,13 @@ export function register(program: Command): void {
     .option('-v, --volume <name|path:path[:ro]>', 'a named volume or host path, passed to Docker as --mount (repeatable)', collect, [])
     .option('--json', 'print the whole result as JSON')
     .argument('<docker-args...>', 'after --: the docker run arguments (image, command, --name, ...)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Example:
   pipewright run --network br-lan -p 8080:80 -v data:/data -- --name web busybox httpd -f -p 80
-  (br-lan is a pipewright network, so the address comes from its pool)`)
+  (br-lan is a pipewright network, so the address comes from its pool)`,
+    )
     .action(async (dockerArgs: string[], _o, cmd: Command) => {
       const o = optionsOf<{ network: string[]; publish: string[]; volume: string[] }>(cmd);
       const { runContainer } = await import('../lifecycle/run.js');
@@ -29,7 +31,7 @@ Example:
 
   program
     .command('apply')
-    .description('reconcile the host to a file of pools, networks, volumes and containers\' plumbing')
+    .description("reconcile the host to a file of pools, networks, volumes and containers' plumbing")
     .requiredOption('-f, --file <file>', 'YAML or JSON (schema: schema/apply.schema.json)')
     .option('--dry-run', 'print the plan, change nothing')
     .option('--prune', 'also remove what the file no longer names')
@@ -67,9 +69,12 @@ Example:
       await withContext(o, async (ctx) => {
         await watch(ctx, {
           signal: abort.signal,
-          onEvent: (e) => process.stdout.write(o.logFormat === 'json'
-            ? `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`
-            : `${new Date().toISOString()} ${e.event}: ${e.message}\n`),
+          onEvent: (e) =>
+            process.stdout.write(
+              o.logFormat === 'json'
+                ? `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`
+                : `${new Date().toISOString()} ${e.event}: ${e.message}\n`,
+            ),
         });
       });
     });

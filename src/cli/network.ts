@@ -20,7 +20,10 @@ export function register(program: Command): void {
       await withContext(o, async (ctx) => {
         const n = await createNetwork(ctx, { name, bridge: o.bridge, pool: o.pool, masquerade: o.masquerade, isolated: o.isolated });
         if (ctx.json) printJson(n);
-        else process.stdout.write(`network ${n.name}: ${n.bridge} ${n.subnet} gateway ${n.gateway ?? 'none'}${n.masquerade ? ' masquerade' : ''}${n.isolated ? ' isolated' : ''}\n`);
+        else
+          process.stdout.write(
+            `network ${n.name}: ${n.bridge} ${n.subnet} gateway ${n.gateway ?? 'none'}${n.masquerade ? ' masquerade' : ''}${n.isolated ? ' isolated' : ''}\n`,
+          );
       });
     });
   network
@@ -33,8 +36,10 @@ export function register(program: Command): void {
       await withContext(optionsOf(cmd), async (ctx) => {
         const nets = listNetworks(ctx.store);
         if (ctx.json) return printJson(nets);
-        printTable(['NAME', 'BRIDGE', 'SUBNET', 'GATEWAY', 'MASQUERADE', 'ISOLATED'],
-          nets.map((n) => [n.name, n.bridge, n.subnet, n.gateway ?? '-', String(n.masquerade), String(n.isolated)]));
+        printTable(
+          ['NAME', 'BRIDGE', 'SUBNET', 'GATEWAY', 'MASQUERADE', 'ISOLATED'],
+          nets.map((n) => [n.name, n.bridge, n.subnet, n.gateway ?? '-', String(n.masquerade), String(n.isolated)]),
+        );
       });
     });
   network
@@ -64,7 +69,10 @@ export function register(program: Command): void {
         const ids = guestSpec ? new Set((await findRecordsForGuest(ctx, guestSpec)).map((r) => r.id)) : null;
         const ports = listPorts(ctx.store).filter((p) => !ids || ids.has(p.attachmentId));
         if (ctx.json) return printJson(ports.map((p) => ({ guest: p.guestName, publish: formatPublish(p), ...p })));
-        printTable(['GUEST', 'PUBLISH', 'CONTAINER', 'BRIDGE'], ports.map((p) => [p.guestName, formatPublish(p), `${p.ctrIp}:${p.ctrPort}`, p.bridge]));
+        printTable(
+          ['GUEST', 'PUBLISH', 'CONTAINER', 'BRIDGE'],
+          ports.map((p) => [p.guestName, formatPublish(p), `${p.ctrIp}:${p.ctrPort}`, p.bridge]),
+        );
       });
     });
 

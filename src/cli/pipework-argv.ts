@@ -29,7 +29,8 @@ export function parsePipework(argv: string[]): PipeworkCommand {
     return { ...cmd, text: { ...cmd.text, directPhys: true } };
   }
   const [first, ...rest] = argv;
-  if (!first) throw new UsageError('usage: pipework <hostinterface> [-i containerinterface] [-l localinterfacename] <guest> <ipaddr>/<subnet>[@gateway] [macaddr]');
+  if (!first)
+    throw new UsageError('usage: pipework <hostinterface> [-i containerinterface] [-l localinterfacename] <guest> <ipaddr>/<subnet>[@gateway] [macaddr]');
   if (UNSUPPORTED[first]) throw new UsageError(`pipework ${first}: ${UNSUPPORTED[first]}`);
   if (first === 'route' || first === 'rule' || first === 'tc') {
     const [guest, ...args] = rest;
@@ -48,7 +49,8 @@ export function parsePipework(argv: string[]): PipeworkCommand {
   if (!guest || !address) throw new UsageError('pipework: give <guest> and <ipaddr>/<subnet>[@gateway] (or dhcp)');
   if (extra.length) throw new UsageError(`pipework: unexpected arguments: ${extra.join(' ')}`);
   const [mac, vlan] = (macArg ?? '').split('@');
-  if (vlan !== undefined) throw new UsageError('pipework: VLAN tags (@vlan) need 802.1q support, which pipewright does not drive yet; tag on the switch side or use a bridge');
+  if (vlan !== undefined)
+    throw new UsageError('pipework: VLAN tags (@vlan) need 802.1q support, which pipewright does not drive yet; tag on the switch side or use a bridge');
   const dhcp = address === 'dhcp' || address.startsWith('dhcp:');
   if (address.startsWith('dhcp:')) throw new UsageError('pipework: dhcp:<client options> is not supported; pipewright runs udhcpc itself (plain dhcp)');
   if (!dhcp && opts.family && !matchesFamily(address, opts.family)) {

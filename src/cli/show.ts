@@ -24,11 +24,17 @@ export function register(program: Command): void {
           printJson(rows.map(({ rec, st }) => attachmentJson(rec, { status: st.status, reason: st.reason, liveAddresses: st.link?.addresses })));
           return;
         }
-        printTable(['GUEST', 'IFNAME', 'HOST-IF', 'HOST-LINK', 'ADDRESSES', 'STATUS'], rows.map(({ rec, st }) => [
-          rec.guestName, rec.ifname, rec.hostIf, rec.hostLink ?? `(${rec.kind})`,
-          (st.link?.addresses ?? rec.spec.addresses).join(',') || (rec.spec.dhcp ? 'dhcp' : '-'),
-          st.reason ? `${st.status}: ${st.reason}` : st.status,
-        ]));
+        printTable(
+          ['GUEST', 'IFNAME', 'HOST-IF', 'HOST-LINK', 'ADDRESSES', 'STATUS'],
+          rows.map(({ rec, st }) => [
+            rec.guestName,
+            rec.ifname,
+            rec.hostIf,
+            rec.hostLink ?? `(${rec.kind})`,
+            (st.link?.addresses ?? rec.spec.addresses).join(',') || (rec.spec.dhcp ? 'dhcp' : '-'),
+            st.reason ? `${st.status}: ${st.reason}` : st.status,
+          ]),
+        );
       });
     });
 

@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { collect, dockerSocket, optionsOf, printJson, printTable, withContext } from './context.js';
 
-
 /** `--filter label=k=v` -> `k=v` (the only filter volumes have). */
 function labelFilters(filters: string[]): string[] {
   return filters.map((f) => {
@@ -22,7 +21,10 @@ function registerVolume(program: Command): void {
     .option('--opt <k=v[,k=v]>', 'type=tmpfs,o=size=64m | type=none,o=bind,device=/path (repeatable)', collect, [])
     .option('--size <size>', 'an ext4 image of this size on a loop device: a hard quota (e.g. 1G)')
     .option('--json', 'print the volume as JSON')
-    .addHelpText('after', '\nExamples:\n  pipewright volume create data --label app=web\n  pipewright volume create scratch --opt type=tmpfs,o=size=64m\n  pipewright volume create capped --size 1G')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pipewright volume create data --label app=web\n  pipewright volume create scratch --opt type=tmpfs,o=size=64m\n  pipewright volume create capped --size 1G',
+    )
     .action(async (name: string, _o, cmd: Command) => {
       const o = optionsOf<{ label: string[]; opt: string[]; size?: string }>(cmd);
       const { parseVolumeOpts } = await import('../storage/spec.js');
@@ -48,8 +50,16 @@ function registerVolume(program: Command): void {
       await withContext(o, async (ctx) => {
         const vols = listVolumes(ctx.store).filter((v) => matchesLabels(v.labels, labelFilters(o.filter)));
         if (ctx.json) return printJson(await Promise.all(vols.map((v) => inspectVolume(ctx, v))));
-        printTable(['DRIVER', 'VOLUME NAME', 'USED BY'], vols.map((v) => ['local', v.name,
-          listMounts(ctx.store, { volume: v.name }).map((m) => `${m.guestName}:${m.target}`).join(',') || '-']));
+        printTable(
+          ['DRIVER', 'VOLUME NAME', 'USED BY'],
+          vols.map((v) => [
+            'local',
+            v.name,
+            listMounts(ctx.store, { volume: v.name })
+              .map((m) => `${m.guestName}:${m.target}`)
+              .join(',') || '-',
+          ]),
+        );
       });
     });
   volume
@@ -143,7 +153,12 @@ export function register(program: Command): void {
       await withContext(o, async (ctx) => {
         const res = await mountInto(ctx, guest, spec, o);
         if (ctx.json) printJson({ ...res.mount, changed: res.changed });
-        else process.stdout.write(res.changed ? `${guest.name}: ${res.mount.hostPath} mounted at ${res.mount.target}${res.mount.readonly ? ' (ro)' : ''}\n` : `${guest.name}: already mounted, nothing changed\n`);
+        else
+          process.stdout.write(
+            res.changed
+              ? `${guest.name}: ${res.mount.hostPath} mounted at ${res.mount.target}${res.mount.readonly ? ' (ro)' : ''}\n`
+              : `${guest.name}: already mounted, nothing changed\n`,
+          );
       });
     });
   program
@@ -160,7 +175,9 @@ export function register(program: Command): void {
       const { resolveGuest } = await import('../runtime/guest.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const guest = await resolveGuest(guestSpec, dockerSocket()).catch(() => null);
-        const m = listMounts(ctx.store).find((x) => x.target === path && (guest ? x.guestKind === guest.kind && x.guestId === guest.id : x.guestName === guestSpec));
+        const m = listMounts(ctx.store).find(
+          (x) => x.target === path && (guest ? x.guestKind === guest.kind && x.guestId === guest.id : x.guestName === guestSpec),
+        );
         if (!m) throw new PipewrightError(`pipewright has no mount at ${path} in ${guestSpec} (see 'pipewright volume ls')`);
         await unmountFrom(ctx, guest, m);
         process.stdout.write(`${m.guestName}: ${path} unmounted\n`);

@@ -48,14 +48,24 @@ export function renderRule(r: Rule, family: 4 | 6): Line | null {
   if (r.type === 'bridge-internal') return { table: 'filter', chain: F, spec: `-i ${r.bridge} -o ${r.bridge} -j ACCEPT` };
   if (family === 6) return null; // NAT and port publishing are IPv4 for now
   switch (r.type) {
-    case 'hairpin-source': return null; // each hairpin rule below carries its source subnet
-    case 'bridge-egress': return { table: 'filter', chain: F, spec: `-i ${r.bridge} ! -o ${r.bridge} -j ACCEPT` };
-    case 'bridge-replies': return { table: 'filter', chain: F, spec: `-o ${r.bridge} ${est}` };
-    case 'isolate': return { table: 'filter', chain: F, spec: `-i ${r.from} -o ${r.to} -j DROP`, first: true };
-    case 'masquerade': return { table: 'nat', chain: CHAINS.post, spec: `-s ${r.subnet} ! -o ${r.bridge} -j MASQUERADE` };
-    case 'localnet': return { table: 'nat', chain: CHAINS.post, spec: `-s 127.0.0.0/8 -o ${r.bridge} -j MASQUERADE` };
+    case 'hairpin-source':
+      return null; // each hairpin rule below carries its source subnet
+    case 'bridge-egress':
+      return { table: 'filter', chain: F, spec: `-i ${r.bridge} ! -o ${r.bridge} -j ACCEPT` };
+    case 'bridge-replies':
+      return { table: 'filter', chain: F, spec: `-o ${r.bridge} ${est}` };
+    case 'isolate':
+      return { table: 'filter', chain: F, spec: `-i ${r.from} -o ${r.to} -j DROP`, first: true };
+    case 'masquerade':
+      return { table: 'nat', chain: CHAINS.post, spec: `-s ${r.subnet} ! -o ${r.bridge} -j MASQUERADE` };
+    case 'localnet':
+      return { table: 'nat', chain: CHAINS.post, spec: `-s 127.0.0.0/8 -o ${r.bridge} -j MASQUERADE` };
     case 'dnat':
-      return { table: 'nat', chain: CHAINS.dnat, spec: `${r.hostIp ? `-d ${r.hostIp}/32 ` : ''}${tcpudp(r.proto, r.hostPort)} -j DNAT --to-destination ${r.ctrIp}:${r.ctrPort}` };
+      return {
+        table: 'nat',
+        chain: CHAINS.dnat,
+        spec: `${r.hostIp ? `-d ${r.hostIp}/32 ` : ''}${tcpudp(r.proto, r.hostPort)} -j DNAT --to-destination ${r.ctrIp}:${r.ctrPort}`,
+      };
     case 'hairpin':
       return { table: 'nat', chain: CHAINS.post, spec: `-s ${r.subnet} -d ${r.ctrIp}/32 -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -j MASQUERADE` };
     case 'port-forward':

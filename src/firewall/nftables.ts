@@ -45,9 +45,12 @@ export function elementOf(r: Rule): [SetName, string] | null {
       return r.hostIp
         ? ['dnat_addr', `${r.hostIp} . ${r.proto} . ${r.hostPort} : ${r.ctrIp} . ${r.ctrPort}`]
         : ['dnat_any', `${r.proto} . ${r.hostPort} : ${r.ctrIp} . ${r.ctrPort}`];
-    case 'hairpin': return ['hairpin', `${q(r.bridge)} . ${r.ctrIp} . ${r.proto} . ${r.ctrPort}`];
-    case 'port-forward': return ['published', `${q(r.bridge)} . ${r.ctrIp} . ${r.proto} . ${r.ctrPort}`];
-    default: return null;
+    case 'hairpin':
+      return ['hairpin', `${q(r.bridge)} . ${r.ctrIp} . ${r.proto} . ${r.ctrPort}`];
+    case 'port-forward':
+      return ['published', `${q(r.bridge)} . ${r.ctrIp} . ${r.proto} . ${r.ctrPort}`];
+    default:
+      return null;
   }
 }
 
@@ -64,7 +67,8 @@ export function chainRules4(rules: Rule[]): string[] {
   for (const r of rules) {
     if (r.type === 'bridge-internal') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname ${q(r.bridge)} ${ACCEPT}`);
     if (r.type === 'bridge-egress') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname != ${q(r.bridge)} ${ACCEPT}`);
-    if (r.type === 'bridge-replies' || r.type === 'bridge-egress') out.push(`add rule ${T4} forward oifname ${q(r.bridge)} ct state established,related ${ACCEPT}`);
+    if (r.type === 'bridge-replies' || r.type === 'bridge-egress')
+      out.push(`add rule ${T4} forward oifname ${q(r.bridge)} ct state established,related ${ACCEPT}`);
     if (r.type === 'masquerade') out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} oifname != ${q(r.bridge)} masquerade`);
     if (r.type === 'localnet') out.push(`add rule ${T4} postrouting ip saddr 127.0.0.0/8 oifname ${q(r.bridge)} masquerade`);
     // iifname is not known in postrouting for bridged (br_netfilter) packets: match the source subnet.
@@ -82,8 +86,7 @@ interface NftJsonSet {
 
 /** nft -j writes an element as a value, {concat: [...]}, or [key, value] for maps. */
 function elemText(e: unknown): string {
-  const parts = (x: unknown) =>
-    (x && typeof x === 'object' && 'concat' in x ? (x as { concat: unknown[] }).concat : [x]).map(String).join(' . ');
+  const parts = (x: unknown) => (x && typeof x === 'object' && 'concat' in x ? (x as { concat: unknown[] }).concat : [x]).map(String).join(' . ');
   return Array.isArray(e) ? `${parts(e[0])} : ${parts(e[1])}` : parts(e);
 }
 

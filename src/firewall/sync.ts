@@ -22,11 +22,13 @@ export function checkFirewallChoice(value: string): FirewallChoice {
   throw new UsageError(`firewall "${value}" must be iptables, nftables or auto`);
 }
 
-/** auto: nftables when the `nft` tool is installed, else iptables (a PATH lookup, no process). */
+/** Where Debian and most distributions install system tools; the caller's PATH is not consulted. */
+const SYSTEM_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** auto: nftables when the `nft` tool is installed, else iptables (a look in the system directories, no process). */
 export function resolveFirewall(choice: FirewallChoice = 'auto'): FirewallKind {
   if (choice !== 'auto') return choice;
-  const dirs = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':');
-  return dirs.some((d) => existsSync(join(d, 'nft'))) ? 'nftables' : 'iptables';
+  return SYSTEM_DIRS.some((d) => existsSync(join(d, 'nft'))) ? 'nftables' : 'iptables';
 }
 
 function writeSysctl(path: string, value: string, log: StepLog): void {

@@ -9,11 +9,14 @@
 import { hostname } from 'node:os';
 import { PipewrightError } from '../util/errors.js';
 import type { Lease, LeaseBackend } from './backend.js';
-import { addressAt, definePool, inRange, inSubnetOf, isReserved, rangeSize, type Pool, type PoolInput } from './pool.js';
+import { addressAt, definePool, inRange, inSubnetOf, isWithheld, rangeSize, type Pool, type PoolInput } from './pool.js';
 
 export class Ipam {
   /** The backend is this class's own: callers go through the allocator, never around it. */
-  constructor(private readonly backend: LeaseBackend, readonly host: string = hostname()) {}
+  constructor(
+    private readonly backend: LeaseBackend,
+    readonly host: string = hostname(),
+  ) {}
 
   get kind(): LeaseBackend['kind'] {
     return this.backend.kind;
@@ -72,9 +75,9 @@ export class Ipam {
   async allocate(poolName: string, owner: string, reserved = false): Promise<Lease> {
     const pool = await this.pool(poolName);
     const size = rangeSize(pool);
-    for (let at = await this.backend.cursor(pool.name); BigInt(at) < size;) {
+    for (let at = await this.backend.cursor(pool.name); BigInt(at) < size; ) {
       const address = addressAt(pool, at);
-      const lease = isReserved(pool, address) ? null : this.lease(pool, address, owner, reserved);
+      const lease = isWithheld(pool, address) ? null : this.lease(pool, address, owner, reserved);
       const res = await this.backend.advance(pool.name, at, lease);
       if (res === 'ok' && lease) return lease;
       at = res === 'raced' ? await this.backend.cursor(pool.name) : at + 1;
@@ -91,7 +94,7 @@ export class Ipam {
     const pool = await this.pool(poolName);
     if (!inSubnetOf(pool, address)) throw new PipewrightError(`${address} is not in pool ${pool.name} (${pool.subnet})`);
     if (address === pool.gateway) throw new PipewrightError(`${address} is the gateway of pool ${pool.name}`);
-    if (inRange(pool, address) && isReserved(pool, address)) throw new PipewrightError(`${address} is excluded from pool ${pool.name}`);
+    if (inRange(pool, address) && isWithheld(pool, address)) throw new PipewrightError(`${address} is excluded from pool ${pool.name}`);
     const lease = this.lease(pool, address, owner, reserved);
     if (await this.backend.createLease(lease)) return lease;
     const holder = await this.backend.getLease(pool.name, address);

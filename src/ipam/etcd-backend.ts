@@ -75,16 +75,21 @@ export class EtcdLeaseBackend implements LeaseBackend {
 
   async listPools(): Promise<Pool[]> {
     const all = await this.client.getAll().prefix(K.pools).strings();
-    return Object.values(all).map((v) => JSON.parse(v) as Pool).sort((a, b) => a.name.localeCompare(b.name));
+    return Object.values(all)
+      .map((v) => JSON.parse(v) as Pool)
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   async removePool(name: string): Promise<void> {
-    await this.client.if(K.pool(name), 'Create', '>', 0).then(
-      this.client.delete().key(K.pool(name)),
-      this.client.delete().key(K.cursor(name)),
-      this.client.delete().prefix(K.leases(name)),
-      this.client.delete().prefix(K.free(name)),
-    ).commit();
+    await this.client
+      .if(K.pool(name), 'Create', '>', 0)
+      .then(
+        this.client.delete().key(K.pool(name)),
+        this.client.delete().key(K.cursor(name)),
+        this.client.delete().prefix(K.leases(name)),
+        this.client.delete().prefix(K.free(name)),
+      )
+      .commit();
   }
 
   async cursor(pool: string): Promise<number> {

@@ -3,7 +3,10 @@ import ipaddr from 'ipaddr.js';
 import type { Family } from '../model/address.js';
 
 export function toBig(ip: string): bigint {
-  return ipaddr.parse(ip).toByteArray().reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+  return ipaddr
+    .parse(ip)
+    .toByteArray()
+    .reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
 }
 
 export function fromBig(n: bigint, family: Family): string {

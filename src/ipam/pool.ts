@@ -80,9 +80,16 @@ export function definePool(input: PoolInput, now = new Date()): Pool {
   }
   const exclude = (input.exclude ?? []).map((e) => normalizeExclude(e, bounds, family));
   return {
-    name: input.name, subnet: `${network}/${prefix}`, family, prefix, gateway,
-    rangeStart: fromBig(start, family), rangeEnd: fromBig(end, family),
-    exclude, labels: parseLabels(input.labels ?? []), createdAt: now.toISOString(),
+    name: input.name,
+    subnet: `${network}/${prefix}`,
+    family,
+    prefix,
+    gateway,
+    rangeStart: fromBig(start, family),
+    rangeEnd: fromBig(end, family),
+    exclude,
+    labels: parseLabels(input.labels ?? []),
+    createdAt: now.toISOString(),
   };
 }
 
@@ -121,7 +128,7 @@ export function addressAt(p: Pool, offset: number): string {
 }
 
 /** Never handed out: the gateway and anything excluded (network and broadcast are outside the range). */
-export function isReserved(p: Pool, ip: string): boolean {
+export function isWithheld(p: Pool, ip: string): boolean {
   if (ip === p.gateway) return true;
   const n = toBig(ip);
   return p.exclude.some((e) => {

@@ -15,7 +15,12 @@ interface LeaseRow {
 }
 
 const toLease = (r: LeaseRow): Lease => ({
-  pool: r.pool, address: r.address, owner: r.owner, host: r.host, reserved: r.reserved === 1, createdAt: r.created_at,
+  pool: r.pool,
+  address: r.address,
+  owner: r.owner,
+  host: r.host,
+  reserved: r.reserved === 1,
+  createdAt: r.created_at,
 });
 
 export class SqliteLeaseBackend implements LeaseBackend {
@@ -75,7 +80,9 @@ export class SqliteLeaseBackend implements LeaseBackend {
   }
 
   async oldestFree(pool: string): Promise<FreeEntry | null> {
-    const row = this.sql('SELECT seq, address FROM free_addresses WHERE pool = ? ORDER BY seq LIMIT 1').get(pool) as { seq: number; address: string } | undefined;
+    const row = this.sql('SELECT seq, address FROM free_addresses WHERE pool = ? ORDER BY seq LIMIT 1').get(pool) as
+      | { seq: number; address: string }
+      | undefined;
     return row ? { address: row.address, ref: String(row.seq) } : null;
   }
 
@@ -92,9 +99,14 @@ export class SqliteLeaseBackend implements LeaseBackend {
 
   /** Inserts unless leased; a leased address is never also on the free list. */
   private insertLease(l: Lease): boolean {
-    const res = this
-      .sql('INSERT OR IGNORE INTO leases (pool, address, owner, host, reserved, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(l.pool, l.address, l.owner, l.host, l.reserved ? 1 : 0, l.createdAt);
+    const res = this.sql('INSERT OR IGNORE INTO leases (pool, address, owner, host, reserved, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+      l.pool,
+      l.address,
+      l.owner,
+      l.host,
+      l.reserved ? 1 : 0,
+      l.createdAt,
+    );
     if (res.changes !== 1) return false;
     this.sql('DELETE FROM free_addresses WHERE pool = ? AND address = ?').run(l.pool, l.address);
     return true;
@@ -116,9 +128,9 @@ export class SqliteLeaseBackend implements LeaseBackend {
   }
 
   async leases(filter: { pool?: string; owner?: string } = {}): Promise<Lease[]> {
-    const rows = this
-      .sql('SELECT * FROM leases WHERE (@pool IS NULL OR pool = @pool) AND (@owner IS NULL OR owner = @owner) ORDER BY pool, created_at, address')
-      .all({ pool: filter.pool ?? null, owner: filter.owner ?? null }) as LeaseRow[];
+    const rows = this.sql(
+      'SELECT * FROM leases WHERE (@pool IS NULL OR pool = @pool) AND (@owner IS NULL OR owner = @owner) ORDER BY pool, created_at, address',
+    ).all({ pool: filter.pool ?? null, owner: filter.owner ?? null }) as LeaseRow[];
     return rows.map(toLease);
   }
 

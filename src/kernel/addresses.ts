@@ -8,8 +8,11 @@ import { hostSocket } from './netlink/sockets.js';
 /** Adds an address to the link at `index`; IPv6 ones without DAD, so they are usable at once. */
 export async function addAddress(sock: RtNetlinkSocket, index: number, a: IpConfig, replace = false): Promise<void> {
   const local = ipBytes(a.address);
-  await sock.newAddress({ family: AF[a.family], prefixlen: a.prefix, index, ...(a.family === 6 ? { flags: { nodad: true } } : {}) },
-    { local, address: local }, replace ? CREATE_REPLACE : CREATE_EXCL);
+  await sock.newAddress(
+    { family: AF[a.family], prefixlen: a.prefix, index, ...(a.family === 6 ? { flags: { nodad: true } } : {}) },
+    { local, address: local },
+    replace ? CREATE_REPLACE : CREATE_EXCL,
+  );
 }
 
 /** An address on a host link, which is brought up; there already is fine. */
@@ -21,8 +24,11 @@ export async function setHostAddress(name: string, a: IpConfig): Promise<void> {
 
 /** Removes an address from a host link; one already gone is fine. */
 export async function removeHostAddress(name: string, a: IpConfig): Promise<void> {
-  await hostSocket().delAddress({ family: AF[a.family], prefixlen: a.prefix, index: hostIndex(name) }, { local: ipBytes(a.address) })
-    .catch((err) => { if (errno(err) !== 'EADDRNOTAVAIL') throw err; });
+  await hostSocket()
+    .delAddress({ family: AF[a.family], prefixlen: a.prefix, index: hostIndex(name) }, { local: ipBytes(a.address) })
+    .catch((err) => {
+      if (errno(err) !== 'EADDRNOTAVAIL') throw err;
+    });
 }
 
 export function addressWords(a: IpConfig, dev: string): string[] {

@@ -13,6 +13,7 @@ import { silent } from '../util/log.js';
 import type { IpConfig } from '../model/address.js';
 
 const HOOK = shipped('scripts/udhcpc-hook.sh');
+const TOOL_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
 function leaseDir(stateDir: string): string {
   const dir = join(stateDir, 'dhcp');
@@ -27,9 +28,7 @@ export interface DhcpClient {
 }
 
 /** Starts the client; the caller records its pid before waiting (a stock dnsmasq pings ~3 s before offering). */
-export function startDhcpClient(
-  stateDir: string, key: string, netnsPath: string, ifname: string, log: StepLog = silent, timeoutMs = 30_000,
-): DhcpClient {
+export function startDhcpClient(stateDir: string, key: string, netnsPath: string, ifname: string, log: StepLog = silent, timeoutMs = 30_000): DhcpClient {
   const base = join(leaseDir(stateDir), key);
   rmSync(`${base}.lease`, { force: true });
   const args = [`--net=${netnsPath}`, '--', 'udhcpc', '-f', '-R', '-i', ifname, '-s', HOOK, '-t', '0', '-T', '2', '-A', '3'];
@@ -39,7 +38,8 @@ export function startDhcpClient(
   const child = spawn('nsenter', args, {
     detached: true,
     stdio: ['ignore', out, out],
-    env: { ...process.env, PIPEWRIGHT_LEASE_FILE: `${base}.lease` },
+    // The client and its hook script get a fixed PATH and the lease file, nothing of the caller's environment.
+    env: { PATH: TOOL_PATH, PIPEWRIGHT_LEASE_FILE: `${base}.lease` },
   });
   child.on('error', () => {});
   child.unref();

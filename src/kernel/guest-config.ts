@@ -37,8 +37,11 @@ export async function configureGuest(plan: GuestSide, netnsPath: string, log?: S
     await sock.setLink({ index, ...UP }, {});
     for (const r of routesOf(plan)) {
       const [dst, len] = r.dst === 'default' ? [null, 0] : [r.dst.split('/')[0], Number(r.dst.split('/')[1])];
-      await sock.newRoute({ family: AF[r.family], dstLen: len, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: r.via ? 'UNIVERSE' : 'LINK', type: 'UNICAST' },
-        { ...(dst ? { dst: ipBytes(dst) } : {}), ...(r.via ? { gateway: ipBytes(r.via) } : {}), oif: index }, CREATE_REPLACE);
+      await sock.newRoute(
+        { family: AF[r.family], dstLen: len, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: r.via ? 'UNIVERSE' : 'LINK', type: 'UNICAST' },
+        { ...(dst ? { dst: ipBytes(dst) } : {}), ...(r.via ? { gateway: ipBytes(r.via) } : {}), oif: index },
+        CREATE_REPLACE,
+      );
     }
   });
 }

@@ -1,7 +1,7 @@
 /**
  * iproute2 where a tool is the right interface: reading a link with its addresses for ls/inspect
  * (`ip -json`), and the `route`/`rule` passthrough in pipework's words. Changes go through
- * netlink (src/net/netlink).
+ * netlink (src/kernel).
  */
 import { run } from '../util/exec.js';
 import type { StepLog } from '../util/log.js';
@@ -69,8 +69,6 @@ function toLinkState(link: IpJsonLink): LinkState {
     mtu: link.mtu,
     mac: link.address ?? '',
     up: (link.flags ?? []).includes('UP'),
-    addresses: (link.addr_info ?? [])
-      .filter((a) => a.scope !== 'link')
-      .map((a) => `${a.local}/${a.prefixlen}`),
+    addresses: (link.addr_info ?? []).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`),
   };
 }

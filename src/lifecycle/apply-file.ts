@@ -40,7 +40,11 @@ export function loadApplyFile(file: string): { spec: ApplyFile; locate: Locate }
   const locate: Locate = (path) => {
     const node = doc.getIn(path, true) as { range?: [number, number] } | undefined;
     const line = node?.range ? lines.linePos(node.range[0]).line : undefined;
-    const where = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') || '(top)';
+    const where =
+      path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`))
+        .join('')
+        .replace(/^\./, '') || '(top)';
     return `${file}${line ? `:${line}` : ''}: ${where}`;
   };
   const spec = (doc.toJS() ?? {}) as ApplyFile;
@@ -48,7 +52,10 @@ export function loadApplyFile(file: string): { spec: ApplyFile; locate: Locate }
   const validate = ajv.compile(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')));
   if (!validate(spec)) {
     const e = validate.errors![0];
-    const path = e.instancePath.split('/').slice(1).map((p: string) => (/^\d+$/.test(p) ? Number(p) : p));
+    const path = e.instancePath
+      .split('/')
+      .slice(1)
+      .map((p: string) => (/^\d+$/.test(p) ? Number(p) : p));
     const extra = e.keyword === 'additionalProperties' ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"` : '';
     throw new UsageError(`${locate(path)}: ${e.message}${extra}`);
   }

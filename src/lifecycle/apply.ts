@@ -59,14 +59,21 @@ async function planPools(p: Planner): Promise<void> {
   const ipam = p.ctx.ipam;
   for (const [i, pool] of (p.spec.pools ?? []).entries()) {
     const input: PoolInput = {
-      name: pool.name, cidr: pool.subnet, gateway: pool.gateway ?? undefined, noGateway: pool.gateway === null,
-      range: pool.range, exclude: pool.exclude, labels: Object.entries(pool.labels ?? {}).map(([k, v]) => `${k}=${v}`),
+      name: pool.name,
+      cidr: pool.subnet,
+      gateway: pool.gateway ?? undefined,
+      noGateway: pool.gateway === null,
+      range: pool.range,
+      exclude: pool.exclude,
+      labels: Object.entries(pool.labels ?? {}).map(([k, v]) => `${k}=${v}`),
     };
     const want = await at(p, ['pools', i], () => definePool(input));
     const have = await ipam.findPool(pool.name);
     if (!have) p.actions.push({ description: `create pool ${pool.name} ${want.subnet}`, run: () => ipam.createPool(input) });
     else if (poolShape(have) !== poolShape(want)) {
-      throw new PipewrightError(`${p.locate(['pools', i])}: pool ${pool.name} exists with other settings (${have.subnet}); remove it first, apply does not change a pool in place`);
+      throw new PipewrightError(
+        `${p.locate(['pools', i])}: pool ${pool.name} exists with other settings (${have.subnet}); remove it first, apply does not change a pool in place`,
+      );
     }
   }
   if (!prunes(p, 'pools')) return;
@@ -87,7 +94,8 @@ function planNetworks(p: Planner): void {
     } else if (have.masquerade !== masquerade || have.isolated !== isolated) {
       p.actions.push({
         description: `update network ${n.name}: masquerade ${masquerade}, isolated ${isolated}`,
-        run: () => changeFirewall(p.ctx.store, () => updateNetworkPolicy(p.ctx.store, n.name, masquerade, isolated), { firewall: p.ctx.firewall, log: p.ctx.log }),
+        run: () =>
+          changeFirewall(p.ctx.store, () => updateNetworkPolicy(p.ctx.store, n.name, masquerade, isolated), { firewall: p.ctx.firewall, log: p.ctx.log }),
       });
     }
   }
@@ -104,11 +112,25 @@ async function planVolumes(p: Planner): Promise<void> {
     const labels = v.labels ?? {};
     const have = findVolume(p.ctx.store, v.name);
     if (!have) {
-      p.actions.push({ description: `create volume ${v.name}`, run: () => createVolume(p.ctx, v.name, options, Object.entries(labels).map(([k, x]) => `${k}=${x}`)) });
+      p.actions.push({
+        description: `create volume ${v.name}`,
+        run: () =>
+          createVolume(
+            p.ctx,
+            v.name,
+            options,
+            Object.entries(labels).map(([k, x]) => `${k}=${x}`),
+          ),
+      });
     } else if (JSON.stringify(have.options) !== JSON.stringify(options)) {
-      throw new PipewrightError(`${p.locate(['volumes', i])}: volume ${v.name} exists with other options ${JSON.stringify(have.options)}; its data would be lost, remove it first`);
+      throw new PipewrightError(
+        `${p.locate(['volumes', i])}: volume ${v.name} exists with other options ${JSON.stringify(have.options)}; its data would be lost, remove it first`,
+      );
     } else if (JSON.stringify(have.labels) !== JSON.stringify(labels)) {
-      p.actions.push({ description: `update labels of volume ${v.name}`, run: async () => p.ctx.store.tx(() => updateVolumeLabels(p.ctx.store, v.name, labels)) });
+      p.actions.push({
+        description: `update labels of volume ${v.name}`,
+        run: async () => p.ctx.store.tx(() => updateVolumeLabels(p.ctx.store, v.name, labels)),
+      });
     }
   }
   if (!prunes(p, 'volumes')) return;
@@ -129,8 +151,12 @@ async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void
     });
     const { verdict, record } = await judgeExisting(p.ctx, guest, spec);
     if (verdict === 'held') continue;
-    if (verdict === 'changed') p.actions.push({ description: `detach ${guest.name} ${spec.ifname} (settings changed)`, run: () => detachAttachment(p.ctx, record!) });
-    p.actions.push({ description: `${verdict === 'lost' ? 'restore' : 'attach'} ${guest.name} ${spec.ifname} on ${x.on}`, run: () => attach(p.ctx, guest, spec) });
+    if (verdict === 'changed')
+      p.actions.push({ description: `detach ${guest.name} ${spec.ifname} (settings changed)`, run: () => detachAttachment(p.ctx, record!) });
+    p.actions.push({
+      description: `${verdict === 'lost' ? 'restore' : 'attach'} ${guest.name} ${spec.ifname} on ${x.on}`,
+      run: () => attach(p.ctx, guest, spec),
+    });
   }
   if (!p.prune || p.spec.containers![i].interfaces === undefined) return;
   const named = new Set(ifaces.map((x) => x.ifname ?? DEFAULT_IFNAME));
@@ -140,7 +166,9 @@ async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void
 }
 
 function sameMount(p: Planner, spec: MountSpec, m: { volume: string | null; hostPath: string; readonly: boolean }): boolean {
-  const source = spec.volume ? m.volume === spec.volume && m.hostPath === dataDir(p.ctx.store.stateDir, spec.volume) : m.volume === null && m.hostPath === spec.hostPath;
+  const source = spec.volume
+    ? m.volume === spec.volume && m.hostPath === dataDir(p.ctx.store.stateDir, spec.volume)
+    : m.volume === null && m.hostPath === spec.hostPath;
   return source && m.readonly === spec.readonly;
 }
 
@@ -174,7 +202,10 @@ async function planContainers(p: Planner): Promise<void> {
     p.removals.unshift({ description: `detach ${rec.guestName} ${rec.ifname}`, run: () => detachAttachment(p.ctx, rec) });
   }
   for (const m of listMounts(p.ctx.store, { guestKind: 'docker' }).filter((x) => !seen.has(x.guestId))) {
-    p.removals.unshift({ description: `unmount ${m.guestName} ${m.target}`, run: async () => unmountFrom(p.ctx, await resolveGuest(`docker:${m.guestId}`, p.ctx.docker).catch(() => null), m) });
+    p.removals.unshift({
+      description: `unmount ${m.guestName} ${m.target}`,
+      run: async () => unmountFrom(p.ctx, await resolveGuest(`docker:${m.guestId}`, p.ctx.docker).catch(() => null), m),
+    });
   }
 }
 

@@ -53,7 +53,9 @@ export async function reconcileContainer(ctx: CoreContext, id: string): Promise<
 /** Every container the store has plumbing for. */
 export function knownContainers(ctx: CoreContext): string[] {
   const ids = [
-    ...listAttachments(ctx.store).filter((a) => a.guestKind === 'docker').map((a) => a.guestId),
+    ...listAttachments(ctx.store)
+      .filter((a) => a.guestKind === 'docker')
+      .map((a) => a.guestId),
     ...listMounts(ctx.store, { guestKind: 'docker' }).map((m) => m.guestId),
   ];
   return [...new Set(ids)];

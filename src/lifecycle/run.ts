@@ -65,9 +65,12 @@ async function dockerRun(ctx: CoreContext, mountFlags: string[], dockerArgs: str
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-run-'));
   const cidfile = join(dir, 'cid');
   try {
-    await exec('docker', ['run', '-d', '--cidfile', cidfile, '--net=none', ...mountFlags.flatMap((m) => ['--mount', m]), ...dockerArgs],
-      { log: ctx.log, timeoutMs: 120_000 })
-      .catch((err) => { throw new PipewrightError(`docker run failed: ${(err as Error).message}`); });
+    await exec('docker', ['run', '-d', '--cidfile', cidfile, '--net=none', ...mountFlags.flatMap((m) => ['--mount', m]), ...dockerArgs], {
+      log: ctx.log,
+      timeoutMs: 120_000,
+    }).catch((err) => {
+      throw new PipewrightError(`docker run failed: ${(err as Error).message}`);
+    });
     const id = readFileSync(cidfile, 'utf8').trim();
     if (!/^[0-9a-f]{64}$/.test(id)) throw new PipewrightError(`docker run wrote no container ID to its cidfile (got "${id.slice(0, 80)}")`);
     return id;
@@ -82,12 +85,24 @@ export async function runContainer(ctx: CoreContext, req: RunRequest): Promise<R
   if (req.publish.length && specs.length === 0) throw new UsageError('-p needs a --network to publish on');
   const mountSpecs = req.volumes.map(parseMountSpec);
   const mounts = await Promise.all(mountSpecs.map((m) => dockerMountFlag(ctx, m)));
-  const containerId = await dockerRun(ctx, mounts.map((m) => m.flag), req.dockerArgs);
+  const containerId = await dockerRun(
+    ctx,
+    mounts.map((m) => m.flag),
+    req.dockerArgs,
+  );
   try {
     const guest = await resolveGuest(`docker:${containerId}`, ctx.docker);
     ctx.store.tx(() => {
       for (const [i, m] of mountSpecs.entries()) {
-        insertMount(ctx.store, { volume: m.volume, hostPath: mounts[i].hostPath, guestKind: 'docker', guestId: guest.id, guestName: guest.name, target: m.target, readonly: m.readonly });
+        insertMount(ctx.store, {
+          volume: m.volume,
+          hostPath: mounts[i].hostPath,
+          guestKind: 'docker',
+          guestId: guest.id,
+          guestName: guest.name,
+          target: m.target,
+          readonly: m.readonly,
+        });
       }
     });
     for (const spec of specs) await attach(ctx, guest, spec);

@@ -37,7 +37,9 @@ async function reconcileAll(ctx: CoreContext, opts: WatchOptions): Promise<void>
  */
 function serialQueue(onError: (err: unknown) => void): (job: () => Promise<void>) => void {
   let tail = Promise.resolve();
-  return (job) => { tail = tail.then(job).catch(onError); };
+  return (job) => {
+    tail = tail.then(job).catch(onError);
+  };
 }
 
 export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void> {
@@ -77,6 +79,13 @@ export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void>
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

@@ -32,9 +32,7 @@ function parseIp(text: string, what: string): Addr {
   if (!ipaddr.isValid(text)) throw new UsageError(`${what} "${text}" is not an IPv4 or IPv6 address`);
   const addr = ipaddr.parse(text);
   // An IPv4-mapped IPv6 address is the IPv4 address as far as a guest is concerned.
-  return addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()
-    ? (addr as ipaddr.IPv6).toIPv4Address()
-    : addr;
+  return addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() ? (addr as ipaddr.IPv6).toIPv4Address() : addr;
 }
 
 function parseCidr(text: string, what: string): [Addr, number] {
@@ -93,9 +91,7 @@ export function parseRoute(text: string): RouteSpec {
   } else {
     const [addr, prefix] = parseCidr(dstText, 'route destination');
     const family = familyOf(addr);
-    const net = family === 4
-      ? ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${prefix}`)
-      : ipaddr.IPv6.networkAddressFromCIDR(`${addr}/${prefix}`);
+    const net = family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${prefix}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr}/${prefix}`);
     route = { dst: `${net.toString()}/${prefix}`, family };
   }
   if (viaText !== undefined) {

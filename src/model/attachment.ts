@@ -114,8 +114,20 @@ export function checkAttachSpec(input: AttachInput): AttachSpec {
 
 /** The spec's fields in a fixed order, defaults filled: stored specs of older versions compare too. */
 function canonical(s: AttachSpec): unknown[] {
-  return [s.hostIf, s.ifname, s.hostLink ?? null, s.mac ?? null, s.mtu ?? null, s.macvlanMode ?? null, s.addresses, s.routes,
-    Boolean(s.dhcp), s.hostShim ?? null, s.publish ?? [], Boolean(s.directPhys)];
+  return [
+    s.hostIf,
+    s.ifname,
+    s.hostLink ?? null,
+    s.mac ?? null,
+    s.mtu ?? null,
+    s.macvlanMode ?? null,
+    s.addresses,
+    s.routes,
+    Boolean(s.dhcp),
+    s.hostShim ?? null,
+    s.publish ?? [],
+    Boolean(s.directPhys),
+  ];
 }
 
 export function sameSpec(a: AttachSpec, b: AttachSpec): boolean {

@@ -48,7 +48,9 @@ interface ChosenLink {
 export function chooseLink(spec: AttachSpec): ChosenLink {
   const chosen = chooseDriver(spec);
   if (spec.hostShim && !chosen.driver.takesShim) {
-    throw new UsageError(`--host-shim is for macvlan attachments; ${spec.hostIf} gives a ${chosen.driver.kind} (the host reaches bridge guests through the bridge)`);
+    throw new UsageError(
+      `--host-shim is for macvlan attachments; ${spec.hostIf} gives a ${chosen.driver.kind} (the host reaches bridge guests through the bridge)`,
+    );
   }
   if (spec.publish.length && !chosen.driver.onBridge) {
     throw new UsageError(`published ports need a bridge; ${spec.hostIf} gives a ${chosen.driver.kind}`);
@@ -67,8 +69,10 @@ export async function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): 
     case 'busy':
       throw new PipewrightError(`another pipewright (pid ${record!.ownerPid}) is attaching ${spec.ifname} to ${guest.name}; retry when it is done`);
     case 'changed':
-      throw new PipewrightError(`${guest.name} already has ${spec.ifname} attached with other settings ` +
-        `(${record!.spec.hostIf} ${record!.spec.addresses.join(' ') || (record!.spec.dhcp ? 'dhcp' : '')}); detach it first or choose another -i`);
+      throw new PipewrightError(
+        `${guest.name} already has ${spec.ifname} attached with other settings ` +
+          `(${record!.spec.hostIf} ${record!.spec.addresses.join(' ') || (record!.spec.dhcp ? 'dhcp' : '')}); detach it first or choose another -i`,
+      );
     case 'leftover':
       await detachAttachment(ctx, record!);
       break;
@@ -80,7 +84,8 @@ export async function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): 
 
 function chooseHostLink(ctx: CoreContext, guest: Guest, spec: AttachSpec): string {
   if (spec.hostLink) {
-    if (records.hostLinkTaken(ctx.store, spec.hostLink)) throw new PipewrightError(`host interface name ${spec.hostLink} is already used by another attachment`);
+    if (records.hostLinkTaken(ctx.store, spec.hostLink))
+      throw new PipewrightError(`host interface name ${spec.hostLink} is already used by another attachment`);
     return spec.hostLink;
   }
   for (let attempt = 0; ; attempt++) {
@@ -113,11 +118,24 @@ async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: Ch
   const plan = planOf(ctx, guest, spec, link);
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
-    const id: number = await undo.step('record intent', () => ctx.store.tx(() => records.insertPending(ctx.store, {
-      guestKind: guest.kind, guestId: guest.id, guestName: guest.name, netnsPath: guest.netnsPath,
-      ifname: plan.ifname, kind: plan.kind, hostIf: plan.hostIf, hostLink: plan.hostLink,
-      mac: plan.mac, mtu: plan.mtu, spec, ownerPid: process.pid,
-    })));
+    const id: number = await undo.step('record intent', () =>
+      ctx.store.tx(() =>
+        records.insertPending(ctx.store, {
+          guestKind: guest.kind,
+          guestId: guest.id,
+          guestName: guest.name,
+          netnsPath: guest.netnsPath,
+          ifname: plan.ifname,
+          kind: plan.kind,
+          hostIf: plan.hostIf,
+          hostLink: plan.hostLink,
+          mac: plan.mac,
+          mtu: plan.mtu,
+          spec,
+          ownerPid: process.pid,
+        }),
+      ),
+    );
     undo.push('record intent', () => records.deleteAttachment(ctx.store, id));
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(guest.kind, guest.id, spec.ifname), spec);
     await plumb(ctx, undo, guest, link.driver, plan);
@@ -134,16 +152,30 @@ async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: Ch
  * the firewall follows (a bridge's first guest brings its forwarding accept, ports their NAT).
  * Rollback turns it back to pending without ports, and the firewall follows again.
  */
-async function finish(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: AttachmentPlan, spec: AttachSpec, dhcpPid: number | null): Promise<void> {
+async function finish(
+  ctx: CoreContext,
+  undo: UndoStack,
+  id: number,
+  guest: Guest,
+  plan: AttachmentPlan,
+  spec: AttachSpec,
+  dhcpPid: number | null,
+): Promise<void> {
   const publish = publishOf(spec);
   const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
-  await undo.step(`firewall for ${plan.hostIf}`, () => change(() => {
-    recordPorts(ctx.store, id, guest.name, plan.hostIf, plan.addresses, publish);
-    records.markReady(ctx.store, id, dhcpPid);
-  }), () => change(() => {
-    deletePortsOf(ctx.store, id);
-    records.markPending(ctx.store, id);
-  }).then(() => {}));
+  await undo.step(
+    `firewall for ${plan.hostIf}`,
+    () =>
+      change(() => {
+        recordPorts(ctx.store, id, guest.name, plan.hostIf, plan.addresses, publish);
+        records.markReady(ctx.store, id, dhcpPid);
+      }),
+    () =>
+      change(() => {
+        deletePortsOf(ctx.store, id);
+        records.markPending(ctx.store, id);
+      }).then(() => {}),
+  );
   // A guest reaching its own published port through the host comes back on the port it left by.
   if (publish.length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
 }

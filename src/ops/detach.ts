@@ -18,13 +18,18 @@ import { leaseOwner } from './leases.js';
 import { releaseSharedLinks } from './shared-links.js';
 
 export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
-  await changeFirewall(ctx.store, () => {
-    deletePortsOf(ctx.store, rec.id);
-    records.markPending(ctx.store, rec.id);
-  }, { firewall: ctx.firewall, log: ctx.log });
+  await changeFirewall(
+    ctx.store,
+    () => {
+      deletePortsOf(ctx.store, rec.id);
+      records.markPending(ctx.store, rec.id);
+    },
+    { firewall: ctx.firewall, log: ctx.log },
+  );
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
-  await driverFor(rec.kind).remove(rec, rec.netnsPath, ctx.log);
+  const driver = driverFor(rec.kind);
+  await driver.remove(rec, rec.netnsPath, ctx.log);
   await ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname));
   ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id));
-  await releaseSharedLinks(ctx, rec);
+  await releaseSharedLinks(ctx, driver, rec);
 }

@@ -23,7 +23,9 @@ function asIpConfig(pool: Pool, lease: Lease): IpConfig {
 }
 
 export async function leaseAddresses(ctx: CoreContext, undo: UndoStack, owner: string, spec: AttachSpec): Promise<IpConfig[]> {
-  undo.push(`release leases of ${owner}`, async () => { await ctx.ipam.releaseOwner(owner); });
+  undo.push(`release leases of ${owner}`, async () => {
+    await ctx.ipam.releaseOwner(owner);
+  });
   const out: IpConfig[] = [];
   for (const a of staticAddresses(spec)) {
     const pool = await ctx.ipam.poolFor(a.address);

@@ -12,7 +12,7 @@ import { deleteNetwork, findNetwork, insertNetwork, type NetworkRecord } from '.
 import { PipewrightError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
-import { ensureBridge, removeIfCreated } from './shared-links.js';
+import { ensureBridge, releaseBridge } from './shared-links.js';
 
 export interface NetworkRequest {
   name: string;
@@ -38,15 +38,30 @@ export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Prom
     if (pool.gateway) {
       const addr = `${pool.gateway}/${pool.prefix}`;
       const gw = { address: pool.gateway, prefix: pool.prefix, family: pool.family };
-      await undo.step(`address ${addr} on ${req.bridge}`, () => {
-        log?.step(`ip address replace ${addr} dev ${req.bridge}; ip link set ${req.bridge} up  (netlink)`);
-        return setHostAddress(req.bridge, gw);
-      }, () => removeHostAddress(req.bridge, gw));
+      await undo.step(
+        `address ${addr} on ${req.bridge}`,
+        () => {
+          log?.step(`ip address replace ${addr} dev ${req.bridge}; ip link set ${req.bridge} up  (netlink)`);
+          return setHostAddress(req.bridge, gw);
+        },
+        () => removeHostAddress(req.bridge, gw),
+      );
     }
-    const rec = { name: req.name, bridge: req.bridge, pool: pool.name, subnet: pool.subnet, gateway: pool.gateway, masquerade: Boolean(req.masquerade), isolated: Boolean(req.isolated) };
+    const rec = {
+      name: req.name,
+      bridge: req.bridge,
+      pool: pool.name,
+      subnet: pool.subnet,
+      gateway: pool.gateway,
+      masquerade: Boolean(req.masquerade),
+      isolated: Boolean(req.isolated),
+    };
     const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log });
-    await undo.step('record network and its firewall rules', () => change(() => insertNetwork(ctx.store, rec)),
-      () => change(() => deleteNetwork(ctx.store, req.name)).then(() => {}));
+    await undo.step(
+      'record network and its firewall rules',
+      () => change(() => insertNetwork(ctx.store, rec)),
+      () => change(() => deleteNetwork(ctx.store, req.name)).then(() => {}),
+    );
     return findNetwork(ctx.store, req.name)!;
   });
 }
@@ -62,6 +77,6 @@ export async function removeNetwork(ctx: CoreContext, name: string): Promise<Net
     ctx.log?.step(`ip address del ${net.gateway}/${prefix} dev ${net.bridge}  (netlink)`);
     await removeHostAddress(net.bridge, { address: net.gateway, prefix, family: 4 });
   }
-  await removeIfCreated(ctx, net.bridge);
+  await releaseBridge(ctx, net.bridge);
   return net;
 }

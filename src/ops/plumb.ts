@@ -19,21 +19,24 @@ import { ensureBridge } from './shared-links.js';
 /** Bridge if missing, the link born in the guest, then addresses, up, routes. */
 export async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, driver: LinkDriver, plan: AttachmentPlan): Promise<void> {
   if (driver.onBridge) await ensureBridge(ctx, undo, plan.hostIf);
-  await undo.step(`create ${plan.kind} ${plan.ifname} in ${guest.name}`, async () => {
-    await driver.create(plan, guest.netnsPath, ctx.log).catch((err: Error) => {
-      // The kernel checks the name inside the guest; no need to look first.
-      if (errno(err) === 'EEXIST') throw new PipewrightError(`${guest.name} already has an interface named ${plan.ifname}; choose another with -i`);
-      throw err;
-    });
-  }, () => driver.remove(plan, guest.netnsPath, ctx.log));
+  await undo.step(
+    `create ${plan.kind} ${plan.ifname} in ${guest.name}`,
+    async () => {
+      await driver.create(plan, guest.netnsPath, ctx.log).catch((err: Error) => {
+        // The kernel checks the name inside the guest; no need to look first.
+        if (errno(err) === 'EEXIST') throw new PipewrightError(`${guest.name} already has an interface named ${plan.ifname}; choose another with -i`);
+        throw err;
+      });
+    },
+    () => driver.remove(plan, guest.netnsPath, ctx.log),
+  );
   await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => configureGuest(plan, guest.netnsPath, ctx.log));
 }
 
 /** The client's pid is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
 export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: AttachmentPlan): Promise<number> {
   const key = hostLinkName(guestKey(guest), plan.ifname);
-  const client = await undo.step(`start DHCP client on ${plan.ifname}`,
-    () => startDhcpClient(ctx.store.stateDir, key, guest.netnsPath, plan.ifname, ctx.log));
+  const client = await undo.step(`start DHCP client on ${plan.ifname}`, () => startDhcpClient(ctx.store.stateDir, key, guest.netnsPath, plan.ifname, ctx.log));
   undo.push('stop DHCP client', () => stopDhcpClient(client.pid));
   ctx.store.tx(() => records.setDhcpPid(ctx.store, id, client.pid));
   plan.addresses = [await undo.step(`DHCP lease on ${plan.ifname}`, () => client.lease)];

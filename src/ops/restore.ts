@@ -20,8 +20,14 @@ import { leaseByDhcp, plumb } from './plumb.js';
 export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord, guest: Guest): Promise<AttachmentRecord> {
   const driver = driverFor(rec.kind);
   const plan: AttachmentPlan = {
-    kind: rec.kind, hostIf: rec.hostIf, hostLink: rec.hostLink, ifname: rec.ifname, mac: rec.mac, mtu: rec.mtu,
-    macvlanMode: rec.spec.macvlanMode, routes: routesOfSpec(rec.spec),
+    kind: rec.kind,
+    hostIf: rec.hostIf,
+    hostLink: rec.hostLink,
+    ifname: rec.ifname,
+    mac: rec.mac,
+    mtu: rec.mtu,
+    macvlanMode: rec.spec.macvlanMode,
+    routes: routesOfSpec(rec.spec),
     addresses: await heldAddresses(ctx, leaseOwner(rec.guestKind, rec.guestId, rec.ifname), rec.spec),
   };
   const undo = new UndoStack(ctx.log);

@@ -1,60 +1,81 @@
 /**
  * Host links guests share and pipewright makes when missing: bridges and macvlan shims. Each is
- * remembered as pipewright's own when created, so it goes, and only it goes, when the last guest
- * (or network) that needs it is gone; a bridge the user made stays.
+ * remembered as pipewright's own when created, so it goes, and only it goes, when nothing needs it
+ * any more; a bridge the user made stays. Whether one exists, is made, or is still used is decided
+ * under the host's `links` lock, by one pipewright process at a time: twenty attaches to a new
+ * bridge at once make it once, and a rollback never deletes a bridge another attach has joined.
  */
-import { createBridge, bridgeHasPorts } from '../kernel/bridge.js';
 import { setHostAddress } from '../kernel/addresses.js';
+import { bridgeHasPorts, createBridge } from '../kernel/bridge.js';
 import { deleteLinkWords, logAsIp } from '../kernel/ip-words.js';
+import type { LinkDriver } from '../kernel/links/index.js';
 import { createShim } from '../kernel/links/macvlan.js';
+import { errno } from '../kernel/netlink/errno.js';
 import { deleteHostLink } from '../kernel/netlink/rtnl.js';
 import { hostLinkExists } from '../kernel/sysfs.js';
 import type { IpConfig } from '../model/address.js';
 import { shimName } from '../model/host-names.js';
 import * as records from '../store/attachments.js';
-import { findNetwork } from '../store/networks.js';
 import type { AttachmentRecord } from '../store/attachments.js';
+import { withLock } from '../store/lock.js';
+import { findNetwork } from '../store/networks.js';
 import type { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
 
+const underLinksLock = <T>(ctx: CoreContext, fn: () => Promise<T>) => withLock(ctx.store.stateDir, 'links', fn);
+
+/** Something plugged in (a guest's veth, a user's own link), a network on it, or another attachment that will plug in. */
+function bridgeInUse(ctx: CoreContext, bridge: string): boolean {
+  return bridgeHasPorts(bridge) || findNetwork(ctx.store, bridge) !== null || records.othersOnHostIf(ctx.store, bridge) > 0;
+}
+
+/** Makes the link unless it exists; true when this call made it. A link someone else made meanwhile (EEXIST) is theirs. */
+async function makeShared(ctx: CoreContext, name: string, kind: 'bridge' | 'shim', make: () => Promise<void>): Promise<boolean> {
+  return underLinksLock(ctx, async () => {
+    if (hostLinkExists(name)) return false;
+    try {
+      await make();
+    } catch (err) {
+      if (errno(err) === 'EEXIST') return false;
+      throw err;
+    }
+    records.recordCreatedHostLink(ctx.store, name, kind);
+    return true;
+  });
+}
+
 export async function ensureBridge(ctx: CoreContext, undo: UndoStack, bridge: string): Promise<void> {
-  if (hostLinkExists(bridge)) return;
-  await undo.step(`create bridge ${bridge}`, async () => {
-    await createBridge(bridge, ctx.log);
-    records.recordCreatedHostLink(ctx.store, bridge, 'bridge');
-  }, () => removeIfCreated(ctx, bridge));
+  const made = await undo.step(`create bridge ${bridge}`, () => makeShared(ctx, bridge, 'bridge', () => createBridge(bridge, ctx.log)));
+  if (made) undo.push(`create bridge ${bridge}`, () => removeIfUnused(ctx, bridge, () => bridgeInUse(ctx, bridge)));
 }
 
 /** The parent's shim, created once and shared by the parent's guests; an existing one gets this address too. */
 export async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, address: IpConfig): Promise<void> {
   const shim = shimName(parent);
-  if (hostLinkExists(shim)) {
-    await undo.step(`address on host shim ${shim}`, () => setHostAddress(shim, address));
-    return;
-  }
-  await undo.step(`create host shim ${shim} on ${parent}`, async () => {
-    await createShim(parent, shim, address, ctx.log);
-    records.recordCreatedHostLink(ctx.store, shim, 'shim');
-  }, () => removeIfCreated(ctx, shim));
+  const made = await undo.step(`create host shim ${shim} on ${parent}`, () => makeShared(ctx, shim, 'shim', () => createShim(parent, shim, address, ctx.log)));
+  if (made) undo.push(`create host shim ${shim}`, () => removeIfUnused(ctx, shim, () => records.othersOnHostIf(ctx.store, parent) > 0));
+  else await undo.step(`address on host shim ${shim}`, () => setHostAddress(shim, address));
 }
 
-/** Deletes a host link (bridge, shim) if pipewright created it, and forgets it. */
-export async function removeIfCreated(ctx: CoreContext, name: string): Promise<void> {
-  if (!records.createdHostLink(ctx.store, name)) return;
-  if (hostLinkExists(name)) {
-    logAsIp(ctx.log, [deleteLinkWords(name)]);
-    await deleteHostLink(name);
-  }
-  ctx.store.tx(() => records.forgetHostLink(ctx.store, name));
+/** Deletes a host link pipewright created, and forgets it, unless `inUse` says something still needs it. */
+async function removeIfUnused(ctx: CoreContext, name: string, inUse: () => boolean): Promise<void> {
+  await underLinksLock(ctx, async () => {
+    if (!records.createdHostLink(ctx.store, name) || inUse()) return;
+    if (hostLinkExists(name)) {
+      logAsIp(ctx.log, [deleteLinkWords(name)]);
+      await deleteHostLink(name);
+    }
+    ctx.store.tx(() => records.forgetHostLink(ctx.store, name));
+  });
 }
 
-/** After the last guest of a host interface left: a bridge pipewright made (unless still used) or the parent's shim. */
-export async function releaseSharedLinks(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
-  if (records.countOnHostIf(ctx.store, rec.hostIf) > 0) return;
-  if (rec.kind === 'veth') {
-    // Something else (a user's own veth) still plugged in, or a network on it, keeps the bridge.
-    if (!bridgeHasPorts(rec.hostIf) && !findNetwork(ctx.store, rec.hostIf)) await removeIfCreated(ctx, rec.hostIf);
-  } else if (rec.kind === 'macvlan') {
-    await removeIfCreated(ctx, shimName(rec.hostIf));
-  }
+/** A network's bridge, once the network is gone (guests on it keep it). */
+export function releaseBridge(ctx: CoreContext, bridge: string): Promise<void> {
+  return removeIfUnused(ctx, bridge, () => bridgeInUse(ctx, bridge));
+}
+
+/** After a guest left: its bridge (if pipewright made it and nothing else uses it), or its parent's shim. */
+export async function releaseSharedLinks(ctx: CoreContext, driver: LinkDriver, rec: AttachmentRecord): Promise<void> {
+  if (driver.onBridge) await releaseBridge(ctx, rec.hostIf);
+  if (driver.takesShim) await removeIfUnused(ctx, shimName(rec.hostIf), () => records.othersOnHostIf(ctx.store, rec.hostIf) > 0);
 }

@@ -77,7 +77,9 @@ export async function inspectContainer(ref: string, socketPath: string): Promise
  */
 export async function inspectKnownContainer(ref: string, socketPath: string): Promise<ContainerInfo | null> {
   if (!existsSync(socketPath)) {
-    throw new PipewrightError(`the Docker engine's socket ${socketPath} is missing, so whether container ${ref.slice(0, 12)} still exists is unknown; start Docker (or set DOCKER_HOST) and retry`);
+    throw new PipewrightError(
+      `the Docker engine's socket ${socketPath} is missing, so whether container ${ref.slice(0, 12)} still exists is unknown; start Docker (or set DOCKER_HOST) and retry`,
+    );
   }
   return inspectContainer(ref, socketPath);
 }

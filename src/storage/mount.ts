@@ -13,7 +13,7 @@ import { deleteMount, findVolume, insertMount, listMounts, type MountRecord } fr
 import { UndoStack } from '../util/undo.js';
 import { checkHostPath } from './host-path.js';
 import type { MountSpec } from './spec.js';
-import { createVolume, dataDir, ensureBacked, isEmptyDir, type StorageContext } from './volumes.js';
+import { dataDir, ensureBacked, isEmptyDir, volumeFor, type StorageContext } from './volumes.js';
 
 const HELPER = shipped('dist/pipewright-mount');
 
@@ -38,7 +38,7 @@ function guestPid(guest: Guest): number {
  */
 export async function mountSource(ctx: StorageContext, spec: MountSpec, opts: MountOptions): Promise<{ path: string; fresh: boolean }> {
   if (spec.volume) {
-    const v = findVolume(ctx.store, spec.volume) ?? (await createVolume(ctx, spec.volume, {}));
+    const v = await volumeFor(ctx, spec.volume);
     await ensureBacked(ctx, v);
     const path = dataDir(ctx.store.stateDir, v.name);
     return { path, fresh: isEmptyDir(path) };
@@ -47,7 +47,12 @@ export async function mountSource(ctx: StorageContext, spec: MountSpec, opts: Mo
   return { path: checkHostPath(spec.hostPath!, ctx.store.stateDir, { allowSensitive: opts.allowSensitive }), fresh: false };
 }
 
-export async function mountInto(ctx: StorageContext, guest: Guest, spec: MountSpec, opts: MountOptions = {}): Promise<{ mount: MountRecord; changed: boolean }> {
+export async function mountInto(
+  ctx: StorageContext,
+  guest: Guest,
+  spec: MountSpec,
+  opts: MountOptions = {},
+): Promise<{ mount: MountRecord; changed: boolean }> {
   const pid = guestPid(guest);
   const same = listMounts(ctx.store, { guestKind: guest.kind, guestId: guest.id }).find((m) => m.target === spec.target);
   const source = await mountSource(ctx, spec, opts);
@@ -58,18 +63,31 @@ export async function mountInto(ctx: StorageContext, guest: Guest, spec: MountSp
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
     // Resolved inside the container: its symlinks can never point us at a host path.
-    const target = (await undo.step(`prepare ${spec.target} in ${guest.name}`, () => helper(['prepare', String(pid), spec.target, 'mkdir'], ctx))).stdout.trim();
+    const target = (
+      await undo.step(`prepare ${spec.target} in ${guest.name}`, () => helper(['prepare', String(pid), spec.target, 'mkdir'], ctx))
+    ).stdout.trim();
     // Docker's copy-up: a fresh named volume takes the image's content at that path.
     if (spec.volume && source.fresh && !spec.nocopy) {
-      await undo.step('copy the container directory into the volume',
-        () => run('cp', ['-a', '--', `/proc/${pid}/root${target}/.`, `${source.path}/`], { log: ctx.log }));
+      await undo.step('copy the container directory into the volume', () =>
+        run('cp', ['-a', '--', `/proc/${pid}/root${target}/.`, `${source.path}/`], { log: ctx.log }),
+      );
     }
-    await undo.step(`mount ${source.path} at ${target} in ${guest.name}`,
+    await undo.step(
+      `mount ${source.path} at ${target} in ${guest.name}`,
       () => helper(['mount', String(pid), source.path, target, ...(spec.readonly ? ['ro'] : [])], ctx),
-      () => helper(['unmount', String(pid), target], ctx).then(() => {}));
-    const id = ctx.store.tx(() => insertMount(ctx.store, {
-      volume: spec.volume, hostPath: source.path, guestKind: guest.kind, guestId: guest.id, guestName: guest.name, target: spec.target, readonly: spec.readonly,
-    }));
+      () => helper(['unmount', String(pid), target], ctx).then(() => {}),
+    );
+    const id = ctx.store.tx(() =>
+      insertMount(ctx.store, {
+        volume: spec.volume,
+        hostPath: source.path,
+        guestKind: guest.kind,
+        guestId: guest.id,
+        guestName: guest.name,
+        target: spec.target,
+        readonly: spec.readonly,
+      }),
+    );
     return { mount: listMounts(ctx.store, { guestKind: guest.kind, guestId: guest.id }).find((m) => m.id === id)!, changed: true };
   });
 }
@@ -83,7 +101,9 @@ export async function unmountFrom(ctx: StorageContext, guest: Guest | null, moun
 /** Whether the guest's mount namespace has something mounted at `target` (its /proc/<pid>/mountinfo). */
 function mountedIn(pid: number, target: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').some((l) => l.split(' ')[4] === target);
+    return readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[4] === target);
   } catch {
     return false;
   }

@@ -16,6 +16,7 @@ import { matchesLabels, parseLabels } from '../util/labels.js';
 import { checkVolumeName, sizeBytes, type VolumeOptions } from './spec.js';
 import { checkHostPath } from './host-path.js';
 import { UndoStack } from '../util/undo.js';
+import { withLock } from '../store/lock.js';
 
 /** What storage operations need of the core context: the store, and where to report steps. */
 export interface StorageContext {
@@ -49,18 +50,44 @@ export async function ensureBacked(ctx: StorageContext, v: VolumeRecord): Promis
   if (args && !isMountPoint(dataDir(ctx.store.stateDir, v.name))) await run('mount', args, { log: ctx.log });
 }
 
-export async function createVolume(ctx: StorageContext, name: string, options: VolumeOptions, labels: string[] = []): Promise<VolumeRecord> {
+/**
+ * Creates a volume; one that exists is an error. Under the host's `volumes` lock: of two creates
+ * of one name, the second finds the first's record and touches nothing (its rollback would
+ * otherwise remove the first one's directory).
+ */
+export function createVolume(ctx: StorageContext, name: string, options: VolumeOptions, labels: string[] = []): Promise<VolumeRecord> {
   checkVolumeName(name);
-  if (findVolume(ctx.store, name)) throw new PipewrightError(`volume ${name} exists already`);
   if (options.device) checkHostPath(options.device, ctx.store.stateDir, { mustExist: true });
+  return withLock(ctx.store.stateDir, 'volumes', async () => {
+    if (findVolume(ctx.store, name)) throw new PipewrightError(`volume ${name} exists already`);
+    return makeVolume(ctx, name, options, labels);
+  });
+}
+
+/** A named volume as Docker gives one on first use: the one recorded, or a new plain one. */
+export function volumeFor(ctx: StorageContext, name: string): Promise<VolumeRecord> {
+  checkVolumeName(name);
+  return withLock(ctx.store.stateDir, 'volumes', async () => findVolume(ctx.store, name) ?? makeVolume(ctx, name, {}, []));
+}
+
+async function makeVolume(ctx: StorageContext, name: string, options: VolumeOptions, labels: string[]): Promise<VolumeRecord> {
   const rec: VolumeRecord = { name, labels: parseLabels(labels), options: { ...options } as Record<string, string>, createdAt: new Date().toISOString() };
   const dir = volumeDir(ctx.store.stateDir, name);
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
-    await undo.step(`create ${dir}`, () => { mkdirSync(dataDir(ctx.store.stateDir, name), { recursive: true, mode: 0o755 }); },
-      () => rmSync(dir, { recursive: true, force: true }));
+    await undo.step(
+      `create ${dir}`,
+      () => {
+        mkdirSync(dataDir(ctx.store.stateDir, name), { recursive: true, mode: 0o755 });
+      },
+      () => rmSync(dir, { recursive: true, force: true }),
+    );
     if (options.size) await undo.step(`make a ${options.size} ext4 image`, () => makeImage(ctx, name, sizeBytes(options.size!)));
-    await undo.step('mount its backing store', () => ensureBacked(ctx, rec), () => unback(ctx, rec));
+    await undo.step(
+      'mount its backing store',
+      () => ensureBacked(ctx, rec),
+      () => unback(ctx, rec),
+    );
     ctx.store.tx(() => insertVolume(ctx.store, rec));
     return rec;
   });

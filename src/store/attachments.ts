@@ -67,9 +67,9 @@ function fromRow(r: Row): AttachmentRecord {
 }
 
 export function findAttachment(store: Store, guestKind: GuestKind, guestId: string, ifname: string): AttachmentRecord | null {
-  const row = store.db
-    .prepare('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? AND ifname = ?')
-    .get(guestKind, guestId, ifname) as Row | undefined;
+  const row = store.db.prepare('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? AND ifname = ?').get(guestKind, guestId, ifname) as
+    | Row
+    | undefined;
   return row ? fromRow(row) : null;
 }
 
@@ -90,8 +90,21 @@ export function insertPending(store: Store, a: NewAttachment): number {
          mac, mtu, spec, state, owner_pid, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
     )
-    .run(a.guestKind, a.guestId, a.guestName, a.netnsPath, a.ifname, a.kind, a.hostIf, a.hostLink,
-      a.mac, a.mtu, JSON.stringify(a.spec), a.ownerPid, new Date().toISOString());
+    .run(
+      a.guestKind,
+      a.guestId,
+      a.guestName,
+      a.netnsPath,
+      a.ifname,
+      a.kind,
+      a.hostIf,
+      a.hostLink,
+      a.mac,
+      a.mtu,
+      JSON.stringify(a.spec),
+      a.ownerPid,
+      new Date().toISOString(),
+    );
   return Number(info.lastInsertRowid);
 }
 
@@ -122,14 +135,21 @@ export function countOnHostIf(store: Store, hostIf: string): number {
   return (store.db.prepare('SELECT count(*) AS n FROM attachments WHERE host_if = ?').get(hostIf) as { n: number }).n;
 }
 
+/** Attachments on a bridge or parent other than this process's own unfinished one (a rollback's). */
+export function othersOnHostIf(store: Store, hostIf: string): number {
+  return (
+    store.db.prepare(`SELECT count(*) AS n FROM attachments WHERE host_if = ? AND NOT (state = 'pending' AND owner_pid = ?)`).get(hostIf, process.pid) as {
+      n: number;
+    }
+  ).n;
+}
+
 export function hostLinkTaken(store: Store, name: string): boolean {
   return store.db.prepare('SELECT 1 FROM attachments WHERE host_link = ?').get(name) !== undefined;
 }
 
 export function recordCreatedHostLink(store: Store, name: string, kind: string): void {
-  store.db
-    .prepare('INSERT OR IGNORE INTO host_links (name, kind, created_at) VALUES (?, ?, ?)')
-    .run(name, kind, new Date().toISOString());
+  store.db.prepare('INSERT OR IGNORE INTO host_links (name, kind, created_at) VALUES (?, ?, ?)').run(name, kind, new Date().toISOString());
 }
 
 export function createdHostLink(store: Store, name: string): boolean {

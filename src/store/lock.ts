@@ -1,41 +1,47 @@
 /**
- * A host-wide lock between pipewright processes (a file created exclusively, holding the owner's
- * pid). Used where the kernel is read and then changed (firewall sync), which a SQLite
- * transaction cannot span. A lock whose owner died is taken over.
+ * Host-wide locks between pipewright processes: flock(2) on a file in the state directory. The
+ * kernel releases a lock when its holder closes it or dies (kill -9, a reboot), so a lock is never
+ * stale and no PID is ever trusted. They guard what a SQLite transaction cannot span, where the
+ * kernel is read and then changed:
+ *
+ *   links      whether a shared host link (a bridge, a shim) exists, is made, or is still used
+ *   firewall   the rule set's before/after writes
+ *   volumes    a volume's directory and record
+ *
+ * Within one process, callers of the same lock take turns first (flock would let a second open
+ * file of the same process wait on the first forever). Not reentrant: a holder never takes the
+ * same lock again.
  */
-import { openSync, closeSync, writeSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
-import { processAlive } from '../util/process.js';
+import { syscalls } from '../util/syscalls.js';
 
-export async function withLock<T>(stateDir: string, name: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+export type LockName = 'links' | 'firewall' | 'volumes';
+
+const turns = new Map<string, Promise<unknown>>();
+
+export function withLock<T>(stateDir: string, name: LockName, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
   const path = join(stateDir, `${name}.lock`);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(readFileSafe(path));
-      if (owner && !processAlive(owner)) rmSync(path, { force: true });
-      else if (Date.now() > deadline) throw new PipewrightError(`pipewright pid ${owner} holds ${path} for over ${timeoutMs / 1000} s; retry later`);
-      else await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(path, { force: true });
-  }
+  const mine = () => hostLock(path, fn, timeoutMs);
+  const run = (turns.get(path) ?? Promise.resolve()).then(mine, mine);
+  turns.set(
+    path,
+    run.catch(() => {}),
+  );
+  return run;
 }
 
-function readFileSafe(path: string): string {
+async function hostLock<T>(path: string, fn: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const fd = openSync(path, 'a', 0o600);
   try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
+    const deadline = Date.now() + timeoutMs;
+    while (!syscalls().tryLock(fd)) {
+      if (Date.now() > deadline) throw new PipewrightError(`another pipewright has held ${path} for over ${timeoutMs / 1000} s; retry later`);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    return await fn();
+  } finally {
+    closeSync(fd); // releases the lock
   }
 }

@@ -14,15 +14,31 @@ export interface NetworkRecord {
   createdAt: string;
 }
 
-interface NetworkRow { name: string; bridge: string; pool: string; subnet: string; gateway: string | null; masquerade: number; isolated: number; created_at: string }
+interface NetworkRow {
+  name: string;
+  bridge: string;
+  pool: string;
+  subnet: string;
+  gateway: string | null;
+  masquerade: number;
+  isolated: number;
+  created_at: string;
+}
 
 const toNetwork = (r: NetworkRow): NetworkRecord => ({
-  name: r.name, bridge: r.bridge, pool: r.pool, subnet: r.subnet, gateway: r.gateway,
-  masquerade: r.masquerade === 1, isolated: r.isolated === 1, createdAt: r.created_at,
+  name: r.name,
+  bridge: r.bridge,
+  pool: r.pool,
+  subnet: r.subnet,
+  gateway: r.gateway,
+  masquerade: r.masquerade === 1,
+  isolated: r.isolated === 1,
+  createdAt: r.created_at,
 });
 
 export function insertNetwork(store: Store, n: Omit<NetworkRecord, 'createdAt'>): void {
-  store.db.prepare('INSERT INTO networks (name, bridge, pool, subnet, gateway, masquerade, isolated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+  store.db
+    .prepare('INSERT INTO networks (name, bridge, pool, subnet, gateway, masquerade, isolated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
     .run(n.name, n.bridge, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0, new Date().toISOString());
 }
 
@@ -50,35 +66,58 @@ export interface PortRecord extends PortState {
 }
 
 interface PortRow {
-  id: number; attachment_id: number; guest_name: string; proto: Proto; host_ip: string; host_port: number; host_port_end: number;
-  ctr_ip: string; ctr_subnet: string; ctr_port: number; bridge: string;
+  id: number;
+  attachment_id: number;
+  guest_name: string;
+  proto: Proto;
+  host_ip: string;
+  host_port: number;
+  host_port_end: number;
+  ctr_ip: string;
+  ctr_subnet: string;
+  ctr_port: number;
+  bridge: string;
 }
 
 const toPort = (r: PortRow): PortRecord => ({
-  id: r.id, attachmentId: r.attachment_id, guestName: r.guest_name, proto: r.proto, hostIp: r.host_ip, hostPort: r.host_port,
-  hostPortEnd: r.host_port_end, ctrIp: r.ctr_ip, ctrSubnet: r.ctr_subnet, ctrPort: r.ctr_port, bridge: r.bridge,
+  id: r.id,
+  attachmentId: r.attachment_id,
+  guestName: r.guest_name,
+  proto: r.proto,
+  hostIp: r.host_ip,
+  hostPort: r.host_port,
+  hostPortEnd: r.host_port_end,
+  ctrIp: r.ctr_ip,
+  ctrSubnet: r.ctr_subnet,
+  ctrPort: r.ctr_port,
+  bridge: r.bridge,
 });
 
 export function listPorts(store: Store, attachmentId?: number): PortRecord[] {
-  const rows = attachmentId === undefined
-    ? store.db.prepare('SELECT * FROM ports ORDER BY id').all()
-    : store.db.prepare('SELECT * FROM ports WHERE attachment_id = ? ORDER BY id').all(attachmentId);
+  const rows =
+    attachmentId === undefined
+      ? store.db.prepare('SELECT * FROM ports ORDER BY id').all()
+      : store.db.prepare('SELECT * FROM ports WHERE attachment_id = ? ORDER BY id').all(attachmentId);
   return (rows as PortRow[]).map(toPort);
 }
 
 /** A published port whose host side overlaps this one (same protocol, overlapping ports, same or any address). */
 export function conflictingPort(store: Store, p: Pick<PortState, 'proto' | 'hostIp' | 'hostPort' | 'hostPortEnd'>): PortRecord | null {
-  const row = store.db.prepare(
-    `SELECT * FROM ports WHERE proto = ? AND host_port <= ? AND host_port_end >= ? AND (host_ip = ? OR host_ip = '' OR ? = '') LIMIT 1`,
-  ).get(p.proto, p.hostPortEnd, p.hostPort, p.hostIp, p.hostIp) as PortRow | undefined;
+  const row = store.db
+    .prepare(`SELECT * FROM ports WHERE proto = ? AND host_port <= ? AND host_port_end >= ? AND (host_ip = ? OR host_ip = '' OR ? = '') LIMIT 1`)
+    .get(p.proto, p.hostPortEnd, p.hostPort, p.hostIp, p.hostIp) as PortRow | undefined;
   return row ? toPort(row) : null;
 }
 
 export function insertPort(store: Store, p: Omit<PortRecord, 'id'>): number {
-  return Number(store.db.prepare(
-    `INSERT INTO ports (attachment_id, guest_name, proto, host_ip, host_port, host_port_end, ctr_ip, ctr_subnet, ctr_port, bridge)
+  return Number(
+    store.db
+      .prepare(
+        `INSERT INTO ports (attachment_id, guest_name, proto, host_ip, host_port, host_port_end, ctr_ip, ctr_subnet, ctr_port, bridge)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(p.attachmentId, p.guestName, p.proto, p.hostIp, p.hostPort, p.hostPortEnd, p.ctrIp, p.ctrSubnet, p.ctrPort, p.bridge).lastInsertRowid);
+      )
+      .run(p.attachmentId, p.guestName, p.proto, p.hostIp, p.hostPort, p.hostPortEnd, p.ctrIp, p.ctrSubnet, p.ctrPort, p.bridge).lastInsertRowid,
+  );
 }
 
 export function deletePortsOf(store: Store, attachmentId: number): void {
@@ -88,7 +127,9 @@ export function deletePortsOf(store: Store, attachmentId: number): void {
 /** Everything the firewall rules are derived from (attachments count once ready: see attach's last step). */
 export function firewallState(store: Store): FirewallState {
   const networks = listNetworks(store);
-  const guestBridges = (store.db.prepare(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth' AND state = 'ready'`).all() as { host_if: string }[]).map((r) => r.host_if);
+  const guestBridges = (
+    store.db.prepare(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth' AND state = 'ready'`).all() as { host_if: string }[]
+  ).map((r) => r.host_if);
   const names = [...new Set([...guestBridges, ...networks.map((n) => n.bridge)])].sort();
   return {
     bridges: names.map((bridge) => {

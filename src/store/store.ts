@@ -18,7 +18,10 @@ const Database = createRequire(import.meta.url)('better-sqlite3') as typeof Data
 export type Db = DatabaseCtor.Database;
 
 export class Store {
-  private constructor(readonly db: Db, readonly stateDir: string) {}
+  private constructor(
+    readonly db: Db,
+    readonly stateDir: string,
+  ) {}
 
   static open(stateDir: string): Store {
     if (!existsSync(stateDir)) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -38,10 +41,9 @@ export class Store {
       if (err instanceof PipewrightError) throw err;
       // Only a damaged file calls for a backup; anything else (permissions, a full disk) is fixed in place.
       const damaged = ['SQLITE_CORRUPT', 'SQLITE_NOTADB'].includes((err as { code?: string }).code ?? '');
-      throw new PipewrightError(
-        `cannot open the store ${file}: ${(err as Error).message}${damaged ? '; the file is damaged: restore it from a backup' : ''}`,
-        { cause: err },
-      );
+      throw new PipewrightError(`cannot open the store ${file}: ${(err as Error).message}${damaged ? '; the file is damaged: restore it from a backup' : ''}`, {
+        cause: err,
+      });
     }
     return new Store(db, stateDir);
   }
@@ -60,9 +62,7 @@ const schemaVersion = (db: Db) => db.pragma('user_version', { simple: true }) as
 
 function checkNotNewer(version: number): void {
   if (version > MIGRATIONS.length) {
-    throw new PipewrightError(
-      `the store has schema version ${version}, newer than this pipewright knows (${MIGRATIONS.length}); upgrade pipewright`,
-    );
+    throw new PipewrightError(`the store has schema version ${version}, newer than this pipewright knows (${MIGRATIONS.length}); upgrade pipewright`);
   }
 }
 

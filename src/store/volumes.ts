@@ -20,17 +20,40 @@ export interface MountRecord {
   createdAt: string;
 }
 
-interface VolumeRow { name: string; labels: string; options: string; created_at: string }
-interface MountRow { id: number; volume: string | null; host_path: string; guest_kind: string; guest_id: string; guest_name: string; target: string; readonly: number; created_at: string }
+interface VolumeRow {
+  name: string;
+  labels: string;
+  options: string;
+  created_at: string;
+}
+interface MountRow {
+  id: number;
+  volume: string | null;
+  host_path: string;
+  guest_kind: string;
+  guest_id: string;
+  guest_name: string;
+  target: string;
+  readonly: number;
+  created_at: string;
+}
 
 const toVolume = (r: VolumeRow): VolumeRecord => ({ name: r.name, labels: JSON.parse(r.labels), options: JSON.parse(r.options), createdAt: r.created_at });
 const toMount = (r: MountRow): MountRecord => ({
-  id: r.id, volume: r.volume, hostPath: r.host_path, guestKind: r.guest_kind, guestId: r.guest_id, guestName: r.guest_name,
-  target: r.target, readonly: r.readonly === 1, createdAt: r.created_at,
+  id: r.id,
+  volume: r.volume,
+  hostPath: r.host_path,
+  guestKind: r.guest_kind,
+  guestId: r.guest_id,
+  guestName: r.guest_name,
+  target: r.target,
+  readonly: r.readonly === 1,
+  createdAt: r.created_at,
 });
 
 export function insertVolume(store: Store, v: VolumeRecord): void {
-  store.db.prepare('INSERT INTO volumes (name, labels, options, created_at) VALUES (?, ?, ?, ?)')
+  store.db
+    .prepare('INSERT INTO volumes (name, labels, options, created_at) VALUES (?, ?, ?, ?)')
     .run(v.name, JSON.stringify(v.labels), JSON.stringify(v.options), v.createdAt);
 }
 
@@ -52,16 +75,20 @@ export function deleteVolume(store: Store, name: string): void {
 }
 
 export function insertMount(store: Store, m: Omit<MountRecord, 'id' | 'createdAt'>): number {
-  return Number(store.db.prepare(
-    `INSERT INTO mounts (volume, host_path, guest_kind, guest_id, guest_name, target, readonly, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(m.volume, m.hostPath, m.guestKind, m.guestId, m.guestName, m.target, m.readonly ? 1 : 0, new Date().toISOString()).lastInsertRowid);
+  return Number(
+    store.db
+      .prepare(`INSERT INTO mounts (volume, host_path, guest_kind, guest_id, guest_name, target, readonly, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(m.volume, m.hostPath, m.guestKind, m.guestId, m.guestName, m.target, m.readonly ? 1 : 0, new Date().toISOString()).lastInsertRowid,
+  );
 }
 
 export function listMounts(store: Store, filter: { volume?: string; guestKind?: string; guestId?: string } = {}): MountRecord[] {
-  const rows = store.db.prepare(
-    `SELECT * FROM mounts WHERE (@volume IS NULL OR volume = @volume) AND (@kind IS NULL OR guest_kind = @kind)
+  const rows = store.db
+    .prepare(
+      `SELECT * FROM mounts WHERE (@volume IS NULL OR volume = @volume) AND (@kind IS NULL OR guest_kind = @kind)
        AND (@id IS NULL OR guest_id = @id) ORDER BY id`,
-  ).all({ volume: filter.volume ?? null, kind: filter.guestKind ?? null, id: filter.guestId ?? null }) as MountRow[];
+    )
+    .all({ volume: filter.volume ?? null, kind: filter.guestKind ?? null, id: filter.guestId ?? null }) as MountRow[];
   return rows.map(toMount);
 }
 

@@ -21,7 +21,10 @@ export class UsageError extends PipewrightError {
 
 /** A step that changed (or tried to change) the host failed; names the step. */
 export class StepError extends PipewrightError {
-  constructor(readonly step: string, cause: unknown) {
+  constructor(
+    readonly step: string,
+    cause: unknown,
+  ) {
     super(`${step} failed: ${describe(cause)}`, { cause });
     this.name = 'StepError';
   }
@@ -38,5 +41,11 @@ export function describe(err: unknown): string {
 }
 
 function firstLine(text: string): string {
-  return text.trim().split('\n').map((l) => l.trim()).filter(Boolean)[0] ?? 'unknown error';
+  return (
+    text
+      .trim()
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)[0] ?? 'unknown error'
+  );
 }

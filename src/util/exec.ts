@@ -1,6 +1,8 @@
 /**
- * The only place that spawns host tools. Arguments go as an argv array (never through a shell);
- * every call is reported to the step log as the command line an operator could re-run.
+ * Runs a host tool to completion (iptables-restore, nft, ip, mount, docker...). Arguments go as an
+ * argv array (never through a shell); every call is reported to the step log as the command line
+ * an operator could re-run. (The one long-lived child, the DHCP client, is spawned detached by
+ * kernel/dhcp-client.ts.)
  *
  * Built on node:child_process rather than execa: execa's import alone costs ~70 ms per CLI start
  * on the reference machine (bare Node starts in ~20 ms), and the few features used here (argv,
@@ -32,11 +34,13 @@ function spawnCollect(file: string, args: string[], opts: RunOptions): Promise<R
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', (err) => resolve({ stdout, stderr: `${file}: ${err.message}`, exitCode: -1 }));
-    child.on('close', (code, signal) => resolve({
-      stdout: stdout.replace(/\n$/, ''),
-      stderr: signal ? `${stderr}killed by ${signal}` : stderr,
-      exitCode: code ?? -1,
-    }));
+    child.on('close', (code, signal) =>
+      resolve({
+        stdout: stdout.replace(/\n$/, ''),
+        stderr: signal ? `${stderr}killed by ${signal}` : stderr,
+        exitCode: code ?? -1,
+      }),
+    );
     child.stdin.on('error', () => {}); // a tool that exits early closes its stdin; its exit code tells
     child.stdin.end(opts.input ?? '');
   });

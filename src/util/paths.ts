@@ -20,7 +20,7 @@ export function packageRoot(): string {
   throw new Error('pipewright: cannot find its package directory');
 }
 
-/** A shipped file by its path inside the package, e.g. shipped('dist/netns.node'). */
+/** A shipped file by its path inside the package, e.g. shipped('dist/syscalls.node'). */
 export function shipped(path: string): string {
   return join(packageRoot(), path);
 }

@@ -9,10 +9,12 @@ type T = { teardown(fn: () => unknown): void };
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    }).on('error', reject);
+    const srv = createServer()
+      .listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => resolve(port));
+      })
+      .on('error', reject);
   });
 }
 
@@ -20,9 +22,28 @@ export async function startEtcd(t: T): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-etcd-'));
   const [client, peer] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${client}`;
-  const proc = spawn('etcd', ['--name', 'test', '--data-dir', dir, '--listen-client-urls', url, '--advertise-client-urls', url,
-    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `test=http://127.0.0.1:${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+  const proc = spawn(
+    'etcd',
+    [
+      '--name',
+      'test',
+      '--data-dir',
+      dir,
+      '--listen-client-urls',
+      url,
+      '--advertise-client-urls',
+      url,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-cluster',
+      `test=http://127.0.0.1:${peer}`,
+      '--log-level',
+      'error',
+    ],
+    { stdio: 'ignore' },
+  );
   t.teardown(async () => {
     proc.kill('SIGKILL');
     await new Promise((r) => proc.once('exit', r).once('error', r));
@@ -31,7 +52,9 @@ export async function startEtcd(t: T): Promise<string> {
   for (let i = 0; i < 100; i++) {
     try {
       if ((await fetch(`${url}/health`)).ok) return `127.0.0.1:${client}`;
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('etcd did not start within 10 s');

@@ -69,7 +69,11 @@ export async function netns(t: T, tag = 'n'): Promise<string> {
 async function killNetnsProcesses(name: string): Promise<void> {
   const pids = (await sh('ip', ['netns', 'pids', name])).stdout.split('\n').filter(Boolean);
   for (const pid of pids) {
-    try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 }
 
@@ -107,8 +111,11 @@ export async function ping(ns: string, addr: string): Promise<boolean> {
 /** The whole firewall (iptables, ip6tables, nftables) as text without comments and counters, for before/after comparisons. */
 export async function firewallSnapshot(): Promise<string> {
   const text = (await must('iptables-save', [])) + (await must('ip6tables-save', [])) + (await must('nft', ['list', 'ruleset']));
-  return text.split('\n').filter((l) => !l.startsWith('#'))
-    .map((l) => l.replace(/\[\d+:\d+\]/g, '').replace(/counter packets \d+ bytes \d+/g, 'counter')).join('\n');
+  return text
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]/g, '').replace(/counter packets \d+ bytes \d+/g, 'counter'))
+    .join('\n');
 }
 
 export const PEER = fileURLToPath(new URL('./peer.mjs', import.meta.url));
@@ -116,7 +123,9 @@ export const PEER = fileURLToPath(new URL('./peer.mjs', import.meta.url));
 /** Starts a peer server in a netns; it answers with the client's address, and dies with the test. */
 export async function peerServer(t: T, ns: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
   const child = execa('ip', ['netns', 'exec', ns, 'node', PEER, 'server', proto, String(port)], { reject: false });
-  t.teardown(() => { child.kill('SIGKILL'); });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
 }
 

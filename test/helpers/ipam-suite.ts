@@ -66,7 +66,10 @@ export function ipamSuite(t: Test, make: Make): void {
     await t.rejects(i.createPool({ name: 'c', cidr: '10.55.0.0/24', gateway: '10.56.0.1' }), /outside the pool's subnet/);
     await t.rejects(i.createPool({ name: 'd', cidr: '10.57.0.0/24', range: '10.57.0.0-10.57.0.9' }), /network or broadcast/);
     await t.rejects(i.createPool({ name: '../x', cidr: '10.58.0.0/24' }), /pool name/);
-    t.same((await i.listPools()).map((p) => p.name), ['a']);
+    t.same(
+      (await i.listPools()).map((p) => p.name),
+      ['a'],
+    );
   });
 
   t.test('claims: taken addresses name their holder; same owner again is fine', async (t) => {

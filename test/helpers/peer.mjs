@@ -14,14 +14,26 @@ if (role === 'server') {
     sock.bind(Number(a), () => console.log('ready'));
   }
 } else {
-  setTimeout(() => { console.log('timeout'); process.exit(1); }, 3000);
+  setTimeout(() => {
+    console.log('timeout');
+    process.exit(1);
+  }, 3000);
   if (proto === 'tcp') {
     const s = net.connect(Number(b), a);
-    s.on('data', (d) => { process.stdout.write(d); process.exit(0); });
-    s.on('error', (e) => { console.log(`error ${e.code}`); process.exit(1); });
+    s.on('data', (d) => {
+      process.stdout.write(d);
+      process.exit(0);
+    });
+    s.on('error', (e) => {
+      console.log(`error ${e.code}`);
+      process.exit(1);
+    });
   } else {
     const sock = dgram.createSocket('udp4');
-    sock.on('message', (m) => { process.stdout.write(m); process.exit(0); });
+    sock.on('message', (m) => {
+      process.stdout.write(m);
+      process.exit(0);
+    });
     sock.send('hi', Number(b), a);
   }
 }

@@ -41,7 +41,9 @@ t.test('two guests on a bridge', { skip: !isRoot && ROOT_REASON }, async (t) => 
   t.ok(await ping(b, 'fd31::2'), 'IPv6 ping b -> a');
 
   const server = execa('ip', ['netns', 'exec', b, 'busybox', 'nc', '-l', '-p', '7777', '-e', 'cat'], { reject: false });
-  t.teardown(() => { server.kill(); });
+  t.teardown(() => {
+    server.kill();
+  });
   await new Promise((r) => setTimeout(r, 300));
   const echo = await execa('ip', ['netns', 'exec', a, 'busybox', 'nc', '-w', '2', '10.231.0.3', '7777'], { input: 'hello pipewright\n', reject: false });
   t.equal(echo.stdout.trim(), 'hello pipewright', 'TCP echo across the bridge');
@@ -55,7 +57,10 @@ t.test('two guests on a bridge', { skip: !isRoot && ROOT_REASON }, async (t) => 
   t.equal(conflict.stderr.trim().split('\n').length, 1, 'one-line error');
 
   const ls = JSON.parse((await cli(dir, ['ls', '--json'])).stdout);
-  t.same(ls.map((x: { status: string }) => x.status), ['ok', 'ok']);
+  t.same(
+    ls.map((x: { status: string }) => x.status),
+    ['ok', 'ok'],
+  );
 
   t.equal((await cli(dir, ['detach', a])).exitCode, 0);
   t.equal((await cli(dir, ['detach', b])).exitCode, 0);
@@ -86,7 +91,7 @@ t.test('a new MAC for a reused address is announced (gratuitous ARP)', { skip: !
   removeLinkAtEnd(t, br);
   t.equal((await cli(dir, ['attach', br, a, '10.233.9.2/24', '--mac', '02:aa:00:00:09:01'])).exitCode, 0);
   t.equal((await cli(dir, ['attach', br, b, '10.233.9.3/24'])).exitCode, 0);
-  t.ok(await ping(b, '10.233.9.2'), 'b learns a\'s first MAC');
+  t.ok(await ping(b, '10.233.9.2'), "b learns a's first MAC");
   t.match((await inNs(b, ['ip', 'neigh', 'show', '10.233.9.2'])).stdout, /02:aa:00:00:09:01/);
   // The kernel ignores an ARP that would change an entry updated less than locktime (1 s) ago.
   await new Promise((r) => setTimeout(r, 1100));
@@ -100,4 +105,28 @@ t.test('a new MAC for a reused address is announced (gratuitous ARP)', { skip: !
   t.match(neigh, /02:aa:00:00:09:02/, 'b has the new MAC without asking (the attach announced it)');
   await cli(dir, ['detach', a]);
   await cli(dir, ['detach', b]);
+});
+
+t.test('20 attaches at once to a bridge that does not exist yet, on a fresh state dir', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const br = uniq('C');
+  removeLinkAtEnd(t, br);
+  const linksBefore = await hostLinks();
+  const guests = await Promise.all(Array.from({ length: 20 }, () => netns(t)));
+  const results = await Promise.all(guests.map((g, i) => cli(dir, ['attach', br, g, `10.231.9.${i + 2}/24`])));
+  t.same(
+    results.filter((r) => r.exitCode !== 0).map((r) => r.stderr.trim()),
+    [],
+    'every attach succeeded (one made the bridge, the others joined it)',
+  );
+  const ports = JSON.parse(await must('ip', ['-j', 'link', 'show', 'master', br]));
+  t.equal(ports.length, 20, 'twenty ports on the one bridge');
+  t.equal(JSON.parse((await cli(dir, ['ls', '--json'])).stdout).filter((a: { status: string }) => a.status === 'ok').length, 20);
+  const detached = await Promise.all(guests.map((g) => cli(dir, ['detach', g])));
+  t.same(
+    detached.filter((r) => r.exitCode !== 0).map((r) => r.stderr.trim()),
+    [],
+    'every detach succeeded',
+  );
+  t.same(await hostLinks(), linksBefore, 'the bridge went with the last guest, nothing else is left');
 });

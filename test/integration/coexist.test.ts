@@ -8,15 +8,41 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { askPeer, cli, dockerUp, firewallSnapshot, inNs, isRoot, must, netns, peerServer, ping, ROOT_REASON, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
+import {
+  askPeer,
+  cli,
+  dockerUp,
+  firewallSnapshot,
+  inNs,
+  isRoot,
+  must,
+  netns,
+  peerServer,
+  ping,
+  ROOT_REASON,
+  sh,
+  stateDir,
+  TEST_IMAGE,
+  uniq,
+} from '../helpers/host.js';
 
 const docker = isRoot && (await dockerUp());
 
 async function cni(command: 'ADD' | 'DEL', ns: string, bridge: string, dataDir: string) {
-  const conf = JSON.stringify({ cniVersion: '0.4.0', name: `${bridge}net`, type: 'bridge', bridge, isGateway: true, ipMasq: true,
-    ipam: { type: 'host-local', subnet: '10.238.9.0/24', dataDir } });
-  return execa('/usr/lib/cni/bridge', [], { input: conf, reject: false, env: { CNI_COMMAND: command, CNI_CONTAINERID: ns,
-    CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' } });
+  const conf = JSON.stringify({
+    cniVersion: '0.4.0',
+    name: `${bridge}net`,
+    type: 'bridge',
+    bridge,
+    isGateway: true,
+    ipMasq: true,
+    ipam: { type: 'host-local', subnet: '10.238.9.0/24', dataDir },
+  });
+  return execa('/usr/lib/cni/bridge', [], {
+    input: conf,
+    reject: false,
+    env: { CNI_COMMAND: command, CNI_CONTAINERID: ns, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+  });
 }
 
 const dockerServes = async (port: number) =>
@@ -63,13 +89,21 @@ for (const firewall of ['iptables', 'nftables']) {
 t.test('--isolated drops traffic to other pipewright bridges', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
   const [brA, brB, brC] = [uniq('a'), uniq('b'), uniq('c')];
-  t.teardown(async () => { for (const b of [brA, brB, brC]) await sh('ip', ['link', 'del', b]); });
+  t.teardown(async () => {
+    for (const b of [brA, brB, brC]) await sh('ip', ['link', 'del', b]);
+  });
   const [ga, gb, gc] = [await netns(t), await netns(t), await netns(t)];
-  const steps = [['pool', 'create', 'pa', '10.247.6.0/24'], ['pool', 'create', 'pb', '10.247.7.0/24'], ['pool', 'create', 'pc', '10.247.8.0/24'],
+  const steps = [
+    ['pool', 'create', 'pa', '10.247.6.0/24'],
+    ['pool', 'create', 'pb', '10.247.7.0/24'],
+    ['pool', 'create', 'pc', '10.247.8.0/24'],
     ['network', 'create', 'na', '--bridge', brA, '--pool', 'pa', '--isolated', '--masquerade'],
     ['network', 'create', 'nb', '--bridge', brB, '--pool', 'pb', '--masquerade'],
     ['network', 'create', 'nc', '--bridge', brC, '--pool', 'pc', '--masquerade'],
-    ['attach', brA, ga, 'pool:pa'], ['attach', brB, gb, 'pool:pb'], ['attach', brC, gc, 'pool:pc']];
+    ['attach', brA, ga, 'pool:pa'],
+    ['attach', brB, gb, 'pool:pb'],
+    ['attach', brC, gc, 'pool:pc'],
+  ];
   for (const s of steps) t.equal((await cli(dir, s)).exitCode, 0, s.join(' '));
   t.ok(await ping(gc, '10.247.7.2'), 'two open networks reach each other through the host');
   t.notOk(await ping(ga, '10.247.7.2'), 'the isolated network does not reach another bridge');
@@ -78,3 +112,21 @@ t.test('--isolated drops traffic to other pipewright bridges', { skip: !isRoot &
   for (const g of [ga, gb, gc]) await cli(dir, ['detach', g]);
   for (const n of ['na', 'nb', 'nc']) t.equal((await cli(dir, ['network', 'rm', n])).exitCode, 0);
 });
+
+const ip6Filter = async () => (await sh('nft', ['list', 'table', 'ip6', 'filter'])).exitCode === 0;
+const hadIp6Filter = isRoot && (await ip6Filter());
+
+t.test(
+  'no ip6 filter table is created where none existed (iptables)',
+  { skip: (!isRoot && ROOT_REASON) || (hadIp6Filter && 'this host already has an ip6 filter table (another program made it): nothing to prove here') },
+  async (t) => {
+    const dir = stateDir(t);
+    const br = uniq('6');
+    t.teardown(() => sh('ip', ['link', 'del', br]));
+    const guest = await netns(t);
+    t.equal((await cli(dir, ['--firewall', 'iptables', 'attach', br, guest, '10.247.9.2/24', 'fd47::2/64'])).exitCode, 0);
+    t.notOk(await ip6Filter(), 'attach wrote no IPv6 accept: nothing drops IPv6 without that table');
+    t.equal((await cli(dir, ['--firewall', 'iptables', 'detach', guest])).exitCode, 0);
+    t.notOk(await ip6Filter(), 'and detach leaves none');
+  },
+);

@@ -14,10 +14,28 @@ t.test('dhcp lease from dnsmasq', { skip: !isRoot && ROOT_REASON }, async (t) =>
   const br = uniq('br');
   removeLinkAtEnd(t, br);
   t.equal((await cli(dir, ['attach', br, server, '10.239.0.1/24'])).exitCode, 0);
-  const dnsmasq = execa('ip', ['netns', 'exec', server, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0',
-    '--user=root', '--interface=eth0', '--bind-interfaces', '--dhcp-range=10.239.0.100,10.239.0.150,255.255.255.0,1h',
-    '--dhcp-option=3,10.239.0.1', `--dhcp-leasefile=${dir}/dnsmasq.leases`], { reject: false });
-  t.teardown(() => { dnsmasq.kill(); });
+  const dnsmasq = execa(
+    'ip',
+    [
+      'netns',
+      'exec',
+      server,
+      'dnsmasq',
+      '--no-daemon',
+      '--conf-file=/dev/null',
+      '--port=0',
+      '--user=root',
+      '--interface=eth0',
+      '--bind-interfaces',
+      '--dhcp-range=10.239.0.100,10.239.0.150,255.255.255.0,1h',
+      '--dhcp-option=3,10.239.0.1',
+      `--dhcp-leasefile=${dir}/dnsmasq.leases`,
+    ],
+    { reject: false },
+  );
+  t.teardown(() => {
+    dnsmasq.kill();
+  });
 
   const r = await cli(dir, ['attach', br, client, 'dhcp', '--json']);
   t.equal(r.exitCode, 0, r.stderr);

@@ -23,7 +23,10 @@ t.test('pool addresses on attach, released on detach', { skip: !isRoot && ROOT_R
   t.match((await inNs(b, ['ip', '-o', '-4', 'addr', 'show', 'eth0'])).stdout, /10\.242\.0\.4\/24/);
   t.match((await inNs(a, ['ip', 'route'])).stdout, /default via 10\.242\.0\.1/, "pool's gateway is the default route");
   t.ok(await ping(a, '10.242.0.4'));
-  t.same((await leases(dir)).map((l) => l.owner), [`netns:${a}/eth0`, `netns:${b}/eth0`]);
+  t.same(
+    (await leases(dir)).map((l) => l.owner),
+    [`netns:${a}/eth0`, `netns:${b}/eth0`],
+  );
 
   const taken = await cli(dir, ['attach', br, c, '10.242.0.4/24']);
   t.equal(taken.exitCode, 1);
@@ -34,7 +37,10 @@ t.test('pool addresses on attach, released on detach', { skip: !isRoot && ROOT_R
   t.ok((await leases(dir)).some((l) => l.address === '10.242.0.9' && l.owner === `netns:${c}/eth0`));
 
   t.equal((await cli(dir, ['detach', a])).exitCode, 0);
-  t.notOk((await leases(dir)).some((l) => l.address === '10.242.0.3'), 'detach released the lease');
+  t.notOk(
+    (await leases(dir)).some((l) => l.address === '10.242.0.3'),
+    'detach released the lease',
+  );
   t.match((await cli(dir, ['pool', 'rm', 'lan'])).stderr, /still has 2 lease/);
   for (const g of [b, c]) t.equal((await cli(dir, ['detach', g])).exitCode, 0);
   t.same(await leases(dir), []);
@@ -64,7 +70,11 @@ t.test('gc: vanished guests and orphaned leases', { skip: !isRoot && ROOT_REASON
   const done = await cli(dir, ['gc']);
   t.equal(done.exitCode, 0, done.stderr);
   t.match(done.stdout, /removed attachment .* guest no longer exists/);
-  t.same((await leases(dir)).map((l) => l.owner), ['printer'], 'only the reservation is left');
+  t.same(
+    (await leases(dir)).map((l) => l.owner),
+    ['printer'],
+    'only the reservation is left',
+  );
   t.notOk((await hostLinks()).includes(hostEnd), 'host end is gone');
   t.same(JSON.parse((await cli(dir, ['ls', '--json'])).stdout), []);
   t.match((await cli(dir, ['gc'])).stdout, /nothing to collect/, 'gc again: nothing');

@@ -18,8 +18,7 @@ const PROCS = 16;
 const EACH = 200;
 
 async function race(where: (i: number) => string, pool: string, host: (i: number) => string): Promise<string[]> {
-  const runs = Array.from({ length: PROCS }, (_, i) =>
-    execa('node', [WORKER, where(i), pool, String(EACH), `worker-${i}`, host(i)], { reject: false }));
+  const runs = Array.from({ length: PROCS }, (_, i) => execa('node', [WORKER, where(i), pool, String(EACH), `worker-${i}`, host(i)], { reject: false }));
   const results = await Promise.all(runs);
   for (const r of results) if (r.exitCode !== 0) throw new Error(r.stderr);
   return results.flatMap((r) => JSON.parse(r.stdout) as string[]);
@@ -31,7 +30,11 @@ t.test('16 processes x 200 allocations, SQLite', async (t) => {
   t.teardown(() => store.close());
   const ipam = new Ipam(new SqliteLeaseBackend(store));
   await ipam.createPool({ name: 'race', cidr: '10.244.0.0/20' });
-  const got = await race(() => `sqlite:${dir}`, 'race', () => 'h1');
+  const got = await race(
+    () => `sqlite:${dir}`,
+    'race',
+    () => 'h1',
+  );
   t.equal(got.length, PROCS * EACH);
   t.equal(new Set(got).size, PROCS * EACH, 'no duplicate');
   t.equal((await ipam.leases({ pool: 'race' })).length, PROCS * EACH, 'every one is a lease in the store');
@@ -43,7 +46,11 @@ t.test('16 processes x 200 allocations, etcd, two hosts', async (t) => {
   t.teardown(() => backend.close());
   const ipam = new Ipam(backend);
   await ipam.createPool({ name: 'race', cidr: '10.245.0.0/20' });
-  const got = await race(() => `etcd://${endpoint}`, 'race', (i) => (i % 2 ? 'host-b' : 'host-a'));
+  const got = await race(
+    () => `etcd://${endpoint}`,
+    'race',
+    (i) => (i % 2 ? 'host-b' : 'host-a'),
+  );
   t.equal(new Set(got).size, PROCS * EACH, 'no duplicate');
   const leases = await backend.leases({ pool: 'race' });
   t.equal(leases.length, PROCS * EACH);

@@ -8,8 +8,23 @@ import { attach, attachments, checkAttachSpec, closeContext, detach, openContext
 import { isRoot, must, netns, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
 
 t.test('the package entry exposes the operations', async (t) => {
-  for (const name of ['openContext', 'closeContext', 'attach', 'detach', 'restore', 'gc', 'checkAttachSpec', 'resolveGuest',
-    'createNetwork', 'removeNetwork', 'createVolume', 'mountInto', 'attachments', 'networks', 'volumes']) {
+  for (const name of [
+    'openContext',
+    'closeContext',
+    'attach',
+    'detach',
+    'restore',
+    'gc',
+    'checkAttachSpec',
+    'resolveGuest',
+    'createNetwork',
+    'removeNetwork',
+    'createVolume',
+    'mountInto',
+    'attachments',
+    'networks',
+    'volumes',
+  ]) {
     t.type((lib as Record<string, unknown>)[name], 'function', name);
   }
   t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/33'] }), UsageError, 'input is checked before anything runs');
@@ -28,7 +43,11 @@ t.test('open a context, attach from a pool, detach: the kernel and the store fol
   const first = await attach(ctx, guest, spec);
   t.ok(first.changed);
   const [link] = JSON.parse(await must('ip', ['-n', ns, '-json', 'address', 'show', 'dev', 'eth0']));
-  t.same(link.addr_info.filter((a: { family: string }) => a.family === 'inet').map((a: { local: string }) => a.local), ['10.246.77.2'], 'the first pool address is in the kernel');
+  t.same(
+    link.addr_info.filter((a: { family: string }) => a.family === 'inet').map((a: { local: string }) => a.local),
+    ['10.246.77.2'],
+    'the first pool address is in the kernel',
+  );
   t.equal((await attach(ctx, guest, spec)).changed, false, 'the same attach again changes nothing');
   t.equal(attachments(ctx).length, 1);
   t.equal((await ctx.ipam.leases({ pool: 'lib' })).length, 1);

@@ -21,7 +21,10 @@ async function network(t: T, dir: string, subnet: string): Promise<string> {
     await cli(dir, ['network', 'rm', 'lan']);
     await sh('ip', ['link', 'del', br]);
   });
-  for (const args of [['pool', 'create', 'lan', subnet], ['network', 'create', 'lan', '--bridge', br, '--pool', 'lan', '--masquerade']]) {
+  for (const args of [
+    ['pool', 'create', 'lan', subnet],
+    ['network', 'create', 'lan', '--bridge', br, '--pool', 'lan', '--masquerade'],
+  ]) {
     const r = await cli(dir, args);
     if (r.exitCode !== 0) throw new Error(r.stderr);
   }
@@ -31,8 +34,12 @@ async function network(t: T, dir: string, subnet: string): Promise<string> {
 function startWatch(t: T, dir: string): { proc: ResultPromise; lines: () => string[] } {
   const proc = execa('node', [CLI, 'watch', '--log-format', 'json'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir } });
   let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
-  t.teardown(() => { proc.kill('SIGKILL'); });
+  proc.stdout!.on('data', (d) => {
+    out += d;
+  });
+  t.teardown(() => {
+    proc.kill('SIGKILL');
+  });
   return { proc, lines: () => out.split('\n').filter(Boolean) };
 }
 
@@ -48,8 +55,24 @@ async function until(what: () => Promise<boolean> | boolean, ms: number): Promis
 async function runWeb(t: T, dir: string, br: string, extra: string[] = []): Promise<{ id: string; name: string }> {
   const name = uniq('r');
   t.teardown(() => sh('docker', ['rm', '-f', name]));
-  const r = await cli(dir, ['run', '--network', br, '-p', '18097:8080', '-v', 'wdata:/data', ...extra, '--json', '--', '--name', name, TEST_IMAGE,
-    'sh', '-c', 'echo served > /tmp/index.html; exec httpd -f -p 8080 -h /tmp']);
+  const r = await cli(dir, [
+    'run',
+    '--network',
+    br,
+    '-p',
+    '18097:8080',
+    '-v',
+    'wdata:/data',
+    ...extra,
+    '--json',
+    '--',
+    '--name',
+    name,
+    TEST_IMAGE,
+    'sh',
+    '-c',
+    'echo served > /tmp/index.html; exec httpd -f -p 8080 -h /tmp',
+  ]);
   if (r.exitCode !== 0) throw new Error(r.stderr);
   return { id: JSON.parse(r.stdout).id, name };
 }
@@ -92,7 +115,10 @@ t.test('run, restart under watch, removal under watch', { skip: SKIP }, async (t
   t.notOk((await hostLinks()).includes(hostLink), 'host veth gone');
   t.same(JSON.parse((await cli(dir, ['ports', '--json'])).stdout), [], 'published port gone');
   t.notOk(await serves(), 'and no longer answers');
-  t.ok(w.lines().some((l) => JSON.parse(l).report?.action === 'cleaned'), 'watch logged the clean-up as JSON');
+  t.ok(
+    w.lines().some((l) => JSON.parse(l).report?.action === 'cleaned'),
+    'watch logged the clean-up as JSON',
+  );
 });
 
 t.test('a restart while watch was down is fixed at its startup', { skip: SKIP }, async (t) => {
@@ -121,27 +147,38 @@ t.test('a failing run leaves no container, lease or interface', { skip: SKIP }, 
   t.equal(r.exitCode, 1);
   t.match(r.stderr, /taken by someone/);
   t.equal((await sh('docker', ['inspect', name])).exitCode, 1, 'the container was removed');
-  t.same(JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout).map((l: { owner: string }) => l.owner), ['someone'], 'only the reservation is left');
+  t.same(
+    JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout).map((l: { owner: string }) => l.owner),
+    ['someone'],
+    'only the reservation is left',
+  );
   t.same(await hostLinks(), links, 'no interface left');
   t.same(JSON.parse((await cli(dir, ['ls', '--json'])).stdout), []);
   await cli(dir, ['lease', 'release', '--owner', 'someone']);
 });
 
-t.test('watch rides out a Docker engine restart', { skip: (!docker || !process.env.PIPEWRIGHT_TEST_RESTART_DOCKERD) && 'restarts dockerd: only when scripts/test.sh started it (PIPEWRIGHT_TEST_RESTART_DOCKERD=1)' }, async (t) => {
-  const dir = stateDir(t);
-  const br = await network(t, dir, '10.247.12.0/24');
-  t.teardown(() => cli(dir, ['volume', 'rm', '-f', 'wdata']));
-  const { name } = await runWeb(t, dir, br, []);
-  await must('docker', ['update', '--restart', 'always', name]);
-  const w = startWatch(t, dir);
-  await until(() => w.lines().some((l) => l.includes('connected')), 5000);
-  await must('pkill', ['-x', 'dockerd']);
-  await until(async () => (await sh('pgrep', ['-x', 'dockerd'])).exitCode !== 0, 20_000);
-  const log = process.env.PIPEWRIGHT_TEST_DOCKERD_LOG ?? '/dev/null';
-  await execa('sh', ['-c', `dockerd >> "$0" 2>&1 &`, log]);
-  t.ok((await until(dockerUp, 30_000)) >= 0, 'engine back');
-  t.ok((await until(() => w.lines().filter((l) => l.includes('connected')).length >= 2, 15_000)) >= 0, 'watch reconnected');
-  t.ok((await until(serves, 15_000)) >= 0, 'the container, restarted by its policy, was plumbed again');
-  // The sync is queued after the reconcile that plumbed the container: it may land a moment later.
-  t.ok((await until(() => w.lines().filter((l) => l.includes('firewall in sync')).length >= 2, 10_000)) >= 0, 'the firewall was synced on each connection');
-});
+t.test(
+  'watch rides out a Docker engine restart',
+  {
+    skip:
+      (!docker || !process.env.PIPEWRIGHT_TEST_RESTART_DOCKERD) && 'restarts dockerd: only when scripts/test.sh started it (PIPEWRIGHT_TEST_RESTART_DOCKERD=1)',
+  },
+  async (t) => {
+    const dir = stateDir(t);
+    const br = await network(t, dir, '10.247.12.0/24');
+    t.teardown(() => cli(dir, ['volume', 'rm', '-f', 'wdata']));
+    const { name } = await runWeb(t, dir, br, []);
+    await must('docker', ['update', '--restart', 'always', name]);
+    const w = startWatch(t, dir);
+    await until(() => w.lines().some((l) => l.includes('connected')), 5000);
+    await must('pkill', ['-x', 'dockerd']);
+    await until(async () => (await sh('pgrep', ['-x', 'dockerd'])).exitCode !== 0, 20_000);
+    const log = process.env.PIPEWRIGHT_TEST_DOCKERD_LOG ?? '/dev/null';
+    await execa('sh', ['-c', `dockerd >> "$0" 2>&1 &`, log]);
+    t.ok((await until(dockerUp, 30_000)) >= 0, 'engine back');
+    t.ok((await until(() => w.lines().filter((l) => l.includes('connected')).length >= 2, 15_000)) >= 0, 'watch reconnected');
+    t.ok((await until(serves, 15_000)) >= 0, 'the container, restarted by its policy, was plumbed again');
+    // The sync is queued after the reconcile that plumbed the container: it may land a moment later.
+    t.ok((await until(() => w.lines().filter((l) => l.includes('firewall in sync')).length >= 2, 10_000)) >= 0, 'the firewall was synced on each connection');
+  },
+);

@@ -3,7 +3,22 @@
  * behind (no link, no record, no bridge, no rule); input errors change nothing at all.
  */
 import t from 'tap';
-import { cli, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, nicPair, ping, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import {
+  cli,
+  firewallSnapshot,
+  hostLinks,
+  inNs,
+  isRoot,
+  must,
+  netns,
+  nicPair,
+  ping,
+  removeLinkAtEnd,
+  ROOT_REASON,
+  sh,
+  stateDir,
+  uniq,
+} from '../helpers/host.js';
 
 t.test('macvlan children of one parent reach each other', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);

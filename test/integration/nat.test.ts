@@ -19,8 +19,12 @@ for (const firewall of ['iptables', 'nftables'] as const) {
       await sh('ip', ['link', 'del', brB]);
     });
     const [srv, client, remote] = [await netns(t), await netns(t), await netns(t)];
-    for (const args of [['pool', 'create', 'pa', '10.247.1.0/24'], ['pool', 'create', 'pb', '10.247.2.0/24'],
-      ['network', 'create', 'na', '--bridge', brA, '--pool', 'pa', '--masquerade'], ['network', 'create', 'nb', '--bridge', brB, '--pool', 'pb']]) {
+    for (const args of [
+      ['pool', 'create', 'pa', '10.247.1.0/24'],
+      ['pool', 'create', 'pb', '10.247.2.0/24'],
+      ['network', 'create', 'na', '--bridge', brA, '--pool', 'pa', '--masquerade'],
+      ['network', 'create', 'nb', '--bridge', brB, '--pool', 'pb'],
+    ]) {
       const r = await pw(...args);
       t.equal(r.exitCode, 0, `${args.join(' ')} ${r.stderr}`);
     }
@@ -49,7 +53,10 @@ for (const firewall of ['iptables', 'nftables'] as const) {
     t.equal(taken.exitCode, 1);
     t.match(taken.stderr, new RegExp(`host port 18080/tcp is already published by ${srv} \\(18080:8080/tcp\\)`));
     const ports = JSON.parse((await pw('ports', '--json')).stdout);
-    t.same(ports.map((p: { publish: string }) => p.publish), ['18080:8080/tcp', '15353:5353/udp']);
+    t.same(
+      ports.map((p: { publish: string }) => p.publish),
+      ['18080:8080/tcp', '15353:5353/udp'],
+    );
 
     const again = await pw('firewall', 'sync', '--verbose');
     t.equal(again.exitCode, 0, again.stderr);

@@ -65,13 +65,20 @@ t.test('prune removes only unused volumes (and honours label filters)', { skip: 
   const dir = stateDir(t);
   volumes(t, dir);
   const ctr = await container(t);
-  for (const [name, label] of [['used', 'env=test'], ['idle', 'env=test'], ['other', 'env=prod']]) {
+  for (const [name, label] of [
+    ['used', 'env=test'],
+    ['idle', 'env=test'],
+    ['other', 'env=prod'],
+  ]) {
     t.equal((await cli(dir, ['volume', 'create', name, '--label', label])).exitCode, 0);
   }
   await cli(dir, ['mount', ctr, 'used:/u']);
   const pruned = await cli(dir, ['volume', 'prune', '--filter', 'label=env=test', '--force', '--json']);
   t.same(JSON.parse(pruned.stdout), ['idle']);
-  t.same(JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout).map((v: { Name: string }) => v.Name), ['other', 'used']);
+  t.same(
+    JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout).map((v: { Name: string }) => v.Name),
+    ['other', 'used'],
+  );
   t.match((await cli(dir, ['volume', 'prune'])).stderr, /add --force/, 'no terminal, no --force: refused');
   await cli(dir, ['unmount', ctr, '/u']);
 });
@@ -131,4 +138,20 @@ t.test('bad names, traversal and sensitive paths are refused and change nothing'
   }
   t.same(JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout), [], 'no volume was made');
   t.equal((await inCtr(ctr, 'ls', '/host')).exitCode, 1, 'nothing appeared in the container');
+});
+
+t.test('two creates of one volume at once: one wins, the loser touches nothing', { skip: !isRoot && 'needs root (volume backing mounts)' }, async (t) => {
+  const dir = stateDir(t);
+  for (let round = 0; round < 5; round++) {
+    const name = `race${round}`;
+    const [a, b] = await Promise.all([
+      cli(dir, ['volume', 'create', name, '--opt', 'type=tmpfs,o=size=1m']),
+      cli(dir, ['volume', 'create', name, '--opt', 'type=tmpfs,o=size=1m']),
+    ]);
+    t.same([a.exitCode, b.exitCode].sort(), [0, 1], `round ${round}: exactly one create succeeded`);
+    t.match((a.exitCode ? a : b).stderr, /exists already/);
+    const path = (await cli(dir, ['volume', 'path', name])).stdout.trim();
+    t.ok(existsSync(path), "the winner's data directory is still there");
+    t.equal((await cli(dir, ['volume', 'rm', name])).exitCode, 0);
+  }
 });

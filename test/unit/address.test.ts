@@ -10,8 +10,19 @@ t.test('addresses with and without gateway', async (t) => {
 });
 
 t.test('bad addresses are usage errors naming the value', async (t) => {
-  for (const bad of ['10.0.0.5', '10.0.0.5/33', '10.0.0.0/24', '10.0.0.255/24', '10.0.0.5/24@10.1.0.1',
-    '10.0.0.5/24@fd00::1', '10.0.0.5/24@10.0.0.5', 'foo/24', '10.0.0.5/24@a@b', 'fd00::5/129', '10.0.0.5/-1']) {
+  for (const bad of [
+    '10.0.0.5',
+    '10.0.0.5/33',
+    '10.0.0.0/24',
+    '10.0.0.255/24',
+    '10.0.0.5/24@10.1.0.1',
+    '10.0.0.5/24@fd00::1',
+    '10.0.0.5/24@10.0.0.5',
+    'foo/24',
+    '10.0.0.5/24@a@b',
+    'fd00::5/129',
+    '10.0.0.5/-1',
+  ]) {
     t.throws(() => parseIpConfig(bad), UsageError, bad);
   }
   t.throws(() => parseIpConfig('10.0.0.5/24@10.1.0.1'), /outside the subnet/);

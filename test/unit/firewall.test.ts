@@ -18,30 +18,76 @@ t.test('the rule set follows the store', async (t) => {
   const rules = desiredRules(state);
   const types = rules.map((r) => r.type);
   t.equal(types.filter((x) => x === 'bridge-internal').length, 3, 'every bridge with guests or a network');
-  t.same(rules.filter((r) => r.type === 'isolate'), [{ type: 'isolate', from: 'br-a', to: 'br-b' }, { type: 'isolate', from: 'br-b', to: 'br-a' }]);
-  t.same(rules.filter((r) => r.type === 'dnat').map((r) => r.type === 'dnat' && `${r.hostPort}->${r.ctrPort}`), ['8080->80', '8081->81'], 'a range is one DNAT per port');
+  t.same(
+    rules.filter((r) => r.type === 'isolate'),
+    [
+      { type: 'isolate', from: 'br-a', to: 'br-b' },
+      { type: 'isolate', from: 'br-b', to: 'br-a' },
+    ],
+  );
+  t.same(
+    rules.filter((r) => r.type === 'dnat').map((r) => r.type === 'dnat' && `${r.hostPort}->${r.ctrPort}`),
+    ['8080->80', '8081->81'],
+    'a range is one DNAT per port',
+  );
   t.same(desiredRules({ bridges: [], ports: [] }), [], 'nothing in the store, nothing in the firewall');
 });
 
 t.test('iptables: rules in iptables-save form; IPv6 only forwards', async (t) => {
-  t.same(renderRule({ type: 'dnat', proto: 'udp', hostIp: '127.0.0.1', hostPort: 53, ctrIp: '10.1.0.2', ctrPort: 5353 }, 4),
-    { table: 'nat', chain: CHAINS.dnat, spec: '-d 127.0.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.1.0.2:5353' });
+  t.same(renderRule({ type: 'dnat', proto: 'udp', hostIp: '127.0.0.1', hostPort: 53, ctrIp: '10.1.0.2', ctrPort: 5353 }, 4), {
+    table: 'nat',
+    chain: CHAINS.dnat,
+    spec: '-d 127.0.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.1.0.2:5353',
+  });
   t.same(renderRule({ type: 'isolate', from: 'a', to: 'b' }, 4), { table: 'filter', chain: CHAINS.forward, spec: '-i a -o b -j DROP', first: true });
   t.equal(renderRule({ type: 'masquerade', bridge: 'a', subnet: '10.1.0.0/24' }, 6), null);
   t.ok(renderRule({ type: 'bridge-internal', bridge: 'a' }, 6));
 });
 
 t.test('iptables: the delta adds what is missing, deletes what is not wanted, and nothing else', async (t) => {
-  const saved = ['*filter', ':FORWARD DROP [0:0]', `:${CHAINS.forward} - [0:0]`, `-A FORWARD -j ${CHAINS.forward}`, '-A FORWARD -j DOCKER-USER',
-    `-A ${CHAINS.forward} -i old -o old -j ACCEPT`, `-A ${CHAINS.forward} -i keep -o keep -j ACCEPT`, 'COMMIT', '*nat', ':PREROUTING ACCEPT [0:0]', 'COMMIT', ''].join('\n');
+  const saved = [
+    '*filter',
+    ':FORWARD DROP [0:0]',
+    `:${CHAINS.forward} - [0:0]`,
+    `-A FORWARD -j ${CHAINS.forward}`,
+    '-A FORWARD -j DOCKER-USER',
+    `-A ${CHAINS.forward} -i old -o old -j ACCEPT`,
+    `-A ${CHAINS.forward} -i keep -o keep -j ACCEPT`,
+    'COMMIT',
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    'COMMIT',
+    '',
+  ].join('\n');
   const wanted = [renderRule({ type: 'bridge-internal', bridge: 'keep' }, 4)!, renderRule({ type: 'masquerade', bridge: 'keep', subnet: '10.9.0.0/24' }, 4)!];
-  t.equal(restoreDelta(saved, wanted), [
-    '*filter', `-D ${CHAINS.forward} -i old -o old -j ACCEPT`, 'COMMIT',
-    '*nat', `:${CHAINS.post} - [0:0]`, `-A ${CHAINS.post} -s 10.9.0.0/24 ! -o keep -j MASQUERADE`, `-A POSTROUTING -j ${CHAINS.post}`, 'COMMIT', '',
-  ].join('\n'));
+  t.equal(
+    restoreDelta(saved, wanted),
+    [
+      '*filter',
+      `-D ${CHAINS.forward} -i old -o old -j ACCEPT`,
+      'COMMIT',
+      '*nat',
+      `:${CHAINS.post} - [0:0]`,
+      `-A ${CHAINS.post} -s 10.9.0.0/24 ! -o keep -j MASQUERADE`,
+      `-A POSTROUTING -j ${CHAINS.post}`,
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
   t.equal(restoreDelta(saved.replace(`-A ${CHAINS.forward} -i old -o old -j ACCEPT\n`, ''), [wanted[0]]), null, 'in sync: no write');
-  t.equal(restoreDelta(saved, []), ['*filter', `-D ${CHAINS.forward} -i old -o old -j ACCEPT`, `-D ${CHAINS.forward} -i keep -o keep -j ACCEPT`,
-    `-D FORWARD -j ${CHAINS.forward}`, `-X ${CHAINS.forward}`, 'COMMIT', ''].join('\n'), 'nothing wanted: our chain and hook go');
+  t.equal(
+    restoreDelta(saved, []),
+    [
+      '*filter',
+      `-D ${CHAINS.forward} -i old -o old -j ACCEPT`,
+      `-D ${CHAINS.forward} -i keep -o keep -j ACCEPT`,
+      `-D FORWARD -j ${CHAINS.forward}`,
+      `-X ${CHAINS.forward}`,
+      'COMMIT',
+      '',
+    ].join('\n'),
+    'nothing wanted: our chain and hook go',
+  );
 });
 
 t.test('nftables: ports are set elements, bridges are chain rules', async (t) => {
@@ -56,7 +102,14 @@ t.test('nftables: ports are set elements, bridges are chain rules', async (t) =>
 
 t.test('-p follows docker run -p', async (t) => {
   t.same(parsePublish('8080:80'), { proto: 'tcp', hostIp: '', hostPort: 8080, hostPortEnd: 8080, ctrPort: 80, ctrPortEnd: 80 });
-  t.same(parsePublish('127.0.0.1:5000-5002:6000-6002/udp'), { proto: 'udp', hostIp: '127.0.0.1', hostPort: 5000, hostPortEnd: 5002, ctrPort: 6000, ctrPortEnd: 6002 });
+  t.same(parsePublish('127.0.0.1:5000-5002:6000-6002/udp'), {
+    proto: 'udp',
+    hostIp: '127.0.0.1',
+    hostPort: 5000,
+    hostPortEnd: 5002,
+    ctrPort: 6000,
+    ctrPortEnd: 6002,
+  });
   t.equal(formatPublish(parsePublish('127.0.0.1:5000-5002:6000-6002/udp')), '127.0.0.1:5000-5002:6000-6002/udp');
   for (const bad of ['80', '0:80', '8080:80/sctp', '8080-8081:80', 'x:80:80', '[::1]:80:80', '70000:80', '8080:80:90:1']) {
     t.throws(() => parsePublish(bad), UsageError, bad);

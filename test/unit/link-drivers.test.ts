@@ -8,21 +8,62 @@ import { checkAttachSpec, routesOf, type AttachmentPlan } from '../../src/model/
 import { parseIpConfig, parseRoute } from '../../src/model/address.js';
 
 const plan: AttachmentPlan = {
-  kind: 'veth', hostIf: 'br0', hostLink: 'pw01234567', ifname: 'eth0', mac: '02:00:00:00:00:01', mtu: 1500, macvlanMode: null,
+  kind: 'veth',
+  hostIf: 'br0',
+  hostLink: 'pw01234567',
+  ifname: 'eth0',
+  mac: '02:00:00:00:00:01',
+  mtu: 1500,
+  macvlanMode: null,
   addresses: [parseIpConfig('10.0.0.2/24@10.0.0.1'), parseIpConfig('fd00::2/64@fd00::1')],
   routes: [parseRoute('10.9.0.0/16@10.0.0.254')],
 };
 
 t.test('veth: guest end born in the guest netns, host end on the bridge', async (t) => {
   t.same(veth.describe(plan, '/run/netns/x'), [
-    ['link', 'add', 'name', 'pw01234567', 'mtu', '1500', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1500', 'address', '02:00:00:00:00:01', 'netns', '/run/netns/x'],
+    [
+      'link',
+      'add',
+      'name',
+      'pw01234567',
+      'mtu',
+      '1500',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'mtu',
+      '1500',
+      'address',
+      '02:00:00:00:00:01',
+      'netns',
+      '/run/netns/x',
+    ],
     ['link', 'set', 'pw01234567', 'master', 'br0', 'up'],
   ]);
 });
 
 t.test('macvlan: one command, created in the guest', async (t) => {
   t.same(macvlan.describe({ ...plan, kind: 'macvlan', hostIf: 'eth1', hostLink: null, macvlanMode: 'private' }, '/proc/7/ns/net'), [
-    ['link', 'add', 'link', 'eth1', 'name', 'eth0', 'mtu', '1500', 'address', '02:00:00:00:00:01', 'netns', '/proc/7/ns/net', 'type', 'macvlan', 'mode', 'private'],
+    [
+      'link',
+      'add',
+      'link',
+      'eth1',
+      'name',
+      'eth0',
+      'mtu',
+      '1500',
+      'address',
+      '02:00:00:00:00:01',
+      'netns',
+      '/proc/7/ns/net',
+      'type',
+      'macvlan',
+      'mode',
+      'private',
+    ],
   ]);
 });
 

@@ -4,17 +4,24 @@ import { UsageError } from '../../src/util/errors.js';
 
 t.test("pipework's README forms", async (t) => {
   t.match(parsePipework(['br1', 'web', '192.168.1.5/24@192.168.1.1']), {
-    type: 'attach', guest: 'web', text: { hostIf: 'br1', addresses: ['192.168.1.5/24@192.168.1.1'], ifname: 'eth1' },
+    type: 'attach',
+    guest: 'web',
+    text: { hostIf: 'br1', addresses: ['192.168.1.5/24@192.168.1.1'], ifname: 'eth1' },
   });
   t.match(parsePipework(['eth2', '-i', 'eth1', 'web', '10.0.0.5/24', '26:2e:71:98:60:8f']), {
-    type: 'attach', text: { hostIf: 'eth2', ifname: 'eth1', mac: '26:2e:71:98:60:8f' },
+    type: 'attach',
+    text: { hostIf: 'eth2', ifname: 'eth1', mac: '26:2e:71:98:60:8f' },
   });
   t.match(parsePipework(['br1', '-l', 'vethweb', 'web', 'dhcp']), { text: { hostLink: 'vethweb', addresses: ['dhcp'] } });
   t.match(parsePipework(['br1', '-i', 'eth2', '-l', 'vweb', 'web', '10.0.0.5/24', 'U:web']), { text: { ifname: 'eth2', hostLink: 'vweb', mac: 'U:web' } });
   t.match(parsePipework(['mac:26:2e:71:98:60:8f', 'web', '10.0.0.5/24']), { hostMac: '26:2e:71:98:60:8f' });
   t.match(parsePipework(['br1', '-a', '6', 'web', 'fd00::5/64']), { family: 6 });
-  t.same(parsePipework(['route', 'web', 'add', '10.0.0.0/8', 'via', '192.168.1.254']),
-    { type: 'ns', tool: 'route', guest: 'web', args: ['add', '10.0.0.0/8', 'via', '192.168.1.254'] });
+  t.same(parsePipework(['route', 'web', 'add', '10.0.0.0/8', 'via', '192.168.1.254']), {
+    type: 'ns',
+    tool: 'route',
+    guest: 'web',
+    args: ['add', '10.0.0.0/8', 'via', '192.168.1.254'],
+  });
   t.match(parsePipework(['rule', 'web', 'add', 'from', '10.0.0.5', 'table', '100']), { tool: 'rule' });
   t.match(parsePipework(['tc', 'web', 'qdisc', 'show']), { tool: 'tc' });
 });

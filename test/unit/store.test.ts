@@ -13,8 +13,17 @@ t.test('a new store is migrated to the current schema and round-trips a record',
   t.teardown(() => store.close());
   t.equal(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
   const id = insertPending(store, {
-    guestKind: 'netns', guestId: 'blue', guestName: 'blue', netnsPath: '/run/netns/blue', ifname: 'eth0',
-    kind: 'veth', hostIf: 'br0', hostLink: 'pw00000000', mac: '02:00:00:00:00:01', mtu: 1500, ownerPid: 1,
+    guestKind: 'netns',
+    guestId: 'blue',
+    guestName: 'blue',
+    netnsPath: '/run/netns/blue',
+    ifname: 'eth0',
+    kind: 'veth',
+    hostIf: 'br0',
+    hostLink: 'pw00000000',
+    mac: '02:00:00:00:00:01',
+    mtu: 1500,
+    ownerPid: 1,
     spec: checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'] }),
   });
   markReady(store, id, null);
@@ -44,9 +53,23 @@ t.test('records of the older spec shape (kind inside, no hostLink) compare equal
   const db = new Database(join(dir, 'pipewright.db'));
   db.exec(MIGRATIONS.slice(0, 4).join('\n'));
   db.pragma('user_version = 4');
-  const old = { kind: 'macvlan', hostIf: 'eth1', ifname: 'eth0', mac: null, mtu: null, macvlanMode: 'bridge', addresses: ['10.0.0.2/24'], routes: [], dhcp: false, hostShim: null, publish: [] };
+  const old = {
+    kind: 'macvlan',
+    hostIf: 'eth1',
+    ifname: 'eth0',
+    mac: null,
+    mtu: null,
+    macvlanMode: 'bridge',
+    addresses: ['10.0.0.2/24'],
+    routes: [],
+    dhcp: false,
+    hostShim: null,
+    publish: [],
+  };
   db.prepare(`INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec, state, owner_pid, created_at)
-    VALUES ('netns', 'blue', 'blue', '/run/netns/blue', 'eth0', 'macvlan', 'eth1', NULL, '02:00:00:00:00:01', 1500, ?, 'ready', 1, 'now')`).run(JSON.stringify(old));
+    VALUES ('netns', 'blue', 'blue', '/run/netns/blue', 'eth0', 'macvlan', 'eth1', NULL, '02:00:00:00:00:01', 1500, ?, 'ready', 1, 'now')`).run(
+    JSON.stringify(old),
+  );
   db.close();
   const store = Store.open(dir);
   t.teardown(() => store.close());

@@ -29,8 +29,13 @@ t.test('MTU range and macvlan modes', async (t) => {
 
 t.test('U:<text> MACs equal what pipework derives with md5sum', async (t) => {
   for (const text of ['web', 'db-1', 'hello world']) {
-    const md5 = execFileSync('md5sum', { input: `${text}\n` }).toString().slice(0, 12);
-    const expected = md5.replace(/^(.)[13579bdf]/, '$10').match(/../g)!.join(':');
+    const md5 = execFileSync('md5sum', { input: `${text}\n` })
+      .toString()
+      .slice(0, 12);
+    const expected = md5
+      .replace(/^(.)[13579bdf]/, '$10')
+      .match(/../g)!
+      .join(':');
     t.equal(macFromText(text), expected, text);
     t.equal(parseInt(expected.slice(0, 2), 16) & 1, 0, 'unicast');
   }
@@ -50,8 +55,23 @@ t.test('attach text is checked as a whole before the host is touched', async (t)
 });
 
 t.test('a spec is canonical: the same request written differently is the same spec', async (t) => {
-  const a = checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.02/24'], mac: '02:AA:00:00:00:01', mtu: '1400', routes: ['10.9.1.0/16@10.0.0.254'], publish: ['8080:80'] });
-  const b = checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], mac: '02:aa:00:00:00:01', mtu: 1400, routes: ['10.9.0.0/16@10.0.0.254'], publish: ['8080:80/tcp'], ifname: 'eth0' });
+  const a = checkAttachSpec({
+    hostIf: 'br0',
+    addresses: ['10.0.0.02/24'],
+    mac: '02:AA:00:00:00:01',
+    mtu: '1400',
+    routes: ['10.9.1.0/16@10.0.0.254'],
+    publish: ['8080:80'],
+  });
+  const b = checkAttachSpec({
+    hostIf: 'br0',
+    addresses: ['10.0.0.2/24'],
+    mac: '02:aa:00:00:00:01',
+    mtu: 1400,
+    routes: ['10.9.0.0/16@10.0.0.254'],
+    publish: ['8080:80/tcp'],
+    ifname: 'eth0',
+  });
   t.ok(sameSpec(a, b));
   t.notOk(sameSpec(a, { ...b, mtu: 1500 }));
   t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], hostLink: 'x'.repeat(16) }), /host interface name .* 15 bytes/);

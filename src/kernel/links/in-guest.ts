@@ -9,7 +9,11 @@ import { withNetnsSocket } from '../netlink/sockets.js';
 import type { LinkRef } from './driver.js';
 
 export async function removeInGuest(
-  link: LinkRef, netnsPath: string, words: IpWords[], act: (sock: RtNetlinkSocket, index: number) => Promise<unknown>, log?: StepLog,
+  link: LinkRef,
+  netnsPath: string,
+  words: IpWords[],
+  act: (sock: RtNetlinkSocket, index: number) => Promise<unknown>,
+  log?: StepLog,
 ): Promise<void> {
   if (!existsSync(netnsPath)) return;
   logAsIp(log, words, netnsPath);

@@ -23,25 +23,49 @@ export const macvlan: LinkDriver = {
     if (!host) throw new UsageError('a macvlan needs an existing parent interface');
     return { mtu: host.mtu, hostEnd: false };
   },
-  describe: (plan, netns) => [['link', 'add', 'link', plan.hostIf, 'name', plan.ifname, 'mtu', String(plan.mtu), 'address', plan.mac,
-    'netns', netns, 'type', 'macvlan', 'mode', plan.macvlanMode ?? 'bridge']],
+  describe: (plan, netns) => [
+    [
+      'link',
+      'add',
+      'link',
+      plan.hostIf,
+      'name',
+      plan.ifname,
+      'mtu',
+      String(plan.mtu),
+      'address',
+      plan.mac,
+      'netns',
+      netns,
+      'type',
+      'macvlan',
+      'mode',
+      plan.macvlanMode ?? 'bridge',
+    ],
+  ],
   async create(plan, netnsPath, log) {
     logAsIp(log, this.describe(plan, netnsPath));
-    await withNetnsFd(netnsPath, (fd) => hostSocket().newLink({}, {
-      ifname: plan.ifname, mtu: plan.mtu, address: mac(plan.mac), link: u32(hostIndex(plan.hostIf)), netNsFd: fd,
-      linkinfo: macvlanLinkInfo(plan.macvlanMode ?? 'bridge'),
-    }, CREATE_EXCL));
+    await withNetnsFd(netnsPath, (fd) =>
+      hostSocket().newLink(
+        {},
+        {
+          ifname: plan.ifname,
+          mtu: plan.mtu,
+          address: mac(plan.mac),
+          link: u32(hostIndex(plan.hostIf)),
+          netNsFd: fd,
+          linkinfo: macvlanLinkInfo(plan.macvlanMode ?? 'bridge'),
+        },
+        CREATE_EXCL,
+      ),
+    );
   },
   remove: (link, netnsPath, log) => removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock, index) => sock.delLink({ index }, {}), log),
   check: (link) => (hostLinkExists(link.hostIf) ? null : `parent ${link.hostIf} is missing`),
 };
 
 export function createShimWords(parent: string, shim: string, address: IpConfig): IpWords[] {
-  return [
-    ['link', 'add', 'link', parent, 'name', shim, 'type', 'macvlan', 'mode', 'bridge'],
-    addressWords(address, shim),
-    ['link', 'set', shim, 'up'],
-  ];
+  return [['link', 'add', 'link', parent, 'name', shim, 'type', 'macvlan', 'mode', 'bridge'], addressWords(address, shim), ['link', 'set', shim, 'up']];
 }
 
 /** The host's own macvlan on a parent (bridge mode), with an address; nothing is left if a step fails. */

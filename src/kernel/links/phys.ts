@@ -25,10 +25,17 @@ export const phys: LinkDriver = {
   describe: (plan, netns) => [['link', 'set', 'dev', plan.hostIf, 'netns', netns, 'name', plan.ifname, 'mtu', String(plan.mtu), 'address', plan.mac]],
   async create(plan, netnsPath, log) {
     logAsIp(log, this.describe(plan, netnsPath));
-    await withNetnsFd(netnsPath, (fd) => hostSocket().setLink({ index: hostIndex(plan.hostIf) },
-      { netNsFd: fd, ifname: plan.ifname, mtu: plan.mtu, address: mac(plan.mac) }));
+    await withNetnsFd(netnsPath, (fd) =>
+      hostSocket().setLink({ index: hostIndex(plan.hostIf) }, { netNsFd: fd, ifname: plan.ifname, mtu: plan.mtu, address: mac(plan.mac) }),
+    );
   },
-  remove: (link, netnsPath, log) => removeInGuest(link, netnsPath, [['link', 'set', 'dev', link.ifname, 'netns', ownNetns(), 'name', link.hostIf]],
-    (sock, index) => withNetnsFd(ownNetns(), (fd) => sock.setLink({ index }, { netNsFd: fd, ifname: link.hostIf })), log),
+  remove: (link, netnsPath, log) =>
+    removeInGuest(
+      link,
+      netnsPath,
+      [['link', 'set', 'dev', link.ifname, 'netns', ownNetns(), 'name', link.hostIf]],
+      (sock, index) => withNetnsFd(ownNetns(), (fd) => sock.setLink({ index }, { netNsFd: fd, ifname: link.hostIf })),
+      log,
+    ),
   check: (link) => (hostLinkExists(link.hostIf) ? `${link.hostIf} is back on the host` : null),
 };

@@ -29,9 +29,17 @@ export const veth: LinkDriver = {
   async create(plan, netnsPath, log) {
     logAsIp(log, this.describe(plan, netnsPath));
     const sock = hostSocket();
-    await withNetnsFd(netnsPath, (fd) => sock.newLink({}, {
-      ifname: plan.hostLink!, mtu: plan.mtu, linkinfo: vethLinkInfo({ ifname: plan.ifname, mtu: plan.mtu, mac: plan.mac, netnsFd: fd }),
-    }, CREATE_EXCL));
+    await withNetnsFd(netnsPath, (fd) =>
+      sock.newLink(
+        {},
+        {
+          ifname: plan.hostLink!,
+          mtu: plan.mtu,
+          linkinfo: vethLinkInfo({ ifname: plan.ifname, mtu: plan.mtu, mac: plan.mac, netnsFd: fd }),
+        },
+        CREATE_EXCL,
+      ),
+    );
     try {
       await sock.setLink({ index: hostIndex(plan.hostLink!), ...UP }, { master: hostIndex(plan.hostIf) });
     } catch (err) {

@@ -1,14 +1,14 @@
 /**
  * rtnetlink sockets: one for the host's namespace (opened once per process), and short-lived
  * ones inside a guest's namespace. A socket belongs to the namespace of the thread that created
- * it, so for a guest the main thread enters the guest's namespace (the netns.node addon), creates
+ * it, so for a guest the main thread enters the guest's namespace (the syscalls.node addon), creates
  * the socket, and comes back before anything else runs.
  */
 import { closeSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { RtNetlinkSocket } from 'netlink';
 import type * as Netlink from 'netlink';
-import { shipped } from '../../util/paths.js';
+import { syscalls } from '../../util/syscalls.js';
 
 const require = createRequire(import.meta.url);
 // require(), not import: an ES import of a CommonJS package makes Node scan its source for exports first.
@@ -16,10 +16,8 @@ export const netlink = require('netlink') as typeof Netlink;
 const { createRtNetlink } = netlink;
 const CLONE_NEWNET = 0x40000000;
 
-let addon: { setns(fd: number, nstype: number): void } | undefined;
 function setns(fd: number): void {
-  addon ??= require(shipped('dist/netns.node')) as { setns(fd: number, nstype: number): void };
-  addon.setns(fd, CLONE_NEWNET);
+  syscalls().setns(fd, CLONE_NEWNET);
 }
 
 let host: RtNetlinkSocket | undefined;
@@ -33,22 +31,42 @@ export function hostSocket(): RtNetlinkSocket {
   return host;
 }
 
-/** Runs fn with a socket inside the namespace at `netnsPath`, closed afterwards. */
-export async function withNetnsSocket<T>(netnsPath: string, fn: (sock: RtNetlinkSocket) => Promise<T>): Promise<T> {
-  const self = openSync('/proc/thread-self/ns/net', 'r');
-  const target = openSync(netnsPath, 'r');
-  let sock: RtNetlinkSocket;
+/**
+ * Coming back must never fail silently: every later step (iptables, the store's files) would run
+ * inside the guest. If it does fail, the process ends at once.
+ */
+function returnTo(self: number): void {
   try {
-    setns(target);
+    setns(self);
+  } catch (err) {
+    process.stderr.write(`pipewright: cannot return to the host's network namespace (${(err as Error).message}); stopping at once\n`);
+    process.exit(70);
+  }
+}
+
+/** A socket created inside the namespace at `netnsPath`; both namespace fds are closed on every path. */
+function socketIn(netnsPath: string): RtNetlinkSocket {
+  const self = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    const target = openSync(netnsPath, 'r');
     try {
-      sock = createRtNetlink();
+      setns(target);
     } finally {
-      setns(self);
+      closeSync(target);
+    }
+    try {
+      return createRtNetlink();
+    } finally {
+      returnTo(self);
     }
   } finally {
-    closeSync(target);
     closeSync(self);
   }
+}
+
+/** Runs fn with a socket inside the namespace at `netnsPath`, closed afterwards. */
+export async function withNetnsSocket<T>(netnsPath: string, fn: (sock: RtNetlinkSocket) => Promise<T>): Promise<T> {
+  const sock = socketIn(netnsPath);
   try {
     return await fn(sock);
   } finally {
