@@ -32,7 +32,7 @@ function guest(store, name) {
     hostLink: `pwb${name}`,
     mac: '02:00:00:00:00:01',
     mtu: 1500,
-    ownerPid: process.pid,
+    netnsId: null,
     spec: checkAttachSpec({ hostIf: 'pwbenchbr', addresses: ['10.0.0.2/24'] }),
   });
   markReady(store, id, null);

@@ -73,18 +73,30 @@ export function renderRule(r: Rule, family: 4 | 6): Line | null {
   }
 }
 
-/** What one family's rule set holds, from iptables-save output. */
-export function parseSave(text: string): { chains: Set<string>; lines: Set<string> } {
+/** What one family's rule set holds, from iptables-save output: chains, and each rule with how often it is there. */
+export function parseSave(text: string): { chains: Set<string>; lines: Set<string>; counts: Map<string, number> } {
   const chains = new Set<string>();
-  const lines = new Set<string>();
+  const counts = new Map<string, number>();
   let table = '';
   for (const raw of text.split('\n')) {
     const l = raw.trim();
     if (l.startsWith('*')) table = l.slice(1);
     else if (l.startsWith(':')) chains.add(`${table} ${l.slice(1).split(' ')[0]}`);
-    else if (l.startsWith('-A ')) lines.add(`${table} ${l.slice(3)}`);
+    else if (l.startsWith('-A ')) counts.set(`${table} ${l.slice(3)}`, (counts.get(`${table} ${l.slice(3)}`) ?? 0) + 1);
   }
-  return { chains, lines };
+  return { chains, lines: new Set(counts.keys()), counts };
+}
+
+/** Second and later copies of pipewright's own rules and hooks (two stores, a crash between writes): all but one go. */
+function duplicateDeletes(have: ReturnType<typeof parseSave>, ours: Set<string>): Record<Table, string[]> {
+  const hooks = new Set(HOOKS.map((h) => `${h.table} ${h.chain} ${h.spec}`));
+  const out: Record<Table, string[]> = { filter: [], nat: [] };
+  for (const [line, n] of have.counts) {
+    const [table, chain] = line.split(' ');
+    if (n < 2 || (table !== 'filter' && table !== 'nat') || !(ours.has(chain) || hooks.has(line))) continue;
+    for (let i = 1; i < n; i++) out[table].push(`-D ${line.slice(table.length + 1)}`);
+  }
+  return out;
 }
 
 /** The restore text that turns `saved` into exactly `wanted` within pipewright's chains, or null. */
@@ -93,7 +105,7 @@ export function restoreDelta(saved: string, wanted: Line[]): string | null {
   const key = (l: { table: string; chain: string; spec: string }) => `${l.table} ${l.chain} ${l.spec}`;
   const wantedKeys = new Set(wanted.map(key));
   const ours = new Set<string>(Object.values(CHAINS));
-  const byTable: Record<Table, string[]> = { filter: [], nat: [] };
+  const byTable = duplicateDeletes(have, ours);
   const needed = new Set(wanted.map((l) => `${l.table} ${l.chain}`));
   for (const chainKey of new Set(HOOKS.map((h) => `${h.table} ${h.jumpTo}`))) {
     const [table, chain] = chainKey.split(' ') as [Table, string];

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { UsageError, describe } from '../util/errors.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
-import { firewallState } from '../store/networks.js';
+import { firewallDirty, firewallState, setFirewallDirty } from '../store/networks.js';
 import { withLock } from '../store/lock.js';
 import type { Store } from '../store/store.js';
 import { desiredRules, type FirewallState, type Rule } from './rules.js';
@@ -68,22 +68,34 @@ export interface SyncOptions {
  * firewall lock: the rules before and after are derived from the store and only the difference
  * is written, without reading the rule set. If the kernel did not hold what the store said
  * (a reload, a crash), that write fails whole and a full sync follows.
+ *
+ * The store change is marked dirty in its own transaction and cleared once the kernel has it: if
+ * the write fails, or this process dies in between, the next change syncs in full instead of
+ * trusting a delta from a state the kernel never reached.
  */
 export async function changeFirewall(store: Store, mutate: () => void, opts: SyncOptions = {}): Promise<Rule[]> {
   const log = opts.log ?? silent;
   const apply = await backend(resolveFirewall(opts.firewall));
   return withLock(store.stateDir, 'firewall', async () => {
+    const wasDirty = firewallDirty(store);
     const before = desiredRules(firewallState(store));
-    store.tx(mutate);
+    store.tx(() => {
+      mutate();
+      setFirewallDirty(store, true);
+    });
     const state = firewallState(store);
     const after = desiredRules(state);
     applySysctls(state, log);
-    try {
-      await apply.delta(before, after, log);
-    } catch (err) {
-      log.step(`the firewall did not hold what the store says (${describe(err)}); full sync`);
+    if (wasDirty) {
+      log.step('an earlier change did not reach the firewall; full sync');
       await apply.full(after, log);
+    } else {
+      await apply.delta(before, after, log).catch(async (err) => {
+        log.step(`the firewall did not hold what the store says (${describe(err)}); full sync`);
+        await apply.full(after, log);
+      });
     }
+    store.tx(() => setFirewallDirty(store, false));
     return after;
   });
 }
@@ -103,6 +115,7 @@ export async function syncFirewall(store: Store, opts: SyncOptions = {}): Promis
     // The nftables apply already brings iptables to its mark rule or nothing; iptables must clear nft.
     if (kind === 'iptables') await (await import('./nftables.js')).clearNftables(log);
     await apply.full(rules, log);
+    store.tx(() => setFirewallDirty(store, false));
     return rules;
   });
 }

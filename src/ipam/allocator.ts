@@ -75,7 +75,7 @@ export class Ipam {
   async allocate(poolName: string, owner: string, reserved = false): Promise<Lease> {
     const pool = await this.pool(poolName);
     const size = rangeSize(pool);
-    for (let at = await this.backend.cursor(pool.name); BigInt(at) < size; ) {
+    for (let at = await this.backend.cursor(pool.name); BigInt(at) < size;) {
       const address = addressAt(pool, at);
       const lease = isWithheld(pool, address) ? null : this.lease(pool, address, owner, reserved);
       const res = await this.backend.advance(pool.name, at, lease);

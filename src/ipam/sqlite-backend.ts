@@ -81,8 +81,7 @@ export class SqliteLeaseBackend implements LeaseBackend {
 
   async oldestFree(pool: string): Promise<FreeEntry | null> {
     const row = this.sql('SELECT seq, address FROM free_addresses WHERE pool = ? ORDER BY seq LIMIT 1').get(pool) as
-      | { seq: number; address: string }
-      | undefined;
+      { seq: number; address: string } | undefined;
     return row ? { address: row.address, ref: String(row.seq) } : null;
   }
 

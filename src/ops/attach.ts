@@ -12,6 +12,7 @@
  */
 import { setHairpin } from '../kernel/bridge.js';
 import { chooseDriver, type LinkDriver } from '../kernel/links/index.js';
+import { netnsIdentity } from '../kernel/netns.js';
 import type { HostLinkInfo } from '../kernel/sysfs.js';
 import { hostLinkExists } from '../kernel/sysfs.js';
 import { publishOf, shimOf, routesOfSpec, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
@@ -125,6 +126,7 @@ async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: Ch
           guestId: guest.id,
           guestName: guest.name,
           netnsPath: guest.netnsPath,
+          netnsId: netnsIdentity(guest.netnsPath),
           ifname: plan.ifname,
           kind: plan.kind,
           hostIf: plan.hostIf,
@@ -132,7 +134,6 @@ async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: Ch
           mac: plan.mac,
           mtu: plan.mtu,
           spec,
-          ownerPid: process.pid,
         }),
       ),
     );

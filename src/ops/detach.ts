@@ -9,6 +9,7 @@
  */
 import { stopDhcpClient } from '../kernel/dhcp-client.js';
 import { driverFor } from '../kernel/links/index.js';
+import { liveNetns } from '../kernel/netns.js';
 import { changeFirewall } from '../firewall/sync.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
@@ -28,7 +29,8 @@ export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord):
   );
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
   const driver = driverFor(rec.kind);
-  await driver.remove(rec, rec.netnsPath, ctx.log);
+  // The recorded path may name another namespace by now (a reused pid): then the guest side is left alone.
+  await driver.remove(rec, liveNetns(rec.netnsPath, rec.netnsId), ctx.log);
   await ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname));
   ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id));
   await releaseSharedLinks(ctx, driver, rec);

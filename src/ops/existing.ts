@@ -12,8 +12,7 @@
 import { readLink } from '../kernel/iproute.js';
 import { sameSpec, type AttachSpec } from '../model/attachment.js';
 import type { Guest } from '../runtime/guest.js';
-import { findAttachment, type AttachmentRecord } from '../store/attachments.js';
-import { processAlive } from '../util/process.js';
+import { findAttachment, ownerAlive, type AttachmentRecord } from '../store/attachments.js';
 import type { CoreContext } from './context.js';
 
 export type Verdict = 'absent' | 'held' | 'lost' | 'changed' | 'leftover' | 'busy';
@@ -28,7 +27,7 @@ export async function judgeExisting(ctx: CoreContext, guest: Guest, spec: Attach
   const is = (verdict: Verdict): Existing => ({ verdict, record });
   if (!record) return is('absent');
   if (record.state === 'pending') {
-    const busy = processAlive(record.ownerPid) && record.ownerPid !== process.pid;
+    const busy = ownerAlive(record) && record.ownerPid !== process.pid;
     return is(busy ? 'busy' : 'leftover');
   }
   const present = (await readLink(spec.ifname, guest.netnsPath)) !== null;

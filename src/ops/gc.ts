@@ -9,8 +9,7 @@
  * orphan while its attach is under way).
  */
 import { guestAlive } from '../runtime/guest.js';
-import { listAttachments, type AttachmentRecord } from '../store/attachments.js';
-import { processAlive } from '../util/process.js';
+import { listAttachments, ownerAlive, type AttachmentRecord } from '../store/attachments.js';
 import type { CoreContext } from './context.js';
 import { detachAttachment } from './detach.js';
 import { leaseOwner } from './leases.js';
@@ -23,7 +22,7 @@ export interface GcAction {
 
 async function deadReason(ctx: CoreContext, rec: AttachmentRecord): Promise<string | null> {
   if (rec.state === 'pending') {
-    return rec.ownerPid !== process.pid && !processAlive(rec.ownerPid) ? `attach by pid ${rec.ownerPid} died before finishing` : null;
+    return rec.ownerPid !== process.pid && !ownerAlive(rec) ? `pipewright pid ${rec.ownerPid} died before finishing` : null;
   }
   return (await guestAlive(rec.guestKind, rec.guestId, ctx.docker)) ? null : 'guest no longer exists';
 }

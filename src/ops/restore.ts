@@ -7,6 +7,7 @@
 import { setHairpin } from '../kernel/bridge.js';
 import { stopDhcpClient } from '../kernel/dhcp-client.js';
 import { driverFor } from '../kernel/links/index.js';
+import { netnsIdentity } from '../kernel/netns.js';
 import { routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
 import type { Guest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
@@ -38,7 +39,7 @@ export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord,
     await plumb(ctx, undo, guest, driver, plan);
     const dhcpPid = rec.spec.dhcp ? await leaseByDhcp(ctx, undo, rec.id, guest, plan) : null;
     if (plan.hostLink && listPorts(ctx.store, rec.id).length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
-    ctx.store.tx(() => records.moveToNetns(ctx.store, rec.id, guest.netnsPath, guest.name, dhcpPid));
+    ctx.store.tx(() => records.moveToNetns(ctx.store, rec.id, { path: guest.netnsPath, id: netnsIdentity(guest.netnsPath) }, guest.name, dhcpPid));
     return records.findAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname)!;
   });
 }

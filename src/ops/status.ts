@@ -4,9 +4,9 @@
  *   stale   the guest, its interface or the host side of its link is gone (gc or detach clears it)
  *   pending an attach in progress, or one that crashed (its owner is gone)
  */
-import { existsSync } from 'node:fs';
 import { readLink, type LinkState } from '../kernel/iproute.js';
 import { driverFor } from '../kernel/links/index.js';
+import { liveNetns } from '../kernel/netns.js';
 import { guestAlive } from '../runtime/guest.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import type { CoreContext } from './context.js';
@@ -21,7 +21,7 @@ export async function checkAttachment(ctx: CoreContext, rec: AttachmentRecord): 
   const stale = (reason: string): AttachmentStatus => ({ status: 'stale', reason });
   if (rec.state === 'pending') return { status: 'pending', reason: `attach by pid ${rec.ownerPid} not finished` };
   if (!(await guestAlive(rec.guestKind, rec.guestId, ctx.docker))) return stale('guest no longer exists');
-  if (!existsSync(rec.netnsPath)) return stale('network namespace changed (guest restarted?)');
+  if (!liveNetns(rec.netnsPath, rec.netnsId)) return stale('network namespace changed (guest restarted?)');
   const link = await readLink(rec.ifname, rec.netnsPath);
   if (!link) return stale(`${rec.ifname} is missing in the guest`);
   const hostSide = driverFor(rec.kind).check(rec);

@@ -6,6 +6,7 @@
 import type { AttachSpec, LinkKind } from '../model/attachment.js';
 import type { GuestKind } from '../runtime/guest.js';
 import type { Store } from './store.js';
+import { pidStartTime, processAlive } from '../util/process.js';
 
 export interface AttachmentRecord {
   id: number;
@@ -13,6 +14,8 @@ export interface AttachmentRecord {
   guestId: string;
   guestName: string;
   netnsPath: string;
+  /** The namespace's identity when recorded ("<dev>:<ino>"); null for records of older versions. */
+  netnsId: string | null;
   ifname: string;
   kind: LinkKind;
   hostIf: string;
@@ -23,6 +26,8 @@ export interface AttachmentRecord {
   dhcpPid: number | null;
   state: 'pending' | 'ready';
   ownerPid: number;
+  /** The owner's start time, which tells it from a later process with the same pid. */
+  ownerStart: string | null;
   createdAt: string;
 }
 
@@ -32,6 +37,7 @@ interface Row {
   guest_id: string;
   guest_name: string;
   netns_path: string;
+  netns_id: string | null;
   ifname: string;
   kind: LinkKind;
   host_if: string;
@@ -42,6 +48,7 @@ interface Row {
   dhcp_pid: number | null;
   state: 'pending' | 'ready';
   owner_pid: number;
+  owner_start: string | null;
   created_at: string;
 }
 
@@ -52,6 +59,7 @@ function fromRow(r: Row): AttachmentRecord {
     guestId: r.guest_id,
     guestName: r.guest_name,
     netnsPath: r.netns_path,
+    netnsId: r.netns_id,
     ifname: r.ifname,
     kind: r.kind,
     hostIf: r.host_if,
@@ -62,14 +70,14 @@ function fromRow(r: Row): AttachmentRecord {
     dhcpPid: r.dhcp_pid,
     state: r.state,
     ownerPid: r.owner_pid,
+    ownerStart: r.owner_start,
     createdAt: r.created_at,
   };
 }
 
 export function findAttachment(store: Store, guestKind: GuestKind, guestId: string, ifname: string): AttachmentRecord | null {
   const row = store.db.prepare('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? AND ifname = ?').get(guestKind, guestId, ifname) as
-    | Row
-    | undefined;
+    Row | undefined;
   return row ? fromRow(row) : null;
 }
 
@@ -80,21 +88,25 @@ export function listAttachments(store: Store, guest?: { kind: GuestKind; id: str
   return (rows as Row[]).map(fromRow);
 }
 
-export type NewAttachment = Omit<AttachmentRecord, 'id' | 'state' | 'createdAt' | 'dhcpPid'>;
+export type NewAttachment = Omit<AttachmentRecord, 'id' | 'state' | 'createdAt' | 'dhcpPid' | 'ownerPid' | 'ownerStart'>;
+
+/** The record's owner is always the process writing it: its pid and start time. */
+const self = () => [process.pid, pidStartTime(process.pid)] as const;
 
 /** Records the intent before the host is touched. */
 export function insertPending(store: Store, a: NewAttachment): number {
   const info = store.db
     .prepare(
-      `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link,
-         mac, mtu, spec, state, owner_pid, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+      `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, netns_id, ifname, kind, host_if, host_link,
+         mac, mtu, spec, state, owner_pid, owner_start, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
     )
     .run(
       a.guestKind,
       a.guestId,
       a.guestName,
       a.netnsPath,
+      a.netnsId,
       a.ifname,
       a.kind,
       a.hostIf,
@@ -102,7 +114,7 @@ export function insertPending(store: Store, a: NewAttachment): number {
       a.mac,
       a.mtu,
       JSON.stringify(a.spec),
-      a.ownerPid,
+      ...self(),
       new Date().toISOString(),
     );
   return Number(info.lastInsertRowid);
@@ -114,7 +126,12 @@ export function markReady(store: Store, id: number, dhcpPid: number | null): voi
 
 /** Back to pending, owned by this process (a rollback, a detach under way): gc finishes it if this process dies. */
 export function markPending(store: Store, id: number): void {
-  store.db.prepare(`UPDATE attachments SET state = 'pending', owner_pid = ? WHERE id = ?`).run(process.pid, id);
+  store.db.prepare(`UPDATE attachments SET state = 'pending', owner_pid = ?, owner_start = ? WHERE id = ?`).run(...self(), id);
+}
+
+/** Whether the record's owner still runs: the same pid with the same start time (a pid alone for older records). */
+export function ownerAlive(rec: Pick<AttachmentRecord, 'ownerPid' | 'ownerStart'>): boolean {
+  return rec.ownerStart ? pidStartTime(rec.ownerPid) === rec.ownerStart : processAlive(rec.ownerPid);
 }
 
 export function setDhcpPid(store: Store, id: number, pid: number): void {
@@ -122,8 +139,10 @@ export function setDhcpPid(store: Store, id: number, pid: number): void {
 }
 
 /** After a restore: the guest's new namespace (and name, and DHCP client). */
-export function moveToNetns(store: Store, id: number, netnsPath: string, guestName: string, dhcpPid: number | null): void {
-  store.db.prepare('UPDATE attachments SET netns_path = ?, guest_name = ?, dhcp_pid = ? WHERE id = ?').run(netnsPath, guestName, dhcpPid, id);
+export function moveToNetns(store: Store, id: number, netns: { path: string; id: string | null }, guestName: string, dhcpPid: number | null): void {
+  store.db
+    .prepare('UPDATE attachments SET netns_path = ?, netns_id = ?, guest_name = ?, dhcp_pid = ? WHERE id = ?')
+    .run(netns.path, netns.id, guestName, dhcpPid, id);
 }
 
 export function deleteAttachment(store: Store, id: number): void {

@@ -116,4 +116,16 @@ export const MIGRATIONS: string[] = [
     '$.directPhys', json(CASE kind WHEN 'phys' THEN 'true' ELSE 'false' END),
     '$.macvlanMode', CASE json_extract(spec, '$.macvlanMode') WHEN 'bridge' THEN json('null') ELSE json_extract(spec, '$.macvlanMode') END);
   `,
+  `
+  -- Identities that outlive nothing: a namespace by (device, inode) of its file, a process by pid
+  -- and start time. A /proc/<pid>/ns/net path can name another namespace once the pid is reused,
+  -- and a pid alone can name another process (after a reboot above all). Older records: NULL.
+  ALTER TABLE attachments ADD COLUMN netns_id TEXT;
+  ALTER TABLE attachments ADD COLUMN owner_start TEXT;
+  -- Small facts about the store itself, e.g. firewall_dirty: a store change the kernel may not have got.
+  CREATE TABLE store_state (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+  );
+  `,
 ];

@@ -139,3 +139,13 @@ export function firewallState(store: Store): FirewallState {
     ports: listPorts(store),
   };
 }
+
+/** A store change the kernel may not have got (a firewall write failed, or its process died first). */
+export function setFirewallDirty(store: Store, dirty: boolean): void {
+  if (dirty) store.db.prepare(`INSERT OR REPLACE INTO store_state (key, value) VALUES ('firewall_dirty', '1')`).run();
+  else store.db.prepare(`DELETE FROM store_state WHERE key = 'firewall_dirty'`).run();
+}
+
+export function firewallDirty(store: Store): boolean {
+  return store.db.prepare(`SELECT 1 FROM store_state WHERE key = 'firewall_dirty'`).get() !== undefined;
+}

@@ -51,8 +51,24 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
   log.step([file, ...args].join(' ') + (opts.input ? `  <<< ${opts.input.trim().split('\n').join(' ; ')}` : ''));
   const result = await spawnCollect(file, args, opts);
   if (result.exitCode !== 0 && !opts.allowFailure) {
-    const reason = (result.stderr || result.stdout).trim().split('\n')[0];
-    throw new Error(`${file} ${args.slice(0, 3).join(' ')}: ${reason || `exit ${result.exitCode}`}`);
+    throw new Error(`${file} ${args.slice(0, 3).join(' ')}: ${toolMessage(result.stderr || result.stdout) || `exit ${result.exitCode}`}`);
   }
   return result;
+}
+
+/**
+ * A failed tool's own words on one line. Some tools open with a banner that says nothing
+ * ("iptables-restore v1.8.9 (nf_tables):"); the lines after it do: they are joined, not dropped.
+ */
+export function toolMessage(output: string): string {
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const banner = /^\S+ v\d+(\.\d+)*( \([^)]*\))?:$/;
+  return lines
+    .filter((l) => !banner.test(l))
+    .slice(0, 3)
+    .join('; ')
+    .slice(0, 400);
 }

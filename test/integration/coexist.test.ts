@@ -130,3 +130,38 @@ t.test(
     t.notOk(await ip6Filter(), 'and detach leaves none');
   },
 );
+
+t.test('two stores on one host: hooks never pile up, removal and sync keep working (iptables)', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const before = await firewallSnapshot();
+  const [dirA, dirB] = [stateDir(t), stateDir(t)];
+  const [brA, brB] = [uniq('y'), uniq('z')];
+  t.teardown(async () => {
+    for (const b of [brA, brB]) await sh('ip', ['link', 'del', b]);
+  });
+  const pw = (dir: string, ...args: string[]) => cli(dir, ['--firewall', 'iptables', ...args]);
+  const hooks = async () => (await must('iptables-save', ['-t', 'filter'])).split('\n').filter((l) => l === '-A FORWARD -j PIPEWRIGHT-FORWARD').length;
+  for (const [dir, br, subnet] of [
+    [dirA, brA, '10.247.20.0/24'],
+    [dirB, brB, '10.247.21.0/24'],
+  ]) {
+    t.equal((await pw(dir, 'pool', 'create', 'p', subnet)).exitCode, 0);
+    const r = await pw(dir, 'network', 'create', 'n', '--bridge', br, '--pool', 'p');
+    t.equal(r.exitCode, 0, r.stderr);
+  }
+  // Each store's delta believed the hook missing: a third program's copy makes it worse still.
+  await must('iptables', ['-A', 'FORWARD', '-j', 'PIPEWRIGHT-FORWARD']);
+  t.ok((await hooks()) >= 2, 'hooks piled up');
+  const rm = await pw(dirA, 'network', 'rm', 'n');
+  t.equal(rm.exitCode, 0, `network rm works with duplicated hooks: ${rm.stderr}`);
+  const sync = await pw(dirB, 'firewall', 'sync');
+  t.equal(sync.exitCode, 0, sync.stderr);
+  t.equal(await hooks(), 1, "firewall sync leaves exactly one hook, for the other store's network");
+  t.match(
+    (await must('iptables-save', ['-t', 'filter'])).toString(),
+    `-A PIPEWRIGHT-FORWARD -i ${brB} -o ${brB} -j ACCEPT`,
+    "and puts back the other store's rules",
+  );
+  t.equal((await pw(dirB, 'firewall', 'sync')).stdout.trim(), 'firewall in sync: 1 rule(s)');
+  t.equal((await pw(dirB, 'network', 'rm', 'n')).exitCode, 0);
+  t.equal(await firewallSnapshot(), before, 'the rule set is as it was');
+});

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { desiredRules, type FirewallState } from '../../src/firewall/rules.js';
 import { renderRule, restoreDelta, CHAINS } from '../../src/firewall/iptables.js';
+import { toolMessage } from '../../src/util/exec.js';
 import { chainRules4, elementOf } from '../../src/firewall/nftables.js';
 import { parsePublish, formatPublish } from '../../src/model/publish.js';
 import { UsageError } from '../../src/util/errors.js';
@@ -114,4 +115,39 @@ t.test('-p follows docker run -p', async (t) => {
   for (const bad of ['80', '0:80', '8080:80/sctp', '8080-8081:80', 'x:80:80', '[::1]:80:80', '70000:80', '8080:80:90:1']) {
     t.throws(() => parsePublish(bad), UsageError, bad);
   }
+});
+
+t.test("a tool's failure says the tool's own words, past its banner", async (t) => {
+  t.equal(
+    toolMessage('iptables-restore v1.8.9 (nf_tables): \nline 3: RULE_DELETE failed (No such file or directory): rule in chain FORWARD\n'),
+    'line 3: RULE_DELETE failed (No such file or directory): rule in chain FORWARD',
+  );
+  t.equal(toolMessage('Error: Could not process rule: No such file or directory\n'), 'Error: Could not process rule: No such file or directory');
+});
+
+t.test('firewall sync repairs duplicated hooks and rules in its own chains, and drops foreign ones there', async (t) => {
+  const saved = [
+    '*filter',
+    ':FORWARD DROP [0:0]',
+    `:${CHAINS.forward} - [0:0]`,
+    `-A FORWARD -j ${CHAINS.forward}`,
+    `-A FORWARD -j ${CHAINS.forward}`,
+    '-A FORWARD -i docker0 -j ACCEPT',
+    '-A FORWARD -i docker0 -j ACCEPT',
+    `-A ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`,
+    `-A ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`,
+    `-A ${CHAINS.forward} -i br-x -o br-x -j ACCEPT`,
+    'COMMIT',
+  ].join('\n');
+  const wanted = [{ table: 'filter' as const, chain: CHAINS.forward, spec: '-i br-c -o br-c -j ACCEPT' }];
+  const delta = restoreDelta(saved, wanted) ?? '';
+  t.equal(delta.split('\n').filter((l) => l === `-D FORWARD -j ${CHAINS.forward}`).length, 1, 'one of the two hooks goes');
+  t.equal(delta.split('\n').filter((l) => l === `-D ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`).length, 1, 'one of the two copies goes');
+  t.match(delta, `-D ${CHAINS.forward} -i br-x -o br-x -j ACCEPT`, 'a rule the store does not know goes');
+  t.notMatch(delta, 'docker0', "another program's duplicates are its own business");
+  const repaired = restoreDelta(
+    ['*filter', `:${CHAINS.forward} - [0:0]`, `-A FORWARD -j ${CHAINS.forward}`, `-A ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`, 'COMMIT'].join('\n'),
+    wanted,
+  );
+  t.equal(repaired, null, 'once repaired, a second sync writes nothing');
 });

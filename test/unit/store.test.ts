@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Store } from '../../src/store/store.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
-import { insertPending, findAttachment, markReady, countOnHostIf } from '../../src/store/attachments.js';
+import { insertPending, findAttachment, markReady, countOnHostIf, ownerAlive } from '../../src/store/attachments.js';
 import { checkAttachSpec, sameSpec } from '../../src/model/attachment.js';
 
 t.test('a new store is migrated to the current schema and round-trips a record', async (t) => {
@@ -23,7 +23,7 @@ t.test('a new store is migrated to the current schema and round-trips a record',
     hostLink: 'pw00000000',
     mac: '02:00:00:00:00:01',
     mtu: 1500,
-    ownerPid: 1,
+    netnsId: null,
     spec: checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'] }),
   });
   markReady(store, id, null);
@@ -66,14 +66,40 @@ t.test('records of the older spec shape (kind inside, no hostLink) compare equal
     hostShim: null,
     publish: [],
   };
-  db.prepare(`INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec, state, owner_pid, created_at)
-    VALUES ('netns', 'blue', 'blue', '/run/netns/blue', 'eth0', 'macvlan', 'eth1', NULL, '02:00:00:00:00:01', 1500, ?, 'ready', 1, 'now')`).run(
-    JSON.stringify(old),
-  );
+  db.prepare(
+    `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec, state, owner_pid, created_at)
+    VALUES ('netns', 'blue', 'blue', '/run/netns/blue', 'eth0', 'macvlan', 'eth1', NULL, '02:00:00:00:00:01', 1500, ?, 'ready', 1, 'now')`,
+  ).run(JSON.stringify(old));
   db.close();
   const store = Store.open(dir);
   t.teardown(() => store.close());
   const rec = findAttachment(store, 'netns', 'blue', 'eth0')!;
   t.notOk('kind' in rec.spec, 'the link kind is only a column now');
   t.ok(sameSpec(rec.spec, checkAttachSpec({ hostIf: 'eth1', addresses: ['10.0.0.2/24'] })), 'the same attach again is the same spec');
+});
+
+t.test("a record's owner is its pid with its start time: the same pid in another process is not the owner", async (t) => {
+  const dir = t.testdir({});
+  const store = Store.open(dir);
+  t.teardown(() => store.close());
+  const id = insertPending(store, {
+    guestKind: 'netns',
+    guestId: 'red',
+    guestName: 'red',
+    netnsPath: '/run/netns/red',
+    netnsId: null,
+    ifname: 'eth0',
+    kind: 'veth',
+    hostIf: 'br0',
+    hostLink: 'pw00000002',
+    mac: '02:00:00:00:00:02',
+    mtu: 1500,
+    spec: checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.3/24'] }),
+  });
+  const rec = findAttachment(store, 'netns', 'red', 'eth0')!;
+  t.equal(rec.ownerPid, process.pid);
+  t.ok(ownerAlive(rec), 'this process owns it');
+  t.notOk(ownerAlive({ ...rec, ownerStart: '1' }), 'a live pid that started at another time (a reused pid, a reboot) is not the owner');
+  store.db.prepare('UPDATE attachments SET owner_pid = 1 WHERE id = ?').run(id);
+  t.notOk(ownerAlive(findAttachment(store, 'netns', 'red', 'eth0')!), 'pid 1 is alive, but it did not write this record');
 });

@@ -34,8 +34,8 @@ export interface LinkDriver {
   describe(plan: AttachmentPlan, netnsPath: string): IpWords[];
   /** Makes the link, its guest end born inside the guest; a half-made link is removed before the error. */
   create(plan: AttachmentPlan, netnsPath: string, log?: StepLog): Promise<void>;
-  /** Removes the link wherever it still is; a link already gone is fine. */
-  remove(link: LinkRef, netnsPath: string, log?: StepLog): Promise<void>;
+  /** Removes the link wherever it still is; a link already gone is fine. `netnsPath` null: the guest is gone. */
+  remove(link: LinkRef, netnsPath: string | null, log?: StepLog): Promise<void>;
   /** What is wrong with the host side of a made link, or null when it holds. */
   check(link: LinkRef): string | null;
 }

@@ -10,12 +10,12 @@ import type { LinkRef } from './driver.js';
 
 export async function removeInGuest(
   link: LinkRef,
-  netnsPath: string,
+  netnsPath: string | null,
   words: IpWords[],
   act: (sock: RtNetlinkSocket, index: number) => Promise<unknown>,
   log?: StepLog,
 ): Promise<void> {
-  if (!existsSync(netnsPath)) return;
+  if (!netnsPath || !existsSync(netnsPath)) return;
   logAsIp(log, words, netnsPath);
   await withNetnsSocket(netnsPath, async (sock) => {
     const index = await indexIn(sock, link.ifname).catch((err) => {

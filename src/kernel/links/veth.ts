@@ -48,7 +48,7 @@ export const veth: LinkDriver = {
     }
   },
   /** Deleting the host end deletes both; a guest that went away took its end along. */
-  async remove(link: LinkRef, _netnsPath: string, log?: StepLog) {
+  async remove(link: LinkRef, _netnsPath: string | null, log?: StepLog) {
     if (!link.hostLink || !hostLinkExists(link.hostLink)) return;
     logAsIp(log, [deleteLinkWords(link.hostLink)]);
     await deleteHostLink(link.hostLink);
