@@ -98,7 +98,7 @@ export class Ipam {
     const lease = this.lease(pool, address, owner, reserved);
     if (await this.backend.createLease(lease)) return lease;
     const holder = await this.backend.getLease(pool.name, address);
-    if (holder && holder.owner === owner) return holder;
+    if (holder && holder.owner === owner && holder.host === this.host) return holder;
     throw new PipewrightError(`${address} in pool ${pool.name} is taken by ${holder?.owner ?? 'another owner'} on ${holder?.host ?? 'another host'}`);
   }
 
@@ -106,8 +106,13 @@ export class Ipam {
     return this.backend.deleteLease(poolName, address);
   }
 
+  /** This host's leases of an owner: owner names are per host (netns:blue/eth0 exists on every host). */
+  async heldBy(owner: string): Promise<Lease[]> {
+    return (await this.backend.leases({ owner })).filter((l) => l.host === this.host);
+  }
+
   async releaseOwner(owner: string): Promise<Lease[]> {
-    const held = await this.backend.leases({ owner });
+    const held = await this.heldBy(owner);
     for (const l of held) await this.backend.deleteLease(l.pool, l.address);
     return held;
   }

@@ -31,13 +31,21 @@ function freeKey(pool: string): string {
   return `${K.free(pool)}${String(Date.now()).padStart(15, '0')}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
+/** How long one etcd call may take (the client retries a failed call a few times on its own). */
+const CALL_DEADLINE_MS = 2000;
+
 export class EtcdLeaseBackend implements LeaseBackend {
   readonly kind = 'etcd' as const;
 
   private constructor(private readonly client: Etcd3) {}
 
   static async connect(endpoints: string[]): Promise<EtcdLeaseBackend> {
-    const client = new Etcd3({ hosts: endpoints, dialTimeout: 5000 });
+    // Every call has a deadline: a stalled etcd fails an attach with an error instead of hanging it.
+    const client = new Etcd3({
+      hosts: endpoints,
+      dialTimeout: 5000,
+      defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
+    });
     try {
       await client.get(K.poolsRev).string();
     } catch (err) {

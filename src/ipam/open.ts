@@ -22,9 +22,10 @@ export function parseStoreSpec(spec: string | undefined): StoreSpec {
   return { kind: 'etcd', endpoints };
 }
 
-export async function openIpam(store: Store, spec?: string): Promise<Ipam> {
+/** `host`: this host's id in every lease it takes (ops/context.ts keeps it in the state directory). */
+export async function openIpam(store: Store, spec: string | undefined, host: string): Promise<Ipam> {
   const parsed = parseStoreSpec(spec);
-  if (parsed.kind === 'sqlite') return new Ipam(new SqliteLeaseBackend(store));
+  if (parsed.kind === 'sqlite') return new Ipam(new SqliteLeaseBackend(store), host);
   const { EtcdLeaseBackend } = await import('./etcd-backend.js');
-  return new Ipam(await EtcdLeaseBackend.connect(parsed.endpoints));
+  return new Ipam(await EtcdLeaseBackend.connect(parsed.endpoints), host);
 }

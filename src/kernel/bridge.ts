@@ -1,5 +1,5 @@
 /** Linux bridges on the host: creation (up, or nothing left on failure), their ports, hairpin mode. */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { StepLog } from '../util/log.js';
 import { logAsIp, type IpWords } from './ip-words.js';
 import { CREATE_EXCL, deleteHostLink, hostIndex, UP } from './netlink/rtnl.js';
@@ -37,4 +37,18 @@ export function setHairpin(port: string, log?: StepLog): void {
   const path = `/sys/class/net/${port}/brport/hairpin_mode`;
   log?.step(`echo 1 > ${path}`);
   writeFileSync(path, '1');
+}
+
+const BR_STATE_FORWARDING = '3';
+
+/**
+ * Waits until a bridge port forwards (its carrier comes on asynchronously, through the kernel's
+ * linkwatch, after the peer came up); true when it does within `timeoutMs`.
+ */
+export async function waitForwarding(port: string, timeoutMs = 1500): Promise<boolean> {
+  const path = `/sys/class/net/${port}/brport/state`;
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 5))) {
+    if (existsSync(path) && readFileSync(path, 'utf8').trim() === BR_STATE_FORWARDING) return true;
+  }
+  return false;
 }

@@ -7,9 +7,10 @@ import { routesOf, type AttachmentPlan } from '../model/attachment.js';
 import type { StepLog } from '../util/log.js';
 import { addAddress, addressWords } from './addresses.js';
 import { logAsIp, type IpWords } from './ip-words.js';
-import { arpNotifySpec } from './netlink/attrs.js';
+import { arpNotifySpec, mac as macBytes } from './netlink/attrs.js';
 import { AF, CREATE_REPLACE, indexIn, ipBytes, UP } from './netlink/rtnl.js';
-import { withNetnsSocket } from './netlink/sockets.js';
+import { inNetns, withNetnsSocket } from './netlink/sockets.js';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const RT_TABLE_MAIN = 254;
 
@@ -27,8 +28,22 @@ export function configureGuestWords(plan: GuestSide): IpWords[] {
   return cmds;
 }
 
+/**
+ * Docker turns IPv6 off in a --net=none container's namespace (new interfaces inherit
+ * disable_ipv6=1, and adding an IPv6 address fails with EACCES): turn it on for this interface
+ * only, when it is to hold an IPv6 address.
+ */
+function enableIpv6(ifname: string, netnsPath: string, log?: StepLog): void {
+  const path = `/proc/sys/net/ipv6/conf/${ifname}/disable_ipv6`;
+  const off = inNetns(netnsPath, () => existsSync(path) && readFileSync(path, 'utf8').trim() === '1');
+  if (!off) return;
+  log?.step(`nsenter --net=${netnsPath} sysctl -w net.ipv6.conf.${ifname}.disable_ipv6=0  (IPv6 was off in this guest)`);
+  inNetns(netnsPath, () => writeFileSync(path, '0'));
+}
+
 export async function configureGuest(plan: GuestSide, netnsPath: string, log?: StepLog): Promise<void> {
   logAsIp(log, configureGuestWords(plan), netnsPath);
+  if (plan.addresses.some((a) => a.family === 6)) enableIpv6(plan.ifname, netnsPath, log);
   await withNetnsSocket(netnsPath, async (sock) => {
     await sock.setLink({ index: await indexIn(sock, 'lo'), ...UP }, {});
     const index = await indexIn(sock, plan.ifname);
@@ -43,5 +58,17 @@ export async function configureGuest(plan: GuestSide, netnsPath: string, log?: S
         CREATE_REPLACE,
       );
     }
+  });
+}
+
+/**
+ * Announces the interface's address again (gratuitous ARP): setting the MAC it already has makes
+ * the kernel notify an address change, which arp_notify answers with an announcement. For a veth
+ * whose bridge port was not forwarding yet when the guest end came up (the first one was lost).
+ */
+export async function announce(ifname: string, mac: string, netnsPath: string, log?: StepLog): Promise<void> {
+  logAsIp(log, [['link', 'set', ifname, 'address', mac]], netnsPath);
+  await withNetnsSocket(netnsPath, async (sock) => {
+    await sock.setLink({ index: await indexIn(sock, ifname) }, { address: macBytes(mac) });
   });
 }

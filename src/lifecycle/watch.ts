@@ -33,17 +33,30 @@ async function reconcileAll(ctx: CoreContext, opts: WatchOptions): Promise<void>
 
 /**
  * Events are handled one at a time, in order: a restart's "start" never races its own "destroy".
- * A job that fails is reported and the queue goes on (a rejection must not end the daemon).
+ * A job that fails is reported and the queue goes on (a rejection must not end the daemon);
+ * `idle` resolves once every queued job is done (shutdown waits for it before the store closes).
  */
-function serialQueue(onError: (err: unknown) => void): (job: () => Promise<void>) => void {
+function serialQueue(onError: (err: unknown) => void) {
   let tail = Promise.resolve();
-  return (job) => {
-    tail = tail.then(job).catch(onError);
+  return {
+    enqueue(job: () => Promise<void>): void {
+      tail = tail.then(job).catch(onError);
+    },
+    idle: () => tail,
   };
 }
 
 export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void> {
-  const enqueue = serialQueue((err) => opts.onEvent({ event: 'engine', message: `failed: ${describe(err)}` }));
+  const { enqueue, idle } = serialQueue((err) => opts.onEvent({ event: 'engine', message: `failed: ${describe(err)}` }));
+  try {
+    await follow(ctx, opts, enqueue);
+  } finally {
+    await idle();
+  }
+}
+
+/** Connects, reconciles and follows the engine's events until the signal aborts; reconnects with backoff. */
+async function follow(ctx: CoreContext, opts: WatchOptions, enqueue: (job: () => Promise<void>) => void): Promise<void> {
   const maxBackoff = opts.maxBackoffMs ?? 10_000;
   let backoff = 250;
   while (!opts.signal.aborted) {
@@ -55,13 +68,13 @@ export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void>
     }
     backoff = 250;
     opts.onEvent({ event: 'engine', message: 'connected to the Docker engine' });
-    const onContainer = (e: ContainerEvent) => {
-      if (!knownContainers(ctx).includes(e.id)) return;
+    // Everything an event leads to runs in the queue, the store read included: nothing can throw out of the stream.
+    const onContainer = (e: ContainerEvent) =>
       enqueue(async () => {
+        if (!knownContainers(ctx).includes(e.id)) return;
         const report = await reconcileContainer(ctx, e.id);
         opts.onEvent({ event: 'container', message: `${e.action} ${report.name}: ${report.action} (${report.detail})`, report });
       });
-    };
     const following = followContainerEvents(ctx.docker, onContainer, opts.signal).catch((err) => {
       opts.onEvent({ event: 'engine', message: `event stream failed: ${(err as Error).message}` });
     });

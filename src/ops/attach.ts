@@ -30,7 +30,7 @@ import { judgeExisting } from './existing.js';
 import { changeFirewall } from '../firewall/sync.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
-import { recordPorts } from './ports.js';
+import { checkPublishable, recordPorts } from './ports.js';
 import { restoreAttachment } from './restore.js';
 import { ensureShim } from './shared-links.js';
 
@@ -61,6 +61,7 @@ export function chooseLink(spec: AttachSpec): ChosenLink {
 
 export async function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): Promise<AttachResult> {
   const link = chooseLink(spec);
+  await checkPublishable(ctx, spec);
   const { verdict, record } = await judgeExisting(ctx, guest, spec);
   switch (verdict) {
     case 'held':

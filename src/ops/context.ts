@@ -3,6 +3,10 @@
  * backend, the Docker engine's socket, and where to report steps. Front ends (CLI, library users)
  * build one from their flags and environment; nothing below reads options or the environment.
  */
+import { randomBytes } from 'node:crypto';
+import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { FirewallChoice } from '../firewall/sync.js';
 import type { Ipam } from '../ipam/allocator.js';
 import { openIpam } from '../ipam/open.js';
@@ -30,10 +34,34 @@ export interface ContextOptions {
   log?: StepLog;
 }
 
+/**
+ * This host's id in the leases it takes, generated once and kept in the state directory: two
+ * hosts (cloned VMs included) never share one. A state directory of an older version, whose
+ * leases name the hostname, keeps the hostname.
+ */
+function hostId(stateDir: string, storeExisted: boolean): string {
+  const file = join(stateDir, 'host-id');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const id = storeExisted ? hostname() : `${hostname()}-${randomBytes(4).toString('hex')}`;
+  // Written whole, then linked into place: a reader never sees a half-written file, and of two
+  // first processes the second finds the first one's id.
+  const draft = `${file}.${process.pid}`;
+  writeFileSync(draft, `${id}\n`, { mode: 0o600 });
+  try {
+    linkSync(draft, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    rmSync(draft, { force: true });
+  }
+  return readFileSync(file, 'utf8').trim();
+}
+
 export async function openContext(opts: ContextOptions): Promise<CoreContext> {
+  const storeExisted = existsSync(join(opts.stateDir, 'pipewright.db'));
   const store = Store.open(opts.stateDir);
   try {
-    const ipam = await openIpam(store, opts.store);
+    const ipam = await openIpam(store, opts.store, hostId(opts.stateDir, storeExisted));
     return { store, ipam, firewall: opts.firewall ?? 'auto', docker: opts.docker ?? DEFAULT_DOCKER_SOCKET, log: opts.log ?? silent };
   } catch (err) {
     store.close();

@@ -48,7 +48,7 @@ export async function leaseAddresses(ctx: CoreContext, undo: UndoStack, owner: s
 export async function heldAddresses(ctx: CoreContext, owner: string, spec: AttachSpec): Promise<IpConfig[]> {
   const statics = staticAddresses(spec);
   const pooled: IpConfig[] = [];
-  for (const lease of await ctx.ipam.leases({ owner })) {
+  for (const lease of await ctx.ipam.heldBy(owner)) {
     if (statics.some((s) => s.address === lease.address)) continue;
     pooled.push(asIpConfig(await ctx.ipam.pool(lease.pool), lease));
   }

@@ -4,7 +4,8 @@
  * its inverse on the caller's undo stack.
  */
 import { startDhcpClient, stopDhcpClient } from '../kernel/dhcp-client.js';
-import { configureGuest } from '../kernel/guest-config.js';
+import { waitForwarding } from '../kernel/bridge.js';
+import { announce, configureGuest } from '../kernel/guest-config.js';
 import type { LinkDriver } from '../kernel/links/index.js';
 import { errno } from '../kernel/netlink/errno.js';
 import type { AttachmentPlan } from '../model/attachment.js';
@@ -31,6 +32,17 @@ export async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, dri
     () => driver.remove(plan, guest.netnsPath, ctx.log),
   );
   await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => configureGuest(plan, guest.netnsPath, ctx.log));
+  if (plan.hostLink && plan.addresses.some((a) => a.family === 4)) await announceOnBridge(ctx, guest, plan);
+}
+
+/**
+ * The gratuitous ARP sent as the guest end came up races the bridge port's switch to forwarding
+ * (the kernel turns the carrier on asynchronously): once the port forwards, announce once more,
+ * so neighbours that cached an old MAC for a reused address learn the new one.
+ */
+async function announceOnBridge(ctx: CoreContext, guest: Guest, plan: AttachmentPlan): Promise<void> {
+  if (!(await waitForwarding(plan.hostLink!))) return; // a bridge with STP still learning: its own delay applies
+  await announce(plan.ifname, plan.mac, guest.netnsPath, ctx.log);
 }
 
 /** The client's pid is recorded before the wait, so gc can stop it if this process is killed meanwhile. */

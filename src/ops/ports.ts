@@ -3,7 +3,12 @@
  * owner) and the rules are left to the firewall change that follows the store.
  */
 import { PipewrightError } from '../util/errors.js';
-import { conflictingPort, insertPort } from '../store/networks.js';
+import { readLink } from '../kernel/iproute.js';
+import { hostLinkExists } from '../kernel/sysfs.js';
+import { contains } from '../model/address.js';
+import { poolsOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
+import { conflictingPort, findNetwork, insertPort } from '../store/networks.js';
+import type { CoreContext } from './context.js';
 import type { Store } from '../store/store.js';
 import type { IpConfig } from '../model/address.js';
 import { formatPublish, type PortSpec } from '../model/publish.js';
@@ -33,5 +38,29 @@ export function recordPorts(store: Store, attachmentId: number, guestName: strin
       ctrSubnet,
       ctrPort: p.ctrPort,
     });
+  }
+}
+
+/** The IPv4 subnets the spec's guest will be in ("<network>/<prefix>"), as far as they are known before leasing. */
+async function guestSubnets(ctx: CoreContext, spec: AttachSpec): Promise<{ address: string; prefix: number }[]> {
+  const statics = staticAddresses(spec).filter((a) => a.family === 4);
+  const pools = await Promise.all(poolsOf(spec).map((name) => ctx.ipam.pool(name)));
+  return [...statics, ...pools.filter((p) => p.family === 4).map((p) => ({ address: p.subnet.split('/')[0], prefix: p.prefix }))];
+}
+
+/**
+ * Published ports are DNATed by the host, so the host must route to the guest: the bridge is a
+ * pipewright network's (it holds the pool's gateway) or already holds an address in the guest's
+ * subnet. Otherwise the port would never answer: refused before anything is changed.
+ */
+export async function checkPublishable(ctx: CoreContext, spec: AttachSpec): Promise<void> {
+  if (!spec.publish.length || spec.dhcp || findNetwork(ctx.store, spec.hostIf)) return;
+  const held = hostLinkExists(spec.hostIf) ? ((await readLink(spec.hostIf, undefined))?.addresses ?? []) : [];
+  const routed = (await guestSubnets(ctx, spec)).every((net) => held.some((cidr) => contains(net.address, net.prefix, cidr.split('/')[0])));
+  if (!routed) {
+    throw new PipewrightError(
+      `-p needs the host to reach the guest, and ${spec.hostIf} has no address in its subnet: ` +
+        `create a network on it (pipewright network create <name> --bridge ${spec.hostIf} --pool <pool>) or give ${spec.hostIf} an address in that subnet`,
+    );
   }
 }

@@ -98,4 +98,27 @@ export function ipamSuite(t: Test, make: Make): void {
     t.same(await i.listPools(), []);
     t.same(await i.leases(), []);
   });
+
+  t.test('owner names are per host: one host releasing "netns:blue/eth0" leaves the other host\'s lease alone', async (t) => {
+    const backend = await make(t);
+    const [a, b] = [new Ipam(backend, 'host-a'), new Ipam(backend, 'host-b')];
+    await a.createPool({ name: 'h', cidr: '10.62.0.0/24' });
+    const la = await a.allocate('h', 'netns:blue/eth0');
+    const lb = await b.allocate('h', 'netns:blue/eth0');
+    t.same(
+      (await b.heldBy('netns:blue/eth0')).map((l) => l.address),
+      [lb.address],
+    );
+    t.same(
+      (await b.releaseOwner('netns:blue/eth0')).map((l) => l.address),
+      [lb.address],
+      'host b releases only its own',
+    );
+    t.same(
+      (await a.heldBy('netns:blue/eth0')).map((l) => l.address),
+      [la.address],
+      "host a's lease is still there",
+    );
+    await t.rejects(b.claim('h', la.address, 'netns:blue/eth0'), /taken by netns:blue\/eth0 on host-a/, 'the same owner name on another host is another owner');
+  });
 }

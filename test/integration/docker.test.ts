@@ -88,3 +88,19 @@ t.test('a bare name that is both a container and a netns is ambiguous', { skip: 
   t.match(r.stderr, new RegExp(`write docker:${name} or netns:${name}`));
   t.equal((await inNs(name, ['ip', 'link', 'show', 'eth0'])).exitCode, 1);
 });
+
+t.test('IPv6 into a --net=none container, where Docker turned IPv6 off', { skip: SKIP }, async (t) => {
+  const dir = stateDir(t);
+  const name = await container(t);
+  const peer = await netns(t);
+  const br = uniq('br');
+  removeLinkAtEnd(t, br);
+  const r = await cli(dir, ['--verbose', 'attach', br, name, '10.235.1.2/24', 'fd35::2/64']);
+  t.equal(r.exitCode, 0, r.stderr);
+  t.match(r.stderr, /disable_ipv6=0/, '--verbose says IPv6 was turned on for the interface');
+  t.equal((await cli(dir, ['attach', br, peer, 'fd35::3/64'])).exitCode, 0);
+  t.match(await must('docker', ['exec', name, 'ip', '-o', '-6', 'addr', 'show', 'eth0']), /inet6 fd35::2\/64/, 'the container holds its IPv6 address');
+  t.equal((await inNs(peer, ['ping', '-6', '-c', '1', '-W', '2', 'fd35::2'])).exitCode, 0, 'a peer reaches it over IPv6');
+  t.equal((await cli(dir, ['detach', name])).exitCode, 0);
+  t.equal((await cli(dir, ['detach', peer])).exitCode, 0);
+});

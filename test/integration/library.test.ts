@@ -30,6 +30,19 @@ t.test('the package entry exposes the operations', async (t) => {
   t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/33'] }), UsageError, 'input is checked before anything runs');
 });
 
+t.test("a state directory keeps this host's id: the same on every open, another for another directory", async (t) => {
+  const [d1, d2] = [t.testdir({ a: {} }) + '/a', t.testdir({ b: {} }) + '/b'];
+  const ids: string[] = [];
+  for (const dir of [d1, d1, d2]) {
+    const ctx = await openContext({ stateDir: dir });
+    ids.push(ctx.ipam.host);
+    await closeContext(ctx);
+  }
+  t.equal(ids[0], ids[1], 'kept');
+  t.not(ids[0], ids[2], 'two hosts (cloned VMs included) never share one');
+  t.match(ids[0], /-[0-9a-f]{8}$/);
+});
+
 t.test('open a context, attach from a pool, detach: the kernel and the store follow', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const ctx = await openContext({ stateDir: stateDir(t), firewall: 'iptables' });
   t.teardown(() => closeContext(ctx));

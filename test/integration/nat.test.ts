@@ -86,3 +86,27 @@ t.test('firewall sync restores rules a reload wiped', { skip: !isRoot && ROOT_RE
   await pw('detach', srv);
   await pw('network', 'rm', 'n');
 });
+
+t.test('-p on a bridge the host cannot route to is refused before anything changes', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const br = uniq('r');
+  t.teardown(() => sh('ip', ['link', 'del', br]));
+  const guest = await netns(t);
+  const links = await hostLinks();
+  const fw = await firewallSnapshot();
+  await cli(dir, ['pool', 'create', 'lan', '10.247.30.0/24']);
+  const r = await cli(dir, ['attach', br, guest, 'pool:lan', '-p', '18130:80']);
+  t.equal(r.exitCode, 1);
+  t.match(r.stderr, /-p needs the host to reach the guest.*network create/);
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  t.same(await hostLinks(), links, 'no bridge, no veth');
+  t.same(JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout), [], 'no lease');
+  t.equal(await firewallSnapshot(), fw, 'no rule');
+  // Once the host holds an address in the subnet, the same attach goes through.
+  await must('ip', ['link', 'add', br, 'type', 'bridge']);
+  await must('ip', ['address', 'add', '10.247.30.1/24', 'dev', br]);
+  await must('ip', ['link', 'set', br, 'up']);
+  const ok = await cli(dir, ['attach', br, guest, 'pool:lan', '-p', '18130:80']);
+  t.equal(ok.exitCode, 0, ok.stderr);
+  t.equal((await cli(dir, ['detach', guest])).exitCode, 0);
+});

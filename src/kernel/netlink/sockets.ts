@@ -44,8 +44,12 @@ function returnTo(self: number): void {
   }
 }
 
-/** A socket created inside the namespace at `netnsPath`; both namespace fds are closed on every path. */
-function socketIn(netnsPath: string): RtNetlinkSocket {
+/**
+ * Runs `fn` (synchronous: nothing else may run meanwhile) with this thread inside the namespace at
+ * `netnsPath`: what it opens there (a socket, a /proc/sys/net file) belongs to that namespace.
+ * Both namespace fds are closed on every path.
+ */
+export function inNetns<T>(netnsPath: string, fn: () => T): T {
   const self = openSync('/proc/thread-self/ns/net', 'r');
   try {
     const target = openSync(netnsPath, 'r');
@@ -55,13 +59,17 @@ function socketIn(netnsPath: string): RtNetlinkSocket {
       closeSync(target);
     }
     try {
-      return createRtNetlink();
+      return fn();
     } finally {
       returnTo(self);
     }
   } finally {
     closeSync(self);
   }
+}
+
+function socketIn(netnsPath: string): RtNetlinkSocket {
+  return inNetns(netnsPath, () => createRtNetlink());
 }
 
 /** Runs fn with a socket inside the namespace at `netnsPath`, closed afterwards. */
