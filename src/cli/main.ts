@@ -33,6 +33,10 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<void> {
   try {
+    // The chaos suite's fault seam (src/util/faults.ts): inert unless these are set.
+    if (process.env.PIPEWRIGHT_FAULT || process.env.PIPEWRIGHT_FAULT_TRACE) {
+      (await import('../util/faults.js')).armFaults(process.env.PIPEWRIGHT_FAULT, process.env.PIPEWRIGHT_FAULT_TRACE);
+    }
     await buildProgram().parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {

@@ -17,21 +17,25 @@ import { deletePortsOf } from '../store/networks.js';
 import type { CoreContext } from './context.js';
 import { leaseOwner } from './leases.js';
 import { releaseSharedLinks } from './shared-links.js';
+import { namedStep } from '../util/faults.js';
 
 export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
-  await changeFirewall(
-    ctx.store,
-    () => {
-      deletePortsOf(ctx.store, rec.id);
-      records.markPending(ctx.store, rec.id);
-    },
-    { firewall: ctx.firewall, log: ctx.log },
+  const what = `${rec.guestName} ${rec.ifname}`;
+  await namedStep(`detach ${what}: firewall`, () =>
+    changeFirewall(
+      ctx.store,
+      () => {
+        deletePortsOf(ctx.store, rec.id);
+        records.markPending(ctx.store, rec.id);
+      },
+      { firewall: ctx.firewall, log: ctx.log },
+    ),
   );
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
   const driver = driverFor(rec.kind);
   // The recorded path may name another namespace by now (a reused pid): then the guest side is left alone.
-  await driver.remove(rec, liveNetns(rec.netnsPath, rec.netnsId), ctx.log);
-  await ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname));
-  ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id));
-  await releaseSharedLinks(ctx, driver, rec);
+  await namedStep(`detach ${what}: link`, () => driver.remove(rec, liveNetns(rec.netnsPath, rec.netnsId), ctx.log));
+  await namedStep(`detach ${what}: leases`, () => ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname)));
+  await namedStep(`detach ${what}: record`, () => ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id)));
+  await namedStep(`detach ${what}: shared links`, () => releaseSharedLinks(ctx, driver, rec));
 }

@@ -9,13 +9,15 @@
  * orphan while its attach is under way).
  */
 import { guestAlive } from '../runtime/guest.js';
-import { listAttachments, ownerAlive, type AttachmentRecord } from '../store/attachments.js';
+import { listAttachments, ownerAlive, settledBridges, type AttachmentRecord } from '../store/attachments.js';
+import { collectOrphanVolumes } from '../storage/volumes.js';
 import type { CoreContext } from './context.js';
 import { detachAttachment } from './detach.js';
 import { leaseOwner } from './leases.js';
+import { releaseBridge } from './shared-links.js';
 
 export interface GcAction {
-  kind: 'attachment' | 'lease';
+  kind: 'attachment' | 'lease' | 'bridge' | 'volume';
   target: string;
   reason: string;
 }
@@ -49,5 +51,16 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
     actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `owner ${lease.owner} has no attachment` });
     if (!opts.dryRun) await ctx.ipam.release(lease.pool, lease.address);
   }
+  if (!opts.dryRun) actions.push(...(await collectLeftovers(ctx)));
+  return actions;
+}
+
+/** What a killed operation made before it recorded anything that points at it: an unused bridge, a volume directory. */
+async function collectLeftovers(ctx: CoreContext): Promise<GcAction[]> {
+  const actions: GcAction[] = [];
+  for (const bridge of settledBridges(ctx.store)) {
+    if (await releaseBridge(ctx, bridge)) actions.push({ kind: 'bridge', target: bridge, reason: 'made by pipewright, used by nothing' });
+  }
+  for (const name of await collectOrphanVolumes(ctx)) actions.push({ kind: 'volume', target: name, reason: 'a directory without a volume record' });
   return actions;
 }

@@ -11,6 +11,7 @@ import * as records from '../store/attachments.js';
 import { deleteNetwork, findNetwork, insertNetwork, type NetworkRecord } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
+import { namedStep } from '../util/faults.js';
 import type { CoreContext } from './context.js';
 import { ensureBridge, releaseBridge } from './shared-links.js';
 
@@ -33,7 +34,24 @@ export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Prom
   if (existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
   const log = ctx.log;
   const undo = new UndoStack(log);
+  const rec = {
+    name: req.name,
+    bridge: req.bridge,
+    pool: pool.name,
+    subnet: pool.subnet,
+    gateway: pool.gateway,
+    masquerade: Boolean(req.masquerade),
+    isolated: Boolean(req.isolated),
+  };
+  const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log });
   return undo.all(async () => {
+    // The record comes first: of two creates at once the store takes one, and the other stops
+    // before it has touched the bridge (its rollback would take the winner's gateway away).
+    await undo.step(
+      'record network and its firewall rules',
+      () => change(() => insertUnique(ctx, rec)),
+      () => change(() => deleteNetwork(ctx.store, req.name)).then(() => {}),
+    );
     await ensureBridge(ctx, undo, req.bridge);
     if (pool.gateway) {
       const addr = `${pool.gateway}/${pool.prefix}`;
@@ -47,23 +65,15 @@ export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Prom
         () => removeHostAddress(req.bridge, gw),
       );
     }
-    const rec = {
-      name: req.name,
-      bridge: req.bridge,
-      pool: pool.name,
-      subnet: pool.subnet,
-      gateway: pool.gateway,
-      masquerade: Boolean(req.masquerade),
-      isolated: Boolean(req.isolated),
-    };
-    const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log });
-    await undo.step(
-      'record network and its firewall rules',
-      () => change(() => insertNetwork(ctx.store, rec)),
-      () => change(() => deleteNetwork(ctx.store, req.name)).then(() => {}),
-    );
     return findNetwork(ctx.store, req.name)!;
   });
+}
+
+/** Inserts the network unless its name or bridge is taken (checked again inside the transaction). */
+function insertUnique(ctx: CoreContext, rec: Omit<NetworkRecord, 'createdAt'>): void {
+  const clash = findNetwork(ctx.store, rec.name) ?? findNetwork(ctx.store, rec.bridge);
+  if (clash) throw new PipewrightError(`network ${clash.name} already uses ${clash.name === rec.name ? 'that name' : `bridge ${rec.bridge}`}`);
+  insertNetwork(ctx.store, rec);
 }
 
 export async function removeNetwork(ctx: CoreContext, name: string): Promise<NetworkRecord> {
@@ -71,12 +81,14 @@ export async function removeNetwork(ctx: CoreContext, name: string): Promise<Net
   if (!net || net.name !== name) throw new PipewrightError(`no network named ${name} (see 'pipewright network ls')`);
   const guests = records.countOnHostIf(ctx.store, net.bridge);
   if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
-  await changeFirewall(ctx.store, () => deleteNetwork(ctx.store, name), { firewall: ctx.firewall, log: ctx.log });
+  await namedStep(`network rm ${name}: firewall`, () =>
+    changeFirewall(ctx.store, () => deleteNetwork(ctx.store, name), { firewall: ctx.firewall, log: ctx.log }),
+  );
   if (net.gateway && hostLinkExists(net.bridge)) {
     const prefix = Number(net.subnet.split('/')[1]);
     ctx.log?.step(`ip address del ${net.gateway}/${prefix} dev ${net.bridge}  (netlink)`);
-    await removeHostAddress(net.bridge, { address: net.gateway, prefix, family: 4 });
+    await namedStep(`network rm ${name}: address`, () => removeHostAddress(net.bridge, { address: net.gateway!, prefix, family: 4 }));
   }
-  await releaseBridge(ctx, net.bridge);
+  await namedStep(`network rm ${name}: bridge`, () => releaseBridge(ctx, net.bridge));
   return net;
 }

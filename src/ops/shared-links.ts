@@ -57,20 +57,21 @@ export async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: stri
   else await undo.step(`address on host shim ${shim}`, () => setHostAddress(shim, address));
 }
 
-/** Deletes a host link pipewright created, and forgets it, unless `inUse` says something still needs it. */
-async function removeIfUnused(ctx: CoreContext, name: string, inUse: () => boolean): Promise<void> {
-  await underLinksLock(ctx, async () => {
-    if (!records.createdHostLink(ctx.store, name) || inUse()) return;
+/** Deletes a host link pipewright created, and forgets it, unless `inUse` says something still needs it; true when it went. */
+async function removeIfUnused(ctx: CoreContext, name: string, inUse: () => boolean): Promise<boolean> {
+  return underLinksLock(ctx, async () => {
+    if (!records.createdHostLink(ctx.store, name) || inUse()) return false;
     if (hostLinkExists(name)) {
       logAsIp(ctx.log, [deleteLinkWords(name)]);
       await deleteHostLink(name);
     }
     ctx.store.tx(() => records.forgetHostLink(ctx.store, name));
+    return true;
   });
 }
 
-/** A network's bridge, once the network is gone (guests on it keep it). */
-export function releaseBridge(ctx: CoreContext, bridge: string): Promise<void> {
+/** A bridge pipewright made, once nothing uses it (no guest, no network, nothing plugged in). */
+export function releaseBridge(ctx: CoreContext, bridge: string): Promise<boolean> {
   return removeIfUnused(ctx, bridge, () => bridgeInUse(ctx, bridge));
 }
 

@@ -4,7 +4,7 @@
  * an ext4 image of fixed size on a loop device (a hard quota). Backing mounts do not survive a
  * reboot; `ensureBacked` puts them back before any use.
  */
-import { existsSync, mkdirSync, openSync, ftruncateSync, closeSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, ftruncateSync, closeSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -17,6 +17,7 @@ import { checkVolumeName, sizeBytes, type VolumeOptions } from './spec.js';
 import { checkHostPath } from './host-path.js';
 import { UndoStack } from '../util/undo.js';
 import { withLock } from '../store/lock.js';
+import { namedStep } from '../util/faults.js';
 
 /** What storage operations need of the core context: the store, and where to report steps. */
 export interface StorageContext {
@@ -29,9 +30,17 @@ export const volumeDir = (stateDir: string, name: string) => join(volumesDir(sta
 export const dataDir = (stateDir: string, name: string) => join(volumeDir(stateDir, name), '_data');
 const imageFile = (stateDir: string, name: string) => join(volumeDir(stateDir, name), 'image.ext4');
 
-/** Whether `dir` is a mount point (its device differs from its parent's). */
+/**
+ * Whether `dir` is a mount point, from /proc/self/mountinfo (comparing st_dev with the parent's
+ * misses a bind mount from the same filesystem).
+ */
 function isMountPoint(dir: string): boolean {
-  return existsSync(dir) && statSync(dir).dev !== statSync(join(dir, '..')).dev;
+  if (!existsSync(dir)) return false;
+  const real = realpathSync(dir);
+  const unescape = (p: string) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((line) => line && unescape(line.split(' ')[4]) === real);
 }
 
 /** The mount command that backs a volume's _data, or null for a plain directory. */
@@ -104,7 +113,8 @@ async function makeImage(ctx: StorageContext, name: string, bytes: number): Prom
 
 async function unback(ctx: StorageContext, v: VolumeRecord): Promise<void> {
   const data = dataDir(ctx.store.stateDir, v.name);
-  if (isMountPoint(data)) await run('umount', [data], { log: ctx.log });
+  // Stacked mounts (an older version stacked one per use): all of them.
+  while (isMountPoint(data)) await run('umount', [data], { log: ctx.log });
 }
 
 export function getVolume(ctx: StorageContext, name: string): VolumeRecord {
@@ -120,9 +130,29 @@ export async function removeVolume(ctx: StorageContext, name: string): Promise<v
   if (users.length) {
     throw new PipewrightError(`volume ${name} is in use by ${users.map((m) => `${m.guestName}:${m.target}`).join(', ')}; unmount it first`);
   }
-  await unback(ctx, v);
-  rmSync(volumeDir(ctx.store.stateDir, name), { recursive: true, force: true });
-  ctx.store.tx(() => deleteVolume(ctx.store, name));
+  await namedStep(`volume rm ${name}: unmount`, () => unback(ctx, v));
+  await namedStep(`volume rm ${name}: data`, () => removeDir(volumeDir(ctx.store.stateDir, name)));
+  await namedStep(`volume rm ${name}: record`, () => ctx.store.tx(() => deleteVolume(ctx.store, name)));
+}
+
+/** Removes a volume's directory, never across a mount still on its data (that would be someone's data). */
+function removeDir(dir: string): void {
+  if (isMountPoint(join(dir, '_data'))) throw new PipewrightError(`${dir}/_data is still mounted; unmount it first`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Volume directories without a record (a create that was killed): their backing unmounted, then removed. */
+export function collectOrphanVolumes(ctx: StorageContext): Promise<string[]> {
+  return withLock(ctx.store.stateDir, 'volumes', async () => {
+    const dir = volumesDir(ctx.store.stateDir);
+    const orphans = existsSync(dir) ? readdirSync(dir).filter((name) => !findVolume(ctx.store, name)) : [];
+    for (const name of orphans) {
+      const data = dataDir(ctx.store.stateDir, name);
+      while (isMountPoint(data)) await run('umount', [data], { log: ctx.log });
+      removeDir(volumeDir(ctx.store.stateDir, name));
+    }
+    return orphans;
+  });
 }
 
 /** Removes every volume no guest uses (and that carries these labels). */

@@ -168,7 +168,19 @@ export function hostLinkTaken(store: Store, name: string): boolean {
 }
 
 export function recordCreatedHostLink(store: Store, name: string, kind: string): void {
-  store.db.prepare('INSERT OR IGNORE INTO host_links (name, kind, created_at) VALUES (?, ?, ?)').run(name, kind, new Date().toISOString());
+  store.db
+    .prepare('INSERT OR IGNORE INTO host_links (name, kind, created_at, owner_pid, owner_start) VALUES (?, ?, ?, ?, ?)')
+    .run(name, kind, new Date().toISOString(), ...self());
+}
+
+/** Bridges pipewright made whose maker is gone (finished or killed): gc's candidates. */
+export function settledBridges(store: Store): string[] {
+  const rows = store.db.prepare(`SELECT name, owner_pid, owner_start FROM host_links WHERE kind = 'bridge'`).all() as {
+    name: string;
+    owner_pid: number | null;
+    owner_start: string | null;
+  }[];
+  return rows.filter((r) => r.owner_pid === null || !ownerAlive({ ownerPid: r.owner_pid, ownerStart: r.owner_start })).map((r) => r.name);
 }
 
 export function createdHostLink(store: Store, name: string): boolean {

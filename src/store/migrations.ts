@@ -127,5 +127,9 @@ export const MIGRATIONS: string[] = [
     key    TEXT PRIMARY KEY,
     value  TEXT NOT NULL
   );
+  -- Who made a shared host link: gc removes an unused one only once its maker is gone (a network
+  -- create or an attach still under way has not used it yet).
+  ALTER TABLE host_links ADD COLUMN owner_pid INTEGER;
+  ALTER TABLE host_links ADD COLUMN owner_start TEXT;
   `,
 ];

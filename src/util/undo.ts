@@ -5,8 +5,9 @@
 import { StepError, describe } from './errors.js';
 import type { StepLog } from './log.js';
 import { silent } from './log.js';
+import { afterStep, beforeStep } from './faults.js';
 
-type Inverse = () => Promise<void> | void;
+type Inverse = () => Promise<unknown> | void;
 
 export class UndoStack {
   private readonly inverses: { name: string; fn: Inverse }[] = [];
@@ -17,10 +18,12 @@ export class UndoStack {
   async step<T>(name: string, fn: () => Promise<T> | T, inverse?: Inverse): Promise<T> {
     let result: T;
     try {
+      beforeStep(name);
       result = await fn();
     } catch (err) {
       throw err instanceof StepError ? err : new StepError(name, err);
     }
+    afterStep(name);
     if (inverse) this.inverses.push({ name, fn: inverse });
     return result;
   }

@@ -8,23 +8,9 @@ import { attach, attachments, checkAttachSpec, closeContext, detach, openContext
 import { isRoot, must, netns, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
 
 t.test('the package entry exposes the operations', async (t) => {
-  for (const name of [
-    'openContext',
-    'closeContext',
-    'attach',
-    'detach',
-    'restore',
-    'gc',
-    'checkAttachSpec',
-    'resolveGuest',
-    'createNetwork',
-    'removeNetwork',
-    'createVolume',
-    'mountInto',
-    'attachments',
-    'networks',
-    'volumes',
-  ]) {
+  const api =
+    'openContext closeContext attach detach restore gc checkAttachSpec resolveGuest createNetwork removeNetwork createVolume mountInto attachments networks volumes';
+  for (const name of api.split(' ')) {
     t.type((lib as Record<string, unknown>)[name], 'function', name);
   }
   t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/33'] }), UsageError, 'input is checked before anything runs');

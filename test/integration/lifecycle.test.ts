@@ -182,3 +182,19 @@ t.test(
     t.ok((await until(() => w.lines().filter((l) => l.includes('firewall in sync')).length >= 2, 10_000)) >= 0, 'the firewall was synced on each connection');
   },
 );
+
+t.test("run: a -d in the container's own command is the container's, and the ID comes from Docker's cidfile", { skip: SKIP }, async (t) => {
+  const dir = stateDir(t);
+  const br = await network(t, dir, '10.247.14.0/24');
+  const name = uniq('d');
+  t.teardown(() => sh('docker', ['rm', '-f', name]));
+  const t0 = Date.now();
+  // "-d" here is the script's $0, not Docker's flag: pipewright must still start the container detached.
+  const r = await cli(dir, ['run', '--network', br, '--json', '--', '--name', name, TEST_IMAGE, 'sh', '-c', 'sleep 60', '-d']);
+  t.equal(r.exitCode, 0, r.stderr);
+  t.ok(Date.now() - t0 < 20_000, 'returned while the container runs');
+  const { id } = JSON.parse(r.stdout);
+  t.equal(id, (await must('docker', ['inspect', '-f', '{{.Id}}', name])).trim(), "the ID is Docker's own");
+  t.equal((await must('docker', ['inspect', '-f', '{{.State.Running}}', name])).trim(), 'true');
+  t.equal((await cli(dir, ['detach', name])).exitCode, 0);
+});

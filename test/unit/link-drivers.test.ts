@@ -19,51 +19,19 @@ const plan: AttachmentPlan = {
   routes: [parseRoute('10.9.0.0/16@10.0.0.254')],
 };
 
+/** An `ip` command line as the argv the drivers describe. */
+const words = (line: string) => line.split(' ');
+
 t.test('veth: guest end born in the guest netns, host end on the bridge', async (t) => {
   t.same(veth.describe(plan, '/run/netns/x'), [
-    [
-      'link',
-      'add',
-      'name',
-      'pw01234567',
-      'mtu',
-      '1500',
-      'type',
-      'veth',
-      'peer',
-      'name',
-      'eth0',
-      'mtu',
-      '1500',
-      'address',
-      '02:00:00:00:00:01',
-      'netns',
-      '/run/netns/x',
-    ],
-    ['link', 'set', 'pw01234567', 'master', 'br0', 'up'],
+    words('link add name pw01234567 mtu 1500 type veth peer name eth0 mtu 1500 address 02:00:00:00:00:01 netns /run/netns/x'),
+    words('link set pw01234567 master br0 up'),
   ]);
 });
 
 t.test('macvlan: one command, created in the guest', async (t) => {
   t.same(macvlan.describe({ ...plan, kind: 'macvlan', hostIf: 'eth1', hostLink: null, macvlanMode: 'private' }, '/proc/7/ns/net'), [
-    [
-      'link',
-      'add',
-      'link',
-      'eth1',
-      'name',
-      'eth0',
-      'mtu',
-      '1500',
-      'address',
-      '02:00:00:00:00:01',
-      'netns',
-      '/proc/7/ns/net',
-      'type',
-      'macvlan',
-      'mode',
-      'private',
-    ],
+    words('link add link eth1 name eth0 mtu 1500 address 02:00:00:00:00:01 netns /proc/7/ns/net type macvlan mode private'),
   ]);
 });
 
@@ -83,15 +51,18 @@ t.test('drivers: which one serves a host interface, and the parts of the plan it
 });
 
 t.test('guest config: addresses (IPv6 without DAD), up, then routes', async (t) => {
-  t.same(configureGuestWords(plan), [
-    ['link', 'set', 'lo', 'up'],
-    ['address', 'add', '10.0.0.2/24', 'dev', 'eth0'],
-    ['address', 'add', 'fd00::2/64', 'dev', 'eth0', 'nodad'],
-    ['link', 'set', 'eth0', 'up'],
-    ['route', 'replace', '0.0.0.0/0', 'via', '10.0.0.1', 'dev', 'eth0'],
-    ['route', 'replace', '::/0', 'via', 'fd00::1', 'dev', 'eth0'],
-    ['route', 'replace', '10.9.0.0/16', 'via', '10.0.0.254', 'dev', 'eth0'],
-  ]);
+  t.same(
+    configureGuestWords(plan),
+    [
+      'link set lo up',
+      'address add 10.0.0.2/24 dev eth0',
+      'address add fd00::2/64 dev eth0 nodad',
+      'link set eth0 up',
+      'route replace 0.0.0.0/0 via 10.0.0.1 dev eth0',
+      'route replace ::/0 via fd00::1 dev eth0',
+      'route replace 10.9.0.0/16 via 10.0.0.254 dev eth0',
+    ].map(words),
+  );
 });
 
 t.test('an explicit default route wins over an address gateway', async (t) => {
