@@ -9,6 +9,7 @@
 import { changeFirewall } from '../firewall/sync.js';
 import { definePool, type Pool, type PoolInput } from '../ipam/pool.js';
 import { checkAttachSpec, DEFAULT_IFNAME } from '../model/attachment.js';
+import { checkIfname } from '../model/validate.js';
 import { attach, chooseLink } from '../ops/attach.js';
 import type { CoreContext } from '../ops/context.js';
 import { detachAttachment } from '../ops/detach.js';
@@ -83,8 +84,9 @@ async function planPools(p: Planner): Promise<void> {
   }
 }
 
-function planNetworks(p: Planner): void {
+async function planNetworks(p: Planner): Promise<void> {
   for (const [i, n] of (p.spec.networks ?? []).entries()) {
+    await at(p, ['networks', i, 'bridge'], () => checkIfname(n.bridge, 'bridge'));
     const have = findNetwork(p.ctx.store, n.name);
     const [masquerade, isolated] = [Boolean(n.masquerade), Boolean(n.isolated)];
     if (!have) {
@@ -213,7 +215,7 @@ export async function planApply(ctx: CoreContext, file: string, prune = false): 
   const { spec, locate } = loadApplyFile(file);
   const p: Planner = { ctx, spec, locate, prune, actions: [], removals: [] };
   await planPools(p);
-  planNetworks(p);
+  await planNetworks(p);
   await planVolumes(p);
   await planContainers(p);
   return [...p.actions, ...p.removals];

@@ -19,6 +19,7 @@ import { findNetwork } from '../store/networks.js';
 import { deleteMountsOf, insertMount } from '../store/volumes.js';
 import { mountSource } from '../storage/mount.js';
 import { parseMountSpec, type MountSpec } from '../storage/spec.js';
+import { printable } from '../model/validate.js';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { run as exec } from '../util/exec.js';
 
@@ -55,8 +56,29 @@ function checkDockerArgs(args: string[]): void {
   if (net) throw new UsageError(`pipewright run starts the container with --net=none; drop "${net}" and use --network`);
 }
 
+/**
+ * Docker reads --mount as comma-separated key=value pairs and keeps the last of a key: a path
+ * with a comma could add `src=/` behind pipewright's checks. Such paths are refused.
+ */
+function checkMountPath(path: string, what: string): string {
+  if (/[,="'\\]/.test(path) || [...path].some((c) => c.charCodeAt(0) < 0x20 || c === '\x7f')) {
+    throw new UsageError(
+      `${what} "${printable(path)}" may not contain ',', '=', quotes, backslashes or control characters (they would change Docker's --mount)`,
+    );
+  }
+  return path;
+}
+
+/** A -v argument checked for Docker's --mount before anything is created. */
+function dockerMountSpec(text: string): MountSpec {
+  const spec = parseMountSpec(text);
+  checkMountPath(spec.target, 'container path');
+  if (spec.hostPath) checkMountPath(spec.hostPath, 'host path');
+  return spec;
+}
+
 async function dockerMountFlag(ctx: CoreContext, spec: MountSpec): Promise<{ flag: string; hostPath: string }> {
-  const { path } = await mountSource(ctx, spec, {});
+  const path = checkMountPath((await mountSource(ctx, spec, {})).path, 'host path');
   return { flag: `type=bind,src=${path},dst=${spec.target}${spec.readonly ? ',readonly' : ''}`, hostPath: path };
 }
 
@@ -83,7 +105,7 @@ export async function runContainer(ctx: CoreContext, req: RunRequest): Promise<R
   checkDockerArgs(req.dockerArgs);
   const specs = req.networks.map((n, i) => networkSpec(ctx, n, i, i === 0 ? req.publish : []));
   if (req.publish.length && specs.length === 0) throw new UsageError('-p needs a --network to publish on');
-  const mountSpecs = req.volumes.map(parseMountSpec);
+  const mountSpecs = req.volumes.map(dockerMountSpec);
   const mounts = await Promise.all(mountSpecs.map((m) => dockerMountFlag(ctx, m)));
   const containerId = await dockerRun(
     ctx,

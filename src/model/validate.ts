@@ -6,16 +6,26 @@ import { UsageError } from '../util/errors.js';
 
 export const IFNAMSIZ = 16;
 
-/** The kernel's dev_valid_name(): 1..15 bytes, not "." or "..", no '/', ':' or whitespace. */
+/**
+ * Interface names: 1..15 bytes (the kernel's limit), not "." or "..", and only letters, digits,
+ * '_', '.' and '-'. The kernel takes more, but these names end up in firewall rules, where `+`
+ * is an iptables wildcard (`-i br+` matches every br-* bridge) and a quote or brace breaks an nft
+ * script: only names both rule languages read literally are accepted.
+ */
 export function checkIfname(name: string, what = 'interface name'): string {
   const bytes = Buffer.byteLength(name);
   if (bytes === 0 || bytes >= IFNAMSIZ) {
-    throw new UsageError(`${what} "${name}" must be 1 to ${IFNAMSIZ - 1} bytes long`);
+    throw new UsageError(`${what} "${printable(name)}" must be 1 to ${IFNAMSIZ - 1} bytes long`);
   }
-  if (name === '.' || name === '..' || /[/:\s]/.test(name)) {
-    throw new UsageError(`${what} "${name}" may not be "." or ".." nor contain '/', ':' or whitespace`);
+  if (name === '.' || name === '..' || !/^[A-Za-z0-9_.-]+$/.test(name)) {
+    throw new UsageError(`${what} "${printable(name)}" may use only letters, digits, '_', '.' and '-' (and is not "." or "..")`);
   }
   return name;
+}
+
+/** A value as it can be shown on one line of an error (control characters escaped). */
+export function printable(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
 }
 
 const MAC_RE = /^([0-9a-f]{2})(:[0-9a-f]{2}){5}$/i;

@@ -22,10 +22,20 @@ function asIpConfig(pool: Pool, lease: Lease): IpConfig {
   return { address: lease.address, prefix: pool.prefix, family: pool.family, ...(pool.gateway ? { gateway: pool.gateway } : {}) };
 }
 
+/**
+ * The spec's addresses, leased under `owner`. Leases the owner already holds on this host are
+ * taken as they are (a restore re-claims what it had; a pool address comes back unchanged); what
+ * is missing is leased anew (a static address someone else took meanwhile is refused, naming its
+ * holder). Only leases taken here are given back on rollback.
+ */
 export async function leaseAddresses(ctx: CoreContext, undo: UndoStack, owner: string, spec: AttachSpec): Promise<IpConfig[]> {
-  undo.push(`release leases of ${owner}`, async () => {
-    await ctx.ipam.releaseOwner(owner);
-  });
+  const held = await ctx.ipam.heldBy(owner);
+  const taken = (lease: Lease) => {
+    if (!held.some((h) => h.pool === lease.pool && h.address === lease.address)) {
+      undo.push(`lease ${lease.address}`, () => ctx.ipam.release(lease.pool, lease.address));
+    }
+    return lease;
+  };
   const out: IpConfig[] = [];
   for (const a of staticAddresses(spec)) {
     const pool = await ctx.ipam.poolFor(a.address);
@@ -33,24 +43,16 @@ export async function leaseAddresses(ctx: CoreContext, undo: UndoStack, owner: s
       if (pool.prefix !== a.prefix) {
         throw new PipewrightError(`${a.address}/${a.prefix} is in pool ${pool.name}, whose prefix is /${pool.prefix}; use ${a.address}/${pool.prefix}`);
       }
-      await undo.step(`lease ${a.address} from pool ${pool.name}`, () => ctx.ipam.claim(pool.name, a.address, owner));
+      taken(await undo.step(`lease ${a.address} from pool ${pool.name}`, () => ctx.ipam.claim(pool.name, a.address, owner)));
     }
     out.push(a);
   }
+  const statics = new Set(out.map((a) => a.address));
   for (const name of poolsOf(spec)) {
-    const lease = await undo.step(`lease from pool ${name}`, () => ctx.ipam.allocate(name, owner));
-    out.push(asIpConfig(await ctx.ipam.pool(name), lease));
+    const pool = await ctx.ipam.pool(name);
+    const mine = held.find((l) => l.pool === name && !statics.has(l.address) && !out.some((o) => o.address === l.address));
+    const lease = mine ?? taken(await undo.step(`lease from pool ${name}`, () => ctx.ipam.allocate(name, owner)));
+    out.push(asIpConfig(pool, lease));
   }
   return out;
-}
-
-/** Static addresses from the spec, pool addresses from the leases the guest interface still holds. */
-export async function heldAddresses(ctx: CoreContext, owner: string, spec: AttachSpec): Promise<IpConfig[]> {
-  const statics = staticAddresses(spec);
-  const pooled: IpConfig[] = [];
-  for (const lease of await ctx.ipam.heldBy(owner)) {
-    if (statics.some((s) => s.address === lease.address)) continue;
-    pooled.push(asIpConfig(await ctx.ipam.pool(lease.pool), lease));
-  }
-  return [...statics, ...pooled];
 }

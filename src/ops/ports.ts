@@ -16,6 +16,7 @@ import { fromBig, prefixBounds } from '../ipam/ipmath.js';
 
 /** Records the guest's published ports (inside the caller's transaction). */
 export function recordPorts(store: Store, attachmentId: number, guestName: string, bridge: string, addresses: IpConfig[], ports: PortSpec[]): void {
+  if (ports.length === 0) return; // an IPv6-only guest publishes nothing, and needs no IPv4 address for that
   const v4 = addresses.find((a) => a.family === 4);
   if (!v4) throw new PipewrightError('publishing ports needs an IPv4 address on the guest interface');
   const ctrSubnet = `${fromBig(prefixBounds(v4.address, v4.prefix, 4)[0], 4)}/${v4.prefix}`;

@@ -15,7 +15,7 @@ import type { AttachmentRecord } from '../store/attachments.js';
 import { listPorts } from '../store/networks.js';
 import { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
-import { heldAddresses, leaseOwner } from './leases.js';
+import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
 
 export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord, guest: Guest): Promise<AttachmentRecord> {
@@ -29,10 +29,12 @@ export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord,
     mtu: rec.mtu,
     macvlanMode: rec.spec.macvlanMode,
     routes: routesOfSpec(rec.spec),
-    addresses: await heldAddresses(ctx, leaseOwner(rec.guestKind, rec.guestId, rec.ifname), rec.spec),
+    addresses: [],
   };
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
+    // The leases it held, claimed again (never an address configured without a lease).
+    plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(rec.guestKind, rec.guestId, rec.ifname), rec.spec);
     // The old namespace took its end of the pair along; a host end left over would block the name.
     await driver.remove(plan, guest.netnsPath, ctx.log);
     if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);

@@ -19,6 +19,11 @@ function freePort(): Promise<number> {
 }
 
 export async function startEtcd(t: T): Promise<string> {
+  return (await startEtcdProcess(t)).endpoint;
+}
+
+/** The endpoint (host:port) and the server's pid (to stall it with SIGSTOP). */
+export async function startEtcdProcess(t: T): Promise<{ endpoint: string; pid: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-etcd-'));
   const [client, peer] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${client}`;
@@ -51,7 +56,7 @@ export async function startEtcd(t: T): Promise<string> {
   });
   for (let i = 0; i < 100; i++) {
     try {
-      if ((await fetch(`${url}/health`)).ok) return `127.0.0.1:${client}`;
+      if ((await fetch(`${url}/health`)).ok) return { endpoint: `127.0.0.1:${client}`, pid: proc.pid! };
     } catch {
       /* not up yet */
     }

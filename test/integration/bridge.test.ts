@@ -130,3 +130,19 @@ t.test('20 attaches at once to a bridge that does not exist yet, on a fresh stat
   );
   t.same(await hostLinks(), linksBefore, 'the bridge went with the last guest, nothing else is left');
 });
+
+t.test('an IPv6-only guest (no IPv4 address at all)', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const [a, b] = [await netns(t), await netns(t)];
+  const br = uniq('6br');
+  removeLinkAtEnd(t, br);
+  for (const [g, addr] of [
+    [a, 'fd32::2/64'],
+    [b, 'fd32::3/64'],
+  ]) {
+    const r = await cli(dir, ['attach', br, g, addr]);
+    t.equal(r.exitCode, 0, r.stderr);
+  }
+  t.equal((await inNs(a, ['ping', '-6', '-c', '1', '-W', '2', 'fd32::3'])).exitCode, 0, 'they reach each other over IPv6');
+  for (const g of [a, b]) t.equal((await cli(dir, ['detach', g])).exitCode, 0);
+});

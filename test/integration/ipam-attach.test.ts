@@ -5,7 +5,8 @@
  */
 import t from 'tap';
 import { execa } from 'execa';
-import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cli, CLI, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
 
 const leases = async (dir: string) => JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout) as { address: string; owner: string }[];
@@ -55,12 +56,12 @@ t.test('gc: vanished guests and orphaned leases', { skip: !isRoot && ROOT_REASON
   await cli(dir, ['pool', 'create', 'gcp', '10.243.0.0/24']);
   await cli(dir, ['lease', 'reserve', 'gcp', '10.243.0.100', '--owner', 'printer']);
   const hostEnd = JSON.parse((await cli(dir, ['attach', br, a, 'pool:gcp', '--json'])).stdout).hostLink;
-  // An orphan: a lease of this host whose owner has no attachment.
+  // An orphan: a lease of this host (its id is kept in the state dir) whose owner has no attachment.
   const { Store } = await import('../../src/store/store.js');
   const { Ipam } = await import('../../src/ipam/allocator.js');
   const { SqliteLeaseBackend } = await import('../../src/ipam/sqlite-backend.js');
   const store = Store.open(dir);
-  await new Ipam(new SqliteLeaseBackend(store), hostname()).allocate('gcp', 'netns:ghost/eth0');
+  await new Ipam(new SqliteLeaseBackend(store), readFileSync(join(dir, 'host-id'), 'utf8').trim()).allocate('gcp', 'netns:ghost/eth0');
   store.close();
   await must('ip', ['netns', 'del', a]);
 

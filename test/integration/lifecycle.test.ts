@@ -198,3 +198,16 @@ t.test("run: a -d in the container's own command is the container's, and the ID 
   t.equal((await must('docker', ['inspect', '-f', '{{.State.Running}}', name])).trim(), 'true');
   t.equal((await cli(dir, ['detach', name])).exitCode, 0);
 });
+
+t.test("run: a comma in a -v path cannot add keys to Docker's --mount (src=/ past the host-path checks)", { skip: SKIP }, async (t) => {
+  const dir = stateDir(t);
+  const name = uniq('m');
+  t.teardown(() => sh('docker', ['rm', '-f', name]));
+  for (const v of ['data:/data,src=/', 'data:/data,readonly=false', '/tmp:/x,src=/']) {
+    const r = await cli(dir, ['run', '-v', v, '--', '--name', name, TEST_IMAGE, 'sleep', '60']);
+    t.equal(r.exitCode, 2, `-v ${v} is a usage error`);
+    t.match(r.stderr, /may not contain ','/);
+  }
+  t.equal((await sh('docker', ['inspect', name])).exitCode, 1, 'no container was created');
+  t.same(JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout), [], 'nor a volume');
+});

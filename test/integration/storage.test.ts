@@ -155,3 +155,20 @@ t.test('two creates of one volume at once: one wins, the loser touches nothing',
     t.equal((await cli(dir, ['volume', 'rm', name])).exitCode, 0);
   }
 });
+
+t.test('a bind-backed volume is mounted once however often it is used, and rm removes it', { skip: !isRoot && 'needs root (mounts)' }, async (t) => {
+  const dir = stateDir(t);
+  const src = mkdtempSync(join(tmpdir(), 'pipewright-bindsrc-'));
+  t.teardown(() => rmSync(src, { recursive: true, force: true }));
+  writeFileSync(join(src, 'keep'), 'data');
+  t.equal((await cli(dir, ['volume', 'create', 'bound', '--opt', `type=none,o=bind,device=${src}`])).exitCode, 0);
+  let path = '';
+  for (let i = 0; i < 3; i++) path = (await cli(dir, ['volume', 'path', 'bound'])).stdout.trim();
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[4] === path);
+  t.equal(mounts.length, 1, 'one mount on _data after three uses (a bind from the same filesystem is seen in mountinfo)');
+  const rm = await cli(dir, ['volume', 'rm', 'bound']);
+  t.equal(rm.exitCode, 0, rm.stderr);
+  t.equal(readFileSync(join(src, 'keep'), 'utf8'), 'data', "the bind source's files are untouched");
+});

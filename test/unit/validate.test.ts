@@ -13,6 +13,17 @@ t.test('interface names follow the kernel rules', async (t) => {
   }
 });
 
+t.test('interface names are what both rule languages read literally', async (t) => {
+  t.equal(checkIfname('br-lan_1.2'), 'br-lan_1.2');
+  // iptables wildcards, nft quoting and statement syntax, shell-looking and non-ASCII bytes.
+  for (const bad of ['br+', 'br*', 'a"b', "a'b", 'a;b', 'a{b', 'a}b', 'a\tb', 'a\nb', 'a$b', 'é', 'a\\b', 'a@b']) {
+    t.throws(() => checkIfname(bad), /may use only letters, digits/, JSON.stringify(bad));
+  }
+  t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], hostLink: 'v+' }), /host interface name "v\+"/, 'at every entry: -l');
+  t.throws(() => checkAttachSpec({ hostIf: 'br*', addresses: ['10.0.0.2/24'] }), /host interface "br\*"/, 'the bridge');
+  t.throws(() => checkIfname('a\nb'), /"a\\nb"/, 'a control character is shown escaped, the error stays one line');
+});
+
 t.test('MACs must be unicast', async (t) => {
   t.equal(checkMac('26:2E:71:98:60:8F'), '26:2e:71:98:60:8f');
   t.throws(() => checkMac('01:00:5e:00:00:01'), /multicast/);
