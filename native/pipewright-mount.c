@@ -2,60 +2,95 @@
  * pipewright-mount: puts a host directory into a running container's mount namespace, or takes
  * it out. Node cannot setns() into a mount namespace (it is multithreaded); this single-threaded
  * helper can. The new mount API does the work: the host path is cloned as a detached mount while
- * still in the host's namespace, made read-only if asked, then moved onto the target inside.
+ * still in the host's namespace, given its attributes (nosuid, nodev, private propagation, and
+ * read-only if asked), then moved onto the target inside.
  *
  *   pipewright-mount prepare <pid> <container-path> [mkdir]   prints the path with symlinks resolved
  *   pipewright-mount mount   <pid> <host-path> <container-path> [ro]
  *   pipewright-mount unmount <pid> <container-path>
  *
- * Paths are resolved inside the container, after setns: a symlink in the container can never
- * point pipewright at a host path. Exit 0 on success; one line on stderr and exit 1 otherwise.
+ * The argument list is exact: an unknown word (say "readonly") is a usage error, never a
+ * read-write mount. The container is entered through a pidfd, so a pid reused between the
+ * caller's check and here cannot send the mount elsewhere. Paths are resolved inside the
+ * container, after setns: a symlink in the container can never point pipewright at a host path.
+ * Exit 0 on success; one line on stderr and exit 1 on failure, 2 on a usage error.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+static const char *USAGE =
+    "usage: pipewright-mount prepare <pid> <container-path> [mkdir] | mount <pid> <host-path> <container-path> [ro] | unmount <pid> <container-path>";
+
 static int fail(const char *what, const char *arg) {
-  fprintf(stderr, "pipewright-mount: %s %s: %s\n", what, arg, strerror(errno));
+  if (errno == ENOSYS) {
+    fprintf(stderr, "pipewright-mount: %s: this kernel lacks the new mount API (Linux 5.12 or newer is needed)\n", what);
+  } else {
+    fprintf(stderr, "pipewright-mount: %s %s: %s\n", what, arg, strerror(errno));
+  }
   return 1;
 }
 
-static int enter_mnt_ns(const char *pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%s/ns/mnt", pid);
-  int ns = open(path, O_RDONLY | O_CLOEXEC);
-  if (ns < 0) return fail("open", path);
-  if (setns(ns, CLONE_NEWNS) < 0) return fail("setns", path);
-  close(ns);
+static int usage(const char *why) {
+  fprintf(stderr, "pipewright-mount: %s; %s\n", why, USAGE);
+  return 2;
+}
+
+/* A pid is digits only, 1 to INT_MAX. */
+static int parse_pid(const char *text, pid_t *pid) {
+  if (!*text || strlen(text) > 10) return 0;
+  for (const char *c = text; *c; c++) if (!isdigit((unsigned char)*c)) return 0;
+  long v = strtol(text, NULL, 10);
+  if (v <= 0 || v > INT_MAX) return 0;
+  *pid = (pid_t)v;
+  return 1;
+}
+
+static int absolute(const char *path) {
+  return path[0] == '/' && strlen(path) < PATH_MAX;
+}
+
+static int enter_mnt_ns(pid_t pid) {
+  char what[32];
+  snprintf(what, sizeof what, "pid %d", (int)pid);
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return fail("pidfd_open", what);
+  int rc = setns(fd, CLONE_NEWNS);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return rc < 0 ? fail("setns into the mount namespace of", what) : 0;
+}
+
+/* mkdir -p, component by component, inside the container; `path` is absolute. */
+static int make_dirs(const char *path) {
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST) return fail("mkdir", buf);
+    *p = '/';
+  }
+  if (mkdir(buf, 0755) < 0 && errno != EEXIST) return fail("mkdir", buf);
   return 0;
 }
 
-/* mkdir -p, component by component, inside the container. */
-static int make_dirs(const char *path) {
-  char buf[PATH_MAX];
-  if (strlen(path) >= sizeof buf) { errno = ENAMETOOLONG; return fail("path", path); }
-  strcpy(buf, path);
-  for (char *p = buf + 1; ; p++) {
-    if (*p == '/' || *p == '\0') {
-      char saved = *p;
-      *p = '\0';
-      if (mkdir(buf, 0755) < 0 && errno != EEXIST) return fail("mkdir", buf);
-      if (saved == '\0') return 0;
-      *p = saved;
-    }
-  }
-}
-
-static int do_prepare(const char *pid, const char *target, int create) {
+static int do_prepare(pid_t pid, const char *target, int create) {
   char resolved[PATH_MAX];
   if (enter_mnt_ns(pid)) return 1;
   if (create && make_dirs(target)) return 1;
@@ -64,28 +99,56 @@ static int do_prepare(const char *pid, const char *target, int create) {
   return 0;
 }
 
-static int do_mount(const char *pid, const char *src, const char *target, int readonly) {
-  int tree = syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+static int do_mount(pid_t pid, const char *src, const char *target, int readonly) {
+  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
   if (tree < 0) return fail("open_tree", src);
-  if (readonly) {
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
-    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) return fail("mount_setattr", src);
+  /* No set-uid programs or device nodes through the mount, and no propagation back to the host. */
+  struct mount_attr attr = {
+      .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (readonly ? MOUNT_ATTR_RDONLY : 0),
+      .propagation = MS_PRIVATE,
+  };
+  int rc = 1;
+  if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) fail("mount_setattr", src);
+  else if (enter_mnt_ns(pid) == 0) {
+    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) fail("move_mount onto", target);
+    else rc = 0;
   }
-  if (enter_mnt_ns(pid)) return 1;
-  if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) return fail("move_mount onto", target);
-  return 0;
+  close(tree);
+  return rc;
 }
 
-static int do_unmount(const char *pid, const char *target) {
+static int do_unmount(pid_t pid, const char *target) {
   if (enter_mnt_ns(pid)) return 1;
   if (umount2(target, MNT_DETACH) < 0) return fail("umount", target);
   return 0;
 }
 
+/* `word` must be absent or exactly `want`: 1 when given, 0 when absent, -1 when anything else. */
+static int flag(int argc, char **argv, int at, const char *want) {
+  if (argc <= at) return 0;
+  return strcmp(argv[at], want) == 0 ? 1 : -1;
+}
+
 int main(int argc, char **argv) {
-  if (argc >= 4 && strcmp(argv[1], "prepare") == 0) return do_prepare(argv[2], argv[3], argc > 4 && strcmp(argv[4], "mkdir") == 0);
-  if (argc >= 5 && strcmp(argv[1], "mount") == 0) return do_mount(argv[2], argv[3], argv[4], argc > 5 && strcmp(argv[5], "ro") == 0);
-  if (argc == 4 && strcmp(argv[1], "unmount") == 0) return do_unmount(argv[2], argv[3]);
-  fprintf(stderr, "usage: pipewright-mount prepare <pid> <container-path> [mkdir] | mount <pid> <host-path> <container-path> [ro] | unmount <pid> <container-path>\n");
-  return 2;
+  pid_t pid;
+  if (argc < 3) return usage("too few arguments");
+  const char *cmd = argv[1];
+  if (!parse_pid(argv[2], &pid)) return usage("the pid must be a positive number");
+  if (strcmp(cmd, "prepare") == 0 && (argc == 4 || argc == 5)) {
+    int create = flag(argc, argv, 4, "mkdir");
+    if (create < 0) return usage("prepare takes only the word mkdir after the path");
+    if (!absolute(argv[3])) return usage("the container path must be absolute");
+    return do_prepare(pid, argv[3], create);
+  }
+  if (strcmp(cmd, "mount") == 0 && (argc == 5 || argc == 6)) {
+    int readonly = flag(argc, argv, 5, "ro");
+    if (readonly < 0) return usage("mount takes only the word ro after the paths");
+    if (!absolute(argv[3]) || !absolute(argv[4])) return usage("both paths must be absolute");
+    return do_mount(pid, argv[3], argv[4], readonly);
+  }
+  if (strcmp(cmd, "unmount") == 0 && argc == 4) {
+    if (!absolute(argv[3])) return usage("the container path must be absolute");
+    return do_unmount(pid, argv[3]);
+  }
+  return usage("unknown command or wrong number of arguments");
 }

@@ -43,6 +43,10 @@ if [ "$#" -eq 0 ] && [ "$(id -u)" = 0 ]; then
   CHAOS_N="${CHAOS_N:-24}" CHAOS_K="${CHAOS_K:-4}" npm run --silent chaos 2>&1 | tee -a "$out"
   chaos=${PIPESTATUS[0]}
   [ "$status" -ne 0 ] || status=$chaos
+  # The fuzz suite, small: bad inputs are refused in one line and change nothing.
+  FUZZ_N="${FUZZ_N:-150}" npm run --silent fuzz 2>&1 | tee -a "$out"
+  fuzz=${PIPESTATUS[0]}
+  [ "$status" -ne 0 ] || status=$fuzz
 fi
 set -e
 # tap's own summary is "# { total: N, pass: N, fail: N }"; also say it in the plain form.

@@ -3,8 +3,9 @@
  * human or --json form, and turning errors into one line on stderr with the right exit code.
  */
 import type { Command } from 'commander';
+import { printable } from '../model/validate.js';
 import type { CoreContext } from '../ops/context.js';
-import { PipewrightError, describe } from '../util/errors.js';
+import { PipewrightError, UsageError, describe } from '../util/errors.js';
 import { silent, stderrLog } from '../util/log.js';
 
 export interface GlobalOptions {
@@ -37,8 +38,10 @@ export async function openContext(opts: GlobalOptions): Promise<Context> {
   const { openContext: openCore } = await import('../ops/context.js');
   const { checkFirewallChoice } = await import('../firewall/sync.js');
   const firewall = checkFirewallChoice(opts.firewall ?? process.env.PIPEWRIGHT_FIREWALL ?? 'auto');
+  const stateDir = opts.stateDir ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR;
+  if (!stateDir.startsWith('/') || /[\n\r]/.test(stateDir)) throw new UsageError(`state dir "${printable(stateDir)}" must be an absolute path`);
   const core = await openCore({
-    stateDir: opts.stateDir ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR,
+    stateDir,
     store: opts.store ?? process.env.PIPEWRIGHT_STORE,
     firewall,
     docker: dockerSocket(),
@@ -74,7 +77,12 @@ export function printTable(header: string[], rows: string[][]): void {
 
 export function fail(err: unknown): never {
   const code = err instanceof PipewrightError ? err.exitCode : 1;
-  process.stderr.write(`pipewright: ${err instanceof PipewrightError ? err.message : describe(err)}\n`);
+  process.stderr.write(`pipewright: ${oneLine(err instanceof PipewrightError ? err.message : describe(err))}\n`);
   if (process.env.PIPEWRIGHT_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   process.exit(code);
+}
+
+/** An error is one line whatever it quotes: control characters in echoed input are shown escaped. */
+export function oneLine(text: string): string {
+  return [...text.trim()].map((c) => (c.charCodeAt(0) < 0x20 || c === '\x7f' ? printable(c) : c)).join('');
 }

@@ -22,9 +22,12 @@ export function buildProgram(): Command {
     .option('--store <sqlite|etcd://host:port,...>', 'where pools and leases live (env PIPEWRIGHT_STORE; default: the SQLite store)')
     .option('--firewall <iptables|nftables|auto>', 'firewall backend (env PIPEWRIGHT_FIREWALL; auto: nftables when nft works)')
     .option('--verbose', 'print each kernel and firewall step as it is taken')
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    // A usage error is one line, with the pointer to --help on it.
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(`${s.trim().replace(/\s*\n\s*/g, ' ')} (run with --help for usage)\n`),
+    });
   for (const group of [attachCmds, showCmds, ipamCmds, networkCmds, storageCmds, lifecycleCmds, nsCmds, pipeworkCmds]) group.register(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const cmd of all(program)) cmd.exitOverride();

@@ -1,5 +1,6 @@
 /** network / ports / firewall: the CLI face of networks, published ports and the firewall sync. */
 import type { Command } from 'commander';
+import { PipewrightError } from '../util/errors.js';
 import { optionsOf, printJson, printTable, withContext } from './context.js';
 
 export function register(program: Command): void {
@@ -66,7 +67,9 @@ export function register(program: Command): void {
       const { formatPublish } = await import('../model/publish.js');
       const { findRecordsForGuest } = await import('./guest-records.js');
       await withContext(optionsOf(cmd), async (ctx) => {
-        const ids = guestSpec ? new Set((await findRecordsForGuest(ctx, guestSpec)).map((r) => r.id)) : null;
+        const recs = guestSpec ? await findRecordsForGuest(ctx, guestSpec) : null;
+        if (recs?.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
+        const ids = recs ? new Set(recs.map((r) => r.id)) : null;
         const ports = listPorts(ctx.store).filter((p) => !ids || ids.has(p.attachmentId));
         if (ctx.json) return printJson(ports.map((p) => ({ guest: p.guestName, publish: formatPublish(p), ...p })));
         printTable(

@@ -2,6 +2,7 @@
  * The iptables backend. Rules go into pipewright's own chains, hooked once from the built-in ones:
  *
  *   filter FORWARD     -> PIPEWRIGHT-FORWARD       (IPv4; IPv6 where an ip6 filter table exists)
+ *   filter INPUT       -> PIPEWRIGHT-INPUT         (guests may not reach the host's 127.0.0.0/8)
  *   nat    PREROUTING  -> PIPEWRIGHT-DNAT          (-m addrtype --dst-type LOCAL)
  *   nat    OUTPUT      -> PIPEWRIGHT-DNAT          (the host itself, 127.0.0.1 included)
  *   nat    POSTROUTING -> PIPEWRIGHT-POSTROUTING
@@ -18,6 +19,7 @@ import type { Rule } from './rules.js';
 
 export const CHAINS = {
   forward: 'PIPEWRIGHT-FORWARD',
+  input: 'PIPEWRIGHT-INPUT',
   dnat: 'PIPEWRIGHT-DNAT',
   post: 'PIPEWRIGHT-POSTROUTING',
 } as const;
@@ -34,6 +36,7 @@ interface Line {
 
 const HOOKS: { table: Table; chain: string; spec: string; jumpTo: string; first?: boolean }[] = [
   { table: 'filter', chain: 'FORWARD', spec: `-j ${CHAINS.forward}`, jumpTo: CHAINS.forward, first: true },
+  { table: 'filter', chain: 'INPUT', spec: `-j ${CHAINS.input}`, jumpTo: CHAINS.input, first: true },
   { table: 'nat', chain: 'PREROUTING', spec: `-m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, jumpTo: CHAINS.dnat },
   { table: 'nat', chain: 'OUTPUT', spec: `-m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, jumpTo: CHAINS.dnat },
   { table: 'nat', chain: 'POSTROUTING', spec: `-j ${CHAINS.post}`, jumpTo: CHAINS.post },
@@ -60,6 +63,8 @@ export function renderRule(r: Rule, family: 4 | 6): Line | null {
       return { table: 'nat', chain: CHAINS.post, spec: `-s ${r.subnet} ! -o ${r.bridge} -j MASQUERADE` };
     case 'localnet':
       return { table: 'nat', chain: CHAINS.post, spec: `-s 127.0.0.0/8 -o ${r.bridge} -j MASQUERADE` };
+    case 'localhost-guard':
+      return { table: 'filter', chain: CHAINS.input, spec: `-d 127.0.0.0/8 -i ${r.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP` };
     case 'dnat':
       return {
         table: 'nat',
@@ -146,13 +151,29 @@ function linesOf(rules: Rule[], family: 4 | 6): Line[] {
 const hasFilterTable = (saved: string) => /^\*filter$/m.test(saved);
 
 /**
- * What to hold, given what the kernel holds. IPv6 rules are forward accepts only: they matter
- * only where an ip6 filter table exists (another program may drop there; without one nothing
- * drops), and writing them where none exists would create that table and leave it behind.
+ * Whether filter INPUT exists. iptables-nft creates a built-in chain on first use (and
+ * iptables-save prints built-in chains whether they exist or not: nft is asked); with legacy
+ * iptables they always exist.
  */
-function wantedLines(rules: Rule[], family: 4 | 6, saved: string, nftMark: boolean): Line[] {
+async function inputChainExists(log?: StepLog): Promise<boolean> {
+  if ((await run('nft', ['list', 'chain', 'ip', 'filter', 'INPUT'], { allowFailure: true, log })).exitCode === 0) return true;
+  return !/nf_tables/.test((await run('iptables', ['-V'], { allowFailure: true, log })).stdout);
+}
+const isGuard = (l: Line) => l.chain === CHAINS.input;
+
+/**
+ * What to hold, given what the kernel holds. Writing into a built-in chain that does not exist
+ * creates it (iptables-nft), and it would stay behind after pipewright's last rule: so
+ *  - IPv6 rules are forward accepts only, needed only where an ip6 filter table exists (another
+ *    program may drop there; without one nothing drops);
+ *  - the localhost guard goes into INPUT only where a filter INPUT chain exists. Without one, the
+ *    nftables backend's own table carries it (see README: prefer nftables where nft is installed).
+ */
+function wantedLines(rules: Rule[], family: 4 | 6, saved: string, nftMark: boolean, inputExists: boolean): Line[] {
   if (nftMark) return rules.length && hasFilterTable(saved) ? [MARK_LINE] : [];
-  return family === 6 && !hasFilterTable(saved) ? [] : linesOf(rules, family);
+  if (family === 6 && !hasFilterTable(saved)) return [];
+  const lines = linesOf(rules, family);
+  return inputExists ? lines : lines.filter((l) => !isGuard(l));
 }
 
 /** What iptables-save would print if the kernel held exactly these lines (and their chains and hooks). */
@@ -193,7 +214,8 @@ export async function applyIptables(rules: Rule[], log?: StepLog, opts: { nftMar
 
 async function applyFamily(family: 4 | 6, rules: Rule[], log: StepLog | undefined, nftMark: boolean): Promise<void> {
   const saved = (await run(TOOLS[family][0], [], { log })).stdout;
-  const delta = restoreDelta(saved, wantedLines(rules, family, saved, nftMark));
+  const guarded = family === 4 && !nftMark && linesOf(rules, 4).some(isGuard);
+  const delta = restoreDelta(saved, wantedLines(rules, family, saved, nftMark, guarded && (await inputChainExists(log))));
   if (delta) await restore(family, delta, log);
 }
 
@@ -203,8 +225,13 @@ async function applyFamily(family: 4 | 6, rules: Rule[], log: StepLog | undefine
  * kernel held `before`; if it did not, the restore fails whole and the caller falls back to a full apply.
  */
 export async function applyIptablesDelta(before: Rule[], after: Rule[], log?: StepLog): Promise<void> {
-  const delta = restoreDelta(savedForm(linesOf(before, 4)), linesOf(after, 4));
-  if (delta) await restore(4, delta, log);
+  const guards = (rules: Rule[]) => JSON.stringify(linesOf(rules, 4).filter(isGuard));
+  // A bridge's first or last published port changes the guard, which depends on the kernel (wantedLines).
+  if (guards(before) !== guards(after)) await applyFamily(4, after, log, false);
+  else {
+    const delta = restoreDelta(savedForm(linesOf(before, 4)), linesOf(after, 4));
+    if (delta) await restore(4, delta, log);
+  }
   // IPv6 changes only with a bridge's first or last guest; whether to write depends on the kernel (wantedLines).
   if (restoreDelta(savedForm(linesOf(before, 6)), linesOf(after, 6))) await applyFamily(6, after, log, false);
 }

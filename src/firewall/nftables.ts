@@ -28,6 +28,7 @@ type SetName = keyof typeof SETS;
 const CHAINS4 = [
   // Before iptables' own FORWARD (priority filter), so the mark below is set when it looks.
   'chain forward { type filter hook forward priority filter - 1; policy accept; }',
+  'chain input { type filter hook input priority filter; policy accept; }',
   'chain prerouting { type nat hook prerouting priority dstnat; policy accept; }',
   'chain output { type nat hook output priority -100; policy accept; }',
   'chain postrouting { type nat hook postrouting priority srcnat; policy accept; }',
@@ -71,6 +72,7 @@ export function chainRules4(rules: Rule[]): string[] {
       out.push(`add rule ${T4} forward oifname ${q(r.bridge)} ct state established,related ${ACCEPT}`);
     if (r.type === 'masquerade') out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} oifname != ${q(r.bridge)} masquerade`);
     if (r.type === 'localnet') out.push(`add rule ${T4} postrouting ip saddr 127.0.0.0/8 oifname ${q(r.bridge)} masquerade`);
+    if (r.type === 'localhost-guard') out.push(`add rule ${T4} input iifname ${q(r.bridge)} ip daddr 127.0.0.0/8 ct state new ct status & dnat == 0 drop`);
     // iifname is not known in postrouting for bridged (br_netfilter) packets: match the source subnet.
     if (r.type === 'hairpin-source') {
       out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} ${L4} oifname . ip daddr . meta l4proto . th dport @hairpin masquerade`);
@@ -130,7 +132,7 @@ function structure4(rules: Rule[]): string[] {
     `add table ${T4}`,
     ...CHAINS4.map((c) => `add ${c.replace('chain ', `chain ${T4} `)}`),
     ...Object.values(SETS).map((set) => `add ${set.replace(/^(set|map) /, `$1 ${T4} `)}`),
-    ...['forward', 'prerouting', 'output', 'postrouting', 'port_dnat'].map((c) => `flush chain ${T4} ${c}`),
+    ...['forward', 'input', 'prerouting', 'output', 'postrouting', 'port_dnat'].map((c) => `flush chain ${T4} ${c}`),
     ...chainRules4(rules),
   ];
 }

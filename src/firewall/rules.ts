@@ -43,6 +43,12 @@ export type Rule =
   | { type: 'bridge-replies'; bridge: string }
   /** 127.0.0.1:<port> reaches a guest: masquerade loopback sources out of the bridge. */
   | { type: 'localnet'; bridge: string }
+  /**
+   * The other side of route_localnet (the CVE-2020-8558 pattern): a guest must not reach the host's
+   * 127.0.0.0/8 services through its gateway. New connections from the bridge to 127.0.0.0/8 that
+   * were not DNATed are dropped.
+   */
+  | { type: 'localhost-guard'; bridge: string }
   /** Guests of this subnet reaching a published port on their own bridge are masqueraded (per-port match below). */
   | { type: 'hairpin-source'; bridge: string; subnet: string }
   | { type: 'dnat'; proto: Proto; hostIp: string; hostPort: number; ctrIp: string; ctrPort: number }
@@ -78,7 +84,7 @@ export function desiredRules(state: FirewallState): Rule[] {
     }
   }
   for (const bridge of new Set(state.ports.map((p) => p.bridge))) {
-    rules.push({ type: 'bridge-replies', bridge }, { type: 'localnet', bridge });
+    rules.push({ type: 'bridge-replies', bridge }, { type: 'localnet', bridge }, { type: 'localhost-guard', bridge });
   }
   for (const p of state.ports) rules.push({ type: 'hairpin-source', bridge: p.bridge, subnet: p.ctrSubnet });
   for (const p of state.ports) rules.push(...portRules(p));

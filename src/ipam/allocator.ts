@@ -9,7 +9,7 @@
 import { hostname } from 'node:os';
 import { PipewrightError } from '../util/errors.js';
 import type { Lease, LeaseBackend } from './backend.js';
-import { addressAt, definePool, inRange, inSubnetOf, isWithheld, rangeSize, type Pool, type PoolInput } from './pool.js';
+import { addressAt, definePool, inRange, inSubnetOf, isNetworkOrBroadcast, isWithheld, rangeSize, type Pool, type PoolInput } from './pool.js';
 
 export class Ipam {
   /** The backend is this class's own: callers go through the allocator, never around it. */
@@ -94,6 +94,7 @@ export class Ipam {
     const pool = await this.pool(poolName);
     if (!inSubnetOf(pool, address)) throw new PipewrightError(`${address} is not in pool ${pool.name} (${pool.subnet})`);
     if (address === pool.gateway) throw new PipewrightError(`${address} is the gateway of pool ${pool.name}`);
+    if (isNetworkOrBroadcast(pool, address)) throw new PipewrightError(`${address} is the network or broadcast address of pool ${pool.name} (${pool.subnet})`);
     if (inRange(pool, address) && isWithheld(pool, address)) throw new PipewrightError(`${address} is excluded from pool ${pool.name}`);
     const lease = this.lease(pool, address, owner, reserved);
     if (await this.backend.createLease(lease)) return lease;

@@ -154,3 +154,10 @@ export function inRange(p: Pool, ip: string): boolean {
 export function inSubnetOf(p: Pool, ip: string): boolean {
   return within(p, ip, ...poolBounds(p));
 }
+
+/** An IPv4 subnet's first and last address (IPv6 has no broadcast; its subnet-router anycast is the first). */
+export function isNetworkOrBroadcast(p: Pool, ip: string): boolean {
+  const [first, last] = poolBounds(p);
+  const n = toBig(ip);
+  return n === first || (p.family === 4 && n === last);
+}

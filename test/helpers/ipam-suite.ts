@@ -80,6 +80,8 @@ export function ipamSuite(t: Test, make: Make): void {
     await t.rejects(i.claim('c', '10.59.0.2', 'netns:red/eth0'), /10\.59\.0\.2 in pool c is taken by netns:blue\/eth0 on host-a/);
     await t.rejects(i.claim('c', '10.59.0.1', 'x'), /gateway/);
     await t.rejects(i.claim('c', '10.60.0.1', 'x'), /not in pool c/);
+    await t.rejects(i.claim('c', '10.59.0.0', 'x'), /network or broadcast/, 'the network address is never leased');
+    await t.rejects(i.claim('c', '10.59.0.255', 'x'), /network or broadcast/, 'nor the broadcast address');
     t.equal((await i.allocate('c', 'y')).address, '10.59.0.3', 'the cursor skips a claimed address');
   });
 
