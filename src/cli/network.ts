@@ -67,7 +67,7 @@ export function register(program: Command): void {
       const { formatPublish } = await import('../model/publish.js');
       const { findRecordsForGuest } = await import('./guest-records.js');
       await withContext(optionsOf(cmd), async (ctx) => {
-        const recs = guestSpec ? await findRecordsForGuest(ctx, guestSpec) : null;
+        const recs = guestSpec === undefined ? null : await findRecordsForGuest(ctx, guestSpec);
         if (recs?.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
         const ids = recs ? new Set(recs.map((r) => r.id)) : null;
         const ports = listPorts(ctx.store).filter((p) => !ids || ids.has(p.attachmentId));

@@ -7,18 +7,18 @@ import { UsageError } from '../util/errors.js';
 export const IFNAMSIZ = 16;
 
 /**
- * Interface names: 1..15 bytes (the kernel's limit), not "." or "..", and only letters, digits,
- * '_', '.' and '-'. The kernel takes more, but these names end up in firewall rules, where `+`
- * is an iptables wildcard (`-i br+` matches every br-* bridge) and a quote or brace breaks an nft
- * script: only names both rule languages read literally are accepted.
+ * Interface names: 1..15 bytes (the kernel's limit), only letters, digits, '_', '.' and '-', the
+ * first not '.' or '-'. The kernel takes more, but these names end up in firewall rules and tool
+ * argv, where `+` is an iptables wildcard (`-i br+` matches every br-* bridge), a quote or brace
+ * breaks an nft script and a leading '-' reads as an option: only names read literally everywhere.
  */
 export function checkIfname(name: string, what = 'interface name'): string {
   const bytes = Buffer.byteLength(name);
   if (bytes === 0 || bytes >= IFNAMSIZ) {
     throw new UsageError(`${what} "${printable(name)}" must be 1 to ${IFNAMSIZ - 1} bytes long`);
   }
-  if (name === '.' || name === '..' || !/^[A-Za-z0-9_.-]+$/.test(name)) {
-    throw new UsageError(`${what} "${printable(name)}" may use only letters, digits, '_', '.' and '-' (and is not "." or "..")`);
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
+    throw new UsageError(`${what} "${printable(name)}" may use only letters, digits, '_', '.' and '-', and must start with a letter, digit or '_'`);
   }
   return name;
 }
@@ -43,7 +43,8 @@ export function checkMac(mac: string): string {
 
 /** 68 is IPv4's minimum MTU; 65535 the largest an Ethernet-like link here accepts. */
 export function checkMtu(value: string | number): number {
-  const mtu = typeof value === 'number' ? value : Number(value);
+  // Decimal digits only: "1e3" or "0x5dc" are numbers to JavaScript, not MTUs to an operator.
+  const mtu = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
     throw new UsageError(`MTU "${value}" must be a whole number from 68 to 65535`);
   }

@@ -16,7 +16,7 @@ t.test('interface names follow the kernel rules', async (t) => {
 t.test('interface names are what both rule languages read literally', async (t) => {
   t.equal(checkIfname('br-lan_1.2'), 'br-lan_1.2');
   // iptables wildcards, nft quoting and statement syntax, shell-looking and non-ASCII bytes.
-  for (const bad of ['br+', 'br*', 'a"b', "a'b", 'a;b', 'a{b', 'a}b', 'a\tb', 'a\nb', 'a$b', 'é', 'a\\b', 'a@b']) {
+  for (const bad of ['-x', '.x', 'br+', 'br*', 'a"b', "a'b", 'a;b', 'a{b', 'a}b', 'a\tb', 'a\nb', 'a$b', 'é', 'a\\b', 'a@b']) {
     t.throws(() => checkIfname(bad), /may use only letters, digits/, JSON.stringify(bad));
   }
   t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], hostLink: 'v+' }), /host interface name "v\+"/, 'at every entry: -l');
@@ -33,7 +33,7 @@ t.test('MACs must be unicast', async (t) => {
 
 t.test('MTU range and macvlan modes', async (t) => {
   t.equal(checkMtu('9000'), 9000);
-  for (const bad of ['67', '65536', '1500.5', 'x']) t.throws(() => checkMtu(bad), UsageError);
+  for (const bad of ['67', '65536', '1500.5', 'x', '1e3', '0x5dc', ' 1500', '']) t.throws(() => checkMtu(bad), UsageError, bad);
   t.equal(checkMacvlanMode('vepa'), 'vepa');
   t.throws(() => checkMacvlanMode('source'));
 });
