@@ -28,12 +28,6 @@ export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Prom
   checkIfname(req.bridge, 'bridge');
   const pool = await ctx.ipam.pool(req.pool);
   if (pool.family !== 4) throw new PipewrightError(`pool ${pool.name} is IPv6; networks with NAT are IPv4 for now`);
-  const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, req.bridge);
-  if (clash) throw new PipewrightError(`network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `bridge ${req.bridge}`}`);
-  const existing = hostLinkInfo(req.bridge);
-  if (existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
-  const log = ctx.log;
-  const undo = new UndoStack(log);
   const rec = {
     name: req.name,
     bridge: req.bridge,
@@ -43,15 +37,26 @@ export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Prom
     masquerade: Boolean(req.masquerade),
     isolated: Boolean(req.isolated),
   };
+  const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, req.bridge);
+  // The same network again (a create that was killed after recording it, or a script re-run):
+  // make sure of its bridge and gateway, and change nothing else.
+  const resume = clash !== null && (['name', 'bridge', 'pool', 'masquerade', 'isolated'] as const).every((k) => clash[k] === rec[k]);
+  if (clash && !resume) throw new PipewrightError(`network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `bridge ${req.bridge}`}`);
+  const existing = hostLinkInfo(req.bridge);
+  if (existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
+  const log = ctx.log;
+  const undo = new UndoStack(log);
   const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log });
   return undo.all(async () => {
     // The record comes first: of two creates at once the store takes one, and the other stops
     // before it has touched the bridge (its rollback would take the winner's gateway away).
-    await undo.step(
-      'record network and its firewall rules',
-      () => change(() => insertUnique(ctx, rec)),
-      () => change(() => deleteNetwork(ctx.store, req.name)).then(() => {}),
-    );
+    if (!resume) {
+      await undo.step(
+        'record network and its firewall rules',
+        () => change(() => insertUnique(ctx, rec)),
+        () => change(() => deleteNetwork(ctx.store, req.name)).then(() => {}),
+      );
+    }
     await ensureBridge(ctx, undo, req.bridge);
     if (pool.gateway) {
       const addr = `${pool.gateway}/${pool.prefix}`;
