@@ -18,10 +18,6 @@ export class Ipam {
     readonly host: string = hostname(),
   ) {}
 
-  get kind(): LeaseBackend['kind'] {
-    return this.backend.kind;
-  }
-
   /** Checks the definition, then adds the pool unless it overlaps another. */
   async createPool(input: PoolInput): Promise<Pool> {
     const pool = definePool(input);

@@ -47,10 +47,10 @@ export async function leaseAddresses(ctx: CoreContext, undo: UndoStack, owner: s
     }
     out.push(a);
   }
-  const statics = new Set(out.map((a) => a.address));
   for (const name of poolsOf(spec)) {
     const pool = await ctx.ipam.pool(name);
-    const mine = held.find((l) => l.pool === name && !statics.has(l.address) && !out.some((o) => o.address === l.address));
+    // A held lease not already used above (a static address, or an earlier pool:<same pool>).
+    const mine = held.find((l) => l.pool === name && !out.some((o) => o.address === l.address));
     const lease = mine ?? taken(await undo.step(`lease from pool ${name}`, () => ctx.ipam.allocate(name, owner)));
     out.push(asIpConfig(pool, lease));
   }

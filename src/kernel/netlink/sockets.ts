@@ -68,13 +68,9 @@ export function inNetns<T>(netnsPath: string, fn: () => T): T {
   }
 }
 
-function socketIn(netnsPath: string): RtNetlinkSocket {
-  return inNetns(netnsPath, () => createRtNetlink());
-}
-
 /** Runs fn with a socket inside the namespace at `netnsPath`, closed afterwards. */
 export async function withNetnsSocket<T>(netnsPath: string, fn: (sock: RtNetlinkSocket) => Promise<T>): Promise<T> {
-  const sock = socketIn(netnsPath);
+  const sock = inNetns(netnsPath, () => createRtNetlink());
   try {
     return await fn(sock);
   } finally {
