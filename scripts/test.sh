@@ -12,6 +12,9 @@ if [ "$(id -u)" = 0 ] && ! docker info >/dev/null 2>&1; then
   # Guests on a bridge must reach each other with and without Docker's FORWARD DROP: one pass before dockerd.
   echo "test: bridge test without a Docker engine"
   npx tap test/integration/bridge.test.ts
+  # The chaos suite's many-processes part on a host without Docker's chains (the whole suite runs later, with them).
+  echo "test: chaos (many processes) without a Docker engine"
+  CHAOS_N=8 CHAOS_K=4 npx tap --timeout 900 test/chaos/suite.ts --grep "many processes"
   log=$(mktemp /tmp/pipewright-dockerd.XXXXXX.log)
   echo "test: starting dockerd (log $log)"
   dockerd >"$log" 2>&1 &

@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { StepLog } from '../util/log.js';
 import { logAsIp, type IpWords } from './ip-words.js';
-import { CREATE_EXCL, deleteHostLink, hostIndex, UP } from './netlink/rtnl.js';
+import { CREATE_EXCL, createFinishedLink, hostIndex, UP } from './netlink/rtnl.js';
 import { hostSocket } from './netlink/sockets.js';
 import { kindLinkInfo } from './netlink/attrs.js';
 
@@ -17,13 +17,11 @@ export function createBridgeWords(bridge: string): IpWords[] {
 export async function createBridge(name: string, log?: StepLog): Promise<void> {
   logAsIp(log, createBridgeWords(name));
   const sock = hostSocket();
-  await sock.newLink({}, { ifname: name, linkinfo: kindLinkInfo('bridge') }, CREATE_EXCL);
-  try {
-    await sock.setLink({ index: hostIndex(name), ...UP }, {});
-  } catch (err) {
-    await deleteHostLink(name).catch(() => {});
-    throw err;
-  }
+  await createFinishedLink(
+    name,
+    () => sock.newLink({}, { ifname: name, linkinfo: kindLinkInfo('bridge') }, CREATE_EXCL),
+    () => sock.setLink({ index: hostIndex(name), ...UP }, {}),
+  );
 }
 
 /** Something (a guest's veth, a user's own link) is plugged into the bridge. */

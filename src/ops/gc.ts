@@ -12,6 +12,7 @@ import { guestAlive } from '../runtime/guest.js';
 import { listAttachments, ownerAlive, settledBridges, type AttachmentRecord } from '../store/attachments.js';
 import { collectOrphanVolumes } from '../storage/volumes.js';
 import type { CoreContext } from './context.js';
+import { namedStep } from '../util/faults.js';
 import { detachAttachment } from './detach.js';
 import { leaseOwner } from './leases.js';
 import { releaseBridge } from './shared-links.js';
@@ -31,10 +32,11 @@ async function deadReason(ctx: CoreContext, rec: AttachmentRecord): Promise<stri
 
 export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Promise<GcAction[]> {
   const leases = await ctx.ipam.leases();
+  const attachments = await namedStep('gc: list attachments', () => listAttachments(ctx.store));
   const actions: GcAction[] = [];
   const live = new Set<string>();
   const undone = new Set<string>();
-  for (const rec of listAttachments(ctx.store)) {
+  for (const rec of attachments) {
     const owner = leaseOwner(rec.guestKind, rec.guestId, rec.ifname);
     const reason = await deadReason(ctx, rec);
     if (!reason) {

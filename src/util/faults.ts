@@ -5,6 +5,8 @@
  *   fail   the step throws instead of running (the operation's rollback must leave nothing)
  *   crash  the process is killed (SIGKILL) right after the step changed the host, before its
  *          inverse is registered or anything else is recorded (gc must finish or undo it)
+ *   stop   the process stops itself (SIGSTOP) right after the step, until a test sends SIGCONT:
+ *          a window held open for another process to run in (a race made certain)
  *
  * PIPEWRIGHT_FAULT_TRACE=<file> appends every step's name to the file, so the suite can learn a
  * command's steps and inject a fault at each.
@@ -12,7 +14,8 @@
 import { appendFileSync } from 'node:fs';
 import { UsageError } from './errors.js';
 
-export type FaultAction = 'crash' | 'fail';
+export type FaultAction = 'crash' | 'fail' | 'stop';
+const ACTIONS: readonly string[] = ['crash', 'fail', 'stop'];
 
 let armed: { step: string; action: FaultAction } | null = null;
 let trace: string | null = null;
@@ -22,8 +25,8 @@ export function armFaults(fault: string | undefined, traceFile: string | undefin
   if (!fault) return;
   const colon = fault.lastIndexOf(':');
   const [step, action] = [fault.slice(0, colon), fault.slice(colon + 1)];
-  if (colon <= 0 || (action !== 'crash' && action !== 'fail')) throw new UsageError(`PIPEWRIGHT_FAULT "${fault}" must be <step>:crash or <step>:fail`);
-  armed = { step, action };
+  if (colon <= 0 || !ACTIONS.includes(action)) throw new UsageError(`PIPEWRIGHT_FAULT "${fault}" must be <step>:crash, <step>:fail or <step>:stop`);
+  armed = { step, action: action as FaultAction };
 }
 
 const hits = (step: string, action: FaultAction) => armed?.action === action && step.startsWith(armed.step);
@@ -34,9 +37,10 @@ export function beforeStep(step: string): void {
   if (hits(step, 'fail')) throw new Error(`injected fault at "${step}"`);
 }
 
-/** After a step changed the host: killed if armed so. */
+/** After a step changed the host: killed or stopped if armed so. */
 export function afterStep(step: string): void {
   if (hits(step, 'crash')) process.kill(process.pid, 'SIGKILL');
+  if (hits(step, 'stop')) process.kill(process.pid, 'SIGSTOP');
 }
 
 /** A named step outside an undo stack (detach, removals): the same seam. */

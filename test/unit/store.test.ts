@@ -1,6 +1,8 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import Database from 'better-sqlite3';
 import { Store } from '../../src/store/store.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
@@ -102,4 +104,29 @@ t.test("a record's owner is its pid with its start time: the same pid in another
   t.notOk(ownerAlive({ ...rec, ownerStart: '1' }), 'a live pid that started at another time (a reused pid, a reboot) is not the owner');
   store.db.prepare('UPDATE attachments SET owner_pid = 1 WHERE id = ?').run(id);
   t.notOk(ownerAlive(findAttachment(store, 'netns', 'red', 'eth0')!), 'pid 1 is alive, but it did not write this record');
+});
+
+const STORE_JS = fileURLToPath(new URL('../../dist/store/store.js', import.meta.url));
+
+t.test('many processes opening one fresh state dir at once all get the migrated store', async (t) => {
+  // Every child waits for the same instant, then opens the store: the first use of a hook run in
+  // parallel. Several rounds, since the window is narrow.
+  for (let round = 0; round < 5; round++) {
+    const dir = t.testdir({});
+    const at = Date.now() + 1200;
+    const script = `
+      import { Store } from ${JSON.stringify(STORE_JS)};
+      while (Date.now() < ${at}) {}
+      Store.open(${JSON.stringify(dir)}).close();
+    `;
+    const runs = await Promise.all(Array.from({ length: 10 }, () => execa('node', ['--input-type=module', '-e', script], { reject: false })));
+    const failed = runs.map((r) => r.stderr.split('\n')[0]).filter(Boolean);
+    if (failed.length) {
+      t.fail(`round ${round}: ${failed[0]}`);
+      return;
+    }
+    const store = Store.open(dir);
+    t.equal(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length, `round ${round}: 10 processes opened it, migrated once`);
+    store.close();
+  }
 });

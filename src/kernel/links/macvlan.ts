@@ -9,7 +9,7 @@ import type { StepLog } from '../../util/log.js';
 import { addressWords, setHostAddress } from '../addresses.js';
 import { deleteLinkWords, logAsIp, type IpWords } from '../ip-words.js';
 import { mac, macvlanLinkInfo, u32 } from '../netlink/attrs.js';
-import { CREATE_EXCL, deleteHostLink, hostIndex } from '../netlink/rtnl.js';
+import { CREATE_EXCL, createFinishedLink, hostIndex } from '../netlink/rtnl.js';
 import { hostSocket, withNetnsFd } from '../netlink/sockets.js';
 import type { LinkDriver } from './driver.js';
 import { removeInGuest } from './in-guest.js';
@@ -71,11 +71,9 @@ export function createShimWords(parent: string, shim: string, address: IpConfig)
 /** The host's own macvlan on a parent (bridge mode), with an address; nothing is left if a step fails. */
 export async function createShim(parent: string, shim: string, address: IpConfig, log?: StepLog): Promise<void> {
   logAsIp(log, createShimWords(parent, shim, address));
-  await hostSocket().newLink({}, { ifname: shim, link: u32(hostIndex(parent)), linkinfo: macvlanLinkInfo('bridge') }, CREATE_EXCL);
-  try {
-    await setHostAddress(shim, address);
-  } catch (err) {
-    await deleteHostLink(shim).catch(() => {});
-    throw err;
-  }
+  await createFinishedLink(
+    shim,
+    () => hostSocket().newLink({}, { ifname: shim, link: u32(hostIndex(parent)), linkinfo: macvlanLinkInfo('bridge') }, CREATE_EXCL),
+    () => setHostAddress(shim, address),
+  );
 }

@@ -5,7 +5,7 @@ import type { AttachmentPlan } from '../../model/attachment.js';
 import type { StepLog } from '../../util/log.js';
 import { deleteLinkWords, logAsIp } from '../ip-words.js';
 import { vethLinkInfo } from '../netlink/attrs.js';
-import { CREATE_EXCL, deleteHostLink, hostIndex, UP } from '../netlink/rtnl.js';
+import { CREATE_EXCL, createFinishedLink, deleteHostLink, hostIndex, UP } from '../netlink/rtnl.js';
 import { hostSocket, withNetnsFd } from '../netlink/sockets.js';
 import { hostLinkExists } from '../sysfs.js';
 import type { LinkDriver, LinkRef } from './driver.js';
@@ -29,23 +29,12 @@ export const veth: LinkDriver = {
   async create(plan, netnsPath, log) {
     logAsIp(log, this.describe(plan, netnsPath));
     const sock = hostSocket();
-    await withNetnsFd(netnsPath, (fd) =>
-      sock.newLink(
-        {},
-        {
-          ifname: plan.hostLink!,
-          mtu: plan.mtu,
-          linkinfo: vethLinkInfo({ ifname: plan.ifname, mtu: plan.mtu, mac: plan.mac, netnsFd: fd }),
-        },
-        CREATE_EXCL,
-      ),
+    const guestEnd = (fd: number) => vethLinkInfo({ ifname: plan.ifname, mtu: plan.mtu, mac: plan.mac, netnsFd: fd });
+    await createFinishedLink(
+      plan.hostLink!,
+      () => withNetnsFd(netnsPath, (fd) => sock.newLink({}, { ifname: plan.hostLink!, mtu: plan.mtu, linkinfo: guestEnd(fd) }, CREATE_EXCL)),
+      () => sock.setLink({ index: hostIndex(plan.hostLink!), ...UP }, { master: hostIndex(plan.hostIf) }),
     );
-    try {
-      await sock.setLink({ index: hostIndex(plan.hostLink!), ...UP }, { master: hostIndex(plan.hostIf) });
-    } catch (err) {
-      await deleteHostLink(plan.hostLink!).catch(() => {});
-      throw err;
-    }
   },
   /** Deleting the host end deletes both; a guest that went away took its end along. */
   async remove(link: LinkRef, _netnsPath: string | null, log?: StepLog) {

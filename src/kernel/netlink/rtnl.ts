@@ -1,10 +1,11 @@
 /**
  * Small rtnetlink helpers every kernel step shares: message flags, address families, interface
- * indexes (from sysfs on the host, by name inside a guest), and deleting a host link.
+ * indexes (from sysfs on the host, by name inside a guest), creating and deleting a host link.
  */
 import type { RtNetlinkSocket } from 'netlink';
 import ipaddr from 'ipaddr.js';
 import { readFileSync } from 'node:fs';
+import { beforeStep } from '../../util/faults.js';
 import { hostSocket, netlink } from './sockets.js';
 
 const { FlagsNew } = netlink;
@@ -29,4 +30,20 @@ export const ipBytes = (ip: string) => Buffer.from(ipaddr.parse(ip).toByteArray(
 /** Deletes a host link (either end of a veth takes both). */
 export async function deleteHostLink(name: string): Promise<void> {
   await hostSocket().delLink({ index: hostIndex(name) }, {});
+}
+
+/**
+ * Creates a host link with one message, then finishes it with more (master, up, an address). A
+ * link that could not be finished is deleted again: a half-made link has no record pointing at it,
+ * so nothing else would ever remove it. "finish link <name>" is a fault-seam step.
+ */
+export async function createFinishedLink(name: string, create: () => Promise<unknown>, finish: () => Promise<unknown>): Promise<void> {
+  await create();
+  try {
+    beforeStep(`finish link ${name}`);
+    await finish();
+  } catch (err) {
+    await deleteHostLink(name).catch(() => {});
+    throw err;
+  }
 }
