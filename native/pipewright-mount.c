@@ -8,6 +8,14 @@
  *   pipewright-mount prepare <pid> <container-path> [mkdir]   prints the path with symlinks resolved
  *   pipewright-mount mount   <pid> <host-path> <container-path> [ro]
  *   pipewright-mount unmount <pid> <container-path>
+ *   pipewright-mount copyup  <pid> <container-path> <host-dir>
+ *
+ * copyup is Docker's copy-up of an image directory into a fresh volume, done from inside the
+ * container: the host directory is opened first, then the container's path is opened with every
+ * symlink resolved in the container's root (openat2 RESOLVE_IN_ROOT, no magic links), and the tree
+ * is walked without following any link. A container that swaps a directory for a symlink to a
+ * host path gets at most its own files. Directories, regular files and symlinks are copied with
+ * owner, mode and times; device nodes, fifos and sockets are not (the volume is mounted nodev).
  *
  * The argument list is exact: an unknown word (say "readonly") is a usage error, never a
  * read-write mount. The container is entered through a pidfd, so a pid reused between the
@@ -17,9 +25,11 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +42,12 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+/* A tree deeper than this is refused (each level holds two fds open). */
+#define MAX_DEPTH 200
 
 static const char *USAGE =
     "usage: pipewright-mount prepare <pid> <container-path> [mkdir] | mount <pid> <host-path> <container-path> [ro] | unmount <pid> <container-path>";
@@ -123,6 +139,128 @@ static int do_unmount(pid_t pid, const char *target) {
   return 0;
 }
 
+/* Closes fd keeping errno: cleanup must not hide the error being reported. */
+static void close_keep_errno(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+/* Owner, mode and times of `st` onto an open file or directory (chown first: it clears set-uid). */
+static int copy_meta(int fd, const char *name, const struct stat *st) {
+  struct timespec times[2] = {st->st_atim, st->st_mtim};
+  if (fchown(fd, st->st_uid, st->st_gid) < 0 || fchmod(fd, st->st_mode & 07777) < 0 || futimens(fd, times) < 0) return fail("set owner, mode, times of", name);
+  return 0;
+}
+
+static int write_all(int fd, const char *buf, ssize_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, buf, (size_t)n);
+    if (w < 0) return -1;
+    buf += w;
+    n -= w;
+  }
+  return 0;
+}
+
+static int copy_file(int src, int dst, const char *name) {
+  /* O_NONBLOCK: an entry swapped for a fifo must not hang us; it is checked to be a file after open. */
+  int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (in < 0) return fail("open", name);
+  struct stat st;
+  if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(in);
+    return 0; /* no longer a regular file: not copied */
+  }
+  int out = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (out < 0) {
+    close_keep_errno(in);
+    return fail("create", name);
+  }
+  char buf[65536];
+  ssize_t n;
+  int rc = 0;
+  while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
+    if (n < 0 || write_all(out, buf, n) < 0) rc = fail("copy", name);
+  }
+  if (rc == 0) rc = copy_meta(out, name, &st);
+  close(in);
+  close(out);
+  return rc;
+}
+
+static int copy_link(int src, int dst, const char *name, const struct stat *st) {
+  char target[PATH_MAX];
+  ssize_t n = readlinkat(src, name, target, sizeof target - 1);
+  if (n < 0) return fail("readlink", name);
+  target[n] = '\0';
+  struct timespec times[2] = {st->st_atim, st->st_mtim};
+  if (symlinkat(target, dst, name) < 0) return fail("symlink", name);
+  if (fchownat(dst, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0 || utimensat(dst, name, times, AT_SYMLINK_NOFOLLOW) < 0)
+    return fail("set owner, times of", name);
+  return 0;
+}
+
+static int copy_tree(int src, int dst, int depth);
+
+static int copy_dir(int src, int dst, const char *name, int depth) {
+  int in = openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0) return fail("open", name);
+  int rc = 1, out = -1;
+  struct stat st;
+  if (fstat(in, &st) < 0) fail("stat", name);
+  else if (mkdirat(dst, name, 0700) < 0) fail("mkdir", name);
+  else if ((out = openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) fail("open", name);
+  else if (copy_tree(in, out, depth + 1) == 0) rc = copy_meta(out, name, &st);
+  close(in);
+  if (out >= 0) close(out);
+  return rc;
+}
+
+/* Copies what directory fd `src` holds into directory fd `dst`, never following a link. */
+static int copy_tree(int src, int dst, int depth) {
+  if (depth > MAX_DEPTH) {
+    errno = ELOOP;
+    return fail("copy", "(a tree deeper than 200 levels)");
+  }
+  int fd = dup(src);
+  DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+  if (!dir) {
+    if (fd >= 0) close_keep_errno(fd);
+    return fail("read", "a directory");
+  }
+  int rc = 0;
+  struct dirent *e;
+  while (rc == 0 && (e = readdir(dir)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    struct stat st;
+    if (fstatat(src, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) rc = fail("stat", e->d_name);
+    else if (S_ISDIR(st.st_mode)) rc = copy_dir(src, dst, e->d_name, depth);
+    else if (S_ISREG(st.st_mode)) rc = copy_file(src, dst, e->d_name);
+    else if (S_ISLNK(st.st_mode)) rc = copy_link(src, dst, e->d_name, &st);
+  }
+  closedir(dir);
+  return rc;
+}
+
+static int do_copyup(pid_t pid, const char *target, const char *host_dir) {
+  int dst = open(host_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dst < 0) return fail("open", host_dir);
+  int rc = 1;
+  if (enter_mnt_ns(pid) == 0) {
+    /* After setns our root is the container's: resolve the path there, magic links refused. */
+    struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    int src = (int)syscall(SYS_openat2, AT_FDCWD, target, &how, sizeof how);
+    if (src < 0) fail("open in the container", target);
+    else {
+      rc = copy_tree(src, dst, 0);
+      close(src);
+    }
+  }
+  close(dst);
+  return rc;
+}
+
 /* `word` must be absent or exactly `want`: 1 when given, 0 when absent, -1 when anything else. */
 static int flag(int argc, char **argv, int at, const char *want) {
   if (argc <= at) return 0;
@@ -149,6 +287,10 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "unmount") == 0 && argc == 4) {
     if (!absolute(argv[3])) return usage("the container path must be absolute");
     return do_unmount(pid, argv[3]);
+  }
+  if (strcmp(cmd, "copyup") == 0 && argc == 5) {
+    if (!absolute(argv[3]) || !absolute(argv[4])) return usage("both paths must be absolute");
+    return do_copyup(pid, argv[3], argv[4]);
   }
   return usage("unknown command or wrong number of arguments");
 }

@@ -6,14 +6,14 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { shipped } from '../util/paths.js';
+import { shipped, TOOL_PATH } from '../util/paths.js';
 import { PipewrightError } from '../util/errors.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
-import type { IpConfig } from '../model/address.js';
+import ipaddr from 'ipaddr.js';
+import { contains, parseIpConfig, type IpConfig } from '../model/address.js';
 
 const HOOK = shipped('scripts/udhcpc-hook.sh');
-const TOOL_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
 function leaseDir(stateDir: string): string {
   const dir = join(stateDir, 'dhcp');
@@ -58,9 +58,35 @@ export function startDhcpClient(stateDir: string, key: string, netnsPath: string
   return { pid, lease };
 }
 
+/** The hook's line "<ip> <prefix> [<gateway>] <seconds>", checked as strictly as a user's address. */
 function parseLease(text: string): IpConfig {
   const [address, prefix, gateway] = text.trim().split(' ');
-  return { address, prefix: Number(prefix), family: 4, ...(gateway ? { gateway } : {}) };
+  try {
+    return parseIpConfig(`${address}/${prefix}${gateway ? `@${gateway}` : ''}`);
+  } catch (err) {
+    throw new PipewrightError(`the DHCP server offered a lease that is not valid (${(err as Error).message})`);
+  }
+}
+
+/** Ranges a DHCP server may hand a guest: ordinary unicast, nothing the host treats specially. */
+const LEASABLE = ['unicast', 'private', 'carrierGradeNat'];
+
+/**
+ * A lease says what a DHCP server on the guest's network offered, and that server may be anyone's
+ * (another guest): its address must be ordinary unicast IPv4 and, when the host interface holds
+ * addresses, lie in one of their subnets, so a rogue server cannot point pipewright's rules
+ * (published ports) at the host's loopback or at another network.
+ */
+export function checkLease(lease: IpConfig, hostIf: string, hostCidrs: string[]): void {
+  const range = ipaddr.parse(lease.address).range();
+  const offered = `the DHCP server on ${hostIf} offered ${lease.address}/${lease.prefix}`;
+  if (lease.family !== 4 || !LEASABLE.includes(range)) throw new PipewrightError(`${offered}, a ${range} address; refusing it`);
+  const v4 = hostCidrs.filter((c) => !c.includes(':'));
+  const inside = v4.some((cidr) => {
+    const [net, prefix] = cidr.split('/');
+    return contains(net, Number(prefix), lease.address);
+  });
+  if (v4.length && !inside) throw new PipewrightError(`${offered}, outside ${hostIf}'s subnets (${v4.join(', ')}); is a rogue DHCP server on that network?`);
 }
 
 /** Stops the client (udhcpc -R releases the lease on SIGTERM); a client already gone is fine. */

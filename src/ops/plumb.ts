@@ -3,7 +3,8 @@
  * (the same interface again, in a guest's new namespace after a restart). Each step registers
  * its inverse on the caller's undo stack.
  */
-import { startDhcpClient, stopDhcpClient } from '../kernel/dhcp-client.js';
+import { checkLease, startDhcpClient, stopDhcpClient } from '../kernel/dhcp-client.js';
+import { readLink } from '../kernel/iproute.js';
 import { waitForwarding } from '../kernel/bridge.js';
 import { announce, configureGuest } from '../kernel/guest-config.js';
 import type { LinkDriver } from '../kernel/links/index.js';
@@ -51,6 +52,8 @@ export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number,
   const client = await undo.step(`start DHCP client on ${plan.ifname}`, () => startDhcpClient(ctx.store.stateDir, key, guest.netnsPath, plan.ifname, ctx.log));
   undo.push('stop DHCP client', () => stopDhcpClient(client.pid));
   ctx.store.tx(() => records.setDhcpPid(ctx.store, id, client.pid));
-  plan.addresses = [await undo.step(`DHCP lease on ${plan.ifname}`, () => client.lease)];
+  const lease = await undo.step(`DHCP lease on ${plan.ifname}`, () => client.lease);
+  checkLease(lease, plan.hostIf, (await readLink(plan.hostIf, undefined))?.addresses ?? []);
+  plan.addresses = [lease];
   return client.pid;
 }

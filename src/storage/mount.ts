@@ -66,11 +66,10 @@ export async function mountInto(
     const target = (
       await undo.step(`prepare ${spec.target} in ${guest.name}`, () => helper(['prepare', String(pid), spec.target, 'mkdir'], ctx))
     ).stdout.trim();
-    // Docker's copy-up: a fresh named volume takes the image's content at that path.
+    // Docker's copy-up: a fresh named volume takes the image's content at that path. The helper
+    // reads it from inside the container, so no symlink there can make it copy a host path.
     if (spec.volume && source.fresh && !spec.nocopy) {
-      await undo.step('copy the container directory into the volume', () =>
-        run('cp', ['-a', '--', `/proc/${pid}/root${target}/.`, `${source.path}/`], { log: ctx.log }),
-      );
+      await undo.step(`copy ${target} of ${guest.name} into the volume`, () => helper(['copyup', String(pid), target, source.path], ctx));
     }
     await undo.step(
       `mount ${source.path} at ${target} in ${guest.name}`,

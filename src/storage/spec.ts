@@ -34,9 +34,7 @@ export function parseVolumeOpts(opts: string[], size?: string): VolumeOptions {
     } else if (key === 'o' || key === 'device') out[key] = value;
     else throw new UsageError(`--opt "${pair}": known options are type, o and device`);
   }
-  if (out.type === 'none' && (!out.device || !(out.o ?? '').split(',').includes('bind'))) {
-    throw new UsageError('--opt type=none needs o=bind and device=/host/path');
-  }
+  if (out.type === 'none') checkBindOpts(out);
   if (out.device && !out.device.startsWith('/')) throw new UsageError(`--opt device=${out.device} must be an absolute path`);
   if (size !== undefined) {
     if (out.type) throw new UsageError('--size makes its own filesystem; it cannot be combined with --opt type=');
@@ -44,6 +42,16 @@ export function parseVolumeOpts(opts: string[], size?: string): VolumeOptions {
     out.size = size;
   }
   return out;
+}
+
+/** What a bind-backed volume's o= may say: a bind, and the flags mount(8) applies to one. */
+const BIND_WORDS = ['bind', 'rbind', 'ro', 'rw', 'nosuid', 'nodev', 'noexec'];
+
+function checkBindOpts(opts: VolumeOptions): void {
+  const words = (opts.o ?? '').split(',');
+  if (!opts.device || !words.some((w) => w === 'bind' || w === 'rbind')) throw new UsageError('--opt type=none needs o=bind and device=/host/path');
+  const unknown = words.find((w) => !BIND_WORDS.includes(w));
+  if (unknown !== undefined) throw new UsageError(`--opt o=${opts.o}: "${unknown}" is not one of ${BIND_WORDS.join(', ')}`);
 }
 
 /** 1G / 512M / 100k / 1048576 in bytes (powers of 1024); at least 1 MiB, ext4's practical floor. */

@@ -4,7 +4,7 @@
  * an ext4 image of fixed size on a loop device (a hard quota). Backing mounts do not survive a
  * reboot; `ensureBacked` puts them back before any use.
  */
-import { existsSync, mkdirSync, openSync, ftruncateSync, closeSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -43,20 +43,50 @@ function isMountPoint(dir: string): boolean {
     .some((line) => line && unescape(line.split(' ')[4]) === real);
 }
 
-/** The mount command that backs a volume's _data, or null for a plain directory. */
-function backingMount(stateDir: string, v: VolumeRecord): string[] | null {
+/** The mount command that backs a volume's _data (a bind source as an open fd's path), or null for a plain directory. */
+function backingMount(stateDir: string, v: VolumeRecord, bindFd: number | null): string[] | null {
   const data = dataDir(stateDir, v.name);
   const o = v.options as VolumeOptions;
   if (o.type === 'tmpfs') return ['-t', 'tmpfs', ...(o.o ? ['-o', o.o] : []), 'tmpfs', data];
-  if (o.type === 'none') return ['--bind', o.device!, data];
+  // -c: mount(8) must not resolve the fd's path back into a name; mount(2) follows it to the opened directory.
+  if (o.type === 'none') return ['-c', '-o', o.o!, `/proc/${process.pid}/fd/${bindFd}`, data];
   if (o.size) return ['-o', 'loop', imageFile(stateDir, v.name), data];
   return null;
 }
 
 /** Mounts the volume's backing store if it is not mounted (after a reboot, say). */
 export async function ensureBacked(ctx: StorageContext, v: VolumeRecord): Promise<void> {
-  const args = backingMount(ctx.store.stateDir, v);
-  if (args && !isMountPoint(dataDir(ctx.store.stateDir, v.name))) await run('mount', args, { log: ctx.log });
+  if (isMountPoint(dataDir(ctx.store.stateDir, v.name))) return;
+  const device = (v.options as VolumeOptions).device;
+  const fd = device ? openBindSource(v.name, device) : null;
+  try {
+    const args = backingMount(ctx.store.stateDir, v, fd);
+    if (args) await run('mount', args, { log: ctx.log });
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+/**
+ * Opens a bind-backed volume's source, resolved once at create: the directory opened must still
+ * be the one recorded, so a path component swapped for a symlink since then redirects nothing
+ * (the mount is made from this fd, not from the name again).
+ */
+function openBindSource(volume: string, device: string): number {
+  let fd: number;
+  try {
+    fd = openSync(device, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    throw new PipewrightError(
+      `the bind source ${device} of volume ${volume} cannot be opened (${(err as NodeJS.ErrnoException).code}); restore it or remove the volume`,
+    );
+  }
+  const opened = realpathSync(`/proc/self/fd/${fd}`);
+  if (opened !== device) {
+    closeSync(fd);
+    throw new PipewrightError(`the bind source ${device} of volume ${volume} now leads to ${opened}; restore it or remove the volume`);
+  }
+  return fd;
 }
 
 /**
@@ -66,10 +96,11 @@ export async function ensureBacked(ctx: StorageContext, v: VolumeRecord): Promis
  */
 export function createVolume(ctx: StorageContext, name: string, options: VolumeOptions, labels: string[] = []): Promise<VolumeRecord> {
   checkVolumeName(name);
-  if (options.device) checkHostPath(options.device, ctx.store.stateDir, { mustExist: true });
+  // The bind source is resolved once, here, and kept: later mounts check they open that directory.
+  const resolved = options.device ? { ...options, device: checkHostPath(options.device, ctx.store.stateDir, { mustExist: true }) } : options;
   return withLock(ctx.store.stateDir, 'volumes', async () => {
     if (findVolume(ctx.store, name)) throw new PipewrightError(`volume ${name} exists already`);
-    return makeVolume(ctx, name, options, labels);
+    return makeVolume(ctx, name, resolved, labels);
   });
 }
 

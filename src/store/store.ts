@@ -5,7 +5,7 @@
  */
 import type DatabaseCtor from 'better-sqlite3';
 import { createRequire } from 'node:module';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
 import { MIGRATIONS } from './migrations.js';
@@ -25,6 +25,7 @@ export class Store {
 
   static open(stateDir: string): Store {
     if (!existsSync(stateDir)) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    checkPrivate(stateDir);
     const file = join(stateDir, 'pipewright.db');
     let db: Db | undefined;
     try {
@@ -63,6 +64,20 @@ const schemaVersion = (db: Db) => db.pragma('user_version', { simple: true }) as
 function checkNotNewer(version: number): void {
   if (version > MIGRATIONS.length) {
     throw new PipewrightError(`the store has schema version ${version}, newer than this pipewright knows (${MIGRATIONS.length}); upgrade pipewright`);
+  }
+}
+
+/**
+ * The state dir holds the leases, the lock files and the volumes: a directory others may write
+ * to (say /tmp) would let them plant or swap any of it. Such a dir is refused, not chmod-ed: it
+ * may be shared with others on purpose.
+ */
+function checkPrivate(stateDir: string): void {
+  const { mode } = statSync(stateDir);
+  if (mode & 0o022) {
+    throw new PipewrightError(
+      `state dir ${stateDir} is writable by others (mode ${(mode & 0o7777).toString(8)}); use a directory only root can write (chmod 700)`,
+    );
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Runs a host tool to completion (iptables-restore, nft, ip, mount, docker...). Arguments go as an
  * argv array (never through a shell); every call is reported to the step log as the command line
- * an operator could re-run. (The one long-lived child, the DHCP client, is spawned detached by
+ * an operator could re-run. Tools are looked up in TOOL_PATH only. (The one long-lived child, the DHCP client, is spawned detached by
  * kernel/dhcp-client.ts.)
  *
  * Built on node:child_process rather than execa: execa's import alone costs ~70 ms per CLI start
@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import type { StepLog } from './log.js';
 import { silent } from './log.js';
+import { TOOL_PATH } from './paths.js';
 
 export interface RunOptions {
   input?: string;
@@ -28,7 +29,8 @@ export interface RunResult {
 
 function spawnCollect(file: string, args: string[], opts: RunOptions): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 30_000 });
+    const env = { ...process.env, PATH: TOOL_PATH };
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env, timeout: opts.timeoutMs ?? 30_000 });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

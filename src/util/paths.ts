@@ -1,10 +1,17 @@
 /**
  * Files pipewright ships next to its code (native helpers, the DHCP hook, the apply schema),
- * found from the package root, so the same code works from dist/ modules and from the bundle.
+ * found from the package root, so the same code works from dist/ modules and from the bundle;
+ * and where the host tools it runs are looked up.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/**
+ * The only PATH host tools (iptables, nft, mount, udhcpc, docker...) are looked up in: a root tool
+ * must not run whatever a caller's PATH puts first under a familiar name.
+ */
+export const TOOL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 let root: string | undefined;
 

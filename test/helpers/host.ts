@@ -143,3 +143,13 @@ export async function hostLinks(): Promise<string[]> {
 export async function dockerUp(): Promise<boolean> {
   return (await sh('docker', ['info', '--format', '{{.ServerVersion}}'])).exitCode === 0;
 }
+
+/** Waits until a process is stopped (state T in /proc/<pid>/stat). */
+export async function waitStopped(pid: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const stat = (await sh('cat', [`/proc/${pid}/stat`])).stdout;
+    if (/\) T /.test(stat)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`process ${pid} never stopped`);
+}

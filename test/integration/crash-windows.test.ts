@@ -7,7 +7,7 @@
 import t from 'tap';
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
-import { CLI, cli, hostLinks, isRoot, must, netns, nicPair, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import { CLI, cli, hostLinks, isRoot, must, netns, nicPair, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq, waitStopped } from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;
 const FAIL_FINISH = { PIPEWRIGHT_FAULT: 'finish link:fail' };
@@ -58,16 +58,6 @@ t.test('gc stopped after reading the attachments takes no lease of an attach tha
   t.equal(leases.length, 1, 'the lease is still held');
   t.equal((await cli(dir, ['detach', guest])).exitCode, 0);
 });
-
-/** Waits until a process is stopped (state T in /proc/<pid>/stat). */
-async function waitStopped(pid: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const stat = (await sh('cat', [`/proc/${pid}/stat`])).stdout;
-    if (/\) T /.test(stat)) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`process ${pid} never stopped`);
-}
 
 const SOCKETS = fileURLToPath(new URL('../../dist/kernel/netlink/sockets.js', import.meta.url));
 

@@ -26,6 +26,9 @@ t.test('the argument list is exact', async (t) => {
     ['prepare', '1', ''],
     ['unmount', '1'],
     ['remount', '1', '/x'],
+    ['copyup', '1', '/x'],
+    ['copyup', '1', '/x', 'relative'],
+    ['copyup', '1', '/x', '/y', 'extra'],
   ]) {
     const r = await helper(...args);
     t.equal(r.exitCode, 2, args.join(' '));

@@ -5,10 +5,10 @@
  */
 import t, { type Test } from 'tap';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, dockerUp, isRoot, must, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
+import { CLI, cli, dockerUp, isRoot, must, sh, stateDir, TEST_IMAGE, uniq, waitStopped } from '../helpers/host.js';
 
 const docker = isRoot && (await dockerUp());
 const SKIP = !docker && 'needs root and a running Docker engine (scripts/test.sh starts one)';
@@ -171,4 +171,61 @@ t.test('a bind-backed volume is mounted once however often it is used, and rm re
   const rm = await cli(dir, ['volume', 'rm', 'bound']);
   t.equal(rm.exitCode, 0, rm.stderr);
   t.equal(readFileSync(join(src, 'keep'), 'utf8'), 'data', "the bind source's files are untouched");
+});
+
+t.test('a bind-backed volume honours o=bind,ro and keeps the source it was created with', { skip: !isRoot && 'needs root (mounts)' }, async (t) => {
+  const dir = stateDir(t);
+  const base = mkdtempSync(join(tmpdir(), 'pipewright-bindro-'));
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  for (const d of ['real', 'other']) {
+    mkdirSync(join(base, d));
+    writeFileSync(join(base, d, 'who'), d);
+  }
+  symlinkSync(join(base, 'real'), join(base, 'link'));
+  const create = await cli(dir, ['volume', 'create', 'ro', '--opt', `type=none,o=bind,ro,device=${join(base, 'link')}`]);
+  t.equal(create.exitCode, 0, create.stderr);
+  const path = (await cli(dir, ['volume', 'path', 'ro'])).stdout.trim();
+  t.teardown(() => sh('umount', [path]));
+  t.equal(readFileSync(join(path, 'who'), 'utf8'), 'real');
+  t.throws(() => writeFileSync(join(path, 'new'), 'x'), /EROFS/, 'o=bind,ro: read-only');
+  t.equal(JSON.parse((await cli(dir, ['volume', 'inspect', 'ro'])).stdout)[0].Options.device, join(base, 'real'), 'the source was resolved at create');
+  // The link now points elsewhere; after an unmount (a reboot) the volume comes back from the same directory.
+  rmSync(join(base, 'link'));
+  symlinkSync(join(base, 'other'), join(base, 'link'));
+  await must('umount', [path]);
+  t.equal((await cli(dir, ['volume', 'path', 'ro'])).exitCode, 0);
+  t.equal(readFileSync(join(path, 'who'), 'utf8'), 'real', 'still the directory resolved at create');
+  // A component of the recorded path swapped for a symlink: refused, not followed.
+  await must('umount', [path]);
+  renameSync(join(base, 'real'), join(base, 'moved'));
+  symlinkSync(join(base, 'other'), join(base, 'real'));
+  const again = await cli(dir, ['volume', 'path', 'ro']);
+  t.equal(again.exitCode, 1);
+  t.match(again.stderr, /bind source .* cannot be opened .*restore it or remove the volume/);
+  t.notOk(readFileSync('/proc/self/mountinfo', 'utf8').includes(path), 'nothing was mounted');
+  t.equal((await cli(dir, ['volume', 'create', 'bad', '--opt', `type=none,o=bind,suid,device=${base}`])).exitCode, 2, 'unknown o= words are refused');
+  t.equal((await cli(dir, ['volume', 'rm', 'ro'])).exitCode, 0);
+});
+
+t.test('copy-up reads the container from inside: a directory swapped for a symlink to a host path copies no host file', { skip: SKIP }, async (t) => {
+  const dir = stateDir(t);
+  volumes(t, dir);
+  const ctr = await container(t);
+  const secret = mkdtempSync(join(tmpdir(), 'pipewright-secret-'));
+  t.teardown(() => rmSync(secret, { recursive: true, force: true }));
+  writeFileSync(join(secret, 'id_rsa'), 'host secret');
+  t.equal((await inCtr(ctr, 'mkdir', '-p', '/srv/app')).exitCode, 0);
+  // mount stops right after it resolved /srv/app in the container; the container swaps it meanwhile.
+  const mount = execa('node', [CLI, 'mount', ctr, 'fresh:/srv/app'], {
+    reject: false,
+    env: { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_FAULT: 'prepare /srv/app:stop' },
+  });
+  await waitStopped(mount.pid!);
+  t.equal((await inCtr(ctr, 'sh', '-c', `rm -rf /srv/app && ln -s ${secret} /srv/app`)).exitCode, 0);
+  process.kill(mount.pid!, 'SIGCONT');
+  const r = await mount;
+  const path = join(dir, 'volumes', 'fresh', '_data');
+  t.notOk(existsSync(join(path, 'id_rsa')), 'no host file in the volume');
+  t.equal(r.exitCode, 1, 'the mount fails: the symlink leads nowhere inside the container');
+  t.match(r.stderr, /open in the container \/srv\/app/);
 });

@@ -3,6 +3,7 @@ import { checkIfname, checkMac, checkMtu, checkMacvlanMode } from '../../src/mod
 import { checkAttachSpec, sameSpec } from '../../src/model/attachment.js';
 import { macFromText } from '../../src/model/mac.js';
 import { UsageError } from '../../src/util/errors.js';
+import { checkLease } from '../../src/kernel/dhcp-client.js';
 import { execFileSync } from 'node:child_process';
 
 t.test('interface names follow the kernel rules', async (t) => {
@@ -87,4 +88,14 @@ t.test('a spec is canonical: the same request written differently is the same sp
   t.notOk(sameSpec(a, { ...b, mtu: 1500 }));
   t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], hostLink: 'x'.repeat(16) }), /host interface name .* 15 bytes/);
   t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], macvlanMode: 'loud' }), /macvlan mode/);
+});
+
+t.test('a DHCP lease is checked like user input: ordinary unicast, inside the host interface subnets', async (t) => {
+  const lease = (address: string, prefix = 24) => ({ address, prefix, family: 4 as const });
+  t.doesNotThrow(() => checkLease(lease('10.0.0.5'), 'br0', ['10.0.0.1/24', 'fd00::1/64']));
+  t.doesNotThrow(() => checkLease(lease('192.168.7.9'), 'br0', []), 'a bridge without addresses: any ordinary address');
+  t.throws(() => checkLease(lease('10.1.0.5'), 'br0', ['10.0.0.1/24']), /outside br0's subnets \(10\.0\.0\.1\/24\)/);
+  for (const bad of ['127.0.0.5', '224.0.0.5', '169.254.3.4', '0.0.0.0', '255.255.255.255', '240.0.0.1']) {
+    t.throws(() => checkLease(lease(bad, 8), 'br0', []), /refusing it/, bad);
+  }
 });
