@@ -4,13 +4,20 @@
  */
 import type { Command } from 'commander';
 import { printable } from '../model/validate.js';
+import type { EtcdAccess } from '../ipam/open.js';
 import type { CoreContext } from '../ops/context.js';
+import { readFileSync } from 'node:fs';
 import { PipewrightError, UsageError, describe } from '../util/errors.js';
 import { silent, stderrLog } from '../util/log.js';
 
 export interface GlobalOptions {
   stateDir?: string;
   store?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdUser?: string;
+  etcdPasswordFile?: string;
   firewall?: string;
   verbose?: boolean;
   json?: boolean;
@@ -43,11 +50,33 @@ export async function openContext(opts: GlobalOptions): Promise<Context> {
   const core = await openCore({
     stateDir,
     store: opts.store ?? process.env.PIPEWRIGHT_STORE,
+    etcd: etcdAccess(opts),
     firewall,
     docker: dockerSocket(),
     log: opts.verbose ? stderrLog() : silent,
   });
   return { ...core, json: Boolean(opts.json) };
+}
+
+/** TLS files and user for an etcd store: flags, else PIPEWRIGHT_ETCD_*; the password from the environment or a file only. */
+function etcdAccess(opts: GlobalOptions): EtcdAccess {
+  const env = process.env;
+  const passwordFile = opts.etcdPasswordFile ?? env.PIPEWRIGHT_ETCD_PASSWORD_FILE;
+  let password = env.PIPEWRIGHT_ETCD_PASSWORD;
+  if (passwordFile) {
+    try {
+      password = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new PipewrightError(`cannot read the etcd password file ${printable(passwordFile)} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
+  return {
+    ca: opts.etcdCa ?? env.PIPEWRIGHT_ETCD_CA,
+    cert: opts.etcdCert ?? env.PIPEWRIGHT_ETCD_CERT,
+    key: opts.etcdKey ?? env.PIPEWRIGHT_ETCD_KEY,
+    user: opts.etcdUser ?? env.PIPEWRIGHT_ETCD_USER,
+    password,
+  };
 }
 
 /** Runs a command body with a context, closing the store afterwards. */

@@ -19,7 +19,15 @@ export function buildProgram(): Command {
     .description('network and storage plumbing for Linux containers: veth, bridges, macvlan, managed addresses')
     .version('0.1.0')
     .option('--state-dir <dir>', 'where the store lives (env PIPEWRIGHT_STATE_DIR)', undefined)
-    .option('--store <sqlite|etcd://host:port,...>', 'where pools and leases live (env PIPEWRIGHT_STORE; default: the SQLite store)')
+    .option(
+      '--store <sqlite|etcd://host:port,...>',
+      'where pools and leases live (env PIPEWRIGHT_STORE; default: the SQLite store); etcd+https:// forces TLS, etcd+http:// accepts plain http to a non-loopback etcd',
+    )
+    .option('--etcd-ca <file>', 'etcd store: the CA that signed its certificate; turns TLS on (env PIPEWRIGHT_ETCD_CA)')
+    .option('--etcd-cert <file>', 'etcd store: client certificate, with --etcd-key (env PIPEWRIGHT_ETCD_CERT)')
+    .option('--etcd-key <file>', 'etcd store: client key (env PIPEWRIGHT_ETCD_KEY)')
+    .option('--etcd-user <name>', 'etcd store: user; the password from PIPEWRIGHT_ETCD_PASSWORD or --etcd-password-file (env PIPEWRIGHT_ETCD_USER)')
+    .option('--etcd-password-file <file>', 'etcd store: a file holding the password (env PIPEWRIGHT_ETCD_PASSWORD_FILE)')
     .option('--firewall <iptables|nftables|auto>', 'firewall backend (env PIPEWRIGHT_FIREWALL; auto: nftables when nft works)')
     .option('--verbose', 'print each kernel and firewall step as it is taken')
     .exitOverride()
@@ -35,6 +43,9 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A dependency's deprecation notice (gRPC's TLS server name for an IP address) is not the
+  // user's business and would break "one line on stderr".
+  process.noDeprecation = true;
   try {
     // The chaos suite's fault seam (src/util/faults.ts): inert unless these are set.
     if (process.env.PIPEWRIGHT_FAULT || process.env.PIPEWRIGHT_FAULT_TRACE) {

@@ -9,9 +9,11 @@
  *   /pipewright/ipam/leases/<pool>/<ip>      lease (JSON)
  *   /pipewright/ipam/free/<pool>/<order>     released address; keys sort in release order
  */
-import { Etcd3 } from 'etcd3';
+import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, type IOptions } from 'etcd3';
+import { readFileSync } from 'node:fs';
 import { PipewrightError } from '../util/errors.js';
 import type { AdvanceResult, FreeEntry, Lease, LeaseBackend } from './backend.js';
+import type { EtcdAccess } from './open.js';
 import { poolsOverlap, type Pool } from './pool.js';
 
 const ROOT = '/pipewright/ipam/';
@@ -31,6 +33,24 @@ function freeKey(pool: string): string {
   return `${K.free(pool)}${String(Date.now()).padStart(15, '0')}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
+/** etcd3's options for TLS files and a user; files that cannot be read are one clear error. */
+function tlsAndAuth(access: EtcdAccess): Partial<IOptions> {
+  const read = (what: string, path: string | undefined) => {
+    if (!path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new PipewrightError(`cannot read the etcd ${what} ${path} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  };
+  const [ca, cert, key] = [read('CA', access.ca), read('certificate', access.cert), read('key', access.key)];
+  return {
+    // No CA file: the system's roots (gRPC's default) check etcd's certificate.
+    ...(ca || cert ? { credentials: { rootCertificate: ca!, privateKey: key, certChain: cert } } : {}),
+    ...(access.user ? { auth: { username: access.user, password: access.password! } } : {}),
+  };
+}
+
 /** How long one etcd call may take (the client retries a failed call a few times on its own). */
 const CALL_DEADLINE_MS = 2000;
 
@@ -39,18 +59,23 @@ export class EtcdLeaseBackend implements LeaseBackend {
 
   private constructor(private readonly client: Etcd3) {}
 
-  static async connect(endpoints: string[]): Promise<EtcdLeaseBackend> {
+  static async connect(endpoints: string[], access: EtcdAccess): Promise<EtcdLeaseBackend> {
     // Every call has a deadline: a stalled etcd fails an attach with an error instead of hanging it.
     const client = new Etcd3({
       hosts: endpoints,
       dialTimeout: 5000,
       defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
+      ...tlsAndAuth(access),
     });
     try {
       await client.get(K.poolsRev).string();
     } catch (err) {
       client.close();
-      throw new PipewrightError(`cannot reach etcd at ${endpoints.join(',')}: ${(err as Error).message}`);
+      const at = endpoints.join(',');
+      if (err instanceof EtcdAuthenticationFailedError) throw new PipewrightError(`etcd at ${at} refused user ${access.user}: wrong user or password`);
+      if (err instanceof EtcdPermissionDeniedError)
+        throw new PipewrightError(`etcd at ${at}: user ${access.user} may not read pipewright's keys; grant it a role on them`);
+      throw new PipewrightError(`cannot reach etcd at ${at}: ${(err as Error).message}`);
     }
     return new EtcdLeaseBackend(client);
   }

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FirewallChoice } from '../firewall/sync.js';
 import type { Ipam } from '../ipam/allocator.js';
-import { openIpam } from '../ipam/open.js';
+import { openIpam, type EtcdAccess } from '../ipam/open.js';
 import { DEFAULT_DOCKER_SOCKET } from '../runtime/docker.js';
 import { Store } from '../store/store.js';
 import { silent, type StepLog } from '../util/log.js';
@@ -29,6 +29,8 @@ export interface ContextOptions {
   stateDir: string;
   /** `sqlite` (default) or `etcd://host:port[,host:port]` for pools and leases. */
   store?: string;
+  /** TLS files and a user for an etcd store. */
+  etcd?: EtcdAccess;
   firewall?: FirewallChoice;
   docker?: string;
   log?: StepLog;
@@ -61,7 +63,7 @@ export async function openContext(opts: ContextOptions): Promise<CoreContext> {
   const storeExisted = existsSync(join(opts.stateDir, 'pipewright.db'));
   const store = Store.open(opts.stateDir);
   try {
-    const ipam = await openIpam(store, opts.store, hostId(opts.stateDir, storeExisted));
+    const ipam = await openIpam(store, opts.store, hostId(opts.stateDir, storeExisted), opts.etcd);
     return { store, ipam, firewall: opts.firewall ?? 'auto', docker: opts.docker ?? DEFAULT_DOCKER_SOCKET, log: opts.log ?? silent };
   } catch (err) {
     store.close();

@@ -1,6 +1,7 @@
-/** A throwaway etcd on loopback with a temp data dir, stopped and removed at teardown. */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+/** A throwaway etcd on loopback with a temp data dir, stopped and removed at teardown; TLS on request. */
+import { execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -22,11 +23,53 @@ export async function startEtcd(t: T): Promise<string> {
   return (await startEtcdProcess(t)).endpoint;
 }
 
-/** The endpoint (host:port) and the server's pid (to stall it with SIGSTOP). */
-export async function startEtcdProcess(t: T): Promise<{ endpoint: string; pid: number }> {
+/** TLS files made with openssl for one test etcd: a CA, the server's certificate (127.0.0.1) and a client's. */
+export interface TlsFiles {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+export function makeTlsFiles(dir: string): TlsFiles {
+  const f = (name: string) => join(dir, name);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=pipewright test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  for (const [who, san] of [
+    ['server', 'IP:127.0.0.1'],
+    ['client', 'DNS:client'],
+  ]) {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${who}`, '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`));
+    const ext = f(`${who}.ext`);
+    writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=${who === 'server' ? 'serverAuth' : 'clientAuth'}\n`);
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${who}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      ext,
+      '-out',
+      f(`${who}.pem`),
+    );
+  }
+  return { ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
+}
+
+/** The endpoint (host:port) and the server's pid (to stall it with SIGSTOP); with `tls`, clients must show a certificate. */
+export async function startEtcdProcess(t: T, tls?: TlsFiles): Promise<{ endpoint: string; pid: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-etcd-'));
   const [client, peer] = [await freePort(), await freePort()];
-  const url = `http://127.0.0.1:${client}`;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${client}`;
+  const tlsArgs = tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : [];
   const proc = spawn(
     'etcd',
     [
@@ -46,6 +89,7 @@ export async function startEtcdProcess(t: T): Promise<{ endpoint: string; pid: n
       `test=http://127.0.0.1:${peer}`,
       '--log-level',
       'error',
+      ...tlsArgs,
     ],
     { stdio: 'ignore' },
   );
@@ -55,12 +99,17 @@ export async function startEtcdProcess(t: T): Promise<{ endpoint: string; pid: n
     rmSync(dir, { recursive: true, force: true });
   });
   for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`${url}/health`)).ok) return { endpoint: `127.0.0.1:${client}`, pid: proc.pid! };
-    } catch {
-      /* not up yet */
-    }
+    if (await listening(client)) return { endpoint: `127.0.0.1:${client}`, pid: proc.pid! };
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('etcd did not start within 10 s');
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1', () => {
+      sock.destroy();
+      resolve(true);
+    }).on('error', () => resolve(false));
+  });
 }

@@ -42,7 +42,7 @@ t.test('16 processes x 200 allocations, SQLite', async (t) => {
 
 t.test('16 processes x 200 allocations, etcd, two hosts', async (t) => {
   const endpoint = await startEtcd(t);
-  const backend = await EtcdLeaseBackend.connect([`http://${endpoint}`]);
+  const backend = await EtcdLeaseBackend.connect([`http://${endpoint}`], {});
   t.teardown(() => backend.close());
   const ipam = new Ipam(backend);
   await ipam.createPool({ name: 'race', cidr: '10.245.0.0/20' });
