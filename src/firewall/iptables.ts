@@ -11,6 +11,11 @@
  * are there; an apply adds what is missing and deletes what is no longer wanted in one
  * `iptables-restore --noflush` call per family. Chains and hooks go away with their last rule.
  * Other software's rules are never flushed or reordered.
+ *
+ * iptables-nft creates a built-in chain (and its table) the first time a rule goes into it, and
+ * keeps it after the last rule left. The chains and tables pipewright's writes created are
+ * remembered (in the store, by the caller) and deleted again once empty: the rule set after the
+ * last guest leaves is the one found before the first came.
  */
 import { PipewrightError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -151,30 +156,70 @@ function linesOf(rules: Rule[], family: 4 | 6): Line[] {
 const hasFilterTable = (saved: string) => /^\*filter$/m.test(saved);
 
 /**
- * Whether filter INPUT exists. iptables-nft creates a built-in chain on first use (and
- * iptables-save prints built-in chains whether they exist or not: nft is asked); with legacy
- * iptables they always exist.
+ * What to hold, given what the kernel holds. IPv6 rules are forward accepts only, needed only
+ * where an ip6 filter table exists (another program may drop there; without one nothing drops).
  */
-async function inputChainExists(log?: StepLog): Promise<boolean> {
-  if ((await run('nft', ['list', 'chain', 'ip', 'filter', 'INPUT'], { allowFailure: true, log })).exitCode === 0) return true;
-  return !/nf_tables/.test((await run('iptables', ['-V'], { allowFailure: true, log })).stdout);
-}
-const isGuard = (l: Line) => l.chain === CHAINS.input;
-
-/**
- * What to hold, given what the kernel holds. Writing into a built-in chain that does not exist
- * creates it (iptables-nft), and it would stay behind after pipewright's last rule: so
- *  - IPv6 rules are forward accepts only, needed only where an ip6 filter table exists (another
- *    program may drop there; without one nothing drops);
- *  - the localhost guard goes into INPUT only where a filter INPUT chain exists. Without one, the
- *    nftables backend's own table carries it (see README: prefer nftables where nft is installed).
- */
-function wantedLines(rules: Rule[], family: 4 | 6, saved: string, nftMark: boolean, inputExists: boolean): Line[] {
+function wantedLines(rules: Rule[], family: 4 | 6, saved: string, nftMark: boolean): Line[] {
   if (nftMark) return rules.length && hasFilterTable(saved) ? [MARK_LINE] : [];
   if (family === 6 && !hasFilterTable(saved)) return [];
-  const lines = linesOf(rules, family);
-  return inputExists ? lines : lines.filter((l) => !isGuard(l));
+  return linesOf(rules, family);
 }
+
+/** Built-in chains and tables pipewright's writes created, as "filter INPUT" / "filter"; the caller keeps them. */
+export type CreatedBuiltins = Set<string>;
+
+/** The ip family's tables and base chains as nft sees them (none with legacy iptables), with each chain's rule count. */
+async function nftBuiltins(log?: StepLog): Promise<{ tables: Set<string>; chains: Map<string, { rules: number; policy: string }> }> {
+  const tables = new Set<string>();
+  const chains = new Map<string, { rules: number; policy: string }>();
+  for (const table of ['filter', 'nat']) {
+    const r = await run('nft', ['-j', 'list', 'table', 'ip', table], { allowFailure: true, log });
+    if (r.exitCode !== 0) continue;
+    tables.add(table);
+    for (const item of JSON.parse(r.stdout).nftables as NftItem[]) {
+      if (item.chain?.hook) chains.set(`${table} ${item.chain.name}`, { rules: 0, policy: item.chain.policy ?? 'accept' });
+      const c = item.rule && chains.get(`${table} ${item.rule.chain}`);
+      if (c) c.rules++;
+    }
+  }
+  return { tables, chains };
+}
+
+type NftItem = { chain?: { name: string; hook?: string; policy?: string }; rule?: { chain: string } };
+
+/** Restores a delta that adds or removes a hook, remembering the built-ins it created and dropping created ones left empty. */
+async function restoreTrackingBuiltins(delta: string, created: CreatedBuiltins, log?: StepLog): Promise<void> {
+  const before = await nftBuiltins(log);
+  await restore(4, delta, log);
+  const after = await nftBuiltins(log);
+  for (const t of after.tables) if (!before.tables.has(t)) created.add(t);
+  for (const c of after.chains.keys()) if (!before.chains.has(c)) created.add(c);
+  for (const key of [...created].filter((k) => k.includes(' '))) {
+    const chain = after.chains.get(key);
+    if (!chain) created.delete(key);
+    else if (chain.rules === 0 && chain.policy === 'accept') {
+      await run('nft', ['delete', 'chain', 'ip', ...key.split(' ')], { log });
+      after.chains.delete(key);
+      created.delete(key);
+    }
+  }
+  for (const table of [...created].filter((k) => !k.includes(' '))) {
+    const left = [...after.chains.keys()].some((k) => k.startsWith(`${table} `));
+    if (!after.tables.has(table)) created.delete(table);
+    else if (!left && (await tableEmpty(table, log))) {
+      await run('nft', ['delete', 'table', 'ip', table], { log });
+      created.delete(table);
+    }
+  }
+}
+
+/** A table with no chains at all (pipewright's own chains went with their last rule). */
+async function tableEmpty(table: string, log?: StepLog): Promise<boolean> {
+  const r = await run('nft', ['-j', 'list', 'table', 'ip', table], { allowFailure: true, log });
+  return r.exitCode === 0 && !(JSON.parse(r.stdout).nftables as NftItem[]).some((i) => i.chain);
+}
+
+const BUILTIN_HOOK = /^-[ID] (INPUT|FORWARD|PREROUTING|OUTPUT|POSTROUTING) /m;
 
 /** What iptables-save would print if the kernel held exactly these lines (and their chains and hooks). */
 function savedForm(lines: Line[]): string {
@@ -206,17 +251,22 @@ async function restore(family: 4 | 6, delta: string, log?: StepLog): Promise<voi
  * `nftMark`: the nftables backend's single mark-accept rule instead of the rules, and only where
  * an iptables filter table exists (another program's FORWARD may drop there).
  */
-export async function applyIptables(rules: Rule[], log?: StepLog, opts: { nftMark?: boolean } = {}): Promise<void> {
+export async function applyIptables(rules: Rule[], log?: StepLog, opts: { nftMark?: boolean; created?: CreatedBuiltins } = {}): Promise<void> {
   for (const family of [4, 6] as const) {
-    await applyFamily(family, rules, log, Boolean(opts.nftMark));
+    await applyFamily(family, rules, log, Boolean(opts.nftMark), opts.created ?? new Set());
   }
 }
 
-async function applyFamily(family: 4 | 6, rules: Rule[], log: StepLog | undefined, nftMark: boolean): Promise<void> {
+async function applyFamily(family: 4 | 6, rules: Rule[], log: StepLog | undefined, nftMark: boolean, created: CreatedBuiltins): Promise<void> {
   const saved = (await run(TOOLS[family][0], [], { log })).stdout;
-  const guarded = family === 4 && !nftMark && linesOf(rules, 4).some(isGuard);
-  const delta = restoreDelta(saved, wantedLines(rules, family, saved, nftMark, guarded && (await inputChainExists(log))));
-  if (delta) await restore(family, delta, log);
+  await write(family, restoreDelta(saved, wantedLines(rules, family, saved, nftMark)), created, log);
+}
+
+/** IPv4 writes that add or remove a hook in a built-in chain track what they create (IPv6 only writes where a table exists). */
+async function write(family: 4 | 6, delta: string | null, created: CreatedBuiltins, log?: StepLog): Promise<void> {
+  if (!delta) return;
+  if (family === 4 && BUILTIN_HOOK.test(delta)) await restoreTrackingBuiltins(delta, created, log);
+  else await restore(family, delta, log);
 }
 
 /**
@@ -224,14 +274,8 @@ async function applyFamily(family: 4 | 6, rules: Rule[], log: StepLog | undefine
  * read of the rule set (one restore for a family that changes, none otherwise). It assumes the
  * kernel held `before`; if it did not, the restore fails whole and the caller falls back to a full apply.
  */
-export async function applyIptablesDelta(before: Rule[], after: Rule[], log?: StepLog): Promise<void> {
-  const guards = (rules: Rule[]) => JSON.stringify(linesOf(rules, 4).filter(isGuard));
-  // A bridge's first or last published port changes the guard, which depends on the kernel (wantedLines).
-  if (guards(before) !== guards(after)) await applyFamily(4, after, log, false);
-  else {
-    const delta = restoreDelta(savedForm(linesOf(before, 4)), linesOf(after, 4));
-    if (delta) await restore(4, delta, log);
-  }
+export async function applyIptablesDelta(before: Rule[], after: Rule[], log?: StepLog, created: CreatedBuiltins = new Set()): Promise<void> {
+  await write(4, restoreDelta(savedForm(linesOf(before, 4)), linesOf(after, 4)), created, log);
   // IPv6 changes only with a bridge's first or last guest; whether to write depends on the kernel (wantedLines).
-  if (restoreDelta(savedForm(linesOf(before, 6)), linesOf(after, 6))) await applyFamily(6, after, log, false);
+  if (restoreDelta(savedForm(linesOf(before, 6)), linesOf(after, 6))) await applyFamily(6, after, log, false, created);
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { UsageError, describe } from '../util/errors.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
-import { firewallDirty, firewallState, setFirewallDirty } from '../store/networks.js';
+import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setFirewallDirty } from '../store/networks.js';
 import { withLock } from '../store/lock.js';
 import type { Store } from '../store/store.js';
 import { desiredRules, type FirewallState, type Rule } from './rules.js';
@@ -49,10 +49,16 @@ function applySysctls(state: FirewallState, log: StepLog): void {
   }
 }
 
-async function backend(kind: FirewallKind) {
+/** A backend's two writes; `created` is the store's memory of built-in chains iptables-nft made for pipewright. */
+interface Backend {
+  full(rules: Rule[], log: StepLog, created: Set<string>): Promise<void>;
+  delta(before: Rule[], after: Rule[], log: StepLog, created: Set<string>): Promise<void>;
+}
+
+async function backend(kind: FirewallKind): Promise<Backend> {
   if (kind === 'iptables') {
     const { applyIptables, applyIptablesDelta } = await import('./iptables.js');
-    return { full: applyIptables, delta: applyIptablesDelta };
+    return { full: (rules, log, created) => applyIptables(rules, log, { created }), delta: applyIptablesDelta };
   }
   const { applyNftables, applyNftablesDelta } = await import('./nftables.js');
   return { full: applyNftables, delta: applyNftablesDelta };
@@ -85,15 +91,20 @@ export async function changeFirewall(store: Store, mutate: () => void, opts: Syn
     });
     const state = firewallState(store);
     const after = desiredRules(state);
+    const created = createdBuiltins(store);
     applySysctls(state, log);
-    if (wasDirty) {
-      log.step('an earlier change did not reach the firewall; full sync');
-      await apply.full(after, log);
-    } else {
-      await apply.delta(before, after, log).catch(async (err) => {
-        log.step(`the firewall did not hold what the store says (${describe(err)}); full sync`);
-        await apply.full(after, log);
-      });
+    try {
+      if (wasDirty) {
+        log.step('an earlier change did not reach the firewall; full sync');
+        await apply.full(after, log, created);
+      } else {
+        await apply.delta(before, after, log, created).catch(async (err) => {
+          log.step(`the firewall did not hold what the store says (${describe(err)}); full sync`);
+          await apply.full(after, log, created);
+        });
+      }
+    } finally {
+      store.tx(() => setCreatedBuiltins(store, created));
     }
     store.tx(() => setFirewallDirty(store, false));
     return after;
@@ -114,7 +125,12 @@ export async function syncFirewall(store: Store, opts: SyncOptions = {}): Promis
     applySysctls(state, log);
     // The nftables apply already brings iptables to its mark rule or nothing; iptables must clear nft.
     if (kind === 'iptables') await (await import('./nftables.js')).clearNftables(log);
-    await apply.full(rules, log);
+    const created = createdBuiltins(store);
+    try {
+      await apply.full(rules, log, created);
+    } finally {
+      store.tx(() => setCreatedBuiltins(store, created));
+    }
     store.tx(() => setFirewallDirty(store, false));
     return rules;
   });

@@ -149,3 +149,14 @@ export function setFirewallDirty(store: Store, dirty: boolean): void {
 export function firewallDirty(store: Store): boolean {
   return store.db.prepare(`SELECT 1 FROM store_state WHERE key = 'firewall_dirty'`).get() !== undefined;
 }
+
+/** Built-in chains and tables of iptables-nft that pipewright's writes created (deleted again once empty). */
+export function createdBuiltins(store: Store): Set<string> {
+  const row = store.db.prepare(`SELECT value FROM store_state WHERE key = 'iptables_created'`).get() as { value: string } | undefined;
+  return new Set(row ? (JSON.parse(row.value) as string[]) : []);
+}
+
+export function setCreatedBuiltins(store: Store, created: Set<string>): void {
+  if (created.size) store.db.prepare(`INSERT OR REPLACE INTO store_state (key, value) VALUES ('iptables_created', ?)`).run(JSON.stringify([...created].sort()));
+  else store.db.prepare(`DELETE FROM store_state WHERE key = 'iptables_created'`).run();
+}
