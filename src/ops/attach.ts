@@ -144,15 +144,15 @@ async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: Ch
     const shim = shimOf(spec);
     if (shim) await ensureShim(ctx, undo, plan.hostIf, shim);
     const dhcpPid = spec.dhcp ? await leaseByDhcp(ctx, undo, id, guest, plan) : null;
-    await finish(ctx, undo, id, guest, plan, spec, dhcpPid);
-    return { attachment: records.findAttachment(ctx.store, guest.kind, guest.id, spec.ifname)!, changed: true };
+    return { attachment: await finish(ctx, undo, id, guest, plan, spec, dhcpPid), changed: true };
   });
 }
 
 /**
  * The last step: the attachment becomes ready, with its published ports, in the same store change
  * the firewall follows (a bridge's first guest brings its forwarding accept, ports their NAT).
- * Rollback turns it back to pending without ports, and the firewall follows again.
+ * Rollback turns it back to pending without ports, and the firewall follows again. Returns the
+ * record as it became ready (read in that change: a detach by another process may follow at once).
  */
 async function finish(
   ctx: CoreContext,
@@ -162,15 +162,17 @@ async function finish(
   plan: AttachmentPlan,
   spec: AttachSpec,
   dhcpPid: number | null,
-): Promise<void> {
+): Promise<records.AttachmentRecord> {
   const publish = publishOf(spec);
   const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
+  let ready: records.AttachmentRecord | undefined;
   await undo.step(
     `firewall for ${plan.hostIf}`,
     () =>
       change(() => {
         recordPorts(ctx.store, id, guest.name, plan.hostIf, plan.addresses, publish);
         records.markReady(ctx.store, id, dhcpPid);
+        ready = records.expectAttachment(ctx.store, guest.kind, guest.id, plan.ifname, guest.name);
       }),
     () =>
       change(() => {
@@ -180,4 +182,5 @@ async function finish(
   );
   // A guest reaching its own published port through the host comes back on the port it left by.
   if (publish.length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
+  return ready!;
 }

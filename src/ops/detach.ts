@@ -17,10 +17,15 @@ import { deletePortsOf } from '../store/networks.js';
 import type { CoreContext } from './context.js';
 import { leaseOwner } from './leases.js';
 import { releaseSharedLinks } from './shared-links.js';
+import { PipewrightError } from '../util/errors.js';
 import { namedStep } from '../util/faults.js';
 
 export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
   const what = `${rec.guestName} ${rec.ifname}`;
+  // An attach under way in another live process owns its record until it is ready or undone.
+  if (rec.state === 'pending' && rec.ownerPid !== process.pid && records.ownerAlive(rec)) {
+    throw new PipewrightError(`another pipewright (pid ${rec.ownerPid}) is still attaching ${what}; retry when it is done`);
+  }
   await namedStep(`detach ${what}: firewall`, () =>
     changeFirewall(
       ctx.store,

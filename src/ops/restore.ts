@@ -41,7 +41,9 @@ export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord,
     await plumb(ctx, undo, guest, driver, plan);
     const dhcpPid = rec.spec.dhcp ? await leaseByDhcp(ctx, undo, rec.id, guest, plan) : null;
     if (plan.hostLink && listPorts(ctx.store, rec.id).length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
-    ctx.store.tx(() => records.moveToNetns(ctx.store, rec.id, { path: guest.netnsPath, id: netnsIdentity(guest.netnsPath) }, guest.name, dhcpPid));
-    return records.findAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname)!;
+    return ctx.store.tx(() => {
+      records.moveToNetns(ctx.store, rec.id, { path: guest.netnsPath, id: netnsIdentity(guest.netnsPath) }, guest.name, dhcpPid);
+      return records.expectAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname, guest.name);
+    });
   });
 }

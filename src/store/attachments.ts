@@ -7,6 +7,7 @@ import type { AttachSpec, LinkKind } from '../model/attachment.js';
 import type { GuestKind } from '../runtime/guest.js';
 import type { Store } from './store.js';
 import { pidStartTime, processAlive } from '../util/process.js';
+import { PipewrightError } from '../util/errors.js';
 
 export interface AttachmentRecord {
   id: number;
@@ -79,6 +80,13 @@ export function findAttachment(store: Store, guestKind: GuestKind, guestId: stri
   const row = store.db.prepare('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? AND ifname = ?').get(guestKind, guestId, ifname) as
     Row | undefined;
   return row ? fromRow(row) : null;
+}
+
+/** The record of a guest interface that this process just wrote; gone means another process removed it meanwhile. */
+export function expectAttachment(store: Store, guestKind: GuestKind, guestId: string, ifname: string, guestName: string): AttachmentRecord {
+  const rec = findAttachment(store, guestKind, guestId, ifname);
+  if (!rec) throw new PipewrightError(`${guestName} ${ifname} was detached by another pipewright meanwhile; nothing is left of this attach`);
+  return rec;
 }
 
 export function listAttachments(store: Store, guest?: { kind: GuestKind; id: string }): AttachmentRecord[] {

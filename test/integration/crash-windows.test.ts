@@ -46,7 +46,7 @@ t.test('gc stopped after reading the attachments takes no lease of an attach tha
   removeLinkAtEnd(t, br);
   t.equal((await cli(dir, ['pool', 'create', 'p', '10.251.10.0/24'])).exitCode, 0);
   // gc stops itself right after it read the attachments; the attach runs to the end in that window.
-  const gc = execa('node', [CLI, 'gc', '--json'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_FAULT: 'gc: list attachments:stop' } });
+  const gc = execa(CLI, ['gc', '--json'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_FAULT: 'gc: list attachments:stop' } });
   await waitStopped(gc.pid!);
   const attach = await cli(dir, ['attach', br, guest, 'pool:p']);
   t.equal(attach.exitCode, 0, attach.stderr);
@@ -57,6 +57,30 @@ t.test('gc stopped after reading the attachments takes no lease of an attach tha
   const leases = JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout);
   t.equal(leases.length, 1, 'the lease is still held');
   t.equal((await cli(dir, ['detach', guest])).exitCode, 0);
+});
+
+t.test('detach leaves an attach under way in another process alone', { skip }, async (t) => {
+  const dir = stateDir(t);
+  const guest = await netns(t);
+  const br = uniq('D');
+  removeLinkAtEnd(t, br);
+  const links = await hostLinks();
+  // The attach stops right after it recorded its intent; a detach of the same guest runs meanwhile.
+  const attach = execa(CLI, ['attach', br, guest, '10.251.11.2/24'], {
+    reject: false,
+    env: { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_FAULT: 'record intent:stop' },
+  });
+  await waitStopped(attach.pid!);
+  const detach = await cli(dir, ['detach', guest]);
+  t.equal(detach.exitCode, 1);
+  t.match(detach.stderr, /^pipewright: another pipewright \(pid \d+\) is still attaching \S+ eth0; retry when it is done$/);
+  process.kill(attach.pid!, 'SIGCONT');
+  const done = await attach;
+  t.equal(done.exitCode, 0, done.stderr);
+  t.match(done.stdout, /eth0 attached to/);
+  t.equal(JSON.parse((await cli(dir, ['ls', '--json'])).stdout)[0].status, 'ok', 'the attach is whole');
+  t.equal((await cli(dir, ['detach', guest])).exitCode, 0, 'and detach works once it is done');
+  t.same(await hostLinks(), links, 'no link left: the bridge went with its last guest');
 });
 
 const SOCKETS = fileURLToPath(new URL('../../dist/kernel/netlink/sockets.js', import.meta.url));
