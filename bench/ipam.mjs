@@ -15,7 +15,7 @@ import { EtcdLeaseBackend } from '../dist/ipam/etcd-backend.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const CLI_N = Math.min(N, 100);
-const CLI = new URL('../dist/bundle/pipewright.mjs', import.meta.url).pathname;
+const CLI = new URL('../dist/bin/pipewright', import.meta.url).pathname;
 const env = { ...process.env };
 delete env.NODE_EXTRA_CA_CERTS; // rare on hosts; adds ~90 ms to each Node start on the reference VM
 const tmp = mkdtempSync(join(tmpdir(), 'pwbench-ipam-'));
@@ -66,9 +66,9 @@ try {
   await etcdBackend.close();
 
   const cliDir = join(tmp, 'cli');
-  spawnSync('node', [CLI, '--state-dir', cliDir, 'pool', 'create', 'bench', '10.249.0.0/16'], { env });
+  spawnSync(CLI, ['--state-dir', cliDir, 'pool', 'create', 'bench', '10.249.0.0/16'], { env });
   const cli = timedRuns(CLI_N, () => {
-    const r = spawnSync('node', [CLI, '--state-dir', cliDir, 'lease', 'reserve', 'bench', '--owner', 'bench'], { env });
+    const r = spawnSync(CLI, ['--state-dir', cliDir, 'lease', 'reserve', 'bench', '--owner', 'bench'], { env });
     if (r.status !== 0) throw new Error(String(r.stderr));
   });
   const conf = JSON.stringify({

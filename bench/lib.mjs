@@ -5,7 +5,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export const PREFIX = 'pwb';
-export const CLI = new URL('../dist/bundle/pipewright.mjs', import.meta.url).pathname;
+// The executable as installed: the launcher, which starts Node from the CLI's startup snapshot.
+export const CLI = new URL('../dist/bin/pipewright', import.meta.url).pathname;
 // A user's host rarely sets NODE_EXTRA_CA_CERTS; here it makes every Node start parse a CA bundle (~90 ms).
 export const env = { ...process.env };
 delete env.NODE_EXTRA_CA_CERTS;
@@ -35,7 +36,7 @@ export function sh(file, args, input) {
 }
 
 export function pipewright(stateDir, ...args) {
-  return sh('node', [CLI, '--state-dir', stateDir, ...args]);
+  return sh(CLI, ['--state-dir', stateDir, ...args]);
 }
 
 /** One CNI plugin call (CNI_COMMAND ADD or DEL), its config on stdin, as a runtime makes it. */

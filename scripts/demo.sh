@@ -9,7 +9,7 @@ bash scripts/setup-host.sh >/dev/null
 tag="pwdemo$$"
 state=$(mktemp -d /tmp/pipewright-demo.XXXXXX)
 br="${tag:0:11}br"
-pw() { PIPEWRIGHT_STATE_DIR="$state" node dist/bundle/pipewright.mjs "$@"; }
+pw() { PIPEWRIGHT_STATE_DIR="$state" dist/bin/pipewright "$@"; }
 guests=()
 kind=netns
 if docker info >/dev/null 2>&1; then kind=docker; bash scripts/build-test-image.sh >/dev/null; fi

@@ -23,7 +23,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup-host: installing npm dependencies"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-if [ ! -f dist/bundle/pipewright.mjs ] || [ ! -f dist/pipewright-mount ] || [ ! -f dist/syscalls.node ] || [ -n "$(find src native -newer dist/bundle/pipewright.mjs -print -quit)" ]; then
+if [ ! -f dist/bundle/pipewright.mjs ] || [ ! -f dist/bin/pipewright ] || [ ! -f dist/pipewright-mount ] || [ ! -f dist/syscalls.node ] || [ -n "$(find src native -newer dist/bundle/pipewright.mjs -print -quit)" ]; then
   echo "setup-host: building"
   npm run --silent build
 fi

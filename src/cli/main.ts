@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The pipewright command line. Each command group lives in its own module and loads the core
  * only when it runs, so start-up stays small.
@@ -42,7 +41,8 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+/** Runs one command line; `program` may be built ahead (the startup snapshot builds it once). */
+export async function main(argv: string[], program: Command = buildProgram()): Promise<void> {
   // A dependency's deprecation notice (gRPC's TLS server name for an IP address) is not the
   // user's business and would break "one line on stderr".
   process.noDeprecation = true;
@@ -51,7 +51,7 @@ export async function main(argv: string[]): Promise<void> {
     if (process.env.PIPEWRIGHT_FAULT || process.env.PIPEWRIGHT_FAULT_TRACE) {
       (await import('../util/faults.js')).armFaults(process.env.PIPEWRIGHT_FAULT, process.env.PIPEWRIGHT_FAULT_TRACE);
     }
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end here with code 0; usage errors were already printed by commander.
@@ -60,5 +60,3 @@ export async function main(argv: string[]): Promise<void> {
     fail(err);
   }
 }
-
-await main(process.argv);

@@ -283,7 +283,7 @@ t.test('kill -9 at random times during attach: gc leaves it either done or gone'
   const rounds = Math.max(8, Math.round(N / 10));
   for (let i = 0; i < rounds; i++) {
     const g = guests[i % guests.length];
-    const child = execa('node', [CLI, 'attach', br, g, 'pool:pk', '-p', `${18250 + (i % guests.length)}:80`], {
+    const child = execa(CLI, ['attach', br, g, 'pool:pk', '-p', `${18250 + (i % guests.length)}:80`], {
       reject: false,
       env: { PIPEWRIGHT_STATE_DIR: dir },
     });

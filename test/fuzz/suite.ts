@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
-import { CLI, cli, firewallSnapshot, isRoot, must, netns, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import { CLI, cli, firewallSnapshot, PIPEWORK_BIN, isRoot, must, netns, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
 
 const N = Number(process.env.FUZZ_N ?? 500);
 let seed = Number(process.env.FUZZ_SEED ?? 20261123);
@@ -220,8 +220,8 @@ t.test(`${N} bad inputs: each refused in one line, the host unchanged`, { skip: 
   let changed = 0;
   for (let i = 0; i < N; i++) {
     const input = pick(gens)();
-    const bin = input.bin === 'pipework' ? CLI.replace(/pipewright\.mjs$/, 'pipework.mjs') : CLI;
-    const r = await execa('node', [bin, ...input.args], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...input.env } });
+    const [bin, args] = input.bin === 'pipework' ? ['node', [PIPEWORK_BIN, ...input.args]] : [CLI, input.args];
+    const r = await execa(bin, args, { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...input.env } });
     const what = `${input.bin ?? 'pipewright'} ${JSON.stringify(input.args)}${input.env ? ` ${JSON.stringify(input.env)}` : ''}`;
     const lines = r.stderr.trim().split('\n');
     const ok = (r.exitCode === 1 || r.exitCode === 2) && lines.length === 1 && lines[0].length > 0 && !/\n\s+at |Error: .*\n/.test(r.stderr);

@@ -15,7 +15,8 @@ type T = { teardown(fn: () => unknown): void; skip?: unknown };
 export const RUN = `pt${randomBytes(2).toString('hex')}`;
 export const isRoot = process.getuid?.() === 0;
 export const ROOT_REASON = 'needs root (real kernel namespaces)';
-export const CLI = fileURLToPath(new URL('../../dist/bundle/pipewright.mjs', import.meta.url));
+/** The `pipewright` executable as installed: the launcher (Node from the startup snapshot). */
+export const CLI = fileURLToPath(new URL('../../dist/bin/pipewright', import.meta.url));
 export const PIPEWORK_BIN = fileURLToPath(new URL('../../dist/bundle/pipework.mjs', import.meta.url));
 export const TEST_IMAGE = 'pipewright-test/busybox:latest';
 
@@ -97,7 +98,7 @@ export async function nicPair(t: T, tag: string): Promise<string> {
 
 /** The pipewright CLI as a user runs it, against a private state dir. */
 export async function cli(dir: string, args: string[], env: Record<string, string> = {}) {
-  return execa('node', [CLI, ...args], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...env } });
+  return execa(CLI, args, { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...env } });
 }
 
 export async function inNs(ns: string, args: string[]) {

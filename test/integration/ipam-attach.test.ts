@@ -87,7 +87,7 @@ t.test('kill -9 in the middle of an attach, then gc', { skip: !isRoot && ROOT_RE
   const br = uniq('br');
   removeLinkAtEnd(t, br);
   // No DHCP server on this bridge: the attach waits for a lease; we kill it while it waits.
-  const child = execa('node', [CLI, 'attach', br, a, 'dhcp'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir } });
+  const child = execa(CLI, ['attach', br, a, 'dhcp'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir } });
   for (let i = 0; i < 100 && (await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode !== 0; i++) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 500));
   child.kill('SIGKILL');

@@ -32,7 +32,7 @@ async function network(t: T, dir: string, subnet: string): Promise<string> {
 }
 
 function startWatch(t: T, dir: string): { proc: ResultPromise; lines: () => string[] } {
-  const proc = execa('node', [CLI, 'watch', '--log-format', 'json'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir } });
+  const proc = execa(CLI, ['watch', '--log-format', 'json'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir } });
   let out = '';
   proc.stdout!.on('data', (d) => {
     out += d;

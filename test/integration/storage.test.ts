@@ -216,7 +216,7 @@ t.test('copy-up reads the container from inside: a directory swapped for a symli
   writeFileSync(join(secret, 'id_rsa'), 'host secret');
   t.equal((await inCtr(ctr, 'mkdir', '-p', '/srv/app')).exitCode, 0);
   // mount stops right after it resolved /srv/app in the container; the container swaps it meanwhile.
-  const mount = execa('node', [CLI, 'mount', ctr, 'fresh:/srv/app'], {
+  const mount = execa(CLI, ['mount', ctr, 'fresh:/srv/app'], {
     reject: false,
     env: { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_FAULT: 'prepare /srv/app:stop' },
   });

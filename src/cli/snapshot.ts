@@ -1,0 +1,28 @@
+/**
+ * The entry of the CLI's V8 startup snapshot (scripts/bundle.mjs builds it; dist/bin/pipewright
+ * starts Node from it). Building runs this file once: commander and every command group are loaded
+ * and initialized then, and saved with the heap, so a command starts with that work already done.
+ * When the snapshot starts, the launcher has put the bundle's path in argv[1]: packages outside the
+ * snapshot (native addons, etcd3, ajv, yaml) are required from there, as the bundle would.
+ */
+import { createRequire } from 'node:module';
+import { startupSnapshot } from 'node:v8';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { buildProgram, main } from './main.js';
+
+declare global {
+  var __pwEntryUrl: string | undefined;
+  var __pwRequire: NodeJS.Require | undefined;
+}
+
+// Built while the snapshot is made: the command tree is part of the saved heap.
+const program = buildProgram();
+
+startupSnapshot.setDeserializeMainFunction(() => {
+  // As Node does for a script it runs: argv[1] made absolute.
+  process.argv[1] = resolve(process.argv[1]);
+  globalThis.__pwEntryUrl = pathToFileURL(process.argv[1]).href;
+  globalThis.__pwRequire = createRequire(process.argv[1]);
+  void main(process.argv, program);
+});
