@@ -37,10 +37,14 @@ await build({
  * In a snapshot, the require() of the snapshot's own script knows only Node's built-in modules:
  * packages outside the bundle are required through the one made when the snapshot starts.
  */
+// better-sqlite3's JavaScript goes into the snapshot (resolving its dozen files costs ~10 ms per
+// start); its addon is loaded by path at run time (src/store/store.ts).
+const OUTSIDE_THE_SNAPSHOT = EXTERNAL.filter((p) => p !== 'better-sqlite3');
+
 const outsideTheSnapshot = {
   name: 'outside-the-snapshot',
   setup(b) {
-    const filter = new RegExp(`^(${EXTERNAL.join('|')})$`);
+    const filter = new RegExp(`^(${OUTSIDE_THE_SNAPSHOT.join('|')}|bindings)$`);
     b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'outside' }));
     b.onLoad({ filter: /.*/, namespace: 'outside' }, (args) => ({
       contents: `module.exports = globalThis.__pwRequire(${JSON.stringify(args.path)});`,

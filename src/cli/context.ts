@@ -4,6 +4,9 @@
  */
 import type { Command } from 'commander';
 import { printable } from '../model/validate.js';
+import { dockerSocket } from '../runtime/docker-socket.js';
+
+export { dockerSocket };
 import type { EtcdAccess } from '../ipam/open.js';
 import type { CoreContext } from '../ops/context.js';
 import { readFileSync } from 'node:fs';
@@ -32,12 +35,6 @@ export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
 /** Options of the command merged with the program's (commander keeps them apart). */
 export function optionsOf<T>(cmd: Command): T & GlobalOptions {
   return cmd.optsWithGlobals() as T & GlobalOptions;
-}
-
-/** The Docker Engine API socket: DOCKER_HOST (unix:// only) or Docker's default. */
-export function dockerSocket(): string {
-  const host = process.env.DOCKER_HOST;
-  return host?.startsWith('unix://') ? host.slice('unix://'.length) : '/var/run/docker.sock';
 }
 
 /** The front end's whole reading of flags and environment: the core is handed the result. */

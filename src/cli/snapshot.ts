@@ -16,8 +16,11 @@ declare global {
   var __pwRequire: NodeJS.Require | undefined;
 }
 
-// Built while the snapshot is made: the command tree is part of the saved heap.
+// Built while the snapshot is made: the command tree is part of the saved heap, and so are the
+// modules every command with a store initializes (their top level runs now, not at each start).
 const program = buildProgram();
+void import('../ops/context.js');
+void import('../firewall/sync.js');
 
 startupSnapshot.setDeserializeMainFunction(() => {
   // As Node does for a script it runs: argv[1] made absolute.

@@ -3,14 +3,13 @@
  * backend, the Docker engine's socket, and where to report steps. Front ends (CLI, library users)
  * build one from their flags and environment; nothing below reads options or the environment.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FirewallChoice } from '../firewall/sync.js';
 import type { Ipam } from '../ipam/allocator.js';
 import { openIpam, type EtcdAccess } from '../ipam/open.js';
-import { DEFAULT_DOCKER_SOCKET } from '../runtime/docker.js';
+import { DEFAULT_DOCKER_SOCKET } from '../runtime/docker-socket.js';
 import { Store } from '../store/store.js';
 import { silent, type StepLog } from '../util/log.js';
 
@@ -44,7 +43,8 @@ export interface ContextOptions {
 function hostId(stateDir: string, storeExisted: boolean): string {
   const file = join(stateDir, 'host-id');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  const id = storeExisted ? hostname() : `${hostname()}-${randomBytes(4).toString('hex')}`;
+  // The kernel's random UUID: no need to load node:crypto for 8 hex digits.
+  const id = storeExisted ? hostname() : `${hostname()}-${readFileSync('/proc/sys/kernel/random/uuid', 'utf8').slice(0, 8)}`;
   // Written whole, then linked into place: a reader never sees a half-written file, and of two
   // first processes the second finds the first one's id.
   const draft = `${file}.${process.pid}`;

@@ -8,9 +8,6 @@ import { PipewrightError } from '../util/errors.js';
 
 const API = '/v1.41';
 
-/** Docker's own default socket; front ends take DOCKER_HOST (unix:// only) over it. */
-export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
-
 export interface ContainerInfo {
   id: string;
   name: string;

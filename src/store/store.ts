@@ -3,19 +3,34 @@
  * through PRAGMA user_version. Each later feature (pools, volumes, lifecycle) adds a migration.
  * A store that cannot be read is an error that says so; it is never silently reset.
  */
-import type DatabaseCtor from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { loadAddon } from '../util/addon.js';
 import { PipewrightError } from '../util/errors.js';
+import { shipped } from '../util/paths.js';
 import { MIGRATIONS } from './migrations.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
 
-// require(), not import: an ES import of a CommonJS package makes Node scan its source for exports first.
-const Database = createRequire(import.meta.url)('better-sqlite3') as typeof DatabaseCtor;
+const ADDON = join('build', 'Release', 'better_sqlite3.node');
+let addon: object | undefined;
 
-export type Db = DatabaseCtor.Database;
+/**
+ * The SQLite addon by its path: better-sqlite3 would otherwise search for it through the
+ * `bindings` package (a stack trace and a dozen stat calls on every start). It is looked for in
+ * pipewright's own node_modules first, then wherever Node resolves the package.
+ */
+function sqliteAddon(): object {
+  if (addon) return addon;
+  const inPackage = shipped(join('node_modules', 'better-sqlite3', ADDON));
+  const path = existsSync(inPackage) ? inPackage : join(dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), ADDON);
+  addon = loadAddon<object>(path);
+  return addon;
+}
+
+export type Db = Database.Database;
 
 export class Store {
   private constructor(
@@ -29,7 +44,8 @@ export class Store {
     const file = join(stateDir, 'pipewright.db');
     let db: Db | undefined;
     try {
-      db = new Database(file);
+      // better-sqlite3 takes the loaded addon too (its types know only a path).
+      db = new Database(file, { nativeBinding: sqliteAddon() as unknown as string });
       chmodSync(file, 0o600);
       db.pragma('journal_mode = WAL');
       // WAL + NORMAL: a commit cannot corrupt the store; only the last ones may be lost on power loss.

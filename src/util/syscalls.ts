@@ -1,5 +1,5 @@
 /** The native addon's system calls (native/syscalls.c: setns, flock), loaded on first use. */
-import { createRequire } from 'node:module';
+import { loadAddon } from './addon.js';
 import { shipped } from './paths.js';
 
 interface Syscalls {
@@ -8,10 +8,9 @@ interface Syscalls {
   tryLock(fd: number): boolean;
 }
 
-const require = createRequire(import.meta.url);
 let addon: Syscalls | undefined;
 
 export function syscalls(): Syscalls {
-  addon ??= require(shipped('dist/syscalls.node')) as Syscalls;
+  addon ??= loadAddon<Syscalls>(shipped('dist/syscalls.node'));
   return addon;
 }

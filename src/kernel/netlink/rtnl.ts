@@ -6,11 +6,14 @@ import type { RtNetlinkSocket } from 'netlink';
 import ipaddr from 'ipaddr.js';
 import { readFileSync } from 'node:fs';
 import { beforeStep } from '../../util/faults.js';
-import { hostSocket, netlink } from './sockets.js';
+import { hostSocket } from './sockets.js';
 
-const { FlagsNew } = netlink;
-export const CREATE_EXCL = { flags: FlagsNew.CREATE | FlagsNew.EXCL };
-export const CREATE_REPLACE = { flags: FlagsNew.CREATE | FlagsNew.REPLACE };
+// NLM_F_* of a new-object request (linux/netlink.h); constants here, so the netlink package loads only when a socket is made.
+const NLM_F_REPLACE = 0x100;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+export const CREATE_EXCL = { flags: NLM_F_CREATE | NLM_F_EXCL };
+export const CREATE_REPLACE = { flags: NLM_F_CREATE | NLM_F_REPLACE };
 export const UP = { flags: { up: true as const }, change: { up: true as const } };
 export const AF = { 4: 2, 6: 10 } as const;
 

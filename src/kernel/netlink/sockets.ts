@@ -10,10 +10,17 @@ import type { RtNetlinkSocket } from 'netlink';
 import type * as Netlink from 'netlink';
 import { syscalls } from '../../util/syscalls.js';
 
-const require = createRequire(import.meta.url);
-// require(), not import: an ES import of a CommonJS package makes Node scan its source for exports first.
-export const netlink = require('netlink') as typeof Netlink;
-const { createRtNetlink } = netlink;
+let pkg: typeof Netlink | undefined;
+
+/**
+ * A new rtnetlink socket. The netlink package is loaded on first use: its generated attribute
+ * tables take ~20 ms to load, which a command that never talks to the kernel (ls, pool ls) should
+ * not pay. require(), not import: an ES import of a CommonJS package makes Node scan its source first.
+ */
+function createRtNetlink(): RtNetlinkSocket {
+  pkg ??= createRequire(import.meta.url)('netlink') as typeof Netlink;
+  return pkg.createRtNetlink();
+}
 const CLONE_NEWNET = 0x40000000;
 
 function setns(fd: number): void {
