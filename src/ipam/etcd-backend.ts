@@ -59,7 +59,7 @@ export class EtcdLeaseBackend implements LeaseBackend {
 
   private constructor(private readonly client: Etcd3) {}
 
-  static async connect(endpoints: string[], access: EtcdAccess): Promise<EtcdLeaseBackend> {
+  static async connect(endpoints: string[], access: EtcdAccess = {}): Promise<EtcdLeaseBackend> {
     // Every call has a deadline: a stalled etcd fails an attach with an error instead of hanging it.
     const client = new Etcd3({
       hosts: endpoints,

@@ -22,10 +22,16 @@ export async function setHostAddress(name: string, a: IpConfig): Promise<void> {
   await sock.setLink({ index: hostIndex(name), ...UP }, {});
 }
 
-/** Removes an address from a host link; one already gone is fine. */
+/** Removes an address from a host link; one already gone (or the whole link) is fine. */
 export async function removeHostAddress(name: string, a: IpConfig): Promise<void> {
+  let index: number;
+  try {
+    index = hostIndex(name);
+  } catch {
+    return; // the link went (another process released it), and its addresses with it
+  }
   await hostSocket()
-    .delAddress({ family: AF[a.family], prefixlen: a.prefix, index: hostIndex(name) }, { local: ipBytes(a.address) })
+    .delAddress({ family: AF[a.family], prefixlen: a.prefix, index }, { local: ipBytes(a.address) })
     .catch((err) => {
       if (errno(err) !== 'EADDRNOTAVAIL') throw err;
     });

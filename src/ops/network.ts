@@ -8,6 +8,7 @@ import { hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
 import { changeFirewall } from '../firewall/sync.js';
 import { checkIfname, checkObjectName } from '../model/validate.js';
 import * as records from '../store/attachments.js';
+import { withLock } from '../store/lock.js';
 import { deleteNetwork, findNetwork, insertNetwork, type NetworkRecord } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
@@ -23,7 +24,15 @@ export interface NetworkRequest {
   isolated?: boolean;
 }
 
-export async function createNetwork(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
+/**
+ * Creates a network: its record, its bridge, the gateway on it. Under the host's `networks` lock,
+ * so a `network rm` of the same network waits until it is whole (and a create, until it is gone).
+ */
+export function createNetwork(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
+  return withLock(ctx.store.stateDir, 'networks', () => create(ctx, req));
+}
+
+async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
   checkObjectName(req.name, 'network name');
   checkIfname(req.bridge, 'bridge');
   const pool = await ctx.ipam.pool(req.pool);
@@ -81,7 +90,11 @@ function insertUnique(ctx: CoreContext, rec: Omit<NetworkRecord, 'createdAt'>): 
   insertNetwork(ctx.store, rec);
 }
 
-export async function removeNetwork(ctx: CoreContext, name: string): Promise<NetworkRecord> {
+export function removeNetwork(ctx: CoreContext, name: string): Promise<NetworkRecord> {
+  return withLock(ctx.store.stateDir, 'networks', () => remove(ctx, name));
+}
+
+async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
   const net = findNetwork(ctx.store, name);
   if (!net || net.name !== name) throw new PipewrightError(`no network named ${name} (see 'pipewright network ls')`);
   const guests = records.countOnHostIf(ctx.store, net.bridge);

@@ -7,6 +7,7 @@
  *   links      whether a shared host link (a bridge, a shim) exists, is made, or is still used
  *   firewall   the rule set's before/after writes
  *   volumes    a volume's directory and record
+ *   networks   a network from its record to its bridge and gateway (create and rm take turns)
  *
  * Within one process, callers of the same lock take turns first (flock would let a second open
  * file of the same process wait on the first forever). Not reentrant: a holder never takes the
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
 import { syscalls } from '../util/syscalls.js';
 
-export type LockName = 'links' | 'firewall' | 'volumes';
+export type LockName = 'links' | 'firewall' | 'volumes' | 'networks';
 
 const turns = new Map<string, Promise<unknown>>();
 
