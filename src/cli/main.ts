@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { fail } from './context.js';
 import * as attachCmds from './attach.js';
+import * as daemonCmds from './daemon.js';
 import * as ipamCmds from './ipam.js';
 import * as lifecycleCmds from './lifecycle.js';
 import * as networkCmds from './network.js';
@@ -35,7 +36,7 @@ export function buildProgram(): Command {
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`${s.trim().replace(/\s*\n\s*/g, ' ')} (run with --help for usage)\n`),
     });
-  for (const group of [attachCmds, showCmds, ipamCmds, networkCmds, storageCmds, lifecycleCmds, nsCmds, pipeworkCmds]) group.register(program);
+  for (const group of [attachCmds, showCmds, ipamCmds, networkCmds, storageCmds, lifecycleCmds, daemonCmds, nsCmds, pipeworkCmds]) group.register(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

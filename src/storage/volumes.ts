@@ -11,7 +11,7 @@ import { run } from '../util/exec.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
 import type { Store } from '../store/store.js';
-import { deleteVolume, findVolume, insertVolume, listMounts, listVolumes, type VolumeRecord } from '../store/volumes.js';
+import { deleteVolume, findVolume, insertVolume, listMounts, listVolumes, pluginMounts, type VolumeRecord } from '../store/volumes.js';
 import { matchesLabels, parseLabels } from '../util/labels.js';
 import { checkVolumeName, sizeBytes, type VolumeOptions } from './spec.js';
 import { checkHostPath } from './host-path.js';
@@ -157,10 +157,11 @@ export function getVolume(ctx: StorageContext, name: string): VolumeRecord {
 /** Removes a volume and its data; refused while a guest has it mounted. */
 export async function removeVolume(ctx: StorageContext, name: string): Promise<void> {
   const v = getVolume(ctx, name);
-  const users = listMounts(ctx.store, { volume: name });
-  if (users.length) {
-    throw new PipewrightError(`volume ${name} is in use by ${users.map((m) => `${m.guestName}:${m.target}`).join(', ')}; unmount it first`);
-  }
+  const users = [
+    ...listMounts(ctx.store, { volume: name }).map((m) => `${m.guestName}:${m.target}`),
+    ...pluginMounts(ctx.store, name).map((id) => `docker mount ${id.slice(0, 12)}`),
+  ];
+  if (users.length) throw new PipewrightError(`volume ${name} is in use by ${users.join(', ')}; unmount it first`);
   await namedStep(`volume rm ${name}: unmount`, () => unback(ctx, v));
   await namedStep(`volume rm ${name}: data`, () => removeDir(volumeDir(ctx.store.stateDir, name)));
   await namedStep(`volume rm ${name}: record`, () => ctx.store.tx(() => deleteVolume(ctx.store, name)));
@@ -190,7 +191,7 @@ export function collectOrphanVolumes(ctx: StorageContext): Promise<string[]> {
 export async function pruneVolumes(ctx: StorageContext, labelFilters: string[] = []): Promise<string[]> {
   const removed: string[] = [];
   for (const v of listVolumes(ctx.store)) {
-    if (!matchesLabels(v.labels, labelFilters) || listMounts(ctx.store, { volume: v.name }).length) continue;
+    if (!matchesLabels(v.labels, labelFilters) || listMounts(ctx.store, { volume: v.name }).length || pluginMounts(ctx.store, v.name).length) continue;
     await removeVolume(ctx, v.name);
     removed.push(v.name);
   }

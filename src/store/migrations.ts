@@ -132,4 +132,14 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE host_links ADD COLUMN owner_pid INTEGER;
   ALTER TABLE host_links ADD COLUMN owner_start TEXT;
   `,
+  `
+  -- Volumes Docker mounted through the volume plugin (pipewright daemon): one row per Mount
+  -- request ID, so a volume in use is never removed and a Mount replayed after a restart counts once.
+  CREATE TABLE plugin_mounts (
+    volume      TEXT NOT NULL REFERENCES volumes(name),
+    mount_id    TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (volume, mount_id)
+  );
+  `,
 ];

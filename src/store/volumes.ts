@@ -100,3 +100,18 @@ export function deleteMount(store: Store, id: number): void {
 export function deleteMountsOf(store: Store, guestKind: string, guestId: string): void {
   store.db.prepare('DELETE FROM mounts WHERE guest_kind = ? AND guest_id = ?').run(guestKind, guestId);
 }
+
+/** A Docker mount of a volume through the plugin (its Mount request ID); the same ID again is one mount. */
+export function addPluginMount(store: Store, volume: string, mountId: string): void {
+  store.db.prepare('INSERT OR IGNORE INTO plugin_mounts (volume, mount_id, created_at) VALUES (?, ?, ?)').run(volume, mountId, new Date().toISOString());
+}
+
+export function removePluginMount(store: Store, volume: string, mountId: string): void {
+  store.db.prepare('DELETE FROM plugin_mounts WHERE volume = ? AND mount_id = ?').run(volume, mountId);
+}
+
+export function pluginMounts(store: Store, volume: string): string[] {
+  return (store.db.prepare('SELECT mount_id FROM plugin_mounts WHERE volume = ? ORDER BY created_at').all(volume) as { mount_id: string }[]).map(
+    (r) => r.mount_id,
+  );
+}

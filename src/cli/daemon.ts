@@ -1,0 +1,53 @@
+/** daemon: pipewright as Docker's IPAM and volume plugin, on Docker's plugin socket. */
+import type { Command } from 'commander';
+import { UsageError } from '../util/errors.js';
+import { optionsOf, withContext } from './context.js';
+
+export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/pipewright.sock';
+
+function requestLogger(format: string) {
+  if (format !== 'json' && format !== 'text') throw new UsageError(`--log-format "${format}" must be json or text`);
+  return (e: { method: string; ms: number; err?: string }) =>
+    process.stdout.write(
+      format === 'json'
+        ? `${JSON.stringify({ time: new Date().toISOString(), ...e, ms: Math.round(e.ms * 10) / 10 })}\n`
+        : `${new Date().toISOString()} ${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}\n`,
+    );
+}
+
+export function register(program: Command): void {
+  program
+    .command('daemon')
+    .description("serve Docker's plugin protocol: pipewright as Docker's IPAM driver and volume driver (foreground)")
+    .option('--socket <path>', "the plugin socket; Docker names the driver after the file's base name", DEFAULT_PLUGIN_SOCKET)
+    .option('--log-format <json|text>', 'one line per request: JSON, or human text', 'text')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pipewright daemon &\n' +
+        '  docker network create --ipam-driver pipewright --subnet 10.20.0.0/24 lan\n' +
+        '  docker network create --ipam-driver pipewright --ipam-opt pool=shared lan2\n' +
+        '  docker volume create -d pipewright --opt size=1G data',
+    )
+    .action(async (_o, cmd: Command) => {
+      const o = optionsOf<{ socket: string; logFormat: string }>(cmd);
+      const log = requestLogger(o.logFormat);
+      if (!o.socket.startsWith('/')) throw new UsageError(`--socket "${o.socket}" must be an absolute path`);
+      const { servePlugin } = await import('../daemon/server.js');
+      const { ipamDriver } = await import('../daemon/ipam-driver.js');
+      const { volumeDriver } = await import('../daemon/volume-driver.js');
+      await withContext(o, async (ctx) => {
+        const server = await servePlugin(o.socket, { IpamDriver: ipamDriver(ctx.ipam), VolumeDriver: volumeDriver(ctx) }, log);
+        process.stdout.write(
+          o.logFormat === 'json' ? `${JSON.stringify({ time: new Date().toISOString(), listening: o.socket })}\n` : `listening on ${o.socket}\n`,
+        );
+        // Until SIGINT or SIGTERM: the socket goes with the daemon (a socket file without one only misleads Docker).
+        await new Promise<void>((resolve) => {
+          const stop = () => {
+            server.close(() => resolve());
+            server.closeAllConnections(); // Docker keeps its connections open
+          };
+          for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, stop);
+        });
+      });
+    });
+}

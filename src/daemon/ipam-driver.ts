@@ -1,0 +1,110 @@
+/**
+ * Docker's IPAM driver (libnetwork's remote IPAM protocol) over pipewright's pools and leases, so
+ * `docker network create --ipam-driver pipewright` networks take their addresses from the same
+ * store as the CLI (and, with the etcd store, from pools shared by many hosts).
+ *
+ *   RequestPool     --subnet [--ip-range] makes a pool labelled for Docker (reused when asked
+ *                   again); --ipam-opt pool=<name> uses an operator's pool as it is
+ *   RequestAddress  a given address is that address or an error; the gateway request is the
+ *                   pool's gateway or a lease; endpoint leases are owned by the endpoint's MAC
+ *   ReleaseAddress, ReleasePool (a pool made for Docker goes once nothing is leased from it)
+ *
+ * Leases are reservations (gc never releases them): Docker, not a pipewright record, owns them.
+ */
+import ipaddr from 'ipaddr.js';
+import type { Ipam } from '../ipam/allocator.js';
+import type { Pool } from '../ipam/pool.js';
+import { PipewrightError } from '../util/errors.js';
+import type { Handler } from './server.js';
+
+const [DOCKER_KEY, DOCKER_VALUE] = ['pipewright.docker', 'ipam'];
+const GATEWAY = 'com.docker.network.gateway';
+const MAC = 'com.docker.network.endpoint.macaddress';
+
+type Options = Record<string, string> | undefined;
+const str = (v: unknown) => (typeof v === 'string' ? v : '');
+
+/** `10.1.0.0/24` -> `docker-10.1.0.0-24`; an IPv6 subnet's colons become dots. */
+const poolNameFor = (subnet: string, range: string) => `docker-${`${subnet}${range ? `_${range}` : ''}`.replace(/[/:]/g, (c) => (c === '/' ? '-' : '.'))}`;
+
+const toBig = (ip: ipaddr.IPv4 | ipaddr.IPv6) => ip.toByteArray().reduce((n, b) => (n << 8n) | BigInt(b), 0n);
+function fromBig(n: bigint, bytes: number): string {
+  const out: number[] = [];
+  for (let i = 0; i < bytes; i++, n >>= 8n) out.unshift(Number(n & 255n));
+  return ipaddr.fromByteArray(out).toString();
+}
+
+/** The hosts of CIDR `sub` inside `subnet`, as "a-b" (an --ip-range; the subnet's own network and broadcast left out). */
+function rangeOf(sub: string, subnet: string): string {
+  const bounds = (cidr: string) => {
+    const [addr, prefix] = ipaddr.parseCIDR(cidr);
+    const bits = addr.kind() === 'ipv4' ? 32 : 128;
+    const size = 1n << BigInt(bits - prefix);
+    const first = (toBig(addr) / size) * size;
+    return { first, last: first + size - 1n, bytes: bits / 8 };
+  };
+  const [inner, outer] = [bounds(sub), bounds(subnet)];
+  const first = inner.first === outer.first ? inner.first + 1n : inner.first;
+  const last = inner.last === outer.last ? inner.last - 1n : inner.last;
+  return `${fromBig(first, inner.bytes)}-${fromBig(last, inner.bytes)}`;
+}
+
+async function requestPool(ipam: Ipam, body: Record<string, unknown>) {
+  const [subnet, subPool, options] = [str(body.Pool), str(body.SubPool), body.Options as Options];
+  if (options?.pool) {
+    const pool = await ipam.pool(options.pool);
+    if (subnet && ipaddr.parseCIDR(subnet).toString() !== ipaddr.parseCIDR(pool.subnet).toString()) {
+      throw new PipewrightError(`pool ${pool.name} is ${pool.subnet}, not ${subnet}`);
+    }
+    return { PoolID: pool.name, Pool: pool.subnet, Data: {} };
+  }
+  if (!subnet) throw new PipewrightError('give the network a --subnet, or an existing pipewright pool with --ipam-opt pool=<name>');
+  const name = poolNameFor(subnet, subPool);
+  const existing = (await ipam.listPools()).find((p) => p.name === name);
+  const pool: Pool =
+    existing ??
+    (await ipam.createPool({
+      name,
+      cidr: subnet,
+      noGateway: true,
+      labels: [`${DOCKER_KEY}=${DOCKER_VALUE}`],
+      ...(subPool ? { range: rangeOf(subPool, subnet) } : {}),
+    }));
+  return { PoolID: pool.name, Pool: pool.subnet, Data: {} };
+}
+
+async function requestAddress(ipam: Ipam, body: Record<string, unknown>) {
+  const [poolName, address, options] = [str(body.PoolID), str(body.Address), (body.Options ?? {}) as Record<string, string>];
+  const pool = await ipam.pool(poolName);
+  const cidr = (ip: string) => ({ Address: `${ip}/${pool.prefix}`, Data: {} });
+  const gateway = options.RequestAddressType === GATEWAY;
+  // An operator's pool has its gateway already (withheld from leases): that is the network's.
+  if (gateway && pool.gateway && (!address || address === pool.gateway)) return cidr(pool.gateway);
+  const owner = gateway ? `docker-gateway:${pool.name}` : `docker:${options[MAC] || 'endpoint'}`;
+  if (address) return cidr((await ipam.claim(pool.name, address, owner, true)).address);
+  // Docker replays a request after its own restart: the endpoint's MAC finds the address it got.
+  const held = options[MAC] ? (await ipam.heldBy(owner)).find((l) => l.pool === pool.name) : undefined;
+  return cidr((held ?? (await ipam.allocate(pool.name, owner, true))).address);
+}
+
+async function releasePool(ipam: Ipam, body: Record<string, unknown>) {
+  const pool = (await ipam.listPools()).find((p) => p.name === str(body.PoolID));
+  // Gone already (a replay), an operator's pool, or still used by another network: nothing to do.
+  if (!pool || pool.labels[DOCKER_KEY] !== DOCKER_VALUE) return {};
+  if ((await ipam.leases({ pool: pool.name })).length === 0) await ipam.removePool(pool.name);
+  return {};
+}
+
+export function ipamDriver(ipam: Ipam): Record<string, Handler> {
+  return {
+    GetCapabilities: () => ({ RequiresMACAddress: true }),
+    GetDefaultAddressSpaces: () => ({ LocalDefaultAddressSpace: 'pipewright', GlobalDefaultAddressSpace: 'pipewright' }),
+    RequestPool: (body) => requestPool(ipam, body),
+    ReleasePool: (body) => releasePool(ipam, body),
+    RequestAddress: (body) => requestAddress(ipam, body),
+    ReleaseAddress: async (body) => {
+      await ipam.release(str(body.PoolID), str(body.Address));
+      return {};
+    },
+  };
+}

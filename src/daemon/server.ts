@@ -1,0 +1,91 @@
+/**
+ * Docker's plugin protocol: HTTP POSTs with JSON bodies on a unix socket in /run/docker/plugins,
+ * answered with JSON (an error is {"Err": "<one line>"} with status 500). `/Plugin.Activate` lists what the
+ * socket implements; every other path is `/<Interface>.<Method>`.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { describe, PipewrightError } from '../util/errors.js';
+
+const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
+
+/** One method of a driver: the request body in, the response body out (a throw becomes {"Err"}). */
+export type Handler = (body: Record<string, unknown>) => Promise<object> | object;
+
+export interface RequestLog {
+  (entry: { method: string; ms: number; err?: string }): void;
+}
+
+function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (text += d));
+    req.on('end', () => {
+      try {
+        const body: unknown = text.trim() ? JSON.parse(text) : {};
+        resolve(body && typeof body === 'object' ? (body as Record<string, unknown>) : {});
+      } catch {
+        reject(new PipewrightError('the request body is not JSON'));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+async function answer(handlers: Map<string, Handler>, req: IncomingMessage, res: ServerResponse, log: RequestLog): Promise<void> {
+  const method = (req.url ?? '').replace(/^\//, '');
+  const started = performance.now();
+  let status = 200;
+  let out: object;
+  try {
+    const handler = handlers.get(method);
+    if (!handler) {
+      status = 404;
+      throw new PipewrightError(`pipewright does not implement ${method}`);
+    }
+    out = await handler(await readBody(req));
+  } catch (err) {
+    // As Docker's own plugin helpers answer: a failed call is a 500 (a 200 with Err is taken for an empty success).
+    if (status === 200) status = 500;
+    out = { Err: describe(err).replace(/\s*\n\s*/g, ' ') };
+  }
+  res.writeHead(status, { 'Content-Type': CONTENT_TYPE });
+  res.end(JSON.stringify(out));
+  log({ method, ms: performance.now() - started, ...('Err' in out ? { err: String(out.Err) } : {}) });
+}
+
+/** Whether something answers on a unix socket (a daemon that is running, not a file left by a dead one). */
+function answering(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(path, () => {
+      sock.destroy();
+      resolve(true);
+    }).on('error', () => resolve(false));
+  });
+}
+
+/**
+ * Serves `drivers` (interface name -> its methods by name) on a unix socket. A socket left by a
+ * daemon that died is replaced; one that answers is another daemon's, and an error.
+ */
+export async function servePlugin(socketPath: string, drivers: Record<string, Record<string, Handler>>, log: RequestLog): Promise<Server> {
+  if (existsSync(socketPath)) {
+    if (await answering(socketPath)) throw new PipewrightError(`another daemon answers on ${socketPath}; stop it first`);
+    unlinkSync(socketPath);
+  }
+  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
+  const handlers = new Map<string, Handler>([['Plugin.Activate', () => ({ Implements: Object.keys(drivers) })]]);
+  for (const [iface, methods] of Object.entries(drivers)) for (const [name, fn] of Object.entries(methods)) handlers.set(`${iface}.${name}`, fn);
+  const server = createServer((req, res) => void answer(handlers, req, res, log));
+  // The socket is root's alone (0600 from its creation): whoever can write to it creates volumes and leases as root.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve));
+  } finally {
+    process.umask(umask);
+  }
+  return server;
+}
