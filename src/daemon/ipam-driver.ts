@@ -13,6 +13,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Ipam } from '../ipam/allocator.js';
+import { fromBig, prefixBounds } from '../ipam/ipmath.js';
 import type { Pool } from '../ipam/pool.js';
 import { PipewrightError } from '../util/errors.js';
 import type { Handler } from './server.js';
@@ -24,29 +25,23 @@ const MAC = 'com.docker.network.endpoint.macaddress';
 type Options = Record<string, string> | undefined;
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
 
-/** `10.1.0.0/24` -> `docker-10.1.0.0-24`; an IPv6 subnet's colons become dots. */
-const poolNameFor = (subnet: string, range: string) => `docker-${`${subnet}${range ? `_${range}` : ''}`.replace(/[/:]/g, (c) => (c === '/' ? '-' : '.'))}`;
-
-const toBig = (ip: ipaddr.IPv4 | ipaddr.IPv6) => ip.toByteArray().reduce((n, b) => (n << 8n) | BigInt(b), 0n);
-function fromBig(n: bigint, bytes: number): string {
-  const out: number[] = [];
-  for (let i = 0; i < bytes; i++, n >>= 8n) out.unshift(Number(n & 255n));
-  return ipaddr.fromByteArray(out).toString();
+/** `10.1.0.0/24` (and an --ip-range) -> `docker-10.1.0.0-24[_…]`: slashes become dashes, an IPv6 subnet's colons dots. */
+function poolNameFor(subnet: string, range: string): string {
+  const text = range ? `${subnet}_${range}` : subnet;
+  return `docker-${text.replaceAll('/', '-').replaceAll(':', '.')}`;
 }
 
 /** The hosts of CIDR `sub` inside `subnet`, as "a-b" (an --ip-range; the subnet's own network and broadcast left out). */
 function rangeOf(sub: string, subnet: string): string {
   const bounds = (cidr: string) => {
     const [addr, prefix] = ipaddr.parseCIDR(cidr);
-    const bits = addr.kind() === 'ipv4' ? 32 : 128;
-    const size = 1n << BigInt(bits - prefix);
-    const first = (toBig(addr) / size) * size;
-    return { first, last: first + size - 1n, bytes: bits / 8 };
+    const family = addr.kind() === 'ipv4' ? 4 : 6;
+    return { range: prefixBounds(addr.toString(), prefix, family), family } as const;
   };
   const [inner, outer] = [bounds(sub), bounds(subnet)];
-  const first = inner.first === outer.first ? inner.first + 1n : inner.first;
-  const last = inner.last === outer.last ? inner.last - 1n : inner.last;
-  return `${fromBig(first, inner.bytes)}-${fromBig(last, inner.bytes)}`;
+  const first = inner.range[0] === outer.range[0] ? inner.range[0] + 1n : inner.range[0];
+  const last = inner.range[1] === outer.range[1] ? inner.range[1] - 1n : inner.range[1];
+  return `${fromBig(first, inner.family)}-${fromBig(last, inner.family)}`;
 }
 
 async function requestPool(ipam: Ipam, body: Record<string, unknown>) {
