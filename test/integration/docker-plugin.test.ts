@@ -45,6 +45,15 @@ function post(method: string, body: object): Promise<Record<string, string>> {
 const json = async (dir: string, args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout);
 const ipOf = async (ctr: string) => (await must('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', ctr])).trim();
 
+/** A Docker network on this run's IPAM driver (its bridge named for the run), removed at teardown. */
+async function network(t: Test, args: string[]): Promise<string> {
+  const net = uniq('n');
+  const made = await sh('docker', ['network', 'create', '--ipam-driver', DRIVER, '-o', `com.docker.network.bridge.name=${uniq('b')}`, ...args, net]);
+  t.equal(made.exitCode, 0, made.stderr);
+  t.teardown(() => sh('docker', ['network', 'rm', net]));
+  return net;
+}
+
 async function container(t: Test, args: string[]) {
   const name = uniq('c');
   const r = await sh('docker', ['run', '-d', '--name', name, ...args, TEST_IMAGE, 'sleep', '600']);
@@ -55,23 +64,7 @@ async function container(t: Test, args: string[]) {
 t.test('IPAM driver: a network from --subnet, --ip honoured, addresses leased and released', { skip }, async (t) => {
   const dir = stateDir(t);
   await daemon(t, dir);
-  const net = uniq('n');
-  const br = uniq('b');
-  const made = await sh('docker', [
-    'network',
-    'create',
-    '--ipam-driver',
-    DRIVER,
-    '--subnet',
-    '10.252.50.0/24',
-    '--gateway',
-    '10.252.50.1',
-    '-o',
-    `com.docker.network.bridge.name=${br}`,
-    net,
-  ]);
-  t.equal(made.exitCode, 0, made.stderr);
-  t.teardown(() => sh('docker', ['network', 'rm', net]));
+  const net = await network(t, ['--subnet', '10.252.50.0/24', '--gateway', '10.252.50.1']);
   const inspect = JSON.parse(await must('docker', ['network', 'inspect', net]))[0].IPAM;
   t.same(inspect.Config, [{ Subnet: '10.252.50.0/24', Gateway: '10.252.50.1' }], 'docker network inspect shows the subnet and gateway');
   const [pool] = await json(dir, ['pool', 'ls']);
@@ -103,20 +96,7 @@ t.test("IPAM driver: an operator's pool by --ipam-opt pool=, kept after the netw
   const dir = stateDir(t);
   await daemon(t, dir);
   t.equal((await cli(dir, ['pool', 'create', 'shared', '10.252.51.0/24'])).exitCode, 0);
-  const net = uniq('n');
-  const made = await sh('docker', [
-    'network',
-    'create',
-    '--ipam-driver',
-    DRIVER,
-    '--ipam-opt',
-    'pool=shared',
-    '-o',
-    `com.docker.network.bridge.name=${uniq('b')}`,
-    net,
-  ]);
-  t.equal(made.exitCode, 0, made.stderr);
-  t.teardown(() => sh('docker', ['network', 'rm', net]));
+  const net = await network(t, ['--ipam-opt', 'pool=shared']);
   const config = JSON.parse(await must('docker', ['network', 'inspect', net]))[0].IPAM.Config[0];
   t.same(config, { Subnet: '10.252.51.0/24', Gateway: '10.252.51.1' }, "the pool's subnet and gateway");
   const c = await container(t, ['--network', net]);
