@@ -34,7 +34,7 @@ export class SqliteLeaseBackend implements LeaseBackend {
   private sql(text: string): Statement {
     let st = this.statements.get(text);
     if (!st) {
-      st = this.store.db.prepare(text);
+      st = this.store.stmt(text);
       this.statements.set(text, st);
     }
     return st;

@@ -41,7 +41,17 @@ function enableIpv6(ifname: string, netnsPath: string, log?: StepLog): void {
   inNetns(netnsPath, () => writeFileSync(path, '0'));
 }
 
-export async function configureGuest(plan: GuestSide, netnsPath: string, log?: StepLog): Promise<void> {
+/**
+ * Announces the interface's address once more (gratuitous ARP) when `when` says so: setting the
+ * MAC it already has makes the kernel notify an address change, which arp_notify answers. For a
+ * veth whose bridge port was not forwarding yet when the guest end came up (the first one was lost).
+ */
+export interface Reannounce {
+  mac: string;
+  when: () => Promise<boolean>;
+}
+
+export async function configureGuest(plan: GuestSide, netnsPath: string, log?: StepLog, reannounce?: Reannounce): Promise<void> {
   logAsIp(log, configureGuestWords(plan), netnsPath);
   if (plan.addresses.some((a) => a.family === 6)) enableIpv6(plan.ifname, netnsPath, log);
   await withNetnsSocket(netnsPath, async (sock) => {
@@ -58,17 +68,10 @@ export async function configureGuest(plan: GuestSide, netnsPath: string, log?: S
         CREATE_REPLACE,
       );
     }
-  });
-}
-
-/**
- * Announces the interface's address again (gratuitous ARP): setting the MAC it already has makes
- * the kernel notify an address change, which arp_notify answers with an announcement. For a veth
- * whose bridge port was not forwarding yet when the guest end came up (the first one was lost).
- */
-export async function announce(ifname: string, mac: string, netnsPath: string, log?: StepLog): Promise<void> {
-  logAsIp(log, [['link', 'set', ifname, 'address', mac]], netnsPath);
-  await withNetnsSocket(netnsPath, async (sock) => {
-    await sock.setLink({ index: await indexIn(sock, ifname) }, { address: macBytes(mac) });
+    // The same socket: a second one in the guest's namespace would cost as much as this whole step.
+    if (reannounce && (await reannounce.when())) {
+      logAsIp(log, [['link', 'set', plan.ifname, 'address', reannounce.mac]], netnsPath);
+      await sock.setLink({ index }, { address: macBytes(reannounce.mac) });
+    }
   });
 }

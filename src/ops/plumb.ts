@@ -6,7 +6,7 @@
 import { checkLease, startDhcpClient, stopDhcpClient } from '../kernel/dhcp-client.js';
 import { readLink } from '../kernel/iproute.js';
 import { waitForwarding } from '../kernel/bridge.js';
-import { announce, configureGuest } from '../kernel/guest-config.js';
+import { configureGuest, type Reannounce } from '../kernel/guest-config.js';
 import type { LinkDriver } from '../kernel/links/index.js';
 import { errno } from '../kernel/netlink/errno.js';
 import type { AttachmentPlan } from '../model/attachment.js';
@@ -32,18 +32,18 @@ export async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, dri
     },
     () => driver.remove(plan, guest.netnsPath, ctx.log),
   );
-  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => configureGuest(plan, guest.netnsPath, ctx.log));
-  if (plan.hostLink && plan.addresses.some((a) => a.family === 4)) await announceOnBridge(ctx, guest, plan);
+  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => configureGuest(plan, guest.netnsPath, ctx.log, reannounceOf(plan)));
 }
 
 /**
  * The gratuitous ARP sent as the guest end came up races the bridge port's switch to forwarding
  * (the kernel turns the carrier on asynchronously): once the port forwards, announce once more,
- * so neighbours that cached an old MAC for a reused address learn the new one.
+ * so neighbours that cached an old MAC for a reused address learn the new one. A bridge with STP
+ * still learning is not waited for (its own delay applies).
  */
-async function announceOnBridge(ctx: CoreContext, guest: Guest, plan: AttachmentPlan): Promise<void> {
-  if (!(await waitForwarding(plan.hostLink!))) return; // a bridge with STP still learning: its own delay applies
-  await announce(plan.ifname, plan.mac, guest.netnsPath, ctx.log);
+function reannounceOf(plan: AttachmentPlan): Reannounce | undefined {
+  if (!plan.hostLink || !plan.addresses.some((a) => a.family === 4)) return undefined;
+  return { mac: plan.mac, when: () => waitForwarding(plan.hostLink!) };
 }
 
 /** The client's pid is recorded before the wait, so gc can stop it if this process is killed meanwhile. */

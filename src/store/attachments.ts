@@ -77,8 +77,7 @@ function fromRow(r: Row): AttachmentRecord {
 }
 
 export function findAttachment(store: Store, guestKind: GuestKind, guestId: string, ifname: string): AttachmentRecord | null {
-  const row = store.db.prepare('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? AND ifname = ?').get(guestKind, guestId, ifname) as
-    Row | undefined;
+  const row = store.stmt('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? AND ifname = ?').get(guestKind, guestId, ifname) as Row | undefined;
   return row ? fromRow(row) : null;
 }
 
@@ -91,8 +90,8 @@ export function expectAttachment(store: Store, guestKind: GuestKind, guestId: st
 
 export function listAttachments(store: Store, guest?: { kind: GuestKind; id: string }): AttachmentRecord[] {
   const rows = guest
-    ? store.db.prepare('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? ORDER BY id').all(guest.kind, guest.id)
-    : store.db.prepare('SELECT * FROM attachments ORDER BY id').all();
+    ? store.stmt('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? ORDER BY id').all(guest.kind, guest.id)
+    : store.stmt('SELECT * FROM attachments ORDER BY id').all();
   return (rows as Row[]).map(fromRow);
 }
 
@@ -129,12 +128,12 @@ export function insertPending(store: Store, a: NewAttachment): number {
 }
 
 export function markReady(store: Store, id: number, dhcpPid: number | null): void {
-  store.db.prepare(`UPDATE attachments SET state = 'ready', dhcp_pid = ? WHERE id = ?`).run(dhcpPid, id);
+  store.stmt(`UPDATE attachments SET state = 'ready', dhcp_pid = ? WHERE id = ?`).run(dhcpPid, id);
 }
 
 /** Back to pending, owned by this process (a rollback, a detach under way): gc finishes it if this process dies. */
 export function markPending(store: Store, id: number): void {
-  store.db.prepare(`UPDATE attachments SET state = 'pending', owner_pid = ?, owner_start = ? WHERE id = ?`).run(...self(), id);
+  store.stmt(`UPDATE attachments SET state = 'pending', owner_pid = ?, owner_start = ? WHERE id = ?`).run(...self(), id);
 }
 
 /** Whether the record's owner still runs: the same pid with the same start time (a pid alone for older records). */
@@ -143,7 +142,7 @@ export function ownerAlive(rec: Pick<AttachmentRecord, 'ownerPid' | 'ownerStart'
 }
 
 export function setDhcpPid(store: Store, id: number, pid: number): void {
-  store.db.prepare('UPDATE attachments SET dhcp_pid = ? WHERE id = ?').run(pid, id);
+  store.stmt('UPDATE attachments SET dhcp_pid = ? WHERE id = ?').run(pid, id);
 }
 
 /** After a restore: the guest's new namespace (and name, and DHCP client). */
@@ -154,25 +153,25 @@ export function moveToNetns(store: Store, id: number, netns: { path: string; id:
 }
 
 export function deleteAttachment(store: Store, id: number): void {
-  store.db.prepare('DELETE FROM attachments WHERE id = ?').run(id);
+  store.stmt('DELETE FROM attachments WHERE id = ?').run(id);
 }
 
 /** How many attachments hang off a bridge or parent (the last one out removes shared pieces). */
 export function countOnHostIf(store: Store, hostIf: string): number {
-  return (store.db.prepare('SELECT count(*) AS n FROM attachments WHERE host_if = ?').get(hostIf) as { n: number }).n;
+  return (store.stmt('SELECT count(*) AS n FROM attachments WHERE host_if = ?').get(hostIf) as { n: number }).n;
 }
 
 /** Attachments on a bridge or parent other than this process's own unfinished one (a rollback's). */
 export function othersOnHostIf(store: Store, hostIf: string): number {
   return (
-    store.db.prepare(`SELECT count(*) AS n FROM attachments WHERE host_if = ? AND NOT (state = 'pending' AND owner_pid = ?)`).get(hostIf, process.pid) as {
+    store.stmt(`SELECT count(*) AS n FROM attachments WHERE host_if = ? AND NOT (state = 'pending' AND owner_pid = ?)`).get(hostIf, process.pid) as {
       n: number;
     }
   ).n;
 }
 
 export function hostLinkTaken(store: Store, name: string): boolean {
-  return store.db.prepare('SELECT 1 FROM attachments WHERE host_link = ?').get(name) !== undefined;
+  return store.stmt('SELECT 1 FROM attachments WHERE host_link = ?').get(name) !== undefined;
 }
 
 export function recordCreatedHostLink(store: Store, name: string, kind: string): void {
@@ -183,7 +182,7 @@ export function recordCreatedHostLink(store: Store, name: string, kind: string):
 
 /** Bridges pipewright made whose maker is gone (finished or killed): gc's candidates. */
 export function settledBridges(store: Store): string[] {
-  const rows = store.db.prepare(`SELECT name, owner_pid, owner_start FROM host_links WHERE kind = 'bridge'`).all() as {
+  const rows = store.stmt(`SELECT name, owner_pid, owner_start FROM host_links WHERE kind = 'bridge'`).all() as {
     name: string;
     owner_pid: number | null;
     owner_start: string | null;
@@ -192,9 +191,9 @@ export function settledBridges(store: Store): string[] {
 }
 
 export function createdHostLink(store: Store, name: string): boolean {
-  return store.db.prepare('SELECT 1 FROM host_links WHERE name = ?').get(name) !== undefined;
+  return store.stmt('SELECT 1 FROM host_links WHERE name = ?').get(name) !== undefined;
 }
 
 export function forgetHostLink(store: Store, name: string): void {
-  store.db.prepare('DELETE FROM host_links WHERE name = ?').run(name);
+  store.stmt('DELETE FROM host_links WHERE name = ?').run(name);
 }

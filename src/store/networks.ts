@@ -43,20 +43,20 @@ export function insertNetwork(store: Store, n: Omit<NetworkRecord, 'createdAt'>)
 }
 
 export function listNetworks(store: Store): NetworkRecord[] {
-  return (store.db.prepare('SELECT * FROM networks ORDER BY name').all() as NetworkRow[]).map(toNetwork);
+  return (store.stmt('SELECT * FROM networks ORDER BY name').all() as NetworkRow[]).map(toNetwork);
 }
 
 export function findNetwork(store: Store, nameOrBridge: string): NetworkRecord | null {
-  const row = store.db.prepare('SELECT * FROM networks WHERE name = ? OR bridge = ?').get(nameOrBridge, nameOrBridge) as NetworkRow | undefined;
+  const row = store.stmt('SELECT * FROM networks WHERE name = ? OR bridge = ?').get(nameOrBridge, nameOrBridge) as NetworkRow | undefined;
   return row ? toNetwork(row) : null;
 }
 
 export function updateNetworkPolicy(store: Store, name: string, masquerade: boolean, isolated: boolean): void {
-  store.db.prepare('UPDATE networks SET masquerade = ?, isolated = ? WHERE name = ?').run(masquerade ? 1 : 0, isolated ? 1 : 0, name);
+  store.stmt('UPDATE networks SET masquerade = ?, isolated = ? WHERE name = ?').run(masquerade ? 1 : 0, isolated ? 1 : 0, name);
 }
 
 export function deleteNetwork(store: Store, name: string): void {
-  store.db.prepare('DELETE FROM networks WHERE name = ?').run(name);
+  store.stmt('DELETE FROM networks WHERE name = ?').run(name);
 }
 
 export interface PortRecord extends PortState {
@@ -96,8 +96,8 @@ const toPort = (r: PortRow): PortRecord => ({
 export function listPorts(store: Store, attachmentId?: number): PortRecord[] {
   const rows =
     attachmentId === undefined
-      ? store.db.prepare('SELECT * FROM ports ORDER BY id').all()
-      : store.db.prepare('SELECT * FROM ports WHERE attachment_id = ? ORDER BY id').all(attachmentId);
+      ? store.stmt('SELECT * FROM ports ORDER BY id').all()
+      : store.stmt('SELECT * FROM ports WHERE attachment_id = ? ORDER BY id').all(attachmentId);
   return (rows as PortRow[]).map(toPort);
 }
 
@@ -121,15 +121,15 @@ export function insertPort(store: Store, p: Omit<PortRecord, 'id'>): number {
 }
 
 export function deletePortsOf(store: Store, attachmentId: number): void {
-  store.db.prepare('DELETE FROM ports WHERE attachment_id = ?').run(attachmentId);
+  store.stmt('DELETE FROM ports WHERE attachment_id = ?').run(attachmentId);
 }
 
 /** Everything the firewall rules are derived from (attachments count once ready: see attach's last step). */
 export function firewallState(store: Store): FirewallState {
   const networks = listNetworks(store);
-  const guestBridges = (
-    store.db.prepare(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth' AND state = 'ready'`).all() as { host_if: string }[]
-  ).map((r) => r.host_if);
+  const guestBridges = (store.stmt(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth' AND state = 'ready'`).all() as { host_if: string }[]).map(
+    (r) => r.host_if,
+  );
   const names = [...new Set([...guestBridges, ...networks.map((n) => n.bridge)])].sort();
   return {
     bridges: names.map((bridge) => {
@@ -142,21 +142,21 @@ export function firewallState(store: Store): FirewallState {
 
 /** A store change the kernel may not have got (a firewall write failed, or its process died first). */
 export function setFirewallDirty(store: Store, dirty: boolean): void {
-  if (dirty) store.db.prepare(`INSERT OR REPLACE INTO store_state (key, value) VALUES ('firewall_dirty', '1')`).run();
-  else store.db.prepare(`DELETE FROM store_state WHERE key = 'firewall_dirty'`).run();
+  if (dirty) store.stmt(`INSERT OR REPLACE INTO store_state (key, value) VALUES ('firewall_dirty', '1')`).run();
+  else store.stmt(`DELETE FROM store_state WHERE key = 'firewall_dirty'`).run();
 }
 
 export function firewallDirty(store: Store): boolean {
-  return store.db.prepare(`SELECT 1 FROM store_state WHERE key = 'firewall_dirty'`).get() !== undefined;
+  return store.stmt(`SELECT 1 FROM store_state WHERE key = 'firewall_dirty'`).get() !== undefined;
 }
 
 /** Built-in chains and tables of iptables-nft that pipewright's writes created (deleted again once empty). */
 export function createdBuiltins(store: Store): Set<string> {
-  const row = store.db.prepare(`SELECT value FROM store_state WHERE key = 'iptables_created'`).get() as { value: string } | undefined;
+  const row = store.stmt(`SELECT value FROM store_state WHERE key = 'iptables_created'`).get() as { value: string } | undefined;
   return new Set(row ? (JSON.parse(row.value) as string[]) : []);
 }
 
 export function setCreatedBuiltins(store: Store, created: Set<string>): void {
-  if (created.size) store.db.prepare(`INSERT OR REPLACE INTO store_state (key, value) VALUES ('iptables_created', ?)`).run(JSON.stringify([...created].sort()));
-  else store.db.prepare(`DELETE FROM store_state WHERE key = 'iptables_created'`).run();
+  if (created.size) store.stmt(`INSERT OR REPLACE INTO store_state (key, value) VALUES ('iptables_created', ?)`).run(JSON.stringify([...created].sort()));
+  else store.stmt(`DELETE FROM store_state WHERE key = 'iptables_created'`).run();
 }

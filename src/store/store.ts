@@ -33,10 +33,16 @@ function sqliteAddon(): object {
 export type Db = Database.Database;
 
 export class Store {
+  // Made once: building a transaction function or preparing a statement costs more than running it.
+  private readonly transaction: Database.Transaction<(fn: () => unknown) => unknown>;
+  private readonly statements = new Map<string, Database.Statement>();
+
   private constructor(
     readonly db: Db,
     readonly stateDir: string,
-  ) {}
+  ) {
+    this.transaction = db.transaction((fn: () => unknown) => fn());
+  }
 
   static open(stateDir: string): Store {
     if (!existsSync(stateDir)) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -67,7 +73,14 @@ export class Store {
 
   /** Runs fn in one IMMEDIATE transaction: concurrent pipewright processes serialize here. */
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.transaction.immediate(fn) as T;
+  }
+
+  /** A prepared statement, prepared on first use and kept. */
+  stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
+    return s;
   }
 
   close(): void {

@@ -58,20 +58,20 @@ export function insertVolume(store: Store, v: VolumeRecord): void {
 }
 
 export function findVolume(store: Store, name: string): VolumeRecord | null {
-  const row = store.db.prepare('SELECT * FROM volumes WHERE name = ?').get(name) as VolumeRow | undefined;
+  const row = store.stmt('SELECT * FROM volumes WHERE name = ?').get(name) as VolumeRow | undefined;
   return row ? toVolume(row) : null;
 }
 
 export function listVolumes(store: Store): VolumeRecord[] {
-  return (store.db.prepare('SELECT * FROM volumes ORDER BY name').all() as VolumeRow[]).map(toVolume);
+  return (store.stmt('SELECT * FROM volumes ORDER BY name').all() as VolumeRow[]).map(toVolume);
 }
 
 export function updateVolumeLabels(store: Store, name: string, labels: Record<string, string>): void {
-  store.db.prepare('UPDATE volumes SET labels = ? WHERE name = ?').run(JSON.stringify(labels), name);
+  store.stmt('UPDATE volumes SET labels = ? WHERE name = ?').run(JSON.stringify(labels), name);
 }
 
 export function deleteVolume(store: Store, name: string): void {
-  store.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
+  store.stmt('DELETE FROM volumes WHERE name = ?').run(name);
 }
 
 export function insertMount(store: Store, m: Omit<MountRecord, 'id' | 'createdAt'>): number {
@@ -93,25 +93,23 @@ export function listMounts(store: Store, filter: { volume?: string; guestKind?: 
 }
 
 export function deleteMount(store: Store, id: number): void {
-  store.db.prepare('DELETE FROM mounts WHERE id = ?').run(id);
+  store.stmt('DELETE FROM mounts WHERE id = ?').run(id);
 }
 
 /** Forgets every mount of a guest (it was removed: its mount namespace went with it). */
 export function deleteMountsOf(store: Store, guestKind: string, guestId: string): void {
-  store.db.prepare('DELETE FROM mounts WHERE guest_kind = ? AND guest_id = ?').run(guestKind, guestId);
+  store.stmt('DELETE FROM mounts WHERE guest_kind = ? AND guest_id = ?').run(guestKind, guestId);
 }
 
 /** A Docker mount of a volume through the plugin (its Mount request ID); the same ID again is one mount. */
 export function addPluginMount(store: Store, volume: string, mountId: string): void {
-  store.db.prepare('INSERT OR IGNORE INTO plugin_mounts (volume, mount_id, created_at) VALUES (?, ?, ?)').run(volume, mountId, new Date().toISOString());
+  store.stmt('INSERT OR IGNORE INTO plugin_mounts (volume, mount_id, created_at) VALUES (?, ?, ?)').run(volume, mountId, new Date().toISOString());
 }
 
 export function removePluginMount(store: Store, volume: string, mountId: string): void {
-  store.db.prepare('DELETE FROM plugin_mounts WHERE volume = ? AND mount_id = ?').run(volume, mountId);
+  store.stmt('DELETE FROM plugin_mounts WHERE volume = ? AND mount_id = ?').run(volume, mountId);
 }
 
 export function pluginMounts(store: Store, volume: string): string[] {
-  return (store.db.prepare('SELECT mount_id FROM plugin_mounts WHERE volume = ? ORDER BY created_at').all(volume) as { mount_id: string }[]).map(
-    (r) => r.mount_id,
-  );
+  return (store.stmt('SELECT mount_id FROM plugin_mounts WHERE volume = ? ORDER BY created_at').all(volume) as { mount_id: string }[]).map((r) => r.mount_id);
 }
