@@ -3,7 +3,7 @@
  * human or --json form, and turning errors into one line on stderr with the right exit code.
  */
 import type { Command } from 'commander';
-import { printable } from '../model/validate.js';
+import { isControl, printable } from '../model/validate.js';
 import { dockerSocket } from '../runtime/docker-socket.js';
 
 export { dockerSocket };
@@ -110,5 +110,5 @@ export function fail(err: unknown): never {
 
 /** An error is one line whatever it quotes: control characters in echoed input are shown escaped. */
 export function oneLine(text: string): string {
-  return [...text.trim()].map((c) => (c.charCodeAt(0) < 0x20 || c === '\x7f' ? printable(c) : c)).join('');
+  return [...text.trim()].map((c) => (isControl(c) ? printable(c) : c)).join('');
 }

@@ -1,12 +1,13 @@
 /** daemon: pipewright as Docker's IPAM and volume plugin, on Docker's plugin socket. */
 import type { Command } from 'commander';
+import { hasControl, printable } from '../model/validate.js';
 import { UsageError } from '../util/errors.js';
 import { optionsOf, withContext } from './context.js';
 
 export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/pipewright.sock';
 
 function requestLogger(format: string) {
-  if (format !== 'json' && format !== 'text') throw new UsageError(`--log-format "${format}" must be json or text`);
+  if (format !== 'json' && format !== 'text') throw new UsageError(`--log-format "${printable(format)}" must be json or text`);
   return (e: { method: string; ms: number; err?: string }) =>
     process.stdout.write(
       format === 'json'
@@ -31,7 +32,9 @@ export function register(program: Command): void {
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{ socket: string; logFormat: string }>(cmd);
       const log = requestLogger(o.logFormat);
-      if (!o.socket.startsWith('/')) throw new UsageError(`--socket "${o.socket}" must be an absolute path`);
+      if (!o.socket.startsWith('/') || hasControl(o.socket)) {
+        throw new UsageError(`--socket "${printable(o.socket)}" must be an absolute path without control characters`);
+      }
       const { servePlugin } = await import('../daemon/server.js');
       const { ipamDriver } = await import('../daemon/ipam-driver.js');
       const { volumeDriver } = await import('../daemon/volume-driver.js');

@@ -19,7 +19,7 @@ import { findNetwork } from '../store/networks.js';
 import { deleteMountsOf, insertMount } from '../store/volumes.js';
 import { mountSource } from '../storage/mount.js';
 import { parseMountSpec, type MountSpec } from '../storage/spec.js';
-import { printable } from '../model/validate.js';
+import { hasControl, printable } from '../model/validate.js';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { run as exec } from '../util/exec.js';
 
@@ -61,7 +61,7 @@ function checkDockerArgs(args: string[]): void {
  * with a comma could add `src=/` behind pipewright's checks. Such paths are refused.
  */
 function checkMountPath(path: string, what: string): string {
-  if (/[,="'\\]/.test(path) || [...path].some((c) => c.charCodeAt(0) < 0x20 || c === '\x7f')) {
+  if (/[,="'\\]/.test(path) || hasControl(path)) {
     throw new UsageError(
       `${what} "${printable(path)}" may not contain ',', '=', quotes, backslashes or control characters (they would change Docker's --mount)`,
     );

@@ -23,6 +23,10 @@ export function checkIfname(name: string, what = 'interface name'): string {
   return name;
 }
 
+/** A C0 control character or DEL: never part of a name or path pipewright accepts. */
+export const isControl = (c: string) => c.charCodeAt(0) < 0x20 || c === '\x7f';
+export const hasControl = (text: string) => [...text].some(isControl);
+
 /** A value as it can be shown on one line of an error (control characters escaped). */
 export function printable(text: string): string {
   return JSON.stringify(text).slice(1, -1);
