@@ -33,7 +33,8 @@ export async function removeHostAddress(name: string, a: IpConfig): Promise<void
   await hostSocket()
     .delAddress({ family: AF[a.family], prefixlen: a.prefix, index }, { local: ipBytes(a.address) })
     .catch((err) => {
-      if (errno(err) !== 'EADDRNOTAVAIL') throw err;
+      // Gone already: the address, or the whole link between our index read and this request.
+      if (!['EADDRNOTAVAIL', 'ENODEV'].includes(errno(err) ?? '')) throw err;
     });
 }
 
