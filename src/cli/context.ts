@@ -3,13 +3,11 @@
  * human or --json form, and turning errors into one line on stderr with the right exit code.
  */
 import type { Command } from 'commander';
-import { isControl, printable } from '../model/validate.js';
-import { dockerSocket } from '../runtime/docker-socket.js';
-
-export { dockerSocket };
-import type { EtcdAccess } from '../ipam/open.js';
-import type { CoreContext } from '../ops/context.js';
 import { readFileSync } from 'node:fs';
+import type { EtcdAccess } from '../ipam/open.js';
+import { isControl, printable } from '../model/validate.js';
+import type { CoreContext } from '../ops/context.js';
+import { socketOf } from '../runtime/docker-socket.js';
 import { PipewrightError, UsageError, describe } from '../util/errors.js';
 import { silent, stderrLog } from '../util/log.js';
 
@@ -36,6 +34,9 @@ export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
 export function optionsOf<T>(cmd: Command): T & GlobalOptions {
   return cmd.optsWithGlobals() as T & GlobalOptions;
 }
+
+/** The Docker Engine API socket: DOCKER_HOST (unix:// only) or Docker's default. */
+export const dockerSocket = () => socketOf(process.env.DOCKER_HOST);
 
 /** The front end's whole reading of flags and environment: the core is handed the result. */
 export async function openContext(opts: GlobalOptions): Promise<Context> {

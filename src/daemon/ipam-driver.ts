@@ -16,14 +16,13 @@ import type { Ipam } from '../ipam/allocator.js';
 import { fromBig, prefixBounds } from '../ipam/ipmath.js';
 import type { Pool } from '../ipam/pool.js';
 import { PipewrightError } from '../util/errors.js';
-import type { Handler } from './server.js';
+import { str, type Handler } from './server.js';
 
 const [DOCKER_KEY, DOCKER_VALUE] = ['pipewright.docker', 'ipam'];
 const GATEWAY = 'com.docker.network.gateway';
 const MAC = 'com.docker.network.endpoint.macaddress';
 
 type Options = Record<string, string> | undefined;
-const str = (v: unknown) => (typeof v === 'string' ? v : '');
 
 /** `10.1.0.0/24` (and an --ip-range) -> `docker-10.1.0.0-24[_…]`: slashes become dashes, an IPv6 subnet's colons dots. */
 function poolNameFor(subnet: string, range: string): string {
@@ -55,9 +54,8 @@ async function requestPool(ipam: Ipam, body: Record<string, unknown>) {
   }
   if (!subnet) throw new PipewrightError('give the network a --subnet, or an existing pipewright pool with --ipam-opt pool=<name>');
   const name = poolNameFor(subnet, subPool);
-  const existing = (await ipam.listPools()).find((p) => p.name === name);
   const pool: Pool =
-    existing ??
+    (await ipam.findPool(name)) ??
     (await ipam.createPool({
       name,
       cidr: subnet,
@@ -83,7 +81,7 @@ async function requestAddress(ipam: Ipam, body: Record<string, unknown>) {
 }
 
 async function releasePool(ipam: Ipam, body: Record<string, unknown>) {
-  const pool = (await ipam.listPools()).find((p) => p.name === str(body.PoolID));
+  const pool = await ipam.findPool(str(body.PoolID));
   // Gone already (a replay), an operator's pool, or still used by another network: nothing to do.
   if (!pool || pool.labels[DOCKER_KEY] !== DOCKER_VALUE) return {};
   if ((await ipam.leases({ pool: pool.name })).length === 0) await ipam.removePool(pool.name);

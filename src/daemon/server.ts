@@ -14,6 +14,9 @@ const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 /** One method of a driver: the request body in, the response body out (a throw becomes {"Err"}). */
 export type Handler = (body: Record<string, unknown>) => Promise<object> | object;
 
+/** A request field that should be text (Docker leaves fields out, or sends null): the text, or ''. */
+export const str = (v: unknown) => (typeof v === 'string' ? v : '');
+
 export interface RequestLog {
   (entry: { method: string; ms: number; err?: string }): void;
 }

@@ -168,15 +168,19 @@ function wantedLines(rules: Rule[], family: 4 | 6, saved: string, nftMark: boole
 /** Built-in chains and tables pipewright's writes created, as "filter INPUT" / "filter"; the caller keeps them. */
 export type CreatedBuiltins = Set<string>;
 
-/** The ip family's tables and base chains as nft sees them (none with legacy iptables), with each chain's rule count. */
-async function nftBuiltins(log?: StepLog): Promise<{ tables: Set<string>; chains: Map<string, { rules: number; policy: string }> }> {
-  const tables = new Set<string>();
+/**
+ * The ip family's filter and nat tables as nft sees them (none with legacy iptables): each table's
+ * number of chains, and its base chains with their rule counts.
+ */
+async function nftBuiltins(log?: StepLog): Promise<{ tables: Map<string, number>; chains: Map<string, { rules: number; policy: string }> }> {
+  const tables = new Map<string, number>();
   const chains = new Map<string, { rules: number; policy: string }>();
   for (const table of ['filter', 'nat']) {
     const r = await run('nft', ['-j', 'list', 'table', 'ip', table], { allowFailure: true, log });
     if (r.exitCode !== 0) continue;
-    tables.add(table);
-    for (const item of JSON.parse(r.stdout).nftables as NftItem[]) {
+    const items = JSON.parse(r.stdout).nftables as NftItem[];
+    tables.set(table, items.filter((i) => i.chain).length);
+    for (const item of items) {
       if (item.chain?.hook) chains.set(`${table} ${item.chain.name}`, { rules: 0, policy: item.chain.policy ?? 'accept' });
       const c = item.rule && chains.get(`${table} ${item.rule.chain}`);
       if (c) c.rules++;
@@ -192,31 +196,27 @@ async function restoreTrackingBuiltins(delta: string, created: CreatedBuiltins, 
   const before = await nftBuiltins(log);
   await restore(4, delta, log);
   const after = await nftBuiltins(log);
-  for (const t of after.tables) if (!before.tables.has(t)) created.add(t);
+  for (const t of after.tables.keys()) if (!before.tables.has(t)) created.add(t);
   for (const c of after.chains.keys()) if (!before.chains.has(c)) created.add(c);
   for (const key of [...created].filter((k) => k.includes(' '))) {
     const chain = after.chains.get(key);
     if (!chain) created.delete(key);
     else if (chain.rules === 0 && chain.policy === 'accept') {
-      await run('nft', ['delete', 'chain', 'ip', ...key.split(' ')], { log });
-      after.chains.delete(key);
+      const [table, name] = key.split(' ');
+      await run('nft', ['delete', 'chain', 'ip', table, name], { log });
+      after.tables.set(table, after.tables.get(table)! - 1);
       created.delete(key);
     }
   }
+  // A table pipewright's write created goes once it has no chain left at all (its own went with their last rule).
   for (const table of [...created].filter((k) => !k.includes(' '))) {
-    const left = [...after.chains.keys()].some((k) => k.startsWith(`${table} `));
-    if (!after.tables.has(table)) created.delete(table);
-    else if (!left && (await tableEmpty(table, log))) {
+    const chains = after.tables.get(table);
+    if (chains === undefined) created.delete(table);
+    else if (chains === 0) {
       await run('nft', ['delete', 'table', 'ip', table], { log });
       created.delete(table);
     }
   }
-}
-
-/** A table with no chains at all (pipewright's own chains went with their last rule). */
-async function tableEmpty(table: string, log?: StepLog): Promise<boolean> {
-  const r = await run('nft', ['-j', 'list', 'table', 'ip', table], { allowFailure: true, log });
-  return r.exitCode === 0 && !(JSON.parse(r.stdout).nftables as NftItem[]).some((i) => i.chain);
 }
 
 const BUILTIN_HOOK = /^-[ID] (INPUT|FORWARD|PREROUTING|OUTPUT|POSTROUTING) /m;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { UsageError, describe } from '../util/errors.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
+import { TOOL_PATH } from '../util/paths.js';
 import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setFirewallDirty } from '../store/networks.js';
 import { withLock } from '../store/lock.js';
 import type { Store } from '../store/store.js';
@@ -22,13 +23,10 @@ export function checkFirewallChoice(value: string): FirewallChoice {
   throw new UsageError(`firewall "${value}" must be iptables, nftables or auto`);
 }
 
-/** Where Debian and most distributions install system tools; the caller's PATH is not consulted. */
-const SYSTEM_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
-/** auto: nftables when the `nft` tool is installed, else iptables (a look in the system directories, no process). */
+/** auto: nftables when the `nft` tool is installed, else iptables (a look in TOOL_PATH, no process). */
 export function resolveFirewall(choice: FirewallChoice = 'auto'): FirewallKind {
   if (choice !== 'auto') return choice;
-  return SYSTEM_DIRS.some((d) => existsSync(join(d, 'nft'))) ? 'nftables' : 'iptables';
+  return TOOL_PATH.split(':').some((d) => existsSync(join(d, 'nft'))) ? 'nftables' : 'iptables';
 }
 
 function writeSysctl(path: string, value: string, log: StepLog): void {
@@ -64,6 +62,20 @@ async function backend(kind: FirewallKind): Promise<Backend> {
   return { full: applyNftables, delta: applyNftablesDelta };
 }
 
+/**
+ * Runs a firewall write with the store's memory of the built-in chains iptables-nft made for
+ * pipewright, and keeps what the write changed in it (also when the write fails half-way).
+ */
+async function trackingBuiltins(store: Store, write: (created: Set<string>) => Promise<void>): Promise<void> {
+  const created = createdBuiltins(store);
+  const before = [...created].sort().join();
+  try {
+    await write(created);
+  } finally {
+    if ([...created].sort().join() !== before) store.tx(() => setCreatedBuiltins(store, created));
+  }
+}
+
 export interface SyncOptions {
   firewall?: FirewallChoice;
   log?: StepLog;
@@ -91,9 +103,8 @@ export async function changeFirewall(store: Store, mutate: () => void, opts: Syn
     });
     const state = firewallState(store);
     const after = desiredRules(state);
-    const created = createdBuiltins(store);
     applySysctls(state, log);
-    try {
+    await trackingBuiltins(store, async (created) => {
       if (wasDirty) {
         log.step('an earlier change did not reach the firewall; full sync');
         await apply.full(after, log, created);
@@ -103,9 +114,7 @@ export async function changeFirewall(store: Store, mutate: () => void, opts: Syn
           await apply.full(after, log, created);
         });
       }
-    } finally {
-      store.tx(() => setCreatedBuiltins(store, created));
-    }
+    });
     store.tx(() => setFirewallDirty(store, false));
     return after;
   });
@@ -125,12 +134,7 @@ export async function syncFirewall(store: Store, opts: SyncOptions = {}): Promis
     applySysctls(state, log);
     // The nftables apply already brings iptables to its mark rule or nothing; iptables must clear nft.
     if (kind === 'iptables') await (await import('./nftables.js')).clearNftables(log);
-    const created = createdBuiltins(store);
-    try {
-      await apply.full(rules, log, created);
-    } finally {
-      store.tx(() => setCreatedBuiltins(store, created));
-    }
+    await trackingBuiltins(store, (created) => apply.full(rules, log, created));
     store.tx(() => setFirewallDirty(store, false));
     return rules;
   });

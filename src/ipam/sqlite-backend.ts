@@ -26,18 +26,11 @@ const toLease = (r: LeaseRow): Lease => ({
 export class SqliteLeaseBackend implements LeaseBackend {
   readonly kind = 'sqlite' as const;
 
-  /** Prepared once per backend: preparing costs more than running these small statements. */
-  private readonly statements = new Map<string, Statement>();
-
   constructor(private readonly store: Store) {}
 
+  /** The store keeps its prepared statements (preparing costs more than running these small ones). */
   private sql(text: string): Statement {
-    let st = this.statements.get(text);
-    if (!st) {
-      st = this.store.stmt(text);
-      this.statements.set(text, st);
-    }
-    return st;
+    return this.store.stmt(text);
   }
 
   async addPool(pool: Pool): Promise<void> {

@@ -4,6 +4,7 @@
  */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
-export function dockerSocket(dockerHost: string | undefined = process.env.DOCKER_HOST): string {
+/** The socket a DOCKER_HOST value names (front ends read the variable). */
+export function socketOf(dockerHost: string | undefined): string {
   return dockerHost?.startsWith('unix://') ? dockerHost.slice('unix://'.length) : DEFAULT_DOCKER_SOCKET;
 }

@@ -154,13 +154,18 @@ export function getVolume(ctx: StorageContext, name: string): VolumeRecord {
   return v;
 }
 
-/** Removes a volume and its data; refused while a guest has it mounted. */
-export async function removeVolume(ctx: StorageContext, name: string): Promise<void> {
-  const v = getVolume(ctx, name);
-  const users = [
+/** Who has a volume mounted: guests pipewright mounted it into, and Docker's mounts through the plugin. */
+function usersOf(ctx: StorageContext, name: string): string[] {
+  return [
     ...listMounts(ctx.store, { volume: name }).map((m) => `${m.guestName}:${m.target}`),
     ...pluginMounts(ctx.store, name).map((id) => `docker mount ${id.slice(0, 12)}`),
   ];
+}
+
+/** Removes a volume and its data; refused while a guest has it mounted. */
+export async function removeVolume(ctx: StorageContext, name: string): Promise<void> {
+  const v = getVolume(ctx, name);
+  const users = usersOf(ctx, name);
   if (users.length) throw new PipewrightError(`volume ${name} is in use by ${users.join(', ')}; unmount it first`);
   await namedStep(`volume rm ${name}: unmount`, () => unback(ctx, v));
   await namedStep(`volume rm ${name}: data`, () => removeDir(volumeDir(ctx.store.stateDir, name)));
@@ -191,7 +196,7 @@ export function collectOrphanVolumes(ctx: StorageContext): Promise<string[]> {
 export async function pruneVolumes(ctx: StorageContext, labelFilters: string[] = []): Promise<string[]> {
   const removed: string[] = [];
   for (const v of listVolumes(ctx.store)) {
-    if (!matchesLabels(v.labels, labelFilters) || listMounts(ctx.store, { volume: v.name }).length || pluginMounts(ctx.store, v.name).length) continue;
+    if (!matchesLabels(v.labels, labelFilters) || usersOf(ctx, v.name).length) continue;
     await removeVolume(ctx, v.name);
     removed.push(v.name);
   }
