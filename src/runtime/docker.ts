@@ -35,6 +35,13 @@ function request(method: string, path: string, socketPath: string): Promise<Http
   });
 }
 
+/** No engine answers on the socket (it is stopped, or the socket file is left from one killed). */
+export class EngineUnreachable extends PipewrightError {
+  constructor(socketPath: string, cause: Error) {
+    super(`cannot reach the Docker engine at ${socketPath}: ${cause.message}`);
+  }
+}
+
 /** True when a Docker engine answers on the socket. */
 export async function dockerAvailable(socketPath: string): Promise<boolean> {
   if (!existsSync(socketPath)) return false;
@@ -52,7 +59,7 @@ export async function inspectContainer(ref: string, socketPath: string): Promise
   try {
     answer = await request('GET', `/containers/${encodeURIComponent(ref)}/json`, socketPath);
   } catch (err) {
-    throw new PipewrightError(`cannot reach the Docker engine at ${socketPath}: ${(err as Error).message}`);
+    throw new EngineUnreachable(socketPath, err as Error);
   }
   if (answer.status === 404) return null;
   if (answer.status !== 200) {

@@ -13,7 +13,7 @@ import { PipewrightError, UsageError } from '../util/errors.js';
 import { checkObjectName } from '../model/validate.js';
 import { processNetns } from '../kernel/netns.js';
 import { pidStartTime } from '../util/process.js';
-import { inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
+import { EngineUnreachable, inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
 
 export type GuestKind = 'docker' | 'pid' | 'netns' | 'path';
 
@@ -70,6 +70,20 @@ async function dockerGuest(ref: string, docker: string): Promise<Guest | null> {
   return containerGuest(c);
 }
 
+/**
+ * A bare name asks Docker first; an engine that does not answer (stopped, a stale socket left by
+ * kill -9) runs no container, so a named netns of that name is the guest. Without such a netns the
+ * unreachable engine is the error worth reporting.
+ */
+async function bareNameContainer(spec: string, docker: string, hasNetns: boolean): Promise<Guest | null> {
+  try {
+    return await dockerGuest(spec, docker);
+  } catch (err) {
+    if (hasNetns && err instanceof EngineUnreachable) return null;
+    throw err;
+  }
+}
+
 /** `docker` is the Engine API's socket path (the front end reads DOCKER_HOST). */
 export async function resolveGuest(spec: string, docker: string): Promise<Guest> {
   if (spec.startsWith('docker:')) {
@@ -83,7 +97,8 @@ export async function resolveGuest(spec: string, docker: string): Promise<Guest>
   if (spec.startsWith('netns:')) return netnsGuest(spec.slice('netns:'.length));
   if (spec.startsWith('/')) return pathGuest(spec);
   if (!spec) throw new UsageError('a guest is required (docker:<name>, pid:<n>, netns:<name> or a path)');
-  const [container, hasNetns] = [await dockerGuest(spec, docker), existsSync(`${NETNS_DIR}/${spec}`)];
+  const hasNetns = existsSync(`${NETNS_DIR}/${spec}`);
+  const container = await bareNameContainer(spec, docker, hasNetns);
   if (container && hasNetns) {
     throw new UsageError(`"${spec}" is both a Docker container and a named netns; write docker:${spec} or netns:${spec}`);
   }

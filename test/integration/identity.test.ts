@@ -3,7 +3,11 @@
  * once the pid is reused, and an engine that does not answer says nothing about its containers.
  * pipewright must neither touch the other namespace nor take "no answer" for "removed".
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { execa } from 'execa';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { cli, inNs, isRoot, must, netns, nicPair, ROOT_REASON, stateDir } from '../helpers/host.js';
 
@@ -55,4 +59,28 @@ t.test('an engine that does not answer is not "every container removed"', { skip
   rewrite(dir, `UPDATE attachments SET guest_kind = 'netns', guest_id = ?`, guest);
   rewrite(dir, 'UPDATE leases SET owner = ?', `netns:${guest}/eth0`);
   t.equal((await cli(dir, ['detach', guest])).exitCode, 0);
+});
+
+/** A socket file nobody listens on, as an engine killed with -9 leaves it. */
+async function staleSocket(t: Test): Promise<string> {
+  const path = join(mkdtempSync(join(tmpdir(), 'pw-stale-')), 'docker.sock');
+  t.teardown(() => rmSync(dirname(path), { recursive: true, force: true }));
+  const listen = `require('node:net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))`;
+  await execa(process.execPath, ['-e', listen, path], { reject: false });
+  return path;
+}
+
+t.test('a bare netns name is the guest while the engine socket is stale', { skip }, async (t) => {
+  const dir = stateDir(t);
+  const guest = await netns(t);
+  const env = { DOCKER_HOST: `unix://${await staleSocket(t)}` };
+  const br = `${guest}br`.slice(0, 15);
+  t.teardown(() => must('ip', ['link', 'del', br]).catch(() => {}));
+  const r = await cli(dir, ['attach', br, guest, '10.251.5.2/24'], env);
+  t.equal(r.exitCode, 0, r.stderr);
+  t.match((await inNs(guest, ['ip', '-br', 'addr', 'show', 'eth0'])).stdout, /10\.251\.5\.2\/24/, 'the netns has the address');
+  const none = await cli(dir, ['attach', br, `${guest}x`, '10.251.5.3/24'], env);
+  t.equal(none.exitCode, 1, 'no netns of that name: the unreachable engine is the error');
+  t.match(none.stderr, /cannot reach the Docker engine at .*docker\.sock/);
+  t.equal((await cli(dir, ['detach', guest], env)).exitCode, 0);
 });
