@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(iproute2 iptables nftables docker.io busybox-static etcd-server dnsmasq-base udhcpc
-      iputils-ping arping containernetworking-plugins util-linux mount procps e2fsprogs
+      iputils-ping arping containernetworking-plugins util-linux mount procps e2fsprogs docker-compose
       gcc g++ make python3 libc6-dev ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do

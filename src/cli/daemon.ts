@@ -1,4 +1,4 @@
-/** daemon: pipewright as Docker's IPAM and volume plugin, on Docker's plugin socket. */
+/** daemon: pipewright as Docker's network, IPAM and volume plugin, on Docker's plugin socket. */
 import type { Command } from 'commander';
 import { hasControl, printable } from '../model/validate.js';
 import { UsageError } from '../util/errors.js';
@@ -19,13 +19,14 @@ function requestLogger(format: string) {
 export function register(program: Command): void {
   program
     .command('daemon')
-    .description("serve Docker's plugin protocol: pipewright as Docker's IPAM driver and volume driver (foreground)")
+    .description("serve Docker's plugin protocol: pipewright as Docker's network, IPAM and volume driver (foreground)")
     .option('--socket <path>', "the plugin socket; Docker names the driver after the file's base name", DEFAULT_PLUGIN_SOCKET)
     .option('--log-format <json|text>', 'one line per request: JSON, or human text', 'text')
     .addHelpText(
       'after',
       '\nExamples:\n  pipewright daemon &\n' +
-        '  docker network create --ipam-driver pipewright --subnet 10.20.0.0/24 lan\n' +
+        '  docker network create -d pipewright --ipam-driver pipewright --subnet 10.20.0.0/24 lan\n' +
+        '  docker run --rm --network lan --ip 10.20.0.5 -p 8080:80 busybox httpd -f -p 80\n' +
         '  docker network create --ipam-driver pipewright --ipam-opt pool=shared lan2\n' +
         '  docker volume create -d pipewright --opt size=1G data',
     )
@@ -38,8 +39,9 @@ export function register(program: Command): void {
       const { servePlugin } = await import('../daemon/server.js');
       const { ipamDriver } = await import('../daemon/ipam-driver.js');
       const { volumeDriver } = await import('../daemon/volume-driver.js');
+      const { networkDriver } = await import('../daemon/network-driver.js');
       await withContext(o, async (ctx) => {
-        const server = await servePlugin(o.socket, { IpamDriver: ipamDriver(ctx.ipam), VolumeDriver: volumeDriver(ctx) }, log);
+        const server = await servePlugin(o.socket, { NetworkDriver: networkDriver(ctx), IpamDriver: ipamDriver(ctx.ipam), VolumeDriver: volumeDriver(ctx) }, log);
         process.stdout.write(
           o.logFormat === 'json' ? `${JSON.stringify({ time: new Date().toISOString(), listening: o.socket })}\n` : `listening on ${o.socket}\n`,
         );

@@ -18,7 +18,9 @@ import type { Pool } from '../ipam/pool.js';
 import { PipewrightError } from '../util/errors.js';
 import { str, type Handler } from './server.js';
 
-const [DOCKER_KEY, DOCKER_VALUE] = ['pipewright.docker', 'ipam'];
+/** The label on pools made for Docker: `ipam` by the IPAM driver, `network` by the network driver. */
+export const DOCKER_KEY = 'pipewright.docker';
+const DOCKER_VALUE = 'ipam';
 const GATEWAY = 'com.docker.network.gateway';
 const MAC = 'com.docker.network.endpoint.macaddress';
 

@@ -90,8 +90,13 @@ function chooseHostLink(ctx: CoreContext, guest: Guest, spec: AttachSpec): strin
       throw new PipewrightError(`host interface name ${spec.hostLink} is already used by another attachment`);
     return spec.hostLink;
   }
+  return unusedHostLinkName(ctx, guestKey(guest), spec.ifname);
+}
+
+/** The derived host link name of a guest interface, varied until no record uses it. */
+export function unusedHostLinkName(ctx: CoreContext, guestKey: string, ifname: string): string {
   for (let attempt = 0; ; attempt++) {
-    const name = hostLinkName(guestKey(guest), spec.ifname, attempt);
+    const name = hostLinkName(guestKey, ifname, attempt);
     if (!records.hostLinkTaken(ctx.store, name)) return name;
   }
 }

@@ -6,6 +6,7 @@
 import { removeHostAddress, setHostAddress } from '../kernel/addresses.js';
 import { hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
 import { changeFirewall } from '../firewall/sync.js';
+import { contains } from '../model/address.js';
 import { checkIfname, checkObjectName } from '../model/validate.js';
 import * as records from '../store/attachments.js';
 import { withLock } from '../store/lock.js';
@@ -22,6 +23,8 @@ export interface NetworkRequest {
   pool: string;
   masquerade?: boolean;
   isolated?: boolean;
+  /** A gateway the pool does not hold back itself (one Docker's IPAM chose): the bridge's address. */
+  gateway?: string;
 }
 
 /**
@@ -37,12 +40,16 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
   checkIfname(req.bridge, 'bridge');
   const pool = await ctx.ipam.pool(req.pool);
   if (pool.family !== 4) throw new PipewrightError(`pool ${pool.name} is IPv6; networks with NAT are IPv4 for now`);
+  const gateway = req.gateway ?? pool.gateway;
+  if (req.gateway && !contains(pool.subnet.split('/')[0], pool.prefix, req.gateway)) {
+    throw new PipewrightError(`gateway ${req.gateway} is not in pool ${pool.name} (${pool.subnet})`);
+  }
   const rec = {
     name: req.name,
     bridge: req.bridge,
     pool: pool.name,
     subnet: pool.subnet,
-    gateway: pool.gateway,
+    gateway,
     masquerade: Boolean(req.masquerade),
     isolated: Boolean(req.isolated),
   };
@@ -67,9 +74,9 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
       );
     }
     await ensureBridge(ctx, undo, req.bridge);
-    if (pool.gateway) {
-      const addr = `${pool.gateway}/${pool.prefix}`;
-      const gw = { address: pool.gateway, prefix: pool.prefix, family: pool.family };
+    if (gateway) {
+      const addr = `${gateway}/${pool.prefix}`;
+      const gw = { address: gateway, prefix: pool.prefix, family: pool.family };
       await undo.step(
         `address ${addr} on ${req.bridge}`,
         () => {

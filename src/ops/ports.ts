@@ -11,7 +11,7 @@ import { conflictingPort, findNetwork, insertPort } from '../store/networks.js';
 import type { CoreContext } from './context.js';
 import type { Store } from '../store/store.js';
 import type { IpConfig } from '../model/address.js';
-import { formatPublish, type PortSpec } from '../model/publish.js';
+import { formatPublish, type PortSpec, type Proto } from '../model/publish.js';
 import { fromBig, prefixBounds } from '../ipam/ipmath.js';
 
 /** Records the guest's published ports (inside the caller's transaction). */
@@ -40,6 +40,14 @@ export function recordPorts(store: Store, attachmentId: number, guestName: strin
       ctrPort: p.ctrPort,
     });
   }
+}
+
+/** The first host port in from..to that nothing publishes yet (Docker's `-p 80`, or a host port range). */
+export function freeHostPort(store: Store, proto: Proto, hostIp: string, from: number, to: number): number {
+  for (let port = from; port <= to; port++) {
+    if (!conflictingPort(store, { proto, hostIp, hostPort: port, hostPortEnd: port })) return port;
+  }
+  throw new PipewrightError(`no ${proto} host port in ${from}-${to} is free to publish`);
 }
 
 /** The IPv4 subnets the spec's guest will be in ("<network>/<prefix>"), as far as they are known before leasing. */

@@ -21,9 +21,11 @@ export async function checkAttachment(ctx: CoreContext, rec: AttachmentRecord): 
   const stale = (reason: string): AttachmentStatus => ({ status: 'stale', reason });
   if (rec.state === 'pending') return { status: 'pending', reason: `attach by pid ${rec.ownerPid} not finished` };
   if (!(await guestAlive(rec.guestKind, rec.guestId, ctx.docker))) return stale('guest no longer exists');
+  const hostSide = driverFor(rec.kind).check(rec);
+  // Docker names a joined endpoint's container end and owns its addresses: the host side is pipewright's part.
+  if (rec.guestKind === 'endpoint') return hostSide ? stale(hostSide) : { status: 'ok' };
   if (!liveNetns(rec.netnsPath, rec.netnsId)) return stale('network namespace changed (guest restarted?)');
   const link = await readLink(rec.ifname, rec.netnsPath);
   if (!link) return stale(`${rec.ifname} is missing in the guest`);
-  const hostSide = driverFor(rec.kind).check(rec);
   return hostSide ? stale(hostSide) : { status: 'ok', link };
 }

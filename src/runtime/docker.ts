@@ -16,6 +16,14 @@ export interface ContainerInfo {
   networkMode: string;
 }
 
+/** The parts of the engine's container JSON pipewright reads. */
+interface ContainerJson {
+  Id: string;
+  Name?: string;
+  State?: { Pid?: number; Running?: boolean };
+  HostConfig?: { NetworkMode?: string };
+}
+
 interface HttpAnswer {
   status: number;
   body: string;
@@ -52,20 +60,26 @@ export async function dockerAvailable(socketPath: string): Promise<boolean> {
   }
 }
 
-/** The container, or null when Docker does not know it (or no engine runs). */
-export async function inspectContainer(ref: string, socketPath: string): Promise<ContainerInfo | null> {
-  if (!existsSync(socketPath)) return null;
+/** The engine's JSON answer for an object, or null when it knows none (404). */
+async function inspect<T>(what: 'containers' | 'networks', ref: string, socketPath: string): Promise<T | null> {
   let answer: HttpAnswer;
   try {
-    answer = await request('GET', `/containers/${encodeURIComponent(ref)}/json`, socketPath);
+    answer = await request('GET', `/${what}/${encodeURIComponent(ref)}${what === 'containers' ? '/json' : ''}`, socketPath);
   } catch (err) {
     throw new EngineUnreachable(socketPath, err as Error);
   }
   if (answer.status === 404) return null;
   if (answer.status !== 200) {
-    throw new PipewrightError(`Docker engine answered ${answer.status} for container "${ref}": ${answer.body.trim()}`);
+    throw new PipewrightError(`Docker engine answered ${answer.status} for ${what.slice(0, -1)} "${ref}": ${answer.body.trim()}`);
   }
-  const c = JSON.parse(answer.body);
+  return JSON.parse(answer.body) as T;
+}
+
+/** The container, or null when Docker does not know it (or no engine runs). */
+export async function inspectContainer(ref: string, socketPath: string): Promise<ContainerInfo | null> {
+  if (!existsSync(socketPath)) return null;
+  const c = await inspect<ContainerJson>('containers', ref, socketPath);
+  if (!c) return null;
   return {
     id: c.Id,
     name: String(c.Name ?? '').replace(/^\//, ''),
@@ -86,6 +100,17 @@ export async function inspectKnownContainer(ref: string, socketPath: string): Pr
     );
   }
   return inspectContainer(ref, socketPath);
+}
+
+/**
+ * Whether Docker still has an endpoint on a network: joined ones are listed under their
+ * container, others as "ep-<id>". An engine that does not answer is an error, never "gone".
+ */
+export async function endpointKnown(networkId: string, endpointId: string, socketPath: string): Promise<boolean> {
+  if (!existsSync(socketPath)) throw new PipewrightError(`the Docker engine's socket ${socketPath} is missing; start Docker (or set DOCKER_HOST) and retry`);
+  const net = await inspect<{ Containers?: Record<string, { EndpointID?: string }> }>('networks', networkId, socketPath);
+  const containers = Object.entries(net?.Containers ?? {});
+  return containers.some(([key, c]) => key === `ep-${endpointId}` || c.EndpointID === endpointId);
 }
 
 export interface ContainerEvent {

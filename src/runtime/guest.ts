@@ -7,15 +7,18 @@
  *   netns:<name>      a named namespace (/run/netns/<name>)
  *   /abs/path         a namespace file (bind mount or /proc/<pid>/ns/net)
  *   <name>            a container if Docker knows it, else a named netns; both -> ambiguous
+ *
+ * Records also name a guest kind no user writes: `endpoint`, a Docker endpoint on a pipewright
+ * network (ops/endpoint.ts), identified as "<network id>/<endpoint id>".
  */
 import { existsSync, statSync } from 'node:fs';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { checkObjectName } from '../model/validate.js';
 import { processNetns } from '../kernel/netns.js';
 import { pidStartTime } from '../util/process.js';
-import { EngineUnreachable, inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
+import { endpointKnown, EngineUnreachable, inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
 
-export type GuestKind = 'docker' | 'pid' | 'netns' | 'path';
+export type GuestKind = 'docker' | 'pid' | 'netns' | 'path' | 'endpoint';
 
 export interface Guest {
   kind: GuestKind;
@@ -120,5 +123,9 @@ export async function guestAlive(kind: GuestKind, id: string, docker: string): P
       return existsSync(`${NETNS_DIR}/${id}`);
     case 'path':
       return existsSync(id);
+    case 'endpoint': {
+      const [network, endpoint] = id.split('/');
+      return endpointKnown(network, endpoint, docker);
+    }
   }
 }

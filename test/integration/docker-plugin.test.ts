@@ -1,14 +1,17 @@
 /**
- * `pipewright daemon` as Docker's IPAM and volume driver, against the real dockerd: networks made
- * with `--ipam-driver` take their subnet, gateway and container addresses from pipewright's pools
- * and leases; volumes made with `-d` are pipewright volumes (a size is a hard quota). Each test run
- * serves its own socket, so the driver's name is unique (Docker names a plugin after its socket).
+ * `pipewright daemon` as Docker's network, IPAM and volume driver, against the real dockerd:
+ * networks made with `-d` are pipewright networks (bridge, gateway, published ports, the firewall
+ * of pipewright's own); networks made with `--ipam-driver` take their subnet, gateway and container
+ * addresses from pipewright's pools and leases; volumes made with `-d` are pipewright volumes (a
+ * size is a hard quota). Each test run serves its own socket, so the driver's name is unique
+ * (Docker names a plugin after its socket).
  */
 import t, { type Test } from 'tap';
 import { execa } from 'execa';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { request } from 'node:http';
-import { CLI, cli, dockerUp, isRoot, must, RUN, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
+import { askPeer, CLI, cli, dockerUp, firewallSnapshot, hostLinks, isRoot, must, netns, PEER, removeLinkAtEnd, RUN, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
 
 const docker = isRoot && (await dockerUp());
 const skip = !docker && 'needs root and a running Docker engine (scripts/test.sh starts one)';
@@ -54,9 +57,9 @@ async function network(t: Test, args: string[]): Promise<string> {
   return net;
 }
 
-async function container(t: Test, args: string[]) {
+async function container(t: Test, args: string[], command = ['sleep', '600']) {
   const name = uniq('c');
-  const r = await sh('docker', ['run', '-d', '--name', name, ...args, TEST_IMAGE, 'sleep', '600']);
+  const r = await sh('docker', ['run', '-d', '--name', name, ...args, TEST_IMAGE, ...command]);
   t.teardown(() => sh('docker', ['rm', '-f', name]));
   return { name, r };
 }
@@ -151,10 +154,155 @@ t.test('the daemon: one line per error, its socket removed when it stops, refuse
   const second = await cli(dir, ['daemon', '--socket', SOCKET]);
   t.equal(second.exitCode, 1);
   t.match(second.stderr, /another daemon answers on .*; stop it first/);
-  t.same(await post('Plugin.Activate', {}), { Implements: ['IpamDriver', 'VolumeDriver'] });
+  t.same(await post('Plugin.Activate', {}), { Implements: ['NetworkDriver', 'IpamDriver', 'VolumeDriver'] });
   const err = await post('IpamDriver.RequestAddress', { PoolID: 'nosuch' });
   t.match(err.Err, /^no pool named nosuch/, 'an error is {"Err": "<one line>"}');
   first.kill('SIGTERM');
   await first;
   t.notOk(existsSync(SOCKET), 'the socket went with the daemon');
+});
+
+/** A pipewright network driven by Docker (`-d` this run's daemon; IPAM by it too unless told), removed at teardown. */
+async function pwNetwork(t: Test, args: string[], ipam = DRIVER): Promise<{ net: string; bridge: string }> {
+  const [net, bridge] = [uniq('n'), uniq('b')];
+  removeLinkAtEnd(t, bridge); // after the network's own removal, should that fail
+  const made = await sh('docker', ['network', 'create', '-d', DRIVER, '--ipam-driver', ipam, '-o', `bridge=${bridge}`, ...args, net]);
+  t.equal(made.exitCode, 0, made.stderr);
+  t.teardown(() => sh('docker', ['network', 'rm', net]));
+  return { net, bridge };
+}
+
+const inspectOf = async (ctr: string) => JSON.parse(await must('docker', ['inspect', ctr]))[0];
+
+/** A peer server (helpers/peer.mjs) in a container's network namespace, run from the host's node. */
+async function peerIn(t: Test, ctr: string, port: number): Promise<void> {
+  const pid = String((await inspectOf(ctr)).State.Pid);
+  const child = execa('nsenter', ['-t', pid, '-n', process.execPath, PEER, 'server', 'tcp', String(port)], { reject: false });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+}
+
+t.test('network driver: containers on a pipewright network ping, --ip and -p honoured, rm leaves the host as it was', { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  const [before, linksBefore] = [await firewallSnapshot(), await hostLinks()];
+  const { net, bridge } = await pwNetwork(t, ['--subnet', '10.252.60.0/24', '--gateway', '10.252.60.1']);
+  const [pwNet] = await json(dir, ['network', 'ls']);
+  t.match(pwNet, { bridge, subnet: '10.252.60.0/24', gateway: '10.252.60.1', masquerade: true }, 'pipewright network ls shows the Docker network');
+  t.match(await must('ip', ['-br', 'addr', 'show', bridge]), /10\.252\.60\.1\/24/, 'the bridge holds the gateway');
+
+  const a = await container(t, ['--network', net, '--ip', '10.252.60.5', '-p', '18090:8080']);
+  t.equal(a.r.exitCode, 0, a.r.stderr);
+  const b = await container(t, ['--network', net]);
+  t.equal(b.r.exitCode, 0, b.r.stderr);
+  const ia = await inspectOf(a.name);
+  t.equal(ia.NetworkSettings.Networks[net].IPAddress, '10.252.60.5', '--ip is the address');
+  t.equal((await sh('docker', ['exec', b.name, 'ping', '-c', '1', '-W', '2', '10.252.60.5'])).exitCode, 0, 'b pings a');
+  const ls = await json(dir, ['ls']);
+  t.equal(ls.length, 2, 'pipewright ls lists both endpoints');
+  t.ok(ls.every((r: { hostInterface: string; status: string }) => r.hostInterface === bridge && r.status === 'ok'), 'on the bridge, ok');
+  const recA = ls.find((r: { addresses: string[] }) => r.addresses.includes('10.252.60.5/24'));
+  t.equal(recA?.mac, ia.NetworkSettings.Networks[net].MacAddress, 'the recorded MAC is the MAC Docker shows');
+
+  await peerIn(t, a.name, 8080);
+  t.equal(await askPeer(null, 'tcp', '127.0.0.1', 18090), '10.252.60.1', "-p answers on the host's 127.0.0.1");
+  const [client, clientBridge] = [await netns(t), uniq('b')];
+  removeLinkAtEnd(t, clientBridge);
+  for (const args of [
+    ['pool', 'create', 'pc', '10.252.62.0/24'],
+    ['network', 'create', 'nc', '--bridge', clientBridge, '--pool', 'pc'],
+    ['attach', clientBridge, client, 'pool:pc'],
+  ]) {
+    t.equal((await cli(dir, args)).exitCode, 0, args.join(' '));
+  }
+  t.equal(await askPeer(client, 'tcp', '10.252.62.1', 18090), '10.252.62.2', '-p answers from another netns, its address kept');
+  t.match(await json(dir, ['ports']), [{ publish: '18090:8080/tcp', ctrIp: '10.252.60.5' }], 'pipewright ports lists it');
+  const hairpin = await sh('docker', ['exec', b.name, 'nc', '-w', '2', '10.252.60.1', '18090']);
+  t.equal(hairpin.stdout.trim(), '10.252.60.1', 'a neighbour reaches it through the host (hairpin, masqueraded)');
+
+  t.equal((await cli(dir, ['detach', client])).exitCode, 0);
+  t.equal((await cli(dir, ['network', 'rm', 'nc'])).exitCode, 0);
+  await must('docker', ['rm', '-f', a.name, b.name]);
+  t.same(await json(dir, ['ls']), [], "removed containers' endpoints are gone");
+  await must('docker', ['network', 'rm', net]);
+  t.same(await json(dir, ['network', 'ls']), [], 'docker network rm removes the pipewright network');
+  t.same(await json(dir, ['lease', 'ls']), [], 'and every lease');
+  t.same(await hostLinks(), linksBefore, 'no link is left');
+  t.equal(await firewallSnapshot(), before, 'the firewall is as it was');
+});
+
+t.test('network driver: the address is there before the command runs, and after docker restart, with its MAC', { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  // Docker's own IPAM: no MAC is chosen before the driver is asked, so the driver derives it from the address.
+  const { net } = await pwNetwork(t, ['--subnet', '10.252.61.0/24', '-o', 'masquerade=false'], 'default');
+  // The command fails (exit 3) unless eth0 already holds its address when it starts.
+  const check = ['sh', '-c', 'ip -4 addr show eth0 | grep -q "inet 10.252.61.9/24" || exit 3; exec sleep 600'];
+  const c = await container(t, ['--network', net, '--ip', '10.252.61.9'], check);
+  t.equal(c.r.exitCode, 0, c.r.stderr);
+  const first = (await inspectOf(c.name)).NetworkSettings.Networks[net];
+  t.equal((await inspectOf(c.name)).State.Running, true, 'the command found its address at start');
+  t.equal((await sh('docker', ['restart', '-t', '0', c.name])).exitCode, 0);
+  const again = await inspectOf(c.name);
+  t.equal(again.State.Running, true, 'and again after docker restart');
+  t.equal(again.NetworkSettings.Networks[net].IPAddress, '10.252.61.9');
+  t.equal(first.MacAddress, '02:42:0a:fc:3d:09', "the MAC is the address's, as Docker's bridge makes it");
+  t.equal(again.NetworkSettings.Networks[net].MacAddress, first.MacAddress, 'the MAC is kept');
+  t.equal((await json(dir, ['ls'])).length, 1, 'one endpoint, not one per start');
+  t.match((await json(dir, ['network', 'ls']))[0], { masquerade: false }, '-o masquerade=false');
+  const bad = await sh('docker', ['network', 'create', '-d', DRIVER, '-o', 'colour=blue', uniq('n')]);
+  t.not(bad.exitCode, 0);
+  t.match(bad.stderr, /-o colour: a pipewright network takes the options bridge, masquerade, isolated/, 'an unknown option is refused in one line');
+});
+
+t.test('network driver: the daemon killed between calls loses nothing', { skip }, async (t) => {
+  const dir = stateDir(t);
+  const { proc } = await daemon(t, dir);
+  const { net } = await pwNetwork(t, ['--subnet', '10.252.63.0/24']);
+  const a = await container(t, ['--network', net]);
+  t.equal(a.r.exitCode, 0, a.r.stderr);
+  proc.kill('SIGKILL');
+  await proc;
+  await daemon(t, dir);
+  const b = await container(t, ['--network', net]);
+  t.equal(b.r.exitCode, 0, b.r.stderr);
+  const ip = (await inspectOf(a.name)).NetworkSettings.Networks[net].IPAddress;
+  t.equal((await sh('docker', ['exec', b.name, 'ping', '-c', '1', '-W', '2', ip])).exitCode, 0, 'a container started after the restart reaches one from before');
+  t.not((await inspectOf(b.name)).NetworkSettings.Networks[net].IPAddress, ip, 'no address handed out twice');
+  await must('docker', ['rm', '-f', a.name, b.name]);
+  t.same(await json(dir, ['ls']), []);
+  await must('docker', ['network', 'rm', net]); // while this daemon runs (the first one's teardown is older)
+});
+
+t.test('network driver: a compose file brings up two services on a pipewright network', { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  const project = uniq('p');
+  const file = join(dir, 'compose.yaml');
+  writeFileSync(
+    file,
+    [
+      'services:',
+      ...['a', 'b'].flatMap((s) => [`  ${s}:`, `    image: ${TEST_IMAGE}`, '    command: ["sleep", "600"]']),
+      'networks:',
+      '  default:',
+      `    driver: ${DRIVER}`,
+      `    driver_opts: { bridge: ${uniq('b')} }`,
+      `    ipam: { driver: ${DRIVER}, config: [{ subnet: 10.252.64.0/24 }] }`,
+    ].join('\n'),
+  );
+  const compose = (...args: string[]) => sh('docker-compose', ['-f', file, '-p', project, ...args]);
+  t.teardown(() => compose('down', '-t', '0'));
+  const up = await compose('up', '-d');
+  t.equal(up.exitCode, 0, up.stderr);
+  const ip = async (svc: string) => ipOf((await must('docker-compose', ['-f', file, '-p', project, 'ps', '-q', svc])).trim());
+  t.match(await ip('a'), /^10\.252\.64\.\d+$/, 'the service has an address from the pool');
+  t.equal((await compose('exec', '-T', 'b', 'ping', '-c', '1', '-W', '2', await ip('a'))).exitCode, 0, 'b pings a');
+  t.equal((await json(dir, ['ls'])).length, 2, 'two endpoints');
+  const down = await compose('down', '-t', '0');
+  t.equal(down.exitCode, 0, down.stderr);
+  t.same(await json(dir, ['network', 'ls']), [], 'compose down removes the pipewright network');
+  t.same(await json(dir, ['lease', 'ls']), []);
 });

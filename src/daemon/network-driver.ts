@@ -1,0 +1,185 @@
+/**
+ * Docker's network driver (libnetwork's remote driver protocol): `docker network create -d
+ * pipewright`. Docker calls it on every container start, before the container's command runs.
+ *
+ *   CreateNetwork / DeleteNetwork     a pipewright network "docker-<id12>" on bridge "pw-<id12>"
+ *                                     (-o bridge=, masquerade=, isolated=); its pool is the one
+ *                                     pipewright's IPAM driver made for the subnet, an operator's
+ *                                     pool holding it, or one made for the network
+ *   CreateEndpoint / DeleteEndpoint   the host side of a veth pair (ops/endpoint.ts)
+ *   Join / Leave                      the container end's name for Docker to move, and the gateway
+ *   Program/RevokeExternalConnectivity  -p, as pipewright's own published ports
+ *   EndpointOperInfo                  the ports as published, in Docker's binding fields
+ *
+ * Docker names the network only by ID here; `pipewright network ls` shows it as docker-<id12>.
+ */
+import ipaddr from 'ipaddr.js';
+import type { Pool } from '../ipam/pool.js';
+import type { PortSpec } from '../model/publish.js';
+import type { CoreContext } from '../ops/context.js';
+import { createEndpoint, deleteEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
+import { createNetwork, removeNetwork } from '../ops/network.js';
+import { freeHostPort } from '../ops/ports.js';
+import { findNetwork, listPorts } from '../store/networks.js';
+import { PipewrightError } from '../util/errors.js';
+import { DOCKER_KEY } from './ipam-driver.js';
+import { str, type Handler } from './server.js';
+
+const GENERIC = 'com.docker.network.generic';
+const PORTMAP = 'com.docker.network.portmap';
+const EXPOSED = 'com.docker.network.exposedports';
+const OPTIONS = ['bridge', 'masquerade', 'isolated'];
+/** IP protocol numbers, as Docker sends them. */
+const PROTO = { tcp: 6, udp: 17 } as const;
+
+type Body = Record<string, unknown>;
+
+const short = (id: string) => id.slice(0, 12);
+export const networkNameOf = (networkId: string) => `docker-${short(networkId)}`;
+
+/** Docker's IDs are 64 hex digits; anything else is not from Docker. */
+function dockerId(v: unknown, what: string): string {
+  const id = str(v);
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new PipewrightError(`${what} must be Docker's 64-hex-digit ID`);
+  return id;
+}
+
+const endpointOf = (body: Body): EndpointRef => ({ networkId: dockerId(body.NetworkID, 'NetworkID'), endpointId: dockerId(body.EndpointID, 'EndpointID') });
+
+function networkOptions(body: Body): { bridge?: string; masquerade: boolean; isolated: boolean } {
+  const opts = ((body.Options as Body | undefined)?.[GENERIC] ?? {}) as Body;
+  for (const key of Object.keys(opts)) {
+    if (!OPTIONS.includes(key)) throw new PipewrightError(`-o ${key}: a pipewright network takes the options ${OPTIONS.join(', ')}`);
+  }
+  const flag = (key: string, otherwise: boolean) => {
+    const v = String(opts[key] ?? otherwise);
+    if (v !== 'true' && v !== 'false') throw new PipewrightError(`-o ${key}=${v.slice(0, 20)}: must be true or false`);
+    return v === 'true';
+  };
+  // Masquerade by default: a container on Docker's own bridge reaches the outside, so one here does too.
+  return { ...(opts.bridge === undefined ? {} : { bridge: str(opts.bridge) }), masquerade: flag('masquerade', true), isolated: flag('isolated', false) };
+}
+
+const sameCidr = (a: string, b: string) => ipaddr.parseCIDR(a).toString() === ipaddr.parseCIDR(b).toString();
+
+/** The pool whose subnet is the network's (the IPAM driver's, or an operator's), else one made for this network. */
+async function poolOf(ctx: CoreContext, networkId: string, subnet: string, gateway: string | undefined): Promise<Pool> {
+  const found = gateway ? await ctx.ipam.poolFor(gateway) : null;
+  if (found && sameCidr(found.subnet, subnet)) return found;
+  const name = `docker-net-${short(networkId)}`;
+  return (
+    (await ctx.ipam.findPool(name)) ??
+    ctx.ipam.createPool({ name, cidr: subnet, ...(gateway ? { gateway } : { noGateway: true }), labels: [`${DOCKER_KEY}=network`] })
+  );
+}
+
+async function onCreateNetwork(ctx: CoreContext, body: Body) {
+  const id = dockerId(body.NetworkID, 'NetworkID');
+  if ((body.IPv6Data as unknown[] | null)?.length) throw new PipewrightError('IPv6 on a pipewright Docker network is not supported yet; create it without --ipv6');
+  const v4 = (body.IPv4Data as { Pool?: string; Gateway?: string }[] | null)?.[0];
+  if (!v4?.Pool) throw new PipewrightError('Docker gave the network no IPv4 subnet');
+  const options = networkOptions(body);
+  const gateway = v4.Gateway ? v4.Gateway.split('/')[0] : undefined;
+  const pool = await poolOf(ctx, id, v4.Pool, gateway);
+  if (pool.gateway && gateway && pool.gateway !== gateway) {
+    throw new PipewrightError(`pool ${pool.name}'s gateway is ${pool.gateway}; create the network with --gateway ${pool.gateway}`);
+  }
+  await createNetwork(ctx, { name: networkNameOf(id), bridge: options.bridge ?? `pw-${short(id)}`, pool: pool.name, ...options, ...(gateway ? { gateway } : {}) });
+  return {};
+}
+
+async function onDeleteNetwork(ctx: CoreContext, body: Body) {
+  const name = networkNameOf(dockerId(body.NetworkID, 'NetworkID'));
+  const net = findNetwork(ctx.store, name);
+  if (!net || net.name !== name) return {}; // a replay
+  await removeNetwork(ctx, name);
+  const pool = await ctx.ipam.findPool(net.pool);
+  if (pool?.labels[DOCKER_KEY] === 'network' && (await ctx.ipam.leases({ pool: pool.name })).length === 0) await ctx.ipam.removePool(pool.name);
+  return {};
+}
+
+/** Docker's own choice for a bridge endpoint: 02:42 and the IPv4 address, so an address keeps its MAC across restarts. */
+function macOf(address: string | undefined): string | null {
+  const v4 = address && ipaddr.IPv4.isValidFourPartDecimal(address.split('/')[0]) ? ipaddr.IPv4.parse(address.split('/')[0]) : null;
+  return v4 ? ['02', '42', ...v4.octets.map((o) => o.toString(16).padStart(2, '0'))].join(':') : null;
+}
+
+async function onCreateEndpoint(ctx: CoreContext, body: Body) {
+  const ref = endpointOf(body);
+  const iface = (body.Interface ?? {}) as { Address?: string; AddressIPv6?: string; MacAddress?: string };
+  const addresses = [iface.Address, iface.AddressIPv6].filter((a): a is string => Boolean(a));
+  const mac = iface.MacAddress || macOf(iface.Address);
+  const rec = await createEndpoint(ctx, { ...ref, network: networkNameOf(ref.networkId), addresses, ...(mac ? { mac } : {}) });
+  // Docker refuses a driver's MAC when it chose one itself (--mac-address).
+  return iface.MacAddress ? {} : { Interface: { MacAddress: rec.mac } };
+}
+
+async function onJoin(ctx: CoreContext, body: Body) {
+  const ref = endpointOf(body);
+  const rec = joinEndpoint(ctx, ref, str(body.SandboxKey));
+  const gateway = findNetwork(ctx.store, networkNameOf(ref.networkId))?.gateway;
+  return { InterfaceName: { SrcName: rec.ifname, DstPrefix: 'eth' }, ...(gateway ? { Gateway: gateway } : {}) };
+}
+
+interface PortBinding {
+  Proto?: number;
+  Port?: number;
+  HostIP?: string | null;
+  HostPort?: number;
+  HostPortEnd?: number;
+}
+
+/** Docker's binding as a published port; 0 or a range as the host port means "any free one" there. IPv6 bindings: none. */
+function portOf(ctx: CoreContext, b: PortBinding): PortSpec | null {
+  const proto = b.Proto === PROTO.tcp ? 'tcp' : b.Proto === PROTO.udp ? 'udp' : null;
+  if (!proto) throw new PipewrightError(`-p with IP protocol ${b.Proto}: pipewright publishes tcp and udp`);
+  const hostIp = b.HostIP && b.HostIP !== '0.0.0.0' ? b.HostIP : '';
+  if (hostIp.includes(':')) return null;
+  const ctrPort = Number(b.Port);
+  const [from, to] = [Number(b.HostPort ?? 0), Number(b.HostPortEnd ?? 0)];
+  const hostPort = from > 0 && (to <= from || to === 0) ? from : freeHostPort(ctx.store, proto, hostIp, from || 49153, to || 60999);
+  return { proto, hostIp, hostPort, hostPortEnd: hostPort, ctrPort, ctrPortEnd: ctrPort };
+}
+
+async function onProgramExternalConnectivity(ctx: CoreContext, body: Body) {
+  const bindings = ((body.Options as Body | undefined)?.[PORTMAP] ?? []) as PortBinding[];
+  const ports = bindings.map((b) => portOf(ctx, b)).filter((p): p is PortSpec => p !== null);
+  await publishEndpoint(ctx, endpointOf(body), ports);
+  return {};
+}
+
+/** The endpoint's ports as Docker's bindings (the protocol's operational data; Docker's CLI shows none of a remote driver's). */
+function onEndpointOperInfo(ctx: CoreContext, body: Body) {
+  const rec = findEndpoint(ctx, endpointOf(body));
+  const ports = rec ? listPorts(ctx.store, rec.id) : [];
+  return {
+    Value: {
+      [PORTMAP]: ports.map((p) => ({ Proto: PROTO[p.proto], IP: p.ctrIp, Port: p.ctrPort, HostIP: p.hostIp || '0.0.0.0', HostPort: p.hostPort, HostPortEnd: p.hostPortEnd })),
+      [EXPOSED]: ports.map((p) => ({ Proto: PROTO[p.proto], Port: p.ctrPort })),
+    },
+  };
+}
+
+export function networkDriver(ctx: CoreContext): Record<string, Handler> {
+  return {
+    GetCapabilities: () => ({ Scope: 'local', ConnectivityScope: 'local' }),
+    CreateNetwork: (body) => onCreateNetwork(ctx, body),
+    DeleteNetwork: (body) => onDeleteNetwork(ctx, body),
+    CreateEndpoint: (body) => onCreateEndpoint(ctx, body),
+    DeleteEndpoint: async (body) => {
+      await deleteEndpoint(ctx, endpointOf(body));
+      return {};
+    },
+    EndpointOperInfo: (body) => onEndpointOperInfo(ctx, body),
+    Join: (body) => onJoin(ctx, body),
+    // Docker moves the container end back out and deletes the endpoint next; nothing to do before.
+    Leave: () => ({}),
+    ProgramExternalConnectivity: (body) => onProgramExternalConnectivity(ctx, body),
+    RevokeExternalConnectivity: async (body) => {
+      await unpublishEndpoint(ctx, endpointOf(body));
+      return {};
+    },
+    DiscoverNew: () => ({}),
+    DiscoverDelete: () => ({}),
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * Docker endpoints on a pipewright network (the network driver of `pipewright daemon`): the host
+ * side only. Docker moves the container end into its sandbox, names it and gives it its
+ * addresses, MAC and routes; pipewright makes the veth pair, its host end on the network's
+ * bridge, and publishes the endpoint's ports.
+ *
+ * An endpoint is an attachment of guest kind `endpoint` ("<network id>/<endpoint id>"), whose
+ * interface name is the container end's name while it waits in the host for Docker. So ls, the
+ * firewall, detach and gc treat it as every other attachment:
+ *
+ *   create: record intent -> veth pair (peer left in the host) -> ready (the bridge's accept rules)
+ *   join:   the sandbox's namespace recorded          publish: the ports, the firewall following
+ *   delete: detach (firewall, link, record, the bridge if pipewright made it and it is unused)
+ */
+import { setHairpin } from '../kernel/bridge.js';
+import { veth } from '../kernel/links/veth.js';
+import { netnsIdentity, ownNetns } from '../kernel/netns.js';
+import { hostLinkInfo } from '../kernel/sysfs.js';
+import { changeFirewall } from '../firewall/sync.js';
+import { checkAttachSpec, staticAddresses, type AttachmentPlan } from '../model/attachment.js';
+import { randomMac } from '../model/mac.js';
+import type { PortSpec } from '../model/publish.js';
+import { hasControl } from '../model/validate.js';
+import * as records from '../store/attachments.js';
+import type { AttachmentRecord } from '../store/attachments.js';
+import { deletePortsOf, findNetwork } from '../store/networks.js';
+import { PipewrightError } from '../util/errors.js';
+import { UndoStack } from '../util/undo.js';
+import { unusedHostLinkName } from './attach.js';
+import type { CoreContext } from './context.js';
+import { detachAttachment } from './detach.js';
+import { recordPorts } from './ports.js';
+
+/** Docker's names for one endpoint. */
+export interface EndpointRef {
+  networkId: string;
+  endpointId: string;
+}
+
+export interface EndpointRequest extends EndpointRef {
+  /** The pipewright network whose bridge the endpoint joins. */
+  network: string;
+  /** `<ip>/<prefix>`, as Docker's IPAM gave them. */
+  addresses: string[];
+  /** A random one when Docker gave none and the driver derives none. */
+  mac?: string;
+}
+
+const guestId = (ref: EndpointRef) => `${ref.networkId}/${ref.endpointId}`;
+
+export function findEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord | null {
+  return records.listAttachments(ctx.store, { kind: 'endpoint', id: guestId(ref) })[0] ?? null;
+}
+
+function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
+  const rec = findEndpoint(ctx, ref);
+  if (!rec) throw new PipewrightError(`no endpoint ${ref.endpointId.slice(0, 12)} on network ${ref.networkId.slice(0, 12)}; it was never created or is deleted`);
+  return rec;
+}
+
+const change = (ctx: CoreContext, mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
+
+/** Makes the endpoint's veth pair; a replay of one made already is a no-op, a leftover of a killed daemon is redone. */
+export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Promise<AttachmentRecord> {
+  const net = findNetwork(ctx.store, req.network);
+  if (!net || net.name !== req.network) throw new PipewrightError(`no pipewright network ${req.network} for Docker network ${req.networkId.slice(0, 12)}`);
+  const old = findEndpoint(ctx, req);
+  if (old?.state === 'ready' && veth.check(old) === null) return old;
+  if (old) await detachAttachment(ctx, old);
+  const id = guestId(req);
+  const hostLink = unusedHostLinkName(ctx, `endpoint:${id}`, 'eth0');
+  const spec = checkAttachSpec({ hostIf: net.bridge, ifname: `${hostLink}c`, hostLink, mac: req.mac ?? randomMac(), addresses: req.addresses });
+  const plan: AttachmentPlan = {
+    kind: 'veth',
+    hostIf: net.bridge,
+    hostLink,
+    ifname: spec.ifname,
+    mac: spec.mac!,
+    mtu: veth.plan(hostLinkInfo(net.bridge), spec).mtu,
+    macvlanMode: null,
+    addresses: staticAddresses(spec),
+    routes: [],
+  };
+  const undo = new UndoStack(ctx.log);
+  return undo.all(async () => {
+    const name = req.endpointId.slice(0, 12);
+    const host = ownNetns();
+    const rid: number = await undo.step('record intent', () =>
+      ctx.store.tx(() =>
+        records.insertPending(ctx.store, {
+          ...{ guestKind: 'endpoint', guestId: id, guestName: name, netnsPath: host, netnsId: netnsIdentity(host) },
+          ...{ ifname: plan.ifname, kind: plan.kind, hostIf: plan.hostIf, hostLink, mac: plan.mac, mtu: plan.mtu, spec },
+        }),
+      ),
+    );
+    undo.push('record intent', () => records.deleteAttachment(ctx.store, rid));
+    // The peer is born in the host (the host's own namespace as the "guest"): Docker moves it.
+    await undo.step(
+      `create veth ${hostLink} on ${net.bridge}`,
+      () => veth.create(plan, host, ctx.log),
+      () => veth.remove(plan, null, ctx.log),
+    );
+    await undo.step(`firewall for ${net.bridge}`, () => change(ctx, () => records.markReady(ctx.store, rid, null)));
+    return records.expectAttachment(ctx.store, 'endpoint', id, plan.ifname, name);
+  });
+}
+
+/** Docker put the container end into its sandbox: the record follows it there. */
+export function joinEndpoint(ctx: CoreContext, ref: EndpointRef, sandboxKey: string): AttachmentRecord {
+  if (!sandboxKey.startsWith('/') || hasControl(sandboxKey)) throw new PipewrightError('the sandbox key must be an absolute path');
+  const rec = expectEndpoint(ctx, ref);
+  ctx.store.tx(() => records.moveToNetns(ctx.store, rec.id, { path: sandboxKey, id: netnsIdentity(sandboxKey) }, rec.guestName, null));
+  return rec;
+}
+
+/** The endpoint's published ports become exactly `ports` (a replay changes nothing); hairpin so the container reaches its own. */
+export async function publishEndpoint(ctx: CoreContext, ref: EndpointRef, ports: PortSpec[]): Promise<void> {
+  const rec = expectEndpoint(ctx, ref);
+  await change(ctx, () => {
+    deletePortsOf(ctx.store, rec.id);
+    recordPorts(ctx.store, rec.id, rec.guestName, rec.hostIf, staticAddresses(rec.spec), ports);
+  });
+  if (ports.length) setHairpin(rec.hostLink!, ctx.log);
+}
+
+export async function unpublishEndpoint(ctx: CoreContext, ref: EndpointRef): Promise<void> {
+  const rec = findEndpoint(ctx, ref);
+  if (rec) await change(ctx, () => deletePortsOf(ctx.store, rec.id));
+}
+
+/** Removes the endpoint's link, ports and record; one already gone is fine (Docker replays deletes). */
+export async function deleteEndpoint(ctx: CoreContext, ref: EndpointRef): Promise<void> {
+  const rec = findEndpoint(ctx, ref);
+  if (rec) await detachAttachment(ctx, rec);
+}
