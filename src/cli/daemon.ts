@@ -1,27 +1,21 @@
-/** daemon: pipewright as Docker's network, IPAM and volume plugin, on Docker's plugin socket. */
+/**
+ * daemon: pipewright as Docker's network, IPAM and volume plugin on Docker's plugin socket, and
+ * what `watch` does (--net=none containers kept plumbed across restarts), in one process.
+ */
 import type { Command } from 'commander';
 import { hasControl, printable } from '../model/validate.js';
 import { UsageError } from '../util/errors.js';
 import { optionsOf, withContext } from './context.js';
+import { logLines } from './log-lines.js';
 
 export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/pipewright.sock';
-
-function requestLogger(format: string) {
-  if (format !== 'json' && format !== 'text') throw new UsageError(`--log-format "${printable(format)}" must be json or text`);
-  return (e: { method: string; ms: number; err?: string }) =>
-    process.stdout.write(
-      format === 'json'
-        ? `${JSON.stringify({ time: new Date().toISOString(), ...e, ms: Math.round(e.ms * 10) / 10 })}\n`
-        : `${new Date().toISOString()} ${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}\n`,
-    );
-}
 
 export function register(program: Command): void {
   program
     .command('daemon')
-    .description("serve Docker's plugin protocol: pipewright as Docker's network, IPAM and volume driver (foreground)")
+    .description("serve Docker's plugin protocol: pipewright as Docker's network, IPAM and volume driver; and watch (foreground)")
     .option('--socket <path>', "the plugin socket; Docker names the driver after the file's base name", DEFAULT_PLUGIN_SOCKET)
-    .option('--log-format <json|text>', 'one line per request: JSON, or human text', 'text')
+    .option('--log-format <json|text>', 'one line per request and event: JSON, or human text', 'text')
     .addHelpText(
       'after',
       '\nExamples:\n  pipewright daemon &\n' +
@@ -32,7 +26,7 @@ export function register(program: Command): void {
     )
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{ socket: string; logFormat: string }>(cmd);
-      const log = requestLogger(o.logFormat);
+      const line = logLines(o.logFormat);
       if (!o.socket.startsWith('/') || hasControl(o.socket)) {
         throw new UsageError(`--socket "${printable(o.socket)}" must be an absolute path without control characters`);
       }
@@ -40,19 +34,25 @@ export function register(program: Command): void {
       const { ipamDriver } = await import('../daemon/ipam-driver.js');
       const { volumeDriver } = await import('../daemon/volume-driver.js');
       const { networkDriver } = await import('../daemon/network-driver.js');
+      const { watch } = await import('../lifecycle/watch.js');
+      const abort = new AbortController();
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
       await withContext(o, async (ctx) => {
-        const server = await servePlugin(o.socket, { NetworkDriver: networkDriver(ctx), IpamDriver: ipamDriver(ctx.ipam), VolumeDriver: volumeDriver(ctx) }, log);
-        process.stdout.write(
-          o.logFormat === 'json' ? `${JSON.stringify({ time: new Date().toISOString(), listening: o.socket })}\n` : `listening on ${o.socket}\n`,
-        );
+        const drivers = { NetworkDriver: networkDriver(ctx), IpamDriver: ipamDriver(ctx.ipam), VolumeDriver: volumeDriver(ctx) };
+        const server = await servePlugin(o.socket, drivers, (e) => {
+          const ms = Math.round(e.ms * 10) / 10;
+          line({ ...e, ms }, `${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}`);
+        });
+        line({ listening: o.socket }, `listening on ${o.socket}`);
+        const watching = watch(ctx, { signal: abort.signal, onEvent: (e) => line(e, `${e.event}: ${e.message}`) });
         // Until SIGINT or SIGTERM: the socket goes with the daemon (a socket file without one only misleads Docker).
         await new Promise<void>((resolve) => {
-          const stop = () => {
+          abort.signal.addEventListener('abort', () => {
             server.close(() => resolve());
             server.closeAllConnections(); // Docker keeps its connections open
-          };
-          for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, stop);
+          });
         });
+        await watching;
       });
     });
 }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { attachmentJson } from './attach.js';
 import { collect, optionsOf, printJson, withContext } from './context.js';
+import { logLines } from './log-lines.js';
 
 export function register(program: Command): void {
   program
@@ -63,19 +64,10 @@ Example:
     .addHelpText('after', '\nExample:\n  pipewright watch --log-format json    (see scripts/pipewright-watch.service for systemd)')
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{ logFormat: string }>(cmd);
+      const line = logLines(o.logFormat);
       const { watch } = await import('../lifecycle/watch.js');
       const abort = new AbortController();
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
-      await withContext(o, async (ctx) => {
-        await watch(ctx, {
-          signal: abort.signal,
-          onEvent: (e) =>
-            process.stdout.write(
-              o.logFormat === 'json'
-                ? `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`
-                : `${new Date().toISOString()} ${e.event}: ${e.message}\n`,
-            ),
-        });
-      });
+      await withContext(o, (ctx) => watch(ctx, { signal: abort.signal, onEvent: (e) => line(e, `${e.event}: ${e.message}`) }));
     });
 }

@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import { execa } from 'execa';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Store } from '../../src/store/store.js';
 import { request } from 'node:http';
 import { askPeer, CLI, cli, dockerUp, firewallSnapshot, hostLinks, isRoot, must, netns, PEER, removeLinkAtEnd, RUN, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
 
@@ -271,6 +272,14 @@ t.test('network driver: the daemon killed between calls loses nothing', { skip }
   const ip = (await inspectOf(a.name)).NetworkSettings.Networks[net].IPAddress;
   t.equal((await sh('docker', ['exec', b.name, 'ping', '-c', '1', '-W', '2', ip])).exitCode, 0, 'a container started after the restart reaches one from before');
   t.not((await inspectOf(b.name)).NetworkSettings.Networks[net].IPAddress, ip, 'no address handed out twice');
+  // An endpoint Docker forgot (its container removed while the daemon was down): b's record, made to name another.
+  const bEndpoint = (await inspectOf(b.name)).NetworkSettings.Networks[net].EndpointID;
+  const store = Store.open(dir);
+  store.db.prepare(`UPDATE attachments SET guest_id = replace(guest_id, ?, ?)`).run(bEndpoint, 'e'.repeat(64));
+  store.close();
+  const gc = await json(dir, ['gc']);
+  t.match(gc, [{ kind: 'attachment', reason: 'guest no longer exists' }], 'gc undoes the endpoint Docker does not know');
+  t.equal(gc.length, 1, "and keeps the one it knows (a's)");
   await must('docker', ['rm', '-f', a.name, b.name]);
   t.same(await json(dir, ['ls']), []);
   await must('docker', ['network', 'rm', net]); // while this daemon runs (the first one's teardown is older)
@@ -305,4 +314,23 @@ t.test('network driver: a compose file brings up two services on a pipewright ne
   t.equal(down.exitCode, 0, down.stderr);
   t.same(await json(dir, ['network', 'ls']), [], 'compose down removes the pipewright network');
   t.same(await json(dir, ['lease', 'ls']), []);
+});
+
+t.test('the daemon also does what watch does: a --net=none container attached by the CLI is restored after docker restart', { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  const br = uniq('b');
+  removeLinkAtEnd(t, br);
+  const c = await container(t, ['--net=none']);
+  t.equal(c.r.exitCode, 0, c.r.stderr);
+  t.equal((await cli(dir, ['attach', br, `docker:${c.name}`, '10.252.65.2/24'])).exitCode, 0);
+  await must('docker', ['restart', '-t', '0', c.name]);
+  const restored = async () => (await sh('docker', ['exec', c.name, 'ip', '-4', 'addr', 'show', 'eth0'])).stdout.includes('10.252.65.2/24');
+  let ok = false;
+  for (let i = 0; i < 50 && !ok; i++) ok = (await restored()) || (await new Promise((r) => setTimeout(r, 100)), false);
+  t.ok(ok, 'the daemon put the interface back within 5 s');
+  await must('docker', ['rm', '-f', c.name]);
+  let gone = false;
+  for (let i = 0; i < 50 && !gone; i++) gone = (await json(dir, ['ls'])).length === 0 || (await new Promise((r) => setTimeout(r, 100)), false);
+  t.ok(gone, 'and cleaned up after the removal');
 });
