@@ -29,6 +29,7 @@ import {
   timed,
   timedAsync,
 } from './lib.mjs';
+import { dockerRun } from './docker-run.mjs';
 
 const N = Number(process.env.BENCH_N ?? 100);
 const tmp = mkdtempSync(join(tmpdir(), 'pipewright-bench-'));
@@ -289,6 +290,10 @@ function printTable() {
   const f = (x) => (x === null || x === undefined ? '-' : x.toFixed(x < 10 ? 2 : 1));
   console.log(['scenario'.padEnd(44), 'pw median', 'pw p95', '- floor', 'cni median', 'cni p95', 'ratio', 'target'].join('  '));
   for (const r of results) {
+    if (r.skipped) {
+      console.log(`${r.scenario.padEnd(44)}  skipped: ${r.skipped}`);
+      continue;
+    }
     console.log(
       [
         r.scenario.padEnd(44),
@@ -302,7 +307,9 @@ function printTable() {
       ].join('  '),
     );
   }
-  console.log('times in ms; - floor = median minus `node -e 0`; ratio = pipewright / CNI (for scale: 1,000-guest / 10-guest per-guest cost)');
+  console.log(
+    "times in ms; - floor = median minus `node -e 0`; ratio = pipewright / CNI (scale: 1,000-guest / 10-guest per-guest cost; docker-run: / Docker's bridge)",
+  );
 }
 
 checkPrefixFree();
@@ -316,6 +323,7 @@ try {
   await publish(state);
   macvlan(state);
   scale();
+  await dockerRun(N, join(tmp, 'docker'), results);
   addOverFloor();
   printTable();
   writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ date: new Date().toISOString(), n: N, results }, null, 2) + '\n');

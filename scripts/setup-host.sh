@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(iproute2 iptables nftables docker.io busybox-static etcd-server dnsmasq-base udhcpc
-      iputils-ping arping containernetworking-plugins util-linux mount procps e2fsprogs docker-compose
+      iputils-ping arping containernetworking-plugins util-linux mount procps e2fsprogs docker-compose podman
       gcc g++ make python3 libc6-dev ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -26,4 +26,11 @@ fi
 if [ ! -f dist/bundle/pipewright.mjs ] || [ ! -f dist/bin/pipewright ] || [ ! -f dist/pipewright-mount ] || [ ! -f dist/syscalls.node ] || [ -n "$(find src native -newer dist/bundle/pipewright.mjs -print -quit)" ]; then
   echo "setup-host: building"
   npm run --silent build
+fi
+# The CNI plugin is the same executable: a runtime finds it as `pipewright` in its plugin directories.
+if [ "$(id -u)" = 0 ]; then
+  for d in /opt/cni/bin /usr/lib/cni; do
+    mkdir -p "$d"
+    ln -sfn "$PWD/dist/bin/pipewright" "$d/pipewright"
+  done
 fi

@@ -37,6 +37,8 @@ stop_dockerd() {
 }
 trap stop_dockerd EXIT
 if docker info >/dev/null 2>&1; then bash scripts/build-test-image.sh; fi
+# The CNI plugin's podman test (CNI backend) runs the same image from podman's own store.
+if [ "$(id -u)" = 0 ] && command -v podman >/dev/null; then bash scripts/build-test-image.sh podman; fi
 
 out=$(mktemp /tmp/pipewright-tap.XXXXXX)
 set +e

@@ -47,6 +47,12 @@ export async function main(argv: string[], program: Command = buildProgram()): P
   // A dependency's deprecation notice (gRPC's TLS server name for an IP address) is not the
   // user's business and would break "one line on stderr".
   process.noDeprecation = true;
+  // Run by a CNI runtime (CNI_COMMAND set, no arguments): the CNI plugin, not the command line.
+  if (process.env.CNI_COMMAND && argv.length <= 2) {
+    const { runCni } = await import('../cni/plugin.js');
+    process.exitCode = await runCni(process.env);
+    return;
+  }
   try {
     // The chaos suite's fault seam (src/util/faults.ts): inert unless these are set.
     if (process.env.PIPEWRIGHT_FAULT || process.env.PIPEWRIGHT_FAULT_TRACE) {

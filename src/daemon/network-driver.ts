@@ -75,7 +75,8 @@ async function poolOf(ctx: CoreContext, networkId: string, subnet: string, gatew
 
 async function onCreateNetwork(ctx: CoreContext, body: Body) {
   const id = dockerId(body.NetworkID, 'NetworkID');
-  if ((body.IPv6Data as unknown[] | null)?.length) throw new PipewrightError('IPv6 on a pipewright Docker network is not supported yet; create it without --ipv6');
+  if ((body.IPv6Data as unknown[] | null)?.length)
+    throw new PipewrightError('IPv6 on a pipewright Docker network is not supported yet; create it without --ipv6');
   const v4 = (body.IPv4Data as { Pool?: string; Gateway?: string }[] | null)?.[0];
   if (!v4?.Pool) throw new PipewrightError('Docker gave the network no IPv4 subnet');
   const options = networkOptions(body);
@@ -84,7 +85,13 @@ async function onCreateNetwork(ctx: CoreContext, body: Body) {
   if (pool.gateway && gateway && pool.gateway !== gateway) {
     throw new PipewrightError(`pool ${pool.name}'s gateway is ${pool.gateway}; create the network with --gateway ${pool.gateway}`);
   }
-  await createNetwork(ctx, { name: networkNameOf(id), bridge: options.bridge ?? `pw-${short(id)}`, pool: pool.name, ...options, ...(gateway ? { gateway } : {}) });
+  await createNetwork(ctx, {
+    name: networkNameOf(id),
+    bridge: options.bridge ?? `pw-${short(id)}`,
+    pool: pool.name,
+    ...options,
+    ...(gateway ? { gateway } : {}),
+  });
   return {};
 }
 
@@ -154,7 +161,14 @@ function onEndpointOperInfo(ctx: CoreContext, body: Body) {
   const ports = rec ? listPorts(ctx.store, rec.id) : [];
   return {
     Value: {
-      [PORTMAP]: ports.map((p) => ({ Proto: PROTO[p.proto], IP: p.ctrIp, Port: p.ctrPort, HostIP: p.hostIp || '0.0.0.0', HostPort: p.hostPort, HostPortEnd: p.hostPortEnd })),
+      [PORTMAP]: ports.map((p) => ({
+        Proto: PROTO[p.proto],
+        IP: p.ctrIp,
+        Port: p.ctrPort,
+        HostIP: p.hostIp || '0.0.0.0',
+        HostPort: p.hostPort,
+        HostPortEnd: p.hostPortEnd,
+      })),
       [EXPOSED]: ports.map((p) => ({ Proto: PROTO[p.proto], Port: p.ctrPort })),
     },
   };

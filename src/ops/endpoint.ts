@@ -54,7 +54,8 @@ export function findEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentReco
 
 function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
   const rec = findEndpoint(ctx, ref);
-  if (!rec) throw new PipewrightError(`no endpoint ${ref.endpointId.slice(0, 12)} on network ${ref.networkId.slice(0, 12)}; it was never created or is deleted`);
+  if (!rec)
+    throw new PipewrightError(`no endpoint ${ref.endpointId.slice(0, 12)} on network ${ref.networkId.slice(0, 12)}; it was never created or is deleted`);
   return rec;
 }
 

@@ -27,7 +27,7 @@ async function deadReason(ctx: CoreContext, rec: AttachmentRecord): Promise<stri
   if (rec.state === 'pending') {
     return rec.ownerPid !== process.pid && !ownerAlive(rec) ? `pipewright pid ${rec.ownerPid} died before finishing` : null;
   }
-  return (await guestAlive(rec.guestKind, rec.guestId, ctx.docker)) ? null : 'guest no longer exists';
+  return (await guestAlive(rec, ctx.docker)) ? null : 'guest no longer exists';
 }
 
 export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Promise<GcAction[]> {

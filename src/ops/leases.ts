@@ -18,7 +18,7 @@ export function leaseOwner(guestKind: string, guestId: string, ifname: string): 
 }
 
 /** A leased address as the guest gets it: the pool's prefix, and its gateway as the default route. */
-function asIpConfig(pool: Pool, lease: Lease): IpConfig {
+export function asIpConfig(pool: Pool, lease: Lease): IpConfig {
   return { address: lease.address, prefix: pool.prefix, family: pool.family, ...(pool.gateway ? { gateway: pool.gateway } : {}) };
 }
 

@@ -20,7 +20,7 @@ export interface AttachmentStatus {
 export async function checkAttachment(ctx: CoreContext, rec: AttachmentRecord): Promise<AttachmentStatus> {
   const stale = (reason: string): AttachmentStatus => ({ status: 'stale', reason });
   if (rec.state === 'pending') return { status: 'pending', reason: `attach by pid ${rec.ownerPid} not finished` };
-  if (!(await guestAlive(rec.guestKind, rec.guestId, ctx.docker))) return stale('guest no longer exists');
+  if (!(await guestAlive(rec, ctx.docker))) return stale('guest no longer exists');
   const hostSide = driverFor(rec.kind).check(rec);
   // Docker names a joined endpoint's container end and owns its addresses: the host side is pipewright's part.
   if (rec.guestKind === 'endpoint') return hostSide ? stale(hostSide) : { status: 'ok' };

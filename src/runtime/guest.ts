@@ -8,17 +8,18 @@
  *   /abs/path         a namespace file (bind mount or /proc/<pid>/ns/net)
  *   <name>            a container if Docker knows it, else a named netns; both -> ambiguous
  *
- * Records also name a guest kind no user writes: `endpoint`, a Docker endpoint on a pipewright
- * network (ops/endpoint.ts), identified as "<network id>/<endpoint id>".
+ * Records also name guest kinds no user writes: `endpoint`, a Docker endpoint on a pipewright
+ * network (ops/endpoint.ts), identified as "<network id>/<endpoint id>"; `cni`, a CNI runtime's
+ * container ("<network name>/<container id>"), whose namespace the runtime owns.
  */
 import { existsSync, statSync } from 'node:fs';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { checkObjectName } from '../model/validate.js';
-import { processNetns } from '../kernel/netns.js';
+import { liveNetns, processNetns } from '../kernel/netns.js';
 import { pidStartTime } from '../util/process.js';
 import { endpointKnown, EngineUnreachable, inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
 
-export type GuestKind = 'docker' | 'pid' | 'netns' | 'path' | 'endpoint';
+export type GuestKind = 'docker' | 'pid' | 'netns' | 'path' | 'endpoint' | 'cni';
 
 export interface Guest {
   kind: GuestKind;
@@ -110,9 +111,21 @@ export async function resolveGuest(spec: string, docker: string): Promise<Guest>
   throw new PipewrightError(`no Docker container or network namespace is named "${spec}"`);
 }
 
-/** Whether the guest recorded under this identity still exists (for ls/inspect and gc). */
-export async function guestAlive(kind: GuestKind, id: string, docker: string): Promise<boolean> {
-  switch (kind) {
+/** A guest as a record names it: its kind and identity, and the namespace it was in. */
+export interface RecordedGuest {
+  guestKind: GuestKind;
+  guestId: string;
+  netnsPath: string;
+  netnsId: string | null;
+}
+
+/** Whether the recorded guest still exists (for ls/inspect and gc). */
+export async function guestAlive(rec: RecordedGuest, docker: string): Promise<boolean> {
+  const id = rec.guestId;
+  switch (rec.guestKind) {
+    case 'cni':
+      // The runtime removes the namespace with the container (DEL may never come: gc's case).
+      return liveNetns(rec.netnsPath, rec.netnsId) !== null;
     case 'docker':
       return Boolean((await inspectKnownContainer(id, docker))?.running);
     case 'pid': {

@@ -12,7 +12,24 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { request } from 'node:http';
-import { askPeer, CLI, cli, dockerUp, firewallSnapshot, hostLinks, isRoot, must, netns, PEER, removeLinkAtEnd, RUN, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
+import {
+  askPeer,
+  CLI,
+  cli,
+  dockerUp,
+  firewallSnapshot,
+  hostLinks,
+  isRoot,
+  must,
+  netns,
+  PEER,
+  removeLinkAtEnd,
+  RUN,
+  sh,
+  stateDir,
+  TEST_IMAGE,
+  uniq,
+} from '../helpers/host.js';
 
 const docker = isRoot && (await dockerUp());
 const skip = !docker && 'needs root and a running Docker engine (scripts/test.sh starts one)';
@@ -203,7 +220,10 @@ t.test('network driver: containers on a pipewright network ping, --ip and -p hon
   t.equal((await sh('docker', ['exec', b.name, 'ping', '-c', '1', '-W', '2', '10.252.60.5'])).exitCode, 0, 'b pings a');
   const ls = await json(dir, ['ls']);
   t.equal(ls.length, 2, 'pipewright ls lists both endpoints');
-  t.ok(ls.every((r: { hostInterface: string; status: string }) => r.hostInterface === bridge && r.status === 'ok'), 'on the bridge, ok');
+  t.ok(
+    ls.every((r: { hostInterface: string; status: string }) => r.hostInterface === bridge && r.status === 'ok'),
+    'on the bridge, ok',
+  );
   const recA = ls.find((r: { addresses: string[] }) => r.addresses.includes('10.252.60.5/24'));
   t.equal(recA?.mac, ia.NetworkSettings.Networks[net].MacAddress, 'the recorded MAC is the MAC Docker shows');
 
@@ -270,7 +290,11 @@ t.test('network driver: the daemon killed between calls loses nothing', { skip }
   const b = await container(t, ['--network', net]);
   t.equal(b.r.exitCode, 0, b.r.stderr);
   const ip = (await inspectOf(a.name)).NetworkSettings.Networks[net].IPAddress;
-  t.equal((await sh('docker', ['exec', b.name, 'ping', '-c', '1', '-W', '2', ip])).exitCode, 0, 'a container started after the restart reaches one from before');
+  t.equal(
+    (await sh('docker', ['exec', b.name, 'ping', '-c', '1', '-W', '2', ip])).exitCode,
+    0,
+    'a container started after the restart reaches one from before',
+  );
   t.not((await inspectOf(b.name)).NetworkSettings.Networks[net].IPAddress, ip, 'no address handed out twice');
   // An endpoint Docker forgot (its container removed while the daemon was down): b's record, made to name another.
   const bEndpoint = (await inspectOf(b.name)).NetworkSettings.Networks[net].EndpointID;

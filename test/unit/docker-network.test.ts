@@ -27,20 +27,36 @@ t.test('CreateNetwork refuses what it cannot make, and changes nothing', async (
   const { ctx, d } = driver(t);
   const create = (body: object) => Promise.resolve(d.CreateNetwork({ NetworkID: NET, IPv4Data: v4('10.40.0.0/24', '10.40.0.1/24'), ...body }));
   await t.rejects(create({ NetworkID: 'lan' }), /NetworkID must be Docker's 64-hex-digit ID/);
-  await t.rejects(create({ Options: { 'com.docker.network.generic': { parent: 'eth0' } } }), /-o parent: a pipewright network takes the options bridge, masquerade, isolated/);
+  await t.rejects(
+    create({ Options: { 'com.docker.network.generic': { parent: 'eth0' } } }),
+    /-o parent: a pipewright network takes the options bridge, masquerade, isolated/,
+  );
   await t.rejects(create({ Options: { 'com.docker.network.generic': { masquerade: 'yes' } } }), /-o masquerade=yes: must be true or false/);
   await t.rejects(create({ IPv6Data: v4('fd00::/64', 'fd00::1/64') }), /IPv6 on a pipewright Docker network is not supported yet/);
   await t.rejects(create({ IPv4Data: [] }), /Docker gave the network no IPv4 subnet/);
   await ctx.ipam.createPool({ name: 'ops', cidr: '10.41.0.0/24' });
-  await t.rejects(create({ IPv4Data: v4('10.41.0.0/24', '10.41.0.9/24') }), /pool ops's gateway is 10\.41\.0\.1; create the network with --gateway 10\.41\.0\.1/);
+  await t.rejects(
+    create({ IPv4Data: v4('10.41.0.0/24', '10.41.0.9/24') }),
+    /pool ops's gateway is 10\.41\.0\.1; create the network with --gateway 10\.41\.0\.1/,
+  );
   t.same(listNetworks(ctx.store), [], 'no network recorded');
-  t.same((await ctx.ipam.listPools()).map((p) => p.name), ['ops'], 'no pool made');
+  t.same(
+    (await ctx.ipam.listPools()).map((p) => p.name),
+    ['ops'],
+    'no pool made',
+  );
 });
 
 t.test('endpoint calls name what is missing; deletes and revokes of what is gone are no-ops', async (t) => {
   const { d } = driver(t);
-  await t.rejects(Promise.resolve(d.Join({ NetworkID: NET, EndpointID: EP, SandboxKey: '/var/run/docker/netns/x' })), /no endpoint bbbbbbbbbbbb on network aaaaaaaaaaaa/);
-  await t.rejects(Promise.resolve(d.CreateEndpoint({ NetworkID: NET, EndpointID: EP, Interface: { Address: '10.40.0.2/24' } })), /no pipewright network docker-aaaaaaaaaaaa/);
+  await t.rejects(
+    Promise.resolve(d.Join({ NetworkID: NET, EndpointID: EP, SandboxKey: '/var/run/docker/netns/x' })),
+    /no endpoint bbbbbbbbbbbb on network aaaaaaaaaaaa/,
+  );
+  await t.rejects(
+    Promise.resolve(d.CreateEndpoint({ NetworkID: NET, EndpointID: EP, Interface: { Address: '10.40.0.2/24' } })),
+    /no pipewright network docker-aaaaaaaaaaaa/,
+  );
   await t.rejects(Promise.resolve(d.DeleteEndpoint({ NetworkID: NET, EndpointID: '../x' })), /EndpointID must be Docker's 64-hex-digit ID/);
   t.same(await d.DeleteEndpoint({ NetworkID: NET, EndpointID: EP }), {});
   t.same(await d.RevokeExternalConnectivity({ NetworkID: NET, EndpointID: EP }), {});

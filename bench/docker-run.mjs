@@ -1,0 +1,90 @@
+// The `docker-run` scenario: `docker run --rm --network <net> <image> true` on a pipewright network
+// (network and IPAM driver: `pipewright daemon` on a socket of the bench's own) against the same on
+// a network of Docker's own bridge driver, interleaved run by run. Also the time the daemon spends
+// per endpoint: the sum of its logged request times (network and IPAM calls) per container.
+// Skipped, with the reason, where no Docker engine or test image is there.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { CLI, env, PREFIX, progress, sh, stats, timed } from './lib.mjs';
+
+const IMAGE = 'pipewright-test/busybox:latest';
+const DRIVER = `${PREFIX}pw`;
+
+function dockerReady() {
+  if (spawnSync('docker', ['info'], { stdio: 'ignore' }).status !== 0) return 'no Docker engine answers';
+  if (spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status !== 0) return `no ${IMAGE} (scripts/build-test-image.sh)`;
+  return null;
+}
+
+/** The daemon on the bench's socket, its JSON log lines collected; resolves once it listens. */
+async function startDaemon(stateDir) {
+  const proc = spawn(CLI, ['--state-dir', stateDir, 'daemon', '--socket', `/run/docker/plugins/${DRIVER}.sock`, '--log-format', 'json'], { env });
+  const lines = [];
+  let buf = '';
+  proc.stdout.on('data', (d) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop();
+    for (const l of parts) lines.push(JSON.parse(l));
+  });
+  while (!lines.some((l) => l.listening)) await once(proc.stdout, 'data');
+  return { proc, lines };
+}
+
+/** Milliseconds of driver requests logged, per container run (each run: one endpoint made and removed). */
+function perEndpoint(lines, runs) {
+  const ms = lines
+    .filter((l) => /^(NetworkDriver|IpamDriver)\.(?!(Create|Delete)Network|RequestPool|ReleasePool)/.test(l.method ?? ''))
+    .reduce((s, l) => s + l.ms, 0);
+  return ms / runs;
+}
+
+export async function dockerRun(n, stateDir, results) {
+  const why = dockerReady();
+  if (why) {
+    results.push({ scenario: 'docker-run', skipped: why });
+    return;
+  }
+  const runs = Math.min(n, 30);
+  const [pwNet, dockerNet] = [`${PREFIX}dpw`, `${PREFIX}dbr`];
+  const { proc, lines } = await startDaemon(stateDir);
+  try {
+    sh('docker', ['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--subnet', '10.248.0.0/24', '-o', `bridge=${PREFIX}dpw`, pwNet]);
+    sh('docker', ['network', 'create', '--subnet', '10.249.0.0/24', '-o', `com.docker.network.bridge.name=${PREFIX}dbr`, dockerNet]);
+    const run = (net) => timed(() => sh('docker', ['run', '--rm', '--network', net, IMAGE, 'true']));
+    run(pwNet); // the first start loads the image's layers: not counted
+    run(dockerNet);
+    const before = lines.length;
+    const pw = [],
+      own = [];
+    for (let i = 0; i < runs; i++) {
+      progress('docker-run', i + 1, runs);
+      pw.push(run(pwNet));
+      own.push(run(dockerNet));
+    }
+    const p = stats(pw);
+    const c = stats(own);
+    const daemonMs = perEndpoint(lines.slice(before), runs);
+    results.push({
+      scenario: 'docker-run',
+      n: runs,
+      pipewright: p,
+      cni: c,
+      ratio: p.median / c.median,
+      target: "<= 1.1x Docker's bridge",
+      daemonMsPerEndpoint: daemonMs,
+    });
+    results.push({
+      scenario: 'docker-run: daemon time per endpoint',
+      n: runs,
+      pipewright: { median: daemonMs, p95: null },
+      cni: null,
+      ratio: null,
+      target: '<= 5 ms',
+    });
+  } finally {
+    spawnSync('docker', ['network', 'rm', pwNet, dockerNet], { stdio: 'ignore' });
+    proc.kill('SIGTERM');
+    await once(proc, 'exit');
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * pipewright as a CNI plugin: the same executable, run by a runtime with CNI_COMMAND set and no
+ * arguments. The configuration comes on stdin; only the result (or the spec's error object) goes
+ * to stdout. See commands.ts for what each command does to the host.
+ */
+import { withContext } from '../cli/context.js';
+import { asCniError, CniError, ERR } from './errors.js';
+import { addIpam, addMain, checkIpam, checkMain, delIpam, delMain, gcNetwork, status } from './commands.js';
+import { isIpamMode, parseNetconf, readEnv, SUPPORTED_VERSIONS, type CniEnv, type CniResult, type NetConf } from './netconf.js';
+import { versioned } from './result.js';
+import type { CoreContext } from '../ops/context.js';
+
+const LATEST = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1];
+
+function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => (text += d));
+    process.stdin.on('end', () => resolve(text));
+    process.stdin.on('error', reject);
+  });
+}
+
+const write = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+async function dispatch(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<CniResult | null> {
+  const ipam = isIpamMode(conf);
+  if (!ipam && conf.type !== 'pipewright')
+    throw new CniError(ERR.invalidConfig, `"type" is ${String(conf.type).slice(0, 20)}; pipewright is "pipewright" (or the "ipam" type of another plugin)`);
+  switch (env.command) {
+    case 'ADD':
+      return ipam ? addIpam(ctx, conf, env) : addMain(ctx, conf, env);
+    case 'DEL':
+      await (ipam ? delIpam(ctx, conf, env) : delMain(ctx, conf, env));
+      return null;
+    case 'CHECK':
+      if (conf.cniVersion === '0.3.1') throw new CniError(ERR.incompatibleVersion, 'CHECK needs cniVersion 0.4.0 or later');
+      await (ipam ? checkIpam(ctx, conf, env) : checkMain(ctx, conf, env));
+      return null;
+    case 'GC':
+      await gcNetwork(ctx, conf);
+      return null;
+    default:
+      await status(ctx, conf);
+      return null;
+  }
+}
+
+/** One CNI call; the exit code. */
+export async function runCni(environment: NodeJS.ProcessEnv): Promise<number> {
+  let conf: NetConf | undefined;
+  try {
+    const env = readEnv(environment);
+    const text = await readStdin();
+    if (env.command === 'VERSION') {
+      const asked = (JSON.parse(text || '{}') as { cniVersion?: string }).cniVersion ?? LATEST;
+      write({ cniVersion: SUPPORTED_VERSIONS.includes(asked) ? asked : LATEST, supportedVersions: SUPPORTED_VERSIONS });
+      return 0;
+    }
+    conf = parseNetconf(text);
+    const c = conf;
+    const where = c.type === 'pipewright' ? c : (c.ipam ?? {});
+    const result = await withContext({ stateDir: where.stateDir, store: where.store }, (ctx) => dispatch(ctx, c, env)).catch((err) => {
+      // STATUS: whatever keeps pipewright from serving an ADD (an unreachable etcd) is "not available".
+      throw env.command === 'STATUS' && !(err instanceof CniError) ? new CniError(ERR.notAvailable, asCniError(err).message) : err;
+    });
+    if (result) write(versioned(c, result));
+    return 0;
+  } catch (err) {
+    const e = asCniError(err);
+    write({ cniVersion: conf?.cniVersion ?? LATEST, code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) });
+    return 1;
+  }
+}

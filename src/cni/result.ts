@@ -1,0 +1,37 @@
+/**
+ * CNI results: what pipewright made, in the spec's result format for the version the runtime
+ * asked for (0.3.x/0.4.0 give each IP a "version"; 1.x does not).
+ */
+import type { IpConfig } from '../model/address.js';
+import type { CniResult, NetConf } from './netconf.js';
+
+/** An address as the runtime gets it: CIDR form, the gateway, and the interface it is on (index into interfaces). */
+export interface ResultIp {
+  address: string;
+  gateway?: string;
+  interface?: number;
+}
+
+export function resultIps(addresses: IpConfig[], iface?: number): ResultIp[] {
+  return addresses.map((a) => ({
+    address: `${a.address}/${a.prefix}`,
+    ...(a.gateway ? { gateway: a.gateway } : {}),
+    ...(iface === undefined ? {} : { interface: iface }),
+  }));
+}
+
+/** A default route per family whose address names a gateway. */
+export function defaultRoutes(addresses: IpConfig[]): { dst: string; gw: string }[] {
+  const routes: { dst: string; gw: string }[] = [];
+  for (const family of [4, 6] as const) {
+    const gw = addresses.find((a) => a.family === family && a.gateway)?.gateway;
+    if (gw) routes.push({ dst: family === 4 ? '0.0.0.0/0' : '::/0', gw });
+  }
+  return routes;
+}
+
+/** The result in the runtime's version: a 0.x result names each IP's family. */
+export function versioned(conf: NetConf, result: CniResult): CniResult {
+  const ips = conf.cniVersion.startsWith('0.') ? result.ips?.map((ip) => ({ ...ip, version: ip.address.includes(':') ? '6' : '4' })) : result.ips;
+  return { cniVersion: conf.cniVersion, ...result, ips, ...(conf.dns ? { dns: conf.dns } : {}) };
+}

@@ -1,0 +1,225 @@
+/**
+ * pipewright as a CNI plugin, called as a runtime calls it (CNI_* variables, the configuration on
+ * stdin), against the real kernel: as the main plugin (bridge, pool, published ports), as the IPAM
+ * plugin of the reference `bridge` plugin (/usr/lib/cni), and the spec's own rules (DEL twice, DEL
+ * without a namespace, CHECK after the interface went, GC, STATUS, VERSION, an older cniVersion).
+ */
+import t, { type Test } from 'tap';
+import { execa } from 'execa';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import {
+  askPeer,
+  CLI,
+  cli,
+  firewallSnapshot,
+  hostLinks,
+  inNs,
+  isRoot,
+  must,
+  netns,
+  PEER,
+  peerServer,
+  ping,
+  removeLinkAtEnd,
+  ROOT_REASON,
+  stateDir,
+  TEST_IMAGE,
+  uniq,
+} from '../helpers/host.js';
+
+const skip = (!isRoot && ROOT_REASON) || (!existsSync('/usr/lib/cni/bridge') && 'needs the CNI reference plugins (containernetworking-plugins)');
+// Where a runtime finds plugins: the reference ones, and pipewright's launcher (named `pipewright`).
+const CNI_PATH = `/usr/lib/cni:${dirname(CLI)}`;
+
+interface Call {
+  command: string;
+  containerId?: string;
+  netns?: string;
+  ifname?: string;
+  plugin?: string;
+}
+
+/** One plugin call; stdout parsed (the result or the error object), with the exit code. */
+async function call(conf: object, c: Call) {
+  const env: Record<string, string> = { CNI_COMMAND: c.command, CNI_PATH, CNI_IFNAME: c.ifname ?? 'eth0' };
+  if (c.containerId) env.CNI_CONTAINERID = c.containerId;
+  if (c.netns) env.CNI_NETNS = `/run/netns/${c.netns}`;
+  const r = await execa(c.plugin ?? CLI, [], { input: JSON.stringify(conf), env, extendEnv: true, reject: false });
+  return { exitCode: r.exitCode, out: r.stdout ? JSON.parse(r.stdout) : null, stderr: r.stderr, raw: r.stdout };
+}
+
+const json = async (dir: string, args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout);
+
+/** A main-plugin configuration on a bridge of this run (removed at the end), over pool `pool` of `dir`. */
+function mainConf(t: Test, dir: string, pool: string, extra: object = {}) {
+  const bridge = uniq('b');
+  removeLinkAtEnd(t, bridge);
+  return { cniVersion: '1.1.0', name: uniq('net'), type: 'pipewright', bridge, pool, stateDir: dir, masquerade: true, ...extra };
+}
+
+t.test('main plugin: ADD from a pool, guests ping, -p answers, CHECK, DEL twice and without a netns', { skip }, async (t) => {
+  const dir = stateDir(t);
+  const [before, linksBefore] = [await firewallSnapshot(), await hostLinks()];
+  t.equal((await cli(dir, ['pool', 'create', 'p', '10.253.1.0/24'])).exitCode, 0);
+  const conf = mainConf(t, dir, 'p');
+  const [a, b] = [await netns(t), await netns(t)];
+  const withPort = { ...conf, runtimeConfig: { portMappings: [{ hostPort: 18100, containerPort: 8080, protocol: 'tcp' }] } };
+  const add = await call(withPort, { command: 'ADD', containerId: 'ctr-a', netns: a });
+  t.equal(add.exitCode, 0, add.raw);
+  t.match(add.out, {
+    cniVersion: '1.1.0',
+    interfaces: [{ name: /^pw/ }, { name: 'eth0', sandbox: `/run/netns/${a}` }],
+    ips: [{ address: '10.253.1.2/24', gateway: '10.253.1.1', interface: 1 }],
+    routes: [{ dst: '0.0.0.0/0', gw: '10.253.1.1' }],
+  });
+  t.notOk('version' in add.out.ips[0], 'a 1.x result names no IP version');
+  const eth0 = JSON.parse((await inNs(a, ['ip', '-j', 'addr', 'show', 'eth0'])).stdout)[0];
+  t.equal(eth0.address, add.out.interfaces[1].mac, "the result's MAC is the kernel's");
+  t.ok(
+    eth0.addr_info.some((x: { local: string }) => x.local === '10.253.1.2'),
+    'the address is on eth0',
+  );
+  const again = await call(withPort, { command: 'ADD', containerId: 'ctr-a', netns: a });
+  t.same(again.out, add.out, 'ADD again: the same result, nothing new');
+
+  t.equal((await call(conf, { command: 'ADD', containerId: 'ctr-b', netns: b })).exitCode, 0);
+  t.ok(await ping(b, '10.253.1.2'), 'b pings a');
+  await peerServer(t, a, 'tcp', 8080);
+  t.equal(await askPeer(null, 'tcp', '127.0.0.1', 18100), '10.253.1.1', "the published port answers on the host's 127.0.0.1");
+  const ls = await json(dir, ['ls']);
+  t.same(
+    ls.map((r: { guest: { kind: string; id: string } }) => r.guest),
+    [
+      { kind: 'cni', id: `${conf.name}/ctr-a`, name: 'ctr-a' },
+      { kind: 'cni', id: `${conf.name}/ctr-b`, name: 'ctr-b' },
+    ],
+    'pipewright ls shows CNI attachments',
+  );
+  t.match(await json(dir, ['lease', 'ls']), [{ owner: `cni:${conf.name}/ctr-a/eth0` }, { owner: `cni:${conf.name}/ctr-b/eth0` }]);
+
+  const check = await call({ ...withPort, prevResult: add.out }, { command: 'CHECK', containerId: 'ctr-a', netns: a });
+  t.equal(check.exitCode, 0, check.raw);
+  t.equal(check.raw, '', 'CHECK prints nothing when all holds');
+  await must('ip', ['-n', a, 'link', 'del', 'eth0']);
+  const broken = await call({ ...withPort, prevResult: add.out }, { command: 'CHECK', containerId: 'ctr-a', netns: a });
+  t.equal(broken.exitCode, 1, 'CHECK fails once the interface is gone');
+  t.match(broken.out, { cniVersion: '1.1.0', code: 5, msg: /eth0: stale \(eth0 is missing in the guest\)/ });
+
+  for (const n of [1, 2]) t.equal((await call(withPort, { command: 'DEL', containerId: 'ctr-a', netns: a })).exitCode, 0, `DEL ${n}`);
+  t.equal((await call(conf, { command: 'DEL', containerId: 'ctr-b' })).exitCode, 0, 'DEL without CNI_NETNS');
+  t.same(await json(dir, ['lease', 'ls']), [], 'every lease released');
+  t.same(await json(dir, ['ls']), []);
+  t.equal((await cli(dir, ['network', 'rm', conf.name])).exitCode, 0, 'the network ADD made is a pipewright network');
+  t.same(await hostLinks(), linksBefore, 'no link left');
+  t.equal(await firewallSnapshot(), before, 'the firewall as it was');
+});
+
+t.test('IPAM plugin: the reference bridge plugin with "ipam": {"type": "pipewright"}', { skip }, async (t) => {
+  const dir = stateDir(t);
+  t.equal((await cli(dir, ['pool', 'create', 'q', '10.253.2.0/24'])).exitCode, 0);
+  const bridge = uniq('b');
+  removeLinkAtEnd(t, bridge);
+  const name = uniq('net');
+  const conf = { cniVersion: '1.0.0', name, type: 'bridge', bridge, isGateway: true, ipam: { type: 'pipewright', pool: 'q', stateDir: dir } };
+  const guest = await netns(t);
+  const add = await call(conf, { command: 'ADD', containerId: 'ctr-i', netns: guest, plugin: '/usr/lib/cni/bridge' });
+  t.equal(add.exitCode, 0, add.raw);
+  t.match(add.out.ips, [{ address: '10.253.2.2/24', gateway: '10.253.2.1' }], 'the bridge plugin got its address from the pool');
+  t.match((await inNs(guest, ['ip', '-br', 'addr', 'show', 'eth0'])).stdout, /10\.253\.2\.2\/24/);
+  t.match(await json(dir, ['lease', 'ls']), [{ address: '10.253.2.2', owner: `cni:${name}/ctr-i/eth0`, reserved: true }]);
+  t.same(await json(dir, ['gc']), [], "pipewright's gc leaves an IPAM lease to the runtime");
+  const check = await call({ ...conf, prevResult: add.out }, { command: 'CHECK', containerId: 'ctr-i', netns: guest, plugin: '/usr/lib/cni/bridge' });
+  t.equal(check.exitCode, 0, check.raw);
+  for (const n of [1, 2]) {
+    const del = await call(conf, { command: 'DEL', containerId: 'ctr-i', netns: guest, plugin: '/usr/lib/cni/bridge' });
+    t.equal(del.exitCode, 0, `DEL ${n}: ${del.raw}`);
+  }
+  t.same(await json(dir, ['lease', 'ls']), [], 'DEL released the lease');
+});
+
+t.test('the spec: VERSION, an older cniVersion, bad input, GC, STATUS', { skip }, async (t) => {
+  const dir = stateDir(t);
+  const version = await call({ cniVersion: '0.3.1' }, { command: 'VERSION' });
+  t.same(version.out, { cniVersion: '0.3.1', supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+  t.equal((await cli(dir, ['pool', 'create', 'tiny', '10.253.3.0/30'])).exitCode, 0);
+  const conf = mainConf(t, dir, 'tiny', { cniVersion: '0.4.0' });
+  const [a, b] = [await netns(t), await netns(t)];
+  const status = async () => call(conf, { command: 'STATUS' });
+  t.equal((await status()).exitCode, 0, 'STATUS: ready');
+  const add = await call(conf, { command: 'ADD', containerId: 'ctr-a', netns: a });
+  t.match(add.out, { cniVersion: '0.4.0', ips: [{ version: '4', address: '10.253.3.2/30' }] }, 'a 0.4.0 result names the IP version');
+  t.match((await status()).out, { code: 50, msg: /pool tiny has no free address/ }, 'STATUS: the pool is exhausted');
+  const full = await call(conf, { command: 'ADD', containerId: 'ctr-b', netns: b });
+  t.equal(full.exitCode, 1);
+  t.match(full.out, { code: 5, msg: /tiny/ }, 'ADD into a full pool: one error object');
+  t.same(await json(dir, ['ls']).then((l) => l.length), 1, 'the failed ADD left nothing');
+
+  const bad = await call({ ...conf, cniVersion: '9.9.9' }, { command: 'ADD', containerId: 'ctr-b', netns: b });
+  t.match(bad.out, { code: 1, msg: /cniVersion "9\.9\.9" is not one of/ });
+  const noType = await call({ ...conf, type: 'other' }, { command: 'ADD', containerId: 'ctr-b', netns: b });
+  t.match(noType.out, { code: 7 });
+  const noNetns = await call(conf, { command: 'ADD', containerId: 'ctr-b' });
+  t.match(noNetns.out, { code: 4, msg: /CNI_NETNS is required for ADD/ });
+
+  t.equal((await cli(dir, ['pool', 'create', 'roomy', '10.253.4.0/24'])).exitCode, 0);
+  const roomy = { ...conf, pool: 'roomy' };
+  t.equal((await call(roomy, { command: 'ADD', containerId: 'ctr-b', netns: b })).exitCode, 1, 'another pool on the same network name is refused');
+  const gc = await call({ ...conf, 'cni.dev/valid-attachments': [{ containerID: 'ctr-z', ifname: 'eth0' }] }, { command: 'GC' });
+  t.equal(gc.exitCode, 0, gc.raw);
+  t.same(await json(dir, ['ls']), [], 'GC removed the attachment the valid list does not name');
+  t.same(await json(dir, ['lease', 'ls']), []);
+  t.equal((await cli(dir, ['network', 'rm', conf.name])).exitCode, 0);
+});
+
+const podman = isRoot && (await execa('podman', ['image', 'exists', TEST_IMAGE], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
+
+t.test(
+  'podman (CNI backend): run --network on a pipewright conflist, ping, -p, removal releases the lease',
+  { skip: skip || (!podman && 'needs podman and the test image in its store (scripts/test.sh builds it)') },
+  async (t) => {
+    const dir = stateDir(t);
+    t.equal((await cli(dir, ['pool', 'create', 'pod', '10.253.5.0/24'])).exitCode, 0);
+    const conf = mainConf(t, dir, 'pod', { cniVersion: '1.0.0', capabilities: { portMappings: true } });
+    const { cniVersion, name, ...plugin } = conf;
+    const cfg = mkdtempSync(join(tmpdir(), 'pw-podman-'));
+    t.teardown(() => rmSync(cfg, { recursive: true, force: true }));
+    mkdirSync(join(cfg, 'net.d'));
+    writeFileSync(join(cfg, 'net.d', `${name}.conflist`), JSON.stringify({ cniVersion, name, plugins: [plugin] }));
+    writeFileSync(
+      join(cfg, 'containers.conf'),
+      `[network]\nnetwork_backend = "cni"\nnetwork_config_dir = "${join(cfg, 'net.d')}"\ncni_plugin_dirs = ["${dirname(CLI)}", "/usr/lib/cni"]\n`,
+    );
+    const pod = (...args: string[]) => execa('podman', args, { reject: false, env: { CONTAINERS_CONF: join(cfg, 'containers.conf') } });
+    const run = async (extra: string[]) => {
+      const ctr = uniq('c');
+      t.teardown(() => pod('rm', '-f', '-t', '0', ctr));
+      // podman raises the open-files and process limits by default, which a host without CAP_SYS_RESOURCE refuses.
+      const limits = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
+      const r = await pod('run', '-d', ...limits, '--name', ctr, '--network', name, ...extra, TEST_IMAGE, 'sleep', '600');
+      t.equal(r.exitCode, 0, r.stderr);
+      return ctr;
+    };
+    const a = await run(['-p', '18120:8080']);
+    const b = await run([]);
+    const leases = await json(dir, ['lease', 'ls']);
+    t.equal(leases.length, 2, 'each container holds a lease from the pool');
+    t.ok(leases.every((l: { owner: string }) => l.owner.startsWith(`cni:${name}/`)));
+    const idA = JSON.parse((await pod('inspect', a)).stdout)[0].Id as string;
+    const ipA = leases.find((l: { owner: string; address: string }) => l.owner.includes(idA))?.address;
+    t.match((await pod('exec', a, 'ip', '-4', 'addr', 'show', 'eth0')).stdout, new RegExp(`inet ${ipA}/24`), "the container's eth0 holds it");
+    t.equal((await pod('exec', b, 'ping', '-c', '1', '-W', '2', ipA)).exitCode, 0, 'b pings a');
+    const pid = (await pod('inspect', '-f', '{{.State.Pid}}', a)).stdout.trim();
+    const server = execa('nsenter', ['-t', pid, '-n', process.execPath, PEER, 'server', 'tcp', '8080'], { reject: false });
+    t.teardown(() => {
+      server.kill('SIGKILL');
+    });
+    await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()));
+    t.equal(await askPeer(null, 'tcp', '127.0.0.1', 18120), '10.253.5.1', '-p answers on 127.0.0.1');
+    t.equal((await pod('rm', '-f', '-t', '0', a, b)).exitCode, 0);
+    t.same(await json(dir, ['lease', 'ls']), [], "removing the containers released their leases (podman's DEL)");
+    t.same(await json(dir, ['ls']), []);
+    t.equal((await cli(dir, ['network', 'rm', name])).exitCode, 0);
+  },
+);
