@@ -30,6 +30,7 @@ import {
   timedAsync,
 } from './lib.mjs';
 import { dockerRun } from './docker-run.mjs';
+import { cniAddDel } from './cni.mjs';
 
 const N = Number(process.env.BENCH_N ?? 100);
 const tmp = mkdtempSync(join(tmpdir(), 'pipewright-bench-'));
@@ -282,8 +283,7 @@ function cliCommands() {
 function addOverFloor() {
   const floor = results.find((r) => r.scenario.startsWith('cli-floor'))?.pipewright.median;
   if (floor === undefined) return;
-  for (const r of results)
-    if (r.scenario.startsWith('cli ') || r.scenario.endsWith('-cli') || r.scenario === 'ipam-alloc cli') r.overFloor = r.pipewright.median - floor;
+  for (const r of results) if (/^(cli |cni-)|-cli$|^ipam-alloc cli$/.test(r.scenario)) r.overFloor = r.pipewright.median - floor;
 }
 
 function printTable() {
@@ -323,6 +323,7 @@ try {
   await publish(state);
   macvlan(state);
   scale();
+  cniAddDel(N, tmp, join(tmp, 'cni'), record);
   await dockerRun(N, join(tmp, 'docker'), results);
   addOverFloor();
   printTable();
@@ -331,7 +332,7 @@ try {
   cleanupHost();
   removePortmapBase(portmapLeftovers);
   // Forget the bench's guests in each store; the firewall follows (its rules go, nobody else's).
-  for (const dir of [state, ...[1, 10, 100, 1000].map((c) => join(tmp, `scale-${c}`))]) {
+  for (const dir of [state, join(tmp, 'cni'), ...[1, 10, 100, 1000].map((c) => join(tmp, `scale-${c}`))]) {
     const store = Store.open(dir);
     await changeFirewall(store, () => store.db.exec('DELETE FROM ports; DELETE FROM attachments; DELETE FROM networks;'), { firewall: 'nftables' });
     store.close();

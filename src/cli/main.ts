@@ -47,6 +47,11 @@ export async function main(argv: string[], program: Command = buildProgram()): P
   // A dependency's deprecation notice (gRPC's TLS server name for an IP address) is not the
   // user's business and would break "one line on stderr".
   process.noDeprecation = true;
+  // Output piped into `head` that stops reading: done, as for any Unix tool (no stack trace).
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(0);
+  });
   // Run by a CNI runtime (CNI_COMMAND set, no arguments): the CNI plugin, not the command line.
   if (process.env.CNI_COMMAND && argv.length <= 2) {
     const { runCni } = await import('../cni/plugin.js');

@@ -2,12 +2,15 @@
  * gc: makes the store and the kernel agree again after guests died or pipewright itself was killed
  * mid-operation. An attachment whose guest is gone, or a pending one whose pipewright process is
  * gone, is undone from its record; a lease of this host whose owner has no attachment is released.
- * Reservations (`lease reserve`) and other hosts' leases are never touched.
+ * Reservations (`lease reserve`) and other hosts' leases are never touched, but for the Docker
+ * IPAM driver's whose address no Docker endpoint holds any more.
  *
  * The leases are listed before the attachments: an attach records its intent before it leases,
  * so a lease in the list always finds its attachment in the later snapshot (none is taken for an
  * orphan while its attach is under way).
  */
+import type { Lease } from '../ipam/backend.js';
+import { dockerAvailable, dockerEndpointAddresses } from '../runtime/docker.js';
 import { guestAlive } from '../runtime/guest.js';
 import { listAttachments, ownerAlive, settledBridges, type AttachmentRecord } from '../store/attachments.js';
 import { collectOrphanVolumes } from '../storage/volumes.js';
@@ -53,7 +56,31 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
     actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `owner ${lease.owner} has no attachment` });
     if (!opts.dryRun) await ctx.ipam.release(lease.pool, lease.address);
   }
+  actions.push(...(await forgottenDockerLeases(ctx, leases, opts.dryRun)));
   if (!opts.dryRun) actions.push(...(await collectLeftovers(ctx)));
+  return actions;
+}
+
+/** A lease Docker's IPAM call may not have reached an endpoint yet: left alone this long. */
+const DOCKER_LEASE_GRACE_MS = 60_000;
+/** The IPAM driver's owner for an endpoint: docker:<its MAC> (ipam-driver.ts). */
+const DOCKER_OWNER = /^docker:([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
+
+/**
+ * Leases pipewright's Docker IPAM driver gave out (owner docker:<mac>) for addresses no Docker
+ * endpoint holds: their container went while the daemon was down, so ReleaseAddress never came.
+ * Only when the engine answers (no answer is not "removed"), and only leases older than a minute
+ * (RequestAddress comes before the endpoint that shows the address).
+ */
+async function forgottenDockerLeases(ctx: CoreContext, leases: Lease[], dryRun?: boolean): Promise<GcAction[]> {
+  const mine = leases.filter((l) => DOCKER_OWNER.test(l.owner) && l.host === ctx.ipam.host && Date.now() - Date.parse(l.createdAt) > DOCKER_LEASE_GRACE_MS);
+  if (!mine.length || !(await dockerAvailable(ctx.docker))) return [];
+  const held = await dockerEndpointAddresses(ctx.docker);
+  const actions: GcAction[] = [];
+  for (const lease of mine.filter((l) => !held.has(l.address))) {
+    actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `Docker has no endpoint with it (owner ${lease.owner})` });
+    if (!dryRun) await ctx.ipam.release(lease.pool, lease.address);
+  }
   return actions;
 }
 

@@ -113,6 +113,26 @@ export async function endpointKnown(networkId: string, endpointId: string, socke
   return containers.some(([key, c]) => key === `ep-${endpointId}` || c.EndpointID === endpointId);
 }
 
+/** The addresses Docker's endpoints hold on every network it has (for leases its IPAM driver was never told to release). */
+export async function dockerEndpointAddresses(socketPath: string): Promise<Set<string>> {
+  let answer: HttpAnswer;
+  try {
+    answer = await request('GET', '/networks', socketPath);
+  } catch (err) {
+    throw new EngineUnreachable(socketPath, err as Error);
+  }
+  if (answer.status !== 200) throw new PipewrightError(`Docker engine answered ${answer.status} for its networks`);
+  const out = new Set<string>();
+  type Endpoints = { Containers?: Record<string, { IPv4Address?: string; IPv6Address?: string }> };
+  for (const { Id } of JSON.parse(answer.body) as { Id: string }[]) {
+    const net = await inspect<Endpoints>('networks', Id, socketPath);
+    for (const c of Object.values(net?.Containers ?? {})) {
+      for (const a of [c.IPv4Address, c.IPv6Address]) if (a) out.add(a.split('/')[0]);
+    }
+  }
+  return out;
+}
+
 export interface ContainerEvent {
   /** start, die, destroy, ... */
   action: string;

@@ -19,6 +19,7 @@ import {
   isRoot,
   must,
   netns,
+  nicPair,
   PEER,
   peerServer,
   ping,
@@ -39,6 +40,8 @@ interface Call {
   netns?: string;
   ifname?: string;
   plugin?: string;
+  /** CNI_ARGS */
+  args?: string;
 }
 
 /** One plugin call; stdout parsed (the result or the error object), with the exit code. */
@@ -46,6 +49,7 @@ async function call(conf: object, c: Call) {
   const env: Record<string, string> = { CNI_COMMAND: c.command, CNI_PATH, CNI_IFNAME: c.ifname ?? 'eth0' };
   if (c.containerId) env.CNI_CONTAINERID = c.containerId;
   if (c.netns) env.CNI_NETNS = `/run/netns/${c.netns}`;
+  if (c.args) env.CNI_ARGS = c.args;
   const r = await execa(c.plugin ?? CLI, [], { input: JSON.stringify(conf), env, extendEnv: true, reject: false });
   return { exitCode: r.exitCode, out: r.stdout ? JSON.parse(r.stdout) : null, stderr: r.stderr, raw: r.stdout };
 }
@@ -171,6 +175,28 @@ t.test('the spec: VERSION, an older cniVersion, bad input, GC, STATUS', { skip }
   t.same(await json(dir, ['ls']), [], 'GC removed the attachment the valid list does not name');
   t.same(await json(dir, ['lease', 'ls']), []);
   t.equal((await cli(dir, ['network', 'rm', conf.name])).exitCode, 0);
+});
+
+t.test('main plugin on a macvlan parent: a pool from "subnet", CNI_ARGS IP= honoured', { skip }, async (t) => {
+  const dir = stateDir(t);
+  const nic = await nicPair(t, 'm');
+  const name = uniq('net');
+  const conf = { cniVersion: '1.0.0', name, type: 'pipewright', master: nic, mode: 'bridge', subnet: '10.253.7.0/24', gateway: '10.253.7.1', stateDir: dir };
+  const [a, b] = [await netns(t), await netns(t)];
+  const add = await call(conf, { command: 'ADD', containerId: 'm-a', netns: a, args: 'IgnoreUnknown=1;IP=10.253.7.9' });
+  t.equal(add.exitCode, 0, add.raw);
+  t.match(add.out, { interfaces: [{ name: 'eth0', sandbox: `/run/netns/${a}` }], ips: [{ address: '10.253.7.9/24', gateway: '10.253.7.1', interface: 0 }] });
+  t.equal(add.out.interfaces.length, 1, 'a macvlan has no host end');
+  t.match(await json(dir, ['pool', 'ls']), [{ name: `cni-${name}`, subnet: '10.253.7.0/24' }], 'the pool "subnet" made');
+  t.equal((await call(conf, { command: 'ADD', containerId: 'm-b', netns: b })).exitCode, 0);
+  t.ok(await ping(b, '10.253.7.9'), 'macvlan guests on one parent reach each other');
+  for (const [id, ns] of [
+    ['m-a', a],
+    ['m-b', b],
+  ])
+    t.equal((await call(conf, { command: 'DEL', containerId: id, netns: ns })).exitCode, 0);
+  t.same(await json(dir, ['lease', 'ls']), []);
+  t.same(await json(dir, ['ls']), []);
 });
 
 const podman = isRoot && (await execa('podman', ['image', 'exists', TEST_IMAGE], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;

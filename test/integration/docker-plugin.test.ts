@@ -101,6 +101,14 @@ t.test('IPAM driver: a network from --subnet, --ip honoured, addresses leased an
   t.equal(b.r.exitCode, 0, b.r.stderr);
   const leased = (await json(dir, ['lease', 'ls'])).map((l: { address: string }) => l.address).sort();
   t.same(leased, ['10.252.50.1', '10.252.50.7', await ipOf(b.name)].sort(), 'the gateway and both containers hold leases');
+  // A lease Docker forgot to release (its container went while the daemon was down), older than gc's grace.
+  t.equal((await cli(dir, ['lease', 'reserve', pool.name, '10.252.50.99', '--owner', 'docker:02:42:0a:fc:32:63'])).exitCode, 0);
+  const store = Store.open(dir);
+  store.db.prepare(`UPDATE leases SET created_at = '2020-01-01T00:00:00.000Z'`).run();
+  store.close();
+  const gc = await json(dir, ['gc']);
+  t.match(gc, [{ kind: 'lease', target: `${pool.name} 10.252.50.99`, reason: /Docker has no endpoint with it/ }], 'gc releases the forgotten one');
+  t.equal(gc.length, 1, "and keeps the containers' and the gateway's");
 
   await must('docker', ['rm', '-f', a.name, b.name]);
   t.same(
