@@ -1,23 +1,43 @@
-// The `cni-add` / `cni-del` scenarios: pipewright as a CNI plugin (main plugin: bridge + pool, a
+// The `cni-add` / `cni-del` scenarios: pipewright's CNI plugin (main plugin: bridge + pool, a
 // process per call as a runtime makes it) against the reference `bridge` plugin with `host-local`
-// IPAM, interleaved guest by guest on guests of their own.
-import { spawnSync } from 'node:child_process';
+// IPAM, interleaved guest by guest on guests of their own; once with a `pipewright daemon` taking
+// the calls (the plugin hands them over), once without (the plugin runs the CLI).
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { CLI, cni, env, guestName, makeGuests, pipewright, PREFIX, progress, timed } from './lib.mjs';
 
+const PLUGIN = new URL('../dist/cni-plugin/pipewright', import.meta.url).pathname;
+const SOCKET = `/run/pipewright/${PREFIX}-cni.sock`;
+
 /** One call of pipewright's CNI plugin, as a runtime makes it. */
 function pipewrightCni(command, conf, containerId, netns) {
-  const r = spawnSync(CLI, [], {
+  const r = spawnSync(PLUGIN, [], {
     input: JSON.stringify(conf),
-    env: { ...env, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+    env: {
+      ...env,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: containerId,
+      CNI_NETNS: netns,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: '/usr/lib/cni',
+      PIPEWRIGHT_CNI_SOCKET: SOCKET,
+    },
   });
   if (r.status !== 0) throw new Error(`pipewright CNI ${command}: ${r.stdout}${r.stderr}`);
 }
 
-export function cniAddDel(n, tmp, state, record) {
-  pipewright(state, 'pool', 'create', 'cni', '10.238.0.0/16');
-  makeGuests('np', n);
-  makeGuests('nc', n);
+/** A daemon for the CNI calls only (no Docker engine: it does not touch the firewall at start). */
+async function startDaemon(state) {
+  const args = ['--state-dir', state, 'daemon', '--socket', `/run/docker/plugins/${PREFIX}cni.sock`, '--cni-socket', SOCKET];
+  const proc = spawn(CLI, args, { env: { ...env, DOCKER_HOST: `unix:///run/${PREFIX}-no-docker.sock` } });
+  await once(proc.stdout, 'data');
+  return proc;
+}
+
+function pass(label, n, set, tmp, state, record) {
+  makeGuests(`${set}p`, n);
+  makeGuests(`${set}c`, n);
   const ours = { cniVersion: '1.0.0', name: `${PREFIX}cni`, type: 'pipewright', bridge: `${PREFIX}n`, pool: 'cni', stateDir: state };
   const ref = {
     cniVersion: '1.0.0',
@@ -27,18 +47,31 @@ export function cniAddDel(n, tmp, state, record) {
     isGateway: true,
     ipam: { type: 'host-local', subnet: '10.239.0.0/16', dataDir: join(tmp, 'cni-ref') },
   };
-  const times = { pwAdd: [], refAdd: [], pwDel: [], refDel: [] };
+  const t = { pwAdd: [], refAdd: [], pwDel: [], refDel: [] };
+  const ns = (kind, i) => `/run/netns/${guestName(`${set}${kind}`, i)}`;
   for (let i = 0; i < n; i++) {
-    progress('cni-add', i + 1, n);
-    times.pwAdd.push(timed(() => pipewrightCni('ADD', ours, `p${i}`, `/run/netns/${guestName('np', i)}`)));
-    times.refAdd.push(timed(() => cni('bridge', 'ADD', ref, `c${i}`, `/run/netns/${guestName('nc', i)}`)));
+    progress(`cni-add ${label}`, i + 1, n);
+    t.pwAdd.push(timed(() => pipewrightCni('ADD', ours, `${set}${i}`, ns('p', i))));
+    t.refAdd.push(timed(() => cni('bridge', 'ADD', ref, `${set}c${i}`, ns('c', i))));
   }
   for (let i = 0; i < n; i++) {
-    progress('cni-del', i + 1, n);
-    times.pwDel.push(timed(() => pipewrightCni('DEL', ours, `p${i}`, `/run/netns/${guestName('np', i)}`)));
-    times.refDel.push(timed(() => cni('bridge', 'DEL', ref, `c${i}`, `/run/netns/${guestName('nc', i)}`)));
+    progress(`cni-del ${label}`, i + 1, n);
+    t.pwDel.push(timed(() => pipewrightCni('DEL', ours, `${set}${i}`, ns('p', i))));
+    t.refDel.push(timed(() => cni('bridge', 'DEL', ref, `${set}c${i}`, ns('c', i))));
   }
-  record('cni-add (bridge + pool) vs bridge + host-local', times.pwAdd, times.refAdd, '<= 1.5x');
-  record('cni-del', times.pwDel, times.refDel, null);
+  record(`cni-add ${label} vs bridge + host-local`, t.pwAdd, t.refAdd, '<= 1.5x');
+  record(`cni-del ${label}`, t.pwDel, t.refDel, null);
+}
+
+export async function cniAddDel(n, tmp, state, record) {
+  pipewright(state, 'pool', 'create', 'cni', '10.238.0.0/16');
+  pass('(no daemon: the CLI)', n, 'nx', tmp, state, record);
+  const daemon = await startDaemon(state);
+  try {
+    pass('(daemon)', n, 'nd', tmp, state, record);
+  } finally {
+    daemon.kill('SIGTERM');
+    await once(daemon, 'exit');
+  }
   pipewright(state, 'network', 'rm', `${PREFIX}cni`);
 }

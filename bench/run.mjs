@@ -323,7 +323,7 @@ try {
   await publish(state);
   macvlan(state);
   scale();
-  cniAddDel(N, tmp, join(tmp, 'cni'), record);
+  await cniAddDel(N, tmp, join(tmp, 'cni'), record);
   await dockerRun(N, join(tmp, 'docker'), results);
   addOverFloor();
   printTable();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds pipewright's two small native pieces into dist/:
+# Builds pipewright's small native pieces into dist/:
 #   pipewright-mount  (a program: mounts into a container's mount namespace)
+#   cni-plugin/pipewright (the CNI plugin's entry: hands a call to a running daemon, else runs the CLI)
 #   syscalls.node     (a Node addon: setns, to open netlink sockets inside a guest's network namespace;
 #                      flock, for host locks the kernel releases when their holder dies)
 # Node's headers: next to the running node (as node-gyp finds them), or npm's nodedir.
@@ -8,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist
 cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/pipewright-mount native/pipewright-mount.c
+mkdir -p dist/cni-plugin
+cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/cni-plugin/pipewright native/pipewright-cni.c
 inc=$(node -p "require('path').resolve(process.execPath, '../../include/node')")
 [ -f "$inc/node_api.h" ] || inc="$(npm config get nodedir 2>/dev/null)/include/node"
 [ -f "$inc/node_api.h" ] || { echo "build-native: Node's headers (node_api.h) not found; install the headers of your Node.js" >&2; exit 1; }

@@ -23,14 +23,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup-host: installing npm dependencies"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-if [ ! -f dist/bundle/pipewright.mjs ] || [ ! -f dist/bin/pipewright ] || [ ! -f dist/pipewright-mount ] || [ ! -f dist/syscalls.node ] || [ -n "$(find src native -newer dist/bundle/pipewright.mjs -print -quit)" ]; then
+if [ ! -f dist/bundle/pipewright.mjs ] || [ ! -f dist/bin/pipewright ] || [ ! -f dist/pipewright-mount ] || [ ! -f dist/cni-plugin/pipewright ] || [ ! -f dist/syscalls.node ] || [ -n "$(find src native -newer dist/bundle/pipewright.mjs -print -quit)" ]; then
   echo "setup-host: building"
   npm run --silent build
 fi
-# The CNI plugin is the same executable: a runtime finds it as `pipewright` in its plugin directories.
+# The CNI plugin: a runtime finds `pipewright` in its plugin directories (a small client that hands
+# the call to a running daemon, else runs the CLI).
 if [ "$(id -u)" = 0 ]; then
   for d in /opt/cni/bin /usr/lib/cni; do
     mkdir -p "$d"
-    ln -sfn "$PWD/dist/bin/pipewright" "$d/pipewright"
+    ln -sfn "$PWD/dist/cni-plugin/pipewright" "$d/pipewright"
   done
 fi

@@ -8,6 +8,8 @@ import { UsageError } from '../util/errors.js';
 import { optionsOf, withContext } from './context.js';
 import { logLines } from './log-lines.js';
 
+const DEFAULT_CNI_SOCKET = '/run/pipewright/cni.sock';
+
 export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/pipewright.sock';
 
 export function register(program: Command): void {
@@ -15,6 +17,7 @@ export function register(program: Command): void {
     .command('daemon')
     .description("serve Docker's plugin protocol: pipewright as Docker's network, IPAM and volume driver; and watch (foreground)")
     .option('--socket <path>', "the plugin socket; Docker names the driver after the file's base name", DEFAULT_PLUGIN_SOCKET)
+    .option('--cni-socket <path>', "where the CNI plugin hands its calls to this daemon (no Node start per call); '' for none", DEFAULT_CNI_SOCKET)
     .option('--log-format <json|text>', 'one line per request and event: JSON, or human text', 'text')
     .addHelpText(
       'after',
@@ -25,31 +28,35 @@ export function register(program: Command): void {
         '  docker volume create -d pipewright --opt size=1G data',
     )
     .action(async (_o, cmd: Command) => {
-      const o = optionsOf<{ socket: string; logFormat: string }>(cmd);
+      const o = optionsOf<{ socket: string; cniSocket: string; logFormat: string }>(cmd);
       const line = logLines(o.logFormat);
-      if (!o.socket.startsWith('/') || hasControl(o.socket)) {
-        throw new UsageError(`--socket "${printable(o.socket)}" must be an absolute path without control characters`);
+      for (const [flag, path] of [['--socket', o.socket], ['--cni-socket', o.cniSocket || '/']]) {
+        if (!path.startsWith('/') || hasControl(path)) throw new UsageError(`${flag} "${printable(path)}" must be an absolute path without control characters`);
       }
       const { servePlugin } = await import('../daemon/server.js');
       const { ipamDriver } = await import('../daemon/ipam-driver.js');
       const { volumeDriver } = await import('../daemon/volume-driver.js');
       const { networkDriver } = await import('../daemon/network-driver.js');
       const { watch } = await import('../lifecycle/watch.js');
+      const { serveCni } = await import('../daemon/cni-socket.js');
       const abort = new AbortController();
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
       await withContext(o, async (ctx) => {
         const drivers = { NetworkDriver: networkDriver(ctx), IpamDriver: ipamDriver(ctx.ipam), VolumeDriver: volumeDriver(ctx) };
-        const server = await servePlugin(o.socket, drivers, (e) => {
-          const ms = Math.round(e.ms * 10) / 10;
-          line({ ...e, ms }, `${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}`);
-        });
-        line({ listening: o.socket }, `listening on ${o.socket}`);
+        const logRequest = (e: { method: string; ms: number; err?: string }) =>
+          line({ ...e, ms: Math.round(e.ms * 10) / 10 }, `${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}`);
+        const servers = [await servePlugin(o.socket, drivers, logRequest)];
+        if (o.cniSocket) servers.push(await serveCni(o.cniSocket, logRequest));
+        line({ listening: o.socket, ...(o.cniSocket ? { cni: o.cniSocket } : {}) }, `listening on ${o.socket}${o.cniSocket ? ` and ${o.cniSocket} (CNI)` : ''}`);
         const watching = watch(ctx, { signal: abort.signal, onEvent: (e) => line(e, `${e.event}: ${e.message}`) });
         // Until SIGINT or SIGTERM: the socket goes with the daemon (a socket file without one only misleads Docker).
         await new Promise<void>((resolve) => {
           abort.signal.addEventListener('abort', () => {
-            server.close(() => resolve());
-            server.closeAllConnections(); // Docker keeps its connections open
+            let open = servers.length;
+            for (const server of servers) {
+              server.close(() => --open === 0 && resolve());
+              server.closeAllConnections(); // Docker keeps its connections open
+            }
           });
         });
         await watching;

@@ -22,8 +22,6 @@ function readStdin(): Promise<string> {
   });
 }
 
-const write = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n`);
-
 async function dispatch(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<CniResult | null> {
   const ipam = isIpamMode(conf);
   if (!ipam && conf.type !== 'pipewright')
@@ -47,16 +45,22 @@ async function dispatch(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<C
   }
 }
 
-/** One CNI call; the exit code. */
-export async function runCni(environment: NodeJS.ProcessEnv): Promise<number> {
+/** What one CNI call answers: the exit code and what goes to stdout (the result, or the error object). */
+export interface CniAnswer {
+  code: number;
+  out: string;
+}
+
+const line = (value: object) => `${JSON.stringify(value)}\n`;
+
+/** One CNI call: its CNI_* variables and configuration text in, the answer out. */
+export async function handleCni(environment: NodeJS.ProcessEnv, text: string): Promise<CniAnswer> {
   let conf: NetConf | undefined;
   try {
     const env = readEnv(environment);
-    const text = await readStdin();
     if (env.command === 'VERSION') {
       const asked = (JSON.parse(text || '{}') as { cniVersion?: string }).cniVersion ?? LATEST;
-      write({ cniVersion: SUPPORTED_VERSIONS.includes(asked) ? asked : LATEST, supportedVersions: SUPPORTED_VERSIONS });
-      return 0;
+      return { code: 0, out: line({ cniVersion: SUPPORTED_VERSIONS.includes(asked) ? asked : LATEST, supportedVersions: SUPPORTED_VERSIONS }) };
     }
     conf = parseNetconf(text);
     const c = conf;
@@ -65,11 +69,16 @@ export async function runCni(environment: NodeJS.ProcessEnv): Promise<number> {
       // STATUS: whatever keeps pipewright from serving an ADD (an unreachable etcd) is "not available".
       throw env.command === 'STATUS' && !(err instanceof CniError) ? new CniError(ERR.notAvailable, asCniError(err).message) : err;
     });
-    if (result) write(versioned(c, result));
-    return 0;
+    return { code: 0, out: result ? line(versioned(c, result)) : '' };
   } catch (err) {
     const e = asCniError(err);
-    write({ cniVersion: conf?.cniVersion ?? LATEST, code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) });
-    return 1;
+    return { code: 1, out: line({ cniVersion: conf?.cniVersion ?? LATEST, code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) }) };
   }
+}
+
+/** The plugin run by a runtime: stdin in, stdout out; the exit code. */
+export async function runCni(environment: NodeJS.ProcessEnv): Promise<number> {
+  const answer = await handleCni(environment, await readStdin());
+  process.stdout.write(answer.out);
+  return answer.code;
 }

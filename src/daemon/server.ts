@@ -3,7 +3,7 @@
  * answered with JSON (an error is {"Err": "<one line>"} with status 500). `/Plugin.Activate` lists what the
  * socket implements; every other path is `/<Interface>.<Method>`.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -21,21 +21,26 @@ export interface RequestLog {
   (entry: { method: string; ms: number; err?: string }): void;
 }
 
-function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+/** The request body as text. */
+export function readText(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
     req.setEncoding('utf8');
     req.on('data', (d: string) => (text += d));
-    req.on('end', () => {
-      try {
-        const body: unknown = text.trim() ? JSON.parse(text) : {};
-        resolve(body && typeof body === 'object' ? (body as Record<string, unknown>) : {});
-      } catch {
-        reject(new PipewrightError('the request body is not JSON'));
-      }
-    });
+    req.on('end', () => resolve(text));
     req.on('error', reject);
   });
+}
+
+async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const text = await readText(req);
+  let body: unknown;
+  try {
+    body = text.trim() ? JSON.parse(text) : {};
+  } catch {
+    throw new PipewrightError('the request body is not JSON');
+  }
+  return body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
 }
 
 async function answer(handlers: Map<string, Handler>, req: IncomingMessage, res: ServerResponse, log: RequestLog): Promise<void> {
@@ -71,19 +76,16 @@ function answering(path: string): Promise<boolean> {
 }
 
 /**
- * Serves `drivers` (interface name -> its methods by name) on a unix socket. A socket left by a
- * daemon that died is replaced; one that answers is another daemon's, and an error.
+ * Listens on a unix socket, root's alone (0600 from its creation). A socket left by a daemon that
+ * died is replaced; one that answers is another daemon's, and an error.
  */
-export async function servePlugin(socketPath: string, drivers: Record<string, Record<string, Handler>>, log: RequestLog): Promise<Server> {
+export async function listenUnix(socketPath: string, listener: RequestListener): Promise<Server> {
   if (existsSync(socketPath)) {
     if (await answering(socketPath)) throw new PipewrightError(`another daemon answers on ${socketPath}; stop it first`);
     unlinkSync(socketPath);
   }
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
-  const handlers = new Map<string, Handler>([['Plugin.Activate', () => ({ Implements: Object.keys(drivers) })]]);
-  for (const [iface, methods] of Object.entries(drivers)) for (const [name, fn] of Object.entries(methods)) handlers.set(`${iface}.${name}`, fn);
-  const server = createServer((req, res) => void answer(handlers, req, res, log));
-  // The socket is root's alone (0600 from its creation): whoever can write to it creates volumes and leases as root.
+  const server = createServer(listener);
   const umask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve));
@@ -91,4 +93,12 @@ export async function servePlugin(socketPath: string, drivers: Record<string, Re
     process.umask(umask);
   }
   return server;
+}
+
+/** Serves `drivers` (interface name -> its methods by name) on Docker's plugin socket. */
+export async function servePlugin(socketPath: string, drivers: Record<string, Record<string, Handler>>, log: RequestLog): Promise<Server> {
+  const handlers = new Map<string, Handler>([['Plugin.Activate', () => ({ Implements: Object.keys(drivers) })]]);
+  for (const [iface, methods] of Object.entries(drivers)) for (const [name, fn] of Object.entries(methods)) handlers.set(`${iface}.${name}`, fn);
+  // Whoever can write to the socket creates volumes and leases as root: it is root's alone.
+  return listenUnix(socketPath, (req, res) => void answer(handlers, req, res, log));
 }

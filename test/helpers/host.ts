@@ -17,6 +17,8 @@ export const isRoot = process.getuid?.() === 0;
 export const ROOT_REASON = 'needs root (real kernel namespaces)';
 /** The `pipewright` executable as installed: the launcher (Node from the startup snapshot). */
 export const CLI = fileURLToPath(new URL('../../dist/bin/pipewright', import.meta.url));
+/** The CNI plugin as installed (native/pipewright-cni.c): hands calls to a daemon, else runs the CLI. */
+export const CNI_PLUGIN = fileURLToPath(new URL('../../dist/cni-plugin/pipewright', import.meta.url));
 export const PIPEWORK_BIN = fileURLToPath(new URL('../../dist/bundle/pipework.mjs', import.meta.url));
 export const TEST_IMAGE = 'pipewright-test/busybox:latest';
 

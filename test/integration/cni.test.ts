@@ -13,6 +13,7 @@ import {
   askPeer,
   CLI,
   cli,
+  CNI_PLUGIN,
   firewallSnapshot,
   hostLinks,
   inNs,
@@ -31,8 +32,10 @@ import {
 } from '../helpers/host.js';
 
 const skip = (!isRoot && ROOT_REASON) || (!existsSync('/usr/lib/cni/bridge') && 'needs the CNI reference plugins (containernetworking-plugins)');
-// Where a runtime finds plugins: the reference ones, and pipewright's launcher (named `pipewright`).
-const CNI_PATH = `/usr/lib/cni:${dirname(CLI)}`;
+// Where a runtime finds plugins: the reference ones, and pipewright's (named `pipewright`).
+const CNI_PATH = `/usr/lib/cni:${dirname(CNI_PLUGIN)}`;
+// No daemon takes these calls (whatever runs on this host): the plugin runs the CLI itself.
+const NO_DAEMON = '/run/pipewright-test-no-such-cni.sock';
 
 interface Call {
   command: string;
@@ -42,15 +45,17 @@ interface Call {
   plugin?: string;
   /** CNI_ARGS */
   args?: string;
+  /** A daemon's CNI socket to hand the call to. */
+  socket?: string;
 }
 
 /** One plugin call; stdout parsed (the result or the error object), with the exit code. */
 async function call(conf: object, c: Call) {
-  const env: Record<string, string> = { CNI_COMMAND: c.command, CNI_PATH, CNI_IFNAME: c.ifname ?? 'eth0' };
+  const env: Record<string, string> = { CNI_COMMAND: c.command, CNI_PATH, CNI_IFNAME: c.ifname ?? 'eth0', PIPEWRIGHT_CNI_SOCKET: c.socket ?? NO_DAEMON };
   if (c.containerId) env.CNI_CONTAINERID = c.containerId;
   if (c.netns) env.CNI_NETNS = `/run/netns/${c.netns}`;
   if (c.args) env.CNI_ARGS = c.args;
-  const r = await execa(c.plugin ?? CLI, [], { input: JSON.stringify(conf), env, extendEnv: true, reject: false });
+  const r = await execa(c.plugin ?? CNI_PLUGIN, [], { input: JSON.stringify(conf), env, extendEnv: true, reject: false });
   return { exitCode: r.exitCode, out: r.stdout ? JSON.parse(r.stdout) : null, stderr: r.stderr, raw: r.stdout };
 }
 
@@ -199,6 +204,42 @@ t.test('main plugin on a macvlan parent: a pool from "subnet", CNI_ARGS IP= hono
   t.same(await json(dir, ['ls']), []);
 });
 
+t.test('with a daemon running, the plugin hands calls to it; killed, the plugin does the work itself', { skip }, async (t) => {
+  const dir = stateDir(t);
+  t.equal((await cli(dir, ['pool', 'create', 'h', '10.253.8.0/24'])).exitCode, 0);
+  const socket = `/run/pipewright/${uniq('cni')}.sock`;
+  const daemon = execa(CLI, ['daemon', '--socket', `/run/docker/plugins/${uniq('pw')}.sock`, '--cni-socket', socket, '--log-format', 'json'], {
+    reject: false,
+    env: { PIPEWRIGHT_STATE_DIR: dir, DOCKER_HOST: 'unix:///run/pipewright-test-no-docker.sock' },
+  });
+  t.teardown(() => void daemon.kill('SIGKILL'));
+  const log: string[] = [];
+  await new Promise<void>((resolve) =>
+    daemon.stdout!.on('data', (d: Buffer) => (log.push(...d.toString().split('\n')), log.some((l) => l.includes('"listening"')) && resolve())),
+  );
+  const conf = mainConf(t, dir, 'h');
+  const [a, b] = [await netns(t), await netns(t)];
+  const add = await call(conf, { command: 'ADD', containerId: 'h-a', netns: a, socket });
+  t.equal(add.exitCode, 0, add.raw);
+  t.match(add.out, { ips: [{ address: '10.253.8.2/24' }] });
+  t.ok(
+    log.some((l) => l.includes('"CNI.ADD"')),
+    'the daemon did the ADD',
+  );
+  daemon.kill('SIGKILL');
+  await daemon;
+  const second = await call(conf, { command: 'ADD', containerId: 'h-b', netns: b, socket });
+  t.equal(second.exitCode, 0, `no daemon answers on its (stale) socket: the plugin did it: ${second.raw}`);
+  t.ok(await ping(b, '10.253.8.2'), 'both work');
+  for (const [id, ns] of [
+    ['h-a', a],
+    ['h-b', b],
+  ])
+    t.equal((await call(conf, { command: 'DEL', containerId: id, netns: ns, socket })).exitCode, 0);
+  t.same(await json(dir, ['lease', 'ls']), []);
+  t.equal((await cli(dir, ['network', 'rm', conf.name])).exitCode, 0);
+});
+
 const podman = isRoot && (await execa('podman', ['image', 'exists', TEST_IMAGE], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
 
 t.test(
@@ -215,7 +256,7 @@ t.test(
     writeFileSync(join(cfg, 'net.d', `${name}.conflist`), JSON.stringify({ cniVersion, name, plugins: [plugin] }));
     writeFileSync(
       join(cfg, 'containers.conf'),
-      `[network]\nnetwork_backend = "cni"\nnetwork_config_dir = "${join(cfg, 'net.d')}"\ncni_plugin_dirs = ["${dirname(CLI)}", "/usr/lib/cni"]\n`,
+      `[network]\nnetwork_backend = "cni"\nnetwork_config_dir = "${join(cfg, 'net.d')}"\ncni_plugin_dirs = ["${dirname(CNI_PLUGIN)}", "/usr/lib/cni"]\n`,
     );
     const pod = (...args: string[]) => execa('podman', args, { reject: false, env: { CONTAINERS_CONF: join(cfg, 'containers.conf') } });
     const run = async (extra: string[]) => {

@@ -38,7 +38,7 @@ const SOCKET = `/run/docker/plugins/${DRIVER}.sock`;
 
 /** The daemon on this run's socket, stopped (SIGTERM) at teardown; resolves once it listens. */
 async function daemon(t: Test, dir: string) {
-  const proc = execa(CLI, ['daemon', '--socket', SOCKET, '--log-format', 'json'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir } });
+  const proc = execa(CLI, ['daemon', '--socket', SOCKET, '--cni-socket', '', '--log-format', 'json'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir } });
   t.teardown(async () => {
     proc.kill('SIGTERM');
     await proc;

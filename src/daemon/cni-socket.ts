@@ -1,0 +1,31 @@
+/**
+ * The CNI plugin's fast path: the small CNI client (native/pipewright-cni.c, installed as the
+ * `pipewright` CNI plugin) hands a runtime's call to the running daemon over this unix socket
+ * instead of starting Node for it. One HTTP POST per call: the CNI_* variables as X-Cni-*
+ * headers, the configuration as the body; the answer is the plugin's exit code (X-Cni-Exit) and
+ * its stdout as the body. The same handler serves it as serves a plugin run by itself.
+ */
+import type { Server } from 'node:http';
+import { handleCni } from '../cni/plugin.js';
+import { listenUnix, readText, type RequestLog } from './server.js';
+
+const VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'];
+/** CNI_NETNS -> x-cni-netns (as Node names a request header). */
+const header = (name: string) => `x-${name.toLowerCase().replaceAll('_', '-')}`;
+
+export function serveCni(socketPath: string, log: RequestLog): Promise<Server> {
+  return listenUnix(socketPath, (req, res) => {
+    void (async () => {
+      const started = performance.now();
+      const env: NodeJS.ProcessEnv = {};
+      for (const name of VARS) {
+        const value = req.headers[header(name)];
+        if (typeof value === 'string') env[name] = value;
+      }
+      const answer = await handleCni(env, await readText(req));
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(answer.out), 'X-Cni-Exit': String(answer.code) });
+      res.end(answer.out);
+      log({ method: `CNI.${env.CNI_COMMAND ?? '?'}`, ms: performance.now() - started, ...(answer.code ? { err: answer.out.trim() } : {}) });
+    })().catch(() => res.destroy()); // a client gone mid-request: nothing to answer
+  });
+}
