@@ -30,7 +30,10 @@ export function register(program: Command): void {
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{ socket: string; cniSocket: string; logFormat: string }>(cmd);
       const line = logLines(o.logFormat);
-      for (const [flag, path] of [['--socket', o.socket], ['--cni-socket', o.cniSocket || '/']]) {
+      for (const [flag, path] of [
+        ['--socket', o.socket],
+        ['--cni-socket', o.cniSocket || '/'],
+      ]) {
         if (!path.startsWith('/') || hasControl(path)) throw new UsageError(`${flag} "${printable(path)}" must be an absolute path without control characters`);
       }
       const { servePlugin } = await import('../daemon/server.js');
@@ -47,7 +50,10 @@ export function register(program: Command): void {
           line({ ...e, ms: Math.round(e.ms * 10) / 10 }, `${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}`);
         const servers = [await servePlugin(o.socket, drivers, logRequest)];
         if (o.cniSocket) servers.push(await serveCni(o.cniSocket, logRequest));
-        line({ listening: o.socket, ...(o.cniSocket ? { cni: o.cniSocket } : {}) }, `listening on ${o.socket}${o.cniSocket ? ` and ${o.cniSocket} (CNI)` : ''}`);
+        line(
+          { listening: o.socket, ...(o.cniSocket ? { cni: o.cniSocket } : {}) },
+          `listening on ${o.socket}${o.cniSocket ? ` and ${o.cniSocket} (CNI)` : ''}`,
+        );
         const watching = watch(ctx, { signal: abort.signal, onEvent: (e) => line(e, `${e.event}: ${e.message}`) });
         // Until SIGINT or SIGTERM: the socket goes with the daemon (a socket file without one only misleads Docker).
         await new Promise<void>((resolve) => {
