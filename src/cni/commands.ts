@@ -10,6 +10,7 @@
  */
 import type { Lease } from '../ipam/backend.js';
 import { rangeSize, type Pool } from '../ipam/pool.js';
+import { ipCommand } from '../kernel/iproute.js';
 import { hostLinkInfo } from '../kernel/sysfs.js';
 import ipaddr from 'ipaddr.js';
 import type { IpConfig } from '../model/address.js';
@@ -23,6 +24,8 @@ import { createNetwork } from '../ops/network.js';
 import { checkAttachment } from '../ops/status.js';
 import type { Guest } from '../runtime/guest.js';
 import { findAttachment, listAttachments, type AttachmentRecord } from '../store/attachments.js';
+import { firewallDirty, listPorts } from '../store/networks.js';
+import { processAlive } from '../util/process.js';
 import { CniError, ERR } from './errors.js';
 import type { CniEnv, CniResult, NetConf } from './netconf.js';
 import { defaultRoutes, resultIps } from './result.js';
@@ -150,7 +153,24 @@ export async function checkMain(ctx: CoreContext, conf: NetConf, env: CniEnv): P
   if (st.status !== 'ok') throw new CniError(ERR.io, `${env.ifname}: ${st.status}${st.reason ? ` (${st.reason})` : ''}`);
   const held = (await heldAddresses(ctx, ownerOf(conf, env), rec.spec)).map((a) => a.address);
   checkPrevIps(conf, held, st.link?.addresses ?? []);
-  if (rec.spec.dhcp && !rec.dhcpPid) throw new CniError(ERR.io, 'the DHCP client is gone');
+  await checkPrevRoutes(conf, env);
+  if (listPorts(ctx.store, rec.id).length !== rec.spec.publish.length || firewallDirty(ctx.store)) {
+    throw new CniError(ERR.io, 'the published ports are not all in the firewall (run pipewright firewall sync)');
+  }
+  if (rec.spec.dhcp && !(rec.dhcpPid && processAlive(rec.dhcpPid))) throw new CniError(ERR.io, 'the DHCP client is gone');
+}
+
+/** Every route of prevResult must still be in the container's table (its default route above all). */
+async function checkPrevRoutes(conf: NetConf, env: CniEnv): Promise<void> {
+  const routes = conf.prevResult?.routes ?? [];
+  if (!routes.length) return;
+  const table = JSON.parse(await ipCommand(['-j', 'route', 'show', 'table', 'main'], env.netns)) as { dst: string; gateway?: string }[];
+  const v6 = routes.some((r) => r.dst.includes(':'))
+    ? (JSON.parse(await ipCommand(['-j', '-6', 'route', 'show', 'table', 'main'], env.netns)) as typeof table)
+    : [];
+  const has = (dst: string, gw?: string) =>
+    (dst.includes(':') ? v6 : table).some((r) => (r.dst === dst || (r.dst === 'default' && /^(0\.0\.0\.0|::)\/0$/.test(dst))) && (!gw || r.gateway === gw));
+  for (const r of routes) if (!has(r.dst, r.gw)) throw new CniError(ERR.io, `the route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is gone`);
 }
 
 export async function addIpam(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<CniResult> {

@@ -111,6 +111,9 @@ t.test('main plugin: ADD from a pool, guests ping, -p answers, CHECK, DEL twice 
   const check = await call({ ...withPort, prevResult: add.out }, { command: 'CHECK', containerId: 'ctr-a', netns: a });
   t.equal(check.exitCode, 0, check.raw);
   t.equal(check.raw, '', 'CHECK prints nothing when all holds');
+  await must('ip', ['-n', a, 'route', 'del', 'default']);
+  const noRoute = await call({ ...withPort, prevResult: add.out }, { command: 'CHECK', containerId: 'ctr-a', netns: a });
+  t.match(noRoute.out, { code: 5, msg: 'the route to 0.0.0.0/0 via 10.253.1.1 is gone' }, 'CHECK fails once the default route is gone');
   await must('ip', ['-n', a, 'link', 'del', 'eth0']);
   const broken = await call({ ...withPort, prevResult: add.out }, { command: 'CHECK', containerId: 'ctr-a', netns: a });
   t.equal(broken.exitCode, 1, 'CHECK fails once the interface is gone');
@@ -195,11 +198,19 @@ t.test('main plugin on a macvlan parent: a pool from "subnet", CNI_ARGS IP= hono
   t.match(await json(dir, ['pool', 'ls']), [{ name: `cni-${name}`, subnet: '10.253.7.0/24' }], 'the pool "subnet" made');
   t.equal((await call(conf, { command: 'ADD', containerId: 'm-b', netns: b })).exitCode, 0);
   t.ok(await ping(b, '10.253.7.9'), 'macvlan guests on one parent reach each other');
-  for (const [id, ns] of [
-    ['m-a', a],
-    ['m-b', b],
-  ])
-    t.equal((await call(conf, { command: 'DEL', containerId: id, netns: ns })).exitCode, 0);
+  t.same(await json(dir, ['gc']), [], "pipewright's gc leaves CNI attachments whose namespace exists");
+  const c = await netns(t);
+  t.equal((await call(conf, { command: 'ADD', containerId: 'm-c', netns: c })).exitCode, 0);
+  await must('ip', ['netns', 'del', c]); // the runtime removed the container, and no DEL came
+  t.match(await json(dir, ['gc']), [{ kind: 'attachment', target: 'm-c eth0', reason: 'guest no longer exists' }], '...and removes one whose namespace went');
+  const gc = await call({ ...conf, 'cni.dev/valid-attachments': [{ containerID: 'm-b', ifname: 'eth0' }] }, { command: 'GC' });
+  t.equal(gc.exitCode, 0, gc.raw);
+  t.same(
+    (await json(dir, ['ls'])).map((r: { guest: { name: string } }) => r.guest.name),
+    ['m-b'],
+    'CNI GC removed what the valid list does not name, and kept what it names',
+  );
+  t.equal((await call(conf, { command: 'DEL', containerId: 'm-b', netns: b })).exitCode, 0);
   t.same(await json(dir, ['lease', 'ls']), []);
   t.same(await json(dir, ['ls']), []);
 });
