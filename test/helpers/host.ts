@@ -143,6 +143,16 @@ export async function hostLinks(): Promise<string[]> {
   return JSON.parse(await must('ip', ['-j', 'link', 'show'])).map((l: { ifname: string }) => l.ifname);
 }
 
+/** Polls `what` until it holds; the milliseconds it took, or -1 after `ms`. */
+export async function until(what: () => Promise<boolean> | boolean, ms: number): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (await what()) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return -1;
+}
+
 export async function dockerUp(): Promise<boolean> {
   return (await sh('docker', ['info', '--format', '{{.ServerVersion}}'])).exitCode === 0;
 }

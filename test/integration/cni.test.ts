@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { startEtcd } from '../helpers/etcd.js';
 import {
   askPeer,
   CLI,
@@ -196,7 +197,9 @@ t.test('main plugin on a macvlan parent: a pool from "subnet", CNI_ARGS IP= hono
   t.match(add.out, { interfaces: [{ name: 'eth0', sandbox: `/run/netns/${a}` }], ips: [{ address: '10.253.7.9/24', gateway: '10.253.7.1', interface: 0 }] });
   t.equal(add.out.interfaces.length, 1, 'a macvlan has no host end');
   t.match(await json(dir, ['pool', 'ls']), [{ name: `cni-${name}`, subnet: '10.253.7.0/24' }], 'the pool "subnet" made');
-  t.equal((await call(conf, { command: 'ADD', containerId: 'm-b', netns: b })).exitCode, 0);
+  const addB = await call(conf, { command: 'ADD', containerId: 'm-b', netns: b, args: 'MAC=02:11:22:33:44:55' });
+  t.equal(addB.out.interfaces[0].mac, '02:11:22:33:44:55', 'CNI_ARGS MAC= honoured');
+  t.match((await inNs(b, ['ip', 'link', 'show', 'eth0'])).stdout, /link\/ether 02:11:22:33:44:55/, 'in the kernel too');
   t.ok(await ping(b, '10.253.7.9'), 'macvlan guests on one parent reach each other');
   t.same(await json(dir, ['gc']), [], "pipewright's gc leaves CNI attachments whose namespace exists");
   const c = await netns(t);
@@ -249,6 +252,37 @@ t.test('with a daemon running, the plugin hands calls to it; killed, the plugin 
     t.equal((await call(conf, { command: 'DEL', containerId: id, netns: ns, socket })).exitCode, 0);
   t.same(await json(dir, ['lease', 'ls']), []);
   t.equal((await cli(dir, ['network', 'rm', conf.name])).exitCode, 0);
+});
+
+t.test('IPAM plugin on an etcd store: two hosts never get the same address; STATUS 50 when etcd is unreachable', { skip }, async (t) => {
+  const store = `etcd://${await startEtcd(t)}`;
+  const [hostA, hostB] = [stateDir(t), stateDir(t)];
+  t.equal((await cli(hostA, ['--store', store, 'pool', 'create', 'shared', '10.253.9.0/24'])).exitCode, 0);
+  const name = uniq('net');
+  const confOf = (dir: string) => {
+    const bridge = uniq('b');
+    removeLinkAtEnd(t, bridge);
+    return { cniVersion: '1.0.0', name, type: 'bridge', bridge, ipam: { type: 'pipewright', pool: 'shared', stateDir: dir, store } };
+  };
+  const [confA, confB] = [confOf(hostA), confOf(hostB)];
+  const [a, b] = [await netns(t), await netns(t)];
+  const bridge = (conf: object, command: string, id: string, ns: string) => call(conf, { command, containerId: id, netns: ns, plugin: '/usr/lib/cni/bridge' });
+  const [addA, addB] = [await bridge(confA, 'ADD', 'e-a', a), await bridge(confB, 'ADD', 'e-b', b)];
+  t.same([addA.exitCode, addB.exitCode], [0, 0], `${addA.raw} ${addB.raw}`);
+  t.not(addA.out.ips[0].address, addB.out.ips[0].address, 'the two hosts got different addresses from the shared pool');
+  const leases = await json(hostA, ['--store', store, 'lease', 'ls']);
+  t.equal(new Set(leases.map((l: { host: string }) => l.host)).size, 2, 'held by two hosts');
+  for (const [conf, id, ns] of [
+    [confA, 'e-a', a],
+    [confB, 'e-b', b],
+  ] as const)
+    t.equal((await bridge(conf, 'DEL', id, ns)).exitCode, 0);
+  t.same(await json(hostA, ['--store', store, 'lease', 'ls']), [], 'both released');
+  const down = await call(
+    { ...confA, type: 'pipewright', ipam: undefined, pool: 'shared', store: 'etcd://127.0.0.1:1', stateDir: hostA },
+    { command: 'STATUS' },
+  );
+  t.match(down.out, { code: 50 }, 'STATUS: the store cannot be reached');
 });
 
 const podman = isRoot && (await execa('podman', ['image', 'exists', TEST_IMAGE], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;

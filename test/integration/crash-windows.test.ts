@@ -6,7 +6,9 @@
  */
 import t from 'tap';
 import { execa } from 'execa';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { deleteHostLink } from '../../src/kernel/netlink/rtnl.js';
 import { CLI, cli, hostLinks, isRoot, must, netns, nicPair, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq, waitStopped } from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;
@@ -103,4 +105,18 @@ t.test('a process that cannot return to the host namespace stops at once', { ski
   t.equal(r.exitCode, 70, 'exit code 70');
   t.equal(r.stdout, '', 'nothing ran after the failed return');
   t.match(r.stderr, /^pipewright: cannot return to the host's network namespace .*stopping at once$/);
+});
+
+t.test('deleting a host link that is gone, or going with its guest namespace, is done, not an error', { skip }, async (t) => {
+  await t.resolves(deleteHostLink(uniq('gone')), 'a link that never was (or went already)');
+  for (let round = 0; round < 10; round++) {
+    const [ns, link] = [uniq('z'), uniq('v')];
+    await must('ip', ['netns', 'add', ns]);
+    await must('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    // The namespace goes (as a container's with its last process) while the host end is deleted.
+    const going = execa('ip', ['netns', 'del', ns], { reject: false });
+    await t.resolves(deleteHostLink(link), `round ${round}`);
+    await going;
+    t.notOk(existsSync(`/sys/class/net/${link}`), 'and it is gone');
+  }
 });

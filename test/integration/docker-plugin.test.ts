@@ -29,6 +29,7 @@ import {
   stateDir,
   TEST_IMAGE,
   uniq,
+  until,
 } from '../helpers/host.js';
 
 const docker = isRoot && (await dockerUp());
@@ -358,11 +359,35 @@ t.test('the daemon also does what watch does: a --net=none container attached by
   t.equal((await cli(dir, ['attach', br, `docker:${c.name}`, '10.252.65.2/24'])).exitCode, 0);
   await must('docker', ['restart', '-t', '0', c.name]);
   const restored = async () => (await sh('docker', ['exec', c.name, 'ip', '-4', 'addr', 'show', 'eth0'])).stdout.includes('10.252.65.2/24');
-  let ok = false;
-  for (let i = 0; i < 50 && !ok; i++) ok = (await restored()) || (await new Promise((r) => setTimeout(r, 100)), false);
-  t.ok(ok, 'the daemon put the interface back within 5 s');
+  t.ok((await until(restored, 5000)) >= 0, 'the daemon put the interface back within 5 s');
   await must('docker', ['rm', '-f', c.name]);
-  let gone = false;
-  for (let i = 0; i < 50 && !gone; i++) gone = (await json(dir, ['ls'])).length === 0 || (await new Promise((r) => setTimeout(r, 100)), false);
-  t.ok(gone, 'and cleaned up after the removal');
+  t.ok((await until(async () => (await json(dir, ['ls'])).length === 0, 5000)) >= 0, 'and cleaned up after the removal');
 });
+
+t.test(
+  'network driver: dockerd restarted under a container on a pipewright network',
+  {
+    skip:
+      skip || (!process.env.PIPEWRIGHT_TEST_RESTART_DOCKERD && 'restarts dockerd: only when scripts/test.sh started it (PIPEWRIGHT_TEST_RESTART_DOCKERD=1)'),
+  },
+  async (t) => {
+    const dir = stateDir(t);
+    await daemon(t, dir);
+    const { net } = await pwNetwork(t, ['--subnet', '10.252.66.0/24']);
+    const c = await container(t, ['--network', net, '--ip', '10.252.66.4', '--restart', 'always']);
+    t.equal(c.r.exitCode, 0, c.r.stderr);
+    await must('pkill', ['-x', 'dockerd']);
+    t.ok((await until(async () => (await sh('pgrep', ['-x', 'dockerd'])).exitCode !== 0, 30_000)) >= 0, 'the engine stopped');
+    await execa('sh', ['-c', 'dockerd >> "$0" 2>&1 &', process.env.PIPEWRIGHT_TEST_DOCKERD_LOG ?? '/dev/null']);
+    t.ok((await until(dockerUp, 30_000)) >= 0, 'the engine is back');
+    const running = async () => (await sh('docker', ['inspect', '-f', '{{.State.Running}}', c.name])).stdout.trim() === 'true';
+    t.ok((await until(running, 30_000)) >= 0, 'the container was started again by its policy');
+    const ip = async () => (await sh('docker', ['exec', c.name, 'ip', '-4', 'addr', 'show', 'eth0'])).stdout.includes('10.252.66.4/24');
+    t.ok((await until(ip, 5000)) >= 0, 'with its address');
+    const other = await container(t, ['--network', net]);
+    t.equal((await sh('docker', ['exec', other.name, 'ping', '-c', '1', '-W', '2', '10.252.66.4'])).exitCode, 0, 'and reachable');
+    t.equal((await json(dir, ['ls'])).length, 2, 'one endpoint each, none left from before the restart');
+    t.same(await json(dir, ['gc']), [], 'gc finds nothing to undo');
+    await must('docker', ['rm', '-f', c.name, other.name]);
+  },
+);

@@ -6,7 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { execa, type ResultPromise } from 'execa';
-import { cli, CLI, dockerUp, hostLinks, isRoot, must, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
+import { cli, CLI, dockerUp, hostLinks, isRoot, must, sh, stateDir, TEST_IMAGE, uniq, until } from '../helpers/host.js';
 
 const docker = isRoot && (await dockerUp());
 const SKIP = !docker && 'needs root and a running Docker engine (scripts/test.sh starts one)';
@@ -41,15 +41,6 @@ function startWatch(t: T, dir: string): { proc: ResultPromise; lines: () => stri
     proc.kill('SIGKILL');
   });
   return { proc, lines: () => out.split('\n').filter(Boolean) };
-}
-
-async function until(what: () => Promise<boolean> | boolean, ms: number): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await what()) return Date.now() - t0;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return -1;
 }
 
 async function runWeb(t: T, dir: string, br: string, extra: string[] = []): Promise<{ id: string; name: string }> {

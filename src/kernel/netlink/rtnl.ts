@@ -4,6 +4,7 @@
  */
 import type { RtNetlinkSocket } from 'netlink';
 import ipaddr from 'ipaddr.js';
+import { errno } from './errno.js';
 import { readFileSync } from 'node:fs';
 import { beforeStep } from '../../util/faults.js';
 import { hostSocket } from './sockets.js';
@@ -32,7 +33,13 @@ export const ipBytes = (ip: string) => Buffer.from(ipaddr.parse(ip).toByteArray(
 
 /** Deletes a host link (either end of a veth takes both). */
 export async function deleteHostLink(name: string): Promise<void> {
-  await hostSocket().delLink({ index: hostIndex(name) }, {});
+  // By name, not by an index read from sysfs: a link the kernel is unregistering (its guest's
+  // namespace just went) answers sysfs reads with EINVAL, and one gone with ENODEV here: both done.
+  await hostSocket()
+    .delLink({}, { ifname: name })
+    .catch((err: unknown) => {
+      if (errno(err) !== 'ENODEV') throw err;
+    });
 }
 
 /**
