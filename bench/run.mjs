@@ -283,7 +283,7 @@ function cliCommands() {
 function addOverFloor() {
   const floor = results.find((r) => r.scenario.startsWith('cli-floor'))?.pipewright.median;
   if (floor === undefined) return;
-  for (const r of results) if (/^(cli |cni-)|-cli$|^ipam-alloc cli$/.test(r.scenario)) r.overFloor = r.pipewright.median - floor;
+  for (const r of results) if (/^(cli |cni-\w+ \(no daemon)|-cli$|^ipam-alloc cli$/.test(r.scenario)) r.overFloor = r.pipewright.median - floor;
 }
 
 function printTable() {
