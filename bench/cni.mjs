@@ -2,10 +2,9 @@
 // process per call as a runtime makes it) against the reference `bridge` plugin with `host-local`
 // IPAM, interleaved guest by guest on guests of their own; once with a `pipewright daemon` taking
 // the calls (the plugin hands them over), once without (the plugin runs the CLI).
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { CLI, cni, env, guestName, makeGuests, pipewright, PREFIX, progress, timed } from './lib.mjs';
+import { cni, env, guestName, makeGuests, pipewright, PREFIX, progress, startDaemon, timed } from './lib.mjs';
 
 const PLUGIN = new URL('../dist/cni-plugin/pipewright', import.meta.url).pathname;
 const SOCKET = `/run/pipewright/${PREFIX}-cni.sock`;
@@ -25,14 +24,6 @@ function pipewrightCni(command, conf, containerId, netns) {
     },
   });
   if (r.status !== 0) throw new Error(`pipewright CNI ${command}: ${r.stdout}${r.stderr}`);
-}
-
-/** A daemon for the CNI calls only (no Docker engine: it does not touch the firewall at start). */
-async function startDaemon(state) {
-  const args = ['--state-dir', state, 'daemon', '--socket', `/run/docker/plugins/${PREFIX}cni.sock`, '--cni-socket', SOCKET];
-  const proc = spawn(CLI, args, { env: { ...env, DOCKER_HOST: `unix:///run/${PREFIX}-no-docker.sock` } });
-  await once(proc.stdout, 'data');
-  return proc;
 }
 
 function pass(label, n, set, tmp, state, record) {
@@ -66,12 +57,13 @@ function pass(label, n, set, tmp, state, record) {
 export async function cniAddDel(n, tmp, state, record) {
   pipewright(state, 'pool', 'create', 'cni', '10.238.0.0/16');
   pass('(no daemon: the CLI)', n, 'nx', tmp, state, record);
-  const daemon = await startDaemon(state);
+  // A daemon for the CNI calls only (no Docker engine: it does not sync the firewall at start).
+  const args = ['--socket', `/run/docker/plugins/${PREFIX}cni.sock`, '--cni-socket', SOCKET];
+  const daemon = await startDaemon(state, args, { DOCKER_HOST: `unix:///run/${PREFIX}-no-docker.sock` });
   try {
     pass('(daemon)', n, 'nd', tmp, state, record);
   } finally {
-    daemon.kill('SIGTERM');
-    await once(daemon, 'exit');
+    await daemon.stop();
   }
   pipewright(state, 'network', 'rm', `${PREFIX}cni`);
 }

@@ -3,9 +3,8 @@
 // a network of Docker's own bridge driver, interleaved run by run. Also the time the daemon spends
 // per endpoint: the sum of its logged request times (network and IPAM calls) per container.
 // Skipped, with the reason, where no Docker engine or test image is there.
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { CLI, env, PREFIX, progress, sh, stats, timed } from './lib.mjs';
+import { spawnSync } from 'node:child_process';
+import { PREFIX, progress, sh, startDaemon, stats, timed } from './lib.mjs';
 
 const IMAGE = 'pipewright-test/busybox:latest';
 const DRIVER = `${PREFIX}pw`;
@@ -14,21 +13,6 @@ function dockerReady() {
   if (spawnSync('docker', ['info'], { stdio: 'ignore' }).status !== 0) return 'no Docker engine answers';
   if (spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status !== 0) return `no ${IMAGE} (scripts/build-test-image.sh)`;
   return null;
-}
-
-/** The daemon on the bench's socket, its JSON log lines collected; resolves once it listens. */
-async function startDaemon(stateDir) {
-  const proc = spawn(CLI, ['--state-dir', stateDir, 'daemon', '--socket', `/run/docker/plugins/${DRIVER}.sock`, '--log-format', 'json'], { env });
-  const lines = [];
-  let buf = '';
-  proc.stdout.on('data', (d) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop();
-    for (const l of parts) lines.push(JSON.parse(l));
-  });
-  while (!lines.some((l) => l.listening)) await once(proc.stdout, 'data');
-  return { proc, lines };
 }
 
 /** Milliseconds of driver requests logged, per container run (each run: one endpoint made and removed), by method. */
@@ -49,7 +33,8 @@ export async function dockerRun(n, stateDir, results) {
   }
   const runs = Math.min(n, 30);
   const [pwNet, dockerNet] = [`${PREFIX}dpw`, `${PREFIX}dbr`];
-  const { proc, lines } = await startDaemon(stateDir);
+  // Its own plugin socket, and no CNI socket (a daemon of the host's may hold the default one).
+  const { lines, stop } = await startDaemon(stateDir, ['--socket', `/run/docker/plugins/${DRIVER}.sock`, '--cni-socket', '']);
   try {
     sh('docker', ['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--subnet', '10.248.0.0/24', '-o', `bridge=${PREFIX}dpw`, pwNet]);
     sh('docker', ['network', 'create', '--subnet', '10.249.0.0/24', '-o', `com.docker.network.bridge.name=${PREFIX}dbr`, dockerNet]);
@@ -89,7 +74,6 @@ export async function dockerRun(n, stateDir, results) {
     });
   } finally {
     spawnSync('docker', ['network', 'rm', pwNet, dockerNet], { stdio: 'ignore' });
-    proc.kill('SIGTERM');
-    await once(proc, 'exit');
+    await stop();
   }
 }

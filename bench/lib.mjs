@@ -1,6 +1,7 @@
 // Shared pieces of the benchmark: timing and statistics, the CNI plugins, pipewright's CLI, and
 // the test host's guests (network namespaces) with their clean-up.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
@@ -97,4 +98,26 @@ export function removePortmapBase(before) {
     spawnSync('iptables-restore', ['--noflush'], { input: text });
   }
   if (!before.ip6nat) spawnSync('nft', ['delete', 'table', 'ip6', 'nat']);
+}
+
+/**
+ * `pipewright daemon` for a scenario (JSON log), its log lines collected as they come (the pipe
+ * always drained); resolves once it listens. `stop` ends it.
+ */
+export async function startDaemon(stateDir, args, extraEnv = {}) {
+  const proc = spawn(CLI, ['--state-dir', stateDir, 'daemon', '--log-format', 'json', ...args], { env: { ...env, ...extraEnv } });
+  const lines = [];
+  let buf = '';
+  proc.stdout.on('data', (d) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop();
+    for (const l of parts) lines.push(JSON.parse(l));
+  });
+  while (!lines.some((l) => l.listening)) await once(proc.stdout, 'data');
+  const stop = async () => {
+    proc.kill('SIGTERM');
+    await once(proc, 'exit');
+  };
+  return { lines, stop };
 }

@@ -12,8 +12,7 @@ import type { Lease } from '../ipam/backend.js';
 import { rangeSize, type Pool } from '../ipam/pool.js';
 import { ipCommand } from '../kernel/iproute.js';
 import { hostLinkInfo } from '../kernel/sysfs.js';
-import ipaddr from 'ipaddr.js';
-import type { IpConfig } from '../model/address.js';
+import { sameSubnet, type IpConfig } from '../model/address.js';
 import { checkAttachSpec, staticAddresses, type AttachSpec } from '../model/attachment.js';
 import { formatPublish } from '../model/publish.js';
 import { attach } from '../ops/attach.js';
@@ -35,32 +34,24 @@ const POOL_LABEL = 'pipewright.cni';
 /** Where addresses come from: the main plugin's own fields, or its "ipam" section. */
 type PoolConf = Pick<NetConf, 'pool' | 'subnet' | 'gateway'>;
 
-const guestOf = (conf: NetConf, env: CniEnv): Guest => ({
-  kind: 'cni',
-  id: `${conf.name}/${env.containerId}`,
-  name: env.containerId.slice(0, 12),
-  netnsPath: env.netns,
-});
-const ownerOf = (conf: NetConf, env: CniEnv) => leaseOwner('cni', `${conf.name}/${env.containerId}`, env.ifname);
-
-function sameCidr(a: string, b: string): boolean {
-  try {
-    return ipaddr.parseCIDR(a).toString() === ipaddr.parseCIDR(b).toString();
-  } catch {
-    throw new CniError(ERR.invalidConfig, `"subnet" ${b.slice(0, 50)} is not a CIDR`);
-  }
-}
+/** A CNI container's identity in the store: "<network>/<container id>" (its interface apart). */
+const cniGuestId = (conf: NetConf, env: CniEnv) => `${conf.name}/${env.containerId}`;
+const guestOf = (conf: NetConf, env: CniEnv): Guest => ({ kind: 'cni', id: cniGuestId(conf, env), name: env.containerId.slice(0, 12), netnsPath: env.netns });
+const ownerOf = (conf: NetConf, env: CniEnv) => leaseOwner('cni', cniGuestId(conf, env), env.ifname);
+const recordOf = (ctx: CoreContext, conf: NetConf, env: CniEnv) => findAttachment(ctx.store, 'cni', cniGuestId(conf, env), env.ifname);
+/** The pool a configuration names, or the one its "subnet" makes. */
+const poolNameOf = (name: string, c: PoolConf) => c.pool ?? `cni-${name}`;
 
 /** The operator's pool by name, or the network's own for "subnet" (made once, by whichever ADD comes first). */
 async function poolOf(ctx: CoreContext, name: string, c: PoolConf): Promise<Pool> {
   if (c.pool && !c.subnet) return ctx.ipam.pool(c.pool);
   if (!c.subnet) throw new CniError(ERR.invalidConfig, 'give "pool" (a pipewright pool) or "subnet"');
-  const poolName = c.pool ?? `cni-${name}`;
+  const poolName = poolNameOf(name, c);
   const make = () => ctx.ipam.createPool({ name: poolName, cidr: c.subnet!, ...(c.gateway ? { gateway: c.gateway } : {}), labels: [`${POOL_LABEL}=${name}`] });
   // Of two first ADDs at once one makes the pool; the other finds it.
   const pool: Pool =
     (await ctx.ipam.findPool(poolName)) ?? (await make().catch(async (err: unknown) => (await ctx.ipam.findPool(poolName)) ?? Promise.reject(err)));
-  if (!sameCidr(pool.subnet, c.subnet)) {
+  if (!sameSubnet(pool.subnet, c.subnet)) {
     throw new CniError(ERR.invalidConfig, `pool ${pool.name} is ${pool.subnet}, not ${c.subnet}`);
   }
   return pool;
@@ -132,7 +123,7 @@ export async function addMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Pro
 
 /** Undoes the attachment; without a record (DEL twice, or ADD never finished) its leases still go. */
 export async function delMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<void> {
-  const rec = findAttachment(ctx.store, 'cni', `${conf.name}/${env.containerId}`, env.ifname);
+  const rec = recordOf(ctx, conf, env);
   if (rec) await detachAttachment(ctx, rec);
   else await ctx.ipam.releaseOwner(ownerOf(conf, env));
 }
@@ -147,7 +138,7 @@ function checkPrevIps(conf: NetConf, held: string[], live: string[] | null): voi
 }
 
 export async function checkMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<void> {
-  const rec = findAttachment(ctx.store, 'cni', `${conf.name}/${env.containerId}`, env.ifname);
+  const rec = recordOf(ctx, conf, env);
   if (!rec) throw new CniError(ERR.unknownContainer, `no attachment of ${env.ifname} in container ${env.containerId.slice(0, 12)} on ${conf.name}`);
   const st = await checkAttachment(ctx, rec);
   if (st.status !== 'ok') throw new CniError(ERR.io, `${env.ifname}: ${st.status}${st.reason ? ` (${st.reason})` : ''}`);
@@ -210,7 +201,7 @@ export async function gcNetwork(ctx: CoreContext, conf: NetConf): Promise<void> 
 /** STATUS: the pool exists and has an address left to lease (code 50 otherwise). */
 export async function status(ctx: CoreContext, conf: NetConf): Promise<void> {
   const c: PoolConf = conf.type === 'pipewright' ? conf : (conf.ipam ?? {});
-  const name = c.pool ?? `cni-${conf.name}`;
+  const name = poolNameOf(conf.name, c);
   const pool = await ctx.ipam.findPool(name);
   if (!pool) {
     if (c.subnet) return; // made by the first ADD

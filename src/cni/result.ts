@@ -3,6 +3,7 @@
  * asked for (0.3.x/0.4.0 give each IP a "version"; 1.x does not).
  */
 import type { IpConfig } from '../model/address.js';
+import { routesOf } from '../model/attachment.js';
 import type { CniResult, NetConf } from './netconf.js';
 
 /** An address as the runtime gets it: CIDR form, the gateway, and the interface it is on (index into interfaces). */
@@ -20,14 +21,9 @@ export function resultIps(addresses: IpConfig[], iface?: number): ResultIp[] {
   }));
 }
 
-/** A default route per family whose address names a gateway. */
+/** The default routes the guest gets (routesOf's rule: one per family whose address names a gateway), in CNI's form. */
 export function defaultRoutes(addresses: IpConfig[]): { dst: string; gw: string }[] {
-  const routes: { dst: string; gw: string }[] = [];
-  for (const family of [4, 6] as const) {
-    const gw = addresses.find((a) => a.family === family && a.gateway)?.gateway;
-    if (gw) routes.push({ dst: family === 4 ? '0.0.0.0/0' : '::/0', gw });
-  }
-  return routes;
+  return routesOf({ addresses, routes: [] }).map((r) => ({ dst: r.family === 4 ? '0.0.0.0/0' : '::/0', gw: r.via! }));
 }
 
 /** The result in the runtime's version: a 0.x result names each IP's family. */

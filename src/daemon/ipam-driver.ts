@@ -14,6 +14,7 @@
 import ipaddr from 'ipaddr.js';
 import type { Ipam } from '../ipam/allocator.js';
 import { fromBig, prefixBounds } from '../ipam/ipmath.js';
+import { sameSubnet } from '../model/address.js';
 import type { Pool } from '../ipam/pool.js';
 import { PipewrightError } from '../util/errors.js';
 import { str, type Handler } from './server.js';
@@ -49,7 +50,7 @@ async function requestPool(ipam: Ipam, body: Record<string, unknown>) {
   const [subnet, subPool, options] = [str(body.Pool), str(body.SubPool), body.Options as Options];
   if (options?.pool) {
     const pool = await ipam.pool(options.pool);
-    if (subnet && ipaddr.parseCIDR(subnet).toString() !== ipaddr.parseCIDR(pool.subnet).toString()) {
+    if (subnet && !sameSubnet(subnet, pool.subnet)) {
       throw new PipewrightError(`pool ${pool.name} is ${pool.subnet}, not ${subnet}`);
     }
     return { PoolID: pool.name, Pool: pool.subnet, Data: {} };

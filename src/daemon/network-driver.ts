@@ -15,6 +15,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Pool } from '../ipam/pool.js';
+import { sameSubnet } from '../model/address.js';
 import type { PortSpec } from '../model/publish.js';
 import type { CoreContext } from '../ops/context.js';
 import { createEndpoint, deleteEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
@@ -60,12 +61,10 @@ function networkOptions(body: Body): { bridge?: string; masquerade: boolean; iso
   return { ...(opts.bridge === undefined ? {} : { bridge: str(opts.bridge) }), masquerade: flag('masquerade', true), isolated: flag('isolated', false) };
 }
 
-const sameCidr = (a: string, b: string) => ipaddr.parseCIDR(a).toString() === ipaddr.parseCIDR(b).toString();
-
 /** The pool whose subnet is the network's (the IPAM driver's, or an operator's), else one made for this network. */
 async function poolOf(ctx: CoreContext, networkId: string, subnet: string, gateway: string | undefined): Promise<Pool> {
   const found = gateway ? await ctx.ipam.poolFor(gateway) : null;
-  if (found && sameCidr(found.subnet, subnet)) return found;
+  if (found && sameSubnet(found.subnet, subnet)) return found;
   const name = `docker-net-${short(networkId)}`;
   return (
     (await ctx.ipam.findPool(name)) ??

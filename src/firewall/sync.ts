@@ -120,6 +120,11 @@ export async function changeFirewall(store: Store, mutate: () => void, opts: Syn
   });
 }
 
+/** changeFirewall as an operation makes it: with its context's store, backend and step log. */
+export function changeFirewallIn(ctx: { store: Store; firewall: FirewallChoice; log: StepLog }, mutate: () => void): Promise<Rule[]> {
+  return changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
+}
+
 /**
  * `firewall sync`: the whole rule set from the store, after reading what the kernel holds.
  * Idempotent. It also clears pipewright's rules from the other backend (after a switch).

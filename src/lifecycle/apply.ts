@@ -6,7 +6,7 @@
  * plans nothing the second time. What cannot be changed in place (a pool's subnet, a volume's
  * backing) is an error naming the file and line, before anything is done.
  */
-import { changeFirewall } from '../firewall/sync.js';
+import { changeFirewallIn } from '../firewall/sync.js';
 import { definePool, type Pool, type PoolInput } from '../ipam/pool.js';
 import { checkAttachSpec, DEFAULT_IFNAME } from '../model/attachment.js';
 import { checkIfname } from '../model/validate.js';
@@ -96,8 +96,7 @@ async function planNetworks(p: Planner): Promise<void> {
     } else if (have.masquerade !== masquerade || have.isolated !== isolated) {
       p.actions.push({
         description: `update network ${n.name}: masquerade ${masquerade}, isolated ${isolated}`,
-        run: () =>
-          changeFirewall(p.ctx.store, () => updateNetworkPolicy(p.ctx.store, n.name, masquerade, isolated), { firewall: p.ctx.firewall, log: p.ctx.log }),
+        run: () => changeFirewallIn(p.ctx, () => updateNetworkPolicy(p.ctx.store, n.name, masquerade, isolated)),
       });
     }
   }

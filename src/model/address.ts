@@ -48,6 +48,12 @@ function parseCidr(text: string, what: string): [Addr, number] {
   return [addr, prefix];
 }
 
+/** True when two CIDRs name the same network however written (`10.1.0.0/24`, `fd00:0::/64`); a bad one is refused naming `what`. */
+export function sameSubnet(a: string, b: string, what = 'subnet'): boolean {
+  const [[x, px], [y, py]] = [parseCidr(a, what), parseCidr(b, what)];
+  return px === py && x.kind() === y.kind() && x.toNormalizedString() === y.toNormalizedString();
+}
+
 /** True when `ip` lies inside `network/prefix` (same family). */
 export function contains(network: string, prefix: number, ip: string): boolean {
   const a = parseIp(network, 'network');

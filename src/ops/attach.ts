@@ -27,7 +27,7 @@ import { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
 import { detachAttachment } from './detach.js';
 import { judgeExisting } from './existing.js';
-import { changeFirewall } from '../firewall/sync.js';
+import { changeFirewallIn } from '../firewall/sync.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
 import { checkPublishable, recordPorts } from './ports.js';
@@ -169,7 +169,7 @@ async function finish(
   dhcpPid: number | null,
 ): Promise<records.AttachmentRecord> {
   const publish = publishOf(spec);
-  const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
+  const change = (mutate: () => void) => changeFirewallIn(ctx, mutate);
   let ready: records.AttachmentRecord | undefined;
   await undo.step(
     `firewall for ${plan.hostIf}`,

@@ -10,7 +10,7 @@
 import { stopDhcpClient } from '../kernel/dhcp-client.js';
 import { driverFor } from '../kernel/links/index.js';
 import { liveNetns } from '../kernel/netns.js';
-import { changeFirewall } from '../firewall/sync.js';
+import { changeFirewallIn } from '../firewall/sync.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { deletePortsOf } from '../store/networks.js';
@@ -27,14 +27,10 @@ export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord):
     throw new PipewrightError(`another pipewright (pid ${rec.ownerPid}) is still attaching ${what}; retry when it is done`);
   }
   await namedStep(`detach ${what}: firewall`, () =>
-    changeFirewall(
-      ctx.store,
-      () => {
-        deletePortsOf(ctx.store, rec.id);
-        records.markPending(ctx.store, rec.id);
-      },
-      { firewall: ctx.firewall, log: ctx.log },
-    ),
+    changeFirewallIn(ctx, () => {
+      deletePortsOf(ctx.store, rec.id);
+      records.markPending(ctx.store, rec.id);
+    }),
   );
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
   const driver = driverFor(rec.kind);

@@ -16,7 +16,7 @@ import { setHairpin } from '../kernel/bridge.js';
 import { veth } from '../kernel/links/veth.js';
 import { netnsIdentity, ownNetns } from '../kernel/netns.js';
 import { hostLinkInfo } from '../kernel/sysfs.js';
-import { changeFirewall } from '../firewall/sync.js';
+import { changeFirewallIn } from '../firewall/sync.js';
 import { checkAttachSpec, staticAddresses, type AttachmentPlan } from '../model/attachment.js';
 import { randomMac } from '../model/mac.js';
 import type { PortSpec } from '../model/publish.js';
@@ -59,8 +59,6 @@ function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
   return rec;
 }
 
-const change = (ctx: CoreContext, mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
-
 /** Makes the endpoint's veth pair; a replay of one made already is a no-op, a leftover of a killed daemon is redone. */
 export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Promise<AttachmentRecord> {
   const net = findNetwork(ctx.store, req.network);
@@ -101,7 +99,7 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
       () => veth.create(plan, host, ctx.log),
       () => veth.remove(plan, null, ctx.log),
     );
-    await undo.step(`firewall for ${net.bridge}`, () => change(ctx, () => records.markReady(ctx.store, rid, null)));
+    await undo.step(`firewall for ${net.bridge}`, () => changeFirewallIn(ctx, () => records.markReady(ctx.store, rid, null)));
     return records.expectAttachment(ctx.store, 'endpoint', id, plan.ifname, name);
   });
 }
@@ -117,7 +115,7 @@ export function joinEndpoint(ctx: CoreContext, ref: EndpointRef, sandboxKey: str
 /** The endpoint's published ports become exactly `ports` (a replay changes nothing); hairpin so the container reaches its own. */
 export async function publishEndpoint(ctx: CoreContext, ref: EndpointRef, ports: PortSpec[]): Promise<void> {
   const rec = expectEndpoint(ctx, ref);
-  await change(ctx, () => {
+  await changeFirewallIn(ctx, () => {
     deletePortsOf(ctx.store, rec.id);
     recordPorts(ctx.store, rec.id, rec.guestName, rec.hostIf, staticAddresses(rec.spec), ports);
   });
@@ -126,7 +124,7 @@ export async function publishEndpoint(ctx: CoreContext, ref: EndpointRef, ports:
 
 export async function unpublishEndpoint(ctx: CoreContext, ref: EndpointRef): Promise<void> {
   const rec = findEndpoint(ctx, ref);
-  if (rec) await change(ctx, () => deletePortsOf(ctx.store, rec.id));
+  if (rec) await changeFirewallIn(ctx, () => deletePortsOf(ctx.store, rec.id));
 }
 
 /** Removes the endpoint's link, ports and record; one already gone is fine (Docker replays deletes). */

@@ -5,7 +5,7 @@
  */
 import { removeHostAddress, setHostAddress } from '../kernel/addresses.js';
 import { hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
-import { changeFirewall } from '../firewall/sync.js';
+import { changeFirewallIn } from '../firewall/sync.js';
 import { contains } from '../model/address.js';
 import { checkIfname, checkObjectName } from '../model/validate.js';
 import * as records from '../store/attachments.js';
@@ -62,7 +62,7 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
   if (existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
   const log = ctx.log;
   const undo = new UndoStack(log);
-  const change = (mutate: () => void) => changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log });
+  const change = (mutate: () => void) => changeFirewallIn(ctx, mutate);
   return undo.all(async () => {
     // The record comes first: of two creates at once the store takes one, and the other stops
     // before it has touched the bridge (its rollback would take the winner's gateway away).
@@ -106,9 +106,7 @@ async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
   if (!net || net.name !== name) throw new PipewrightError(`no network named ${name} (see 'pipewright network ls')`);
   const guests = records.countOnHostIf(ctx.store, net.bridge);
   if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
-  await namedStep(`network rm ${name}: firewall`, () =>
-    changeFirewall(ctx.store, () => deleteNetwork(ctx.store, name), { firewall: ctx.firewall, log: ctx.log }),
-  );
+  await namedStep(`network rm ${name}: firewall`, () => changeFirewallIn(ctx, () => deleteNetwork(ctx.store, name)));
   if (net.gateway && hostLinkExists(net.bridge)) {
     const prefix = Number(net.subnet.split('/')[1]);
     ctx.log?.step(`ip address del ${net.gateway}/${prefix} dev ${net.bridge}  (netlink)`);

@@ -60,19 +60,23 @@ export async function dockerAvailable(socketPath: string): Promise<boolean> {
   }
 }
 
-/** The engine's JSON answer for an object, or null when it knows none (404). */
-async function inspect<T>(what: 'containers' | 'networks', ref: string, socketPath: string): Promise<T | null> {
+/** The engine's JSON answer to a GET, or null when it knows no such object (404); `what` names it in errors. */
+async function getJson<T>(path: string, what: string, socketPath: string): Promise<T | null> {
   let answer: HttpAnswer;
   try {
-    answer = await request('GET', `/${what}/${encodeURIComponent(ref)}${what === 'containers' ? '/json' : ''}`, socketPath);
+    answer = await request('GET', path, socketPath);
   } catch (err) {
     throw new EngineUnreachable(socketPath, err as Error);
   }
   if (answer.status === 404) return null;
-  if (answer.status !== 200) {
-    throw new PipewrightError(`Docker engine answered ${answer.status} for ${what.slice(0, -1)} "${ref}": ${answer.body.trim()}`);
-  }
+  if (answer.status !== 200) throw new PipewrightError(`Docker engine answered ${answer.status} for ${what}: ${answer.body.trim()}`);
   return JSON.parse(answer.body) as T;
+}
+
+/** One container's or network's JSON, or null when the engine knows none. */
+function inspect<T>(what: 'containers' | 'networks', ref: string, socketPath: string): Promise<T | null> {
+  const path = `/${what}/${encodeURIComponent(ref)}${what === 'containers' ? '/json' : ''}`;
+  return getJson<T>(path, `${what.slice(0, -1)} "${ref}"`, socketPath);
 }
 
 /** The container, or null when Docker does not know it (or no engine runs). */
@@ -115,16 +119,12 @@ export async function endpointKnown(networkId: string, endpointId: string, socke
 
 /** The addresses Docker's endpoints hold on every network it has (for leases its IPAM driver was never told to release). */
 export async function dockerEndpointAddresses(socketPath: string): Promise<Set<string>> {
-  let answer: HttpAnswer;
-  try {
-    answer = await request('GET', '/networks', socketPath);
-  } catch (err) {
-    throw new EngineUnreachable(socketPath, err as Error);
-  }
-  if (answer.status !== 200) throw new PipewrightError(`Docker engine answered ${answer.status} for its networks`);
   const out = new Set<string>();
   type Endpoints = { Containers?: Record<string, { IPv4Address?: string; IPv6Address?: string }> };
-  for (const { Id } of JSON.parse(answer.body) as { Id: string }[]) {
+  // No list at all (404) is no answer, not "no endpoints": gc would release every lease on it.
+  const networks = await getJson<{ Id: string }[]>('/networks', 'its networks', socketPath);
+  if (!networks) throw new PipewrightError('Docker engine answered 404 for its networks');
+  for (const { Id } of networks) {
     const net = await inspect<Endpoints>('networks', Id, socketPath);
     for (const c of Object.values(net?.Containers ?? {})) {
       for (const a of [c.IPv4Address, c.IPv6Address]) if (a) out.add(a.split('/')[0]);

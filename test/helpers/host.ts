@@ -123,9 +123,15 @@ export async function firewallSnapshot(): Promise<string> {
 
 export const PEER = fileURLToPath(new URL('./peer.mjs', import.meta.url));
 
-/** Starts a peer server in a netns; it answers with the client's address, and dies with the test. */
+/**
+ * Starts a peer server in a named netns, or in a process's (`pid:<n>`, a container's); it answers
+ * with the client's address, and dies with the test.
+ */
 export async function peerServer(t: T, ns: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
-  const child = execa('ip', ['netns', 'exec', ns, 'node', PEER, 'server', proto, String(port)], { reject: false });
+  const server = [process.execPath, PEER, 'server', proto, String(port)];
+  const child = ns.startsWith('pid:')
+    ? execa('nsenter', ['-t', ns.slice(4), '-n', ...server], { reject: false })
+    : execa('ip', ['netns', 'exec', ns, ...server], { reject: false });
   t.teardown(() => {
     child.kill('SIGKILL');
   });
@@ -141,6 +147,25 @@ export async function askPeer(ns: string | null, proto: 'tcp' | 'udp', host: str
 
 export async function hostLinks(): Promise<string[]> {
   return JSON.parse(await must('ip', ['-j', 'link', 'show'])).map((l: { ifname: string }) => l.ifname);
+}
+
+/**
+ * `pipewright daemon` for a test (JSON log), stopped (SIGTERM) at teardown; resolves once it
+ * listens. Its log lines so far, and the process, wrapped (a returned process is a thenable that
+ * would be awaited to its end).
+ */
+export async function startDaemon(t: T, dir: string, args: string[], env: Record<string, string> = {}) {
+  const proc = execa(CLI, ['daemon', '--log-format', 'json', ...args], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...env } });
+  t.teardown(async () => {
+    proc.kill('SIGTERM');
+    await proc;
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()).includes('"listening"') && resolve());
+    void proc.then((r) => reject(new Error(`the daemon ended: ${r.stderr}`)));
+  });
+  return { proc, lines: () => out.split('\n').filter(Boolean) };
 }
 
 /** Polls `what` until it holds; the milliseconds it took, or -1 after `ms`. */

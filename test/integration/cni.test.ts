@@ -12,7 +12,6 @@ import { dirname, join } from 'node:path';
 import { startEtcd } from '../helpers/etcd.js';
 import {
   askPeer,
-  CLI,
   cli,
   CNI_PLUGIN,
   firewallSnapshot,
@@ -22,11 +21,11 @@ import {
   must,
   netns,
   nicPair,
-  PEER,
   peerServer,
   ping,
   removeLinkAtEnd,
   ROOT_REASON,
+  startDaemon,
   stateDir,
   TEST_IMAGE,
   uniq,
@@ -222,26 +221,20 @@ t.test('with a daemon running, the plugin hands calls to it; killed, the plugin 
   const dir = stateDir(t);
   t.equal((await cli(dir, ['pool', 'create', 'h', '10.253.8.0/24'])).exitCode, 0);
   const socket = `/run/pipewright/${uniq('cni')}.sock`;
-  const daemon = execa(CLI, ['daemon', '--socket', `/run/docker/plugins/${uniq('pw')}.sock`, '--cni-socket', socket, '--log-format', 'json'], {
-    reject: false,
-    env: { PIPEWRIGHT_STATE_DIR: dir, DOCKER_HOST: 'unix:///run/pipewright-test-no-docker.sock' },
+  const daemon = await startDaemon(t, dir, ['--socket', `/run/docker/plugins/${uniq('pw')}.sock`, '--cni-socket', socket], {
+    DOCKER_HOST: 'unix:///run/pipewright-test-no-docker.sock',
   });
-  t.teardown(() => void daemon.kill('SIGKILL'));
-  const log: string[] = [];
-  await new Promise<void>((resolve) =>
-    daemon.stdout!.on('data', (d: Buffer) => (log.push(...d.toString().split('\n')), log.some((l) => l.includes('"listening"')) && resolve())),
-  );
   const conf = mainConf(t, dir, 'h');
   const [a, b] = [await netns(t), await netns(t)];
   const add = await call(conf, { command: 'ADD', containerId: 'h-a', netns: a, socket });
   t.equal(add.exitCode, 0, add.raw);
   t.match(add.out, { ips: [{ address: '10.253.8.2/24' }] });
   t.ok(
-    log.some((l) => l.includes('"CNI.ADD"')),
+    daemon.lines().some((l) => l.includes('"CNI.ADD"')),
     'the daemon did the ADD',
   );
-  daemon.kill('SIGKILL');
-  await daemon;
+  daemon.proc.kill('SIGKILL');
+  await daemon.proc;
   const second = await call(conf, { command: 'ADD', containerId: 'h-b', netns: b, socket });
   t.equal(second.exitCode, 0, `no daemon answers on its (stale) socket: the plugin did it: ${second.raw}`);
   t.ok(await ping(b, '10.253.8.2'), 'both work');
@@ -323,11 +316,7 @@ t.test(
     t.match((await pod('exec', a, 'ip', '-4', 'addr', 'show', 'eth0')).stdout, new RegExp(`inet ${ipA}/24`), "the container's eth0 holds it");
     t.equal((await pod('exec', b, 'ping', '-c', '1', '-W', '2', ipA)).exitCode, 0, 'b pings a');
     const pid = (await pod('inspect', '-f', '{{.State.Pid}}', a)).stdout.trim();
-    const server = execa('nsenter', ['-t', pid, '-n', process.execPath, PEER, 'server', 'tcp', '8080'], { reject: false });
-    t.teardown(() => {
-      server.kill('SIGKILL');
-    });
-    await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()));
+    await peerServer(t, `pid:${pid}`, 'tcp', 8080);
     t.equal(await askPeer(null, 'tcp', '127.0.0.1', 18120), '10.253.5.1', '-p answers on 127.0.0.1');
     t.equal((await pod('rm', '-f', '-t', '0', a, b)).exitCode, 0);
     t.same(await json(dir, ['lease', 'ls']), [], "removing the containers released their leases (podman's DEL)");

@@ -14,7 +14,6 @@ import { Store } from '../../src/store/store.js';
 import { request } from 'node:http';
 import {
   askPeer,
-  CLI,
   cli,
   dockerUp,
   firewallSnapshot,
@@ -22,11 +21,12 @@ import {
   isRoot,
   must,
   netns,
-  PEER,
+  peerServer,
   removeLinkAtEnd,
   RUN,
   sh,
   stateDir,
+  startDaemon,
   TEST_IMAGE,
   uniq,
   until,
@@ -37,18 +37,9 @@ const skip = !docker && 'needs root and a running Docker engine (scripts/test.sh
 const DRIVER = `${RUN}pw`;
 const SOCKET = `/run/docker/plugins/${DRIVER}.sock`;
 
-/** The daemon on this run's socket, stopped (SIGTERM) at teardown; resolves once it listens. */
-async function daemon(t: Test, dir: string) {
-  const proc = execa(CLI, ['daemon', '--socket', SOCKET, '--cni-socket', '', '--log-format', 'json'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir } });
-  t.teardown(async () => {
-    proc.kill('SIGTERM');
-    await proc;
-  });
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => d.toString().includes('"listening"') && resolve());
-    void proc.then((r) => reject(new Error(`the daemon ended: ${r.stderr}`)));
-  });
-  return { proc }; // wrapped: a returned process (a thenable) would be awaited to its end
+/** The daemon on this run's socket (no CNI socket), stopped at teardown; resolves once it listens. */
+function daemon(t: Test, dir: string) {
+  return startDaemon(t, dir, ['--socket', SOCKET, '--cni-socket', '']);
 }
 
 /** A plugin call as dockerd makes it. */
@@ -201,16 +192,6 @@ async function pwNetwork(t: Test, args: string[], ipam = DRIVER): Promise<{ net:
 
 const inspectOf = async (ctr: string) => JSON.parse(await must('docker', ['inspect', ctr]))[0];
 
-/** A peer server (helpers/peer.mjs) in a container's network namespace, run from the host's node. */
-async function peerIn(t: Test, ctr: string, port: number): Promise<void> {
-  const pid = String((await inspectOf(ctr)).State.Pid);
-  const child = execa('nsenter', ['-t', pid, '-n', process.execPath, PEER, 'server', 'tcp', String(port)], { reject: false });
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
-  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
-}
-
 t.test('network driver: containers on a pipewright network ping, --ip and -p honoured, rm leaves the host as it was', { skip }, async (t) => {
   const dir = stateDir(t);
   await daemon(t, dir);
@@ -236,7 +217,7 @@ t.test('network driver: containers on a pipewright network ping, --ip and -p hon
   const recA = ls.find((r: { addresses: string[] }) => r.addresses.includes('10.252.60.5/24'));
   t.equal(recA?.mac, ia.NetworkSettings.Networks[net].MacAddress, 'the recorded MAC is the MAC Docker shows');
 
-  await peerIn(t, a.name, 8080);
+  await peerServer(t, `pid:${(await inspectOf(a.name)).State.Pid}`, 'tcp', 8080);
   t.equal(await askPeer(null, 'tcp', '127.0.0.1', 18090), '10.252.60.1', "-p answers on the host's 127.0.0.1");
   const [client, clientBridge] = [await netns(t), uniq('b')];
   removeLinkAtEnd(t, clientBridge);
