@@ -1,5 +1,5 @@
 /*
- * syscalls.node: two system calls Node does not offer.
+ * syscalls.node: system calls Node does not offer.
  *
  *   setns(fd, nstype) -> undefined   enter a namespace on the calling (main) thread, so a netlink
  *                                    socket can be opened inside a guest's network namespace. A
@@ -11,7 +11,19 @@
  *                                    another holder has it. The kernel releases the lock when the
  *                                    holder's fd is closed or the holder dies, even by kill -9.
  *
- * Both throw Error("<call>: <reason>") on any other failure. Every N-API status is checked.
+ *   nlOpen() -> fd                   a NETLINK_ROUTE socket (close-on-exec) in the namespace of the
+ *                                    calling thread, with extended acks on (the kernel's own words
+ *                                    for an error) and acks capped (an error does not echo the request).
+ *   nlRequest(fd, message) -> Promise<Buffer>
+ *                                    sends one request (one nlmsghdr, NLM_F_ACK set by the caller)
+ *                                    and resolves with every message the kernel answered with, up to
+ *                                    and including its ack, error or NLMSG_DONE. Runs on libuv's
+ *                                    thread pool: a kernel that takes its time (deleting a veth waits
+ *                                    for an RCU grace period) never blocks the event loop. One request
+ *                                    at a time per socket (the caller queues them).
+ *
+ * They throw Error("<call>: <reason>") on any other failure (nlRequest rejects). Every N-API
+ * status is checked. Messages are encoded and parsed in TypeScript (src/kernel/netlink).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,7 +31,11 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/netlink.h>
 
 static void throw_errno(napi_env env, const char *call) {
   char msg[128];
@@ -61,6 +77,143 @@ static napi_value js_try_lock(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value js_nl_open(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  int one = 1;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) {
+    throw_errno(env, "socket(AF_NETLINK)");
+    return NULL;
+  }
+  struct sockaddr_nl self = {.nl_family = AF_NETLINK};
+  if (bind(fd, (struct sockaddr *)&self, sizeof self) != 0) {
+    throw_errno(env, "bind(AF_NETLINK)");
+    close(fd);
+    return NULL;
+  }
+  /* Both are comforts (older kernels lack them): an error still arrives without them. */
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  if (napi_create_int32(env, fd, &result) != napi_ok) {
+    close(fd);
+    return NULL;
+  }
+  return result;
+}
+
+/* One request in flight: its bytes, the answer gathered on a pool thread, the errno if it failed. */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref message_ref;
+  int fd;
+  const char *message;
+  size_t message_len;
+  char *answer;
+  size_t answer_len;
+  int error;
+  const char *failed_call;
+} nl_job;
+
+enum { RECV_BUF = 65536 };
+
+/* Appends one datagram; returns 1 when it holds the last message of the answer to `seq`. */
+static int take_datagram(nl_job *job, const char *buf, size_t len, uint32_t seq) {
+  char *grown = realloc(job->answer, job->answer_len + len);
+  if (!grown) {
+    job->error = ENOMEM;
+    job->failed_call = "realloc";
+    return 1;
+  }
+  job->answer = grown;
+  memcpy(job->answer + job->answer_len, buf, len);
+  job->answer_len += len;
+  for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    if (h->nlmsg_seq == seq && (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE)) return 1;
+  }
+  return 0;
+}
+
+static void nl_execute(napi_env env, void *data) {
+  (void)env;
+  nl_job *job = data;
+  uint32_t seq = ((const struct nlmsghdr *)job->message)->nlmsg_seq;
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  if (sendto(job->fd, job->message, job->message_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+    job->error = errno;
+    job->failed_call = "sendto(netlink)";
+    return;
+  }
+  char *buf = malloc(RECV_BUF);
+  if (!buf) {
+    job->error = ENOMEM;
+    job->failed_call = "malloc";
+    return;
+  }
+  for (int done = 0; !done;) {
+    ssize_t n = recv(job->fd, buf, RECV_BUF, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      job->error = errno;
+      job->failed_call = "recv(netlink)";
+      break;
+    }
+    done = take_datagram(job, buf, (size_t)n, seq);
+  }
+  free(buf);
+}
+
+static void nl_complete(napi_env env, napi_status status, void *data) {
+  nl_job *job = data;
+  napi_value value;
+  if (status == napi_ok && job->error == 0 && napi_create_buffer_copy(env, job->answer_len, job->answer, NULL, &value) == napi_ok) {
+    napi_resolve_deferred(env, job->deferred, value);
+  } else {
+    char msg[128];
+    napi_value text;
+    snprintf(msg, sizeof msg, "%s: %s", job->failed_call ? job->failed_call : "netlink", strerror(job->error ? job->error : EIO));
+    if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) == napi_ok && napi_create_error(env, NULL, text, &value) == napi_ok) {
+      napi_reject_deferred(env, job->deferred, value);
+    }
+  }
+  napi_delete_reference(env, job->message_ref);
+  napi_delete_async_work(env, job->work);
+  free(job->answer);
+  free(job);
+}
+
+static napi_value js_nl_request(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], promise, name;
+  int32_t fd;
+  void *bytes;
+  size_t len;
+  bool is_buffer = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &bytes, &len) != napi_ok ||
+      len < sizeof(struct nlmsghdr)) {
+    napi_throw_type_error(env, NULL, "nlRequest(fd, message) takes an integer and a Buffer holding one netlink message");
+    return NULL;
+  }
+  nl_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    napi_throw_error(env, NULL, "nlRequest: out of memory");
+    return NULL;
+  }
+  job->fd = fd;
+  job->message = bytes;
+  job->message_len = len;
+  /* The Buffer stays referenced (so its bytes stay put) until the request completes. */
+  if (napi_create_reference(env, argv[1], 1, &job->message_ref) != napi_ok || napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "pipewright:netlink", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, nl_execute, nl_complete, job, &job->work) != napi_ok || napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_throw_error(env, NULL, "nlRequest: could not queue the request");
+    return NULL;
+  }
+  return promise;
+}
+
 static int export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok &&
@@ -68,7 +221,8 @@ static int export_fn(napi_env env, napi_value exports, const char *name, napi_ca
 }
 
 NAPI_MODULE_INIT() {
-  if (!export_fn(env, exports, "setns", js_setns) || !export_fn(env, exports, "tryLock", js_try_lock)) {
+  if (!export_fn(env, exports, "setns", js_setns) || !export_fn(env, exports, "tryLock", js_try_lock) ||
+      !export_fn(env, exports, "nlOpen", js_nl_open) || !export_fn(env, exports, "nlRequest", js_nl_request)) {
     napi_throw_error(env, NULL, "syscalls.node: could not export its functions");
     return NULL;
   }

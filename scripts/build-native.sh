@@ -2,7 +2,7 @@
 # Builds pipewright's small native pieces into dist/:
 #   pipewright-mount  (a program: mounts into a container's mount namespace)
 #   cni-plugin/pipewright (the CNI plugin's entry: hands a call to a running daemon, else runs the CLI)
-#   syscalls.node     (a Node addon: setns, to open netlink sockets inside a guest's network namespace;
+#   syscalls.node     (a Node addon: rtnetlink sockets and requests; setns, to open them inside a guest's network namespace;
 #                      flock, for host locks the kernel releases when their holder dies)
 # Node's headers: next to the running node (as node-gyp finds them), or npm's nodedir.
 set -euo pipefail

@@ -13,7 +13,7 @@ import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 
-const EXTERNAL = ['better-sqlite3', 'netlink', 'etcd3', 'ajv', 'yaml'];
+const EXTERNAL = ['better-sqlite3', 'etcd3', 'ajv', 'yaml'];
 
 // Chunk names carry content hashes: without this, every build would leave the last one's chunks.
 rmSync('dist/bundle', { recursive: true, force: true });

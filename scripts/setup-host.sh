@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what pipewright needs on a Debian 12 / Ubuntu host. Idempotent: safe to run again.
-# (gcc, make, python3: the native pieces — better-sqlite3, netlink's fallback build, our two C helpers.)
+# (gcc, make, python3: the native pieces — better-sqlite3's fallback build, our C helpers and addon.)
 # Usage: scripts/setup-host.sh            (system packages + npm dependencies + test image if dockerd runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."

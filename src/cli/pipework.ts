@@ -26,7 +26,7 @@ export async function runPipework(argv: string[], opts: GlobalOptions): Promise<
 
 async function interfaceByMac(mac: string): Promise<string> {
   const { checkMac } = await import('../model/validate.js');
-  const { readLinks } = await import('../kernel/iproute.js');
+  const { readLinks } = await import('../kernel/link-state.js');
   const wanted = checkMac(mac);
   const link = (await readLinks(undefined)).find((l) => l.mac === wanted);
   if (!link) throw new PipewrightError(`no host interface has MAC ${wanted} (see 'ip link')`);

@@ -17,10 +17,27 @@ declare global {
 }
 
 // Built while the snapshot is made: the command tree is part of the saved heap, and so are the
-// modules every command with a store initializes (their top level runs now, not at each start).
+// modules the everyday commands load (their top level runs now, not at each start). A module
+// here must not read the environment, the process or its own path at its top level, nor load
+// node:http (a snapshot cannot hold it; runtime/docker.ts loads it on first use).
 const program = buildProgram();
-void import('../ops/context.js');
-void import('../firewall/sync.js');
+for (const load of [
+  () => import('../ops/context.js'),
+  () => import('../firewall/sync.js'),
+  () => import('../firewall/nftables.js'),
+  () => import('../firewall/iptables.js'),
+  () => import('../ops/attach.js'),
+  () => import('../ops/detach.js'),
+  () => import('../ops/status.js'),
+  () => import('../ops/network.js'),
+  () => import('./guest-records.js'),
+  () => import('../runtime/guest.js'),
+  () => import('../storage/mount.js'),
+  () => import('../storage/spec.js'),
+  () => import('../store/volumes.js'),
+]) {
+  void load();
+}
 
 startupSnapshot.setDeserializeMainFunction(() => {
   // As Node does for a script it runs: argv[1] made absolute.

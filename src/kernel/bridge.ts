@@ -2,9 +2,9 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { StepLog } from '../util/log.js';
 import { logAsIp, type IpWords } from './ip-words.js';
-import { CREATE_EXCL, createFinishedLink, hostIndex, UP } from './netlink/rtnl.js';
+import { createFinishedLink, hostIndex, newLink, setLink } from './netlink/rtnl.js';
 import { hostSocket } from './netlink/sockets.js';
-import { kindLinkInfo } from './netlink/attrs.js';
+import { ifla, kindLinkInfo } from './netlink/attrs.js';
 
 export function createBridgeWords(bridge: string): IpWords[] {
   return [
@@ -19,8 +19,8 @@ export async function createBridge(name: string, log?: StepLog): Promise<void> {
   const sock = hostSocket();
   await createFinishedLink(
     name,
-    () => sock.newLink({}, { ifname: name, linkinfo: kindLinkInfo('bridge') }, CREATE_EXCL),
-    () => sock.setLink({ index: hostIndex(name), ...UP }, {}),
+    () => newLink(sock, name, [ifla.ifname(name), kindLinkInfo('bridge')]),
+    () => setLink(sock, hostIndex(name), [], true),
   );
 }
 

@@ -13,8 +13,6 @@ import { silent } from '../util/log.js';
 import ipaddr from 'ipaddr.js';
 import { contains, parseIpConfig, type IpConfig } from '../model/address.js';
 
-const HOOK = shipped('scripts/udhcpc-hook.sh');
-
 function leaseDir(stateDir: string): string {
   const dir = join(stateDir, 'dhcp');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -31,7 +29,7 @@ export interface DhcpClient {
 export function startDhcpClient(stateDir: string, key: string, netnsPath: string, ifname: string, log: StepLog = silent, timeoutMs = 30_000): DhcpClient {
   const base = join(leaseDir(stateDir), key);
   rmSync(`${base}.lease`, { force: true });
-  const args = [`--net=${netnsPath}`, '--', 'udhcpc', '-f', '-R', '-i', ifname, '-s', HOOK, '-t', '0', '-T', '2', '-A', '3'];
+  const args = [`--net=${netnsPath}`, '--', 'udhcpc', '-f', '-R', '-i', ifname, '-s', shipped('scripts/udhcpc-hook.sh'), '-t', '0', '-T', '2', '-A', '3'];
   log.step(`nsenter ${args.join(' ')} (kept running for the attachment's lifetime)`);
   const out = openSync(`${base}.log`, 'a');
   // A daemon for the attachment's lifetime, not a call to await: plain spawn (argv, no shell), detached.

@@ -5,14 +5,12 @@
  */
 import { routesOf, type AttachmentPlan } from '../model/attachment.js';
 import type { StepLog } from '../util/log.js';
-import { addAddress, addressWords } from './addresses.js';
+import { addressWords } from './addresses.js';
 import { logAsIp, type IpWords } from './ip-words.js';
-import { arpNotifySpec, mac as macBytes } from './netlink/attrs.js';
-import { AF, CREATE_REPLACE, indexIn, ipBytes, UP } from './netlink/rtnl.js';
+import { arpNotifySpec, ifla } from './netlink/attrs.js';
+import { addAddress, indexIn, replaceRoute, setLink } from './netlink/rtnl.js';
 import { inNetns, withNetnsSocket } from './netlink/sockets.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-
-const RT_TABLE_MAIN = 254;
 
 type GuestSide = Pick<AttachmentPlan, 'ifname' | 'addresses' | 'routes'>;
 
@@ -55,23 +53,18 @@ export async function configureGuest(plan: GuestSide, netnsPath: string, log?: S
   logAsIp(log, configureGuestWords(plan), netnsPath);
   if (plan.addresses.some((a) => a.family === 6)) enableIpv6(plan.ifname, netnsPath, log);
   await withNetnsSocket(netnsPath, async (sock) => {
-    await sock.setLink({ index: await indexIn(sock, 'lo'), ...UP }, {});
+    await setLink(sock, await indexIn(sock, 'lo'), [], true);
     const index = await indexIn(sock, plan.ifname);
-    if (plan.addresses.some((a) => a.family === 4)) await sock.setLink({ index }, { afSpec: arpNotifySpec() });
+    if (plan.addresses.some((a) => a.family === 4)) await setLink(sock, index, [arpNotifySpec()]);
     for (const a of plan.addresses) await addAddress(sock, index, a);
-    await sock.setLink({ index, ...UP }, {});
+    await setLink(sock, index, [], true);
     for (const r of routesOf(plan)) {
-      const [dst, len] = r.dst === 'default' ? [null, 0] : [r.dst.split('/')[0], Number(r.dst.split('/')[1])];
-      await sock.newRoute(
-        { family: AF[r.family], dstLen: len, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: r.via ? 'UNIVERSE' : 'LINK', type: 'UNICAST' },
-        { ...(dst ? { dst: ipBytes(dst) } : {}), ...(r.via ? { gateway: ipBytes(r.via) } : {}), oif: index },
-        CREATE_REPLACE,
-      );
+      await replaceRoute(sock, { family: r.family, dst: r.dst === 'default' ? null : r.dst, via: r.via, oif: index });
     }
     // The same socket: a second one in the guest's namespace would cost as much as this whole step.
     if (reannounce && (await reannounce.when())) {
       logAsIp(log, [['link', 'set', plan.ifname, 'address', reannounce.mac]], netnsPath);
-      await sock.setLink({ index }, { address: macBytes(reannounce.mac) });
+      await setLink(sock, index, [ifla.address(reannounce.mac)]);
     }
   });
 }

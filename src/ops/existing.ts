@@ -9,7 +9,7 @@
  *   leftover  a crashed attach, or other settings whose interface is gone: clear it, then make
  *   busy      another live pipewright is attaching it right now
  */
-import { readLink } from '../kernel/iproute.js';
+import { readLink } from '../kernel/link-state.js';
 import { sameSpec, type AttachSpec } from '../model/attachment.js';
 import type { Guest } from '../runtime/guest.js';
 import { findAttachment, ownerAlive, type AttachmentRecord } from '../store/attachments.js';

@@ -4,7 +4,7 @@
  * its inverse on the caller's undo stack.
  */
 import { checkLease, startDhcpClient, stopDhcpClient } from '../kernel/dhcp-client.js';
-import { readLink } from '../kernel/iproute.js';
+import { readLink } from '../kernel/link-state.js';
 import { waitForwarding } from '../kernel/bridge.js';
 import { configureGuest, type Reannounce } from '../kernel/guest-config.js';
 import type { LinkDriver } from '../kernel/links/index.js';

@@ -3,7 +3,7 @@
  * owner) and the rules are left to the firewall change that follows the store.
  */
 import { PipewrightError } from '../util/errors.js';
-import { readLink } from '../kernel/iproute.js';
+import { readLink } from '../kernel/link-state.js';
 import { hostLinkExists } from '../kernel/sysfs.js';
 import { contains } from '../model/address.js';
 import { poolsOf, staticAddresses, type AttachSpec } from '../model/attachment.js';

@@ -4,7 +4,7 @@
  *   stale   the guest, its interface or the host side of its link is gone (gc or detach clears it)
  *   pending an attach in progress, or one that crashed (its owner is gone)
  */
-import { readLink, type LinkState } from '../kernel/iproute.js';
+import { readLink, type LinkState } from '../kernel/link-state.js';
 import { driverFor } from '../kernel/links/index.js';
 import { liveNetns } from '../kernel/netns.js';
 import { guestAlive } from '../runtime/guest.js';

@@ -2,7 +2,7 @@
  * The Docker Engine API over its unix socket with Node's own http client: a host tool needs
  * inspect (and later events/create), not dockerode's remote transports and their native builds.
  */
-import http from 'node:http';
+import type * as Http from 'node:http';
 import { existsSync } from 'node:fs';
 import { PipewrightError } from '../util/errors.js';
 
@@ -29,7 +29,16 @@ interface HttpAnswer {
   body: string;
 }
 
-function request(method: string, path: string, socketPath: string): Promise<HttpAnswer> {
+/**
+ * node:http on first use: a command that never asks Docker does not load it, and the CLI's
+ * startup snapshot (which cannot hold node:http) can hold this module.
+ */
+async function httpClient(): Promise<typeof Http> {
+  return import('node:http');
+}
+
+async function request(method: string, path: string, socketPath: string): Promise<HttpAnswer> {
+  const http = await httpClient();
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path: API + path, method, timeout: 10_000 }, (res) => {
       let body = '';
@@ -144,8 +153,9 @@ export interface ContainerEvent {
  * Follows the engine's container events until the connection ends (engine restart) or the
  * signal aborts; resolves then. The caller reconnects.
  */
-export function followContainerEvents(socketPath: string, onEvent: (e: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
+export async function followContainerEvents(socketPath: string, onEvent: (e: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
   const filters = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['start', 'destroy'] }));
+  const http = await httpClient();
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path: `${API}/events?filters=${filters}`, method: 'GET', signal }, (res) => {
       if (res.statusCode !== 200) return reject(new PipewrightError(`Docker events answered ${res.statusCode}`));

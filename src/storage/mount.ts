@@ -15,10 +15,8 @@ import { checkHostPath } from './host-path.js';
 import type { MountSpec } from './spec.js';
 import { dataDir, ensureBacked, isEmptyDir, volumeFor, type StorageContext } from './volumes.js';
 
-const HELPER = shipped('dist/pipewright-mount');
-
 function helper(args: string[], ctx: StorageContext) {
-  return run(HELPER, args, { log: ctx.log });
+  return run(shipped('dist/pipewright-mount'), args, { log: ctx.log });
 }
 
 export interface MountOptions {

@@ -1,18 +1,17 @@
 /** Removing a link that lives inside a guest (a macvlan, a moved NIC): found by name there, if still there. */
-import type { RtNetlinkSocket } from 'netlink';
 import { existsSync } from 'node:fs';
 import type { StepLog } from '../../util/log.js';
 import { logAsIp, type IpWords } from '../ip-words.js';
 import { errno } from '../netlink/errno.js';
 import { indexIn } from '../netlink/rtnl.js';
-import { withNetnsSocket } from '../netlink/sockets.js';
+import { withNetnsSocket, type RtSocket } from '../netlink/sockets.js';
 import type { LinkRef } from './driver.js';
 
 export async function removeInGuest(
   link: LinkRef,
   netnsPath: string | null,
   words: IpWords[],
-  act: (sock: RtNetlinkSocket, index: number) => Promise<unknown>,
+  act: (sock: RtSocket, index: number) => Promise<unknown>,
   log?: StepLog,
 ): Promise<void> {
   if (!netnsPath || !existsSync(netnsPath)) return;

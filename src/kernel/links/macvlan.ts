@@ -8,8 +8,8 @@ import { UsageError } from '../../util/errors.js';
 import type { StepLog } from '../../util/log.js';
 import { addressWords, setHostAddress } from '../addresses.js';
 import { deleteLinkWords, logAsIp, type IpWords } from '../ip-words.js';
-import { mac, macvlanLinkInfo, u32 } from '../netlink/attrs.js';
-import { CREATE_EXCL, createFinishedLink, hostIndex } from '../netlink/rtnl.js';
+import { ifla, macvlanLinkInfo } from '../netlink/attrs.js';
+import { createFinishedLink, delLink, hostIndex, newLink } from '../netlink/rtnl.js';
 import { hostSocket, withNetnsFd } from '../netlink/sockets.js';
 import type { LinkDriver } from './driver.js';
 import { removeInGuest } from './in-guest.js';
@@ -46,21 +46,17 @@ export const macvlan: LinkDriver = {
   async create(plan, netnsPath, log) {
     logAsIp(log, this.describe(plan, netnsPath));
     await withNetnsFd(netnsPath, (fd) =>
-      hostSocket().newLink(
-        {},
-        {
-          ifname: plan.ifname,
-          mtu: plan.mtu,
-          address: mac(plan.mac),
-          link: u32(hostIndex(plan.hostIf)),
-          netNsFd: fd,
-          linkinfo: macvlanLinkInfo(plan.macvlanMode ?? 'bridge'),
-        },
-        CREATE_EXCL,
-      ),
+      newLink(hostSocket(), plan.ifname, [
+        ifla.ifname(plan.ifname),
+        ifla.mtu(plan.mtu),
+        ifla.address(plan.mac),
+        ifla.link(hostIndex(plan.hostIf)),
+        ifla.netnsFd(fd),
+        macvlanLinkInfo(plan.macvlanMode ?? 'bridge'),
+      ]),
     );
   },
-  remove: (link, netnsPath, log) => removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock, index) => sock.delLink({ index }, {}), log),
+  remove: (link, netnsPath, log) => removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock) => delLink(sock, link.ifname), log),
   check: (link) => (hostLinkExists(link.hostIf) ? null : `parent ${link.hostIf} is missing`),
 };
 
@@ -73,7 +69,7 @@ export async function createShim(parent: string, shim: string, address: IpConfig
   logAsIp(log, createShimWords(parent, shim, address));
   await createFinishedLink(
     shim,
-    () => hostSocket().newLink({}, { ifname: shim, link: u32(hostIndex(parent)), linkinfo: macvlanLinkInfo('bridge') }, CREATE_EXCL),
+    () => newLink(hostSocket(), shim, [ifla.ifname(shim), ifla.link(hostIndex(parent)), macvlanLinkInfo('bridge')]),
     () => setHostAddress(shim, address),
   );
 }

@@ -1,8 +1,8 @@
 /** phys: the host NIC itself moved into the guest (pipework's --direct-phys), back under its own name at detach. */
 import { PipewrightError } from '../../util/errors.js';
 import { logAsIp } from '../ip-words.js';
-import { mac } from '../netlink/attrs.js';
-import { hostIndex } from '../netlink/rtnl.js';
+import { ifla } from '../netlink/attrs.js';
+import { hostIndex, setLink } from '../netlink/rtnl.js';
 import { hostSocket, withNetnsFd } from '../netlink/sockets.js';
 import { ownNetns } from '../netns.js';
 import { ARPHRD_ETHER, hostLinkExists } from '../sysfs.js';
@@ -26,7 +26,7 @@ export const phys: LinkDriver = {
   async create(plan, netnsPath, log) {
     logAsIp(log, this.describe(plan, netnsPath));
     await withNetnsFd(netnsPath, (fd) =>
-      hostSocket().setLink({ index: hostIndex(plan.hostIf) }, { netNsFd: fd, ifname: plan.ifname, mtu: plan.mtu, address: mac(plan.mac) }),
+      setLink(hostSocket(), hostIndex(plan.hostIf), [ifla.netnsFd(fd), ifla.ifname(plan.ifname), ifla.mtu(plan.mtu), ifla.address(plan.mac)]),
     );
   },
   remove: (link, netnsPath, log) =>
@@ -34,7 +34,7 @@ export const phys: LinkDriver = {
       link,
       netnsPath,
       [['link', 'set', 'dev', link.ifname, 'netns', ownNetns(), 'name', link.hostIf]],
-      (sock, index) => withNetnsFd(ownNetns(), (fd) => sock.setLink({ index }, { netNsFd: fd, ifname: link.hostIf })),
+      (sock, index) => withNetnsFd(ownNetns(), (fd) => setLink(sock, index, [ifla.netnsFd(fd), ifla.ifname(link.hostIf)])),
       log,
     ),
   check: (link) => (hostLinkExists(link.hostIf) ? `${link.hostIf} is back on the host` : null),

@@ -4,8 +4,8 @@ import { basename } from 'node:path';
 import type { AttachmentPlan } from '../../model/attachment.js';
 import type { StepLog } from '../../util/log.js';
 import { deleteLinkWords, logAsIp } from '../ip-words.js';
-import { vethLinkInfo } from '../netlink/attrs.js';
-import { CREATE_EXCL, createFinishedLink, deleteHostLink, hostIndex, UP } from '../netlink/rtnl.js';
+import { ifla, vethLinkInfo } from '../netlink/attrs.js';
+import { createFinishedLink, deleteHostLink, hostIndex, newLink, setLink } from '../netlink/rtnl.js';
 import { hostSocket, withNetnsFd } from '../netlink/sockets.js';
 import { hostLinkExists } from '../sysfs.js';
 import type { LinkDriver, LinkRef } from './driver.js';
@@ -32,8 +32,8 @@ export const veth: LinkDriver = {
     const guestEnd = (fd: number) => vethLinkInfo({ ifname: plan.ifname, mtu: plan.mtu, mac: plan.mac, netnsFd: fd });
     await createFinishedLink(
       plan.hostLink!,
-      () => withNetnsFd(netnsPath, (fd) => sock.newLink({}, { ifname: plan.hostLink!, mtu: plan.mtu, linkinfo: guestEnd(fd) }, CREATE_EXCL)),
-      () => sock.setLink({ index: hostIndex(plan.hostLink!), ...UP }, { master: hostIndex(plan.hostIf) }),
+      () => withNetnsFd(netnsPath, (fd) => newLink(sock, plan.hostLink!, [ifla.ifname(plan.hostLink!), ifla.mtu(plan.mtu), guestEnd(fd)])),
+      () => setLink(sock, hostIndex(plan.hostLink!), [ifla.master(hostIndex(plan.hostIf))], true),
     );
   },
   /** Deleting the host end deletes both; a guest that went away took its end along. */

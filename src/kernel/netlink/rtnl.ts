@@ -1,45 +1,158 @@
 /**
- * Small rtnetlink helpers every kernel step shares: message flags, address families, interface
- * indexes (from sysfs on the host, by name inside a guest), creating and deleting a host link.
+ * The rtnetlink requests pipewright makes: links (create, change, delete, find by name), addresses
+ * and routes, each one message with its answer; plus the two helpers every kernel step shares
+ * (a host link's index from sysfs, a link made whole or not at all).
  */
-import type { RtNetlinkSocket } from 'netlink';
 import ipaddr from 'ipaddr.js';
-import { errno } from './errno.js';
 import { readFileSync } from 'node:fs';
+import type { IpConfig } from '../../model/address.js';
 import { beforeStep } from '../../util/faults.js';
-import { hostSocket } from './sockets.js';
+import { IFLA, nla, readAttrs, readString, u32 } from './attrs.js';
+import { errno } from './errno.js';
+import { NLM_F, RTM, type NlMessage } from './message.js';
+import { hostSocket, type RtSocket } from './sockets.js';
 
-// NLM_F_* of a new-object request (linux/netlink.h); constants here, so the netlink package loads only when a socket is made.
-const NLM_F_REPLACE = 0x100;
-const NLM_F_EXCL = 0x200;
-const NLM_F_CREATE = 0x400;
-export const CREATE_EXCL = { flags: NLM_F_CREATE | NLM_F_EXCL };
-export const CREATE_REPLACE = { flags: NLM_F_CREATE | NLM_F_REPLACE };
-export const UP = { flags: { up: true as const }, change: { up: true as const } };
 export const AF = { 4: 2, 6: 10 } as const;
+const IFF_UP = 0x1;
+
+/** struct ifinfomsg: family, type, index, flags and the mask of flags to change. */
+export function ifinfomsg(index = 0, up?: boolean): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeInt32LE(index, 4);
+  if (up !== undefined) {
+    b.writeUInt32LE(up ? IFF_UP : 0, 8);
+    b.writeUInt32LE(IFF_UP, 12);
+  }
+  return b;
+}
+
+/** A link's index, name, flags and attributes, as an RTM_NEWLINK answer holds them. */
+export interface LinkMessage {
+  index: number;
+  up: boolean;
+  attrs: Map<number, Buffer>;
+}
+
+export function parseLink(m: NlMessage): LinkMessage {
+  return { index: m.body.readInt32LE(4), up: (m.body.readUInt32LE(8) & IFF_UP) !== 0, attrs: readAttrs(m.body, 16) };
+}
+
+/** Creates a link; one of that name already there is EEXIST. */
+export async function newLink(sock: RtSocket, name: string, attrs: Buffer[]): Promise<void> {
+  await sock.request(RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL, Buffer.concat([ifinfomsg(), ...attrs]), `creating link ${name}`);
+}
+
+/** Changes a link: its attributes, and up or down when `up` is given. */
+export async function setLink(sock: RtSocket, index: number, attrs: Buffer[], up?: boolean): Promise<void> {
+  await sock.request(RTM.SETLINK, 0, Buffer.concat([ifinfomsg(index, up), ...attrs]), `changing link ${index}`);
+}
+
+/** Deletes a link by name (either end of a veth takes both). */
+export async function delLink(sock: RtSocket, name: string): Promise<void> {
+  await sock.request(RTM.DELLINK, 0, Buffer.concat([ifinfomsg(), nla(IFLA.IFNAME, Buffer.from(`${name}\0`))]), `deleting link ${name}`);
+}
+
+/** The link of that name (or index) in the socket's namespace; ENODEV when there is none. */
+export async function getLink(sock: RtSocket, which: string | number): Promise<LinkMessage> {
+  const body = typeof which === 'number' ? ifinfomsg(which) : Buffer.concat([ifinfomsg(), nla(IFLA.IFNAME, Buffer.from(`${which}\0`))]);
+  const [m] = await sock.request(RTM.GETLINK, 0, body, `reading link ${which}`);
+  return parseLink(m);
+}
+
+/** Every link of the socket's namespace. */
+export async function dumpLinks(sock: RtSocket): Promise<LinkMessage[]> {
+  return (await sock.request(RTM.GETLINK, NLM_F.DUMP, ifinfomsg(), 'listing links')).map(parseLink);
+}
+
+/** A link's index inside the namespace a socket belongs to. */
+export async function indexIn(sock: RtSocket, ifname: string): Promise<number> {
+  return (await getLink(sock, ifname)).index;
+}
 
 /** A host link's index from sysfs (no round trip). */
 export function hostIndex(name: string): number {
   return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
 }
 
-/** A link's index inside the namespace a socket belongs to. */
-export async function indexIn(sock: RtNetlinkSocket, ifname: string): Promise<number> {
-  const [link] = await sock.getLink({}, { ifname });
-  return link.data.index!;
+export const ipBytes = (ip: string) => Buffer.from(ipaddr.parse(ip).toByteArray());
+
+const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
+const IFA_F_NODAD = 0x02;
+
+function ifaddrmsg(a: IpConfig, index: number, flags = 0): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt8(AF[a.family], 0);
+  b.writeUInt8(a.prefix, 1);
+  b.writeUInt8(flags, 2);
+  b.writeUInt32LE(index, 4);
+  return b;
 }
 
-export const ipBytes = (ip: string) => Buffer.from(ipaddr.parse(ip).toByteArray());
+/** Adds an address to the link at `index`; IPv6 ones without DAD, so they are usable at once. */
+export async function addAddress(sock: RtSocket, index: number, a: IpConfig, replace = false): Promise<void> {
+  const local = ipBytes(a.address);
+  const body = Buffer.concat([ifaddrmsg(a, index, a.family === 6 ? IFA_F_NODAD : 0), nla(IFA.LOCAL, local), nla(IFA.ADDRESS, local)]);
+  await sock.request(RTM.NEWADDR, NLM_F.CREATE | (replace ? NLM_F.REPLACE : NLM_F.EXCL), body, `adding ${a.address}/${a.prefix}`);
+}
+
+export async function delAddress(sock: RtSocket, index: number, a: IpConfig): Promise<void> {
+  await sock.request(RTM.DELADDR, 0, Buffer.concat([ifaddrmsg(a, index), nla(IFA.LOCAL, ipBytes(a.address))]), `removing ${a.address}/${a.prefix}`);
+}
+
+/** An address as the kernel lists it. */
+export interface AddressMessage {
+  index: number;
+  family: 4 | 6;
+  prefix: number;
+  /** RT_SCOPE_*: 0 global, 253 link, 254 host. */
+  scope: number;
+  address: string;
+}
+
+/** Every address of the socket's namespace, both families. */
+export async function dumpAddresses(sock: RtSocket): Promise<AddressMessage[]> {
+  const answer = await sock.request(RTM.GETADDR, NLM_F.DUMP, Buffer.alloc(8), 'listing addresses');
+  return answer.flatMap((m) => {
+    const attrs = readAttrs(m.body, 8);
+    const bytes = attrs.get(IFA.LOCAL) ?? attrs.get(IFA.ADDRESS);
+    if (!bytes) return [];
+    const family = m.body[0] === AF[6] ? 6 : 4;
+    return [{ index: m.body.readUInt32LE(4), family, prefix: m.body[1], scope: m.body[3], address: ipaddr.fromByteArray([...bytes]).toString() }];
+  });
+}
+
+export const RT_SCOPE_LINK = 253;
+const RTA = { DST: 1, OIF: 4, GATEWAY: 5 } as const;
+const RT_TABLE_MAIN = 254;
+const RTPROT_BOOT = 3;
+const RTN_UNICAST = 1;
+
+export interface RouteSpec {
+  family: 4 | 6;
+  /** "a.b.c.d/len", or null for the default route. */
+  dst: string | null;
+  via?: string;
+  oif: number;
+}
+
+/** Adds (or replaces) a route in the main table, as `ip route replace` does. */
+export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> {
+  const [dst, len] = r.dst ? [r.dst.split('/')[0], Number(r.dst.split('/')[1])] : [null, 0];
+  const rtmsg = Buffer.from([AF[r.family], len, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, r.via ? 0 : RT_SCOPE_LINK, RTN_UNICAST, 0, 0, 0, 0]);
+  const attrs = [...(dst ? [nla(RTA.DST, ipBytes(dst))] : []), ...(r.via ? [nla(RTA.GATEWAY, ipBytes(r.via))] : []), nla(RTA.OIF, u32(r.oif))];
+  await sock.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE, Buffer.concat([rtmsg, ...attrs]), `adding the route to ${r.dst ?? 'default'}`);
+}
+
+/** The name in a link message. */
+export const linkName = (l: LinkMessage) => readString(l.attrs.get(IFLA.IFNAME)) ?? '';
 
 /** Deletes a host link (either end of a veth takes both). */
 export async function deleteHostLink(name: string): Promise<void> {
   // By name, not by an index read from sysfs: a link the kernel is unregistering (its guest's
   // namespace just went) answers sysfs reads with EINVAL, and one gone with ENODEV here: both done.
-  await hostSocket()
-    .delLink({}, { ifname: name })
-    .catch((err: unknown) => {
-      if (errno(err) !== 'ENODEV') throw err;
-    });
+  await delLink(hostSocket(), name).catch((err: unknown) => {
+    if (errno(err) !== 'ENODEV') throw err;
+  });
 }
 
 /**

@@ -2,39 +2,56 @@
  * rtnetlink sockets: one for the host's namespace (opened once per process), and short-lived
  * ones inside a guest's namespace. A socket belongs to the namespace of the thread that created
  * it, so for a guest the main thread enters the guest's namespace (the syscalls.node addon), creates
- * the socket, and comes back before anything else runs.
+ * the socket, and comes back before anything else runs. The addon sends and receives on libuv's
+ * thread pool; requests on one socket go one at a time, in order.
  */
 import { closeSync, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import type { RtNetlinkSocket } from 'netlink';
-import type * as Netlink from 'netlink';
 import { syscalls } from '../../util/syscalls.js';
+import { answerOf, encodeRequest, type NlMessage } from './message.js';
 
-let pkg: typeof Netlink | undefined;
+export class RtSocket {
+  private seq = 0;
+  private last: Promise<unknown> = Promise.resolve();
+  private closed = false;
 
-/**
- * A new rtnetlink socket. The netlink package is loaded on first use: its generated attribute
- * tables take ~20 ms to load, which a command that never talks to the kernel (ls, pool ls) should
- * not pay. require(), not import: an ES import of a CommonJS package makes Node scan its source first.
- */
-function createRtNetlink(): RtNetlinkSocket {
-  pkg ??= createRequire(import.meta.url)('netlink') as typeof Netlink;
-  return pkg.createRtNetlink();
+  constructor(private readonly fd: number) {}
+
+  /** Sends one request and resolves with the messages answering it (none for a change, many for a dump). */
+  request(type: number, flags: number, body: Buffer, what: string): Promise<NlMessage[]> {
+    const seq = (this.seq = (this.seq + 1) >>> 0);
+    const message = encodeRequest(type, flags, seq, body);
+    const run = async () => {
+      if (this.closed) throw new Error(`${what}: the netlink socket is closed`);
+      return answerOf(await syscalls().nlRequest(this.fd, message), seq, what);
+    };
+    const answer = this.last.then(run, run);
+    this.last = answer.catch(() => undefined);
+    return answer;
+  }
+
+  /** Closes the socket once the requests already sent have their answers. */
+  async close(): Promise<void> {
+    await this.last;
+    if (!this.closed) closeSync(this.fd);
+    this.closed = true;
+  }
 }
+
+function openRtSocket(): RtSocket {
+  return new RtSocket(syscalls().nlOpen());
+}
+
 const CLONE_NEWNET = 0x40000000;
 
 function setns(fd: number): void {
   syscalls().setns(fd, CLONE_NEWNET);
 }
 
-let host: RtNetlinkSocket | undefined;
+let host: RtSocket | undefined;
 
-/** The host namespace's socket; unref'd so it never keeps the process alive. */
-export function hostSocket(): RtNetlinkSocket {
-  if (!host) {
-    host = createRtNetlink();
-    host.socket.unref();
-  }
+/** The host namespace's socket. It holds no libuv handle, so it never keeps the process alive. */
+export function hostSocket(): RtSocket {
+  host ??= openRtSocket();
   return host;
 }
 
@@ -76,12 +93,12 @@ export function inNetns<T>(netnsPath: string, fn: () => T): T {
 }
 
 /** Runs fn with a socket inside the namespace at `netnsPath`, closed afterwards. */
-export async function withNetnsSocket<T>(netnsPath: string, fn: (sock: RtNetlinkSocket) => Promise<T>): Promise<T> {
-  const sock = inNetns(netnsPath, () => createRtNetlink());
+export async function withNetnsSocket<T>(netnsPath: string, fn: (sock: RtSocket) => Promise<T>): Promise<T> {
+  const sock = inNetns(netnsPath, openRtSocket);
   try {
     return await fn(sock);
   } finally {
-    sock.socket.close();
+    await sock.close();
   }
 }
 
