@@ -21,6 +21,15 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+      // In the CLI's startup snapshot a dynamic import() of a package or built-in at run time has
+      // no loader: built-ins go through util/builtin.ts, our own modules are bundled in.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'ImportExpression[source.value=/^(node:|[a-z@])/]',
+          message: 'a dynamic import of a package or built-in fails in the startup snapshot: use loadBuiltin (util/builtin.ts) or a static import',
+        },
+      ],
     },
   },
   {

@@ -38,8 +38,8 @@ export function register(program: Command): void {
         const nets = listNetworks(ctx.store);
         if (ctx.json) return printJson(nets);
         printTable(
-          ['NAME', 'BRIDGE', 'SUBNET', 'GATEWAY', 'MASQUERADE', 'ISOLATED'],
-          nets.map((n) => [n.name, n.bridge, n.subnet, n.gateway ?? '-', String(n.masquerade), String(n.isolated)]),
+          ['NAME', 'KIND', 'BRIDGE/PARENT', 'SUBNET', 'GATEWAY', 'MASQUERADE', 'ISOLATED'],
+          nets.map((n) => [n.name, n.kind, n.bridge, n.subnet, n.gateway ?? '-', String(n.masquerade), String(n.isolated)]),
         );
       });
     });

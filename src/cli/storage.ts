@@ -1,5 +1,7 @@
 /** volume / mount / unmount: the CLI face of src/storage. */
 import type { Command } from 'commander';
+import type * as Readline from 'node:readline/promises';
+import { loadBuiltin } from '../util/builtin.js';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { collect, dockerSocket, optionsOf, printJson, printTable, withContext } from './context.js';
 
@@ -125,7 +127,7 @@ function registerVolume(program: Command): void {
 
 async function confirm(question: string): Promise<void> {
   if (!process.stdin.isTTY) throw new UsageError('not asking without a terminal: add --force');
-  const { createInterface } = await import('node:readline/promises');
+  const { createInterface } = loadBuiltin<typeof Readline>('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   const answer = await rl.question(question);
   rl.close();

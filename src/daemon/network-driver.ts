@@ -3,10 +3,11 @@
  * pipewright`. Docker calls it on every container start, before the container's command runs.
  *
  *   CreateNetwork / DeleteNetwork     a pipewright network "docker-<id12>" on bridge "pw-<id12>"
- *                                     (-o bridge=, masquerade=, isolated=); its pool is the one
- *                                     pipewright's IPAM driver made for the subnet, an operator's
- *                                     pool holding it, or one made for the network
- *   CreateEndpoint / DeleteEndpoint   the host side of a veth pair (ops/endpoint.ts)
+ *                                     (-o bridge=, masquerade=, isolated=, mtu=), or a macvlan
+ *                                     network on a NIC (-o parent=, macvlan_mode=, host_shim=,
+ *                                     mtu=); its pool is the one pipewright's IPAM driver made for
+ *                                     the subnet, an operator's pool holding it, or one made for it
+ *   CreateEndpoint / DeleteEndpoint   the host side of a veth pair, or a macvlan (ops/endpoint.ts)
  *   Join / Leave                      the container end's name for Docker to move, and the gateway
  *   Program/RevokeExternalConnectivity  -p, as pipewright's own published ports
  *   EndpointOperInfo                  the ports as published, in Docker's binding fields
@@ -19,9 +20,10 @@ import { sameSubnet } from '../model/address.js';
 import type { PortSpec } from '../model/publish.js';
 import type { CoreContext } from '../ops/context.js';
 import { createEndpoint, deleteEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
-import { createNetwork, removeNetwork } from '../ops/network.js';
+import { checkNetworkRequest, createNetwork, removeNetwork, type NetworkRequest } from '../ops/network.js';
 import { freeHostPort } from '../ops/ports.js';
 import { findNetwork, listPorts } from '../store/networks.js';
+import { checkMacvlanMode, checkMtu } from '../model/validate.js';
 import { PipewrightError } from '../util/errors.js';
 import { DOCKER_KEY } from './ipam-driver.js';
 import { str, type Handler } from './server.js';
@@ -29,7 +31,8 @@ import { str, type Handler } from './server.js';
 const GENERIC = 'com.docker.network.generic';
 const PORTMAP = 'com.docker.network.portmap';
 const EXPOSED = 'com.docker.network.exposedports';
-const OPTIONS = ['bridge', 'masquerade', 'isolated'];
+const BRIDGE_OPTIONS = ['bridge', 'masquerade', 'isolated', 'mtu'];
+const MACVLAN_OPTIONS = ['parent', 'macvlan_mode', 'host_shim', 'mtu'];
 /** IP protocol numbers, as Docker sends them. */
 const PROTO = { tcp: 6, udp: 17 } as const;
 
@@ -47,18 +50,39 @@ function dockerId(v: unknown, what: string): string {
 
 const endpointOf = (body: Body): EndpointRef => ({ networkId: dockerId(body.NetworkID, 'NetworkID'), endpointId: dockerId(body.EndpointID, 'EndpointID') });
 
-function networkOptions(body: Body): { bridge?: string; masquerade: boolean; isolated: boolean } {
+type NetworkOptions = Pick<NetworkRequest, 'kind' | 'bridge' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim'>;
+
+/** The -o options of `docker network create`: a bridge network's, or with parent= a macvlan network's. */
+function networkOptions(id: string, body: Body): NetworkOptions {
   const opts = ((body.Options as Body | undefined)?.[GENERIC] ?? {}) as Body;
+  const macvlan = opts.parent !== undefined;
+  const known = macvlan ? MACVLAN_OPTIONS : BRIDGE_OPTIONS;
   for (const key of Object.keys(opts)) {
-    if (!OPTIONS.includes(key)) throw new PipewrightError(`-o ${key}: a pipewright network takes the options ${OPTIONS.join(', ')}`);
+    if (!known.includes(key))
+      throw new PipewrightError(`-o ${key}: a pipewright ${macvlan ? 'macvlan' : 'bridge'} network takes the options ${known.join(', ')}`);
   }
   const flag = (key: string, otherwise: boolean) => {
     const v = String(opts[key] ?? otherwise);
     if (v !== 'true' && v !== 'false') throw new PipewrightError(`-o ${key}=${v.slice(0, 20)}: must be true or false`);
     return v === 'true';
   };
+  const mtu = opts.mtu === undefined ? {} : { mtu: checkMtu(str(opts.mtu)) };
+  if (macvlan) {
+    return {
+      kind: 'macvlan',
+      bridge: str(opts.parent),
+      ...mtu,
+      ...(opts.macvlan_mode === undefined ? {} : { macvlanMode: checkMacvlanMode(str(opts.macvlan_mode)) }),
+      ...(opts.host_shim === undefined ? {} : { hostShim: str(opts.host_shim) }),
+    };
+  }
   // Masquerade by default: a container on Docker's own bridge reaches the outside, so one here does too.
-  return { ...(opts.bridge === undefined ? {} : { bridge: str(opts.bridge) }), masquerade: flag('masquerade', true), isolated: flag('isolated', false) };
+  return {
+    bridge: opts.bridge === undefined ? `pw-${short(id)}` : str(opts.bridge),
+    masquerade: flag('masquerade', true),
+    isolated: flag('isolated', false),
+    ...mtu,
+  };
 }
 
 /** The pool whose subnet is the network's (the IPAM driver's, or an operator's), else one made for this network. */
@@ -78,19 +102,14 @@ async function onCreateNetwork(ctx: CoreContext, body: Body) {
     throw new PipewrightError('IPv6 on a pipewright Docker network is not supported yet; create it without --ipv6');
   const v4 = (body.IPv4Data as { Pool?: string; Gateway?: string }[] | null)?.[0];
   if (!v4?.Pool) throw new PipewrightError('Docker gave the network no IPv4 subnet');
-  const options = networkOptions(body);
+  const options = networkOptions(id, body);
+  checkNetworkRequest({ name: networkNameOf(id), ...options });
   const gateway = v4.Gateway ? v4.Gateway.split('/')[0] : undefined;
   const pool = await poolOf(ctx, id, v4.Pool, gateway);
   if (pool.gateway && gateway && pool.gateway !== gateway) {
     throw new PipewrightError(`pool ${pool.name}'s gateway is ${pool.gateway}; create the network with --gateway ${pool.gateway}`);
   }
-  await createNetwork(ctx, {
-    name: networkNameOf(id),
-    bridge: options.bridge ?? `pw-${short(id)}`,
-    pool: pool.name,
-    ...options,
-    ...(gateway ? { gateway } : {}),
-  });
+  await createNetwork(ctx, { name: networkNameOf(id), pool: pool.name, ...options, ...(gateway ? { gateway } : {}) });
   return {};
 }
 

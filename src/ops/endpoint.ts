@@ -2,7 +2,9 @@
  * Docker endpoints on a pipewright network (the network driver of `pipewright daemon`): the host
  * side only. Docker moves the container end into its sandbox, names it and gives it its
  * addresses, MAC and routes; pipewright makes the veth pair, its host end on the network's
- * bridge, and publishes the endpoint's ports.
+ * bridge, and publishes the endpoint's ports. On a macvlan network the link is a macvlan of the
+ * parent, made in the host under a name of pipewright's (its host link, where it waits for Docker
+ * and where Docker puts it back at Leave); such a network publishes no ports.
  *
  * An endpoint is an attachment of guest kind `endpoint` ("<network id>/<endpoint id>"), whose
  * interface name is the container end's name while it waits in the host for Docker. So ls, the
@@ -13,6 +15,8 @@
  *   delete: detach (firewall, link, record, the bridge if pipewright made it and it is unused)
  */
 import { setHairpin } from '../kernel/bridge.js';
+import type { LinkDriver } from '../kernel/links/driver.js';
+import { macvlan } from '../kernel/links/macvlan.js';
 import { veth } from '../kernel/links/veth.js';
 import { netnsIdentity, ownNetns } from '../kernel/netns.js';
 import { hostLinkInfo } from '../kernel/sysfs.js';
@@ -23,7 +27,7 @@ import type { PortSpec } from '../model/publish.js';
 import { hasControl } from '../model/validate.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
-import { deletePortsOf, findNetwork } from '../store/networks.js';
+import { deletePortsOf, findNetwork, type NetworkRecord } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
 import { unusedHostLinkName } from './attach.js';
@@ -59,27 +63,38 @@ function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
   return rec;
 }
 
-/** Makes the endpoint's veth pair; a replay of one made already is a no-op, a leftover of a killed daemon is redone. */
-export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Promise<AttachmentRecord> {
-  const net = findNetwork(ctx.store, req.network);
-  if (!net || net.name !== req.network) throw new PipewrightError(`no pipewright network ${req.network} for Docker network ${req.networkId.slice(0, 12)}`);
-  const old = findEndpoint(ctx, req);
-  if (old?.state === 'ready' && veth.check(old) === null) return old;
-  if (old) await detachAttachment(ctx, old);
-  const id = guestId(req);
-  const hostLink = unusedHostLinkName(ctx, `endpoint:${id}`, 'eth0');
-  const spec = checkAttachSpec({ hostIf: net.bridge, ifname: `${hostLink}c`, hostLink, mac: req.mac ?? randomMac(), addresses: req.addresses });
-  const plan: AttachmentPlan = {
-    kind: 'veth',
+const driverOf = (net: NetworkRecord): LinkDriver => (net.kind === 'macvlan' ? macvlan : veth);
+
+/** The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan waiting there under its host link's name. */
+function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest): AttachmentPlan {
+  const driver = driverOf(net);
+  const hostLink = unusedHostLinkName(ctx, `endpoint:${guestId(req)}`, 'eth0');
+  const ifname = driver === veth ? `${hostLink}c` : hostLink;
+  const spec = checkAttachSpec({ hostIf: net.bridge, ifname, hostLink, mac: req.mac ?? randomMac(), addresses: req.addresses });
+  return {
+    kind: driver.kind,
     hostIf: net.bridge,
     hostLink,
-    ifname: spec.ifname,
+    ifname,
     mac: spec.mac!,
-    mtu: veth.plan(hostLinkInfo(net.bridge), spec).mtu,
-    macvlanMode: null,
+    mtu: net.mtu ?? driver.plan(hostLinkInfo(net.bridge), spec).mtu,
+    macvlanMode: net.macvlanMode,
     addresses: staticAddresses(spec),
     routes: [],
   };
+}
+
+/** Makes the endpoint's link; a replay of one made already is a no-op, a leftover of a killed daemon is redone. */
+export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Promise<AttachmentRecord> {
+  const net = findNetwork(ctx.store, req.network);
+  if (!net || net.name !== req.network) throw new PipewrightError(`no pipewright network ${req.network} for Docker network ${req.networkId.slice(0, 12)}`);
+  const driver = driverOf(net);
+  const old = findEndpoint(ctx, req);
+  if (old?.state === 'ready' && driver.check(old) === null) return old;
+  if (old) await detachAttachment(ctx, old);
+  const id = guestId(req);
+  const plan = endpointPlan(ctx, net, req);
+  const spec = checkAttachSpec({ hostIf: plan.hostIf, ifname: plan.ifname, hostLink: plan.hostLink, mac: plan.mac, addresses: req.addresses });
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
     const name = req.endpointId.slice(0, 12);
@@ -88,16 +103,16 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
       ctx.store.tx(() =>
         records.insertPending(ctx.store, {
           ...{ guestKind: 'endpoint', guestId: id, guestName: name, netnsPath: host, netnsId: netnsIdentity(host) },
-          ...{ ifname: plan.ifname, kind: plan.kind, hostIf: plan.hostIf, hostLink, mac: plan.mac, mtu: plan.mtu, spec },
+          ...{ ifname: plan.ifname, kind: plan.kind, hostIf: plan.hostIf, hostLink: plan.hostLink, mac: plan.mac, mtu: plan.mtu, spec },
         }),
       ),
     );
     undo.push('record intent', () => records.deleteAttachment(ctx.store, rid));
-    // The peer is born in the host (the host's own namespace as the "guest"): Docker moves it.
+    // The container end is born in the host (the host's own namespace as the "guest"): Docker moves it.
     await undo.step(
-      `create veth ${hostLink} on ${net.bridge}`,
-      () => veth.create(plan, host, ctx.log),
-      () => veth.remove(plan, null, ctx.log),
+      `create ${plan.kind} ${plan.hostLink} on ${net.bridge}`,
+      () => driver.create(plan, host, ctx.log),
+      () => driver.remove(plan, null, ctx.log),
     );
     await undo.step(`firewall for ${net.bridge}`, () => changeFirewallIn(ctx, () => records.markReady(ctx.store, rid, null)));
     return records.expectAttachment(ctx.store, 'endpoint', id, plan.ifname, name);
@@ -115,6 +130,9 @@ export function joinEndpoint(ctx: CoreContext, ref: EndpointRef, sandboxKey: str
 /** The endpoint's published ports become exactly `ports` (a replay changes nothing); hairpin so the container reaches its own. */
 export async function publishEndpoint(ctx: CoreContext, ref: EndpointRef, ports: PortSpec[]): Promise<void> {
   const rec = expectEndpoint(ctx, ref);
+  if (ports.length && rec.kind !== 'veth') {
+    throw new PipewrightError(`a macvlan network publishes no ports (-p): its containers have addresses of their own on ${rec.hostIf}'s LAN`);
+  }
   await changeFirewallIn(ctx, () => {
     deletePortsOf(ctx.store, rec.id);
     recordPorts(ctx.store, rec.id, rec.guestName, rec.hostIf, staticAddresses(rec.spec), ports);

@@ -1,30 +1,54 @@
 /**
- * Networks: a bridge with a pool's subnet. The bridge gets the pool's gateway as its own address
- * (the guests' default route), and the network's choices (masquerade, isolation) become firewall
- * rules. Removing a network takes back what creating it added.
+ * Networks: a pool's subnet on a host interface, of two kinds.
+ *   bridge   the bridge gets the pool's gateway as its own address (the guests' default route), and
+ *            the network's choices (masquerade, isolation) become firewall rules;
+ *   macvlan  guests are macvlans of a parent NIC, on its LAN (the gateway is the LAN's router); the
+ *            host reaches them through a shim with an address of its own, when one is given.
+ * Removing a network takes back what creating it added.
  */
 import { removeHostAddress, setHostAddress } from '../kernel/addresses.js';
-import { hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
+import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
 import { changeFirewallIn } from '../firewall/sync.js';
-import { contains } from '../model/address.js';
-import { checkIfname, checkObjectName } from '../model/validate.js';
+import { contains, parseIpConfig, type IpConfig } from '../model/address.js';
+import { shimName } from '../model/host-names.js';
+import { checkIfname, checkMtu, checkObjectName, type MacvlanMode } from '../model/validate.js';
 import * as records from '../store/attachments.js';
 import { withLock } from '../store/lock.js';
-import { deleteNetwork, findNetwork, insertNetwork, type NetworkRecord } from '../store/networks.js';
+import { deleteNetwork, findNetwork, insertNetwork, type NetworkKind, type NetworkRecord } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
 import { namedStep } from '../util/faults.js';
 import type { CoreContext } from './context.js';
-import { ensureBridge, releaseBridge } from './shared-links.js';
+import { ensureBridge, ensureShim, releaseBridge, releaseShim } from './shared-links.js';
 
 export interface NetworkRequest {
   name: string;
+  /** bridge (the default) or macvlan. */
+  kind?: NetworkKind;
+  /** The bridge (made if missing), or a macvlan network's parent NIC. */
   bridge: string;
   pool: string;
   masquerade?: boolean;
   isolated?: boolean;
   /** A gateway the pool does not hold back itself (one Docker's IPAM chose): the bridge's address. */
   gateway?: string;
+  /** The MTU of the network's links (default: the host interface's). */
+  mtu?: number;
+  macvlanMode?: MacvlanMode;
+  /** "ip/len": the host's own address among a macvlan network's guests, on the parent's shim. */
+  hostShim?: string;
+}
+
+/** What a macvlan network needs of its request: an Ethernet parent, no NAT choices, an MTU it can carry. */
+function checkMacvlanRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null {
+  const parent = hostLinkInfo(req.bridge);
+  if (!parent || parent.type !== ARPHRD_ETHER || parent.bridge) {
+    throw new PipewrightError(`parent ${req.bridge} must be an existing Ethernet interface (not a bridge) for a macvlan network`);
+  }
+  if (req.masquerade || req.isolated) throw new PipewrightError('a macvlan network has no NAT and no isolation: its guests are on the LAN of their parent');
+  if (req.mtu && req.mtu > parent.mtu)
+    throw new PipewrightError(`mtu ${req.mtu} is above ${req.bridge}'s own (${parent.mtu}); a macvlan cannot carry more than its parent`);
+  return req.hostShim ? parseIpConfig(req.hostShim) : null;
 }
 
 /**
@@ -35,31 +59,49 @@ export function createNetwork(ctx: CoreContext, req: NetworkRequest): Promise<Ne
   return withLock(ctx.store.stateDir, 'networks', () => create(ctx, req));
 }
 
-async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
+/** Checks a request against the host before anything is made; a macvlan network's shim address, if it has one. */
+export function checkNetworkRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null {
+  const kind = req.kind ?? 'bridge';
   checkObjectName(req.name, 'network name');
-  checkIfname(req.bridge, 'bridge');
+  checkIfname(req.bridge, kind === 'macvlan' ? 'parent' : 'bridge');
+  if (req.mtu !== undefined) checkMtu(req.mtu);
+  if (kind === 'bridge' && (req.macvlanMode || req.hostShim)) throw new PipewrightError('a macvlan mode and a host shim are for macvlan networks');
+  return kind === 'macvlan' ? checkMacvlanRequest(req) : null;
+}
+
+async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
+  const kind = req.kind ?? 'bridge';
+  const shim = checkNetworkRequest(req);
   const pool = await ctx.ipam.pool(req.pool);
   if (pool.family !== 4) throw new PipewrightError(`pool ${pool.name} is IPv6; networks with NAT are IPv4 for now`);
   const gateway = req.gateway ?? pool.gateway;
   if (req.gateway && !contains(pool.subnet.split('/')[0], pool.prefix, req.gateway)) {
     throw new PipewrightError(`gateway ${req.gateway} is not in pool ${pool.name} (${pool.subnet})`);
   }
-  const rec = {
+  const rec: Omit<NetworkRecord, 'createdAt'> = {
     name: req.name,
+    kind,
     bridge: req.bridge,
     pool: pool.name,
     subnet: pool.subnet,
     gateway,
     masquerade: Boolean(req.masquerade),
     isolated: Boolean(req.isolated),
+    mtu: req.mtu ?? null,
+    macvlanMode: req.macvlanMode ?? null,
+    hostShim: req.hostShim ?? null,
   };
   const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, req.bridge);
   // The same network again (a create that was killed after recording it, or a script re-run):
   // make sure of its bridge and gateway, and change nothing else.
-  const resume = clash !== null && (['name', 'bridge', 'pool', 'masquerade', 'isolated'] as const).every((k) => clash[k] === rec[k]);
-  if (clash && !resume) throw new PipewrightError(`network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `bridge ${req.bridge}`}`);
+  const same = ['name', 'kind', 'bridge', 'pool', 'masquerade', 'isolated', 'mtu', 'macvlanMode', 'hostShim'] as const;
+  const resume = clash !== null && same.every((k) => clash[k] === rec[k]);
+  if (clash && !resume)
+    throw new PipewrightError(
+      `network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `${kind === 'macvlan' ? 'parent' : 'bridge'} ${req.bridge}`}`,
+    );
   const existing = hostLinkInfo(req.bridge);
-  if (existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
+  if (kind === 'bridge' && existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
   const log = ctx.log;
   const undo = new UndoStack(log);
   const change = (mutate: () => void) => changeFirewallIn(ctx, mutate);
@@ -70,9 +112,12 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
       await undo.step(
         'record network and its firewall rules',
         () => change(() => insertUnique(ctx, rec)),
-        () => change(() => deleteNetwork(ctx.store, req.name)).then(() => {}),
+        // A shim made for this network is needed while its record says so: released after it.
+        () => change(() => deleteNetwork(ctx.store, req.name)).then(() => shim && releaseShim(ctx, req.bridge)),
       );
     }
+    if (shim) await ensureShim(ctx, undo, req.bridge, shim);
+    if (kind === 'macvlan') return findNetwork(ctx.store, req.name)!;
     await ensureBridge(ctx, undo, req.bridge);
     if (gateway) {
       const addr = `${gateway}/${pool.prefix}`;
@@ -107,6 +152,10 @@ async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
   const guests = records.countOnHostIf(ctx.store, net.bridge);
   if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
   await namedStep(`network rm ${name}: firewall`, () => changeFirewallIn(ctx, () => deleteNetwork(ctx.store, name)));
+  if (net.kind === 'macvlan') {
+    if (net.hostShim) await namedStep(`network rm ${name}: host shim`, () => removeMacvlanShim(ctx, net.bridge, parseIpConfig(net.hostShim!)));
+    return net;
+  }
   if (net.gateway && hostLinkExists(net.bridge)) {
     const prefix = Number(net.subnet.split('/')[1]);
     ctx.log?.step(`ip address del ${net.gateway}/${prefix} dev ${net.bridge}  (netlink)`);
@@ -114,4 +163,12 @@ async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
   }
   await namedStep(`network rm ${name}: bridge`, () => releaseBridge(ctx, net.bridge));
   return net;
+}
+
+/** The network's address off the parent's shim, and the shim itself once nothing needs it. */
+async function removeMacvlanShim(ctx: CoreContext, parent: string, address: IpConfig): Promise<void> {
+  const shim = shimName(parent);
+  ctx.log?.step(`ip address del ${address.address}/${address.prefix} dev ${shim}  (netlink)`);
+  await removeHostAddress(shim, address);
+  await releaseShim(ctx, parent);
 }

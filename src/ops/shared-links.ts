@@ -53,7 +53,7 @@ export async function ensureBridge(ctx: CoreContext, undo: UndoStack, bridge: st
 export async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, address: IpConfig): Promise<void> {
   const shim = shimName(parent);
   const made = await undo.step(`create host shim ${shim} on ${parent}`, () => makeShared(ctx, shim, 'shim', () => createShim(parent, shim, address, ctx.log)));
-  if (made) undo.push(`create host shim ${shim}`, () => removeIfUnused(ctx, shim, () => records.othersOnHostIf(ctx.store, parent) > 0));
+  if (made) undo.push(`create host shim ${shim}`, () => releaseShim(ctx, parent));
   else await undo.step(`address on host shim ${shim}`, () => setHostAddress(shim, address));
 }
 
@@ -75,8 +75,18 @@ export function releaseBridge(ctx: CoreContext, bridge: string): Promise<boolean
   return removeIfUnused(ctx, bridge, () => bridgeInUse(ctx, bridge));
 }
 
+/** A parent's shim is needed while guests are on the parent or a macvlan network on it gives the host an address there. */
+function shimInUse(ctx: CoreContext, parent: string): boolean {
+  return records.othersOnHostIf(ctx.store, parent) > 0 || Boolean(findNetwork(ctx.store, parent)?.hostShim);
+}
+
+/** The parent's shim, if pipewright made it and nothing needs it any more. */
+export function releaseShim(ctx: CoreContext, parent: string): Promise<boolean> {
+  return removeIfUnused(ctx, shimName(parent), () => shimInUse(ctx, parent));
+}
+
 /** After a guest left: its bridge (if pipewright made it and nothing else uses it), or its parent's shim. */
 export async function releaseSharedLinks(ctx: CoreContext, driver: LinkDriver, rec: AttachmentRecord): Promise<void> {
   if (driver.onBridge) await releaseBridge(ctx, rec.hostIf);
-  if (driver.takesShim) await removeIfUnused(ctx, shimName(rec.hostIf), () => records.othersOnHostIf(ctx.store, rec.hostIf) > 0);
+  if (driver.takesShim) await releaseShim(ctx, rec.hostIf);
 }

@@ -4,6 +4,7 @@
  */
 import type * as Http from 'node:http';
 import { existsSync } from 'node:fs';
+import { loadBuiltin } from '../util/builtin.js';
 import { PipewrightError } from '../util/errors.js';
 
 const API = '/v1.41';
@@ -33,12 +34,12 @@ interface HttpAnswer {
  * node:http on first use: a command that never asks Docker does not load it, and the CLI's
  * startup snapshot (which cannot hold node:http) can hold this module.
  */
-async function httpClient(): Promise<typeof Http> {
-  return import('node:http');
+function httpClient(): typeof Http {
+  return loadBuiltin<typeof Http>('node:http');
 }
 
-async function request(method: string, path: string, socketPath: string): Promise<HttpAnswer> {
-  const http = await httpClient();
+function request(method: string, path: string, socketPath: string): Promise<HttpAnswer> {
+  const http = httpClient();
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path: API + path, method, timeout: 10_000 }, (res) => {
       let body = '';
@@ -153,9 +154,9 @@ export interface ContainerEvent {
  * Follows the engine's container events until the connection ends (engine restart) or the
  * signal aborts; resolves then. The caller reconnects.
  */
-export async function followContainerEvents(socketPath: string, onEvent: (e: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
+export function followContainerEvents(socketPath: string, onEvent: (e: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
   const filters = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['start', 'destroy'] }));
-  const http = await httpClient();
+  const http = httpClient();
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path: `${API}/events?filters=${filters}`, method: 'GET', signal }, (res) => {
       if (res.statusCode !== 200) return reject(new PipewrightError(`Docker events answered ${res.statusCode}`));

@@ -142,4 +142,14 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (volume, mount_id)
   );
   `,
+  `
+  -- Two kinds of network: a bridge (as before), and a macvlan network (Docker's -o parent=), whose
+  -- containers have their own MACs on the parent's LAN; for it, bridge holds the parent (one
+  -- network per parent, as Docker's own macvlan driver has it). An MTU for the network's links
+  -- (NULL: the host interface's own), a macvlan mode (NULL: bridge), the host's shim address.
+  ALTER TABLE networks ADD COLUMN kind TEXT NOT NULL DEFAULT 'bridge' CHECK (kind IN ('bridge', 'macvlan'));
+  ALTER TABLE networks ADD COLUMN mtu INTEGER;
+  ALTER TABLE networks ADD COLUMN macvlan_mode TEXT;
+  ALTER TABLE networks ADD COLUMN host_shim TEXT;
+  `,
 ];

@@ -1,16 +1,27 @@
 /** Networks and published ports in the store, and the firewall state derived from them. */
 import type { FirewallState, PortState } from '../firewall/rules.js';
 import type { Proto } from '../model/publish.js';
+import type { MacvlanMode } from '../model/validate.js';
 import type { Store } from './store.js';
+
+export type NetworkKind = 'bridge' | 'macvlan';
 
 export interface NetworkRecord {
   name: string;
+  kind: NetworkKind;
+  /** The host interface: the network's bridge, or a macvlan network's parent. */
   bridge: string;
   pool: string;
   subnet: string;
   gateway: string | null;
   masquerade: boolean;
   isolated: boolean;
+  /** The MTU of the network's links; null: the host interface's own. */
+  mtu: number | null;
+  /** A macvlan network's mode (null: bridge). */
+  macvlanMode: MacvlanMode | null;
+  /** A macvlan network's address for the host on its shim ("ip/len"), so the host reaches the containers. */
+  hostShim: string | null;
   createdAt: string;
 }
 
@@ -22,6 +33,10 @@ interface NetworkRow {
   gateway: string | null;
   masquerade: number;
   isolated: number;
+  kind: NetworkKind;
+  mtu: number | null;
+  macvlan_mode: MacvlanMode | null;
+  host_shim: string | null;
   created_at: string;
 }
 
@@ -33,13 +48,23 @@ const toNetwork = (r: NetworkRow): NetworkRecord => ({
   gateway: r.gateway,
   masquerade: r.masquerade === 1,
   isolated: r.isolated === 1,
+  kind: r.kind,
+  mtu: r.mtu,
+  macvlanMode: r.macvlan_mode,
+  hostShim: r.host_shim,
   createdAt: r.created_at,
 });
 
 export function insertNetwork(store: Store, n: Omit<NetworkRecord, 'createdAt'>): void {
   store.db
-    .prepare('INSERT INTO networks (name, bridge, pool, subnet, gateway, masquerade, isolated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-    .run(n.name, n.bridge, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0, new Date().toISOString());
+    .prepare(
+      `INSERT INTO networks (name, kind, bridge, pool, subnet, gateway, masquerade, isolated, mtu, macvlan_mode, host_shim, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .run(
+      ...[n.name, n.kind, n.bridge, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0],
+      ...[n.mtu, n.macvlanMode, n.hostShim, new Date().toISOString()],
+    );
 }
 
 export function listNetworks(store: Store): NetworkRecord[] {
@@ -126,7 +151,8 @@ export function deletePortsOf(store: Store, attachmentId: number): void {
 
 /** Everything the firewall rules are derived from (attachments count once ready: see attach's last step). */
 export function firewallState(store: Store): FirewallState {
-  const networks = listNetworks(store);
+  // A macvlan network's containers are on the parent's LAN: no bridge, no NAT, no rules.
+  const networks = listNetworks(store).filter((n) => n.kind === 'bridge');
   const guestBridges = (store.stmt(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth' AND state = 'ready'`).all() as { host_if: string }[]).map(
     (r) => r.host_if,
   );

@@ -12,6 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { request } from 'node:http';
+import { startEtcd } from '../helpers/etcd.js';
 import {
   askPeer,
   cli,
@@ -21,6 +22,7 @@ import {
   isRoot,
   must,
   netns,
+  nicPair,
   peerServer,
   removeLinkAtEnd,
   RUN,
@@ -42,10 +44,10 @@ function daemon(t: Test, dir: string) {
   return startDaemon(t, dir, ['--socket', SOCKET, '--cni-socket', '']);
 }
 
-/** A plugin call as dockerd makes it. */
-function post(method: string, body: object): Promise<Record<string, string>> {
+/** A plugin call as dockerd makes it (on this run's socket, or another daemon's). */
+function post(method: string, body: object, socketPath = SOCKET): Promise<Record<string, string>> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: SOCKET, path: `/${method}`, method: 'POST' }, (res) => {
+    const req = request({ socketPath, path: `/${method}`, method: 'POST' }, (res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d.toString()));
       res.on('end', () => resolve(JSON.parse(text)));
@@ -134,6 +136,46 @@ t.test("IPAM driver: an operator's pool by --ipam-opt pool=, kept after the netw
     /give the network a --subnet, or an existing pipewright pool with --ipam-opt pool=<name>/,
     "the driver's one-line error reaches the user",
   );
+});
+
+t.test("IPAM driver on an etcd store: two hosts' Docker networks on one pool never get the same address", { skip }, async (t) => {
+  const store = `etcd://${await startEtcd(t)}`;
+  const [hostA, hostB] = [stateDir(t), stateDir(t)];
+  const socketB = `/run/docker/plugins/${RUN}pwb.sock`;
+  await startDaemon(t, hostA, ['--socket', SOCKET, '--cni-socket', ''], { PIPEWRIGHT_STORE: store });
+  await startDaemon(t, hostB, ['--socket', socketB, '--cni-socket', ''], { PIPEWRIGHT_STORE: store });
+  t.equal((await cli(hostA, ['--store', store, 'pool', 'create', 'shared', '10.252.80.0/27'])).exitCode, 0);
+  // Host A: this dockerd, its containers started at once. Host B: dockerd's IPAM calls to B's daemon, meanwhile.
+  const net = await network(t, ['--ipam-opt', 'pool=shared']);
+  const { PoolID } = await post('IpamDriver.RequestPool', { AddressSpace: 'pipewright', Pool: '', Options: { pool: 'shared' } }, socketB);
+  const macB = (i: number) => `02:42:0b:00:00:${String(i).padStart(2, '0')}`;
+  const [containersA, answersB] = await Promise.all([
+    Promise.all([0, 1, 2, 3, 4].map(() => container(t, ['--network', net]))),
+    Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        post('IpamDriver.RequestAddress', { PoolID, Address: '', Options: { 'com.docker.network.endpoint.macaddress': macB(i) } }, socketB),
+      ),
+    ),
+  ]);
+  t.ok(
+    containersA.every((c) => c.r.exitCode === 0),
+    containersA.map((c) => c.r.stderr).join(''),
+  );
+  const addressesA = await Promise.all(containersA.map((c) => ipOf(c.name)));
+  const addressesB = answersB.map((a) => a.Address?.split('/')[0]);
+  t.ok(addressesB.every(Boolean), `host B got its ${addressesB.length} addresses`);
+  const all = [...addressesA, ...addressesB];
+  t.equal(new Set(all).size, all.length, `${all.length} addresses, each once: ${all.join(' ')}`);
+  const leases = await json(hostB, ['--store', store, 'lease', 'ls']);
+  t.equal(new Set(leases.map((l: { host: string }) => l.host)).size, 2, 'held by two hosts');
+  t.ok(
+    all.every((a) => leases.some((l: { address: string }) => l.address === a)),
+    'each one a lease in the shared store',
+  );
+  for (const a of addressesB) await post('IpamDriver.ReleaseAddress', { PoolID, Address: a }, socketB);
+  await must('docker', ['rm', '-f', ...containersA.map((c) => c.name)]);
+  await must('docker', ['network', 'rm', net]);
+  t.same(await json(hostA, ['--store', store, 'lease', 'ls']), [], 'all released, by both hosts');
 });
 
 t.test('volume driver: --opt size is a hard quota; in use is kept; rm removes it', { skip }, async (t) => {
@@ -244,6 +286,50 @@ t.test('network driver: containers on a pipewright network ping, --ip and -p hon
   t.equal(await firewallSnapshot(), before, 'the firewall is as it was');
 });
 
+t.test('network driver: a macvlan network on a NIC (-o parent=), the host reaching it through its shim, -o mtu=', { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  const parent = await nicPair(t, 'p');
+  const [before, linksBefore] = [await firewallSnapshot(), await hostLinks()];
+  const net = uniq('n');
+  const opts = ['-o', `parent=${parent}`, '-o', 'host_shim=10.252.70.254/24', '-o', 'mtu=1400'];
+  const made = await sh('docker', ['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--subnet', '10.252.70.0/24', ...opts, net]);
+  t.equal(made.exitCode, 0, made.stderr);
+  t.teardown(() => sh('docker', ['network', 'rm', net]));
+  t.match(await json(dir, ['network', 'ls']), [{ kind: 'macvlan', bridge: parent, mtu: 1400, hostShim: '10.252.70.254/24', masquerade: false }]);
+  const shim = (await hostLinks()).find((l) => !linksBefore.includes(l))!;
+  t.match(
+    await must('ip', ['-d', 'addr', 'show', shim]),
+    new RegExp(`${shim}@${parent}:[\\s\\S]*macvlan mode bridge[\\s\\S]*10\\.252\\.70\\.254/24`),
+    'the shim on the parent holds its address',
+  );
+
+  const a = await container(t, ['--network', net, '--ip', '10.252.70.5']);
+  t.equal(a.r.exitCode, 0, a.r.stderr);
+  const b = await container(t, ['--network', net]);
+  t.equal(b.r.exitCode, 0, b.r.stderr);
+  t.equal((await must('docker', ['exec', a.name, 'cat', '/sys/class/net/eth0/mtu'])).trim(), '1400', 'the container link has the MTU');
+  t.equal((await sh('docker', ['exec', b.name, 'ping', '-c', '1', '-W', '2', '10.252.70.5'])).exitCode, 0, 'b pings a on the macvlan network');
+  t.equal((await sh('ping', ['-c', '1', '-W', '2', '10.252.70.5'])).exitCode, 0, 'the host reaches a through the shim');
+  t.same(await hostLinks(), [...linksBefore, shim], 'nothing of the containers is left in the host');
+  const ls = await json(dir, ['ls']);
+  t.match(ls, [
+    { kind: 'macvlan', hostInterface: parent, status: 'ok' },
+    { kind: 'macvlan', hostInterface: parent, status: 'ok' },
+  ]);
+  const published = await container(t, ['--network', net, '-p', '18095:80']);
+  t.not(published.r.exitCode, 0, '-p on a macvlan network is refused');
+  t.match(published.r.stderr, /a macvlan network publishes no ports/);
+  t.equal(await firewallSnapshot(), before, 'a macvlan network adds no firewall rule');
+
+  await must('docker', ['rm', '-f', a.name, b.name, published.name]);
+  t.same(await json(dir, ['ls']), [], "removed containers' endpoints are gone");
+  await must('docker', ['network', 'rm', net]);
+  t.same(await json(dir, ['network', 'ls']), []);
+  t.same(await hostLinks(), linksBefore, 'no link is left, the shim neither');
+  t.equal(await firewallSnapshot(), before);
+});
+
 t.test('network driver: the address is there before the command runs, and after docker restart, with its MAC', { skip }, async (t) => {
   const dir = stateDir(t);
   await daemon(t, dir);
@@ -265,7 +351,7 @@ t.test('network driver: the address is there before the command runs, and after 
   t.match((await json(dir, ['network', 'ls']))[0], { masquerade: false }, '-o masquerade=false');
   const bad = await sh('docker', ['network', 'create', '-d', DRIVER, '-o', 'colour=blue', uniq('n')]);
   t.not(bad.exitCode, 0);
-  t.match(bad.stderr, /-o colour: a pipewright network takes the options bridge, masquerade, isolated/, 'an unknown option is refused in one line');
+  t.match(bad.stderr, /-o colour: a pipewright bridge network takes the options bridge, masquerade, isolated, mtu/, 'an unknown option is refused in one line');
 });
 
 t.test('network driver: the daemon killed between calls loses nothing', { skip }, async (t) => {

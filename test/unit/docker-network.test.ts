@@ -27,10 +27,16 @@ t.test('CreateNetwork refuses what it cannot make, and changes nothing', async (
   const { ctx, d } = driver(t);
   const create = (body: object) => Promise.resolve(d.CreateNetwork({ NetworkID: NET, IPv4Data: v4('10.40.0.0/24', '10.40.0.1/24'), ...body }));
   await t.rejects(create({ NetworkID: 'lan' }), /NetworkID must be Docker's 64-hex-digit ID/);
+  const opts = (o: object) => create({ Options: { 'com.docker.network.generic': o } });
+  await t.rejects(opts({ vlan: '7' }), /-o vlan: a pipewright bridge network takes the options bridge, masquerade, isolated, mtu/);
   await t.rejects(
-    create({ Options: { 'com.docker.network.generic': { parent: 'eth0' } } }),
-    /-o parent: a pipewright network takes the options bridge, masquerade, isolated/,
+    opts({ parent: 'eth0', masquerade: 'true' }),
+    /-o masquerade: a pipewright macvlan network takes the options parent, macvlan_mode, host_shim, mtu/,
   );
+  await t.rejects(opts({ parent: 'nosuch0' }), /parent nosuch0 must be an existing Ethernet interface \(not a bridge\) for a macvlan network/);
+  await t.rejects(opts({ parent: 'eth0', macvlan_mode: 'loud' }), /macvlan mode "loud" must be one of bridge, private, vepa, passthru/);
+  await t.rejects(opts({ mtu: '9k' }), /MTU "9k" must be a whole number from 68 to 65535/);
+  await t.rejects(opts({ parent: '../x' }), /parent/);
   await t.rejects(create({ Options: { 'com.docker.network.generic': { masquerade: 'yes' } } }), /-o masquerade=yes: must be true or false/);
   await t.rejects(create({ IPv6Data: v4('fd00::/64', 'fd00::1/64') }), /IPv6 on a pipewright Docker network is not supported yet/);
   await t.rejects(create({ IPv4Data: [] }), /Docker gave the network no IPv4 subnet/);

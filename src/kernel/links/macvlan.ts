@@ -9,7 +9,7 @@ import type { StepLog } from '../../util/log.js';
 import { addressWords, setHostAddress } from '../addresses.js';
 import { deleteLinkWords, logAsIp, type IpWords } from '../ip-words.js';
 import { ifla, macvlanLinkInfo } from '../netlink/attrs.js';
-import { createFinishedLink, delLink, hostIndex, newLink } from '../netlink/rtnl.js';
+import { createFinishedLink, deleteHostLink, delLink, hostIndex, newLink } from '../netlink/rtnl.js';
 import { hostSocket, withNetnsFd } from '../netlink/sockets.js';
 import type { LinkDriver } from './driver.js';
 import { removeInGuest } from './in-guest.js';
@@ -56,7 +56,14 @@ export const macvlan: LinkDriver = {
       ]),
     );
   },
-  remove: (link, netnsPath, log) => removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock) => delLink(sock, link.ifname), log),
+  async remove(link, netnsPath, log) {
+    // A Docker endpoint's macvlan waits in the host under its host link's name (before Docker moves it, after Leave).
+    if (link.hostLink && hostLinkExists(link.hostLink)) {
+      logAsIp(log, [deleteLinkWords(link.hostLink)]);
+      await deleteHostLink(link.hostLink);
+    }
+    await removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock) => delLink(sock, link.ifname), log);
+  },
   check: (link) => (hostLinkExists(link.hostIf) ? null : `parent ${link.hostIf} is missing`),
 };
 
