@@ -334,9 +334,9 @@ t.test('network driver: the address is there before the command runs, and after 
   const dir = stateDir(t);
   await daemon(t, dir);
   // Docker's own IPAM: no MAC is chosen before the driver is asked, so the driver derives it from the address.
-  const { net } = await pwNetwork(t, ['--subnet', '10.252.61.0/24', '-o', 'masquerade=false'], 'default');
-  // The command fails (exit 3) unless eth0 already holds its address when it starts.
-  const check = ['sh', '-c', 'ip -4 addr show eth0 | grep -q "inet 10.252.61.9/24" || exit 3; exec sleep 600'];
+  const { net } = await pwNetwork(t, ['--subnet', '10.252.61.0/24', '-o', 'masquerade=false', '-o', 'mtu=1450'], 'default');
+  // The command fails (exit 3) unless eth0 already holds its address, and the network's MTU, when it starts.
+  const check = ['sh', '-c', 'ip -4 addr show eth0 | tr "\n" " " | grep -q "mtu 1450.*inet 10.252.61.9/24" || exit 3; exec sleep 600'];
   const c = await container(t, ['--network', net, '--ip', '10.252.61.9'], check);
   t.equal(c.r.exitCode, 0, c.r.stderr);
   const first = (await inspectOf(c.name)).NetworkSettings.Networks[net];
@@ -348,7 +348,7 @@ t.test('network driver: the address is there before the command runs, and after 
   t.equal(first.MacAddress, '02:42:0a:fc:3d:09', "the MAC is the address's, as Docker's bridge makes it");
   t.equal(again.NetworkSettings.Networks[net].MacAddress, first.MacAddress, 'the MAC is kept');
   t.equal((await json(dir, ['ls'])).length, 1, 'one endpoint, not one per start');
-  t.match((await json(dir, ['network', 'ls']))[0], { masquerade: false }, '-o masquerade=false');
+  t.match((await json(dir, ['network', 'ls']))[0], { masquerade: false, mtu: 1450 }, '-o masquerade=false, -o mtu=1450');
   const bad = await sh('docker', ['network', 'create', '-d', DRIVER, '-o', 'colour=blue', uniq('n')]);
   t.not(bad.exitCode, 0);
   t.match(bad.stderr, /-o colour: a pipewright bridge network takes the options bridge, masquerade, isolated, mtu/, 'an unknown option is refused in one line');
