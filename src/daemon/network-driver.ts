@@ -85,31 +85,53 @@ function networkOptions(id: string, body: Body): NetworkOptions {
   };
 }
 
-/** The pool whose subnet is the network's (the IPAM driver's, or an operator's), else one made for this network. */
-async function poolOf(ctx: CoreContext, networkId: string, subnet: string, gateway: string | undefined): Promise<Pool> {
+interface IpamData {
+  Pool?: string;
+  Gateway?: string;
+}
+
+/**
+ * The pool holding one of the network's subnets (the IPAM driver's, or an operator's), else one
+ * made for this network; and its gateway. `family` names the pool made: docker-net(6)-<id12>.
+ */
+async function poolOf(ctx: CoreContext, networkId: string, data: IpamData & { Pool: string }, family: 4 | 6) {
+  const gateway = data.Gateway ? data.Gateway.split('/')[0] : undefined;
   const found = gateway ? await ctx.ipam.poolFor(gateway) : null;
-  if (found && sameSubnet(found.subnet, subnet)) return found;
-  const name = `docker-net-${short(networkId)}`;
-  return (
-    (await ctx.ipam.findPool(name)) ??
-    ctx.ipam.createPool({ name, cidr: subnet, ...(gateway ? { gateway } : { noGateway: true }), labels: [`${DOCKER_KEY}=network`] })
-  );
+  const name = `docker-net${family === 6 ? '6' : ''}-${short(networkId)}`;
+  const pool: Pool =
+    found && sameSubnet(found.subnet, data.Pool)
+      ? found
+      : ((await ctx.ipam.findPool(name)) ??
+        (await ctx.ipam.createPool({ name, cidr: data.Pool, ...(gateway ? { gateway } : { noGateway: true }), labels: [`${DOCKER_KEY}=network`] })));
+  if (pool.gateway && gateway && pool.gateway !== gateway) {
+    throw new PipewrightError(`pool ${pool.name}'s gateway is ${pool.gateway}; create the network with --gateway ${pool.gateway}`);
+  }
+  return { pool: pool.name, gateway };
 }
 
 async function onCreateNetwork(ctx: CoreContext, body: Body) {
   const id = dockerId(body.NetworkID, 'NetworkID');
-  if ((body.IPv6Data as unknown[] | null)?.length)
-    throw new PipewrightError('IPv6 on a pipewright Docker network is not supported yet; create it without --ipv6');
-  const v4 = (body.IPv4Data as { Pool?: string; Gateway?: string }[] | null)?.[0];
+  const v4 = (body.IPv4Data as IpamData[] | null)?.[0];
+  const v6 = (body.IPv6Data as IpamData[] | null)?.[0];
   if (!v4?.Pool) throw new PipewrightError('Docker gave the network no IPv4 subnet');
+  for (const [data, family] of [
+    [v4, 4],
+    [v6, 6],
+  ] as const) {
+    const kind = data?.Pool && ipaddr.isValidCIDR(data.Pool) ? ipaddr.parseCIDR(data.Pool)[0].kind() : null;
+    if (data?.Pool && kind !== (family === 4 ? 'ipv4' : 'ipv6')) throw new PipewrightError(`Docker gave ${data.Pool} as the network's IPv${family} subnet`);
+  }
   const options = networkOptions(id, body);
   checkNetworkRequest({ name: networkNameOf(id), ...options });
-  const gateway = v4.Gateway ? v4.Gateway.split('/')[0] : undefined;
-  const pool = await poolOf(ctx, id, v4.Pool, gateway);
-  if (pool.gateway && gateway && pool.gateway !== gateway) {
-    throw new PipewrightError(`pool ${pool.name}'s gateway is ${pool.gateway}; create the network with --gateway ${pool.gateway}`);
-  }
-  await createNetwork(ctx, { name: networkNameOf(id), pool: pool.name, ...options, ...(gateway ? { gateway } : {}) });
+  const ipv4 = await poolOf(ctx, id, { ...v4, Pool: v4.Pool }, 4);
+  const ipv6 = v6?.Pool ? await poolOf(ctx, id, { ...v6, Pool: v6.Pool }, 6) : null;
+  await createNetwork(ctx, {
+    name: networkNameOf(id),
+    ...options,
+    pool: ipv4.pool,
+    ...(ipv4.gateway ? { gateway: ipv4.gateway } : {}),
+    ...(ipv6 ? { pool6: ipv6.pool, ...(ipv6.gateway ? { gateway6: ipv6.gateway } : {}) } : {}),
+  });
   return {};
 }
 
@@ -118,8 +140,10 @@ async function onDeleteNetwork(ctx: CoreContext, body: Body) {
   const net = findNetwork(ctx.store, name);
   if (!net || net.name !== name) return {}; // a replay
   await removeNetwork(ctx, name);
-  const pool = await ctx.ipam.findPool(net.pool);
-  if (pool?.labels[DOCKER_KEY] === 'network' && (await ctx.ipam.leases({ pool: pool.name })).length === 0) await ctx.ipam.removePool(pool.name);
+  for (const poolName of [net.pool, net.pool6]) {
+    const pool = poolName ? await ctx.ipam.findPool(poolName) : null;
+    if (pool?.labels[DOCKER_KEY] === 'network' && (await ctx.ipam.leases({ pool: pool.name })).length === 0) await ctx.ipam.removePool(pool.name);
+  }
   return {};
 }
 
@@ -142,8 +166,12 @@ async function onCreateEndpoint(ctx: CoreContext, body: Body) {
 async function onJoin(ctx: CoreContext, body: Body) {
   const ref = endpointOf(body);
   const rec = joinEndpoint(ctx, ref, str(body.SandboxKey));
-  const gateway = findNetwork(ctx.store, networkNameOf(ref.networkId))?.gateway;
-  return { InterfaceName: { SrcName: rec.ifname, DstPrefix: 'eth' }, ...(gateway ? { Gateway: gateway } : {}) };
+  const net = findNetwork(ctx.store, networkNameOf(ref.networkId));
+  return {
+    InterfaceName: { SrcName: rec.ifname, DstPrefix: 'eth' },
+    ...(net?.gateway ? { Gateway: net.gateway } : {}),
+    ...(net?.gateway6 ? { GatewayIPv6: net.gateway6 } : {}),
+  };
 }
 
 interface PortBinding {

@@ -32,6 +32,9 @@ export interface NetworkRequest {
   isolated?: boolean;
   /** A gateway the pool does not hold back itself (one Docker's IPAM chose): the bridge's address. */
   gateway?: string;
+  /** An IPv6 pool beside the IPv4 one (dual stack), and its gateway as for `gateway`. */
+  pool6?: string;
+  gateway6?: string;
   /** The MTU of the network's links (default: the host interface's). */
   mtu?: number;
   macvlanMode?: MacvlanMode;
@@ -72,19 +75,14 @@ export function checkNetworkRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig
 async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
   const kind = req.kind ?? 'bridge';
   const shim = checkNetworkRequest(req);
-  const pool = await ctx.ipam.pool(req.pool);
-  if (pool.family !== 4) throw new PipewrightError(`pool ${pool.name} is IPv6; networks with NAT are IPv4 for now`);
-  const gateway = req.gateway ?? pool.gateway;
-  if (req.gateway && !contains(pool.subnet.split('/')[0], pool.prefix, req.gateway)) {
-    throw new PipewrightError(`gateway ${req.gateway} is not in pool ${pool.name} (${pool.subnet})`);
-  }
+  const v4 = await subnetOf(ctx, req.pool, req.gateway, 4);
+  const v6 = req.pool6 ? await subnetOf(ctx, req.pool6, req.gateway6, 6) : null;
   const rec: Omit<NetworkRecord, 'createdAt'> = {
     name: req.name,
     kind,
     bridge: req.bridge,
-    pool: pool.name,
-    subnet: pool.subnet,
-    gateway,
+    ...{ pool: v4.pool.name, subnet: v4.pool.subnet, gateway: v4.gateway },
+    ...{ pool6: v6?.pool.name ?? null, subnet6: v6?.pool.subnet ?? null, gateway6: v6?.gateway ?? null },
     masquerade: Boolean(req.masquerade),
     isolated: Boolean(req.isolated),
     mtu: req.mtu ?? null,
@@ -94,7 +92,7 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
   const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, req.bridge);
   // The same network again (a create that was killed after recording it, or a script re-run):
   // make sure of its bridge and gateway, and change nothing else.
-  const same = ['name', 'kind', 'bridge', 'pool', 'masquerade', 'isolated', 'mtu', 'macvlanMode', 'hostShim'] as const;
+  const same = ['name', 'kind', 'bridge', 'pool', 'pool6', 'masquerade', 'isolated', 'mtu', 'macvlanMode', 'hostShim'] as const;
   const resume = clash !== null && same.every((k) => clash[k] === rec[k]);
   if (clash && !resume)
     throw new PipewrightError(
@@ -119,9 +117,8 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
     if (shim) await ensureShim(ctx, undo, req.bridge, shim);
     if (kind === 'macvlan') return findNetwork(ctx.store, req.name)!;
     await ensureBridge(ctx, undo, req.bridge);
-    if (gateway) {
-      const addr = `${gateway}/${pool.prefix}`;
-      const gw = { address: gateway, prefix: pool.prefix, family: pool.family };
+    for (const gw of gatewaysOf(rec)) {
+      const addr = `${gw.address}/${gw.prefix}`;
       await undo.step(
         `address ${addr} on ${req.bridge}`,
         () => {
@@ -133,6 +130,25 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
     }
     return findNetwork(ctx.store, req.name)!;
   });
+}
+
+/** A pool of the family a network needs, and its gateway: one given (inside the pool) or the pool's own. */
+async function subnetOf(ctx: CoreContext, name: string, given: string | undefined, family: 4 | 6) {
+  const pool = await ctx.ipam.pool(name);
+  if (pool.family !== family)
+    throw new PipewrightError(`pool ${pool.name} is IPv${pool.family}; a network's ${family === 4 ? 'first' : 'IPv6'} pool must be IPv${family}`);
+  if (given && !contains(pool.subnet.split('/')[0], pool.prefix, given))
+    throw new PipewrightError(`gateway ${given} is not in pool ${pool.name} (${pool.subnet})`);
+  return { pool, gateway: given ?? pool.gateway };
+}
+
+/** The addresses a bridge network's bridge holds: its gateways, IPv4 and IPv6. */
+function gatewaysOf(net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'subnet6' | 'gateway6'>): IpConfig[] {
+  const prefixOf = (subnet: string) => Number(subnet.split('/')[1]);
+  return [
+    ...(net.gateway ? [{ address: net.gateway, prefix: prefixOf(net.subnet), family: 4 as const }] : []),
+    ...(net.gateway6 && net.subnet6 ? [{ address: net.gateway6, prefix: prefixOf(net.subnet6), family: 6 as const }] : []),
+  ];
 }
 
 /** Inserts the network unless its name or bridge is taken (checked again inside the transaction). */
@@ -156,10 +172,9 @@ async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
     if (net.hostShim) await namedStep(`network rm ${name}: host shim`, () => removeMacvlanShim(ctx, net.bridge, parseIpConfig(net.hostShim!)));
     return net;
   }
-  if (net.gateway && hostLinkExists(net.bridge)) {
-    const prefix = Number(net.subnet.split('/')[1]);
-    ctx.log?.step(`ip address del ${net.gateway}/${prefix} dev ${net.bridge}  (netlink)`);
-    await namedStep(`network rm ${name}: address`, () => removeHostAddress(net.bridge, { address: net.gateway!, prefix, family: 4 }));
+  for (const gw of hostLinkExists(net.bridge) ? gatewaysOf(net) : []) {
+    ctx.log?.step(`ip address del ${gw.address}/${gw.prefix} dev ${net.bridge}  (netlink)`);
+    await namedStep(`network rm ${name}: address`, () => removeHostAddress(net.bridge, gw));
   }
   await namedStep(`network rm ${name}: bridge`, () => releaseBridge(ctx, net.bridge));
   return net;

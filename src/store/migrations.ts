@@ -147,7 +147,11 @@ export const MIGRATIONS: string[] = [
   -- containers have their own MACs on the parent's LAN; for it, bridge holds the parent (one
   -- network per parent, as Docker's own macvlan driver has it). An MTU for the network's links
   -- (NULL: the host interface's own), a macvlan mode (NULL: bridge), the host's shim address.
+  -- An IPv6 pool beside the IPv4 one (dual stack: Docker's --ipv6), its subnet and gateway.
   ALTER TABLE networks ADD COLUMN kind TEXT NOT NULL DEFAULT 'bridge' CHECK (kind IN ('bridge', 'macvlan'));
+  ALTER TABLE networks ADD COLUMN pool6 TEXT;
+  ALTER TABLE networks ADD COLUMN subnet6 TEXT;
+  ALTER TABLE networks ADD COLUMN gateway6 TEXT;
   ALTER TABLE networks ADD COLUMN mtu INTEGER;
   ALTER TABLE networks ADD COLUMN macvlan_mode TEXT;
   ALTER TABLE networks ADD COLUMN host_shim TEXT;

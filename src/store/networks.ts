@@ -22,6 +22,10 @@ export interface NetworkRecord {
   macvlanMode: MacvlanMode | null;
   /** A macvlan network's address for the host on its shim ("ip/len"), so the host reaches the containers. */
   hostShim: string | null;
+  /** The IPv6 pool of a dual-stack network, its subnet and gateway (on the bridge); null: IPv4 only. */
+  pool6: string | null;
+  subnet6: string | null;
+  gateway6: string | null;
   createdAt: string;
 }
 
@@ -37,6 +41,9 @@ interface NetworkRow {
   mtu: number | null;
   macvlan_mode: MacvlanMode | null;
   host_shim: string | null;
+  pool6: string | null;
+  subnet6: string | null;
+  gateway6: string | null;
   created_at: string;
 }
 
@@ -52,18 +59,21 @@ const toNetwork = (r: NetworkRow): NetworkRecord => ({
   mtu: r.mtu,
   macvlanMode: r.macvlan_mode,
   hostShim: r.host_shim,
+  pool6: r.pool6,
+  subnet6: r.subnet6,
+  gateway6: r.gateway6,
   createdAt: r.created_at,
 });
 
 export function insertNetwork(store: Store, n: Omit<NetworkRecord, 'createdAt'>): void {
   store.db
     .prepare(
-      `INSERT INTO networks (name, kind, bridge, pool, subnet, gateway, masquerade, isolated, mtu, macvlan_mode, host_shim, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO networks (name, kind, bridge, pool, subnet, gateway, masquerade, isolated, mtu, macvlan_mode, host_shim, pool6, subnet6, gateway6, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
       ...[n.name, n.kind, n.bridge, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0],
-      ...[n.mtu, n.macvlanMode, n.hostShim, new Date().toISOString()],
+      ...[n.mtu, n.macvlanMode, n.hostShim, n.pool6, n.subnet6, n.gateway6, new Date().toISOString()],
     );
 }
 

@@ -286,6 +286,36 @@ t.test('network driver: containers on a pipewright network ping, --ip and -p hon
   t.equal(await firewallSnapshot(), before, 'the firewall is as it was');
 });
 
+t.test(
+  'network driver: a dual-stack network (--ipv6): --ip6 honoured, the bridge holds both gateways, containers reach each other over IPv6',
+  { skip },
+  async (t) => {
+    const dir = stateDir(t);
+    await daemon(t, dir);
+    const { net, bridge } = await pwNetwork(t, ['--ipv6', '--subnet', '10.252.63.0/24', '--subnet', 'fd77:63::/64']);
+    const configs = JSON.parse(await must('docker', ['network', 'inspect', net]))[0].IPAM.Config.map((c: { Subnet: string }) => c.Subnet);
+    t.same(configs.sort(), ['10.252.63.0/24', 'fd77:63::/64'], 'docker network inspect shows both subnets');
+    t.match(await json(dir, ['network', 'ls']), [{ subnet: '10.252.63.0/24', subnet6: 'fd77:63::/64', gateway6: 'fd77:63::1' }]);
+    t.match(await must('ip', ['-br', 'addr', 'show', bridge]), /10\.252\.63\.1\/24.*fd77:63::1\/64/, 'the bridge holds both gateways');
+    const a = await container(t, ['--network', net, '--ip6', 'fd77:63::5']);
+    t.equal(a.r.exitCode, 0, a.r.stderr);
+    const b = await container(t, ['--network', net]);
+    t.equal(b.r.exitCode, 0, b.r.stderr);
+    const settings = (await inspectOf(a.name)).NetworkSettings.Networks[net];
+    t.equal(settings.GlobalIPv6Address, 'fd77:63::5', '--ip6 is the address');
+    t.equal(settings.IPv6Gateway, 'fd77:63::1', 'and the gateway the network gave');
+    t.equal((await sh('docker', ['exec', b.name, 'ping', '-6', '-c', '1', '-W', '2', 'fd77:63::5'])).exitCode, 0, 'b pings a over IPv6');
+    t.equal((await sh('docker', ['exec', a.name, 'ping', '-6', '-c', '1', '-W', '2', 'fd77:63::1'])).exitCode, 0, 'a reaches its IPv6 gateway');
+    const leases = (await json(dir, ['lease', 'ls'])).map((l: { address: string }) => l.address);
+    t.ok(leases.includes('fd77:63::5'), 'the IPv6 address is a pipewright lease');
+    await must('docker', ['rm', '-f', a.name, b.name]);
+    await must('docker', ['network', 'rm', net]);
+    t.same(await json(dir, ['network', 'ls']), []);
+    t.same(await json(dir, ['lease', 'ls']), [], 'every lease released');
+    t.same(await json(dir, ['pool', 'ls']), [], 'both pools made for the network are gone');
+  },
+);
+
 t.test('network driver: a macvlan network on a NIC (-o parent=), the host reaching it through its shim, -o mtu=', { skip }, async (t) => {
   const dir = stateDir(t);
   await daemon(t, dir);

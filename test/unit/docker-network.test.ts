@@ -1,6 +1,6 @@
 /**
  * The network driver's handlers, called as dockerd calls them, where they must refuse before the
- * host is touched: IDs that are not Docker's, options it does not know, IPv6, a gateway that is
+ * host is touched: IDs that are not Docker's, options it does not know, a subnet of the wrong family, a gateway that is
  * not the operator pool's. Replays of deletes are no-ops. (The kernel side: integration/docker-plugin.)
  */
 import t, { type Test } from 'tap';
@@ -38,7 +38,7 @@ t.test('CreateNetwork refuses what it cannot make, and changes nothing', async (
   await t.rejects(opts({ mtu: '9k' }), /MTU "9k" must be a whole number from 68 to 65535/);
   await t.rejects(opts({ parent: '../x' }), /parent/);
   await t.rejects(create({ Options: { 'com.docker.network.generic': { masquerade: 'yes' } } }), /-o masquerade=yes: must be true or false/);
-  await t.rejects(create({ IPv6Data: v4('fd00::/64', 'fd00::1/64') }), /IPv6 on a pipewright Docker network is not supported yet/);
+  await t.rejects(create({ IPv6Data: v4('10.40.1.0/24', '10.40.1.1/24') }), /Docker gave 10\.40\.1\.0\/24 as the network's IPv6 subnet/);
   await t.rejects(create({ IPv4Data: [] }), /Docker gave the network no IPv4 subnet/);
   await ctx.ipam.createPool({ name: 'ops', cidr: '10.41.0.0/24' });
   await t.rejects(
