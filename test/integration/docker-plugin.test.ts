@@ -292,11 +292,11 @@ t.test(
   async (t) => {
     const dir = stateDir(t);
     await daemon(t, dir);
-    const { net, bridge } = await pwNetwork(t, ['--ipv6', '--subnet', '10.252.63.0/24', '--subnet', 'fd77:63::/64']);
+    const { net, bridge } = await pwNetwork(t, ['--ipv6', '--subnet', '10.252.67.0/24', '--subnet', 'fd77:63::/64']);
     const configs = JSON.parse(await must('docker', ['network', 'inspect', net]))[0].IPAM.Config.map((c: { Subnet: string }) => c.Subnet);
-    t.same(configs.sort(), ['10.252.63.0/24', 'fd77:63::/64'], 'docker network inspect shows both subnets');
-    t.match(await json(dir, ['network', 'ls']), [{ subnet: '10.252.63.0/24', subnet6: 'fd77:63::/64', gateway6: 'fd77:63::1' }]);
-    t.match(await must('ip', ['-br', 'addr', 'show', bridge]), /10\.252\.63\.1\/24.*fd77:63::1\/64/, 'the bridge holds both gateways');
+    t.same(configs.sort(), ['10.252.67.0/24', 'fd77:63::/64'], 'docker network inspect shows both subnets');
+    t.match(await json(dir, ['network', 'ls']), [{ subnet: '10.252.67.0/24', subnet6: 'fd77:63::/64', gateway6: 'fd77:63::1' }]);
+    t.match(await must('ip', ['-br', 'addr', 'show', bridge]), /10\.252\.67\.1\/24.*fd77:63::1\/64/, 'the bridge holds both gateways');
     const a = await container(t, ['--network', net, '--ip6', 'fd77:63::5']);
     t.equal(a.r.exitCode, 0, a.r.stderr);
     const b = await container(t, ['--network', net]);
