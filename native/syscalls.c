@@ -37,10 +37,12 @@
 #include <unistd.h>
 #include <linux/netlink.h>
 
+/* Throws Error("<call>: <reason>") with err.code the errno's name (EINVAL, ...), as Node's own errors have. */
 static void throw_errno(napi_env env, const char *call) {
   char msg[128];
+  const char *name = strerrorname_np(errno);
   snprintf(msg, sizeof msg, "%s: %s", call, strerror(errno));
-  napi_throw_error(env, NULL, msg);
+  napi_throw_error(env, name, msg);
 }
 
 /* Reads `want` int32 arguments; on a mismatch throws a TypeError naming the usage and returns 0. */

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { hasControl, printable } from '../model/validate.js';
-import { UsageError } from '../util/errors.js';
+import { describe, UsageError } from '../util/errors.js';
 import { optionsOf, withContext } from './context.js';
 import { logLines } from './log-lines.js';
 
@@ -45,7 +45,12 @@ export function register(program: Command): void {
       const abort = new AbortController();
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
       await withContext(o, async (ctx) => {
-        const drivers = { NetworkDriver: networkDriver(ctx), IpamDriver: ipamDriver(ctx.ipam), VolumeDriver: volumeDriver(ctx) };
+        const { finishOrphanedEndpoints } = await import('../ops/endpoint.js');
+        for (const rec of await finishOrphanedEndpoints(ctx)) {
+          line({ finished: rec.guestName }, `finished removing endpoint ${rec.guestName} (a daemon before this one died doing it)`);
+        }
+        const network = networkDriver(ctx, (err) => line({ error: describe(err) }, `removing an endpoint failed: ${describe(err)}; gc finishes it`));
+        const drivers = { NetworkDriver: network.handlers, IpamDriver: ipamDriver(ctx.ipam), VolumeDriver: volumeDriver(ctx) };
         const logRequest = (e: { method: string; ms: number; err?: string }) =>
           line({ ...e, ms: Math.round(e.ms * 10) / 10 }, `${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}`);
         const servers = [await servePlugin(o.socket, drivers, logRequest)];
@@ -66,6 +71,7 @@ export function register(program: Command): void {
           });
         });
         await watching;
+        await network.settle();
       });
     });
 }

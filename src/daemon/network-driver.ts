@@ -7,7 +7,9 @@
  *                                     network on a NIC (-o parent=, macvlan_mode=, host_shim=,
  *                                     mtu=); its pool is the one pipewright's IPAM driver made for
  *                                     the subnet, an operator's pool holding it, or one made for it
- *   CreateEndpoint / DeleteEndpoint   the host side of a veth pair, or a macvlan (ops/endpoint.ts)
+ *   CreateEndpoint / DeleteEndpoint   the host side of a veth pair, or a macvlan (ops/endpoint.ts);
+ *                                     DeleteEndpoint answers once the endpoint's rules are gone and
+ *                                     removes its link after (a network's removal waits for it)
  *   Join / Leave                      the container end's name for Docker to move, and the gateway
  *   Program/RevokeExternalConnectivity  -p, as pipewright's own published ports
  *   EndpointOperInfo                  the ports as published, in Docker's binding fields
@@ -19,7 +21,7 @@ import type { Pool } from '../ipam/pool.js';
 import { sameSubnet } from '../model/address.js';
 import type { PortSpec } from '../model/publish.js';
 import type { CoreContext } from '../ops/context.js';
-import { createEndpoint, deleteEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
+import { beginEndpointRemoval, createEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
 import { checkNetworkRequest, createNetwork, removeNetwork, type NetworkRequest } from '../ops/network.js';
 import { freeHostPort } from '../ops/ports.js';
 import { findNetwork, listPorts } from '../store/networks.js';
@@ -220,14 +222,50 @@ function onEndpointOperInfo(ctx: CoreContext, body: Body) {
   };
 }
 
-export function networkDriver(ctx: CoreContext): Record<string, Handler> {
+/** The driver's handlers, and a promise of the endpoint removals still under way (a daemon stopping waits for it). */
+export interface NetworkDriver {
+  handlers: Record<string, Handler>;
+  settle(): Promise<void>;
+}
+
+/**
+ * Endpoint removals finish after DeleteEndpoint is answered; one per endpoint (a replayed delete
+ * waits for the same). `report` hears of one that failed: its record stays pending, for gc.
+ */
+function endpointRemovals(ctx: CoreContext, report: (err: unknown) => void) {
+  const underway = new Map<string, { begun: Promise<unknown>; done: Promise<void> }>();
   return {
+    async remove(ref: EndpointRef): Promise<void> {
+      const key = `${ref.networkId}/${ref.endpointId}`;
+      let removal = underway.get(key);
+      if (!removal) {
+        const begun = beginEndpointRemoval(ctx, ref);
+        const done = begun
+          .then((rest) => rest?.())
+          .catch(report)
+          .finally(() => underway.delete(key));
+        underway.set(key, (removal = { begun, done }));
+      }
+      await removal.begun;
+    },
+    async settle(): Promise<void> {
+      await Promise.all([...underway.values()].map((r) => r.done));
+    },
+  };
+}
+
+export function networkDriver(ctx: CoreContext, report: (err: unknown) => void = () => {}): NetworkDriver {
+  const removals = endpointRemovals(ctx, report);
+  const handlers: Record<string, Handler> = {
     GetCapabilities: () => ({ Scope: 'local', ConnectivityScope: 'local' }),
     CreateNetwork: (body) => onCreateNetwork(ctx, body),
-    DeleteNetwork: (body) => onDeleteNetwork(ctx, body),
+    DeleteNetwork: async (body) => {
+      await removals.settle(); // the network's last endpoints may still be going
+      return onDeleteNetwork(ctx, body);
+    },
     CreateEndpoint: (body) => onCreateEndpoint(ctx, body),
     DeleteEndpoint: async (body) => {
-      await deleteEndpoint(ctx, endpointOf(body));
+      await removals.remove(endpointOf(body));
       return {};
     },
     EndpointOperInfo: (body) => onEndpointOperInfo(ctx, body),
@@ -242,4 +280,5 @@ export function networkDriver(ctx: CoreContext): Record<string, Handler> {
     DiscoverNew: () => ({}),
     DiscoverDelete: () => ({}),
   };
+  return { handlers, settle: removals.settle };
 }

@@ -21,6 +21,15 @@ import { PipewrightError } from '../util/errors.js';
 import { namedStep } from '../util/faults.js';
 
 export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
+  await beginDetach(ctx, rec);
+  await finishDetach(ctx, rec);
+}
+
+/**
+ * The first step: no rule points at the guest any more, and its record is pending (this
+ * process's), so a crash after it leaves the rest to gc. Nothing the guest holds is given away yet.
+ */
+export async function beginDetach(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
   const what = `${rec.guestName} ${rec.ifname}`;
   // An attach under way in another live process owns its record until it is ready or undone.
   if (rec.state === 'pending' && rec.ownerPid !== process.pid && records.ownerAlive(rec)) {
@@ -32,6 +41,11 @@ export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord):
       records.markPending(ctx.store, rec.id);
     }),
   );
+}
+
+/** The rest, after beginDetach: the DHCP client, the link, the leases, the record, shared links. */
+export async function finishDetach(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
+  const what = `${rec.guestName} ${rec.ifname}`;
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
   const driver = driverFor(rec.kind);
   // The recorded path may name another namespace by now (a reused pid): then the guest side is left alone.

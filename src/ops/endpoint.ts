@@ -29,10 +29,11 @@ import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { deletePortsOf, findNetwork, type NetworkRecord } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
+import { namedStep } from '../util/faults.js';
 import { UndoStack } from '../util/undo.js';
 import { unusedHostLinkName } from './attach.js';
 import type { CoreContext } from './context.js';
-import { detachAttachment } from './detach.js';
+import { beginDetach, detachAttachment, finishDetach } from './detach.js';
 import { recordPorts } from './ports.js';
 
 /** Docker's names for one endpoint. */
@@ -145,8 +146,26 @@ export async function unpublishEndpoint(ctx: CoreContext, ref: EndpointRef): Pro
   if (rec) await changeFirewallIn(ctx, () => deletePortsOf(ctx.store, rec.id));
 }
 
-/** Removes the endpoint's link, ports and record; one already gone is fine (Docker replays deletes). */
-export async function deleteEndpoint(ctx: CoreContext, ref: EndpointRef): Promise<void> {
+/**
+ * Removes an endpoint in two parts: its ports and rules at once (resolved), then its link, record
+ * and the rest (`rest`, which the caller runs after answering Docker: deleting a veth waits for the
+ * kernel's RCU grace period, 10-30 ms, that Docker need not wait for). Until `rest` is done the
+ * record is pending and this process's: if it dies in between, the next daemon (or gc) finishes it.
+ * One already gone is fine (Docker replays deletes): no rest then.
+ */
+export async function beginEndpointRemoval(ctx: CoreContext, ref: EndpointRef): Promise<(() => Promise<void>) | null> {
   const rec = findEndpoint(ctx, ref);
-  if (rec) await detachAttachment(ctx, rec);
+  if (!rec) return null;
+  await beginDetach(ctx, rec);
+  return async () => {
+    await namedStep('endpoint removal answered', () => {});
+    await finishDetach(ctx, rec);
+  };
+}
+
+/** Endpoint removals a daemon killed before finishing them left pending: done now (at the daemon's start). */
+export async function finishOrphanedEndpoints(ctx: CoreContext): Promise<AttachmentRecord[]> {
+  const orphans = records.listAttachments(ctx.store).filter((r) => r.guestKind === 'endpoint' && r.state === 'pending' && !records.ownerAlive(r));
+  for (const rec of orphans) await detachAttachment(ctx, rec);
+  return orphans;
 }

@@ -58,6 +58,8 @@ function post(method: string, body: object, socketPath = SOCKET): Promise<Record
 }
 
 const json = async (dir: string, args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout);
+/** After docker rm: the endpoints' links go just after DeleteEndpoint is answered; their records with them. */
+const endpointsGone = async (dir: string) => (await until(async () => (await json(dir, ['ls'])).length === 0, 3000)) >= 0;
 const ipOf = async (ctr: string) => (await must('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', ctr])).trim();
 
 /** A Docker network on this run's IPAM driver (its bridge named for the run), removed at teardown. */
@@ -278,7 +280,7 @@ t.test('network driver: containers on a pipewright network ping, --ip and -p hon
   t.equal((await cli(dir, ['detach', client])).exitCode, 0);
   t.equal((await cli(dir, ['network', 'rm', 'nc'])).exitCode, 0);
   await must('docker', ['rm', '-f', a.name, b.name]);
-  t.same(await json(dir, ['ls']), [], "removed containers' endpoints are gone");
+  t.ok(await endpointsGone(dir), "removed containers' endpoints are gone");
   await must('docker', ['network', 'rm', net]);
   t.same(await json(dir, ['network', 'ls']), [], 'docker network rm removes the pipewright network');
   t.same(await json(dir, ['lease', 'ls']), [], 'and every lease');
@@ -353,7 +355,7 @@ t.test('network driver: a macvlan network on a NIC (-o parent=), the host reachi
   t.equal(await firewallSnapshot(), before, 'a macvlan network adds no firewall rule');
 
   await must('docker', ['rm', '-f', a.name, b.name, published.name]);
-  t.same(await json(dir, ['ls']), [], "removed containers' endpoints are gone");
+  t.ok(await endpointsGone(dir), "removed containers' endpoints are gone");
   await must('docker', ['network', 'rm', net]);
   t.same(await json(dir, ['network', 'ls']), []);
   t.same(await hostLinks(), linksBefore, 'no link is left, the shim neither');
@@ -411,8 +413,37 @@ t.test('network driver: the daemon killed between calls loses nothing', { skip }
   t.match(gc, [{ kind: 'attachment', reason: 'guest no longer exists' }], 'gc undoes the endpoint Docker does not know');
   t.equal(gc.length, 1, "and keeps the one it knows (a's)");
   await must('docker', ['rm', '-f', a.name, b.name]);
-  t.same(await json(dir, ['ls']), []);
+  t.ok(await endpointsGone(dir));
   await must('docker', ['network', 'rm', net]); // while this daemon runs (the first one's teardown is older)
+});
+
+t.test('network driver: DeleteEndpoint answers before the link is gone; a daemon killed then leaves it to the next', { skip }, async (t) => {
+  const dir = stateDir(t);
+  const first = await startDaemon(t, dir, ['--socket', SOCKET, '--cni-socket', ''], { PIPEWRIGHT_FAULT: 'endpoint removal answered:crash' });
+  const { net, bridge } = await pwNetwork(t, ['--subnet', '10.252.68.0/24']);
+  const portsBefore = await sh('ls', [`/sys/class/net/${bridge}/brif`]);
+  const run = sh('docker', ['run', '--rm', '--network', net, TEST_IMAGE, 'true']);
+  t.equal((await first.proc).signal, 'SIGKILL', 'the daemon died right after answering DeleteEndpoint');
+  const [left] = await json(dir, ['ls']);
+  t.match(left, { status: /pending|stale|missing/ }, 'its record is still there, pending');
+  const hostLink = left.hostLink as string;
+  t.ok(existsSync(`/sys/class/net/${hostLink}`), 'and so is its link');
+  // Docker retries its next call (the IPAM release) until a daemon answers again.
+  const second = await daemon(t, dir);
+  const ran = await run;
+  t.equal(ran.exitCode, 0, `docker run --rm: the container ran and went (${ran.stderr.trim()})`);
+  t.ok(
+    second.lines().some((l) => l.includes('"finished"')),
+    'the next daemon finishes the removal when it starts',
+  );
+  t.same(await json(dir, ['ls']), [], 'no record left');
+  t.notOk(existsSync(`/sys/class/net/${hostLink}`), 'no link left');
+  t.equal((await sh('ls', [`/sys/class/net/${bridge}/brif`])).stdout, portsBefore.stdout, 'the bridge has the ports it had');
+  // With a daemon that lives: a container after another, and the network removed right after the last.
+  for (let i = 0; i < 3; i++) t.equal((await sh('docker', ['run', '--rm', '--network', net, TEST_IMAGE, 'true'])).exitCode, 0);
+  t.equal((await sh('docker', ['network', 'rm', net])).exitCode, 0, 'docker network rm waits for the last removal');
+  t.same(await json(dir, ['ls']), [], 'so nothing is left once it returns');
+  t.same(await json(dir, ['network', 'ls']), []);
 });
 
 t.test('network driver: a compose file brings up two services on a pipewright network', { skip }, async (t) => {

@@ -20,7 +20,7 @@ function driver(t: Test) {
   t.teardown(() => store.close());
   const ipam = new Ipam(new SqliteLeaseBackend(store), 'host-a');
   const ctx = { store, ipam, firewall: 'iptables' as const, docker: '/nonexistent.sock', log: silent };
-  return { ctx, d: networkDriver(ctx) };
+  return { ctx, d: networkDriver(ctx).handlers };
 }
 
 t.test('CreateNetwork refuses what it cannot make, and changes nothing', async (t) => {
