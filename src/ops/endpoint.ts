@@ -27,7 +27,7 @@ import type { PortSpec } from '../model/publish.js';
 import { hasControl } from '../model/validate.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
-import { deletePortsOf, findNetwork, type NetworkRecord } from '../store/networks.js';
+import { deletePortsOf, findNetwork, listPorts, type NetworkRecord } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { namedStep } from '../util/faults.js';
 import { UndoStack } from '../util/undo.js';
@@ -134,6 +134,7 @@ export async function publishEndpoint(ctx: CoreContext, ref: EndpointRef, ports:
   if (ports.length && rec.kind !== 'veth') {
     throw new PipewrightError(`a macvlan network publishes no ports (-p): its containers have addresses of their own on ${rec.hostIf}'s LAN`);
   }
+  if (!ports.length && !listPorts(ctx.store, rec.id).length) return; // most containers: no -p, nothing to change
   await changeFirewallIn(ctx, () => {
     deletePortsOf(ctx.store, rec.id);
     recordPorts(ctx.store, rec.id, rec.guestName, rec.hostIf, staticAddresses(rec.spec), ports);
@@ -143,7 +144,7 @@ export async function publishEndpoint(ctx: CoreContext, ref: EndpointRef, ports:
 
 export async function unpublishEndpoint(ctx: CoreContext, ref: EndpointRef): Promise<void> {
   const rec = findEndpoint(ctx, ref);
-  if (rec) await changeFirewallIn(ctx, () => deletePortsOf(ctx.store, rec.id));
+  if (rec && listPorts(ctx.store, rec.id).length) await changeFirewallIn(ctx, () => deletePortsOf(ctx.store, rec.id));
 }
 
 /**
