@@ -21,7 +21,7 @@ import { veth } from '../kernel/links/veth.js';
 import { netnsIdentity, ownNetns } from '../kernel/netns.js';
 import { hostLinkInfo } from '../kernel/sysfs.js';
 import { changeFirewallIn } from '../firewall/sync.js';
-import { checkAttachSpec, staticAddresses, type AttachmentPlan } from '../model/attachment.js';
+import { checkAttachSpec, staticAddresses, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
 import { randomMac } from '../model/mac.js';
 import type { PortSpec } from '../model/publish.js';
 import { hasControl } from '../model/validate.js';
@@ -67,12 +67,12 @@ function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
 const driverOf = (net: NetworkRecord): LinkDriver => (net.kind === 'macvlan' ? macvlan : veth);
 
 /** The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan waiting there under its host link's name. */
-function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest): AttachmentPlan {
+function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest): { spec: AttachSpec; plan: AttachmentPlan } {
   const driver = driverOf(net);
   const hostLink = unusedHostLinkName(ctx, `endpoint:${guestId(req)}`, 'eth0');
   const ifname = driver === veth ? `${hostLink}c` : hostLink;
   const spec = checkAttachSpec({ hostIf: net.bridge, ifname, hostLink, mac: req.mac ?? randomMac(), addresses: req.addresses });
-  return {
+  const plan: AttachmentPlan = {
     kind: driver.kind,
     hostIf: net.bridge,
     hostLink,
@@ -83,6 +83,7 @@ function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest
     addresses: staticAddresses(spec),
     routes: [],
   };
+  return { spec, plan };
 }
 
 /** Makes the endpoint's link; a replay of one made already is a no-op, a leftover of a killed daemon is redone. */
@@ -94,8 +95,7 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
   if (old?.state === 'ready' && driver.check(old) === null) return old;
   if (old) await detachAttachment(ctx, old);
   const id = guestId(req);
-  const plan = endpointPlan(ctx, net, req);
-  const spec = checkAttachSpec({ hostIf: plan.hostIf, ifname: plan.ifname, hostLink: plan.hostLink, mac: plan.mac, addresses: req.addresses });
+  const { spec, plan } = endpointPlan(ctx, net, req);
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
     const name = req.endpointId.slice(0, 12);
