@@ -64,6 +64,9 @@ export async function main(argv: string[], program: Command = buildProgram()): P
       (await import('../util/faults.js')).armFaults(process.env.PIPEWRIGHT_FAULT, process.env.PIPEWRIGHT_FAULT_TRACE);
     }
     await program.parseAsync(argv);
+    // Done: exit now, before Node's teardown closes the store (see withContext in context.ts).
+    // Output is written: stdout and stderr are synchronous for files, pipes and terminals on Linux.
+    process.exit();
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end here with code 0; usage errors were already printed by commander.
