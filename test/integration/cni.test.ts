@@ -220,8 +220,10 @@ t.test('main plugin on a macvlan parent: a pool from "subnet", CNI_ARGS IP= hono
 t.test('with a daemon running, the plugin hands calls to it; killed, the plugin does the work itself', { skip }, async (t) => {
   const dir = stateDir(t);
   t.equal((await cli(dir, ['pool', 'create', 'h', '10.253.8.0/24'])).exitCode, 0);
-  const socket = `/run/pipewright/${uniq('cni')}.sock`;
-  const daemon = await startDaemon(t, dir, ['--socket', `/run/docker/plugins/${uniq('pw')}.sock`, '--cni-socket', socket], {
+  const [socket, pluginSocket] = [`/run/pipewright/${uniq('cni')}.sock`, `/run/docker/plugins/${uniq('pw')}.sock`];
+  // The daemon is killed below: its socket files stay unless removed.
+  t.teardown(() => [socket, pluginSocket].forEach((f) => rmSync(f, { force: true })));
+  const daemon = await startDaemon(t, dir, ['--socket', pluginSocket, '--cni-socket', socket], {
     DOCKER_HOST: 'unix:///run/pipewright-test-no-docker.sock',
   });
   const conf = mainConf(t, dir, 'h');
