@@ -21,20 +21,18 @@ import type { Pool } from '../ipam/pool.js';
 import { sameSubnet } from '../model/address.js';
 import type { PortSpec } from '../model/publish.js';
 import type { CoreContext } from '../ops/context.js';
-import { beginEndpointRemoval, createEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
-import { checkNetworkRequest, createNetwork, removeNetwork, type NetworkRequest } from '../ops/network.js';
+import { createEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
+import { checkNetworkRequest, createNetwork, removeNetwork } from '../ops/network.js';
 import { freeHostPort } from '../ops/ports.js';
 import { findNetwork, listPorts } from '../store/networks.js';
-import { checkMacvlanMode, checkMtu } from '../model/validate.js';
 import { PipewrightError } from '../util/errors.js';
+import { endpointRemovals } from './endpoint-removals.js';
 import { DOCKER_KEY } from './ipam-driver.js';
+import { networkOptions } from './network-options.js';
 import { str, type Handler } from './server.js';
 
-const GENERIC = 'com.docker.network.generic';
 const PORTMAP = 'com.docker.network.portmap';
 const EXPOSED = 'com.docker.network.exposedports';
-const BRIDGE_OPTIONS = ['bridge', 'masquerade', 'isolated', 'mtu'];
-const MACVLAN_OPTIONS = ['parent', 'macvlan_mode', 'host_shim', 'mtu'];
 /** IP protocol numbers, as Docker sends them. */
 const PROTO = { tcp: 6, udp: 17 } as const;
 
@@ -51,41 +49,6 @@ function dockerId(v: unknown, what: string): string {
 }
 
 const endpointOf = (body: Body): EndpointRef => ({ networkId: dockerId(body.NetworkID, 'NetworkID'), endpointId: dockerId(body.EndpointID, 'EndpointID') });
-
-type NetworkOptions = Pick<NetworkRequest, 'kind' | 'bridge' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim'>;
-
-/** The -o options of `docker network create`: a bridge network's, or with parent= a macvlan network's. */
-function networkOptions(id: string, body: Body): NetworkOptions {
-  const opts = ((body.Options as Body | undefined)?.[GENERIC] ?? {}) as Body;
-  const macvlan = opts.parent !== undefined;
-  const known = macvlan ? MACVLAN_OPTIONS : BRIDGE_OPTIONS;
-  for (const key of Object.keys(opts)) {
-    if (!known.includes(key))
-      throw new PipewrightError(`-o ${key}: a pipewright ${macvlan ? 'macvlan' : 'bridge'} network takes the options ${known.join(', ')}`);
-  }
-  const flag = (key: string, otherwise: boolean) => {
-    const v = String(opts[key] ?? otherwise);
-    if (v !== 'true' && v !== 'false') throw new PipewrightError(`-o ${key}=${v.slice(0, 20)}: must be true or false`);
-    return v === 'true';
-  };
-  const mtu = opts.mtu === undefined ? {} : { mtu: checkMtu(str(opts.mtu)) };
-  if (macvlan) {
-    return {
-      kind: 'macvlan',
-      bridge: str(opts.parent),
-      ...mtu,
-      ...(opts.macvlan_mode === undefined ? {} : { macvlanMode: checkMacvlanMode(str(opts.macvlan_mode)) }),
-      ...(opts.host_shim === undefined ? {} : { hostShim: str(opts.host_shim) }),
-    };
-  }
-  // Masquerade by default: a container on Docker's own bridge reaches the outside, so one here does too.
-  return {
-    bridge: opts.bridge === undefined ? `pw-${short(id)}` : str(opts.bridge),
-    masquerade: flag('masquerade', true),
-    isolated: flag('isolated', false),
-    ...mtu,
-  };
-}
 
 interface IpamData {
   Pool?: string;
@@ -123,7 +86,7 @@ async function onCreateNetwork(ctx: CoreContext, body: Body) {
     const kind = data?.Pool && ipaddr.isValidCIDR(data.Pool) ? ipaddr.parseCIDR(data.Pool)[0].kind() : null;
     if (data?.Pool && kind !== (family === 4 ? 'ipv4' : 'ipv6')) throw new PipewrightError(`Docker gave ${data.Pool} as the network's IPv${family} subnet`);
   }
-  const options = networkOptions(id, body);
+  const options = networkOptions(body, `pw-${short(id)}`);
   checkNetworkRequest({ name: networkNameOf(id), ...options });
   const ipv4 = await poolOf(ctx, id, { ...v4, Pool: v4.Pool }, 4);
   const ipv6 = v6?.Pool ? await poolOf(ctx, id, { ...v6, Pool: v6.Pool }, 6) : null;
@@ -226,32 +189,6 @@ function onEndpointOperInfo(ctx: CoreContext, body: Body) {
 export interface NetworkDriver {
   handlers: Record<string, Handler>;
   settle(): Promise<void>;
-}
-
-/**
- * Endpoint removals finish after DeleteEndpoint is answered; one per endpoint (a replayed delete
- * waits for the same). `report` hears of one that failed: its record stays pending, for gc.
- */
-function endpointRemovals(ctx: CoreContext, report: (err: unknown) => void) {
-  const underway = new Map<string, { begun: Promise<unknown>; done: Promise<void> }>();
-  return {
-    async remove(ref: EndpointRef): Promise<void> {
-      const key = `${ref.networkId}/${ref.endpointId}`;
-      let removal = underway.get(key);
-      if (!removal) {
-        const begun = beginEndpointRemoval(ctx, ref);
-        const done = begun
-          .then((rest) => rest?.())
-          .catch(report)
-          .finally(() => underway.delete(key));
-        underway.set(key, (removal = { begun, done }));
-      }
-      await removal.begun;
-    },
-    async settle(): Promise<void> {
-      await Promise.all([...underway.values()].map((r) => r.done));
-    },
-  };
 }
 
 export function networkDriver(ctx: CoreContext, report: (err: unknown) => void = () => {}): NetworkDriver {
