@@ -26,18 +26,20 @@ function withSocket<T>(netns: NetnsPath, fn: (sock: RtSocket) => Promise<T>): Pr
   return netns ? withNetnsSocket(netns, fn) : fn(hostSocket());
 }
 
-function toLinkState(link: LinkMessage, addresses: AddressMessage[], nameOf: (index: number) => Promise<string | undefined>): Promise<LinkState> {
-  const master = readU32(link.attrs.get(IFLA.MASTER));
-  return (master ? nameOf(master) : Promise.resolve(undefined)).then((masterName) => ({
+/** The index of the bridge a link is a port of, if it is one. */
+const masterOf = (link: LinkMessage) => readU32(link.attrs.get(IFLA.MASTER)) || undefined;
+
+function toLinkState(link: LinkMessage, addresses: AddressMessage[], master: string | undefined): LinkState {
+  return {
     ifname: linkName(link),
     ifindex: link.index,
     kind: linkKind(link.attrs.get(IFLA.LINKINFO)),
-    master: masterName,
+    master,
     mtu: readU32(link.attrs.get(IFLA.MTU)) ?? 0,
     mac: readMac(link.attrs.get(IFLA.ADDRESS)),
     up: link.up,
     addresses: addresses.filter((a) => a.index === link.index && a.scope !== RT_SCOPE_LINK).map((a) => `${a.address}/${a.prefix}`),
-  }));
+  };
 }
 
 /** The link and its addresses, or null when no such interface exists in that namespace. */
@@ -48,7 +50,8 @@ export function readLink(name: string, netns: NetnsPath): Promise<LinkState | nu
       throw err;
     });
     if (!link) return null;
-    return toLinkState(link, await dumpAddresses(sock), async (index) => linkName(await getLink(sock, index)));
+    const master = masterOf(link);
+    return toLinkState(link, await dumpAddresses(sock), master ? linkName(await getLink(sock, master)) : undefined);
   });
 }
 
@@ -57,6 +60,9 @@ export function readLinks(netns: NetnsPath): Promise<LinkState[]> {
   return withSocket(netns, async (sock) => {
     const [links, addresses] = [await dumpLinks(sock), await dumpAddresses(sock)];
     const names = new Map(links.map((l) => [l.index, linkName(l)]));
-    return Promise.all(links.map((l) => toLinkState(l, addresses, (i) => Promise.resolve(names.get(i)))));
+    return links.map((l) => {
+      const master = masterOf(l);
+      return toLinkState(l, addresses, master === undefined ? undefined : names.get(master));
+    });
   });
 }

@@ -4,6 +4,7 @@
  * thrown NetlinkError or the end of the answer.
  */
 import { getSystemErrorMap } from 'node:util';
+import { readAttrs, readString } from './attrs.js';
 
 export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19, NEWADDR: 20, DELADDR: 21, GETADDR: 22, NEWROUTE: 24 } as const;
 
@@ -64,20 +65,14 @@ export class NetlinkError extends Error {
   }
 }
 
-/** The kernel's own sentence for the error (extended ack), when it gave one. */
+/** The kernel's own sentence for the error (extended ack), when it gave one: attributes after the echoed request. */
 function extackMessage(m: NlMessage): string | undefined {
   if (!(m.flags & NLM_F_ACK_TLVS)) return undefined;
   const echoed = m.flags & NLM_F_CAPPED ? HEADER_LEN : m.body.readUInt32LE(4);
-  for (let off = 4 + ((echoed + 3) & ~3); off + 4 <= m.body.length;) {
-    const len = m.body.readUInt16LE(off);
-    if (len < 4) break;
-    if (m.body.readUInt16LE(off + 2) === NLMSGERR_ATTR_MSG) return m.body.toString('utf8', off + 4, off + len).replace(/\0+$/, '');
-    off += (len + 3) & ~3;
-  }
-  return undefined;
+  return readString(readAttrs(m.body, 4 + ((echoed + 3) & ~3)).get(NLMSGERR_ATTR_MSG));
 }
 
-export function netlinkError(what: string, m: NlMessage): NetlinkError {
+function netlinkError(what: string, m: NlMessage): NetlinkError {
   const errno = -m.body.readInt32LE(0);
   const [code, text] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
   const detail = extackMessage(m);

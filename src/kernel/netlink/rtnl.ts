@@ -7,12 +7,12 @@ import ipaddr from 'ipaddr.js';
 import { readFileSync } from 'node:fs';
 import type { IpConfig } from '../../model/address.js';
 import { beforeStep } from '../../util/faults.js';
-import { IFLA, nla, readAttrs, readString, u32 } from './attrs.js';
+import { IFLA, ifla, nla, readAttrs, readString, u32 } from './attrs.js';
 import { errno } from './errno.js';
 import { NLM_F, RTM, type NlMessage } from './message.js';
 import { hostSocket, type RtSocket } from './sockets.js';
 
-export const AF = { 4: 2, 6: 10 } as const;
+const AF = { 4: 2, 6: 10 } as const;
 const IFF_UP = 0x1;
 
 /** struct ifinfomsg: family, type, index, flags and the mask of flags to change. */
@@ -33,7 +33,7 @@ export interface LinkMessage {
   attrs: Map<number, Buffer>;
 }
 
-export function parseLink(m: NlMessage): LinkMessage {
+function parseLink(m: NlMessage): LinkMessage {
   return { index: m.body.readInt32LE(4), up: (m.body.readUInt32LE(8) & IFF_UP) !== 0, attrs: readAttrs(m.body, 16) };
 }
 
@@ -49,12 +49,12 @@ export async function setLink(sock: RtSocket, index: number, attrs: Buffer[], up
 
 /** Deletes a link by name (either end of a veth takes both). */
 export async function delLink(sock: RtSocket, name: string): Promise<void> {
-  await sock.request(RTM.DELLINK, 0, Buffer.concat([ifinfomsg(), nla(IFLA.IFNAME, Buffer.from(`${name}\0`))]), `deleting link ${name}`);
+  await sock.request(RTM.DELLINK, 0, Buffer.concat([ifinfomsg(), ifla.ifname(name)]), `deleting link ${name}`);
 }
 
 /** The link of that name (or index) in the socket's namespace; ENODEV when there is none. */
 export async function getLink(sock: RtSocket, which: string | number): Promise<LinkMessage> {
-  const body = typeof which === 'number' ? ifinfomsg(which) : Buffer.concat([ifinfomsg(), nla(IFLA.IFNAME, Buffer.from(`${which}\0`))]);
+  const body = typeof which === 'number' ? ifinfomsg(which) : Buffer.concat([ifinfomsg(), ifla.ifname(which)]);
   const [m] = await sock.request(RTM.GETLINK, 0, body, `reading link ${which}`);
   return parseLink(m);
 }
@@ -74,7 +74,7 @@ export function hostIndex(name: string): number {
   return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
 }
 
-export const ipBytes = (ip: string) => Buffer.from(ipaddr.parse(ip).toByteArray());
+const ipBytes = (ip: string) => Buffer.from(ipaddr.parse(ip).toByteArray());
 
 const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
 const IFA_F_NODAD = 0x02;
