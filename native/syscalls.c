@@ -22,6 +22,19 @@
  *                                    for an RCU grace period) never blocks the event loop. One request
  *                                    at a time per socket (the caller queues them).
  *
+ *   unixListen(path) -> fd           a listening Unix stream socket at `path`, mode 0600, close-on-exec,
+ *                                    that libuv never watches: the daemon hands it to its warm CLI
+ *                                    workers (src/daemon/cli-workers.ts), which accept on it themselves.
+ *   takeCall(fd) -> {conn, pid, fds, payload}
+ *                                    blocks (deliberately, on the main thread: a warm worker has
+ *                                    nothing else to do) until a caller with this process's uid
+ *                                    connects and sends its call: a 4-byte length, then that many
+ *                                    bytes, the first carrying its stdin, stdout and stderr
+ *                                    (SCM_RIGHTS). Callers of another uid, or that send nothing
+ *                                    whole within 2 s, are dropped and the wait goes on.
+ *   dup2(from, to) -> undefined      dup2(2): a worker puts its caller's descriptors on 0, 1, 2.
+ *   dieWithParent(on) -> undefined   prctl(PR_SET_PDEATHSIG): SIGKILL when the parent dies (on), or not.
+ *
  * They throw Error("<call>: <reason>") on any other failure (nlRequest rejects). Every N-API
  * status is checked. Messages are encoded and parsed in TypeScript (src/kernel/netlink).
  */
@@ -33,6 +46,11 @@
 #include <string.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/netlink.h>
@@ -216,6 +234,152 @@ static napi_value js_nl_request(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  size_t len = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_string_utf8(env, argv[0], addr.sun_path, sizeof addr.sun_path, &len) != napi_ok || len == 0 ||
+      len >= sizeof addr.sun_path - 1) {
+    napi_throw_type_error(env, NULL, "unixListen(path) takes a socket path shorter than 107 bytes");
+    return NULL;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, "socket(AF_UNIX)");
+    return NULL;
+  }
+  /* Made 0600 before anyone can connect: bind under a umask that leaves only the owner's bits. */
+  mode_t old = umask(0177);
+  int bound = bind(fd, (struct sockaddr *)&addr, sizeof addr);
+  umask(old);
+  if (bound != 0 || listen(fd, 64) != 0) {
+    throw_errno(env, bound != 0 ? "bind" : "listen");
+    close(fd);
+    return NULL;
+  }
+  if (napi_create_int32(env, fd, &result) != napi_ok) {
+    close(fd);
+    return NULL;
+  }
+  return result;
+}
+
+enum { MAX_CALL = 1 << 20, MAX_FDS = 3 };
+
+/* Reads exactly `len` bytes; 0 on success. */
+static int read_exactly(int fd, char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = read(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* The call's length and descriptors (close-on-exec). 0 on success, with *nfds descriptors taken. */
+static int receive_header(int conn, uint32_t *len, int *fds, int *nfds) {
+  char control[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+  struct iovec iov = {.iov_base = len, .iov_len = sizeof *len};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  ssize_t n;
+  do n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  *nfds = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < count; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (*nfds < MAX_FDS) fds[(*nfds)++] = fd;
+      else close(fd);
+    }
+  }
+  if (n == (ssize_t)sizeof *len && !(msg.msg_flags & MSG_CTRUNC) && *nfds == MAX_FDS && *len <= MAX_CALL) return 0;
+  for (int i = 0; i < *nfds; i++) close(fds[i]);
+  return -1;
+}
+
+/* One whole call from a caller of our uid; -1 with errno set when accept itself fails. */
+static int accept_call(int listen_fd, int *conn_out, pid_t *pid, int *fds, char **payload, uint32_t *len) {
+  for (;;) {
+    int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return -1;
+    }
+    struct ucred cred;
+    socklen_t cred_len = sizeof cred;
+    struct timeval limit = {.tv_sec = 2}, none = {0};
+    int nfds = 0;
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0 && cred.uid == geteuid() &&
+        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) == 0 && receive_header(conn, len, fds, &nfds) == 0) {
+      *payload = malloc(*len ? *len : 1);
+      if (*payload && read_exactly(conn, *payload, *len) == 0 && setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none) == 0) {
+        *conn_out = conn;
+        *pid = cred.pid;
+        return 0;
+      }
+      free(*payload);
+      for (int i = 0; i < nfds; i++) close(fds[i]);
+    }
+    close(conn);
+  }
+}
+
+static int set_int(napi_env env, napi_value obj, const char *key, int32_t v) {
+  napi_value value;
+  return napi_create_int32(env, v, &value) == napi_ok && napi_set_named_property(env, obj, key, value) == napi_ok;
+}
+
+static napi_value js_take_call(napi_env env, napi_callback_info info) {
+  int32_t listen_fd;
+  if (!int_args(env, info, &listen_fd, 1, "takeCall(fd) takes an integer")) return NULL;
+  int conn, fds[MAX_FDS];
+  pid_t pid;
+  char *payload = NULL;
+  uint32_t len = 0;
+  if (accept_call(listen_fd, &conn, &pid, fds, &payload, &len) != 0) {
+    throw_errno(env, "accept");
+    return NULL;
+  }
+  napi_value result, list, bytes, fd;
+  int ok = napi_create_object(env, &result) == napi_ok && set_int(env, result, "conn", conn) && set_int(env, result, "pid", pid) &&
+           napi_create_array_with_length(env, MAX_FDS, &list) == napi_ok && napi_set_named_property(env, result, "fds", list) == napi_ok &&
+           napi_create_buffer_copy(env, len, payload, NULL, &bytes) == napi_ok && napi_set_named_property(env, result, "payload", bytes) == napi_ok;
+  for (uint32_t i = 0; ok && i < MAX_FDS; i++) ok = napi_create_int32(env, fds[i], &fd) == napi_ok && napi_set_element(env, list, i, fd) == napi_ok;
+  free(payload);
+  if (!ok) {
+    for (int i = 0; i < MAX_FDS; i++) close(fds[i]);
+    close(conn);
+    return NULL;
+  }
+  return result;
+}
+
+static napi_value js_dup2(napi_env env, napi_callback_info info) {
+  int32_t a[2];
+  if (!int_args(env, info, a, 2, "dup2(from, to) takes two integers")) return NULL;
+  if (dup2(a[0], a[1]) < 0) throw_errno(env, "dup2");
+  return NULL;
+}
+
+static napi_value js_die_with_parent(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool on = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) {
+    napi_throw_type_error(env, NULL, "dieWithParent(on) takes a boolean");
+    return NULL;
+  }
+  if (prctl(PR_SET_PDEATHSIG, on ? SIGKILL : 0) != 0) throw_errno(env, "prctl(PR_SET_PDEATHSIG)");
+  return NULL;
+}
+
 static int export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok &&
@@ -224,7 +388,9 @@ static int export_fn(napi_env env, napi_value exports, const char *name, napi_ca
 
 NAPI_MODULE_INIT() {
   if (!export_fn(env, exports, "setns", js_setns) || !export_fn(env, exports, "tryLock", js_try_lock) ||
-      !export_fn(env, exports, "nlOpen", js_nl_open) || !export_fn(env, exports, "nlRequest", js_nl_request)) {
+      !export_fn(env, exports, "nlOpen", js_nl_open) || !export_fn(env, exports, "nlRequest", js_nl_request) ||
+      !export_fn(env, exports, "unixListen", js_unix_listen) || !export_fn(env, exports, "takeCall", js_take_call) ||
+      !export_fn(env, exports, "dup2", js_dup2) || !export_fn(env, exports, "dieWithParent", js_die_with_parent)) {
     napi_throw_error(env, NULL, "syscalls.node: could not export its functions");
     return NULL;
   }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Builds pipewright's small native pieces into dist/:
+#   bin/pipewright    (the executable: hands a command to a daemon's warm worker, else starts Node from the snapshot)
 #   pipewright-mount  (a program: mounts into a container's mount namespace)
 #   cni-plugin/pipewright (the CNI plugin's entry: hands a call to a running daemon, else runs the CLI)
 #   syscalls.node     (a Node addon: rtnetlink sockets and requests; setns, to open them inside a guest's network namespace;
@@ -9,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist
 cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/pipewright-mount native/pipewright-mount.c
-mkdir -p dist/cni-plugin
+mkdir -p dist/bin dist/cni-plugin
+cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/bin/pipewright native/pipewright.c
 cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/cni-plugin/pipewright native/pipewright-cni.c
 inc=$(node -p "require('path').resolve(process.execPath, '../../include/node')")
 [ -f "$inc/node_api.h" ] || inc="$(npm config get nodedir 2>/dev/null)/include/node"

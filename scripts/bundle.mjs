@@ -5,11 +5,11 @@
 //
 // Then the CLI's V8 startup snapshot (dist/pipewright.blob): the whole CLI as one CommonJS file,
 // run once by `node --build-snapshot` (src/cli/snapshot.ts), its initialized heap saved. The
-// launcher dist/bin/pipewright starts Node from it, so a command begins with commander and its
+// executable dist/bin/pipewright (native/pipewright.c) starts Node from it, so a command begins with commander and its
 // command tree already loaded (measured: Node's own start-up plus ~1 ms, against ~25 ms for the
 // bundle). A snapshot belongs to the Node binary that made it: after a Node upgrade, run
-// `npm run build` again (as for the native addons); where none exists the launcher runs the bundle.
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+// `npm run build` again (as for the native addons); where none exists the executable runs the bundle.
+import { rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 
@@ -71,25 +71,6 @@ const made = spawnSync(process.execPath, ['--snapshot-blob', 'dist/pipewright.bl
   encoding: 'utf8',
 });
 if (made.status !== 0) {
-  console.error(`bundle: building the startup snapshot failed; the launcher will run the bundle instead\n${made.stderr}`);
+  console.error(`bundle: building the startup snapshot failed; the executable will run the bundle instead\n${made.stderr}`);
   rmSync('dist/pipewright.blob', { force: true });
 }
-
-// The launcher: Node from the snapshot when there is one, else the bundle. argv[1] is the bundle's
-// path either way (the snapshot takes its package directory from it). Written for dash: no fork
-// unless the launcher was reached through a symlink.
-mkdirSync('dist/bin', { recursive: true });
-writeFileSync(
-  'dist/bin/pipewright',
-  `#!/bin/sh
-# pipewright: Node started from the CLI's startup snapshot (scripts/bundle.mjs), or the bundle.
-self=$0
-[ -L "$self" ] && self=$(readlink -f "$self")
-dist=\${self%/bin/*}
-if [ -r "$dist/pipewright.blob" ]; then
-  exec node --snapshot-blob "$dist/pipewright.blob" "$dist/bundle/pipewright.mjs" "$@"
-fi
-exec node "$dist/bundle/pipewright.mjs" "$@"
-`,
-);
-chmodSync('dist/bin/pipewright', 0o755);

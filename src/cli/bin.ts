@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 /** The `pipewright` executable when no startup snapshot is used (see src/cli/snapshot.ts). */
-import { main } from './main.js';
+import { enter } from './main.js';
 
-await main(process.argv);
+await enter();

@@ -42,6 +42,12 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The process's start: its command line, or (a daemon's warm worker) a caller's, once one comes. */
+export async function enter(program: Command = buildProgram()): Promise<void> {
+  if (process.env.PIPEWRIGHT_WARM_FD) (await import('./warm-worker.js')).becomeCaller(program);
+  await main(process.argv, program);
+}
+
 /** Runs one command line; `program` may be built ahead (the startup snapshot builds it once). */
 export async function main(argv: string[], program: Command = buildProgram()): Promise<void> {
   // A dependency's deprecation notice (gRPC's TLS server name for an IP address) is not the

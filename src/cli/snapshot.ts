@@ -2,14 +2,14 @@
  * The entry of the CLI's V8 startup snapshot (scripts/bundle.mjs builds it; dist/bin/pipewright
  * starts Node from it). Building runs this file once: commander and every command group are loaded
  * and initialized then, and saved with the heap, so a command starts with that work already done.
- * When the snapshot starts, the launcher has put the bundle's path in argv[1]: packages outside the
+ * When the snapshot starts, dist/bin/pipewright (or the daemon, for a warm worker) has put the bundle's path in argv[1]: packages outside the
  * snapshot (native addons, etcd3, ajv, yaml) are required from there, as the bundle would.
  */
 import { createRequire } from 'node:module';
 import { startupSnapshot } from 'node:v8';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { buildProgram, main } from './main.js';
+import { buildProgram, enter } from './main.js';
 
 declare global {
   var __pwEntryUrl: string | undefined;
@@ -35,6 +35,7 @@ for (const load of [
   () => import('../storage/mount.js'),
   () => import('../storage/spec.js'),
   () => import('../store/volumes.js'),
+  () => import('./warm-worker.js'),
 ]) {
   void load();
 }
@@ -44,5 +45,5 @@ startupSnapshot.setDeserializeMainFunction(() => {
   process.argv[1] = resolve(process.argv[1]);
   globalThis.__pwEntryUrl = pathToFileURL(process.argv[1]).href;
   globalThis.__pwRequire = createRequire(process.argv[1]);
-  void main(process.argv, program);
+  void enter(program);
 });

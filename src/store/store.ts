@@ -22,7 +22,7 @@ let addon: object | undefined;
  * `bindings` package (a stack trace and a dozen stat calls on every start). It is looked for in
  * pipewright's own node_modules first, then wherever Node resolves the package.
  */
-function sqliteAddon(): object {
+export function sqliteAddon(): object {
   if (addon) return addon;
   const inPackage = shipped(join('node_modules', 'better-sqlite3', ADDON));
   const path = existsSync(inPackage) ? inPackage : join(dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), ADDON);
@@ -31,6 +31,9 @@ function sqliteAddon(): object {
 }
 
 export type Db = Database.Database;
+
+/** A store opened before its command came (a warm worker's, src/cli/warm-worker.ts), and its file. */
+let openedAhead: { store: Store; dev: number; ino: number } | undefined;
 
 export class Store {
   // Made once: building a transaction function or preparing a statement costs more than running it.
@@ -44,7 +47,25 @@ export class Store {
     this.transaction = db.transaction((fn: () => unknown) => fn());
   }
 
+  /**
+   * Opens the store of `stateDir` now, for the next Store.open of that directory in this process:
+   * a warm worker's command then finds its connection made. Taken only while the directory still
+   * holds the same file (a store removed and made again meanwhile is opened afresh).
+   */
+  static openAhead(stateDir: string): void {
+    const store = Store.open(stateDir);
+    const { dev, ino } = statSync(join(stateDir, 'pipewright.db'));
+    openedAhead = { store, dev, ino };
+  }
+
   static open(stateDir: string): Store {
+    const ahead = openedAhead;
+    openedAhead = undefined;
+    if (ahead && ahead.store.stateDir === stateDir && sameInode(join(stateDir, 'pipewright.db'), ahead)) {
+      checkPrivate(stateDir);
+      return ahead.store;
+    }
+    ahead?.store.close();
     if (!existsSync(stateDir)) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     checkPrivate(stateDir);
     const file = join(stateDir, 'pipewright.db');
@@ -101,6 +122,11 @@ function checkNotNewer(version: number): void {
  * to (say /tmp) would let them plant or swap any of it. Such a dir is refused, not chmod-ed: it
  * may be shared with others on purpose.
  */
+function sameInode(file: string, was: { dev: number; ino: number }): boolean {
+  const now = statSync(file, { throwIfNoEntry: false });
+  return now?.dev === was.dev && now.ino === was.ino;
+}
+
 function checkPrivate(stateDir: string): void {
   const { mode } = statSync(stateDir);
   if (mode & 0o022) {

@@ -1,6 +1,14 @@
-/** The native addon's system calls (native/syscalls.c: setns, flock, rtnetlink), loaded on first use. */
+/** The native addon's system calls (native/syscalls.c: setns, flock, rtnetlink, warm workers' calls), loaded on first use. */
 import { loadAddon } from './addon.js';
 import { shipped } from './paths.js';
+
+/** A command line a warm worker took: the connection, the caller's pid, its fds 0-2 (received), the call's bytes. */
+export interface TakenCall {
+  conn: number;
+  pid: number;
+  fds: number[];
+  payload: Buffer;
+}
 
 interface Syscalls {
   setns(fd: number, nstype: number): void;
@@ -10,6 +18,13 @@ interface Syscalls {
   nlOpen(): number;
   /** Sends one netlink request; resolves with the answer's datagrams, up to its ack, error or NLMSG_DONE. */
   nlRequest(fd: number, message: Buffer): Promise<Buffer>;
+  /** A listening Unix socket (mode 0600) that libuv does not watch. */
+  unixListen(path: string): number;
+  /** Blocks until a caller of this uid sends a whole call on the listening socket. */
+  takeCall(listenFd: number): TakenCall;
+  dup2(from: number, to: number): void;
+  /** SIGKILL when the parent process dies (true), or not (false). */
+  dieWithParent(on: boolean): void;
 }
 
 let addon: Syscalls | undefined;

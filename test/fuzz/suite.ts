@@ -149,7 +149,13 @@ function generators(f: Fixture): (() => Input)[] {
     () => ({ args: ['unmount', f.guest, pick(['relative', '/', '', '/../x'])] }),
     () => ({ args: [pick(['route', 'rule']), badGuest(), 'add', '10.0.0.0/8', 'via', '10.253.0.1'] }),
     () => ({ args: ['ports', badGuest()] }),
-    () => ({ args: ['daemon', pick(['--socket', '--log-format']), pick(['relative.sock', '/tmp/a\nb.sock', 'xml', '', `/tmp/${pick(SPECIAL)}\u0007`])] }),
+    () => ({
+      args: [
+        'daemon',
+        pick(['--socket', '--log-format', '--cli-workers']),
+        pick(['relative.sock', '/tmp/a\nb.sock', 'xml', '', `/tmp/${pick(SPECIAL)}\u0007`]),
+      ],
+    }),
     () => ({ args: ['run', pick(['--network', '-p', '-v']), pick([badName(), badPort(), badPath()]), '--', '--name', uniq('fz'), 'no-such-image'] }),
     () => ({ args: ['run', '--', '--net', 'host', 'img'] }),
     () => ({ args: [pick(['bogus', 'atach', '--bogus', 'lease frobnicate', 'pool frobnicate'])] }),

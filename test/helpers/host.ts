@@ -13,9 +13,12 @@ import { fileURLToPath } from 'node:url';
 type T = { teardown(fn: () => unknown): void; skip?: unknown };
 
 export const RUN = `pt${randomBytes(2).toString('hex')}`;
+// The CLI runs in its own process in the tests (whatever daemon runs on this host): tests stop it
+// at a step, kill it, trace it. test/integration/warm-cli.test.ts sets its own daemon's socket.
+process.env.PIPEWRIGHT_CLI_SOCKET = '';
 export const isRoot = process.getuid?.() === 0;
 export const ROOT_REASON = 'needs root (real kernel namespaces)';
-/** The `pipewright` executable as installed: the launcher (Node from the startup snapshot). */
+/** The `pipewright` executable as installed (native/pipewright.c: a daemon's warm worker, else Node from the snapshot). */
 export const CLI = fileURLToPath(new URL('../../dist/bin/pipewright', import.meta.url));
 /** The CNI plugin as installed (native/pipewright-cni.c): hands calls to a daemon, else runs the CLI. */
 export const CNI_PLUGIN = fileURLToPath(new URL('../../dist/cni-plugin/pipewright', import.meta.url));
@@ -155,7 +158,8 @@ export async function hostLinks(): Promise<string[]> {
  * would be awaited to its end).
  */
 export async function startDaemon(t: T, dir: string, args: string[], env: Record<string, string> = {}) {
-  const proc = execa(CLI, ['daemon', '--log-format', 'json', ...args], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...env } });
+  const cliSocket = args.includes('--cli-socket') ? [] : ['--cli-socket', ''];
+  const proc = execa(CLI, ['daemon', '--log-format', 'json', ...cliSocket, ...args], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...env } });
   t.teardown(async () => {
     proc.kill('SIGTERM');
     await proc;

@@ -1,0 +1,176 @@
+/**
+ * A warm worker: a Node process `pipewright daemon` starts ahead, from the CLI's snapshot
+ * (src/daemon/cli-workers.ts), waiting for one command line from dist/bin/pipewright
+ * (native/pipewright.c). It takes the caller's place: the caller's stdin, stdout and stderr on its
+ * fds 0-2, its environment, working directory, umask, argv and cgroup, and the caller learns the
+ * command's exit status. A caller this process is not like (another namespace, root directory,
+ * capability set or seccomp state, another uid: dropped before this sees it) is declined and runs
+ * the command itself: a worker never gives a caller more than it has. One command per worker, so
+ * nothing of one command is left in a process that runs another.
+ */
+import type { Command } from 'commander';
+import { closeSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { sqliteAddon, Store } from '../store/store.js';
+import { syscalls, type TakenCall } from '../util/syscalls.js';
+
+const CALL_VERSION = 'pipewright-call-1';
+
+/** Commands that run until stopped: in a worker they would live on as the daemon's child. */
+const NOT_HANDED_OVER = new Set(['daemon', 'watch']);
+
+const NAMESPACES = ['net', 'mnt', 'pid', 'user', 'uts', 'ipc', 'cgroup'];
+/** /proc/<pid>/status fields that bound what a root process may do. */
+const POWERS = ['CapEff', 'CapPrm', 'CapBnd', 'NoNewPrivs', 'Seccomp'];
+
+/** A caller's command line and the process state it runs in (native/pipewright.c builds it). */
+export interface Call {
+  cwd: string;
+  umask: number;
+  argv: string[];
+  env: Record<string, string>;
+}
+
+/** The call's NUL-separated strings: version, cwd, umask (octal), argc, argv..., environment... */
+export function parseCall(payload: Buffer): Call | undefined {
+  const parts = payload.toString('utf8').split('\0');
+  parts.pop(); // after the last NUL
+  const [version, cwd, umask, argc, ...rest] = parts;
+  const n = Number(argc);
+  if (version !== CALL_VERSION || !cwd?.startsWith('/') || !/^[0-7]{1,4}$/.test(umask ?? '') || !Number.isInteger(n) || n < 1 || n > rest.length) {
+    return undefined;
+  }
+  const env: Record<string, string> = {};
+  for (const entry of rest.slice(n)) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return { cwd, umask: parseInt(umask, 8), argv: rest.slice(0, n), env };
+}
+
+/** The command's name in a command line: its first word that is not a global option or its value. */
+export function commandWord(program: Command, args: string[]): string | undefined {
+  const withValue = new Set(program.options.filter((o) => o.required || o.optional).map((o) => o.long));
+  for (let i = 0; i < args.length; i++) {
+    if (withValue.has(args[i])) i++;
+    else if (!args[i].startsWith('-')) return args[i];
+  }
+  return undefined;
+}
+
+/** What bounds a process: its namespaces, root directory, capabilities, no_new_privs, seccomp. */
+function bounds(pid: number | 'self'): Map<string, string> {
+  const facts = new Map<string, string>();
+  const inode = (path: string) => {
+    const { dev, ino } = statSync(path);
+    return `${dev}:${ino}`;
+  };
+  for (const ns of NAMESPACES) facts.set(`${ns} namespace`, inode(`/proc/${pid}/ns/${ns}`));
+  facts.set('root directory', inode(`/proc/${pid}/root`));
+  const status = new Map(
+    readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .map((l) => l.split(':\t') as [string, string]),
+  );
+  for (const field of POWERS) facts.set(field, status.get(field) ?? '');
+  return facts;
+}
+
+/** Why this worker must not run the caller's command, or undefined when it is bound as the caller is. */
+function unlike(pid: number, mine: Map<string, string>): string | undefined {
+  const theirs = bounds(pid);
+  const differing = [...mine.keys()].filter((k) => theirs.get(k) !== mine.get(k));
+  return differing.length ? `another ${differing.join(', ')}` : undefined;
+}
+
+/**
+ * Joins the caller's cgroup, so what the command leaves running (a DHCP client) is accounted and
+ * stopped with the caller's service, not the daemon's. Only on a cgroup v2 host; on another, a
+ * caller in another cgroup is declined. Returns why it could not.
+ */
+function joinCgroup(pid: number): string | undefined {
+  const theirs = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  if (theirs === readFileSync('/proc/self/cgroup', 'utf8')) return undefined;
+  const unified = /^0::(\/.*)\n$/.exec(theirs);
+  if (!unified) return 'another cgroup (not a cgroup v2 host)';
+  try {
+    writeFileSync(`/sys/fs/cgroup${unified[1]}/cgroup.procs`, String(process.pid));
+    return undefined;
+  } catch (err) {
+    return `another cgroup that this worker cannot join (${(err as Error).message})`;
+  }
+}
+
+/** Why the call is declined, or undefined once this process has taken the caller's place. */
+function adopt(program: Command, pid: number, call: Call | undefined, mine: Map<string, string>): string | undefined {
+  if (!call) return 'a malformed call';
+  const word = commandWord(program, call.argv.slice(1));
+  if (word && NOT_HANDED_OVER.has(word)) return `"${word}" runs in the caller's own process`;
+  const reason = unlike(pid, mine);
+  if (reason) return reason;
+  try {
+    process.chdir(call.cwd);
+  } catch {
+    return 'a working directory this worker cannot enter';
+  }
+  return joinCgroup(pid);
+}
+
+/** Tells the daemon (on fd 1, still its pipe) what became of a call. */
+const tellDaemon = (line: string) => writeSync(1, `${line}\n`);
+
+/**
+ * Waits (blocking: nothing else runs here) for a call this worker can run, and takes the caller's
+ * place: afterwards process.argv, process.env and fds 0-2 are the caller's, and the caller gets
+ * the exit status when this process exits. Killed with the daemon while it waits; once it has a
+ * call, it is the caller's command, and goes when the caller goes (kill -9 of the caller included).
+ */
+export function becomeCaller(program: Command): void {
+  const listenFd = Number(process.env.PIPEWRIGHT_WARM_FD);
+  const sys = syscalls();
+  sys.dieWithParent(true);
+  if (process.ppid !== Number(process.env.PIPEWRIGHT_WARM_PARENT)) process.exit(0); // the daemon went first
+  // Work done before a caller waits: the SQLite addon's dlopen, the daemon's store, this process's bounds.
+  sqliteAddon();
+  const stateDir = process.env.PIPEWRIGHT_WARM_STATE_DIR;
+  if (stateDir) Store.openAhead(stateDir);
+  const mine = bounds('self');
+  for (;;) {
+    const taken = sys.takeCall(listenFd);
+    const call = parseCall(taken.payload);
+    const declined = adopt(program, taken.pid, call, mine);
+    if (!declined && call) return serve(taken, call, listenFd);
+    tellDaemon(`declined ${declined}`);
+    for (const fd of [...taken.fds, taken.conn]) closeSync(fd);
+  }
+}
+
+function serve(taken: TakenCall, call: Call, listenFd: number): void {
+  syscalls().dieWithParent(false);
+  tellDaemon('taken');
+  closeSync(listenFd);
+  taken.fds.forEach((fd, i) => {
+    syscalls().dup2(fd, i);
+    closeSync(fd);
+  });
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  Object.assign(process.env, call.env);
+  process.umask(call.umask);
+  process.argv = [process.argv[0], process.argv[1], ...call.argv.slice(1)];
+  const reply = Buffer.alloc(5, 'y');
+  reply.writeInt32LE(process.pid, 1);
+  writeSync(taken.conn, reply);
+  process.on('exit', (code) => {
+    const status = Buffer.alloc(4);
+    status.writeInt32LE(code);
+    try {
+      writeSync(taken.conn, status);
+    } catch {
+      // the caller is gone: nobody to tell
+    }
+  });
+  // The caller gone (killed, even by SIGKILL): so is its command, as if it had run in the caller.
+  const caller = new Socket({ fd: taken.conn, readable: true, writable: false });
+  const die = () => process.kill(process.pid, 'SIGKILL');
+  caller.on('end', die).on('error', die).resume().unref();
+}
