@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 export const PREFIX = 'pwb';
@@ -11,6 +12,8 @@ export const CLI = new URL('../dist/bin/pipewright', import.meta.url).pathname;
 // A user's host rarely sets NODE_EXTRA_CA_CERTS; here it makes every Node start parse a CA bundle (~90 ms).
 export const env = { ...process.env };
 delete env.NODE_EXTRA_CA_CERTS;
+// A command runs in its own Node process unless a scenario starts warm workers (warmWorkers below).
+env.PIPEWRIGHT_CLI_SOCKET = '';
 
 export function timed(fn) {
   const t0 = performance.now();
@@ -38,6 +41,26 @@ export function sh(file, args, input) {
 
 export function pipewright(stateDir, ...args) {
   return sh(CLI, ['--state-dir', stateDir, ...args]);
+}
+
+/** The CLI handed to a daemon's warm workers on `socket` (see warmWorkers). */
+export function pipewrightVia(socket, stateDir, ...args) {
+  const r = spawnSync(CLI, ['--state-dir', stateDir, ...args], { env: { ...env, PIPEWRIGHT_CLI_SOCKET: socket } });
+  if (r.status !== 0) throw new Error(`pipewright ${args.join(' ')}: ${r.stderr}${r.stdout}`);
+  return String(r.stdout);
+}
+
+/**
+ * A daemon with warm CLI workers on the store of `stateDir` (the commands' own, as on a host where
+ * the daemon runs), no Docker, no CNI socket: `run(...args)` hands a command to it.
+ */
+export async function warmWorkers(stateDir, dir) {
+  const socket = join(dir, `${PREFIX}-cli.sock`);
+  const daemon = await startDaemon(stateDir, ['--socket', join(dir, `${PREFIX}-plugin.sock`), '--cni-socket', '', '--cli-socket', socket], {
+    DOCKER_HOST: `unix:///run/${PREFIX}-no-docker.sock`,
+  });
+  spawnSync('sleep', ['0.5']); // the workers' start
+  return { run: (...args) => pipewrightVia(socket, stateDir, ...args), stop: daemon.stop };
 }
 
 /** One CNI plugin call (CNI_COMMAND ADD or DEL), its config on stdin, as a runtime makes it. */

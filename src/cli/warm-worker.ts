@@ -138,7 +138,12 @@ export function becomeCaller(program: Command): void {
   for (;;) {
     const taken = sys.takeCall(listenFd);
     const call = parseCall(taken.payload);
-    const declined = adopt(program, taken.pid, call, mine);
+    let declined: string | undefined;
+    try {
+      declined = adopt(program, taken.pid, call, mine);
+    } catch (err) {
+      declined = `a caller that could not be read (${(err as Error).message})`; // it went meanwhile
+    }
     if (!declined && call) return serve(taken, call, listenFd);
     tellDaemon(`declined ${declined}`);
     for (const fd of [...taken.fds, taken.conn]) closeSync(fd);
