@@ -15,29 +15,11 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "io.h"
 
 static const char *const VARS[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"};
 static const char *const HEADERS[] = {"X-Cni-Command", "X-Cni-Containerid", "X-Cni-Netns", "X-Cni-Ifname", "X-Cni-Args", "X-Cni-Path"};
 #define NVARS (sizeof VARS / sizeof VARS[0])
-
-struct buf {
-  char *data;
-  size_t len, cap;
-};
-
-static int append(struct buf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = (b->len + n + 1) * 2;
-    char *d = realloc(b->data, cap);
-    if (!d) return -1;
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, s, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-  return 0;
-}
 
 static int read_all(int fd, struct buf *b) {
   char chunk[65536];
@@ -48,21 +30,8 @@ static int read_all(int fd, struct buf *b) {
       if (errno == EINTR) continue;
       return -1;
     }
-    if (append(b, chunk, (size_t)n) < 0) return -1;
+    if (buf_append(b, chunk, (size_t)n) < 0) return -1;
   }
-}
-
-static int write_all(int fd, const char *s, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    s += w;
-    n -= (size_t)w;
-  }
-  return 0;
 }
 
 // The Node CLI, with `input` (what this process read from stdin) as its stdin again.
@@ -112,15 +81,15 @@ static int hand_over(const struct buf *input) {
   struct buf req = {0};
   char line[PATH_MAX * 2];
   snprintf(line, sizeof line, "POST /cni HTTP/1.1\r\nHost: pipewright\r\nConnection: close\r\nContent-Length: %zu\r\n", input->len);
-  append(&req, line, strlen(line));
+  buf_append(&req, line, strlen(line));
   for (size_t i = 0; i < NVARS; i++) {
     const char *v = getenv(VARS[i]);
     if (!v) continue;
     if (strpbrk(v, "\r\n") || strlen(v) > sizeof line - 64) return -1;  // not a header value: Node takes it
     snprintf(line, sizeof line, "%s: %s\r\n", HEADERS[i], v);
-    append(&req, line, strlen(line));
+    buf_append(&req, line, strlen(line));
   }
-  append(&req, "\r\n", 2);
+  buf_append(&req, "\r\n", 2);
   struct buf res = {0};
   if (write_all(fd, req.data, req.len) < 0 || write_all(fd, input->data ? input->data : "", input->len) < 0 || read_all(fd, &res) < 0) return -1;
   close(fd);

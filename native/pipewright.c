@@ -20,34 +20,16 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "io.h"
 
 extern char **environ;
 
 #define DEFAULT_SOCKET "/run/pipewright/cli.sock"
 #define CALL_VERSION "pipewright-call-1"
 
-struct buf {
-  char *data;
-  size_t len, cap;
-};
-
-// Appends n bytes and a NUL (the call's strings are NUL-separated).
-static int add(struct buf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = (b->len + n + 1) * 2;
-    char *d = realloc(b->data, cap);
-    if (!d) return -1;
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, s, n);
-  b->data[b->len + n] = '\0';
-  b->len += n + 1;
-  return 0;
-}
-
+// The call's strings are NUL-separated: each goes in with its NUL.
 static int add_str(struct buf *b, const char *s) {
-  return add(b, s, strlen(s));
+  return buf_append(b, s, strlen(s) + 1);
 }
 
 // Node from the snapshot (or the bundle where no snapshot was built), beside this executable.
@@ -125,19 +107,6 @@ static int send_call(int sock, const struct buf *call) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return -1;
     done += (size_t)n;
-  }
-  return 0;
-}
-
-// Reads exactly n bytes: 0, or -1 at end of stream or on error. Signals interrupt and retry.
-static int read_exactly(int fd, void *to, size_t n) {
-  char *p = to;
-  while (n > 0) {
-    ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return -1;
-    p += r;
-    n -= (size_t)r;
   }
   return 0;
 }

@@ -54,6 +54,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/netlink.h>
+#include "io.h"
 
 /* Throws Error("<call>: <reason>") with err.code the errno's name (EINVAL, ...), as Node's own errors have. */
 static void throw_errno(napi_env env, const char *call) {
@@ -267,18 +268,6 @@ static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
 }
 
 enum { MAX_CALL = 1 << 20, MAX_FDS = 3 };
-
-/* Reads exactly `len` bytes; 0 on success. */
-static int read_exactly(int fd, char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = read(fd, buf, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    buf += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
 
 /* The call's length and descriptors (close-on-exec). 0 on success, with *nfds descriptors taken. */
 static int receive_header(int conn, uint32_t *len, int *fds, int *nfds) {

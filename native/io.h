@@ -1,0 +1,56 @@
+// Small I/O helpers shared by pipewright's C programs and its Node addon: a growing buffer, and
+// reads and writes that finish what they start (retrying on EINTR).
+#ifndef PIPEWRIGHT_IO_H
+#define PIPEWRIGHT_IO_H
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct buf {
+  char *data;
+  size_t len, cap;
+};
+
+// Appends n bytes, keeping a NUL after them (not counted in len); -1 when out of memory.
+static inline int buf_append(struct buf *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = (b->len + n + 1) * 2;
+    char *d = realloc(b->data, cap);
+    if (!d) return -1;
+    b->data = d;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+// Reads exactly n bytes: 0, or -1 at end of stream or on an error.
+static inline int read_exactly(int fd, void *to, size_t n) {
+  char *p = to;
+  while (n > 0) {
+    ssize_t r = read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+static inline int write_all(int fd, const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+#endif
