@@ -112,12 +112,12 @@ static int send_call(int sock, const struct buf *call) {
 }
 
 static volatile pid_t worker;
-static volatile sig_atomic_t forwarded;
+static volatile sig_atomic_t ending;  // the last signal sent on that ends a process
 
-// Signals for this process go to the worker running its command. Ctrl-Z stops both.
+// Signals for this process go to the worker running its command (a terminal's resize too). Ctrl-Z stops both.
 static void forward(int sig) {
   kill(worker, sig == SIGTSTP ? SIGSTOP : sig);
-  forwarded = sig;
+  if (sig != SIGTSTP && sig != SIGCONT && sig != SIGWINCH) ending = sig;
   if (sig == SIGTSTP) {
     signal(SIGTSTP, SIG_DFL);
     raise(SIGTSTP);
@@ -127,15 +127,15 @@ static void forward(int sig) {
 
 // Waits for the worker's exit status; a worker that went without one went by a signal.
 static int wait_for_status(int sock) {
-  static const int SIGNALS[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGCONT};
+  static const int SIGNALS[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGTSTP, SIGCONT};
   for (size_t i = 0; i < sizeof SIGNALS / sizeof SIGNALS[0]; i++) {
     struct sigaction sa = {.sa_handler = forward};
     sigaction(SIGNALS[i], &sa, NULL);
   }
   int32_t status;
   if (read_exactly(sock, &status, sizeof status) == 0) return status & 0xff;
-  int sig = forwarded;
-  if (sig && sig != SIGCONT && sig != SIGTSTP) {  // ended by what this process was sent: end the same way
+  int sig = ending;
+  if (sig) {  // ended by what this process was sent: end the same way
     signal(sig, SIG_DFL);
     raise(sig);
   }
