@@ -65,7 +65,8 @@ export class Store {
       checkPrivate(stateDir);
       return ahead.store;
     }
-    ahead?.store.close();
+    // Another store's connection made ahead is left as it is: closing would checkpoint its log
+    // (fsyncs) on this command's time, and the worker's process ends with the command.
     if (!existsSync(stateDir)) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     checkPrivate(stateDir);
     const file = join(stateDir, 'pipewright.db');
