@@ -12,7 +12,7 @@ export const CLI = new URL('../dist/bin/pipewright', import.meta.url).pathname;
 // A user's host rarely sets NODE_EXTRA_CA_CERTS; here it makes every Node start parse a CA bundle (~90 ms).
 export const env = { ...process.env };
 delete env.NODE_EXTRA_CA_CERTS;
-// A command runs in its own Node process unless a scenario starts warm workers (warmWorkers below).
+// A command runs in its own Node process unless a scenario starts warm workers (withWarmWorkers below).
 env.PIPEWRIGHT_CLI_SOCKET = '';
 
 export function timed(fn) {
@@ -33,8 +33,8 @@ export function stats(xs) {
   return { n: s.length, median: at(0.5), p95: at(0.95) };
 }
 
-export function sh(file, args, input) {
-  const r = spawnSync(file, args, { input, env });
+export function sh(file, args, input, extraEnv = {}) {
+  const r = spawnSync(file, args, { input, env: { ...env, ...extraEnv } });
   if (r.status !== 0) throw new Error(`${file} ${args.join(' ')}: ${r.stderr}${r.stdout}`);
   return String(r.stdout);
 }
@@ -43,24 +43,22 @@ export function pipewright(stateDir, ...args) {
   return sh(CLI, ['--state-dir', stateDir, ...args]);
 }
 
-/** The CLI handed to a daemon's warm workers on `socket` (see warmWorkers). */
-export function pipewrightVia(socket, stateDir, ...args) {
-  const r = spawnSync(CLI, ['--state-dir', stateDir, ...args], { env: { ...env, PIPEWRIGHT_CLI_SOCKET: socket } });
-  if (r.status !== 0) throw new Error(`pipewright ${args.join(' ')}: ${r.stderr}${r.stdout}`);
-  return String(r.stdout);
-}
-
 /**
- * A daemon with warm CLI workers on the store of `stateDir` (the commands' own, as on a host where
- * the daemon runs), no Docker, no CNI socket: `run(...args)` hands a command to it.
+ * Runs `body(run)` beside a daemon with warm CLI workers on the store of `stateDir` (the commands'
+ * own, as on a host where the daemon runs), no Docker, no CNI socket: `run(...args)` hands a
+ * command to its workers. The daemon is stopped afterwards, whatever happened.
  */
-export async function warmWorkers(stateDir, dir) {
+export async function withWarmWorkers(stateDir, dir, body) {
   const socket = join(dir, `${PREFIX}-cli.sock`);
   const daemon = await startDaemon(stateDir, ['--socket', join(dir, `${PREFIX}-plugin.sock`), '--cni-socket', '', '--cli-socket', socket], {
     DOCKER_HOST: `unix:///run/${PREFIX}-no-docker.sock`,
   });
-  spawnSync('sleep', ['0.5']); // the workers' start
-  return { run: (...args) => pipewrightVia(socket, stateDir, ...args), stop: daemon.stop };
+  try {
+    spawnSync('sleep', ['0.5']); // the workers' start
+    return body((...args) => sh(CLI, ['--state-dir', stateDir, ...args], undefined, { PIPEWRIGHT_CLI_SOCKET: socket }));
+  } finally {
+    await daemon.stop();
+  }
 }
 
 /** One CNI plugin call (CNI_COMMAND ADD or DEL), its config on stdin, as a runtime makes it. */

@@ -28,7 +28,7 @@ import {
   stats,
   timed,
   timedAsync,
-  warmWorkers,
+  withWarmWorkers,
 } from './lib.mjs';
 import { dockerRun } from './docker-run.mjs';
 import { cniAddDel } from './cni.mjs';
@@ -58,23 +58,20 @@ async function attachCli(state) {
   pipewright(state, 'pool', 'create', 'b', '10.240.0.0/16');
   for (const set of ['p', 'w', 'c']) makeGuests(set, N);
   const conf = bridgeConf(`${PREFIX}c`, '10.241.0.0/16', join(tmp, 'cni-b'));
-  const warm = await warmWorkers(state, tmp);
   const t = { attach: [[], [], []], detach: [[], [], []] };
-  try {
+  await withWarmWorkers(state, tmp, (warm) => {
     for (const [verb, cniCommand, args] of [
       ['attach', 'ADD', (set, i) => ['attach', `${PREFIX}p`, `netns:${guestName(set, i)}`, 'pool:b']],
       ['detach', 'DEL', (set, i) => ['detach', `netns:${guestName(set, i)}`]],
     ]) {
       for (let i = 0; i < N; i++) {
         progress(`${verb}-cli`, i + 1, N);
-        t[verb][0].push(timed(() => warm.run(...args('w', i))));
+        t[verb][0].push(timed(() => warm(...args('w', i))));
         t[verb][1].push(timed(() => pipewright(state, ...args('p', i))));
         t[verb][2].push(timed(() => cni('bridge', cniCommand, conf, `c${i}`, `/run/netns/${guestName('c', i)}`)));
       }
     }
-  } finally {
-    await warm.stop();
-  }
+  });
   for (const verb of ['attach', 'detach']) {
     record(`${verb}-cli`, t[verb][0], t[verb][2], '<= floor + 15 ms');
     record(`${verb}-cli (no daemon)`, t[verb][1], t[verb][2], null);
@@ -115,17 +112,14 @@ async function ipamAlloc(state) {
     coldTimes = [],
     hl = [];
   const conf = { cniVersion: '0.4.0', name: `${PREFIX}ipam`, ipam: { type: 'host-local', subnet: '10.244.0.0/16', dataDir: join(tmp, 'cni-ipam') } };
-  const warm = await warmWorkers(state, tmp);
-  try {
+  await withWarmWorkers(state, tmp, (warm) => {
     for (let i = 0; i < N; i++) {
       progress('ipam-alloc', i + 1, N);
-      warmTimes.push(timed(() => warm.run('lease', 'reserve', 'cli', '--owner', 'bench')));
+      warmTimes.push(timed(() => warm('lease', 'reserve', 'cli', '--owner', 'bench')));
       coldTimes.push(timed(() => pipewright(state, 'lease', 'reserve', 'cli', '--owner', 'bench')));
       hl.push(timed(() => cni('host-local', 'ADD', conf, `h${i}`, '/proc/self/ns/net')));
     }
-  } finally {
-    await warm.stop();
-  }
+  });
   record('ipam-alloc library', lib, hl, '>= 50x faster (ratio <= 0.02)');
   record('ipam-alloc cli', warmTimes, hl, '<= floor + 15 ms');
   record('ipam-alloc cli (no daemon)', coldTimes, hl, null);
@@ -286,13 +280,12 @@ async function cliCommands() {
         [`${k} (no daemon)`, []],
       ]),
     );
-    const warm = await warmWorkers(state, tmp);
-    try {
+    await withWarmWorkers(state, tmp, (warm) => {
       for (let i = 0; i < N; i++) {
         progress('cli-floor', i + 1, N);
         floor.push(timed(() => sh('node', ['-e', '0'])));
         for (const [name, args] of Object.entries(commands)) {
-          times[name].push(timed(() => warm.run(...args(2 * i))));
+          times[name].push(timed(() => warm(...args(2 * i))));
           times[`${name} (no daemon)`].push(timed(() => pipewright(state, ...args(2 * i + 1))));
         }
         for (const j of [2 * i, 2 * i + 1]) {
@@ -300,9 +293,7 @@ async function cliCommands() {
           pipewright(state, 'volume', 'rm', `bv${j}`);
         }
       }
-    } finally {
-      await warm.stop();
-    }
+    });
     record('cli-floor (node -e 0)', floor, null, null);
     for (const [name, xs] of Object.entries(times)) record(`cli ${name}`, xs, null, name.endsWith('(no daemon)') ? null : '<= floor + 15 ms');
   } finally {

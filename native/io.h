@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 struct buf {
@@ -40,9 +41,24 @@ static inline int read_exactly(int fd, void *to, size_t n) {
   return 0;
 }
 
+// Writes all n bytes to a file (or pipe): 0, or -1 on an error.
 static inline int write_all(int fd, const char *s, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, s, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+// Sends all n bytes on a socket: 0, or -1 on an error. A peer gone is an error, not SIGPIPE.
+static inline int send_all(int sock, const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = send(sock, s, n, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
       return -1;

@@ -91,7 +91,7 @@ static int hand_over(const struct buf *input) {
   }
   buf_append(&req, "\r\n", 2);
   struct buf res = {0};
-  if (write_all(fd, req.data, req.len) < 0 || write_all(fd, input->data ? input->data : "", input->len) < 0 || read_all(fd, &res) < 0) return -1;
+  if (send_all(fd, req.data, req.len) < 0 || send_all(fd, input->data ? input->data : "", input->len) < 0 || read_all(fd, &res) < 0) return -1;
   close(fd);
   const char *body = NULL;
   int code = parse_answer(&res, &body);

@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "io.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -153,16 +154,6 @@ static int copy_meta(int fd, const char *name, const struct stat *st) {
   return 0;
 }
 
-static int write_all(int fd, const char *buf, ssize_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, buf, (size_t)n);
-    if (w < 0) return -1;
-    buf += w;
-    n -= w;
-  }
-  return 0;
-}
-
 static int copy_file(int src, int dst, const char *name) {
   /* O_NONBLOCK: an entry swapped for a fifo must not hang us; it is checked to be a file after open. */
   int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -181,7 +172,7 @@ static int copy_file(int src, int dst, const char *name) {
   ssize_t n;
   int rc = 0;
   while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
-    if (n < 0 || write_all(out, buf, n) < 0) rc = fail("copy", name);
+    if (n < 0 || write_all(out, buf, (size_t)n) < 0) rc = fail("copy", name);
   }
   if (rc == 0) rc = copy_meta(out, name, &st);
   close(in);

@@ -102,13 +102,8 @@ static int send_call(int sock, const struct buf *call) {
   memcpy(CMSG_DATA(c), fds, sizeof fds);
   ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
   if (sent < (ssize_t)sizeof len) return -1;
-  for (size_t done = (size_t)sent - sizeof len; done < call->len;) {
-    ssize_t n = send(sock, call->data + done, call->len - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    done += (size_t)n;
-  }
-  return 0;
+  size_t done = (size_t)sent - sizeof len;
+  return send_all(sock, call->data + done, call->len - done);
 }
 
 static volatile pid_t worker;

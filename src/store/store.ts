@@ -118,16 +118,17 @@ function checkNotNewer(version: number): void {
   }
 }
 
-/**
- * The state dir holds the leases, the lock files and the volumes: a directory others may write
- * to (say /tmp) would let them plant or swap any of it. Such a dir is refused, not chmod-ed: it
- * may be shared with others on purpose.
- */
+/** Whether `file` is still the file (device, inode) it was. */
 function sameInode(file: string, was: { dev: number; ino: number }): boolean {
   const now = statSync(file, { throwIfNoEntry: false });
   return now?.dev === was.dev && now.ino === was.ino;
 }
 
+/**
+ * The state dir holds the leases, the lock files and the volumes: a directory others may write
+ * to (say /tmp) would let them plant or swap any of it. Such a dir is refused, not chmod-ed: it
+ * may be shared with others on purpose.
+ */
 function checkPrivate(stateDir: string): void {
   const { mode } = statSync(stateDir);
   if (mode & 0o022) {

@@ -37,7 +37,7 @@ function workers(daemon: number): number[] {
 const declines = (lines: string[]) => lines.map((l) => JSON.parse(l)).filter((l) => l.declined);
 
 t.test('a command runs in a warm worker as in its own process', { skip }, async (t) => {
-  const { dir, run, daemon } = await warmDaemon(t);
+  const { dir, env, run, daemon } = await warmDaemon(t);
   const before = workers(daemon.proc.pid!);
   // argv, environment (the state dir comes only from it), stdout, exit status
   const created = await run(['pool', 'create', 'warm', '10.251.7.0/24', '--json'], NO_NODE);
@@ -55,7 +55,7 @@ t.test('a command runs in a warm worker as in its own process', { skip }, async 
   writeFileSync(join(dir, 'host.yaml'), 'pools:\n  - name: fromfile\n    subnet: 10.251.8.0/24\n');
   const applied = await execa(CLI, ['apply', '-f', 'host.yaml'], {
     cwd: dir,
-    env: { ...NO_NODE, PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_CLI_SOCKET: join(dir, 'cli.sock') },
+    env: { ...env, ...NO_NODE },
     reject: false,
   });
   t.equal(applied.exitCode, 0, applied.stderr);
