@@ -41,10 +41,10 @@ static inline int read_exactly(int fd, void *to, size_t n) {
   return 0;
 }
 
-// Writes all n bytes to a file (or pipe): 0, or -1 on an error.
-static inline int write_all(int fd, const char *s, size_t n) {
+// Puts all n bytes out with `put` (write, or send_nosignal): 0, or -1 on an error.
+static inline int put_all(ssize_t (*put)(int, const void *, size_t), int fd, const char *s, size_t n) {
   while (n > 0) {
-    ssize_t w = write(fd, s, n);
+    ssize_t w = put(fd, s, n);
     if (w < 0) {
       if (errno == EINTR) continue;
       return -1;
@@ -55,18 +55,19 @@ static inline int write_all(int fd, const char *s, size_t n) {
   return 0;
 }
 
-// Sends all n bytes on a socket: 0, or -1 on an error. A peer gone is an error, not SIGPIPE.
+// send(2) where a peer gone is an error (EPIPE), not SIGPIPE.
+static inline ssize_t send_nosignal(int sock, const void *s, size_t n) {
+  return send(sock, s, n, MSG_NOSIGNAL);
+}
+
+// All n bytes to a file or pipe.
+static inline int write_all(int fd, const char *s, size_t n) {
+  return put_all(write, fd, s, n);
+}
+
+// All n bytes on a socket.
 static inline int send_all(int sock, const char *s, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(sock, s, n, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    s += w;
-    n -= (size_t)w;
-  }
-  return 0;
+  return put_all(send_nosignal, sock, s, n);
 }
 
 #endif
