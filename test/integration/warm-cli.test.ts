@@ -27,11 +27,24 @@ async function warmDaemon(t: Test) {
   return { dir, socket, daemon, env, run };
 }
 
+/** A /proc file's text, or '' once its process (or thread) is gone: it may go between any two reads. */
+function readProc(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** The daemon's children: its warm workers, and commands they run. */
 function workers(daemon: number): number[] {
-  return readdirSync(`/proc/${daemon}/task`).flatMap((tid) =>
-    readFileSync(`/proc/${daemon}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
-  );
+  return readdirSync(`/proc/${daemon}/task`).flatMap((tid) => readProc(`/proc/${daemon}/task/${tid}/children`).split(' ').filter(Boolean).map(Number));
+}
+
+/** Gone, or a zombie waiting for its parent. */
+function ended(pid: number): boolean {
+  const stat = readProc(`/proc/${pid}/stat`);
+  return stat === '' || /\) Z /.test(stat);
 }
 
 const declines = (lines: string[]) => lines.map((l) => JSON.parse(l)).filter((l) => l.declined);
@@ -87,7 +100,7 @@ t.test('signals and kill -9 of the caller reach the command', { skip }, async (t
     proc.kill(signal);
     const r = await proc;
     t.equal(r.signal, signal, `the caller ended by ${signal}`);
-    t.not(await until(() => !existsSync(`/proc/${busy}`) || /\) Z /.test(readFileSync(`/proc/${busy}/stat`, 'utf8')), 5000), -1, 'and so did the command');
+    t.not(await until(() => ended(busy!), 5000), -1, 'and so did the command');
   }
 });
 
@@ -135,7 +148,7 @@ t.test('idle workers go with the daemon; commands then start Node themselves', {
   t.equal(idle.length, 2);
   daemon.proc.kill('SIGKILL');
   await daemon.proc;
-  t.not(await until(() => idle.every((w) => !existsSync(`/proc/${w}`)), 5000), -1, 'no worker outlives a daemon killed -9');
+  t.not(await until(() => idle.every(ended), 5000), -1, 'no worker outlives a daemon killed -9');
   const r = await execa(CLI, ['--version'], { env, reject: false });
   t.equal(r.stdout, '0.1.0', 'a stale socket: the command runs by itself');
   t.equal((await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).exitCode, 9, 'in Node (NODE_OPTIONS applies)');
