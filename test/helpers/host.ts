@@ -4,7 +4,7 @@
  * unique to this run ("pt" + 4 hex digits), short enough for 15-byte interface names.
  */
 import { execa } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -184,6 +184,15 @@ export async function until(what: () => Promise<boolean> | boolean, ms: number):
 
 export async function dockerUp(): Promise<boolean> {
   return (await sh('docker', ['info', '--format', '{{.ServerVersion}}'])).exitCode === 0;
+}
+
+/** Gone, or a zombie (this sandbox's PID 1 does not reap orphans; a real init does). Read once: the process may go at any time. */
+export function processEnded(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
 }
 
 /** Waits until a process is stopped (state T in /proc/<pid>/stat). */

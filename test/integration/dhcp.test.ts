@@ -5,8 +5,7 @@
  */
 import t from 'tap';
 import { execa } from 'execa';
-import { readFileSync } from 'node:fs';
-import { cli, firewallSnapshot, inNs, isRoot, must, netns, removeLinkAtEnd, ROOT_REASON, stateDir, uniq } from '../helpers/host.js';
+import { cli, firewallSnapshot, inNs, isRoot, must, netns, processEnded, removeLinkAtEnd, ROOT_REASON, stateDir, uniq } from '../helpers/host.js';
 
 t.test('dhcp lease from dnsmasq', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
@@ -36,18 +35,9 @@ t.test('dhcp lease from dnsmasq', { skip: !isRoot && ROOT_REASON }, async (t) =>
 
   t.equal((await cli(dir, ['detach', client])).exitCode, 0);
   await new Promise((r) => setTimeout(r, 300));
-  t.notOk(running(Number(pids[0])), 'detach stopped the DHCP client');
+  t.ok(processEnded(Number(pids[0])), 'detach stopped the DHCP client');
   t.equal((await cli(dir, ['detach', server])).exitCode, 0);
 });
-
-/** Gone, or a zombie (this sandbox's PID 1 does not reap orphans; a real init does). */
-function running(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 t.test('a rogue DHCP server cannot give a guest an address outside the bridge subnet', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { execa } from 'execa';
 import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, isRoot, netns, ROOT_REASON, startDaemon, stateDir, until } from '../helpers/host.js';
+import { CLI, isRoot, netns, processEnded, ROOT_REASON, startDaemon, stateDir, until } from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;
 // Any Node started under it refuses to run: only a worker started before can run the command.
@@ -27,7 +27,7 @@ async function warmDaemon(t: Test) {
   return { dir, socket, daemon, env, run };
 }
 
-/** A /proc file's text, or '' once its process (or thread) is gone: it may go between any two reads. */
+/** A /proc file's text, or '' once its thread is gone: it may go between any two reads. */
 function readProc(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -39,12 +39,6 @@ function readProc(path: string): string {
 /** The daemon's children: its warm workers, and commands they run. */
 function workers(daemon: number): number[] {
   return readdirSync(`/proc/${daemon}/task`).flatMap((tid) => readProc(`/proc/${daemon}/task/${tid}/children`).split(' ').filter(Boolean).map(Number));
-}
-
-/** Gone, or a zombie waiting for its parent. */
-function ended(pid: number): boolean {
-  const stat = readProc(`/proc/${pid}/stat`);
-  return stat === '' || /\) Z /.test(stat);
 }
 
 const declines = (lines: string[]) => lines.map((l) => JSON.parse(l)).filter((l) => l.declined);
@@ -100,7 +94,7 @@ t.test('signals and kill -9 of the caller reach the command', { skip }, async (t
     proc.kill(signal);
     const r = await proc;
     t.equal(r.signal, signal, `the caller ended by ${signal}`);
-    t.not(await until(() => ended(busy!), 5000), -1, 'and so did the command');
+    t.not(await until(() => processEnded(busy!), 5000), -1, 'and so did the command');
   }
 });
 
@@ -148,7 +142,7 @@ t.test('idle workers go with the daemon; commands then start Node themselves', {
   t.equal(idle.length, 2);
   daemon.proc.kill('SIGKILL');
   await daemon.proc;
-  t.not(await until(() => idle.every(ended), 5000), -1, 'no worker outlives a daemon killed -9');
+  t.not(await until(() => idle.every(processEnded), 5000), -1, 'no worker outlives a daemon killed -9');
   const r = await execa(CLI, ['--version'], { env, reject: false });
   t.equal(r.stdout, '0.1.0', 'a stale socket: the command runs by itself');
   t.equal((await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).exitCode, 9, 'in Node (NODE_OPTIONS applies)');
