@@ -278,6 +278,8 @@ static int receive_header(int conn, uint32_t *len, int *fds, int *nfds) {
   do n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
   *nfds = 0;
+  /* On an error (the 2 s limit) the kernel leaves msg_controllen as given: the buffer holds no descriptors. */
+  if (n < 0) return -1;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));

@@ -10,6 +10,7 @@
 import t, { type Test } from 'tap';
 import { execa } from 'execa';
 import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { CLI, isRoot, netns, processEnded, ROOT_REASON, startDaemon, stateDir, until } from '../helpers/host.js';
 
@@ -134,6 +135,25 @@ t.test('callers unlike the worker, and daemons, run in their own process', { ski
   const second = await run(['daemon', '--socket', join(dir, 'second.sock')], NO_NODE);
   t.match(second.stderr, /no-such-node-option/, 'daemon: not run by a worker');
   t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the workers still serve');
+});
+
+t.test('a caller that sends no whole call within 2 s, or no descriptors, is dropped; the worker waits on', { skip }, async (t) => {
+  const { socket, daemon, run } = await warmDaemon(t);
+  const dropped = (send: (c: Socket) => void) =>
+    new Promise<number>((resolve, reject) => {
+      const t0 = Date.now();
+      const c = createConnection(socket, () => send(c));
+      // A reset is a drop too: the worker closed with the caller's bytes unread.
+      c.on('error', (err: NodeJS.ErrnoException) => err.code !== 'ECONNRESET' && reject(err))
+        .on('close', () => resolve(Date.now() - t0))
+        .resume();
+    });
+  // Both at once: the two workers each hold one until it is dropped.
+  const [silent, noFds] = await Promise.all([dropped(() => {}), dropped((c) => c.write(Buffer.from([5, 0, 0, 0, 120, 0, 0, 0, 0])))]);
+  t.ok(silent >= 1900 && silent < 4000, `a silent caller is dropped after the 2 s limit (${silent} ms)`);
+  t.ok(noFds < 1900, `a call without stdin, stdout, stderr is dropped at once, not at the limit (${noFds} ms)`);
+  t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the same workers then serve a command');
+  t.same(declines(daemon.lines()), [], 'dropped before a worker reads a call: nothing to decline');
 });
 
 t.test('idle workers go with the daemon; commands then start Node themselves', { skip }, async (t) => {
