@@ -58,6 +58,13 @@ export function commandWord(program: Command, args: string[]): string | undefine
   return undefined;
 }
 
+/** This worker as callers are compared with, read once before any call. */
+interface Self {
+  bounds: Map<string, string>;
+  /** /proc/self/cgroup: where the worker is, to tell whether a caller's cgroup is another. */
+  cgroup: string;
+}
+
 /** What bounds a process: its namespaces, root directory, capabilities, no_new_privs, seccomp. */
 function bounds(pid: number | 'self'): Map<string, string> {
   const facts = new Map<string, string>();
@@ -88,9 +95,9 @@ function unlike(pid: number, mine: Map<string, string>): string | undefined {
  * stopped with the caller's service, not the daemon's. Only on a cgroup v2 host; on another, a
  * caller in another cgroup is declined. Returns why it could not.
  */
-function joinCgroup(pid: number): string | undefined {
+function joinCgroup(pid: number, mine: string): string | undefined {
   const theirs = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
-  if (theirs === readFileSync('/proc/self/cgroup', 'utf8')) return undefined;
+  if (theirs === mine) return undefined;
   const unified = /^0::(\/.*)\n$/.exec(theirs);
   if (!unified) return 'another cgroup (not a cgroup v2 host)';
   try {
@@ -102,18 +109,18 @@ function joinCgroup(pid: number): string | undefined {
 }
 
 /** Why the call is declined, or undefined once this process has taken the caller's place. */
-function adopt(program: Command, pid: number, call: Call | undefined, mine: Map<string, string>): string | undefined {
+function adopt(program: Command, pid: number, call: Call | undefined, self: Self): string | undefined {
   if (!call) return 'a malformed call';
   const word = commandWord(program, call.argv.slice(1));
   if (word && NOT_HANDED_OVER.has(word)) return `"${word}" runs in the caller's own process`;
-  const reason = unlike(pid, mine);
+  const reason = unlike(pid, self.bounds);
   if (reason) return reason;
   try {
     process.chdir(call.cwd);
   } catch {
     return 'a working directory this worker cannot enter';
   }
-  return joinCgroup(pid);
+  return joinCgroup(pid, self.cgroup);
 }
 
 /** Tells the daemon (on fd 1, still its pipe) what became of a call. */
@@ -130,17 +137,17 @@ export function becomeCaller(program: Command): void {
   const sys = syscalls();
   sys.dieWithParent(true);
   if (process.ppid !== Number(process.env.PIPEWRIGHT_WARM_PARENT)) process.exit(0); // the daemon went first
-  // Work done before a caller waits: the SQLite addon's dlopen, the daemon's store, this process's bounds.
+  // Work done before a caller waits: the SQLite addon's dlopen, the daemon's store, this process's bounds and cgroup.
   sqliteAddon();
   const stateDir = process.env.PIPEWRIGHT_WARM_STATE_DIR;
   if (stateDir) Store.openAhead(stateDir);
-  const mine = bounds('self');
+  const self: Self = { bounds: bounds('self'), cgroup: readFileSync('/proc/self/cgroup', 'utf8') };
   for (;;) {
     const taken = sys.takeCall(listenFd);
     const call = parseCall(taken.payload);
     let declined: string | undefined;
     try {
-      declined = adopt(program, taken.pid, call, mine);
+      declined = adopt(program, taken.pid, call, self);
     } catch (err) {
       declined = `a caller that could not be read (${(err as Error).message})`; // it went meanwhile
     }
