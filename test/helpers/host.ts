@@ -114,9 +114,16 @@ export async function ping(ns: string, addr: string): Promise<boolean> {
   return (await inNs(ns, ['ping', '-c', '1', '-W', '2', addr])).exitCode === 0;
 }
 
-/** The whole firewall (iptables, ip6tables, nftables) as text without comments and counters, for before/after comparisons. */
-export async function firewallSnapshot(): Promise<string> {
-  const text = (await must('iptables-save', [])) + (await must('ip6tables-save', [])) + (await must('nft', ['list', 'ruleset']));
+/** A command in a named netns (`ip netns exec`), or on the host (ns undefined). */
+const within = (ns: string | undefined, file: string, args: string[]): [string, string[]] => (ns ? ['ip', ['netns', 'exec', ns, file, ...args]] : [file, args]);
+
+/**
+ * The whole firewall (iptables, ip6tables, nftables) as text without comments and counters, for
+ * before/after comparisons: the host's, or a stand-in host's (`ns`, see testHost).
+ */
+export async function firewallSnapshot(ns?: string): Promise<string> {
+  const save = (file: string, args: string[] = []) => must(...within(ns, file, args));
+  const text = (await save('iptables-save')) + (await save('ip6tables-save')) + (await save('nft', ['list', 'ruleset']));
   return text
     .split('\n')
     .filter((l) => !l.startsWith('#'))
@@ -148,8 +155,45 @@ export async function askPeer(ns: string | null, proto: 'tcp' | 'udp', host: str
   return String(r.stdout).trim();
 }
 
-export async function hostLinks(): Promise<string[]> {
-  return JSON.parse(await must('ip', ['-j', 'link', 'show'])).map((l: { ifname: string }) => l.ifname);
+/** The host's links by name, or a stand-in host's (`ns`). */
+export async function hostLinks(ns?: string): Promise<string[]> {
+  return JSON.parse(await must('ip', [...(ns ? ['-n', ns] : []), '-j', 'link', 'show'])).map((l: { ifname: string }) => l.ifname);
+}
+
+/** The conditions a stand-in host starts in. */
+export interface HostConditions {
+  /**
+   * Docker's: the FORWARD policy DROP and forwarding on (what dockerd sets when it finds
+   * forwarding off), with br_netfilter handing bridged frames to iptables.
+   */
+  dockerForwardDrop?: boolean;
+}
+
+/**
+ * A stand-in host: a network namespace of the test's own, where pipewright runs as it runs on a
+ * host (its bridges, firewall tables and sysctls are this namespace's), in the conditions the test
+ * sets. Guests are other namespaces, wired to it. Nothing of the real host's firewall, policies
+ * or sysctls is read or changed, so a test in it does not depend on what ran on the host before.
+ */
+export async function testHost(t: T, conditions: HostConditions = {}) {
+  const ns = await netns(t, 'h');
+  const run = (file: string, args: string[]) => must(...within(ns, file, args));
+  await run('ip', ['link', 'set', 'lo', 'up']);
+  if (conditions.dockerForwardDrop) {
+    await run('iptables', ['-P', 'FORWARD', 'DROP']);
+    // Where br_netfilter is a module not loaded yet, load it as dockerd does.
+    if ((await sh(...within(ns, 'test', ['-e', '/proc/sys/net/bridge']))).exitCode !== 0) await must('modprobe', ['br_netfilter']);
+    await run('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1']);
+  }
+  return {
+    ns,
+    run,
+    /** The pipewright CLI run on this host, against a private state dir. */
+    cli: (dir: string, args: string[], env: Record<string, string> = {}) =>
+      execa('ip', ['netns', 'exec', ns, CLI, ...args], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...env } }),
+    firewall: () => firewallSnapshot(ns),
+    links: () => hostLinks(ns),
+  };
 }
 
 /**

@@ -1,11 +1,13 @@
 /**
  * Two guests on one pipewright bridge, through the real CLI and kernel: they reach each other over
- * IPv4, IPv6 and TCP, also while Docker's FORWARD DROP policy is in force; attach is idempotent,
- * conflicts are refused, and detach leaves the host (links, rule set) exactly as it was.
+ * IPv4, IPv6 and TCP; attach is idempotent, conflicts are refused, and detach leaves the host
+ * (links, rule set) exactly as it was. The same on stand-in hosts the test builds: one with no
+ * firewall at all (a fresh host) and one with Docker's FORWARD DROP and br_netfilter, where a
+ * plain bridge's guests cannot reach each other.
  */
 import t from 'tap';
 import { execa } from 'execa';
-import { cli, dockerUp, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, stateDir, uniq } from '../helpers/host.js';
+import { cli, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, stateDir, testHost, uniq } from '../helpers/host.js';
 
 t.test('two guests on a bridge', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
@@ -34,9 +36,6 @@ t.test('two guests on a bridge', { skip: !isRoot && ROOT_REASON }, async (t) => 
   t.notOk(v6.tentative, 'IPv6 address usable at once (no DAD)');
   t.ok((await inNs(a, ['ip', '-j', 'link', 'show', 'lo'])).stdout.includes('"UP"'), 'lo is up');
 
-  if (await dockerUp()) {
-    t.match(await must('iptables', ['-S', 'FORWARD']), /-P FORWARD DROP/, 'dockerd runs: FORWARD policy is DROP');
-  }
   t.ok(await ping(a, '10.231.0.3'), 'IPv4 ping a -> b');
   t.ok(await ping(b, 'fd31::2'), 'IPv6 ping b -> a');
 
@@ -68,6 +67,57 @@ t.test('two guests on a bridge', { skip: !isRoot && ROOT_REASON }, async (t) => 
   t.equal(await firewallSnapshot(), before, 'rule set exactly as before');
   t.same(JSON.parse((await cli(dir, ['ls', '--json'])).stdout), [], 'store is empty');
 });
+
+/** Two guests on a plain bridge made by hand on `host` (no pipewright): whether a pings b. */
+async function plainBridgePings(t: { teardown(fn: () => unknown): void }, host: Awaited<ReturnType<typeof testHost>>): Promise<boolean> {
+  const [a, b] = [await netns(t), await netns(t)];
+  const br = uniq('pb');
+  await host.run('ip', ['link', 'add', br, 'type', 'bridge']);
+  await host.run('ip', ['link', 'set', br, 'up']);
+  for (const [i, g] of [a, b].entries()) {
+    const port = `${br}p${i}`;
+    await host.run('ip', ['link', 'add', port, 'master', br, 'up', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', g]);
+    await must('ip', ['-n', g, 'address', 'add', `10.234.0.${i + 2}/24`, 'dev', 'eth0']);
+    await must('ip', ['-n', g, 'link', 'set', 'eth0', 'up']);
+  }
+  const pings = (await inNs(a, ['ping', '-c', '2', '-i', '0.2', '-W', '1', '10.234.0.3'])).exitCode === 0;
+  await host.run('ip', ['link', 'del', br]);
+  return pings;
+}
+
+for (const [label, conditions] of [
+  ['a fresh host: no firewall rules at all', {}],
+  ["Docker's FORWARD DROP and br_netfilter", { dockerForwardDrop: true }],
+] as const) {
+  for (const firewall of ['iptables', 'nftables']) {
+    t.test(`two guests on a bridge, on ${label} (${firewall})`, { skip: !isRoot && ROOT_REASON }, async (t) => {
+      const host = await testHost(t, conditions);
+      t.equal(
+        await plainBridgePings(t, host),
+        !conditions.dockerForwardDrop,
+        conditions.dockerForwardDrop ? "the condition holds: a plain bridge's guests cannot reach each other" : 'a plain bridge works here',
+      );
+      const dir = stateDir(t);
+      const pw = (...args: string[]) => host.cli(dir, ['--firewall', firewall, ...args]);
+      const [before, linksBefore] = [await host.firewall(), await host.links()];
+      const [a, b] = [await netns(t), await netns(t)];
+      // Names on a stand-in host are its own: no run prefix needed.
+      for (const [g, n] of [
+        [a, 2],
+        [b, 3],
+      ] as const) {
+        const r = await pw('attach', 'br0', g, `10.235.0.${n}/24`, `fd35::${n}/64`);
+        t.equal(r.exitCode, 0, r.stderr);
+      }
+      t.ok(await ping(a, '10.235.0.3'), 'IPv4 ping a -> b through the pipewright bridge');
+      t.ok(await ping(b, 'fd35::2'), 'IPv6 ping b -> a');
+      t.not(await host.firewall(), before, 'pipewright added its rules on this host');
+      for (const g of [a, b]) t.equal((await pw('detach', g)).exitCode, 0);
+      t.same(await host.links(), linksBefore, 'no link left on the host (the bridge went with its last guest)');
+      t.equal(await host.firewall(), before, 'its rule set exactly as before');
+    });
+  }
+}
 
 t.test('an existing bridge is kept, with the MTU it has', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);

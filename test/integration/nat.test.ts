@@ -1,24 +1,20 @@
 /**
- * NAT and published ports against the real kernel, for both firewall backends, with dockerd's
- * FORWARD DROP in force when it runs. Two pipewright networks: "a" (masquerade) holds the server
- * guest, "b" holds a client guest and a "remote" host. Traffic stays inside these namespaces,
- * their bridges and loopback.
+ * NAT and published ports against the real kernel, for both firewall backends, on a stand-in host
+ * in Docker's conditions (FORWARD DROP, br_netfilter; test/helpers/host.ts testHost). Two
+ * pipewright networks: "a" (masquerade) holds the server guest, "b" holds a client guest and a
+ * "remote" host. Traffic stays inside these namespaces, their bridges and loopback.
  */
 import t from 'tap';
 import { createServer } from 'node:net';
-import { askPeer, cli, firewallSnapshot, hostLinks, isRoot, must, netns, peerServer, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import { askPeer, cli, firewallSnapshot, hostLinks, isRoot, must, netns, peerServer, ROOT_REASON, sh, stateDir, testHost, uniq } from '../helpers/host.js';
 
 for (const firewall of ['iptables', 'nftables'] as const) {
   t.test(`published ports and masquerade (${firewall})`, { skip: !isRoot && ROOT_REASON }, async (t) => {
+    const host = await testHost(t, { dockerForwardDrop: true });
     const dir = stateDir(t);
-    const pw = (...args: string[]) => cli(dir, ['--firewall', firewall, ...args]);
-    const before = await firewallSnapshot();
-    const links = await hostLinks();
-    const [brA, brB] = [uniq('a'), uniq('b')];
-    t.teardown(async () => {
-      await sh('ip', ['link', 'del', brA]);
-      await sh('ip', ['link', 'del', brB]);
-    });
+    const pw = (...args: string[]) => host.cli(dir, ['--firewall', firewall, ...args]);
+    const [before, links] = [await host.firewall(), await host.links()];
+    const [brA, brB] = ['bra', 'brb']; // the stand-in host's own names
     const [srv, client, remote] = [await netns(t), await netns(t), await netns(t)];
     for (const args of [
       ['pool', 'create', 'pa', '10.247.1.0/24'],
@@ -41,9 +37,9 @@ for (const firewall of ['iptables', 'nftables'] as const) {
     await peerServer(t, srv, 'udp', 5353);
     t.equal(await askPeer(client, 'tcp', hostB, 18080), '10.247.2.2', 'TCP from another host (netns on another bridge)');
     t.equal(await askPeer(client, 'udp', hostB, 15353), '10.247.2.2', 'UDP from another host');
-    t.equal(await askPeer(null, 'tcp', hostA, 18080), hostA, 'TCP from the host itself');
-    t.equal(await askPeer(null, 'tcp', '127.0.0.1', 18080), hostA, 'TCP to 127.0.0.1 (route_localnet)');
-    t.equal(await askPeer(null, 'udp', '127.0.0.1', 15353), hostA, 'UDP to 127.0.0.1');
+    t.equal(await askPeer(host.ns, 'tcp', hostA, 18080), hostA, 'TCP from the host itself');
+    t.equal(await askPeer(host.ns, 'tcp', '127.0.0.1', 18080), hostA, 'TCP to 127.0.0.1 (route_localnet)');
+    t.equal(await askPeer(host.ns, 'udp', '127.0.0.1', 15353), hostA, 'UDP to 127.0.0.1');
     t.equal(await askPeer(srv, 'tcp', hostA, 18080), hostA, 'hairpin: the guest reaches its own published port through the host');
 
     await peerServer(t, remote, 'tcp', 9000);
@@ -66,8 +62,8 @@ for (const firewall of ['iptables', 'nftables'] as const) {
 
     for (const g of [srv, client, remote]) t.equal((await pw('detach', g)).exitCode, 0);
     for (const n of ['na', 'nb']) t.equal((await pw('network', 'rm', n)).exitCode, 0);
-    t.equal(await firewallSnapshot(), before, 'the whole rule set is exactly as before');
-    t.same(await hostLinks(), links, 'bridges gone');
+    t.equal(await host.firewall(), before, 'the whole rule set is exactly as before');
+    t.same(await host.links(), links, 'bridges gone');
   });
 }
 
@@ -142,26 +138,18 @@ for (const firewall of ['iptables', 'nftables'] as const) {
 }
 
 t.test('iptables: a filter INPUT chain that existed before the guard is left as it was', { skip: !isRoot && ROOT_REASON }, async (t) => {
-  const had = (await sh('nft', ['list', 'chain', 'ip', 'filter', 'INPUT'])).exitCode === 0;
-  if (!had) {
-    // Made here as another program would, with a rule of its own; removed at the end.
-    await must('iptables', ['-w', '-A', 'INPUT', '-i', 'lo', '-m', 'comment', '--comment', 'not-pipewright', '-j', 'ACCEPT']);
-    t.teardown(async () => {
-      await sh('iptables', ['-w', '-D', 'INPUT', '-i', 'lo', '-m', 'comment', '--comment', 'not-pipewright', '-j', 'ACCEPT']);
-      await sh('nft', ['delete', 'chain', 'ip', 'filter', 'INPUT']);
-    });
-  }
+  const host = await testHost(t);
+  // Made first, as another program would, with a rule of its own.
+  await host.run('iptables', ['-w', '-A', 'INPUT', '-i', 'lo', '-m', 'comment', '--comment', 'not-pipewright', '-j', 'ACCEPT']);
   const dir = stateDir(t);
-  const pw = (...args: string[]) => cli(dir, ['--firewall', 'iptables', ...args]);
-  const before = await firewallSnapshot();
-  const br = uniq('k');
-  t.teardown(() => sh('ip', ['link', 'del', br]));
+  const pw = (...args: string[]) => host.cli(dir, ['--firewall', 'iptables', ...args]);
+  const before = await host.firewall();
   const g = await netns(t);
   await pw('pool', 'create', 'kp', '10.247.41.0/24');
-  t.equal((await pw('network', 'create', 'kn', '--bridge', br, '--pool', 'kp')).exitCode, 0);
-  t.equal((await pw('attach', br, g, 'pool:kp', '-p', '18142:8080')).exitCode, 0);
-  t.match((await must('iptables', ['-w', '-S', 'INPUT'])).split('\n')[1], /-j PIPEWRIGHT-INPUT/, 'the guard is hooked first');
+  t.equal((await pw('network', 'create', 'kn', '--bridge', 'brk', '--pool', 'kp')).exitCode, 0);
+  t.equal((await pw('attach', 'brk', g, 'pool:kp', '-p', '18142:8080')).exitCode, 0);
+  t.match((await host.run('iptables', ['-w', '-S', 'INPUT'])).split('\n')[1], /-j PIPEWRIGHT-INPUT/, 'the guard is hooked first');
   t.equal((await pw('detach', g)).exitCode, 0);
   t.equal((await pw('network', 'rm', 'kn')).exitCode, 0);
-  t.equal(await firewallSnapshot(), before, 'INPUT is still there, with its own rule');
+  t.equal(await host.firewall(), before, 'INPUT is still there, with its own rule');
 });
