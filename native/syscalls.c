@@ -32,6 +32,13 @@
  *                                    bytes, the first carrying its stdin, stdout and stderr
  *                                    (SCM_RIGHTS). Callers of another uid, or that send nothing
  *                                    whole within 2 s, are dropped and the wait goes on.
+ *                                    The result's pidfd (see peerOf) is the caller's.
+ *   peerOf(fd) -> {pid, uid, pidfd}  who connected a Unix socket: SO_PEERCRED's pid and uid, and a pidfd of
+ *                                    that process (SO_PEERPIDFD; on a kernel before 6.5, pidfd_open of the
+ *                                    pid). The caller closes the pidfd.
+ *   exited(pidfd) -> boolean         whether the process a pidfd names has ended. Read after the caller's
+ *                                    /proc files: a process still running then is the one that was read
+ *                                    (its pid cannot have been given to another).
  *   dup2(from, to) -> undefined      dup2(2): a worker puts its caller's descriptors on 0, 1, 2.
  *   dieWithParent(on) -> undefined   prctl(PR_SET_PDEATHSIG): SIGKILL when the parent dies (on), or not.
  *
@@ -45,7 +52,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -269,6 +278,22 @@ static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
 
 enum { MAX_CALL = 1 << 20, MAX_FDS = 3 };
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5; Debian 12's headers predate it */
+#endif
+
+/* The peer's pid and uid, and a pidfd of it (close-on-exec); -1 with errno set on failure. */
+static int peer_of(int conn, struct ucred *cred, int *pidfd) {
+  socklen_t len = sizeof *cred;
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, cred, &len) != 0) return -1;
+  len = sizeof *pidfd;
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, pidfd, &len) == 0) return 0;
+  if (errno != ENOPROTOOPT) return -1;
+  /* An older kernel: the pid as it is now (a process that went before this names nobody, or another). */
+  *pidfd = (int)syscall(SYS_pidfd_open, cred->pid, 0);
+  return *pidfd < 0 ? -1 : 0;
+}
+
 /* The call's length and descriptors (close-on-exec). 0 on success, with *nfds descriptors taken. */
 static int receive_header(int conn, uint32_t *len, int *fds, int *nfds) {
   char control[CMSG_SPACE(sizeof(int) * MAX_FDS)];
@@ -296,7 +321,7 @@ static int receive_header(int conn, uint32_t *len, int *fds, int *nfds) {
 }
 
 /* One whole call from a caller of our uid; -1 with errno set when accept itself fails. */
-static int accept_call(int listen_fd, int *conn_out, pid_t *pid, int *fds, char **payload, uint32_t *len) {
+static int accept_call(int listen_fd, int *conn_out, pid_t *pid, int *pidfd, int *fds, char **payload, uint32_t *len) {
   for (;;) {
     int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0) {
@@ -304,10 +329,10 @@ static int accept_call(int listen_fd, int *conn_out, pid_t *pid, int *fds, char 
       return -1;
     }
     struct ucred cred;
-    socklen_t cred_len = sizeof cred;
     struct timeval limit = {.tv_sec = 2}, none = {0};
     int nfds = 0;
-    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0 && cred.uid == geteuid() &&
+    *pidfd = -1;
+    if (peer_of(conn, &cred, pidfd) == 0 && cred.uid == geteuid() &&
         setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) == 0 && receive_header(conn, len, fds, &nfds) == 0) {
       *payload = malloc(*len ? *len : 1);
       if (*payload && read_exactly(conn, *payload, *len) == 0 && setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none) == 0) {
@@ -318,6 +343,7 @@ static int accept_call(int listen_fd, int *conn_out, pid_t *pid, int *fds, char 
       free(*payload);
       for (int i = 0; i < nfds; i++) close(fds[i]);
     }
+    if (*pidfd >= 0) close(*pidfd);
     close(conn);
   }
 }
@@ -330,25 +356,61 @@ static int set_int(napi_env env, napi_value obj, const char *key, int32_t v) {
 static napi_value js_take_call(napi_env env, napi_callback_info info) {
   int32_t listen_fd;
   if (!int_args(env, info, &listen_fd, 1, "takeCall(fd) takes an integer")) return NULL;
-  int conn, fds[MAX_FDS];
+  int conn, pidfd, fds[MAX_FDS];
   pid_t pid;
   char *payload = NULL;
   uint32_t len = 0;
-  if (accept_call(listen_fd, &conn, &pid, fds, &payload, &len) != 0) {
+  if (accept_call(listen_fd, &conn, &pid, &pidfd, fds, &payload, &len) != 0) {
     throw_errno(env, "accept");
     return NULL;
   }
   napi_value result, list, bytes, fd;
   int ok = napi_create_object(env, &result) == napi_ok && set_int(env, result, "conn", conn) && set_int(env, result, "pid", pid) &&
+           set_int(env, result, "pidfd", pidfd) &&
            napi_create_array_with_length(env, MAX_FDS, &list) == napi_ok && napi_set_named_property(env, result, "fds", list) == napi_ok &&
            napi_create_buffer_copy(env, len, payload, NULL, &bytes) == napi_ok && napi_set_named_property(env, result, "payload", bytes) == napi_ok;
   for (uint32_t i = 0; ok && i < MAX_FDS; i++) ok = napi_create_int32(env, fds[i], &fd) == napi_ok && napi_set_element(env, list, i, fd) == napi_ok;
   free(payload);
   if (!ok) {
     for (int i = 0; i < MAX_FDS; i++) close(fds[i]);
+    close(pidfd);
     close(conn);
     return NULL;
   }
+  return result;
+}
+
+static napi_value js_peer_of(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!int_args(env, info, &fd, 1, "peerOf(fd) takes an integer")) return NULL;
+  struct ucred cred;
+  int pidfd = -1;
+  if (peer_of(fd, &cred, &pidfd) != 0) {
+    throw_errno(env, "getsockopt(SO_PEERCRED)");
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_object(env, &result) == napi_ok && set_int(env, result, "pid", cred.pid) && set_int(env, result, "uid", (int32_t)cred.uid) &&
+      set_int(env, result, "pidfd", pidfd))
+    return result;
+  close(pidfd);
+  return NULL;
+}
+
+static napi_value js_exited(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!int_args(env, info, &fd, 1, "exited(pidfd) takes an integer")) return NULL;
+  /* A pidfd polls readable once its process has ended. */
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  int n;
+  do n = poll(&p, 1, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    throw_errno(env, "poll(pidfd)");
+    return NULL;
+  }
+  napi_value result;
+  if (napi_get_boolean(env, n > 0, &result) != napi_ok) return NULL;
   return result;
 }
 
@@ -381,6 +443,7 @@ NAPI_MODULE_INIT() {
   if (!export_fn(env, exports, "setns", js_setns) || !export_fn(env, exports, "tryLock", js_try_lock) ||
       !export_fn(env, exports, "nlOpen", js_nl_open) || !export_fn(env, exports, "nlRequest", js_nl_request) ||
       !export_fn(env, exports, "unixListen", js_unix_listen) || !export_fn(env, exports, "takeCall", js_take_call) ||
+      !export_fn(env, exports, "peerOf", js_peer_of) || !export_fn(env, exports, "exited", js_exited) ||
       !export_fn(env, exports, "dup2", js_dup2) || !export_fn(env, exports, "dieWithParent", js_die_with_parent)) {
     napi_throw_error(env, NULL, "syscalls.node: could not export its functions");
     return NULL;

@@ -9,8 +9,9 @@
  * nothing of one command is left in a process that runs another.
  */
 import type { Command } from 'commander';
-import { closeSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { boundsOf, differing, type Bounds } from '../kernel/powers.js';
 import { sqliteAddon, Store } from '../store/store.js';
 import { syscalls, type TakenCall } from '../util/syscalls.js';
 
@@ -18,10 +19,6 @@ const CALL_VERSION = 'pipewright-call-1';
 
 /** Commands that run until stopped: in a worker they would live on as the daemon's child. */
 const NOT_HANDED_OVER = new Set(['daemon', 'watch']);
-
-const NAMESPACES = ['net', 'mnt', 'pid', 'user', 'uts', 'ipc', 'cgroup'];
-/** /proc/<pid>/status fields that bound what a root process may do. */
-const POWERS = ['CapEff', 'CapPrm', 'CapBnd', 'NoNewPrivs', 'Seccomp'];
 
 /** A caller's command line and the process state it runs in (native/pipewright.c builds it). */
 export interface Call {
@@ -60,34 +57,18 @@ export function commandWord(program: Command, args: string[]): string | undefine
 
 /** This worker as callers are compared with, read once before any call. */
 interface Self {
-  bounds: Map<string, string>;
+  bounds: Bounds;
   /** /proc/self/cgroup: where the worker is, to tell whether a caller's cgroup is another. */
   cgroup: string;
 }
 
-/** What bounds a process: its namespaces, root directory, capabilities, no_new_privs, seccomp. */
-function bounds(pid: number | 'self'): Map<string, string> {
-  const facts = new Map<string, string>();
-  const inode = (path: string) => {
-    const { dev, ino } = statSync(path);
-    return `${dev}:${ino}`;
-  };
-  for (const ns of NAMESPACES) facts.set(`${ns} namespace`, inode(`/proc/${pid}/ns/${ns}`));
-  facts.set('root directory', inode(`/proc/${pid}/root`));
-  const status = new Map(
-    readFileSync(`/proc/${pid}/status`, 'utf8')
-      .split('\n')
-      .map((l) => l.split(':\t') as [string, string]),
-  );
-  for (const field of POWERS) facts.set(field, status.get(field) ?? '');
-  return facts;
-}
-
 /** Why this worker must not run the caller's command, or undefined when it is bound as the caller is. */
-function unlike(pid: number, mine: Map<string, string>): string | undefined {
-  const theirs = bounds(pid);
-  const differing = [...mine.keys()].filter((k) => theirs.get(k) !== mine.get(k));
-  return differing.length ? `another ${differing.join(', ')}` : undefined;
+function unlike(taken: TakenCall, mine: Bounds): string | undefined {
+  const theirs = boundsOf(taken.pid);
+  // Read while the caller runs: its pid was not given to another process in between.
+  if (syscalls().exited(taken.pidfd)) return 'a caller that went before it was read';
+  const reasons = differing(mine, theirs);
+  return reasons.length ? `another ${reasons.join(', ')}` : undefined;
 }
 
 /**
@@ -109,18 +90,18 @@ function joinCgroup(pid: number, mine: string): string | undefined {
 }
 
 /** Why the call is declined, or undefined once this process has taken the caller's place. */
-function adopt(program: Command, pid: number, call: Call | undefined, self: Self): string | undefined {
+function adopt(program: Command, taken: TakenCall, call: Call | undefined, self: Self): string | undefined {
   if (!call) return 'a malformed call';
   const word = commandWord(program, call.argv.slice(1));
   if (word && NOT_HANDED_OVER.has(word)) return `"${word}" runs in the caller's own process`;
-  const reason = unlike(pid, self.bounds);
+  const reason = unlike(taken, self.bounds);
   if (reason) return reason;
   try {
     process.chdir(call.cwd);
   } catch {
     return 'a working directory this worker cannot enter';
   }
-  return joinCgroup(pid, self.cgroup);
+  return joinCgroup(taken.pid, self.cgroup);
 }
 
 /** Tells the daemon (on fd 1, still its pipe) what became of a call. */
@@ -141,16 +122,17 @@ export function becomeCaller(program: Command): void {
   sqliteAddon();
   const stateDir = process.env.PIPEWRIGHT_WARM_STATE_DIR;
   if (stateDir) Store.openAhead(stateDir);
-  const self: Self = { bounds: bounds('self'), cgroup: readFileSync('/proc/self/cgroup', 'utf8') };
+  const self: Self = { bounds: boundsOf('self'), cgroup: readFileSync('/proc/self/cgroup', 'utf8') };
   for (;;) {
     const taken = sys.takeCall(listenFd);
     const call = parseCall(taken.payload);
     let declined: string | undefined;
     try {
-      declined = adopt(program, taken.pid, call, self);
+      declined = adopt(program, taken, call, self);
     } catch (err) {
       declined = `a caller that could not be read (${(err as Error).message})`; // it went meanwhile
     }
+    closeSync(taken.pidfd);
     if (!declined && call) return serve(taken, call, listenFd);
     tellDaemon(`declined ${declined}`);
     for (const fd of [...taken.fds, taken.conn]) closeSync(fd);

@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, PipewrightError } from '../util/errors.js';
+import { judgeCallers } from './callers.js';
 
 const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 
@@ -75,17 +76,27 @@ function answering(path: string): Promise<boolean> {
   });
 }
 
+/** Answers a request from a caller the daemon refuses (why: one line), in the socket's own form. */
+export type Refuse = (res: ServerResponse, why: string) => void;
+
 /**
- * Listens on a unix socket, root's alone (0600 from its creation). A socket left by a daemon that
- * died is replaced; one that answers is another daemon's, and an error.
+ * Listens on a unix socket, root's alone (0600 from its creation), serving only callers as
+ * powerful as the daemon (daemon/callers.ts); `refuse` answers the others. A socket left by a
+ * daemon that died is replaced; one that answers is another daemon's, and an error.
  */
-export async function listenUnix(socketPath: string, listener: RequestListener): Promise<Server> {
+export async function listenUnix(socketPath: string, listener: RequestListener, refuse: Refuse): Promise<Server> {
   if (existsSync(socketPath)) {
     if (await answering(socketPath)) throw new PipewrightError(`another daemon answers on ${socketPath}; stop it first`);
     unlinkSync(socketPath);
   }
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
-  const server = createServer(listener);
+  const server = createServer((req, res) => {
+    const why = refused(req.socket);
+    if (why === undefined) return listener(req, res);
+    req.resume();
+    refuse(res, why);
+  });
+  const refused = judgeCallers(server);
   const umask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve));
@@ -100,5 +111,13 @@ export async function servePlugin(socketPath: string, drivers: Record<string, Re
   const handlers = new Map<string, Handler>([['Plugin.Activate', () => ({ Implements: Object.keys(drivers) })]]);
   for (const [iface, methods] of Object.entries(drivers)) for (const [name, fn] of Object.entries(methods)) handlers.set(`${iface}.${name}`, fn);
   // Whoever can write to the socket creates volumes and leases as root: it is root's alone.
-  return listenUnix(socketPath, (req, res) => void answer(handlers, req, res, log));
+  return listenUnix(
+    socketPath,
+    (req, res) => void answer(handlers, req, res, log),
+    (res, why) => {
+      res.writeHead(403, { 'Content-Type': CONTENT_TYPE });
+      res.end(JSON.stringify({ Err: `pipewright refuses this caller: ${why}` }));
+      log({ method: 'refused', ms: 0, err: why });
+    },
+  );
 }

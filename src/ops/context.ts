@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { FirewallChoice } from '../firewall/sync.js';
 import type { Ipam } from '../ipam/allocator.js';
 import { openIpam, type EtcdAccess } from '../ipam/open.js';
+import { requirePowers } from '../kernel/powers.js';
 import { DEFAULT_DOCKER_SOCKET } from '../runtime/docker-socket.js';
 import { Store } from '../store/store.js';
 import { silent, type StepLog } from '../util/log.js';
@@ -59,7 +60,9 @@ function hostId(stateDir: string, storeExisted: boolean): string {
   return readFileSync(file, 'utf8').trim();
 }
 
+/** The host's context; refused (one line, nothing touched) to a process without root's powers on the host. */
 export async function openContext(opts: ContextOptions): Promise<CoreContext> {
+  requirePowers();
   const storeExisted = existsSync(join(opts.stateDir, 'pipewright.db'));
   const store = Store.open(opts.stateDir);
   try {

@@ -2,10 +2,11 @@
 import { loadAddon } from './addon.js';
 import { shipped } from './paths.js';
 
-/** A command line a warm worker took: the connection, the caller's pid, its fds 0-2 (received), the call's bytes. */
+/** A command line a warm worker took: the connection, the caller's pid (and a pidfd of it), its fds 0-2 (received), the call's bytes. */
 export interface TakenCall {
   conn: number;
   pid: number;
+  pidfd: number;
   fds: number[];
   payload: Buffer;
 }
@@ -22,6 +23,10 @@ interface Syscalls {
   unixListen(path: string): number;
   /** Blocks until a caller of this uid sends a whole call on the listening socket. */
   takeCall(listenFd: number): TakenCall;
+  /** Who connected a Unix socket: SO_PEERCRED's pid and uid, and a pidfd of that process (the caller closes it). */
+  peerOf(fd: number): { pid: number; uid: number; pidfd: number };
+  /** Whether the process a pidfd names has ended. */
+  exited(pidfd: number): boolean;
   dup2(from: number, to: number): void;
   /** SIGKILL when the parent process dies (true), or not (false). */
   dieWithParent(on: boolean): void;

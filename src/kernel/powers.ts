@@ -1,0 +1,76 @@
+/**
+ * What bounds a process on this host, read from /proc: its namespaces, root directory,
+ * capabilities, no_new_privs and seccomp. A daemon compares its callers with itself before it
+ * does anything for them (a worker never gives a caller more than it has), and every pipewright
+ * process checks its own powers before it touches the store or the kernel.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { PipewrightError } from '../util/errors.js';
+
+/** Fact name ("net namespace", "CapEff", ...) -> its value for one process. */
+export type Bounds = Map<string, string>;
+
+const NAMESPACES = ['net', 'mnt', 'pid', 'user', 'uts', 'ipc', 'cgroup'];
+/** /proc/<pid>/status fields that bound what a root process may do. */
+const POWERS = ['CapEff', 'CapPrm', 'CapBnd', 'NoNewPrivs', 'Seccomp'];
+/** Capabilities pipewright uses: links, addresses, routes and rules; setns and mounts. */
+const NEEDED = { CAP_NET_ADMIN: 12, CAP_SYS_ADMIN: 21 };
+/** The initial user namespace's identity mapping (/proc/<pid>/uid_map). */
+const HOST_UID_MAP = /^\s*0\s+0\s+4294967295\s*$/;
+
+export function boundsOf(pid: number | 'self'): Bounds {
+  const facts: Bounds = new Map();
+  const inode = (path: string) => {
+    const { dev, ino } = statSync(path);
+    return `${dev}:${ino}`;
+  };
+  for (const ns of NAMESPACES) facts.set(`${ns} namespace`, inode(`/proc/${pid}/ns/${ns}`));
+  facts.set('root directory', inode(`/proc/${pid}/root`));
+  const status = new Map(
+    readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .map((l) => l.split(':\t') as [string, string]),
+  );
+  for (const field of POWERS) facts.set(field, status.get(field) ?? '');
+  return facts;
+}
+
+/** The facts in which two processes differ. */
+export function differing(mine: Bounds, theirs: Bounds): string[] {
+  return [...mine.keys()].filter((k) => theirs.get(k) !== mine.get(k));
+}
+
+const capabilities = (hex: string | undefined) => BigInt(`0x${hex || '0'}`);
+
+/**
+ * Why a caller of a daemon's socket could not have done itself what the daemon would do for it,
+ * or undefined when it could: the daemon's user, mount and network namespaces and root directory
+ * (paths and links mean the same to both), every capability the daemon holds, and no seccomp
+ * filter where the daemon has none.
+ */
+export function weakerThan(mine: Bounds, theirs: Bounds): string | undefined {
+  const reasons = ['user namespace', 'mnt namespace', 'net namespace', 'root directory']
+    .filter((k) => theirs.get(k) !== mine.get(k))
+    .map((k) => `another ${k}`);
+  const lacking = capabilities(mine.get('CapEff')) & ~capabilities(theirs.get('CapEff'));
+  if (lacking) reasons.push(`fewer capabilities (CapEff lacks 0x${lacking.toString(16)})`);
+  if (theirs.get('Seccomp') !== '0' && theirs.get('Seccomp') !== mine.get('Seccomp')) reasons.push('a seccomp filter');
+  return reasons.length ? reasons.join(', ') : undefined;
+}
+
+/** Why this process may not change the host, or undefined: root's powers in the host's user namespace. */
+export function lackOfPowers(status = readFileSync('/proc/self/status', 'utf8'), uidMap = readFileSync('/proc/self/uid_map', 'utf8')): string | undefined {
+  if (!HOST_UID_MAP.test(uidMap)) return "runs in a user namespace of its own, whose root is not the host's";
+  const eff = capabilities(/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1]);
+  const missing = Object.entries(NEEDED).filter(([, bit]) => !(eff & (1n << BigInt(bit))));
+  return missing.length ? `lacks ${missing.map(([name]) => name).join(' and ')}` : undefined;
+}
+
+/** Throws the one-line error when this process lacks the powers pipewright needs (before anything is touched). */
+export function requirePowers(): void {
+  const why = lackOfPowers();
+  if (why)
+    throw new PipewrightError(
+      `this command needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN in the host's user namespace; this process ${why} (run it as root, e.g. with sudo)`,
+    );
+}
