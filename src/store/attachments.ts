@@ -101,7 +101,24 @@ export type NewAttachment = Omit<AttachmentRecord, 'id' | 'state' | 'createdAt' 
 const self = () => [process.pid, pidStartTime(process.pid)] as const;
 
 /** Records the intent before the host is touched. */
+/**
+ * The pending record an attach starts with. One record per guest interface: two processes that
+ * attach the same one at once both found none, and the second learns here that it lost the race.
+ */
 export function insertPending(store: Store, a: NewAttachment): number {
+  try {
+    return insertRow(store, a);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' && /attachments\.guest_kind/.test((err as Error).message)) {
+      throw new PipewrightError(
+        `another pipewright process is attaching ${a.ifname} of ${a.guestName} right now; nothing changed, run the command again once it is done`,
+      );
+    }
+    throw err;
+  }
+}
+
+function insertRow(store: Store, a: NewAttachment): number {
   const info = store.db
     .prepare(
       `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, netns_id, ifname, kind, host_if, host_link,
