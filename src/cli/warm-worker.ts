@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 import { closeSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { boundsOf, differing, type Bounds } from '../kernel/powers.js';
+import { boundsOf, boundsWhileAlive, differing, type Bounds } from '../kernel/powers.js';
 import { sqliteAddon, Store } from '../store/store.js';
 import { syscalls, type TakenCall } from '../util/syscalls.js';
 
@@ -64,9 +64,8 @@ interface Self {
 
 /** Why this worker must not run the caller's command, or undefined when it is bound as the caller is. */
 function unlike(taken: TakenCall, mine: Bounds): string | undefined {
-  const theirs = boundsOf(taken.pid);
-  // Read while the caller runs: its pid was not given to another process in between.
-  if (syscalls().exited(taken.pidfd)) return 'a caller that went before it was read';
+  const theirs = boundsWhileAlive(taken.pid, taken.pidfd);
+  if (!theirs) return 'a caller that went before it was read';
   const reasons = differing(mine, theirs);
   return reasons.length ? `another ${reasons.join(', ')}` : undefined;
 }

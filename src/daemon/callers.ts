@@ -8,7 +8,7 @@
 import { closeSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { boundsOf, weakerThan, type Bounds } from '../kernel/powers.js';
+import { boundsOf, boundsWhileAlive, weakerThan, type Bounds } from '../kernel/powers.js';
 import { syscalls } from '../util/syscalls.js';
 
 /** The descriptor of an accepted Unix socket (libuv's pipe handle has it; not in Node's typings). */
@@ -23,10 +23,8 @@ export function refusal(socket: Socket, mine: Bounds): string | undefined {
     const peer = syscalls().peerOf(fd);
     pidfd = peer.pidfd;
     if (peer.uid !== process.geteuid?.()) return `another uid (${peer.uid})`;
-    const theirs = boundsOf(peer.pid);
-    // Read while the caller runs: its pid was not given to another process in between.
-    if (syscalls().exited(pidfd)) return 'a caller that went before it was read';
-    return weakerThan(mine, theirs);
+    const theirs = boundsWhileAlive(peer.pid, pidfd);
+    return theirs ? weakerThan(mine, theirs) : 'a caller that went before it was read';
   } catch (err) {
     return `a caller that could not be read (${(err as Error).message})`;
   } finally {

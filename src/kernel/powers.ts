@@ -6,6 +6,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { PipewrightError } from '../util/errors.js';
+import { syscalls } from '../util/syscalls.js';
 
 /** Fact name ("net namespace", "CapEff", ...) -> its value for one process. */
 export type Bounds = Map<string, string>;
@@ -33,6 +34,15 @@ export function boundsOf(pid: number | 'self'): Bounds {
   );
   for (const field of POWERS) facts.set(field, status.get(field) ?? '');
   return facts;
+}
+
+/**
+ * A caller's bounds, read from /proc while its pidfd shows it still running (so its pid was not
+ * given to another process in between); undefined when it went before it was read.
+ */
+export function boundsWhileAlive(pid: number, pidfd: number): Bounds | undefined {
+  const bounds = boundsOf(pid);
+  return syscalls().exited(pidfd) ? undefined : bounds;
 }
 
 /** The facts in which two processes differ. */
