@@ -29,6 +29,8 @@ interface AttachOpts {
   mac?: string;
   mtu?: string;
   macvlanMode?: string;
+  ipvlan?: string | true;
+  vlan?: string;
   route: string[];
   hostShim?: string;
   directPhys?: boolean;
@@ -38,8 +40,8 @@ interface AttachOpts {
 export function register(program: Command): void {
   program
     .command('attach')
-    .description('put an interface into a guest: a veth on a bridge, or a macvlan of a NIC, with addresses')
-    .argument('<host-if>', 'a bridge (created if missing) or an Ethernet interface (macvlan parent)')
+    .description('put an interface into a guest: a veth on a bridge, or a macvlan, ipvlan or 802.1q VLAN of a NIC, with addresses')
+    .argument('<host-if>', 'a bridge (created if missing) or an Ethernet interface (the parent of a macvlan, ipvlan or VLAN)')
     .argument('<guest>', 'docker:<name|id> | pid:<n> | <n> | netns:<name> | /path/to/netns | <name>')
     .argument('<address...>', '<ip>/<prefix>[@<gateway>] (repeatable, IPv4 or IPv6) or dhcp')
     .option('-i, --ifname <name>', 'interface name in the guest (default: eth0)')
@@ -47,6 +49,8 @@ export function register(program: Command): void {
     .option('--mac <mac>', 'MAC of the guest interface (U:<text> derives a stable one from text)')
     .option('--mtu <n>', "MTU (default: the bridge's or parent's)")
     .option('--macvlan-mode <mode>', 'bridge | private | vepa | passthru (macvlan only)')
+    .option('--ipvlan [mode]', "an ipvlan of the NIC instead of a macvlan, with the NIC's MAC: l2 (default) | l3 | l3s")
+    .option('--vlan <id>', "the NIC's 802.1q VLAN <id> (1-4094) itself as the guest interface (one guest per id and NIC)")
     .option('--route <cidr[@gw]>', 'extra route in the guest (repeatable)', collect, [])
     .option('--host-shim <ip/prefix>', "macvlan only: the host's own macvlan on the parent with this address, so the host reaches the guests")
     .option('-p, --publish <[ip:]host-port[-end]:ctr-port[-end][/proto]>', 'publish a port, as docker run -p (repeatable)', collect, [])
@@ -60,13 +64,17 @@ Examples:
   pipewright attach br0 netns:blue 10.10.0.6/24 fd00::6/64   a named netns, IPv4 and IPv6
   pipewright attach eth1 docker:db 192.168.1.20/24 --mac 02:42:c0:a8:01:14   macvlan of eth1
   pipewright attach eth1 db 192.168.1.20/24 --host-shim 192.168.1.250/24   and the host can reach it
+  pipewright attach eth1 web 192.168.1.21/24 --ipvlan l3             ipvlan of eth1 (one MAC on the wire)
+  pipewright attach eth1 db 10.20.0.5/24 --vlan 20                   VLAN 20 of eth1, tagged on the wire
   pipewright attach br0 pid:4242 dhcp                        lease from a DHCP server on br0
   pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports`,
     )
     .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) => {
       const opts = optionsOf<AttachOpts>(cmd);
       const { checkAttachSpec } = await import('../model/attachment.js');
-      const spec = checkAttachSpec({ hostIf, addresses, ...opts, routes: opts.route, publish: opts.publish });
+      const { ipvlan, ...rest } = opts;
+      const ipvlanMode = ipvlan === true ? 'l2' : ipvlan;
+      const spec = checkAttachSpec({ hostIf, addresses, ...rest, ipvlanMode, routes: opts.route, publish: opts.publish });
       const { resolveGuest } = await import('../runtime/guest.js');
       const guest = await resolveGuest(guestSpec, dockerSocket());
       const { attach } = await import('../ops/attach.js');

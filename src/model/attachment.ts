@@ -11,16 +11,27 @@ import { UsageError } from '../util/errors.js';
 import { formatIpConfig, parseIpConfig, parseRoute, type IpConfig, type RouteSpec } from './address.js';
 import { macFromText } from './mac.js';
 import { formatPublish, parsePublish, type PortSpec } from './publish.js';
-import { checkIfname, checkMac, checkMacvlanMode, checkMtu, checkObjectName, type MacvlanMode } from './validate.js';
+import {
+  checkIfname,
+  checkIpvlanMode,
+  checkMac,
+  checkMacvlanMode,
+  checkMtu,
+  checkObjectName,
+  checkVlanId,
+  type IpvlanMode,
+  type MacvlanMode,
+} from './validate.js';
 
 /** The guest interface's name when none is given (pipework's argv defaults to eth1 itself). */
 export const DEFAULT_IFNAME = 'eth0';
 
 /**
- * How the guest interface reaches the host: a veth pair on a bridge, a macvlan child of a NIC, or
- * the NIC itself moved into the guest ("phys", pipework's --direct-phys; moved back at detach).
+ * How the guest interface reaches the host: a veth pair on a bridge, a macvlan or ipvlan child of a
+ * NIC, an 802.1q VLAN of a NIC, or the NIC itself moved into the guest ("phys", pipework's
+ * --direct-phys; moved back at detach).
  */
-export type LinkKind = 'veth' | 'macvlan' | 'phys';
+export type LinkKind = 'veth' | 'macvlan' | 'ipvlan' | 'vlan' | 'phys';
 
 export interface AttachSpec {
   /** A bridge (created if missing) or an existing NIC (macvlan parent, or moved with directPhys). */
@@ -32,6 +43,10 @@ export interface AttachSpec {
   mac: string | null;
   mtu: number | null;
   macvlanMode: MacvlanMode | null;
+  /** Set: an ipvlan child of the NIC in this mode instead of a macvlan. */
+  ipvlanMode: IpvlanMode | null;
+  /** Set: the guest interface is the NIC's 802.1q VLAN with this id (one guest per id and NIC). */
+  vlan: number | null;
   /** `<ip>/<prefix>[@<gateway>]` (normalized) and `pool:<name>`; empty with dhcp. */
   addresses: string[];
   /** `<cidr>[@<via>]` or `default@<via>`, normalized. */
@@ -45,9 +60,10 @@ export interface AttachSpec {
 }
 
 /** What a front end hands over: the spec's own fields, optional ones left out, numbers and modes still as text. */
+type TextFields = 'mtu' | 'macvlanMode' | 'ipvlanMode' | 'vlan';
 export type AttachInput = Pick<AttachSpec, 'hostIf' | 'addresses'> & {
-  [K in Exclude<keyof AttachSpec, 'hostIf' | 'addresses' | 'mtu' | 'macvlanMode'>]?: AttachSpec[K] | undefined;
-} & { mtu?: number | string | null; macvlanMode?: string | null };
+  [K in Exclude<keyof AttachSpec, 'hostIf' | 'addresses' | TextFields>]?: AttachSpec[K] | undefined;
+} & { mtu?: number | string | null; macvlanMode?: string | null; ipvlanMode?: string | null; vlan?: number | string | null };
 
 export interface AttachmentPlan {
   kind: LinkKind;
@@ -58,6 +74,8 @@ export interface AttachmentPlan {
   mac: string;
   mtu: number;
   macvlanMode: MacvlanMode | null;
+  ipvlanMode: IpvlanMode | null;
+  vlan: number | null;
   addresses: IpConfig[];
   routes: RouteSpec[];
 }
@@ -92,24 +110,39 @@ function checkAddresses(texts: string[]): { addresses: string[]; dhcp: boolean }
 
 const formatRoute = (r: RouteSpec) => `${r.dst}${r.via ? `@${r.via}` : ''}`;
 
+/** At most one of the choices that pick the link kind by hand. */
+function checkKindChoice(spec: AttachSpec): AttachSpec {
+  const given = [
+    spec.directPhys && '--direct-phys',
+    spec.vlan !== null && '--vlan',
+    spec.ipvlanMode && '--ipvlan',
+    spec.macvlanMode && '--macvlan-mode',
+  ].filter(Boolean);
+  if (given.length > 1) throw new UsageError(`${given.join(' and ')} choose different kinds of link; give one`);
+  if (spec.mac && spec.ipvlanMode) throw new UsageError("an ipvlan has its parent's MAC; drop --mac or use a macvlan");
+  return spec;
+}
+
 /** Validates every field and returns the canonical spec; throws a UsageError naming the bad value. */
 export function checkAttachSpec(input: AttachInput): AttachSpec {
   const { addresses, dhcp } = checkAddresses(input.addresses);
   const opt = <T, R>(v: T | null | undefined, f: (v: T) => R): R | null => (v === undefined || v === null ? null : f(v));
-  return {
+  return checkKindChoice({
     hostIf: checkIfname(input.hostIf, 'host interface'),
     ifname: checkIfname(input.ifname ?? DEFAULT_IFNAME, 'container interface name'),
     hostLink: opt(input.hostLink, (v) => checkIfname(v, 'host interface name')),
     mac: opt(input.mac, parseMac),
     mtu: opt(input.mtu, checkMtu),
     macvlanMode: opt(input.macvlanMode, checkMacvlanMode),
+    ipvlanMode: opt(input.ipvlanMode, checkIpvlanMode),
+    vlan: opt(input.vlan, checkVlanId),
     addresses,
     routes: (input.routes ?? []).map((r) => formatRoute(parseRoute(r))),
     dhcp: dhcp || Boolean(input.dhcp),
     hostShim: opt(input.hostShim, checkShim),
     publish: (input.publish ?? []).map((p) => formatPublish(parsePublish(p))),
     directPhys: Boolean(input.directPhys),
-  };
+  });
 }
 
 /** The spec's fields in a fixed order, defaults filled: stored specs of older versions compare too. */
@@ -127,11 +160,18 @@ function canonical(s: AttachSpec): unknown[] {
     s.hostShim ?? null,
     s.publish ?? [],
     Boolean(s.directPhys),
+    s.ipvlanMode ?? null,
+    s.vlan ?? null,
   ];
 }
 
 export function sameSpec(a: AttachSpec, b: AttachSpec): boolean {
   return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+/** The spec's choices of link the driver reads (absent in records older than ipvlan and VLANs). */
+export function linkOptions(spec: AttachSpec): Pick<AttachmentPlan, 'macvlanMode' | 'ipvlanMode' | 'vlan'> {
+  return { macvlanMode: spec.macvlanMode ?? null, ipvlanMode: spec.ipvlanMode ?? null, vlan: spec.vlan ?? null };
 }
 
 /** The spec's static addresses, typed (pool ones are leased, DHCP ones come from the server). */

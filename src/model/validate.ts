@@ -65,6 +65,24 @@ export function checkMacvlanMode(mode: string): MacvlanMode {
   return mode as MacvlanMode;
 }
 
+/** ipvlan's modes (linux/if_link.h): l2 switches frames, l3 and l3s route (l3s through netfilter). */
+export const IPVLAN_MODES = ['l2', 'l3', 'l3s'] as const;
+export type IpvlanMode = (typeof IPVLAN_MODES)[number];
+
+export function checkIpvlanMode(mode: string): IpvlanMode {
+  if (!(IPVLAN_MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(`ipvlan mode "${mode}" must be one of ${IPVLAN_MODES.join(', ')}`);
+  }
+  return mode as IpvlanMode;
+}
+
+/** An 802.1q VLAN id: 0 and 4095 are reserved by the standard. */
+export function checkVlanId(value: string | number): number {
+  const id = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(id) || id < 1 || id > 4094) throw new UsageError(`VLAN id "${value}" must be a whole number from 1 to 4094`);
+  return id;
+}
+
 /** Names of netns, volumes, pools: what `ip netns` and Docker accept, and safe as a file name. */
 export function checkObjectName(name: string, what: string): string {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name) || name.length > 128) {

@@ -15,7 +15,7 @@ import { chooseDriver, type LinkDriver } from '../kernel/links/index.js';
 import { netnsIdentity } from '../kernel/netns.js';
 import type { HostLinkInfo } from '../kernel/sysfs.js';
 import { hostLinkExists } from '../kernel/sysfs.js';
-import { publishOf, shimOf, routesOfSpec, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
+import { linkOptions, publishOf, shimOf, routesOfSpec, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
 import { randomMac } from '../model/mac.js';
 import { guestKey, type Guest } from '../runtime/guest.js';
@@ -111,7 +111,7 @@ function planOf(ctx: CoreContext, guest: Guest, spec: AttachSpec, { driver, host
     ifname: spec.ifname,
     mac: spec.mac ?? defaults.mac ?? randomMac(),
     mtu: spec.mtu ?? defaults.mtu,
-    macvlanMode: spec.macvlanMode,
+    ...linkOptions(spec),
     addresses: [],
     routes: routesOfSpec(spec),
   };

@@ -80,6 +80,8 @@ function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest
     mac: spec.mac!,
     mtu: net.mtu ?? driver.plan(hostLinkInfo(net.bridge), spec).mtu,
     macvlanMode: net.macvlanMode,
+    ipvlanMode: null,
+    vlan: null,
     addresses: staticAddresses(spec),
     routes: [],
   };

@@ -8,7 +8,7 @@ import { setHairpin } from '../kernel/bridge.js';
 import { stopDhcpClient } from '../kernel/dhcp-client.js';
 import { driverFor } from '../kernel/links/index.js';
 import { netnsIdentity } from '../kernel/netns.js';
-import { routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
+import { linkOptions, routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
 import type { Guest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
@@ -27,7 +27,7 @@ export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord,
     ifname: rec.ifname,
     mac: rec.mac,
     mtu: rec.mtu,
-    macvlanMode: rec.spec.macvlanMode,
+    ...linkOptions(rec.spec),
     routes: routesOfSpec(rec.spec),
     addresses: [],
   };

@@ -156,4 +156,36 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE networks ADD COLUMN macvlan_mode TEXT;
   ALTER TABLE networks ADD COLUMN host_shim TEXT;
   `,
+  `
+  -- Two more link kinds, ipvlan and vlan (802.1q). SQLite changes no CHECK in place: the table is
+  -- rebuilt as its documented procedure has it (migrate() runs with foreign keys off and checks
+  -- them before the commit; ports keep pointing at the same ids).
+  CREATE TABLE attachments_new (
+    id           INTEGER PRIMARY KEY,
+    guest_kind   TEXT NOT NULL,
+    guest_id     TEXT NOT NULL,
+    guest_name   TEXT NOT NULL,
+    netns_path   TEXT NOT NULL,
+    ifname       TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('veth', 'macvlan', 'ipvlan', 'vlan', 'phys')),
+    host_if      TEXT NOT NULL,
+    host_link    TEXT UNIQUE,
+    mac          TEXT NOT NULL,
+    mtu          INTEGER NOT NULL,
+    spec         TEXT NOT NULL,
+    dhcp_pid     INTEGER,
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'ready')),
+    owner_pid    INTEGER NOT NULL,
+    created_at   TEXT NOT NULL,
+    netns_id     TEXT,
+    owner_start  TEXT,
+    UNIQUE (guest_kind, guest_id, ifname)
+  );
+  INSERT INTO attachments_new (id, guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec,
+                               dhcp_pid, state, owner_pid, created_at, netns_id, owner_start)
+    SELECT id, guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec,
+           dhcp_pid, state, owner_pid, created_at, netns_id, owner_start FROM attachments;
+  DROP TABLE attachments;
+  ALTER TABLE attachments_new RENAME TO attachments;
+  `,
 ];

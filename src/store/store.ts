@@ -142,13 +142,24 @@ function checkPrivate(stateDir: string): void {
  * The version is read again inside the IMMEDIATE transaction that migrates: two processes opening
  * a fresh store at once serialize there, and the second finds the schema the first made.
  */
+/**
+ * Foreign keys are off while the steps run (a step that rebuilds a table must not cascade its
+ * drop) and checked before the commit, as SQLite's table rebuild procedure has it.
+ */
 function migrate(db: Db): void {
   checkNotNewer(schemaVersion(db));
   if (schemaVersion(db) === MIGRATIONS.length) return;
-  db.transaction(() => {
-    const version = schemaVersion(db);
-    checkNotNewer(version);
-    for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]);
-    db.pragma(`user_version = ${MIGRATIONS.length}`);
-  }).immediate();
+  db.pragma('foreign_keys = OFF');
+  try {
+    db.transaction(() => {
+      const version = schemaVersion(db);
+      checkNotNewer(version);
+      for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]);
+      const broken = db.pragma('foreign_key_check') as unknown[];
+      if (broken.length) throw new PipewrightError(`the store's schema upgrade found ${broken.length} rows pointing nowhere; nothing was changed`);
+      db.pragma(`user_version = ${MIGRATIONS.length}`);
+    }).immediate();
+  } finally {
+    db.pragma('foreign_keys = ON');
+  }
 }

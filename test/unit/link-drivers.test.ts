@@ -1,9 +1,12 @@
 /** Each link driver's kernel steps in iproute2's words (what --verbose prints), and the guest's configuration. */
 import t from 'tap';
 import { configureGuestWords } from '../../src/kernel/guest-config.js';
+import { ipvlan } from '../../src/kernel/links/ipvlan.js';
 import { macvlan } from '../../src/kernel/links/macvlan.js';
 import { phys } from '../../src/kernel/links/phys.js';
 import { veth } from '../../src/kernel/links/veth.js';
+import { vlan } from '../../src/kernel/links/vlan.js';
+import { chooseDriver } from '../../src/kernel/links/index.js';
 import { checkAttachSpec, routesOf, type AttachmentPlan } from '../../src/model/attachment.js';
 import { parseIpConfig, parseRoute } from '../../src/model/address.js';
 
@@ -15,6 +18,8 @@ const plan: AttachmentPlan = {
   mac: '02:00:00:00:00:01',
   mtu: 1500,
   macvlanMode: null,
+  ipvlanMode: null,
+  vlan: null,
   addresses: [parseIpConfig('10.0.0.2/24@10.0.0.1'), parseIpConfig('fd00::2/64@fd00::1')],
   routes: [parseRoute('10.9.0.0/16@10.0.0.254')],
 };
@@ -33,6 +38,36 @@ t.test('macvlan: one command, created in the guest', async (t) => {
   t.same(macvlan.describe({ ...plan, kind: 'macvlan', hostIf: 'eth1', hostLink: null, macvlanMode: 'private' }, '/proc/7/ns/net'), [
     words('link add link eth1 name eth0 mtu 1500 address 02:00:00:00:00:01 netns /proc/7/ns/net type macvlan mode private'),
   ]);
+});
+
+t.test("ipvlan: no MAC of its own (it has the parent's), its mode; vlan: its id, a MAC of its own", async (t) => {
+  const child = { ...plan, hostIf: 'eth1', hostLink: null };
+  t.same(ipvlan.describe({ ...child, kind: 'ipvlan', ipvlanMode: 'l3s' }, '/proc/7/ns/net'), [
+    words('link add link eth1 name eth0 mtu 1500 netns /proc/7/ns/net type ipvlan mode l3s'),
+  ]);
+  t.same(vlan.describe({ ...child, kind: 'vlan', vlan: 20 }, '/run/netns/x'), [
+    words('link add link eth1 name eth0 mtu 1500 address 02:00:00:00:00:01 netns /run/netns/x type vlan id 20'),
+  ]);
+});
+
+t.test('ipvlan and vlan: chosen by hand, on an Ethernet NIC only, in one spec each', async (t) => {
+  const nic = { bridge: false, mtu: 9000, type: 1, mac: '02:00:00:00:00:09' };
+  const spec = (extra: object) => checkAttachSpec({ hostIf: 'eth1', addresses: ['10.0.0.2/24'], ...extra });
+  t.ok(ipvlan.serves(nic, spec({ ipvlanMode: 'l2' })) && !ipvlan.serves(nic, spec({})));
+  t.ok(vlan.serves(nic, spec({ vlan: '7' })) && !vlan.serves(nic, spec({})));
+  t.same(ipvlan.plan(nic, spec({ ipvlanMode: 'l3' })), { mtu: 9000, mac: '02:00:00:00:00:09', hostEnd: false }, "an ipvlan has its parent's MAC");
+  t.same(vlan.plan(nic, spec({ vlan: 7 })), { mtu: 9000, hostEnd: false });
+  t.throws(() => vlan.plan({ ...nic, bridge: true }, spec({ vlan: 7 })), /eth1 is not an Ethernet NIC .*a bridge.*802\.1q VLAN needs one as its parent/);
+  t.throws(() => ipvlan.plan(null, spec({ ipvlanMode: 'l2' })), /no host interface eth1: an ipvlan needs an existing parent/);
+  t.equal(chooseDriver(spec({ vlan: 4094 })).driver.kind, 'vlan', 'a VLAN is asked for before the host interface is looked at');
+  t.throws(() => spec({ vlan: '0' }), /VLAN id "0" must be a whole number from 1 to 4094/);
+  t.throws(() => spec({ vlan: '4095' }), /from 1 to 4094/);
+  t.throws(() => spec({ vlan: '1e3' }), /from 1 to 4094/);
+  t.throws(() => spec({ ipvlanMode: 'l4' }), /ipvlan mode "l4" must be one of l2, l3, l3s/);
+  t.throws(() => spec({ ipvlanMode: 'l2', vlan: 5 }), /--vlan and --ipvlan choose different kinds of link; give one/);
+  t.throws(() => spec({ vlan: 5, directPhys: true }), /--direct-phys and --vlan/);
+  t.throws(() => spec({ ipvlanMode: 'l2', macvlanMode: 'bridge' }), /--ipvlan and --macvlan-mode/);
+  t.throws(() => spec({ ipvlanMode: 'l2', mac: '02:00:00:00:00:05' }), /an ipvlan has its parent's MAC; drop --mac/);
 });
 
 t.test('drivers: which one serves a host interface, and the parts of the plan it decides', async (t) => {

@@ -1,6 +1,6 @@
 /**
- * A link driver makes one kind of guest interface (veth, macvlan, phys; ipvlan or 802.1q would be
- * one more file beside these). The operations above never switch on the kind: they ask the
+ * A link driver makes one kind of guest interface (veth, macvlan, ipvlan, vlan, phys: one file
+ * each beside this one). The operations above never switch on the kind: they ask the
  * driver that serves the host interface to plan, create, remove, check and describe the link.
  */
 import type { AttachmentPlan, AttachSpec, LinkKind } from '../../model/attachment.js';

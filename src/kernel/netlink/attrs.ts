@@ -14,6 +14,11 @@ export function nla(type: number, payload: Buffer): Buffer {
   return out;
 }
 
+export const u16 = (v: number) => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(v, 0);
+  return b;
+};
 export const u32 = (v: number) => {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(v >>> 0, 0);
@@ -85,6 +90,21 @@ export function vethLinkInfo(peer: PeerSpec): Buffer {
 
 export function macvlanLinkInfo(mode: keyof typeof MACVLAN_MODE): Buffer {
   return ifla.linkinfo(Buffer.concat([nla(INFO.KIND, str('macvlan')), nla(INFO.DATA, nla(IFLA_MACVLAN_MODE, u32(MACVLAN_MODE[mode])))]));
+}
+
+/** IFLA_IPVLAN_MODE (linux/if_link.h: enum ipvlan_mode), a u16. */
+const IFLA_IPVLAN_MODE = 1;
+export const IPVLAN_MODE = { l2: 0, l3: 1, l3s: 2 } as const;
+
+export function ipvlanLinkInfo(mode: keyof typeof IPVLAN_MODE): Buffer {
+  return ifla.linkinfo(Buffer.concat([nla(INFO.KIND, str('ipvlan')), nla(INFO.DATA, nla(IFLA_IPVLAN_MODE, u16(IPVLAN_MODE[mode])))]));
+}
+
+/** IFLA_VLAN_ID (linux/if_link.h), a u16; the protocol stays the kernel's default, 802.1Q. */
+const IFLA_VLAN_ID = 1;
+
+export function vlanLinkInfo(id: number): Buffer {
+  return ifla.linkinfo(Buffer.concat([nla(INFO.KIND, str('vlan')), nla(INFO.DATA, nla(IFLA_VLAN_ID, u16(id)))]));
 }
 
 export function kindLinkInfo(kind: string): Buffer {

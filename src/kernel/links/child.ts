@@ -1,0 +1,68 @@
+/**
+ * A child link of a host NIC, born inside the guest: a macvlan, an ipvlan or an 802.1q VLAN. The
+ * three differ only in their IFLA_LINKINFO and in whether the child takes a MAC of its own (an
+ * ipvlan shares its parent's); making, removing and checking them is the same.
+ */
+import type { AttachmentPlan } from '../../model/attachment.js';
+import { PipewrightError } from '../../util/errors.js';
+import type { StepLog } from '../../util/log.js';
+import { deleteLinkWords, logAsIp, type IpWords } from '../ip-words.js';
+import { ifla } from '../netlink/attrs.js';
+import { errno } from '../netlink/errno.js';
+import { deleteHostLink, delLink, hostIndex, newLink } from '../netlink/rtnl.js';
+import { hostSocket, withNetnsFd } from '../netlink/sockets.js';
+import { ARPHRD_ETHER, hostLinkExists, type HostLinkInfo } from '../sysfs.js';
+import type { LinkRef } from './driver.js';
+import { removeInGuest } from './in-guest.js';
+
+export interface ChildType {
+  /** `type ...` in iproute2's words. */
+  words: string[];
+  /** IFLA_LINKINFO for the kernel. */
+  info: Buffer;
+  /** The child gets the plan's MAC (an ipvlan cannot: it has its parent's). */
+  ownMac: boolean;
+  /** The kernel option that builds this kind, for the error when the kernel lacks it. */
+  config: string;
+}
+
+/** An Ethernet interface that is not a bridge: a parent for macvlan, ipvlan and VLAN children. */
+export const isNic = (host: HostLinkInfo | null): boolean => host !== null && host.type === ARPHRD_ETHER && !host.bridge;
+
+/** The parent's part of a child's plan; throws when the host interface cannot be a parent. */
+export function parentDefaults(host: HostLinkInfo | null, hostIf: string, kind: string): HostLinkInfo {
+  if (!host) throw new PipewrightError(`no host interface ${hostIf}: an ${kind} needs an existing parent`);
+  if (!isNic(host))
+    throw new PipewrightError(
+      `host interface ${hostIf} is not an Ethernet NIC (link type ${host.type}${host.bridge ? ', a bridge' : ''}); an ${kind} needs one as its parent`,
+    );
+  return host;
+}
+
+export function childWords(plan: AttachmentPlan, netns: string, type: ChildType): IpWords {
+  const mac = type.ownMac ? ['address', plan.mac] : [];
+  return ['link', 'add', 'link', plan.hostIf, 'name', plan.ifname, 'mtu', String(plan.mtu), ...mac, 'netns', netns, 'type', ...type.words];
+}
+
+/** Makes the child inside the guest in one request: nothing is left when the kernel refuses. */
+export async function createChild(plan: AttachmentPlan, netnsPath: string, type: ChildType, log?: StepLog): Promise<void> {
+  logAsIp(log, [childWords(plan, netnsPath, type)]);
+  const mac = type.ownMac ? [ifla.address(plan.mac)] : [];
+  await withNetnsFd(netnsPath, (fd) =>
+    newLink(hostSocket(), plan.ifname, [ifla.ifname(plan.ifname), ifla.mtu(plan.mtu), ...mac, ifla.link(hostIndex(plan.hostIf)), ifla.netnsFd(fd), type.info]),
+  ).catch((err: unknown) => {
+    if (errno(err) !== 'EOPNOTSUPP') throw err;
+    throw new PipewrightError(`this kernel cannot make ${plan.kind} links (built without ${type.config}, or its module is missing): ${(err as Error).message}`);
+  });
+}
+
+/** Removes the child wherever it is: a Docker endpoint's waits in the host under its host link's name (before Docker moves it, after Leave). */
+export async function removeChild(link: LinkRef, netnsPath: string | null, log?: StepLog): Promise<void> {
+  if (link.hostLink && hostLinkExists(link.hostLink)) {
+    logAsIp(log, [deleteLinkWords(link.hostLink)]);
+    await deleteHostLink(link.hostLink);
+  }
+  await removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock) => delLink(sock, link.ifname), log);
+}
+
+export const checkParent = (link: LinkRef): string | null => (hostLinkExists(link.hostIf) ? null : `parent ${link.hostIf} is missing`);

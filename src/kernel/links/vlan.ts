@@ -1,0 +1,36 @@
+/**
+ * vlan: the NIC's 802.1q VLAN interface itself, born inside the guest (as the CNI vlan plugin
+ * does): the guest's frames leave the parent tagged. The kernel allows one such link per VLAN id
+ * on a parent, so one guest per id; several guests on one VLAN take macvlans of a host VLAN
+ * interface (`ip link add link eth1 name eth1.10 type vlan id 10`).
+ */
+import type { AttachmentPlan } from '../../model/attachment.js';
+import { PipewrightError } from '../../util/errors.js';
+import { vlanLinkInfo } from '../netlink/attrs.js';
+import { errno } from '../netlink/errno.js';
+import { checkParent, childWords, createChild, parentDefaults, removeChild, type ChildType } from './child.js';
+import type { LinkDriver } from './driver.js';
+
+export const vlan: LinkDriver = {
+  kind: 'vlan',
+  onBridge: false,
+  takesShim: false,
+  serves: (_host, spec) => spec.vlan !== null && spec.vlan !== undefined,
+  plan(host, spec) {
+    return { mtu: parentDefaults(host, spec.hostIf, '802.1q VLAN').mtu, hostEnd: false };
+  },
+  describe: (plan, netns) => [childWords(plan, netns, vlanType(plan))],
+  create: (plan, netnsPath, log) =>
+    createChild(plan, netnsPath, vlanType(plan), log).catch((err: unknown) => {
+      if (errno(err) !== 'EEXIST') throw err;
+      throw new PipewrightError(
+        `VLAN ${plan.vlan} of ${plan.hostIf} is taken (the kernel allows one link per VLAN id on a parent), or the guest has ${plan.ifname} already: ${(err as Error).message}`,
+      );
+    }),
+  remove: removeChild,
+  check: checkParent,
+};
+
+function vlanType(plan: AttachmentPlan): ChildType {
+  return { words: ['vlan', 'id', String(plan.vlan)], info: vlanLinkInfo(plan.vlan!), ownMac: true, config: 'CONFIG_VLAN_8021Q' };
+}
