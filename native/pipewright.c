@@ -9,6 +9,7 @@
 // capabilities), this runs Node from the snapshot itself, as a plain launcher.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "cpu-key.h"
 #include "io.h"
 
 extern char **environ;
@@ -32,7 +34,20 @@ static int add_str(struct buf *b, const char *s) {
   return buf_append(b, s, strlen(s) + 1);
 }
 
-// Node from the snapshot (or the bundle where no snapshot was built), beside this executable.
+// Whether the snapshot was built on a CPU like this one (the key the build wrote beside it).
+static int snapshot_fits(const char *blob) {
+  char path[PATH_MAX + 40], want[32] = "", have[32];
+  snprintf(path, sizeof path, "%s.cpu", blob);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  int read = fscanf(f, "%31s", want) == 1;
+  fclose(f);
+  snprintf(have, sizeof have, "%016" PRIx64, cpu_key());
+  return read && strcmp(want, have) == 0;
+}
+
+// Node from the snapshot (or the bundle where no snapshot was built, or it was built on a CPU
+// with other features), beside this executable.
 static void run_node(int argc, char **argv) {
   char dist[PATH_MAX], blob[PATH_MAX + 32], bundle[PATH_MAX + 32];
   ssize_t n = readlink("/proc/self/exe", dist, sizeof dist - 1);
@@ -51,7 +66,7 @@ static void run_node(int argc, char **argv) {
   if (!args) exit(1);
   int i = 0;
   args[i++] = "node";
-  if (access(blob, R_OK) == 0) {
+  if (access(blob, R_OK) == 0 && snapshot_fits(blob)) {
     args[i++] = "--snapshot-blob";
     args[i++] = blob;
   }

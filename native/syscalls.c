@@ -47,6 +47,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <node_api.h>
 #include <sched.h>
 #include <stdio.h>
@@ -63,6 +64,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/netlink.h>
+#include "cpu-key.h"
 #include "io.h"
 
 /* Throws Error("<call>: <reason>") with err.code the errno's name (EINVAL, ...), as Node's own errors have. */
@@ -433,6 +435,16 @@ static napi_value js_die_with_parent(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// cpuKey(): this machine's CPU key (cpu-key.h) in hex, as the build wrote it beside the snapshot.
+static napi_value js_cpu_key(napi_env env, napi_callback_info info) {
+  (void)info;
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016" PRIx64, cpu_key());
+  napi_value out;
+  napi_create_string_utf8(env, hex, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
 static int export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok &&
@@ -444,7 +456,8 @@ NAPI_MODULE_INIT() {
       !export_fn(env, exports, "nlOpen", js_nl_open) || !export_fn(env, exports, "nlRequest", js_nl_request) ||
       !export_fn(env, exports, "unixListen", js_unix_listen) || !export_fn(env, exports, "takeCall", js_take_call) ||
       !export_fn(env, exports, "peerOf", js_peer_of) || !export_fn(env, exports, "exited", js_exited) ||
-      !export_fn(env, exports, "dup2", js_dup2) || !export_fn(env, exports, "dieWithParent", js_die_with_parent)) {
+      !export_fn(env, exports, "dup2", js_dup2) || !export_fn(env, exports, "dieWithParent", js_die_with_parent) ||
+      !export_fn(env, exports, "cpuKey", js_cpu_key)) {
     napi_throw_error(env, NULL, "syscalls.node: could not export its functions");
     return NULL;
   }

@@ -3,6 +3,7 @@
 #   bin/pipewright    (the executable: hands a command to a daemon's warm worker, else starts Node from the snapshot)
 #   pipewright-mount  (a program: mounts into a container's mount namespace)
 #   cni-plugin/pipewright (the CNI plugin's entry: hands a call to a running daemon, else runs the CLI)
+#   cpu-key, pipewright.blob.cpu (the CPU features the snapshot was built with, native/cpu-key.h)
 #   syscalls.node     (a Node addon: rtnetlink sockets and requests; setns, to open them inside a guest's network namespace;
 #                      flock, for host locks the kernel releases when their holder dies)
 # Node's headers: next to the running node (as node-gyp finds them), or npm's nodedir.
@@ -13,6 +14,9 @@ cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dis
 mkdir -p dist/bin dist/cni-plugin
 cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/bin/pipewright native/pipewright.c
 cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/cni-plugin/pipewright native/pipewright-cni.c
+# The CPU the snapshot was built on (native/cpu-key.h): the executable runs the bundle on another.
+cc -O2 -Wall -Wextra -Werror -o dist/cpu-key native/cpu-key.c
+if [ -f dist/pipewright.blob ]; then dist/cpu-key >dist/pipewright.blob.cpu; fi
 inc=$(node -p "require('path').resolve(process.execPath, '../../include/node')")
 [ -f "$inc/node_api.h" ] || inc="$(npm config get nodedir 2>/dev/null)/include/node"
 [ -f "$inc/node_api.h" ] || { echo "build-native: Node's headers (node_api.h) not found; install the headers of your Node.js" >&2; exit 1; }

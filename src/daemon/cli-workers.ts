@@ -6,7 +6,7 @@
  * the daemon stops starting them (the CLI then starts Node itself, as without a daemon).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { shipped } from '../util/paths.js';
 import { syscalls } from '../util/syscalls.js';
@@ -20,11 +20,12 @@ export interface CliWorkers {
   stop(): void;
 }
 
-/** How a worker starts: Node from the snapshot when one was built, else the bundle. */
+/** How a worker starts: Node from the snapshot when one was built on a CPU like this one (as dist/bin/pipewright judges), else the bundle. */
 function nodeArgs(): string[] {
   const bundle = shipped('dist/bundle/pipewright.mjs');
   const blob = shipped('dist/pipewright.blob');
-  return existsSync(blob) ? ['--snapshot-blob', blob, bundle] : [bundle];
+  const builtOn = existsSync(`${blob}.cpu`) ? readFileSync(`${blob}.cpu`, 'utf8').trim() : null;
+  return existsSync(blob) && builtOn === syscalls().cpuKey() ? ['--snapshot-blob', blob, bundle] : [bundle];
 }
 
 /** `stateDir`: the daemon's store, which each worker opens ahead (most commands use the same). */

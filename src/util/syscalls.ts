@@ -30,6 +30,8 @@ interface Syscalls {
   dup2(from: number, to: number): void;
   /** SIGKILL when the parent process dies (true), or not (false). */
   dieWithParent(on: boolean): void;
+  /** This machine's CPU features as one key (native/cpu-key.h), as the build wrote it beside the snapshot. */
+  cpuKey(): string;
 }
 
 let addon: Syscalls | undefined;

@@ -51,7 +51,8 @@ export async function createChild(plan: AttachmentPlan, netnsPath: string, type:
   await withNetnsFd(netnsPath, (fd) =>
     newLink(hostSocket(), plan.ifname, [ifla.ifname(plan.ifname), ifla.mtu(plan.mtu), ...mac, ifla.link(hostIndex(plan.hostIf)), ifla.netnsFd(fd), type.info]),
   ).catch((err: unknown) => {
-    if (errno(err) !== 'EOPNOTSUPP') throw err;
+    // errno 95, which Node names ENOTSUP: "Unknown device type", a kind this kernel has not.
+    if (!['ENOTSUP', 'EOPNOTSUPP'].includes(errno(err) ?? '')) throw err;
     throw new PipewrightError(`this kernel cannot make ${plan.kind} links (built without ${type.config}, or its module is missing): ${(err as Error).message}`);
   });
 }

@@ -1,0 +1,143 @@
+/**
+ * ipvlan (l2, l3, l3s) and 802.1q VLAN guests against the real kernel: guests reach each other (a
+ * VLAN guest only its own VLAN), detach leaves nothing, a failure mid-attach rolls back. A kernel
+ * built without a kind refuses it: then the tests of that kind skip with the kernel's own words,
+ * and the one-line error is what is tested. `npm run vm-test` runs this file in a VM with Debian's
+ * stock kernel, which has both.
+ */
+import t, { type Test } from 'tap';
+import { cli, hostLinks, inNs, isRoot, must, netns, nicPair, ping, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+
+type Kind = 'ipvlan' | 'vlan';
+const TYPE_ARGS: Record<Kind, string[]> = { ipvlan: ['ipvlan', 'mode', 'l2'], vlan: ['vlan', 'id', '2'] };
+
+/** Why this kernel cannot make `kind` links (its own words), or null when it can. */
+async function kernelRefusal(kind: Kind): Promise<string | null> {
+  if (!isRoot) return ROOT_REASON;
+  const parent = uniq('k');
+  await must('ip', ['link', 'add', parent, 'type', 'veth', 'peer', 'name', `${parent}x`]);
+  try {
+    const made = await sh('ip', ['link', 'add', 'link', parent, 'name', `${parent}c`, 'type', ...TYPE_ARGS[kind]]);
+    return made.exitCode === 0 ? null : `this kernel refuses ${kind} links: ${made.stderr.trim()}`;
+  } finally {
+    await sh('ip', ['link', 'del', parent]);
+  }
+}
+
+const refusal: Record<Kind, string | null> = { ipvlan: await kernelRefusal('ipvlan'), vlan: await kernelRefusal('vlan') };
+const skipIf = (kind: Kind) => ({ skip: refusal[kind] ?? false });
+const json = async (dir: string, args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout);
+const linkOf = async (ns: string, ifname = 'eth0') => JSON.parse((await inNs(ns, ['ip', '-j', '-d', 'link', 'show', ifname])).stdout)[0];
+const macOf = async (dev: string) => JSON.parse(await must('ip', ['-j', 'link', 'show', dev]))[0].address as string;
+
+for (const mode of ['l2', 'l3', 'l3s'] as const) {
+  t.test(`ipvlan ${mode}: two guests of one parent reach each other with the parent's MAC; detach leaves nothing`, skipIf('ipvlan'), async (t) => {
+    const dir = stateDir(t);
+    const [a, b] = [await netns(t), await netns(t)];
+    const parent = await nicPair(t, 'p');
+    const links = await hostLinks();
+    const ra = await cli(dir, ['attach', parent, a, '10.235.0.2/24', '--ipvlan', mode, '--json']);
+    t.equal(ra.exitCode, 0, ra.stderr);
+    t.match(JSON.parse(ra.stdout), { kind: 'ipvlan', mac: await macOf(parent) });
+    t.equal((await cli(dir, ['attach', parent, b, '10.235.0.3/24', '--ipvlan', mode, '-i', 'lan0'])).exitCode, 0);
+    const link = await linkOf(a);
+    t.equal(link.linkinfo.info_kind, 'ipvlan');
+    t.equal(link.linkinfo.info_data.mode, mode, `mode ${mode} in the kernel`);
+    t.equal(link.address, await macOf(parent), "the parent's MAC");
+    t.ok(await ping(a, '10.235.0.3'), 'a -> b');
+    t.ok(await ping(b, '10.235.0.2'), 'b -> a');
+    t.equal((await cli(dir, ['detach', a])).exitCode, 0);
+    t.equal((await cli(dir, ['detach', b, '-i', 'lan0'])).exitCode, 0);
+    t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'gone from guest a');
+    t.equal((await inNs(b, ['ip', 'link', 'show', 'lan0'])).exitCode, 1, 'gone from guest b');
+    t.same(await hostLinks(), links, 'the host has the links it had, its parent among them');
+    t.same(await json(dir, ['ls']), [], 'nothing recorded');
+  });
+}
+
+/** A stand-in switch port: the far end of a stand-in NIC, in a netns of its own, with VLAN interfaces. */
+async function switchPort(t: Test, parent: string): Promise<string> {
+  const sw = await netns(t, 's');
+  await must('ip', ['link', 'set', `${parent}x`, 'netns', sw]);
+  await must('ip', ['-n', sw, 'link', 'set', `${parent}x`, 'up']);
+  return sw;
+}
+
+async function vlanOnSwitch(sw: string, parent: string, id: number, address: string): Promise<void> {
+  await must('ip', ['-n', sw, 'link', 'add', 'link', `${parent}x`, 'name', `v${id}`, 'type', 'vlan', 'id', String(id)]);
+  await must('ip', ['-n', sw, 'address', 'add', address, 'dev', `v${id}`]);
+  await must('ip', ['-n', sw, 'link', 'set', `v${id}`, 'up']);
+}
+
+t.test('vlan: the guest interface is VLAN <id> of the NIC, its frames tagged; one guest per id; detach leaves nothing', skipIf('vlan'), async (t) => {
+  const dir = stateDir(t);
+  const [a, b, c] = [await netns(t), await netns(t), await netns(t)];
+  const parent = await nicPair(t, 'p');
+  const sw = await switchPort(t, parent);
+  await vlanOnSwitch(sw, parent, 10, '10.236.10.1/24');
+  await must('ip', ['-n', sw, 'address', 'add', '10.236.0.1/24', 'dev', `${parent}x`]);
+  const links = await hostLinks();
+
+  const ra = await cli(dir, ['attach', parent, a, '10.236.10.2/24', '--vlan', '10', '--mac', '02:aa:00:00:0a:02', '--json']);
+  t.equal(ra.exitCode, 0, ra.stderr);
+  t.match(JSON.parse(ra.stdout), { kind: 'vlan', mac: '02:aa:00:00:0a:02' });
+  const link = await linkOf(a);
+  t.match(link.linkinfo, { info_kind: 'vlan', info_data: { protocol: '802.1Q', id: 10 } });
+  t.ok(await ping(a, '10.236.10.1'), "the switch's VLAN 10 answers the guest");
+  // Tagged 11, the frames reach no interface of the switch's: its untagged address stays out of reach.
+  t.equal((await cli(dir, ['attach', parent, b, '10.236.0.2/24', '--vlan', '11'])).exitCode, 0);
+  t.notOk(await ping(b, '10.236.0.1'), 'VLAN 11 does not reach the untagged LAN');
+
+  const again = await cli(dir, ['attach', parent, c, '10.236.10.3/24', '--vlan', '10']);
+  t.equal(again.exitCode, 1);
+  t.match(again.stderr, /^pipewright: .*VLAN 10 of \S+ is taken \(the kernel allows one link per VLAN id on a parent\)/);
+  t.equal(again.stderr.trim().split('\n').length, 1, 'one line');
+  t.equal((await inNs(c, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'nothing in the refused guest');
+  t.equal((await json(dir, ['ls'])).length, 2, 'the refused attach is not recorded');
+
+  t.equal((await cli(dir, ['detach', a])).exitCode, 0);
+  t.equal((await cli(dir, ['detach', b])).exitCode, 0);
+  t.same(await hostLinks(), links, 'the host has the links it had');
+  t.same(await json(dir, ['ls']), []);
+  const reuse = await cli(dir, ['attach', parent, c, '10.236.10.3/24', '--vlan', '10']);
+  t.equal(reuse.exitCode, 0, `VLAN 10 is free again after detach: ${reuse.stderr}`);
+  t.ok(await ping(c, '10.236.10.1'));
+});
+
+for (const kind of ['ipvlan', 'vlan'] as const) {
+  const flag = kind === 'ipvlan' ? ['--ipvlan', 'l2'] : ['--vlan', '30'];
+  t.test(`${kind}: a failure mid-attach rolls back everything, and the same attach then succeeds`, skipIf(kind), async (t) => {
+    const dir = stateDir(t);
+    const a = await netns(t);
+    const parent = await nicPair(t, 'p');
+    const links = await hostLinks();
+    // The route's gateway is on no attached subnet: the kernel refuses it in the last step.
+    const r = await cli(dir, ['attach', parent, a, '10.237.0.2/24', ...flag, '--route', '10.99.0.0/16@10.250.0.1']);
+    t.equal(r.exitCode, 1);
+    t.match(r.stderr, /^pipewright: configure eth0 in .* failed: /);
+    t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'no interface left in the guest');
+    t.same(await hostLinks(), links, 'no link left on the host');
+    t.same(await json(dir, ['ls']), [], 'nothing recorded');
+    const ok = await cli(dir, ['attach', parent, a, '10.237.0.2/24', ...flag]);
+    t.equal(ok.exitCode, 0, `nothing of the failed attach is in the way (a VLAN id is free again): ${ok.stderr}`);
+  });
+
+  t.test(
+    `a kernel without ${kind}: one line naming what it lacks, nothing changed`,
+    { skip: refusal[kind] === null ? `this kernel makes ${kind} links` : !isRoot && ROOT_REASON },
+    async (t) => {
+      const dir = stateDir(t);
+      const a = await netns(t);
+      const parent = await nicPair(t, 'p');
+      const links = await hostLinks();
+      const r = await cli(dir, ['attach', parent, a, '10.238.0.2/24', ...flag]);
+      t.equal(r.exitCode, 1);
+      const config = kind === 'ipvlan' ? 'CONFIG_IPVLAN' : 'CONFIG_VLAN_8021Q';
+      t.match(r.stderr, new RegExp(`^pipewright: .*this kernel cannot make ${kind} links \\(built without ${config}, or its module is missing\\)`));
+      t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+      t.same(await hostLinks(), links);
+      t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1);
+      t.same(await json(dir, ['ls']), []);
+    },
+  );
+}
