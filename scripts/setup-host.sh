@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what pipewright needs on a Debian 12 / Ubuntu host. Idempotent: safe to run again.
-# (gcc, make, python3: the native pieces — better-sqlite3's fallback build, our C helpers and addon.)
+# (gcc, make, python3: the native pieces — better-sqlite3's fallback build, our C helpers and addon;
+#  qemu-system-x86, linux-image-amd64, cpio, kmod: the VM harness's guests, test/vm/ and `npm run vm-test`.)
 # Usage: scripts/setup-host.sh            (system packages + npm dependencies + test image if dockerd runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(iproute2 iptables nftables docker.io busybox-static etcd-server dnsmasq-base udhcpc
       iputils-ping arping containernetworking-plugins util-linux mount procps e2fsprogs docker-compose podman
-      gcc g++ make python3 libc6-dev ca-certificates)
+      gcc g++ make python3 libc6-dev ca-certificates
+      qemu-system-x86 linux-image-amd64 cpio kmod containerd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

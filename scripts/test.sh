@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (as root, on a fresh Debian 12 machine):
 #   installs what is missing (setup-host.sh), starts dockerd if none answers (and stops it again
 #   afterwards), builds the busybox test image, then `npm test`: typecheck (src and test), lint,
-#   and every tap test (unit and integration). `npm test` itself installs nothing.
+#   and every tap test (unit and integration); then the chaos and fuzz suites, small, and the VM
+#   harness's small form (test/vm/drivers.suite.ts). `npm test` itself installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
@@ -50,6 +51,11 @@ if [ "$#" -eq 0 ] && [ "$(id -u)" = 0 ]; then
   FUZZ_N="${FUZZ_N:-150}" npm run --silent fuzz 2>&1 | tee -a "$out"
   fuzz=${PIPESTATUS[0]}
   [ "$status" -ne 0 ] || status=$fuzz
+  # The VM harness, small: one QEMU guest with Debian's stock kernel runs the link-kind tests this
+  # host's kernel skips (ipvlan, 802.1q VLAN). `npm run vm-test` runs the whole harness.
+  npx tap --timeout 2400 test/vm/drivers.suite.ts 2>&1 | tee -a "$out"
+  vm=${PIPESTATUS[0]}
+  [ "$status" -ne 0 ] || status=$vm
 fi
 [ "$status" -ne 0 ] || status=$before_docker
 set -e

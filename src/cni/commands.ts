@@ -72,7 +72,9 @@ function asPoolAddress(ip: string, pool: Pool): string {
 
 function specOf(conf: NetConf, env: CniEnv, pool: Pool): AttachSpec {
   const hostIf = conf.bridge ?? conf.master;
-  if (!hostIf || (conf.bridge && conf.master)) throw new CniError(ERR.invalidConfig, 'give one of "bridge" (a bridge) or "master" (a macvlan parent)');
+  if (!hostIf || (conf.bridge && conf.master)) {
+    throw new CniError(ERR.invalidConfig, 'give one of "bridge" (a bridge) or "master" (the parent NIC of a macvlan, ipvlan or VLAN)');
+  }
   const ips = requestedIps(conf, env);
   const ports = conf.runtimeConfig?.portMappings ?? [];
   return checkAttachSpec({
@@ -82,6 +84,8 @@ function specOf(conf: NetConf, env: CniEnv, pool: Pool): AttachSpec {
     mac: requestedMac(conf, env),
     mtu: conf.mtu ?? null,
     macvlanMode: conf.mode ?? null,
+    ipvlanMode: conf.ipvlanMode ?? null,
+    vlan: conf.vlan ?? null,
     hostShim: conf.hostShim ?? null,
     publish: ports.map((p) =>
       formatPublish({

@@ -6,7 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { execa } from 'execa';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startEtcd } from '../helpers/etcd.js';
@@ -324,5 +324,78 @@ t.test(
     t.same(await json(dir, ['lease', 'ls']), [], "removing the containers released their leases (podman's DEL)");
     t.same(await json(dir, ['ls']), []);
     t.equal((await cli(dir, ['network', 'rm', name])).exitCode, 0);
+  },
+);
+
+const containerd = isRoot && (await execa('containerd', ['--version'], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
+const dockerImage = isRoot && (await execa('docker', ['image', 'inspect', TEST_IMAGE], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
+
+/** A containerd of the test's own (root, state and socket in a temp dir), stopped at teardown. */
+async function privateContainerd(t: Test) {
+  const dir = mkdtempSync(join(tmpdir(), 'pw-containerd-'));
+  const socket = join(dir, 'containerd.sock');
+  writeFileSync(join(dir, 'config.toml'), 'version = 2\n');
+  const daemon = execa('containerd', ['--config', join(dir, 'config.toml'), '--root', join(dir, 'root'), '--state', join(dir, 'state'), '--address', socket], {
+    reject: false,
+    all: true,
+  });
+  const ctr = (...args: string[]) => execa('ctr', ['--address', socket, '--namespace', 'pwtest', ...args], { reject: false, encoding: 'utf8' });
+  t.teardown(async () => {
+    // Its containers first (a failed run can leave one, and its rootfs mounted), then the daemon.
+    for (const id of String((await ctr('containers', 'ls', '-q')).stdout)
+      .split('\n')
+      .filter(Boolean)) {
+      await ctr('tasks', 'kill', '-s', 'KILL', id);
+      await ctr('tasks', 'delete', '-f', id);
+      await ctr('containers', 'delete', id);
+    }
+    daemon.kill('SIGTERM');
+    await daemon;
+    const mounts = readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '');
+    for (const m of mounts.filter((m) => m.startsWith(dir)).reverse()) await execa('umount', ['-l', m], { reject: false });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  });
+  for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+  return ctr;
+}
+
+t.test(
+  'containerd: ctr run --cni on a pipewright conflist: ADD gives the container its address, DEL at its end releases it',
+  { skip: skip || (!containerd && 'needs containerd (Debian: containerd)') || (!dockerImage && 'needs the test image in Docker (scripts/test.sh builds it)') },
+  async (t) => {
+    const dir = stateDir(t);
+    t.equal((await cli(dir, ['pool', 'create', 'ctr', '10.253.6.0/24'])).exitCode, 0);
+    const { cniVersion, name, ...plugin } = mainConf(t, dir, 'ctr', { cniVersion: '1.0.0' });
+    // ctr takes the first conflist of /etc/cni/net.d and its plugins from /opt/cni/bin (no flags for either).
+    const [netd, file] = ['/etc/cni/net.d', '00-pipewright-test.conflist'];
+    mkdirSync(netd, { recursive: true });
+    writeFileSync(join(netd, file), JSON.stringify({ cniVersion, name, plugins: [plugin] }));
+    t.teardown(() => rmSync(join(netd, file), { force: true }));
+    const first = readdirSync(netd)
+      .filter((f) => /\.conf(list)?$/.test(f))
+      .sort()[0];
+    t.equal(first, file, `ctr will read this test's conflist (${netd} holds ${first}, which sorts first)`);
+    const ctr = await privateContainerd(t);
+    const image = join(dir, 'image.tar');
+    await must('docker', ['save', '-o', image, TEST_IMAGE]);
+    const imported = await ctr('images', 'import', image);
+    t.equal(imported.exitCode, 0, String(imported.stderr));
+    const id = uniq('ctr');
+    const run = ctr('run', '--rm', '--cni', `docker.io/${TEST_IMAGE}`, id, 'sh', '-c', "ip -4 -o address show eth0 | awk '{print $4}'; sleep 4");
+    let [held, ended]: [{ owner: string; address: string }[], boolean] = [[], false];
+    void run.finally(() => (ended = true));
+    while (!ended && held.length === 0) {
+      held = await json(dir, ['lease', 'ls']);
+      if (!held.length) await new Promise((r) => setTimeout(r, 100));
+    }
+    const r = await run;
+    t.equal(r.exitCode, 0, String(r.stderr));
+    t.equal(held.length, 1, 'while it ran, the container held one lease');
+    t.match(held[0]?.owner, new RegExp(`^cni:${name}/`), "the CNI network's");
+    t.equal(String(r.stdout).trim(), `${held[0]?.address}/24`, 'and its eth0 had that address when its command started (ADD)');
+    t.same(await json(dir, ['lease', 'ls']), [], "its end released the lease (ctr's DEL)");
+    t.same(await json(dir, ['ls']), [], 'and left no attachment');
   },
 );

@@ -6,7 +6,8 @@
  * stock kernel, which has both.
  */
 import t, { type Test } from 'tap';
-import { cli, hostLinks, inNs, isRoot, must, netns, nicPair, ping, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import { execa } from 'execa';
+import { cli, CNI_PLUGIN, hostLinks, inNs, isRoot, must, netns, nicPair, ping, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
 
 type Kind = 'ipvlan' | 'vlan';
 const TYPE_ARGS: Record<Kind, string[]> = { ipvlan: ['ipvlan', 'mode', 'l2'], vlan: ['vlan', 'id', '2'] };
@@ -140,4 +141,40 @@ for (const kind of ['ipvlan', 'vlan'] as const) {
       t.same(await json(dir, ['ls']), []);
     },
   );
+}
+
+/** One CNI call to pipewright's plugin (no daemon: it runs the CLI itself); its parsed stdout. */
+async function cniCall(conf: object, command: 'ADD' | 'DEL', containerId: string, ns: string) {
+  const env = { CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' };
+  const r = await execa(CNI_PLUGIN, [], {
+    input: JSON.stringify(conf),
+    reject: false,
+    env: { ...env, PIPEWRIGHT_CNI_SOCKET: '/run/pipewright-test-no-such-cni.sock' },
+  });
+  return { code: r.exitCode, out: r.stdout ? JSON.parse(r.stdout) : null, raw: r.stdout + r.stderr };
+}
+
+for (const kind of ['ipvlan', 'vlan'] as const) {
+  t.test(`CNI netconf: "master" with "${kind === 'ipvlan' ? 'ipvlanMode' : 'vlan'}" makes ${kind} guests; DEL leaves nothing`, skipIf(kind), async (t) => {
+    const dir = stateDir(t);
+    const parent = await nicPair(t, 'p');
+    const links = await hostLinks();
+    const choice = kind === 'ipvlan' ? { ipvlanMode: 'l3' } : { vlan: 40 };
+    const conf = { cniVersion: '1.0.0', name: uniq('net'), type: 'pipewright', master: parent, ...choice, subnet: '10.239.0.0/24', stateDir: dir };
+    const [a, b] = [await netns(t), await netns(t)];
+    const add = await cniCall(conf, 'ADD', `${kind}-a`, a);
+    t.equal(add.code, 0, add.raw);
+    t.match(add.out, { interfaces: [{ name: 'eth0', sandbox: `/run/netns/${a}` }], ips: [{ address: /^10\.239\.0\.\d+\/24$/ }] });
+    t.match((await linkOf(a)).linkinfo, kind === 'ipvlan' ? { info_kind: 'ipvlan', info_data: { mode: 'l3' } } : { info_kind: 'vlan', info_data: { id: 40 } });
+    if (kind === 'ipvlan') {
+      t.equal((await cniCall(conf, 'ADD', 'ipvlan-b', b)).code, 0);
+      t.ok(await ping(b, add.out.ips[0].address.split('/')[0]), 'two ipvlan containers reach each other');
+      t.equal((await cniCall(conf, 'DEL', 'ipvlan-b', b)).code, 0);
+    }
+    t.equal((await cniCall(conf, 'DEL', `${kind}-a`, a)).code, 0);
+    t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'gone from the container');
+    t.same(await hostLinks(), links);
+    t.same(await json(dir, ['ls']), []);
+    t.same(await json(dir, ['lease', 'ls']), [], 'no lease left');
+  });
 }

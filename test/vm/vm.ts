@@ -193,7 +193,7 @@ function qemuArgs(opts: VmOptions, kernel: GuestKernel, accel: Accel, job: strin
     `local,path=${path},mount_tag=${tag},security_model=none,multidevs=remap${ro ? ',readonly=on' : ''}`,
   ];
   return [
-    ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi']),
+    ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
     ['-smp', String(opts.cpus ?? 2)],
     ['-m', String(opts.memMiB ?? 2048)],
     ['-display', 'none', '-monitor', 'none', '-serial', 'stdio'],

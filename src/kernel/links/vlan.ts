@@ -22,9 +22,10 @@ export const vlan: LinkDriver = {
   describe: (plan, netns) => [childWords(plan, netns, vlanType(plan))],
   create: (plan, netnsPath, log) =>
     createChild(plan, netnsPath, vlanType(plan), log).catch((err: unknown) => {
-      if (errno(err) !== 'EEXIST') throw err;
+      // Of the kernel's two EEXISTs here, its extended ack names this one (the other: the name in the guest).
+      if (errno(err) !== 'EEXIST' || !/VLAN device already exists/.test((err as Error).message)) throw err;
       throw new PipewrightError(
-        `VLAN ${plan.vlan} of ${plan.hostIf} is taken (the kernel allows one link per VLAN id on a parent), or the guest has ${plan.ifname} already: ${(err as Error).message}`,
+        `VLAN ${plan.vlan} of ${plan.hostIf} is taken (the kernel allows one link per VLAN id on a parent); detach the guest that has it, or use another id`,
       );
     }),
   remove: removeChild,

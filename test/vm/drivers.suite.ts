@@ -1,0 +1,34 @@
+/**
+ * The small form of the VM harness (CI runs it): one guest with Debian's stock kernel runs the
+ * link-kind tests this host's kernel skips (ipvlan, 802.1q VLAN), and none of them may skip there
+ * for want of a kind. (macvlan, veth and the rest run on the host itself.)
+ */
+import t from 'tap';
+import { accel, Vm } from './vm.js';
+import { testTimes } from './tap-output.js';
+
+const FILES = ['test/integration/link-kinds.test.ts'];
+
+t.test('link drivers in a VM with a stock kernel: ipvlan l2/l3/l3s, 802.1q VLAN', async (t) => {
+  const started = Date.now();
+  const vm = await Vm.boot({ name: 'pw-drivers' });
+  t.teardown(() => vm.stop());
+  const choice = await accel();
+  t.comment(`QEMU ${choice.accel.toUpperCase()} (${choice.why}); booted to its agent in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.match((await vm.must('uname -r')).trim(), /^\d+\.\d+\.\d+-\d+-amd64$/, "Debian's stock kernel");
+  const ran = Date.now();
+  const r = await vm.run(`npx tap --reporter=tap --timeout 900 ${FILES.join(' ')}`, 1_800_000);
+  t.comment(`the tests took ${((Date.now() - ran) / 1000).toFixed(1)} s in the guest`);
+  for (const line of testTimes(r.output)) t.comment(line);
+  t.equal(
+    r.code,
+    0,
+    `tap in the guest passed:\n${r.output
+      .split('\n')
+      .filter((l) => /not ok|^#/.test(l))
+      .join('\n')}`,
+  );
+  t.notMatch(r.output, /# SKIP this kernel refuses/, 'no test skipped for a kind the kernel lacks');
+  t.match(r.output, /ok \d+ - ipvlan l3s: two guests/, 'the ipvlan tests ran');
+  t.match(r.output, /ok \d+ - vlan: the guest interface is VLAN <id> of the NIC/, 'the VLAN test ran');
+});
