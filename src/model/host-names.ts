@@ -1,5 +1,6 @@
 /** Host-side names pipewright chooses: short (<= 15 bytes), stable for a guest+ifname, unique. */
 import { createHash } from 'node:crypto';
+import { checkIfname } from './validate.js';
 
 export const HOST_LINK_PREFIX = 'pw';
 
@@ -10,6 +11,11 @@ export const HOST_LINK_PREFIX = 'pw';
 export function hostLinkName(guestKey: string, ifname: string, attempt = 0): string {
   const digest = createHash('sha1').update(`${guestKey}\0${ifname}\0${attempt}`).digest('hex');
   return `${HOST_LINK_PREFIX}${digest.slice(0, 8)}`;
+}
+
+/** The host VLAN interface a network's links hang off: `<nic>.<id>`, as Docker's macvlan and ipvlan drivers name it. */
+export function vlanInterfaceName(nic: string, id: number): string {
+  return checkIfname(`${nic}.${id}`, `VLAN interface of ${nic} (<nic>.<id>)`);
 }
 
 /** The host's own macvlan on a parent ("shim"), shared by every guest on that parent. */

@@ -16,6 +16,7 @@
  */
 import { setHairpin } from '../kernel/bridge.js';
 import type { LinkDriver } from '../kernel/links/driver.js';
+import { ipvlan } from '../kernel/links/ipvlan.js';
 import { macvlan } from '../kernel/links/macvlan.js';
 import { veth } from '../kernel/links/veth.js';
 import { netnsIdentity, ownNetns } from '../kernel/netns.js';
@@ -35,6 +36,7 @@ import { unusedHostLinkName } from './attach.js';
 import type { CoreContext } from './context.js';
 import { beginDetach, detachAttachment, finishDetach } from './detach.js';
 import { recordPorts } from './ports.js';
+import { restoreVlanInterface } from './shared-links.js';
 
 /** Docker's names for one endpoint. */
 export interface EndpointRef {
@@ -64,14 +66,16 @@ function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
   return rec;
 }
 
-const driverOf = (net: NetworkRecord): LinkDriver => (net.kind === 'macvlan' ? macvlan : veth);
+const DRIVERS: Record<NetworkRecord['kind'], LinkDriver> = { bridge: veth, macvlan, ipvlan };
 
-/** The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan waiting there under its host link's name. */
+/** The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan or ipvlan waiting there under its host link's name. */
 function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest): { spec: AttachSpec; plan: AttachmentPlan } {
-  const driver = driverOf(net);
+  const driver = DRIVERS[net.kind];
   const hostLink = unusedHostLinkName(ctx, `endpoint:${guestId(req)}`, 'eth0');
   const ifname = driver === veth ? `${hostLink}c` : hostLink;
-  const spec = checkAttachSpec({ hostIf: net.bridge, ifname, hostLink, mac: req.mac ?? randomMac(), addresses: req.addresses });
+  // An ipvlan has its parent's MAC, whatever Docker derived from the address.
+  const mac = driver === ipvlan ? hostLinkInfo(net.bridge)?.mac : req.mac;
+  const spec = checkAttachSpec({ hostIf: net.bridge, ifname, hostLink, mac: mac ?? randomMac(), addresses: req.addresses });
   const plan: AttachmentPlan = {
     kind: driver.kind,
     hostIf: net.bridge,
@@ -80,7 +84,7 @@ function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest
     mac: spec.mac!,
     mtu: net.mtu ?? driver.plan(hostLinkInfo(net.bridge), spec).mtu,
     macvlanMode: net.macvlanMode,
-    ipvlanMode: null,
+    ipvlanMode: net.kind === 'ipvlan' ? (net.ipvlanMode ?? 'l2') : null,
     vlan: null,
     addresses: staticAddresses(spec),
     routes: [],
@@ -92,7 +96,9 @@ function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest
 export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Promise<AttachmentRecord> {
   const net = findNetwork(ctx.store, req.network);
   if (!net || net.name !== req.network) throw new PipewrightError(`no pipewright network ${req.network} for Docker network ${req.networkId.slice(0, 12)}`);
-  const driver = driverOf(net);
+  const driver = DRIVERS[net.kind];
+  // The network's VLAN interface, gone with a reboot: made again (it is the network's, kept if this endpoint fails).
+  if (net.vlan !== null) await restoreVlanInterface(ctx, net.vlanOf!, net.vlan);
   const old = findEndpoint(ctx, req);
   if (old?.state === 'ready' && driver.check(old) === null) return old;
   if (old) await detachAttachment(ctx, old);

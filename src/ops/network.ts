@@ -1,31 +1,33 @@
 /**
- * Networks: a pool's subnet on a host interface, of two kinds.
+ * Networks: a pool's subnet on a host interface, of three kinds.
  *   bridge   the bridge gets the pool's gateway as its own address (the guests' default route), and
  *            the network's choices (masquerade, isolation) become firewall rules;
  *   macvlan  guests are macvlans of a parent NIC, on its LAN (the gateway is the LAN's router); the
- *            host reaches them through a shim with an address of its own, when one is given.
- * Removing a network takes back what creating it added.
+ *            host reaches them through a shim with an address of its own, when one is given;
+ *   ipvlan   the same with ipvlans (one MAC on the wire, the parent's).
+ * A macvlan or ipvlan network on a VLAN hangs its links off the NIC's VLAN interface (<nic>.<id>),
+ * made when missing. Removing a network takes back what creating it added.
  */
 import { removeHostAddress, setHostAddress } from '../kernel/addresses.js';
 import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
 import { changeFirewallIn } from '../firewall/sync.js';
 import { contains, parseIpConfig, type IpConfig } from '../model/address.js';
-import { shimName } from '../model/host-names.js';
-import { checkIfname, checkMtu, checkObjectName, type MacvlanMode } from '../model/validate.js';
+import { shimName, vlanInterfaceName } from '../model/host-names.js';
+import { checkIfname, checkMtu, checkObjectName, checkVlanId, type IpvlanMode, type MacvlanMode } from '../model/validate.js';
 import * as records from '../store/attachments.js';
 import { withLock } from '../store/lock.js';
-import { deleteNetwork, findNetwork, insertNetwork, type NetworkKind, type NetworkRecord } from '../store/networks.js';
+import { deleteNetwork, findNetwork, insertNetwork, onParent, type NetworkKind, type NetworkRecord } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
 import { namedStep } from '../util/faults.js';
 import type { CoreContext } from './context.js';
-import { ensureBridge, ensureShim, releaseBridge, releaseShim } from './shared-links.js';
+import { ensureBridge, ensureShim, ensureVlanInterface, releaseBridge, releaseShim, releaseVlanInterface } from './shared-links.js';
 
 export interface NetworkRequest {
   name: string;
-  /** bridge (the default) or macvlan. */
+  /** bridge (the default), macvlan or ipvlan. */
   kind?: NetworkKind;
-  /** The bridge (made if missing), or a macvlan network's parent NIC. */
+  /** The bridge (made if missing), or a macvlan or ipvlan network's parent NIC. */
   bridge: string;
   pool: string;
   masquerade?: boolean;
@@ -40,17 +42,24 @@ export interface NetworkRequest {
   macvlanMode?: MacvlanMode;
   /** "ip/len": the host's own address among a macvlan network's guests, on the parent's shim. */
   hostShim?: string;
+  ipvlanMode?: IpvlanMode;
+  /** The links hang off VLAN <vlan> of the parent NIC (<nic>.<id>, made when missing). */
+  vlan?: number;
 }
 
-/** What a macvlan network needs of its request: an Ethernet parent, no NAT choices, an MTU it can carry. */
-function checkMacvlanRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null {
+/** What a macvlan or ipvlan network needs of its request: an Ethernet parent, no NAT choices, an MTU it can carry. */
+function checkParentRequest(req: Omit<NetworkRequest, 'pool'>, kind: NetworkKind): IpConfig | null {
+  const aKind = kind === 'ipvlan' ? 'an ipvlan' : 'a macvlan';
   const parent = hostLinkInfo(req.bridge);
   if (!parent || parent.type !== ARPHRD_ETHER || parent.bridge) {
-    throw new PipewrightError(`parent ${req.bridge} must be an existing Ethernet interface (not a bridge) for a macvlan network`);
+    throw new PipewrightError(`parent ${req.bridge} must be an existing Ethernet interface (not a bridge) for ${aKind} network`);
   }
-  if (req.masquerade || req.isolated) throw new PipewrightError('a macvlan network has no NAT and no isolation: its guests are on the LAN of their parent');
+  if (req.masquerade || req.isolated) throw new PipewrightError(`${aKind} network has no NAT and no isolation: its guests are on the LAN of their parent`);
   if (req.mtu && req.mtu > parent.mtu)
-    throw new PipewrightError(`mtu ${req.mtu} is above ${req.bridge}'s own (${parent.mtu}); a macvlan cannot carry more than its parent`);
+    throw new PipewrightError(`mtu ${req.mtu} is above ${req.bridge}'s own (${parent.mtu}); ${aKind} cannot carry more than its parent`);
+  if (req.vlan !== undefined) vlanInterfaceName(req.bridge, checkVlanId(req.vlan));
+  if (kind === 'ipvlan' && (req.macvlanMode || req.hostShim)) throw new PipewrightError('a macvlan mode and a host shim are for macvlan networks');
+  if (kind === 'macvlan' && req.ipvlanMode) throw new PipewrightError('an ipvlan mode is for ipvlan networks');
   return req.hostShim ? parseIpConfig(req.hostShim) : null;
 }
 
@@ -66,10 +75,12 @@ export function createNetwork(ctx: CoreContext, req: NetworkRequest): Promise<Ne
 export function checkNetworkRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null {
   const kind = req.kind ?? 'bridge';
   checkObjectName(req.name, 'network name');
-  checkIfname(req.bridge, kind === 'macvlan' ? 'parent' : 'bridge');
+  checkIfname(req.bridge, onParent(kind) ? 'parent' : 'bridge');
   if (req.mtu !== undefined) checkMtu(req.mtu);
-  if (kind === 'bridge' && (req.macvlanMode || req.hostShim)) throw new PipewrightError('a macvlan mode and a host shim are for macvlan networks');
-  return kind === 'macvlan' ? checkMacvlanRequest(req) : null;
+  if (kind === 'bridge' && (req.macvlanMode || req.hostShim || req.ipvlanMode || req.vlan !== undefined)) {
+    throw new PipewrightError('macvlan and ipvlan modes, a host shim and a VLAN are for networks on a parent NIC (give a parent)');
+  }
+  return onParent(kind) ? checkParentRequest(req, kind) : null;
 }
 
 async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
@@ -77,10 +88,12 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
   const shim = checkNetworkRequest(req);
   const v4 = await subnetOf(ctx, req.pool, req.gateway, 4);
   const v6 = req.pool6 ? await subnetOf(ctx, req.pool6, req.gateway6, 6) : null;
+  // On a VLAN, the links' parent is the NIC's VLAN interface; the record names both.
+  const parent = req.vlan === undefined ? req.bridge : vlanInterfaceName(req.bridge, req.vlan);
   const rec: Omit<NetworkRecord, 'createdAt'> = {
     name: req.name,
     kind,
-    bridge: req.bridge,
+    bridge: parent,
     ...{ pool: v4.pool.name, subnet: v4.pool.subnet, gateway: v4.gateway },
     ...{ pool6: v6?.pool.name ?? null, subnet6: v6?.pool.subnet ?? null, gateway6: v6?.gateway ?? null },
     masquerade: Boolean(req.masquerade),
@@ -88,15 +101,18 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
     mtu: req.mtu ?? null,
     macvlanMode: req.macvlanMode ?? null,
     hostShim: req.hostShim ?? null,
+    ipvlanMode: req.ipvlanMode ?? null,
+    vlan: req.vlan ?? null,
+    vlanOf: req.vlan === undefined ? null : req.bridge,
   };
-  const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, req.bridge);
+  const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, parent);
   // The same network again (a create that was killed after recording it, or a script re-run):
   // make sure of its bridge and gateway, and change nothing else.
-  const same = ['name', 'kind', 'bridge', 'pool', 'pool6', 'masquerade', 'isolated', 'mtu', 'macvlanMode', 'hostShim'] as const;
+  const same = ['name', 'kind', 'bridge', 'pool', 'pool6', 'masquerade', 'isolated', 'mtu', 'macvlanMode', 'hostShim', 'ipvlanMode', 'vlan', 'vlanOf'] as const;
   const resume = clash !== null && same.every((k) => clash[k] === rec[k]);
   if (clash && !resume)
     throw new PipewrightError(
-      `network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `${kind === 'macvlan' ? 'parent' : 'bridge'} ${req.bridge}`}`,
+      `network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `${onParent(kind) ? 'parent' : 'bridge'} ${parent}`}`,
     );
   const existing = hostLinkInfo(req.bridge);
   if (kind === 'bridge' && existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
@@ -110,12 +126,16 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
       await undo.step(
         'record network and its firewall rules',
         () => change(() => insertUnique(ctx, rec)),
-        // A shim made for this network is needed while its record says so: released after it.
-        () => change(() => deleteNetwork(ctx.store, req.name)).then(() => shim && releaseShim(ctx, req.bridge)),
+        // A shim or VLAN interface made for this network is needed while its record says so: released after it.
+        () =>
+          change(() => deleteNetwork(ctx.store, req.name))
+            .then(() => shim && releaseShim(ctx, parent))
+            .then(() => req.vlan !== undefined && releaseVlanInterface(ctx, parent)),
       );
     }
-    if (shim) await ensureShim(ctx, undo, req.bridge, shim);
-    if (kind === 'macvlan') return findNetwork(ctx.store, req.name)!;
+    if (req.vlan !== undefined) await ensureVlanInterface(ctx, undo, req.bridge, req.vlan);
+    if (shim) await ensureShim(ctx, undo, parent, shim);
+    if (onParent(kind)) return findNetwork(ctx.store, req.name)!;
     await ensureBridge(ctx, undo, req.bridge);
     for (const gw of gatewaysOf(rec)) {
       const addr = `${gw.address}/${gw.prefix}`;
@@ -168,8 +188,9 @@ async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
   const guests = records.countOnHostIf(ctx.store, net.bridge);
   if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
   await namedStep(`network rm ${name}: firewall`, () => changeFirewallIn(ctx, () => deleteNetwork(ctx.store, name)));
-  if (net.kind === 'macvlan') {
+  if (onParent(net.kind)) {
     if (net.hostShim) await namedStep(`network rm ${name}: host shim`, () => removeMacvlanShim(ctx, net.bridge, parseIpConfig(net.hostShim!)));
+    if (net.vlan !== null) await namedStep(`network rm ${name}: VLAN interface`, () => releaseVlanInterface(ctx, net.bridge));
     return net;
   }
   for (const gw of hostLinkExists(net.bridge) ? gatewaysOf(net) : []) {

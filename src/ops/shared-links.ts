@@ -1,5 +1,6 @@
 /**
- * Host links guests share and pipewright makes when missing: bridges and macvlan shims. Each is
+ * Host links guests share and pipewright makes when missing: bridges, macvlan shims, and the VLAN
+ * interfaces networks on a VLAN hang their links off. Each is
  * remembered as pipewright's own when created, so it goes, and only it goes, when nothing needs it
  * any more; a bridge the user made stays. Whether one exists, is made, or is still used is decided
  * under the host's `links` lock, by one pipewright process at a time: twenty attaches to a new
@@ -10,11 +11,12 @@ import { bridgeHasPorts, createBridge } from '../kernel/bridge.js';
 import { deleteLinkWords, logAsIp } from '../kernel/ip-words.js';
 import type { LinkDriver } from '../kernel/links/index.js';
 import { createShim } from '../kernel/links/macvlan.js';
+import { createHostVlan } from '../kernel/links/vlan.js';
 import { errno } from '../kernel/netlink/errno.js';
 import { deleteHostLink } from '../kernel/netlink/rtnl.js';
 import { hostLinkExists } from '../kernel/sysfs.js';
 import type { IpConfig } from '../model/address.js';
-import { shimName } from '../model/host-names.js';
+import { shimName, vlanInterfaceName } from '../model/host-names.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { withLock } from '../store/lock.js';
@@ -30,7 +32,7 @@ function bridgeInUse(ctx: CoreContext, bridge: string): boolean {
 }
 
 /** Makes the link unless it exists; true when this call made it. A link someone else made meanwhile (EEXIST) is theirs. */
-async function makeShared(ctx: CoreContext, name: string, kind: 'bridge' | 'shim', make: () => Promise<void>): Promise<boolean> {
+async function makeShared(ctx: CoreContext, name: string, kind: 'bridge' | 'shim' | 'vlan', make: () => Promise<void>): Promise<boolean> {
   return underLinksLock(ctx, async () => {
     if (hostLinkExists(name)) return false;
     try {
@@ -55,6 +57,24 @@ export async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: stri
   const made = await undo.step(`create host shim ${shim} on ${parent}`, () => makeShared(ctx, shim, 'shim', () => createShim(parent, shim, address, ctx.log)));
   if (made) undo.push(`create host shim ${shim}`, () => releaseShim(ctx, parent));
   else await undo.step(`address on host shim ${shim}`, () => setHostAddress(shim, address));
+}
+
+/** VLAN <id> of `nic` on the host for a network being made, unless it exists; a failed create releases it. */
+export async function ensureVlanInterface(ctx: CoreContext, undo: UndoStack, nic: string, id: number): Promise<void> {
+  const name = vlanInterfaceName(nic, id);
+  const made = await undo.step(`create VLAN interface ${name} on ${nic}`, () => restoreVlanInterface(ctx, nic, id));
+  if (made) undo.push(`create VLAN interface ${name}`, () => releaseVlanInterface(ctx, name));
+}
+
+/** VLAN <id> of `nic` made again if it is missing (after a reboot, at the network's next endpoint); true when made now. */
+export function restoreVlanInterface(ctx: CoreContext, nic: string, id: number): Promise<boolean> {
+  const name = vlanInterfaceName(nic, id);
+  return makeShared(ctx, name, 'vlan', () => createHostVlan(nic, id, name, ctx.log));
+}
+
+/** A VLAN interface pipewright made, once no network is on it and no guest. */
+export function releaseVlanInterface(ctx: CoreContext, name: string): Promise<boolean> {
+  return removeIfUnused(ctx, name, () => findNetwork(ctx.store, name) !== null || records.othersOnHostIf(ctx.store, name) > 0);
 }
 
 /** Deletes a host link pipewright created, and forgets it, unless `inUse` says something still needs it; true when it went. */

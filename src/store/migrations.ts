@@ -157,9 +157,10 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE networks ADD COLUMN host_shim TEXT;
   `,
   `
-  -- Two more link kinds, ipvlan and vlan (802.1q). SQLite changes no CHECK in place: the table is
-  -- rebuilt as its documented procedure has it (migrate() runs with foreign keys off and checks
-  -- them before the commit; ports keep pointing at the same ids).
+  -- Two more link kinds, ipvlan and vlan (802.1q), for attachments; ipvlan networks, and networks on
+  -- a host VLAN interface (vlan: its id, vlan_of: the NIC it is made on; bridge: that interface).
+  -- SQLite changes no CHECK in place: both tables are rebuilt as its documented procedure has it
+  -- (migrate() runs with foreign keys off and checks them before the commit; ports keep their ids).
   CREATE TABLE attachments_new (
     id           INTEGER PRIMARY KEY,
     guest_kind   TEXT NOT NULL,
@@ -187,5 +188,29 @@ export const MIGRATIONS: string[] = [
            dhcp_pid, state, owner_pid, created_at, netns_id, owner_start FROM attachments;
   DROP TABLE attachments;
   ALTER TABLE attachments_new RENAME TO attachments;
+    CREATE TABLE networks_new (
+    name          TEXT PRIMARY KEY,
+    bridge        TEXT NOT NULL UNIQUE,
+    pool          TEXT NOT NULL,
+    subnet        TEXT NOT NULL,
+    gateway       TEXT,
+    masquerade    INTEGER NOT NULL,
+    isolated      INTEGER NOT NULL,
+    created_at    TEXT NOT NULL,
+    kind          TEXT NOT NULL DEFAULT 'bridge' CHECK (kind IN ('bridge', 'macvlan', 'ipvlan')),
+    pool6         TEXT,
+    subnet6       TEXT,
+    gateway6      TEXT,
+    mtu           INTEGER,
+    macvlan_mode  TEXT,
+    host_shim     TEXT,
+    ipvlan_mode   TEXT,
+    vlan          INTEGER,
+    vlan_of       TEXT
+  );
+  INSERT INTO networks_new (name, bridge, pool, subnet, gateway, masquerade, isolated, created_at, kind, pool6, subnet6, gateway6, mtu, macvlan_mode, host_shim)
+    SELECT name, bridge, pool, subnet, gateway, masquerade, isolated, created_at, kind, pool6, subnet6, gateway6, mtu, macvlan_mode, host_shim FROM networks;
+  DROP TABLE networks;
+  ALTER TABLE networks_new RENAME TO networks;
   `,
 ];

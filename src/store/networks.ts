@@ -1,15 +1,19 @@
 /** Networks and published ports in the store, and the firewall state derived from them. */
 import type { FirewallState, PortState } from '../firewall/rules.js';
 import type { Proto } from '../model/publish.js';
-import type { MacvlanMode } from '../model/validate.js';
+import type { IpvlanMode, MacvlanMode } from '../model/validate.js';
 import type { Store } from './store.js';
 
-export type NetworkKind = 'bridge' | 'macvlan';
+/** A bridge network, or a network on a parent NIC whose containers are its macvlan or ipvlan children. */
+export type NetworkKind = 'bridge' | 'macvlan' | 'ipvlan';
+
+/** A network on a parent NIC (not a bridge). */
+export const onParent = (kind: NetworkKind) => kind !== 'bridge';
 
 export interface NetworkRecord {
   name: string;
   kind: NetworkKind;
-  /** The host interface: the network's bridge, or a macvlan network's parent. */
+  /** The host interface: the network's bridge, or the parent of a macvlan or ipvlan network's links (a NIC, or a VLAN interface of one). */
   bridge: string;
   pool: string;
   subnet: string;
@@ -22,6 +26,11 @@ export interface NetworkRecord {
   macvlanMode: MacvlanMode | null;
   /** A macvlan network's address for the host on its shim ("ip/len"), so the host reaches the containers. */
   hostShim: string | null;
+  /** An ipvlan network's mode (null: l2). */
+  ipvlanMode: IpvlanMode | null;
+  /** A network on a host VLAN interface (`bridge`, made by pipewright when missing): its id, and the NIC it is made on. */
+  vlan: number | null;
+  vlanOf: string | null;
   /** The IPv6 pool of a dual-stack network, its subnet and gateway (on the bridge); null: IPv4 only. */
   pool6: string | null;
   subnet6: string | null;
@@ -41,6 +50,9 @@ interface NetworkRow {
   mtu: number | null;
   macvlan_mode: MacvlanMode | null;
   host_shim: string | null;
+  ipvlan_mode: IpvlanMode | null;
+  vlan: number | null;
+  vlan_of: string | null;
   pool6: string | null;
   subnet6: string | null;
   gateway6: string | null;
@@ -59,6 +71,9 @@ const toNetwork = (r: NetworkRow): NetworkRecord => ({
   mtu: r.mtu,
   macvlanMode: r.macvlan_mode,
   hostShim: r.host_shim,
+  ipvlanMode: r.ipvlan_mode,
+  vlan: r.vlan,
+  vlanOf: r.vlan_of,
   pool6: r.pool6,
   subnet6: r.subnet6,
   gateway6: r.gateway6,
@@ -68,12 +83,13 @@ const toNetwork = (r: NetworkRow): NetworkRecord => ({
 export function insertNetwork(store: Store, n: Omit<NetworkRecord, 'createdAt'>): void {
   store.db
     .prepare(
-      `INSERT INTO networks (name, kind, bridge, pool, subnet, gateway, masquerade, isolated, mtu, macvlan_mode, host_shim, pool6, subnet6, gateway6, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO networks (name, kind, bridge, pool, subnet, gateway, masquerade, isolated, mtu, macvlan_mode, host_shim, ipvlan_mode, vlan, vlan_of,
+                             pool6, subnet6, gateway6, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
       ...[n.name, n.kind, n.bridge, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0],
-      ...[n.mtu, n.macvlanMode, n.hostShim, n.pool6, n.subnet6, n.gateway6, new Date().toISOString()],
+      ...[n.mtu, n.macvlanMode, n.hostShim, n.ipvlanMode, n.vlan, n.vlanOf, n.pool6, n.subnet6, n.gateway6, new Date().toISOString()],
     );
 }
 

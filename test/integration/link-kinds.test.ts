@@ -7,7 +7,25 @@
  */
 import t, { type Test } from 'tap';
 import { execa } from 'execa';
-import { cli, CNI_PLUGIN, hostLinks, inNs, isRoot, must, netns, nicPair, ping, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import {
+  cli,
+  CNI_PLUGIN,
+  dockerUp,
+  hostLinks,
+  inNs,
+  isRoot,
+  must,
+  netns,
+  nicPair,
+  ping,
+  RUN,
+  ROOT_REASON,
+  sh,
+  startDaemon,
+  stateDir,
+  TEST_IMAGE,
+  uniq,
+} from '../helpers/host.js';
 
 type Kind = 'ipvlan' | 'vlan';
 const TYPE_ARGS: Record<Kind, string[]> = { ipvlan: ['ipvlan', 'mode', 'l2'], vlan: ['vlan', 'id', '2'] };
@@ -178,3 +196,70 @@ for (const kind of ['ipvlan', 'vlan'] as const) {
     t.same(await json(dir, ['lease', 'ls']), [], 'no lease left');
   });
 }
+
+const docker = isRoot && (await dockerUp());
+const DRIVER = `${RUN}pw`;
+
+/** The daemon as Docker's network and IPAM driver; a network of it on `parent` with `opts`, removed at teardown. */
+async function dockerNetwork(t: Test, dir: string, subnet: string, opts: string[]): Promise<string> {
+  await startDaemon(t, dir, ['--socket', `/run/docker/plugins/${DRIVER}.sock`, '--cni-socket', '']);
+  const net = uniq('n');
+  const made = await sh('docker', ['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--subnet', subnet, ...opts, net]);
+  t.equal(made.exitCode, 0, made.stderr);
+  t.teardown(() => sh('docker', ['network', 'rm', net]));
+  return net;
+}
+
+async function dockerRun(t: Test, net: string, ip: string): Promise<string> {
+  const name = uniq('c');
+  t.teardown(() => sh('docker', ['rm', '-f', name]));
+  const r = await sh('docker', ['run', '-d', '--name', name, '--network', net, '--ip', ip, TEST_IMAGE, 'sleep', '600']);
+  t.equal(r.exitCode, 0, r.stderr);
+  return name;
+}
+
+const dockerSkip = (kind: Kind) => ({ skip: refusal[kind] ?? (!docker && 'needs a running Docker engine (the VM harness starts one)') });
+
+t.test(
+  "Docker: an ipvlan network (-o ipvlan_mode=l2): containers with the parent's MAC reach each other; rm leaves nothing",
+  dockerSkip('ipvlan'),
+  async (t) => {
+    const dir = stateDir(t);
+    const parent = await nicPair(t, 'p');
+    const links = await hostLinks();
+    const net = await dockerNetwork(t, dir, '10.241.0.0/24', ['-o', `parent=${parent}`, '-o', 'ipvlan_mode=l2']);
+    const [a, b] = [await dockerRun(t, net, '10.241.0.5'), await dockerRun(t, net, '10.241.0.6')];
+    t.equal((await must('docker', ['exec', a, 'cat', '/sys/class/net/eth0/address'])).trim(), await macOf(parent), "the container's eth0 has the parent's MAC");
+    t.equal((await sh('docker', ['exec', a, 'ping', '-c', '1', '-W', '2', '10.241.0.6'])).exitCode, 0, 'a reaches b');
+    t.match((await json(dir, ['network', 'ls']))[0], { kind: 'ipvlan' });
+    t.equal((await sh('docker', ['rm', '-f', a, b])).exitCode, 0);
+    t.equal((await sh('docker', ['network', 'rm', net])).exitCode, 0);
+    t.same(await hostLinks(), links, 'the host has the links it had');
+    t.same(await json(dir, ['ls']), []);
+  },
+);
+
+t.test(
+  "Docker: a macvlan network on VLAN 50 (Docker's -o parent=<nic>.50): its VLAN interface made, tagged frames, gone with the network",
+  dockerSkip('vlan'),
+  async (t) => {
+    const dir = stateDir(t);
+    const parent = await nicPair(t, 'p');
+    const sw = await switchPort(t, parent);
+    await vlanOnSwitch(sw, parent, 50, '10.242.0.1/24');
+    const links = await hostLinks();
+    const net = await dockerNetwork(t, dir, '10.242.0.0/24', ['-o', `parent=${parent}.50`]);
+    t.match(
+      JSON.parse(await must('ip', ['-j', '-d', 'link', 'show', `${parent}.50`]))[0].linkinfo,
+      { info_kind: 'vlan', info_data: { id: 50 } },
+      'the VLAN interface is made',
+    );
+    t.match((await json(dir, ['network', 'ls']))[0], { kind: 'macvlan', vlan: 50 });
+    const a = await dockerRun(t, net, '10.242.0.7');
+    t.equal((await sh('docker', ['exec', a, 'ping', '-c', '1', '-W', '2', '10.242.0.1'])).exitCode, 0, "the switch's VLAN 50 answers the container");
+    t.equal((await sh('docker', ['rm', '-f', a])).exitCode, 0);
+    t.equal((await sh('docker', ['network', 'rm', net])).exitCode, 0);
+    t.same(await hostLinks(), links, 'the VLAN interface went with the network');
+    t.same(await json(dir, ['ls']), []);
+  },
+);

@@ -6,8 +6,12 @@
  */
 import type { AttachmentPlan } from '../../model/attachment.js';
 import { PipewrightError } from '../../util/errors.js';
-import { vlanLinkInfo } from '../netlink/attrs.js';
+import type { StepLog } from '../../util/log.js';
+import { logAsIp } from '../ip-words.js';
+import { ifla, vlanLinkInfo } from '../netlink/attrs.js';
 import { errno } from '../netlink/errno.js';
+import { createFinishedLink, hostIndex, newLink, setLink } from '../netlink/rtnl.js';
+import { hostSocket } from '../netlink/sockets.js';
 import { checkParent, childWords, createChild, parentDefaults, removeChild, type ChildType } from './child.js';
 import type { LinkDriver } from './driver.js';
 
@@ -34,4 +38,18 @@ export const vlan: LinkDriver = {
 
 function vlanType(plan: AttachmentPlan): ChildType {
   return { words: ['vlan', 'id', String(plan.vlan)], info: vlanLinkInfo(plan.vlan!), ownMac: true, config: 'CONFIG_VLAN_8021Q' };
+}
+
+/** A VLAN interface on the host, up: the parent of a network's macvlan or ipvlan links; nothing is left if a step fails. */
+export async function createHostVlan(nic: string, id: number, name: string, log?: StepLog): Promise<void> {
+  logAsIp(log, [
+    ['link', 'add', 'link', nic, 'name', name, 'type', 'vlan', 'id', String(id)],
+    ['link', 'set', name, 'up'],
+  ]);
+  const sock = hostSocket();
+  await createFinishedLink(
+    name,
+    () => newLink(sock, name, [ifla.ifname(name), ifla.link(hostIndex(nic)), vlanLinkInfo(id)]),
+    () => setLink(sock, hostIndex(name), [], true),
+  );
 }
