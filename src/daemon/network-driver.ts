@@ -123,13 +123,10 @@ async function onCreateEndpoint(ctx: CoreContext, body: Body) {
   const iface = (body.Interface ?? {}) as { Address?: string; AddressIPv6?: string; MacAddress?: string };
   const addresses = [iface.Address, iface.AddressIPv6].filter((a): a is string => Boolean(a));
   const network = networkNameOf(ref.networkId);
-  // An ipvlan has its parent's MAC: none is given to Docker, and none taken from it.
-  const ipvlan = findNetwork(ctx.store, network)?.kind === 'ipvlan';
-  if (ipvlan && iface.MacAddress) throw new PipewrightError("an ipvlan network's containers have their parent's MAC; drop --mac-address");
   const mac = iface.MacAddress || macOf(iface.Address);
   const rec = await createEndpoint(ctx, { ...ref, network, addresses, ...(mac ? { mac } : {}) });
   // Docker refuses a driver's MAC when it chose one itself (--mac-address).
-  return iface.MacAddress || ipvlan ? {} : { Interface: { MacAddress: rec.mac } };
+  return iface.MacAddress ? {} : { Interface: { MacAddress: rec.mac } };
 }
 
 async function onJoin(ctx: CoreContext, body: Body) {

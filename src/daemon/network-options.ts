@@ -3,21 +3,20 @@
  *   bridge network   bridge=<name> (default pw-<id12>), masquerade= (default true, as Docker's own
  *                    bridge), isolated=, mtu=
  *   macvlan network  parent=<nic> (which makes it one), macvlan_mode=, host_shim=<ip/len>, mtu=
- *   ipvlan network   parent=<nic> and ipvlan_mode=l2|l3|l3s (which makes it one), mtu=
  *   on a VLAN        vlan=<id> beside parent=, or Docker's own spelling parent=<nic>.<id> where no
  *                    such interface exists: the links hang off that VLAN interface, made when missing
  */
 import { hostLinkExists } from '../kernel/sysfs.js';
-import { checkIpvlanMode, checkMacvlanMode, checkMtu, checkVlanId } from '../model/validate.js';
+import { checkMacvlanMode, checkMtu, checkVlanId } from '../model/validate.js';
 import type { NetworkRequest } from '../ops/network.js';
 import { PipewrightError } from '../util/errors.js';
 import { str } from './server.js';
 
 const GENERIC = 'com.docker.network.generic';
 const BRIDGE_OPTIONS = ['bridge', 'masquerade', 'isolated', 'mtu'];
-const PARENT_OPTIONS = ['parent', 'macvlan_mode', 'ipvlan_mode', 'host_shim', 'vlan', 'mtu'];
+const PARENT_OPTIONS = ['parent', 'macvlan_mode', 'host_shim', 'vlan', 'mtu'];
 
-export type NetworkOptions = Pick<NetworkRequest, 'kind' | 'bridge' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim' | 'ipvlanMode' | 'vlan'>;
+export type NetworkOptions = Pick<NetworkRequest, 'kind' | 'bridge' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim' | 'vlan'>;
 
 /** parent= and vlan=: the NIC and VLAN id, from either spelling. */
 function parentAndVlan(opts: Record<string, unknown>): Pick<NetworkOptions, 'bridge' | 'vlan'> {
@@ -28,14 +27,21 @@ function parentAndVlan(opts: Record<string, unknown>): Pick<NetworkOptions, 'bri
   return { bridge: parent };
 }
 
-/** The -o options of `docker network create`: a bridge network's, or with parent= a macvlan or ipvlan network's. */
+/** The -o options of `docker network create`: a bridge network's, or with parent= a macvlan network's. */
 export function networkOptions(body: Record<string, unknown>, defaultBridge: string): NetworkOptions {
   const opts = ((body.Options as Record<string, unknown> | undefined)?.[GENERIC] ?? {}) as Record<string, unknown>;
+  // Docker (28) sends every endpoint a MAC of its own and sets it in the container, which an ipvlan
+  // (its parent's MAC, no other) refuses: no ipvlan network can work through a network plugin.
+  if (opts.ipvlan_mode !== undefined) {
+    throw new PipewrightError(
+      '-o ipvlan_mode: Docker sets a MAC of its own on each endpoint, which an ipvlan cannot take; use Docker\'s ipvlan driver, or pipewright attach --ipvlan / the CNI netconf\'s "ipvlanMode"',
+    );
+  }
   const onParent = opts.parent !== undefined;
   const known = onParent ? PARENT_OPTIONS : BRIDGE_OPTIONS;
   for (const key of Object.keys(opts)) {
     if (!known.includes(key))
-      throw new PipewrightError(`-o ${key}: a pipewright ${onParent ? 'macvlan or ipvlan' : 'bridge'} network takes the options ${known.join(', ')}`);
+      throw new PipewrightError(`-o ${key}: a pipewright ${onParent ? 'macvlan' : 'bridge'} network takes the options ${known.join(', ')}`);
   }
   const flag = (key: string, otherwise: boolean) => {
     const v = String(opts[key] ?? otherwise);
@@ -45,10 +51,9 @@ export function networkOptions(body: Record<string, unknown>, defaultBridge: str
   const mtu = opts.mtu === undefined ? {} : { mtu: checkMtu(str(opts.mtu)) };
   if (onParent) {
     return {
-      kind: opts.ipvlan_mode === undefined ? 'macvlan' : 'ipvlan',
+      kind: 'macvlan',
       ...parentAndVlan(opts),
       ...mtu,
-      ...(opts.ipvlan_mode === undefined ? {} : { ipvlanMode: checkIpvlanMode(str(opts.ipvlan_mode)) }),
       ...(opts.macvlan_mode === undefined ? {} : { macvlanMode: checkMacvlanMode(str(opts.macvlan_mode)) }),
       ...(opts.host_shim === undefined ? {} : { hostShim: str(opts.host_shim) }),
     };

@@ -16,7 +16,6 @@
  */
 import { setHairpin } from '../kernel/bridge.js';
 import type { LinkDriver } from '../kernel/links/driver.js';
-import { ipvlan } from '../kernel/links/ipvlan.js';
 import { macvlan } from '../kernel/links/macvlan.js';
 import { veth } from '../kernel/links/veth.js';
 import { netnsIdentity, ownNetns } from '../kernel/netns.js';
@@ -66,16 +65,14 @@ function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
   return rec;
 }
 
-const DRIVERS: Record<NetworkRecord['kind'], LinkDriver> = { bridge: veth, macvlan, ipvlan };
+const DRIVERS: Record<NetworkRecord['kind'], LinkDriver> = { bridge: veth, macvlan };
 
-/** The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan or ipvlan waiting there under its host link's name. */
+/** The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan waiting there under its host link's name. */
 function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest): { spec: AttachSpec; plan: AttachmentPlan } {
   const driver = DRIVERS[net.kind];
   const hostLink = unusedHostLinkName(ctx, `endpoint:${guestId(req)}`, 'eth0');
   const ifname = driver === veth ? `${hostLink}c` : hostLink;
-  // An ipvlan has its parent's MAC, whatever Docker derived from the address.
-  const mac = driver === ipvlan ? hostLinkInfo(net.bridge)?.mac : req.mac;
-  const spec = checkAttachSpec({ hostIf: net.bridge, ifname, hostLink, mac: mac ?? randomMac(), addresses: req.addresses });
+  const spec = checkAttachSpec({ hostIf: net.bridge, ifname, hostLink, mac: req.mac ?? randomMac(), addresses: req.addresses });
   const plan: AttachmentPlan = {
     kind: driver.kind,
     hostIf: net.bridge,
@@ -84,7 +81,7 @@ function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest
     mac: spec.mac!,
     mtu: net.mtu ?? driver.plan(hostLinkInfo(net.bridge), spec).mtu,
     macvlanMode: net.macvlanMode,
-    ipvlanMode: net.kind === 'ipvlan' ? (net.ipvlanMode ?? 'l2') : null,
+    ipvlanMode: null,
     vlan: null,
     addresses: staticAddresses(spec),
     routes: [],

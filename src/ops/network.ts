@@ -1,11 +1,10 @@
 /**
- * Networks: a pool's subnet on a host interface, of three kinds.
+ * Networks: a pool's subnet on a host interface, of two kinds.
  *   bridge   the bridge gets the pool's gateway as its own address (the guests' default route), and
  *            the network's choices (masquerade, isolation) become firewall rules;
  *   macvlan  guests are macvlans of a parent NIC, on its LAN (the gateway is the LAN's router); the
- *            host reaches them through a shim with an address of its own, when one is given;
- *   ipvlan   the same with ipvlans (one MAC on the wire, the parent's).
- * A macvlan or ipvlan network on a VLAN hangs its links off the NIC's VLAN interface (<nic>.<id>),
+ *            host reaches them through a shim with an address of its own, when one is given.
+ * A macvlan network on a VLAN hangs its links off the NIC's VLAN interface (<nic>.<id>),
  * made when missing. Removing a network takes back what creating it added.
  */
 import { removeHostAddress, setHostAddress } from '../kernel/addresses.js';
@@ -13,10 +12,10 @@ import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
 import { changeFirewallIn } from '../firewall/sync.js';
 import { contains, parseIpConfig, type IpConfig } from '../model/address.js';
 import { shimName, vlanInterfaceName } from '../model/host-names.js';
-import { checkIfname, checkMtu, checkObjectName, checkVlanId, type IpvlanMode, type MacvlanMode } from '../model/validate.js';
+import { checkIfname, checkMtu, checkObjectName, checkVlanId, type MacvlanMode } from '../model/validate.js';
 import * as records from '../store/attachments.js';
 import { withLock } from '../store/lock.js';
-import { deleteNetwork, findNetwork, insertNetwork, onParent, type NetworkKind, type NetworkRecord } from '../store/networks.js';
+import { deleteNetwork, findNetwork, insertNetwork, type NetworkKind, type NetworkRecord } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
 import { namedStep } from '../util/faults.js';
@@ -25,9 +24,9 @@ import { ensureBridge, ensureShim, ensureVlanInterface, releaseBridge, releaseSh
 
 export interface NetworkRequest {
   name: string;
-  /** bridge (the default), macvlan or ipvlan. */
+  /** bridge (the default) or macvlan. */
   kind?: NetworkKind;
-  /** The bridge (made if missing), or a macvlan or ipvlan network's parent NIC. */
+  /** The bridge (made if missing), or a macvlan network's parent NIC. */
   bridge: string;
   pool: string;
   masquerade?: boolean;
@@ -42,24 +41,20 @@ export interface NetworkRequest {
   macvlanMode?: MacvlanMode;
   /** "ip/len": the host's own address among a macvlan network's guests, on the parent's shim. */
   hostShim?: string;
-  ipvlanMode?: IpvlanMode;
   /** The links hang off VLAN <vlan> of the parent NIC (<nic>.<id>, made when missing). */
   vlan?: number;
 }
 
-/** What a macvlan or ipvlan network needs of its request: an Ethernet parent, no NAT choices, an MTU it can carry. */
-function checkParentRequest(req: Omit<NetworkRequest, 'pool'>, kind: NetworkKind): IpConfig | null {
-  const aKind = kind === 'ipvlan' ? 'an ipvlan' : 'a macvlan';
+/** What a macvlan network needs of its request: an Ethernet parent, no NAT choices, an MTU it can carry. */
+function checkMacvlanRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null {
   const parent = hostLinkInfo(req.bridge);
   if (!parent || parent.type !== ARPHRD_ETHER || parent.bridge) {
-    throw new PipewrightError(`parent ${req.bridge} must be an existing Ethernet interface (not a bridge) for ${aKind} network`);
+    throw new PipewrightError(`parent ${req.bridge} must be an existing Ethernet interface (not a bridge) for a macvlan network`);
   }
-  if (req.masquerade || req.isolated) throw new PipewrightError(`${aKind} network has no NAT and no isolation: its guests are on the LAN of their parent`);
+  if (req.masquerade || req.isolated) throw new PipewrightError(`a macvlan network has no NAT and no isolation: its guests are on the LAN of their parent`);
   if (req.mtu && req.mtu > parent.mtu)
-    throw new PipewrightError(`mtu ${req.mtu} is above ${req.bridge}'s own (${parent.mtu}); ${aKind} cannot carry more than its parent`);
+    throw new PipewrightError(`mtu ${req.mtu} is above ${req.bridge}'s own (${parent.mtu}); a macvlan cannot carry more than its parent`);
   if (req.vlan !== undefined) vlanInterfaceName(req.bridge, checkVlanId(req.vlan));
-  if (kind === 'ipvlan' && (req.macvlanMode || req.hostShim)) throw new PipewrightError('a macvlan mode and a host shim are for macvlan networks');
-  if (kind === 'macvlan' && req.ipvlanMode) throw new PipewrightError('an ipvlan mode is for ipvlan networks');
   return req.hostShim ? parseIpConfig(req.hostShim) : null;
 }
 
@@ -75,12 +70,12 @@ export function createNetwork(ctx: CoreContext, req: NetworkRequest): Promise<Ne
 export function checkNetworkRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null {
   const kind = req.kind ?? 'bridge';
   checkObjectName(req.name, 'network name');
-  checkIfname(req.bridge, onParent(kind) ? 'parent' : 'bridge');
+  checkIfname(req.bridge, kind === 'macvlan' ? 'parent' : 'bridge');
   if (req.mtu !== undefined) checkMtu(req.mtu);
-  if (kind === 'bridge' && (req.macvlanMode || req.hostShim || req.ipvlanMode || req.vlan !== undefined)) {
-    throw new PipewrightError('macvlan and ipvlan modes, a host shim and a VLAN are for networks on a parent NIC (give a parent)');
+  if (kind === 'bridge' && (req.macvlanMode || req.hostShim || req.vlan !== undefined)) {
+    throw new PipewrightError('a macvlan mode, a host shim and a VLAN are for macvlan networks (give a parent)');
   }
-  return onParent(kind) ? checkParentRequest(req, kind) : null;
+  return kind === 'macvlan' ? checkMacvlanRequest(req) : null;
 }
 
 async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRecord> {
@@ -101,18 +96,17 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
     mtu: req.mtu ?? null,
     macvlanMode: req.macvlanMode ?? null,
     hostShim: req.hostShim ?? null,
-    ipvlanMode: req.ipvlanMode ?? null,
     vlan: req.vlan ?? null,
     vlanOf: req.vlan === undefined ? null : req.bridge,
   };
   const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, parent);
   // The same network again (a create that was killed after recording it, or a script re-run):
   // make sure of its bridge and gateway, and change nothing else.
-  const same = ['name', 'kind', 'bridge', 'pool', 'pool6', 'masquerade', 'isolated', 'mtu', 'macvlanMode', 'hostShim', 'ipvlanMode', 'vlan', 'vlanOf'] as const;
+  const same = ['name', 'kind', 'bridge', 'pool', 'pool6', 'masquerade', 'isolated', 'mtu', 'macvlanMode', 'hostShim', 'vlan', 'vlanOf'] as const;
   const resume = clash !== null && same.every((k) => clash[k] === rec[k]);
   if (clash && !resume)
     throw new PipewrightError(
-      `network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `${onParent(kind) ? 'parent' : 'bridge'} ${parent}`}`,
+      `network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `${kind === 'macvlan' ? 'parent' : 'bridge'} ${parent}`}`,
     );
   const existing = hostLinkInfo(req.bridge);
   if (kind === 'bridge' && existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
@@ -135,7 +129,7 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
     }
     if (req.vlan !== undefined) await ensureVlanInterface(ctx, undo, req.bridge, req.vlan);
     if (shim) await ensureShim(ctx, undo, parent, shim);
-    if (onParent(kind)) return findNetwork(ctx.store, req.name)!;
+    if (kind === 'macvlan') return findNetwork(ctx.store, req.name)!;
     await ensureBridge(ctx, undo, req.bridge);
     for (const gw of gatewaysOf(rec)) {
       const addr = `${gw.address}/${gw.prefix}`;
@@ -188,7 +182,7 @@ async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
   const guests = records.countOnHostIf(ctx.store, net.bridge);
   if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
   await namedStep(`network rm ${name}: firewall`, () => changeFirewallIn(ctx, () => deleteNetwork(ctx.store, name)));
-  if (onParent(net.kind)) {
+  if (net.kind === 'macvlan') {
     if (net.hostShim) await namedStep(`network rm ${name}: host shim`, () => removeMacvlanShim(ctx, net.bridge, parseIpConfig(net.hostShim!)));
     if (net.vlan !== null) await namedStep(`network rm ${name}: VLAN interface`, () => releaseVlanInterface(ctx, net.bridge));
     return net;

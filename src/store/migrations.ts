@@ -157,8 +157,8 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE networks ADD COLUMN host_shim TEXT;
   `,
   `
-  -- Two more link kinds, ipvlan and vlan (802.1q), for attachments; ipvlan networks, and networks on
-  -- a host VLAN interface (vlan: its id, vlan_of: the NIC it is made on; bridge: that interface).
+  -- Two more link kinds, ipvlan and vlan (802.1q), for attachments; networks on a host VLAN
+  -- interface (vlan: its id, vlan_of: the NIC it is made on; bridge: that interface).
   -- SQLite changes no CHECK in place: both tables are rebuilt as its documented procedure has it
   -- (migrate() runs with foreign keys off and checks them before the commit; ports keep their ids).
   CREATE TABLE attachments_new (
@@ -197,14 +197,13 @@ export const MIGRATIONS: string[] = [
     masquerade    INTEGER NOT NULL,
     isolated      INTEGER NOT NULL,
     created_at    TEXT NOT NULL,
-    kind          TEXT NOT NULL DEFAULT 'bridge' CHECK (kind IN ('bridge', 'macvlan', 'ipvlan')),
+    kind          TEXT NOT NULL DEFAULT 'bridge' CHECK (kind IN ('bridge', 'macvlan')),
     pool6         TEXT,
     subnet6       TEXT,
     gateway6      TEXT,
     mtu           INTEGER,
     macvlan_mode  TEXT,
     host_shim     TEXT,
-    ipvlan_mode   TEXT,
     vlan          INTEGER,
     vlan_of       TEXT
   );

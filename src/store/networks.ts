@@ -1,19 +1,15 @@
 /** Networks and published ports in the store, and the firewall state derived from them. */
 import type { FirewallState, PortState } from '../firewall/rules.js';
 import type { Proto } from '../model/publish.js';
-import type { IpvlanMode, MacvlanMode } from '../model/validate.js';
+import type { MacvlanMode } from '../model/validate.js';
 import type { Store } from './store.js';
 
-/** A bridge network, or a network on a parent NIC whose containers are its macvlan or ipvlan children. */
-export type NetworkKind = 'bridge' | 'macvlan' | 'ipvlan';
-
-/** A network on a parent NIC (not a bridge). */
-export const onParent = (kind: NetworkKind) => kind !== 'bridge';
+export type NetworkKind = 'bridge' | 'macvlan';
 
 export interface NetworkRecord {
   name: string;
   kind: NetworkKind;
-  /** The host interface: the network's bridge, or the parent of a macvlan or ipvlan network's links (a NIC, or a VLAN interface of one). */
+  /** The host interface: the network's bridge, or the parent of a macvlan network's links (a NIC, or a VLAN interface of one). */
   bridge: string;
   pool: string;
   subnet: string;
@@ -26,8 +22,6 @@ export interface NetworkRecord {
   macvlanMode: MacvlanMode | null;
   /** A macvlan network's address for the host on its shim ("ip/len"), so the host reaches the containers. */
   hostShim: string | null;
-  /** An ipvlan network's mode (null: l2). */
-  ipvlanMode: IpvlanMode | null;
   /** A network on a host VLAN interface (`bridge`, made by pipewright when missing): its id, and the NIC it is made on. */
   vlan: number | null;
   vlanOf: string | null;
@@ -50,7 +44,6 @@ interface NetworkRow {
   mtu: number | null;
   macvlan_mode: MacvlanMode | null;
   host_shim: string | null;
-  ipvlan_mode: IpvlanMode | null;
   vlan: number | null;
   vlan_of: string | null;
   pool6: string | null;
@@ -71,7 +64,6 @@ const toNetwork = (r: NetworkRow): NetworkRecord => ({
   mtu: r.mtu,
   macvlanMode: r.macvlan_mode,
   hostShim: r.host_shim,
-  ipvlanMode: r.ipvlan_mode,
   vlan: r.vlan,
   vlanOf: r.vlan_of,
   pool6: r.pool6,
@@ -83,13 +75,13 @@ const toNetwork = (r: NetworkRow): NetworkRecord => ({
 export function insertNetwork(store: Store, n: Omit<NetworkRecord, 'createdAt'>): void {
   store.db
     .prepare(
-      `INSERT INTO networks (name, kind, bridge, pool, subnet, gateway, masquerade, isolated, mtu, macvlan_mode, host_shim, ipvlan_mode, vlan, vlan_of,
+      `INSERT INTO networks (name, kind, bridge, pool, subnet, gateway, masquerade, isolated, mtu, macvlan_mode, host_shim, vlan, vlan_of,
                              pool6, subnet6, gateway6, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
       ...[n.name, n.kind, n.bridge, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0],
-      ...[n.mtu, n.macvlanMode, n.hostShim, n.ipvlanMode, n.vlan, n.vlanOf, n.pool6, n.subnet6, n.gateway6, new Date().toISOString()],
+      ...[n.mtu, n.macvlanMode, n.hostShim, n.vlan, n.vlanOf, n.pool6, n.subnet6, n.gateway6, new Date().toISOString()],
     );
 }
 

@@ -221,25 +221,6 @@ async function dockerRun(t: Test, net: string, ip: string): Promise<string> {
 const dockerSkip = (kind: Kind) => ({ skip: refusal[kind] ?? (!docker && 'needs a running Docker engine (the VM harness starts one)') });
 
 t.test(
-  "Docker: an ipvlan network (-o ipvlan_mode=l2): containers with the parent's MAC reach each other; rm leaves nothing",
-  dockerSkip('ipvlan'),
-  async (t) => {
-    const dir = stateDir(t);
-    const parent = await nicPair(t, 'p');
-    const links = await hostLinks();
-    const net = await dockerNetwork(t, dir, '10.241.0.0/24', ['-o', `parent=${parent}`, '-o', 'ipvlan_mode=l2']);
-    const [a, b] = [await dockerRun(t, net, '10.241.0.5'), await dockerRun(t, net, '10.241.0.6')];
-    t.equal((await must('docker', ['exec', a, 'cat', '/sys/class/net/eth0/address'])).trim(), await macOf(parent), "the container's eth0 has the parent's MAC");
-    t.equal((await sh('docker', ['exec', a, 'ping', '-c', '1', '-W', '2', '10.241.0.6'])).exitCode, 0, 'a reaches b');
-    t.match((await json(dir, ['network', 'ls']))[0], { kind: 'ipvlan' });
-    t.equal((await sh('docker', ['rm', '-f', a, b])).exitCode, 0);
-    t.equal((await sh('docker', ['network', 'rm', net])).exitCode, 0);
-    t.same(await hostLinks(), links, 'the host has the links it had');
-    t.same(await json(dir, ['ls']), []);
-  },
-);
-
-t.test(
   "Docker: a macvlan network on VLAN 50 (Docker's -o parent=<nic>.50): its VLAN interface made, tagged frames, gone with the network",
   dockerSkip('vlan'),
   async (t) => {

@@ -25,7 +25,7 @@ t.test('link drivers in a VM with a stock kernel: ipvlan l2/l3/l3s, 802.1q VLAN'
   await vm.must('bash scripts/build-test-image.sh docker');
   t.comment(`dockerd up and the test image built in the guest in ${((Date.now() - docker) / 1000).toFixed(1)} s`);
   const ran = Date.now();
-  const r = await vm.run(`npx tap --reporter=tap --timeout 900 ${FILES.join(' ')}`, 1_800_000);
+  const r = await vm.run(`npx tap --reporter=tap --timeout 1800 ${FILES.join(' ')}`, 2_400_000);
   t.comment(`the tests took ${((Date.now() - ran) / 1000).toFixed(1)} s in the guest`);
   for (const line of testTimes(r.output)) t.comment(line);
   t.equal(
