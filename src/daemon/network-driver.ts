@@ -122,9 +122,8 @@ async function onCreateEndpoint(ctx: CoreContext, body: Body) {
   const ref = endpointOf(body);
   const iface = (body.Interface ?? {}) as { Address?: string; AddressIPv6?: string; MacAddress?: string };
   const addresses = [iface.Address, iface.AddressIPv6].filter((a): a is string => Boolean(a));
-  const network = networkNameOf(ref.networkId);
   const mac = iface.MacAddress || macOf(iface.Address);
-  const rec = await createEndpoint(ctx, { ...ref, network, addresses, ...(mac ? { mac } : {}) });
+  const rec = await createEndpoint(ctx, { ...ref, network: networkNameOf(ref.networkId), addresses, ...(mac ? { mac } : {}) });
   // Docker refuses a driver's MAC when it chose one itself (--mac-address).
   return iface.MacAddress ? {} : { Interface: { MacAddress: rec.mac } };
 }

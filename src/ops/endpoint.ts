@@ -19,7 +19,7 @@ import type { LinkDriver } from '../kernel/links/driver.js';
 import { macvlan } from '../kernel/links/macvlan.js';
 import { veth } from '../kernel/links/veth.js';
 import { netnsIdentity, ownNetns } from '../kernel/netns.js';
-import { hostLinkInfo } from '../kernel/sysfs.js';
+import { hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
 import { changeFirewallIn } from '../firewall/sync.js';
 import { checkAttachSpec, staticAddresses, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
 import { randomMac } from '../model/mac.js';
@@ -65,11 +65,11 @@ function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
   return rec;
 }
 
-const DRIVERS: Record<NetworkRecord['kind'], LinkDriver> = { bridge: veth, macvlan };
+const driverOf = (net: NetworkRecord): LinkDriver => (net.kind === 'macvlan' ? macvlan : veth);
 
 /** The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan waiting there under its host link's name. */
 function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest): { spec: AttachSpec; plan: AttachmentPlan } {
-  const driver = DRIVERS[net.kind];
+  const driver = driverOf(net);
   const hostLink = unusedHostLinkName(ctx, `endpoint:${guestId(req)}`, 'eth0');
   const ifname = driver === veth ? `${hostLink}c` : hostLink;
   const spec = checkAttachSpec({ hostIf: net.bridge, ifname, hostLink, mac: req.mac ?? randomMac(), addresses: req.addresses });
@@ -93,9 +93,9 @@ function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest
 export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Promise<AttachmentRecord> {
   const net = findNetwork(ctx.store, req.network);
   if (!net || net.name !== req.network) throw new PipewrightError(`no pipewright network ${req.network} for Docker network ${req.networkId.slice(0, 12)}`);
-  const driver = DRIVERS[net.kind];
+  const driver = driverOf(net);
   // The network's VLAN interface, gone with a reboot: made again (it is the network's, kept if this endpoint fails).
-  if (net.vlan !== null) await restoreVlanInterface(ctx, net.vlanOf!, net.vlan);
+  if (net.vlan !== null && !hostLinkExists(net.bridge)) await restoreVlanInterface(ctx, net.vlanOf!, net.vlan);
   const old = findEndpoint(ctx, req);
   if (old?.state === 'ready' && driver.check(old) === null) return old;
   if (old) await detachAttachment(ctx, old);

@@ -40,7 +40,7 @@ function vlanType(plan: AttachmentPlan): ChildType {
   return { words: ['vlan', 'id', String(plan.vlan)], info: vlanLinkInfo(plan.vlan!), ownMac: true, config: 'CONFIG_VLAN_8021Q' };
 }
 
-/** A VLAN interface on the host, up: the parent of a network's macvlan or ipvlan links; nothing is left if a step fails. */
+/** A VLAN interface on the host, up: the parent of a network's macvlan links; nothing is left if a step fails. */
 export async function createHostVlan(nic: string, id: number, name: string, log?: StepLog): Promise<void> {
   logAsIp(log, [
     ['link', 'add', 'link', nic, 'name', name, 'type', 'vlan', 'id', String(id)],
