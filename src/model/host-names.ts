@@ -13,6 +13,14 @@ export function hostLinkName(guestKey: string, ifname: string, attempt = 0): str
   return `${HOST_LINK_PREFIX}${digest.slice(0, 8)}`;
 }
 
+/**
+ * A child link's name while it is made (links/child.ts): "pwn" + 8 hex digits of a hash of its
+ * final name, so a kill between its making and its renaming leaves a name cleanup can find.
+ */
+export function childTempName(ifname: string): string {
+  return `pwn${createHash('sha1').update(ifname).digest('hex').slice(0, 8)}`;
+}
+
 /** The host VLAN interface a network's links hang off: `<nic>.<id>`, as Docker's macvlan and ipvlan drivers name it. */
 export function vlanInterfaceName(nic: string, id: number): string {
   return checkIfname(`${nic}.${id}`, `VLAN interface of ${nic} (<nic>.<id>)`);

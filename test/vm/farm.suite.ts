@@ -8,14 +8,14 @@
  */
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { etcdCommand, hostAddress, LAN, startFarm, storeOf, type Farm } from './farm.js';
+import { etcdCommand, hostAddress, LAN, PIPEWRIGHT, startFarm, storeOf, type Farm } from './farm.js';
 import type { Vm } from './vm.js';
 
 const HOSTS = 3;
 const PER_HOST = 20;
 const STORE = storeOf(HOSTS);
 // TCG guests, three on two host cores: etcd calls get 30 s (PIPEWRIGHT_ETCD_TIMEOUT_MS).
-const PW = `PIPEWRIGHT_STORE=${STORE} PIPEWRIGHT_ETCD_TIMEOUT_MS=30000 /work/main/dist/bin/pipewright`;
+const PW = `PIPEWRIGHT_STORE=${STORE} PIPEWRIGHT_ETCD_TIMEOUT_MS=30000 ${PIPEWRIGHT}`;
 const DOCKER_HOST = 1;
 const CONTAINERS = [`${LAN}.210`, `${LAN}.211`];
 

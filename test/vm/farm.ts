@@ -8,9 +8,12 @@
 import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Vm } from './vm.js';
 
 export const LAN = '10.77.0';
+/** This checkout's CLI: the guests see the host's root, so the same path. */
+export const PIPEWRIGHT = fileURLToPath(new URL('../../dist/bin/pipewright', import.meta.url));
 export const hostAddress = (i: number) => `${LAN}.${i + 1}`;
 const ENDPOINTS = (n: number) => Array.from({ length: n }, (_, i) => `${hostAddress(i)}:2379`).join(',');
 /** Plain http to etcd on the farm's LAN (a test LAN; a production farm gives etcd TLS). */
@@ -52,7 +55,7 @@ ip address add ${me}/24 dev eth0
 ip link set eth0 up
 mkdir -p /var/log/pw
 ${etcdCommand(i, cluster)} >>/var/log/pw/etcd.log 2>&1 &
-PIPEWRIGHT_STORE=${storeOf(n)} PIPEWRIGHT_ETCD_TIMEOUT_MS=30000 setsid /work/main/dist/bin/pipewright daemon >>/var/log/pw/daemon.log 2>&1 &
+PIPEWRIGHT_STORE=${storeOf(n)} PIPEWRIGHT_ETCD_TIMEOUT_MS=30000 setsid ${PIPEWRIGHT} daemon >>/var/log/pw/daemon.log 2>&1 &
 for _ in $(seq 100); do [ -S /run/docker/plugins/pipewright.sock ] && break; sleep 0.2; done
 ${docker ? 'setsid dockerd --data-root /var/lib/docker >>/var/log/pw/dockerd.log 2>&1 &' : ''}
 exit 0

@@ -9,8 +9,9 @@ import type { StepLog } from '../../util/log.js';
 import { deleteLinkWords, logAsIp, type IpWords } from '../ip-words.js';
 import { ifla } from '../netlink/attrs.js';
 import { errno } from '../netlink/errno.js';
-import { deleteHostLink, delLink, hostIndex, newLink } from '../netlink/rtnl.js';
-import { hostSocket, withNetnsFd } from '../netlink/sockets.js';
+import { childTempName } from '../../model/host-names.js';
+import { deleteHostLink, delLink, hostIndex, indexIn, newLink, setLink } from '../netlink/rtnl.js';
+import { hostSocket, withNetnsFd, withNetnsSocket } from '../netlink/sockets.js';
 import { ARPHRD_ETHER, hostLinkExists, type HostLinkInfo } from '../sysfs.js';
 import type { LinkRef } from './driver.js';
 import { removeInGuest } from './in-guest.js';
@@ -44,16 +45,30 @@ export function childWords(plan: AttachmentPlan, netns: string, type: ChildType)
   return ['link', 'add', 'link', plan.hostIf, 'name', plan.ifname, 'mtu', String(plan.mtu), ...mac, 'netns', netns, 'type', ...type.words];
 }
 
-/** Makes the child inside the guest in one request: nothing is left when the kernel refuses. */
+/**
+ * Makes the child inside the guest under a name of its own, then renames it there. A kernel
+ * before 6.15 looks a new link's name up in the caller's namespace, not the target's, so a
+ * guest's eth0 could not be made on a host that has an eth0 (EEXIST). The CNI plugins do the same.
+ * A failed rename removes the new link: nothing is left when the kernel refuses.
+ */
 export async function createChild(plan: AttachmentPlan, netnsPath: string, type: ChildType, log?: StepLog): Promise<void> {
-  logAsIp(log, [childWords(plan, netnsPath, type)]);
+  const temp = childTempName(plan.ifname);
+  logAsIp(log, [childWords({ ...plan, ifname: temp }, netnsPath, type)]);
   const mac = type.ownMac ? [ifla.address(plan.mac)] : [];
   await withNetnsFd(netnsPath, (fd) =>
-    newLink(hostSocket(), plan.ifname, [ifla.ifname(plan.ifname), ifla.mtu(plan.mtu), ...mac, ifla.link(hostIndex(plan.hostIf)), ifla.netnsFd(fd), type.info]),
+    newLink(hostSocket(), temp, [ifla.ifname(temp), ifla.mtu(plan.mtu), ...mac, ifla.link(hostIndex(plan.hostIf)), ifla.netnsFd(fd), type.info]),
   ).catch((err: unknown) => {
     // errno 95, which Node names ENOTSUP: "Unknown device type", a kind this kernel has not.
     if (!['ENOTSUP', 'EOPNOTSUPP'].includes(errno(err) ?? '')) throw err;
     throw new PipewrightError(`this kernel cannot make ${plan.kind} links (built without ${type.config}, or its module is missing): ${(err as Error).message}`);
+  });
+  await withNetnsSocket(netnsPath, async (sock) => {
+    logAsIp(log, [['link', 'set', 'dev', temp, 'name', plan.ifname]], netnsPath);
+    const index = await indexIn(sock, temp);
+    await setLink(sock, index, [ifla.ifname(plan.ifname)]).catch(async (err: unknown) => {
+      await delLink(sock, temp);
+      throw err;
+    });
   });
 }
 
@@ -64,6 +79,8 @@ export async function removeChild(link: LinkRef, netnsPath: string | null, log?:
     await deleteHostLink(link.hostLink);
   }
   await removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock) => delLink(sock, link.ifname), log);
+  // One a kill left between its making and its renaming.
+  await removeInGuest({ ...link, ifname: childTempName(link.ifname) }, netnsPath, [], (sock) => delLink(sock, childTempName(link.ifname)));
 }
 
 export const checkParent = (link: LinkRef): string | null => (hostLinkExists(link.hostIf) ? null : `parent ${link.hostIf} is missing`);
