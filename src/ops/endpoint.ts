@@ -19,7 +19,7 @@ import type { LinkDriver } from '../kernel/links/driver.js';
 import { macvlan } from '../kernel/links/macvlan.js';
 import { veth } from '../kernel/links/veth.js';
 import { netnsIdentity, ownNetns } from '../kernel/netns.js';
-import { hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
+import { hostLinkInfo } from '../kernel/sysfs.js';
 import { changeFirewallIn } from '../firewall/sync.js';
 import { checkAttachSpec, staticAddresses, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
 import { randomMac } from '../model/mac.js';
@@ -35,7 +35,7 @@ import { unusedHostLinkName } from './attach.js';
 import type { CoreContext } from './context.js';
 import { beginDetach, detachAttachment, finishDetach } from './detach.js';
 import { recordPorts } from './ports.js';
-import { restoreVlanInterface } from './shared-links.js';
+import { restoreNetworkLinks } from './network.js';
 
 /** Docker's names for one endpoint. */
 export interface EndpointRef {
@@ -94,8 +94,7 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
   const net = findNetwork(ctx.store, req.network);
   if (!net || net.name !== req.network) throw new PipewrightError(`no pipewright network ${req.network} for Docker network ${req.networkId.slice(0, 12)}`);
   const driver = driverOf(net);
-  // The network's VLAN interface, gone with a reboot: made again (it is the network's, kept if this endpoint fails).
-  if (net.vlan !== null && !hostLinkExists(net.bridge)) await restoreVlanInterface(ctx, net.vlanOf!, net.vlan);
+  await restoreNetworkLinks(ctx, net);
   const old = findEndpoint(ctx, req);
   if (old?.state === 'ready' && driver.check(old) === null) return old;
   if (old) await detachAttachment(ctx, old);

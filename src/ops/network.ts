@@ -127,23 +127,41 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
             .then(() => req.vlan !== undefined && releaseVlanInterface(ctx, parent)),
       );
     }
-    if (req.vlan !== undefined) await ensureVlanInterface(ctx, undo, req.bridge, req.vlan);
-    if (shim) await ensureShim(ctx, undo, parent, shim);
-    if (kind === 'macvlan') return findNetwork(ctx.store, req.name)!;
-    await ensureBridge(ctx, undo, req.bridge);
-    for (const gw of gatewaysOf(rec)) {
-      const addr = `${gw.address}/${gw.prefix}`;
-      await undo.step(
-        `address ${addr} on ${req.bridge}`,
-        () => {
-          log?.step(`ip address replace ${addr} dev ${req.bridge}; ip link set ${req.bridge} up  (netlink)`);
-          return setHostAddress(req.bridge, gw);
-        },
-        () => removeHostAddress(req.bridge, gw),
-      );
-    }
+    await makeHostLinks(ctx, undo, rec);
     return findNetwork(ctx.store, req.name)!;
   });
+}
+
+type NetworkLinks = Pick<NetworkRecord, 'kind' | 'bridge' | 'subnet' | 'gateway' | 'subnet6' | 'gateway6' | 'hostShim' | 'vlan' | 'vlanOf'>;
+
+/** What a network has on the host, each made when missing: its VLAN interface, its shim, or its bridge with the gateways on it. */
+async function makeHostLinks(ctx: CoreContext, undo: UndoStack, net: NetworkLinks): Promise<void> {
+  if (net.vlan !== null) await ensureVlanInterface(ctx, undo, net.vlanOf!, net.vlan);
+  if (net.hostShim) await ensureShim(ctx, undo, net.bridge, parseIpConfig(net.hostShim));
+  if (net.kind === 'macvlan') return;
+  await ensureBridge(ctx, undo, net.bridge);
+  for (const gw of gatewaysOf(net)) {
+    const addr = `${gw.address}/${gw.prefix}`;
+    await undo.step(
+      `address ${addr} on ${net.bridge}`,
+      () => {
+        ctx.log?.step(`ip address replace ${addr} dev ${net.bridge}; ip link set ${net.bridge} up  (netlink)`);
+        return setHostAddress(net.bridge, gw);
+      },
+      () => removeHostAddress(net.bridge, gw),
+    );
+  }
+}
+
+/**
+ * A network's host links made again where they are missing. A reboot takes them, and Docker does
+ * not create its networks again: the network's next guest (a --restart=always container coming
+ * back) makes them. They are the network's: kept when that guest's attach fails.
+ */
+export async function restoreNetworkLinks(ctx: CoreContext, net: NetworkRecord): Promise<void> {
+  if (hostLinkExists(net.bridge) && (!net.hostShim || hostLinkExists(shimName(net.bridge)))) return;
+  const undo = new UndoStack(ctx.log);
+  await undo.all(() => makeHostLinks(ctx, undo, net));
 }
 
 /** A pool of the family a network needs, and its gateway: one given (inside the pool) or the pool's own. */

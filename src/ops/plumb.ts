@@ -13,14 +13,19 @@ import type { AttachmentPlan } from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
 import { guestKey, type Guest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
+import { findNetwork } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import type { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
+import { restoreNetworkLinks } from './network.js';
 import { ensureBridge } from './shared-links.js';
 
 /** Bridge if missing, the link born in the guest, then addresses, up, routes. */
 export async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, driver: LinkDriver, plan: AttachmentPlan): Promise<void> {
-  if (driver.onBridge) await ensureBridge(ctx, undo, plan.hostIf);
+  // A network's bridge (or shim) comes back whole, its gateways on it; another bridge is made bare.
+  const net = findNetwork(ctx.store, plan.hostIf);
+  if (net?.bridge === plan.hostIf) await restoreNetworkLinks(ctx, net);
+  else if (driver.onBridge) await ensureBridge(ctx, undo, plan.hostIf);
   await undo.step(
     `create ${plan.kind} ${plan.ifname} in ${guest.name}`,
     async () => {

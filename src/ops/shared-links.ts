@@ -59,17 +59,11 @@ export async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: stri
   else await undo.step(`address on host shim ${shim}`, () => setHostAddress(shim, address));
 }
 
-/** VLAN <id> of `nic` on the host for a network being made, unless it exists; a failed create releases it. */
+/** VLAN <id> of `nic` on the host for a network, unless it exists (made again after a reboot); a failed create releases it. */
 export async function ensureVlanInterface(ctx: CoreContext, undo: UndoStack, nic: string, id: number): Promise<void> {
   const name = vlanInterfaceName(nic, id);
-  const made = await undo.step(`create VLAN interface ${name} on ${nic}`, () => restoreVlanInterface(ctx, nic, id));
+  const made = await undo.step(`create VLAN interface ${name} on ${nic}`, () => makeShared(ctx, name, 'vlan', () => createHostVlan(nic, id, name, ctx.log)));
   if (made) undo.push(`create VLAN interface ${name}`, () => releaseVlanInterface(ctx, name));
-}
-
-/** VLAN <id> of `nic` made again if it is missing (after a reboot, at the network's next endpoint); true when made now. */
-export function restoreVlanInterface(ctx: CoreContext, nic: string, id: number): Promise<boolean> {
-  const name = vlanInterfaceName(nic, id);
-  return makeShared(ctx, name, 'vlan', () => createHostVlan(nic, id, name, ctx.log));
 }
 
 /** A VLAN interface pipewright made, once no network is on it and no guest. */

@@ -84,6 +84,23 @@ t.test('firewall sync restores rules a reload wiped', { skip: !isRoot && ROOT_RE
   await pw('network', 'rm', 'n');
 });
 
+t.test("a reboot took a network's bridge: the next guest's attach makes it again, its gateway on it", { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const br = uniq('g');
+  t.teardown(() => sh('ip', ['link', 'del', br]));
+  const guest = await netns(t);
+  await cli(dir, ['pool', 'create', 'p', '10.247.4.0/24']);
+  t.equal((await cli(dir, ['network', 'create', 'n', '--bridge', br, '--pool', 'p'])).exitCode, 0);
+  await must('ip', ['link', 'del', br]); // what a reboot does to it
+  const r = await cli(dir, ['attach', br, guest, 'pool:p']);
+  t.equal(r.exitCode, 0, r.stderr);
+  t.match(await must('ip', ['-4', '-o', 'address', 'show', br]), /inet 10\.247\.4\.1\/24/, 'the bridge is back with the gateway');
+  t.equal((await sh('ip', ['netns', 'exec', guest, 'ping', '-c', '1', '-W', '2', '10.247.4.1'])).exitCode, 0, 'the guest reaches its gateway');
+  t.equal((await cli(dir, ['detach', guest])).exitCode, 0);
+  t.equal((await cli(dir, ['network', 'rm', 'n'])).exitCode, 0);
+  t.equal((await sh('ip', ['link', 'show', br])).exitCode, 1, 'the bridge goes with the network');
+});
+
 t.test('-p on a bridge the host cannot route to is refused before anything changes', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
   const br = uniq('r');
