@@ -12,16 +12,16 @@
 import type { Lease } from '../ipam/backend.js';
 import { dockerAvailable, dockerEndpointAddresses } from '../runtime/docker.js';
 import { guestAlive } from '../runtime/guest.js';
-import { listAttachments, ownerAlive, settledBridges, type AttachmentRecord } from '../store/attachments.js';
+import { listAttachments, ownerAlive, settledHostLinks, type AttachmentRecord } from '../store/attachments.js';
 import { collectOrphanVolumes } from '../storage/volumes.js';
 import type { CoreContext } from './context.js';
 import { namedStep } from '../util/faults.js';
 import { detachAttachment } from './detach.js';
 import { leaseOwner } from './leases.js';
-import { releaseBridge } from './shared-links.js';
+import { releaseBridge, releaseVlanInterface } from './shared-links.js';
 
 export interface GcAction {
-  kind: 'attachment' | 'lease' | 'bridge' | 'volume';
+  kind: 'attachment' | 'lease' | 'bridge' | 'vlan' | 'volume';
   target: string;
   reason: string;
 }
@@ -84,11 +84,15 @@ async function forgottenDockerLeases(ctx: CoreContext, leases: Lease[], dryRun?:
   return actions;
 }
 
-/** What a killed operation made before it recorded anything that points at it: an unused bridge, a volume directory. */
+/** What a killed operation made before it recorded anything that points at it: an unused bridge or VLAN interface, a volume directory. */
 async function collectLeftovers(ctx: CoreContext): Promise<GcAction[]> {
   const actions: GcAction[] = [];
-  for (const bridge of settledBridges(ctx.store)) {
-    if (await releaseBridge(ctx, bridge)) actions.push({ kind: 'bridge', target: bridge, reason: 'made by pipewright, used by nothing' });
+  const reason = 'made by pipewright, used by nothing';
+  for (const bridge of settledHostLinks(ctx.store, 'bridge')) {
+    if (await releaseBridge(ctx, bridge)) actions.push({ kind: 'bridge', target: bridge, reason });
+  }
+  for (const vlan of settledHostLinks(ctx.store, 'vlan')) {
+    if (await releaseVlanInterface(ctx, vlan)) actions.push({ kind: 'vlan', target: vlan, reason });
   }
   for (const name of await collectOrphanVolumes(ctx)) actions.push({ kind: 'volume', target: name, reason: 'a directory without a volume record' });
   return actions;

@@ -197,9 +197,9 @@ export function recordCreatedHostLink(store: Store, name: string, kind: string):
     .run(name, kind, new Date().toISOString(), ...self());
 }
 
-/** Bridges pipewright made whose maker is gone (finished or killed): gc's candidates. */
-export function settledBridges(store: Store): string[] {
-  const rows = store.stmt(`SELECT name, owner_pid, owner_start FROM host_links WHERE kind = 'bridge'`).all() as {
+/** Bridges or VLAN interfaces pipewright made whose maker is gone (finished or killed): gc's candidates. */
+export function settledHostLinks(store: Store, kind: 'bridge' | 'vlan'): string[] {
+  const rows = store.stmt(`SELECT name, owner_pid, owner_start FROM host_links WHERE kind = ?`).all(kind) as {
     name: string;
     owner_pid: number | null;
     owner_start: string | null;

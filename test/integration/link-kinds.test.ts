@@ -6,6 +6,7 @@
  * stock kernel, which has both.
  */
 import t, { type Test } from 'tap';
+import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import {
   cli,
@@ -189,6 +190,28 @@ for (const kind of ['macvlan', 'ipvlan', 'vlan'] as const) {
     },
   );
 }
+
+t.test('gc removes a VLAN interface pipewright made that no network has any more (network rm killed between its steps)', skipIf('vlan'), async (t) => {
+  const dir = stateDir(t);
+  const parent = await nicPair(t, 'p');
+  const links = await hostLinks();
+  // The network is made by a process of its own (the library, as a program uses it), which ends: the interface's maker is gone.
+  const program = `import { openContext, createNetwork, closeContext } from 'pipewright';
+    const ctx = await openContext({ stateDir: ${JSON.stringify(dir)} });
+    await ctx.ipam.createPool({ name: 'v', cidr: '10.243.60.0/24' });
+    await createNetwork(ctx, { name: 'v', kind: 'macvlan', bridge: ${JSON.stringify(parent)}, pool: 'v', vlan: 60 });
+    await closeContext(ctx);`;
+  await execa('node', ['--input-type=module', '-e', program]);
+  t.match(JSON.parse(await must('ip', ['-j', '-d', 'link', 'show', `${parent}.60`]))[0].linkinfo, { info_kind: 'vlan', info_data: { id: 60 } });
+  t.equal(await json(dir, ['gc']).then((a: object[]) => a.length), 0, 'in use by its network: gc leaves it');
+  // network rm killed after its first step: the record is gone, the interface is not.
+  const db = new Database(`${dir}/pipewright.db`);
+  db.prepare('DELETE FROM networks WHERE name = ?').run('v');
+  db.close();
+  t.match(await json(dir, ['gc']), [{ kind: 'vlan', target: `${parent}.60`, reason: 'made by pipewright, used by nothing' }]);
+  t.same(await hostLinks(), links, 'the VLAN interface is gone');
+  t.same(await json(dir, ['gc']), [], 'a second gc has nothing to do');
+});
 
 /** One CNI call to pipewright's plugin (no daemon: it runs the CLI itself); its parsed stdout. */
 async function cniCall(conf: object, command: 'ADD' | 'DEL', containerId: string, ns: string) {
