@@ -9,11 +9,34 @@
 // command tree already loaded (measured: Node's own start-up plus ~1 ms, against ~25 ms for the
 // bundle). A snapshot belongs to the Node binary that made it: after a Node upgrade, run
 // `npm run build` again (as for the native addons); where none exists the executable runs the bundle.
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 
-const EXTERNAL = ['better-sqlite3', 'etcd3', 'ajv', 'yaml'];
+const EXTERNAL = ['better-sqlite3', 'ajv', 'yaml'];
+
+/**
+ * etcd3 (bundled: resolving and compiling its, gRPC's and protobufjs's ~150 files cost a command
+ * with an etcd store ~0.4 s, and 20-40 s in an emulated VM) parses its protocol file each time it
+ * is loaded. Parsed here once instead: its code gets the parsed definition (proto-loader's JSON form).
+ */
+const etcd3Protocol = {
+  name: 'etcd3-protocol',
+  setup(b) {
+    const require = createRequire(import.meta.url);
+    const { loadProtosWithOptionsSync } = createRequire(require.resolve('@grpc/proto-loader'))('./util');
+    b.onLoad({ filter: /[\\/]etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const call = /\(0, proto_loader_1\.loadSync\)\(`\$\{__dirname\}\/\.\.\/proto\/rpc\.proto`, (\{[^}]*\})\)/;
+      const options = source.match(call)?.[1];
+      if (!options) throw new Error(`bundle: etcd3's ${args.path} no longer loads its protocol as this plugin knows`);
+      const root = loadProtosWithOptionsSync(require.resolve('etcd3/proto/rpc.proto'), { keepCase: true });
+      const parsed = JSON.stringify(root.toJSON());
+      return { contents: source.replace(call, `(0, proto_loader_1.fromJSON)(${parsed}, ${options})`), loader: 'js' };
+    });
+  },
+};
 
 // Chunk names carry content hashes: without this, every build would leave the last one's chunks.
 rmSync('dist/bundle', { recursive: true, force: true });
@@ -28,6 +51,7 @@ await build({
   format: 'esm',
   target: 'node20',
   external: EXTERNAL,
+  plugins: [etcd3Protocol],
   // Bundled CommonJS code may call require(): give each module one.
   banner: { js: "import { createRequire as __pwCreateRequire } from 'node:module'; const require = __pwCreateRequire(import.meta.url);" },
   logLevel: 'warning',
@@ -62,7 +86,7 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  plugins: [outsideTheSnapshot],
+  plugins: [outsideTheSnapshot, etcd3Protocol],
   // Code that finds files next to itself asks import.meta.url: in the snapshot, the bundle's URL, set at start.
   define: { 'import.meta.url': 'globalThis.__pwEntryUrl' },
   logLevel: 'error',

@@ -56,7 +56,7 @@ t.test('a three-host farm on one etcd cluster', async (t) => {
   await h0.must(`${PW} pool create farm ${LAN}.0/24 --range ${LAN}.100-${LAN}.220 --no-gateway`);
 
   const attached = Date.now();
-  const outs = await Promise.all(farm.vms.map((vm) => vm.must(attachScript(0, PER_HOST), 900_000)));
+  const outs = await Promise.all(farm.vms.map((vm) => vm.must(attachScript(0, PER_HOST), 1_500_000)));
   const results = outs.flatMap(parseAttaches);
   t.comment(`${results.length} concurrent attaches on ${HOSTS} hosts took ${secs(attached)}`);
   t.equal(results.length, HOSTS * PER_HOST);
