@@ -9,7 +9,7 @@
  *   /pipewright/ipam/leases/<pool>/<ip>      lease (JSON)
  *   /pipewright/ipam/free/<pool>/<order>     released address; keys sort in release order
  */
-import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, type IOptions } from 'etcd3';
+import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions } from 'etcd3';
 import { readFileSync } from 'node:fs';
 import { PipewrightError } from '../util/errors.js';
 import type { AdvanceResult, FreeEntry, Lease, LeaseBackend } from './backend.js';
@@ -61,6 +61,48 @@ function callDeadlineMs(): number {
   return Number.isInteger(given) && given >= 100 ? given : 5000;
 }
 
+/**
+ * gRPC's message, short: "14 UNAVAILABLE: No connection established. Last error: Error: connect
+ * ECONNREFUSED h:p. Resolution note: " says "connect ECONNREFUSED h:p".
+ */
+export function grpcReason(message: string): string {
+  const last = /Last error: (?:Error: )?([^]*?)\.?\s*(?:Resolution note:[^]*)?$/.exec(message);
+  const text = last ? last[1] : message.replace(/^\d+ [A-Z_]+: /, '');
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * An etcd failure as what the operator reads: who refused whom, or which cluster did not answer
+ * (every failure of the first call is one: nothing was read yet).
+ */
+function explained(err: unknown, endpoints: string[], access: EtcdAccess, firstCall: boolean): Error {
+  if (err instanceof PipewrightError) return err;
+  const at = endpoints.join(',');
+  if (err instanceof EtcdAuthenticationFailedError) return new PipewrightError(`etcd at ${at} refused user ${access.user}: wrong user or password`);
+  if (err instanceof EtcdPermissionDeniedError)
+    return new PipewrightError(`etcd at ${at}: user ${access.user} may not read pipewright's keys; grant it a role on them`);
+  // etcd3 stops calling a member for 5 s after 3 failures in a row (its circuit breaker).
+  const shunned = (err as { isBrokenCircuitError?: boolean }).isBrokenCircuitError === true;
+  const reason = shunned ? 'its members failed the last calls, the next is tried 5 s after' : grpcReason((err as Error).message);
+  const unanswered = shunned || err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || /timed out|no leader/.test(reason);
+  const hint = !unanswered ? '' : endpoints.length > 1 ? '; a majority of its members must be up' : '; check that it runs';
+  return new PipewrightError(firstCall || unanswered ? `cannot reach etcd at ${at}: ${reason}${hint}` : `etcd at ${at}: ${reason}`);
+}
+
+/** `backend` whose every call fails with `explain`'s error instead of the one it met. */
+function answeringInOneLine<T extends object>(backend: T, explain: (err: unknown) => Error): T {
+  return new Proxy(backend, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) =>
+        (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch((err: unknown) => {
+          throw explain(err);
+        });
+    },
+  });
+}
+
 export class EtcdLeaseBackend implements LeaseBackend {
   readonly kind = 'etcd' as const;
 
@@ -78,13 +120,10 @@ export class EtcdLeaseBackend implements LeaseBackend {
       await client.get(K.poolsRev).string();
     } catch (err) {
       client.close();
-      const at = endpoints.join(',');
-      if (err instanceof EtcdAuthenticationFailedError) throw new PipewrightError(`etcd at ${at} refused user ${access.user}: wrong user or password`);
-      if (err instanceof EtcdPermissionDeniedError)
-        throw new PipewrightError(`etcd at ${at}: user ${access.user} may not read pipewright's keys; grant it a role on them`);
-      throw new PipewrightError(`cannot reach etcd at ${at}: ${(err as Error).message}`);
+      throw explained(err, endpoints, access, true);
     }
-    return new EtcdLeaseBackend(client);
+    // A long-lived backend (the daemon's) meets etcd's failures later: each is one line too.
+    return answeringInOneLine(new EtcdLeaseBackend(client), (err) => explained(err, endpoints, access, false));
   }
 
   async addPool(pool: Pool): Promise<void> {

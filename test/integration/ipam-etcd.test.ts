@@ -34,6 +34,38 @@ t.test('a stalled etcd fails a call with an error within its deadline, never han
   t.equal((await pw('lease', 'reserve', 'st', '--owner', 'x')).exitCode, 0, 'and works again once etcd answers');
 });
 
+t.test("a long-lived client (the daemon's) meets a stalled etcd in one line naming it, and goes on once it answers", async (t) => {
+  const etcd = await startEtcdProcess(t);
+  const backend = await EtcdLeaseBackend.connect([`http://${etcd.endpoint}`], {});
+  t.teardown(() => backend.close());
+  t.same(await backend.listPools(), []);
+  const deadline = process.env.PIPEWRIGHT_ETCD_TIMEOUT_MS;
+  process.env.PIPEWRIGHT_ETCD_TIMEOUT_MS = '1000';
+  process.kill(etcd.pid, 'SIGSTOP');
+  t.teardown(() => {
+    process.kill(etcd.pid, 'SIGCONT');
+    if (deadline === undefined) delete process.env.PIPEWRIGHT_ETCD_TIMEOUT_MS;
+    else process.env.PIPEWRIGHT_ETCD_TIMEOUT_MS = deadline;
+  });
+  const failed = await backend.listPools().then(
+    () => null,
+    (err: Error) => err,
+  );
+  process.kill(etcd.pid, 'SIGCONT');
+  const oneLine = new RegExp(`^cannot reach etcd at http://${etcd.endpoint}: [^\\n]+; check that it runs$`);
+  t.match(failed?.message, oneLine);
+  // The client waits a moment before it calls a failed member again: until then, the same line.
+  const since = Date.now();
+  for (;;) {
+    const again = await backend.listPools().catch((err: Error) => err);
+    if (Array.isArray(again)) break;
+    t.match(again.message, oneLine, 'while the client waits');
+    if (Date.now() - since > 15_000) throw again;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  t.pass(`the same client answers again, ${Date.now() - since} ms after etcd did`);
+});
+
 t.test('a production etcd: TLS with a client certificate, a user with a password', async (t) => {
   const files = mkdtempSync(join(tmpdir(), 'pipewright-tls-'));
   t.teardown(() => rmSync(files, { recursive: true, force: true }));
