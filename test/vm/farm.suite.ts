@@ -50,7 +50,10 @@ async function untilOk(vm: Vm, script: string, ms: number): Promise<void> {
 t.test('a three-host farm on one etcd cluster', async (t) => {
   const started = Date.now();
   const farm: Farm = await startFarm(`pwfarm${randomBytes(2).toString('hex')}`, HOSTS, (i) => i === DOCKER_HOST);
-  t.teardown(() => farm.stop());
+  t.teardown(async () => {
+    if (!t.passing()) await dumpLogs(t, farm);
+    await farm.stop();
+  });
   const [h0, h1, h2] = farm.vms as [Vm, Vm, Vm];
   await untilOk(h0, `${PW} pool ls --json`, 180_000);
   t.comment(`three VMs booted, etcd cluster and daemons up in ${secs(started)}`);
@@ -106,7 +109,7 @@ t.test('a three-host farm on one etcd cluster', async (t) => {
 async function hostReset(t: Test, h: Vm): Promise<void> {
   await untilOk(h, 'docker info >/dev/null 2>&1', 180_000);
   await h.must('bash scripts/build-test-image.sh docker');
-  await h.must('docker network create -d pipewright --ipam-driver pipewright --ipam-opt pool=farm -o parent=eth0 farmnet');
+  await h.must('docker network create -d pipewright --ipam-driver pipewright --ipam-opt pool=farm -o parent=eth0 farmnet', 240_000);
   // Each prints the address eth0 holds when its command starts, at every start.
   const show = `ip -4 -o address show eth0 | awk '{print $4}'; exec sleep 100000`;
   for (const [k, address] of CONTAINERS.entries()) {
@@ -128,6 +131,19 @@ async function hostReset(t: Test, h: Vm): Promise<void> {
   }
   const records = JSON.parse(await h.must(`${PW} ls --json`)) as { state: string }[];
   t.equal(records.filter((r) => r.state === 'ready').length, PER_HOST + CONTAINERS.length, 'the store has its guests and one endpoint per container, ready');
+}
+
+const DUMP = `cd /var/log/pw
+for f in etcd.log daemon.log; do echo "== $f"; tail -n 40 $f; done
+echo "== dockerd.log (plugin calls, errors)"; grep -iE 'plugin|ipam|pipewright|level=(error|warn)' dockerd.log | tail -n 60
+echo "== ps"; ps -eo pid,etime,args | grep -v ' \\[' | tail -n 60`;
+
+/** A failed run's evidence, before the VMs go: each host's service logs and processes. */
+async function dumpLogs(t: Test, farm: Farm): Promise<void> {
+  for (const vm of farm.vms) {
+    const r = await vm.run(DUMP, 60_000).catch((e: Error) => ({ output: e.message }));
+    t.comment(`${vm.opts.name}:\n${r.output}`);
+  }
 }
 
 /** Everything taken down: no lease in etcd, no record on any host, no link in any guest. */

@@ -57,7 +57,7 @@ mkdir -p /var/log/pw
 ${etcdCommand(i, cluster)} >>/var/log/pw/etcd.log 2>&1 &
 PIPEWRIGHT_STORE=${storeOf(n)} PIPEWRIGHT_ETCD_TIMEOUT_MS=30000 setsid ${PIPEWRIGHT} daemon >>/var/log/pw/daemon.log 2>&1 &
 for _ in $(seq 100); do [ -S /run/docker/plugins/pipewright.sock ] && break; sleep 0.2; done
-${docker ? 'setsid dockerd --data-root /var/lib/docker >>/var/log/pw/dockerd.log 2>&1 &' : ''}
+${docker ? 'setsid dockerd --debug --data-root /var/lib/docker >>/var/log/pw/dockerd.log 2>&1 &' : ''}
 exit 0
 `;
 }
