@@ -57,10 +57,19 @@ mkdir -p /var/log/pw
 ${etcdCommand(i, cluster)} >>/var/log/pw/etcd.log 2>&1 &
 PIPEWRIGHT_STORE=${storeOf(n)} PIPEWRIGHT_ETCD_TIMEOUT_MS=30000 setsid ${PIPEWRIGHT} daemon >>/var/log/pw/daemon.log 2>&1 &
 for _ in $(seq 100); do [ -S /run/docker/plugins/pipewright.sock ] && break; sleep 0.2; done
-${docker ? 'setsid dockerd --debug --data-root /var/lib/docker >>/var/log/pw/dockerd.log 2>&1 &' : ''}
+${docker ? DOCKER_SERVICES : ''}
 exit 0
 `;
 }
+
+/**
+ * containerd, then dockerd on it, each started again 2 s after it exits, as systemd's units on a
+ * Debian host do (Restart=always). Under TCG, a dockerd that starts its own containerd gives up
+ * when containerd is not up within its 15 s, and exits (seen in the farm: no Docker after a boot).
+ */
+const DOCKER_SERVICES = `setsid bash -c 'while :; do containerd; sleep 2; done' >>/var/log/pw/containerd.log 2>&1 &
+for _ in $(seq 300); do ctr version >/dev/null 2>&1 && break; sleep 0.5; done
+setsid bash -c 'while :; do dockerd --debug --data-root /var/lib/docker --containerd /run/containerd/containerd.sock; sleep 2; done' >>/var/log/pw/dockerd.log 2>&1 &`;
 
 /** Member h<i> of the cluster; timings loose enough for a TCG guest. */
 export function etcdCommand(i: number, cluster: string): string {
