@@ -4,7 +4,8 @@
  * store as the CLI (and, with the etcd store, from pools shared by many hosts).
  *
  *   RequestPool     --subnet [--ip-range] makes a pool labelled for Docker (reused when asked
- *                   again); --ipam-opt pool=<name> uses an operator's pool as it is
+ *                   again); --ipam-opt pool=<name> uses an operator's pool as it is (one the
+ *                   host routes, as a macvlan network's LAN, with --subnet)
  *   RequestAddress  a given address is that address or an error; the gateway request is the
  *                   pool's gateway or a lease; endpoint leases are owned by the endpoint's MAC
  *   ReleaseAddress, ReleasePool (a pool made for Docker goes once nothing is leased from it)
@@ -16,6 +17,7 @@ import type { Ipam } from '../ipam/allocator.js';
 import { fromBig, prefixBounds } from '../ipam/ipmath.js';
 import { sameSubnet } from '../model/address.js';
 import type { Pool } from '../ipam/pool.js';
+import { hostRouteOverlapping } from '../kernel/host-routes.js';
 import { PipewrightError } from '../util/errors.js';
 import { str, type Handler } from './server.js';
 
@@ -46,6 +48,20 @@ function rangeOf(sub: string, subnet: string): string {
   return `${fromBig(first, inner.family)}-${fromBig(last, inner.family)}`;
 }
 
+/**
+ * Docker checks a pool it did not name (no --subnet) against the host's IPv4 routes, and asks
+ * again while one overlaps: a pool on the host's LAN (a macvlan network's) would hang `docker
+ * network create`. Named with --subnet, Docker takes it as it is.
+ */
+async function refuseRouted(pool: Pool): Promise<void> {
+  const route = await hostRouteOverlapping(pool.subnet);
+  if (route) {
+    throw new PipewrightError(
+      `pool ${pool.name} (${pool.subnet}) is on this host's route to ${route.dst} (${route.dev}), which Docker refuses for a network without --subnet: add --subnet ${pool.subnet}`,
+    );
+  }
+}
+
 async function requestPool(ipam: Ipam, body: Record<string, unknown>) {
   const [subnet, subPool, options] = [str(body.Pool), str(body.SubPool), body.Options as Options];
   if (options?.pool) {
@@ -53,6 +69,7 @@ async function requestPool(ipam: Ipam, body: Record<string, unknown>) {
     if (subnet && !sameSubnet(subnet, pool.subnet)) {
       throw new PipewrightError(`pool ${pool.name} is ${pool.subnet}, not ${subnet}`);
     }
+    if (!subnet && body.V6 !== true) await refuseRouted(pool);
     return { PoolID: pool.name, Pool: pool.subnet, Data: {} };
   }
   if (!subnet) throw new PipewrightError('give the network a --subnet, or an existing pipewright pool with --ipam-opt pool=<name>');

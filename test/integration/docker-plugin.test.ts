@@ -161,6 +161,35 @@ t.test("IPAM driver: an operator's pool by --ipam-opt pool=, kept after the netw
   );
 });
 
+t.test(
+  "IPAM driver: an operator's pool on a subnet the host routes (a macvlan's LAN) is one line without --subnet, at once; with it, the network",
+  { skip },
+  async (t) => {
+    const dir = stateDir(t);
+    await daemon(t, dir);
+    const parent = await nicPair(t, 'p');
+    await must('ip', ['address', 'add', '10.252.72.2/24', 'dev', parent]);
+    t.equal((await cli(dir, ['pool', 'create', 'lan72', '10.252.72.0/24', '--range', '10.252.72.100-10.252.72.150'])).exitCode, 0);
+    const args = ['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', 'pool=lan72', '-o', `parent=${parent}`];
+    // Docker asks again for as long as the pool overlaps a route: a driver that answered it would never end.
+    const started = Date.now();
+    const bad = await execa('docker', [...args, uniq('n')], { reject: false, timeout: 60_000 });
+    t.comment(`refused in ${Date.now() - started} ms`);
+    t.notOk(bad.timedOut, 'docker network create ended');
+    t.not(bad.exitCode, 0);
+    t.match(
+      bad.stderr,
+      `pool lan72 (10.252.72.0/24) is on this host's route to 10.252.72.0/24 (${parent}), which Docker refuses for a network without --subnet: add --subnet 10.252.72.0/24`,
+    );
+    t.same(await json(dir, ['network', 'ls']), [], 'no network made');
+    const net = uniq('n');
+    const made = await sh('docker', [...args, '--subnet', '10.252.72.0/24', net]);
+    t.equal(made.exitCode, 0, made.stderr);
+    t.teardown(() => sh('docker', ['network', 'rm', net]));
+    t.match(await json(dir, ['network', 'ls']), [{ kind: 'macvlan', bridge: parent }], 'with --subnet: a macvlan network on the pool');
+  },
+);
+
 t.test("IPAM driver on an etcd store: two hosts' Docker networks on one pool never get the same address", { skip }, async (t) => {
   const store = `etcd://${await startEtcd(t)}`;
   const [hostA, hostB] = [stateDir(t), stateDir(t)];
@@ -170,7 +199,8 @@ t.test("IPAM driver on an etcd store: two hosts' Docker networks on one pool nev
   t.equal((await cli(hostA, ['--store', store, 'pool', 'create', 'shared', '10.252.80.0/27'])).exitCode, 0);
   // Host A: this dockerd, its containers started at once. Host B: dockerd's IPAM calls to B's daemon, meanwhile.
   const net = await network(t, ['--ipam-opt', 'pool=shared']);
-  const { PoolID } = await post('IpamDriver.RequestPool', { AddressSpace: 'pipewright', Pool: '', Options: { pool: 'shared' } }, socketB);
+  // B's subnet is routed here (A's network's bridge, on this one kernel), so B names it, as B's dockerd would with --subnet.
+  const { PoolID } = await post('IpamDriver.RequestPool', { AddressSpace: 'pipewright', Pool: '10.252.80.0/27', Options: { pool: 'shared' } }, socketB);
   const macB = (i: number) => `02:42:0b:00:00:${String(i).padStart(2, '0')}`;
   const [containersA, answersB] = await Promise.all([
     Promise.all([0, 1, 2, 3, 4].map(() => container(t, ['--network', net]))),

@@ -109,7 +109,8 @@ t.test('a three-host farm on one etcd cluster', async (t) => {
 async function hostReset(t: Test, h: Vm): Promise<void> {
   await untilOk(h, 'docker info >/dev/null 2>&1', 180_000);
   await h.must('bash scripts/build-test-image.sh docker');
-  await h.must('docker network create -d pipewright --ipam-driver pipewright --ipam-opt pool=farm -o parent=eth0 farmnet', 240_000);
+  // The pool is the LAN's, which the host routes: Docker takes it named (--subnet).
+  await h.must(`docker network create -d pipewright --ipam-driver pipewright --ipam-opt pool=farm --subnet ${LAN}.0/24 -o parent=eth0 farmnet`, 240_000);
   // Each prints the address eth0 holds when its command starts, at every start.
   const show = `ip -4 -o address show eth0 | awk '{print $4}'; exec sleep 100000`;
   for (const [k, address] of CONTAINERS.entries()) {
@@ -135,7 +136,8 @@ async function hostReset(t: Test, h: Vm): Promise<void> {
 
 const DUMP = `cd /var/log/pw
 for f in etcd.log daemon.log; do echo "== $f"; tail -n 40 $f; done
-echo "== dockerd.log (plugin calls, errors)"; grep -iE 'plugin|ipam|pipewright|level=(error|warn)' dockerd.log | tail -n 60
+echo "== dockerd.log (plugin calls, errors)"; grep -iE 'plugin|ipam|pipewright|level=(error|warn|fatal)' dockerd.log | tail -n 60
+echo "== dockerd.log, containerd.log (last lines)"; tail -n 15 dockerd.log containerd.log
 echo "== ps"; ps -eo pid,etime,args | grep -v ' \\[' | tail -n 60`;
 
 /** A failed run's evidence, before the VMs go: each host's service logs and processes. */

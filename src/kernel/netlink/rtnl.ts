@@ -7,7 +7,7 @@ import ipaddr from 'ipaddr.js';
 import { readFileSync } from 'node:fs';
 import type { IpConfig } from '../../model/address.js';
 import { beforeStep } from '../../util/faults.js';
-import { IFLA, ifla, nla, readAttrs, readString, u32 } from './attrs.js';
+import { IFLA, ifla, nla, readAttrs, readString, readU32, u32 } from './attrs.js';
 import { errno } from './errno.js';
 import { NLM_F, RTM, type NlMessage } from './message.js';
 import { hostSocket, type RtSocket } from './sockets.js';
@@ -141,6 +141,25 @@ export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> 
   const rtmsg = Buffer.from([AF[r.family], len, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, r.via ? 0 : RT_SCOPE_LINK, RTN_UNICAST, 0, 0, 0, 0]);
   const attrs = [...(dst ? [nla(RTA.DST, ipBytes(dst))] : []), ...(r.via ? [nla(RTA.GATEWAY, ipBytes(r.via))] : []), nla(RTA.OIF, u32(r.oif))];
   await sock.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE, Buffer.concat([rtmsg, ...attrs]), `adding the route to ${r.dst ?? 'default'}`);
+}
+
+/** A route of the main table as the kernel lists it: its destination ("a.b.c.d/len", null for the default) and device. */
+export interface RouteMessage {
+  dst: string | null;
+  oif: number;
+}
+
+/** The main table's routes of one family. */
+export async function dumpRoutes(sock: RtSocket, family: 4 | 6): Promise<RouteMessage[]> {
+  const rtmsg = Buffer.alloc(12);
+  rtmsg[0] = AF[family];
+  const answer = await sock.request(RTM.GETROUTE, NLM_F.DUMP, rtmsg, 'listing routes');
+  return answer.flatMap((m) => {
+    if (m.body[4] !== RT_TABLE_MAIN) return [];
+    const attrs = readAttrs(m.body, 12);
+    const dst = attrs.get(RTA.DST);
+    return [{ dst: dst ? `${ipaddr.fromByteArray([...dst]).toString()}/${m.body[1]}` : null, oif: readU32(attrs.get(RTA.OIF)) ?? 0 }];
+  });
 }
 
 /** The name in a link message. */
