@@ -95,6 +95,7 @@ t.test('a three-host farm on one etcd cluster', async (t) => {
   t.equal(noQuorum.output.trim().split('\n').length, 1, 'in one line');
   t.equal((await h0.run('ip -n gx link show eth0')).code, 1, 'no interface made');
   t.equal(await recordCount(h0), PER_HOST + 1, 'nothing recorded');
+  await h0.must('ip netns del gx'); // nothing was attached to it: nothing for the cleanup to detach
 
   const cluster = Array.from({ length: HOSTS }, (_, j) => `h${j}=http://${hostAddress(j)}:2380`).join(',');
   await Promise.all([1, 2].map((i) => farm.vms[i]!.must(`${etcdCommand(i, cluster)} >>/var/log/pw/etcd.log 2>&1 &`)));
