@@ -40,8 +40,8 @@ interface AttachOpts {
 export function register(program: Command): void {
   program
     .command('attach')
-    .description('put an interface into a guest: a veth on a bridge, or a macvlan, ipvlan or 802.1q VLAN of a NIC, with addresses')
-    .argument('<host-if>', 'a bridge (created if missing) or an Ethernet interface (the parent of a macvlan, ipvlan or VLAN)')
+    .description('put an interface into a guest: a veth on a bridge, a macvlan, ipvlan or 802.1q VLAN of a NIC, or a dummy, with addresses')
+    .argument('<host-if>', 'a bridge (created if missing), an Ethernet interface (the parent of a macvlan, ipvlan or VLAN), or none (a dummy: no host side)')
     .argument('<guest>', 'docker:<name|id> | pid:<n> | <n> | netns:<name> | /path/to/netns | <name>')
     .argument('<address...>', '<ip>/<prefix>[@<gateway>] (repeatable, IPv4 or IPv6) or dhcp')
     .option('-i, --ifname <name>', 'interface name in the guest (default: eth0)')
@@ -66,6 +66,7 @@ Examples:
   pipewright attach eth1 db 192.168.1.20/24 --host-shim 192.168.1.250/24   and the host can reach it
   pipewright attach eth1 web 192.168.1.21/24 --ipvlan l3             ipvlan of eth1 (one MAC on the wire)
   pipewright attach eth1 db 10.20.0.5/24 --vlan 20                   VLAN 20 of eth1, tagged on the wire
+  pipewright attach none web 10.99.0.7/32 -i svc0            a dummy holding a service address the guest answers on
   pipewright attach br0 pid:4242 dhcp                        lease from a DHCP server on br0
   pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports`,
     )

@@ -13,7 +13,7 @@ import { rangeSize, type Pool } from '../ipam/pool.js';
 import { ipCommand } from '../kernel/iproute.js';
 import { hostLinkInfo } from '../kernel/sysfs.js';
 import { sameSubnet, type IpConfig } from '../model/address.js';
-import { checkAttachSpec, staticAddresses, type AttachSpec } from '../model/attachment.js';
+import { checkAttachSpec, NO_HOST_IF, staticAddresses, type AttachSpec } from '../model/attachment.js';
 import { formatPublish } from '../model/publish.js';
 import { attach } from '../ops/attach.js';
 import type { CoreContext } from '../ops/context.js';
@@ -70,11 +70,19 @@ function asPoolAddress(ip: string, pool: Pool): string {
   return `${address}/${pool.prefix}${pool.gateway && pool.gateway !== address ? `@${pool.gateway}` : ''}`;
 }
 
-function specOf(conf: NetConf, env: CniEnv, pool: Pool): AttachSpec {
-  const hostIf = conf.bridge ?? conf.master;
-  if (!hostIf || (conf.bridge && conf.master)) {
-    throw new CniError(ERR.invalidConfig, 'give one of "bridge" (a bridge) or "master" (the parent NIC of a macvlan, ipvlan or VLAN)');
+/** The attachment's host interface: exactly one of "bridge", "master" and "dummy" is given. */
+function hostIfOf(conf: NetConf): string {
+  const hosts = [conf.bridge, conf.master, conf.dummy === true ? NO_HOST_IF : undefined].filter((h): h is string => Boolean(h));
+  if (hosts.length !== 1) {
+    throw new CniError(
+      ERR.invalidConfig,
+      'give one of "bridge" (a bridge), "master" (the parent NIC of a macvlan, ipvlan or VLAN) or "dummy": true (a dummy: no host side)',
+    );
   }
+  return hosts[0]!;
+}
+
+function specOf(conf: NetConf, env: CniEnv, pool: Pool, hostIf: string): AttachSpec {
   const ips = requestedIps(conf, env);
   const ports = conf.runtimeConfig?.portMappings ?? [];
   return checkAttachSpec({
@@ -116,8 +124,9 @@ async function mainResult(ctx: CoreContext, conf: NetConf, env: CniEnv, rec: Att
 }
 
 export async function addMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<CniResult> {
+  const hostIf = hostIfOf(conf); // before the pool: a refused netconf makes nothing
   const pool = await poolOf(ctx, conf.name, conf);
-  const spec = specOf(conf, env, pool);
+  const spec = specOf(conf, env, pool, hostIf);
   if (conf.bridge) {
     await createNetwork(ctx, { name: conf.name, bridge: conf.bridge, pool: pool.name, masquerade: conf.masquerade ?? false, isolated: conf.isolated ?? false });
   }

@@ -21,7 +21,7 @@ export interface NetConf {
   cniVersion: string;
   name: string;
   type: string;
-  /** pipewright as the main plugin: a bridge, or the parent NIC of a macvlan (mode: its mode), an ipvlan or a VLAN. */
+  /** pipewright as the main plugin: a bridge, or the parent NIC of a macvlan (mode: its mode), an ipvlan or a VLAN; or a dummy. */
   bridge?: string;
   master?: string;
   mode?: string;
@@ -29,6 +29,8 @@ export interface NetConf {
   ipvlanMode?: string;
   /** With master: the container's interface is the master's 802.1q VLAN of this id (as the CNI vlan plugin's vlanId). */
   vlan?: number;
+  /** In place of bridge or master: the container's interface is a dummy, with no host side (as the CNI dummy plugin's). */
+  dummy?: boolean;
   hostShim?: string;
   pool?: string;
   subnet?: string;

@@ -26,15 +26,19 @@ import {
 /** The guest interface's name when none is given (pipework's argv defaults to eth1 itself). */
 export const DEFAULT_IFNAME = 'eth0';
 
+/** The host interface of a dummy: it has no host side (as `docker run --net=none` has no network). */
+export const NO_HOST_IF = 'none';
+
 /**
  * How the guest interface reaches the host: a veth pair on a bridge, a macvlan or ipvlan child of a
- * NIC, an 802.1q VLAN of a NIC, or the NIC itself moved into the guest ("phys", pipework's
- * --direct-phys; moved back at detach).
+ * NIC, an 802.1q VLAN of a NIC, the NIC itself moved into the guest ("phys", pipework's
+ * --direct-phys; moved back at detach), or not at all: a dummy, addresses the guest holds as its
+ * own (a service address its routers send it) with no host side.
  */
-export type LinkKind = 'veth' | 'macvlan' | 'ipvlan' | 'vlan' | 'phys';
+export type LinkKind = 'veth' | 'macvlan' | 'ipvlan' | 'vlan' | 'phys' | 'dummy';
 
 export interface AttachSpec {
-  /** A bridge (created if missing) or an existing NIC (macvlan parent, or moved with directPhys). */
+  /** A bridge (created if missing), an existing NIC (macvlan parent, or moved with directPhys), or `none` (a dummy). */
   hostIf: string;
   /** The interface's name inside the guest (-i). */
   ifname: string;
@@ -110,14 +114,31 @@ function checkAddresses(texts: string[]): { addresses: string[]; dhcp: boolean }
 
 const formatRoute = (r: RouteSpec) => `${r.dst}${r.via ? `@${r.via}` : ''}`;
 
-/** At most one of the choices that pick the link kind by hand. */
-function checkKindChoice(spec: AttachSpec): AttachSpec {
+/** The flags given that pick the link kind by hand. */
+const kindFlags = (spec: AttachSpec) => [
+  spec.directPhys && '--direct-phys',
+  spec.vlan !== null && '--vlan',
+  spec.ipvlanMode && '--ipvlan',
+  spec.macvlanMode && '--macvlan-mode',
+];
+
+/** A dummy has no host side: nothing that needs one goes with it. */
+function checkDummy(spec: AttachSpec): void {
   const given = [
-    spec.directPhys && '--direct-phys',
-    spec.vlan !== null && '--vlan',
-    spec.ipvlanMode && '--ipvlan',
-    spec.macvlanMode && '--macvlan-mode',
+    ...kindFlags(spec),
+    spec.hostLink && '-l/--host-link',
+    spec.hostShim && '--host-shim',
+    spec.publish.length > 0 && '-p/--publish',
+    spec.dhcp && 'dhcp',
   ].filter(Boolean);
+  if (given.length)
+    throw new UsageError(`host interface ${NO_HOST_IF} gives a dummy, which has no host side: drop ${given.join(', ')}, or attach to a bridge or NIC`);
+}
+
+/** At most one of the choices that pick the link kind by hand; none with a dummy. */
+function checkKindChoice(spec: AttachSpec): AttachSpec {
+  if (spec.hostIf === NO_HOST_IF) checkDummy(spec);
+  const given = kindFlags(spec).filter(Boolean);
   if (given.length > 1) throw new UsageError(`${given.join(' and ')} choose different kinds of link; give one`);
   if (spec.mac && spec.ipvlanMode) throw new UsageError("an ipvlan has its parent's MAC; drop --mac or use a macvlan");
   return spec;

@@ -1,3 +1,38 @@
+/**
+ * The attachments table rebuilt with `kinds` as its link kinds, rows and ids kept. SQLite changes
+ * no CHECK in place: this is its documented procedure (migrate() runs it with foreign keys off and
+ * checks them before the commit; ports keep their attachment ids).
+ */
+const rebuildAttachments = (kinds: string[]) => `
+  CREATE TABLE attachments_new (
+    id           INTEGER PRIMARY KEY,
+    guest_kind   TEXT NOT NULL,
+    guest_id     TEXT NOT NULL,
+    guest_name   TEXT NOT NULL,
+    netns_path   TEXT NOT NULL,
+    ifname       TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN (${kinds.map((k) => `'${k}'`).join(', ')})),
+    host_if      TEXT NOT NULL,
+    host_link    TEXT UNIQUE,
+    mac          TEXT NOT NULL,
+    mtu          INTEGER NOT NULL,
+    spec         TEXT NOT NULL,
+    dhcp_pid     INTEGER,
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'ready')),
+    owner_pid    INTEGER NOT NULL,
+    created_at   TEXT NOT NULL,
+    netns_id     TEXT,
+    owner_start  TEXT,
+    UNIQUE (guest_kind, guest_id, ifname)
+  );
+  INSERT INTO attachments_new (id, guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec,
+                               dhcp_pid, state, owner_pid, created_at, netns_id, owner_start)
+    SELECT id, guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec,
+           dhcp_pid, state, owner_pid, created_at, netns_id, owner_start FROM attachments;
+  DROP TABLE attachments;
+  ALTER TABLE attachments_new RENAME TO attachments;
+`;
+
 /** Schema steps, applied in order; entry i takes the store from version i to i+1. Never edit one that shipped. */
 export const MIGRATIONS: string[] = [
   `
@@ -161,34 +196,8 @@ export const MIGRATIONS: string[] = [
   -- interface (vlan: its id, vlan_of: the NIC it is made on; bridge: that interface).
   -- SQLite changes no CHECK in place: both tables are rebuilt as its documented procedure has it
   -- (migrate() runs with foreign keys off and checks them before the commit; ports keep their ids).
-  CREATE TABLE attachments_new (
-    id           INTEGER PRIMARY KEY,
-    guest_kind   TEXT NOT NULL,
-    guest_id     TEXT NOT NULL,
-    guest_name   TEXT NOT NULL,
-    netns_path   TEXT NOT NULL,
-    ifname       TEXT NOT NULL,
-    kind         TEXT NOT NULL CHECK (kind IN ('veth', 'macvlan', 'ipvlan', 'vlan', 'phys')),
-    host_if      TEXT NOT NULL,
-    host_link    TEXT UNIQUE,
-    mac          TEXT NOT NULL,
-    mtu          INTEGER NOT NULL,
-    spec         TEXT NOT NULL,
-    dhcp_pid     INTEGER,
-    state        TEXT NOT NULL CHECK (state IN ('pending', 'ready')),
-    owner_pid    INTEGER NOT NULL,
-    created_at   TEXT NOT NULL,
-    netns_id     TEXT,
-    owner_start  TEXT,
-    UNIQUE (guest_kind, guest_id, ifname)
-  );
-  INSERT INTO attachments_new (id, guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec,
-                               dhcp_pid, state, owner_pid, created_at, netns_id, owner_start)
-    SELECT id, guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec,
-           dhcp_pid, state, owner_pid, created_at, netns_id, owner_start FROM attachments;
-  DROP TABLE attachments;
-  ALTER TABLE attachments_new RENAME TO attachments;
-    CREATE TABLE networks_new (
+  ${rebuildAttachments(['veth', 'macvlan', 'ipvlan', 'vlan', 'phys'])}
+  CREATE TABLE networks_new (
     name          TEXT PRIMARY KEY,
     bridge        TEXT NOT NULL UNIQUE,
     pool          TEXT NOT NULL,
@@ -211,5 +220,9 @@ export const MIGRATIONS: string[] = [
     SELECT name, bridge, pool, subnet, gateway, masquerade, isolated, created_at, kind, pool6, subnet6, gateway6, mtu, macvlan_mode, host_shim FROM networks;
   DROP TABLE networks;
   ALTER TABLE networks_new RENAME TO networks;
+  `,
+  `
+  -- One more link kind, dummy (no host side: host_if is 'none').
+  ${rebuildAttachments(['veth', 'macvlan', 'ipvlan', 'vlan', 'phys', 'dummy'])}
   `,
 ];

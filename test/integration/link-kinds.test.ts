@@ -1,12 +1,13 @@
 /**
- * ipvlan (l2, l3, l3s) and 802.1q VLAN guests against the real kernel: guests reach each other (a
- * VLAN guest only its own VLAN), detach leaves nothing, a failure mid-attach rolls back. A kernel
- * built without a kind refuses it: then the tests of that kind skip with the kernel's own words,
- * and the one-line error is what is tested. `npm run vm-test` runs this file in a VM with Debian's
- * stock kernel, which has both.
+ * ipvlan (l2, l3, l3s), 802.1q VLAN and dummy guests against the real kernel: guests reach each
+ * other (a VLAN guest only its own VLAN; a dummy's address through the guest's other interface),
+ * detach leaves nothing, a failure mid-attach rolls back. A kernel built without a kind refuses
+ * it: then the tests of that kind skip with the kernel's own words, and the one-line error is what
+ * is tested. `npm run vm-test` runs this file in a VM with Debian's stock kernel, which has all three.
  */
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import {
   cli,
@@ -28,12 +29,13 @@ import {
   uniq,
 } from '../helpers/host.js';
 
-type Kind = 'ipvlan' | 'vlan';
-const TYPE_ARGS: Record<Kind, string[]> = { ipvlan: ['ipvlan', 'mode', 'l2'], vlan: ['vlan', 'id', '2'] };
+type Kind = 'ipvlan' | 'vlan' | 'dummy';
+const TYPE_ARGS: Record<Exclude<Kind, 'dummy'>, string[]> = { ipvlan: ['ipvlan', 'mode', 'l2'], vlan: ['vlan', 'id', '2'] };
 
 /** Why this kernel cannot make `kind` links (its own words), or null when it can. */
 async function kernelRefusal(kind: Kind): Promise<string | null> {
   if (!isRoot) return ROOT_REASON;
+  if (kind === 'dummy') return dummyRefusal();
   const parent = uniq('k');
   await must('ip', ['link', 'add', parent, 'type', 'veth', 'peer', 'name', `${parent}x`]);
   try {
@@ -44,7 +46,18 @@ async function kernelRefusal(kind: Kind): Promise<string | null> {
   }
 }
 
-const refusal: Record<Kind, string | null> = { ipvlan: await kernelRefusal('ipvlan'), vlan: await kernelRefusal('vlan') };
+/** Asked without loading the module: its first load is pipewright's to make (see the dummy test). */
+async function dummyRefusal(): Promise<string | null> {
+  if (existsSync('/sys/module/dummy')) return null;
+  const found = await sh('modprobe', ['--dry-run', 'dummy']);
+  return found.exitCode === 0 ? null : `this kernel refuses dummy links: ${found.stderr.trim()}`;
+}
+
+const refusal: Record<Kind, string | null> = {
+  ipvlan: await kernelRefusal('ipvlan'),
+  vlan: await kernelRefusal('vlan'),
+  dummy: await kernelRefusal('dummy'),
+};
 const skipIf = (kind: Kind) => ({ skip: refusal[kind] ?? false });
 const json = async (dir: string, args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout);
 const linkOf = async (ns: string, ifname = 'eth0') => JSON.parse((await inNs(ns, ['ip', '-j', '-d', 'link', 'show', ifname])).stdout)[0];
@@ -124,21 +137,69 @@ t.test('vlan: the guest interface is VLAN <id> of the NIC, its frames tagged; on
   t.ok(await ping(c, '10.236.10.1'));
 });
 
-for (const kind of ['ipvlan', 'vlan'] as const) {
-  const flag = kind === 'ipvlan' ? ['--ipvlan', 'l2'] : ['--vlan', '30'];
+t.test(
+  "dummy: host interface none gives the guest a dummy holding a service address, reached through the guest's other interface; detach leaves nothing",
+  skipIf('dummy'),
+  async (t) => {
+    const dir = stateDir(t);
+    const [a, b] = [await netns(t), await netns(t)];
+    const parent = await nicPair(t, 'p');
+    const links = await hostLinks();
+    // a and b on one LAN (macvlans of one parent); b routes a's service address through a.
+    t.equal((await cli(dir, ['attach', parent, a, '10.244.0.2/24'])).exitCode, 0);
+    t.equal((await cli(dir, ['attach', parent, b, '10.244.0.3/24', '--route', '10.99.0.7/32@10.244.0.2'])).exitCode, 0);
+    // The first dummy of a boot loads the module, which would make a dummy0 on the host by itself.
+    t.comment(existsSync('/sys/module/dummy') ? 'the dummy module was loaded before' : 'the dummy module is loaded by this attach');
+    const r = await cli(dir, ['attach', 'none', a, '10.99.0.7/32', 'fd99::7/128', '-i', 'svc0', '--mtu', '9000', '--json']);
+    t.equal(r.exitCode, 0, r.stderr);
+    t.match(JSON.parse(r.stdout), { kind: 'dummy', hostInterface: 'none', hostLink: null, ifname: 'svc0', mtu: 9000 });
+    const link = await linkOf(a, 'svc0');
+    t.match(link, { mtu: 9000, linkinfo: { info_kind: 'dummy' } }, 'a dummy in the kernel, with its MTU');
+    t.ok(link.flags.includes('UP'), 'up');
+    const held = JSON.parse((await inNs(a, ['ip', '-j', 'address', 'show', 'svc0'])).stdout)[0].addr_info.map(
+      (x: { local: string; prefixlen: number }) => `${x.local}/${x.prefixlen}`,
+    );
+    t.same(held.filter((x: string) => !x.startsWith('fe80:')).sort(), ['10.99.0.7/32', 'fd99::7/128'], 'its addresses, on it');
+    t.same(await hostLinks(), links, 'nothing on the host: a dummy has no host side');
+    t.ok(await ping(b, '10.99.0.7'), "b reaches a's service address through a's eth0");
+    t.match(await json(dir, ['ls']), [{}, {}, { kind: 'dummy', status: 'ok' }], 'recorded, and the kernel agrees');
+    const again = await cli(dir, ['attach', 'none', a, '10.99.0.7/32', 'fd99::7/128', '-i', 'svc0', '--mtu', '9000', '--json']);
+    t.match(JSON.parse(again.stdout), { changed: false }, 'the same attach again changes nothing');
+
+    t.equal((await cli(dir, ['detach', a, '-i', 'svc0'])).exitCode, 0);
+    t.equal((await inNs(a, ['ip', 'link', 'show', 'svc0'])).exitCode, 1, 'gone from the guest');
+    t.notOk(await ping(b, '10.99.0.7'), 'and its address with it');
+    t.ok(await ping(b, '10.244.0.2'), "a's eth0 stays");
+    t.equal((await cli(dir, ['detach', a])).exitCode, 0);
+    t.equal((await cli(dir, ['detach', b])).exitCode, 0);
+    t.same(await hostLinks(), links, 'the host has the links it had');
+    t.same(await json(dir, ['ls']), [], 'nothing recorded');
+  },
+);
+
+/** attach's `<host-if>` and flags for a guest of `kind` (a dummy's host interface is none). */
+const attachTo = (kind: Kind, parent: string, vlanId: number) =>
+  ({ ipvlan: [parent, '--ipvlan', 'l2'], vlan: [parent, '--vlan', String(vlanId)], dummy: ['none'] })[kind];
+/** `attach <host-if> <guest> <address> [flags]` for a guest of `kind`. */
+const attachArgs = (kind: Kind, parent: string, guest: string, address: string, vlanId = 30) => {
+  const [hostIf, ...flags] = attachTo(kind, parent, vlanId);
+  return ['attach', hostIf!, guest, address, ...flags];
+};
+
+for (const kind of ['ipvlan', 'vlan', 'dummy'] as const) {
   t.test(`${kind}: a failure mid-attach rolls back everything, and the same attach then succeeds`, skipIf(kind), async (t) => {
     const dir = stateDir(t);
     const a = await netns(t);
     const parent = await nicPair(t, 'p');
     const links = await hostLinks();
     // The route's gateway is on no attached subnet: the kernel refuses it in the last step.
-    const r = await cli(dir, ['attach', parent, a, '10.237.0.2/24', ...flag, '--route', '10.99.0.0/16@10.250.0.1']);
+    const r = await cli(dir, [...attachArgs(kind, parent, a, '10.237.0.2/24'), '--route', '10.99.0.0/16@10.250.0.1']);
     t.equal(r.exitCode, 1);
     t.match(r.stderr, /^pipewright: configure eth0 in .* failed: /);
     t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'no interface left in the guest');
     t.same(await hostLinks(), links, 'no link left on the host');
     t.same(await json(dir, ['ls']), [], 'nothing recorded');
-    const ok = await cli(dir, ['attach', parent, a, '10.237.0.2/24', ...flag]);
+    const ok = await cli(dir, attachArgs(kind, parent, a, '10.237.0.2/24'));
     t.equal(ok.exitCode, 0, `nothing of the failed attach is in the way (a VLAN id is free again): ${ok.stderr}`);
   });
 
@@ -150,9 +211,9 @@ for (const kind of ['ipvlan', 'vlan'] as const) {
       const a = await netns(t);
       const parent = await nicPair(t, 'p');
       const links = await hostLinks();
-      const r = await cli(dir, ['attach', parent, a, '10.238.0.2/24', ...flag]);
+      const r = await cli(dir, attachArgs(kind, parent, a, '10.238.0.2/24'));
       t.equal(r.exitCode, 1);
-      const config = kind === 'ipvlan' ? 'CONFIG_IPVLAN' : 'CONFIG_VLAN_8021Q';
+      const config = { ipvlan: 'CONFIG_IPVLAN', vlan: 'CONFIG_VLAN_8021Q', dummy: 'CONFIG_DUMMY' }[kind];
       t.match(r.stderr, new RegExp(`^pipewright: .*this kernel cannot make ${kind} links \\(built without ${config}, or its module is missing\\)`));
       t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
       t.same(await hostLinks(), links);
@@ -164,9 +225,11 @@ for (const kind of ['ipvlan', 'vlan'] as const) {
 
 // A kernel before 6.15 looks a new link's name up in the caller's namespace: a child named like a
 // host interface (a guest's eth0 on a host with an eth0) was refused there. The VM's 6.1 has that.
-for (const kind of ['macvlan', 'ipvlan', 'vlan'] as const) {
+// (A dummy is made by a socket inside the guest, where the name is looked up on every kernel.)
+for (const kind of ['macvlan', 'ipvlan', 'vlan', 'dummy'] as const) {
   // One guest per VLAN id: the second guest's is another.
-  const flag = (n: number) => ({ macvlan: [], ipvlan: ['--ipvlan', 'l2'], vlan: ['--vlan', String(40 + n)] })[kind];
+  const args = (parent: string, guest: string, address: string, n: number) =>
+    kind === 'macvlan' ? ['attach', parent, guest, address] : attachArgs(kind, parent, guest, address, 40 + n);
   t.test(
     `${kind}: a guest interface may bear a host interface's name; a name the guest has is refused, nothing left`,
     kind === 'macvlan' ? {} : skipIf(kind),
@@ -175,12 +238,12 @@ for (const kind of ['macvlan', 'ipvlan', 'vlan'] as const) {
       const [a, b] = [await netns(t), await netns(t)];
       const parent = await nicPair(t, 'p');
       const links = await hostLinks();
-      const named = await cli(dir, ['attach', parent, a, '10.243.0.2/24', ...flag(0), '-i', parent]);
+      const named = await cli(dir, [...args(parent, a, '10.243.0.2/24', 0), '-i', parent]);
       t.equal(named.exitCode, 0, named.stderr);
       t.match(await linkOf(a, parent), { ifname: parent, linkinfo: { info_kind: kind } }, "the guest's interface has the host's name");
       t.same(await hostLinks(), links, 'the host keeps its own');
       await must('ip', ['-n', b, 'link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan1']);
-      const taken = await cli(dir, ['attach', parent, b, '10.243.0.3/24', ...flag(1), '-i', 'lan0']);
+      const taken = await cli(dir, [...args(parent, b, '10.243.0.3/24', 1), '-i', 'lan0']);
       t.equal(taken.exitCode, 1);
       t.match(taken.stderr, /^pipewright: .*already has an interface named lan0; choose another with -i$/);
       const left = JSON.parse((await inNs(b, ['ip', '-j', 'link', 'show'])).stdout).map((l: { ifname: string }) => l.ifname);
@@ -223,6 +286,39 @@ async function cniCall(conf: object, command: 'ADD' | 'DEL', containerId: string
   });
   return { code: r.exitCode, out: r.stdout ? JSON.parse(r.stdout) : null, raw: r.stdout + r.stderr };
 }
+
+t.test('CNI netconf: "dummy": true makes a dummy with the pool\'s address; DEL leaves nothing', skipIf('dummy'), async (t) => {
+  const dir = stateDir(t);
+  const a = await netns(t);
+  const links = await hostLinks();
+  const conf = { cniVersion: '1.0.0', name: uniq('net'), type: 'pipewright', dummy: true, subnet: '10.245.0.0/24', stateDir: dir };
+  const add = await cniCall(conf, 'ADD', 'dummy-a', a);
+  t.equal(add.code, 0, add.raw);
+  t.match(add.out, { interfaces: [{ name: 'eth0', sandbox: `/run/netns/${a}` }], ips: [{ address: /^10\.245\.0\.\d+\/24$/ }] });
+  t.equal(add.out.interfaces.length, 1, 'no host interface in the result');
+  t.match(await linkOf(a), { linkinfo: { info_kind: 'dummy' } });
+  t.equal((await cniCall(conf, 'DEL', 'dummy-a', a)).code, 0);
+  t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'gone from the container');
+  t.same(await hostLinks(), links);
+  t.same(await json(dir, ['ls']), []);
+  t.same(await json(dir, ['lease', 'ls']), [], 'no lease left');
+});
+
+t.test('CNI netconf: "dummy" beside "bridge" or "master" is refused, nothing made on the host', { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const dir = stateDir(t);
+  const a = await netns(t);
+  const links = await hostLinks();
+  for (const other of [{ bridge: uniq('b') }, { master: 'eth0' }]) {
+    const conf = { cniVersion: '1.0.0', name: uniq('net'), type: 'pipewright', dummy: true, ...other, subnet: '10.245.1.0/24', stateDir: dir };
+    const add = await cniCall(conf, 'ADD', 'dummy-b', a);
+    t.not(add.code, 0);
+    t.match(add.out, { code: 7, msg: /give one of "bridge" \(a bridge\), "master" .* or "dummy": true/ });
+  }
+  t.same(await hostLinks(), links, 'no bridge made');
+  t.same(await json(dir, ['pool', 'ls']), [], 'no pool made');
+  t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1);
+  t.same(await json(dir, ['ls']), []);
+});
 
 for (const kind of ['ipvlan', 'vlan'] as const) {
   t.test(`CNI netconf: "master" with "${kind === 'ipvlan' ? 'ipvlanMode' : 'vlan'}" makes ${kind} guests; DEL leaves nothing`, skipIf(kind), async (t) => {

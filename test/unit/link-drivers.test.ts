@@ -1,6 +1,7 @@
 /** Each link driver's kernel steps in iproute2's words (what --verbose prints), and the guest's configuration. */
 import t from 'tap';
 import { configureGuestWords } from '../../src/kernel/guest-config.js';
+import { dummy } from '../../src/kernel/links/dummy.js';
 import { ipvlan } from '../../src/kernel/links/ipvlan.js';
 import { macvlan } from '../../src/kernel/links/macvlan.js';
 import { phys } from '../../src/kernel/links/phys.js';
@@ -68,6 +69,26 @@ t.test('ipvlan and vlan: chosen by hand, on an Ethernet NIC only, in one spec ea
   t.throws(() => spec({ vlan: 5, directPhys: true }), /--direct-phys and --vlan/);
   t.throws(() => spec({ ipvlanMode: 'l2', macvlanMode: 'bridge' }), /--ipvlan and --macvlan-mode/);
   t.throws(() => spec({ ipvlanMode: 'l2', mac: '02:00:00:00:00:05' }), /an ipvlan has its parent's MAC; drop --mac/);
+});
+
+t.test('dummy: host interface none, made in the guest, no host side; what needs a host side is refused', async (t) => {
+  const spec = (extra: object) => checkAttachSpec({ hostIf: 'none', addresses: ['10.99.0.7/32'], ...extra });
+  const nic = { bridge: false, mtu: 9000, type: 1, mac: '02:00:00:00:00:09' };
+  t.equal(chooseDriver(spec({})).driver.kind, 'dummy', 'none gives a dummy, whatever the host has');
+  t.ok(dummy.serves(nic, spec({})) && !dummy.serves(nic, checkAttachSpec({ hostIf: 'eth1', addresses: ['10.0.0.2/24'] })));
+  t.same(dummy.plan(null, spec({})), { mtu: 1500, hostEnd: false });
+  t.same(dummy.describe({ ...plan, kind: 'dummy', hostIf: 'none', hostLink: null, mtu: 9000 }, '/run/netns/x'), [
+    words('link add name eth0 mtu 9000 address 02:00:00:00:00:01 type dummy'),
+  ]);
+  t.equal(dummy.check({ kind: 'dummy', hostIf: 'none', hostLink: null, ifname: 'eth0' }), null, 'nothing on the host to drift');
+  t.ok(spec({ mac: '02:00:00:00:00:05', mtu: '9000', ifname: 'svc0', routes: ['10.98.0.0/16'] }), 'its own MAC, MTU, name and routes');
+  t.throws(() => spec({ hostLink: 'vip0' }), /host interface none gives a dummy, which has no host side: drop -l\/--host-link, or attach to a bridge or NIC/);
+  t.throws(() => spec({ publish: ['8080:80'], hostShim: '10.0.0.9/24' }), /drop --host-shim, -p\/--publish,/);
+  t.throws(() => checkAttachSpec({ hostIf: 'none', addresses: ['dhcp'] }), /drop dhcp,/);
+  t.throws(() => spec({ vlan: 5 }), /drop --vlan,/);
+  t.throws(() => spec({ ipvlanMode: 'l2' }), /drop --ipvlan,/);
+  t.throws(() => spec({ directPhys: true }), /drop --direct-phys,/);
+  t.throws(() => spec({ macvlanMode: 'vepa' }), /drop --macvlan-mode,/);
 });
 
 t.test('drivers: which one serves a host interface, and the parts of the plan it decides', async (t) => {

@@ -135,38 +135,51 @@ t.test('many processes opening one fresh state dir at once all get the migrated 
   }
 });
 
-t.test('the upgrade to ipvlan and vlan kinds rebuilds attachments, keeping every row and its published ports', async (t) => {
-  const dir = t.testdir({});
-  const db = new Database(join(dir, 'pipewright.db'));
-  db.pragma('foreign_keys = ON');
-  db.exec(MIGRATIONS.slice(0, -1).join('\n'));
-  db.pragma(`user_version = ${MIGRATIONS.length - 1}`);
-  const spec = JSON.stringify(checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], publish: ['8080:80'] }));
-  const { lastInsertRowid } = db
-    .prepare(
-      `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec, state, owner_pid, created_at, netns_id)
+// Each rebuild of attachments for new link kinds: the version it starts from, the kinds it adds.
+const REBUILDS = [
+  { from: MIGRATIONS.length - 2, kinds: ['ipvlan', 'vlan'] as const },
+  { from: MIGRATIONS.length - 1, kinds: ['dummy'] as const },
+];
+for (const { from, kinds } of REBUILDS) {
+  t.test(`the upgrade to ${kinds.join(' and ')} kinds rebuilds attachments, keeping every row and its published ports`, async (t) => {
+    const dir = t.testdir({});
+    const db = new Database(join(dir, 'pipewright.db'));
+    db.pragma('foreign_keys = ON');
+    db.exec(MIGRATIONS.slice(0, from).join('\n'));
+    db.pragma(`user_version = ${from}`);
+    const spec = JSON.stringify(checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], publish: ['8080:80'] }));
+    const { lastInsertRowid } = db
+      .prepare(
+        `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec, state, owner_pid, created_at, netns_id)
       VALUES ('netns', 'blue', 'blue', '/run/netns/blue', 'eth0', 'veth', 'br0', 'pw00000000', '02:00:00:00:00:01', 1500, ?, 'ready', 1, 'now', '4:4026')`,
-    )
-    .run(spec);
-  db.prepare(
-    `INSERT INTO ports (attachment_id, guest_name, proto, host_ip, host_port, host_port_end, ctr_ip, ctr_subnet, ctr_port, bridge)
+      )
+      .run(spec);
+    db.prepare(
+      `INSERT INTO ports (attachment_id, guest_name, proto, host_ip, host_port, host_port_end, ctr_ip, ctr_subnet, ctr_port, bridge)
     VALUES (?, 'blue', 'tcp', '0.0.0.0', 8080, 8080, '10.0.0.2', '10.0.0.0/24', 80, 'br0')`,
-  ).run(lastInsertRowid);
-  t.throws(() => db.prepare(`UPDATE attachments SET kind = 'ipvlan'`).run(), /CHECK constraint failed/, 'the old schema refuses the new kinds');
-  db.close();
-  const store = Store.open(dir);
-  t.teardown(() => store.close());
-  const rec = findAttachment(store, 'netns', 'blue', 'eth0')!;
-  t.match(rec, { id: Number(lastInsertRowid), kind: 'veth', hostLink: 'pw00000000', netnsId: '4:4026' }, 'the row came through whole');
-  t.same(
-    store.db.prepare('SELECT attachment_id, host_port FROM ports').all(),
-    [{ attachment_id: Number(lastInsertRowid), host_port: 8080 }],
-    'its port was not cascaded away',
-  );
-  t.equal(store.db.pragma('foreign_keys', { simple: true }), 1, 'foreign keys are on again');
-  t.same(store.db.pragma('foreign_key_check'), []);
-  for (const kind of ['ipvlan', 'vlan'] as const) {
-    const id = insertPending(store, { ...rec, kind, hostLink: null, guestId: kind, spec: checkAttachSpec({ hostIf: 'eth1', addresses: ['10.0.0.3/24'] }) });
-    t.ok(id > 0, `a ${kind} record is taken`);
-  }
-});
+    ).run(lastInsertRowid);
+    t.throws(() => db.prepare(`UPDATE attachments SET kind = ?`).run(kinds[0]), /CHECK constraint failed/, 'the old schema refuses the new kinds');
+    db.close();
+    const store = Store.open(dir);
+    t.teardown(() => store.close());
+    const rec = findAttachment(store, 'netns', 'blue', 'eth0')!;
+    t.match(rec, { id: Number(lastInsertRowid), kind: 'veth', hostLink: 'pw00000000', netnsId: '4:4026' }, 'the row came through whole');
+    t.same(
+      store.db.prepare('SELECT attachment_id, host_port FROM ports').all(),
+      [{ attachment_id: Number(lastInsertRowid), host_port: 8080 }],
+      'its port was not cascaded away',
+    );
+    t.equal(store.db.pragma('foreign_keys', { simple: true }), 1, 'foreign keys are on again');
+    t.same(store.db.pragma('foreign_key_check'), []);
+    for (const kind of kinds) {
+      const id = insertPending(store, {
+        ...rec,
+        kind,
+        hostLink: null,
+        guestId: kind,
+        spec: checkAttachSpec({ hostIf: kind === 'dummy' ? 'none' : 'eth1', addresses: ['10.0.0.3/24'] }),
+      });
+      t.ok(id > 0, `a ${kind} record is taken`);
+    }
+  });
+}

@@ -1,6 +1,6 @@
 /**
  * The small form of the VM harness (CI runs it): one guest with Debian's stock kernel runs the
- * link-kind tests this host's kernel skips (ipvlan, 802.1q VLAN), and none of them may skip there
+ * link-kind tests this host's kernel skips (ipvlan, 802.1q VLAN, dummy), and none of them may skip there
  * for want of a kind; dockerd runs in the guest for the Docker network ones. (macvlan, veth and
  * the rest run on the host itself.)
  */
@@ -10,7 +10,7 @@ import { testTimes } from './tap-output.js';
 
 const FILES = ['test/integration/link-kinds.test.ts'];
 
-t.test('link drivers in a VM with a stock kernel: ipvlan l2/l3/l3s, 802.1q VLAN', async (t) => {
+t.test('link drivers in a VM with a stock kernel: ipvlan l2/l3/l3s, 802.1q VLAN, dummy', async (t) => {
   const started = Date.now();
   const vm = await Vm.boot({ name: 'pw-drivers' });
   t.teardown(() => vm.stop());
@@ -39,5 +39,6 @@ t.test('link drivers in a VM with a stock kernel: ipvlan l2/l3/l3s, 802.1q VLAN'
   t.notMatch(r.output, /# SKIP this kernel refuses/, 'no test skipped for a kind the kernel lacks');
   t.match(r.output, /ok \d+ - ipvlan l3s: two guests/, 'the ipvlan tests ran');
   t.match(r.output, /ok \d+ - vlan: the guest interface is VLAN <id> of the NIC/, 'the VLAN test ran');
+  t.match(r.output, /ok \d+ - dummy: host interface none gives the guest a dummy/, 'the dummy test ran');
   t.notMatch(r.output, /# SKIP needs a running Docker engine/, 'the Docker network tests ran');
 });

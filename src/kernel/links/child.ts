@@ -8,13 +8,13 @@ import { PipewrightError } from '../../util/errors.js';
 import type { StepLog } from '../../util/log.js';
 import { deleteLinkWords, logAsIp, type IpWords } from '../ip-words.js';
 import { ifla } from '../netlink/attrs.js';
-import { errno } from '../netlink/errno.js';
 import { childTempName } from '../../model/host-names.js';
 import { deleteHostLink, delLink, hostIndex, indexIn, newLink, setLink } from '../netlink/rtnl.js';
 import { hostSocket, withNetnsFd, withNetnsSocket } from '../netlink/sockets.js';
 import { ARPHRD_ETHER, hostLinkExists, type HostLinkInfo } from '../sysfs.js';
 import type { LinkRef } from './driver.js';
-import { removeInGuest } from './in-guest.js';
+import { deleteInGuest, removeInGuest } from './in-guest.js';
+import { unlessKernelLacks } from './kernel-lacks.js';
 
 export interface ChildType {
   /** `type ...` in iproute2's words. */
@@ -57,11 +57,7 @@ export async function createChild(plan: AttachmentPlan, netnsPath: string, type:
   const mac = type.ownMac ? [ifla.address(plan.mac)] : [];
   await withNetnsFd(netnsPath, (fd) =>
     newLink(hostSocket(), temp, [ifla.ifname(temp), ifla.mtu(plan.mtu), ...mac, ifla.link(hostIndex(plan.hostIf)), ifla.netnsFd(fd), type.info]),
-  ).catch((err: unknown) => {
-    // errno 95, which Node names ENOTSUP: "Unknown device type", a kind this kernel has not.
-    if (!['ENOTSUP', 'EOPNOTSUPP'].includes(errno(err) ?? '')) throw err;
-    throw new PipewrightError(`this kernel cannot make ${plan.kind} links (built without ${type.config}, or its module is missing): ${(err as Error).message}`);
-  });
+  ).catch(unlessKernelLacks(plan.kind, type.config));
   await withNetnsSocket(netnsPath, async (sock) => {
     logAsIp(log, [['link', 'set', 'dev', temp, 'name', plan.ifname]], netnsPath);
     const index = await indexIn(sock, temp);
@@ -78,7 +74,7 @@ export async function removeChild(link: LinkRef, netnsPath: string | null, log?:
     logAsIp(log, [deleteLinkWords(link.hostLink)]);
     await deleteHostLink(link.hostLink);
   }
-  await removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock) => delLink(sock, link.ifname), log);
+  await deleteInGuest(link, netnsPath, log);
   // One a kill left between its making and its renaming.
   await removeInGuest({ ...link, ifname: childTempName(link.ifname) }, netnsPath, [], (sock) => delLink(sock, childTempName(link.ifname)));
 }

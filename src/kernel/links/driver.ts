@@ -1,5 +1,5 @@
 /**
- * A link driver makes one kind of guest interface (veth, macvlan, ipvlan, vlan, phys: one file
+ * A link driver makes one kind of guest interface (veth, macvlan, ipvlan, vlan, phys, dummy: one file
  * each beside this one). The operations above never switch on the kind: they ask the
  * driver that serves the host interface to plan, create, remove, check and describe the link.
  */

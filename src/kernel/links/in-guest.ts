@@ -1,9 +1,9 @@
-/** Removing a link that lives inside a guest (a macvlan, a moved NIC): found by name there, if still there. */
+/** Removing a link that lives inside a guest (a macvlan, a dummy, a moved NIC): found by name there, if still there. */
 import { existsSync } from 'node:fs';
 import type { StepLog } from '../../util/log.js';
-import { logAsIp, type IpWords } from '../ip-words.js';
+import { deleteLinkWords, logAsIp, type IpWords } from '../ip-words.js';
 import { errno } from '../netlink/errno.js';
-import { indexIn } from '../netlink/rtnl.js';
+import { delLink, indexIn } from '../netlink/rtnl.js';
 import { withNetnsSocket, type RtSocket } from '../netlink/sockets.js';
 import type { LinkRef } from './driver.js';
 
@@ -27,4 +27,9 @@ export async function removeInGuest(
     // gone, or left behind unmounted, which setns refuses with EINVAL): its links went with it.
     if (!['ENOENT', 'EINVAL'].includes(errno(err) ?? '')) throw err;
   });
+}
+
+/** Deletes the guest's link of that name, if the guest and the link are still there. */
+export function deleteInGuest(link: LinkRef, netnsPath: string | null, log?: StepLog): Promise<void> {
+  return removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock) => delLink(sock, link.ifname), log);
 }

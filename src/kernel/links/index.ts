@@ -3,6 +3,7 @@ import type { AttachSpec, LinkKind } from '../../model/attachment.js';
 import { PipewrightError } from '../../util/errors.js';
 import { hostLinkInfo, type HostLinkInfo } from '../sysfs.js';
 import type { LinkDriver } from './driver.js';
+import { dummy } from './dummy.js';
 import { ipvlan } from './ipvlan.js';
 import { macvlan } from './macvlan.js';
 import { phys } from './phys.js';
@@ -11,8 +12,8 @@ import { vlan } from './vlan.js';
 
 export type { LinkDriver, LinkRef } from './driver.js';
 
-/** In the order they are asked: a kind chosen by hand (a move, a VLAN, an ipvlan) first, then by what the host interface is. */
-const DRIVERS: LinkDriver[] = [phys, vlan, ipvlan, veth, macvlan];
+/** In the order they are asked: a kind chosen by hand (no host side, a move, a VLAN, an ipvlan) first, then by what the host interface is. */
+const DRIVERS: LinkDriver[] = [dummy, phys, vlan, ipvlan, veth, macvlan];
 
 export function driverFor(kind: LinkKind): LinkDriver {
   return DRIVERS.find((d) => d.kind === kind)!;
