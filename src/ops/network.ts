@@ -11,12 +11,13 @@ import { removeHostAddress, setHostAddress } from '../kernel/addresses.js';
 import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
 import { changeFirewallIn } from '../firewall/sync.js';
 import { contains, parseIpConfig, type IpConfig } from '../model/address.js';
+import { NO_HOST_IF } from '../model/attachment.js';
 import { shimName, vlanInterfaceName } from '../model/host-names.js';
 import { checkIfname, checkMtu, checkObjectName, checkVlanId, type MacvlanMode } from '../model/validate.js';
 import * as records from '../store/attachments.js';
 import { withLock } from '../store/lock.js';
 import { deleteNetwork, findNetwork, insertNetwork, type NetworkKind, type NetworkRecord } from '../store/networks.js';
-import { PipewrightError } from '../util/errors.js';
+import { PipewrightError, UsageError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
 import { namedStep } from '../util/faults.js';
 import type { CoreContext } from './context.js';
@@ -71,6 +72,7 @@ export function checkNetworkRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig
   const kind = req.kind ?? 'bridge';
   checkObjectName(req.name, 'network name');
   checkIfname(req.bridge, kind === 'macvlan' ? 'parent' : 'bridge');
+  if (req.bridge === NO_HOST_IF) throw new UsageError(`${NO_HOST_IF} is attach's word for a dummy (no host interface); name the bridge or parent otherwise`);
   if (req.mtu !== undefined) checkMtu(req.mtu);
   if (kind === 'bridge' && (req.macvlanMode || req.hostShim || req.vlan !== undefined)) {
     throw new PipewrightError('a macvlan mode, a host shim and a VLAN are for macvlan networks (give a parent)');

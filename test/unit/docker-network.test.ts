@@ -38,6 +38,8 @@ t.test('CreateNetwork refuses what it cannot make, and changes nothing', async (
   await t.rejects(opts({ parent: 'nosuch0.4095' }), /VLAN id "4095"/, "Docker's spelling parent=<nic>.<id> is read as a VLAN");
   await t.rejects(opts({ parent: 'nosuch0', vlan: '10' }), /parent nosuch0 must be an existing Ethernet interface \(not a bridge\) for a macvlan network/);
   await t.rejects(opts({ parent: 'nosuch0' }), /parent nosuch0 must be an existing Ethernet interface \(not a bridge\) for a macvlan network/);
+  await t.rejects(opts({ bridge: 'none' }), /none is attach's word for a dummy \(no host interface\); name the bridge or parent otherwise/);
+  await t.rejects(opts({ parent: 'none' }), /none is attach's word for a dummy/);
   await t.rejects(opts({ parent: 'eth0', macvlan_mode: 'loud' }), /macvlan mode "loud" must be one of bridge, private, vepa, passthru/);
   await t.rejects(opts({ mtu: '9k' }), /MTU "9k" must be a whole number from 68 to 65535/);
   await t.rejects(opts({ parent: '../x' }), /parent/);
