@@ -2,14 +2,16 @@
  * pipework's command lines, parsed into what pipewright does with them. Pure: no host access, so
  * every accepted and refused form is unit-tested.
  *
- *   pipework [--direct-phys] <hostif|mac:<mac>> [-i cif] [-l lif] [-a 4|6] <guest> <ip/len[@gw]|dhcp> [<mac>|U:<text>]
+ *   pipework [--direct-phys] <hostif|mac:<mac>> [-i cif] [-l lif] [-a 4|6] <guest> <ip/len[@gw]|dhcp> [<mac>|U:<text>][@<vlan>]
  *   pipework route|rule|tc <guest> <args...>
  */
 import { UsageError } from '../util/errors.js';
 import type { AttachInput } from '../model/attachment.js';
+import { checkVlanId } from '../model/validate.js';
 
 export type PipeworkCommand =
-  | { type: 'attach'; guest: string; text: AttachInput; hostMac?: string; family?: 4 | 6 }
+  /** vlan: pipework's @<vlan>, a macvlan of the host interface's VLAN interface <hostif>.<vlan>. */
+  | { type: 'attach'; guest: string; text: AttachInput; hostMac?: string; family?: 4 | 6; vlan?: number }
   | { type: 'ns'; tool: 'route' | 'rule' | 'tc'; guest: string; args: string[] };
 
 /** Forms of pipework that pipewright does not do, with the reason given to the user. */
@@ -48,9 +50,8 @@ export function parsePipework(argv: string[]): PipeworkCommand {
   const [guest, address, macArg, ...extra] = rest.slice(i);
   if (!guest || !address) throw new UsageError('pipework: give <guest> and <ipaddr>/<subnet>[@gateway] (or dhcp)');
   if (extra.length) throw new UsageError(`pipework: unexpected arguments: ${extra.join(' ')}`);
-  const [mac, vlan] = (macArg ?? '').split('@');
-  if (vlan !== undefined)
-    throw new UsageError('pipework: VLAN tags (@vlan) need 802.1q support, which pipewright does not drive yet; tag on the switch side or use a bridge');
+  const [mac, vlanText] = (macArg ?? '').split('@');
+  const vlan = vlanText === undefined ? undefined : checkVlanId(vlanText);
   const dhcp = address === 'dhcp' || address.startsWith('dhcp:');
   if (address.startsWith('dhcp:')) throw new UsageError('pipework: dhcp:<client options> is not supported; pipewright runs udhcpc itself (plain dhcp)');
   if (!dhcp && opts.family && !matchesFamily(address, opts.family)) {
@@ -62,6 +63,7 @@ export function parsePipework(argv: string[]): PipeworkCommand {
     guest,
     hostMac,
     family: opts.family,
+    vlan,
     text: {
       hostIf: hostMac ? '' : first,
       addresses: [address],

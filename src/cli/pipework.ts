@@ -14,7 +14,8 @@ export async function runPipework(argv: string[], opts: GlobalOptions): Promise<
     return;
   }
   const { checkAttachSpec } = await import('../model/attachment.js');
-  const spec = checkAttachSpec({ ...cmd.text, hostIf: cmd.hostMac ? await interfaceByMac(cmd.hostMac) : cmd.text.hostIf });
+  const hostIf = cmd.hostMac ? await interfaceByMac(cmd.hostMac) : cmd.text.hostIf;
+  const spec = checkAttachSpec({ ...cmd.text, hostIf: cmd.vlan ? await vlanParent(hostIf, cmd.vlan, cmd.text.directPhys) : hostIf });
   const { resolveGuest } = await import('../runtime/guest.js');
   const guest = await resolveGuest(cmd.guest, dockerSocket());
   const { attach } = await import('../ops/attach.js');
@@ -31,6 +32,21 @@ async function interfaceByMac(mac: string): Promise<string> {
   const link = (await readLinks(undefined)).find((l) => l.mac === wanted);
   if (!link) throw new PipewrightError(`no host interface has MAC ${wanted} (see 'ip link')`);
   return link.ifname;
+}
+
+/**
+ * pipework's @<vlan>: a macvlan of the NIC's VLAN interface <nic>.<vlan>, made if missing (and,
+ * unlike pipework, removed with its last guest). A Linux bridge takes no VLAN, as in pipework.
+ */
+async function vlanParent(nic: string, vlan: number, directPhys?: boolean): Promise<string> {
+  const { UsageError } = await import('../util/errors.js');
+  const { hostLinkInfo } = await import('../kernel/sysfs.js');
+  const { isNic } = await import('../kernel/links/child.js');
+  const { vlanInterfaceName } = await import('../model/host-names.js');
+  if (directPhys) throw new UsageError('pipework: --direct-phys moves the NIC itself; it takes no @vlan');
+  if (!isNic(hostLinkInfo(nic)))
+    throw new UsageError(`pipework: @${vlan} needs a physical interface; ${nic} is not one (VLANs on a Linux bridge are not supported, as in pipework)`);
+  return vlanInterfaceName(nic, vlan);
 }
 
 async function runTc(guestSpec: string, args: string[], opts: GlobalOptions): Promise<void> {
@@ -54,6 +70,7 @@ export function register(program: Command): void {
 Examples:
   pipewright pipework br1 web 192.168.1.5/24@192.168.1.1
   pipewright pipework eth2 -i eth1 web 10.0.0.5/24 26:2e:71:98:60:8f
+  pipewright pipework eth2 web 10.0.10.5/24 @10          a macvlan of eth2.10 (VLAN 10, made if missing)
   pipewright pipework br1 -l vethweb web dhcp
   pipewright pipework route web add 10.0.0.0/8 via 192.168.1.254`,
     )

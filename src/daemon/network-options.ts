@@ -7,6 +7,7 @@
  *                    such interface exists: the links hang off that VLAN interface, made when missing
  */
 import { hostLinkExists } from '../kernel/sysfs.js';
+import { splitVlanName } from '../model/host-names.js';
 import { checkMacvlanMode, checkMtu, checkVlanId } from '../model/validate.js';
 import type { NetworkRequest } from '../ops/network.js';
 import { PipewrightError } from '../util/errors.js';
@@ -22,9 +23,8 @@ export type NetworkOptions = Pick<NetworkRequest, 'kind' | 'bridge' | 'masquerad
 function parentAndVlan(opts: Record<string, unknown>): Pick<NetworkOptions, 'bridge' | 'vlan'> {
   const parent = str(opts.parent);
   if (opts.vlan !== undefined) return { bridge: parent, vlan: checkVlanId(str(opts.vlan)) };
-  const dotted = /^(.+)\.(\d+)$/.exec(parent);
-  if (dotted && !hostLinkExists(parent)) return { bridge: dotted[1]!, vlan: checkVlanId(dotted[2]!) };
-  return { bridge: parent };
+  const dotted = hostLinkExists(parent) ? null : splitVlanName(parent);
+  return dotted ? { bridge: dotted.nic, vlan: checkVlanId(dotted.id) } : { bridge: parent };
 }
 
 /** The -o options of `docker network create`: a bridge network's, or with parent= a macvlan network's. */

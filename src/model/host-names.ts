@@ -26,6 +26,12 @@ export function vlanInterfaceName(nic: string, id: number): string {
   return checkIfname(`${nic}.${id}`, `VLAN interface of ${nic} (<nic>.<id>)`);
 }
 
+/** The NIC and VLAN id (unchecked) a `<nic>.<id>` name spells, as Docker's parent=eth1.10; else null. */
+export function splitVlanName(name: string): { nic: string; id: string } | null {
+  const dotted = /^(.+)\.(\d+)$/.exec(name);
+  return dotted ? { nic: dotted[1]!, id: dotted[2]! } : null;
+}
+
 /** The host's own macvlan on a parent ("shim"), shared by every guest on that parent. */
 export function shimName(parent: string): string {
   return `pws${createHash('sha1').update(parent).digest('hex').slice(0, 8)}`;

@@ -18,14 +18,15 @@ import { PipewrightError } from '../util/errors.js';
 import type { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
 import { restoreNetworkLinks } from './network.js';
-import { ensureBridge } from './shared-links.js';
+import { ensureBridge, ensureParentVlan } from './shared-links.js';
 
-/** Bridge if missing, the link born in the guest, then addresses, up, routes. */
+/** Bridge (or parent VLAN interface) if missing, the link born in the guest, then addresses, up, routes. */
 export async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, driver: LinkDriver, plan: AttachmentPlan): Promise<void> {
   // A network's bridge (or shim) comes back whole, its gateways on it; another bridge is made bare.
   const net = findNetwork(ctx.store, plan.hostIf);
   if (net?.bridge === plan.hostIf) await restoreNetworkLinks(ctx, net);
   else if (driver.onBridge) await ensureBridge(ctx, undo, plan.hostIf);
+  else await ensureParentVlan(ctx, undo, plan.hostIf);
   await undo.step(
     `create ${plan.kind} ${plan.ifname} in ${guest.name}`,
     async () => {

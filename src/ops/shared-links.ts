@@ -1,6 +1,6 @@
 /**
  * Host links guests share and pipewright makes when missing: bridges, macvlan shims, and the VLAN
- * interfaces networks on a VLAN hang their links off. Each is
+ * interfaces networks on a VLAN (and guests on a `<nic>.<id>` parent) hang their links off. Each is
  * remembered as pipewright's own when created, so it goes, and only it goes, when nothing needs it
  * any more; a bridge the user made stays. Whether one exists, is made, or is still used is decided
  * under the host's `links` lock, by one pipewright process at a time: twenty attaches to a new
@@ -11,7 +11,7 @@ import { bridgeHasPorts, createBridge } from '../kernel/bridge.js';
 import { deleteLinkWords, logAsIp } from '../kernel/ip-words.js';
 import type { LinkDriver } from '../kernel/links/index.js';
 import { createShim } from '../kernel/links/macvlan.js';
-import { createHostVlan } from '../kernel/links/vlan.js';
+import { createHostVlan, hostVlanToBe } from '../kernel/links/vlan.js';
 import { errno } from '../kernel/netlink/errno.js';
 import { deleteHostLink } from '../kernel/netlink/rtnl.js';
 import { hostLinkExists } from '../kernel/sysfs.js';
@@ -66,6 +66,12 @@ export async function ensureVlanInterface(ctx: CoreContext, undo: UndoStack, nic
   if (made) undo.push(`create VLAN interface ${name}`, () => releaseVlanInterface(ctx, name));
 }
 
+/** A guest's parent spelled `<nic>.<id>` and missing: that NIC's VLAN interface, made (again, after a reboot). */
+export async function ensureParentVlan(ctx: CoreContext, undo: UndoStack, parent: string): Promise<void> {
+  const toBe = hostLinkExists(parent) ? null : hostVlanToBe(parent);
+  if (toBe) await ensureVlanInterface(ctx, undo, toBe.nic, toBe.id);
+}
+
 /** A VLAN interface pipewright made, once no network is on it and no guest. */
 export function releaseVlanInterface(ctx: CoreContext, name: string): Promise<boolean> {
   return removeIfUnused(ctx, name, () => findNetwork(ctx.store, name) !== null || records.othersOnHostIf(ctx.store, name) > 0);
@@ -99,8 +105,9 @@ export function releaseShim(ctx: CoreContext, parent: string): Promise<boolean> 
   return removeIfUnused(ctx, shimName(parent), () => shimInUse(ctx, parent));
 }
 
-/** After a guest left: its bridge (if pipewright made it and nothing else uses it), or its parent's shim. */
+/** After a guest left: its bridge (if pipewright made it and nothing else uses it), its parent's shim, a VLAN interface made for it. */
 export async function releaseSharedLinks(ctx: CoreContext, driver: LinkDriver, rec: AttachmentRecord): Promise<void> {
   if (driver.onBridge) await releaseBridge(ctx, rec.hostIf);
   if (driver.takesShim) await releaseShim(ctx, rec.hostIf);
+  if (!driver.onBridge && records.createdHostLink(ctx.store, rec.hostIf)) await releaseVlanInterface(ctx, rec.hostIf);
 }

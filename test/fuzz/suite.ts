@@ -112,6 +112,19 @@ function generators(f: Fixture): (() => Input)[] {
     () => attach(['--host-shim', badCidr()], f.nic),
     () => attach(['--host-shim', '10.253.1.1/24'], f.bridge),
     () => attach([], f.bridge, pick(['pool:', 'pool:no-such', `pool:${badName()}`, 'dhcp', 'dhcp dhcp'])),
+    () => attach([], `${f.nic}.${pick(['0', '4095', '70000'])}`),
+    () =>
+      attach(
+        pick([
+          ['-p', '8080:80'],
+          ['--host-shim', '10.253.1.1/24'],
+          ['--vlan', '5'],
+          ['-l', 'fzl'],
+        ]),
+        'none',
+      ),
+    () => attach([], 'none', 'dhcp'),
+    () => ({ args: ['network', 'create', 'fzn', '--bridge', 'none', '--pool', 'fz'] }),
     () => ({ args: ['attach', f.bridge, f.guest, 'dhcp', '10.253.0.9/24'] }),
     () => ({ args: ['detach', badGuest()] }),
     () => ({ args: ['inspect', badGuest()] }),
@@ -178,6 +191,8 @@ function generators(f: Fixture): (() => Input)[] {
         [f.bridge, f.guest, '10.253.0.9/24', badMac()],
         [`${f.nic}`, f.guest, '10.253.0.9/24@5'],
         [badName(), f.guest, '10.253.0.9/24'],
+        [f.bridge, f.guest, '10.253.0.9/24', '@70'],
+        [f.nic, f.guest, '10.253.0.9/24', pick(['@0', '@4095', '02:00:00:00:00:01@x', '@'])],
       ]),
     }),
     () => {

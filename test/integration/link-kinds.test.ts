@@ -20,6 +20,7 @@ import {
   netns,
   nicPair,
   ping,
+  removeLinkAtEnd,
   RUN,
   ROOT_REASON,
   sh,
@@ -253,6 +254,76 @@ for (const kind of ['macvlan', 'ipvlan', 'vlan', 'dummy'] as const) {
     },
   );
 }
+
+t.test(
+  "macvlan on a NIC's VLAN: attach <nic>.<id> (Docker's spelling) and pipework's @<id> make the VLAN interface, shared, made again when lost; gone with its last guest",
+  skipIf('vlan'),
+  async (t) => {
+    const dir = stateDir(t);
+    const [a, b] = [await netns(t), await netns(t)];
+    const parent = await nicPair(t, 'p');
+    const sw = await switchPort(t, parent);
+    await vlanOnSwitch(sw, parent, 70, '10.246.0.1/24');
+    const links = await hostLinks();
+    const vlanIf = `${parent}.70`;
+    const ra = await cli(dir, ['attach', vlanIf, a, '10.246.0.2/24', '--json']);
+    t.equal(ra.exitCode, 0, ra.stderr);
+    t.match(JSON.parse(ra.stdout), { kind: 'macvlan', hostInterface: vlanIf });
+    const made = async () => JSON.parse(await must('ip', ['-j', '-d', 'link', 'show', vlanIf]))[0];
+    t.match(await made(), { linkinfo: { info_kind: 'vlan', info_data: { id: 70 } } }, 'the VLAN interface is made');
+    t.ok(await ping(a, '10.246.0.1'), "the switch's VLAN 70 answers the guest");
+    const rb = await cli(dir, ['pipework', parent, b, '10.246.0.3/24', '02:aa:00:00:46:03@70']);
+    t.equal(rb.exitCode, 0, rb.stderr);
+    t.match(await linkOf(b, 'eth1'), { address: '02:aa:00:00:46:03', linkinfo: { info_kind: 'macvlan' } }, "pipework's eth1, its MAC");
+    t.ok(await ping(b, '10.246.0.1'), 'pipework @70: on VLAN 70 too');
+    t.ok(await ping(b, '10.246.0.2'), 'the two guests share it');
+
+    // A reboot takes the VLAN interface (and the guests' macvlans with it); the same attach makes both again.
+    await must('ip', ['link', 'del', vlanIf]);
+    t.match(await json(dir, ['ls']), [{ status: /^(?!ok$)/ }, {}], 'the loss shows');
+    t.equal((await cli(dir, ['attach', vlanIf, a, '10.246.0.2/24'])).exitCode, 0);
+    t.match(await made(), { linkinfo: { info_data: { id: 70 } } }, 'made again');
+    t.ok(await ping(a, '10.246.0.1'), 'the guest is back on VLAN 70');
+
+    t.equal((await cli(dir, ['detach', a])).exitCode, 0);
+    t.ok(await made(), 'still there: b was on it when a left');
+    t.equal((await cli(dir, ['detach', b])).exitCode, 0);
+    t.same(await hostLinks(), links, 'the VLAN interface went with its last guest');
+    t.same(await json(dir, ['ls']), []);
+  },
+);
+
+t.test(
+  "attach <nic>.<id> on a kernel without 802.1q: one line, and no bridge of that name made; pipework's @<id> wants a NIC",
+  { skip: !isRoot && ROOT_REASON },
+  async (t) => {
+    const dir = stateDir(t);
+    const a = await netns(t);
+    const parent = await nicPair(t, 'p');
+    removeLinkAtEnd(t, `${parent}.71`);
+    const br = uniq('b');
+    await must('ip', ['link', 'add', br, 'type', 'bridge']);
+    removeLinkAtEnd(t, br);
+    const links = await hostLinks();
+    const onBridge = await cli(dir, ['pipework', br, a, '10.246.1.2/24', '@71']);
+    t.equal(onBridge.exitCode, 2);
+    t.match(
+      onBridge.stderr,
+      /^pipewright: pipework: @71 needs a physical interface; \S+ is not one \(VLANs on a Linux bridge are not supported, as in pipework\)$/,
+    );
+    const badId = await cli(dir, ['attach', `${parent}.5000`, a, '10.246.1.2/24']);
+    t.match(badId.stderr, /^pipewright: VLAN id "5000" must be a whole number from 1 to 4094$/, 'a NIC with a dot and a number past 4094: not a bridge');
+    if (refusal.vlan !== null) {
+      const r = await cli(dir, ['attach', `${parent}.71`, a, '10.246.1.2/24']);
+      t.equal(r.exitCode, 1);
+      t.match(r.stderr, /^pipewright: .*this kernel cannot make vlan links \(built without CONFIG_VLAN_8021Q, or its module is missing\)/);
+      t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    }
+    t.same(await hostLinks(), links, 'no bridge (nor anything) made');
+    t.equal((await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode, 1);
+    t.same(await json(dir, ['ls']), []);
+  },
+);
 
 t.test('gc removes a VLAN interface pipewright made that no network has any more (network rm killed between its steps)', skipIf('vlan'), async (t) => {
   const dir = stateDir(t);

@@ -40,5 +40,6 @@ t.test('link drivers in a VM with a stock kernel: ipvlan l2/l3/l3s, 802.1q VLAN,
   t.match(r.output, /ok \d+ - ipvlan l3s: two guests/, 'the ipvlan tests ran');
   t.match(r.output, /ok \d+ - vlan: the guest interface is VLAN <id> of the NIC/, 'the VLAN test ran');
   t.match(r.output, /ok \d+ - dummy: host interface none gives the guest a dummy/, 'the dummy test ran');
+  t.match(r.output, /ok \d+ - macvlan on a NIC's VLAN: attach <nic>\.<id>/, 'the VLAN parent test ran');
   t.notMatch(r.output, /# SKIP needs a running Docker engine/, 'the Docker network tests ran');
 });

@@ -8,7 +8,7 @@ import { ipvlan } from './ipvlan.js';
 import { macvlan } from './macvlan.js';
 import { phys } from './phys.js';
 import { veth } from './veth.js';
-import { vlan } from './vlan.js';
+import { hostVlanToBe, vlan } from './vlan.js';
 
 export type { LinkDriver, LinkRef } from './driver.js';
 
@@ -19,9 +19,12 @@ export function driverFor(kind: LinkKind): LinkDriver {
   return DRIVERS.find((d) => d.kind === kind)!;
 }
 
-/** The driver for the spec's host interface: a bridge (or none yet) gives a veth, an Ethernet NIC a macvlan. */
+/**
+ * The driver for the spec's host interface: a bridge (or none yet) gives a veth, an Ethernet NIC a
+ * macvlan; a missing `<nic>.<id>` of a NIC is that NIC's VLAN interface to be (see hostVlanToBe).
+ */
 export function chooseDriver(spec: AttachSpec): { driver: LinkDriver; host: HostLinkInfo | null } {
-  const host = hostLinkInfo(spec.hostIf);
+  const host = hostLinkInfo(spec.hostIf) ?? (spec.directPhys ? null : (hostVlanToBe(spec.hostIf)?.host ?? null));
   const driver = DRIVERS.find((d) => d.serves(host, spec));
   if (!driver) {
     throw new PipewrightError(`host interface ${spec.hostIf} is not an Ethernet NIC (link type ${host?.type}); attach to a bridge or an Ethernet interface`);

@@ -12,7 +12,11 @@ import { ifla, vlanLinkInfo } from '../netlink/attrs.js';
 import { errno } from '../netlink/errno.js';
 import { createFinishedLink, hostIndex, newLink, setLink } from '../netlink/rtnl.js';
 import { hostSocket } from '../netlink/sockets.js';
-import { checkParent, childWords, createChild, parentDefaults, removeChild, type ChildType } from './child.js';
+import { splitVlanName } from '../../model/host-names.js';
+import { checkVlanId } from '../../model/validate.js';
+import { hostLinkInfo, type HostLinkInfo } from '../sysfs.js';
+import { checkParent, childWords, createChild, isNic, parentDefaults, removeChild, type ChildType } from './child.js';
+import { unlessKernelLacks } from './kernel-lacks.js';
 import type { LinkDriver } from './driver.js';
 
 export const vlan: LinkDriver = {
@@ -40,7 +44,18 @@ function vlanType(plan: AttachmentPlan): ChildType {
   return { words: ['vlan', 'id', String(plan.vlan)], info: vlanLinkInfo(plan.vlan!), ownMac: true, config: 'CONFIG_VLAN_8021Q' };
 }
 
-/** A VLAN interface on the host, up: the parent of a network's macvlan links; nothing is left if a step fails. */
+/**
+ * A missing `<nic>.<id>` of an Ethernet NIC: that NIC's VLAN interface to be, made by the attach
+ * (as Docker makes parent=eth1.10, and pipework's eth1 @10), the parent of the guest's link; it
+ * has the NIC's MTU and MAC. Null for any other name.
+ */
+export function hostVlanToBe(name: string): { nic: string; id: number; host: HostLinkInfo } | null {
+  const dotted = splitVlanName(name);
+  const host = dotted && hostLinkInfo(dotted.nic);
+  return dotted && isNic(host) ? { nic: dotted.nic, id: checkVlanId(dotted.id), host: host! } : null;
+}
+
+/** A VLAN interface on the host, up: the parent of macvlan links; nothing is left if a step fails. */
 export async function createHostVlan(nic: string, id: number, name: string, log?: StepLog): Promise<void> {
   logAsIp(log, [
     ['link', 'add', 'link', nic, 'name', name, 'type', 'vlan', 'id', String(id)],
@@ -49,7 +64,7 @@ export async function createHostVlan(nic: string, id: number, name: string, log?
   const sock = hostSocket();
   await createFinishedLink(
     name,
-    () => newLink(sock, name, [ifla.ifname(name), ifla.link(hostIndex(nic)), vlanLinkInfo(id)]),
+    () => newLink(sock, name, [ifla.ifname(name), ifla.link(hostIndex(nic)), vlanLinkInfo(id)]).catch(unlessKernelLacks('vlan', 'CONFIG_VLAN_8021Q')),
     () => setLink(sock, hostIndex(name), [], true),
   );
 }
