@@ -73,6 +73,12 @@ export function register(program: Command): void {
           { listening: o.socket, ...(o.cniSocket ? { cni: o.cniSocket } : {}), ...(o.cliSocket ? { cli: o.cliSocket } : {}) },
           `listening on ${[o.socket, o.cniSocket && `${o.cniSocket} (CNI)`, o.cliSocket && `${o.cliSocket} (commands)`].filter(Boolean).join(', ')}`,
         );
+        // After a reboot the namespaces of netns, pid and CNI guests are gone: their attachments and leases go too.
+        const { undoGoneNamespaceGuests } = await import('../ops/gc.js');
+        const swept = undoGoneNamespaceGuests(ctx).then(
+          (actions) => actions.forEach((a) => line({ undone: a.target, reason: a.reason }, `undid ${a.target}: ${a.reason}`)),
+          (err: unknown) => line({ error: describe(err) }, `undoing the attachments of gone guests failed: ${describe(err)}; gc does it`),
+        );
         const watching = watch(ctx, { signal: abort.signal, onEvent: (e) => line(e, `${e.event}: ${e.message}`) });
         // Until SIGINT or SIGTERM: the socket goes with the daemon (a socket file without one only misleads Docker).
         await new Promise<void>((resolve) => {
@@ -86,6 +92,7 @@ export function register(program: Command): void {
           });
         });
         await watching;
+        await swept;
         await network.settle();
       });
     });

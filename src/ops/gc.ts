@@ -11,7 +11,7 @@
  */
 import type { Lease } from '../ipam/backend.js';
 import { dockerAvailable, dockerEndpointAddresses } from '../runtime/docker.js';
-import { guestAlive } from '../runtime/guest.js';
+import { guestAlive, type GuestKind } from '../runtime/guest.js';
 import { listAttachments, ownerAlive, settledHostLinks, type AttachmentRecord } from '../store/attachments.js';
 import { collectOrphanVolumes } from '../storage/volumes.js';
 import type { CoreContext } from './context.js';
@@ -33,9 +33,8 @@ async function deadReason(ctx: CoreContext, rec: AttachmentRecord): Promise<stri
   return (await guestAlive(rec, ctx.docker)) ? null : 'guest no longer exists';
 }
 
-export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Promise<GcAction[]> {
-  const leases = await ctx.ipam.leases();
-  const attachments = await namedStep('gc: list attachments', () => listAttachments(ctx.store));
+/** The attachments among these whose guest is gone (or whose attach died), undone; the lease owners of the live ones and of the undone. */
+async function undoDead(ctx: CoreContext, attachments: AttachmentRecord[], dryRun?: boolean) {
   const actions: GcAction[] = [];
   const live = new Set<string>();
   const undone = new Set<string>();
@@ -48,8 +47,29 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
     }
     undone.add(owner);
     actions.push({ kind: 'attachment', target: `${rec.guestName} ${rec.ifname}`, reason });
-    if (!opts.dryRun) await detachAttachment(ctx, rec);
+    if (!dryRun) await detachAttachment(ctx, rec);
   }
+  return { actions, live, undone };
+}
+
+/** Guests that live as long as their namespace: once it is gone (a reboot takes every one), so are they. */
+const NAMESPACE_BOUND: GuestKind[] = ['netns', 'path', 'pid', 'cni'];
+
+/**
+ * At a daemon's start: the attachments of namespace-bound guests that are gone, undone as gc
+ * undoes them (leases released, shared links let go). After a reboot that is all of them, whose
+ * leases would otherwise hold a shared pool's addresses for guests that cannot come back. Docker's
+ * containers are watch's (a --restart=always one comes back), endpoints Docker's own.
+ */
+export async function undoGoneNamespaceGuests(ctx: CoreContext): Promise<GcAction[]> {
+  const bound = listAttachments(ctx.store).filter((rec) => NAMESPACE_BOUND.includes(rec.guestKind));
+  return (await undoDead(ctx, bound)).actions;
+}
+
+export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Promise<GcAction[]> {
+  const leases = await ctx.ipam.leases();
+  const attachments = await namedStep('gc: list attachments', () => listAttachments(ctx.store));
+  const { actions, live, undone } = await undoDead(ctx, attachments, opts.dryRun);
   for (const lease of leases) {
     // Leases of an attachment undone above went with it (or, with --dry-run, would have).
     if (lease.reserved || lease.host !== ctx.ipam.host || live.has(lease.owner) || undone.has(lease.owner)) continue;
