@@ -3,7 +3,7 @@
  * no CHECK in place: this is its documented procedure (migrate() runs it with foreign keys off and
  * checks them before the commit; ports keep their attachment ids).
  */
-const rebuildAttachments = (kinds: string[]) => `
+export const rebuildAttachments = (kinds: string[]) => `
   CREATE TABLE attachments_new (
     id           INTEGER PRIMARY KEY,
     guest_kind   TEXT NOT NULL,
@@ -225,4 +225,26 @@ export const MIGRATIONS: string[] = [
   -- One more link kind, dummy (no host side: host_if is 'none').
   ${rebuildAttachments(['veth', 'macvlan', 'ipvlan', 'vlan', 'phys', 'dummy'])}
   `,
+  `
+  -- Identities recorded at the first make, so a hostile guest's renames and swaps are seen:
+  -- link_index: the guest link's ifindex (a moved NIC keeps its own), link_perm: a NIC's
+  -- permanent MAC; owner_op: the operation that owns a pending record (a daemon runs many at
+  -- once under one pid); dhcp_start: the DHCP client's start time beside its pid.
+  ALTER TABLE attachments ADD COLUMN link_index INTEGER;
+  ALTER TABLE attachments ADD COLUMN link_perm TEXT;
+  ALTER TABLE attachments ADD COLUMN owner_op TEXT;
+  ALTER TABLE attachments ADD COLUMN dhcp_start TEXT;
+  -- A bind's host path by what it was at the first mount ("<dev>:<ino>"); NULL for older records.
+  ALTER TABLE mounts ADD COLUMN source_id TEXT;
+  `,
+];
+
+/**
+ * Columns a store may lack although its version says otherwise: step 9 was changed after it first
+ * shipped, and stores migrated by the first form have no networks.vlan and vlan_of. Added where
+ * missing, in the transaction that migrates (ALTER TABLE ADD COLUMN cannot say IF NOT EXISTS).
+ */
+export const REPAIRS: { table: string; column: string; type: string }[] = [
+  { table: 'networks', column: 'vlan', type: 'INTEGER' },
+  { table: 'networks', column: 'vlan_of', type: 'TEXT' },
 ];

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { loadAddon } from '../util/addon.js';
 import { PipewrightError } from '../util/errors.js';
 import { shipped } from '../util/paths.js';
-import { MIGRATIONS } from './migrations.js';
+import { MIGRATIONS, REPAIRS } from './migrations.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
 
@@ -138,6 +138,12 @@ function checkPrivate(stateDir: string): void {
   }
 }
 
+/** The repairable columns this store lacks (see REPAIRS). */
+function missingColumns(db: Db): typeof REPAIRS {
+  const has = (table: string, column: string) => (db.pragma(`table_info(${table})`) as { name: string }[]).some((c) => c.name === column);
+  return REPAIRS.filter((r) => !has(r.table, r.column));
+}
+
 /**
  * The version is read again inside the IMMEDIATE transaction that migrates: two processes opening
  * a fresh store at once serialize there, and the second finds the schema the first made.
@@ -148,13 +154,14 @@ function checkPrivate(stateDir: string): void {
  */
 function migrate(db: Db): void {
   checkNotNewer(schemaVersion(db));
-  if (schemaVersion(db) === MIGRATIONS.length) return;
+  if (schemaVersion(db) === MIGRATIONS.length && missingColumns(db).length === 0) return;
   db.pragma('foreign_keys = OFF');
   try {
     db.transaction(() => {
       const version = schemaVersion(db);
       checkNotNewer(version);
       for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]);
+      for (const r of missingColumns(db)) db.exec(`ALTER TABLE ${r.table} ADD COLUMN ${r.column} ${r.type}`);
       const broken = db.pragma('foreign_key_check') as unknown[];
       if (broken.length) throw new PipewrightError(`the store's schema upgrade found ${broken.length} rows pointing nowhere; nothing was changed`);
       db.pragma(`user_version = ${MIGRATIONS.length}`);

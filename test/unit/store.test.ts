@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import Database from 'better-sqlite3';
 import { Store } from '../../src/store/store.js';
-import { MIGRATIONS } from '../../src/store/migrations.js';
+import { MIGRATIONS, rebuildAttachments } from '../../src/store/migrations.js';
 import { insertPending, findAttachment, markReady, countOnHostIf, ownerAlive } from '../../src/store/attachments.js';
 import { checkAttachSpec, sameSpec } from '../../src/model/attachment.js';
 
@@ -137,8 +137,8 @@ t.test('many processes opening one fresh state dir at once all get the migrated 
 
 // Each rebuild of attachments for new link kinds: the version it starts from, the kinds it adds.
 const REBUILDS = [
-  { from: MIGRATIONS.length - 2, kinds: ['ipvlan', 'vlan'] as const },
-  { from: MIGRATIONS.length - 1, kinds: ['dummy'] as const },
+  { from: 8, kinds: ['ipvlan', 'vlan'] as const },
+  { from: 9, kinds: ['dummy'] as const },
 ];
 for (const { from, kinds } of REBUILDS) {
   t.test(`the upgrade to ${kinds.join(' and ')} kinds rebuilds attachments, keeping every row and its published ports`, async (t) => {
@@ -183,3 +183,26 @@ for (const { from, kinds } of REBUILDS) {
     }
   });
 }
+
+// Audit #17: step 9 first shipped as an attachments rebuild alone (d67853e); stores it migrated say
+// version 9 but have no networks.vlan and vlan_of. Opening one repairs it.
+t.test('a store migrated by the first form of step 9 gets the columns that form lacked', async (t) => {
+  const dir = t.testdir({});
+  const db = new Database(join(dir, 'pipewright.db'));
+  db.exec(MIGRATIONS.slice(0, 8).join('\n'));
+  db.exec(rebuildAttachments(['veth', 'macvlan', 'ipvlan', 'vlan', 'phys']));
+  db.pragma('user_version = 9');
+  db.close();
+  const store = Store.open(dir);
+  t.teardown(() => store.close());
+  const columns = (store.db.pragma('table_info(networks)') as { name: string }[]).map((c) => c.name);
+  t.ok(columns.includes('vlan') && columns.includes('vlan_of'), 'networks has vlan and vlan_of');
+  t.equal(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+  store.db
+    .prepare(
+      `INSERT INTO networks (name, bridge, pool, subnet, masquerade, isolated, created_at, vlan, vlan_of) VALUES ('n', 'b', 'p', '10.0.0.0/24', 0, 0, 'now', 10, 'eth1')`,
+    )
+    .run();
+  t.match(store.db.prepare('SELECT vlan, vlan_of FROM networks').get(), { vlan: 10, vlan_of: 'eth1' });
+  t.equal(Store.open(dir).db.pragma('user_version', { simple: true }), MIGRATIONS.length, 'a second open finds nothing to repair');
+});
