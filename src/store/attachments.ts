@@ -25,10 +25,18 @@ export interface AttachmentRecord {
   mtu: number;
   spec: AttachSpec;
   dhcpPid: number | null;
+  /** The DHCP client's start time, which tells it from a later process with the same pid. */
+  dhcpStart: string | null;
   state: 'pending' | 'ready';
   ownerPid: number;
   /** The owner's start time, which tells it from a later process with the same pid. */
   ownerStart: string | null;
+  /** The operation that owns a pending record: one process (the daemon) runs many at once. */
+  ownerOp: string | null;
+  /** The guest link's ifindex when it was made (a moved NIC's own index); null for older records. */
+  linkIndex: number | null;
+  /** A moved NIC's permanent MAC (IFLA_PERM_ADDRESS), which no guest can change; null otherwise. */
+  linkPerm: string | null;
   createdAt: string;
 }
 
@@ -47,9 +55,13 @@ interface Row {
   mtu: number;
   spec: string;
   dhcp_pid: number | null;
+  dhcp_start: string | null;
   state: 'pending' | 'ready';
   owner_pid: number;
   owner_start: string | null;
+  owner_op: string | null;
+  link_index: number | null;
+  link_perm: string | null;
   created_at: string;
 }
 
@@ -69,9 +81,13 @@ function fromRow(r: Row): AttachmentRecord {
     mtu: r.mtu,
     spec: JSON.parse(r.spec) as AttachSpec,
     dhcpPid: r.dhcp_pid,
+    dhcpStart: r.dhcp_start,
     state: r.state,
     ownerPid: r.owner_pid,
     ownerStart: r.owner_start,
+    ownerOp: r.owner_op,
+    linkIndex: r.link_index,
+    linkPerm: r.link_perm,
     createdAt: r.created_at,
   };
 }
@@ -95,7 +111,10 @@ export function listAttachments(store: Store, guest?: { kind: GuestKind; id: str
   return (rows as Row[]).map(fromRow);
 }
 
-export type NewAttachment = Omit<AttachmentRecord, 'id' | 'state' | 'createdAt' | 'dhcpPid' | 'ownerPid' | 'ownerStart'>;
+export type NewAttachment = Omit<
+  AttachmentRecord,
+  'id' | 'state' | 'createdAt' | 'dhcpPid' | 'dhcpStart' | 'ownerPid' | 'ownerStart' | 'ownerOp' | 'linkIndex' | 'linkPerm'
+>;
 
 /** The record's owner is always the process writing it: its pid and start time. */
 const self = () => [process.pid, pidStartTime(process.pid)] as const;
