@@ -1,5 +1,6 @@
 /** Host paths given for bind mounts: resolved (symlinks), and kept away from what must not be exposed. */
 import { existsSync, realpathSync } from 'node:fs';
+import { normalize } from 'node:path';
 import { PipewrightError, UsageError } from '../util/errors.js';
 
 const SENSITIVE = ['/proc', '/sys', '/dev'];
@@ -15,11 +16,22 @@ export function checkHostPath(path: string, stateDir: string, opts: { mustExist?
     return path;
   }
   const real = realpathSync(path);
-  if (opts.allowSensitive) return real;
+  if (!opts.allowSensitive) checkHostPolicy(real, stateDir, path);
+  return real;
+}
+
+/**
+ * The policy alone, on a path with no symlink and no `.`/`..` in it (the helper opens it with no
+ * symlink followed, so the string names the very object opened): `/`, /proc, /sys, /dev and the
+ * state dir refused.
+ */
+export function checkHostPolicy(real: string, stateDir: string, asWritten = real): void {
   const state = existsSync(stateDir) ? realpathSync(stateDir) : stateDir;
   const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
-  if (real === '/' || SENSITIVE.some((d) => under(real, d)) || under(real, state) || under(state, real)) {
-    throw new PipewrightError(`refusing to mount ${real}${real !== path ? ` (${path})` : ''}: it exposes the host; use --allow-sensitive if you mean it`);
+  const exposes = real === '/' || SENSITIVE.some((d) => under(real, d)) || under(real, state) || under(state, real);
+  if (exposes || normalize(real) !== real || real.endsWith('/')) {
+    throw new PipewrightError(
+      `refusing to mount ${real}${real !== asWritten ? ` (${asWritten})` : ''}: it exposes the host; use --allow-sensitive if you mean it`,
+    );
   }
-  return real;
 }

@@ -4,7 +4,7 @@
  * an ext4 image of fixed size on a loop device (a hard quota). Backing mounts do not survive a
  * reboot; `ensureBacked` puts them back before any use.
  */
-import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -43,14 +43,17 @@ function isMountPoint(dir: string): boolean {
     .some((line) => line && unescape(line.split(' ')[4]) === real);
 }
 
+/** On every backing mount: a set-uid file or device node a container plants is inert on the host too. */
+const INERT = 'nosuid,nodev';
+
 /** The mount command that backs a volume's _data (a bind source as an open fd's path), or null for a plain directory. */
 function backingMount(stateDir: string, v: VolumeRecord, bindFd: number | null): string[] | null {
   const data = dataDir(stateDir, v.name);
   const o = v.options as VolumeOptions;
-  if (o.type === 'tmpfs') return ['-t', 'tmpfs', ...(o.o ? ['-o', o.o] : []), 'tmpfs', data];
+  if (o.type === 'tmpfs') return ['-t', 'tmpfs', '-o', o.o ? `${o.o},${INERT}` : INERT, 'tmpfs', data];
   // -c: mount(8) must not resolve the fd's path back into a name; mount(2) follows it to the opened directory.
-  if (o.type === 'none') return ['-c', '-o', o.o!, `/proc/${process.pid}/fd/${bindFd}`, data];
-  if (o.size) return ['-o', 'loop', imageFile(stateDir, v.name), data];
+  if (o.type === 'none') return ['-c', '-o', `${o.o!},${INERT}`, `/proc/${process.pid}/fd/${bindFd}`, data];
+  if (o.size) return ['-o', `loop,${INERT}`, imageFile(stateDir, v.name), data];
   return null;
 }
 
@@ -110,6 +113,20 @@ export function volumeFor(ctx: StorageContext, name: string): Promise<VolumeReco
   return withLock(ctx.store.stateDir, 'volumes', async () => findVolume(ctx.store, name) ?? makeVolume(ctx, name, {}, []));
 }
 
+/**
+ * `volumeFor`, backed, and `use` run on it while the `volumes` lock is still held: a mount
+ * recorded in `use` is seen by any `volume rm` after it (rm holds the lock from its users check
+ * to the removal).
+ */
+export function withVolume<T>(ctx: StorageContext, name: string, use: (v: VolumeRecord) => T): Promise<T> {
+  checkVolumeName(name);
+  return withLock(ctx.store.stateDir, 'volumes', async () => {
+    const v = findVolume(ctx.store, name) ?? (await makeVolume(ctx, name, {}, []));
+    await ensureBacked(ctx, v);
+    return use(v);
+  });
+}
+
 async function makeVolume(ctx: StorageContext, name: string, options: VolumeOptions, labels: string[]): Promise<VolumeRecord> {
   const rec: VolumeRecord = { name, labels: parseLabels(labels), options: { ...options } as Record<string, string>, createdAt: new Date().toISOString() };
   const dir = volumeDir(ctx.store.stateDir, name);
@@ -118,7 +135,12 @@ async function makeVolume(ctx: StorageContext, name: string, options: VolumeOpti
     await undo.step(
       `create ${dir}`,
       () => {
-        mkdirSync(dataDir(ctx.store.stateDir, name), { recursive: true, mode: 0o755 });
+        // volumes/ and each volume's dir: root's only (older ones were 0755). _data keeps 0755:
+        // it is the mount's root inside containers, whose users need it.
+        mkdirSync(volumesDir(ctx.store.stateDir), { recursive: true, mode: 0o700 });
+        chmodSync(volumesDir(ctx.store.stateDir), 0o700);
+        mkdirSync(dir, { mode: 0o700 });
+        mkdirSync(dataDir(ctx.store.stateDir, name), { mode: 0o755 });
       },
       () => rmSync(dir, { recursive: true, force: true }),
     );
@@ -162,14 +184,19 @@ function usersOf(ctx: StorageContext, name: string): string[] {
   ];
 }
 
-/** Removes a volume and its data; refused while a guest has it mounted. */
-export async function removeVolume(ctx: StorageContext, name: string): Promise<void> {
-  const v = getVolume(ctx, name);
-  const users = usersOf(ctx, name);
-  if (users.length) throw new PipewrightError(`volume ${name} is in use by ${users.join(', ')}; unmount it first`);
-  await namedStep(`volume rm ${name}: unmount`, () => unback(ctx, v));
-  await namedStep(`volume rm ${name}: data`, () => removeDir(volumeDir(ctx.store.stateDir, name)));
-  await namedStep(`volume rm ${name}: record`, () => ctx.store.tx(() => deleteVolume(ctx.store, name)));
+/**
+ * Removes a volume and its data; refused while a guest has it mounted. Under the `volumes` lock
+ * from the users check to the end: a mount claims its volume under that lock (`withVolume`).
+ */
+export function removeVolume(ctx: StorageContext, name: string): Promise<void> {
+  return withLock(ctx.store.stateDir, 'volumes', async () => {
+    const v = getVolume(ctx, name);
+    const users = usersOf(ctx, name);
+    if (users.length) throw new PipewrightError(`volume ${name} is in use by ${users.join(', ')}; unmount it first`);
+    await namedStep(`volume rm ${name}: unmount`, () => unback(ctx, v));
+    await namedStep(`volume rm ${name}: data`, () => removeDir(volumeDir(ctx.store.stateDir, name)));
+    await namedStep(`volume rm ${name}: record`, () => ctx.store.tx(() => deleteVolume(ctx.store, name)));
+  });
 }
 
 /** Removes a volume's directory, never across a mount still on its data (that would be someone's data). */
@@ -219,6 +246,14 @@ export async function inspectVolume(ctx: StorageContext, v: VolumeRecord) {
   };
 }
 
+/** What a volume holds, but an ext4 image's lost+found. */
+const contents = (dir: string) => readdirSync(dir).filter((f) => f !== 'lost+found');
+
 export function isEmptyDir(dir: string): boolean {
-  return readdirSync(dir).filter((f) => f !== 'lost+found').length === 0;
+  return contents(dir).length === 0;
+}
+
+/** Empties a volume's data dir again (a copy-up undone); rmSync follows no symlink. */
+export function emptyDir(dir: string): void {
+  for (const f of contents(dir)) rmSync(join(dir, f), { recursive: true, force: true });
 }

@@ -125,17 +125,22 @@ function sameInode(file: string, was: { dev: number; ino: number }): boolean {
 }
 
 /**
- * The state dir holds the leases, the lock files and the volumes: a directory others may write
- * to (say /tmp) would let them plant or swap any of it. Such a dir is refused, not chmod-ed: it
- * may be shared with others on purpose.
+ * The state dir holds the leases, the lock files and the volumes. One others may write to (say
+ * /tmp) would let them plant or swap any of it: refused, not chmod-ed (it may be shared on
+ * purpose, and taking others' write bits away would break them). One others may only enter or
+ * read (0755: an admin's umask) would let them read every volume, and run a set-uid file a
+ * container planted in one: made 0700 if it is ours, as Docker keeps /var/lib/docker.
  */
 function checkPrivate(stateDir: string): void {
-  const { mode } = statSync(stateDir);
+  const { mode, uid } = statSync(stateDir);
+  const shown = (mode & 0o7777).toString(8);
   if (mode & 0o022) {
-    throw new PipewrightError(
-      `state dir ${stateDir} is writable by others (mode ${(mode & 0o7777).toString(8)}); use a directory only root can write (chmod 700)`,
-    );
+    throw new PipewrightError(`state dir ${stateDir} is writable by others (mode ${shown}); use a directory only root can write (chmod 700)`);
   }
+  if (!(mode & 0o055)) return;
+  if (uid !== process.geteuid?.())
+    throw new PipewrightError(`state dir ${stateDir} is open to other users (mode ${shown}) and not ours; chmod 700 ${stateDir}`);
+  chmodSync(stateDir, mode & 0o7700);
 }
 
 /** The repairable columns this store lacks (see REPAIRS). */

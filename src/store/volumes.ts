@@ -17,6 +17,8 @@ export interface MountRecord {
   guestName: string;
   target: string;
   readonly: boolean;
+  /** A bind's host object at the first mount, "<dev>:<ino>"; null for volumes and older records. */
+  sourceId: string | null;
   createdAt: string;
 }
 
@@ -35,6 +37,7 @@ interface MountRow {
   guest_name: string;
   target: string;
   readonly: number;
+  source_id: string | null;
   created_at: string;
 }
 
@@ -48,6 +51,7 @@ const toMount = (r: MountRow): MountRecord => ({
   guestName: r.guest_name,
   target: r.target,
   readonly: r.readonly === 1,
+  sourceId: r.source_id,
   createdAt: r.created_at,
 });
 
@@ -74,12 +78,21 @@ export function deleteVolume(store: Store, name: string): void {
   store.stmt('DELETE FROM volumes WHERE name = ?').run(name);
 }
 
-export function insertMount(store: Store, m: Omit<MountRecord, 'id' | 'createdAt'>): number {
+export function insertMount(store: Store, m: Omit<MountRecord, 'id' | 'createdAt' | 'sourceId'> & { sourceId?: string | null }): number {
   return Number(
     store.db
-      .prepare(`INSERT INTO mounts (volume, host_path, guest_kind, guest_id, guest_name, target, readonly, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(m.volume, m.hostPath, m.guestKind, m.guestId, m.guestName, m.target, m.readonly ? 1 : 0, new Date().toISOString()).lastInsertRowid,
+      .prepare(
+        `INSERT INTO mounts (volume, host_path, guest_kind, guest_id, guest_name, target, readonly, source_id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(m.volume, m.hostPath, m.guestKind, m.guestId, m.guestName, m.target, m.readonly ? 1 : 0, m.sourceId ?? null, new Date().toISOString())
+      .lastInsertRowid,
   );
+}
+
+/** Records the host object a bind was first mounted from (the helper reports it once mounted). */
+export function setMountSource(store: Store, id: number, sourceId: string): void {
+  store.stmt('UPDATE mounts SET source_id = ? WHERE id = ?').run(sourceId, id);
 }
 
 export function listMounts(store: Store, filter: { volume?: string; guestKind?: string; guestId?: string } = {}): MountRecord[] {
