@@ -17,6 +17,8 @@
  * identity compared with the one recorded at the first mount when given, and the clone is made
  * from that fd: what is mounted is exactly the object checked. unmount does not follow a symlink
  * in the last component (UMOUNT_NOFOLLOW); callers pass the target as resolved at mount time.
+ * A guest whose mount namespace belongs to a user namespace of its own gets the mount with its
+ * flags locked by the kernel (see lock_tree): its root cannot remount it rw or suid.
  *
  * copyup is Docker's copy-up of an image directory into a fresh volume, done from inside the
  * container: the host directory is opened first, then the container's path is opened with every
