@@ -182,6 +182,24 @@ t.test('idle workers go with the daemon; commands then start Node themselves', {
   t.equal((await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).exitCode, 9, 'in Node (NODE_OPTIONS applies)');
 });
 
+t.test('a caller trickling its call is dropped 2 s after the accept, not 2 s after each byte (#5)', { skip }, async (t) => {
+  const { socket, daemon, run } = await warmDaemon(t);
+  const t0 = Date.now();
+  const held = await new Promise<number>((resolve, reject) => {
+    const c = createConnection(socket, () => c.write(Buffer.from([100, 0, 0, 0])));
+    const trickle = setInterval(() => c.writable && c.write('x'), 300); // 1 byte per 300 ms: 30 s for the call
+    c.on('error', (err: NodeJS.ErrnoException) => err.code !== 'ECONNRESET' && err.code !== 'EPIPE' && reject(err))
+      .on('close', () => {
+        clearInterval(trickle);
+        resolve(Date.now() - t0);
+      })
+      .resume();
+  });
+  t.ok(held >= 1900 && held < 4000, `dropped at the call's deadline (${held} ms)`);
+  t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the workers then serve');
+  t.same(declines(daemon.lines()), [], 'nothing declined');
+});
+
 /** A process's state letter (R, S, T...) and CPU time (utime + stime, in ticks), from /proc/<pid>/stat. */
 function stat(pid: number): { state: string; cpu: number } {
   const fields = readProc(`/proc/${pid}/stat`)
