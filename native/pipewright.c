@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -168,6 +169,31 @@ static void signal_worker(int pidfd, int sig) {
   syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
+// A stopped worker must not stay stopped once this process has gone (kill -9 of a stopped job):
+// the worker ends with its caller only when it runs. At the first Ctrl-Z a watcher starts (Ctrl-Z
+// does not stop it: its SIGTSTP stays blocked) and continues the worker when this process goes.
+static void watch_over(int pidfd) {
+  static int watching;
+  if (watching) return;
+  pid_t launcher = getpid(), child = fork();
+  if (child != 0) {
+    watching = child > 0;
+    return;
+  }
+  sigset_t death;
+  sigemptyset(&death);
+  sigaddset(&death, SIGRTMIN);
+  sigprocmask(SIG_BLOCK, &death, NULL);
+  // Nothing of this process's: a pipe's reader must see its end when this process ends.
+  for (int fd = 0; fd < 3; fd++) close(fd);
+  if (pidfd > 3) close_range(3, (unsigned)pidfd - 1, 0);
+  close_range((unsigned)pidfd + 1, ~0u, 0);
+  prctl(PR_SET_PDEATHSIG, SIGRTMIN);
+  while (getppid() == launcher) sigwaitinfo(&death, NULL);
+  signal_worker(pidfd, SIGCONT);
+  _exit(0);
+}
+
 // Ctrl-Z: the worker stops, then this process, as SIGTSTP's own action would stop it (not at all
 // in an orphaned process group: the kernel drops the signal there). Once this process runs again
 // (a shell's `fg` or `bg` continues only this one: the worker is in a session of its own), so does
@@ -176,6 +202,7 @@ static void stop_both(int pidfd) {
   sigset_t tstp;
   sigemptyset(&tstp);
   sigaddset(&tstp, SIGTSTP);
+  watch_over(pidfd);
   signal_worker(pidfd, SIGSTOP);
   raise(SIGTSTP);  // pending while blocked (signals come through the signalfd): taken at the unblock
   sigprocmask(SIG_UNBLOCK, &tstp, NULL);

@@ -237,6 +237,22 @@ t.test('Ctrl-Z stops the caller and the worker; fg goes on with both, and the ex
   t.ok(JSON.parse(r.stdout).supportedVersions.includes('1.0.0'), "the command's output and exit status arrive");
 });
 
+t.test('a stopped caller killed -9: its worker does not stay stopped (#4)', { skip }, async (t) => {
+  const { env, daemon } = await warmDaemon(t);
+  const proc = execa('perl', ['-e', 'setpgrp(0, 0); exec @ARGV or die', CLI], { env: { ...env, ...NO_NODE, CNI_COMMAND: 'VERSION' }, reject: false });
+  const caller = proc.pid!;
+  await until(() => readProc(`/proc/${caller}/cmdline`).startsWith(CLI), 5000);
+  const stdin = readlinkSync(`/proc/${caller}/fd/0`);
+  let busy: number | undefined;
+  await until(() => (busy = workers(daemon.proc.pid!).find((w) => fdIs(w, stdin))) !== undefined, 5000);
+  t.ok(busy, 'a worker runs the command');
+  process.kill(caller, 'SIGTSTP');
+  t.not(await until(() => stat(caller).state === 'T' && stat(busy!).state === 'T', 1000), -1, 'both stop');
+  process.kill(caller, 'SIGKILL');
+  await proc;
+  t.not(await until(() => processEnded(busy!), 5000), -1, 'the worker runs again and ends with its caller');
+});
+
 t.test('a socket that never answers: the caller runs the command itself within its 1 s wait (#5)', async (t) => {
   const dir = stateDirOnly(t);
   const socket = join(dir, 'listen-only.sock');
