@@ -5,8 +5,9 @@
 // umask; once the worker has answered (within ANSWER_WAIT_MS, else this runs the command itself),
 // a go with this process's stdin, stdout and stderr themselves (SCM_RIGHTS). The worker runs the
 // command as this process would have, and sends back its exit status; signals this process gets
-// (Ctrl-C, a timeout's SIGTERM, Ctrl-Z: the worker stops with it) go on to the worker. When no worker takes the call (no daemon,
-// PIPEWRIGHT_CLI_SOCKET empty, or a caller the worker is not like: another namespace, fewer
+// (Ctrl-C, a timeout's SIGTERM, Ctrl-Z: the worker stops with it) go on to the worker. When no
+// worker takes the call (no daemon, PIPEWRIGHT_CLI_SOCKET empty, no answer within the wait, a
+// worker of another build, or a caller the worker is not like: another namespace, fewer
 // capabilities), this runs Node from the snapshot itself, as a plain launcher.
 #define _GNU_SOURCE
 #include <errno.h>
