@@ -3,9 +3,12 @@
 #ifndef PIPEWRIGHT_IO_H
 #define PIPEWRIGHT_IO_H
 #include <errno.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct buf {
@@ -68,6 +71,26 @@ static inline int write_all(int fd, const char *s, size_t n) {
 // All n bytes on a socket.
 static inline int send_all(int sock, const char *s, size_t n) {
   return put_all(send_nosignal, sock, s, n);
+}
+
+// Milliseconds on the monotonic clock: deadlines that a change of the wall clock does not move.
+static inline int64_t now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+// Waits until fd is ready for `events` (POLLIN, POLLOUT): 1, or 0 once the deadline (now_ms) has
+// passed or on an error. One deadline for a whole exchange, not a limit per read or write.
+static inline int ready_by(int fd, short events, int64_t deadline) {
+  for (;;) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) return 0;
+    struct pollfd p = {.fd = fd, .events = events};
+    int n = poll(&p, 1, (int)left);
+    if (n > 0) return 1;
+    if (n < 0 && errno != EINTR) return 0;
+  }
 }
 
 #endif

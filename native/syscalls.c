@@ -25,17 +25,23 @@
  *   unixListen(path) -> fd           a listening Unix stream socket at `path`, mode 0600, close-on-exec,
  *                                    that libuv never watches: the daemon hands it to its warm CLI
  *                                    workers (src/daemon/cli-workers.ts), which accept on it themselves.
- *   takeCall(fd) -> {conn, pid, fds, payload}
+ *                                    It replaces only a socket nobody answers on: EADDRINUSE when one
+ *                                    answers, ENOTSOCK when something else is at `path`.
+ *   takeCall(fd) -> {conn, pid, pidfd, payload}
  *                                    blocks (deliberately, on the main thread: a warm worker has
  *                                    nothing else to do) until a caller with this process's uid
  *                                    connects and sends its call: a 4-byte length, then that many
- *                                    bytes, the first carrying its stdin, stdout and stderr
- *                                    (SCM_RIGHTS). Callers of another uid, or that send nothing
- *                                    whole within 2 s, are dropped and the wait goes on.
+ *                                    bytes, no descriptors. Callers of another uid, or whose whole call
+ *                                    has not come 2 s after the accept, are dropped and the wait
+ *                                    goes on.
  *                                    The result's pidfd (see peerOf) is the caller's.
+ *   takeGo(conn) -> [fd, fd, fd]     waits for the caller's go ('g', sent once the worker answered),
+ *                                    which brings its stdin, stdout and stderr (SCM_RIGHTS); throws
+ *                                    when none comes (the caller gave up waiting: it runs the command).
  *   peerOf(fd) -> {pid, uid, pidfd}  who connected a Unix socket: SO_PEERCRED's pid and uid, and a pidfd of
  *                                    that process (SO_PEERPIDFD; on a kernel before 6.5, pidfd_open of the
- *                                    pid). The caller closes the pidfd.
+ *                                    pid, kept only when that process holds the socket's other end).
+ *                                    The caller closes the pidfd.
  *   exited(pidfd) -> boolean         whether the process a pidfd names has ended. Read after the caller's
  *                                    /proc files: a process still running then is the one that was read
  *                                    (its pid cannot have been given to another).
@@ -61,6 +67,10 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <signal.h>
+#include <dirent.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/netlink.h>
@@ -246,6 +256,30 @@ static napi_value js_nl_request(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/*
+ * Makes way for a socket at addr: nothing there, or a socket nobody answers on (a daemon's that
+ * died) unlinked. -1 with errno EADDRINUSE when one answers (a live daemon's: not taken from it),
+ * ENOTSOCK when something else is there (never deleted: it may be anything an operator named).
+ */
+static int clear_socket_path(const struct sockaddr_un *addr) {
+  struct stat st;
+  if (lstat(addr->sun_path, &st) != 0) return errno == ENOENT ? 0 : -1;
+  if (!S_ISSOCK(st.st_mode)) {
+    errno = ENOTSOCK;
+    return -1;
+  }
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (probe < 0) return -1;
+  /* EAGAIN: a full backlog, so a listener. */
+  int live = connect(probe, (const struct sockaddr *)addr, sizeof *addr) == 0 || errno == EAGAIN;
+  close(probe);
+  if (live) {
+    errno = EADDRINUSE;
+    return -1;
+  }
+  return unlink(addr->sun_path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
 static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
@@ -255,6 +289,10 @@ static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
       napi_get_value_string_utf8(env, argv[0], addr.sun_path, sizeof addr.sun_path, &len) != napi_ok || len == 0 ||
       len >= sizeof addr.sun_path - 1) {
     napi_throw_type_error(env, NULL, "unixListen(path) takes a socket path shorter than 107 bytes");
+    return NULL;
+  }
+  if (clear_socket_path(&addr) != 0) {
+    throw_errno(env, addr.sun_path);
     return NULL;
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -278,72 +316,162 @@ static napi_value js_unix_listen(napi_env env, napi_callback_info info) {
   return result;
 }
 
-enum { MAX_CALL = 1 << 20, MAX_FDS = 3 };
+enum { MAX_CALL = 1 << 20, MAX_FDS = 3, CALL_WAIT_MS = 2000 };
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77 /* Linux 6.5; Debian 12's headers predate it */
 #endif
 
+/*
+ * The inode of the socket at the other end of `conn` (sock_diag, UNIX_DIAG_PEER), asked of the
+ * kernel itself (an answer from port 0); 0 when unknown: its holders all closed it, unix_diag is
+ * missing, or the connection comes from another network namespace.
+ */
+static uint32_t peer_inode(int conn) {
+  struct stat st;
+  if (fstat(conn, &st) != 0) return 0;
+  int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return 0;
+  struct {
+    struct nlmsghdr h;
+    struct unix_diag_req r;
+  } req = {.h = {.nlmsg_len = sizeof req, .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST},
+           .r = {.sdiag_family = AF_UNIX, .udiag_states = ~0u, .udiag_ino = (uint32_t)st.st_ino, .udiag_show = UDIAG_SHOW_PEER,
+                 .udiag_cookie = {~0u, ~0u}}};
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK}, from;
+  socklen_t from_len = sizeof from;
+  union {
+    struct nlmsghdr h;
+    char bytes[1024];
+  } answer;
+  uint32_t peer = 0;
+  ssize_t n = -1;
+  if (sendto(nl, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) == (ssize_t)sizeof req)
+    n = recvfrom(nl, &answer, sizeof answer, 0, (struct sockaddr *)&from, &from_len);
+  close(nl);
+  size_t head = NLMSG_LENGTH(sizeof(struct unix_diag_msg));
+  if (n < (ssize_t)head || from.nl_pid != 0 || answer.h.nlmsg_type != SOCK_DIAG_BY_FAMILY || answer.h.nlmsg_len > (size_t)n ||
+      answer.h.nlmsg_len < head)
+    return 0;
+  const struct unix_diag_msg *msg = NLMSG_DATA(&answer.h);
+  if (msg->udiag_ino != (uint32_t)st.st_ino) return 0;
+  /* The attributes, each checked to lie within the message before it is read. */
+  for (size_t at = NLMSG_ALIGN(head); at + sizeof(struct rtattr) <= answer.h.nlmsg_len;) {
+    const struct rtattr *a = (const struct rtattr *)(answer.bytes + at);
+    if (a->rta_len < sizeof *a || at + a->rta_len > answer.h.nlmsg_len) break;
+    if (a->rta_type == UNIX_DIAG_PEER && a->rta_len >= RTA_LENGTH(sizeof peer)) memcpy(&peer, RTA_DATA(a), sizeof peer);
+    at += RTA_ALIGN(a->rta_len);
+  }
+  return peer;
+}
+
+/* Whether process `pid` holds the socket of inode `ino`. */
+static int holds_socket(pid_t pid, uint32_t ino) {
+  char dir[32], want[32], link[64];
+  snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+  snprintf(want, sizeof want, "socket:[%" PRIu32 "]", ino);
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int found = 0;
+  for (struct dirent *e; !found && (e = readdir(d));) {
+    ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+    if (n > 0) link[n] = '\0';
+    found = n > 0 && strcmp(link, want) == 0;
+  }
+  closedir(d);
+  return found;
+}
+
+static int has_exited(int pidfd) {
+  struct pollfd p = {.fd = pidfd, .events = POLLIN};
+  return poll(&p, 1, 0) != 0;
+}
+
+/*
+ * Before Linux 6.5 (no SO_PEERPIDFD): a pidfd of the pid SO_PEERCRED recorded at connect, only
+ * when the process it names holds the connection's other end after the pidfd was taken, and
+ * still runs after that was seen. So it is the connector (or a process the connector handed its
+ * socket to), never a process that got the pid after the connector ended: that one is refused
+ * (ESRCH), and a CLI caller runs its command itself.
+ */
+static int pidfd_of_connector(int conn, pid_t pid, int *pidfd) {
+  uint32_t peer = peer_inode(conn);
+  *pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (*pidfd < 0) return -1;
+  if (peer && holds_socket(pid, peer) && !has_exited(*pidfd)) return 0;
+  close(*pidfd);
+  *pidfd = -1;
+  errno = ESRCH;
+  return -1;
+}
+
 /* The peer's pid and uid, and a pidfd of it (close-on-exec); -1 with errno set on failure. */
 static int peer_of(int conn, struct ucred *cred, int *pidfd) {
   socklen_t len = sizeof *cred;
   if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, cred, &len) != 0) return -1;
+#ifndef PIPEWRIGHT_TEST_NO_PEERPIDFD /* a test build takes the older kernels' path */
   len = sizeof *pidfd;
   if (getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, pidfd, &len) == 0) return 0;
   if (errno != ENOPROTOOPT) return -1;
-  /* An older kernel: the pid as it is now (a process that went before this names nobody, or another). */
-  *pidfd = (int)syscall(SYS_pidfd_open, cred->pid, 0);
-  return *pidfd < 0 ? -1 : 0;
+#endif
+  return pidfd_of_connector(conn, cred->pid, pidfd);
 }
 
-/* The call's length and descriptors (close-on-exec). 0 on success, with *nfds descriptors taken. */
-static int receive_header(int conn, uint32_t *len, int *fds, int *nfds) {
-  char control[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-  struct iovec iov = {.iov_base = len, .iov_len = sizeof *len};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
-  ssize_t n;
-  do n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  *nfds = 0;
-  /* On an error (the 2 s limit) the kernel leaves msg_controllen as given: the buffer holds no descriptors. */
-  if (n < 0) return -1;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+/* Closes the descriptors a message brought (close-on-exec already): how many there were. */
+static int close_received(struct msghdr *msg) {
+  int count = !!(msg->msg_flags & MSG_CTRUNC);
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    for (int i = 0; i < count; i++) {
+    for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++, count++) {
       int fd;
       memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (*nfds < MAX_FDS) fds[(*nfds)++] = fd;
-      else close(fd);
+      close(fd);
     }
   }
-  if (n == (ssize_t)sizeof *len && !(msg.msg_flags & MSG_CTRUNC) && *nfds == MAX_FDS && *len <= MAX_CALL) return 0;
-  for (int i = 0; i < *nfds; i++) close(fds[i]);
-  return -1;
+  return count;
 }
 
-/* One whole call from a caller of our uid; -1 with errno set when accept itself fails. */
-static int accept_call(int listen_fd, int *conn_out, pid_t *pid, int *pidfd, int *fds, char **payload, uint32_t *len) {
+/* Bytes of the call once they came, before the deadline (the caller's whole call has one): 0, or
+ * -1 (too late, an error, the caller gone, or descriptors, which come with the go only). */
+static int receive_by(int conn, char *to, size_t len, int64_t deadline) {
+  while (len > 0) {
+    char control[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+    struct iovec iov = {.iov_base = to, .iov_len = len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    if (!ready_by(conn, POLLIN, deadline)) return -1;
+    ssize_t n = recvmsg(conn, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0 || close_received(&msg)) return -1;
+    to += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/*
+ * One whole call from a caller of our uid; -1 with errno set when accept itself fails. A caller
+ * has CALL_WAIT_MS for all of it (the launcher waits less for its answer): one trickling bytes
+ * holds a worker no longer.
+ */
+static int accept_call(int listen_fd, int *conn_out, pid_t *pid, int *pidfd, char **payload, uint32_t *len) {
   for (;;) {
     int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       return -1;
     }
+    int64_t deadline = now_ms() + CALL_WAIT_MS;
     struct ucred cred;
-    struct timeval limit = {.tv_sec = 2}, none = {0};
-    int nfds = 0;
     *pidfd = -1;
-    if (peer_of(conn, &cred, pidfd) == 0 && cred.uid == geteuid() &&
-        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) == 0 && receive_header(conn, len, fds, &nfds) == 0) {
+    if (peer_of(conn, &cred, pidfd) == 0 && cred.uid == geteuid() && receive_by(conn, (char *)len, sizeof *len, deadline) == 0 &&
+        *len <= MAX_CALL) {
       *payload = malloc(*len ? *len : 1);
-      if (*payload && read_exactly(conn, *payload, *len) == 0 && setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none) == 0) {
+      if (*payload && receive_by(conn, *payload, *len, deadline) == 0) {
         *conn_out = conn;
         *pid = cred.pid;
         return 0;
       }
       free(*payload);
-      for (int i = 0; i < nfds; i++) close(fds[i]);
     }
     if (*pidfd >= 0) close(*pidfd);
     close(conn);
@@ -358,28 +486,51 @@ static int set_int(napi_env env, napi_value obj, const char *key, int32_t v) {
 static napi_value js_take_call(napi_env env, napi_callback_info info) {
   int32_t listen_fd;
   if (!int_args(env, info, &listen_fd, 1, "takeCall(fd) takes an integer")) return NULL;
-  int conn, pidfd, fds[MAX_FDS];
+  int conn, pidfd;
   pid_t pid;
   char *payload = NULL;
   uint32_t len = 0;
-  if (accept_call(listen_fd, &conn, &pid, &pidfd, fds, &payload, &len) != 0) {
+  if (accept_call(listen_fd, &conn, &pid, &pidfd, &payload, &len) != 0) {
     throw_errno(env, "accept");
     return NULL;
   }
-  napi_value result, list, bytes, fd;
+  napi_value result, bytes;
   int ok = napi_create_object(env, &result) == napi_ok && set_int(env, result, "conn", conn) && set_int(env, result, "pid", pid) &&
-           set_int(env, result, "pidfd", pidfd) &&
-           napi_create_array_with_length(env, MAX_FDS, &list) == napi_ok && napi_set_named_property(env, result, "fds", list) == napi_ok &&
-           napi_create_buffer_copy(env, len, payload, NULL, &bytes) == napi_ok && napi_set_named_property(env, result, "payload", bytes) == napi_ok;
-  for (uint32_t i = 0; ok && i < MAX_FDS; i++) ok = napi_create_int32(env, fds[i], &fd) == napi_ok && napi_set_element(env, list, i, fd) == napi_ok;
+           set_int(env, result, "pidfd", pidfd) && napi_create_buffer_copy(env, len, payload, NULL, &bytes) == napi_ok &&
+           napi_set_named_property(env, result, "payload", bytes) == napi_ok;
   free(payload);
   if (!ok) {
-    for (int i = 0; i < MAX_FDS; i++) close(fds[i]);
     close(pidfd);
     close(conn);
     return NULL;
   }
   return result;
+}
+
+static napi_value js_take_go(napi_env env, napi_callback_info info) {
+  int32_t conn;
+  if (!int_args(env, info, &conn, 1, "takeGo(conn) takes an integer")) return NULL;
+  char go = 0, control[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+  struct iovec iov = {.iov_base = &go, .iov_len = 1};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  ssize_t n;
+  do n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&msg) : NULL;
+  if (go != 'g' || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int) * MAX_FDS) ||
+      (msg.msg_flags & MSG_CTRUNC) || CMSG_NXTHDR(&msg, c)) {
+    if (n > 0) close_received(&msg);
+    napi_throw_error(env, "ENOGO", "takeGo: the caller sent no go (it gave up waiting, or went)");
+    return NULL;
+  }
+  int fds[MAX_FDS];
+  memcpy(fds, CMSG_DATA(c), sizeof fds);
+  napi_value list, fd;
+  int ok = napi_create_array_with_length(env, MAX_FDS, &list) == napi_ok;
+  for (uint32_t i = 0; ok && i < MAX_FDS; i++) ok = napi_create_int32(env, fds[i], &fd) == napi_ok && napi_set_element(env, list, i, fd) == napi_ok;
+  if (ok) return list;
+  for (int i = 0; i < MAX_FDS; i++) close(fds[i]);
+  return NULL;
 }
 
 static napi_value js_peer_of(napi_env env, napi_callback_info info) {
@@ -455,6 +606,7 @@ NAPI_MODULE_INIT() {
   if (!export_fn(env, exports, "setns", js_setns) || !export_fn(env, exports, "tryLock", js_try_lock) ||
       !export_fn(env, exports, "nlOpen", js_nl_open) || !export_fn(env, exports, "nlRequest", js_nl_request) ||
       !export_fn(env, exports, "unixListen", js_unix_listen) || !export_fn(env, exports, "takeCall", js_take_call) ||
+      !export_fn(env, exports, "takeGo", js_take_go) ||
       !export_fn(env, exports, "peerOf", js_peer_of) || !export_fn(env, exports, "exited", js_exited) ||
       !export_fn(env, exports, "dup2", js_dup2) || !export_fn(env, exports, "dieWithParent", js_die_with_parent) ||
       !export_fn(env, exports, "cpuKey", js_cpu_key)) {

@@ -9,8 +9,10 @@
 // command tree already loaded (measured: Node's own start-up plus ~1 ms, against ~25 ms for the
 // bundle). A snapshot belongs to the Node binary that made it: after a Node upgrade, run
 // `npm run build` again (as for the native addons); where none exists the executable runs the bundle.
-import { readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 
@@ -38,6 +40,25 @@ const etcd3Protocol = {
   },
 };
 
+/**
+ * The build's id, compiled into the bundle, the snapshot and (scripts/build-native.sh reads
+ * dist/build-id) the executable: a daemon's warm worker declines a launcher of another build, so
+ * after an upgrade old code never runs a new launcher's commands. A hash of what the code is made
+ * from (the sources and the locked dependencies): the same code rebuilt keeps its id.
+ */
+function buildId() {
+  const hash = createHash('sha256');
+  const add = (file) => hash.update(file).update('\0').update(readFileSync(file)).update('\0');
+  const walk = (dir) =>
+    readdirSync(dir, { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .forEach((e) => (e.isDirectory() ? walk(join(dir, e.name)) : add(join(dir, e.name))));
+  walk('src');
+  ['package-lock.json', 'scripts/bundle.mjs'].forEach(add);
+  return hash.digest('hex').slice(0, 16);
+}
+const BUILD_ID = buildId();
+
 // Chunk names carry content hashes: without this, every build would leave the last one's chunks.
 rmSync('dist/bundle', { recursive: true, force: true });
 
@@ -52,6 +73,7 @@ await build({
   target: 'node20',
   external: EXTERNAL,
   plugins: [etcd3Protocol],
+  define: { PIPEWRIGHT_BUILD_ID: JSON.stringify(BUILD_ID) },
   // Bundled CommonJS code may call require(): give each module one.
   banner: { js: "import { createRequire as __pwCreateRequire } from 'node:module'; const require = __pwCreateRequire(import.meta.url);" },
   logLevel: 'warning',
@@ -88,7 +110,7 @@ await build({
   target: 'node20',
   plugins: [outsideTheSnapshot, etcd3Protocol],
   // Code that finds files next to itself asks import.meta.url: in the snapshot, the bundle's URL, set at start.
-  define: { 'import.meta.url': 'globalThis.__pwEntryUrl' },
+  define: { 'import.meta.url': 'globalThis.__pwEntryUrl', PIPEWRIGHT_BUILD_ID: JSON.stringify(BUILD_ID) },
   logLevel: 'error',
 });
 const made = spawnSync(process.execPath, ['--snapshot-blob', 'dist/pipewright.blob', '--build-snapshot', 'dist/snapshot/pipewright.cjs'], {
@@ -98,3 +120,4 @@ if (made.status !== 0) {
   console.error(`bundle: building the startup snapshot failed; the executable will run the bundle instead\n${made.stderr}`);
   rmSync('dist/pipewright.blob', { force: true });
 }
+writeFileSync('dist/build-id', `${BUILD_ID}\n`);

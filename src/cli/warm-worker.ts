@@ -15,26 +15,32 @@ import { boundsOf, boundsWhileAlive, differing, type Bounds } from '../kernel/po
 import { sqliteAddon, Store } from '../store/store.js';
 import { syscalls, type TakenCall } from '../util/syscalls.js';
 
-const CALL_VERSION = 'pipewright-call-1';
+const CALL_VERSION = 'pipewright-call-2';
+
+declare const PIPEWRIGHT_BUILD_ID: string | undefined;
+/** The build this code belongs to (scripts/bundle.mjs compiles it in; so does the launcher's build). */
+export const BUILD_ID = typeof PIPEWRIGHT_BUILD_ID === 'string' ? PIPEWRIGHT_BUILD_ID : 'unbundled';
 
 /** Commands that run until stopped: in a worker they would live on as the daemon's child. */
 const NOT_HANDED_OVER = new Set(['daemon', 'watch']);
 
 /** A caller's command line and the process state it runs in (native/pipewright.c builds it). */
 export interface Call {
+  /** The launcher's build: a worker of another build declines (its code may differ from the launcher's). */
+  build: string;
   cwd: string;
   umask: number;
   argv: string[];
   env: Record<string, string>;
 }
 
-/** The call's NUL-separated strings: version, cwd, umask (octal), argc, argv..., environment... */
+/** The call's NUL-separated strings: version, build, cwd, umask (octal), argc, argv..., environment... */
 export function parseCall(payload: Buffer): Call | undefined {
   const parts = payload.toString('utf8').split('\0');
   parts.pop(); // after the last NUL
-  const [version, cwd, umask, argc, ...rest] = parts;
+  const [version, build, cwd, umask, argc, ...rest] = parts;
   const n = Number(argc);
-  if (version !== CALL_VERSION || !cwd?.startsWith('/') || !/^[0-7]{1,4}$/.test(umask ?? '') || !Number.isInteger(n) || n < 1 || n > rest.length) {
+  if (version !== CALL_VERSION || !build || !cwd?.startsWith('/') || !/^[0-7]{1,4}$/.test(umask ?? '') || !Number.isInteger(n) || n < 1 || n > rest.length) {
     return undefined;
   }
   const env: Record<string, string> = {};
@@ -42,7 +48,7 @@ export function parseCall(payload: Buffer): Call | undefined {
     const eq = entry.indexOf('=');
     if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
-  return { cwd, umask: parseInt(umask, 8), argv: rest.slice(0, n), env };
+  return { build, cwd, umask: parseInt(umask, 8), argv: rest.slice(0, n), env };
 }
 
 /** The command's name in a command line: its first word that is not a global option or its value. */
@@ -62,12 +68,18 @@ interface Self {
   cgroup: string;
 }
 
-/** Why this worker must not run the caller's command, or undefined when it is bound as the caller is. */
-function unlike(taken: TakenCall, mine: Bounds): string | undefined {
-  const theirs = boundsWhileAlive(taken.pid, taken.pidfd);
-  if (!theirs) return 'a caller that went before it was read';
-  const reasons = differing(mine, theirs);
-  return reasons.length ? `another ${reasons.join(', ')}` : undefined;
+/** What a caller is, read while it is alive (or undefined: it ended before the pidfd was polled). */
+export interface Caller {
+  bounds: Bounds;
+  /** /proc/<pid>/cgroup, read before the pidfd is polled, as the bounds are: the caller's own. */
+  cgroup: string;
+}
+
+/** The caller's bounds and cgroup, both read before its pidfd shows it still runs. */
+export function readCaller(pid: number, pidfd: number): Caller | undefined {
+  const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  const bounds = boundsWhileAlive(pid, pidfd);
+  return bounds && { bounds, cgroup };
 }
 
 /**
@@ -75,8 +87,7 @@ function unlike(taken: TakenCall, mine: Bounds): string | undefined {
  * stopped with the caller's service, not the daemon's. Only on a cgroup v2 host; on another, a
  * caller in another cgroup is declined. Returns why it could not.
  */
-function joinCgroup(pid: number, mine: string): string | undefined {
-  const theirs = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+function joinCgroup(theirs: string, mine: string): string | undefined {
   if (theirs === mine) return undefined;
   const unified = /^0::(\/.*)\n$/.exec(theirs);
   if (!unified) return 'another cgroup (not a cgroup v2 host)';
@@ -93,14 +104,17 @@ function adopt(program: Command, taken: TakenCall, call: Call | undefined, self:
   if (!call) return 'a malformed call';
   const word = commandWord(program, call.argv.slice(1));
   if (word && NOT_HANDED_OVER.has(word)) return `"${word}" runs in the caller's own process`;
-  const reason = unlike(taken, self.bounds);
-  if (reason) return reason;
+  if (call.build !== BUILD_ID) return `a launcher of another build (${call.build}; this worker: ${BUILD_ID}): restart the daemon after an upgrade`;
+  const caller = readCaller(taken.pid, taken.pidfd);
+  if (!caller) return 'a caller that went before it was read';
+  const reasons = differing(self.bounds, caller.bounds);
+  if (reasons.length) return `another ${reasons.join(', ')}`;
   try {
     process.chdir(call.cwd);
   } catch {
     return 'a working directory this worker cannot enter';
   }
-  return joinCgroup(taken.pid, self.cgroup);
+  return joinCgroup(caller.cgroup, self.cgroup);
 }
 
 /** Tells the daemon (on fd 1, still its pipe) what became of a call. */
@@ -134,7 +148,22 @@ export function becomeCaller(program: Command): void {
     closeSync(taken.pidfd);
     if (!declined && call) return serve(taken, call, listenFd);
     tellDaemon(`declined ${declined}`);
-    for (const fd of [...taken.fds, taken.conn]) closeSync(fd);
+    closeSync(taken.conn);
+  }
+}
+
+/**
+ * Answers 'y' and this process's pid, and waits for the caller's go, which brings its fds 0-2:
+ * none when the caller gave up waiting (its answer came too late) and runs the command itself.
+ */
+function goAhead(conn: number): number[] | undefined {
+  const reply = Buffer.alloc(5, 'y');
+  reply.writeInt32LE(process.pid, 1);
+  try {
+    writeSync(conn, reply);
+    return syscalls().takeGo(conn);
+  } catch {
+    return undefined;
   }
 }
 
@@ -142,7 +171,9 @@ function serve(taken: TakenCall, call: Call, listenFd: number): void {
   syscalls().dieWithParent(false);
   tellDaemon('taken');
   closeSync(listenFd);
-  taken.fds.forEach((fd, i) => {
+  const fds = goAhead(taken.conn);
+  if (!fds) process.exit(0); // nothing ran: the caller runs the command
+  fds.forEach((fd, i) => {
     syscalls().dup2(fd, i);
     closeSync(fd);
   });
@@ -150,9 +181,6 @@ function serve(taken: TakenCall, call: Call, listenFd: number): void {
   Object.assign(process.env, call.env);
   process.umask(call.umask);
   process.argv = [process.argv[0], process.argv[1], ...call.argv.slice(1)];
-  const reply = Buffer.alloc(5, 'y');
-  reply.writeInt32LE(process.pid, 1);
-  writeSync(taken.conn, reply);
   process.on('exit', (code) => {
     const status = Buffer.alloc(4);
     status.writeInt32LE(code);

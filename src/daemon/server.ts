@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, PipewrightError } from '../util/errors.js';
 import { judgeCallers } from './callers.js';
@@ -76,16 +76,28 @@ function answering(path: string): Promise<boolean> {
   });
 }
 
+function lstatOrNone(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 /** Answers a request from a caller the daemon refuses (why: one line), in the socket's own form. */
 export type Refuse = (res: ServerResponse, why: string) => void;
 
 /**
  * Listens on a unix socket, root's alone (0600 from its creation), serving only callers as
  * powerful as the daemon (daemon/callers.ts); `refuse` answers the others. A socket left by a
- * daemon that died is replaced; one that answers is another daemon's, and an error.
+ * daemon that died is replaced; one that answers is another daemon's, and an error; anything else
+ * at the path (a file an operator named by mistake) is left alone, and an error.
  */
 export async function listenUnix(socketPath: string, listener: RequestListener, refuse: Refuse): Promise<Server> {
-  if (existsSync(socketPath)) {
+  const there = lstatOrNone(socketPath);
+  if (there && !there.isSocket()) throw new PipewrightError(`${socketPath} exists and is not a socket; remove it or choose another path`);
+  if (there) {
     if (await answering(socketPath)) throw new PipewrightError(`another daemon answers on ${socketPath}; stop it first`);
     unlinkSync(socketPath);
   }

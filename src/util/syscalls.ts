@@ -2,12 +2,11 @@
 import { loadAddon } from './addon.js';
 import { shipped } from './paths.js';
 
-/** A command line a warm worker took: the connection, the caller's pid (and a pidfd of it), its fds 0-2 (received), the call's bytes. */
+/** A command line a warm worker took: the connection, the caller's pid (and a pidfd of it), the call's bytes. */
 export interface TakenCall {
   conn: number;
   pid: number;
   pidfd: number;
-  fds: number[];
   payload: Buffer;
 }
 
@@ -19,10 +18,12 @@ interface Syscalls {
   nlOpen(): number;
   /** Sends one netlink request; resolves with the answer's datagrams, up to its ack, error or NLMSG_DONE. */
   nlRequest(fd: number, message: Buffer): Promise<Buffer>;
-  /** A listening Unix socket (mode 0600) that libuv does not watch. */
+  /** A listening Unix socket (mode 0600) that libuv does not watch; replaces only a dead socket (else ENOTSOCK, EADDRINUSE). */
   unixListen(path: string): number;
   /** Blocks until a caller of this uid sends a whole call on the listening socket. */
   takeCall(listenFd: number): TakenCall;
+  /** The caller's go, once answered: its fds 0-2 (received); throws when it sent none (it gave up waiting). */
+  takeGo(conn: number): number[];
   /** Who connected a Unix socket: SO_PEERCRED's pid and uid, and a pidfd of that process (the caller closes it). */
   peerOf(fd: number): { pid: number; uid: number; pidfd: number };
   /** Whether the process a pidfd names has ended. */

@@ -9,9 +9,23 @@
  */
 import t, { type Test } from 'tap';
 import { execa } from 'execa';
-import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { syscalls } from '../../src/util/syscalls.js';
 import { CLI, isRoot, netns, processEnded, ROOT_REASON, startDaemon, stateDir, until } from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;
@@ -137,7 +151,7 @@ t.test('callers unlike the worker, and daemons, run in their own process', { ski
   t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the workers still serve');
 });
 
-t.test('a caller that sends no whole call within 2 s, or no descriptors, is dropped; the worker waits on', { skip }, async (t) => {
+t.test('a caller that sends no whole call within 2 s, or one too long, is dropped; the worker waits on', { skip }, async (t) => {
   const { socket, daemon, run } = await warmDaemon(t);
   const dropped = (send: (c: Socket) => void) =>
     new Promise<number>((resolve, reject) => {
@@ -149,9 +163,9 @@ t.test('a caller that sends no whole call within 2 s, or no descriptors, is drop
         .resume();
     });
   // Both at once: the two workers each hold one until it is dropped.
-  const [silent, noFds] = await Promise.all([dropped(() => {}), dropped((c) => c.write(Buffer.from([5, 0, 0, 0, 120, 0, 0, 0, 0])))]);
+  const [silent, tooLong] = await Promise.all([dropped(() => {}), dropped((c) => c.write(Buffer.from([0, 0, 0x20, 0])))]);
   t.ok(silent >= 1900 && silent < 4000, `a silent caller is dropped after the 2 s limit (${silent} ms)`);
-  t.ok(noFds < 1900, `a call without stdin, stdout, stderr is dropped at once, not at the limit (${noFds} ms)`);
+  t.ok(tooLong < 1900, `a call longer than 1 MiB is dropped at once, not at the limit (${tooLong} ms)`);
   t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the same workers then serve a command');
   t.same(declines(daemon.lines()), [], 'dropped before a worker reads a call: nothing to decline');
 });
@@ -166,4 +180,151 @@ t.test('idle workers go with the daemon; commands then start Node themselves', {
   const r = await execa(CLI, ['--version'], { env, reject: false });
   t.equal(r.stdout, '0.1.0', 'a stale socket: the command runs by itself');
   t.equal((await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).exitCode, 9, 'in Node (NODE_OPTIONS applies)');
+});
+
+t.test('a caller trickling its call is dropped 2 s after the accept, not 2 s after each byte (#5)', { skip }, async (t) => {
+  const { socket, daemon, run } = await warmDaemon(t);
+  const t0 = Date.now();
+  const held = await new Promise<number>((resolve, reject) => {
+    const c = createConnection(socket, () => c.write(Buffer.from([100, 0, 0, 0])));
+    const trickle = setInterval(() => c.writable && c.write('x'), 300); // 1 byte per 300 ms: 30 s for the call
+    c.on('error', (err: NodeJS.ErrnoException) => err.code !== 'ECONNRESET' && err.code !== 'EPIPE' && reject(err))
+      .on('close', () => {
+        clearInterval(trickle);
+        resolve(Date.now() - t0);
+      })
+      .resume();
+  });
+  t.ok(held >= 1900 && held < 4000, `dropped at the call's deadline (${held} ms)`);
+  t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the workers then serve');
+  t.same(declines(daemon.lines()), [], 'nothing declined');
+});
+
+/** A process's state letter (R, S, T...) and CPU time (utime + stime, in ticks), from /proc/<pid>/stat. */
+function stat(pid: number): { state: string; cpu: number } {
+  const fields = readProc(`/proc/${pid}/stat`)
+    .replace(/^.*\) /s, '')
+    .split(' ');
+  return { state: fields[0] ?? '', cpu: Number(fields[11]) + Number(fields[12]) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('Ctrl-Z stops the caller and the worker; fg goes on with both, and the exit status arrives (#4)', { skip }, async (t) => {
+  const { env, daemon } = await warmDaemon(t);
+  // In a process group of its own under this one, as a job-control shell puts a job (a group
+  // whose parent is in another session is orphaned, and the kernel drops SIGTSTP there).
+  const proc = execa('perl', ['-e', 'setpgrp(0, 0); exec @ARGV or die', CLI], { env: { ...env, ...NO_NODE, CNI_COMMAND: 'VERSION' }, reject: false });
+  const caller = proc.pid!;
+  t.teardown(() => void proc.kill('SIGKILL'));
+  await until(() => stat(caller).state !== '' && readProc(`/proc/${caller}/cmdline`).startsWith(CLI), 5000);
+  const stdin = readlinkSync(`/proc/${caller}/fd/0`);
+  let busy: number | undefined;
+  await until(() => (busy = workers(daemon.proc.pid!).find((w) => fdIs(w, stdin))) !== undefined, 5000);
+  t.ok(busy, 'a worker runs the command (the CNI plugin waiting for its stdin)');
+  process.kill(caller, 'SIGTSTP');
+  const stopped = await until(() => stat(caller).state === 'T', 1000);
+  t.not(stopped, -1, `the caller stops within 1 s (${stopped} ms; state ${stat(caller).state})`);
+  t.equal(stat(busy!).state, 'T', 'and so does the worker');
+  const cpu = stat(caller).cpu;
+  await sleep(500);
+  t.equal(stat(caller).cpu, cpu, 'the stopped caller uses no CPU');
+  process.kill(-caller, 'SIGCONT'); // what `fg` sends: to the job's process group, not the worker's
+  t.not(await until(() => stat(busy!).state !== 'T' && stat(caller).state !== 'T', 1000), -1, 'both run again');
+  proc.stdin!.end(JSON.stringify({ cniVersion: '1.0.0' }));
+  const r = await proc;
+  t.equal(r.exitCode, 0, r.stderr);
+  t.ok(JSON.parse(r.stdout).supportedVersions.includes('1.0.0'), "the command's output and exit status arrive");
+});
+
+t.test('a stopped caller killed -9: its worker does not stay stopped (#4)', { skip }, async (t) => {
+  const { env, daemon } = await warmDaemon(t);
+  const proc = execa('perl', ['-e', 'setpgrp(0, 0); exec @ARGV or die', CLI], { env: { ...env, ...NO_NODE, CNI_COMMAND: 'VERSION' }, reject: false });
+  const caller = proc.pid!;
+  await until(() => readProc(`/proc/${caller}/cmdline`).startsWith(CLI), 5000);
+  const stdin = readlinkSync(`/proc/${caller}/fd/0`);
+  let busy: number | undefined;
+  await until(() => (busy = workers(daemon.proc.pid!).find((w) => fdIs(w, stdin))) !== undefined, 5000);
+  t.ok(busy, 'a worker runs the command');
+  process.kill(caller, 'SIGTSTP');
+  t.not(await until(() => stat(caller).state === 'T' && stat(busy!).state === 'T', 1000), -1, 'both stop');
+  process.kill(caller, 'SIGKILL');
+  await proc;
+  t.not(await until(() => processEnded(busy!), 5000), -1, 'the worker runs again and ends with its caller');
+});
+
+t.test('a socket that never answers: the caller runs the command itself within its 1 s wait (#5)', async (t) => {
+  const dir = stateDirOnly(t);
+  const socket = join(dir, 'listen-only.sock');
+  const fd = syscalls().unixListen(socket); // listens, never accepts
+  t.teardown(() => closeSync(fd));
+  const t0 = Date.now();
+  const r = await execa(CLI, ['--version'], { env: { PIPEWRIGHT_CLI_SOCKET: socket }, reject: false, timeout: 10_000 });
+  const ms = Date.now() - t0;
+  t.equal(r.stdout, '0.1.0', r.stderr || (r.timedOut ? 'still waiting after 10 s' : ''));
+  t.ok(ms >= 900 && ms < 2500, `ran by itself after its wait (${ms} ms)`);
+});
+
+/** A private directory (no store): removed at the end. */
+function stateDirOnly(t: Test): string {
+  const dir = join('/tmp', `pipewright-launcher-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  mkdirSync(dir, { mode: 0o700 });
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('a daemon whose workers fail at start removes its socket; commands then run at once (#5)', { skip }, async (t) => {
+  const { dir, socket, daemon, env } = await warmDaemon(t);
+  // A state dir its group may write: each new worker's Store.openAhead refuses it, and the worker ends.
+  chmodSync(dir, 0o775);
+  t.teardown(() => chmodSync(dir, 0o700));
+  for (const w of workers(daemon.proc.pid!)) process.kill(w, 'SIGKILL');
+  const gaveUp = await until(() => daemon.lines().some((l) => JSON.parse(l).stoppedStarting), 10_000);
+  t.not(gaveUp, -1, 'the daemon stops starting workers');
+  t.notOk(existsSync(socket), 'and removes the socket');
+  const t0 = Date.now();
+  const r = await execa('timeout', ['10', CLI, '--version'], { env, reject: false });
+  t.equal(r.stdout, '0.1.0', r.stderr);
+  t.ok(Date.now() - t0 < 2000, `a command runs by itself at once (${Date.now() - t0} ms)`);
+});
+
+t.test('a worker of another build declines; the command runs by itself (#22)', { skip }, async (t) => {
+  const { env, daemon } = await warmDaemon(t);
+  // The same launcher, built with another id, beside the same bundle.
+  const other = join(stateDirOnly(t), 'dist');
+  const real = dirname(dirname(CLI));
+  mkdirSync(join(other, 'bin'), { recursive: true });
+  for (const f of ['bundle', 'pipewright.blob', 'pipewright.blob.cpu']) if (existsSync(join(real, f))) symlinkSync(join(real, f), join(other, f));
+  const native = join(real, '..', 'native');
+  await execa('cc', ['-O2', '-DBUILD_ID="0000000000000000"', '-o', join(other, 'bin/pipewright'), join(native, 'pipewright.c')]);
+  const declined = await execa(join(other, 'bin/pipewright'), ['--version'], { env: { ...env, ...NO_NODE }, reject: false });
+  t.match(declined.stderr, /no-such-node-option/, 'not run by a worker');
+  t.match(declines(daemon.lines()).at(-1)?.declined, /a launcher of another build \(0000000000000000; this worker: [0-9a-f]{16}\)/, 'the daemon says why');
+  const ran = await execa(join(other, 'bin/pipewright'), ['--version'], { env, reject: false });
+  t.equal(ran.stdout, '0.1.0', 'and it runs by itself');
+  t.equal((await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).stdout, '0.1.0', 'a launcher of this build is served');
+});
+
+t.test("daemon start deletes only dead sockets: not a file, not a live daemon's socket (#24)", { skip }, async (t) => {
+  const { dir, socket, env } = await warmDaemon(t);
+  const second = stateDir(t);
+  const start = (args: string[]) =>
+    execa(CLI, ['daemon', '--log-format', 'json', '--cni-socket', '', ...args], { env: { PIPEWRIGHT_STATE_DIR: second }, reject: false, timeout: 20_000 });
+  const file = join(second, 'not-a-socket');
+  writeFileSync(file, 'keep me\n');
+  for (const flag of ['--socket', '--cli-socket']) {
+    const others = flag === '--socket' ? ['--cli-socket', join(second, 'cli.sock')] : ['--socket', join(second, 'plugin.sock')];
+    const r = await start([flag, file, ...others]);
+    t.not(r.exitCode, 0, `${flag} naming a file: the daemon does not start`);
+    t.match(r.stderr, /not-a-socket exists and is not a socket/);
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    t.equal(readFileSync(file, 'utf8'), 'keep me\n', 'and the file is left alone');
+  }
+  const before = lstatSync(socket).ino;
+  const stealing = await start(['--socket', join(second, 'plugin.sock'), '--cli-socket', socket]);
+  t.not(stealing.exitCode, 0, "a second daemon on the first's CLI socket does not start");
+  t.match(stealing.stderr, /another daemon's warm workers answer on/);
+  t.equal(lstatSync(socket).ino, before, "the first daemon's socket is still there");
+  t.equal((await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).stdout, '0.1.0', 'and its workers serve');
+  t.ok(dir);
 });
