@@ -74,7 +74,7 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
     // Leases of an attachment undone above went with it (or, with --dry-run, would have).
     if (lease.reserved || lease.host !== ctx.ipam.host || live.has(lease.owner) || undone.has(lease.owner)) continue;
     actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `owner ${lease.owner} has no attachment` });
-    if (!opts.dryRun) await ctx.ipam.release(lease.pool, lease.address);
+    if (!opts.dryRun) await ctx.ipam.release(lease.pool, lease.address, lease);
   }
   actions.push(...(await forgottenDockerLeases(ctx, leases, opts.dryRun)));
   if (!opts.dryRun) actions.push(...(await collectLeftovers(ctx)));
@@ -99,7 +99,7 @@ async function forgottenDockerLeases(ctx: CoreContext, leases: Lease[], dryRun?:
   const actions: GcAction[] = [];
   for (const lease of mine.filter((l) => !held.has(l.address))) {
     actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `Docker has no endpoint with it (owner ${lease.owner})` });
-    if (!dryRun) await ctx.ipam.release(lease.pool, lease.address);
+    if (!dryRun) await ctx.ipam.release(lease.pool, lease.address, lease);
   }
   return actions;
 }
