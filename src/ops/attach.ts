@@ -84,7 +84,8 @@ async function attachInTurn(ctx: CoreContext, guest: Guest, spec: AttachSpec, li
           `(${record!.spec.hostIf} ${record!.spec.addresses.join(' ') || (record!.spec.dhcp ? 'dhcp' : '')}); detach it first or choose another -i`,
       );
     case 'leftover':
-      if (!(await detachAttachment(ctx, record!))) throw new PipewrightError(`${guest.name} ${spec.ifname} was changed by another pipewright meanwhile; run the command again`);
+      if (!(await detachAttachment(ctx, record!)))
+        throw new PipewrightError(`${guest.name} ${spec.ifname} was changed by another pipewright meanwhile; run the command again`);
       break;
     case 'absent':
       break;
