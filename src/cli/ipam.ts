@@ -134,7 +134,7 @@ function registerLease(program: Command): void {
       const o = optionsOf<{ owner?: string }>(cmd);
       if (!o.owner && !(pool && ip)) throw new UsageError('give <pool> <ip>, or --owner <text>');
       await withContext(o, async (ctx) => {
-        const gone = o.owner ? await ctx.ipam.releaseOwner(o.owner) : [await ctx.ipam.release(pool!, ip!)].filter((l): l is Lease => l !== null);
+        const gone = o.owner ? await ctx.ipam.releaseOwner(o.owner) : [await ctx.ipam.release(pool!, ip!, 'anyone')].filter((l): l is Lease => l !== null);
         if (gone.length === 0) throw new PipewrightError(o.owner ? `no lease is held by ${o.owner}` : `${ip} is not leased in pool ${pool}`);
         for (const l of gone) process.stdout.write(`${l.address} released from ${l.pool}\n`);
       });

@@ -17,14 +17,15 @@ import { checkAttachSpec, NO_HOST_IF, staticAddresses, type AttachSpec } from '.
 import { formatPublish } from '../model/publish.js';
 import { attach } from '../ops/attach.js';
 import type { CoreContext } from '../ops/context.js';
-import { detachAttachment } from '../ops/detach.js';
+import { detachAttachment, turnKey } from '../ops/detach.js';
 import { asIpConfig, leaseOwner } from '../ops/leases.js';
 import { createNetwork } from '../ops/network.js';
 import { checkAttachment } from '../ops/status.js';
 import type { Guest } from '../runtime/guest.js';
-import { findAttachment, listAttachments, type AttachmentRecord } from '../store/attachments.js';
+import { dhcpClientOf, findAttachment, listAttachments, type AttachmentRecord } from '../store/attachments.js';
 import { firewallDirty, listPorts } from '../store/networks.js';
-import { processAlive } from '../util/process.js';
+import { withTurnOn } from '../util/operation.js';
+import { sameProcess } from '../util/process.js';
 import { CniError, ERR } from './errors.js';
 import type { CniEnv, CniResult, NetConf } from './netconf.js';
 import { defaultRoutes, resultIps } from './result.js';
@@ -134,11 +135,18 @@ export async function addMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Pro
   return mainResult(ctx, conf, env, attachment);
 }
 
-/** Undoes the attachment; without a record (DEL twice, or ADD never finished) its leases still go. */
+/**
+ * Undoes the attachment; without a record (DEL twice, or ADD never finished) its leases still go.
+ * In the interface's turn: an ADD of the same container still under way in this daemon (the
+ * runtime gave up waiting for it) ends first, and its leases are never taken from under it.
+ */
 export async function delMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<void> {
-  const rec = recordOf(ctx, conf, env);
-  if (rec) await detachAttachment(ctx, rec);
-  else await ctx.ipam.releaseOwner(ownerOf(conf, env));
+  const key = turnKey({ guestKind: 'cni', guestId: cniGuestId(conf, env), ifname: env.ifname });
+  await withTurnOn(key, `${guestOf(conf, env).name} ${env.ifname}`, async () => {
+    const rec = recordOf(ctx, conf, env);
+    if (rec) await detachAttachment(ctx, rec);
+    else await ctx.ipam.releaseOwner(ownerOf(conf, env));
+  });
 }
 
 /** Every address of prevResult must still be leased to this container (and, for the main plugin, on its interface). */
@@ -161,7 +169,8 @@ export async function checkMain(ctx: CoreContext, conf: NetConf, env: CniEnv): P
   if (listPorts(ctx.store, rec.id).length !== rec.spec.publish.length || firewallDirty(ctx.store)) {
     throw new CniError(ERR.io, 'the published ports are not all in the firewall (run pipewright firewall sync)');
   }
-  if (rec.spec.dhcp && !(rec.dhcpPid && processAlive(rec.dhcpPid))) throw new CniError(ERR.io, 'the DHCP client is gone');
+  const dhcp = dhcpClientOf(rec);
+  if (rec.spec.dhcp && !(dhcp && sameProcess(dhcp))) throw new CniError(ERR.io, 'the DHCP client is gone');
 }
 
 /** Every route of prevResult must still be in the container's table (its default route above all). */
@@ -207,7 +216,7 @@ export async function gcNetwork(ctx: CoreContext, conf: NetConf): Promise<void> 
   }
   for (const lease of await ctx.ipam.leases()) {
     const id = lease.owner.startsWith(`cni:${prefix}`) ? lease.owner.slice('cni:'.length) : null;
-    if (id && !valid.has(id) && lease.host === ctx.ipam.host) await ctx.ipam.release(lease.pool, lease.address);
+    if (id && !valid.has(id) && lease.host === ctx.ipam.host) await ctx.ipam.release(lease.pool, lease.address, lease);
   }
 }
 

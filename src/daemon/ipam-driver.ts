@@ -26,6 +26,8 @@ export const DOCKER_KEY = 'pipewright.docker';
 const DOCKER_VALUE = 'ipam';
 const GATEWAY = 'com.docker.network.gateway';
 const MAC = 'com.docker.network.endpoint.macaddress';
+/** The owners of the leases this driver gives out (RequestAddress): an endpoint's, a network's gateway. */
+const DOCKER_OWNERS = /^docker(-gateway)?:/;
 
 type Options = Record<string, string> | undefined;
 
@@ -115,8 +117,10 @@ export function ipamDriver(ipam: Ipam): Record<string, Handler> {
     RequestPool: (body) => requestPool(ipam, body),
     ReleasePool: (body) => releasePool(ipam, body),
     RequestAddress: (body) => requestAddress(ipam, body),
+    // Docker names only pool and address: a lease this driver gave out on this host, never a
+    // CLI guest's or another host's that holds the address after a late or replayed release.
     ReleaseAddress: async (body) => {
-      await ipam.release(str(body.PoolID), str(body.Address));
+      await ipam.release(str(body.PoolID), str(body.Address), { owner: DOCKER_OWNERS, host: ipam.host });
       return {};
     },
   };

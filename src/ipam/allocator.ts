@@ -11,6 +11,20 @@ import { PipewrightError } from '../util/errors.js';
 import type { Lease, LeaseBackend } from './backend.js';
 import { addressAt, definePool, inRange, inSubnetOf, isNetworkOrBroadcast, isWithheld, rangeSize, type Pool, type PoolInput } from './pool.js';
 
+/**
+ * Whose lease a release may end. A caller acts on a view taken earlier (a rollback, gc's list,
+ * Docker's ReleaseAddress), and the address may have changed hands since: it names the holder it
+ * means, and another holder's lease stays. `owner` may be a pattern (Docker names only pool and
+ * address). 'anyone' is for an operator releasing an address by hand.
+ */
+export type Holder = { owner: string | RegExp; host: string } | 'anyone';
+
+function holds(holder: Holder): (lease: Lease) => boolean {
+  if (holder === 'anyone') return () => true;
+  const { owner, host } = holder;
+  return (l) => l.host === host && (typeof owner === 'string' ? l.owner === owner : owner.test(l.owner));
+}
+
 export class Ipam {
   /** The backend is this class's own: callers go through the allocator, never around it. */
   constructor(
@@ -99,8 +113,9 @@ export class Ipam {
     throw new PipewrightError(`${address} in pool ${pool.name} is taken by ${holder?.owner ?? 'another owner'} on ${holder?.host ?? 'another host'}`);
   }
 
-  async release(poolName: string, address: string): Promise<Lease | null> {
-    return this.backend.deleteLease(poolName, address);
+  /** Ends the lease if `holder` still holds it; the lease ended, or null. */
+  async release(poolName: string, address: string, holder: Holder): Promise<Lease | null> {
+    return this.backend.deleteLease(poolName, address, holds(holder));
   }
 
   /** This host's leases of an owner: owner names are per host (netns:blue/eth0 exists on every host). */
@@ -110,7 +125,12 @@ export class Ipam {
 
   async releaseOwner(owner: string): Promise<Lease[]> {
     const held = await this.heldBy(owner);
-    for (const l of held) await this.backend.deleteLease(l.pool, l.address);
-    return held;
+    const mine = holds({ owner, host: this.host });
+    const gone: Lease[] = [];
+    for (const l of held) {
+      const lease = await this.backend.deleteLease(l.pool, l.address, mine);
+      if (lease) gone.push(lease);
+    }
+    return gone;
   }
 }

@@ -44,8 +44,12 @@ export interface LeaseBackend {
   takeFree(lease: Lease, entry: FreeEntry): Promise<boolean>;
   /** A lease on a given address; false if the address is leased already. */
   createLease(lease: Lease): Promise<boolean>;
-  /** Ends a lease; its address joins the free list (at the end: handed out again last). */
-  deleteLease(pool: string, address: string): Promise<Lease | null>;
+  /**
+   * Ends the lease if `holds(lease)` says it is the one the caller means, in the same transaction
+   * (compare-and-delete: the address may have changed hands since the caller looked); its address
+   * joins the free list (at the end: handed out again last). The lease ended, or null.
+   */
+  deleteLease(pool: string, address: string, holds: (lease: Lease) => boolean): Promise<Lease | null>;
   getLease(pool: string, address: string): Promise<Lease | null>;
   leases(filter?: { pool?: string; owner?: string }): Promise<Lease[]>;
   close(): Promise<void>;

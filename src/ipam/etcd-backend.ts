@@ -214,10 +214,11 @@ export class EtcdLeaseBackend implements LeaseBackend {
     return res.succeeded;
   }
 
-  async deleteLease(pool: string, address: string): Promise<Lease | null> {
+  async deleteLease(pool: string, address: string, holds: (lease: Lease) => boolean): Promise<Lease | null> {
     for (let i = 0; i < MAX_RETRIES; i++) {
       const v = await this.client.get(K.lease(pool, address)).string();
-      if (v === null) return null;
+      // The delete below compares the whole value: it ends this lease, never a later holder's.
+      if (v === null || !holds(JSON.parse(v) as Lease)) return null;
       const res = await this.client
         .if(K.lease(pool, address), 'Value', '==', v)
         .then(this.client.delete().key(K.lease(pool, address)), this.client.put(freeKey(pool)).value(address))

@@ -104,10 +104,10 @@ export class SqliteLeaseBackend implements LeaseBackend {
     return true;
   }
 
-  async deleteLease(pool: string, address: string): Promise<Lease | null> {
+  async deleteLease(pool: string, address: string, holds: (lease: Lease) => boolean): Promise<Lease | null> {
     return this.store.tx(() => {
       const row = this.sql('SELECT * FROM leases WHERE pool = ? AND address = ?').get(pool, address) as LeaseRow | undefined;
-      if (!row) return null;
+      if (!row || !holds(toLease(row))) return null;
       this.sql('DELETE FROM leases WHERE pool = ? AND address = ?').run(pool, address);
       this.sql('INSERT OR IGNORE INTO free_addresses (pool, address) VALUES (?, ?)').run(pool, address);
       return toLease(row);

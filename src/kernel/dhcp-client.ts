@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { shipped, TOOL_PATH } from '../util/paths.js';
+import { pidStartTime, sameProcess, type ProcessRef } from '../util/process.js';
 import { PipewrightError } from '../util/errors.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
@@ -19,8 +20,7 @@ function leaseDir(stateDir: string): string {
   return dir;
 }
 
-export interface DhcpClient {
-  pid: number;
+export interface DhcpClient extends ProcessRef {
   /** Resolves with the first lease; rejects (and stops the client) when none comes in time. */
   lease: Promise<IpConfig>;
 }
@@ -44,16 +44,18 @@ export function startDhcpClient(stateDir: string, key: string, netnsPath: string
   closeSync(out);
   const pid = child.pid;
   if (!pid) throw new PipewrightError('could not start udhcpc (is the udhcpc package installed?)');
+  // nsenter execs udhcpc in the same process: this start time is the client's.
+  const client = { pid, start: pidStartTime(pid) };
   const lease = (async () => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline && child.exitCode === null) {
       if (existsSync(`${base}.lease`)) return parseLease(readFileSync(`${base}.lease`, 'utf8'));
       await new Promise((r) => setTimeout(r, 100));
     }
-    stopDhcpClient(pid);
+    stopDhcpClient(client);
     throw new PipewrightError(`no DHCP lease on ${ifname} within ${timeoutMs / 1000} s; is a DHCP server on that network? (log: ${base}.log)`);
   })();
-  return { pid, lease };
+  return { ...client, lease };
 }
 
 /** The hook's line "<ip> <prefix> [<gateway>] <seconds>", checked as strictly as a user's address. */
@@ -87,12 +89,16 @@ export function checkLease(lease: IpConfig, hostIf: string, hostCidrs: string[])
   if (v4.length && !inside) throw new PipewrightError(`${offered}, outside ${hostIf}'s subnets (${v4.join(', ')}); is a rogue DHCP server on that network?`);
 }
 
-/** Stops the client (udhcpc -R releases the lease on SIGTERM); a client already gone is fine. */
-export function stopDhcpClient(pid: number): void {
+/**
+ * Stops the client (udhcpc -R releases the lease on SIGTERM); a client already gone is fine. Only
+ * the recorded process: after a reboot its pid may be the host's own udhcpc, or another guest's.
+ */
+export function stopDhcpClient(client: ProcessRef): void {
   try {
+    if (!sameProcess(client)) return;
     // Right after spawn it may still be nsenter, about to exec udhcpc: both are ours.
-    if (!['udhcpc', 'nsenter'].includes(readFileSync(`/proc/${pid}/comm`, 'utf8').trim())) return;
-    process.kill(pid, 'SIGTERM');
+    if (!['udhcpc', 'nsenter'].includes(readFileSync(`/proc/${client.pid}/comm`, 'utf8').trim())) return;
+    process.kill(client.pid, 'SIGTERM');
   } catch {
     // already exited
   }

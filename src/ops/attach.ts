@@ -23,9 +23,11 @@ import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { deletePortsOf } from '../store/networks.js';
 import { PipewrightError, UsageError } from '../util/errors.js';
+import type { ProcessRef } from '../util/process.js';
+import { withTurnOn } from '../util/operation.js';
 import { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
-import { detachAttachment } from './detach.js';
+import { detachAttachment, turnKey } from './detach.js';
 import { judgeExisting } from './existing.js';
 import { changeFirewallIn } from '../firewall/sync.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
@@ -62,6 +64,12 @@ export function chooseLink(spec: AttachSpec): ChosenLink {
 export async function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): Promise<AttachResult> {
   const link = chooseLink(spec);
   await checkPublishable(ctx, spec);
+  // One operation at a time on a guest interface in this process: judged and acted on in one turn.
+  const key = turnKey({ guestKind: guest.kind, guestId: guest.id, ifname: spec.ifname });
+  return withTurnOn(key, `${guest.name} ${spec.ifname}`, () => attachInTurn(ctx, guest, spec, link));
+}
+
+async function attachInTurn(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
   const { verdict, record } = await judgeExisting(ctx, guest, spec);
   switch (verdict) {
     case 'held':
@@ -76,7 +84,8 @@ export async function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): 
           `(${record!.spec.hostIf} ${record!.spec.addresses.join(' ') || (record!.spec.dhcp ? 'dhcp' : '')}); detach it first or choose another -i`,
       );
     case 'leftover':
-      await detachAttachment(ctx, record!);
+      if (!(await detachAttachment(ctx, record!)))
+        throw new PipewrightError(`${guest.name} ${spec.ifname} was changed by another pipewright meanwhile; run the command again`);
       break;
     case 'absent':
       break;
@@ -166,7 +175,7 @@ async function finish(
   guest: Guest,
   plan: AttachmentPlan,
   spec: AttachSpec,
-  dhcpPid: number | null,
+  dhcpPid: ProcessRef | null,
 ): Promise<records.AttachmentRecord> {
   const publish = publishOf(spec);
   const change = (mutate: () => void) => changeFirewallIn(ctx, mutate);

@@ -19,34 +19,62 @@ import { leaseOwner } from './leases.js';
 import { releaseSharedLinks } from './shared-links.js';
 import { PipewrightError } from '../util/errors.js';
 import { namedStep } from '../util/faults.js';
+import { withTurnOn } from '../util/operation.js';
 
-export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
-  await beginDetach(ctx, rec);
-  await finishDetach(ctx, rec);
+/** What operations on one guest interface take turns on in this process: its kind, id and ifname. */
+export function turnKey(g: Pick<AttachmentRecord, 'guestKind' | 'guestId' | 'ifname'>): string {
+  return leaseOwner(g.guestKind, g.guestId, g.ifname);
+}
+
+/** Whether a detach judged on an older copy of the record is still due (gc re-judges the record as it is now). */
+export type StillDue = (now: AttachmentRecord) => Promise<boolean>;
+
+/**
+ * Detaches the record as it is now (the caller's copy may be stale); true when it did. False when
+ * it is gone already, `stillDue` says no, or another pipewright took it over meanwhile.
+ */
+export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord, stillDue?: StillDue): Promise<boolean> {
+  return withTurnOn(turnKey(rec), `${rec.guestName} ${rec.ifname}`, async () => {
+    const now = await beginDetach(ctx, rec, stillDue);
+    if (now) await finishDetach(ctx, now);
+    return now !== null;
+  });
 }
 
 /**
  * The first step: no rule points at the guest any more, and its record is pending (this
- * process's), so a crash after it leaves the rest to gc. Nothing the guest holds is given away yet.
+ * operation's), so a crash after it leaves the rest to gc. Nothing the guest holds is given away
+ * yet. The record as taken over, or null (see detachAttachment).
  */
-export async function beginDetach(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
+export async function beginDetach(ctx: CoreContext, rec: AttachmentRecord, stillDue?: StillDue): Promise<AttachmentRecord | null> {
   const what = `${rec.guestName} ${rec.ifname}`;
-  // An attach under way in another live process owns its record until it is ready or undone.
-  if (rec.state === 'pending' && rec.ownerPid !== process.pid && records.ownerAlive(rec)) {
-    throw new PipewrightError(`another pipewright (pid ${rec.ownerPid}) is still attaching ${what}; retry when it is done`);
-  }
-  await namedStep(`detach ${what}: firewall`, () =>
-    changeFirewallIn(ctx, () => {
-      deletePortsOf(ctx.store, rec.id);
-      records.markPending(ctx.store, rec.id);
-    }),
-  );
+  return withTurnOn(turnKey(rec), what, async () => {
+    const now = records.attachmentById(ctx.store, rec.id);
+    if (!now || (stillDue && !(await stillDue(now)))) return null;
+    // An attach or restore under way (in another process, or another operation of this one) owns its record until it is done.
+    if (now.state === 'pending' && records.ownerBusy(now)) {
+      throw new PipewrightError(`another pipewright (pid ${now.ownerPid}) is still attaching ${what}; retry when it is done`);
+    }
+    let taken = false;
+    await namedStep(`detach ${what}: firewall`, () =>
+      changeFirewallIn(ctx, () => {
+        taken = records.takeOver(ctx.store, now);
+        if (taken) deletePortsOf(ctx.store, now.id);
+      }),
+    );
+    return taken ? records.attachmentById(ctx.store, now.id) : null;
+  });
 }
 
 /** The rest, after beginDetach: the DHCP client, the link, the leases, the record, shared links. */
 export async function finishDetach(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
+  return withTurnOn(turnKey(rec), `${rec.guestName} ${rec.ifname}`, () => finish(ctx, rec));
+}
+
+async function finish(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
   const what = `${rec.guestName} ${rec.ifname}`;
-  if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
+  const dhcp = records.dhcpClientOf(rec);
+  if (dhcp) stopDhcpClient(dhcp);
   const driver = driverFor(rec.kind);
   // The recorded path may name another namespace by now (a reused pid): then the guest side is left alone.
   await namedStep(`detach ${what}: link`, () => driver.remove(rec, liveNetns(rec.netnsPath, rec.netnsId), ctx.log));

@@ -7,12 +7,12 @@
  *   lost      ready, same spec, its interface is gone (the guest restarted): restore it
  *   changed   ready with other settings, interface present: attach refuses, apply replaces it
  *   leftover  a crashed attach, or other settings whose interface is gone: clear it, then make
- *   busy      another live pipewright is attaching it right now
+ *   busy      another operation is attaching it right now (in another live pipewright, or in this one)
  */
 import { readLink } from '../kernel/link-state.js';
 import { sameSpec, type AttachSpec } from '../model/attachment.js';
 import type { Guest } from '../runtime/guest.js';
-import { findAttachment, ownerAlive, type AttachmentRecord } from '../store/attachments.js';
+import { findAttachment, ownerBusy, type AttachmentRecord } from '../store/attachments.js';
 import type { CoreContext } from './context.js';
 
 export type Verdict = 'absent' | 'held' | 'lost' | 'changed' | 'leftover' | 'busy';
@@ -26,10 +26,8 @@ export async function judgeExisting(ctx: CoreContext, guest: Guest, spec: Attach
   const record = findAttachment(ctx.store, guest.kind, guest.id, spec.ifname);
   const is = (verdict: Verdict): Existing => ({ verdict, record });
   if (!record) return is('absent');
-  if (record.state === 'pending') {
-    const busy = ownerAlive(record) && record.ownerPid !== process.pid;
-    return is(busy ? 'busy' : 'leftover');
-  }
+  // This process's own pending records are leftovers only once their operation has ended.
+  if (record.state === 'pending') return is(ownerBusy(record) ? 'busy' : 'leftover');
   const present = (await readLink(spec.ifname, guest.netnsPath)) !== null;
   if (sameSpec(record.spec, spec)) return is(present ? 'held' : 'lost');
   return is(present ? 'changed' : 'leftover');

@@ -12,7 +12,7 @@
 import type { Lease } from '../ipam/backend.js';
 import { dockerAvailable, dockerEndpointAddresses } from '../runtime/docker.js';
 import { guestAlive, type GuestKind } from '../runtime/guest.js';
-import { listAttachments, ownerAlive, settledHostLinks, type AttachmentRecord } from '../store/attachments.js';
+import { listAttachments, ownerAlive, ownerBusy, settledHostLinks, type AttachmentRecord } from '../store/attachments.js';
 import { collectOrphanVolumes } from '../storage/volumes.js';
 import type { CoreContext } from './context.js';
 import { namedStep } from '../util/faults.js';
@@ -28,12 +28,19 @@ export interface GcAction {
 
 async function deadReason(ctx: CoreContext, rec: AttachmentRecord): Promise<string | null> {
   if (rec.state === 'pending') {
-    return rec.ownerPid !== process.pid && !ownerAlive(rec) ? `pipewright pid ${rec.ownerPid} died before finishing` : null;
+    if (ownerBusy(rec)) return null;
+    return ownerAlive(rec)
+      ? `its operation in this pipewright (pid ${rec.ownerPid}) ended before finishing`
+      : `pipewright pid ${rec.ownerPid} died before finishing`;
   }
   return (await guestAlive(rec, ctx.docker)) ? null : 'guest no longer exists';
 }
 
-/** The attachments among these whose guest is gone (or whose attach died), undone; the lease owners of the live ones and of the undone. */
+/**
+ * The attachments among these whose guest is gone (or whose attach died), undone; the lease owners
+ * of the live ones and of the undone. The list is a snapshot: each is judged again as it is just
+ * before its detach, in its guest interface's turn (a restore may have brought it back meanwhile).
+ */
 async function undoDead(ctx: CoreContext, attachments: AttachmentRecord[], dryRun?: boolean) {
   const actions: GcAction[] = [];
   const live = new Set<string>();
@@ -41,13 +48,15 @@ async function undoDead(ctx: CoreContext, attachments: AttachmentRecord[], dryRu
   for (const rec of attachments) {
     const owner = leaseOwner(rec.guestKind, rec.guestId, rec.ifname);
     const reason = await deadReason(ctx, rec);
-    if (!reason) {
+    const what = `${rec.guestName} ${rec.ifname}`;
+    // The seam between the snapshot's verdict and the detach (a race test holds it open).
+    if (reason && !dryRun) await namedStep(`gc: ${what} judged gone`, () => {});
+    if (!reason || !(dryRun || (await detachAttachment(ctx, rec, async (now) => (await deadReason(ctx, now)) !== null)))) {
       live.add(owner);
       continue;
     }
     undone.add(owner);
-    actions.push({ kind: 'attachment', target: `${rec.guestName} ${rec.ifname}`, reason });
-    if (!dryRun) await detachAttachment(ctx, rec);
+    actions.push({ kind: 'attachment', target: what, reason });
   }
   return { actions, live, undone };
 }
@@ -74,7 +83,7 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
     // Leases of an attachment undone above went with it (or, with --dry-run, would have).
     if (lease.reserved || lease.host !== ctx.ipam.host || live.has(lease.owner) || undone.has(lease.owner)) continue;
     actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `owner ${lease.owner} has no attachment` });
-    if (!opts.dryRun) await ctx.ipam.release(lease.pool, lease.address);
+    if (!opts.dryRun) await ctx.ipam.release(lease.pool, lease.address, lease);
   }
   actions.push(...(await forgottenDockerLeases(ctx, leases, opts.dryRun)));
   if (!opts.dryRun) actions.push(...(await collectLeftovers(ctx)));
@@ -99,7 +108,7 @@ async function forgottenDockerLeases(ctx: CoreContext, leases: Lease[], dryRun?:
   const actions: GcAction[] = [];
   for (const lease of mine.filter((l) => !held.has(l.address))) {
     actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `Docker has no endpoint with it (owner ${lease.owner})` });
-    if (!dryRun) await ctx.ipam.release(lease.pool, lease.address);
+    if (!dryRun) await ctx.ipam.release(lease.pool, lease.address, lease);
   }
   return actions;
 }

@@ -32,7 +32,8 @@ export async function leaseAddresses(ctx: CoreContext, undo: UndoStack, owner: s
   const held = await ctx.ipam.heldBy(owner);
   const taken = (lease: Lease) => {
     if (!held.some((h) => h.pool === lease.pool && h.address === lease.address)) {
-      undo.push(`lease ${lease.address}`, () => ctx.ipam.release(lease.pool, lease.address));
+      // Given back only if still this attach's: a detach meanwhile may have let another take it.
+      undo.push(`lease ${lease.address}`, () => ctx.ipam.release(lease.pool, lease.address, lease));
     }
     return lease;
   };

@@ -15,6 +15,7 @@ import { guestKey, type Guest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import { findNetwork } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
+import type { ProcessRef } from '../util/process.js';
 import type { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
 import { restoreNetworkLinks } from './network.js';
@@ -52,14 +53,15 @@ function reannounceOf(plan: AttachmentPlan): Reannounce | undefined {
   return { mac: plan.mac, when: () => waitForwarding(plan.hostLink!) };
 }
 
-/** The client's pid is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
-export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: AttachmentPlan): Promise<number> {
+/** The client (pid and start time) is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
+export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: AttachmentPlan): Promise<ProcessRef> {
   const key = hostLinkName(guestKey(guest), plan.ifname);
   const client = await undo.step(`start DHCP client on ${plan.ifname}`, () => startDhcpClient(ctx.store.stateDir, key, guest.netnsPath, plan.ifname, ctx.log));
-  undo.push('stop DHCP client', () => stopDhcpClient(client.pid));
-  ctx.store.tx(() => records.setDhcpPid(ctx.store, id, client.pid));
+  const ref = { pid: client.pid, start: client.start };
+  undo.push('stop DHCP client', () => stopDhcpClient(ref));
+  ctx.store.tx(() => records.setDhcpClient(ctx.store, id, ref));
   const lease = await undo.step(`DHCP lease on ${plan.ifname}`, () => client.lease);
   checkLease(lease, plan.hostIf, (await readLink(plan.hostIf, undefined))?.addresses ?? []);
   plan.addresses = [lease];
-  return client.pid;
+  return ref;
 }

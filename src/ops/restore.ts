@@ -13,12 +13,20 @@ import type { Guest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { listPorts } from '../store/networks.js';
+import { changeFirewallIn } from '../firewall/sync.js';
+import { PipewrightError } from '../util/errors.js';
+import { withTurnOn } from '../util/operation.js';
 import { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
+import { turnKey } from './detach.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
 
 export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord, guest: Guest): Promise<AttachmentRecord> {
+  return withTurnOn(turnKey(rec), `${guest.name} ${rec.ifname}`, () => restore(ctx, rec, guest));
+}
+
+async function restore(ctx: CoreContext, rec: AttachmentRecord, guest: Guest): Promise<AttachmentRecord> {
   const driver = driverFor(rec.kind);
   const plan: AttachmentPlan = {
     kind: rec.kind,
@@ -33,17 +41,41 @@ export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord,
   };
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
+    await takeOverForRestore(ctx, undo, rec, guest);
     // The leases it held, claimed again (never an address configured without a lease).
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(rec.guestKind, rec.guestId, rec.ifname), rec.spec);
     // The old namespace took its end of the pair along; a host end left over would block the name.
     await driver.remove(plan, guest.netnsPath, ctx.log);
-    if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
+    const oldClient = records.dhcpClientOf(rec);
+    if (oldClient) stopDhcpClient(oldClient);
     await plumb(ctx, undo, guest, driver, plan);
     const dhcpPid = rec.spec.dhcp ? await leaseByDhcp(ctx, undo, rec.id, guest, plan) : null;
     if (plan.hostLink && listPorts(ctx.store, rec.id).length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
-    return ctx.store.tx(() => {
+    // Ready again in its new namespace, read in that change (a detach may follow at once).
+    let ready: AttachmentRecord | undefined;
+    await changeFirewallIn(ctx, () => {
       records.moveToNetns(ctx.store, rec.id, { path: guest.netnsPath, id: netnsIdentity(guest.netnsPath) }, guest.name, dhcpPid);
-      return records.expectAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname, guest.name);
+      records.markReady(ctx.store, rec.id, dhcpPid);
+      ready = records.expectAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname, guest.name);
     });
+    return ready!;
   });
+}
+
+/**
+ * The record becomes pending and this operation's for the restore's duration, if it is still as
+ * judged (compare-and-set): gc, the daemon's start sweep or a detach that read it before then
+ * leave it alone, and one that took it first makes this restore stop. Rollback makes it ready
+ * again, as it was (the firewall follows both changes: a bare bridge's accept counts ready guests).
+ */
+async function takeOverForRestore(ctx: CoreContext, undo: UndoStack, rec: AttachmentRecord, guest: Guest): Promise<void> {
+  await undo.step(
+    'record restoring',
+    () =>
+      changeFirewallIn(ctx, () => {
+        if (!records.takeOver(ctx.store, rec))
+          throw new PipewrightError(`${guest.name} ${rec.ifname} was changed by another pipewright meanwhile; run the command again`);
+      }),
+    () => changeFirewallIn(ctx, () => records.markReady(ctx.store, rec.id, records.dhcpClientOf(rec))).then(() => {}),
+  );
 }

@@ -119,7 +119,12 @@ export interface RecordedGuest {
   netnsId: string | null;
 }
 
-/** Whether the recorded guest still exists (for ls/inspect and gc). */
+/**
+ * Whether the recorded guest still exists (for ls/inspect and gc). A namespace file counts only
+ * while it is the recorded namespace: after a reboot /proc/<pid>/ns/net names whatever process
+ * has that pid now, and a recreated netns:X is another namespace. A stopped container still
+ * exists: watch puts its interfaces back when it starts; only a removed one is gone.
+ */
 export async function guestAlive(rec: RecordedGuest, docker: string): Promise<boolean> {
   const id = rec.guestId;
   switch (rec.guestKind) {
@@ -127,15 +132,15 @@ export async function guestAlive(rec: RecordedGuest, docker: string): Promise<bo
       // The runtime removes the namespace with the container (DEL may never come: gc's case).
       return liveNetns(rec.netnsPath, rec.netnsId) !== null;
     case 'docker':
-      return Boolean((await inspectKnownContainer(id, docker))?.running);
+      return (await inspectKnownContainer(id, docker)) !== null;
     case 'pid': {
       const [pid, start] = id.split('@');
       return pidStartTime(Number(pid)) === start;
     }
     case 'netns':
-      return existsSync(`${NETNS_DIR}/${id}`);
+      return liveNetns(`${NETNS_DIR}/${id}`, rec.netnsId) !== null;
     case 'path':
-      return existsSync(id);
+      return liveNetns(id, rec.netnsId) !== null;
     case 'endpoint': {
       const [network, endpoint] = id.split('/');
       return endpointKnown(network, endpoint, docker);

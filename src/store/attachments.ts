@@ -6,7 +6,8 @@
 import type { AttachSpec, LinkKind } from '../model/attachment.js';
 import type { GuestKind } from '../runtime/guest.js';
 import type { Store } from './store.js';
-import { pidStartTime, processAlive } from '../util/process.js';
+import { pidStartTime, sameProcess, type ProcessRef } from '../util/process.js';
+import { currentOperation, operationInFlight } from '../util/operation.js';
 import { PipewrightError } from '../util/errors.js';
 
 export interface AttachmentRecord {
@@ -97,6 +98,12 @@ export function findAttachment(store: Store, guestKind: GuestKind, guestId: stri
   return row ? fromRow(row) : null;
 }
 
+/** A record as it is now (a caller's copy may be stale), or null once it is gone. */
+export function attachmentById(store: Store, id: number): AttachmentRecord | null {
+  const row = store.stmt('SELECT * FROM attachments WHERE id = ?').get(id) as Row | undefined;
+  return row ? fromRow(row) : null;
+}
+
 /** The record of a guest interface that this process just wrote; gone means another process removed it meanwhile. */
 export function expectAttachment(store: Store, guestKind: GuestKind, guestId: string, ifname: string, guestName: string): AttachmentRecord {
   const rec = findAttachment(store, guestKind, guestId, ifname);
@@ -116,8 +123,8 @@ export type NewAttachment = Omit<
   'id' | 'state' | 'createdAt' | 'dhcpPid' | 'dhcpStart' | 'ownerPid' | 'ownerStart' | 'ownerOp' | 'linkIndex' | 'linkPerm'
 >;
 
-/** The record's owner is always the process writing it: its pid and start time. */
-const self = () => [process.pid, pidStartTime(process.pid)] as const;
+/** The record's owner is always the operation writing it: its process's pid and start time, and its id. */
+const self = () => [process.pid, pidStartTime(process.pid), currentOperation()] as const;
 
 /** Records the intent before the host is touched. */
 /**
@@ -141,8 +148,8 @@ function insertRow(store: Store, a: NewAttachment): number {
   const info = store.db
     .prepare(
       `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, netns_id, ifname, kind, host_if, host_link,
-         mac, mtu, spec, state, owner_pid, owner_start, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+         mac, mtu, spec, state, owner_pid, owner_start, owner_op, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
     )
     .run(
       a.guestKind,
@@ -163,29 +170,62 @@ function insertRow(store: Store, a: NewAttachment): number {
   return Number(info.lastInsertRowid);
 }
 
-export function markReady(store: Store, id: number, dhcpPid: number | null): void {
-  store.stmt(`UPDATE attachments SET state = 'ready', dhcp_pid = ? WHERE id = ?`).run(dhcpPid, id);
+export function markReady(store: Store, id: number, dhcp: ProcessRef | null): void {
+  store.stmt(`UPDATE attachments SET state = 'ready', dhcp_pid = ?, dhcp_start = ? WHERE id = ?`).run(dhcp?.pid ?? null, dhcp?.start ?? null, id);
 }
 
-/** Back to pending, owned by this process (a rollback, a detach under way): gc finishes it if this process dies. */
+/** Back to pending, owned by this operation (an attach's rollback): gc finishes it if this process dies. */
 export function markPending(store: Store, id: number): void {
-  store.stmt(`UPDATE attachments SET state = 'pending', owner_pid = ?, owner_start = ? WHERE id = ?`).run(...self(), id);
+  store.stmt(`UPDATE attachments SET state = 'pending', owner_pid = ?, owner_start = ?, owner_op = ? WHERE id = ?`).run(...self(), id);
+}
+
+type Ownership = Pick<AttachmentRecord, 'id' | 'state' | 'ownerPid' | 'ownerStart' | 'ownerOp'>;
+
+/**
+ * The record made pending and this operation's (a detach or restore under way), if it is still as
+ * `seen` (state and owner): compare-and-set, so of two processes acting on one record from what
+ * each read, one takes it and the other learns that it changed. False when it changed or went.
+ */
+export function takeOver(store: Store, seen: Ownership): boolean {
+  const res = store
+    .stmt(
+      `UPDATE attachments SET state = 'pending', owner_pid = ?, owner_start = ?, owner_op = ?
+       WHERE id = ? AND state = ? AND owner_pid = ? AND owner_start IS ? AND owner_op IS ?`,
+    )
+    .run(...self(), seen.id, seen.state, seen.ownerPid, seen.ownerStart, seen.ownerOp);
+  return res.changes === 1;
 }
 
 /** Whether the record's owner still runs: the same pid with the same start time (a pid alone for older records). */
 export function ownerAlive(rec: Pick<AttachmentRecord, 'ownerPid' | 'ownerStart'>): boolean {
-  return rec.ownerStart ? pidStartTime(rec.ownerPid) === rec.ownerStart : processAlive(rec.ownerPid);
+  return sameProcess({ pid: rec.ownerPid, start: rec.ownerStart });
 }
 
-export function setDhcpPid(store: Store, id: number, pid: number): void {
-  store.stmt('UPDATE attachments SET dhcp_pid = ? WHERE id = ?').run(pid, id);
+/**
+ * Whether a pending record is another operation's that may still be at work: one of another live
+ * process, or one of this process still in flight. This process's ended operations left it behind
+ * (a rollback that failed), as did dead processes.
+ */
+export function ownerBusy(rec: Pick<AttachmentRecord, 'ownerPid' | 'ownerStart' | 'ownerOp'>): boolean {
+  if (!ownerAlive(rec)) return false;
+  if (rec.ownerPid !== process.pid) return true;
+  return rec.ownerOp !== null && rec.ownerOp !== currentOperation() && operationInFlight(rec.ownerOp);
+}
+
+export function setDhcpClient(store: Store, id: number, client: ProcessRef): void {
+  store.stmt('UPDATE attachments SET dhcp_pid = ?, dhcp_start = ? WHERE id = ?').run(client.pid, client.start, id);
+}
+
+/** The record's DHCP client as recorded (pid and start time), or null. */
+export function dhcpClientOf(rec: Pick<AttachmentRecord, 'dhcpPid' | 'dhcpStart'>): ProcessRef | null {
+  return rec.dhcpPid ? { pid: rec.dhcpPid, start: rec.dhcpStart } : null;
 }
 
 /** After a restore: the guest's new namespace (and name, and DHCP client). */
-export function moveToNetns(store: Store, id: number, netns: { path: string; id: string | null }, guestName: string, dhcpPid: number | null): void {
+export function moveToNetns(store: Store, id: number, netns: { path: string; id: string | null }, guestName: string, dhcp: ProcessRef | null): void {
   store.db
-    .prepare('UPDATE attachments SET netns_path = ?, netns_id = ?, guest_name = ?, dhcp_pid = ? WHERE id = ?')
-    .run(netns.path, netns.id, guestName, dhcpPid, id);
+    .prepare('UPDATE attachments SET netns_path = ?, netns_id = ?, guest_name = ?, dhcp_pid = ?, dhcp_start = ? WHERE id = ?')
+    .run(netns.path, netns.id, guestName, dhcp?.pid ?? null, dhcp?.start ?? null, id);
 }
 
 export function deleteAttachment(store: Store, id: number): void {
@@ -197,13 +237,14 @@ export function countOnHostIf(store: Store, hostIf: string): number {
   return (store.stmt('SELECT count(*) AS n FROM attachments WHERE host_if = ?').get(hostIf) as { n: number }).n;
 }
 
-/** Attachments on a bridge or parent other than this process's own unfinished one (a rollback's). */
+/**
+ * Attachments on a bridge or parent other than this operation's own unfinished one (a rollback's,
+ * a detach's). Another operation's, in this process too, counts: it is using the link or about to.
+ */
 export function othersOnHostIf(store: Store, hostIf: string): number {
-  return (
-    store.stmt(`SELECT count(*) AS n FROM attachments WHERE host_if = ? AND NOT (state = 'pending' AND owner_pid = ?)`).get(hostIf, process.pid) as {
-      n: number;
-    }
-  ).n;
+  const [pid, start, op] = self();
+  const mine = `state = 'pending' AND owner_pid = ? AND owner_start IS ? AND owner_op IS ?`;
+  return (store.stmt(`SELECT count(*) AS n FROM attachments WHERE host_if = ? AND NOT (${mine})`).get(hostIf, pid, start, op) as { n: number }).n;
 }
 
 export function hostLinkTaken(store: Store, name: string): boolean {
@@ -213,7 +254,7 @@ export function hostLinkTaken(store: Store, name: string): boolean {
 export function recordCreatedHostLink(store: Store, name: string, kind: string): void {
   store.db
     .prepare('INSERT OR IGNORE INTO host_links (name, kind, created_at, owner_pid, owner_start) VALUES (?, ?, ?, ?, ?)')
-    .run(name, kind, new Date().toISOString(), ...self());
+    .run(name, kind, new Date().toISOString(), process.pid, pidStartTime(process.pid));
 }
 
 /** Bridges or VLAN interfaces pipewright made whose maker is gone (finished or killed): gc's candidates. */

@@ -19,3 +19,19 @@ export function processAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/** A process as recorded: its pid and start time (null in records of older versions). */
+export interface ProcessRef {
+  pid: number;
+  start: string | null;
+}
+
+/** The process as it runs now at `pid`. */
+export function processRef(pid: number): ProcessRef {
+  return { pid, start: pidStartTime(pid) };
+}
+
+/** Whether the recorded process still runs: the same pid with the same start time (a pid alone for older records). */
+export function sameProcess(p: ProcessRef): boolean {
+  return p.start ? pidStartTime(p.pid) === p.start : processAlive(p.pid);
+}

@@ -36,11 +36,11 @@ export function ipamSuite(t: Test, make: Make): void {
     const i = await ipam(t);
     await i.createPool({ name: 'p', cidr: '10.51.0.0/29' });
     const a = await i.allocate('p', 'x');
-    await i.release('p', a.address);
+    await i.release('p', a.address, a);
     t.equal((await i.allocate('p', 'y')).address, '10.51.0.3', 'a never-used address before the just-released one');
     await drain(i, 'p', 'z');
-    await i.release('p', '10.51.0.5');
-    await i.release('p', '10.51.0.3');
+    await i.release('p', '10.51.0.5', 'anyone');
+    await i.release('p', '10.51.0.3', { owner: 'y', host: 'host-a' });
     t.equal((await i.allocate('p', 'w')).address, '10.51.0.5', 'oldest release first');
     t.equal((await i.allocate('p', 'w')).address, '10.51.0.3');
     await t.rejects(i.allocate('p', 'w'), /exhausted/);
@@ -122,5 +122,20 @@ export function ipamSuite(t: Test, make: Make): void {
       "host a's lease is still there",
     );
     await t.rejects(b.claim('h', la.address, 'netns:blue/eth0'), /taken by netns:blue\/eth0 on host-a/, 'the same owner name on another host is another owner');
+  });
+
+  t.test("a stale release (a rollback's, gc's list) ends only its own lease: the address's next holder keeps it", async (t) => {
+    const backend = await make(t);
+    const [a, b] = [new Ipam(backend, 'host-a'), new Ipam(backend, 'host-b')];
+    await a.createPool({ name: 's', cidr: '10.63.0.0/24' });
+    const first = await a.claim('s', '10.63.0.9', 'netns:a/eth0');
+    t.match(await a.release('s', '10.63.0.9', first), { owner: 'netns:a/eth0' }, 'the holder releases it');
+    await a.claim('s', '10.63.0.9', 'netns:b/eth0');
+    t.equal(await a.release('s', '10.63.0.9', first), null, "A's late release again: nothing ended");
+    t.equal(await b.release('s', '10.63.0.9', { owner: 'netns:b/eth0', host: 'host-b' }), null, 'the same owner name on another host: nothing ended');
+    t.equal(await a.release('s', '10.63.0.9', { owner: /^docker:/, host: 'host-a' }), null, 'an owner pattern that does not match: nothing ended');
+    t.match(await a.leases({ pool: 's' }), [{ address: '10.63.0.9', owner: 'netns:b/eth0', host: 'host-a' }], "B's lease survives");
+    t.equal((await b.allocate('s', 'x')).address, '10.63.0.2', 'and is not on the free list');
+    t.same(await a.releaseOwner('netns:a/eth0'), [], 'A holds nothing any more');
   });
 }

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import { cli, hostLinks, isRoot, must, netns, removeLinkAtEnd, ROOT_REASON, startDaemon, stateDir, uniq, until } from '../helpers/host.js';
+import { cli, hostLinks, isRoot, must, netns, removeLinkAtEnd, ROOT_REASON, sh, startDaemon, stateDir, uniq, until, waitStopped } from '../helpers/host.js';
 
 const json = async (dir: string, args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout);
 
@@ -49,3 +49,46 @@ t.test("a daemon's start undoes the attachments of netns guests that are gone, a
     'one log line per undone attachment',
   );
 });
+
+t.test(
+  'the start sweep leaves alone a gone guest restored while it ran (it judges each again just before undoing it)',
+  { skip: !isRoot && ROOT_REASON },
+  async (t) => {
+    const dir = stateDir(t);
+    const [back, gone] = [await netns(t), await netns(t)];
+    const br = uniq('R');
+    removeLinkAtEnd(t, br);
+    t.equal((await cli(dir, ['pool', 'create', 'p', '10.247.1.0/24'])).exitCode, 0);
+    for (const guest of [back, gone]) t.equal((await cli(dir, ['attach', br, `netns:${guest}`, 'pool:p'])).exitCode, 0);
+    const [before] = (await json(dir, ['ls'])).filter((r: { guest: { name: string } }) => r.guest.name === back);
+    await must('ip', ['netns', 'del', back]);
+    await must('ip', ['netns', 'del', gone]);
+
+    // The sweep stops right after it judged `back` gone from its snapshot; `back` is made again and attached meanwhile (a boot unit).
+    const daemon = await startDaemon(t, dir, ['--socket', join(dir, 'plugin.sock'), '--cni-socket', ''], {
+      PIPEWRIGHT_FAULT: `gc: ${back} eth0 judged gone:stop`,
+    });
+    await waitStopped(daemon.proc.pid!);
+    await must('ip', ['netns', 'add', back]);
+    const attach = await cli(dir, ['attach', br, `netns:${back}`, 'pool:p']);
+    t.equal(attach.exitCode, 0, attach.stderr);
+    process.kill(daemon.proc.pid!, 'SIGCONT');
+
+    t.ok((await until(async () => (await json(dir, ['ls'])).length === 1, 20_000)) >= 0, 'the guest that stayed gone was undone');
+    const [now] = await json(dir, ['ls']);
+    t.match(now, { guest: { name: back }, status: 'ok', hostLink: before.hostLink }, 'the restored attachment is whole');
+    t.equal((await sh('ip', ['-n', back, 'link', 'show', 'eth0'])).exitCode, 0, 'its link is in the new namespace');
+    t.equal((await sh('ip', ['link', 'show', before.hostLink])).exitCode, 0, 'and its host end is there');
+    t.same(
+      (await json(dir, ['lease', 'ls'])).map((l: { owner: string; address: string }) => [l.owner, l.address]),
+      [[`netns:${back}/eth0`, before.liveAddresses[0].split('/')[0]]],
+      'its lease is held, the same address',
+    );
+    const said = daemon.lines().map((l) => JSON.parse(l) as { undone?: string });
+    t.same(
+      said.filter((l) => l.undone).map((l) => l.undone),
+      [`${gone} eth0`],
+      'only the guest that stayed gone is reported undone',
+    );
+  },
+);
