@@ -21,6 +21,10 @@
  *                                    thread pool: a kernel that takes its time (deleting a veth waits
  *                                    for an RCU grace period) never blocks the event loop. One request
  *                                    at a time per socket (the caller queues them).
+ *                                    Only the kernel's datagrams (sender portid 0) are read: in a
+ *                                    guest's namespace, the guest's root can send to this socket too.
+ *                                    Each datagram is walked within its length (nl-walk.h); an answer
+ *                                    over MAX_ANSWER, or none within ANSWER_WAIT_S, is an error.
  *
  *   unixListen(path) -> fd           a listening Unix stream socket at `path`, mode 0600, close-on-exec,
  *                                    that libuv never watches: the daemon hands it to its warm CLI
@@ -76,6 +80,7 @@
 #include <linux/netlink.h>
 #include "cpu-key.h"
 #include "io.h"
+#include "nl-walk.h"
 
 /* Throws Error("<call>: <reason>") with err.code the errno's name (EINVAL, ...), as Node's own errors have. */
 static void throw_errno(napi_env env, const char *call) {
@@ -119,6 +124,12 @@ static napi_value js_try_lock(napi_env env, napi_callback_info info) {
   return result;
 }
 
+enum { RECV_BUF = 65536, ANSWER_WAIT_S = 10 };
+/* An answer over this is refused (read to its end, dropped): a guest that grows its namespace's
+   tables without bound does not grow pipewright with them. A full internet routing table (about
+   a million routes) dumps in about 100 MiB. */
+#define MAX_ANSWER ((size_t)256 << 20)
+
 static napi_value js_nl_open(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
@@ -137,6 +148,14 @@ static napi_value js_nl_open(napi_env env, napi_callback_info info) {
   /* Both are comforts (older kernels lack them): an error still arrives without them. */
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  /* The kernel answers a request before sendto returns (a dump, as it is read), so a wait is a lost
+     answer: a flood from a guest's root filled the queue and the kernel dropped its ack. */
+  struct timeval wait = {.tv_sec = ANSWER_WAIT_S};
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) != 0) {
+    throw_errno(env, "setsockopt(SO_RCVTIMEO)");
+    close(fd);
+    return NULL;
+  }
   if (napi_create_int32(env, fd, &result) != napi_ok) {
     close(fd);
     return NULL;
@@ -158,23 +177,59 @@ typedef struct {
   const char *failed_call;
 } nl_job;
 
-enum { RECV_BUF = 65536 };
+/* Ends the job with an error; what it gathered so far is dropped. */
+static void fail_job(nl_job *job, int error, const char *call) {
+  job->error = error;
+  job->failed_call = call;
+  free(job->answer);
+  job->answer = NULL;
+  job->answer_len = 0;
+}
 
-/* Appends one datagram; returns 1 when it holds the last message of the answer to `seq`. */
+/* Appends the whole messages of one datagram, each padded so the answer stays aligned; returns 1
+   when the answer to `seq` ended in it. After an error the rest of the answer is still read (and
+   dropped), so the socket's next request starts on a clean queue. */
 static int take_datagram(nl_job *job, const char *buf, size_t len, uint32_t seq) {
-  char *grown = realloc(job->answer, job->answer_len + len);
+  nl_walk_result w = nl_walk(buf, len, seq);
+  size_t padded = NLMSG_ALIGN(w.whole);
+  if (job->error || padded == 0) return w.last;
+  if (job->answer_len + padded > MAX_ANSWER) {
+    fail_job(job, EMSGSIZE, "netlink answer over 256 MiB");
+    return w.last;
+  }
+  char *grown = realloc(job->answer, job->answer_len + padded);
   if (!grown) {
-    job->error = ENOMEM;
-    job->failed_call = "realloc";
-    return 1;
+    fail_job(job, ENOMEM, "realloc");
+    return w.last;
   }
   job->answer = grown;
-  memcpy(job->answer + job->answer_len, buf, len);
-  job->answer_len += len;
-  for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-    if (h->nlmsg_seq == seq && (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE)) return 1;
+  memcpy(job->answer + job->answer_len, buf, w.whole);
+  memset(job->answer + job->answer_len + w.whole, 0, padded - w.whole);
+  job->answer_len += padded;
+  return w.last;
+}
+
+/* Reads the next datagram the kernel sent (portid 0); 1 while the answer goes on, 0 at its end or
+   on an error (set in job). Another socket's datagram (a process with CAP_NET_ADMIN over the
+   namespace can send one) is skipped unread, whatever its size. */
+static int receive_from_kernel(nl_job *job, char *buf, uint32_t seq) {
+  for (;;) {
+    struct sockaddr_nl from;
+    struct iovec iov = {.iov_base = buf, .iov_len = RECV_BUF};
+    struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n = recvmsg(job->fd, &msg, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      fail_job(job, errno == EAGAIN ? ETIMEDOUT : errno, "recvmsg(netlink)");
+      return 0;
+    }
+    if (msg.msg_namelen < sizeof from || from.nl_family != AF_NETLINK || from.nl_pid != 0) continue;
+    if (msg.msg_flags & MSG_TRUNC) {
+      fail_job(job, EMSGSIZE, "recvmsg(netlink)");
+      return 0;
+    }
+    return !take_datagram(job, buf, (size_t)n, seq);
   }
-  return 0;
 }
 
 static void nl_execute(napi_env env, void *data) {
@@ -183,26 +238,15 @@ static void nl_execute(napi_env env, void *data) {
   uint32_t seq = ((const struct nlmsghdr *)job->message)->nlmsg_seq;
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   if (sendto(job->fd, job->message, job->message_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
-    job->error = errno;
-    job->failed_call = "sendto(netlink)";
+    fail_job(job, errno, "sendto(netlink)");
     return;
   }
   char *buf = malloc(RECV_BUF);
   if (!buf) {
-    job->error = ENOMEM;
-    job->failed_call = "malloc";
+    fail_job(job, ENOMEM, "malloc");
     return;
   }
-  for (int done = 0; !done;) {
-    ssize_t n = recv(job->fd, buf, RECV_BUF, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      job->error = errno;
-      job->failed_call = "recv(netlink)";
-      break;
-    }
-    done = take_datagram(job, buf, (size_t)n, seq);
-  }
+  while (receive_from_kernel(job, buf, seq)) continue;
   free(buf);
 }
 

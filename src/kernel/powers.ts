@@ -16,8 +16,13 @@ const NAMESPACES = ['net', 'mnt', 'pid', 'user', 'uts', 'ipc', 'cgroup'];
 const POWERS = ['CapEff', 'CapPrm', 'CapBnd', 'NoNewPrivs', 'Seccomp'];
 /** Capabilities pipewright uses: links, addresses, routes and rules; setns and mounts. */
 const NEEDED = { CAP_NET_ADMIN: 12, CAP_SYS_ADMIN: 21 };
-/** The initial user namespace's identity mapping (/proc/<pid>/uid_map). */
-const HOST_UID_MAP = /^\s*0\s+0\s+4294967295\s*$/;
+/**
+ * The initial user namespace's inode number (PROC_USER_INIT_INO, include/linux/proc_ns.h), fixed
+ * since Linux 3.8; the kernel numbers every other namespace from 0xF0000000 up. Not the uid_map
+ * text: root can give a child user namespace the full identity map (audit #23). Not /proc/1's
+ * namespace either: in a container with its own pid namespace, pid 1 shares the container's.
+ */
+export const INIT_USER_NS_INO = 4026531837;
 
 export function boundsOf(pid: number | 'self'): Bounds {
   const facts: Bounds = new Map();
@@ -69,8 +74,8 @@ export function weakerThan(mine: Bounds, theirs: Bounds): string | undefined {
 }
 
 /** Why this process may not change the host, or undefined: root's powers in the host's user namespace. */
-export function lackOfPowers(status = readFileSync('/proc/self/status', 'utf8'), uidMap = readFileSync('/proc/self/uid_map', 'utf8')): string | undefined {
-  if (!HOST_UID_MAP.test(uidMap)) return "runs in a user namespace of its own, whose root is not the host's";
+export function lackOfPowers(status = readFileSync('/proc/self/status', 'utf8'), userNs = statSync('/proc/self/ns/user').ino): string | undefined {
+  if (userNs !== INIT_USER_NS_INO) return "runs in a user namespace of its own, whose root is not the host's";
   const eff = capabilities(/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1]);
   const missing = Object.entries(NEEDED).filter(([, bit]) => !(eff & (1n << BigInt(bit))));
   return missing.length ? `lacks ${missing.map(([name]) => name).join(' and ')}` : undefined;

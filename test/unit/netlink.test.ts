@@ -85,3 +85,66 @@ t.test('attributes: padded to 4 bytes, the nested flag masked off, a truncated t
   t.equal(readAttrs(Buffer.concat([a, Buffer.from([40, 0, 4, 0])])).size, 1);
   t.equal(readU32(u32(0xffffffff)), 0xffffffff);
 });
+
+t.test('answers no kernel writes are refused in one line (audit #3)', async (t) => {
+  const ack = message(NLMSG_ERROR, 0x100, 9, errorBody(0));
+  const bare = Buffer.alloc(4);
+  bare.writeInt32LE(-22, 0);
+  t.throws(
+    () => answerOf(message(NLMSG_ERROR, 0x200, 9, bare), 9, 'x'),
+    { code: 'EINVAL', message: 'x: invalid argument (EINVAL)' },
+    'extack flag, nothing echoed',
+  );
+  t.throws(() => answerOf(message(NLMSG_ERROR, 0, 9, Buffer.alloc(2)), 9, 'x'), { code: 'EBADMSG' }, 'an error too short for its errno');
+  t.throws(() => answerOf(Buffer.concat([message(RTM.NEWLINK, 0, 9, Buffer.alloc(8)), ack]), 9, 'x'), { code: 'EBADMSG' }, 'a link without its ifinfomsg');
+  t.throws(
+    () => answerOf(Buffer.concat([message(99, 0, 9, Buffer.alloc(16)), ack]), 9, 'x'),
+    { code: 'EBADMSG' },
+    'a type no request of ours is answered with',
+  );
+  t.throws(() => answerOf(message(RTM.NEWLINK, 0, 9, Buffer.alloc(16)), 9, 'x'), { code: 'EBADMSG', message: /no ack or end/ });
+  const failedDump = Buffer.concat([bare, nla(1, str('dump interrupted'))]);
+  t.throws(() => answerOf(message(NLMSG_DONE, 0x2 | 0x200, 9, failedDump), 9, 'listing links'), {
+    message: 'listing links: invalid argument (EINVAL): dump interrupted',
+  });
+});
+
+/** xorshift32: the same cases at every run. */
+function random(seed: number) {
+  let x = seed;
+  return (n: number) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
+t.test('random and mutated answers: messages whole within the buffer, or one NetlinkError', async (t) => {
+  const pick = random(0x2545f491);
+  const edges = [0, 15, 16, 17, 0x7ffffff0, 0xffffffff];
+  const pair = Buffer.alloc(84);
+  pair.writeUInt32LE(20, 0);
+  pair.writeUInt32LE(0x7ffffff0, 20);
+  pair.writeUInt32LE(17, 64);
+  const broken: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const link = Buffer.concat([Buffer.alloc(16), ifla.ifname(`eth${i}`)]);
+    const buf =
+      i === 0
+        ? pair
+        : Buffer.concat([message(RTM.NEWLINK, 2, 5, link), message(RTM.NEWADDR, 2, 5, Buffer.alloc(8 + pick(40))), message(NLMSG_DONE, 2, 5, Buffer.alloc(4))]);
+    for (let n = 1 + pick(3); i > 0 && n > 0; n--) {
+      const at = pick(buf.length - 3) & ~3;
+      if (pick(2)) buf.writeUInt32LE(edges[pick(edges.length)], at);
+      else buf[pick(buf.length)] = pick(256);
+    }
+    const cut = buf.subarray(0, pick(3) ? buf.length : pick(buf.length + 1));
+    try {
+      for (const m of answerOf(cut, 5, 'listing links')) if (m.body.length < (m.type === RTM.NEWLINK ? 16 : 8)) broken.push(`case ${i}: short body`);
+    } catch (err) {
+      if (!(err instanceof NetlinkError) || err.message.includes('\n')) broken.push(`case ${i}: ${String(err)}`);
+    }
+  }
+  t.same(broken, []);
+});

@@ -3,18 +3,43 @@
  * (weakerThan), on /proc texts and bounds made here.
  */
 import t from 'tap';
-import { boundsOf, lackOfPowers, weakerThan } from '../../src/kernel/powers.js';
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { boundsOf, INIT_USER_NS_INO, lackOfPowers, weakerThan } from '../../src/kernel/powers.js';
+import { CLI, isRoot, ROOT_REASON, until } from '../helpers/host.js';
 
-const HOST_MAP = '         0          0 4294967295\n';
 const status = (capEff: string) => `Name:\tpipewright\nCapEff:\t${capEff}\n`;
 
 t.test("a process's own powers", async (t) => {
-  t.equal(lackOfPowers(status('000001ffffffffff'), HOST_MAP), undefined, "root's full set in the host's user namespace");
-  t.equal(lackOfPowers(status('0000000000201000'), HOST_MAP), undefined, 'CAP_NET_ADMIN and CAP_SYS_ADMIN are enough');
-  t.equal(lackOfPowers(status('0000000000200000'), HOST_MAP), 'lacks CAP_NET_ADMIN');
-  t.equal(lackOfPowers(status('0000000000000000'), HOST_MAP), 'lacks CAP_NET_ADMIN and CAP_SYS_ADMIN');
-  t.match(lackOfPowers(status('000001ffffffffff'), '         0       1000          1\n'), /user namespace of its own/, 'root of another user namespace');
-  t.match(lackOfPowers(status('000001ffffffffff'), '         0          0 4294967295\n      1000     100000      65536\n'), /user namespace of its own/);
+  t.equal(lackOfPowers(status('000001ffffffffff'), INIT_USER_NS_INO), undefined, "root's full set in the host's user namespace");
+  t.equal(lackOfPowers(status('0000000000201000'), INIT_USER_NS_INO), undefined, 'CAP_NET_ADMIN and CAP_SYS_ADMIN are enough');
+  t.equal(lackOfPowers(status('0000000000200000'), INIT_USER_NS_INO), 'lacks CAP_NET_ADMIN');
+  t.equal(lackOfPowers(status('0000000000000000'), INIT_USER_NS_INO), 'lacks CAP_NET_ADMIN and CAP_SYS_ADMIN');
+  t.match(lackOfPowers(status('000001ffffffffff'), 0xf0000000 + 1234), /user namespace of its own/, 'root of another user namespace');
+  t.equal(lackOfPowers(), isRoot ? undefined : 'lacks CAP_NET_ADMIN and CAP_SYS_ADMIN', 'this process, as /proc has it');
+});
+
+t.test("a child user namespace's root is refused, even with the host's full identity map (audit #23)", { skip: !isRoot && ROOT_REASON }, async (t) => {
+  const child = execa('unshare', ['-U', 'sleep', '60'], { reject: false });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  const mine = readlinkSync('/proc/self/ns/user');
+  t.not(await until(() => readlinkSync(`/proc/${child.pid}/ns/user`) !== mine, 5000), -1, 'the child has its own user namespace');
+  // Root may map the whole range 1:1: inside, uid_map reads exactly as the host's.
+  for (const map of ['uid_map', 'gid_map']) writeFileSync(`/proc/${child.pid}/${map}`, '0 0 4294967295\n');
+  const inside = (file: string, args: string[], env: Record<string, string> = {}) =>
+    execa('nsenter', ['-t', String(child.pid), '-U', '--', file, ...args], { reject: false, env });
+  t.match((await inside('cat', ['/proc/self/uid_map'])).stdout, /^\s*0\s+0\s+4294967295\s*$/);
+  const dir = mkdtempSync(join(tmpdir(), 'pipewright-powers-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ls = await inside(CLI, ['ls'], { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_CLI_SOCKET: '' });
+  t.equal(ls.exitCode, 1, ls.stdout);
+  t.match(ls.stderr, /^pipewright: this command needs root .* this process runs in a user namespace of its own/);
+  t.equal(ls.stderr.trim().split('\n').length, 1, 'one line');
+  t.notOk(existsSync(join(dir, 'pipewright.db')), 'the store was not touched');
 });
 
 t.test("a socket's caller, compared with the daemon", async (t) => {

@@ -13,6 +13,12 @@ export const NLM_F = { REQUEST: 0x1, ACK: 0x4, REPLACE: 0x100, EXCL: 0x200, CREA
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const HEADER_LEN = 16;
+/**
+ * The messages an answer may hold before its end, each with the fixed struct its body starts with
+ * (ifinfomsg, ifaddrmsg, rtmsg): the kernel answers pipewright's requests with these alone. A
+ * request of another kind needs its answer's type here.
+ */
+const ANSWER_FIXED_LEN: Record<number, number> = { [RTM.NEWLINK]: 16, [RTM.NEWADDR]: 8, [RTM.NEWROUTE]: 12 };
 /** Flags of an NLMSG_ERROR: the request was not echoed (NETLINK_CAP_ACK); TLVs follow (NETLINK_EXT_ACK). */
 const NLM_F_CAPPED = 0x100;
 const NLM_F_ACK_TLVS = 0x200;
@@ -65,9 +71,14 @@ export class NetlinkError extends Error {
   }
 }
 
-/** The kernel's own sentence for the error (extended ack), when it gave one: attributes after the echoed request. */
+/**
+ * The kernel's own sentence for the error (extended ack), when it gave one: attributes after the
+ * errno, past the echoed request in an error message (a DONE echoes none).
+ */
 function extackMessage(m: NlMessage): string | undefined {
   if (!(m.flags & NLM_F_ACK_TLVS)) return undefined;
+  if (m.type === NLMSG_DONE) return readString(readAttrs(m.body, 4).get(NLMSGERR_ATTR_MSG));
+  if (!(m.flags & NLM_F_CAPPED) && m.body.length < 4 + HEADER_LEN) return undefined;
   const echoed = m.flags & NLM_F_CAPPED ? HEADER_LEN : m.body.readUInt32LE(4);
   return readString(readAttrs(m.body, 4 + ((echoed + 3) & ~3)).get(NLMSGERR_ATTR_MSG));
 }
@@ -79,9 +90,17 @@ function netlinkError(what: string, m: NlMessage): NetlinkError {
   return new NetlinkError(code, errno, `${what}: ${text} (${code})${detail ? `: ${detail}` : ''}`);
 }
 
+const EBADMSG = 74;
+
+/** An answer no kernel writes: one line, never a read past the buffer. */
+export function malformed(what: string, detail: string): NetlinkError {
+  return new NetlinkError('EBADMSG', EBADMSG, `${what}: the kernel's answer is malformed (${detail}); report this as a bug`);
+}
+
 /**
  * The messages answering request `seq`, before its ack or NLMSG_DONE; an error answer throws,
- * `what` naming the request (as "RTM_NEWLINK eth0").
+ * `what` naming the request (as "RTM_NEWLINK eth0"). Every message returned holds its fixed
+ * struct whole, so readers need no bounds checks of their own.
  */
 export function answerOf(buf: Buffer, seq: number, what: string): NlMessage[] {
   const out: NlMessage[] = [];
@@ -89,10 +108,13 @@ export function answerOf(buf: Buffer, seq: number, what: string): NlMessage[] {
     if (m.seq !== seq) continue; // a late answer to an earlier request on this socket
     if (m.type === NLMSG_DONE || m.type === NLMSG_ERROR) {
       // An ack is an error message of errno 0; a dump that failed half-way ends in a DONE holding its errno.
-      if (m.body.length >= 4 && m.body.readInt32LE(0) !== 0) throw netlinkError(what, m);
-      break;
+      if (m.body.length < 4) throw malformed(what, `an end of ${m.body.length} bytes`);
+      if (m.body.readInt32LE(0) !== 0) throw netlinkError(what, m);
+      return out;
     }
+    const fixed = ANSWER_FIXED_LEN[m.type];
+    if (fixed === undefined || m.body.length < fixed) throw malformed(what, `a message of type ${m.type}, ${m.body.length} bytes`);
     out.push(m);
   }
-  return out;
+  throw malformed(what, 'no ack or end');
 }

@@ -9,7 +9,7 @@ import type { IpConfig } from '../../model/address.js';
 import { beforeStep } from '../../util/faults.js';
 import { IFLA, ifla, nla, readAttrs, readString, readU32, u32 } from './attrs.js';
 import { errno } from './errno.js';
-import { NLM_F, RTM, type NlMessage } from './message.js';
+import { malformed, NLM_F, RTM, type NlMessage } from './message.js';
 import { hostSocket, type RtSocket } from './sockets.js';
 
 const AF = { 4: 2, 6: 10 } as const;
@@ -55,7 +55,9 @@ export async function delLink(sock: RtSocket, name: string): Promise<void> {
 /** The link of that name (or index) in the socket's namespace; ENODEV when there is none. */
 export async function getLink(sock: RtSocket, which: string | number): Promise<LinkMessage> {
   const body = typeof which === 'number' ? ifinfomsg(which) : Buffer.concat([ifinfomsg(), ifla.ifname(which)]);
-  const [m] = await sock.request(RTM.GETLINK, 0, body, `reading link ${which}`);
+  const what = `reading link ${which}`;
+  const [m] = await sock.request(RTM.GETLINK, 0, body, what);
+  if (!m) throw malformed(what, 'an ack with no link');
   return parseLink(m);
 }
 

@@ -5,12 +5,14 @@
  * the socket, and comes back before anything else runs. The addon sends and receives on libuv's
  * thread pool; requests on one socket go one at a time, in order.
  */
+import { randomInt } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { syscalls } from '../../util/syscalls.js';
 import { answerOf, encodeRequest, type NlMessage } from './message.js';
 
 export class RtSocket {
-  private seq = 0;
+  /** Starts anywhere: a guess at the next one is no help (the addon reads the kernel's datagrams alone anyway). */
+  private seq = randomInt(2 ** 32);
   private last: Promise<unknown> = Promise.resolve();
   private closed = false;
 
