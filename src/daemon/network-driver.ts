@@ -19,7 +19,8 @@
 import ipaddr from 'ipaddr.js';
 import type { Pool } from '../ipam/pool.js';
 import { sameSubnet } from '../model/address.js';
-import type { PortSpec } from '../model/publish.js';
+import { parsePublish, type PortSpec } from '../model/publish.js';
+import { isControl, printable } from '../model/validate.js';
 import type { CoreContext } from '../ops/context.js';
 import { createEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
 import { checkNetworkRequest, createNetwork, removeNetwork } from '../ops/network.js';
@@ -147,16 +148,30 @@ interface PortBinding {
   HostPortEnd?: number;
 }
 
-/** Docker's binding as a published port; 0 or a range as the host port means "any free one" there. IPv6 bindings: none. */
+/**
+ * Docker's binding as a published port; 0 or a range as the host port means "any free one" there.
+ * IPv6 bindings: none. What Docker sends goes into root's firewall scripts, so it passes the checks
+ * of `-p` first (SECURITY.md: nothing from Docker is trusted): an IPv4 host address, ports 1-65535.
+ */
 function portOf(ctx: CoreContext, b: PortBinding): PortSpec | null {
   const proto = b.Proto === PROTO.tcp ? 'tcp' : b.Proto === PROTO.udp ? 'udp' : null;
-  if (!proto) throw new PipewrightError(`-p with IP protocol ${b.Proto}: pipewright publishes tcp and udp`);
-  const hostIp = b.HostIP && b.HostIP !== '0.0.0.0' ? b.HostIP : '';
-  if (hostIp.includes(':')) return null;
-  const ctrPort = Number(b.Port);
+  if (!proto) throw new PipewrightError(`-p with IP protocol ${printable(String(b.Proto))}: pipewright publishes tcp and udp`);
+  const hostIp = b.HostIP && b.HostIP !== '0.0.0.0' ? String(b.HostIP) : '';
+  if (ipaddr.IPv6.isValid(hostIp)) return null;
+  // One line whatever Docker sent: JSON escapes the binding, and the reason quotes it.
+  const refused = (why: string) =>
+    new PipewrightError(`Docker's port binding ${JSON.stringify(b)} is refused: ${[...why].map((c) => (isControl(c) ? printable(c) : c)).join('')}`);
   const [from, to] = [Number(b.HostPort ?? 0), Number(b.HostPortEnd ?? 0)];
-  const hostPort = from > 0 && (to <= from || to === 0) ? from : freeHostPort(ctx.store, proto, hostIp, from || 49153, to || 60999);
-  return { proto, hostIp, hostPort, hostPortEnd: hostPort, ctrPort, ctrPortEnd: ctrPort };
+  if (![from, to].every((p) => Number.isInteger(p) && p >= 0 && p <= 65535)) throw refused('host ports must be 0-65535');
+  let spec: PortSpec;
+  try {
+    spec = parsePublish(`${hostIp ? `${hostIp}:` : ''}${from || 1}:${Number(b.Port)}/${proto}`);
+  } catch (err) {
+    throw refused((err as Error).message);
+  }
+  if (from > 0 && (to <= from || to === 0)) return spec;
+  const hostPort = freeHostPort(ctx.store, proto, hostIp, from || 49153, to || 60999);
+  return { ...spec, hostPort, hostPortEnd: hostPort };
 }
 
 async function onProgramExternalConnectivity(ctx: CoreContext, body: Body) {
