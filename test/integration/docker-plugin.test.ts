@@ -438,6 +438,28 @@ t.test('network driver: the address is there before the command runs, and after 
   t.match(bad.stderr, /-o colour: a pipewright bridge network takes the options bridge, masquerade, isolated, mtu/, 'an unknown option is refused in one line');
 });
 
+t.test("docker restart keeps the container's address, as with Docker's own IPAM (the lowest free one)", { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  const { net } = await pwNetwork(t, ['--subnet', '10.252.69.0/24']);
+  const c = await container(t, ['--network', net]);
+  t.equal(c.r.exitCode, 0, c.r.stderr);
+  const first = await ipOf(c.name);
+  t.equal(first, '10.252.69.2', 'the first free address after the gateway');
+  const seen = [];
+  for (let i = 0; i < 3; i++) {
+    t.equal((await sh('docker', ['restart', '-t', '0', c.name])).exitCode, 0);
+    seen.push(await ipOf(c.name));
+  }
+  t.same(seen, [first, first, first], `the same address at each restart (${seen.join(', ')})`);
+  const other = await container(t, ['--network', net]);
+  t.equal(other.r.exitCode, 0, other.r.stderr);
+  t.equal(await ipOf(other.name), '10.252.69.3', 'another container gets the next one');
+  const leases = (await json(dir, ['lease', 'ls'])).map((l: { address: string }) => l.address).sort();
+  t.same(leases, ['10.252.69.1', '10.252.69.2', '10.252.69.3'], 'one lease each, none left from the restarts');
+  await must('docker', ['rm', '-f', c.name, other.name]);
+});
+
 t.test("network driver: a reboot took the network's bridge: the container's next start makes it again, its gateway on it", { skip }, async (t) => {
   const dir = stateDir(t);
   await daemon(t, dir);
