@@ -19,11 +19,10 @@ import { fromBig, prefixBounds } from '../ipam/ipmath.js';
 import { sameSubnet } from '../model/address.js';
 import type { Pool } from '../ipam/pool.js';
 import { hostRouteOverlapping } from '../kernel/host-routes.js';
+import { DOCKER_KEY } from '../ops/endpoint.js';
 import { PipewrightError } from '../util/errors.js';
 import { str, type Handler } from './server.js';
 
-/** The label on pools made for Docker: `ipam` by the IPAM driver, `network` by the network driver. */
-export const DOCKER_KEY = 'pipewright.docker';
 const DOCKER_VALUE = 'ipam';
 const GATEWAY = 'com.docker.network.gateway';
 const MAC = 'com.docker.network.endpoint.macaddress';

@@ -22,13 +22,21 @@ import { sameSubnet } from '../model/address.js';
 import { parsePublish, type PortSpec } from '../model/publish.js';
 import { isControl, printable } from '../model/validate.js';
 import type { CoreContext } from '../ops/context.js';
-import { createEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
-import { checkNetworkRequest, createNetwork, removeNetwork } from '../ops/network.js';
+import {
+  createEndpoint,
+  DOCKER_KEY,
+  findEndpoint,
+  joinEndpoint,
+  publishEndpoint,
+  removeDockerNetwork,
+  unpublishEndpoint,
+  type EndpointRef,
+} from '../ops/endpoint.js';
+import { checkNetworkRequest, createNetwork } from '../ops/network.js';
 import { freeHostPort } from '../ops/ports.js';
 import { findNetwork, listPorts } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { endpointRemovals } from './endpoint-removals.js';
-import { DOCKER_KEY } from './ipam-driver.js';
 import { networkOptions } from './network-options.js';
 import { str, type Handler } from './server.js';
 
@@ -101,15 +109,10 @@ async function onCreateNetwork(ctx: CoreContext, body: Body) {
   return {};
 }
 
+/** Docker deletes a network only once it holds no endpoint on it: records of any left are leftovers. */
 async function onDeleteNetwork(ctx: CoreContext, body: Body) {
-  const name = networkNameOf(dockerId(body.NetworkID, 'NetworkID'));
-  const net = findNetwork(ctx.store, name);
-  if (!net || net.name !== name) return {}; // a replay
-  await removeNetwork(ctx, name);
-  for (const poolName of [net.pool, net.pool6]) {
-    const pool = poolName ? await ctx.ipam.findPool(poolName) : null;
-    if (pool?.labels[DOCKER_KEY] === 'network' && (await ctx.ipam.leases({ pool: pool.name })).length === 0) await ctx.ipam.removePool(pool.name);
-  }
+  const id = dockerId(body.NetworkID, 'NetworkID');
+  await removeDockerNetwork(ctx, networkNameOf(id), id);
   return {};
 }
 
@@ -131,7 +134,7 @@ async function onCreateEndpoint(ctx: CoreContext, body: Body) {
 
 async function onJoin(ctx: CoreContext, body: Body) {
   const ref = endpointOf(body);
-  const rec = joinEndpoint(ctx, ref, str(body.SandboxKey));
+  const rec = await joinEndpoint(ctx, ref, str(body.SandboxKey));
   const net = findNetwork(ctx.store, networkNameOf(ref.networkId));
   return {
     InterfaceName: { SrcName: rec.ifname, DstPrefix: 'eth' },

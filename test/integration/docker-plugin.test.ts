@@ -57,7 +57,7 @@ function post(method: string, body: object, socketPath = SOCKET): Promise<Record
   });
 }
 
-const json = async (dir: string, args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout);
+const json = async (dir: string, args: string[], env: Record<string, string> = {}) => JSON.parse((await cli(dir, [...args, '--json'], env)).stdout);
 /** After docker rm: the endpoints' links go just after DeleteEndpoint is answered; their records with them. */
 const endpointsGone = async (dir: string) => (await until(async () => (await json(dir, ['ls'])).length === 0, 3000)) >= 0;
 const ipOf = async (ctr: string) => (await must('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', ctr])).trim();
@@ -533,6 +533,48 @@ t.test('network driver: DeleteEndpoint answers before the link is gone; a daemon
   t.equal((await sh('docker', ['network', 'rm', net])).exitCode, 0, 'docker network rm waits for the last removal');
   t.same(await json(dir, ['ls']), [], 'so nothing is left once it returns');
   t.same(await json(dir, ['network', 'ls']), []);
+});
+
+for (const [step, subnet] of [
+  ['firewall for', '10.252.73'],
+  ['endpoint join', '10.252.74'],
+]) {
+  t.test(`a daemon killed -9 at "${step}" while a container starts: docker network rm still removes everything`, { skip }, async (t) => {
+    const dir = stateDir(t);
+    const first = await startDaemon(t, dir, ['--socket', SOCKET, '--cni-socket', ''], { PIPEWRIGHT_FAULT: `${step}:crash` });
+    const { net, bridge } = await pwNetwork(t, ['--subnet', `${subnet}.0/24`]);
+    const name = uniq('c');
+    t.teardown(() => sh('docker', ['rm', '-f', name]));
+    const run = sh('docker', ['run', '-d', '--name', name, '--network', net, TEST_IMAGE, 'sleep', '600']);
+    t.equal((await first.proc).signal, 'SIGKILL', `the daemon died at "${step}"`);
+    await daemon(t, dir);
+    t.comment(`docker run: exit ${(await run).exitCode}`);
+    await must('docker', ['rm', '-f', name]);
+    const rm = await sh('docker', ['network', 'rm', net]);
+    t.equal(rm.exitCode, 0, rm.stderr);
+    t.notOk(existsSync(`/sys/class/net/${bridge}`), `the bridge ${bridge} is gone`);
+    t.same(await json(dir, ['network', 'ls']), [], 'so is the network record');
+    t.same(await json(dir, ['ls']), [], 'and every endpoint record');
+    t.same(await json(dir, ['lease', 'ls']), [], 'every lease released');
+    t.same(await json(dir, ['pool', 'ls']), [], "and the network's pool removed");
+    t.same(await json(dir, ['gc']), [], 'gc finds nothing left');
+  });
+}
+
+t.test('gc removes a network Docker no longer has (its DeleteNetwork failed), its bridge and records; not while the engine is unknown', { skip }, async (t) => {
+  const dir = stateDir(t);
+  // The daemon fails Docker's DeleteNetwork: Docker removes the network all the same.
+  await startDaemon(t, dir, ['--socket', SOCKET, '--cni-socket', ''], { PIPEWRIGHT_FAULT: 'network rm docker-:fail' });
+  const { net, bridge } = await pwNetwork(t, ['--subnet', '10.252.75.0/24'], 'default');
+  t.equal((await sh('docker', ['network', 'rm', net])).exitCode, 0, 'docker network rm succeeds for Docker');
+  t.equal((await json(dir, ['network', 'ls'])).length, 1, "the daemon's record is left");
+  const unknown = await json(dir, ['gc'], { DOCKER_HOST: 'unix:///run/pipewright-test-no-docker.sock' });
+  t.same(unknown, [], 'no engine answers: gc leaves the network alone');
+  t.equal((await json(dir, ['network', 'ls'])).length, 1);
+  t.match(await json(dir, ['gc']), [{ kind: 'network', target: `docker-`, reason: 'Docker has no such network' }], 'gc removes it');
+  t.same(await json(dir, ['network', 'ls']), [], 'its record is gone');
+  t.notOk(existsSync(`/sys/class/net/${bridge}`), 'and its bridge');
+  t.same(await json(dir, ['pool', 'ls']), [], 'and the pool made for it');
 });
 
 t.test('network driver: a compose file brings up two services on a pipewright network', { skip }, async (t) => {
