@@ -84,7 +84,7 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
   return actions;
 }
 
-/** A lease Docker's IPAM call may not have reached an endpoint yet: left alone this long. */
+/** A lease Docker's IPAM call may not have reached an endpoint yet (or a network Docker does not list yet): left alone this long. */
 const DOCKER_LEASE_GRACE_MS = 60_000;
 /** The IPAM driver's owner for an endpoint: docker:<its MAC> (ipam-driver.ts). */
 const DOCKER_OWNER = /^docker:([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -113,10 +113,12 @@ const DOCKER_NETWORK = /^docker-([0-9a-f]{12})$/;
 /**
  * Networks Docker made through pipewright's network driver and no longer has: its DeleteNetwork
  * never reached a daemon. Undone as DeleteNetwork undoes them (their endpoint records with them),
- * but only when the engine answers with its list of networks: no answer is not "removed".
+ * but only when the engine answers with its list of networks (no answer is not "removed"), and
+ * only those older than a minute (Docker lists a network once its CreateNetwork call returned).
  */
 async function forgottenDockerNetworks(ctx: CoreContext, dryRun?: boolean): Promise<GcAction[]> {
-  const mine = listNetworks(ctx.store).filter((n) => DOCKER_NETWORK.test(n.name));
+  const settled = (createdAt: string) => Date.now() - Date.parse(createdAt) > DOCKER_LEASE_GRACE_MS;
+  const mine = listNetworks(ctx.store).filter((n) => DOCKER_NETWORK.test(n.name) && settled(n.createdAt));
   if (!mine.length || !(await dockerAvailable(ctx.docker))) return [];
   const known = new Set((await dockerNetworkIds(ctx.docker)).map((id) => id.slice(0, 12)));
   const actions: GcAction[] = [];
