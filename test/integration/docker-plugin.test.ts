@@ -12,6 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { request } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { startEtcd } from '../helpers/etcd.js';
 import {
   askPeer,
@@ -579,6 +580,38 @@ t.test('gc removes a network Docker no longer has (its DeleteNetwork failed), it
   t.same(await json(dir, ['network', 'ls']), [], 'its record is gone');
   t.notOk(existsSync(`/sys/class/net/${bridge}`), 'and its bridge');
   t.same(await json(dir, ['pool', 'ls']), [], 'and the pool made for it');
+});
+
+t.test("Docker's port bindings with a forged HostIP or port: one-line refusals, the firewall untouched (audit #18)", { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  const [NetworkID, EndpointID, bridge] = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex'), uniq('b')];
+  removeLinkAtEnd(t, bridge);
+  const made = await post('NetworkDriver.CreateNetwork', {
+    NetworkID,
+    IPv4Data: [{ AddressSpace: 'x', Pool: '10.252.76.0/24', Gateway: '10.252.76.1/24' }],
+    Options: { 'com.docker.network.generic': { bridge } },
+  });
+  t.same(made, {});
+  t.teardown(() => post('NetworkDriver.DeleteNetwork', { NetworkID }));
+  t.match(await post('NetworkDriver.CreateEndpoint', { NetworkID, EndpointID, Interface: { Address: '10.252.76.2/24' } }), { Interface: {} });
+  const before = await firewallSnapshot();
+  const program = (binding: object) =>
+    post('NetworkDriver.ProgramExternalConnectivity', {
+      NetworkID,
+      EndpointID,
+      Options: { 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 18096, ...binding }] },
+    });
+  for (const binding of [{ HostIP: '1.2.3.4\n-A INPUT -j ACCEPT' }, { HostIP: '1.2.3.4 } ; flush ruleset ; {' }, { Port: 'NaN' }, { Port: 70000 }]) {
+    const { Err } = await program(binding);
+    t.match(Err, /^Docker's port binding \{.*\} is refused: [^\n]*$/, `${JSON.stringify(binding)}: ${Err}`);
+  }
+  t.equal(await firewallSnapshot(), before, 'the firewall is as it was');
+  t.same(await json(dir, ['ports']), [], 'no port recorded');
+  t.same(await program({}), {}, 'a good binding is published');
+  t.match(await json(dir, ['ports']), [{ publish: '18096:80/tcp' }]);
+  await post('NetworkDriver.DeleteEndpoint', { NetworkID, EndpointID });
+  t.ok(await endpointsGone(dir));
 });
 
 t.test('network driver: a compose file brings up two services on a pipewright network', { skip }, async (t) => {
