@@ -91,6 +91,34 @@ export async function withContext<T>(opts: GlobalOptions, body: (ctx: Context) =
   }
 }
 
+/** Where a context's data lives, as openContext resolves the options: state dir and store. */
+function placeOf(opts: GlobalOptions): string {
+  const store = opts.store ?? process.env.PIPEWRIGHT_STORE;
+  return JSON.stringify([opts.stateDir ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR, !store || store === 'sqlite' ? 'sqlite' : store]);
+}
+
+/** A long-lived process's own context (the daemon's), with the options it was opened with. */
+export interface SharedContext {
+  ctx: Context;
+  opts: GlobalOptions;
+}
+
+/**
+ * A call served by a long-lived process: the process's own context when `opts` name the same
+ * state dir and store, else one opened for the call and closed after it, store and all (unlike
+ * withContext's, which a one-shot process leaves to its exit: here one would stay per call).
+ */
+export async function withCallContext<T>(opts: GlobalOptions, shared: SharedContext, body: (ctx: Context) => Promise<T>): Promise<T> {
+  if (placeOf(opts) === placeOf(shared.opts)) return body(shared.ctx);
+  const ctx = await openContext(opts);
+  try {
+    return await body(ctx);
+  } finally {
+    await ctx.ipam.close();
+    ctx.store.close();
+  }
+}
+
 /** commander's accumulator for repeatable options (--label a --label b). */
 export const collect = (value: string, prev: string[]): string[] => [...prev, value];
 

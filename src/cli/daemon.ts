@@ -63,7 +63,7 @@ export function register(program: Command): void {
         const logRequest = (e: { method: string; ms: number; err?: string }) =>
           line({ ...e, ms: Math.round(e.ms * 10) / 10 }, `${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}`);
         const servers = [await servePlugin(o.socket, drivers, logRequest)];
-        if (o.cniSocket) servers.push(await serveCni(o.cniSocket, logRequest));
+        if (o.cniSocket) servers.push(await serveCni(o.cniSocket, logRequest, { ctx, opts: o }));
         const cli =
           o.cliSocket &&
           startCliWorkers(o.cliSocket, workers, ctx.store.stateDir, (r) =>

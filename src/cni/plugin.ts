@@ -3,7 +3,7 @@
  * arguments. The configuration comes on stdin; only the result (or the spec's error object) goes
  * to stdout. See commands.ts for what each command does to the host.
  */
-import { withContext } from '../cli/context.js';
+import { withCallContext, withContext, type Context, type SharedContext } from '../cli/context.js';
 import { asCniError, CniError, ERR } from './errors.js';
 import { addIpam, addMain, checkIpam, checkMain, delIpam, delMain, gcNetwork, status } from './commands.js';
 import { isIpamMode, parseNetconf, readEnv, SUPPORTED_VERSIONS, type CniEnv, type CniResult, type NetConf } from './netconf.js';
@@ -53,8 +53,11 @@ export interface CniAnswer {
 
 const line = (value: object) => `${JSON.stringify(value)}\n`;
 
-/** One CNI call: its CNI_* variables and configuration text in, the answer out. */
-export async function handleCni(environment: NodeJS.ProcessEnv, text: string): Promise<CniAnswer> {
+/**
+ * One CNI call: its CNI_* variables and configuration text in, the answer out. A daemon serving
+ * the calls passes its own context (`shared`): a call on the same state dir and store uses it.
+ */
+export async function handleCni(environment: NodeJS.ProcessEnv, text: string, shared?: SharedContext): Promise<CniAnswer> {
   let conf: NetConf | undefined;
   try {
     const env = readEnv(environment);
@@ -65,7 +68,9 @@ export async function handleCni(environment: NodeJS.ProcessEnv, text: string): P
     conf = parseNetconf(text);
     const c = conf;
     const where = c.type === 'pipewright' ? c : (c.ipam ?? {});
-    const result = await withContext({ stateDir: where.stateDir, store: where.store }, (ctx) => dispatch(ctx, c, env)).catch((err) => {
+    const opts = { stateDir: where.stateDir, store: where.store };
+    const body = (ctx: Context) => dispatch(ctx, c, env);
+    const result = await (shared ? withCallContext(opts, shared, body) : withContext(opts, body)).catch((err) => {
       // STATUS: whatever keeps pipewright from serving an ADD (an unreachable etcd) is "not available".
       throw env.command === 'STATUS' && !(err instanceof CniError) ? new CniError(ERR.notAvailable, asCniError(err).message) : err;
     });

@@ -7,6 +7,7 @@
  * weaker than the daemon (daemon/callers.ts) gets a 403, and its client runs the plugin itself.
  */
 import type { RequestListener, Server } from 'node:http';
+import type { SharedContext } from '../cli/context.js';
 import { handleCni } from '../cni/plugin.js';
 import { listenUnix, readText, type RequestLog } from './server.js';
 
@@ -14,8 +15,8 @@ const VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_
 /** CNI_NETNS -> x-cni-netns (as Node names a request header). */
 const header = (name: string) => `x-${name.toLowerCase().replaceAll('_', '-')}`;
 
-export function serveCni(socketPath: string, log: RequestLog): Promise<Server> {
-  return listenUnix(socketPath, serve(log), (res, why) => {
+export function serveCni(socketPath: string, log: RequestLog, daemon: SharedContext): Promise<Server> {
+  return listenUnix(socketPath, serve(log, daemon), (res, why) => {
     // Not a 200: the CNI client runs the plugin in the caller's own process, with its own powers.
     res.writeHead(403, { 'X-Cni-Declined': why });
     res.end();
@@ -23,7 +24,7 @@ export function serveCni(socketPath: string, log: RequestLog): Promise<Server> {
   });
 }
 
-function serve(log: RequestLog): RequestListener {
+function serve(log: RequestLog, daemon: SharedContext): RequestListener {
   return (req, res) => {
     void (async () => {
       const started = performance.now();
@@ -32,7 +33,7 @@ function serve(log: RequestLog): RequestListener {
         const value = req.headers[header(name)];
         if (typeof value === 'string') env[name] = value;
       }
-      const answer = await handleCni(env, await readText(req));
+      const answer = await handleCni(env, await readText(req), daemon);
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(answer.out), 'X-Cni-Exit': String(answer.code) });
       res.end(answer.out);
       log({ method: `CNI.${env.CNI_COMMAND ?? '?'}`, ms: performance.now() - started, ...(answer.code ? { err: answer.out.trim() } : {}) });

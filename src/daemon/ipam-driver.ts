@@ -7,7 +7,8 @@
  *                   again); --ipam-opt pool=<name> uses an operator's pool as it is (one the
  *                   host routes, as a macvlan network's LAN, with --subnet)
  *   RequestAddress  a given address is that address or an error; the gateway request is the
- *                   pool's gateway or a lease; endpoint leases are owned by the endpoint's MAC
+ *                   pool's gateway or a lease; endpoint leases are owned by the endpoint's MAC;
+ *                   otherwise the pool's lowest free address (Docker's way: restarts keep theirs)
  *   ReleaseAddress, ReleasePool (a pool made for Docker goes once nothing is leased from it)
  *
  * Leases are reservations (gc never releases them): Docker, not a pipewright record, owns them.
@@ -18,11 +19,10 @@ import { fromBig, prefixBounds } from '../ipam/ipmath.js';
 import { sameSubnet } from '../model/address.js';
 import type { Pool } from '../ipam/pool.js';
 import { hostRouteOverlapping } from '../kernel/host-routes.js';
+import { DOCKER_KEY } from '../ops/endpoint.js';
 import { PipewrightError } from '../util/errors.js';
 import { str, type Handler } from './server.js';
 
-/** The label on pools made for Docker: `ipam` by the IPAM driver, `network` by the network driver. */
-export const DOCKER_KEY = 'pipewright.docker';
 const DOCKER_VALUE = 'ipam';
 const GATEWAY = 'com.docker.network.gateway';
 const MAC = 'com.docker.network.endpoint.macaddress';
@@ -99,7 +99,9 @@ async function requestAddress(ipam: Ipam, body: Record<string, unknown>) {
   if (address) return cidr((await ipam.claim(pool.name, address, owner, true)).address);
   // Docker replays a request after its own restart: the endpoint's MAC finds the address it got.
   const held = options[MAC] ? (await ipam.heldBy(owner)).find((l) => l.pool === pool.name) : undefined;
-  return cidr((held ?? (await ipam.allocate(pool.name, owner, true))).address);
+  // The lowest free address, as Docker's own IPAM: `docker restart` releases the address and asks
+  // again (with a new MAC), and gets it back unless another container took it meanwhile.
+  return cidr((held ?? (await ipam.allocate(pool.name, owner, true, 'lowest'))).address);
 }
 
 async function releasePool(ipam: Ipam, body: Record<string, unknown>) {

@@ -19,15 +19,24 @@
 import ipaddr from 'ipaddr.js';
 import type { Pool } from '../ipam/pool.js';
 import { sameSubnet } from '../model/address.js';
-import type { PortSpec } from '../model/publish.js';
+import { parsePublish, type PortSpec } from '../model/publish.js';
+import { isControl, printable } from '../model/validate.js';
 import type { CoreContext } from '../ops/context.js';
-import { createEndpoint, findEndpoint, joinEndpoint, publishEndpoint, unpublishEndpoint, type EndpointRef } from '../ops/endpoint.js';
-import { checkNetworkRequest, createNetwork, removeNetwork } from '../ops/network.js';
+import {
+  createEndpoint,
+  DOCKER_KEY,
+  findEndpoint,
+  joinEndpoint,
+  publishEndpoint,
+  removeDockerNetwork,
+  unpublishEndpoint,
+  type EndpointRef,
+} from '../ops/endpoint.js';
+import { checkNetworkRequest, createNetwork } from '../ops/network.js';
 import { freeHostPort } from '../ops/ports.js';
 import { findNetwork, listPorts } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { endpointRemovals } from './endpoint-removals.js';
-import { DOCKER_KEY } from './ipam-driver.js';
 import { networkOptions } from './network-options.js';
 import { str, type Handler } from './server.js';
 
@@ -100,15 +109,10 @@ async function onCreateNetwork(ctx: CoreContext, body: Body) {
   return {};
 }
 
+/** Docker deletes a network only once it holds no endpoint on it: records of any left are leftovers. */
 async function onDeleteNetwork(ctx: CoreContext, body: Body) {
-  const name = networkNameOf(dockerId(body.NetworkID, 'NetworkID'));
-  const net = findNetwork(ctx.store, name);
-  if (!net || net.name !== name) return {}; // a replay
-  await removeNetwork(ctx, name);
-  for (const poolName of [net.pool, net.pool6]) {
-    const pool = poolName ? await ctx.ipam.findPool(poolName) : null;
-    if (pool?.labels[DOCKER_KEY] === 'network' && (await ctx.ipam.leases({ pool: pool.name })).length === 0) await ctx.ipam.removePool(pool.name);
-  }
+  const id = dockerId(body.NetworkID, 'NetworkID');
+  await removeDockerNetwork(ctx, networkNameOf(id), id);
   return {};
 }
 
@@ -130,7 +134,7 @@ async function onCreateEndpoint(ctx: CoreContext, body: Body) {
 
 async function onJoin(ctx: CoreContext, body: Body) {
   const ref = endpointOf(body);
-  const rec = joinEndpoint(ctx, ref, str(body.SandboxKey));
+  const rec = await joinEndpoint(ctx, ref, str(body.SandboxKey));
   const net = findNetwork(ctx.store, networkNameOf(ref.networkId));
   return {
     InterfaceName: { SrcName: rec.ifname, DstPrefix: 'eth' },
@@ -147,16 +151,30 @@ interface PortBinding {
   HostPortEnd?: number;
 }
 
-/** Docker's binding as a published port; 0 or a range as the host port means "any free one" there. IPv6 bindings: none. */
+/**
+ * Docker's binding as a published port; 0 or a range as the host port means "any free one" there.
+ * IPv6 bindings: none. What Docker sends goes into root's firewall scripts, so it passes the checks
+ * of `-p` first (SECURITY.md: nothing from Docker is trusted): an IPv4 host address, ports 1-65535.
+ */
 function portOf(ctx: CoreContext, b: PortBinding): PortSpec | null {
   const proto = b.Proto === PROTO.tcp ? 'tcp' : b.Proto === PROTO.udp ? 'udp' : null;
-  if (!proto) throw new PipewrightError(`-p with IP protocol ${b.Proto}: pipewright publishes tcp and udp`);
-  const hostIp = b.HostIP && b.HostIP !== '0.0.0.0' ? b.HostIP : '';
-  if (hostIp.includes(':')) return null;
-  const ctrPort = Number(b.Port);
+  if (!proto) throw new PipewrightError(`-p with IP protocol ${printable(String(b.Proto))}: pipewright publishes tcp and udp`);
+  const hostIp = b.HostIP && b.HostIP !== '0.0.0.0' ? String(b.HostIP) : '';
+  if (ipaddr.IPv6.isValid(hostIp)) return null;
+  // One line whatever Docker sent: JSON escapes the binding, and the reason quotes it.
+  const refused = (why: string) =>
+    new PipewrightError(`Docker's port binding ${JSON.stringify(b)} is refused: ${[...why].map((c) => (isControl(c) ? printable(c) : c)).join('')}`);
   const [from, to] = [Number(b.HostPort ?? 0), Number(b.HostPortEnd ?? 0)];
-  const hostPort = from > 0 && (to <= from || to === 0) ? from : freeHostPort(ctx.store, proto, hostIp, from || 49153, to || 60999);
-  return { proto, hostIp, hostPort, hostPortEnd: hostPort, ctrPort, ctrPortEnd: ctrPort };
+  if (![from, to].every((p) => Number.isInteger(p) && p >= 0 && p <= 65535)) throw refused('host ports must be 0-65535');
+  let spec: PortSpec;
+  try {
+    spec = parsePublish(`${hostIp ? `${hostIp}:` : ''}${from || 1}:${Number(b.Port)}/${proto}`);
+  } catch (err) {
+    throw refused((err as Error).message);
+  }
+  if (from > 0 && (to <= from || to === 0)) return spec;
+  const hostPort = freeHostPort(ctx.store, proto, hostIp, from || 49153, to || 60999);
+  return { ...spec, hostPort, hostPortEnd: hostPort };
 }
 
 async function onProgramExternalConnectivity(ctx: CoreContext, body: Body) {

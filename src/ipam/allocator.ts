@@ -4,11 +4,15 @@
  * Never-used addresses come first, in order, from a per-pool cursor (no scan of the leases: one
  * step per address whatever the pool's size); once the range has been walked, released addresses
  * come back oldest release first, so an address a crash-looping guest just gave up is the last to
- * be handed out again (peers may still cache its old MAC).
+ * be handed out again (peers may still cache its old MAC). That is the `fresh` policy, the CLI's
+ * and CNI's. The `lowest` policy hands out the lowest free address of the range, as Docker's own
+ * IPAM does: a container restarted by Docker (its address released, then asked for again) gets
+ * its address back while no one else took it.
  */
 import { hostname } from 'node:os';
 import { PipewrightError } from '../util/errors.js';
 import type { Lease, LeaseBackend } from './backend.js';
+import { fromBig, toBig } from './ipmath.js';
 import { addressAt, definePool, inRange, inSubnetOf, isNetworkOrBroadcast, isWithheld, rangeSize, type Pool, type PoolInput } from './pool.js';
 
 /**
@@ -23,6 +27,25 @@ function holds(holder: Holder): (lease: Lease) => boolean {
   if (holder === 'anyone') return () => true;
   const { owner, host } = holder;
   return (l) => l.host === host && (typeof owner === 'string' ? l.owner === owner : owner.test(l.owner));
+}
+
+/** How `allocate` picks an address: see the top of this file. */
+export type AllocationPolicy = 'fresh' | 'lowest';
+
+/** Tries of a `lowest` allocation that others keep winning before it gives up. */
+const LOWEST_TRIES = 1000;
+
+const exhausted = (pool: Pool) =>
+  new PipewrightError(`pool ${pool.name} (${pool.subnet}) is exhausted: every address is leased; release some or create another pool`);
+
+/** The lowest address of the range that is neither leased nor withheld, or null. */
+function lowestFree(pool: Pool, leased: Set<bigint>): string | null {
+  for (let n = toBig(pool.rangeStart), end = toBig(pool.rangeEnd); n <= end; n++) {
+    if (leased.has(n)) continue;
+    const address = fromBig(n, pool.family);
+    if (!isWithheld(pool, address)) return address;
+  }
+  return null;
 }
 
 export class Ipam {
@@ -81,9 +104,10 @@ export class Ipam {
     return { pool: pool.name, address, owner, host: this.host, reserved, createdAt: new Date().toISOString() };
   }
 
-  /** The next free address of the pool (`reserved`: pinned for an outside user, gc leaves it). */
-  async allocate(poolName: string, owner: string, reserved = false): Promise<Lease> {
+  /** A free address of the pool, picked by `policy` (`reserved`: pinned for an outside user, gc leaves it). */
+  async allocate(poolName: string, owner: string, reserved = false, policy: AllocationPolicy = 'fresh'): Promise<Lease> {
     const pool = await this.pool(poolName);
+    if (policy === 'lowest') return this.allocateLowest(pool, owner, reserved);
     const size = rangeSize(pool);
     for (let at = await this.backend.cursor(pool.name); BigInt(at) < size;) {
       const address = addressAt(pool, at);
@@ -96,7 +120,19 @@ export class Ipam {
       const lease = this.lease(pool, entry.address, owner, reserved);
       if (await this.backend.takeFree(lease, entry)) return lease;
     }
-    throw new PipewrightError(`pool ${pool.name} (${pool.subnet}) is exhausted: every address is leased; release some or create another pool`);
+    throw exhausted(pool);
+  }
+
+  /** One scan of the pool's leases per try; a lease taken meanwhile makes the creation fail, and the scan is redone. */
+  private async allocateLowest(pool: Pool, owner: string, reserved: boolean): Promise<Lease> {
+    for (let i = 0; i < LOWEST_TRIES; i++) {
+      const leased = new Set((await this.backend.leasedAddresses(pool.name)).map(toBig));
+      const address = lowestFree(pool, leased);
+      if (!address) throw exhausted(pool);
+      const lease = this.lease(pool, address, owner, reserved);
+      if (await this.backend.createLease(lease)) return lease;
+    }
+    throw new PipewrightError(`pool ${pool.name}: too much contention for its lowest free address; retry`);
   }
 
   /** A given address; a taken one is refused naming its holder (the same owner again is fine). */

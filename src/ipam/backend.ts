@@ -52,5 +52,7 @@ export interface LeaseBackend {
   deleteLease(pool: string, address: string, holds: (lease: Lease) => boolean): Promise<Lease | null>;
   getLease(pool: string, address: string): Promise<Lease | null>;
   leases(filter?: { pool?: string; owner?: string }): Promise<Lease[]>;
+  /** The addresses leased in a pool, in no order (the `lowest` policy's scan: addresses only, cheap). */
+  leasedAddresses(pool: string): Promise<string[]>;
   close(): Promise<void>;
 }

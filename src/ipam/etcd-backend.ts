@@ -241,6 +241,11 @@ export class EtcdLeaseBackend implements LeaseBackend {
       .sort((a, b) => a.pool.localeCompare(b.pool) || a.createdAt.localeCompare(b.createdAt));
   }
 
+  async leasedAddresses(pool: string): Promise<string[]> {
+    const keys = await this.client.getAll().prefix(K.leases(pool)).keys();
+    return keys.map((k) => k.slice(K.leases(pool).length));
+  }
+
   async close(): Promise<void> {
     this.client.close();
   }

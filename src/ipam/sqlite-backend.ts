@@ -126,6 +126,10 @@ export class SqliteLeaseBackend implements LeaseBackend {
     return rows.map(toLease);
   }
 
+  async leasedAddresses(pool: string): Promise<string[]> {
+    return (this.sql('SELECT address FROM leases WHERE pool = ?').all(pool) as { address: string }[]).map((r) => r.address);
+  }
+
   async close(): Promise<void> {
     // The store belongs to the caller.
   }

@@ -35,7 +35,10 @@ import { unusedHostLinkName } from './attach.js';
 import type { CoreContext } from './context.js';
 import { beginDetach, detachAttachment, finishDetach } from './detach.js';
 import { recordPorts } from './ports.js';
-import { restoreNetworkLinks } from './network.js';
+import { removeNetwork, restoreNetworkLinks } from './network.js';
+
+/** The label on pools made for Docker: `ipam` by its IPAM driver, `network` by its network driver. */
+export const DOCKER_KEY = 'pipewright.docker';
 
 /** Docker's names for one endpoint. */
 export interface EndpointRef {
@@ -125,10 +128,12 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
 }
 
 /** Docker put the container end into its sandbox: the record follows it there. */
-export function joinEndpoint(ctx: CoreContext, ref: EndpointRef, sandboxKey: string): AttachmentRecord {
+export async function joinEndpoint(ctx: CoreContext, ref: EndpointRef, sandboxKey: string): Promise<AttachmentRecord> {
   if (!sandboxKey.startsWith('/') || hasControl(sandboxKey)) throw new PipewrightError('the sandbox key must be an absolute path');
   const rec = expectEndpoint(ctx, ref);
-  ctx.store.tx(() => records.moveToNetns(ctx.store, rec.id, { path: sandboxKey, id: netnsIdentity(sandboxKey) }, rec.guestName, null));
+  await namedStep('endpoint join', () =>
+    ctx.store.tx(() => records.moveToNetns(ctx.store, rec.id, { path: sandboxKey, id: netnsIdentity(sandboxKey) }, rec.guestName, null)),
+  );
   return rec;
 }
 
@@ -173,4 +178,28 @@ export async function finishOrphanedEndpoints(ctx: CoreContext): Promise<Attachm
   const orphans = records.listAttachments(ctx.store).filter((r) => r.guestKind === 'endpoint' && r.state === 'pending' && !records.ownerAlive(r));
   for (const rec of orphans) await detachAttachment(ctx, rec);
   return orphans;
+}
+
+/**
+ * Removes a Docker network (pipewright's `name`, Docker's ID or its first 12 digits) that Docker
+ * holds no endpoint on: DeleteNetwork says so, and so does an engine that no longer knows the
+ * network (gc). Endpoint records of it still here are leftovers of calls Docker gave up on (a
+ * daemon killed mid-call, whose next one Docker never told) and are undone, but for one that an
+ * operation of a live process still holds; then the network, its bridge, and the pools the
+ * network driver made for it once nothing is leased from them.
+ */
+export async function removeDockerNetwork(ctx: CoreContext, name: string, networkId: string): Promise<AttachmentRecord[]> {
+  const net = findNetwork(ctx.store, name);
+  if (!net || net.name !== name) return []; // a replay
+  const id12 = networkId.slice(0, 12);
+  const leftovers = records
+    .listAttachments(ctx.store)
+    .filter((r) => r.guestKind === 'endpoint' && r.guestId.slice(0, 12) === id12 && !(r.state === 'pending' && records.ownerAlive(r)));
+  for (const rec of leftovers) await detachAttachment(ctx, rec);
+  await removeNetwork(ctx, name);
+  for (const poolName of [net.pool, net.pool6]) {
+    const pool = poolName ? await ctx.ipam.findPool(poolName) : null;
+    if (pool?.labels[DOCKER_KEY] === 'network' && (await ctx.ipam.leases({ pool: pool.name })).length === 0) await ctx.ipam.removePool(pool.name);
+  }
+  return leftovers;
 }

@@ -10,18 +10,20 @@
  * orphan while its attach is under way).
  */
 import type { Lease } from '../ipam/backend.js';
-import { dockerAvailable, dockerEndpointAddresses } from '../runtime/docker.js';
+import { listNetworks } from '../store/networks.js';
+import { dockerAvailable, dockerEndpointAddresses, dockerNetworkIds } from '../runtime/docker.js';
 import { guestAlive, type GuestKind } from '../runtime/guest.js';
 import { listAttachments, ownerAlive, ownerBusy, settledHostLinks, type AttachmentRecord } from '../store/attachments.js';
 import { collectOrphanVolumes } from '../storage/volumes.js';
 import type { CoreContext } from './context.js';
 import { namedStep } from '../util/faults.js';
 import { detachAttachment } from './detach.js';
+import { removeDockerNetwork } from './endpoint.js';
 import { leaseOwner } from './leases.js';
 import { releaseBridge, releaseVlanInterface } from './shared-links.js';
 
 export interface GcAction {
-  kind: 'attachment' | 'lease' | 'bridge' | 'vlan' | 'volume';
+  kind: 'attachment' | 'lease' | 'bridge' | 'vlan' | 'volume' | 'network';
   target: string;
   reason: string;
 }
@@ -86,11 +88,12 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
     if (!opts.dryRun) await ctx.ipam.release(lease.pool, lease.address, lease);
   }
   actions.push(...(await forgottenDockerLeases(ctx, leases, opts.dryRun)));
+  actions.push(...(await forgottenDockerNetworks(ctx, opts.dryRun)));
   if (!opts.dryRun) actions.push(...(await collectLeftovers(ctx)));
   return actions;
 }
 
-/** A lease Docker's IPAM call may not have reached an endpoint yet: left alone this long. */
+/** A lease Docker's IPAM call may not have reached an endpoint yet (or a network Docker does not list yet): left alone this long. */
 const DOCKER_LEASE_GRACE_MS = 60_000;
 /** The IPAM driver's owner for an endpoint: docker:<its MAC> (ipam-driver.ts). */
 const DOCKER_OWNER = /^docker:([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -109,6 +112,30 @@ async function forgottenDockerLeases(ctx: CoreContext, leases: Lease[], dryRun?:
   for (const lease of mine.filter((l) => !held.has(l.address))) {
     actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `Docker has no endpoint with it (owner ${lease.owner})` });
     if (!dryRun) await ctx.ipam.release(lease.pool, lease.address, lease);
+  }
+  return actions;
+}
+
+/** pipewright's name for a network Docker made through the network driver: docker-<its ID's first 12 digits>. */
+const DOCKER_NETWORK = /^docker-([0-9a-f]{12})$/;
+
+/**
+ * Networks Docker made through pipewright's network driver and no longer has: its DeleteNetwork
+ * never reached a daemon. Undone as DeleteNetwork undoes them (their endpoint records with them),
+ * but only when the engine answers with its list of networks (no answer is not "removed"), and
+ * only those older than a minute (Docker lists a network once its CreateNetwork call returned).
+ */
+async function forgottenDockerNetworks(ctx: CoreContext, dryRun?: boolean): Promise<GcAction[]> {
+  const settled = (createdAt: string) => Date.now() - Date.parse(createdAt) > DOCKER_LEASE_GRACE_MS;
+  const mine = listNetworks(ctx.store).filter((n) => DOCKER_NETWORK.test(n.name) && settled(n.createdAt));
+  if (!mine.length || !(await dockerAvailable(ctx.docker))) return [];
+  const known = new Set((await dockerNetworkIds(ctx.docker)).map((id) => id.slice(0, 12)));
+  const actions: GcAction[] = [];
+  for (const net of mine) {
+    const id12 = DOCKER_NETWORK.exec(net.name)![1];
+    if (known.has(id12)) continue;
+    actions.push({ kind: 'network', target: `${net.name} ${net.bridge}`, reason: 'Docker has no such network' });
+    if (!dryRun) await removeDockerNetwork(ctx, net.name, id12);
   }
   return actions;
 }

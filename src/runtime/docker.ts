@@ -127,14 +127,19 @@ export async function endpointKnown(networkId: string, endpointId: string, socke
   return containers.some(([key, c]) => key === `ep-${endpointId}` || c.EndpointID === endpointId);
 }
 
+/** The IDs of every network the engine has; an engine that does not answer is an error, never "none". */
+export async function dockerNetworkIds(socketPath: string): Promise<string[]> {
+  // No list at all (404) is no answer, not "no networks": gc would undo everything on them.
+  const networks = await getJson<{ Id: string }[]>('/networks', 'its networks', socketPath);
+  if (!networks) throw new PipewrightError('Docker engine answered 404 for its networks');
+  return networks.map((n) => n.Id);
+}
+
 /** The addresses Docker's endpoints hold on every network it has (for leases its IPAM driver was never told to release). */
 export async function dockerEndpointAddresses(socketPath: string): Promise<Set<string>> {
   const out = new Set<string>();
   type Endpoints = { Containers?: Record<string, { IPv4Address?: string; IPv6Address?: string }> };
-  // No list at all (404) is no answer, not "no endpoints": gc would release every lease on it.
-  const networks = await getJson<{ Id: string }[]>('/networks', 'its networks', socketPath);
-  if (!networks) throw new PipewrightError('Docker engine answered 404 for its networks');
-  for (const { Id } of networks) {
+  for (const Id of await dockerNetworkIds(socketPath)) {
     const net = await inspect<Endpoints>('networks', Id, socketPath);
     for (const c of Object.values(net?.Containers ?? {})) {
       for (const a of [c.IPv4Address, c.IPv6Address]) if (a) out.add(a.split('/')[0]);

@@ -8,7 +8,8 @@
  *   - every ready record matches the kernel (ls says ok)
  *   - after teardown and gc: no link, rule, lease, attachment or volume directory is left
  *
- * CHAOS_N operations per backend (default 200), CHAOS_K processes at once (default 6).
+ * CHAOS_N operations per backend (default 200), CHAOS_K processes at once (default 6). The daemon's
+ * part (daemon.ts): pipewright daemon killed -9 at each step of its Docker and CNI calls.
  */
 import t, { type Test } from 'tap';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { startEtcd } from '../helpers/etcd.js';
 import { CLI, cli, firewallSnapshot, hostLinks, isRoot, must, netns, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+// The daemon's part: kill -9 at each step of its Docker plugin calls and CNI verbs.
+import './daemon.js';
 
 const N = Number(process.env.CHAOS_N ?? 200);
 const K = Number(process.env.CHAOS_K ?? 6);

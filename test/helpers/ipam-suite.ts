@@ -138,4 +138,35 @@ export function ipamSuite(t: Test, make: Make): void {
     t.equal((await b.allocate('s', 'x')).address, '10.63.0.2', 'and is not on the free list');
     t.same(await a.releaseOwner('netns:a/eth0'), [], 'A holds nothing any more');
   });
+
+  t.test("the lowest policy (Docker's IPAM driver): the lowest free address, so a released one comes back at once", async (t) => {
+    const i = await ipam(t);
+    await i.createPool({ name: 'low', cidr: '10.63.0.0/29', exclude: ['10.63.0.3'] });
+    const lowest = async (owner: string) => (await i.allocate('low', owner, true, 'lowest')).address;
+    t.same([await lowest('a'), await lowest('b'), await lowest('c')], ['10.63.0.2', '10.63.0.4', '10.63.0.5'], 'in order, past the gateway and the exclusion');
+    await i.release('low', '10.63.0.4', 'anyone');
+    t.equal(await lowest('b2'), '10.63.0.4', 'a restarted container gets its address back');
+    await i.release('low', '10.63.0.5', 'anyone');
+    await i.release('low', '10.63.0.2', 'anyone');
+    t.equal(await lowest('d'), '10.63.0.2', 'the lowest of those free, whatever the order they were released in');
+    const fresh = [(await i.allocate('low', 'e')).address, (await i.allocate('low', 'f')).address];
+    t.same(fresh, ['10.63.0.5', '10.63.0.6'], "the fresh policy beside it: its cursor steps past the lowest policy's leases");
+    await t.rejects(i.allocate('low', 'g', true, 'lowest'), /pool low \(10\.63\.0\.0\/29\) is exhausted/);
+    t.same((await i.leases({ pool: 'low' })).map((l) => l.address).sort(), ['10.63.0.2', '10.63.0.4', '10.63.0.5', '10.63.0.6']);
+  });
+
+  t.test('the lowest policy: allocations at once never share an address (IPv6 too)', async (t) => {
+    const i = await ipam(t);
+    await i.createPool({ name: 'race', cidr: '10.64.0.0/27' });
+    await i.createPool({ name: 'race6', cidr: 'fd64::/64' });
+    for (const [pool, first] of [
+      ['race', '10.64.0.2'],
+      ['race6', 'fd64::2'],
+    ]) {
+      const got = await Promise.all(Array.from({ length: 12 }, (_, n) => i.allocate(pool, `docker:${n}`, true, 'lowest')));
+      const addresses = got.map((l) => l.address);
+      t.equal(new Set(addresses).size, 12, `${pool}: 12 addresses, each once`);
+      t.ok(addresses.includes(first), `${pool}: from the start of the range`);
+    }
+  });
 }

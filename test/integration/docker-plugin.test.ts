@@ -12,6 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { request } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { startEtcd } from '../helpers/etcd.js';
 import {
   askPeer,
@@ -57,7 +58,7 @@ function post(method: string, body: object, socketPath = SOCKET): Promise<Record
   });
 }
 
-const json = async (dir: string, args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout);
+const json = async (dir: string, args: string[], env: Record<string, string> = {}) => JSON.parse((await cli(dir, [...args, '--json'], env)).stdout);
 /** After docker rm: the endpoints' links go just after DeleteEndpoint is answered; their records with them. */
 const endpointsGone = async (dir: string) => (await until(async () => (await json(dir, ['ls'])).length === 0, 3000)) >= 0;
 const ipOf = async (ctr: string) => (await must('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', ctr])).trim();
@@ -438,6 +439,28 @@ t.test('network driver: the address is there before the command runs, and after 
   t.match(bad.stderr, /-o colour: a pipewright bridge network takes the options bridge, masquerade, isolated, mtu/, 'an unknown option is refused in one line');
 });
 
+t.test("docker restart keeps the container's address, as with Docker's own IPAM (the lowest free one)", { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  const { net } = await pwNetwork(t, ['--subnet', '10.252.69.0/24']);
+  const c = await container(t, ['--network', net]);
+  t.equal(c.r.exitCode, 0, c.r.stderr);
+  const first = await ipOf(c.name);
+  t.equal(first, '10.252.69.2', 'the first free address after the gateway');
+  const seen = [];
+  for (let i = 0; i < 3; i++) {
+    t.equal((await sh('docker', ['restart', '-t', '0', c.name])).exitCode, 0);
+    seen.push(await ipOf(c.name));
+  }
+  t.same(seen, [first, first, first], `the same address at each restart (${seen.join(', ')})`);
+  const other = await container(t, ['--network', net]);
+  t.equal(other.r.exitCode, 0, other.r.stderr);
+  t.equal(await ipOf(other.name), '10.252.69.3', 'another container gets the next one');
+  const leases = (await json(dir, ['lease', 'ls'])).map((l: { address: string }) => l.address).sort();
+  t.same(leases, ['10.252.69.1', '10.252.69.2', '10.252.69.3'], 'one lease each, none left from the restarts');
+  await must('docker', ['rm', '-f', c.name, other.name]);
+});
+
 t.test("network driver: a reboot took the network's bridge: the container's next start makes it again, its gateway on it", { skip }, async (t) => {
   const dir = stateDir(t);
   await daemon(t, dir);
@@ -511,6 +534,84 @@ t.test('network driver: DeleteEndpoint answers before the link is gone; a daemon
   t.equal((await sh('docker', ['network', 'rm', net])).exitCode, 0, 'docker network rm waits for the last removal');
   t.same(await json(dir, ['ls']), [], 'so nothing is left once it returns');
   t.same(await json(dir, ['network', 'ls']), []);
+});
+
+for (const [step, subnet] of [
+  ['firewall for', '10.252.73'],
+  ['endpoint join', '10.252.74'],
+]) {
+  t.test(`a daemon killed -9 at "${step}" while a container starts: docker network rm still removes everything`, { skip }, async (t) => {
+    const dir = stateDir(t);
+    const first = await startDaemon(t, dir, ['--socket', SOCKET, '--cni-socket', ''], { PIPEWRIGHT_FAULT: `${step}:crash` });
+    const { net, bridge } = await pwNetwork(t, ['--subnet', `${subnet}.0/24`]);
+    const name = uniq('c');
+    t.teardown(() => sh('docker', ['rm', '-f', name]));
+    const run = sh('docker', ['run', '-d', '--name', name, '--network', net, TEST_IMAGE, 'sleep', '600']);
+    t.equal((await first.proc).signal, 'SIGKILL', `the daemon died at "${step}"`);
+    await daemon(t, dir);
+    t.comment(`docker run: exit ${(await run).exitCode}`);
+    await must('docker', ['rm', '-f', name]);
+    const rm = await sh('docker', ['network', 'rm', net]);
+    t.equal(rm.exitCode, 0, rm.stderr);
+    t.notOk(existsSync(`/sys/class/net/${bridge}`), `the bridge ${bridge} is gone`);
+    t.same(await json(dir, ['network', 'ls']), [], 'so is the network record');
+    t.same(await json(dir, ['ls']), [], 'and every endpoint record');
+    t.same(await json(dir, ['lease', 'ls']), [], 'every lease released');
+    t.same(await json(dir, ['pool', 'ls']), [], "and the network's pool removed");
+    t.same(await json(dir, ['gc']), [], 'gc finds nothing left');
+  });
+}
+
+t.test('gc removes a network Docker no longer has (its DeleteNetwork failed), its bridge and records; not while the engine is unknown', { skip }, async (t) => {
+  const dir = stateDir(t);
+  // The daemon fails Docker's DeleteNetwork: Docker removes the network all the same.
+  await startDaemon(t, dir, ['--socket', SOCKET, '--cni-socket', ''], { PIPEWRIGHT_FAULT: 'network rm docker-:fail' });
+  const { net, bridge } = await pwNetwork(t, ['--subnet', '10.252.75.0/24'], 'default');
+  t.equal((await sh('docker', ['network', 'rm', net])).exitCode, 0, 'docker network rm succeeds for Docker');
+  t.equal((await json(dir, ['network', 'ls'])).length, 1, "the daemon's record is left");
+  t.same(await json(dir, ['gc']), [], 'a network made less than a minute ago is left alone (Docker may not list it yet)');
+  const store = Store.open(dir);
+  store.db.prepare(`UPDATE networks SET created_at = '2020-01-01T00:00:00.000Z'`).run();
+  store.close();
+  const unknown = await json(dir, ['gc'], { DOCKER_HOST: 'unix:///run/pipewright-test-no-docker.sock' });
+  t.same(unknown, [], 'no engine answers: gc leaves the network alone');
+  t.equal((await json(dir, ['network', 'ls'])).length, 1);
+  t.match(await json(dir, ['gc']), [{ kind: 'network', target: `docker-`, reason: 'Docker has no such network' }], 'gc removes it');
+  t.same(await json(dir, ['network', 'ls']), [], 'its record is gone');
+  t.notOk(existsSync(`/sys/class/net/${bridge}`), 'and its bridge');
+  t.same(await json(dir, ['pool', 'ls']), [], 'and the pool made for it');
+});
+
+t.test("Docker's port bindings with a forged HostIP or port: one-line refusals, the firewall untouched (audit #18)", { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  const [NetworkID, EndpointID, bridge] = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex'), uniq('b')];
+  removeLinkAtEnd(t, bridge);
+  const made = await post('NetworkDriver.CreateNetwork', {
+    NetworkID,
+    IPv4Data: [{ AddressSpace: 'x', Pool: '10.252.76.0/24', Gateway: '10.252.76.1/24' }],
+    Options: { 'com.docker.network.generic': { bridge } },
+  });
+  t.same(made, {});
+  t.teardown(() => post('NetworkDriver.DeleteNetwork', { NetworkID }));
+  t.match(await post('NetworkDriver.CreateEndpoint', { NetworkID, EndpointID, Interface: { Address: '10.252.76.2/24' } }), { Interface: {} });
+  const before = await firewallSnapshot();
+  const program = (binding: object) =>
+    post('NetworkDriver.ProgramExternalConnectivity', {
+      NetworkID,
+      EndpointID,
+      Options: { 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 18096, ...binding }] },
+    });
+  for (const binding of [{ HostIP: '1.2.3.4\n-A INPUT -j ACCEPT' }, { HostIP: '1.2.3.4 } ; flush ruleset ; {' }, { Port: 'NaN' }, { Port: 70000 }]) {
+    const { Err } = await program(binding);
+    t.match(Err, /^Docker's port binding \{.*\} is refused: [^\n]*$/, `${JSON.stringify(binding)}: ${Err}`);
+  }
+  t.equal(await firewallSnapshot(), before, 'the firewall is as it was');
+  t.same(await json(dir, ['ports']), [], 'no port recorded');
+  t.same(await program({}), {}, 'a good binding is published');
+  t.match(await json(dir, ['ports']), [{ publish: '18096:80/tcp' }]);
+  await post('NetworkDriver.DeleteEndpoint', { NetworkID, EndpointID });
+  t.ok(await endpointsGone(dir));
 });
 
 t.test('network driver: a compose file brings up two services on a pipewright network', { skip }, async (t) => {

@@ -78,3 +78,32 @@ t.test('endpoint calls name what is missing; deletes and revokes of what is gone
   });
   t.same(await d.GetCapabilities({}), { Scope: 'local', ConnectivityScope: 'local' });
 });
+
+t.test("Docker's port bindings pass -p's checks before anything is recorded (audit #18)", async (t) => {
+  const { ctx, d } = driver(t);
+  const program = (binding: object) =>
+    Promise.resolve(
+      d.ProgramExternalConnectivity({
+        NetworkID: NET,
+        EndpointID: EP,
+        Options: { 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 8080, ...binding }] },
+      }),
+    );
+  for (const [binding, why] of [
+    [{ HostIP: '1.2.3.4\n-A INPUT -j ACCEPT' }, /the host address must be IPv4/],
+    [{ HostIP: '1.2.3.4 } ; flush ruleset ; {' }, /the host address must be IPv4/],
+    [{ Port: 'NaN' }, /container port "NaN" must be a port \(1-65535\)/],
+    [{ Port: 70000 }, /container port "70000" must be a port/],
+    [{ HostPort: 70000 }, /host ports must be 0-65535/],
+    [{ HostPort: 'NaN', HostPortEnd: 0 }, /host ports must be 0-65535/],
+  ] as const) {
+    const err = await program(binding).then(
+      () => null,
+      (e: Error) => e.message,
+    );
+    t.match(err, /^Docker's port binding \{.*\} is refused: /, `${JSON.stringify(binding)} refused`);
+    t.match(err, why);
+    t.notOk(err?.includes('\n'), 'in one line');
+  }
+  t.same(ctx.store.db.prepare('SELECT * FROM ports').all(), [], 'no port recorded (nothing for the firewall to write)');
+});
