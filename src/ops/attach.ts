@@ -145,7 +145,7 @@ async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: Ch
     );
     undo.push('record intent', () => records.deleteAttachment(ctx.store, id));
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(guest.kind, guest.id, spec.ifname), spec);
-    await plumb(ctx, undo, guest, link.driver, plan);
+    await plumb(ctx, undo, id, guest, link.driver, plan);
     const shim = shimOf(spec);
     if (shim) await ensureShim(ctx, undo, plan.hostIf, shim);
     const dhcpPid = spec.dhcp ? await leaseByDhcp(ctx, undo, id, guest, plan) : null;

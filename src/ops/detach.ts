@@ -48,7 +48,9 @@ export async function finishDetach(ctx: CoreContext, rec: AttachmentRecord): Pro
   const what = `${rec.guestName} ${rec.ifname}`;
   if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
   const driver = driverFor(rec.kind);
-  // The recorded path may name another namespace by now (a reused pid): then the guest side is left alone.
+  // The recorded path may name another namespace by now (a reused pid): then the guest side is left
+  // alone. The link step throws rather than remove a link that is not ours, or while the guest
+  // holds the link's place: the lease and the record then stay.
   await namedStep(`detach ${what}: link`, () => driver.remove(rec, liveNetns(rec.netnsPath, rec.netnsId), ctx.log));
   await namedStep(`detach ${what}: leases`, () => ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname)));
   await namedStep(`detach ${what}: record`, () => ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id)));

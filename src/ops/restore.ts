@@ -6,7 +6,7 @@
  */
 import { setHairpin } from '../kernel/bridge.js';
 import { stopDhcpClient } from '../kernel/dhcp-client.js';
-import { driverFor } from '../kernel/links/index.js';
+import { driverFor, NO_IDENTITY } from '../kernel/links/index.js';
 import { netnsIdentity } from '../kernel/netns.js';
 import { linkOptions, routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
 import type { Guest } from '../runtime/guest.js';
@@ -36,9 +36,10 @@ export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord,
     // The leases it held, claimed again (never an address configured without a lease).
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(rec.guestKind, rec.guestId, rec.ifname), rec.spec);
     // The old namespace took its end of the pair along; a host end left over would block the name.
-    await driver.remove(plan, guest.netnsPath, ctx.log);
+    // The recorded index was the old namespace's: in this one the link is looked for by name.
+    await driver.remove({ ...plan, ...NO_IDENTITY }, guest.netnsPath, ctx.log);
     if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
-    await plumb(ctx, undo, guest, driver, plan);
+    await plumb(ctx, undo, rec.id, guest, driver, plan);
     const dhcpPid = rec.spec.dhcp ? await leaseByDhcp(ctx, undo, rec.id, guest, plan) : null;
     if (plan.hostLink && listPorts(ctx.store, rec.id).length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
     return ctx.store.tx(() => {
