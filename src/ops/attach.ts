@@ -12,13 +12,12 @@
  */
 import { setHairpin } from '../kernel/bridge.js';
 import { chooseDriver, type LinkDriver } from '../kernel/links/index.js';
-import { netnsIdentity } from '../kernel/netns.js';
 import type { HostLinkInfo } from '../kernel/sysfs.js';
 import { hostLinkExists } from '../kernel/sysfs.js';
 import { linkOptions, publishOf, shimOf, routesOfSpec, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
 import { randomMac } from '../model/mac.js';
-import { guestKey, type Guest } from '../runtime/guest.js';
+import { guestKey, withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { deletePortsOf } from '../store/networks.js';
@@ -59,8 +58,13 @@ export function chooseLink(spec: AttachSpec): ChosenLink {
   return chosen;
 }
 
-export async function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): Promise<AttachResult> {
+/** The guest's namespace is opened once for the whole attach (withHeldGuest). */
+export function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): Promise<AttachResult> {
   const link = chooseLink(spec);
+  return withHeldGuest(guest, (held) => attachHeld(ctx, held, spec, link));
+}
+
+async function attachHeld(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
   await checkPublishable(ctx, spec);
   const { verdict, record } = await judgeExisting(ctx, guest, spec);
   switch (verdict) {
@@ -121,7 +125,7 @@ function planOf(ctx: CoreContext, guest: Guest, spec: AttachSpec, { driver, host
   return plan;
 }
 
-async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
+async function create(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
   const plan = planOf(ctx, guest, spec, link);
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
@@ -132,7 +136,7 @@ async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: Ch
           guestId: guest.id,
           guestName: guest.name,
           netnsPath: guest.netnsPath,
-          netnsId: netnsIdentity(guest.netnsPath),
+          netnsId: guest.netns.id,
           ifname: plan.ifname,
           kind: plan.kind,
           hostIf: plan.hostIf,
@@ -163,7 +167,7 @@ async function finish(
   ctx: CoreContext,
   undo: UndoStack,
   id: number,
-  guest: Guest,
+  guest: HeldGuest,
   plan: AttachmentPlan,
   spec: AttachSpec,
   dhcpPid: number | null,

@@ -11,7 +11,7 @@ import type { LinkDriver, LinkIdentity } from '../kernel/links/index.js';
 import { errno } from '../kernel/netlink/errno.js';
 import type { AttachmentPlan } from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
-import { guestKey, type Guest } from '../runtime/guest.js';
+import { guestKey, type HeldGuest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import { findNetwork } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
@@ -24,7 +24,7 @@ import { ensureBridge, ensureParentVlan } from './shared-links.js';
  * Bridge (or parent VLAN interface) if missing, the link born in the guest (its identity recorded
  * in record `id` at once, for whoever removes it), then addresses, up, routes.
  */
-export async function plumb(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, driver: LinkDriver, plan: AttachmentPlan): Promise<void> {
+export async function plumb(ctx: CoreContext, undo: UndoStack, id: number, guest: HeldGuest, driver: LinkDriver, plan: AttachmentPlan): Promise<void> {
   // A network's bridge (or shim) comes back whole, its gateways on it; another bridge is made bare.
   const net = findNetwork(ctx.store, plan.hostIf);
   if (net?.bridge === plan.hostIf) await restoreNetworkLinks(ctx, net);
@@ -33,15 +33,15 @@ export async function plumb(ctx: CoreContext, undo: UndoStack, id: number, guest
   const made: LinkIdentity = await undo.step(
     `create ${plan.kind} ${plan.ifname} in ${guest.name}`,
     () =>
-      driver.create(plan, guest.netnsPath, ctx.log).catch((err: Error) => {
+      driver.create(plan, guest.netns.path, ctx.log).catch((err: Error) => {
         // The kernel checks the name inside the guest; no need to look first.
         if (errno(err) === 'EEXIST') throw new PipewrightError(`${guest.name} already has an interface named ${plan.ifname}; choose another with -i`);
         throw err;
       }),
-    () => driver.remove({ ...plan, ...made }, guest.netnsPath, ctx.log),
+    () => driver.remove({ ...plan, ...made }, guest.netns.path, ctx.log),
   );
   ctx.store.tx(() => records.setLinkIdentity(ctx.store, id, made));
-  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => configureGuest(plan, guest.netnsPath, ctx.log, reannounceOf(plan)));
+  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => configureGuest(plan, guest.netns.path, ctx.log, reannounceOf(plan)));
 }
 
 /**
@@ -56,9 +56,9 @@ function reannounceOf(plan: AttachmentPlan): Reannounce | undefined {
 }
 
 /** The client's pid is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
-export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: AttachmentPlan): Promise<number> {
+export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: HeldGuest, plan: AttachmentPlan): Promise<number> {
   const key = hostLinkName(guestKey(guest), plan.ifname);
-  const client = await undo.step(`start DHCP client on ${plan.ifname}`, () => startDhcpClient(ctx.store.stateDir, key, guest.netnsPath, plan.ifname, ctx.log));
+  const client = await undo.step(`start DHCP client on ${plan.ifname}`, () => startDhcpClient(ctx.store.stateDir, key, guest.netns.fd, plan.ifname, ctx.log));
   undo.push('stop DHCP client', () => stopDhcpClient(client.pid));
   ctx.store.tx(() => records.setDhcpPid(ctx.store, id, client.pid));
   const lease = await undo.step(`DHCP lease on ${plan.ifname}`, () => client.lease);

@@ -7,9 +7,8 @@
 import { setHairpin } from '../kernel/bridge.js';
 import { stopDhcpClient } from '../kernel/dhcp-client.js';
 import { driverFor, NO_IDENTITY } from '../kernel/links/index.js';
-import { netnsIdentity } from '../kernel/netns.js';
 import { linkOptions, routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
-import type { Guest } from '../runtime/guest.js';
+import { withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { listPorts } from '../store/networks.js';
@@ -18,7 +17,11 @@ import type { CoreContext } from './context.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
 
-export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord, guest: Guest): Promise<AttachmentRecord> {
+export function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord, guest: Guest | HeldGuest): Promise<AttachmentRecord> {
+  return withHeldGuest(guest, (held) => restoreHeld(ctx, rec, held));
+}
+
+async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldGuest): Promise<AttachmentRecord> {
   const driver = driverFor(rec.kind);
   const plan: AttachmentPlan = {
     kind: rec.kind,
@@ -37,13 +40,13 @@ export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord,
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(rec.guestKind, rec.guestId, rec.ifname), rec.spec);
     // The old namespace took its end of the pair along; a host end left over would block the name.
     // The recorded index was the old namespace's: in this one the link is looked for by name.
-    await driver.remove({ ...plan, ...NO_IDENTITY }, guest.netnsPath, ctx.log);
+    await driver.remove({ ...plan, ...NO_IDENTITY }, guest.netns.path, ctx.log);
     if (rec.dhcpPid) stopDhcpClient(rec.dhcpPid);
     await plumb(ctx, undo, rec.id, guest, driver, plan);
     const dhcpPid = rec.spec.dhcp ? await leaseByDhcp(ctx, undo, rec.id, guest, plan) : null;
     if (plan.hostLink && listPorts(ctx.store, rec.id).length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
     return ctx.store.tx(() => {
-      records.moveToNetns(ctx.store, rec.id, { path: guest.netnsPath, id: netnsIdentity(guest.netnsPath) }, guest.name, dhcpPid);
+      records.moveToNetns(ctx.store, rec.id, { path: guest.netnsPath, id: guest.netns.id }, guest.name, dhcpPid);
       return records.expectAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname, guest.name);
     });
   });
