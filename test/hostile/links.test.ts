@@ -8,8 +8,9 @@
  */
 import t, { type Test } from 'tap';
 import { execa } from 'execa';
+import { createHash } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { cli, hostLinks, isRoot, must, nicPair, ROOT_REASON, stateDir } from '../helpers/host.js';
+import { cli, hostLinks, isRoot, must, nicPair, removeLinkAtEnd, ROOT_REASON, stateDir } from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;
 
@@ -185,4 +186,20 @@ t.test('--direct-phys: a NIC the guest moved away is refused in one line, and no
   t.equal((await cli(dir, ['detach', `pid:${pid}`])).exitCode, 0, 'detach, once the NIC is back in the guest');
   t.equal(Number(readFileSync(`/sys/class/net/${nic}/ifindex`, 'utf8')), index, 'the NIC is home');
   t.same(await json(dir, ['ls']), []);
+});
+
+t.test('--direct-phys: a NIC a killed detach left on the host under its landing name is named home by the next', { skip }, async (t) => {
+  const dir = stateDir(t);
+  const nic = await nicPair(t, 'd');
+  const pid = await userGuest(t);
+  const index = Number(readFileSync(`/sys/class/net/${nic}/ifindex`, 'utf8'));
+  t.equal((await cli(dir, ['attach', nic, `pid:${pid}`, '10.231.6.2/24', '--direct-phys', '-i', 'eth1'])).exitCode, 0);
+  // Where moveHome puts it before the rename (model/host-names.ts childTempName).
+  const landing = `pwn${createHash('sha1').update(nic).digest('hex').slice(0, 8)}`;
+  removeLinkAtEnd(t, landing);
+  await must('nsenter', ['-t', String(pid), '-n', 'ip', 'link', 'set', 'eth1', 'netns', '1', 'name', landing]);
+  const d = await cli(dir, ['detach', `pid:${pid}`]);
+  t.equal(d.exitCode, 0, d.stderr);
+  t.equal(Number(readFileSync(`/sys/class/net/${nic}/ifindex`, 'utf8')), index, 'the NIC is home under its name');
+  t.notOk((await hostLinks()).includes(landing));
 });

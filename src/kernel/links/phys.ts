@@ -6,6 +6,7 @@
  */
 import { childTempName } from '../../model/host-names.js';
 import { PipewrightError } from '../../util/errors.js';
+import type { StepLog } from '../../util/log.js';
 import { logAsIp } from '../ip-words.js';
 import { ifla } from '../netlink/attrs.js';
 import { hostIndex, setLink } from '../netlink/rtnl.js';
@@ -45,7 +46,7 @@ export const phys: LinkDriver = {
     inGuest(netnsPath, async (sock) => {
       const nic = await findOwnLink(sock, link);
       if (nic) await moveHome(sock, nic, link, netnsPath!, log);
-      else if (!(await backHome(link))) throw new PipewrightError(notInGuest(link));
+      else if (!(await backHome(link, log))) throw new PipewrightError(notInGuest(link));
     }),
   check: (link) => (hostLinkExists(link.hostIf) ? `${link.hostIf} is back on the host` : null),
 };
@@ -54,9 +55,23 @@ const notInGuest = (link: LinkRef) =>
   `the NIC moved in from ${link.hostIf} is not in the guest as it was moved in (as ${link.ifname}, index ${link.linkIndex ?? 'unrecorded'}); ` +
   `nothing was moved to the host: find it in the guest (ip link), or detach again once the guest is gone (the kernel then returns it)`;
 
-/** The NIC is on the host under its own name already (moved back by hand). */
-async function backHome(link: LinkRef): Promise<boolean> {
-  return hostLinkExists(link.hostIf) && (await findOwnLink(hostSocket(), link, link.hostIf)) !== null;
+/**
+ * The NIC is on the host already: under its own name (moved back by hand), or under the name it
+ * lands with (moveHome killed before the rename), which it then leaves.
+ */
+async function backHome(link: LinkRef, log?: StepLog): Promise<boolean> {
+  for (const name of [link.hostIf, childTempName(link.hostIf)]) {
+    const nic = hostLinkExists(name) ? await findOwnLink(hostSocket(), link, name) : null;
+    if (!nic) continue;
+    if (name !== link.hostIf) await nameHome(nic, link, log);
+    return true;
+  }
+  return false;
+}
+
+async function nameHome(nic: SeenLink, link: LinkRef, log?: StepLog): Promise<void> {
+  logAsIp(log, [['link', 'set', 'dev', nic.name, 'name', link.hostIf]]);
+  await setLink(hostSocket(), nic.index, [ifla.ifname(link.hostIf)]);
 }
 
 /**
@@ -64,7 +79,7 @@ async function backHome(link: LinkRef): Promise<boolean> {
  * guest could swap links between the check in the guest and the move), and only then gives it
  * its own name; anything else goes back to the guest.
  */
-async function moveHome(sock: RtSocket, nic: SeenLink, link: LinkRef, netnsPath: string, log?: Parameters<typeof logAsIp>[0]): Promise<void> {
+async function moveHome(sock: RtSocket, nic: SeenLink, link: LinkRef, netnsPath: string, log?: StepLog): Promise<void> {
   const landing = childTempName(link.hostIf);
   logAsIp(log, [['link', 'set', 'dev', nic.name, 'netns', ownNetns(), 'name', landing]], netnsPath);
   await withNetnsFd(ownNetns(), (fd) => setLink(sock, nic.index, [ifla.netnsFd(fd), ifla.ifname(landing)]));
@@ -73,6 +88,5 @@ async function moveHome(sock: RtSocket, nic: SeenLink, link: LinkRef, netnsPath:
     await withNetnsFd(netnsPath, (fd) => setLink(hostSocket(), hostIndex(landing), [ifla.netnsFd(fd)]));
     throw new PipewrightError(notInGuest(link));
   }
-  logAsIp(log, [['link', 'set', 'dev', landing, 'name', link.hostIf]]);
-  await setLink(hostSocket(), landed.index, [ifla.ifname(link.hostIf)]);
+  await nameHome(landed, link, log);
 }
