@@ -25,17 +25,24 @@ export interface DhcpClient extends ProcessRef {
   lease: Promise<IpConfig>;
 }
 
-/** Starts the client; the caller records its pid before waiting (a stock dnsmasq pings ~3 s before offering). */
-export function startDhcpClient(stateDir: string, key: string, netnsPath: string, ifname: string, log: StepLog = silent, timeoutMs = 30_000): DhcpClient {
+/** The guest's namespace as the client opens it: the fd the caller hands over, never a path a reused pid could redirect. */
+const CHILD_NETNS_FD = 3;
+const CHILD_NETNS = `/proc/self/fd/${CHILD_NETNS_FD}`;
+
+/**
+ * Starts the client in the namespace the caller holds open as `netnsFd`; the caller records its
+ * pid before waiting (a stock dnsmasq pings ~3 s before offering).
+ */
+export function startDhcpClient(stateDir: string, key: string, netnsFd: number, ifname: string, log: StepLog = silent, timeoutMs = 30_000): DhcpClient {
   const base = join(leaseDir(stateDir), key);
   rmSync(`${base}.lease`, { force: true });
-  const args = [`--net=${netnsPath}`, '--', 'udhcpc', '-f', '-R', '-i', ifname, '-s', shipped('scripts/udhcpc-hook.sh'), '-t', '0', '-T', '2', '-A', '3'];
+  const args = [`--net=${CHILD_NETNS}`, '--', 'udhcpc', '-f', '-R', '-i', ifname, '-s', shipped('scripts/udhcpc-hook.sh'), '-t', '0', '-T', '2', '-A', '3'];
   log.step(`nsenter ${args.join(' ')} (kept running for the attachment's lifetime)`);
   const out = openSync(`${base}.log`, 'a');
   // A daemon for the attachment's lifetime, not a call to await: plain spawn (argv, no shell), detached.
   const child = spawn('nsenter', args, {
     detached: true,
-    stdio: ['ignore', out, out],
+    stdio: ['ignore', out, out, netnsFd],
     // The client and its hook script get a fixed PATH and the lease file, nothing of the caller's environment.
     env: { PATH: TOOL_PATH, PIPEWRIGHT_LEASE_FILE: `${base}.lease` },
   });

@@ -12,13 +12,12 @@
  */
 import { setHairpin } from '../kernel/bridge.js';
 import { chooseDriver, type LinkDriver } from '../kernel/links/index.js';
-import { netnsIdentity } from '../kernel/netns.js';
 import type { HostLinkInfo } from '../kernel/sysfs.js';
 import { hostLinkExists } from '../kernel/sysfs.js';
 import { linkOptions, publishOf, shimOf, routesOfSpec, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
 import { randomMac } from '../model/mac.js';
-import { guestKey, type Guest } from '../runtime/guest.js';
+import { guestKey, withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { deletePortsOf } from '../store/networks.js';
@@ -61,15 +60,20 @@ export function chooseLink(spec: AttachSpec): ChosenLink {
   return chosen;
 }
 
-export async function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): Promise<AttachResult> {
+/** The guest's namespace is opened once for the whole attach (withHeldGuest). */
+export function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): Promise<AttachResult> {
   const link = chooseLink(spec);
+  return withHeldGuest(guest, (held) => attachHeld(ctx, held, spec, link));
+}
+
+async function attachHeld(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
   await checkPublishable(ctx, spec);
   // One operation at a time on a guest interface in this process: judged and acted on in one turn.
   const key = turnKey({ guestKind: guest.kind, guestId: guest.id, ifname: spec.ifname });
   return withTurnOn(key, `${guest.name} ${spec.ifname}`, () => attachInTurn(ctx, guest, spec, link));
 }
 
-async function attachInTurn(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
+async function attachInTurn(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
   const { verdict, record } = await judgeExisting(ctx, guest, spec);
   switch (verdict) {
     case 'held':
@@ -130,7 +134,7 @@ function planOf(ctx: CoreContext, guest: Guest, spec: AttachSpec, { driver, host
   return plan;
 }
 
-async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
+async function create(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
   const plan = planOf(ctx, guest, spec, link);
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
@@ -141,7 +145,7 @@ async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: Ch
           guestId: guest.id,
           guestName: guest.name,
           netnsPath: guest.netnsPath,
-          netnsId: netnsIdentity(guest.netnsPath),
+          netnsId: guest.netns.id,
           ifname: plan.ifname,
           kind: plan.kind,
           hostIf: plan.hostIf,
@@ -154,7 +158,7 @@ async function create(ctx: CoreContext, guest: Guest, spec: AttachSpec, link: Ch
     );
     undo.push('record intent', () => records.deleteAttachment(ctx.store, id));
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(guest.kind, guest.id, spec.ifname), spec);
-    await plumb(ctx, undo, guest, link.driver, plan);
+    await plumb(ctx, undo, id, guest, link.driver, plan);
     const shim = shimOf(spec);
     if (shim) await ensureShim(ctx, undo, plan.hostIf, shim);
     const dhcpPid = spec.dhcp ? await leaseByDhcp(ctx, undo, id, guest, plan) : null;
@@ -172,7 +176,7 @@ async function finish(
   ctx: CoreContext,
   undo: UndoStack,
   id: number,
-  guest: Guest,
+  guest: HeldGuest,
   plan: AttachmentPlan,
   spec: AttachSpec,
   dhcpPid: ProcessRef | null,

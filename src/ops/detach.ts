@@ -8,8 +8,8 @@
  * A crash in between leaves a pending record whose owner is dead, which gc finishes.
  */
 import { stopDhcpClient } from '../kernel/dhcp-client.js';
-import { driverFor } from '../kernel/links/index.js';
-import { liveNetns } from '../kernel/netns.js';
+import { driverFor, type LinkDriver } from '../kernel/links/index.js';
+import { holdLiveNetns, releaseNetns } from '../kernel/netns.js';
 import { changeFirewallIn } from '../firewall/sync.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
@@ -76,9 +76,23 @@ async function finish(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
   const dhcp = records.dhcpClientOf(rec);
   if (dhcp) stopDhcpClient(dhcp);
   const driver = driverFor(rec.kind);
-  // The recorded path may name another namespace by now (a reused pid): then the guest side is left alone.
-  await namedStep(`detach ${what}: link`, () => driver.remove(rec, liveNetns(rec.netnsPath, rec.netnsId), ctx.log));
+  // The link step throws rather than remove a link that is not ours, or while the guest holds the
+  // link's place: the lease and the record then stay.
+  await namedStep(`detach ${what}: link`, () => removeLink(ctx, rec, driver));
   await namedStep(`detach ${what}: leases`, () => ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname)));
   await namedStep(`detach ${what}: record`, () => ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id)));
   await namedStep(`detach ${what}: shared links`, () => releaseSharedLinks(ctx, driver, rec));
+}
+
+/**
+ * The recorded namespace is opened once and checked on its fd; the link is removed through that fd.
+ * The recorded path may name another namespace by now (a reused pid): then the guest side is left alone.
+ */
+async function removeLink(ctx: CoreContext, rec: AttachmentRecord, driver: LinkDriver): Promise<void> {
+  const netns = holdLiveNetns(rec.netnsPath, rec.netnsId);
+  try {
+    await driver.remove(rec, netns?.path ?? null, ctx.log);
+  } finally {
+    if (netns) releaseNetns(netns);
+  }
 }

@@ -15,7 +15,7 @@
  *   delete: detach (firewall, link, record, the bridge if pipewright made it and it is unused)
  */
 import { setHairpin } from '../kernel/bridge.js';
-import type { LinkDriver } from '../kernel/links/driver.js';
+import { NO_IDENTITY, type LinkDriver } from '../kernel/links/driver.js';
 import { macvlan } from '../kernel/links/macvlan.js';
 import { veth } from '../kernel/links/veth.js';
 import { netnsIdentity, ownNetns } from '../kernel/netns.js';
@@ -117,11 +117,13 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
     );
     undo.push('record intent', () => records.deleteAttachment(ctx.store, rid));
     // The container end is born in the host (the host's own namespace as the "guest"): Docker moves it.
-    await undo.step(
+    const made = await undo.step(
       `create ${plan.kind} ${plan.hostLink} on ${net.bridge}`,
       () => driver.create(plan, host, ctx.log),
-      () => driver.remove(plan, null, ctx.log),
+      () => driver.remove({ ...plan, ...NO_IDENTITY }, null, ctx.log),
     );
+    // A macvlan's index, which a move into the sandbox keeps unless it is taken there.
+    ctx.store.tx(() => records.setLinkIdentity(ctx.store, rid, made));
     await undo.step(`firewall for ${net.bridge}`, () => changeFirewallIn(ctx, () => records.markReady(ctx.store, rid, null)));
     return records.expectAttachment(ctx.store, 'endpoint', id, plan.ifname, name);
   });

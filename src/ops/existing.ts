@@ -11,7 +11,7 @@
  */
 import { readLink } from '../kernel/link-state.js';
 import { sameSpec, type AttachSpec } from '../model/attachment.js';
-import type { Guest } from '../runtime/guest.js';
+import { workingNetns, type Guest, type HeldGuest } from '../runtime/guest.js';
 import { findAttachment, ownerBusy, type AttachmentRecord } from '../store/attachments.js';
 import type { CoreContext } from './context.js';
 
@@ -22,13 +22,13 @@ export interface Existing {
   record: AttachmentRecord | null;
 }
 
-export async function judgeExisting(ctx: CoreContext, guest: Guest, spec: AttachSpec): Promise<Existing> {
+export async function judgeExisting(ctx: CoreContext, guest: Guest | HeldGuest, spec: AttachSpec): Promise<Existing> {
   const record = findAttachment(ctx.store, guest.kind, guest.id, spec.ifname);
   const is = (verdict: Verdict): Existing => ({ verdict, record });
   if (!record) return is('absent');
   // This process's own pending records are leftovers only once their operation has ended.
   if (record.state === 'pending') return is(ownerBusy(record) ? 'busy' : 'leftover');
-  const present = (await readLink(spec.ifname, guest.netnsPath)) !== null;
+  const present = (await readLink(spec.ifname, workingNetns(guest))) !== null;
   if (sameSpec(record.spec, spec)) return is(present ? 'held' : 'lost');
   return is(present ? 'changed' : 'leftover');
 }

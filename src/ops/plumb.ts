@@ -7,11 +7,11 @@ import { checkLease, startDhcpClient, stopDhcpClient } from '../kernel/dhcp-clie
 import { readLink } from '../kernel/link-state.js';
 import { waitForwarding } from '../kernel/bridge.js';
 import { configureGuest, type Reannounce } from '../kernel/guest-config.js';
-import type { LinkDriver } from '../kernel/links/index.js';
+import type { LinkDriver, LinkIdentity } from '../kernel/links/index.js';
 import { errno } from '../kernel/netlink/errno.js';
 import type { AttachmentPlan } from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
-import { guestKey, type Guest } from '../runtime/guest.js';
+import { guestKey, type HeldGuest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import { findNetwork } from '../store/networks.js';
 import { PipewrightError } from '../util/errors.js';
@@ -21,25 +21,28 @@ import type { CoreContext } from './context.js';
 import { restoreNetworkLinks } from './network.js';
 import { ensureBridge, ensureParentVlan } from './shared-links.js';
 
-/** Bridge (or parent VLAN interface) if missing, the link born in the guest, then addresses, up, routes. */
-export async function plumb(ctx: CoreContext, undo: UndoStack, guest: Guest, driver: LinkDriver, plan: AttachmentPlan): Promise<void> {
+/**
+ * Bridge (or parent VLAN interface) if missing, the link born in the guest (its identity recorded
+ * in record `id` at once, for whoever removes it), then addresses, up, routes.
+ */
+export async function plumb(ctx: CoreContext, undo: UndoStack, id: number, guest: HeldGuest, driver: LinkDriver, plan: AttachmentPlan): Promise<void> {
   // A network's bridge (or shim) comes back whole, its gateways on it; another bridge is made bare.
   const net = findNetwork(ctx.store, plan.hostIf);
   if (net?.bridge === plan.hostIf) await restoreNetworkLinks(ctx, net);
   else if (driver.onBridge) await ensureBridge(ctx, undo, plan.hostIf);
   else await ensureParentVlan(ctx, undo, plan.hostIf);
-  await undo.step(
+  const made: LinkIdentity = await undo.step(
     `create ${plan.kind} ${plan.ifname} in ${guest.name}`,
-    async () => {
-      await driver.create(plan, guest.netnsPath, ctx.log).catch((err: Error) => {
+    () =>
+      driver.create(plan, guest.netns.path, ctx.log).catch((err: Error) => {
         // The kernel checks the name inside the guest; no need to look first.
         if (errno(err) === 'EEXIST') throw new PipewrightError(`${guest.name} already has an interface named ${plan.ifname}; choose another with -i`);
         throw err;
-      });
-    },
-    () => driver.remove(plan, guest.netnsPath, ctx.log),
+      }),
+    () => driver.remove({ ...plan, ...made }, guest.netns.path, ctx.log),
   );
-  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => configureGuest(plan, guest.netnsPath, ctx.log, reannounceOf(plan)));
+  ctx.store.tx(() => records.setLinkIdentity(ctx.store, id, made));
+  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => configureGuest(plan, guest.netns.path, ctx.log, reannounceOf(plan)));
 }
 
 /**
@@ -54,9 +57,9 @@ function reannounceOf(plan: AttachmentPlan): Reannounce | undefined {
 }
 
 /** The client (pid and start time) is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
-export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: Guest, plan: AttachmentPlan): Promise<ProcessRef> {
+export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: HeldGuest, plan: AttachmentPlan): Promise<ProcessRef> {
   const key = hostLinkName(guestKey(guest), plan.ifname);
-  const client = await undo.step(`start DHCP client on ${plan.ifname}`, () => startDhcpClient(ctx.store.stateDir, key, guest.netnsPath, plan.ifname, ctx.log));
+  const client = await undo.step(`start DHCP client on ${plan.ifname}`, () => startDhcpClient(ctx.store.stateDir, key, guest.netns.fd, plan.ifname, ctx.log));
   const ref = { pid: client.pid, start: client.start };
   undo.push('stop DHCP client', () => stopDhcpClient(ref));
   ctx.store.tx(() => records.setDhcpClient(ctx.store, id, ref));

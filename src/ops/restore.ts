@@ -6,10 +6,9 @@
  */
 import { setHairpin } from '../kernel/bridge.js';
 import { stopDhcpClient } from '../kernel/dhcp-client.js';
-import { driverFor } from '../kernel/links/index.js';
-import { netnsIdentity } from '../kernel/netns.js';
+import { driverFor, NO_IDENTITY } from '../kernel/links/index.js';
 import { linkOptions, routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
-import type { Guest } from '../runtime/guest.js';
+import { withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
 import * as records from '../store/attachments.js';
 import type { AttachmentRecord } from '../store/attachments.js';
 import { listPorts } from '../store/networks.js';
@@ -22,11 +21,11 @@ import { turnKey } from './detach.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
 
-export async function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord, guest: Guest): Promise<AttachmentRecord> {
-  return withTurnOn(turnKey(rec), `${guest.name} ${rec.ifname}`, () => restore(ctx, rec, guest));
+export function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord, guest: Guest | HeldGuest): Promise<AttachmentRecord> {
+  return withTurnOn(turnKey(rec), `${guest.name} ${rec.ifname}`, () => withHeldGuest(guest, (held) => restoreHeld(ctx, rec, held)));
 }
 
-async function restore(ctx: CoreContext, rec: AttachmentRecord, guest: Guest): Promise<AttachmentRecord> {
+async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldGuest): Promise<AttachmentRecord> {
   const driver = driverFor(rec.kind);
   const plan: AttachmentPlan = {
     kind: rec.kind,
@@ -45,16 +44,17 @@ async function restore(ctx: CoreContext, rec: AttachmentRecord, guest: Guest): P
     // The leases it held, claimed again (never an address configured without a lease).
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(rec.guestKind, rec.guestId, rec.ifname), rec.spec);
     // The old namespace took its end of the pair along; a host end left over would block the name.
-    await driver.remove(plan, guest.netnsPath, ctx.log);
+    // The recorded index was the old namespace's: in this one the link is looked for by name.
+    await driver.remove({ ...plan, ...NO_IDENTITY }, guest.netns.path, ctx.log);
     const oldClient = records.dhcpClientOf(rec);
     if (oldClient) stopDhcpClient(oldClient);
-    await plumb(ctx, undo, guest, driver, plan);
+    await plumb(ctx, undo, rec.id, guest, driver, plan);
     const dhcpPid = rec.spec.dhcp ? await leaseByDhcp(ctx, undo, rec.id, guest, plan) : null;
     if (plan.hostLink && listPorts(ctx.store, rec.id).length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
     // Ready again in its new namespace, read in that change (a detach may follow at once).
     let ready: AttachmentRecord | undefined;
     await changeFirewallIn(ctx, () => {
-      records.moveToNetns(ctx.store, rec.id, { path: guest.netnsPath, id: netnsIdentity(guest.netnsPath) }, guest.name, dhcpPid);
+      records.moveToNetns(ctx.store, rec.id, { path: guest.netnsPath, id: guest.netns.id }, guest.name, dhcpPid);
       records.markReady(ctx.store, rec.id, dhcpPid);
       ready = records.expectAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname, guest.name);
     });

@@ -15,7 +15,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { checkObjectName } from '../model/validate.js';
-import { liveNetns, processNetns } from '../kernel/netns.js';
+import { holdNetns, liveNetns, processNetns, releaseNetns, type NetnsHandle } from '../kernel/netns.js';
 import { pidStartTime } from '../util/process.js';
 import { endpointKnown, EngineUnreachable, inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
 
@@ -27,9 +27,42 @@ export interface Guest {
   id: string;
   /** What an operator calls it (container name, netns name, pid). */
   name: string;
-  /** The network namespace file every kernel step is run against. */
+  /** The network namespace file as recorded; an operation opens it once (HeldGuest). */
   netnsPath: string;
   pid?: number;
+  /** The process's start time when the guest was resolved: tells it from a later process with its pid. */
+  pidStart?: string | null;
+}
+
+/** A guest whose namespace one operation holds open: every kernel step goes through `netns.path`. */
+export interface HeldGuest extends Guest {
+  netns: NetnsHandle;
+}
+
+/** The path a kernel step opens: the held fd's during an operation, else the recorded file (a one-off read). */
+export const workingNetns = (g: Guest | HeldGuest): string => ('netns' in g ? g.netns.path : g.netnsPath);
+
+/**
+ * Runs one operation with the guest's namespace opened once and held, so a pid reused meanwhile
+ * cannot send a later step (addresses, routes, a DHCP client) into another namespace. A process's
+ * namespace is checked to be still that process's once open. A guest held already is the caller's.
+ */
+export async function withHeldGuest<T>(guest: Guest | HeldGuest, fn: (g: HeldGuest) => Promise<T>): Promise<T> {
+  if ('netns' in guest) return fn(guest);
+  let netns: NetnsHandle;
+  try {
+    netns = holdNetns(guest.netnsPath);
+  } catch (err) {
+    throw new PipewrightError(`the network namespace of ${guest.name} (${guest.netnsPath}) is gone (${(err as NodeJS.ErrnoException).code}); nothing changed`);
+  }
+  try {
+    if (guest.pid !== undefined && pidStartTime(guest.pid) !== guest.pidStart) {
+      throw new PipewrightError(`${guest.name}: process ${guest.pid} ended as its network namespace was opened (namespace changed); nothing changed`);
+    }
+    return await fn({ ...guest, netns });
+  } finally {
+    releaseNetns(netns);
+  }
 }
 
 export const NETNS_DIR = '/run/netns';
@@ -43,7 +76,7 @@ function pidGuest(text: string): Guest {
   if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`"${text}" is not a process ID`);
   const start = pidStartTime(pid);
   if (start === null) throw new PipewrightError(`no process ${pid} runs on this host; check the PID`);
-  return { kind: 'pid', id: `${pid}@${start}`, name: String(pid), netnsPath: processNetns(pid), pid };
+  return { kind: 'pid', id: `${pid}@${start}`, name: String(pid), netnsPath: processNetns(pid), pid, pidStart: start };
 }
 
 function netnsGuest(name: string): Guest {
@@ -62,7 +95,7 @@ function pathGuest(path: string): Guest {
 
 /** A running container as a guest: its identity is the container ID, its namespaces its init process's. */
 export function containerGuest(c: ContainerInfo): Guest {
-  return { kind: 'docker', id: c.id, name: c.name, netnsPath: processNetns(c.pid), pid: c.pid };
+  return { kind: 'docker', id: c.id, name: c.name, netnsPath: processNetns(c.pid), pid: c.pid, pidStart: pidStartTime(c.pid) };
 }
 
 async function dockerGuest(ref: string, docker: string): Promise<Guest | null> {

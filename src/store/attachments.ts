@@ -274,3 +274,8 @@ export function createdHostLink(store: Store, name: string): boolean {
 export function forgetHostLink(store: Store, name: string): void {
   store.stmt('DELETE FROM host_links WHERE name = ?').run(name);
 }
+
+/** The guest link's identity, once it is made (again, at a restore): what detach finds it by. */
+export function setLinkIdentity(store: Store, id: number, link: { linkIndex: number | null; linkPerm: string | null }): void {
+  store.stmt('UPDATE attachments SET link_index = ?, link_perm = ? WHERE id = ?').run(link.linkIndex, link.linkPerm, id);
+}

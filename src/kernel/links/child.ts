@@ -12,8 +12,8 @@ import { childTempName } from '../../model/host-names.js';
 import { deleteHostLink, delLink, hostIndex, indexIn, newLink, setLink } from '../netlink/rtnl.js';
 import { hostSocket, withNetnsFd, withNetnsSocket } from '../netlink/sockets.js';
 import { ARPHRD_ETHER, hostLinkExists, type HostLinkInfo } from '../sysfs.js';
-import type { LinkRef } from './driver.js';
-import { deleteInGuest, removeInGuest } from './in-guest.js';
+import type { LinkIdentity, LinkRef } from './driver.js';
+import { deleteInGuest } from './in-guest.js';
 import { unlessKernelLacks } from './kernel-lacks.js';
 
 export interface ChildType {
@@ -51,20 +51,22 @@ export function childWords(plan: AttachmentPlan, netns: string, type: ChildType)
  * guest's eth0 could not be made on a host that has an eth0 (EEXIST). The CNI plugins do the same.
  * A failed rename removes the new link: nothing is left when the kernel refuses.
  */
-export async function createChild(plan: AttachmentPlan, netnsPath: string, type: ChildType, log?: StepLog): Promise<void> {
+export async function createChild(plan: AttachmentPlan, netnsPath: string, type: ChildType, log?: StepLog): Promise<LinkIdentity> {
   const temp = childTempName(plan.ifname);
   logAsIp(log, [childWords({ ...plan, ifname: temp }, netnsPath, type)]);
   const mac = type.ownMac ? [ifla.address(plan.mac)] : [];
   await withNetnsFd(netnsPath, (fd) =>
     newLink(hostSocket(), temp, [ifla.ifname(temp), ifla.mtu(plan.mtu), ...mac, ifla.link(hostIndex(plan.hostIf)), ifla.netnsFd(fd), type.info]),
   ).catch(unlessKernelLacks(plan.kind, type.config));
-  await withNetnsSocket(netnsPath, async (sock) => {
+  return withNetnsSocket(netnsPath, async (sock) => {
     logAsIp(log, [['link', 'set', 'dev', temp, 'name', plan.ifname]], netnsPath);
     const index = await indexIn(sock, temp);
     await setLink(sock, index, [ifla.ifname(plan.ifname)]).catch(async (err: unknown) => {
-      await delLink(sock, temp);
+      await delLink(sock, index);
       throw err;
     });
+    // The index a rename keeps: what the link is found by at removal.
+    return { linkIndex: index, linkPerm: null };
   });
 }
 
@@ -75,8 +77,6 @@ export async function removeChild(link: LinkRef, netnsPath: string | null, log?:
     await deleteHostLink(link.hostLink);
   }
   await deleteInGuest(link, netnsPath, log);
-  // One a kill left between its making and its renaming.
-  await removeInGuest({ ...link, ifname: childTempName(link.ifname) }, netnsPath, [], (sock) => delLink(sock, childTempName(link.ifname)));
 }
 
 export const checkParent = (link: LinkRef): string | null => (hostLinkExists(link.hostIf) ? null : `parent ${link.hostIf} is missing`);

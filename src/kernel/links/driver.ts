@@ -8,8 +8,21 @@ import type { StepLog } from '../../util/log.js';
 import type { IpWords } from '../ip-words.js';
 import type { HostLinkInfo } from '../sysfs.js';
 
+/** What tells a guest link from another of the same name, recorded when it is made (identity.ts). */
+export interface LinkIdentity {
+  /** Its ifindex in the guest, which a rename keeps; null: found by its host end (a veth), or a record of an older version. */
+  linkIndex: number | null;
+  /** A moved NIC's permanent MAC (IFLA_PERM_ADDRESS), which no guest can change; null for any other link. */
+  linkPerm: string | null;
+}
+
+export const NO_IDENTITY: LinkIdentity = { linkIndex: null, linkPerm: null };
+
+/** What names an attachment's link: its kind, host interface, host link and guest name. */
+export type LinkNames = Pick<AttachmentPlan, 'kind' | 'hostIf' | 'hostLink' | 'ifname'>;
+
 /** What a record knows to find an attachment's link again. */
-export type LinkRef = Pick<AttachmentPlan, 'kind' | 'hostIf' | 'hostLink' | 'ifname'>;
+export type LinkRef = LinkNames & Pick<AttachmentPlan, 'mac'> & LinkIdentity;
 
 /** The parts of a plan the host interface decides. */
 export interface LinkDefaults {
@@ -32,10 +45,14 @@ export interface LinkDriver {
   plan(host: HostLinkInfo | null, spec: AttachSpec): LinkDefaults;
   /** The kernel steps of create, in iproute2's words. */
   describe(plan: AttachmentPlan, netnsPath: string): IpWords[];
-  /** Makes the link, its guest end born inside the guest; a half-made link is removed before the error. */
-  create(plan: AttachmentPlan, netnsPath: string, log?: StepLog): Promise<void>;
-  /** Removes the link wherever it still is; a link already gone is fine. `netnsPath` null: the guest is gone. */
+  /** Makes the link, its guest end born inside the guest; a half-made link is removed before the error. Resolves with its identity. */
+  create(plan: AttachmentPlan, netnsPath: string, log?: StepLog): Promise<LinkIdentity>;
+  /**
+   * Removes the link wherever it still is, found by its identity; a link already gone is fine.
+   * Throws (one line) rather than touch a link that is not ours, or when the guest still holds
+   * the link's place. `netnsPath` null: the guest is gone.
+   */
   remove(link: LinkRef, netnsPath: string | null, log?: StepLog): Promise<void>;
   /** What is wrong with the host side of a made link, or null when it holds. */
-  check(link: LinkRef): string | null;
+  check(link: LinkNames): string | null;
 }

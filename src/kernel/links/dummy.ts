@@ -9,7 +9,7 @@ import { run } from '../../util/exec.js';
 import type { StepLog } from '../../util/log.js';
 import { logAsIp, type IpWords } from '../ip-words.js';
 import { ifla, kindLinkInfo } from '../netlink/attrs.js';
-import { newLink } from '../netlink/rtnl.js';
+import { indexIn, newLink } from '../netlink/rtnl.js';
 import { withNetnsSocket } from '../netlink/sockets.js';
 import type { LinkDriver } from './driver.js';
 import { deleteInGuest } from './in-guest.js';
@@ -41,9 +41,10 @@ export const dummy: LinkDriver = {
   async create(plan, netnsPath, log) {
     await loadModule(log);
     logAsIp(log, [createWords(plan)], netnsPath);
-    await withNetnsSocket(netnsPath, (sock) =>
-      newLink(sock, plan.ifname, [ifla.ifname(plan.ifname), ifla.mtu(plan.mtu), ifla.address(plan.mac), kindLinkInfo('dummy')]),
-    ).catch(unlessKernelLacks('dummy', 'CONFIG_DUMMY'));
+    return withNetnsSocket(netnsPath, async (sock) => {
+      await newLink(sock, plan.ifname, [ifla.ifname(plan.ifname), ifla.mtu(plan.mtu), ifla.address(plan.mac), kindLinkInfo('dummy')]);
+      return { linkIndex: await indexIn(sock, plan.ifname), linkPerm: null };
+    }).catch(unlessKernelLacks('dummy', 'CONFIG_DUMMY'));
   },
   remove: deleteInGuest,
   /** Nothing on the host side to go wrong. */

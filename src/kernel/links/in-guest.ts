@@ -1,35 +1,38 @@
-/** Removing a link that lives inside a guest (a macvlan, a dummy, a moved NIC): found by name there, if still there. */
+/** Removing a link that lives inside a guest (a macvlan, an ipvlan, a VLAN, a dummy, a moved NIC): found there by its identity (identity.ts). */
 import { existsSync } from 'node:fs';
+import { childTempName } from '../../model/host-names.js';
 import type { StepLog } from '../../util/log.js';
-import { deleteLinkWords, logAsIp, type IpWords } from '../ip-words.js';
+import { deleteLinkWords, logAsIp } from '../ip-words.js';
 import { errno } from '../netlink/errno.js';
-import { delLink, indexIn } from '../netlink/rtnl.js';
+import { delLink } from '../netlink/rtnl.js';
 import { withNetnsSocket, type RtSocket } from '../netlink/sockets.js';
 import type { LinkRef } from './driver.js';
+import { findOwnLink, refuseIfHeld } from './identity.js';
 
-export async function removeInGuest(
-  link: LinkRef,
-  netnsPath: string | null,
-  words: IpWords[],
-  act: (sock: RtSocket, index: number) => Promise<unknown>,
-  log?: StepLog,
-): Promise<void> {
+/** Runs fn with a socket in the guest's namespace; nothing when the guest is gone. */
+export async function inGuest(netnsPath: string | null, fn: (sock: RtSocket) => Promise<void>): Promise<void> {
   if (!netnsPath || !existsSync(netnsPath)) return;
-  logAsIp(log, words, netnsPath);
-  await withNetnsSocket(netnsPath, async (sock) => {
-    const index = await indexIn(sock, link.ifname).catch((err) => {
-      if (errno(err) === 'ENODEV') return null; // already gone
-      throw err;
-    });
-    if (index !== null) await act(sock, index);
-  }).catch((err: unknown) => {
+  await withNetnsSocket(netnsPath, fn).catch((err: unknown) => {
     // The namespace went between the look and the entry (a container's sandbox, removed: its file
     // gone, or left behind unmounted, which setns refuses with EINVAL): its links went with it.
     if (!['ENOENT', 'EINVAL'].includes(errno(err) ?? '')) throw err;
   });
 }
 
-/** Deletes the guest's link of that name, if the guest and the link are still there. */
+/**
+ * Deletes the guest's link that is ours, whatever the guest named it, and refuses (throws) if the
+ * guest still holds its place with another. A record without an index (an older version's, or
+ * one a kill left before the index was recorded) may also have left its link under the name it
+ * is made with (child.ts).
+ */
 export function deleteInGuest(link: LinkRef, netnsPath: string | null, log?: StepLog): Promise<void> {
-  return removeInGuest(link, netnsPath, [deleteLinkWords(link.ifname)], (sock) => delLink(sock, link.ifname), log);
+  return inGuest(netnsPath, async (sock) => {
+    for (const where of link.linkIndex === null ? [link.ifname, childTempName(link.ifname)] : [link.linkIndex]) {
+      const own = await findOwnLink(sock, link, where);
+      if (!own) continue;
+      logAsIp(log, [deleteLinkWords(own.name)], netnsPath!);
+      await delLink(sock, own.index);
+    }
+    await refuseIfHeld(sock, link);
+  });
 }

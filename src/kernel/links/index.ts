@@ -10,7 +10,7 @@ import { phys } from './phys.js';
 import { veth } from './veth.js';
 import { hostVlanToBe, vlan } from './vlan.js';
 
-export type { LinkDriver, LinkRef } from './driver.js';
+export { NO_IDENTITY, type LinkDriver, type LinkIdentity, type LinkRef } from './driver.js';
 
 /** In the order they are asked: a kind chosen by hand (no host side, a move, a VLAN, an ipvlan) first, then by what the host interface is. */
 const DRIVERS: LinkDriver[] = [dummy, phys, vlan, ipvlan, veth, macvlan];

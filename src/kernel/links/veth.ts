@@ -8,7 +8,7 @@ import { ifla, vethLinkInfo } from '../netlink/attrs.js';
 import { createFinishedLink, deleteHostLink, hostIndex, newLink, setLink } from '../netlink/rtnl.js';
 import { hostSocket, withNetnsFd } from '../netlink/sockets.js';
 import { hostLinkExists } from '../sysfs.js';
-import type { LinkDriver, LinkRef } from './driver.js';
+import { NO_IDENTITY, type LinkDriver, type LinkRef } from './driver.js';
 
 const DEFAULT_MTU = 1500;
 
@@ -35,8 +35,9 @@ export const veth: LinkDriver = {
       () => withNetnsFd(netnsPath, (fd) => newLink(sock, plan.hostLink!, [ifla.ifname(plan.hostLink!), ifla.mtu(plan.mtu), guestEnd(fd)])),
       () => setLink(sock, hostIndex(plan.hostLink!), [ifla.master(hostIndex(plan.hostIf))], true),
     );
+    return NO_IDENTITY;
   },
-  /** Deleting the host end deletes both; a guest that went away took its end along. */
+  /** Deleting the host end deletes both (a name only pipewright gives in the host); a guest that went away took its end along. */
   async remove(link: LinkRef, _netnsPath: string | null, log?: StepLog) {
     if (!link.hostLink || !hostLinkExists(link.hostLink)) return;
     logAsIp(log, [deleteLinkWords(link.hostLink)]);

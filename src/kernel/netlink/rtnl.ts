@@ -47,9 +47,10 @@ export async function setLink(sock: RtSocket, index: number, attrs: Buffer[], up
   await sock.request(RTM.SETLINK, 0, Buffer.concat([ifinfomsg(index, up), ...attrs]), `changing link ${index}`);
 }
 
-/** Deletes a link by name (either end of a veth takes both). */
-export async function delLink(sock: RtSocket, name: string): Promise<void> {
-  await sock.request(RTM.DELLINK, 0, Buffer.concat([ifinfomsg(), ifla.ifname(name)]), `deleting link ${name}`);
+/** Deletes a link by name or index (either end of a veth takes both). */
+export async function delLink(sock: RtSocket, which: string | number): Promise<void> {
+  const body = typeof which === 'number' ? ifinfomsg(which) : Buffer.concat([ifinfomsg(), ifla.ifname(which)]);
+  await sock.request(RTM.DELLINK, 0, body, `deleting link ${which}`);
 }
 
 /** The link of that name (or index) in the socket's namespace; ENODEV when there is none. */
