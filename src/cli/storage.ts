@@ -172,14 +172,12 @@ export function register(program: Command): void {
     .action(async (guestSpec: string, target: string, _o, cmd: Command) => {
       const { checkContainerPath } = await import('../storage/spec.js');
       const path = checkContainerPath(target);
-      const { unmountFrom } = await import('../storage/mount.js');
+      const { findMountAt, unmountFrom } = await import('../storage/mount.js');
       const { listMounts } = await import('../store/volumes.js');
       const { resolveGuest } = await import('../runtime/guest.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const guest = await resolveGuest(guestSpec, dockerSocket()).catch(() => null);
-        const m = listMounts(ctx.store).find(
-          (x) => x.target === path && (guest ? x.guestKind === guest.kind && x.guestId === guest.id : x.guestName === guestSpec),
-        );
+        const m = guest ? await findMountAt(ctx, guest, path) : listMounts(ctx.store).find((x) => x.target === path && x.guestName === guestSpec);
         if (!m) throw new PipewrightError(`pipewright has no mount at ${path} in ${guestSpec} (see 'pipewright volume ls')`);
         await unmountFrom(ctx, guest, m);
         process.stdout.write(`${m.guestName}: ${path} unmounted\n`);

@@ -144,6 +144,18 @@ export async function mountInto(
   });
 }
 
+/**
+ * The guest's mount at a path as the operator typed it: mounts are recorded where the path led
+ * inside the container when they were made, so a path through a symlink there is resolved again.
+ */
+export async function findMountAt(ctx: StorageContext, guest: Guest, path: string): Promise<MountRecord | undefined> {
+  const mine = listMounts(ctx.store, { guestKind: guest.kind, guestId: guest.id });
+  const typed = mine.find((m) => m.target === path);
+  if (typed || !guest.pid) return typed;
+  const resolved = (await helper(['prepare', guestProc(guest), path], ctx).catch(() => null))?.stdout.trim();
+  return mine.find((m) => m.target === resolved);
+}
+
 /** Takes the mount out of a running guest (if it still runs) and forgets it. */
 export async function unmountFrom(ctx: StorageContext, guest: Guest | null, mount: MountRecord): Promise<void> {
   if (guest?.pid) await helper(['unmount', guestProc(guest), mount.target], ctx);
