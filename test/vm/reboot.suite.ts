@@ -183,6 +183,10 @@ t.test('a host reset brings its containers back as Docker brings its own', async
   // gc leaves a Docker lease younger than a minute (its endpoint may not be there yet).
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, resetAt + 65_000 - Date.now())));
   await leavesNothingOf(t, vm, forgot, all);
+  // At each boot the daemon waits for dockerd, retrying: its listeners must not pile up (issue 38).
+  const log = await vm.must('cat /var/log/pw/daemon.log');
+  t.comment(`the daemon retried the engine ${log.match(/Docker engine not reachable/g)?.length ?? 0} times in three boots`);
+  t.notMatch(log, /MaxListenersExceededWarning/, 'and never warned of an abort-listener leak');
   t.comment(`whole test: ${secs(started)}`);
 });
 
