@@ -44,9 +44,25 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   return body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
 }
 
-async function answer(handlers: Map<string, Handler>, req: IncomingMessage, res: ServerResponse, log: RequestLog): Promise<void> {
+/**
+ * The calls being answered now, by id: what a Docker operation that hangs waits on, which the log
+ * (one line per call, at its end) cannot show. `Pipewright.Calls` lists them.
+ */
+type InFlight = Map<number, { method: string; started: number }>;
+const CALLS = 'Pipewright.Calls';
+let lastCall = 0;
+
+function listCalls(calls: InFlight): Handler {
+  return () => ({
+    Calls: [...calls].map(([id, c]) => ({ Id: id, Method: c.method, Ms: Math.round(performance.now() - c.started) })),
+  });
+}
+
+async function answer(handlers: Map<string, Handler>, calls: InFlight, req: IncomingMessage, res: ServerResponse, log: RequestLog): Promise<void> {
   const method = (req.url ?? '').replace(/^\//, '');
   const started = performance.now();
+  const id = ++lastCall;
+  if (method !== CALLS) calls.set(id, { method, started });
   let status = 200;
   let out: object;
   try {
@@ -60,6 +76,8 @@ async function answer(handlers: Map<string, Handler>, req: IncomingMessage, res:
     // As Docker's own plugin helpers answer: a failed call is a 500 (a 200 with Err is taken for an empty success).
     if (status === 200) status = 500;
     out = { Err: describe(err).replace(/\s*\n\s*/g, ' ') };
+  } finally {
+    calls.delete(id);
   }
   res.writeHead(status, { 'Content-Type': CONTENT_TYPE });
   res.end(JSON.stringify(out));
@@ -118,14 +136,21 @@ export async function listenUnix(socketPath: string, listener: RequestListener, 
   return server;
 }
 
-/** Serves `drivers` (interface name -> its methods by name) on Docker's plugin socket. */
+/**
+ * Serves `drivers` (interface name -> its methods by name) on Docker's plugin socket, and
+ * `Pipewright.Calls`: the calls in flight, for a failed test's evidence.
+ */
 export async function servePlugin(socketPath: string, drivers: Record<string, Record<string, Handler>>, log: RequestLog): Promise<Server> {
-  const handlers = new Map<string, Handler>([['Plugin.Activate', () => ({ Implements: Object.keys(drivers) })]]);
+  const calls: InFlight = new Map();
+  const handlers = new Map<string, Handler>([
+    ['Plugin.Activate', () => ({ Implements: Object.keys(drivers) })],
+    [CALLS, listCalls(calls)],
+  ]);
   for (const [iface, methods] of Object.entries(drivers)) for (const [name, fn] of Object.entries(methods)) handlers.set(`${iface}.${name}`, fn);
   // Whoever can write to the socket creates volumes and leases as root: it is root's alone.
   return listenUnix(
     socketPath,
-    (req, res) => void answer(handlers, req, res, log),
+    (req, res) => void answer(handlers, calls, req, res, log),
     (res, why) => {
       res.writeHead(403, { 'Content-Type': CONTENT_TYPE });
       res.end(JSON.stringify({ Err: `pipewright refuses this caller: ${why}` }));

@@ -89,16 +89,15 @@ async function follow(ctx: CoreContext, opts: WatchOptions, enqueue: (job: () =>
   }
 }
 
+/** Resolves after `ms` or at abort; either way the signal keeps no listener of it (it lives as long as the daemon). */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }

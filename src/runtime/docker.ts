@@ -157,14 +157,21 @@ export interface ContainerEvent {
 
 /**
  * Follows the engine's container events until the connection ends (engine restart) or the
- * signal aborts; resolves then. The caller reconnects.
+ * signal aborts; resolves then. The caller reconnects. It settles only once the request has
+ * closed: by then Node has taken the request's abort listener off the signal, which the caller
+ * keeps for all its reconnects.
  */
 export function followContainerEvents(socketPath: string, onEvent: (e: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
   const filters = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['start', 'destroy'] }));
   const http = httpClient();
   return new Promise((resolve, reject) => {
+    let failed: Error | undefined;
     const req = http.request({ socketPath, path: `${API}/events?filters=${filters}`, method: 'GET', signal }, (res) => {
-      if (res.statusCode !== 200) return reject(new PipewrightError(`Docker events answered ${res.statusCode}`));
+      if (res.statusCode !== 200) {
+        failed = new PipewrightError(`Docker events answered ${res.statusCode}`);
+        res.resume(); // read to its end, so that the request closes
+        return;
+      }
       let buf = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
@@ -182,10 +189,12 @@ export function followContainerEvents(socketPath: string, onEvent: (e: Container
           onEvent({ action: ev.Action ?? ev.status ?? '', id: ev.Actor?.ID ?? ev.id ?? '', name: ev.Actor?.Attributes?.name ?? '' });
         }
       });
-      res.on('end', () => resolve());
-      res.on('error', () => resolve());
+      res.on('error', () => {}); // a stream cut short: the request's close follows
     });
-    req.on('error', (err) => (signal.aborted ? resolve() : reject(err)));
+    req.on('error', (err) => {
+      if (!signal.aborted) failed ??= err;
+    });
+    req.on('close', () => (failed ? reject(failed) : resolve()));
     req.end();
   });
 }

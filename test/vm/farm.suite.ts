@@ -8,7 +8,7 @@
  */
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { etcdCommand, hostAddress, LAN, PIPEWRIGHT, startFarm, storeOf, type Farm } from './farm.js';
+import { dumpHost, etcdCommand, hostAddress, LAN, PIPEWRIGHT, startFarm, storeOf, type Farm } from './farm.js';
 import type { Vm } from './vm.js';
 
 const HOSTS = 3;
@@ -158,18 +158,9 @@ async function hostReset(t: Test, h: Vm): Promise<void> {
   );
 }
 
-const DUMP = `cd /var/log/pw
-for f in etcd.log daemon.log; do echo "== $f"; tail -n 40 $f; done
-echo "== dockerd.log (plugin calls, errors)"; grep -iE 'plugin|ipam|pipewright|level=(error|warn|fatal)' dockerd.log | tail -n 60
-echo "== dockerd.log, containerd.log (last lines)"; tail -n 15 dockerd.log containerd.log
-echo "== ps"; ps -eo pid,etime,args | grep -v ' \\[' | tail -n 60`;
-
-/** A failed run's evidence, before the VMs go: each host's service logs and processes. */
+/** A failed run's evidence, before the VMs go: each host's. */
 async function dumpLogs(t: Test, farm: Farm): Promise<void> {
-  for (const vm of farm.vms) {
-    const r = await vm.run(DUMP, 60_000).catch((e: Error) => ({ output: e.message }));
-    t.comment(`${vm.opts.name}:\n${r.output}`);
-  }
+  for (const vm of farm.vms) t.comment(await dumpHost(vm));
 }
 
 /** Everything taken down: no lease in etcd, no record on any host, no link in any guest. */

@@ -115,3 +115,27 @@ export async function startFarm(name: string, n: number, dockerOn: (i: number) =
     throw e;
   }
 }
+
+/**
+ * A failed run's evidence from one host, before its VM goes: what Docker says of each container
+ * (a start it forgot shows as created, StartedAt 0001-01-01), dockerd's restore lines, the calls
+ * pipewright's daemon is still answering, the service logs and the processes.
+ */
+const DUMP = `cd /var/log/pw
+echo "== docker inspect (status, started, restarts, error)"
+for c in $(timeout 20 docker ps -aq); do
+  timeout 20 docker inspect --format '{{.Name}} {{.State.Status}} started={{.State.StartedAt}} restarts={{.RestartCount}} error={{.State.Error}}' $c
+done
+echo "== pipewright's calls in flight"
+timeout 20 curl -sS -X POST --unix-socket /run/docker/plugins/pipewright.sock http://plugin/Pipewright.Calls; echo
+echo "== dockerd.log (restore)"
+grep -iE 'restor|loaded container|restart|sandbox|clean' dockerd.log | tail -n 60
+echo "== dockerd.log (plugin calls, errors)"; grep -iE 'plugin|ipam|pipewright|level=(error|warn|fatal)' dockerd.log | tail -n 60
+for f in etcd.log daemon.log; do echo "== $f"; tail -n 40 $f; done
+echo "== dockerd.log, containerd.log (last lines)"; tail -n 15 dockerd.log containerd.log
+echo "== ps"; ps -eo pid,etime,args | grep -v ' \\[' | tail -n 60`;
+
+export async function dumpHost(vm: Vm): Promise<string> {
+  const r = await vm.run(DUMP, 120_000).catch((e: Error) => ({ output: e.message }));
+  return `${vm.opts.name}:\n${r.output}`;
+}
