@@ -4,7 +4,8 @@
 # fresh bridge with addresses, one pings the other, then everything is torn down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-host.sh >/dev/null
+# Only what pipewright runs and builds with: nothing of the tests' or the VM harness's.
+bash scripts/setup-host.sh runtime >/dev/null
 
 tag="pwdemo$$"
 state=$(mktemp -d /tmp/pipewright-demo.XXXXXX)

@@ -1,15 +1,42 @@
 #!/usr/bin/env bash
-# Installs what pipewright needs on a Debian 12 / Ubuntu host. Idempotent: safe to run again.
-# (gcc, make, python3: the native pieces — better-sqlite3's fallback build, our C helpers and addon;
-#  qemu-system-x86, linux-image-amd64, cpio, kmod: the VM harness's guests, test/vm/ and `npm run vm-test`.)
-# Usage: scripts/setup-host.sh            (system packages + npm dependencies + test image if dockerd runs)
+# Installs what pipewright needs on a Debian 12 / Ubuntu host, from this checkout. Idempotent.
+# Usage: scripts/setup-host.sh [runtime|test|vm|all]...     (default: all)
+#   runtime  what pipewright runs with, and what building it from source needs; then the npm
+#            dependencies, `npm run build`, and links: $PREFIX/bin/pipewright, its man pages,
+#            bash completion, and the CNI plugin in /opt/cni/bin and /usr/lib/cni
+#   test     runtime, plus what the test suite uses (Docker, etcd, a DHCP server, podman, ...)
+#   vm       runtime, plus the VM harness's guests (QEMU, Debian's stock kernel; test/vm/)
+# PREFIX (default /usr/local) is where the executable, man pages and completion are linked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(iproute2 iptables nftables docker.io busybox-static etcd-server dnsmasq-base udhcpc
-      iputils-ping arping containernetworking-plugins util-linux mount procps e2fsprogs docker-compose podman
-      gcc g++ make python3 libc6-dev ca-certificates
-      qemu-system-x86 linux-image-amd64 cpio kmod containerd)
+# Run time: links, addresses and routes (iproute2), the firewall (iptables or nftables), DHCP
+# (udhcpc, busybox's), mounts and volumes (util-linux, mount, e2fsprogs for --size), /proc
+# readers (procps), modprobe (kmod), ping for the demo.
+runtime_pkgs=(iproute2 iptables nftables udhcpc busybox-static util-linux mount procps e2fsprogs kmod
+              iputils-ping ca-certificates)
+# Building from source: our C helpers and addon, better-sqlite3's compile where no prebuilt fits.
+build_pkgs=(gcc g++ make python3 libc6-dev)
+# The tests: a Docker engine and compose, containerd and podman (CNI), etcd (the shared store),
+# dnsmasq (a DHCP server), arping, the CNI reference plugins (compared with), man and zsh (docs).
+test_pkgs=(docker.io docker-compose containerd podman etcd-server dnsmasq-base arping
+           containernetworking-plugins man-db groff-base zsh)
+# The VM harness (test/vm/): QEMU and Debian's stock kernel, its initramfs tools.
+vm_pkgs=(qemu-system-x86 linux-image-amd64 cpio)
+
+parts=("$@")
+[ "${#parts[@]}" -gt 0 ] || parts=(all)
+pkgs=("${runtime_pkgs[@]}" "${build_pkgs[@]}")
+for part in "${parts[@]}"; do
+  case "${part#--}" in
+    runtime) ;;
+    test) pkgs+=("${test_pkgs[@]}") ;;
+    vm) pkgs+=("${vm_pkgs[@]}") ;;
+    all) pkgs+=("${test_pkgs[@]}" "${vm_pkgs[@]}") ;;
+    *) echo "setup-host: unknown part '$part'; give runtime, test, vm or all" >&2; exit 2 ;;
+  esac
+done
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,13 +52,24 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup-host: installing npm dependencies"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-if [ ! -f dist/bundle/pipewright.mjs ] || [ ! -f dist/bin/pipewright ] || [ ! -f dist/pipewright-mount ] || [ ! -f dist/cni-plugin/pipewright ] || [ ! -f dist/syscalls.node ] || [ -n "$(find src native -newer dist/bundle/pipewright.mjs -print -quit)" ]; then
+built=(dist/bundle/pipewright.mjs dist/bin/pipewright dist/pipewright-mount dist/cni-plugin/pipewright
+       dist/syscalls.node dist/man/pipewright.1 dist/completion/pipewright.bash)
+stale=""
+for f in "${built[@]}"; do [ -f "$f" ] || stale=1; done
+[ -n "$stale" ] || [ -z "$(find src native scripts/gen-docs.mjs -newer dist/bundle/pipewright.mjs -print -quit)" ] || stale=1
+if [ -n "$stale" ]; then
   echo "setup-host: building"
   npm run --silent build
 fi
-# The CNI plugin: a runtime finds `pipewright` in its plugin directories (a small client that hands
-# the call to a running daemon, else runs the CLI).
+
+# On the host's PATH, in man's path and bash's completion; a runtime finds the CNI plugin (a small
+# client that hands the call to a running daemon, else runs the CLI) in its plugin directories.
 if [ "$(id -u)" = 0 ]; then
+  prefix=${PREFIX:-/usr/local}
+  mkdir -p "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions"
+  ln -sfn "$PWD/dist/bin/pipewright" "$prefix/bin/pipewright"
+  for page in dist/man/*.1; do ln -sfn "$PWD/$page" "$prefix/share/man/man1/"; done
+  ln -sfn "$PWD/dist/completion/pipewright.bash" "$prefix/share/bash-completion/completions/pipewright"
   for d in /opt/cni/bin /usr/lib/cni; do
     mkdir -p "$d"
     ln -sfn "$PWD/dist/cni-plugin/pipewright" "$d/pipewright"
