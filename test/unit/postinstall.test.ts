@@ -16,7 +16,7 @@ const SHIPPED = [
   'native',
   'scripts/postinstall.mjs',
   'scripts/build-native.sh',
-  ...['bin', 'bundle', 'snapshot', 'pipewright.blob', 'pipewright.blob.cpu', 'cpu-key', 'syscalls.node'].map((f) => `dist/${f}`),
+  ...['bin', 'bundle', 'snapshot', 'pipewright.blob', 'pipewright.blob.cpu', 'cpu-key', 'syscalls.node', 'build-id'].map((f) => `dist/${f}`),
 ];
 
 function installed(dir: string): string {
