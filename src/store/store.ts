@@ -75,10 +75,10 @@ export class Store {
       // better-sqlite3 takes the loaded addon too (its types know only a path).
       db = new Database(file, { nativeBinding: sqliteAddon() as unknown as string });
       chmodSync(file, 0o600);
-      db.pragma('journal_mode = WAL');
+      db.pragma('busy_timeout = 10000');
+      useWal(db);
       // WAL + NORMAL: a commit cannot corrupt the store; only the last ones may be lost on power loss.
       db.pragma('synchronous = NORMAL');
-      db.pragma('busy_timeout = 10000');
       db.pragma('foreign_keys = ON');
       migrate(db);
     } catch (err) {
@@ -107,6 +107,24 @@ export class Store {
 
   close(): void {
     this.db.close();
+  }
+}
+
+/**
+ * The switch to WAL takes the file for itself for a moment: a process opening a fresh store at the
+ * same instant as another gets SQLITE_BUSY at once (SQLite calls no busy handler there), so it
+ * tries again, within the busy timeout's 10 s.
+ */
+function useWal(db: Db): void {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > until) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
   }
 }
 
