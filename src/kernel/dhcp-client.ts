@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { shipped, TOOL_PATH } from '../util/paths.js';
-import { pidStartTime, sameProcess, type ProcessRef } from '../util/process.js';
+import { processRef, sameProcess, type ProcessRef } from '../util/process.js';
 import { PipewrightError } from '../util/errors.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
@@ -52,7 +52,7 @@ export function startDhcpClient(stateDir: string, key: string, netnsFd: number, 
   const pid = child.pid;
   if (!pid) throw new PipewrightError('could not start udhcpc (is the udhcpc package installed?)');
   // nsenter execs udhcpc in the same process: this start time is the client's.
-  const client = { pid, start: pidStartTime(pid) };
+  const client = processRef(pid);
   const lease = (async () => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline && child.exitCode === null) {
