@@ -55,6 +55,8 @@ function rebuildSnapshot() {
   const r = run(process.execPath, ['--snapshot-blob', 'dist/pipewright.blob', '--build-snapshot', 'dist/snapshot/pipewright.cjs']);
   const key = run('dist/cpu-key', []);
   if (r.status === 0 && key.status === 0) writeFileSync(KEY, key.stdout);
+  // etcd3's code cache (src/cli/code-cache.ts) is this Node's V8's too: made again, or an etcd store compiles it at each start.
+  run(process.execPath, ['--input-type=module', '-e', "(await import('./dist/cli/code-cache.js')).writeCodeCache('dist/snapshot/etcd3.cjs')"]);
   if (r.status === 0 && snapshotFits()) return;
   rmSync('dist/pipewright.blob', { force: true });
   say('building the snapshot failed; pipewright runs without it (each command starts ~25 ms slower)');

@@ -18,8 +18,9 @@ runtime_pkgs=(iproute2 iptables nftables udhcpc busybox-static util-linux mount 
 # Building from source: our C helpers and addon, better-sqlite3's compile where no prebuilt fits.
 build_pkgs=(gcc g++ make python3 libc6-dev)
 # The tests: a Docker engine and compose, containerd and podman (CNI), etcd (the shared store),
-# dnsmasq (a DHCP server), arping, the CNI reference plugins (compared with), man and zsh (docs).
-test_pkgs=(docker.io docker-compose containerd podman etcd-server dnsmasq-base arping
+# dnsmasq (a DHCP server), arping, strace (what a command opens), the CNI reference plugins
+# (compared with), man and zsh (docs).
+test_pkgs=(docker.io docker-compose containerd podman etcd-server dnsmasq-base arping strace
            containernetworking-plugins man-db groff-base zsh)
 # The VM harness (test/vm/): QEMU and Debian's stock kernel, its initramfs tools.
 vm_pkgs=(qemu-system-x86 linux-image-amd64 cpio)

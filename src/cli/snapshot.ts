@@ -3,17 +3,20 @@
  * starts Node from it). Building runs this file once: commander and every command group are loaded
  * and initialized then, and saved with the heap, so a command starts with that work already done.
  * When the snapshot starts, dist/bin/pipewright (or the daemon, for a warm worker) has put the bundle's path in argv[1]: packages outside the
- * snapshot (native addons, etcd3, ajv, yaml) are required from there, as the bundle would.
+ * snapshot (native addons, ajv, yaml) are required from there, as the bundle would; etcd3, bundled
+ * apart, from dist/snapshot/etcd3.cjs next to it.
  */
 import { createRequire } from 'node:module';
 import { startupSnapshot } from 'node:v8';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildProgram, enter } from './main.js';
+import { requireWithCodeCache } from './code-cache.js';
 
 declare global {
   var __pwEntryUrl: string | undefined;
   var __pwRequire: NodeJS.Require | undefined;
+  var __pwRequireApart: ((relative: string) => unknown) | undefined;
 }
 
 // Built while the snapshot is made: the command tree is part of the saved heap, and so are the
@@ -45,5 +48,6 @@ startupSnapshot.setDeserializeMainFunction(() => {
   process.argv[1] = resolve(process.argv[1]);
   globalThis.__pwEntryUrl = pathToFileURL(process.argv[1]).href;
   globalThis.__pwRequire = createRequire(process.argv[1]);
+  globalThis.__pwRequireApart = (relative) => requireWithCodeCache(resolve(dirname(process.argv[1]), relative));
   void enter(program);
 });
