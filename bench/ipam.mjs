@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Store } from '../dist/store/store.js';
-import { Ipam } from '../dist/ipam/allocator.js';
-import { SqliteLeaseBackend } from '../dist/ipam/sqlite-backend.js';
-import { EtcdLeaseBackend } from '../dist/ipam/etcd-backend.js';
+import { Store } from '../dist/db/store.js';
+import { Ipam } from '../dist/net/ipam/allocator.js';
+import { SqliteLeaseBackend } from '../dist/net/ipam/sqlite-backend.js';
+import { EtcdLeaseBackend } from '../dist/net/ipam/etcd-backend.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const CLI_N = Math.min(N, 100);

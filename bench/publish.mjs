@@ -8,12 +8,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Store } from '../dist/store/store.js';
+import { Store } from '../dist/db/store.js';
 import { portmapBaseState, removePortmapBase } from './lib.mjs';
-import { changeFirewall, syncFirewall } from '../dist/firewall/sync.js';
-import { insertPending, markReady } from '../dist/store/attachments.js';
+import { changeFirewall, syncFirewall } from '../dist/net/firewall/sync.js';
+import { insertPending, markReady } from '../dist/db/attachments.js';
 import { checkAttachSpec } from '../dist/model/attachment.js';
-import { insertPort, deletePortsOf } from '../dist/store/networks.js';
+import { insertPort, deletePortsOf } from '../dist/db/networks.js';
 
 const ROUNDS = Number(process.argv[2] ?? 20);
 const OTHERS = 2000;

@@ -7,12 +7,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { Store } from '../dist/store/store.js';
-import { Ipam } from '../dist/ipam/allocator.js';
-import { SqliteLeaseBackend } from '../dist/ipam/sqlite-backend.js';
-import { changeFirewall } from '../dist/firewall/sync.js';
-import { listAttachments } from '../dist/store/attachments.js';
-import { deletePortsOf, insertPort } from '../dist/store/networks.js';
+import { Store } from '../dist/db/store.js';
+import { Ipam } from '../dist/net/ipam/allocator.js';
+import { SqliteLeaseBackend } from '../dist/net/ipam/sqlite-backend.js';
+import { changeFirewall } from '../dist/net/firewall/sync.js';
+import { listAttachments } from '../dist/db/attachments.js';
+import { deletePortsOf, insertPort } from '../dist/db/networks.js';
 import {
   checkPrefixFree,
   cleanupHost,

@@ -53,7 +53,7 @@
  *   dieWithParent(on) -> undefined   prctl(PR_SET_PDEATHSIG): SIGKILL when the parent dies (on), or not.
  *
  * They throw Error("<call>: <reason>") on any other failure (nlRequest rejects). Every N-API
- * status is checked. Messages are encoded and parsed in TypeScript (src/kernel/netlink).
+ * status is checked. Messages are encoded and parsed in TypeScript (src/net/rtnetlink).
  */
 #define _GNU_SOURCE
 #include <errno.h>

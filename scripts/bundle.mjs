@@ -84,7 +84,7 @@ await build({
  * packages outside the bundle are required through the one made when the snapshot starts.
  */
 // better-sqlite3's JavaScript goes into the snapshot (resolving its dozen files costs ~10 ms per
-// start); its addon is loaded by path at run time (src/store/store.ts).
+// start); its addon is loaded by path at run time (src/db/store.ts).
 const OUTSIDE_THE_SNAPSHOT = EXTERNAL.filter((p) => p !== 'better-sqlite3');
 
 const outsideTheSnapshot = {

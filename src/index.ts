@@ -13,9 +13,9 @@
  */
 import type { CoreContext } from './ops/context.js';
 import type { Guest } from './runtime/guest.js';
-import { listAttachments, type AttachmentRecord } from './store/attachments.js';
-import { listNetworks as listNetworkRecords, type NetworkRecord } from './store/networks.js';
-import { listVolumes as listVolumeRecords, type VolumeRecord } from './store/volumes.js';
+import { listAttachments, type AttachmentRecord } from './db/attachments.js';
+import { listNetworks as listNetworkRecords, type NetworkRecord } from './db/networks.js';
+import { listVolumes as listVolumeRecords, type VolumeRecord } from './db/volumes.js';
 
 export { openContext, closeContext, type CoreContext, type ContextOptions } from './ops/context.js';
 export { checkAttachSpec, sameSpec, DEFAULT_IFNAME, type AttachSpec, type AttachInput, type AttachmentPlan, type LinkKind } from './model/attachment.js';
@@ -26,10 +26,10 @@ export { gc, type GcAction } from './ops/gc.js';
 export { checkAttachment, type AttachmentStatus } from './ops/status.js';
 export { createNetwork, removeNetwork, type NetworkRequest } from './ops/network.js';
 export { resolveGuest, type Guest, type GuestKind } from './runtime/guest.js';
-export { syncFirewall, type FirewallChoice } from './firewall/sync.js';
-export type { Ipam } from './ipam/allocator.js';
-export type { Pool, PoolInput } from './ipam/pool.js';
-export type { Lease } from './ipam/backend.js';
+export { syncFirewall, type FirewallChoice } from './net/firewall/sync.js';
+export type { Ipam } from './net/ipam/allocator.js';
+export type { Pool, PoolInput } from './net/ipam/pool.js';
+export type { Lease } from './net/ipam/backend.js';
 export { createVolume, removeVolume, getVolume, inspectVolume, pruneVolumes } from './storage/volumes.js';
 export { mountInto, unmountFrom, type MountOptions } from './storage/mount.js';
 export { parseMountSpec, parseVolumeOpts, type MountSpec, type VolumeOptions } from './storage/spec.js';

@@ -1,7 +1,7 @@
 /** attach / detach: the CLI face of src/ops/attach.ts and detach.ts. */
 import type { Command } from 'commander';
 import { PipewrightError } from '../util/errors.js';
-import type { AttachmentRecord } from '../store/attachments.js';
+import type { AttachmentRecord } from '../db/attachments.js';
 import { collect, dockerSocket, optionsOf, printJson, withContext } from './context.js';
 
 export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E = {} as E) {

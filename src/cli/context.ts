@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import type { EtcdAccess } from '../ipam/open.js';
+import type { EtcdAccess } from '../net/ipam/open.js';
 import { isControl, printable } from '../model/validate.js';
 import type { CoreContext } from '../ops/context.js';
 import { socketOf } from '../runtime/docker-socket.js';
@@ -41,7 +41,7 @@ export const dockerSocket = () => socketOf(process.env.DOCKER_HOST);
 /** The front end's whole reading of flags and environment: the core is handed the result. */
 export async function openContext(opts: GlobalOptions): Promise<Context> {
   const { openContext: openCore } = await import('../ops/context.js');
-  const { checkFirewallChoice } = await import('../firewall/sync.js');
+  const { checkFirewallChoice } = await import('../net/firewall/sync.js');
   const firewall = checkFirewallChoice(opts.firewall ?? process.env.PIPEWRIGHT_FIREWALL ?? 'auto');
   const stateDir = opts.stateDir ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR;
   if (!stateDir.startsWith('/') || /[\n\r]/.test(stateDir)) throw new UsageError(`state dir "${printable(stateDir)}" must be an absolute path`);

@@ -1,6 +1,6 @@
 /** Finds the records of a guest as the user names it, even after the guest itself is gone. */
 import { resolveGuest } from '../runtime/guest.js';
-import { listAttachments, type AttachmentRecord } from '../store/attachments.js';
+import { listAttachments, type AttachmentRecord } from '../db/attachments.js';
 import type { CoreContext } from '../ops/context.js';
 
 export async function findRecordsForGuest(ctx: CoreContext, spec: string): Promise<AttachmentRecord[]> {

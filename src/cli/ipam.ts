@@ -1,7 +1,7 @@
 /** pool / lease / gc: the CLI face of src/ipam and src/ops/gc.ts. */
 import type { Command } from 'commander';
 import { PipewrightError, UsageError } from '../util/errors.js';
-import type { Lease } from '../ipam/backend.js';
+import type { Lease } from '../net/ipam/backend.js';
 import { collect, optionsOf, printJson, printTable, withContext } from './context.js';
 
 function leaseRows(leases: Lease[]): string[][] {

@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExample:\n  pipewright network ls')
     .action(async (_o, cmd: Command) => {
-      const { listNetworks } = await import('../store/networks.js');
+      const { listNetworks } = await import('../db/networks.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const nets = listNetworks(ctx.store);
         if (ctx.json) return printJson(nets);
@@ -63,7 +63,7 @@ export function register(program: Command): void {
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExample:\n  pipewright ports web --json')
     .action(async (guestSpec: string | undefined, _o, cmd: Command) => {
-      const { listPorts } = await import('../store/networks.js');
+      const { listPorts } = await import('../db/networks.js');
       const { formatPublish } = await import('../model/publish.js');
       const { findRecordsForGuest } = await import('./guest-records.js');
       await withContext(optionsOf(cmd), async (ctx) => {
@@ -86,7 +86,7 @@ export function register(program: Command): void {
     .option('--json', 'print the rules as JSON')
     .addHelpText('after', '\nExample:\n  pipewright firewall sync --firewall iptables')
     .action(async (_o, cmd: Command) => {
-      const { syncFirewall } = await import('../firewall/sync.js');
+      const { syncFirewall } = await import('../net/firewall/sync.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const rules = await syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log });
         if (ctx.json) printJson(rules);

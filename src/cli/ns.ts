@@ -6,7 +6,7 @@ import { dockerSocket, optionsOf } from './context.js';
 export async function runInGuest(object: 'route' | 'rule', guestSpec: string, args: string[], verbose?: boolean): Promise<string> {
   if (args.length === 0) throw new UsageError(`give the ${object} command, e.g. pipewright ${object} web add 10.0.0.0/8 via 192.168.1.254`);
   const { resolveGuest } = await import('../runtime/guest.js');
-  const { ipCommand } = await import('../kernel/iproute.js');
+  const { ipCommand } = await import('../net/routes/iproute.js');
   const { stderrLog, silent } = await import('../util/log.js');
   const guest = await resolveGuest(guestSpec, dockerSocket());
   return ipCommand([object, ...args], guest.netnsPath, verbose ? stderrLog() : silent);

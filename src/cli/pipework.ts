@@ -27,7 +27,7 @@ export async function runPipework(argv: string[], opts: GlobalOptions): Promise<
 
 async function interfaceByMac(mac: string): Promise<string> {
   const { checkMac } = await import('../model/validate.js');
-  const { readLinks } = await import('../kernel/link-state.js');
+  const { readLinks } = await import('../net/link-state/link-state.js');
   const wanted = checkMac(mac);
   const link = (await readLinks(undefined)).find((l) => l.mac === wanted);
   if (!link) throw new PipewrightError(`no host interface has MAC ${wanted} (see 'ip link')`);
@@ -40,8 +40,8 @@ async function interfaceByMac(mac: string): Promise<string> {
  */
 async function vlanParent(nic: string, vlan: number, directPhys?: boolean): Promise<string> {
   const { UsageError } = await import('../util/errors.js');
-  const { hostLinkInfo } = await import('../kernel/sysfs.js');
-  const { isNic } = await import('../kernel/links/child.js');
+  const { hostLinkInfo } = await import('../net/link-state/sysfs.js');
+  const { isNic } = await import('../net/links/child.js');
   const { vlanInterfaceName } = await import('../model/host-names.js');
   if (directPhys) throw new UsageError('pipework: --direct-phys moves the NIC itself; it takes no @vlan');
   if (!isNic(hostLinkInfo(nic)))

@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  pipewright ls --json | jq \'.[] | select(.status != "ok")\'')
     .action(async (_o, cmd: Command) => {
       const opts = optionsOf(cmd);
-      const { listAttachments } = await import('../store/attachments.js');
+      const { listAttachments } = await import('../db/attachments.js');
       const { checkAttachment } = await import('../ops/status.js');
       await withContext(opts, async (ctx) => {
         const rows = [];

@@ -26,9 +26,9 @@ declare global {
 const program = buildProgram();
 for (const load of [
   () => import('../ops/context.js'),
-  () => import('../firewall/sync.js'),
-  () => import('../firewall/nftables.js'),
-  () => import('../firewall/iptables.js'),
+  () => import('../net/firewall/sync.js'),
+  () => import('../net/firewall/nftables.js'),
+  () => import('../net/firewall/iptables.js'),
   () => import('../ops/attach.js'),
   () => import('../ops/detach.js'),
   () => import('../ops/status.js'),
@@ -37,7 +37,7 @@ for (const load of [
   () => import('../runtime/guest.js'),
   () => import('../storage/mount.js'),
   () => import('../storage/spec.js'),
-  () => import('../store/volumes.js'),
+  () => import('../db/volumes.js'),
   () => import('./warm-worker.js'),
 ]) {
   void load();

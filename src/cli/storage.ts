@@ -46,7 +46,7 @@ function registerVolume(program: Command): void {
     .addHelpText('after', '\nExample:\n  pipewright volume ls --filter label=app=web')
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{ filter: string[] }>(cmd);
-      const { listVolumes, listMounts } = await import('../store/volumes.js');
+      const { listVolumes, listMounts } = await import('../db/volumes.js');
       const { inspectVolume } = await import('../storage/volumes.js');
       const { matchesLabels } = await import('../util/labels.js');
       await withContext(o, async (ctx) => {
@@ -84,7 +84,7 @@ function registerVolume(program: Command): void {
     .action(async (names: string[], _o, cmd: Command) => {
       const o = optionsOf<{ force?: boolean }>(cmd);
       const { removeVolume } = await import('../storage/volumes.js');
-      const { findVolume } = await import('../store/volumes.js');
+      const { findVolume } = await import('../db/volumes.js');
       await withContext(o, async (ctx) => {
         for (const n of names) {
           if (o.force && !findVolume(ctx.store, n)) continue;
@@ -173,7 +173,7 @@ export function register(program: Command): void {
       const { checkContainerPath } = await import('../storage/spec.js');
       const path = checkContainerPath(target);
       const { findMountAt, unmountFrom } = await import('../storage/mount.js');
-      const { listMounts } = await import('../store/volumes.js');
+      const { listMounts } = await import('../db/volumes.js');
       const { resolveGuest } = await import('../runtime/guest.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const guest = await resolveGuest(guestSpec, dockerSocket()).catch(() => null);

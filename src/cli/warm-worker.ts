@@ -11,8 +11,8 @@
 import type { Command } from 'commander';
 import { closeSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { boundsOf, boundsWhileAlive, differing, type Bounds } from '../kernel/powers.js';
-import { sqliteAddon, Store } from '../store/store.js';
+import { boundsOf, boundsWhileAlive, differing, type Bounds } from '../net/netns/powers.js';
+import { sqliteAddon, Store } from '../db/store.js';
 import { syscalls, type TakenCall } from '../util/syscalls.js';
 
 const CALL_VERSION = 'pipewright-call-2';

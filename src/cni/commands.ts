@@ -8,10 +8,10 @@
  *   IPAM plugin   ADD: a reserved lease owned by cni:<network>/<container>/<ifname>; DEL: release it
  *   both          GC: what `cni.dev/valid-attachments` does not name goes; STATUS: the pool can lease
  */
-import type { Lease } from '../ipam/backend.js';
-import { rangeSize, type Pool } from '../ipam/pool.js';
-import { ipCommand } from '../kernel/iproute.js';
-import { hostLinkInfo } from '../kernel/sysfs.js';
+import type { Lease } from '../net/ipam/backend.js';
+import { rangeSize, type Pool } from '../net/ipam/pool.js';
+import { ipCommand } from '../net/routes/iproute.js';
+import { hostLinkInfo } from '../net/link-state/sysfs.js';
 import { sameSubnet, type IpConfig } from '../model/address.js';
 import { checkAttachSpec, NO_HOST_IF, staticAddresses, type AttachSpec } from '../model/attachment.js';
 import { formatPublish } from '../model/publish.js';
@@ -22,8 +22,8 @@ import { asIpConfig, leaseOwner } from '../ops/leases.js';
 import { createNetwork } from '../ops/network.js';
 import { checkAttachment } from '../ops/status.js';
 import type { Guest } from '../runtime/guest.js';
-import { dhcpClientOf, findAttachment, listAttachments, type AttachmentRecord } from '../store/attachments.js';
-import { firewallDirty, listPorts } from '../store/networks.js';
+import { dhcpClientOf, findAttachment, listAttachments, type AttachmentRecord } from '../db/attachments.js';
+import { firewallDirty, listPorts } from '../db/networks.js';
 import { withTurnOn } from '../util/operation.js';
 import { sameProcess } from '../util/process.js';
 import { CniError, ERR } from './errors.js';

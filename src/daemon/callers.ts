@@ -8,7 +8,7 @@
 import { closeSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { boundsOf, boundsWhileAlive, weakerThan, type Bounds } from '../kernel/powers.js';
+import { boundsOf, boundsWhileAlive, weakerThan, type Bounds } from '../net/netns/powers.js';
 import { syscalls } from '../util/syscalls.js';
 
 /** The descriptor of an accepted Unix socket (libuv's pipe handle has it; not in Node's typings). */

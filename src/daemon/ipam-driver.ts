@@ -14,11 +14,11 @@
  * Leases are reservations (gc never releases them): Docker, not a pipewright record, owns them.
  */
 import ipaddr from 'ipaddr.js';
-import type { Ipam } from '../ipam/allocator.js';
-import { fromBig, prefixBounds } from '../ipam/ipmath.js';
+import type { Ipam } from '../net/ipam/allocator.js';
+import { fromBig, prefixBounds } from '../net/ipam/ipmath.js';
 import { sameSubnet } from '../model/address.js';
-import type { Pool } from '../ipam/pool.js';
-import { hostRouteOverlapping } from '../kernel/host-routes.js';
+import type { Pool } from '../net/ipam/pool.js';
+import { hostRouteOverlapping } from '../net/routes/host-routes.js';
 import { DOCKER_KEY } from '../ops/endpoint.js';
 import { PipewrightError } from '../util/errors.js';
 import { str, type Handler } from './server.js';

@@ -17,7 +17,7 @@
  * Docker names the network only by ID here; `pipewright network ls` shows it as docker-<id12>.
  */
 import ipaddr from 'ipaddr.js';
-import type { Pool } from '../ipam/pool.js';
+import type { Pool } from '../net/ipam/pool.js';
 import { sameSubnet } from '../model/address.js';
 import { parsePublish, type PortSpec } from '../model/publish.js';
 import { isControl, printable } from '../model/validate.js';
@@ -34,7 +34,7 @@ import {
 } from '../ops/endpoint.js';
 import { checkNetworkRequest, createNetwork } from '../ops/network.js';
 import { freeHostPort } from '../ops/ports.js';
-import { findNetwork, listPorts } from '../store/networks.js';
+import { findNetwork, listPorts } from '../db/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { endpointRemovals } from './endpoint-removals.js';
 import { networkOptions } from './network-options.js';

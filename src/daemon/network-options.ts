@@ -6,7 +6,7 @@
  *   on a VLAN        vlan=<id> beside parent=, or Docker's own spelling parent=<nic>.<id> where no
  *                    such interface exists: the links hang off that VLAN interface, made when missing
  */
-import { hostLinkExists } from '../kernel/sysfs.js';
+import { hostLinkExists } from '../net/link-state/sysfs.js';
 import { splitVlanName } from '../model/host-names.js';
 import { checkMacvlanMode, checkMtu, checkVlanId } from '../model/validate.js';
 import type { NetworkRequest } from '../ops/network.js';

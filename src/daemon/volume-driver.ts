@@ -7,7 +7,7 @@
  */
 import { parseVolumeOpts } from '../storage/spec.js';
 import { createVolume, dataDir, ensureBacked, getVolume, removeVolume, type StorageContext } from '../storage/volumes.js';
-import { addPluginMount, findVolume, listVolumes, removePluginMount } from '../store/volumes.js';
+import { addPluginMount, findVolume, listVolumes, removePluginMount } from '../db/volumes.js';
 import { str, type Handler } from './server.js';
 
 /** Docker's Opts map in `volume create`'s words: size=16M, type=, o=, device=. */

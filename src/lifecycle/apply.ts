@@ -6,8 +6,8 @@
  * plans nothing the second time. What cannot be changed in place (a pool's subnet, a volume's
  * backing) is an error naming the file and line, before anything is done.
  */
-import { changeFirewallIn } from '../firewall/sync.js';
-import { definePool, type Pool, type PoolInput } from '../ipam/pool.js';
+import { changeFirewallIn } from '../net/firewall/sync.js';
+import { definePool, type Pool, type PoolInput } from '../net/ipam/pool.js';
 import { checkAttachSpec, DEFAULT_IFNAME } from '../model/attachment.js';
 import { checkIfname } from '../model/validate.js';
 import { attach, chooseLink } from '../ops/attach.js';
@@ -16,9 +16,9 @@ import { detachAttachment } from '../ops/detach.js';
 import { judgeExisting } from '../ops/existing.js';
 import { createNetwork, removeNetwork } from '../ops/network.js';
 import { resolveGuest, type Guest } from '../runtime/guest.js';
-import { listAttachments } from '../store/attachments.js';
-import { findNetwork, listNetworks, updateNetworkPolicy } from '../store/networks.js';
-import { findVolume, listMounts, listVolumes, updateVolumeLabels } from '../store/volumes.js';
+import { listAttachments } from '../db/attachments.js';
+import { findNetwork, listNetworks, updateNetworkPolicy } from '../db/networks.js';
+import { findVolume, listMounts, listVolumes, updateVolumeLabels } from '../db/volumes.js';
 import { mountInto, unmountFrom } from '../storage/mount.js';
 import { parseMountSpec, parseVolumeOpts, type MountSpec } from '../storage/spec.js';
 import { createVolume, dataDir, removeVolume } from '../storage/volumes.js';

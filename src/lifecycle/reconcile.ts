@@ -12,8 +12,8 @@ import type { CoreContext } from '../ops/context.js';
 import { detachAttachment } from '../ops/detach.js';
 import { inspectKnownContainer } from '../runtime/docker.js';
 import { containerGuest } from '../runtime/guest.js';
-import { listAttachments } from '../store/attachments.js';
-import { deleteMountsOf, listMounts } from '../store/volumes.js';
+import { listAttachments } from '../db/attachments.js';
+import { deleteMountsOf, listMounts } from '../db/volumes.js';
 import { restoreMounts } from '../storage/mount.js';
 import { describe } from '../util/errors.js';
 

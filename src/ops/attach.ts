@@ -10,17 +10,17 @@
  * Each step registers its inverse; any failure rolls back what this call did and the error names
  * the step.
  */
-import { setHairpin } from '../kernel/bridge.js';
-import { chooseDriver, type LinkDriver } from '../kernel/links/index.js';
-import type { HostLinkInfo } from '../kernel/sysfs.js';
-import { hostLinkExists } from '../kernel/sysfs.js';
+import { setHairpin } from '../net/links/bridge.js';
+import { chooseDriver, type LinkDriver } from '../net/links/index.js';
+import type { HostLinkInfo } from '../net/link-state/sysfs.js';
+import { hostLinkExists } from '../net/link-state/sysfs.js';
 import { linkOptions, publishOf, shimOf, routesOfSpec, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
 import { randomMac } from '../model/mac.js';
 import { guestKey, withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
-import * as records from '../store/attachments.js';
-import type { AttachmentRecord } from '../store/attachments.js';
-import { deletePortsOf } from '../store/networks.js';
+import * as records from '../db/attachments.js';
+import type { AttachmentRecord } from '../db/attachments.js';
+import { deletePortsOf } from '../db/networks.js';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import type { ProcessRef } from '../util/process.js';
 import { withTurnOn } from '../util/operation.js';
@@ -28,7 +28,7 @@ import { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
 import { detachAttachment, turnKey } from './detach.js';
 import { judgeExisting } from './existing.js';
-import { changeFirewallIn } from '../firewall/sync.js';
+import { changeFirewallIn } from '../net/firewall/sync.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
 import { checkPublishable, recordPorts } from './ports.js';

@@ -7,13 +7,13 @@
  *
  * A crash in between leaves a pending record whose owner is dead, which gc finishes.
  */
-import { stopDhcpClient } from '../kernel/dhcp-client.js';
-import { driverFor, type LinkDriver } from '../kernel/links/index.js';
-import { holdLiveNetns, releaseNetns } from '../kernel/netns.js';
-import { changeFirewallIn } from '../firewall/sync.js';
-import * as records from '../store/attachments.js';
-import type { AttachmentRecord } from '../store/attachments.js';
-import { deletePortsOf } from '../store/networks.js';
+import { stopDhcpClient } from '../net/dhcp/dhcp-client.js';
+import { driverFor, type LinkDriver } from '../net/links/index.js';
+import { holdLiveNetns, releaseNetns } from '../net/netns/netns.js';
+import { changeFirewallIn } from '../net/firewall/sync.js';
+import * as records from '../db/attachments.js';
+import type { AttachmentRecord } from '../db/attachments.js';
+import { deletePortsOf } from '../db/networks.js';
 import type { CoreContext } from './context.js';
 import { leaseOwner } from './leases.js';
 import { releaseSharedLinks } from './shared-links.js';

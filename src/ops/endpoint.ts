@@ -14,20 +14,20 @@
  *   join:   the sandbox's namespace recorded          publish: the ports, the firewall following
  *   delete: detach (firewall, link, record, the bridge if pipewright made it and it is unused)
  */
-import { setHairpin } from '../kernel/bridge.js';
-import { NO_IDENTITY, type LinkDriver } from '../kernel/links/driver.js';
-import { macvlan } from '../kernel/links/macvlan.js';
-import { veth } from '../kernel/links/veth.js';
-import { netnsIdentity, ownNetns } from '../kernel/netns.js';
-import { hostLinkInfo } from '../kernel/sysfs.js';
-import { changeFirewallIn } from '../firewall/sync.js';
+import { setHairpin } from '../net/links/bridge.js';
+import { NO_IDENTITY, type LinkDriver } from '../net/links/driver.js';
+import { macvlan } from '../net/links/macvlan.js';
+import { veth } from '../net/links/veth.js';
+import { netnsIdentity, ownNetns } from '../net/netns/netns.js';
+import { hostLinkInfo } from '../net/link-state/sysfs.js';
+import { changeFirewallIn } from '../net/firewall/sync.js';
 import { checkAttachSpec, staticAddresses, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
 import { randomMac } from '../model/mac.js';
 import type { PortSpec } from '../model/publish.js';
 import { hasControl } from '../model/validate.js';
-import * as records from '../store/attachments.js';
-import type { AttachmentRecord } from '../store/attachments.js';
-import { deletePortsOf, findNetwork, listPorts, type NetworkRecord } from '../store/networks.js';
+import * as records from '../db/attachments.js';
+import type { AttachmentRecord } from '../db/attachments.js';
+import { deletePortsOf, findNetwork, listPorts, type NetworkRecord } from '../db/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import { namedStep } from '../util/faults.js';
 import { UndoStack } from '../util/undo.js';

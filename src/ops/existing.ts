@@ -9,10 +9,10 @@
  *   leftover  a crashed attach, or other settings whose interface is gone: clear it, then make
  *   busy      another operation is attaching it right now (in another live pipewright, or in this one)
  */
-import { readLink } from '../kernel/link-state.js';
+import { readLink } from '../net/link-state/link-state.js';
 import { sameSpec, type AttachSpec } from '../model/attachment.js';
 import { workingNetns, type Guest, type HeldGuest } from '../runtime/guest.js';
-import { findAttachment, ownerBusy, type AttachmentRecord } from '../store/attachments.js';
+import { findAttachment, ownerBusy, type AttachmentRecord } from '../db/attachments.js';
 import type { CoreContext } from './context.js';
 
 export type Verdict = 'absent' | 'held' | 'lost' | 'changed' | 'leftover' | 'busy';

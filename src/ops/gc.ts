@@ -9,11 +9,11 @@
  * so a lease in the list always finds its attachment in the later snapshot (none is taken for an
  * orphan while its attach is under way).
  */
-import type { Lease } from '../ipam/backend.js';
-import { listNetworks } from '../store/networks.js';
+import type { Lease } from '../net/ipam/backend.js';
+import { listNetworks } from '../db/networks.js';
 import { dockerAvailable, dockerEndpointAddresses, dockerNetworkIds } from '../runtime/docker.js';
 import { guestAlive, type GuestKind } from '../runtime/guest.js';
-import { listAttachments, ownerAlive, ownerBusy, settledHostLinks, type AttachmentRecord } from '../store/attachments.js';
+import { listAttachments, ownerAlive, ownerBusy, settledHostLinks, type AttachmentRecord } from '../db/attachments.js';
 import { collectOrphanVolumes } from '../storage/volumes.js';
 import type { CoreContext } from './context.js';
 import { namedStep } from '../util/faults.js';

@@ -4,8 +4,8 @@
  * pool's gateway). Every lease is taken under the guest interface's owner name and given back on
  * rollback or detach; restore finds them again under that name.
  */
-import type { Lease } from '../ipam/backend.js';
-import type { Pool } from '../ipam/pool.js';
+import type { Lease } from '../net/ipam/backend.js';
+import type { Pool } from '../net/ipam/pool.js';
 import type { IpConfig } from '../model/address.js';
 import { poolsOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
 import { PipewrightError } from '../util/errors.js';

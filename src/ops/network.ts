@@ -7,16 +7,16 @@
  * A macvlan network on a VLAN hangs its links off the NIC's VLAN interface (<nic>.<id>),
  * made when missing. Removing a network takes back what creating it added.
  */
-import { removeHostAddress, setHostAddress } from '../kernel/addresses.js';
-import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../kernel/sysfs.js';
-import { changeFirewallIn } from '../firewall/sync.js';
+import { removeHostAddress, setHostAddress } from '../net/addresses/addresses.js';
+import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../net/link-state/sysfs.js';
+import { changeFirewallIn } from '../net/firewall/sync.js';
 import { contains, parseIpConfig, type IpConfig } from '../model/address.js';
 import { NO_HOST_IF } from '../model/attachment.js';
 import { shimName, vlanInterfaceName } from '../model/host-names.js';
 import { checkIfname, checkMtu, checkObjectName, checkVlanId, type MacvlanMode } from '../model/validate.js';
-import * as records from '../store/attachments.js';
-import { withLock } from '../store/lock.js';
-import { deleteNetwork, findNetwork, insertNetwork, type NetworkKind, type NetworkRecord } from '../store/networks.js';
+import * as records from '../db/attachments.js';
+import { withLock } from '../db/lock.js';
+import { deleteNetwork, findNetwork, insertNetwork, type NetworkKind, type NetworkRecord } from '../db/networks.js';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
 import { namedStep } from '../util/faults.js';

@@ -3,17 +3,17 @@
  * (the same interface again, in a guest's new namespace after a restart). Each step registers
  * its inverse on the caller's undo stack.
  */
-import { checkLease, startDhcpClient, stopDhcpClient } from '../kernel/dhcp-client.js';
-import { readLink } from '../kernel/link-state.js';
-import { waitForwarding } from '../kernel/bridge.js';
-import { configureGuest, type Reannounce } from '../kernel/guest-config.js';
-import type { LinkDriver, LinkIdentity } from '../kernel/links/index.js';
-import { errno } from '../kernel/netlink/errno.js';
+import { checkLease, startDhcpClient, stopDhcpClient } from '../net/dhcp/dhcp-client.js';
+import { readLink } from '../net/link-state/link-state.js';
+import { waitForwarding } from '../net/links/bridge.js';
+import { configureGuest, type Reannounce } from '../net/addresses/guest-config.js';
+import type { LinkDriver, LinkIdentity } from '../net/links/index.js';
+import { errno } from '../net/rtnetlink/errno.js';
 import type { AttachmentPlan } from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
 import { guestKey, type HeldGuest } from '../runtime/guest.js';
-import * as records from '../store/attachments.js';
-import { findNetwork } from '../store/networks.js';
+import * as records from '../db/attachments.js';
+import { findNetwork } from '../db/networks.js';
 import { PipewrightError } from '../util/errors.js';
 import type { ProcessRef } from '../util/process.js';
 import type { UndoStack } from '../util/undo.js';

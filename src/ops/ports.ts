@@ -3,16 +3,16 @@
  * owner) and the rules are left to the firewall change that follows the store.
  */
 import { PipewrightError } from '../util/errors.js';
-import { readLink } from '../kernel/link-state.js';
-import { hostLinkExists } from '../kernel/sysfs.js';
+import { readLink } from '../net/link-state/link-state.js';
+import { hostLinkExists } from '../net/link-state/sysfs.js';
 import { contains } from '../model/address.js';
 import { poolsOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
-import { conflictingPort, findNetwork, insertPort } from '../store/networks.js';
+import { conflictingPort, findNetwork, insertPort } from '../db/networks.js';
 import type { CoreContext } from './context.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../db/store.js';
 import type { IpConfig } from '../model/address.js';
 import { formatPublish, type PortSpec, type Proto } from '../model/publish.js';
-import { fromBig, prefixBounds } from '../ipam/ipmath.js';
+import { fromBig, prefixBounds } from '../net/ipam/ipmath.js';
 
 /** Records the guest's published ports (inside the caller's transaction). */
 export function recordPorts(store: Store, attachmentId: number, guestName: string, bridge: string, addresses: IpConfig[], ports: PortSpec[]): void {

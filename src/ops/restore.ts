@@ -4,15 +4,15 @@
  * by the guest interface, so pool addresses come back unchanged), routes and port hairpin; the
  * firewall rules never went away. All or nothing, like attach.
  */
-import { setHairpin } from '../kernel/bridge.js';
-import { stopDhcpClient } from '../kernel/dhcp-client.js';
-import { driverFor, NO_IDENTITY } from '../kernel/links/index.js';
+import { setHairpin } from '../net/links/bridge.js';
+import { stopDhcpClient } from '../net/dhcp/dhcp-client.js';
+import { driverFor, NO_IDENTITY } from '../net/links/index.js';
 import { linkOptions, routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
 import { withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
-import * as records from '../store/attachments.js';
-import type { AttachmentRecord } from '../store/attachments.js';
-import { listPorts } from '../store/networks.js';
-import { changeFirewallIn } from '../firewall/sync.js';
+import * as records from '../db/attachments.js';
+import type { AttachmentRecord } from '../db/attachments.js';
+import { listPorts } from '../db/networks.js';
+import { changeFirewallIn } from '../net/firewall/sync.js';
 import { PipewrightError } from '../util/errors.js';
 import { withTurnOn } from '../util/operation.js';
 import { UndoStack } from '../util/undo.js';

@@ -6,21 +6,21 @@
  * under the host's `links` lock, by one pipewright process at a time: twenty attaches to a new
  * bridge at once make it once, and a rollback never deletes a bridge another attach has joined.
  */
-import { setHostAddress } from '../kernel/addresses.js';
-import { bridgeHasPorts, createBridge } from '../kernel/bridge.js';
-import { deleteLinkWords, logAsIp } from '../kernel/ip-words.js';
-import type { LinkDriver } from '../kernel/links/index.js';
-import { createShim } from '../kernel/links/macvlan.js';
-import { createHostVlan, hostVlanToBe } from '../kernel/links/vlan.js';
-import { errno } from '../kernel/netlink/errno.js';
-import { deleteHostLink } from '../kernel/netlink/rtnl.js';
-import { hostLinkExists } from '../kernel/sysfs.js';
+import { setHostAddress } from '../net/addresses/addresses.js';
+import { bridgeHasPorts, createBridge } from '../net/links/bridge.js';
+import { deleteLinkWords, logAsIp } from '../net/rtnetlink/ip-words.js';
+import type { LinkDriver } from '../net/links/index.js';
+import { createShim } from '../net/links/macvlan.js';
+import { createHostVlan, hostVlanToBe } from '../net/links/vlan.js';
+import { errno } from '../net/rtnetlink/errno.js';
+import { deleteHostLink } from '../net/rtnetlink/rtnl.js';
+import { hostLinkExists } from '../net/link-state/sysfs.js';
 import type { IpConfig } from '../model/address.js';
 import { shimName, vlanInterfaceName } from '../model/host-names.js';
-import * as records from '../store/attachments.js';
-import type { AttachmentRecord } from '../store/attachments.js';
-import { withLock } from '../store/lock.js';
-import { findNetwork } from '../store/networks.js';
+import * as records from '../db/attachments.js';
+import type { AttachmentRecord } from '../db/attachments.js';
+import { withLock } from '../db/lock.js';
+import { findNetwork } from '../db/networks.js';
 import type { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
 

@@ -4,11 +4,11 @@
  *   stale   the guest, its interface or the host side of its link is gone (gc or detach clears it)
  *   pending an attach in progress, or one that crashed (its owner is gone)
  */
-import { readLink, type LinkState } from '../kernel/link-state.js';
-import { driverFor } from '../kernel/links/index.js';
-import { liveNetns } from '../kernel/netns.js';
+import { readLink, type LinkState } from '../net/link-state/link-state.js';
+import { driverFor } from '../net/links/index.js';
+import { liveNetns } from '../net/netns/netns.js';
 import { guestAlive } from '../runtime/guest.js';
-import type { AttachmentRecord } from '../store/attachments.js';
+import type { AttachmentRecord } from '../db/attachments.js';
 import type { CoreContext } from './context.js';
 
 export interface AttachmentStatus {

@@ -15,7 +15,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { checkObjectName } from '../model/validate.js';
-import { holdNetns, liveNetns, processNetns, releaseNetns, type NetnsHandle } from '../kernel/netns.js';
+import { holdNetns, liveNetns, processNetns, releaseNetns, type NetnsHandle } from '../net/netns/netns.js';
 import { pidStartTime } from '../util/process.js';
 import { endpointKnown, EngineUnreachable, inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
 

@@ -10,7 +10,7 @@ import { describe, PipewrightError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { pidStartTime } from '../util/process.js';
 import type { Guest } from '../runtime/guest.js';
-import { deleteMount, findVolume, insertMount, listMounts, setMountSource, type MountRecord } from '../store/volumes.js';
+import { deleteMount, findVolume, insertMount, listMounts, setMountSource, type MountRecord } from '../db/volumes.js';
 import { UndoStack } from '../util/undo.js';
 import { checkHostPath, checkHostPolicy } from './host-path.js';
 import type { MountSpec } from './spec.js';

@@ -10,13 +10,13 @@ import { PipewrightError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
-import type { Store } from '../store/store.js';
-import { deleteVolume, findVolume, insertVolume, listMounts, listVolumes, pluginMounts, type VolumeRecord } from '../store/volumes.js';
+import type { Store } from '../db/store.js';
+import { deleteVolume, findVolume, insertVolume, listMounts, listVolumes, pluginMounts, type VolumeRecord } from '../db/volumes.js';
 import { matchesLabels, parseLabels } from '../util/labels.js';
 import { checkVolumeName, sizeBytes, type VolumeOptions } from './spec.js';
 import { checkHostPath } from './host-path.js';
 import { UndoStack } from '../util/undo.js';
-import { withLock } from '../store/lock.js';
+import { withLock } from '../db/lock.js';
 import { namedStep } from '../util/faults.js';
 
 /** What storage operations need of the core context: the store, and where to report steps. */

@@ -8,7 +8,7 @@ import t from 'tap';
 import { execa } from 'execa';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/db/store.js';
 import { CLI, cli, firewallSnapshot, PIPEWORK_BIN, isRoot, must, netns, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
 
 const N = Number(process.env.FUZZ_N ?? 500);

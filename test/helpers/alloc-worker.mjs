@@ -1,9 +1,9 @@
 // One allocating process for the concurrency tests: allocates COUNT addresses from POOL through
 // the library (dist/) and prints them as JSON. Args: <sqlite:<state-dir>|etcd://h:p> <pool> <count> <owner> [host]
-import { Store } from '../../dist/store/store.js';
-import { Ipam } from '../../dist/ipam/allocator.js';
-import { SqliteLeaseBackend } from '../../dist/ipam/sqlite-backend.js';
-import { EtcdLeaseBackend } from '../../dist/ipam/etcd-backend.js';
+import { Store } from '../../dist/db/store.js';
+import { Ipam } from '../../dist/net/ipam/allocator.js';
+import { SqliteLeaseBackend } from '../../dist/net/ipam/sqlite-backend.js';
+import { EtcdLeaseBackend } from '../../dist/net/ipam/etcd-backend.js';
 
 const [where, pool, count, owner, host] = process.argv.slice(2);
 let store;

@@ -3,8 +3,8 @@
  * `make` returns a fresh, empty backend (and registers its own cleanup).
  */
 import type { Test } from 'tap';
-import { Ipam } from '../../src/ipam/allocator.js';
-import type { LeaseBackend } from '../../src/ipam/backend.js';
+import { Ipam } from '../../src/net/ipam/allocator.js';
+import type { LeaseBackend } from '../../src/net/ipam/backend.js';
 
 type Make = (t: Test) => Promise<LeaseBackend>;
 

@@ -11,10 +11,10 @@ import { closeSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ifla, IFLA, readAttrs, readString } from '../../src/kernel/netlink/attrs.js';
-import { answerOf, encodeRequest, RTM, splitMessages } from '../../src/kernel/netlink/message.js';
-import { ifinfomsg } from '../../src/kernel/netlink/rtnl.js';
-import { inNetns } from '../../src/kernel/netlink/sockets.js';
+import { ifla, IFLA, readAttrs, readString } from '../../src/net/rtnetlink/attrs.js';
+import { answerOf, encodeRequest, RTM, splitMessages } from '../../src/net/rtnetlink/message.js';
+import { ifinfomsg } from '../../src/net/rtnetlink/rtnl.js';
+import { inNetns } from '../../src/net/rtnetlink/sockets.js';
 import { syscalls } from '../../src/util/syscalls.js';
 import { isRoot, must, ROOT_REASON, stateDir, testHost, uniq, waitStopped } from '../helpers/host.js';
 

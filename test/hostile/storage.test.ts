@@ -16,7 +16,7 @@ import { closeContext, openContext } from '../../src/ops/context.js';
 import { resolveGuest } from '../../src/runtime/guest.js';
 import { restoreMounts } from '../../src/storage/mount.js';
 import { reconcileContainer } from '../../src/lifecycle/reconcile.js';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/db/store.js';
 
 type T = Test;
 const SKIP = !isRoot && ROOT_REASON;

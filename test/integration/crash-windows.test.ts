@@ -8,7 +8,7 @@ import t from 'tap';
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { deleteHostLink } from '../../src/kernel/netlink/rtnl.js';
+import { deleteHostLink } from '../../src/net/rtnetlink/rtnl.js';
 import { CLI, cli, hostLinks, isRoot, must, netns, nicPair, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq, waitStopped } from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;
@@ -85,7 +85,7 @@ t.test('detach leaves an attach under way in another process alone', { skip }, a
   t.same(await hostLinks(), links, 'no link left: the bridge went with its last guest');
 });
 
-const SOCKETS = fileURLToPath(new URL('../../dist/kernel/netlink/sockets.js', import.meta.url));
+const SOCKETS = fileURLToPath(new URL('../../dist/net/rtnetlink/sockets.js', import.meta.url));
 
 t.test('a process that cannot return to the host namespace stops at once', { skip }, async (t) => {
   const guest = await netns(t);

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import { execa } from 'execa';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/db/store.js';
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { startEtcd } from '../helpers/etcd.js';

@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/db/store.js';
 import { cli, inNs, isRoot, must, netns, nicPair, ROOT_REASON, stateDir } from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;

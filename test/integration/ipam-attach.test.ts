@@ -57,9 +57,9 @@ t.test('gc: vanished guests and orphaned leases', { skip: !isRoot && ROOT_REASON
   await cli(dir, ['lease', 'reserve', 'gcp', '10.243.0.100', '--owner', 'printer']);
   const hostEnd = JSON.parse((await cli(dir, ['attach', br, a, 'pool:gcp', '--json'])).stdout).hostLink;
   // An orphan: a lease of this host (its id is kept in the state dir) whose owner has no attachment.
-  const { Store } = await import('../../src/store/store.js');
-  const { Ipam } = await import('../../src/ipam/allocator.js');
-  const { SqliteLeaseBackend } = await import('../../src/ipam/sqlite-backend.js');
+  const { Store } = await import('../../src/db/store.js');
+  const { Ipam } = await import('../../src/net/ipam/allocator.js');
+  const { SqliteLeaseBackend } = await import('../../src/net/ipam/sqlite-backend.js');
   const store = Store.open(dir);
   await new Ipam(new SqliteLeaseBackend(store), readFileSync(join(dir, 'host-id'), 'utf8').trim()).allocate('gcp', 'netns:ghost/eth0');
   store.close();

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EtcdLeaseBackend } from '../../src/ipam/etcd-backend.js';
+import { EtcdLeaseBackend } from '../../src/net/ipam/etcd-backend.js';
 import { ipamSuite } from '../helpers/ipam-suite.js';
 import { makeTlsFiles, startEtcd, startEtcdProcess } from '../helpers/etcd.js';
 import { Etcd3 } from 'etcd3';

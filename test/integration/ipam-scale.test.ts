@@ -7,10 +7,10 @@ import t from 'tap';
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { Store } from '../../src/store/store.js';
-import { Ipam } from '../../src/ipam/allocator.js';
-import { SqliteLeaseBackend } from '../../src/ipam/sqlite-backend.js';
-import { EtcdLeaseBackend } from '../../src/ipam/etcd-backend.js';
+import { Store } from '../../src/db/store.js';
+import { Ipam } from '../../src/net/ipam/allocator.js';
+import { SqliteLeaseBackend } from '../../src/net/ipam/sqlite-backend.js';
+import { EtcdLeaseBackend } from '../../src/net/ipam/etcd-backend.js';
 import { startEtcd } from '../helpers/etcd.js';
 
 const WORKER = fileURLToPath(new URL('../helpers/alloc-worker.mjs', import.meta.url));

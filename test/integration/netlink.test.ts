@@ -5,10 +5,10 @@
  */
 import t from 'tap';
 import { isRoot, must, netns, ROOT_REASON } from '../helpers/host.js';
-import { kindLinkInfo, ifla, vethLinkInfo } from '../../src/kernel/netlink/attrs.js';
-import { addAddress, delLink, getLink, indexIn, newLink, replaceRoute, setLink } from '../../src/kernel/netlink/rtnl.js';
-import { withNetnsFd, withNetnsSocket } from '../../src/kernel/netlink/sockets.js';
-import { readLinks, readLink } from '../../src/kernel/link-state.js';
+import { kindLinkInfo, ifla, vethLinkInfo } from '../../src/net/rtnetlink/attrs.js';
+import { addAddress, delLink, getLink, indexIn, newLink, replaceRoute, setLink } from '../../src/net/rtnetlink/rtnl.js';
+import { withNetnsFd, withNetnsSocket } from '../../src/net/rtnetlink/sockets.js';
+import { readLinks, readLink } from '../../src/net/link-state/link-state.js';
 import { parseIpConfig } from '../../src/model/address.js';
 
 const skip = isRoot ? false : ROOT_REASON;

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/db/store.js';
 import { cli, dockerUp, isRoot, netns, processEnded, removeLinkAtEnd, ROOT_REASON, sh, stateDir, TEST_IMAGE, uniq, until } from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;

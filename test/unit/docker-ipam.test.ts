@@ -3,9 +3,9 @@
  * included: Docker repeats requests after its own restart, and each must get the same answer.
  */
 import t, { type Test } from 'tap';
-import { Store } from '../../src/store/store.js';
-import { SqliteLeaseBackend } from '../../src/ipam/sqlite-backend.js';
-import { Ipam } from '../../src/ipam/allocator.js';
+import { Store } from '../../src/db/store.js';
+import { SqliteLeaseBackend } from '../../src/net/ipam/sqlite-backend.js';
+import { Ipam } from '../../src/net/ipam/allocator.js';
 import { ipamDriver } from '../../src/daemon/ipam-driver.js';
 
 const MAC = 'com.docker.network.endpoint.macaddress';

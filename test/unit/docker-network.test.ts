@@ -4,11 +4,11 @@
  * not the operator pool's. Replays of deletes are no-ops. (The kernel side: integration/docker-plugin.)
  */
 import t, { type Test } from 'tap';
-import { Store } from '../../src/store/store.js';
-import { SqliteLeaseBackend } from '../../src/ipam/sqlite-backend.js';
-import { Ipam } from '../../src/ipam/allocator.js';
+import { Store } from '../../src/db/store.js';
+import { SqliteLeaseBackend } from '../../src/net/ipam/sqlite-backend.js';
+import { Ipam } from '../../src/net/ipam/allocator.js';
 import { networkDriver } from '../../src/daemon/network-driver.js';
-import { listNetworks } from '../../src/store/networks.js';
+import { listNetworks } from '../../src/db/networks.js';
 import { silent } from '../../src/util/log.js';
 
 const NET = 'a'.repeat(64);

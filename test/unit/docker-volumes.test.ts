@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/db/store.js';
 import { volumeDriver } from '../../src/daemon/volume-driver.js';
 
 t.test('create, get, list, mount by ID, unmount, remove; replays count once', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { grpcReason } from '../../src/ipam/etcd-backend.js';
+import { grpcReason } from '../../src/net/ipam/etcd-backend.js';
 
 t.test("gRPC's messages, short: what failed, without the status code or an empty note", async (t) => {
   t.equal(

@@ -1,8 +1,8 @@
 import t from 'tap';
-import { desiredRules, type FirewallState } from '../../src/firewall/rules.js';
-import { renderRule, restoreDelta, CHAINS } from '../../src/firewall/iptables.js';
+import { desiredRules, type FirewallState } from '../../src/net/firewall/rules.js';
+import { renderRule, restoreDelta, CHAINS } from '../../src/net/firewall/iptables.js';
 import { toolMessage } from '../../src/util/exec.js';
-import { chainRules4, elementOf } from '../../src/firewall/nftables.js';
+import { chainRules4, elementOf } from '../../src/net/firewall/nftables.js';
 import { parsePublish, formatPublish } from '../../src/model/publish.js';
 import { UsageError } from '../../src/util/errors.js';
 

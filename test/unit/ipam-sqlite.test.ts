@@ -1,8 +1,8 @@
 import t from 'tap';
-import { Store } from '../../src/store/store.js';
-import { SqliteLeaseBackend } from '../../src/ipam/sqlite-backend.js';
+import { Store } from '../../src/db/store.js';
+import { SqliteLeaseBackend } from '../../src/net/ipam/sqlite-backend.js';
 import { ipamSuite } from '../helpers/ipam-suite.js';
-import { Ipam } from '../../src/ipam/allocator.js';
+import { Ipam } from '../../src/net/ipam/allocator.js';
 import { ipamDriver } from '../../src/daemon/ipam-driver.js';
 
 ipamSuite(t, async (t) => {

@@ -1,13 +1,13 @@
 /** Each link driver's kernel steps in iproute2's words (what --verbose prints), and the guest's configuration. */
 import t from 'tap';
-import { configureGuestWords } from '../../src/kernel/guest-config.js';
-import { dummy } from '../../src/kernel/links/dummy.js';
-import { ipvlan } from '../../src/kernel/links/ipvlan.js';
-import { macvlan } from '../../src/kernel/links/macvlan.js';
-import { phys } from '../../src/kernel/links/phys.js';
-import { veth } from '../../src/kernel/links/veth.js';
-import { vlan } from '../../src/kernel/links/vlan.js';
-import { chooseDriver } from '../../src/kernel/links/index.js';
+import { configureGuestWords } from '../../src/net/addresses/guest-config.js';
+import { dummy } from '../../src/net/links/dummy.js';
+import { ipvlan } from '../../src/net/links/ipvlan.js';
+import { macvlan } from '../../src/net/links/macvlan.js';
+import { phys } from '../../src/net/links/phys.js';
+import { veth } from '../../src/net/links/veth.js';
+import { vlan } from '../../src/net/links/vlan.js';
+import { chooseDriver } from '../../src/net/links/index.js';
 import { checkAttachSpec, routesOf, type AttachmentPlan } from '../../src/model/attachment.js';
 import { parseIpConfig, parseRoute } from '../../src/model/address.js';
 

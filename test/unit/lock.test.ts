@@ -4,9 +4,9 @@
  */
 import t from 'tap';
 import { execa } from 'execa';
-import { withLock } from '../../src/store/lock.js';
+import { withLock } from '../../src/db/lock.js';
 
-const LOCK = new URL('../../dist/store/lock.js', import.meta.url).href;
+const LOCK = new URL('../../dist/db/lock.js', import.meta.url).href;
 const holder = (dir: string) =>
   execa(
     'node',

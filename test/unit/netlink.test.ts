@@ -1,7 +1,7 @@
 /** rtnetlink framing without a kernel: requests as the kernel reads them, answers as it writes them. */
 import t from 'tap';
-import { IFLA, ifla, linkKind, nla, readAttrs, readMac, readString, readU32, vethLinkInfo, str, u32 } from '../../src/kernel/netlink/attrs.js';
-import { answerOf, encodeRequest, NetlinkError, NLM_F, RTM, splitMessages } from '../../src/kernel/netlink/message.js';
+import { IFLA, ifla, linkKind, nla, readAttrs, readMac, readString, readU32, vethLinkInfo, str, u32 } from '../../src/net/rtnetlink/attrs.js';
+import { answerOf, encodeRequest, NetlinkError, NLM_F, RTM, splitMessages } from '../../src/net/rtnetlink/message.js';
 
 /** One message as the kernel writes it: header, body, padded to 4 bytes. */
 function message(type: number, flags: number, seq: number, body: Buffer): Buffer {

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { boundsOf, INIT_USER_NS_INO, lackOfPowers, weakerThan } from '../../src/kernel/powers.js';
+import { boundsOf, INIT_USER_NS_INO, lackOfPowers, weakerThan } from '../../src/net/netns/powers.js';
 import { CLI, isRoot, ROOT_REASON, until } from '../helpers/host.js';
 
 const status = (capEff: string) => `Name:\tpipewright\nCapEff:\t${capEff}\n`;

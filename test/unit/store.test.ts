@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import Database from 'better-sqlite3';
-import { Store } from '../../src/store/store.js';
-import { MIGRATIONS, rebuildAttachments } from '../../src/store/migrations.js';
-import { insertPending, findAttachment, markReady, countOnHostIf, ownerAlive } from '../../src/store/attachments.js';
+import { Store } from '../../src/db/store.js';
+import { MIGRATIONS, rebuildAttachments } from '../../src/db/migrations.js';
+import { insertPending, findAttachment, markReady, countOnHostIf, ownerAlive } from '../../src/db/attachments.js';
 import { checkAttachSpec, sameSpec } from '../../src/model/attachment.js';
 
 t.test('a new store is migrated to the current schema and round-trips a record', async (t) => {
@@ -110,7 +110,7 @@ t.test("a record's owner is its pid with its start time: the same pid in another
   t.notOk(ownerAlive(findAttachment(store, 'netns', 'red', 'eth0')!), 'pid 1 is alive, but it did not write this record');
 });
 
-const STORE_JS = fileURLToPath(new URL('../../dist/store/store.js', import.meta.url));
+const STORE_JS = fileURLToPath(new URL('../../dist/db/store.js', import.meta.url));
 
 t.test('many processes opening one fresh state dir at once all get the migrated store', async (t) => {
   // Every child waits for the same instant, then opens the store: the first use of a hook run in

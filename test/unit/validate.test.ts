@@ -3,7 +3,7 @@ import { checkIfname, checkMac, checkMtu, checkMacvlanMode } from '../../src/mod
 import { checkAttachSpec, sameSpec } from '../../src/model/attachment.js';
 import { macFromText } from '../../src/model/mac.js';
 import { UsageError } from '../../src/util/errors.js';
-import { checkLease } from '../../src/kernel/dhcp-client.js';
+import { checkLease } from '../../src/net/dhcp/dhcp-client.js';
 import { execFileSync } from 'node:child_process';
 
 t.test('interface names follow the kernel rules', async (t) => {

@@ -1,0 +1,194 @@
+/**
+ * The nftables backend: one table `ip pipewright` (and `ip6 pipewright` for IPv6 forwarding).
+ * Per-port state lives in sets and maps, so publishing or removing a port adds or deletes set
+ * elements (constant cost, whatever else is published); the few per-bridge rules are rewritten
+ * in the same `nft -f` transaction. An empty rule set removes the tables.
+ *
+ * An accept in one nftables base chain cannot override a drop in another: where another
+ * program's iptables FORWARD chain drops (Docker's policy), the forwarding accepts are mirrored
+ * into PIPEWRIGHT-FORWARD there, so guests still pass.
+ */
+import { run } from '../../util/exec.js';
+import type { StepLog } from '../../util/log.js';
+import { applyIptables, NFT_ACCEPT_MARK } from './iptables.js';
+import type { Rule } from './rules.js';
+
+const T4 = 'ip pipewright';
+const T6 = 'ip6 pipewright';
+
+/** Sets and maps, with their types: element strings are written and read back in this form. */
+const SETS = {
+  published: 'set published { type ifname . ipv4_addr . inet_proto . inet_service; }',
+  hairpin: 'set hairpin { type ifname . ipv4_addr . inet_proto . inet_service; }',
+  dnat_any: 'map dnat_any { type inet_proto . inet_service : ipv4_addr . inet_service; }',
+  dnat_addr: 'map dnat_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }',
+} as const;
+type SetName = keyof typeof SETS;
+
+const CHAINS4 = [
+  // Before iptables' own FORWARD (priority filter), so the mark below is set when it looks.
+  'chain forward { type filter hook forward priority filter - 1; policy accept; }',
+  'chain input { type filter hook input priority filter; policy accept; }',
+  'chain prerouting { type nat hook prerouting priority dstnat; policy accept; }',
+  'chain output { type nat hook output priority -100; policy accept; }',
+  'chain postrouting { type nat hook postrouting priority srcnat; policy accept; }',
+  'chain port_dnat { }',
+];
+const L4 = 'meta l4proto { tcp, udp }';
+/** Every accept marks the packet: an iptables FORWARD that drops lets marked packets pass (see iptables.ts). */
+const ACCEPT = `meta mark set meta mark | ${NFT_ACCEPT_MARK} accept`;
+const q = (ifname: string) => `"${ifname}"`;
+
+/** The element a port rule becomes, or null for a rule that is a chain rule. */
+export function elementOf(r: Rule): [SetName, string] | null {
+  switch (r.type) {
+    case 'dnat':
+      return r.hostIp
+        ? ['dnat_addr', `${r.hostIp} . ${r.proto} . ${r.hostPort} : ${r.ctrIp} . ${r.ctrPort}`]
+        : ['dnat_any', `${r.proto} . ${r.hostPort} : ${r.ctrIp} . ${r.ctrPort}`];
+    case 'hairpin':
+      return ['hairpin', `${q(r.bridge)} . ${r.ctrIp} . ${r.proto} . ${r.ctrPort}`];
+    case 'port-forward':
+      return ['published', `${q(r.bridge)} . ${r.ctrIp} . ${r.proto} . ${r.ctrPort}`];
+    default:
+      return null;
+  }
+}
+
+/** Chain rules of the IPv4 table, in order (drops before accepts). */
+export function chainRules4(rules: Rule[]): string[] {
+  const out: string[] = [
+    `add rule ${T4} prerouting fib daddr type local jump port_dnat`,
+    `add rule ${T4} output fib daddr type local jump port_dnat`,
+    `add rule ${T4} port_dnat ${L4} dnat ip to ip daddr . meta l4proto . th dport map @dnat_addr`,
+    `add rule ${T4} port_dnat ${L4} dnat ip to meta l4proto . th dport map @dnat_any`,
+  ];
+  for (const r of rules) if (r.type === 'isolate') out.push(`add rule ${T4} forward iifname ${q(r.from)} oifname ${q(r.to)} drop`);
+  out.push(`add rule ${T4} forward ${L4} oifname . ip daddr . meta l4proto . th dport @published ${ACCEPT}`);
+  for (const r of rules) {
+    if (r.type === 'bridge-internal') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname ${q(r.bridge)} ${ACCEPT}`);
+    if (r.type === 'bridge-egress') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname != ${q(r.bridge)} ${ACCEPT}`);
+    if (r.type === 'bridge-replies' || r.type === 'bridge-egress')
+      out.push(`add rule ${T4} forward oifname ${q(r.bridge)} ct state established,related ${ACCEPT}`);
+    if (r.type === 'masquerade') out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} oifname != ${q(r.bridge)} masquerade`);
+    if (r.type === 'localnet') out.push(`add rule ${T4} postrouting ip saddr 127.0.0.0/8 oifname ${q(r.bridge)} masquerade`);
+    if (r.type === 'localhost-guard') out.push(`add rule ${T4} input iifname ${q(r.bridge)} ip daddr 127.0.0.0/8 ct state new ct status & dnat == 0 drop`);
+    // iifname is not known in postrouting for bridged (br_netfilter) packets: match the source subnet.
+    if (r.type === 'hairpin-source') {
+      out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} ${L4} oifname . ip daddr . meta l4proto . th dport @hairpin masquerade`);
+    }
+  }
+  return [...new Set(out)];
+}
+
+interface NftJsonSet {
+  name: string;
+  elem?: (unknown[] | { concat: unknown[] })[];
+}
+
+/** nft -j writes an element as a value, {concat: [...]}, or [key, value] for maps. */
+function elemText(e: unknown): string {
+  const parts = (x: unknown) => (x && typeof x === 'object' && 'concat' in x ? (x as { concat: unknown[] }).concat : [x]).map(String).join(' . ');
+  return Array.isArray(e) ? `${parts(e[0])} : ${parts(e[1])}` : parts(e);
+}
+
+/** The elements each set holds now; null when the table does not exist. */
+async function readElements(log?: StepLog): Promise<Map<SetName, Set<string>> | null> {
+  const res = await run('nft', ['-j', 'list', 'table', ...T4.split(' ')], { allowFailure: true, log });
+  if (res.exitCode !== 0) return null;
+  const out = new Map<SetName, Set<string>>();
+  for (const obj of JSON.parse(res.stdout).nftables as Record<string, NftJsonSet>[]) {
+    const set = obj.set ?? obj.map;
+    if (!set || !(set.name in SETS)) continue;
+    const ifnames = set.name === 'hairpin' || set.name === 'published' ? 1 : 0;
+    out.set(set.name as SetName, new Set((set.elem ?? []).map((e) => quoteIfnames(elemText(e), ifnames))));
+  }
+  return out;
+}
+
+/** nft's JSON drops the quotes of ifname values; put them back on the first n parts. */
+function quoteIfnames(text: string, n: number): string {
+  const parts = text.split(' . ');
+  for (let i = 0; i < n; i++) parts[i] = q(parts[i]);
+  return parts.join(' . ');
+}
+
+async function tableExists(table: string): Promise<boolean> {
+  return (await run('nft', ['list', 'table', ...table.split(' ')], { allowFailure: true })).exitCode === 0;
+}
+
+function elementsOf(rules: Rule[]): Map<SetName, Set<string>> {
+  const out = new Map<SetName, Set<string>>(Object.keys(SETS).map((k) => [k as SetName, new Set<string>()]));
+  for (const r of rules) {
+    const el = elementOf(r);
+    if (el) out.get(el[0])!.add(el[1]);
+  }
+  return out;
+}
+
+/** Table, chains and sets (idempotent `add`), then the chain rules rewritten from scratch. */
+function structure4(rules: Rule[]): string[] {
+  return [
+    `add table ${T4}`,
+    ...CHAINS4.map((c) => `add ${c.replace('chain ', `chain ${T4} `)}`),
+    ...Object.values(SETS).map((set) => `add ${set.replace(/^(set|map) /, `$1 ${T4} `)}`),
+    ...['forward', 'input', 'prerouting', 'output', 'postrouting', 'port_dnat'].map((c) => `flush chain ${T4} ${c}`),
+    ...chainRules4(rules),
+  ];
+}
+
+/** Element deletions and additions that turn `have` into what `rules` want. */
+function elementDelta(rules: Rule[], have: Map<SetName, Set<string>> | null): string[] {
+  const lines: string[] = [];
+  for (const [name, elems] of elementsOf(rules)) {
+    const current = have?.get(name) ?? new Set<string>();
+    const gone = [...current].filter((e) => !elems.has(e));
+    const added = [...elems].filter((e) => !current.has(e));
+    if (gone.length) lines.push(`delete element ${T4} ${name} { ${gone.join(', ')} }`);
+    if (added.length) lines.push(`add element ${T4} ${name} { ${added.join(', ')} }`);
+  }
+  return lines;
+}
+
+function script6(rules: Rule[]): string[] {
+  const bridges = rules.filter((r) => r.type === 'bridge-internal') as { bridge: string }[];
+  return [
+    `add table ${T6}`,
+    `add chain ${T6} forward { type filter hook forward priority filter - 1; policy accept; }`,
+    `flush chain ${T6} forward`,
+    ...bridges.map((b) => `add rule ${T6} forward iifname ${q(b.bridge)} oifname ${q(b.bridge)} ${ACCEPT}`),
+  ];
+}
+
+async function nft(lines: string[], log?: StepLog): Promise<void> {
+  if (lines.length) await run('nft', ['-f', '-'], { input: lines.join('\n') + '\n', log });
+}
+
+/** Removes pipewright's nftables tables, if there are any. */
+export async function clearNftables(log?: StepLog): Promise<void> {
+  const lines = [];
+  for (const t of [T4, T6]) if (await tableExists(t)) lines.push(`delete table ${t}`);
+  await nft(lines, log);
+}
+
+/** Full apply: reads the sets once, rewrites the chain rules, changes only the elements that differ. */
+export async function applyNftables(rules: Rule[], log?: StepLog): Promise<void> {
+  if (rules.length === 0) await clearNftables(log);
+  else await nft([...structure4(rules), ...elementDelta(rules, await readElements(log)), ...script6(rules)], log);
+  await applyIptables(rules, log, { nftMark: true });
+}
+
+const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * Delta apply, with no read: a port is an element added or deleted, whatever else is published;
+ * chain rules are rewritten only when bridges or networks changed. First and last rule sets go
+ * through the full apply (tables and the iptables mark rule come and go with them).
+ */
+export async function applyNftablesDelta(before: Rule[], after: Rule[], log?: StepLog): Promise<void> {
+  if (before.length === 0 || after.length === 0) return applyNftables(after, log);
+  const lines = same(chainRules4(before), chainRules4(after)) ? [] : structure4(after);
+  lines.push(...elementDelta(after, elementsOf(before)));
+  if (!same(script6(before), script6(after))) lines.push(...script6(after));
+  await nft(lines, log);
+}

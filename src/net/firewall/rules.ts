@@ -1,0 +1,103 @@
+/**
+ * pipewright's whole firewall as data, derived from the store: which bridges have guests, which
+ * networks masquerade or are isolated, which ports are published. Backends render these rules
+ * (iptables-restore text, nft scripts) and apply only the difference with what the kernel holds,
+ * so adding, removing and `firewall sync` are one mechanism.
+ */
+import type { Proto } from '../../model/publish.js';
+
+export interface BridgeState {
+  bridge: string;
+  /** A pipewright network on this bridge, if any (masquerade/isolation choices). */
+  network?: { subnet: string; masquerade: boolean; isolated: boolean };
+  /** True when at least one guest is attached (its -i br -o br traffic must pass FORWARD). */
+  hasGuests: boolean;
+}
+
+export interface PortState {
+  proto: Proto;
+  /** '' for every local address. */
+  hostIp: string;
+  hostPort: number;
+  hostPortEnd: number;
+  ctrIp: string;
+  ctrSubnet: string;
+  ctrPort: number;
+  bridge: string;
+}
+
+export interface FirewallState {
+  bridges: BridgeState[];
+  ports: PortState[];
+}
+
+export type Rule =
+  /** Guests on one bridge reach each other (both families). */
+  | { type: 'bridge-internal'; bridge: string }
+  /** A masquerading network's guests reach out, and replies come back. */
+  | { type: 'bridge-egress'; bridge: string }
+  | { type: 'masquerade'; bridge: string; subnet: string }
+  /** An isolated network's bridge drops traffic to another pipewright bridge. */
+  | { type: 'isolate'; from: string; to: string }
+  /** Replies of published ports leave the bridge. */
+  | { type: 'bridge-replies'; bridge: string }
+  /** 127.0.0.1:<port> reaches a guest: masquerade loopback sources out of the bridge. */
+  | { type: 'localnet'; bridge: string }
+  /**
+   * The other side of route_localnet (the CVE-2020-8558 pattern): a guest must not reach the host's
+   * 127.0.0.0/8 services through its gateway. New connections from the bridge to 127.0.0.0/8 that
+   * were not DNATed are dropped.
+   */
+  | { type: 'localhost-guard'; bridge: string }
+  /** Guests of this subnet reaching a published port on their own bridge are masqueraded (per-port match below). */
+  | { type: 'hairpin-source'; bridge: string; subnet: string }
+  | { type: 'dnat'; proto: Proto; hostIp: string; hostPort: number; ctrIp: string; ctrPort: number }
+  | { type: 'hairpin'; proto: Proto; subnet: string; ctrIp: string; ctrPort: number; bridge: string }
+  | { type: 'port-forward'; proto: Proto; bridge: string; ctrIp: string; ctrPort: number };
+
+/** One rule per published port number: DNAT port ranges are expanded (DNAT to a range does not keep offsets). */
+function portRules(p: PortState): Rule[] {
+  const out: Rule[] = [];
+  for (let i = 0; i <= p.hostPortEnd - p.hostPort; i++) {
+    const ctrPort = p.ctrPort + i;
+    out.push(
+      { type: 'dnat', proto: p.proto, hostIp: p.hostIp, hostPort: p.hostPort + i, ctrIp: p.ctrIp, ctrPort },
+      { type: 'hairpin', proto: p.proto, subnet: p.ctrSubnet, ctrIp: p.ctrIp, ctrPort, bridge: p.bridge },
+      { type: 'port-forward', proto: p.proto, bridge: p.bridge, ctrIp: p.ctrIp, ctrPort },
+    );
+  }
+  return out;
+}
+
+export function desiredRules(state: FirewallState): Rule[] {
+  const rules: Rule[] = [];
+  const networked = state.bridges.filter((b) => b.network);
+  for (const b of state.bridges) {
+    if (b.hasGuests || b.network) rules.push({ type: 'bridge-internal', bridge: b.bridge });
+    if (b.network?.masquerade) {
+      rules.push({ type: 'bridge-egress', bridge: b.bridge }, { type: 'masquerade', bridge: b.bridge, subnet: b.network.subnet });
+    }
+    if (b.network?.isolated) {
+      for (const other of networked.filter((o) => o.bridge !== b.bridge)) {
+        rules.push({ type: 'isolate', from: b.bridge, to: other.bridge }, { type: 'isolate', from: other.bridge, to: b.bridge });
+      }
+    }
+  }
+  for (const bridge of new Set(state.ports.map((p) => p.bridge))) {
+    rules.push({ type: 'bridge-replies', bridge }, { type: 'localnet', bridge }, { type: 'localhost-guard', bridge });
+  }
+  for (const p of state.ports) rules.push({ type: 'hairpin-source', bridge: p.bridge, subnet: p.ctrSubnet });
+  for (const p of state.ports) rules.push(...portRules(p));
+  return dedupe(rules);
+}
+
+/** Two isolated networks both ask for the same drop pair; keep each rule once, in order. */
+function dedupe(rules: Rule[]): Rule[] {
+  const seen = new Set<string>();
+  return rules.filter((r) => {
+    const key = JSON.stringify(r);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

@@ -1,0 +1,152 @@
+/**
+ * Brings the host's firewall (and the two sysctls NAT needs) to what the store says. Every
+ * operation that changes networks, guests on bridges or ports ends with this; `firewall sync`
+ * is the same call, after a reload or reboot wiped the rules. Idempotent: a second run changes
+ * nothing. Serialized between pipewright processes (read-then-write of the rule set).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError, describe } from '../../util/errors.js';
+import type { StepLog } from '../../util/log.js';
+import { silent } from '../../util/log.js';
+import { TOOL_PATH } from '../../util/paths.js';
+import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setFirewallDirty } from '../../db/networks.js';
+import { withLock } from '../../db/lock.js';
+import type { Store } from '../../db/store.js';
+import { desiredRules, type FirewallState, type Rule } from './rules.js';
+
+export type FirewallKind = 'iptables' | 'nftables';
+export type FirewallChoice = FirewallKind | 'auto';
+
+export function checkFirewallChoice(value: string): FirewallChoice {
+  if (value === 'iptables' || value === 'nftables' || value === 'auto') return value;
+  throw new UsageError(`firewall "${value}" must be iptables, nftables or auto`);
+}
+
+/** auto: nftables when the `nft` tool is installed, else iptables (a look in TOOL_PATH, no process). */
+export function resolveFirewall(choice: FirewallChoice = 'auto'): FirewallKind {
+  if (choice !== 'auto') return choice;
+  return TOOL_PATH.split(':').some((d) => existsSync(join(d, 'nft'))) ? 'nftables' : 'iptables';
+}
+
+function writeSysctl(path: string, value: string, log: StepLog): void {
+  if (!existsSync(path) || readFileSync(path, 'utf8').trim() === value) return;
+  log.step(`echo ${value} > ${path}`);
+  writeFileSync(path, value);
+}
+
+/**
+ * Forwarding on for NAT (never switched off again: other software may rely on it), and
+ * route_localnet on bridges with published ports, so 127.0.0.1:<port> can be DNATed to a guest.
+ */
+function applySysctls(state: FirewallState, log: StepLog): void {
+  const nat = state.ports.length > 0 || state.bridges.some((b) => b.network?.masquerade);
+  if (nat) writeSysctl('/proc/sys/net/ipv4/ip_forward', '1', log);
+  for (const bridge of new Set(state.ports.map((p) => p.bridge))) {
+    writeSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1', log);
+  }
+}
+
+/** A backend's two writes; `created` is the store's memory of built-in chains iptables-nft made for pipewright. */
+interface Backend {
+  full(rules: Rule[], log: StepLog, created: Set<string>): Promise<void>;
+  delta(before: Rule[], after: Rule[], log: StepLog, created: Set<string>): Promise<void>;
+}
+
+async function backend(kind: FirewallKind): Promise<Backend> {
+  if (kind === 'iptables') {
+    const { applyIptables, applyIptablesDelta } = await import('./iptables.js');
+    return { full: (rules, log, created) => applyIptables(rules, log, { created }), delta: applyIptablesDelta };
+  }
+  const { applyNftables, applyNftablesDelta } = await import('./nftables.js');
+  return { full: applyNftables, delta: applyNftablesDelta };
+}
+
+/**
+ * Runs a firewall write with the store's memory of the built-in chains iptables-nft made for
+ * pipewright, and keeps what the write changed in it (also when the write fails half-way).
+ */
+async function trackingBuiltins(store: Store, write: (created: Set<string>) => Promise<void>): Promise<void> {
+  const created = createdBuiltins(store);
+  const before = [...created].sort().join();
+  try {
+    await write(created);
+  } finally {
+    if ([...created].sort().join() !== before) store.tx(() => setCreatedBuiltins(store, created));
+  }
+}
+
+export interface SyncOptions {
+  firewall?: FirewallChoice;
+  log?: StepLog;
+}
+
+/**
+ * Changes the store with `mutate` and the firewall with it, as one step under the host's
+ * firewall lock: the rules before and after are derived from the store and only the difference
+ * is written, without reading the rule set (nothing at all when they are the same). If the kernel did not hold what the store said
+ * (a reload, a crash), that write fails whole and a full sync follows.
+ *
+ * The store change is marked dirty in its own transaction and cleared once the kernel has it: if
+ * the write fails, or this process dies in between, the next change syncs in full instead of
+ * trusting a delta from a state the kernel never reached.
+ */
+export async function changeFirewall(store: Store, mutate: () => void, opts: SyncOptions = {}): Promise<Rule[]> {
+  const log = opts.log ?? silent;
+  const apply = await backend(resolveFirewall(opts.firewall));
+  return withLock(store.stateDir, 'firewall', async () => {
+    const wasDirty = firewallDirty(store);
+    const before = desiredRules(firewallState(store));
+    store.tx(() => {
+      mutate();
+      setFirewallDirty(store, true);
+    });
+    const state = firewallState(store);
+    const after = desiredRules(state);
+    // A change no rule follows (a macvlan guest, a record's state): the kernel is not read at all,
+    // so the lock is held for a moment, not for an iptables-save (measured: seconds in a busy VM).
+    if (!wasDirty && JSON.stringify(before) === JSON.stringify(after)) {
+      store.tx(() => setFirewallDirty(store, false));
+      return after;
+    }
+    applySysctls(state, log);
+    await trackingBuiltins(store, async (created) => {
+      if (wasDirty) {
+        log.step('an earlier change did not reach the firewall; full sync');
+        await apply.full(after, log, created);
+      } else {
+        await apply.delta(before, after, log, created).catch(async (err) => {
+          log.step(`the firewall did not hold what the store says (${describe(err)}); full sync`);
+          await apply.full(after, log, created);
+        });
+      }
+    });
+    store.tx(() => setFirewallDirty(store, false));
+    return after;
+  });
+}
+
+/** changeFirewall as an operation makes it: with its context's store, backend and step log. */
+export function changeFirewallIn(ctx: { store: Store; firewall: FirewallChoice; log: StepLog }, mutate: () => void): Promise<Rule[]> {
+  return changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
+}
+
+/**
+ * `firewall sync`: the whole rule set from the store, after reading what the kernel holds.
+ * Idempotent. It also clears pipewright's rules from the other backend (after a switch).
+ */
+export async function syncFirewall(store: Store, opts: SyncOptions = {}): Promise<Rule[]> {
+  const log = opts.log ?? silent;
+  const kind = resolveFirewall(opts.firewall);
+  const apply = await backend(kind);
+  return withLock(store.stateDir, 'firewall', async () => {
+    const state = firewallState(store);
+    const rules = desiredRules(state);
+    applySysctls(state, log);
+    // The nftables apply already brings iptables to its mark rule or nothing; iptables must clear nft.
+    if (kind === 'iptables') await (await import('./nftables.js')).clearNftables(log);
+    await trackingBuiltins(store, (created) => apply.full(rules, log, created));
+    store.tx(() => setFirewallDirty(store, false));
+    return rules;
+  });
+}
