@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Store } from '../dist/db/store.js';
 import { Ipam } from '../dist/net/ipam/allocator.js';
-import { SqliteLeaseBackend } from '../dist/net/ipam/sqlite-backend.js';
+import { SqliteLeaseBackend } from '../dist/db/ipam-backend.js';
 import { EtcdLeaseBackend } from '../dist/net/ipam/etcd-backend.js';
 
 const N = Number(process.argv[2] ?? 2000);

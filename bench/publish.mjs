@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Store } from '../dist/db/store.js';
 import { portmapBaseState, removePortmapBase } from './lib.mjs';
-import { changeFirewall, syncFirewall } from '../dist/net/firewall/sync.js';
+import { changeFirewall, syncFirewall } from '../dist/ops/firewall-sync.js';
 import { insertPending, markReady } from '../dist/db/attachments.js';
 import { checkAttachSpec } from '../dist/model/attachment.js';
 import { insertPort, deletePortsOf } from '../dist/db/networks.js';

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { Store } from '../dist/db/store.js';
 import { Ipam } from '../dist/net/ipam/allocator.js';
-import { SqliteLeaseBackend } from '../dist/net/ipam/sqlite-backend.js';
-import { changeFirewall } from '../dist/net/firewall/sync.js';
+import { SqliteLeaseBackend } from '../dist/db/ipam-backend.js';
+import { changeFirewall } from '../dist/ops/firewall-sync.js';
 import { listAttachments } from '../dist/db/attachments.js';
 import { deletePortsOf, insertPort } from '../dist/db/networks.js';
 import {

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { PipewrightError } from '../util/errors.js';
 import type { AttachmentRecord } from '../db/attachments.js';
-import { collect, dockerSocket, optionsOf, printJson, withContext } from './context.js';
+import { dockerSocket, withContext } from '../frontend/context.js';
+import { collect, optionsOf, printJson } from './context.js';
 
 export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E = {} as E) {
   return {

@@ -5,7 +5,8 @@
 import type { Command } from 'commander';
 import { hasControl, printable } from '../model/validate.js';
 import { describe, UsageError } from '../util/errors.js';
-import { optionsOf, withContext } from './context.js';
+import { withContext } from '../frontend/context.js';
+import { optionsOf } from './context.js';
 import { logLines } from './log-lines.js';
 
 const DEFAULT_CNI_SOCKET = '/run/pipewright/cni.sock';

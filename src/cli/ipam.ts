@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import type { Lease } from '../net/ipam/backend.js';
-import { collect, optionsOf, printJson, printTable, withContext } from './context.js';
+import { withContext } from '../frontend/context.js';
+import { collect, optionsOf, printJson, printTable } from './context.js';
 
 function leaseRows(leases: Lease[]): string[][] {
   return leases.map((l) => [l.pool, l.address, l.owner, l.host, l.reserved ? 'reserved' : 'lease', l.createdAt]);

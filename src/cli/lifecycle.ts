@@ -1,7 +1,8 @@
 /** run / watch: containers started with their plumbing, and kept plumbed across restarts. */
 import type { Command } from 'commander';
 import { attachmentJson } from './attach.js';
-import { collect, optionsOf, printJson, withContext } from './context.js';
+import { withContext } from '../frontend/context.js';
+import { collect, optionsOf, printJson } from './context.js';
 import { logLines } from './log-lines.js';
 
 export function register(program: Command): void {

@@ -70,7 +70,7 @@ export async function main(argv: string[], program: Command = buildProgram()): P
       (await import('../util/faults.js')).armFaults(process.env.PIPEWRIGHT_FAULT, process.env.PIPEWRIGHT_FAULT_TRACE);
     }
     await program.parseAsync(argv);
-    // Done: exit now, before Node's teardown closes the store (see withContext in context.ts).
+    // Done: exit now, before Node's teardown closes the store (see withContext in frontend/context.ts).
     // Output is written: stdout and stderr are synchronous for files, pipes and terminals on Linux.
     process.exit();
   } catch (err) {

@@ -1,7 +1,8 @@
 /** network / ports / firewall: the CLI face of networks, published ports and the firewall sync. */
 import type { Command } from 'commander';
 import { PipewrightError } from '../util/errors.js';
-import { optionsOf, printJson, printTable, withContext } from './context.js';
+import { withContext } from '../frontend/context.js';
+import { optionsOf, printJson, printTable } from './context.js';
 
 export function register(program: Command): void {
   const network = program.command('network').description('bridges with a pool, NAT (masquerade) and isolation');
@@ -86,7 +87,7 @@ export function register(program: Command): void {
     .option('--json', 'print the rules as JSON')
     .addHelpText('after', '\nExample:\n  pipewright firewall sync --firewall iptables')
     .action(async (_o, cmd: Command) => {
-      const { syncFirewall } = await import('../net/firewall/sync.js');
+      const { syncFirewall } = await import('../ops/firewall-sync.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const rules = await syncFirewall(ctx.store, { firewall: ctx.firewall, log: ctx.log });
         if (ctx.json) printJson(rules);

@@ -1,7 +1,8 @@
 /** route / rule: iproute2's own words, run inside the guest's network namespace (as pipework does). */
 import type { Command } from 'commander';
 import { UsageError } from '../util/errors.js';
-import { dockerSocket, optionsOf } from './context.js';
+import { dockerSocket } from '../frontend/context.js';
+import { optionsOf } from './context.js';
 
 export async function runInGuest(object: 'route' | 'rule', guestSpec: string, args: string[], verbose?: boolean): Promise<string> {
   if (args.length === 0) throw new UsageError(`give the ${object} command, e.g. pipewright ${object} web add 10.0.0.0/8 via 192.168.1.254`);

@@ -1,7 +1,8 @@
 /** `pipewright pipework ...` and the `pipework` bin: pipework's argv, carried out by pipewright's core. */
 import type { Command } from 'commander';
 import { PipewrightError } from '../util/errors.js';
-import { dockerSocket, optionsOf, printJson, withContext, type GlobalOptions } from './context.js';
+import { dockerSocket, withContext, type GlobalOptions } from '../frontend/context.js';
+import { optionsOf, printJson } from './context.js';
 import { runInGuest } from './ns.js';
 
 export async function runPipework(argv: string[], opts: GlobalOptions): Promise<void> {

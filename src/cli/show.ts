@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { PipewrightError } from '../util/errors.js';
 import { attachmentJson } from './attach.js';
-import { optionsOf, printJson, printTable, withContext } from './context.js';
+import { withContext } from '../frontend/context.js';
+import { optionsOf, printJson, printTable } from './context.js';
 
 export function register(program: Command): void {
   program

@@ -26,7 +26,7 @@ declare global {
 const program = buildProgram();
 for (const load of [
   () => import('../ops/context.js'),
-  () => import('../net/firewall/sync.js'),
+  () => import('../ops/firewall-sync.js'),
   () => import('../net/firewall/nftables.js'),
   () => import('../net/firewall/iptables.js'),
   () => import('../ops/attach.js'),

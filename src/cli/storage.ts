@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import type * as Readline from 'node:readline/promises';
 import { loadBuiltin } from '../util/builtin.js';
 import { PipewrightError, UsageError } from '../util/errors.js';
-import { collect, dockerSocket, optionsOf, printJson, printTable, withContext } from './context.js';
+import { dockerSocket, withContext } from '../frontend/context.js';
+import { collect, optionsOf, printJson, printTable } from './context.js';
 
 /** `--filter label=k=v` -> `k=v` (the only filter volumes have). */
 function labelFilters(filters: string[]): string[] {

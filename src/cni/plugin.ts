@@ -3,7 +3,7 @@
  * arguments. The configuration comes on stdin; only the result (or the spec's error object) goes
  * to stdout. See commands.ts for what each command does to the host.
  */
-import { withCallContext, withContext, type Context, type SharedContext } from '../cli/context.js';
+import { withCallContext, withContext, type Context, type SharedContext } from '../frontend/context.js';
 import { asCniError, CniError, ERR } from './errors.js';
 import { addIpam, addMain, checkIpam, checkMain, delIpam, delMain, gcNetwork, status } from './commands.js';
 import { isIpamMode, parseNetconf, readEnv, SUPPORTED_VERSIONS, type CniEnv, type CniResult, type NetConf } from './netconf.js';

@@ -7,7 +7,7 @@
  * weaker than the daemon (daemon/callers.ts) gets a 403, and its client runs the plugin itself.
  */
 import type { RequestListener, Server } from 'node:http';
-import type { SharedContext } from '../cli/context.js';
+import type { SharedContext } from '../frontend/context.js';
 import { handleCni } from '../cni/plugin.js';
 import { listenUnix, readText, type RequestLog } from './server.js';
 

@@ -15,7 +15,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Ipam } from '../net/ipam/allocator.js';
-import { fromBig, prefixBounds } from '../net/ipam/ipmath.js';
+import { fromBig, prefixBounds } from '../model/ipmath.js';
 import { sameSubnet } from '../model/address.js';
 import type { Pool } from '../net/ipam/pool.js';
 import { hostRouteOverlapping } from '../net/routes/host-routes.js';

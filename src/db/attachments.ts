@@ -4,7 +4,7 @@
  * from, and the guest it went into.
  */
 import type { AttachSpec, LinkKind } from '../model/attachment.js';
-import type { GuestKind } from '../runtime/guest.js';
+import type { GuestKind } from '../model/guest.js';
 import type { Store } from './store.js';
 import { pidStartTime, sameProcess, type ProcessRef } from '../util/process.js';
 import { currentOperation, operationInFlight } from '../util/operation.js';

@@ -1,5 +1,5 @@
 /** Networks and published ports in the store, and the firewall state derived from them. */
-import type { FirewallState, PortState } from '../net/firewall/rules.js';
+import type { FirewallState, PortState } from '../model/firewall-state.js';
 import type { Proto } from '../model/publish.js';
 import type { MacvlanMode } from '../model/validate.js';
 import type { Store } from './store.js';

@@ -12,8 +12,6 @@ import { PipewrightError } from '../util/errors.js';
 import { shipped } from '../util/paths.js';
 import { MIGRATIONS, REPAIRS } from './migrations.js';
 
-export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
-
 const ADDON = join('build', 'Release', 'better_sqlite3.node');
 let addon: object | undefined;
 

@@ -6,7 +6,7 @@
  * plans nothing the second time. What cannot be changed in place (a pool's subnet, a volume's
  * backing) is an error naming the file and line, before anything is done.
  */
-import { changeFirewallIn } from '../net/firewall/sync.js';
+import { changeFirewallIn } from '../ops/firewall-sync.js';
 import { definePool, type Pool, type PoolInput } from '../net/ipam/pool.js';
 import { checkAttachSpec, DEFAULT_IFNAME } from '../model/attachment.js';
 import { checkIfname } from '../model/validate.js';

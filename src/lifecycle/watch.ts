@@ -7,7 +7,7 @@
  * It keeps no state of its own in memory: killing and restarting it loses nothing.
  */
 import type { CoreContext } from '../ops/context.js';
-import { syncFirewall } from '../net/firewall/sync.js';
+import { syncFirewall } from '../ops/firewall-sync.js';
 import { describe } from '../util/errors.js';
 import { dockerAvailable, followContainerEvents, type ContainerEvent } from '../runtime/docker.js';
 import { knownContainers, reconcileContainer, type ReconcileReport } from './reconcile.js';

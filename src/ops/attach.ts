@@ -28,7 +28,7 @@ import { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
 import { detachAttachment, turnKey } from './detach.js';
 import { judgeExisting } from './existing.js';
-import { changeFirewallIn } from '../net/firewall/sync.js';
+import { changeFirewallIn } from './firewall-sync.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
 import { checkPublishable, recordPorts } from './ports.js';

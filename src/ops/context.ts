@@ -6,9 +6,10 @@
 import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { FirewallChoice } from '../net/firewall/sync.js';
+import type { FirewallChoice } from './firewall-sync.js';
 import type { Ipam } from '../net/ipam/allocator.js';
-import { openIpam, type EtcdAccess } from '../net/ipam/open.js';
+import type { EtcdAccess } from '../net/ipam/backend.js';
+import { openIpam } from './open-ipam.js';
 import { requirePowers } from '../net/netns/powers.js';
 import { DEFAULT_DOCKER_SOCKET } from '../runtime/docker-socket.js';
 import { Store } from '../db/store.js';

@@ -10,7 +10,7 @@
 import { stopDhcpClient } from '../net/dhcp/dhcp-client.js';
 import { driverFor, type LinkDriver } from '../net/links/index.js';
 import { holdLiveNetns, releaseNetns } from '../net/netns/netns.js';
-import { changeFirewallIn } from '../net/firewall/sync.js';
+import { changeFirewallIn } from './firewall-sync.js';
 import * as records from '../db/attachments.js';
 import type { AttachmentRecord } from '../db/attachments.js';
 import { deletePortsOf } from '../db/networks.js';

@@ -20,7 +20,7 @@ import { macvlan } from '../net/links/macvlan.js';
 import { veth } from '../net/links/veth.js';
 import { netnsIdentity, ownNetns } from '../net/netns/netns.js';
 import { hostLinkInfo } from '../net/link-state/sysfs.js';
-import { changeFirewallIn } from '../net/firewall/sync.js';
+import { changeFirewallIn } from './firewall-sync.js';
 import { checkAttachSpec, staticAddresses, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
 import { randomMac } from '../model/mac.js';
 import type { PortSpec } from '../model/publish.js';

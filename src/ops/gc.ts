@@ -12,7 +12,8 @@
 import type { Lease } from '../net/ipam/backend.js';
 import { listNetworks } from '../db/networks.js';
 import { dockerAvailable, dockerEndpointAddresses, dockerNetworkIds } from '../runtime/docker.js';
-import { guestAlive, type GuestKind } from '../runtime/guest.js';
+import type { GuestKind } from '../model/guest.js';
+import { guestAlive } from '../runtime/guest.js';
 import { listAttachments, ownerAlive, ownerBusy, settledHostLinks, type AttachmentRecord } from '../db/attachments.js';
 import { collectOrphanVolumes } from '../storage/volumes.js';
 import type { CoreContext } from './context.js';

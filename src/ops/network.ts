@@ -9,7 +9,7 @@
  */
 import { removeHostAddress, setHostAddress } from '../net/addresses/addresses.js';
 import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../net/link-state/sysfs.js';
-import { changeFirewallIn } from '../net/firewall/sync.js';
+import { changeFirewallIn } from './firewall-sync.js';
 import { contains, parseIpConfig, type IpConfig } from '../model/address.js';
 import { NO_HOST_IF } from '../model/attachment.js';
 import { shimName, vlanInterfaceName } from '../model/host-names.js';

@@ -12,7 +12,7 @@ import type { CoreContext } from './context.js';
 import type { Store } from '../db/store.js';
 import type { IpConfig } from '../model/address.js';
 import { formatPublish, type PortSpec, type Proto } from '../model/publish.js';
-import { fromBig, prefixBounds } from '../net/ipam/ipmath.js';
+import { fromBig, prefixBounds } from '../model/ipmath.js';
 
 /** Records the guest's published ports (inside the caller's transaction). */
 export function recordPorts(store: Store, attachmentId: number, guestName: string, bridge: string, addresses: IpConfig[], ports: PortSpec[]): void {

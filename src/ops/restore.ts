@@ -12,7 +12,7 @@ import { withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
 import * as records from '../db/attachments.js';
 import type { AttachmentRecord } from '../db/attachments.js';
 import { listPorts } from '../db/networks.js';
-import { changeFirewallIn } from '../net/firewall/sync.js';
+import { changeFirewallIn } from './firewall-sync.js';
 import { PipewrightError } from '../util/errors.js';
 import { withTurnOn } from '../util/operation.js';
 import { UndoStack } from '../util/undo.js';

@@ -14,12 +14,11 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { PipewrightError, UsageError } from '../util/errors.js';
+import type { GuestKind } from '../model/guest.js';
 import { checkObjectName } from '../model/validate.js';
 import { holdNetns, liveNetns, processNetns, releaseNetns, type NetnsHandle } from '../net/netns/netns.js';
 import { pidStartTime } from '../util/process.js';
 import { endpointKnown, EngineUnreachable, inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
-
-export type GuestKind = 'docker' | 'pid' | 'netns' | 'path' | 'endpoint' | 'cni';
 
 export interface Guest {
   kind: GuestKind;

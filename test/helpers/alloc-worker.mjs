@@ -2,7 +2,7 @@
 // the library (dist/) and prints them as JSON. Args: <sqlite:<state-dir>|etcd://h:p> <pool> <count> <owner> [host]
 import { Store } from '../../dist/db/store.js';
 import { Ipam } from '../../dist/net/ipam/allocator.js';
-import { SqliteLeaseBackend } from '../../dist/net/ipam/sqlite-backend.js';
+import { SqliteLeaseBackend } from '../../dist/db/ipam-backend.js';
 import { EtcdLeaseBackend } from '../../dist/net/ipam/etcd-backend.js';
 
 const [where, pool, count, owner, host] = process.argv.slice(2);

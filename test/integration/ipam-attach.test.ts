@@ -59,7 +59,7 @@ t.test('gc: vanished guests and orphaned leases', { skip: !isRoot && ROOT_REASON
   // An orphan: a lease of this host (its id is kept in the state dir) whose owner has no attachment.
   const { Store } = await import('../../src/db/store.js');
   const { Ipam } = await import('../../src/net/ipam/allocator.js');
-  const { SqliteLeaseBackend } = await import('../../src/net/ipam/sqlite-backend.js');
+  const { SqliteLeaseBackend } = await import('../../src/db/ipam-backend.js');
   const store = Store.open(dir);
   await new Ipam(new SqliteLeaseBackend(store), readFileSync(join(dir, 'host-id'), 'utf8').trim()).allocate('gcp', 'netns:ghost/eth0');
   store.close();

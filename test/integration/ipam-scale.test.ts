@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Store } from '../../src/db/store.js';
 import { Ipam } from '../../src/net/ipam/allocator.js';
-import { SqliteLeaseBackend } from '../../src/net/ipam/sqlite-backend.js';
+import { SqliteLeaseBackend } from '../../src/db/ipam-backend.js';
 import { EtcdLeaseBackend } from '../../src/net/ipam/etcd-backend.js';
 import { startEtcd } from '../helpers/etcd.js';
 

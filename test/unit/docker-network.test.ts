@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { Store } from '../../src/db/store.js';
-import { SqliteLeaseBackend } from '../../src/net/ipam/sqlite-backend.js';
+import { SqliteLeaseBackend } from '../../src/db/ipam-backend.js';
 import { Ipam } from '../../src/net/ipam/allocator.js';
 import { networkDriver } from '../../src/daemon/network-driver.js';
 import { listNetworks } from '../../src/db/networks.js';

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { desiredRules, type FirewallState } from '../../src/net/firewall/rules.js';
+import type { FirewallState } from '../../src/model/firewall-state.js';
+import { desiredRules } from '../../src/net/firewall/rules.js';
 import { renderRule, restoreDelta, CHAINS } from '../../src/net/firewall/iptables.js';
 import { toolMessage } from '../../src/util/exec.js';
 import { chainRules4, elementOf } from '../../src/net/firewall/nftables.js';

@@ -4,32 +4,8 @@
  * (iptables-restore text, nft scripts) and apply only the difference with what the kernel holds,
  * so adding, removing and `firewall sync` are one mechanism.
  */
+import type { FirewallState, PortState } from '../../model/firewall-state.js';
 import type { Proto } from '../../model/publish.js';
-
-export interface BridgeState {
-  bridge: string;
-  /** A pipewright network on this bridge, if any (masquerade/isolation choices). */
-  network?: { subnet: string; masquerade: boolean; isolated: boolean };
-  /** True when at least one guest is attached (its -i br -o br traffic must pass FORWARD). */
-  hasGuests: boolean;
-}
-
-export interface PortState {
-  proto: Proto;
-  /** '' for every local address. */
-  hostIp: string;
-  hostPort: number;
-  hostPortEnd: number;
-  ctrIp: string;
-  ctrSubnet: string;
-  ctrPort: number;
-  bridge: string;
-}
-
-export interface FirewallState {
-  bridges: BridgeState[];
-  ports: PortState[];
-}
 
 export type Rule =
   /** Guests on one bridge reach each other (both families). */

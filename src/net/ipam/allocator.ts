@@ -12,7 +12,7 @@
 import { hostname } from 'node:os';
 import { PipewrightError } from '../../util/errors.js';
 import type { Lease, LeaseBackend } from './backend.js';
-import { fromBig, toBig } from './ipmath.js';
+import { fromBig, toBig } from '../../model/ipmath.js';
 import { addressAt, definePool, inRange, inSubnetOf, isNetworkOrBroadcast, isWithheld, rangeSize, type Pool, type PoolInput } from './pool.js';
 
 /**

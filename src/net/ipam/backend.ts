@@ -56,3 +56,18 @@ export interface LeaseBackend {
   leasedAddresses(pool: string): Promise<string[]>;
   close(): Promise<void>;
 }
+
+/**
+ * How pipewright reaches a production etcd: TLS files (the CA that signed etcd's certificate; a
+ * client certificate and key when etcd asks for one) and a user whose password comes from the
+ * environment or a file (never the command line, which any user can read in ps).
+ */
+export interface EtcdAccess {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  user?: string;
+  password?: string;
+  /** How long one etcd call may take, in ms (default 5000); the first call's includes connecting. */
+  callTimeoutMs?: number;
+}

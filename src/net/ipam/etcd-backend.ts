@@ -12,8 +12,7 @@
 import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions } from 'etcd3';
 import { readFileSync } from 'node:fs';
 import { PipewrightError } from '../../util/errors.js';
-import type { AdvanceResult, FreeEntry, Lease, LeaseBackend } from './backend.js';
-import type { EtcdAccess } from './open.js';
+import type { AdvanceResult, EtcdAccess, FreeEntry, Lease, LeaseBackend } from './backend.js';
 import { poolsOverlap, type Pool } from './pool.js';
 
 const ROOT = '/pipewright/ipam/';
@@ -53,13 +52,10 @@ function tlsAndAuth(access: EtcdAccess): Partial<IOptions> {
 
 /**
  * How long one etcd call may take (the client retries a failed call a few times on its own); the
- * first call's includes connecting. PIPEWRIGHT_ETCD_TIMEOUT_MS for slow hosts (an emulated VM, a
+ * first call's includes connecting. Front ends take a longer one for slow hosts (an emulated VM, a
  * loaded farm: measured, a first call there took 4-7 s under 60 attaches at once).
  */
-function callDeadlineMs(): number {
-  const given = Number(process.env.PIPEWRIGHT_ETCD_TIMEOUT_MS);
-  return Number.isInteger(given) && given >= 100 ? given : 5000;
-}
+const CALL_DEADLINE_MS = 5000;
 
 /**
  * gRPC's message, short: "14 UNAVAILABLE: No connection established. Last error: Error: connect
@@ -113,7 +109,7 @@ export class EtcdLeaseBackend implements LeaseBackend {
     const client = new Etcd3({
       hosts: endpoints,
       dialTimeout: 5000,
-      defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + callDeadlineMs() }),
+      defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + (access.callTimeoutMs ?? CALL_DEADLINE_MS) }),
       ...tlsAndAuth(access),
     });
     try {

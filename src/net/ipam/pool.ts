@@ -7,7 +7,7 @@ import { UsageError } from '../../util/errors.js';
 import type { Family } from '../../model/address.js';
 import { checkObjectName } from '../../model/validate.js';
 import { parseLabels } from '../../util/labels.js';
-import { fromBig, overlaps, prefixBounds, toBig } from './ipmath.js';
+import { fromBig, overlaps, prefixBounds, toBig } from '../../model/ipmath.js';
 
 export interface Pool {
   name: string;

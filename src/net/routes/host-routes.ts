@@ -3,7 +3,7 @@
  * given without --subnet that overlaps a route of the host's main table is one it refuses, and asks
  * its IPAM driver again for another (forever, when the driver has only that one).
  */
-import { overlaps, prefixBounds } from '../ipam/ipmath.js';
+import { overlaps, prefixBounds } from '../../model/ipmath.js';
 import { dumpLinks, dumpRoutes, linkName } from '../rtnetlink/rtnl.js';
 import { hostSocket } from '../rtnetlink/sockets.js';
 

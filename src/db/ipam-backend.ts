@@ -1,9 +1,9 @@
 /** The embedded IPAM backend: tables in the host's SQLite store, one IMMEDIATE transaction per call. */
-import { PipewrightError } from '../../util/errors.js';
+import { PipewrightError } from '../util/errors.js';
 import type { Statement } from 'better-sqlite3';
-import type { Store } from '../../db/store.js';
-import type { AdvanceResult, FreeEntry, Lease, LeaseBackend } from './backend.js';
-import { poolsOverlap, type Pool } from './pool.js';
+import type { Store } from './store.js';
+import type { AdvanceResult, FreeEntry, Lease, LeaseBackend } from '../net/ipam/backend.js';
+import { poolsOverlap, type Pool } from '../net/ipam/pool.js';
 
 interface LeaseRow {
   pool: string;

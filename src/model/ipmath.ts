@@ -1,6 +1,6 @@
 /** IP addresses as BigInt, so IPv4 and IPv6 ranges share one arithmetic. */
 import ipaddr from 'ipaddr.js';
-import type { Family } from '../../model/address.js';
+import type { Family } from './address.js';
 
 export function toBig(ip: string): bigint {
   return ipaddr

@@ -4,23 +4,11 @@
  * stay in the host's own store. Front ends read the option or environment and pass the text.
  */
 import ipaddr from 'ipaddr.js';
-import { UsageError } from '../../util/errors.js';
-import type { Store } from '../../db/store.js';
-import { Ipam } from './allocator.js';
-import { SqliteLeaseBackend } from './sqlite-backend.js';
-
-/**
- * How pipewright reaches a production etcd: TLS files (the CA that signed etcd's certificate; a
- * client certificate and key when etcd asks for one) and a user whose password comes from the
- * environment or a file (never the command line, which any user can read in ps).
- */
-export interface EtcdAccess {
-  ca?: string;
-  cert?: string;
-  key?: string;
-  user?: string;
-  password?: string;
-}
+import { UsageError } from '../util/errors.js';
+import type { Store } from '../db/store.js';
+import { Ipam } from '../net/ipam/allocator.js';
+import { SqliteLeaseBackend } from '../db/ipam-backend.js';
+import type { EtcdAccess } from '../net/ipam/backend.js';
 
 export type StoreSpec = { kind: 'sqlite' } | { kind: 'etcd'; endpoints: string[]; access: EtcdAccess };
 
@@ -66,6 +54,6 @@ function isLoopback(host: string): boolean {
 export async function openIpam(store: Store, spec: string | undefined, host: string, access: EtcdAccess = {}): Promise<Ipam> {
   const parsed = parseStoreSpec(spec, access);
   if (parsed.kind === 'sqlite') return new Ipam(new SqliteLeaseBackend(store), host);
-  const { EtcdLeaseBackend } = await import('./etcd-backend.js');
+  const { EtcdLeaseBackend } = await import('../net/ipam/etcd-backend.js');
   return new Ipam(await EtcdLeaseBackend.connect(parsed.endpoints, parsed.access), host);
 }

@@ -6,14 +6,15 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError, describe } from '../../util/errors.js';
-import type { StepLog } from '../../util/log.js';
-import { silent } from '../../util/log.js';
-import { TOOL_PATH } from '../../util/paths.js';
-import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setFirewallDirty } from '../../db/networks.js';
-import { withLock } from '../../db/lock.js';
-import type { Store } from '../../db/store.js';
-import { desiredRules, type FirewallState, type Rule } from './rules.js';
+import { UsageError, describe } from '../util/errors.js';
+import type { StepLog } from '../util/log.js';
+import { silent } from '../util/log.js';
+import { TOOL_PATH } from '../util/paths.js';
+import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setFirewallDirty } from '../db/networks.js';
+import { withLock } from '../db/lock.js';
+import type { Store } from '../db/store.js';
+import type { FirewallState } from '../model/firewall-state.js';
+import { desiredRules, type Rule } from '../net/firewall/rules.js';
 
 export type FirewallKind = 'iptables' | 'nftables';
 export type FirewallChoice = FirewallKind | 'auto';
@@ -55,10 +56,10 @@ interface Backend {
 
 async function backend(kind: FirewallKind): Promise<Backend> {
   if (kind === 'iptables') {
-    const { applyIptables, applyIptablesDelta } = await import('./iptables.js');
+    const { applyIptables, applyIptablesDelta } = await import('../net/firewall/iptables.js');
     return { full: (rules, log, created) => applyIptables(rules, log, { created }), delta: applyIptablesDelta };
   }
-  const { applyNftables, applyNftablesDelta } = await import('./nftables.js');
+  const { applyNftables, applyNftablesDelta } = await import('../net/firewall/nftables.js');
   return { full: applyNftables, delta: applyNftablesDelta };
 }
 
@@ -144,7 +145,7 @@ export async function syncFirewall(store: Store, opts: SyncOptions = {}): Promis
     const rules = desiredRules(state);
     applySysctls(state, log);
     // The nftables apply already brings iptables to its mark rule or nothing; iptables must clear nft.
-    if (kind === 'iptables') await (await import('./nftables.js')).clearNftables(log);
+    if (kind === 'iptables') await (await import('../net/firewall/nftables.js')).clearNftables(log);
     await trackingBuiltins(store, (created) => apply.full(rules, log, created));
     store.tx(() => setFirewallDirty(store, false));
     return rules;
