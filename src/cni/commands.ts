@@ -12,7 +12,7 @@ import type { Lease } from '../net/ipam/backend.js';
 import { rangeSize, type Pool } from '../net/ipam/pool.js';
 import { ipCommand } from '../net/routes/iproute.js';
 import { hostLinkInfo } from '../net/link-state/sysfs.js';
-import { sameSubnet, type IpConfig } from '../model/address.js';
+import { addressOf, sameSubnet, type IpConfig } from '../model/address.js';
 import { checkAttachSpec, NO_HOST_IF, staticAddresses, type AttachSpec } from '../model/attachment.js';
 import { formatPublish } from '../model/publish.js';
 import { attach } from '../ops/attach.js';
@@ -67,7 +67,7 @@ const requestedMac = (conf: NetConf, env: CniEnv) => conf.runtimeConfig?.mac ?? 
 
 /** A requested address in the pool's form: its prefix, and the pool's gateway as the default route. */
 function asPoolAddress(ip: string, pool: Pool): string {
-  const address = ip.split('/')[0];
+  const address = addressOf(ip);
   return `${address}/${pool.prefix}${pool.gateway && pool.gateway !== address ? `@${pool.gateway}` : ''}`;
 }
 
@@ -152,7 +152,7 @@ export async function delMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Pro
 /** Every address of prevResult must still be leased to this container (and, for the main plugin, on its interface). */
 function checkPrevIps(conf: NetConf, held: string[], live: string[] | null): void {
   for (const ip of conf.prevResult?.ips ?? []) {
-    const address = ip.address.split('/')[0];
+    const address = addressOf(ip.address);
     if (!held.includes(address)) throw new CniError(ERR.io, `${address} is no longer leased to this container`);
     if (live && !live.includes(ip.address)) throw new CniError(ERR.io, `${ip.address} is no longer on the container's interface`);
   }
@@ -189,7 +189,7 @@ async function checkPrevRoutes(conf: NetConf, env: CniEnv): Promise<void> {
 export async function addIpam(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<CniResult> {
   const pool = await poolOf(ctx, conf.name, conf.ipam ?? {});
   const owner = ownerOf(conf, env);
-  const [want] = requestedIps(conf, env).map((ip) => ip.split('/')[0]);
+  const [want] = requestedIps(conf, env).map(addressOf);
   const held = (await ctx.ipam.heldBy(owner)).find((l) => l.pool === pool.name && (!want || l.address === want));
   // A reservation: the main plugin, not a pipewright record, owns the interface (pipewright's gc leaves it to CNI's GC).
   const lease = held ?? (want ? await ctx.ipam.claim(pool.name, want, owner, true) : await ctx.ipam.allocate(pool.name, owner, true));

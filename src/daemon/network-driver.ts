@@ -18,7 +18,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Pool } from '../net/ipam/pool.js';
-import { sameSubnet } from '../model/address.js';
+import { addressOf, sameSubnet } from '../model/address.js';
 import { parsePublish, type PortSpec } from '../model/publish.js';
 import { isControl, printable } from '../model/validate.js';
 import type { CoreContext } from '../ops/context.js';
@@ -69,7 +69,7 @@ interface IpamData {
  * made for this network; and its gateway. `family` names the pool made: docker-net(6)-<id12>.
  */
 async function poolOf(ctx: CoreContext, networkId: string, data: IpamData & { Pool: string }, family: 4 | 6) {
-  const gateway = data.Gateway ? data.Gateway.split('/')[0] : undefined;
+  const gateway = data.Gateway ? addressOf(data.Gateway) : undefined;
   const found = gateway ? await ctx.ipam.poolFor(gateway) : null;
   const name = `docker-net${family === 6 ? '6' : ''}-${short(networkId)}`;
   const pool: Pool =
@@ -118,7 +118,7 @@ async function onDeleteNetwork(ctx: CoreContext, body: Body) {
 
 /** Docker's own choice for a bridge endpoint: 02:42 and the IPv4 address, so an address keeps its MAC across restarts. */
 function macOf(address: string | undefined): string | null {
-  const v4 = address && ipaddr.IPv4.isValidFourPartDecimal(address.split('/')[0]) ? ipaddr.IPv4.parse(address.split('/')[0]) : null;
+  const v4 = address && ipaddr.IPv4.isValidFourPartDecimal(addressOf(address)) ? ipaddr.IPv4.parse(addressOf(address)) : null;
   return v4 ? ['02', '42', ...v4.octets.map((o) => o.toString(16).padStart(2, '0'))].join(':') : null;
 }
 

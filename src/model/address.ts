@@ -35,7 +35,7 @@ function parseIp(text: string, what: string): Addr {
   return addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() ? (addr as ipaddr.IPv6).toIPv4Address() : addr;
 }
 
-function parseCidr(text: string, what: string): [Addr, number] {
+function checkedCidr(text: string, what: string): [Addr, number] {
   const slash = text.lastIndexOf('/');
   if (slash < 0) throw new UsageError(`${what} "${text}" needs a prefix length, e.g. 10.0.0.5/24`);
   const addr = parseIp(text.slice(0, slash), what);
@@ -48,9 +48,33 @@ function parseCidr(text: string, what: string): [Addr, number] {
   return [addr, prefix];
 }
 
+/** A network or an address with its prefix length: `10.1.0.0/16`, `fd00::5/64`. */
+export interface Cidr {
+  /** As written before the slash. */
+  address: string;
+  prefix: number;
+  family: Family;
+}
+
+/** `<ip>/<prefix>` as a Cidr; a bad one is refused in one line naming `what`. */
+export function parseCidr(text: string, what = 'subnet'): Cidr {
+  const [addr, prefix] = checkedCidr(text, what);
+  return { address: text.slice(0, text.lastIndexOf('/')), prefix, family: familyOf(addr) };
+}
+
+export function formatCidr(cidr: Pick<Cidr, 'address' | 'prefix'>): string {
+  return `${cidr.address}/${cidr.prefix}`;
+}
+
+/** The address of `<ip>[/<prefix>]` as others hand it over (Docker, CNI runtimes): a bare address is its own. */
+export function addressOf(text: string): string {
+  const slash = text.indexOf('/');
+  return slash < 0 ? text : text.slice(0, slash);
+}
+
 /** True when two CIDRs name the same network however written (`10.1.0.0/24`, `fd00:0::/64`); a bad one is refused naming `what`. */
 export function sameSubnet(a: string, b: string, what = 'subnet'): boolean {
-  const [[x, px], [y, py]] = [parseCidr(a, what), parseCidr(b, what)];
+  const [[x, px], [y, py]] = [checkedCidr(a, what), checkedCidr(b, what)];
   return px === py && x.kind() === y.kind() && x.toNormalizedString() === y.toNormalizedString();
 }
 
@@ -65,7 +89,7 @@ export function contains(network: string, prefix: number, ip: string): boolean {
 export function parseIpConfig(text: string): IpConfig {
   const [cidrText, gwText, extra] = text.split('@');
   if (extra !== undefined) throw new UsageError(`address "${text}" has more than one '@'`);
-  const [addr, prefix] = parseCidr(cidrText, 'address');
+  const [addr, prefix] = checkedCidr(cidrText, 'address');
   const family = familyOf(addr);
   const config: IpConfig = { address: addr.toString(), prefix, family };
   if (family === 4 && prefix < 31) {
@@ -95,7 +119,7 @@ export function parseRoute(text: string): RouteSpec {
     const via = parseIp(viaText, 'gateway');
     route = { dst: 'default', family: familyOf(via) };
   } else {
-    const [addr, prefix] = parseCidr(dstText, 'route destination');
+    const [addr, prefix] = checkedCidr(dstText, 'route destination');
     const family = familyOf(addr);
     const net = family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${prefix}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr}/${prefix}`);
     route = { dst: `${net.toString()}/${prefix}`, family };

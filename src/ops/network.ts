@@ -10,7 +10,7 @@
 import { removeHostAddress, setHostAddress } from '../net/addresses/addresses.js';
 import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../net/link-state/sysfs.js';
 import { changeFirewallIn } from './firewall-sync.js';
-import { contains, parseIpConfig, type IpConfig } from '../model/address.js';
+import { contains, parseCidr, parseIpConfig, type IpConfig } from '../model/address.js';
 import { NO_HOST_IF } from '../model/attachment.js';
 import { shimName, vlanInterfaceName } from '../model/host-names.js';
 import { checkIfname, checkMtu, checkObjectName, checkVlanId, type MacvlanMode } from '../model/validate.js';
@@ -171,14 +171,14 @@ async function subnetOf(ctx: CoreContext, name: string, given: string | undefine
   const pool = await ctx.ipam.pool(name);
   if (pool.family !== family)
     throw new PipewrightError(`pool ${pool.name} is IPv${pool.family}; a network's ${family === 4 ? 'first' : 'IPv6'} pool must be IPv${family}`);
-  if (given && !contains(pool.subnet.split('/')[0], pool.prefix, given))
+  if (given && !contains(parseCidr(pool.subnet).address, pool.prefix, given))
     throw new PipewrightError(`gateway ${given} is not in pool ${pool.name} (${pool.subnet})`);
   return { pool, gateway: given ?? pool.gateway };
 }
 
 /** The addresses a bridge network's bridge holds: its gateways, IPv4 and IPv6. */
 function gatewaysOf(net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'subnet6' | 'gateway6'>): IpConfig[] {
-  const prefixOf = (subnet: string) => Number(subnet.split('/')[1]);
+  const prefixOf = (subnet: string) => parseCidr(subnet).prefix;
   return [
     ...(net.gateway ? [{ address: net.gateway, prefix: prefixOf(net.subnet), family: 4 as const }] : []),
     ...(net.gateway6 && net.subnet6 ? [{ address: net.gateway6, prefix: prefixOf(net.subnet6), family: 6 as const }] : []),

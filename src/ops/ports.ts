@@ -5,7 +5,7 @@
 import { PipewrightError } from '../util/errors.js';
 import { readLink } from '../net/link-state/link-state.js';
 import { hostLinkExists } from '../net/link-state/sysfs.js';
-import { contains } from '../model/address.js';
+import { contains, parseCidr } from '../model/address.js';
 import { poolsOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
 import { conflictingPort, findNetwork, insertPort } from '../db/networks.js';
 import type { CoreContext } from './context.js';
@@ -54,7 +54,7 @@ export function freeHostPort(store: Store, proto: Proto, hostIp: string, from: n
 async function guestSubnets(ctx: CoreContext, spec: AttachSpec): Promise<{ address: string; prefix: number }[]> {
   const statics = staticAddresses(spec).filter((a) => a.family === 4);
   const pools = await Promise.all(poolsOf(spec).map((name) => ctx.ipam.pool(name)));
-  return [...statics, ...pools.filter((p) => p.family === 4).map((p) => ({ address: p.subnet.split('/')[0], prefix: p.prefix }))];
+  return [...statics, ...pools.filter((p) => p.family === 4).map((p) => ({ address: parseCidr(p.subnet).address, prefix: p.prefix }))];
 }
 
 /**
@@ -65,7 +65,7 @@ async function guestSubnets(ctx: CoreContext, spec: AttachSpec): Promise<{ addre
 export async function checkPublishable(ctx: CoreContext, spec: AttachSpec): Promise<void> {
   if (!spec.publish.length || spec.dhcp || findNetwork(ctx.store, spec.hostIf)) return;
   const held = hostLinkExists(spec.hostIf) ? ((await readLink(spec.hostIf, undefined))?.addresses ?? []) : [];
-  const routed = (await guestSubnets(ctx, spec)).every((net) => held.some((cidr) => contains(net.address, net.prefix, cidr.split('/')[0])));
+  const routed = (await guestSubnets(ctx, spec)).every((net) => held.some((cidr) => contains(net.address, net.prefix, parseCidr(cidr).address)));
   if (!routed) {
     throw new PipewrightError(
       `-p needs the host to reach the guest, and ${spec.hostIf} has no address in its subnet: ` +

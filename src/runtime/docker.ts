@@ -4,6 +4,7 @@
  */
 import type * as Http from 'node:http';
 import { existsSync } from 'node:fs';
+import { addressOf } from '../model/address.js';
 import { loadBuiltin } from '../util/builtin.js';
 import { PipewrightError } from '../util/errors.js';
 
@@ -142,7 +143,7 @@ export async function dockerEndpointAddresses(socketPath: string): Promise<Set<s
   for (const Id of await dockerNetworkIds(socketPath)) {
     const net = await inspect<Endpoints>('networks', Id, socketPath);
     for (const c of Object.values(net?.Containers ?? {})) {
-      for (const a of [c.IPv4Address, c.IPv6Address]) if (a) out.add(a.split('/')[0]);
+      for (const a of [c.IPv4Address, c.IPv6Address]) if (a) out.add(addressOf(a));
     }
   }
   return out;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseIpConfig, parseRoute, contains } from '../../src/model/address.js';
+import { addressOf, contains, formatCidr, parseCidr, parseIpConfig, parseRoute } from '../../src/model/address.js';
 import { UsageError } from '../../src/util/errors.js';
 
 t.test('addresses with and without gateway', async (t) => {
@@ -40,4 +40,32 @@ t.test('contains', async (t) => {
   t.ok(contains('10.0.0.0', 8, '10.200.1.1'));
   t.notOk(contains('10.0.0.0', 8, '11.0.0.1'));
   t.notOk(contains('10.0.0.0', 8, 'fd00::1'));
+});
+
+t.test('CIDRs: address as written, prefix and family; formatted back as given', async (t) => {
+  t.same(parseCidr('10.1.0.0/16'), { address: '10.1.0.0', prefix: 16, family: 4 });
+  t.same(parseCidr('10.0.0.5/32'), { address: '10.0.0.5', prefix: 32, family: 4 });
+  t.same(parseCidr('0.0.0.0/0'), { address: '0.0.0.0', prefix: 0, family: 4 });
+  t.same(parseCidr('fd00:0::5/64'), { address: 'fd00:0::5', prefix: 64, family: 6 });
+  t.same(parseCidr('::/0'), { address: '::', prefix: 0, family: 6 });
+  t.equal(formatCidr(parseCidr('fd00::/48')), 'fd00::/48');
+  t.equal(formatCidr({ address: '10.2.0.0', prefix: 24 }), '10.2.0.0/24');
+});
+
+t.test('bad CIDRs are usage errors in one line naming what they are', async (t) => {
+  t.throws(() => parseCidr('10.0.0.0'), { message: 'subnet "10.0.0.0" needs a prefix length, e.g. 10.0.0.5/24' });
+  t.throws(() => parseCidr('10.0.0.0/33'), { message: 'subnet "10.0.0.0/33" has a bad prefix length (0 to 32)' });
+  t.throws(() => parseCidr('fd00::/129'), { message: 'subnet "fd00::/129" has a bad prefix length (0 to 128)' });
+  t.throws(() => parseCidr('10.0.0.0/-1'), /bad prefix length/);
+  t.throws(() => parseCidr('10.0.0.0/'), /bad prefix length/);
+  t.throws(() => parseCidr('10.0.0.0/2x'), /bad prefix length/);
+  t.throws(() => parseCidr('foo/24', 'route'), { message: 'route "foo" is not an IPv4 or IPv6 address' });
+  for (const bad of ['', '/24', '10.0.0.0.0/24', '10.0.0.256/24']) t.throws(() => parseCidr(bad), UsageError, bad);
+});
+
+t.test('the address of a CIDR or of a bare address, as Docker and CNI runtimes hand them over', async (t) => {
+  t.equal(addressOf('10.0.0.5/24'), '10.0.0.5');
+  t.equal(addressOf('10.0.0.5'), '10.0.0.5');
+  t.equal(addressOf('fd00::5/64'), 'fd00::5');
+  t.equal(addressOf(''), '');
 });

@@ -12,7 +12,7 @@ import { PipewrightError } from '../../util/errors.js';
 import type { StepLog } from '../../util/log.js';
 import { silent } from '../../util/log.js';
 import ipaddr from 'ipaddr.js';
-import { contains, parseIpConfig, type IpConfig } from '../../model/address.js';
+import { contains, parseCidr, parseIpConfig, type IpConfig } from '../../model/address.js';
 
 function leaseDir(stateDir: string): string {
   const dir = join(stateDir, 'dhcp');
@@ -90,8 +90,8 @@ export function checkLease(lease: IpConfig, hostIf: string, hostCidrs: string[])
   if (lease.family !== 4 || !LEASABLE.includes(range)) throw new PipewrightError(`${offered}, a ${range} address; refusing it`);
   const v4 = hostCidrs.filter((c) => !c.includes(':'));
   const inside = v4.some((cidr) => {
-    const [net, prefix] = cidr.split('/');
-    return contains(net, Number(prefix), lease.address);
+    const net = parseCidr(cidr);
+    return contains(net.address, net.prefix, lease.address);
   });
   if (v4.length && !inside) throw new PipewrightError(`${offered}, outside ${hostIf}'s subnets (${v4.join(', ')}); is a rogue DHCP server on that network?`);
 }

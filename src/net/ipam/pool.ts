@@ -4,7 +4,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { UsageError } from '../../util/errors.js';
-import type { Family } from '../../model/address.js';
+import { parseCidr, type Family } from '../../model/address.js';
 import { checkObjectName } from '../../model/validate.js';
 import { parseLabels } from '../../util/labels.js';
 import { fromBig, overlaps, prefixBounds, toBig } from '../../model/ipmath.js';
@@ -111,7 +111,7 @@ function parseSubnetLoose(cidr: string): { network: string; prefix: number; fami
 }
 
 export function poolBounds(p: Pool): [bigint, bigint] {
-  return prefixBounds(p.subnet.split('/')[0], p.prefix, p.family);
+  return prefixBounds(parseCidr(p.subnet).address, p.prefix, p.family);
 }
 
 export function poolsOverlap(a: Pool, b: Pool): boolean {
@@ -133,8 +133,8 @@ export function isWithheld(p: Pool, ip: string): boolean {
   const n = toBig(ip);
   return p.exclude.some((e) => {
     if (!e.includes('/')) return toBig(e) === n;
-    const [net, len] = e.split('/');
-    const [lo, hi] = prefixBounds(net, Number(len), p.family);
+    const net = parseCidr(e);
+    const [lo, hi] = prefixBounds(net.address, net.prefix, p.family);
     return n >= lo && n <= hi;
   });
 }

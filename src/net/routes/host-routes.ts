@@ -3,6 +3,7 @@
  * given without --subnet that overlaps a route of the host's main table is one it refuses, and asks
  * its IPAM driver again for another (forever, when the driver has only that one).
  */
+import { parseCidr } from '../../model/address.js';
 import { overlaps, prefixBounds } from '../../model/ipmath.js';
 import { dumpLinks, dumpRoutes, linkName } from '../rtnetlink/rtnl.js';
 import { hostSocket } from '../rtnetlink/sockets.js';
@@ -13,7 +14,10 @@ export interface HostRoute {
   dev: string;
 }
 
-const bounds = (cidr: string) => prefixBounds(cidr.split('/')[0]!, Number(cidr.split('/')[1]), 4);
+const bounds = (text: string) => {
+  const cidr = parseCidr(text);
+  return prefixBounds(cidr.address, cidr.prefix, 4);
+};
 
 /** A route of the host's main IPv4 table (but the default route) overlapping `cidr`, or null. */
 export async function hostRouteOverlapping(cidr: string): Promise<HostRoute | null> {

@@ -5,7 +5,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { readFileSync } from 'node:fs';
-import type { IpConfig } from '../../model/address.js';
+import { parseCidr, type IpConfig } from '../../model/address.js';
 import { beforeStep } from '../../util/faults.js';
 import { IFLA, ifla, nla, readAttrs, readString, readU32, u32 } from './attrs.js';
 import { errno } from './errno.js';
@@ -140,7 +140,8 @@ export interface RouteSpec {
 
 /** Adds (or replaces) a route in the main table, as `ip route replace` does. */
 export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> {
-  const [dst, len] = r.dst ? [r.dst.split('/')[0], Number(r.dst.split('/')[1])] : [null, 0];
+  const net = r.dst ? parseCidr(r.dst, 'route') : null;
+  const [dst, len] = net ? [net.address, net.prefix] : [null, 0];
   const rtmsg = Buffer.from([AF[r.family], len, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, r.via ? 0 : RT_SCOPE_LINK, RTN_UNICAST, 0, 0, 0, 0]);
   const attrs = [...(dst ? [nla(RTA.DST, ipBytes(dst))] : []), ...(r.via ? [nla(RTA.GATEWAY, ipBytes(r.via))] : []), nla(RTA.OIF, u32(r.oif))];
   await sock.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE, Buffer.concat([rtmsg, ...attrs]), `adding the route to ${r.dst ?? 'default'}`);
