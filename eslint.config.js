@@ -7,12 +7,26 @@ import tseslint from 'typescript-eslint';
 // loader: built-ins go through util/builtin.ts, our own modules are bundled in.
 const SNAPSHOT_IMPORTS = {
   selector: 'ImportExpression[source.value=/^(node:|[a-z@])/]',
-  message: 'a dynamic import of a package or built-in fails in the startup snapshot: use loadBuiltin (util/builtin.ts) or a static import',
+  message:
+    'a dynamic import of a package or built-in fails in the startup snapshot: use loadBuiltin (util/builtin.ts) or a static import',
 };
 
 // The layers of src/, lowest first (docs/design.md, "Layers"): a folder imports only from the
 // folders before it, statically or by import(). src/net's sub-folders keep an order of their own.
-const LAYERS = ['util', 'model', 'net', 'db', 'runtime', 'storage', 'ops', 'lifecycle', 'frontend', 'cni', 'daemon', 'cli'];
+const LAYERS = [
+  'util',
+  'model',
+  'net',
+  'db',
+  'runtime',
+  'storage',
+  'ops',
+  'lifecycle',
+  'frontend',
+  'cni',
+  'daemon',
+  'cli',
+];
 const NET = ['rtnetlink', 'netns', 'link-state', 'addresses', 'links', 'routes', 'dhcp', 'ipam', 'firewall'];
 
 /** A lint block for one layer folder: `higher` is a regex of the import paths that reach above it. */
@@ -60,6 +74,14 @@ export default tseslint.config(
   ...layerBlocks,
   {
     files: ['**/*.mjs', 'scripts/**/*.js'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', Buffer: 'readonly', setTimeout: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        URL: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+      },
+    },
   },
 );

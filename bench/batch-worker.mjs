@@ -10,7 +10,10 @@ const [stateDir, hostIf, set, count, pool] = process.argv.slice(2);
 const ctx = await openContext({ stateDir });
 const spec = checkAttachSpec({ hostIf, addresses: [`pool:${pool}`] });
 const t0 = performance.now();
-for (let i = 0; i < Number(count); i++) await attach(ctx, await resolveGuest(`netns:${guestName(set, i)}`, ctx.docker), spec);
+for (let i = 0; i < Number(count); i++)
+  await attach(ctx, await resolveGuest(`netns:${guestName(set, i)}`, ctx.docker), spec);
 const totalMs = performance.now() - t0;
 await closeContext(ctx);
-process.stdout.write(JSON.stringify({ totalMs, perGuestMs: totalMs / Number(count), maxRssMb: process.resourceUsage().maxRSS / 1024 }));
+process.stdout.write(
+  JSON.stringify({ totalMs, perGuestMs: totalMs / Number(count), maxRssMb: process.resourceUsage().maxRSS / 1024 }),
+);

@@ -29,7 +29,14 @@ function pipewrightCni(command, conf, containerId, netns) {
 function pass(label, n, set, tmp, state, record) {
   makeGuests(`${set}p`, n);
   makeGuests(`${set}c`, n);
-  const ours = { cniVersion: '1.0.0', name: `${PREFIX}cni`, type: 'pipewright', bridge: `${PREFIX}n`, pool: 'cni', stateDir: state };
+  const ours = {
+    cniVersion: '1.0.0',
+    name: `${PREFIX}cni`,
+    type: 'pipewright',
+    bridge: `${PREFIX}n`,
+    pool: 'cni',
+    stateDir: state,
+  };
   const ref = {
     cniVersion: '1.0.0',
     name: `${PREFIX}ref`,

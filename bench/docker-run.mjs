@@ -11,7 +11,8 @@ const DRIVER = `${PREFIX}pw`;
 
 function dockerReady() {
   if (spawnSync('docker', ['info'], { stdio: 'ignore' }).status !== 0) return 'no Docker engine answers';
-  if (spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status !== 0) return `no ${IMAGE} (scripts/build-test-image.sh)`;
+  if (spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status !== 0)
+    return `no ${IMAGE} (scripts/build-test-image.sh)`;
   return null;
 }
 
@@ -19,7 +20,8 @@ function dockerReady() {
 function perEndpoint(lines, runs) {
   const by = {};
   for (const l of lines) {
-    if (!/^(NetworkDriver|IpamDriver)\.(?!(Create|Delete)Network|RequestPool|ReleasePool)/.test(l.method ?? '')) continue;
+    if (!/^(NetworkDriver|IpamDriver)\.(?!(Create|Delete)Network|RequestPool|ReleasePool)/.test(l.method ?? ''))
+      continue;
     by[l.method] = (by[l.method] ?? 0) + l.ms / runs;
   }
   return { total: Object.values(by).reduce((a, b) => a + b, 0), by };
@@ -34,10 +36,35 @@ export async function dockerRun(n, stateDir, results) {
   const runs = Math.min(n, 30);
   const [pwNet, dockerNet] = [`${PREFIX}dpw`, `${PREFIX}dbr`];
   // Its own plugin socket, and no CNI socket (a daemon of the host's may hold the default one).
-  const { lines, stop } = await startDaemon(stateDir, ['--socket', `/run/docker/plugins/${DRIVER}.sock`, '--cni-socket', '']);
+  const { lines, stop } = await startDaemon(stateDir, [
+    '--socket',
+    `/run/docker/plugins/${DRIVER}.sock`,
+    '--cni-socket',
+    '',
+  ]);
   try {
-    sh('docker', ['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--subnet', '10.248.0.0/24', '-o', `bridge=${PREFIX}dpw`, pwNet]);
-    sh('docker', ['network', 'create', '--subnet', '10.249.0.0/24', '-o', `com.docker.network.bridge.name=${PREFIX}dbr`, dockerNet]);
+    sh('docker', [
+      'network',
+      'create',
+      '-d',
+      DRIVER,
+      '--ipam-driver',
+      DRIVER,
+      '--subnet',
+      '10.248.0.0/24',
+      '-o',
+      `bridge=${PREFIX}dpw`,
+      pwNet,
+    ]);
+    sh('docker', [
+      'network',
+      'create',
+      '--subnet',
+      '10.249.0.0/24',
+      '-o',
+      `com.docker.network.bridge.name=${PREFIX}dbr`,
+      dockerNet,
+    ]);
     const run = (net) => timed(() => sh('docker', ['run', '--rm', '--network', net, IMAGE, 'true']));
     run(pwNet); // the first start loads the image's layers: not counted
     run(dockerNet);

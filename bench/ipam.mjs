@@ -80,11 +80,21 @@ try {
   const hostLocal = timedRuns(CLI_N, (i) => {
     const r = spawnSync('/usr/lib/cni/host-local', [], {
       input: conf,
-      env: { ...env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `b${i}`, CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+      env: {
+        ...env,
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: `b${i}`,
+        CNI_NETNS: '/proc/self/ns/net',
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/usr/lib/cni',
+      },
     });
     if (r.status !== 0) throw new Error(String(r.stdout));
   });
-  const row = (name, r) => console.log(`${name.padEnd(36)} ${r.toFixed(0).padStart(8)}/s  ${(r / hostLocal).toFixed(1).padStart(7)}x host-local`);
+  const row = (name, r) =>
+    console.log(
+      `${name.padEnd(36)} ${r.toFixed(0).padStart(8)}/s  ${(r / hostLocal).toFixed(1).padStart(7)}x host-local`,
+    );
   console.log(`allocations (library N=${N}, processes N=${CLI_N})`);
   row('pipewright library, SQLite', sqlite);
   row('pipewright library, etcd', etcdRate);

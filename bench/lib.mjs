@@ -50,9 +50,13 @@ export function pipewright(stateDir, ...args) {
  */
 export async function withWarmWorkers(stateDir, dir, body) {
   const socket = join(dir, `${PREFIX}-cli.sock`);
-  const daemon = await startDaemon(stateDir, ['--socket', join(dir, `${PREFIX}-plugin.sock`), '--cni-socket', '', '--cli-socket', socket], {
-    DOCKER_HOST: `unix:///run/${PREFIX}-no-docker.sock`,
-  });
+  const daemon = await startDaemon(
+    stateDir,
+    ['--socket', join(dir, `${PREFIX}-plugin.sock`), '--cni-socket', '', '--cli-socket', socket],
+    {
+      DOCKER_HOST: `unix:///run/${PREFIX}-no-docker.sock`,
+    },
+  );
   try {
     spawnSync('sleep', ['0.5']); // the workers' start
     return body((...args) => sh(CLI, ['--state-dir', stateDir, ...args], undefined, { PIPEWRIGHT_CLI_SOCKET: socket }));
@@ -65,7 +69,14 @@ export async function withWarmWorkers(stateDir, dir, body) {
 export function cni(plugin, command, conf, containerId, netns) {
   const r = spawnSync(`/usr/lib/cni/${plugin}`, [], {
     input: JSON.stringify(conf),
-    env: { ...env, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+    env: {
+      ...env,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: containerId,
+      CNI_NETNS: netns,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: '/usr/lib/cni',
+    },
   });
   if (r.status !== 0) throw new Error(`CNI ${plugin} ${command}: ${r.stdout}${r.stderr}`);
   return String(r.stdout);
@@ -83,15 +94,19 @@ export function checkPrefixFree() {
   const ns = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${PREFIX}-`)) : [];
   const links = readdirSync('/sys/class/net').filter((n) => n.startsWith(PREFIX));
   if (ns.length || links.length) {
-    throw new Error(`the prefix ${PREFIX} is in use (${[...ns, ...links].slice(0, 3).join(', ')}...); remove those first`);
+    throw new Error(
+      `the prefix ${PREFIX} is in use (${[...ns, ...links].slice(0, 3).join(', ')}...); remove those first`,
+    );
   }
 }
 
 /** Everything named with the prefix: namespaces (their veths go along), then host links. */
 export function cleanupHost() {
   const ns = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${PREFIX}-`)) : [];
-  if (ns.length) spawnSync('ip', ['-force', '-batch', '-'], { input: ns.map((n) => `netns del ${n}`).join('\n') + '\n' });
-  for (const l of readdirSync('/sys/class/net').filter((n) => n.startsWith(PREFIX))) spawnSync('ip', ['link', 'del', l]);
+  if (ns.length)
+    spawnSync('ip', ['-force', '-batch', '-'], { input: ns.map((n) => `netns del ${n}`).join('\n') + '\n' });
+  for (const l of readdirSync('/sys/class/net').filter((n) => n.startsWith(PREFIX)))
+    spawnSync('ip', ['link', 'del', l]);
 }
 
 /** A progress line on stderr when it is a terminal. */
@@ -113,9 +128,18 @@ export function portmapBaseState() {
 export function removePortmapBase(before) {
   if (!before.chains) {
     const save = spawnSync('iptables-save', ['-t', 'nat']).stdout.toString().split('\n');
-    const hooks = save.filter((l) => /^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-/.test(l)).map((l) => l.replace(/^-A/, '-D'));
+    const hooks = save
+      .filter((l) => /^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-/.test(l))
+      .map((l) => l.replace(/^-A/, '-D'));
     const chains = save.filter((l) => l.startsWith(':CNI-HOSTPORT-')).map((l) => l.slice(1).split(' ')[0]);
-    const text = ['*nat', ...hooks, ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`), 'COMMIT', ''].join('\n');
+    const text = [
+      '*nat',
+      ...hooks,
+      ...chains.map((c) => `-F ${c}`),
+      ...chains.map((c) => `-X ${c}`),
+      'COMMIT',
+      '',
+    ].join('\n');
     spawnSync('iptables-restore', ['--noflush'], { input: text });
   }
   if (!before.ip6nat) spawnSync('nft', ['delete', 'table', 'ip6', 'nat']);
@@ -126,7 +150,9 @@ export function removePortmapBase(before) {
  * always drained); resolves once it listens. `stop` ends it.
  */
 export async function startDaemon(stateDir, args, extraEnv = {}) {
-  const proc = spawn(CLI, ['--state-dir', stateDir, 'daemon', '--log-format', 'json', ...args], { env: { ...env, ...extraEnv } });
+  const proc = spawn(CLI, ['--state-dir', stateDir, 'daemon', '--log-format', 'json', ...args], {
+    env: { ...env, ...extraEnv },
+  });
   const lines = [];
   let buf = '';
   proc.stdout.on('data', (d) => {

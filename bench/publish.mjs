@@ -88,13 +88,24 @@ function portmap(command, id, mappings) {
   };
   const r = spawnSync('/usr/lib/cni/portmap', [], {
     input: JSON.stringify(conf),
-    env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/run/netns/pwbench', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+    env: {
+      ...process.env,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: id,
+      CNI_NETNS: '/run/netns/pwbench',
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: '/usr/lib/cni',
+    },
   });
   if (r.status !== 0) throw new Error(`portmap ${command}: ${r.stdout}${r.stderr}`);
 }
 
 function cniPortmap(others) {
-  const many = Array.from({ length: others }, (_, i) => ({ hostPort: 20000 + i, containerPort: 20000 + i, protocol: 'tcp' }));
+  const many = Array.from({ length: others }, (_, i) => ({
+    hostPort: 20000 + i,
+    containerPort: 20000 + i,
+    protocol: 'tcp',
+  }));
   if (others) portmap('ADD', 'others', many);
   const add = [],
     del = [];
@@ -120,7 +131,8 @@ try {
     rows.push([`CNI portmap, ${others} others`, ...cniPortmap(others)]);
   }
   console.log(`median of ${ROUNDS}                     publish     remove`);
-  for (const [name, a, d] of rows) console.log(`${name.padEnd(34)} ${a.toFixed(1).padStart(7)} ms ${d.toFixed(1).padStart(7)} ms`);
+  for (const [name, a, d] of rows)
+    console.log(`${name.padEnd(34)} ${a.toFixed(1).padStart(7)} ms ${d.toFixed(1).padStart(7)} ms`);
 } finally {
   removePortmapBase(portmapLeftovers);
   rmSync(tmp, { recursive: true, force: true });

@@ -39,7 +39,15 @@ const results = [];
 const record = (scenario, pw, cniTimes, target, extra = {}) => {
   const p = stats(pw);
   const c = cniTimes && stats(cniTimes);
-  results.push({ scenario, n: p.n, pipewright: p, cni: c ?? null, ratio: c ? p.median / c.median : null, target, ...extra });
+  results.push({
+    scenario,
+    n: p.n,
+    pipewright: p,
+    cni: c ?? null,
+    ratio: c ? p.median / c.median : null,
+    target,
+    ...extra,
+  });
 };
 
 const bridgeConf = (bridge, subnet, data) => ({
@@ -82,7 +90,9 @@ async function attachCli(state) {
 /** N guests through the library in one process (its own, for its peak RSS). */
 function batch(state, set, count, hostIf, pool) {
   makeGuests(set, count);
-  const r = spawnSync('node', ['bench/batch-worker.mjs', state, hostIf, set, String(count), pool], { encoding: 'utf8' });
+  const r = spawnSync('node', ['bench/batch-worker.mjs', state, hostIf, set, String(count), pool], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -111,7 +121,11 @@ async function ipamAlloc(state) {
   const warmTimes = [],
     coldTimes = [],
     hl = [];
-  const conf = { cniVersion: '0.4.0', name: `${PREFIX}ipam`, ipam: { type: 'host-local', subnet: '10.244.0.0/16', dataDir: join(tmp, 'cni-ipam') } };
+  const conf = {
+    cniVersion: '0.4.0',
+    name: `${PREFIX}ipam`,
+    ipam: { type: 'host-local', subnet: '10.244.0.0/16', dataDir: join(tmp, 'cni-ipam') },
+  };
   await withWarmWorkers(state, tmp, (warm) => {
     for (let i = 0; i < N; i++) {
       progress('ipam-alloc', i + 1, N);
@@ -295,7 +309,8 @@ async function cliCommands() {
       }
     });
     record('cli-floor (node -e 0)', floor, null, null);
-    for (const [name, xs] of Object.entries(times)) record(`cli ${name}`, xs, null, name.endsWith('(no daemon)') ? null : '<= floor + 15 ms');
+    for (const [name, xs] of Object.entries(times))
+      record(`cli ${name}`, xs, null, name.endsWith('(no daemon)') ? null : '<= floor + 15 ms');
   } finally {
     holder.kill('SIGKILL');
     pipewright(state, 'detach', guest);
@@ -306,12 +321,16 @@ async function cliCommands() {
 function addOverFloor() {
   const floor = results.find((r) => r.scenario.startsWith('cli-floor'))?.pipewright.median;
   if (floor === undefined) return;
-  for (const r of results) if (/^(cli |cni-\w+ \(no daemon)|-cli( \(no daemon\))?$|^ipam-alloc cli/.test(r.scenario)) r.overFloor = r.pipewright.median - floor;
+  for (const r of results)
+    if (/^(cli |cni-\w+ \(no daemon)|-cli( \(no daemon\))?$|^ipam-alloc cli/.test(r.scenario))
+      r.overFloor = r.pipewright.median - floor;
 }
 
 function printTable() {
   const f = (x) => (x === null || x === undefined ? '-' : x.toFixed(x < 10 ? 2 : 1));
-  console.log(['scenario'.padEnd(44), 'pw median', 'pw p95', '- floor', 'cni median', 'cni p95', 'ratio', 'target'].join('  '));
+  console.log(
+    ['scenario'.padEnd(44), 'pw median', 'pw p95', '- floor', 'cni median', 'cni p95', 'ratio', 'target'].join('  '),
+  );
   for (const r of results) {
     if (r.skipped) {
       console.log(`${r.scenario.padEnd(44)}  skipped: ${r.skipped}`);
@@ -350,14 +369,21 @@ try {
   await dockerRun(N, join(tmp, 'docker'), results);
   addOverFloor();
   printTable();
-  writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ date: new Date().toISOString(), n: N, results }, null, 2) + '\n');
+  writeFileSync(
+    new URL('./results.json', import.meta.url),
+    JSON.stringify({ date: new Date().toISOString(), n: N, results }, null, 2) + '\n',
+  );
 } finally {
   cleanupHost();
   removePortmapBase(portmapLeftovers);
   // Forget the bench's guests in each store; the firewall follows (its rules go, nobody else's).
   for (const dir of [state, join(tmp, 'cni'), ...[1, 10, 100, 1000].map((c) => join(tmp, `scale-${c}`))]) {
     const store = Store.open(dir);
-    await changeFirewall(store, () => store.db.exec('DELETE FROM ports; DELETE FROM attachments; DELETE FROM networks;'), { firewall: 'nftables' });
+    await changeFirewall(
+      store,
+      () => store.db.exec('DELETE FROM ports; DELETE FROM attachments; DELETE FROM networks;'),
+      { firewall: 'nftables' },
+    );
     store.close();
   }
   rmSync(tmp, { recursive: true, force: true });

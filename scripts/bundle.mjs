@@ -75,7 +75,9 @@ await build({
   plugins: [etcd3Protocol],
   define: { PIPEWRIGHT_BUILD_ID: JSON.stringify(BUILD_ID) },
   // Bundled CommonJS code may call require(): give each module one.
-  banner: { js: "import { createRequire as __pwCreateRequire } from 'node:module'; const require = __pwCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __pwCreateRequire } from 'node:module'; const require = __pwCreateRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 });
 
@@ -131,10 +133,17 @@ await build({
 });
 const cached = spawnSync(
   process.execPath,
-  ['--input-type=module', '-e', `(await import('./dist/cli/code-cache.js')).writeCodeCache('dist/snapshot/${ETCD3_FILE}')`],
+  [
+    '--input-type=module',
+    '-e',
+    `(await import('./dist/cli/code-cache.js')).writeCodeCache('dist/snapshot/${ETCD3_FILE}')`,
+  ],
   { encoding: 'utf8' },
 );
-if (cached.status !== 0) console.error(`bundle: no code cache for ${ETCD3_FILE} (an etcd store then compiles it at each start)\n${cached.stderr}`);
+if (cached.status !== 0)
+  console.error(
+    `bundle: no code cache for ${ETCD3_FILE} (an etcd store then compiles it at each start)\n${cached.stderr}`,
+  );
 await build({
   entryPoints: { pipewright: 'src/cli/snapshot.ts' },
   outdir: 'dist/snapshot',
@@ -152,11 +161,17 @@ await build({
   define: { 'import.meta.url': 'globalThis.__pwEntryUrl', PIPEWRIGHT_BUILD_ID: JSON.stringify(BUILD_ID) },
   logLevel: 'error',
 });
-const made = spawnSync(process.execPath, ['--snapshot-blob', 'dist/pipewright.blob', '--build-snapshot', 'dist/snapshot/pipewright.cjs'], {
-  encoding: 'utf8',
-});
+const made = spawnSync(
+  process.execPath,
+  ['--snapshot-blob', 'dist/pipewright.blob', '--build-snapshot', 'dist/snapshot/pipewright.cjs'],
+  {
+    encoding: 'utf8',
+  },
+);
 if (made.status !== 0) {
-  console.error(`bundle: building the startup snapshot failed; the executable will run the bundle instead\n${made.stderr}`);
+  console.error(
+    `bundle: building the startup snapshot failed; the executable will run the bundle instead\n${made.stderr}`,
+  );
   rmSync('dist/pipewright.blob', { force: true });
 }
 writeFileSync('dist/build-id', `${BUILD_ID}\n`);

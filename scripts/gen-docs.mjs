@@ -77,7 +77,10 @@ function manPage({ cmd, path }, root) {
   );
   const ex = examples(cmd);
   if (ex.length > 0) out.push('.SH EXAMPLES', '.nf', '.RS 4', ...ex.map(text), '.RE', '.fi');
-  const related = [...(path.length > 1 ? [pageName(path.slice(0, -1))] : []), ...subcommands(cmd).map((c) => pageName([...path, c.name()]))];
+  const related = [
+    ...(path.length > 1 ? [pageName(path.slice(0, -1))] : []),
+    ...subcommands(cmd).map((c) => pageName([...path, c.name()])),
+  ];
   out.push('.SH SEE ALSO', esc([...related.map((r) => `${r}(1)`), 'the guides in docs/ (see README.md)'].join(', ')));
   return `${out.join('\n')}\n`;
 }
@@ -85,13 +88,18 @@ function manPage({ cmd, path }, root) {
 /** Every flag a command takes, and those of them that take a value (they consume the next word). */
 const flags = (cmd) => cmd.options.flatMap((o) => [o.short, o.long].filter(Boolean));
 const valueFlags = (tree) => [
-  ...new Set(tree.flatMap(({ cmd }) => cmd.options.filter((o) => o.required || o.optional).flatMap((o) => [o.short, o.long].filter(Boolean)))),
+  ...new Set(
+    tree.flatMap(({ cmd }) =>
+      cmd.options.filter((o) => o.required || o.optional).flatMap((o) => [o.short, o.long].filter(Boolean)),
+    ),
+  ),
 ];
 
 const shWords = (words) => words.join(' ');
 
 function bashCompletion(tree, root) {
-  const cases = (pick) => tree.map(({ cmd, path }) => `    '${path.slice(1).join(' ')}') echo '${shWords(pick(cmd))}' ;;`);
+  const cases = (pick) =>
+    tree.map(({ cmd, path }) => `    '${path.slice(1).join(' ')}') echo '${shWords(pick(cmd))}' ;;`);
   return `# bash completion for pipewright, generated from its command tree by scripts/gen-docs.mjs
 _pipewright_commands() {
   case "$1" in

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-const run = (cmd, args, env = {}) => spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+const run = (cmd, args, env = {}) =>
+  spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
 const say = (s) => console.log(`pipewright postinstall: ${s}`);
 
 /** The C programs and the addon start on this host (its libc, its CPU architecture). */
@@ -30,9 +31,13 @@ function snapshotFits() {
   if (!existsSync('dist/pipewright.blob')) return false;
   const key = run('dist/cpu-key', []).stdout.trim();
   if (!existsSync(KEY) || readFileSync(KEY, 'utf8').trim() !== key) return false;
-  const r = run(process.execPath, ['--snapshot-blob', 'dist/pipewright.blob', 'dist/bundle/pipewright.mjs', '--version'], {
-    PIPEWRIGHT_CLI_SOCKET: '',
-  });
+  const r = run(
+    process.execPath,
+    ['--snapshot-blob', 'dist/pipewright.blob', 'dist/bundle/pipewright.mjs', '--version'],
+    {
+      PIPEWRIGHT_CLI_SOCKET: '',
+    },
+  );
   return r.status === 0 && r.stdout.trim() === VERSION;
 }
 
@@ -44,7 +49,9 @@ function rebuildNative() {
   const r = spawnSync('bash', ['scripts/build-native.sh'], { stdio: 'inherit' });
   if (key) writeFileSync(KEY, key);
   if (r.status !== 0 || !nativeRuns()) {
-    console.error('pipewright postinstall: building the native pieces failed; install gcc and libc6-dev, then reinstall');
+    console.error(
+      'pipewright postinstall: building the native pieces failed; install gcc and libc6-dev, then reinstall',
+    );
     process.exit(1);
   }
 }
@@ -52,11 +59,20 @@ function rebuildNative() {
 /** A snapshot for this Node and CPU; without one the executable runs the bundle (slower start). */
 function rebuildSnapshot() {
   say(`the shipped CLI snapshot does not fit this Node (${process.version}) or CPU: building it`);
-  const r = run(process.execPath, ['--snapshot-blob', 'dist/pipewright.blob', '--build-snapshot', 'dist/snapshot/pipewright.cjs']);
+  const r = run(process.execPath, [
+    '--snapshot-blob',
+    'dist/pipewright.blob',
+    '--build-snapshot',
+    'dist/snapshot/pipewright.cjs',
+  ]);
   const key = run('dist/cpu-key', []);
   if (r.status === 0 && key.status === 0) writeFileSync(KEY, key.stdout);
   // etcd3's code cache (src/cli/code-cache.ts) is this Node's V8's too: made again, or an etcd store compiles it at each start.
-  run(process.execPath, ['--input-type=module', '-e', "(await import('./dist/cli/code-cache.js')).writeCodeCache('dist/snapshot/etcd3.cjs')"]);
+  run(process.execPath, [
+    '--input-type=module',
+    '-e',
+    "(await import('./dist/cli/code-cache.js')).writeCodeCache('dist/snapshot/etcd3.cjs')",
+  ]);
   if (r.status === 0 && snapshotFits()) return;
   rmSync('dist/pipewright.blob', { force: true });
   say('building the snapshot failed; pipewright runs without it (each command starts ~25 ms slower)');

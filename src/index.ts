@@ -18,7 +18,15 @@ import { listNetworks as listNetworkRecords, type NetworkRecord } from './db/net
 import { listVolumes as listVolumeRecords, type VolumeRecord } from './db/volumes.js';
 
 export { openContext, closeContext, type CoreContext, type ContextOptions } from './ops/context.js';
-export { checkAttachSpec, sameSpec, DEFAULT_IFNAME, type AttachSpec, type AttachInput, type AttachmentPlan, type LinkKind } from './model/attachment.js';
+export {
+  checkAttachSpec,
+  sameSpec,
+  DEFAULT_IFNAME,
+  type AttachSpec,
+  type AttachInput,
+  type AttachmentPlan,
+  type LinkKind,
+} from './model/attachment.js';
 export { attach, type AttachResult } from './ops/attach.js';
 export { detachAttachment as detach } from './ops/detach.js';
 export { restoreAttachment as restore } from './ops/restore.js';

@@ -41,8 +41,13 @@ interface AttachOpts {
 export function register(program: Command): void {
   program
     .command('attach')
-    .description('put an interface into a guest: a veth on a bridge, a macvlan, ipvlan or 802.1q VLAN of a NIC, or a dummy, with addresses')
-    .argument('<host-if>', 'a bridge (created if missing), an Ethernet interface (the parent of a macvlan, ipvlan or VLAN), or none (a dummy: no host side)')
+    .description(
+      'put an interface into a guest: a veth on a bridge, a macvlan, ipvlan or 802.1q VLAN of a NIC, or a dummy, with addresses',
+    )
+    .argument(
+      '<host-if>',
+      'a bridge (created if missing), an Ethernet interface (the parent of a macvlan, ipvlan or VLAN), or none (a dummy: no host side)',
+    )
     .argument('<guest>', 'docker:<name|id> | pid:<n> | <n> | netns:<name> | /path/to/netns | <name>')
     .argument('<address...>', '<ip>/<prefix>[@<gateway>] (repeatable, IPv4 or IPv6) or dhcp')
     .option('-i, --ifname <name>', 'interface name in the guest (default: eth0)')
@@ -51,10 +56,21 @@ export function register(program: Command): void {
     .option('--mtu <n>', "MTU (default: the bridge's or parent's)")
     .option('--macvlan-mode <mode>', 'bridge | private | vepa | passthru (macvlan only)')
     .option('--ipvlan [mode]', "an ipvlan of the NIC instead of a macvlan, with the NIC's MAC: l2 (default) | l3 | l3s")
-    .option('--vlan <id>', "the NIC's 802.1q VLAN <id> (1-4094) itself as the guest interface (one guest per id and NIC)")
+    .option(
+      '--vlan <id>',
+      "the NIC's 802.1q VLAN <id> (1-4094) itself as the guest interface (one guest per id and NIC)",
+    )
     .option('--route <cidr[@gw]>', 'extra route in the guest (repeatable)', collect, [])
-    .option('--host-shim <ip/prefix>', "macvlan only: the host's own macvlan on the parent with this address, so the host reaches the guests")
-    .option('-p, --publish <[ip:]host-port[-end]:ctr-port[-end][/proto]>', 'publish a port, as docker run -p (repeatable)', collect, [])
+    .option(
+      '--host-shim <ip/prefix>',
+      "macvlan only: the host's own macvlan on the parent with this address, so the host reaches the guests",
+    )
+    .option(
+      '-p, --publish <[ip:]host-port[-end]:ctr-port[-end][/proto]>',
+      'publish a port, as docker run -p (repeatable)',
+      collect,
+      [],
+    )
     .option('--direct-phys', 'move <host-if> itself into the guest (back to the host at detach)')
     .option('--json', 'print the result as JSON')
     .addHelpText(
@@ -76,15 +92,26 @@ Examples:
       const { checkAttachSpec } = await import('../model/attachment.js');
       const { ipvlan, ...rest } = opts;
       const ipvlanMode = ipvlan === true ? 'l2' : ipvlan;
-      const spec = checkAttachSpec({ hostIf, addresses, ...rest, ipvlanMode, routes: opts.route, publish: opts.publish });
+      const spec = checkAttachSpec({
+        hostIf,
+        addresses,
+        ...rest,
+        ipvlanMode,
+        routes: opts.route,
+        publish: opts.publish,
+      });
       const { resolveGuest } = await import('../runtime/guest.js');
       const guest = await resolveGuest(guestSpec, dockerSocket());
       const { attach } = await import('../ops/attach.js');
       await withContext(opts, async (ctx) => {
         const res = await attach(ctx, guest, spec);
         if (ctx.json) printJson(attachmentJson(res.attachment, { changed: res.changed }));
-        else if (!res.changed) process.stdout.write(`${guest.name}: ${spec.ifname} already attached, nothing changed\n`);
-        else process.stdout.write(`${guest.name}: ${res.attachment.ifname} attached to ${hostIf} (${res.attachment.hostLink ?? res.attachment.kind})\n`);
+        else if (!res.changed)
+          process.stdout.write(`${guest.name}: ${spec.ifname} already attached, nothing changed\n`);
+        else
+          process.stdout.write(
+            `${guest.name}: ${res.attachment.ifname} attached to ${hostIf} (${res.attachment.hostLink ?? res.attachment.kind})\n`,
+          );
       });
     });
 
@@ -106,9 +133,13 @@ Examples:
       const { findRecordsForGuest } = await import('./guest-records.js');
       const { detachAttachment } = await import('../ops/detach.js');
       await withContext(opts, async (ctx) => {
-        const recs = (await findRecordsForGuest(ctx, guestSpec)).filter((r) => !opts.ifname || r.ifname === opts.ifname);
+        const recs = (await findRecordsForGuest(ctx, guestSpec)).filter(
+          (r) => !opts.ifname || r.ifname === opts.ifname,
+        );
         if (recs.length === 0)
-          throw new PipewrightError(`pipewright has no attachment for ${guestSpec}${opts.ifname ? ` -i ${opts.ifname}` : ''} (see 'pipewright ls')`);
+          throw new PipewrightError(
+            `pipewright has no attachment for ${guestSpec}${opts.ifname ? ` -i ${opts.ifname}` : ''} (see 'pipewright ls')`,
+          );
         for (const r of recs) await detachAttachment(ctx, r);
         if (ctx.json) printJson(recs.map((r) => attachmentJson(r)));
         else for (const r of recs) process.stdout.write(`${r.guestName}: ${r.ifname} detached from ${r.hostIf}\n`);

@@ -9,7 +9,13 @@ import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { Script } from 'node:vm';
 
-type ModuleWrapper = (exports: unknown, require: NodeJS.Require, module: { exports: unknown }, filename: string, dirname: string) => void;
+type ModuleWrapper = (
+  exports: unknown,
+  require: NodeJS.Require,
+  module: { exports: unknown },
+  filename: string,
+  dirname: string,
+) => void;
 
 function compile(path: string, cachedData?: Buffer): { script: Script; exports: unknown } {
   const file = resolve(path);

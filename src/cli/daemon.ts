@@ -17,10 +17,24 @@ export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/pipewright.sock';
 export function register(program: Command): void {
   program
     .command('daemon')
-    .description("serve Docker's plugin protocol: pipewright as Docker's network, IPAM and volume driver; and watch (foreground)")
-    .option('--socket <path>', "the plugin socket; Docker names the driver after the file's base name", DEFAULT_PLUGIN_SOCKET)
-    .option('--cni-socket <path>', "where the CNI plugin hands its calls to this daemon (no Node start per call); '' for none", DEFAULT_CNI_SOCKET)
-    .option('--cli-socket <path>', "where pipewright commands find this daemon's warm workers (no Node start per command); '' for none", DEFAULT_CLI_SOCKET)
+    .description(
+      "serve Docker's plugin protocol: pipewright as Docker's network, IPAM and volume driver; and watch (foreground)",
+    )
+    .option(
+      '--socket <path>',
+      "the plugin socket; Docker names the driver after the file's base name",
+      DEFAULT_PLUGIN_SOCKET,
+    )
+    .option(
+      '--cni-socket <path>',
+      "where the CNI plugin hands its calls to this daemon (no Node start per call); '' for none",
+      DEFAULT_CNI_SOCKET,
+    )
+    .option(
+      '--cli-socket <path>',
+      "where pipewright commands find this daemon's warm workers (no Node start per command); '' for none",
+      DEFAULT_CLI_SOCKET,
+    )
     .option('--cli-workers <n>', 'warm workers kept waiting for commands (1-32)', '2')
     .option('--log-format <json|text>', 'one line per request and event: JSON, or human text', 'text')
     .addHelpText(
@@ -33,14 +47,21 @@ export function register(program: Command): void {
         "  pipewright ls    # now run by one of the daemon's warm workers",
     )
     .action(async (_o, cmd: Command) => {
-      const o = optionsOf<{ socket: string; cniSocket: string; cliSocket: string; cliWorkers: string; logFormat: string }>(cmd);
+      const o = optionsOf<{
+        socket: string;
+        cniSocket: string;
+        cliSocket: string;
+        cliWorkers: string;
+        logFormat: string;
+      }>(cmd);
       const line = logLines(o.logFormat);
       for (const [flag, path] of [
         ['--socket', o.socket],
         ['--cni-socket', o.cniSocket || '/'],
         ['--cli-socket', o.cliSocket || '/'],
       ]) {
-        if (!path.startsWith('/') || hasControl(path)) throw new UsageError(`${flag} "${printable(path)}" must be an absolute path without control characters`);
+        if (!path.startsWith('/') || hasControl(path))
+          throw new UsageError(`${flag} "${printable(path)}" must be an absolute path without control characters`);
       }
       const workers = Number(o.cliWorkers);
       if (!/^\d+$/.test(o.cliWorkers) || workers < 1 || workers > 32)
@@ -57,28 +78,51 @@ export function register(program: Command): void {
       await withContext(o, async (ctx) => {
         const { finishOrphanedEndpoints } = await import('../ops/endpoint.js');
         for (const rec of await finishOrphanedEndpoints(ctx)) {
-          line({ finished: rec.guestName }, `finished removing endpoint ${rec.guestName} (a daemon before this one died doing it)`);
+          line(
+            { finished: rec.guestName },
+            `finished removing endpoint ${rec.guestName} (a daemon before this one died doing it)`,
+          );
         }
-        const network = networkDriver(ctx, (err) => line({ error: describe(err) }, `removing an endpoint failed: ${describe(err)}; gc finishes it`));
-        const drivers = { NetworkDriver: network.handlers, IpamDriver: ipamDriver(ctx.ipam), VolumeDriver: volumeDriver(ctx) };
+        const network = networkDriver(ctx, (err) =>
+          line({ error: describe(err) }, `removing an endpoint failed: ${describe(err)}; gc finishes it`),
+        );
+        const drivers = {
+          NetworkDriver: network.handlers,
+          IpamDriver: ipamDriver(ctx.ipam),
+          VolumeDriver: volumeDriver(ctx),
+        };
         const logRequest = (e: { method: string; ms: number; err?: string }) =>
-          line({ ...e, ms: Math.round(e.ms * 10) / 10 }, `${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}`);
+          line(
+            { ...e, ms: Math.round(e.ms * 10) / 10 },
+            `${e.method} ${e.ms.toFixed(1)} ms${e.err ? `: ${e.err}` : ''}`,
+          );
         const servers = [await servePlugin(o.socket, drivers, logRequest)];
         if (o.cniSocket) servers.push(await serveCni(o.cniSocket, logRequest, { ctx, opts: o }));
         const cli =
           o.cliSocket &&
           startCliWorkers(o.cliSocket, workers, ctx.store.stateDir, (r) =>
-            'declined' in r ? line(r, `a command declined (runs in its own process): ${r.declined}`) : line(r, `warm workers: ${r.stoppedStarting}`),
+            'declined' in r
+              ? line(r, `a command declined (runs in its own process): ${r.declined}`)
+              : line(r, `warm workers: ${r.stoppedStarting}`),
           );
         line(
-          { listening: o.socket, ...(o.cniSocket ? { cni: o.cniSocket } : {}), ...(o.cliSocket ? { cli: o.cliSocket } : {}) },
+          {
+            listening: o.socket,
+            ...(o.cniSocket ? { cni: o.cniSocket } : {}),
+            ...(o.cliSocket ? { cli: o.cliSocket } : {}),
+          },
           `listening on ${[o.socket, o.cniSocket && `${o.cniSocket} (CNI)`, o.cliSocket && `${o.cliSocket} (commands)`].filter(Boolean).join(', ')}`,
         );
         // After a reboot the namespaces of netns, pid and CNI guests are gone: their attachments and leases go too.
         const { undoGoneNamespaceGuests } = await import('../ops/gc.js');
         const swept = undoGoneNamespaceGuests(ctx).then(
-          (actions) => actions.forEach((a) => line({ undone: a.target, reason: a.reason }, `undid ${a.target}: ${a.reason}`)),
-          (err: unknown) => line({ error: describe(err) }, `undoing the attachments of gone guests failed: ${describe(err)}; gc does it`),
+          (actions) =>
+            actions.forEach((a) => line({ undone: a.target, reason: a.reason }, `undid ${a.target}: ${a.reason}`)),
+          (err: unknown) =>
+            line(
+              { error: describe(err) },
+              `undoing the attachments of gone guests failed: ${describe(err)}; gc does it`,
+            ),
         );
         const watching = watch(ctx, { signal: abort.signal, onEvent: (e) => line(e, `${e.event}: ${e.message}`) });
         // Until SIGINT or SIGTERM: the socket goes with the daemon (a socket file without one only misleads Docker).

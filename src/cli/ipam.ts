@@ -22,7 +22,10 @@ function registerPool(program: Command): void {
     .option('--exclude <ip|cidr>', 'never hand out this address or range (repeatable)', collect, [])
     .option('--label <k=v>', 'label (repeatable)', collect, [])
     .option('--json', 'print the pool as JSON')
-    .addHelpText('after', '\nExample:\n  pipewright pool create lan 10.10.0.0/16 --gateway 10.10.0.1 --exclude 10.10.0.0/24 --label env=test')
+    .addHelpText(
+      'after',
+      '\nExample:\n  pipewright pool create lan 10.10.0.0/16 --gateway 10.10.0.1 --exclude 10.10.0.0/24 --label env=test',
+    )
     .action(async (name: string, cidr: string, _o, cmd: Command) => {
       const o = optionsOf<{ gateway?: string | false; range?: string; exclude: string[]; label: string[] }>(cmd);
       await withContext(o, async (ctx) => {
@@ -36,7 +39,10 @@ function registerPool(program: Command): void {
           noGateway: o.gateway === false,
         });
         if (ctx.json) printJson(p);
-        else process.stdout.write(`pool ${p.name}: ${p.subnet}, range ${p.rangeStart}-${p.rangeEnd}, gateway ${p.gateway ?? 'none'}\n`);
+        else
+          process.stdout.write(
+            `pool ${p.name}: ${p.subnet}, range ${p.rangeStart}-${p.rangeEnd}, gateway ${p.gateway ?? 'none'}\n`,
+          );
       });
     });
   pool
@@ -130,13 +136,19 @@ function registerLease(program: Command): void {
     .argument('[pool]', 'pool name')
     .argument('[ip]', 'address')
     .option('--owner <text>', 'release every lease of this owner instead')
-    .addHelpText('after', '\nExamples:\n  pipewright lease release lan 10.10.0.50\n  pipewright lease release --owner "printer in room 2"')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pipewright lease release lan 10.10.0.50\n  pipewright lease release --owner "printer in room 2"',
+    )
     .action(async (pool: string | undefined, ip: string | undefined, _o, cmd: Command) => {
       const o = optionsOf<{ owner?: string }>(cmd);
       if (!o.owner && !(pool && ip)) throw new UsageError('give <pool> <ip>, or --owner <text>');
       await withContext(o, async (ctx) => {
-        const gone = o.owner ? await ctx.ipam.releaseOwner(o.owner) : [await ctx.ipam.release(pool!, ip!, 'anyone')].filter((l): l is Lease => l !== null);
-        if (gone.length === 0) throw new PipewrightError(o.owner ? `no lease is held by ${o.owner}` : `${ip} is not leased in pool ${pool}`);
+        const gone = o.owner
+          ? await ctx.ipam.releaseOwner(o.owner)
+          : [await ctx.ipam.release(pool!, ip!, 'anyone')].filter((l): l is Lease => l !== null);
+        if (gone.length === 0)
+          throw new PipewrightError(o.owner ? `no lease is held by ${o.owner}` : `${ip} is not leased in pool ${pool}`);
         for (const l of gone) process.stdout.write(`${l.address} released from ${l.pool}\n`);
       });
     });

@@ -9,9 +9,19 @@ export function register(program: Command): void {
   program
     .command('run')
     .description('docker run with --net=none, then attach networks and mount volumes; on any failure nothing is left')
-    .option('--network <br|if[:ip/len|:pool:name]>', 'an interface on this bridge or NIC (repeatable: eth0, eth1, ...)', collect, [])
+    .option(
+      '--network <br|if[:ip/len|:pool:name]>',
+      'an interface on this bridge or NIC (repeatable: eth0, eth1, ...)',
+      collect,
+      [],
+    )
     .option('-p, --publish <spec>', 'publish a port on the first network, as docker run -p (repeatable)', collect, [])
-    .option('-v, --volume <name|path:path[:ro]>', 'a named volume or host path, passed to Docker as --mount (repeatable)', collect, [])
+    .option(
+      '-v, --volume <name|path:path[:ro]>',
+      'a named volume or host path, passed to Docker as --mount (repeatable)',
+      collect,
+      [],
+    )
     .option('--json', 'print the whole result as JSON')
     .argument('<docker-args...>', 'after --: the docker run arguments (image, command, --name, ...)')
     .addHelpText(
@@ -26,7 +36,12 @@ Example:
       const { runContainer } = await import('../lifecycle/run.js');
       await withContext(o, async (ctx) => {
         const res = await runContainer(ctx, { networks: o.network, publish: o.publish, volumes: o.volume, dockerArgs });
-        if (ctx.json) printJson({ id: res.containerId, name: res.name, attachments: res.attachments.map((a) => attachmentJson(a)) });
+        if (ctx.json)
+          printJson({
+            id: res.containerId,
+            name: res.name,
+            attachments: res.attachments.map((a) => attachmentJson(a)),
+          });
         else process.stdout.write(`${res.containerId}\n`);
       });
     });
@@ -47,7 +62,8 @@ Example:
         if (!o.dryRun) {
           for (const [i, a] of plan.entries()) {
             // Progress for long plans, on a terminal only (scripts read stdout).
-            if (process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${plan.length}] ${a.description}`.padEnd(80).slice(0, 80));
+            if (process.stderr.isTTY)
+              process.stderr.write(`\r[${i + 1}/${plan.length}] ${a.description}`.padEnd(80).slice(0, 80));
             await a.run();
           }
           if (process.stderr.isTTY && plan.length) process.stderr.write('\r'.padEnd(81) + '\r');
@@ -62,13 +78,18 @@ Example:
     .command('watch')
     .description('keep Docker containers plumbed: restore after restarts, clean up after removal (foreground daemon)')
     .option('--log-format <json|text>', 'one JSON object per line, or human text', 'text')
-    .addHelpText('after', '\nExample:\n  pipewright watch --log-format json    (see scripts/pipewright-watch.service for systemd)')
+    .addHelpText(
+      'after',
+      '\nExample:\n  pipewright watch --log-format json    (see scripts/pipewright-watch.service for systemd)',
+    )
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{ logFormat: string }>(cmd);
       const line = logLines(o.logFormat);
       const { watch } = await import('../lifecycle/watch.js');
       const abort = new AbortController();
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());
-      await withContext(o, (ctx) => watch(ctx, { signal: abort.signal, onEvent: (e) => line(e, `${e.event}: ${e.message}`) }));
+      await withContext(o, (ctx) =>
+        watch(ctx, { signal: abort.signal, onEvent: (e) => line(e, `${e.event}: ${e.message}`) }),
+      );
     });
 }

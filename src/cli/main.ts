@@ -26,9 +26,18 @@ export function buildProgram(): Command {
     .option('--etcd-ca <file>', 'etcd store: the CA that signed its certificate; turns TLS on (env PIPEWRIGHT_ETCD_CA)')
     .option('--etcd-cert <file>', 'etcd store: client certificate, with --etcd-key (env PIPEWRIGHT_ETCD_CERT)')
     .option('--etcd-key <file>', 'etcd store: client key (env PIPEWRIGHT_ETCD_KEY)')
-    .option('--etcd-user <name>', 'etcd store: user; the password from PIPEWRIGHT_ETCD_PASSWORD or --etcd-password-file (env PIPEWRIGHT_ETCD_USER)')
-    .option('--etcd-password-file <file>', 'etcd store: a file holding the password (env PIPEWRIGHT_ETCD_PASSWORD_FILE)')
-    .option('--firewall <iptables|nftables|auto>', 'firewall backend (env PIPEWRIGHT_FIREWALL; auto: nftables when nft works)')
+    .option(
+      '--etcd-user <name>',
+      'etcd store: user; the password from PIPEWRIGHT_ETCD_PASSWORD or --etcd-password-file (env PIPEWRIGHT_ETCD_USER)',
+    )
+    .option(
+      '--etcd-password-file <file>',
+      'etcd store: a file holding the password (env PIPEWRIGHT_ETCD_PASSWORD_FILE)',
+    )
+    .option(
+      '--firewall <iptables|nftables|auto>',
+      'firewall backend (env PIPEWRIGHT_FIREWALL; auto: nftables when nft works)',
+    )
     .option('--verbose', 'print each kernel and firewall step as it is taken')
     .exitOverride()
     // A usage error is one line, with the pointer to --help on it.
@@ -36,7 +45,18 @@ export function buildProgram(): Command {
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`${s.trim().replace(/\s*\n\s*/g, ' ')} (run with --help for usage)\n`),
     });
-  for (const group of [attachCmds, showCmds, ipamCmds, networkCmds, storageCmds, lifecycleCmds, daemonCmds, nsCmds, pipeworkCmds]) group.register(program);
+  for (const group of [
+    attachCmds,
+    showCmds,
+    ipamCmds,
+    networkCmds,
+    storageCmds,
+    lifecycleCmds,
+    daemonCmds,
+    nsCmds,
+    pipeworkCmds,
+  ])
+    group.register(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const cmd of all(program)) cmd.exitOverride();
   return program;

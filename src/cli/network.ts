@@ -15,12 +15,21 @@ export function register(program: Command): void {
     .option('--masquerade', 'source NAT for traffic leaving the subnet through another interface')
     .option('--isolated', 'drop traffic between this bridge and other pipewright bridges')
     .option('--json', 'print the network as JSON')
-    .addHelpText('after', '\nExample:\n  pipewright pool create lan 10.10.0.0/24 && pipewright network create lan --bridge br-lan --pool lan --masquerade')
+    .addHelpText(
+      'after',
+      '\nExample:\n  pipewright pool create lan 10.10.0.0/24 && pipewright network create lan --bridge br-lan --pool lan --masquerade',
+    )
     .action(async (name: string, _o, cmd: Command) => {
       const o = optionsOf<{ bridge: string; pool: string; masquerade?: boolean; isolated?: boolean }>(cmd);
       const { createNetwork } = await import('../ops/network.js');
       await withContext(o, async (ctx) => {
-        const n = await createNetwork(ctx, { name, bridge: o.bridge, pool: o.pool, masquerade: o.masquerade, isolated: o.isolated });
+        const n = await createNetwork(ctx, {
+          name,
+          bridge: o.bridge,
+          pool: o.pool,
+          masquerade: o.masquerade,
+          isolated: o.isolated,
+        });
         if (ctx.json) printJson(n);
         else
           process.stdout.write(
@@ -40,7 +49,15 @@ export function register(program: Command): void {
         if (ctx.json) return printJson(nets);
         printTable(
           ['NAME', 'KIND', 'BRIDGE/PARENT', 'SUBNET', 'GATEWAY', 'MASQUERADE', 'ISOLATED'],
-          nets.map((n) => [n.name, n.kind, n.bridge, n.subnet, n.gateway ?? '-', String(n.masquerade), String(n.isolated)]),
+          nets.map((n) => [
+            n.name,
+            n.kind,
+            n.bridge,
+            n.subnet,
+            n.gateway ?? '-',
+            String(n.masquerade),
+            String(n.isolated),
+          ]),
         );
       });
     });
@@ -69,7 +86,8 @@ export function register(program: Command): void {
       const { findRecordsForGuest } = await import('./guest-records.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const recs = guestSpec === undefined ? null : await findRecordsForGuest(ctx, guestSpec);
-        if (recs?.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
+        if (recs?.length === 0)
+          throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
         const ids = recs ? new Set(recs.map((r) => r.id)) : null;
         const ports = listPorts(ctx.store).filter((p) => !ids || ids.has(p.attachmentId));
         if (ctx.json) return printJson(ports.map((p) => ({ guest: p.guestName, publish: formatPublish(p), ...p })));

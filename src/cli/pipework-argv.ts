@@ -16,7 +16,8 @@ export type PipeworkCommand =
 
 /** Forms of pipework that pipewright does not do, with the reason given to the user. */
 const UNSUPPORTED: Record<string, string> = {
-  '--wait': '--wait needs a tool inside the container; pipewright attaches synchronously, so the interface is up when attach returns',
+  '--wait':
+    '--wait needs a tool inside the container; pipewright attaches synchronously, so the interface is up when attach returns',
   '--save': '--save/--restore are replaced by the store: pipewright records every attachment (see pipewright ls)',
   '--restore': '--save/--restore are replaced by the store: pipewright records every attachment (see pipewright ls)',
 };
@@ -27,12 +28,15 @@ export const PIPEWORK_DEFAULT_IFNAME = 'eth1';
 export function parsePipework(argv: string[]): PipeworkCommand {
   if (argv[0] === '--direct-phys') {
     const cmd = parsePipework(argv.slice(1));
-    if (cmd.type !== 'attach') throw new UsageError('pipework: --direct-phys goes with <hostinterface> <guest> <address>');
+    if (cmd.type !== 'attach')
+      throw new UsageError('pipework: --direct-phys goes with <hostinterface> <guest> <address>');
     return { ...cmd, text: { ...cmd.text, directPhys: true } };
   }
   const [first, ...rest] = argv;
   if (!first)
-    throw new UsageError('usage: pipework <hostinterface> [-i containerinterface] [-l localinterfacename] <guest> <ipaddr>/<subnet>[@gateway] [macaddr]');
+    throw new UsageError(
+      'usage: pipework <hostinterface> [-i containerinterface] [-l localinterfacename] <guest> <ipaddr>/<subnet>[@gateway] [macaddr]',
+    );
   if (UNSUPPORTED[first]) throw new UsageError(`pipework ${first}: ${UNSUPPORTED[first]}`);
   if (first === 'route' || first === 'rule' || first === 'tc') {
     const [guest, ...args] = rest;
@@ -53,7 +57,10 @@ export function parsePipework(argv: string[]): PipeworkCommand {
   const [mac, vlanText] = (macArg ?? '').split('@');
   const vlan = vlanText === undefined ? undefined : checkVlanId(vlanText);
   const dhcp = address === 'dhcp' || address.startsWith('dhcp:');
-  if (address.startsWith('dhcp:')) throw new UsageError('pipework: dhcp:<client options> is not supported; pipewright runs udhcpc itself (plain dhcp)');
+  if (address.startsWith('dhcp:'))
+    throw new UsageError(
+      'pipework: dhcp:<client options> is not supported; pipewright runs udhcpc itself (plain dhcp)',
+    );
   if (!dhcp && opts.family && !matchesFamily(address, opts.family)) {
     throw new UsageError(`pipework: -a ${opts.family} was given but ${address} is not an IPv${opts.family} address`);
   }

@@ -16,13 +16,22 @@ export async function runPipework(argv: string[], opts: GlobalOptions): Promise<
   }
   const { checkAttachSpec } = await import('../model/attachment.js');
   const hostIf = cmd.hostMac ? await interfaceByMac(cmd.hostMac) : cmd.text.hostIf;
-  const spec = checkAttachSpec({ ...cmd.text, hostIf: cmd.vlan ? await vlanParent(hostIf, cmd.vlan, cmd.text.directPhys) : hostIf });
+  const spec = checkAttachSpec({
+    ...cmd.text,
+    hostIf: cmd.vlan ? await vlanParent(hostIf, cmd.vlan, cmd.text.directPhys) : hostIf,
+  });
   const { resolveGuest } = await import('../runtime/guest.js');
   const guest = await resolveGuest(cmd.guest, dockerSocket());
   const { attach } = await import('../ops/attach.js');
   await withContext(opts, async (ctx) => {
     const res = await attach(ctx, guest, spec);
-    if (ctx.json) printJson({ changed: res.changed, ifname: res.attachment.ifname, hostLink: res.attachment.hostLink, mac: res.attachment.mac });
+    if (ctx.json)
+      printJson({
+        changed: res.changed,
+        ifname: res.attachment.ifname,
+        hostLink: res.attachment.hostLink,
+        mac: res.attachment.mac,
+      });
   });
 }
 
@@ -46,7 +55,9 @@ async function vlanParent(nic: string, vlan: number, directPhys?: boolean): Prom
   const { vlanInterfaceName } = await import('../model/host-names.js');
   if (directPhys) throw new UsageError('pipework: --direct-phys moves the NIC itself; it takes no @vlan');
   if (!isNic(hostLinkInfo(nic)))
-    throw new UsageError(`pipework: @${vlan} needs a physical interface; ${nic} is not one (VLANs on a Linux bridge are not supported, as in pipework)`);
+    throw new UsageError(
+      `pipework: @${vlan} needs a physical interface; ${nic} is not one (VLANs on a Linux bridge are not supported, as in pipework)`,
+    );
   return vlanInterfaceName(nic, vlan);
 }
 
@@ -55,7 +66,9 @@ async function runTc(guestSpec: string, args: string[], opts: GlobalOptions): Pr
   const { run } = await import('../util/exec.js');
   const { stderrLog, silent } = await import('../util/log.js');
   const guest = await resolveGuest(guestSpec, dockerSocket());
-  const res = await run('nsenter', [`--net=${guest.netnsPath}`, '--', 'tc', ...args], { log: opts.verbose ? stderrLog() : silent });
+  const res = await run('nsenter', [`--net=${guest.netnsPath}`, '--', 'tc', ...args], {
+    log: opts.verbose ? stderrLog() : silent,
+  });
   if (res.stdout) process.stdout.write(res.stdout + '\n');
 }
 

@@ -22,7 +22,11 @@ export function register(program: Command): void {
           rows.push({ rec, st });
         }
         if (ctx.json) {
-          printJson(rows.map(({ rec, st }) => attachmentJson(rec, { status: st.status, reason: st.reason, liveAddresses: st.link?.addresses })));
+          printJson(
+            rows.map(({ rec, st }) =>
+              attachmentJson(rec, { status: st.status, reason: st.reason, liveAddresses: st.link?.addresses }),
+            ),
+          );
           return;
         }
         printTable(
@@ -51,11 +55,19 @@ export function register(program: Command): void {
       const { checkAttachment } = await import('../ops/status.js');
       await withContext(opts, async (ctx) => {
         const recs = await findRecordsForGuest(ctx, guestSpec);
-        if (recs.length === 0) throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
+        if (recs.length === 0)
+          throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
         const out = [];
         for (const rec of recs) {
           const st = await checkAttachment(ctx, rec);
-          out.push(attachmentJson(rec, { netns: rec.netnsPath, status: st.status, reason: st.reason, kernel: st.link ?? null }));
+          out.push(
+            attachmentJson(rec, {
+              netns: rec.netnsPath,
+              status: st.status,
+              reason: st.reason,
+              kernel: st.link ?? null,
+            }),
+          );
         }
         if (ctx.json) printJson(out);
         else process.stdout.write(out.map(humanInspect).join('\n'));
@@ -63,7 +75,9 @@ export function register(program: Command): void {
     });
 }
 
-function humanInspect(a: ReturnType<typeof attachmentJson> & { status: string; reason?: string; netns: string; kernel: unknown }): string {
+function humanInspect(
+  a: ReturnType<typeof attachmentJson> & { status: string; reason?: string; netns: string; kernel: unknown },
+): string {
   const lines = [
     `${a.guest.name} ${a.ifname} (${a.guest.kind} ${a.guest.id})`,
     `  link:      ${a.kind} on ${a.hostInterface}${a.hostLink ? ` via ${a.hostLink}` : ''}, mac ${a.mac}, mtu ${a.mtu}`,

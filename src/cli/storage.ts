@@ -145,7 +145,10 @@ export function register(program: Command): void {
     .option('--create', 'create a missing host path')
     .option('--allow-sensitive', 'allow /, /proc, /sys, /dev and the state directory as host paths')
     .option('--json', 'print the mount as JSON')
-    .addHelpText('after', '\nExamples:\n  pipewright mount web data:/data\n  pipewright mount web /srv/config:/etc/app:ro')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pipewright mount web data:/data\n  pipewright mount web /srv/config:/etc/app:ro',
+    )
     .action(async (guestSpec: string, specText: string, _o, cmd: Command) => {
       const o = optionsOf<{ create?: boolean; allowSensitive?: boolean }>(cmd);
       const { parseMountSpec } = await import('../storage/spec.js');
@@ -178,8 +181,11 @@ export function register(program: Command): void {
       const { resolveGuest } = await import('../runtime/guest.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const guest = await resolveGuest(guestSpec, dockerSocket()).catch(() => null);
-        const m = guest ? await findMountAt(ctx, guest, path) : listMounts(ctx.store).find((x) => x.target === path && x.guestName === guestSpec);
-        if (!m) throw new PipewrightError(`pipewright has no mount at ${path} in ${guestSpec} (see 'pipewright volume ls')`);
+        const m = guest
+          ? await findMountAt(ctx, guest, path)
+          : listMounts(ctx.store).find((x) => x.target === path && x.guestName === guestSpec);
+        if (!m)
+          throw new PipewrightError(`pipewright has no mount at ${path} in ${guestSpec} (see 'pipewright volume ls')`);
         await unmountFrom(ctx, guest, m);
         process.stdout.write(`${m.guestName}: ${path} unmounted\n`);
       });

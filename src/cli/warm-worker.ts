@@ -40,7 +40,15 @@ export function parseCall(payload: Buffer): Call | undefined {
   parts.pop(); // after the last NUL
   const [version, build, cwd, umask, argc, ...rest] = parts;
   const n = Number(argc);
-  if (version !== CALL_VERSION || !build || !cwd?.startsWith('/') || !/^[0-7]{1,4}$/.test(umask ?? '') || !Number.isInteger(n) || n < 1 || n > rest.length) {
+  if (
+    version !== CALL_VERSION ||
+    !build ||
+    !cwd?.startsWith('/') ||
+    !/^[0-7]{1,4}$/.test(umask ?? '') ||
+    !Number.isInteger(n) ||
+    n < 1 ||
+    n > rest.length
+  ) {
     return undefined;
   }
   const env: Record<string, string> = {};
@@ -104,7 +112,8 @@ function adopt(program: Command, taken: TakenCall, call: Call | undefined, self:
   if (!call) return 'a malformed call';
   const word = commandWord(program, call.argv.slice(1));
   if (word && NOT_HANDED_OVER.has(word)) return `"${word}" runs in the caller's own process`;
-  if (call.build !== BUILD_ID) return `a launcher of another build (${call.build}; this worker: ${BUILD_ID}): restart the daemon after an upgrade`;
+  if (call.build !== BUILD_ID)
+    return `a launcher of another build (${call.build}; this worker: ${BUILD_ID}): restart the daemon after an upgrade`;
   const caller = readCaller(taken.pid, taken.pidfd);
   if (!caller) return 'a caller that went before it was read';
   const reasons = differing(self.bounds, caller.bounds);

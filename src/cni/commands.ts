@@ -37,9 +37,15 @@ type PoolConf = Pick<NetConf, 'pool' | 'subnet' | 'gateway'>;
 
 /** A CNI container's identity in the store: "<network>/<container id>" (its interface apart). */
 const cniGuestId = (conf: NetConf, env: CniEnv) => `${conf.name}/${env.containerId}`;
-const guestOf = (conf: NetConf, env: CniEnv): Guest => ({ kind: 'cni', id: cniGuestId(conf, env), name: env.containerId.slice(0, 12), netnsPath: env.netns });
+const guestOf = (conf: NetConf, env: CniEnv): Guest => ({
+  kind: 'cni',
+  id: cniGuestId(conf, env),
+  name: env.containerId.slice(0, 12),
+  netnsPath: env.netns,
+});
 const ownerOf = (conf: NetConf, env: CniEnv) => leaseOwner('cni', cniGuestId(conf, env), env.ifname);
-const recordOf = (ctx: CoreContext, conf: NetConf, env: CniEnv) => findAttachment(ctx.store, 'cni', cniGuestId(conf, env), env.ifname);
+const recordOf = (ctx: CoreContext, conf: NetConf, env: CniEnv) =>
+  findAttachment(ctx.store, 'cni', cniGuestId(conf, env), env.ifname);
 /** The pool a configuration names, or the one its "subnet" makes. */
 const poolNameOf = (name: string, c: PoolConf) => c.pool ?? `cni-${name}`;
 
@@ -48,10 +54,17 @@ async function poolOf(ctx: CoreContext, name: string, c: PoolConf): Promise<Pool
   if (c.pool && !c.subnet) return ctx.ipam.pool(c.pool);
   if (!c.subnet) throw new CniError(ERR.invalidConfig, 'give "pool" (a pipewright pool) or "subnet"');
   const poolName = poolNameOf(name, c);
-  const make = () => ctx.ipam.createPool({ name: poolName, cidr: c.subnet!, ...(c.gateway ? { gateway: c.gateway } : {}), labels: [`${POOL_LABEL}=${name}`] });
+  const make = () =>
+    ctx.ipam.createPool({
+      name: poolName,
+      cidr: c.subnet!,
+      ...(c.gateway ? { gateway: c.gateway } : {}),
+      labels: [`${POOL_LABEL}=${name}`],
+    });
   // Of two first ADDs at once one makes the pool; the other finds it.
   const pool: Pool =
-    (await ctx.ipam.findPool(poolName)) ?? (await make().catch(async (err: unknown) => (await ctx.ipam.findPool(poolName)) ?? Promise.reject(err)));
+    (await ctx.ipam.findPool(poolName)) ??
+    (await make().catch(async (err: unknown) => (await ctx.ipam.findPool(poolName)) ?? Promise.reject(err)));
   if (!sameSubnet(pool.subnet, c.subnet)) {
     throw new CniError(ERR.invalidConfig, `pool ${pool.name} is ${pool.subnet}, not ${c.subnet}`);
   }
@@ -63,7 +76,8 @@ function requestedIps(conf: NetConf, env: CniEnv): string[] {
   return conf.runtimeConfig?.ips ?? conf.args?.cni?.ips ?? (env.args.get('IP')?.split(',').filter(Boolean) || []);
 }
 
-const requestedMac = (conf: NetConf, env: CniEnv) => conf.runtimeConfig?.mac ?? conf.args?.cni?.mac ?? env.args.get('MAC') ?? null;
+const requestedMac = (conf: NetConf, env: CniEnv) =>
+  conf.runtimeConfig?.mac ?? conf.args?.cni?.mac ?? env.args.get('MAC') ?? null;
 
 /** A requested address in the pool's form: its prefix, and the pool's gateway as the default route. */
 function asPoolAddress(ip: string, pool: Pool): string {
@@ -73,7 +87,9 @@ function asPoolAddress(ip: string, pool: Pool): string {
 
 /** The attachment's host interface: exactly one of "bridge", "master" and "dummy" is given. */
 function hostIfOf(conf: NetConf): string {
-  const hosts = [conf.bridge, conf.master, conf.dummy === true ? NO_HOST_IF : undefined].filter((h): h is string => Boolean(h));
+  const hosts = [conf.bridge, conf.master, conf.dummy === true ? NO_HOST_IF : undefined].filter((h): h is string =>
+    Boolean(h),
+  );
   if (hosts.length !== 1) {
     throw new CniError(
       ERR.invalidConfig,
@@ -110,7 +126,9 @@ function specOf(conf: NetConf, env: CniEnv, pool: Pool, hostIf: string): AttachS
 
 /** The addresses the attachment holds: its leases (with their pools' prefixes and gateways), then static ones outside any pool. */
 async function heldAddresses(ctx: CoreContext, owner: string, spec: AttachSpec): Promise<IpConfig[]> {
-  const leased = await Promise.all((await ctx.ipam.heldBy(owner)).map(async (l: Lease) => asIpConfig(await ctx.ipam.pool(l.pool), l)));
+  const leased = await Promise.all(
+    (await ctx.ipam.heldBy(owner)).map(async (l: Lease) => asIpConfig(await ctx.ipam.pool(l.pool), l)),
+  );
   return [...leased, ...staticAddresses(spec).filter((a) => !leased.some((l) => l.address === a.address))];
 }
 
@@ -129,7 +147,13 @@ export async function addMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Pro
   const pool = await poolOf(ctx, conf.name, conf);
   const spec = specOf(conf, env, pool, hostIf);
   if (conf.bridge) {
-    await createNetwork(ctx, { name: conf.name, bridge: conf.bridge, pool: pool.name, masquerade: conf.masquerade ?? false, isolated: conf.isolated ?? false });
+    await createNetwork(ctx, {
+      name: conf.name,
+      bridge: conf.bridge,
+      pool: pool.name,
+      masquerade: conf.masquerade ?? false,
+      isolated: conf.isolated ?? false,
+    });
   }
   const { attachment } = await attach(ctx, guestOf(conf, env), spec);
   return mainResult(ctx, conf, env, attachment);
@@ -154,15 +178,21 @@ function checkPrevIps(conf: NetConf, held: string[], live: string[] | null): voi
   for (const ip of conf.prevResult?.ips ?? []) {
     const address = addressOf(ip.address);
     if (!held.includes(address)) throw new CniError(ERR.io, `${address} is no longer leased to this container`);
-    if (live && !live.includes(ip.address)) throw new CniError(ERR.io, `${ip.address} is no longer on the container's interface`);
+    if (live && !live.includes(ip.address))
+      throw new CniError(ERR.io, `${ip.address} is no longer on the container's interface`);
   }
 }
 
 export async function checkMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<void> {
   const rec = recordOf(ctx, conf, env);
-  if (!rec) throw new CniError(ERR.unknownContainer, `no attachment of ${env.ifname} in container ${env.containerId.slice(0, 12)} on ${conf.name}`);
+  if (!rec)
+    throw new CniError(
+      ERR.unknownContainer,
+      `no attachment of ${env.ifname} in container ${env.containerId.slice(0, 12)} on ${conf.name}`,
+    );
   const st = await checkAttachment(ctx, rec);
-  if (st.status !== 'ok') throw new CniError(ERR.io, `${env.ifname}: ${st.status}${st.reason ? ` (${st.reason})` : ''}`);
+  if (st.status !== 'ok')
+    throw new CniError(ERR.io, `${env.ifname}: ${st.status}${st.reason ? ` (${st.reason})` : ''}`);
   const held = (await heldAddresses(ctx, ownerOf(conf, env), rec.spec)).map((a) => a.address);
   checkPrevIps(conf, held, st.link?.addresses ?? []);
   await checkPrevRoutes(conf, env);
@@ -177,13 +207,19 @@ export async function checkMain(ctx: CoreContext, conf: NetConf, env: CniEnv): P
 async function checkPrevRoutes(conf: NetConf, env: CniEnv): Promise<void> {
   const routes = conf.prevResult?.routes ?? [];
   if (!routes.length) return;
-  const table = JSON.parse(await ipCommand(['-j', 'route', 'show', 'table', 'main'], env.netns)) as { dst: string; gateway?: string }[];
+  const table = JSON.parse(await ipCommand(['-j', 'route', 'show', 'table', 'main'], env.netns)) as {
+    dst: string;
+    gateway?: string;
+  }[];
   const v6 = routes.some((r) => r.dst.includes(':'))
     ? (JSON.parse(await ipCommand(['-j', '-6', 'route', 'show', 'table', 'main'], env.netns)) as typeof table)
     : [];
   const has = (dst: string, gw?: string) =>
-    (dst.includes(':') ? v6 : table).some((r) => (r.dst === dst || (r.dst === 'default' && /^(0\.0\.0\.0|::)\/0$/.test(dst))) && (!gw || r.gateway === gw));
-  for (const r of routes) if (!has(r.dst, r.gw)) throw new CniError(ERR.io, `the route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is gone`);
+    (dst.includes(':') ? v6 : table).some(
+      (r) => (r.dst === dst || (r.dst === 'default' && /^(0\.0\.0\.0|::)\/0$/.test(dst))) && (!gw || r.gateway === gw),
+    );
+  for (const r of routes)
+    if (!has(r.dst, r.gw)) throw new CniError(ERR.io, `the route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is gone`);
 }
 
 export async function addIpam(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<CniResult> {
@@ -192,7 +228,9 @@ export async function addIpam(ctx: CoreContext, conf: NetConf, env: CniEnv): Pro
   const [want] = requestedIps(conf, env).map(addressOf);
   const held = (await ctx.ipam.heldBy(owner)).find((l) => l.pool === pool.name && (!want || l.address === want));
   // A reservation: the main plugin, not a pipewright record, owns the interface (pipewright's gc leaves it to CNI's GC).
-  const lease = held ?? (want ? await ctx.ipam.claim(pool.name, want, owner, true) : await ctx.ipam.allocate(pool.name, owner, true));
+  const lease =
+    held ??
+    (want ? await ctx.ipam.claim(pool.name, want, owner, true) : await ctx.ipam.allocate(pool.name, owner, true));
   const address = asIpConfig(pool, lease);
   return { ips: resultIps([address]), routes: defaultRoutes([address]) };
 }
@@ -203,13 +241,19 @@ export async function delIpam(ctx: CoreContext, conf: NetConf, env: CniEnv): Pro
 
 export async function checkIpam(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<void> {
   const held = (await ctx.ipam.heldBy(ownerOf(conf, env))).map((l) => l.address);
-  if (!held.length) throw new CniError(ERR.unknownContainer, `container ${env.containerId.slice(0, 12)} holds no address on ${conf.name}`);
+  if (!held.length)
+    throw new CniError(
+      ERR.unknownContainer,
+      `container ${env.containerId.slice(0, 12)} holds no address on ${conf.name}`,
+    );
   checkPrevIps(conf, held, null);
 }
 
 /** GC: attachments and leases of this network that the runtime's valid list does not name. */
 export async function gcNetwork(ctx: CoreContext, conf: NetConf): Promise<void> {
-  const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((v) => `${conf.name}/${v.containerID}/${v.ifname}`));
+  const valid = new Set(
+    (conf['cni.dev/valid-attachments'] ?? []).map((v) => `${conf.name}/${v.containerID}/${v.ifname}`),
+  );
   const prefix = `${conf.name}/`;
   for (const rec of listAttachments(ctx.store).filter((r) => r.guestKind === 'cni' && r.guestId.startsWith(prefix))) {
     if (!valid.has(`${rec.guestId}/${rec.ifname}`)) await detachAttachment(ctx, rec);
@@ -230,5 +274,6 @@ export async function status(ctx: CoreContext, conf: NetConf): Promise<void> {
     throw new CniError(ERR.notAvailable, `pool ${name} does not exist`);
   }
   const leased = (await ctx.ipam.leases({ pool: pool.name })).length;
-  if (BigInt(leased + (pool.gateway ? 1 : 0)) >= rangeSize(pool)) throw new CniError(ERR.notAvailable, `pool ${pool.name} has no free address`);
+  if (BigInt(leased + (pool.gateway ? 1 : 0)) >= rangeSize(pool))
+    throw new CniError(ERR.notAvailable, `pool ${pool.name} has no free address`);
 }

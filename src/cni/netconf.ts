@@ -114,9 +114,13 @@ export function parseNetconf(text: string): NetConf {
   } catch {
     throw new CniError(ERR.decode, 'the network configuration on stdin is not JSON');
   }
-  if (!conf || typeof conf !== 'object') throw new CniError(ERR.decode, 'the network configuration must be a JSON object');
+  if (!conf || typeof conf !== 'object')
+    throw new CniError(ERR.decode, 'the network configuration must be a JSON object');
   if (!SUPPORTED_VERSIONS.includes(conf.cniVersion)) {
-    throw new CniError(ERR.incompatibleVersion, `cniVersion "${String(conf.cniVersion).slice(0, 20)}" is not one of ${SUPPORTED_VERSIONS.join(', ')}`);
+    throw new CniError(
+      ERR.incompatibleVersion,
+      `cniVersion "${String(conf.cniVersion).slice(0, 20)}" is not one of ${SUPPORTED_VERSIONS.join(', ')}`,
+    );
   }
   try {
     checkObjectName(conf.name, 'network name');

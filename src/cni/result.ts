@@ -28,6 +28,8 @@ export function defaultRoutes(addresses: IpConfig[]): { dst: string; gw: string 
 
 /** The result in the runtime's version: a 0.x result names each IP's family. */
 export function versioned(conf: NetConf, result: CniResult): CniResult {
-  const ips = conf.cniVersion.startsWith('0.') ? result.ips?.map((ip) => ({ ...ip, version: ip.address.includes(':') ? '6' : '4' })) : result.ips;
+  const ips = conf.cniVersion.startsWith('0.')
+    ? result.ips?.map((ip) => ({ ...ip, version: ip.address.includes(':') ? '6' : '4' }))
+    : result.ips;
   return { cniVersion: conf.cniVersion, ...result, ips, ...(conf.dns ? { dns: conf.dns } : {}) };
 }

@@ -37,14 +37,21 @@ function listen(socket: string): number {
     return syscalls().unixListen(socket);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTSOCK') throw new PipewrightError(`${socket} exists and is not a socket; remove it or give --cli-socket another path`);
-    if (code === 'EADDRINUSE') throw new PipewrightError(`another daemon's warm workers answer on ${socket}; stop that daemon first`);
+    if (code === 'ENOTSOCK')
+      throw new PipewrightError(`${socket} exists and is not a socket; remove it or give --cli-socket another path`);
+    if (code === 'EADDRINUSE')
+      throw new PipewrightError(`another daemon's warm workers answer on ${socket}; stop that daemon first`);
     throw err;
   }
 }
 
 /** `stateDir`: the daemon's store, which each worker opens ahead (most commands use the same). */
-export function startCliWorkers(socket: string, count: number, stateDir: string, report: (r: WorkerReport) => void): CliWorkers {
+export function startCliWorkers(
+  socket: string,
+  count: number,
+  stateDir: string,
+  report: (r: WorkerReport) => void,
+): CliWorkers {
   const listenFd = listen(socket);
   const made = lstatSync(socket);
   const args = nodeArgs();
@@ -72,7 +79,12 @@ export function startCliWorkers(socket: string, count: number, stateDir: string,
       stdio: ['ignore', 'pipe', 'inherit', listenFd],
       // Its own session: a Ctrl-C meant for the daemon's terminal does not reach a caller's command.
       detached: true,
-      env: { ...process.env, PIPEWRIGHT_WARM_FD: '3', PIPEWRIGHT_WARM_PARENT: String(process.pid), PIPEWRIGHT_WARM_STATE_DIR: stateDir },
+      env: {
+        ...process.env,
+        PIPEWRIGHT_WARM_FD: '3',
+        PIPEWRIGHT_WARM_PARENT: String(process.pid),
+        PIPEWRIGHT_WARM_STATE_DIR: stateDir,
+      },
     });
     idle.add(worker);
     worker.stdout!.setEncoding('utf8').on('data', (text: string) => {
@@ -88,7 +100,9 @@ export function startCliWorkers(socket: string, count: number, stateDir: string,
       if (++failures < FAILURES_BEFORE_GIVING_UP) return start();
       // No socket left to wait on: commands start Node themselves at once.
       close();
-      report({ stoppedStarting: `${failures} workers in a row ended before taking a command (last: ${signal ?? `exit ${code}`})` });
+      report({
+        stoppedStarting: `${failures} workers in a row ended before taking a command (last: ${signal ?? `exit ${code}`})`,
+      });
     });
   };
   for (let i = 0; i < count; i++) start();

@@ -34,9 +34,17 @@ function serve(log: RequestLog, daemon: SharedContext): RequestListener {
         if (typeof value === 'string') env[name] = value;
       }
       const answer = await handleCni(env, await readText(req), daemon);
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(answer.out), 'X-Cni-Exit': String(answer.code) });
+      res.writeHead(200, {
+        'Content-Type': 'application/json',
+        'Content-Length': Buffer.byteLength(answer.out),
+        'X-Cni-Exit': String(answer.code),
+      });
       res.end(answer.out);
-      log({ method: `CNI.${env.CNI_COMMAND ?? '?'}`, ms: performance.now() - started, ...(answer.code ? { err: answer.out.trim() } : {}) });
+      log({
+        method: `CNI.${env.CNI_COMMAND ?? '?'}`,
+        ms: performance.now() - started,
+        ...(answer.code ? { err: answer.out.trim() } : {}),
+      });
     })().catch(() => res.destroy()); // a client gone mid-request: nothing to answer
   };
 }

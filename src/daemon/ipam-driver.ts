@@ -74,7 +74,10 @@ async function requestPool(ipam: Ipam, body: Record<string, unknown>) {
     if (!subnet && body.V6 !== true) await refuseRouted(pool);
     return { PoolID: pool.name, Pool: pool.subnet, Data: {} };
   }
-  if (!subnet) throw new PipewrightError('give the network a --subnet, or an existing pipewright pool with --ipam-opt pool=<name>');
+  if (!subnet)
+    throw new PipewrightError(
+      'give the network a --subnet, or an existing pipewright pool with --ipam-opt pool=<name>',
+    );
   const name = poolNameFor(subnet, subPool);
   const pool: Pool =
     (await ipam.findPool(name)) ??
@@ -89,7 +92,11 @@ async function requestPool(ipam: Ipam, body: Record<string, unknown>) {
 }
 
 async function requestAddress(ipam: Ipam, body: Record<string, unknown>) {
-  const [poolName, address, options] = [str(body.PoolID), str(body.Address), (body.Options ?? {}) as Record<string, string>];
+  const [poolName, address, options] = [
+    str(body.PoolID),
+    str(body.Address),
+    (body.Options ?? {}) as Record<string, string>,
+  ];
   const pool = await ipam.pool(poolName);
   const cidr = (ip: string) => ({ Address: `${ip}/${pool.prefix}`, Data: {} });
   const gateway = options.RequestAddressType === GATEWAY;
@@ -115,7 +122,10 @@ async function releasePool(ipam: Ipam, body: Record<string, unknown>) {
 export function ipamDriver(ipam: Ipam): Record<string, Handler> {
   return {
     GetCapabilities: () => ({ RequiresMACAddress: true }),
-    GetDefaultAddressSpaces: () => ({ LocalDefaultAddressSpace: 'pipewright', GlobalDefaultAddressSpace: 'pipewright' }),
+    GetDefaultAddressSpaces: () => ({
+      LocalDefaultAddressSpace: 'pipewright',
+      GlobalDefaultAddressSpace: 'pipewright',
+    }),
     RequestPool: (body) => requestPool(ipam, body),
     ReleasePool: (body) => releasePool(ipam, body),
     RequestAddress: (body) => requestAddress(ipam, body),

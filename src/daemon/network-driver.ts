@@ -57,7 +57,10 @@ function dockerId(v: unknown, what: string): string {
   return id;
 }
 
-const endpointOf = (body: Body): EndpointRef => ({ networkId: dockerId(body.NetworkID, 'NetworkID'), endpointId: dockerId(body.EndpointID, 'EndpointID') });
+const endpointOf = (body: Body): EndpointRef => ({
+  networkId: dockerId(body.NetworkID, 'NetworkID'),
+  endpointId: dockerId(body.EndpointID, 'EndpointID'),
+});
 
 interface IpamData {
   Pool?: string;
@@ -76,9 +79,16 @@ async function poolOf(ctx: CoreContext, networkId: string, data: IpamData & { Po
     found && sameSubnet(found.subnet, data.Pool)
       ? found
       : ((await ctx.ipam.findPool(name)) ??
-        (await ctx.ipam.createPool({ name, cidr: data.Pool, ...(gateway ? { gateway } : { noGateway: true }), labels: [`${DOCKER_KEY}=network`] })));
+        (await ctx.ipam.createPool({
+          name,
+          cidr: data.Pool,
+          ...(gateway ? { gateway } : { noGateway: true }),
+          labels: [`${DOCKER_KEY}=network`],
+        })));
   if (pool.gateway && gateway && pool.gateway !== gateway) {
-    throw new PipewrightError(`pool ${pool.name}'s gateway is ${pool.gateway}; create the network with --gateway ${pool.gateway}`);
+    throw new PipewrightError(
+      `pool ${pool.name}'s gateway is ${pool.gateway}; create the network with --gateway ${pool.gateway}`,
+    );
   }
   return { pool: pool.name, gateway };
 }
@@ -93,7 +103,8 @@ async function onCreateNetwork(ctx: CoreContext, body: Body) {
     [v6, 6],
   ] as const) {
     const kind = data?.Pool && ipaddr.isValidCIDR(data.Pool) ? ipaddr.parseCIDR(data.Pool)[0].kind() : null;
-    if (data?.Pool && kind !== (family === 4 ? 'ipv4' : 'ipv6')) throw new PipewrightError(`Docker gave ${data.Pool} as the network's IPv${family} subnet`);
+    if (data?.Pool && kind !== (family === 4 ? 'ipv4' : 'ipv6'))
+      throw new PipewrightError(`Docker gave ${data.Pool} as the network's IPv${family} subnet`);
   }
   const options = networkOptions(body, `pw-${short(id)}`);
   checkNetworkRequest({ name: networkNameOf(id), ...options });
@@ -118,7 +129,8 @@ async function onDeleteNetwork(ctx: CoreContext, body: Body) {
 
 /** Docker's own choice for a bridge endpoint: 02:42 and the IPv4 address, so an address keeps its MAC across restarts. */
 function macOf(address: string | undefined): string | null {
-  const v4 = address && ipaddr.IPv4.isValidFourPartDecimal(addressOf(address)) ? ipaddr.IPv4.parse(addressOf(address)) : null;
+  const v4 =
+    address && ipaddr.IPv4.isValidFourPartDecimal(addressOf(address)) ? ipaddr.IPv4.parse(addressOf(address)) : null;
   return v4 ? ['02', '42', ...v4.octets.map((o) => o.toString(16).padStart(2, '0'))].join(':') : null;
 }
 
@@ -127,7 +139,12 @@ async function onCreateEndpoint(ctx: CoreContext, body: Body) {
   const iface = (body.Interface ?? {}) as { Address?: string; AddressIPv6?: string; MacAddress?: string };
   const addresses = [iface.Address, iface.AddressIPv6].filter((a): a is string => Boolean(a));
   const mac = iface.MacAddress || macOf(iface.Address);
-  const rec = await createEndpoint(ctx, { ...ref, network: networkNameOf(ref.networkId), addresses, ...(mac ? { mac } : {}) });
+  const rec = await createEndpoint(ctx, {
+    ...ref,
+    network: networkNameOf(ref.networkId),
+    addresses,
+    ...(mac ? { mac } : {}),
+  });
   // Docker refuses a driver's MAC when it chose one itself (--mac-address).
   return iface.MacAddress ? {} : { Interface: { MacAddress: rec.mac } };
 }
@@ -158,14 +175,18 @@ interface PortBinding {
  */
 function portOf(ctx: CoreContext, b: PortBinding): PortSpec | null {
   const proto = b.Proto === PROTO.tcp ? 'tcp' : b.Proto === PROTO.udp ? 'udp' : null;
-  if (!proto) throw new PipewrightError(`-p with IP protocol ${printable(String(b.Proto))}: pipewright publishes tcp and udp`);
+  if (!proto)
+    throw new PipewrightError(`-p with IP protocol ${printable(String(b.Proto))}: pipewright publishes tcp and udp`);
   const hostIp = b.HostIP && b.HostIP !== '0.0.0.0' ? String(b.HostIP) : '';
   if (ipaddr.IPv6.isValid(hostIp)) return null;
   // One line whatever Docker sent: JSON escapes the binding, and the reason quotes it.
   const refused = (why: string) =>
-    new PipewrightError(`Docker's port binding ${JSON.stringify(b)} is refused: ${[...why].map((c) => (isControl(c) ? printable(c) : c)).join('')}`);
+    new PipewrightError(
+      `Docker's port binding ${JSON.stringify(b)} is refused: ${[...why].map((c) => (isControl(c) ? printable(c) : c)).join('')}`,
+    );
   const [from, to] = [Number(b.HostPort ?? 0), Number(b.HostPortEnd ?? 0)];
-  if (![from, to].every((p) => Number.isInteger(p) && p >= 0 && p <= 65535)) throw refused('host ports must be 0-65535');
+  if (![from, to].every((p) => Number.isInteger(p) && p >= 0 && p <= 65535))
+    throw refused('host ports must be 0-65535');
   let spec: PortSpec;
   try {
     spec = parsePublish(`${hostIp ? `${hostIp}:` : ''}${from || 1}:${Number(b.Port)}/${proto}`);

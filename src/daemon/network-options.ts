@@ -17,7 +17,10 @@ const GENERIC = 'com.docker.network.generic';
 const BRIDGE_OPTIONS = ['bridge', 'masquerade', 'isolated', 'mtu'];
 const PARENT_OPTIONS = ['parent', 'macvlan_mode', 'host_shim', 'vlan', 'mtu'];
 
-export type NetworkOptions = Pick<NetworkRequest, 'kind' | 'bridge' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim' | 'vlan'>;
+export type NetworkOptions = Pick<
+  NetworkRequest,
+  'kind' | 'bridge' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim' | 'vlan'
+>;
 
 /** parent= and vlan=: the NIC and VLAN id, from either spelling. */
 function parentAndVlan(opts: Record<string, unknown>): Pick<NetworkOptions, 'bridge' | 'vlan'> {
@@ -41,7 +44,9 @@ export function networkOptions(body: Record<string, unknown>, defaultBridge: str
   const known = onParent ? PARENT_OPTIONS : BRIDGE_OPTIONS;
   for (const key of Object.keys(opts)) {
     if (!known.includes(key))
-      throw new PipewrightError(`-o ${key}: a pipewright ${onParent ? 'macvlan' : 'bridge'} network takes the options ${known.join(', ')}`);
+      throw new PipewrightError(
+        `-o ${key}: a pipewright ${onParent ? 'macvlan' : 'bridge'} network takes the options ${known.join(', ')}`,
+      );
   }
   const flag = (key: string, otherwise: boolean) => {
     const v = String(opts[key] ?? otherwise);

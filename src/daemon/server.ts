@@ -58,7 +58,13 @@ function listCalls(calls: InFlight): Handler {
   });
 }
 
-async function answer(handlers: Map<string, Handler>, calls: InFlight, req: IncomingMessage, res: ServerResponse, log: RequestLog): Promise<void> {
+async function answer(
+  handlers: Map<string, Handler>,
+  calls: InFlight,
+  req: IncomingMessage,
+  res: ServerResponse,
+  log: RequestLog,
+): Promise<void> {
   const method = (req.url ?? '').replace(/^\//, '');
   const started = performance.now();
   const id = ++lastCall;
@@ -114,9 +120,11 @@ export type Refuse = (res: ServerResponse, why: string) => void;
  */
 export async function listenUnix(socketPath: string, listener: RequestListener, refuse: Refuse): Promise<Server> {
   const there = lstatOrNone(socketPath);
-  if (there && !there.isSocket()) throw new PipewrightError(`${socketPath} exists and is not a socket; remove it or choose another path`);
+  if (there && !there.isSocket())
+    throw new PipewrightError(`${socketPath} exists and is not a socket; remove it or choose another path`);
   if (there) {
-    if (await answering(socketPath)) throw new PipewrightError(`another daemon answers on ${socketPath}; stop it first`);
+    if (await answering(socketPath))
+      throw new PipewrightError(`another daemon answers on ${socketPath}; stop it first`);
     unlinkSync(socketPath);
   }
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
@@ -140,13 +148,18 @@ export async function listenUnix(socketPath: string, listener: RequestListener, 
  * Serves `drivers` (interface name -> its methods by name) on Docker's plugin socket, and
  * `Pipewright.Calls`: the calls in flight, for a failed test's evidence.
  */
-export async function servePlugin(socketPath: string, drivers: Record<string, Record<string, Handler>>, log: RequestLog): Promise<Server> {
+export async function servePlugin(
+  socketPath: string,
+  drivers: Record<string, Record<string, Handler>>,
+  log: RequestLog,
+): Promise<Server> {
   const calls: InFlight = new Map();
   const handlers = new Map<string, Handler>([
     ['Plugin.Activate', () => ({ Implements: Object.keys(drivers) })],
     [CALLS, listCalls(calls)],
   ]);
-  for (const [iface, methods] of Object.entries(drivers)) for (const [name, fn] of Object.entries(methods)) handlers.set(`${iface}.${name}`, fn);
+  for (const [iface, methods] of Object.entries(drivers))
+    for (const [name, fn] of Object.entries(methods)) handlers.set(`${iface}.${name}`, fn);
   // Whoever can write to the socket creates volumes and leases as root: it is root's alone.
   return listenUnix(
     socketPath,

@@ -6,7 +6,14 @@
  * in use is never removed and a replayed Mount or Unmount counts once.
  */
 import { parseVolumeOpts } from '../storage/spec.js';
-import { createVolume, dataDir, ensureBacked, getVolume, removeVolume, type StorageContext } from '../storage/volumes.js';
+import {
+  createVolume,
+  dataDir,
+  ensureBacked,
+  getVolume,
+  removeVolume,
+  type StorageContext,
+} from '../storage/volumes.js';
 import { addPluginMount, findVolume, listVolumes, removePluginMount } from '../db/volumes.js';
 import { str, type Handler } from './server.js';
 

@@ -93,8 +93,15 @@ function fromRow(r: Row): AttachmentRecord {
   };
 }
 
-export function findAttachment(store: Store, guestKind: GuestKind, guestId: string, ifname: string): AttachmentRecord | null {
-  const row = store.stmt('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? AND ifname = ?').get(guestKind, guestId, ifname) as Row | undefined;
+export function findAttachment(
+  store: Store,
+  guestKind: GuestKind,
+  guestId: string,
+  ifname: string,
+): AttachmentRecord | null {
+  const row = store
+    .stmt('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? AND ifname = ?')
+    .get(guestKind, guestId, ifname) as Row | undefined;
   return row ? fromRow(row) : null;
 }
 
@@ -105,22 +112,42 @@ export function attachmentById(store: Store, id: number): AttachmentRecord | nul
 }
 
 /** The record of a guest interface that this process just wrote; gone means another process removed it meanwhile. */
-export function expectAttachment(store: Store, guestKind: GuestKind, guestId: string, ifname: string, guestName: string): AttachmentRecord {
+export function expectAttachment(
+  store: Store,
+  guestKind: GuestKind,
+  guestId: string,
+  ifname: string,
+  guestName: string,
+): AttachmentRecord {
   const rec = findAttachment(store, guestKind, guestId, ifname);
-  if (!rec) throw new PipewrightError(`${guestName} ${ifname} was detached by another pipewright meanwhile; nothing is left of this attach`);
+  if (!rec)
+    throw new PipewrightError(
+      `${guestName} ${ifname} was detached by another pipewright meanwhile; nothing is left of this attach`,
+    );
   return rec;
 }
 
 export function listAttachments(store: Store, guest?: { kind: GuestKind; id: string }): AttachmentRecord[] {
   const rows = guest
-    ? store.stmt('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? ORDER BY id').all(guest.kind, guest.id)
+    ? store
+        .stmt('SELECT * FROM attachments WHERE guest_kind = ? AND guest_id = ? ORDER BY id')
+        .all(guest.kind, guest.id)
     : store.stmt('SELECT * FROM attachments ORDER BY id').all();
   return (rows as Row[]).map(fromRow);
 }
 
 export type NewAttachment = Omit<
   AttachmentRecord,
-  'id' | 'state' | 'createdAt' | 'dhcpPid' | 'dhcpStart' | 'ownerPid' | 'ownerStart' | 'ownerOp' | 'linkIndex' | 'linkPerm'
+  | 'id'
+  | 'state'
+  | 'createdAt'
+  | 'dhcpPid'
+  | 'dhcpStart'
+  | 'ownerPid'
+  | 'ownerStart'
+  | 'ownerOp'
+  | 'linkIndex'
+  | 'linkPerm'
 >;
 
 /** The record's owner is always the operation writing it: its process's pid and start time, and its id. */
@@ -135,7 +162,10 @@ export function insertPending(store: Store, a: NewAttachment): number {
   try {
     return insertRow(store, a);
   } catch (err) {
-    if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' && /attachments\.guest_kind/.test((err as Error).message)) {
+    if (
+      (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' &&
+      /attachments\.guest_kind/.test((err as Error).message)
+    ) {
       throw new PipewrightError(
         `another pipewright process is attaching ${a.ifname} of ${a.guestName} right now; nothing changed, run the command again once it is done`,
       );
@@ -171,12 +201,16 @@ function insertRow(store: Store, a: NewAttachment): number {
 }
 
 export function markReady(store: Store, id: number, dhcp: ProcessRef | null): void {
-  store.stmt(`UPDATE attachments SET state = 'ready', dhcp_pid = ?, dhcp_start = ? WHERE id = ?`).run(dhcp?.pid ?? null, dhcp?.start ?? null, id);
+  store
+    .stmt(`UPDATE attachments SET state = 'ready', dhcp_pid = ?, dhcp_start = ? WHERE id = ?`)
+    .run(dhcp?.pid ?? null, dhcp?.start ?? null, id);
 }
 
 /** Back to pending, owned by this operation (an attach's rollback): gc finishes it if this process dies. */
 export function markPending(store: Store, id: number): void {
-  store.stmt(`UPDATE attachments SET state = 'pending', owner_pid = ?, owner_start = ?, owner_op = ? WHERE id = ?`).run(...self(), id);
+  store
+    .stmt(`UPDATE attachments SET state = 'pending', owner_pid = ?, owner_start = ?, owner_op = ? WHERE id = ?`)
+    .run(...self(), id);
 }
 
 type Ownership = Pick<AttachmentRecord, 'id' | 'state' | 'ownerPid' | 'ownerStart' | 'ownerOp'>;
@@ -222,9 +256,17 @@ export function dhcpClientOf(rec: Pick<AttachmentRecord, 'dhcpPid' | 'dhcpStart'
 }
 
 /** After a restore: the guest's new namespace (and name, and DHCP client). */
-export function moveToNetns(store: Store, id: number, netns: { path: string; id: string | null }, guestName: string, dhcp: ProcessRef | null): void {
+export function moveToNetns(
+  store: Store,
+  id: number,
+  netns: { path: string; id: string | null },
+  guestName: string,
+  dhcp: ProcessRef | null,
+): void {
   store.db
-    .prepare('UPDATE attachments SET netns_path = ?, netns_id = ?, guest_name = ?, dhcp_pid = ?, dhcp_start = ? WHERE id = ?')
+    .prepare(
+      'UPDATE attachments SET netns_path = ?, netns_id = ?, guest_name = ?, dhcp_pid = ?, dhcp_start = ? WHERE id = ?',
+    )
     .run(netns.path, netns.id, guestName, dhcp?.pid ?? null, dhcp?.start ?? null, id);
 }
 
@@ -244,7 +286,11 @@ export function countOnHostIf(store: Store, hostIf: string): number {
 export function othersOnHostIf(store: Store, hostIf: string): number {
   const [pid, start, op] = self();
   const mine = `state = 'pending' AND owner_pid = ? AND owner_start IS ? AND owner_op IS ?`;
-  return (store.stmt(`SELECT count(*) AS n FROM attachments WHERE host_if = ? AND NOT (${mine})`).get(hostIf, pid, start, op) as { n: number }).n;
+  return (
+    store
+      .stmt(`SELECT count(*) AS n FROM attachments WHERE host_if = ? AND NOT (${mine})`)
+      .get(hostIf, pid, start, op) as { n: number }
+  ).n;
 }
 
 export function hostLinkTaken(store: Store, name: string): boolean {
@@ -264,7 +310,9 @@ export function settledHostLinks(store: Store, kind: 'bridge' | 'vlan'): string[
     owner_pid: number | null;
     owner_start: string | null;
   }[];
-  return rows.filter((r) => r.owner_pid === null || !ownerAlive({ ownerPid: r.owner_pid, ownerStart: r.owner_start })).map((r) => r.name);
+  return rows
+    .filter((r) => r.owner_pid === null || !ownerAlive({ ownerPid: r.owner_pid, ownerStart: r.owner_start }))
+    .map((r) => r.name);
 }
 
 export function createdHostLink(store: Store, name: string): boolean {
@@ -276,6 +324,12 @@ export function forgetHostLink(store: Store, name: string): void {
 }
 
 /** The guest link's identity, once it is made (again, at a restore): what detach finds it by. */
-export function setLinkIdentity(store: Store, id: number, link: { linkIndex: number | null; linkPerm: string | null }): void {
-  store.stmt('UPDATE attachments SET link_index = ?, link_perm = ? WHERE id = ?').run(link.linkIndex, link.linkPerm, id);
+export function setLinkIdentity(
+  store: Store,
+  id: number,
+  link: { linkIndex: number | null; linkPerm: string | null },
+): void {
+  store
+    .stmt('UPDATE attachments SET link_index = ?, link_perm = ? WHERE id = ?')
+    .run(link.linkIndex, link.linkPerm, id);
 }

@@ -38,7 +38,8 @@ export class SqliteLeaseBackend implements LeaseBackend {
       const others = this.sql('SELECT def FROM pools').all() as { def: string }[];
       for (const o of others.map((r) => JSON.parse(r.def) as Pool)) {
         if (o.name === pool.name) throw new PipewrightError(`pool ${pool.name} exists already`);
-        if (poolsOverlap(o, pool)) throw new PipewrightError(`pool ${pool.name} (${pool.subnet}) overlaps pool ${o.name} (${o.subnet})`);
+        if (poolsOverlap(o, pool))
+          throw new PipewrightError(`pool ${pool.name} (${pool.subnet}) overlaps pool ${o.name} (${o.subnet})`);
       }
       this.sql('INSERT INTO pools (name, def) VALUES (?, ?)').run(pool.name, JSON.stringify(pool));
     });
@@ -50,7 +51,9 @@ export class SqliteLeaseBackend implements LeaseBackend {
   }
 
   async listPools(): Promise<Pool[]> {
-    return (this.sql('SELECT def FROM pools ORDER BY name').all() as { def: string }[]).map((r) => JSON.parse(r.def) as Pool);
+    return (this.sql('SELECT def FROM pools ORDER BY name').all() as { def: string }[]).map(
+      (r) => JSON.parse(r.def) as Pool,
+    );
   }
 
   async removePool(name: string): Promise<void> {
@@ -91,14 +94,9 @@ export class SqliteLeaseBackend implements LeaseBackend {
 
   /** Inserts unless leased; a leased address is never also on the free list. */
   private insertLease(l: Lease): boolean {
-    const res = this.sql('INSERT OR IGNORE INTO leases (pool, address, owner, host, reserved, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-      l.pool,
-      l.address,
-      l.owner,
-      l.host,
-      l.reserved ? 1 : 0,
-      l.createdAt,
-    );
+    const res = this.sql(
+      'INSERT OR IGNORE INTO leases (pool, address, owner, host, reserved, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(l.pool, l.address, l.owner, l.host, l.reserved ? 1 : 0, l.createdAt);
     if (res.changes !== 1) return false;
     this.sql('DELETE FROM free_addresses WHERE pool = ? AND address = ?').run(l.pool, l.address);
     return true;
@@ -106,7 +104,8 @@ export class SqliteLeaseBackend implements LeaseBackend {
 
   async deleteLease(pool: string, address: string, holds: (lease: Lease) => boolean): Promise<Lease | null> {
     return this.store.tx(() => {
-      const row = this.sql('SELECT * FROM leases WHERE pool = ? AND address = ?').get(pool, address) as LeaseRow | undefined;
+      const row = this.sql('SELECT * FROM leases WHERE pool = ? AND address = ?').get(pool, address) as
+        LeaseRow | undefined;
       if (!row || !holds(toLease(row))) return null;
       this.sql('DELETE FROM leases WHERE pool = ? AND address = ?').run(pool, address);
       this.sql('INSERT OR IGNORE INTO free_addresses (pool, address) VALUES (?, ?)').run(pool, address);
@@ -115,7 +114,8 @@ export class SqliteLeaseBackend implements LeaseBackend {
   }
 
   async getLease(pool: string, address: string): Promise<Lease | null> {
-    const row = this.sql('SELECT * FROM leases WHERE pool = ? AND address = ?').get(pool, address) as LeaseRow | undefined;
+    const row = this.sql('SELECT * FROM leases WHERE pool = ? AND address = ?').get(pool, address) as
+      LeaseRow | undefined;
     return row ? toLease(row) : null;
   }
 
@@ -127,7 +127,9 @@ export class SqliteLeaseBackend implements LeaseBackend {
   }
 
   async leasedAddresses(pool: string): Promise<string[]> {
-    return (this.sql('SELECT address FROM leases WHERE pool = ?').all(pool) as { address: string }[]).map((r) => r.address);
+    return (this.sql('SELECT address FROM leases WHERE pool = ?').all(pool) as { address: string }[]).map(
+      (r) => r.address,
+    );
   }
 
   async close(): Promise<void> {

@@ -38,7 +38,8 @@ async function hostLock<T>(path: string, fn: () => Promise<T>, timeoutMs: number
   try {
     const deadline = Date.now() + timeoutMs;
     while (!syscalls().tryLock(fd)) {
-      if (Date.now() > deadline) throw new PipewrightError(`another pipewright has held ${path} for over ${timeoutMs / 1000} s; retry later`);
+      if (Date.now() > deadline)
+        throw new PipewrightError(`another pipewright has held ${path} for over ${timeoutMs / 1000} s; retry later`);
       await new Promise((r) => setTimeout(r, 3));
     }
     return await fn();

@@ -90,12 +90,15 @@ export function listNetworks(store: Store): NetworkRecord[] {
 }
 
 export function findNetwork(store: Store, nameOrBridge: string): NetworkRecord | null {
-  const row = store.stmt('SELECT * FROM networks WHERE name = ? OR bridge = ?').get(nameOrBridge, nameOrBridge) as NetworkRow | undefined;
+  const row = store.stmt('SELECT * FROM networks WHERE name = ? OR bridge = ?').get(nameOrBridge, nameOrBridge) as
+    NetworkRow | undefined;
   return row ? toNetwork(row) : null;
 }
 
 export function updateNetworkPolicy(store: Store, name: string, masquerade: boolean, isolated: boolean): void {
-  store.stmt('UPDATE networks SET masquerade = ?, isolated = ? WHERE name = ?').run(masquerade ? 1 : 0, isolated ? 1 : 0, name);
+  store
+    .stmt('UPDATE networks SET masquerade = ?, isolated = ? WHERE name = ?')
+    .run(masquerade ? 1 : 0, isolated ? 1 : 0, name);
 }
 
 export function deleteNetwork(store: Store, name: string): void {
@@ -145,9 +148,14 @@ export function listPorts(store: Store, attachmentId?: number): PortRecord[] {
 }
 
 /** A published port whose host side overlaps this one (same protocol, overlapping ports, same or any address). */
-export function conflictingPort(store: Store, p: Pick<PortState, 'proto' | 'hostIp' | 'hostPort' | 'hostPortEnd'>): PortRecord | null {
+export function conflictingPort(
+  store: Store,
+  p: Pick<PortState, 'proto' | 'hostIp' | 'hostPort' | 'hostPortEnd'>,
+): PortRecord | null {
   const row = store.db
-    .prepare(`SELECT * FROM ports WHERE proto = ? AND host_port <= ? AND host_port_end >= ? AND (host_ip = ? OR host_ip = '' OR ? = '') LIMIT 1`)
+    .prepare(
+      `SELECT * FROM ports WHERE proto = ? AND host_port <= ? AND host_port_end >= ? AND (host_ip = ? OR host_ip = '' OR ? = '') LIMIT 1`,
+    )
     .get(p.proto, p.hostPortEnd, p.hostPort, p.hostIp, p.hostIp) as PortRow | undefined;
   return row ? toPort(row) : null;
 }
@@ -159,7 +167,18 @@ export function insertPort(store: Store, p: Omit<PortRecord, 'id'>): number {
         `INSERT INTO ports (attachment_id, guest_name, proto, host_ip, host_port, host_port_end, ctr_ip, ctr_subnet, ctr_port, bridge)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(p.attachmentId, p.guestName, p.proto, p.hostIp, p.hostPort, p.hostPortEnd, p.ctrIp, p.ctrSubnet, p.ctrPort, p.bridge).lastInsertRowid,
+      .run(
+        p.attachmentId,
+        p.guestName,
+        p.proto,
+        p.hostIp,
+        p.hostPort,
+        p.hostPortEnd,
+        p.ctrIp,
+        p.ctrSubnet,
+        p.ctrPort,
+        p.bridge,
+      ).lastInsertRowid,
   );
 }
 
@@ -171,14 +190,20 @@ export function deletePortsOf(store: Store, attachmentId: number): void {
 export function firewallState(store: Store): FirewallState {
   // A macvlan network's containers are on the parent's LAN: no bridge, no NAT, no rules.
   const networks = listNetworks(store).filter((n) => n.kind === 'bridge');
-  const guestBridges = (store.stmt(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth' AND state = 'ready'`).all() as { host_if: string }[]).map(
-    (r) => r.host_if,
-  );
+  const guestBridges = (
+    store.stmt(`SELECT DISTINCT host_if FROM attachments WHERE kind = 'veth' AND state = 'ready'`).all() as {
+      host_if: string;
+    }[]
+  ).map((r) => r.host_if);
   const names = [...new Set([...guestBridges, ...networks.map((n) => n.bridge)])].sort();
   return {
     bridges: names.map((bridge) => {
       const n = networks.find((x) => x.bridge === bridge);
-      return { bridge, hasGuests: guestBridges.includes(bridge), network: n && { subnet: n.subnet, masquerade: n.masquerade, isolated: n.isolated } };
+      return {
+        bridge,
+        hasGuests: guestBridges.includes(bridge),
+        network: n && { subnet: n.subnet, masquerade: n.masquerade, isolated: n.isolated },
+      };
     }),
     ports: listPorts(store),
   };
@@ -196,11 +221,15 @@ export function firewallDirty(store: Store): boolean {
 
 /** Built-in chains and tables of iptables-nft that pipewright's writes created (deleted again once empty). */
 export function createdBuiltins(store: Store): Set<string> {
-  const row = store.stmt(`SELECT value FROM store_state WHERE key = 'iptables_created'`).get() as { value: string } | undefined;
+  const row = store.stmt(`SELECT value FROM store_state WHERE key = 'iptables_created'`).get() as
+    { value: string } | undefined;
   return new Set(row ? (JSON.parse(row.value) as string[]) : []);
 }
 
 export function setCreatedBuiltins(store: Store, created: Set<string>): void {
-  if (created.size) store.stmt(`INSERT OR REPLACE INTO store_state (key, value) VALUES ('iptables_created', ?)`).run(JSON.stringify([...created].sort()));
+  if (created.size)
+    store
+      .stmt(`INSERT OR REPLACE INTO store_state (key, value) VALUES ('iptables_created', ?)`)
+      .run(JSON.stringify([...created].sort()));
   else store.stmt(`DELETE FROM store_state WHERE key = 'iptables_created'`).run();
 }

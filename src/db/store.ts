@@ -23,7 +23,9 @@ let addon: object | undefined;
 export function sqliteAddon(): object {
   if (addon) return addon;
   const inPackage = shipped(join('node_modules', 'better-sqlite3', ADDON));
-  const path = existsSync(inPackage) ? inPackage : join(dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), ADDON);
+  const path = existsSync(inPackage)
+    ? inPackage
+    : join(dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), ADDON);
   addon = loadAddon<object>(path);
   return addon;
 }
@@ -84,9 +86,12 @@ export class Store {
       if (err instanceof PipewrightError) throw err;
       // Only a damaged file calls for a backup; anything else (permissions, a full disk) is fixed in place.
       const damaged = ['SQLITE_CORRUPT', 'SQLITE_NOTADB'].includes((err as { code?: string }).code ?? '');
-      throw new PipewrightError(`cannot open the store ${file}: ${(err as Error).message}${damaged ? '; the file is damaged: restore it from a backup' : ''}`, {
-        cause: err,
-      });
+      throw new PipewrightError(
+        `cannot open the store ${file}: ${(err as Error).message}${damaged ? '; the file is damaged: restore it from a backup' : ''}`,
+        {
+          cause: err,
+        },
+      );
     }
     return new Store(db, stateDir);
   }
@@ -130,7 +135,9 @@ const schemaVersion = (db: Db) => db.pragma('user_version', { simple: true }) as
 
 function checkNotNewer(version: number): void {
   if (version > MIGRATIONS.length) {
-    throw new PipewrightError(`the store has schema version ${version}, newer than this pipewright knows (${MIGRATIONS.length}); upgrade pipewright`);
+    throw new PipewrightError(
+      `the store has schema version ${version}, newer than this pipewright knows (${MIGRATIONS.length}); upgrade pipewright`,
+    );
   }
 }
 
@@ -151,17 +158,22 @@ function checkPrivate(stateDir: string): void {
   const { mode, uid } = statSync(stateDir);
   const shown = (mode & 0o7777).toString(8);
   if (mode & 0o022) {
-    throw new PipewrightError(`state dir ${stateDir} is writable by others (mode ${shown}); use a directory only root can write (chmod 700)`);
+    throw new PipewrightError(
+      `state dir ${stateDir} is writable by others (mode ${shown}); use a directory only root can write (chmod 700)`,
+    );
   }
   if (!(mode & 0o055)) return;
   if (uid !== process.geteuid?.())
-    throw new PipewrightError(`state dir ${stateDir} is open to other users (mode ${shown}) and not ours; chmod 700 ${stateDir}`);
+    throw new PipewrightError(
+      `state dir ${stateDir} is open to other users (mode ${shown}) and not ours; chmod 700 ${stateDir}`,
+    );
   chmodSync(stateDir, mode & 0o7700);
 }
 
 /** The repairable columns this store lacks (see REPAIRS). */
 function missingColumns(db: Db): typeof REPAIRS {
-  const has = (table: string, column: string) => (db.pragma(`table_info(${table})`) as { name: string }[]).some((c) => c.name === column);
+  const has = (table: string, column: string) =>
+    (db.pragma(`table_info(${table})`) as { name: string }[]).some((c) => c.name === column);
   return REPAIRS.filter((r) => !has(r.table, r.column));
 }
 
@@ -184,7 +196,10 @@ function migrate(db: Db): void {
       for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]);
       for (const r of missingColumns(db)) db.exec(`ALTER TABLE ${r.table} ADD COLUMN ${r.column} ${r.type}`);
       const broken = db.pragma('foreign_key_check') as unknown[];
-      if (broken.length) throw new PipewrightError(`the store's schema upgrade found ${broken.length} rows pointing nowhere; nothing was changed`);
+      if (broken.length)
+        throw new PipewrightError(
+          `the store's schema upgrade found ${broken.length} rows pointing nowhere; nothing was changed`,
+        );
       db.pragma(`user_version = ${MIGRATIONS.length}`);
     }).immediate();
   } finally {

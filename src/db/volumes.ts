@@ -41,7 +41,12 @@ interface MountRow {
   created_at: string;
 }
 
-const toVolume = (r: VolumeRow): VolumeRecord => ({ name: r.name, labels: JSON.parse(r.labels), options: JSON.parse(r.options), createdAt: r.created_at });
+const toVolume = (r: VolumeRow): VolumeRecord => ({
+  name: r.name,
+  labels: JSON.parse(r.labels),
+  options: JSON.parse(r.options),
+  createdAt: r.created_at,
+});
 const toMount = (r: MountRow): MountRecord => ({
   id: r.id,
   volume: r.volume,
@@ -78,15 +83,27 @@ export function deleteVolume(store: Store, name: string): void {
   store.stmt('DELETE FROM volumes WHERE name = ?').run(name);
 }
 
-export function insertMount(store: Store, m: Omit<MountRecord, 'id' | 'createdAt' | 'sourceId'> & { sourceId?: string | null }): number {
+export function insertMount(
+  store: Store,
+  m: Omit<MountRecord, 'id' | 'createdAt' | 'sourceId'> & { sourceId?: string | null },
+): number {
   return Number(
     store.db
       .prepare(
         `INSERT INTO mounts (volume, host_path, guest_kind, guest_id, guest_name, target, readonly, source_id, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(m.volume, m.hostPath, m.guestKind, m.guestId, m.guestName, m.target, m.readonly ? 1 : 0, m.sourceId ?? null, new Date().toISOString())
-      .lastInsertRowid,
+      .run(
+        m.volume,
+        m.hostPath,
+        m.guestKind,
+        m.guestId,
+        m.guestName,
+        m.target,
+        m.readonly ? 1 : 0,
+        m.sourceId ?? null,
+        new Date().toISOString(),
+      ).lastInsertRowid,
   );
 }
 
@@ -95,7 +112,10 @@ export function setMountSource(store: Store, id: number, sourceId: string): void
   store.stmt('UPDATE mounts SET source_id = ? WHERE id = ?').run(sourceId, id);
 }
 
-export function listMounts(store: Store, filter: { volume?: string; guestKind?: string; guestId?: string } = {}): MountRecord[] {
+export function listMounts(
+  store: Store,
+  filter: { volume?: string; guestKind?: string; guestId?: string } = {},
+): MountRecord[] {
   const rows = store.db
     .prepare(
       `SELECT * FROM mounts WHERE (@volume IS NULL OR volume = @volume) AND (@kind IS NULL OR guest_kind = @kind)
@@ -116,7 +136,9 @@ export function deleteMountsOf(store: Store, guestKind: string, guestId: string)
 
 /** A Docker mount of a volume through the plugin (its Mount request ID); the same ID again is one mount. */
 export function addPluginMount(store: Store, volume: string, mountId: string): void {
-  store.stmt('INSERT OR IGNORE INTO plugin_mounts (volume, mount_id, created_at) VALUES (?, ?, ?)').run(volume, mountId, new Date().toISOString());
+  store
+    .stmt('INSERT OR IGNORE INTO plugin_mounts (volume, mount_id, created_at) VALUES (?, ?, ?)')
+    .run(volume, mountId, new Date().toISOString());
 }
 
 export function removePluginMount(store: Store, volume: string, mountId: string): void {
@@ -124,5 +146,9 @@ export function removePluginMount(store: Store, volume: string, mountId: string)
 }
 
 export function pluginMounts(store: Store, volume: string): string[] {
-  return (store.stmt('SELECT mount_id FROM plugin_mounts WHERE volume = ? ORDER BY created_at').all(volume) as { mount_id: string }[]).map((r) => r.mount_id);
+  return (
+    store.stmt('SELECT mount_id FROM plugin_mounts WHERE volume = ? ORDER BY created_at').all(volume) as {
+      mount_id: string;
+    }[]
+  ).map((r) => r.mount_id);
 }

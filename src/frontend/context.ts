@@ -39,7 +39,8 @@ export async function contextFromFlags(opts: GlobalOptions): Promise<Context> {
   const { checkFirewallChoice } = await import('../ops/firewall-sync.js');
   const firewall = checkFirewallChoice(opts.firewall ?? process.env.PIPEWRIGHT_FIREWALL ?? 'auto');
   const stateDir = opts.stateDir ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR;
-  if (!stateDir.startsWith('/') || /[\n\r]/.test(stateDir)) throw new UsageError(`state dir "${printable(stateDir)}" must be an absolute path`);
+  if (!stateDir.startsWith('/') || /[\n\r]/.test(stateDir))
+    throw new UsageError(`state dir "${printable(stateDir)}" must be an absolute path`);
   const core = await openContext({
     stateDir,
     store: opts.store ?? process.env.PIPEWRIGHT_STORE,
@@ -60,7 +61,9 @@ function etcdAccess(opts: GlobalOptions): EtcdAccess {
     try {
       password = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      throw new PipewrightError(`cannot read the etcd password file ${printable(passwordFile)} (${(err as NodeJS.ErrnoException).code})`);
+      throw new PipewrightError(
+        `cannot read the etcd password file ${printable(passwordFile)} (${(err as NodeJS.ErrnoException).code})`,
+      );
     }
   }
   return {
@@ -96,7 +99,10 @@ export async function withContext<T>(opts: GlobalOptions, body: (ctx: Context) =
 /** Where a context's data lives, as contextFromFlags resolves the options: state dir and store. */
 function placeOf(opts: GlobalOptions): string {
   const store = opts.store ?? process.env.PIPEWRIGHT_STORE;
-  return JSON.stringify([opts.stateDir ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR, !store || store === 'sqlite' ? 'sqlite' : store]);
+  return JSON.stringify([
+    opts.stateDir ?? process.env.PIPEWRIGHT_STATE_DIR ?? DEFAULT_STATE_DIR,
+    !store || store === 'sqlite' ? 'sqlite' : store,
+  ]);
 }
 
 /** A long-lived process's own context (the daemon's), with the options it was opened with. */
@@ -110,7 +116,11 @@ export interface SharedContext {
  * state dir and store, else one opened for the call and closed after it, store and all (unlike
  * withContext's, which a one-shot process leaves to its exit: here one would stay per call).
  */
-export async function withCallContext<T>(opts: GlobalOptions, shared: SharedContext, body: (ctx: Context) => Promise<T>): Promise<T> {
+export async function withCallContext<T>(
+  opts: GlobalOptions,
+  shared: SharedContext,
+  body: (ctx: Context) => Promise<T>,
+): Promise<T> {
   if (placeOf(opts) === placeOf(shared.opts)) return body(shared.ctx);
   const ctx = await contextFromFlags(opts);
   try {

@@ -9,12 +9,27 @@ import { LineCounter, parseDocument } from 'yaml';
 import { UsageError } from '../util/errors.js';
 
 export interface ApplyFile {
-  pools?: { name: string; subnet: string; gateway?: string | null; range?: string; exclude?: string[]; labels?: Record<string, string> }[];
+  pools?: {
+    name: string;
+    subnet: string;
+    gateway?: string | null;
+    range?: string;
+    exclude?: string[];
+    labels?: Record<string, string>;
+  }[];
   networks?: { name: string; bridge: string; pool: string; masquerade?: boolean; isolated?: boolean }[];
   volumes?: { name: string; labels?: Record<string, string>; opts?: string[]; size?: string }[];
   containers?: {
     container: string;
-    interfaces?: { on: string; ifname?: string; addresses: string[]; mac?: string; mtu?: number; routes?: string[]; publish?: string[] }[];
+    interfaces?: {
+      on: string;
+      ifname?: string;
+      addresses: string[];
+      mac?: string;
+      mtu?: number;
+      routes?: string[];
+      publish?: string[];
+    }[];
     mounts?: string[];
   }[];
 }
@@ -56,7 +71,10 @@ export function loadApplyFile(file: string): { spec: ApplyFile; locate: Locate }
       .split('/')
       .slice(1)
       .map((p: string) => (/^\d+$/.test(p) ? Number(p) : p));
-    const extra = e.keyword === 'additionalProperties' ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"` : '';
+    const extra =
+      e.keyword === 'additionalProperties'
+        ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"`
+        : '';
     throw new UsageError(`${locate(path)}: ${e.message}${extra}`);
   }
   return { spec, locate };

@@ -70,7 +70,8 @@ async function planPools(p: Planner): Promise<void> {
     };
     const want = await at(p, ['pools', i], () => definePool(input));
     const have = await ipam.findPool(pool.name);
-    if (!have) p.actions.push({ description: `create pool ${pool.name} ${want.subnet}`, run: () => ipam.createPool(input) });
+    if (!have)
+      p.actions.push({ description: `create pool ${pool.name} ${want.subnet}`, run: () => ipam.createPool(input) });
     else if (poolShape(have) !== poolShape(want)) {
       throw new PipewrightError(
         `${p.locate(['pools', i])}: pool ${pool.name} exists with other settings (${have.subnet}); remove it first, apply does not change a pool in place`,
@@ -80,7 +81,8 @@ async function planPools(p: Planner): Promise<void> {
   if (!prunes(p, 'pools')) return;
   const named = new Set((p.spec.pools ?? []).map((x) => x.name));
   for (const have of await ipam.listPools()) {
-    if (!named.has(have.name)) p.removals.unshift({ description: `remove pool ${have.name}`, run: () => ipam.removePool(have.name) });
+    if (!named.has(have.name))
+      p.removals.unshift({ description: `remove pool ${have.name}`, run: () => ipam.removePool(have.name) });
   }
 }
 
@@ -90,9 +92,14 @@ async function planNetworks(p: Planner): Promise<void> {
     const have = findNetwork(p.ctx.store, n.name);
     const [masquerade, isolated] = [Boolean(n.masquerade), Boolean(n.isolated)];
     if (!have) {
-      p.actions.push({ description: `create network ${n.name} on ${n.bridge}`, run: () => createNetwork(p.ctx, { ...n, masquerade, isolated }) });
+      p.actions.push({
+        description: `create network ${n.name} on ${n.bridge}`,
+        run: () => createNetwork(p.ctx, { ...n, masquerade, isolated }),
+      });
     } else if (have.bridge !== n.bridge || have.pool !== n.pool) {
-      throw new PipewrightError(`${p.locate(['networks', i])}: network ${n.name} exists on ${have.bridge} with pool ${have.pool}; remove it first`);
+      throw new PipewrightError(
+        `${p.locate(['networks', i])}: network ${n.name} exists on ${have.bridge} with pool ${have.pool}; remove it first`,
+      );
     } else if (have.masquerade !== masquerade || have.isolated !== isolated) {
       p.actions.push({
         description: `update network ${n.name}: masquerade ${masquerade}, isolated ${isolated}`,
@@ -103,7 +110,8 @@ async function planNetworks(p: Planner): Promise<void> {
   if (!prunes(p, 'networks')) return;
   const named = new Set((p.spec.networks ?? []).map((x) => x.name));
   for (const have of listNetworks(p.ctx.store)) {
-    if (!named.has(have.name)) p.removals.unshift({ description: `remove network ${have.name}`, run: () => removeNetwork(p.ctx, have.name) });
+    if (!named.has(have.name))
+      p.removals.unshift({ description: `remove network ${have.name}`, run: () => removeNetwork(p.ctx, have.name) });
   }
 }
 
@@ -137,7 +145,8 @@ async function planVolumes(p: Planner): Promise<void> {
   if (!prunes(p, 'volumes')) return;
   const named = new Set((p.spec.volumes ?? []).map((x) => x.name));
   for (const have of listVolumes(p.ctx.store)) {
-    if (!named.has(have.name)) p.removals.unshift({ description: `remove volume ${have.name}`, run: () => removeVolume(p.ctx, have.name) });
+    if (!named.has(have.name))
+      p.removals.unshift({ description: `remove volume ${have.name}`, run: () => removeVolume(p.ctx, have.name) });
   }
 }
 
@@ -146,14 +155,25 @@ async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void
   for (const [j, x] of ifaces.entries()) {
     const path = ['containers', i, 'interfaces', j];
     const spec = await at(p, path, () => {
-      const checked = checkAttachSpec({ hostIf: x.on, addresses: x.addresses, ifname: x.ifname, mac: x.mac, mtu: x.mtu, routes: x.routes, publish: x.publish });
+      const checked = checkAttachSpec({
+        hostIf: x.on,
+        addresses: x.addresses,
+        ifname: x.ifname,
+        mac: x.mac,
+        mtu: x.mtu,
+        routes: x.routes,
+        publish: x.publish,
+      });
       chooseLink(checked);
       return checked;
     });
     const { verdict, record } = await judgeExisting(p.ctx, guest, spec);
     if (verdict === 'held') continue;
     if (verdict === 'changed')
-      p.actions.push({ description: `detach ${guest.name} ${spec.ifname} (settings changed)`, run: () => detachAttachment(p.ctx, record!) });
+      p.actions.push({
+        description: `detach ${guest.name} ${spec.ifname} (settings changed)`,
+        run: () => detachAttachment(p.ctx, record!),
+      });
     p.actions.push({
       description: `${verdict === 'lost' ? 'restore' : 'attach'} ${guest.name} ${spec.ifname} on ${x.on}`,
       run: () => attach(p.ctx, guest, spec),
@@ -162,11 +182,19 @@ async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void
   if (!p.prune || p.spec.containers![i].interfaces === undefined) return;
   const named = new Set(ifaces.map((x) => x.ifname ?? DEFAULT_IFNAME));
   for (const rec of listAttachments(p.ctx.store, guest)) {
-    if (!named.has(rec.ifname)) p.removals.unshift({ description: `detach ${guest.name} ${rec.ifname}`, run: () => detachAttachment(p.ctx, rec) });
+    if (!named.has(rec.ifname))
+      p.removals.unshift({
+        description: `detach ${guest.name} ${rec.ifname}`,
+        run: () => detachAttachment(p.ctx, rec),
+      });
   }
 }
 
-function sameMount(p: Planner, spec: MountSpec, m: { volume: string | null; hostPath: string; readonly: boolean }): boolean {
+function sameMount(
+  p: Planner,
+  spec: MountSpec,
+  m: { volume: string | null; hostPath: string; readonly: boolean },
+): boolean {
   const source = spec.volume
     ? m.volume === spec.volume && m.hostPath === dataDir(p.ctx.store.stateDir, spec.volume)
     : m.volume === null && m.hostPath === spec.hostPath;
@@ -180,27 +208,37 @@ async function planMounts(p: Planner, i: number, guest: Guest): Promise<void> {
     const spec = await at(p, ['containers', i, 'mounts', j], () => parseMountSpec(text));
     const current = have.find((m) => m.target === spec.target);
     if (current && sameMount(p, spec, current)) continue;
-    if (current) p.actions.push({ description: `unmount ${guest.name} ${spec.target} (source changed)`, run: () => unmountFrom(p.ctx, guest, current) });
+    if (current)
+      p.actions.push({
+        description: `unmount ${guest.name} ${spec.target} (source changed)`,
+        run: () => unmountFrom(p.ctx, guest, current),
+      });
     p.actions.push({ description: `mount ${text} into ${guest.name}`, run: () => mountInto(p.ctx, guest, spec) });
   }
   if (!p.prune || p.spec.containers![i].mounts === undefined) return;
   const targets = new Set(texts.map((t) => parseMountSpec(t).target));
   for (const m of have) {
-    if (!targets.has(m.target)) p.removals.unshift({ description: `unmount ${guest.name} ${m.target}`, run: () => unmountFrom(p.ctx, guest, m) });
+    if (!targets.has(m.target))
+      p.removals.unshift({ description: `unmount ${guest.name} ${m.target}`, run: () => unmountFrom(p.ctx, guest, m) });
   }
 }
 
 async function planContainers(p: Planner): Promise<void> {
   const seen = new Set<string>();
   for (const [i, c] of (p.spec.containers ?? []).entries()) {
-    const guest = await at(p, ['containers', i, 'container'], () => resolveGuest(`docker:${c.container}`, p.ctx.docker));
+    const guest = await at(p, ['containers', i, 'container'], () =>
+      resolveGuest(`docker:${c.container}`, p.ctx.docker),
+    );
     seen.add(guest.id);
     await planInterfaces(p, i, guest);
     await planMounts(p, i, guest);
   }
   if (!prunes(p, 'containers')) return;
   for (const rec of listAttachments(p.ctx.store).filter((a) => a.guestKind === 'docker' && !seen.has(a.guestId))) {
-    p.removals.unshift({ description: `detach ${rec.guestName} ${rec.ifname}`, run: () => detachAttachment(p.ctx, rec) });
+    p.removals.unshift({
+      description: `detach ${rec.guestName} ${rec.ifname}`,
+      run: () => detachAttachment(p.ctx, rec),
+    });
   }
   for (const m of listMounts(p.ctx.store, { guestKind: 'docker' }).filter((x) => !seen.has(x.guestId))) {
     p.removals.unshift({

@@ -28,7 +28,12 @@ export async function reconcileContainer(ctx: CoreContext, id: string): Promise<
   const attachments = listAttachments(ctx.store, { kind: 'docker', id }).filter((a) => a.state === 'ready');
   const mounts = listMounts(ctx.store, { guestKind: 'docker', guestId: id });
   const name = attachments[0]?.guestName ?? mounts[0]?.guestName ?? id.slice(0, 12);
-  const report = (action: ReconcileReport['action'], detail: string): ReconcileReport => ({ container: id, name, action, detail });
+  const report = (action: ReconcileReport['action'], detail: string): ReconcileReport => ({
+    container: id,
+    name,
+    action,
+    detail,
+  });
   try {
     const c = await inspectKnownContainer(id, ctx.docker);
     if (!c) {

@@ -44,14 +44,20 @@ function networkSpec(ctx: CoreContext, arg: string, i: number, publish: string[]
   let address = colon < 0 ? '' : arg.slice(colon + 1);
   if (!address) {
     const net = findNetwork(ctx.store, hostIf);
-    if (!net) throw new UsageError(`--network ${arg}: give an address (${hostIf}:<ip>/<prefix> or ${hostIf}:pool:<pool>) or create a network on ${hostIf}`);
+    if (!net)
+      throw new UsageError(
+        `--network ${arg}: give an address (${hostIf}:<ip>/<prefix> or ${hostIf}:pool:<pool>) or create a network on ${hostIf}`,
+      );
     address = `pool:${net.pool}`;
   }
   return checkAttachSpec({ hostIf, addresses: [address], publish, ifname: `eth${i}` });
 }
 
 function checkDockerArgs(args: string[]): void {
-  if (args.length === 0) throw new UsageError('give the docker run arguments after --, e.g. pipewright run --network br0 -- --name web busybox httpd -f');
+  if (args.length === 0)
+    throw new UsageError(
+      'give the docker run arguments after --, e.g. pipewright run --network br0 -- --name web busybox httpd -f',
+    );
   const net = args.find((a) => /^--net(work)?(=|$)/.test(a));
   if (net) throw new UsageError(`pipewright run starts the container with --net=none; drop "${net}" and use --network`);
 }
@@ -87,14 +93,19 @@ async function dockerRun(ctx: CoreContext, mountFlags: string[], dockerArgs: str
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-run-'));
   const cidfile = join(dir, 'cid');
   try {
-    await exec('docker', ['run', '-d', '--cidfile', cidfile, '--net=none', ...mountFlags.flatMap((m) => ['--mount', m]), ...dockerArgs], {
-      log: ctx.log,
-      timeoutMs: 120_000,
-    }).catch((err) => {
+    await exec(
+      'docker',
+      ['run', '-d', '--cidfile', cidfile, '--net=none', ...mountFlags.flatMap((m) => ['--mount', m]), ...dockerArgs],
+      {
+        log: ctx.log,
+        timeoutMs: 120_000,
+      },
+    ).catch((err) => {
       throw new PipewrightError(`docker run failed: ${(err as Error).message}`);
     });
     const id = readFileSync(cidfile, 'utf8').trim();
-    if (!/^[0-9a-f]{64}$/.test(id)) throw new PipewrightError(`docker run wrote no container ID to its cidfile (got "${id.slice(0, 80)}")`);
+    if (!/^[0-9a-f]{64}$/.test(id))
+      throw new PipewrightError(`docker run wrote no container ID to its cidfile (got "${id.slice(0, 80)}")`);
     return id;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -27,7 +27,8 @@ export interface WatchOptions {
 async function reconcileAll(ctx: CoreContext, opts: WatchOptions): Promise<void> {
   for (const id of knownContainers(ctx)) {
     const report = await reconcileContainer(ctx, id);
-    if (report.action !== 'unchanged') opts.onEvent({ event: 'reconcile', message: `${report.name}: ${report.action} (${report.detail})`, report });
+    if (report.action !== 'unchanged')
+      opts.onEvent({ event: 'reconcile', message: `${report.name}: ${report.action} (${report.detail})`, report });
   }
 }
 
@@ -47,7 +48,9 @@ function serialQueue(onError: (err: unknown) => void) {
 }
 
 export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void> {
-  const { enqueue, idle } = serialQueue((err) => opts.onEvent({ event: 'engine', message: `failed: ${describe(err)}` }));
+  const { enqueue, idle } = serialQueue((err) =>
+    opts.onEvent({ event: 'engine', message: `failed: ${describe(err)}` }),
+  );
   try {
     await follow(ctx, opts, enqueue);
   } finally {
@@ -56,7 +59,11 @@ export async function watch(ctx: CoreContext, opts: WatchOptions): Promise<void>
 }
 
 /** Connects, reconciles and follows the engine's events until the signal aborts; reconnects with backoff. */
-async function follow(ctx: CoreContext, opts: WatchOptions, enqueue: (job: () => Promise<void>) => void): Promise<void> {
+async function follow(
+  ctx: CoreContext,
+  opts: WatchOptions,
+  enqueue: (job: () => Promise<void>) => void,
+): Promise<void> {
   const maxBackoff = opts.maxBackoffMs ?? 10_000;
   let backoff = 250;
   while (!opts.signal.aborted) {
@@ -73,7 +80,11 @@ async function follow(ctx: CoreContext, opts: WatchOptions, enqueue: (job: () =>
       enqueue(async () => {
         if (!knownContainers(ctx).includes(e.id)) return;
         const report = await reconcileContainer(ctx, e.id);
-        opts.onEvent({ event: 'container', message: `${e.action} ${report.name}: ${report.action} (${report.detail})`, report });
+        opts.onEvent({
+          event: 'container',
+          message: `${e.action} ${report.name}: ${report.action} (${report.detail})`,
+          report,
+        });
       });
     const following = followContainerEvents(ctx.docker, onContainer, opts.signal).catch((err) => {
       opts.onEvent({ event: 'engine', message: `event stream failed: ${(err as Error).message}` });

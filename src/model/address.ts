@@ -32,7 +32,9 @@ function parseIp(text: string, what: string): Addr {
   if (!ipaddr.isValid(text)) throw new UsageError(`${what} "${text}" is not an IPv4 or IPv6 address`);
   const addr = ipaddr.parse(text);
   // An IPv4-mapped IPv6 address is the IPv4 address as far as a guest is concerned.
-  return addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() ? (addr as ipaddr.IPv6).toIPv4Address() : addr;
+  return addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()
+    ? (addr as ipaddr.IPv6).toIPv4Address()
+    : addr;
 }
 
 function checkedCidr(text: string, what: string): [Addr, number] {
@@ -96,7 +98,9 @@ export function parseIpConfig(text: string): IpConfig {
     const net = ipaddr.IPv4.networkAddressFromCIDR(`${config.address}/${prefix}`).toString();
     const bcast = ipaddr.IPv4.broadcastAddressFromCIDR(`${config.address}/${prefix}`).toString();
     if (config.address === net || config.address === bcast) {
-      throw new UsageError(`address "${cidrText}" is the ${config.address === net ? 'network' : 'broadcast'} address of its subnet`);
+      throw new UsageError(
+        `address "${cidrText}" is the ${config.address === net ? 'network' : 'broadcast'} address of its subnet`,
+      );
     }
   }
   if (gwText !== undefined) {
@@ -121,7 +125,10 @@ export function parseRoute(text: string): RouteSpec {
   } else {
     const [addr, prefix] = checkedCidr(dstText, 'route destination');
     const family = familyOf(addr);
-    const net = family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${prefix}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr}/${prefix}`);
+    const net =
+      family === 4
+        ? ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${prefix}`)
+        : ipaddr.IPv6.networkAddressFromCIDR(`${addr}/${prefix}`);
     route = { dst: `${net.toString()}/${prefix}`, family };
   }
   if (viaText !== undefined) {

@@ -67,7 +67,12 @@ export interface AttachSpec {
 type TextFields = 'mtu' | 'macvlanMode' | 'ipvlanMode' | 'vlan';
 export type AttachInput = Pick<AttachSpec, 'hostIf' | 'addresses'> & {
   [K in Exclude<keyof AttachSpec, 'hostIf' | 'addresses' | TextFields>]?: AttachSpec[K] | undefined;
-} & { mtu?: number | string | null; macvlanMode?: string | null; ipvlanMode?: string | null; vlan?: number | string | null };
+} & {
+  mtu?: number | string | null;
+  macvlanMode?: string | null;
+  ipvlanMode?: string | null;
+  vlan?: number | string | null;
+};
 
 export interface AttachmentPlan {
   kind: LinkKind;
@@ -96,7 +101,8 @@ function checkShim(text: string): string {
 }
 
 function checkAddresses(texts: string[]): { addresses: string[]; dhcp: boolean } {
-  if (texts.length === 0) throw new UsageError('give at least one address (<ip>/<prefix>[@<gateway>], pool:<name>) or dhcp');
+  if (texts.length === 0)
+    throw new UsageError('give at least one address (<ip>/<prefix>[@<gateway>], pool:<name>) or dhcp');
   if (texts.includes('dhcp')) {
     if (texts.length > 1) throw new UsageError('dhcp cannot be combined with static addresses');
     return { addresses: [], dhcp: true };
@@ -132,7 +138,9 @@ function checkDummy(spec: AttachSpec): void {
     spec.dhcp && 'dhcp',
   ].filter(Boolean);
   if (given.length)
-    throw new UsageError(`host interface ${NO_HOST_IF} gives a dummy, which has no host side: drop ${given.join(', ')}, or attach to a bridge or NIC`);
+    throw new UsageError(
+      `host interface ${NO_HOST_IF} gives a dummy, which has no host side: drop ${given.join(', ')}, or attach to a bridge or NIC`,
+    );
 }
 
 /** At most one of the choices that pick the link kind by hand; none with a dummy. */
@@ -147,7 +155,8 @@ function checkKindChoice(spec: AttachSpec): AttachSpec {
 /** Validates every field and returns the canonical spec; throws a UsageError naming the bad value. */
 export function checkAttachSpec(input: AttachInput): AttachSpec {
   const { addresses, dhcp } = checkAddresses(input.addresses);
-  const opt = <T, R>(v: T | null | undefined, f: (v: T) => R): R | null => (v === undefined || v === null ? null : f(v));
+  const opt = <T, R>(v: T | null | undefined, f: (v: T) => R): R | null =>
+    v === undefined || v === null ? null : f(v);
   return checkKindChoice({
     hostIf: checkIfname(input.hostIf, 'host interface'),
     ifname: checkIfname(input.ifname ?? DEFAULT_IFNAME, 'container interface name'),

@@ -19,7 +19,8 @@ export interface PortSpec {
 function portRange(text: string, what: string): [number, number] {
   const m = /^(\d+)(?:-(\d+))?$/.exec(text);
   const [a, b] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [NaN, NaN];
-  if (!m || a < 1 || b > 65535 || a > b) throw new UsageError(`${what} "${text}" must be a port (1-65535) or a range like 8000-8010`);
+  if (!m || a < 1 || b > 65535 || a > b)
+    throw new UsageError(`${what} "${text}" must be a port (1-65535) or a range like 8000-8010`);
   return [a, b];
 }
 
@@ -30,7 +31,9 @@ export function parsePublish(text: string): PortSpec {
   }
   const parts = mapping.split(':');
   if (parts.length < 2 || parts.length > 3) {
-    throw new UsageError(`port "${text}" must be [<host-ip>:]<host-port>:<container-port>[/tcp|/udp], as docker run -p`);
+    throw new UsageError(
+      `port "${text}" must be [<host-ip>:]<host-port>:<container-port>[/tcp|/udp], as docker run -p`,
+    );
   }
   const hostIp = parts.length === 3 ? parts[0] : '';
   if (hostIp && !ipaddr.IPv4.isValidFourPartDecimal(hostIp)) {
@@ -44,7 +47,9 @@ export function parsePublish(text: string): PortSpec {
   return { proto: protoText, hostIp, hostPort, hostPortEnd, ctrPort, ctrPortEnd };
 }
 
-export function formatPublish(p: Pick<PortSpec, 'proto' | 'hostIp' | 'hostPort' | 'hostPortEnd' | 'ctrPort'> & { ctrPortEnd?: number }): string {
+export function formatPublish(
+  p: Pick<PortSpec, 'proto' | 'hostIp' | 'hostPort' | 'hostPortEnd' | 'ctrPort'> & { ctrPortEnd?: number },
+): string {
   const range = (a: number, b: number) => (a === b ? `${a}` : `${a}-${b}`);
   const ctrEnd = p.ctrPortEnd ?? p.ctrPort + (p.hostPortEnd - p.hostPort);
   return `${p.hostIp ? `${p.hostIp}:` : ''}${range(p.hostPort, p.hostPortEnd)}:${range(p.ctrPort, ctrEnd)}/${p.proto}`;

@@ -18,7 +18,9 @@ export function checkIfname(name: string, what = 'interface name'): string {
     throw new UsageError(`${what} "${printable(name)}" must be 1 to ${IFNAMSIZ - 1} bytes long`);
   }
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
-    throw new UsageError(`${what} "${printable(name)}" may use only letters, digits, '_', '.' and '-', and must start with a letter, digit or '_'`);
+    throw new UsageError(
+      `${what} "${printable(name)}" may use only letters, digits, '_', '.' and '-', and must start with a letter, digit or '_'`,
+    );
   }
   return name;
 }
@@ -79,14 +81,17 @@ export function checkIpvlanMode(mode: string): IpvlanMode {
 /** An 802.1q VLAN id: 0 and 4095 are reserved by the standard. */
 export function checkVlanId(value: string | number): number {
   const id = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isInteger(id) || id < 1 || id > 4094) throw new UsageError(`VLAN id "${value}" must be a whole number from 1 to 4094`);
+  if (!Number.isInteger(id) || id < 1 || id > 4094)
+    throw new UsageError(`VLAN id "${value}" must be a whole number from 1 to 4094`);
   return id;
 }
 
 /** Names of netns, volumes, pools: what `ip netns` and Docker accept, and safe as a file name. */
 export function checkObjectName(name: string, what: string): string {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name) || name.length > 128) {
-    throw new UsageError(`${what} "${name}" must start with a letter or digit and use only letters, digits, '_', '.', '-'`);
+    throw new UsageError(
+      `${what} "${name}" must start with a letter or digit and use only letters, digits, '_', '.', '-'`,
+    );
   }
   return name;
 }

@@ -14,7 +14,14 @@ import { setHairpin } from '../net/links/bridge.js';
 import { chooseDriver, type LinkDriver } from '../net/links/index.js';
 import type { HostLinkInfo } from '../net/link-state/sysfs.js';
 import { hostLinkExists } from '../net/link-state/sysfs.js';
-import { linkOptions, publishOf, shimOf, routesOfSpec, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
+import {
+  linkOptions,
+  publishOf,
+  shimOf,
+  routesOfSpec,
+  type AttachmentPlan,
+  type AttachSpec,
+} from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
 import { randomMac } from '../model/mac.js';
 import { guestKey, withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
@@ -66,14 +73,24 @@ export function attach(ctx: CoreContext, guest: Guest, spec: AttachSpec): Promis
   return withHeldGuest(guest, (held) => attachHeld(ctx, held, spec, link));
 }
 
-async function attachHeld(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
+async function attachHeld(
+  ctx: CoreContext,
+  guest: HeldGuest,
+  spec: AttachSpec,
+  link: ChosenLink,
+): Promise<AttachResult> {
   await checkPublishable(ctx, spec);
   // One operation at a time on a guest interface in this process: judged and acted on in one turn.
   const key = turnKey({ guestKind: guest.kind, guestId: guest.id, ifname: spec.ifname });
   return withTurnOn(key, `${guest.name} ${spec.ifname}`, () => attachInTurn(ctx, guest, spec, link));
 }
 
-async function attachInTurn(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
+async function attachInTurn(
+  ctx: CoreContext,
+  guest: HeldGuest,
+  spec: AttachSpec,
+  link: ChosenLink,
+): Promise<AttachResult> {
   const { verdict, record } = await judgeExisting(ctx, guest, spec);
   switch (verdict) {
     case 'held':
@@ -81,7 +98,9 @@ async function attachInTurn(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec
     case 'lost':
       return { attachment: await restoreAttachment(ctx, record!, guest), changed: true };
     case 'busy':
-      throw new PipewrightError(`another pipewright (pid ${record!.ownerPid}) is attaching ${spec.ifname} to ${guest.name}; retry when it is done`);
+      throw new PipewrightError(
+        `another pipewright (pid ${record!.ownerPid}) is attaching ${spec.ifname} to ${guest.name}; retry when it is done`,
+      );
     case 'changed':
       throw new PipewrightError(
         `${guest.name} already has ${spec.ifname} attached with other settings ` +
@@ -89,7 +108,9 @@ async function attachInTurn(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec
       );
     case 'leftover':
       if (!(await detachAttachment(ctx, record!)))
-        throw new PipewrightError(`${guest.name} ${spec.ifname} was changed by another pipewright meanwhile; run the command again`);
+        throw new PipewrightError(
+          `${guest.name} ${spec.ifname} was changed by another pipewright meanwhile; run the command again`,
+        );
       break;
     case 'absent':
       break;

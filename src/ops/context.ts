@@ -46,7 +46,9 @@ function hostId(stateDir: string, storeExisted: boolean): string {
   const file = join(stateDir, 'host-id');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   // The kernel's random UUID: no need to load node:crypto for 8 hex digits.
-  const id = storeExisted ? hostname() : `${hostname()}-${readFileSync('/proc/sys/kernel/random/uuid', 'utf8').slice(0, 8)}`;
+  const id = storeExisted
+    ? hostname()
+    : `${hostname()}-${readFileSync('/proc/sys/kernel/random/uuid', 'utf8').slice(0, 8)}`;
   // Written whole, then linked into place: a reader never sees a half-written file, and of two
   // first processes the second finds the first one's id.
   const draft = `${file}.${process.pid}`;
@@ -68,7 +70,13 @@ export async function openContext(opts: ContextOptions): Promise<CoreContext> {
   const store = Store.open(opts.stateDir);
   try {
     const ipam = await openIpam(store, opts.store, hostId(opts.stateDir, storeExisted), opts.etcd);
-    return { store, ipam, firewall: opts.firewall ?? 'auto', docker: opts.docker ?? DEFAULT_DOCKER_SOCKET, log: opts.log ?? silent };
+    return {
+      store,
+      ipam,
+      firewall: opts.firewall ?? 'auto',
+      docker: opts.docker ?? DEFAULT_DOCKER_SOCKET,
+      log: opts.log ?? silent,
+    };
   } catch (err) {
     store.close();
     throw err;

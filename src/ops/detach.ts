@@ -46,14 +46,20 @@ export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord, 
  * operation's), so a crash after it leaves the rest to gc. Nothing the guest holds is given away
  * yet. The record as taken over, or null (see detachAttachment).
  */
-export async function beginDetach(ctx: CoreContext, rec: AttachmentRecord, stillDue?: StillDue): Promise<AttachmentRecord | null> {
+export async function beginDetach(
+  ctx: CoreContext,
+  rec: AttachmentRecord,
+  stillDue?: StillDue,
+): Promise<AttachmentRecord | null> {
   const what = `${rec.guestName} ${rec.ifname}`;
   return withTurnOn(turnKey(rec), what, async () => {
     const now = records.attachmentById(ctx.store, rec.id);
     if (!now || (stillDue && !(await stillDue(now)))) return null;
     // An attach or restore under way (in another process, or another operation of this one) owns its record until it is done.
     if (now.state === 'pending' && records.ownerBusy(now)) {
-      throw new PipewrightError(`another pipewright (pid ${now.ownerPid}) is still attaching ${what}; retry when it is done`);
+      throw new PipewrightError(
+        `another pipewright (pid ${now.ownerPid}) is still attaching ${what}; retry when it is done`,
+      );
     }
     let taken = false;
     await namedStep(`detach ${what}: firewall`, () =>
@@ -79,7 +85,9 @@ async function finish(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
   // The link step throws rather than remove a link that is not ours, or while the guest holds the
   // link's place: the lease and the record then stay.
   await namedStep(`detach ${what}: link`, () => removeLink(ctx, rec, driver));
-  await namedStep(`detach ${what}: leases`, () => ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname)));
+  await namedStep(`detach ${what}: leases`, () =>
+    ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname)),
+  );
   await namedStep(`detach ${what}: record`, () => ctx.store.tx(() => records.deleteAttachment(ctx.store, rec.id)));
   await namedStep(`detach ${what}: shared links`, () => releaseSharedLinks(ctx, driver, rec));
 }

@@ -64,18 +64,30 @@ export function findEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentReco
 function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
   const rec = findEndpoint(ctx, ref);
   if (!rec)
-    throw new PipewrightError(`no endpoint ${ref.endpointId.slice(0, 12)} on network ${ref.networkId.slice(0, 12)}; it was never created or is deleted`);
+    throw new PipewrightError(
+      `no endpoint ${ref.endpointId.slice(0, 12)} on network ${ref.networkId.slice(0, 12)}; it was never created or is deleted`,
+    );
   return rec;
 }
 
 const driverOf = (net: NetworkRecord): LinkDriver => (net.kind === 'macvlan' ? macvlan : veth);
 
 /** The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan waiting there under its host link's name. */
-function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest): { spec: AttachSpec; plan: AttachmentPlan } {
+function endpointPlan(
+  ctx: CoreContext,
+  net: NetworkRecord,
+  req: EndpointRequest,
+): { spec: AttachSpec; plan: AttachmentPlan } {
   const driver = driverOf(net);
   const hostLink = unusedHostLinkName(ctx, `endpoint:${guestId(req)}`, 'eth0');
   const ifname = driver === veth ? `${hostLink}c` : hostLink;
-  const spec = checkAttachSpec({ hostIf: net.bridge, ifname, hostLink, mac: req.mac ?? randomMac(), addresses: req.addresses });
+  const spec = checkAttachSpec({
+    hostIf: net.bridge,
+    ifname,
+    hostLink,
+    mac: req.mac ?? randomMac(),
+    addresses: req.addresses,
+  });
   const plan: AttachmentPlan = {
     kind: driver.kind,
     hostIf: net.bridge,
@@ -95,7 +107,8 @@ function endpointPlan(ctx: CoreContext, net: NetworkRecord, req: EndpointRequest
 /** Makes the endpoint's link; a replay of one made already is a no-op, a leftover of a killed daemon is redone. */
 export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Promise<AttachmentRecord> {
   const net = findNetwork(ctx.store, req.network);
-  if (!net || net.name !== req.network) throw new PipewrightError(`no pipewright network ${req.network} for Docker network ${req.networkId.slice(0, 12)}`);
+  if (!net || net.name !== req.network)
+    throw new PipewrightError(`no pipewright network ${req.network} for Docker network ${req.networkId.slice(0, 12)}`);
   const driver = driverOf(net);
   await restoreNetworkLinks(ctx, net);
   const old = findEndpoint(ctx, req);
@@ -111,7 +124,15 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
       ctx.store.tx(() =>
         records.insertPending(ctx.store, {
           ...{ guestKind: 'endpoint', guestId: id, guestName: name, netnsPath: host, netnsId: netnsIdentity(host) },
-          ...{ ifname: plan.ifname, kind: plan.kind, hostIf: plan.hostIf, hostLink: plan.hostLink, mac: plan.mac, mtu: plan.mtu, spec },
+          ...{
+            ifname: plan.ifname,
+            kind: plan.kind,
+            hostIf: plan.hostIf,
+            hostLink: plan.hostLink,
+            mac: plan.mac,
+            mtu: plan.mtu,
+            spec,
+          },
         }),
       ),
     );
@@ -124,17 +145,22 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
     );
     // A macvlan's index, which a move into the sandbox keeps unless it is taken there.
     ctx.store.tx(() => records.setLinkIdentity(ctx.store, rid, made));
-    await undo.step(`firewall for ${net.bridge}`, () => changeFirewallIn(ctx, () => records.markReady(ctx.store, rid, null)));
+    await undo.step(`firewall for ${net.bridge}`, () =>
+      changeFirewallIn(ctx, () => records.markReady(ctx.store, rid, null)),
+    );
     return records.expectAttachment(ctx.store, 'endpoint', id, plan.ifname, name);
   });
 }
 
 /** Docker put the container end into its sandbox: the record follows it there. */
 export async function joinEndpoint(ctx: CoreContext, ref: EndpointRef, sandboxKey: string): Promise<AttachmentRecord> {
-  if (!sandboxKey.startsWith('/') || hasControl(sandboxKey)) throw new PipewrightError('the sandbox key must be an absolute path');
+  if (!sandboxKey.startsWith('/') || hasControl(sandboxKey))
+    throw new PipewrightError('the sandbox key must be an absolute path');
   const rec = expectEndpoint(ctx, ref);
   await namedStep('endpoint join', () =>
-    ctx.store.tx(() => records.moveToNetns(ctx.store, rec.id, { path: sandboxKey, id: netnsIdentity(sandboxKey) }, rec.guestName, null)),
+    ctx.store.tx(() =>
+      records.moveToNetns(ctx.store, rec.id, { path: sandboxKey, id: netnsIdentity(sandboxKey) }, rec.guestName, null),
+    ),
   );
   return rec;
 }
@@ -143,7 +169,9 @@ export async function joinEndpoint(ctx: CoreContext, ref: EndpointRef, sandboxKe
 export async function publishEndpoint(ctx: CoreContext, ref: EndpointRef, ports: PortSpec[]): Promise<void> {
   const rec = expectEndpoint(ctx, ref);
   if (ports.length && rec.kind !== 'veth') {
-    throw new PipewrightError(`a macvlan network publishes no ports (-p): its containers have addresses of their own on ${rec.hostIf}'s LAN`);
+    throw new PipewrightError(
+      `a macvlan network publishes no ports (-p): its containers have addresses of their own on ${rec.hostIf}'s LAN`,
+    );
   }
   if (!ports.length && !listPorts(ctx.store, rec.id).length) return; // most containers: no -p, nothing to change
   await changeFirewallIn(ctx, () => {
@@ -177,7 +205,9 @@ export async function beginEndpointRemoval(ctx: CoreContext, ref: EndpointRef): 
 
 /** Endpoint removals a daemon killed before finishing them left pending: done now (at the daemon's start). */
 export async function finishOrphanedEndpoints(ctx: CoreContext): Promise<AttachmentRecord[]> {
-  const orphans = records.listAttachments(ctx.store).filter((r) => r.guestKind === 'endpoint' && r.state === 'pending' && !records.ownerAlive(r));
+  const orphans = records
+    .listAttachments(ctx.store)
+    .filter((r) => r.guestKind === 'endpoint' && r.state === 'pending' && !records.ownerAlive(r));
   for (const rec of orphans) await detachAttachment(ctx, rec);
   return orphans;
 }
@@ -190,18 +220,28 @@ export async function finishOrphanedEndpoints(ctx: CoreContext): Promise<Attachm
  * operation of a live process still holds; then the network, its bridge, and the pools the
  * network driver made for it once nothing is leased from them.
  */
-export async function removeDockerNetwork(ctx: CoreContext, name: string, networkId: string): Promise<AttachmentRecord[]> {
+export async function removeDockerNetwork(
+  ctx: CoreContext,
+  name: string,
+  networkId: string,
+): Promise<AttachmentRecord[]> {
   const net = findNetwork(ctx.store, name);
   if (!net || net.name !== name) return []; // a replay
   const id12 = networkId.slice(0, 12);
   const leftovers = records
     .listAttachments(ctx.store)
-    .filter((r) => r.guestKind === 'endpoint' && r.guestId.slice(0, 12) === id12 && !(r.state === 'pending' && records.ownerAlive(r)));
+    .filter(
+      (r) =>
+        r.guestKind === 'endpoint' &&
+        r.guestId.slice(0, 12) === id12 &&
+        !(r.state === 'pending' && records.ownerAlive(r)),
+    );
   for (const rec of leftovers) await detachAttachment(ctx, rec);
   await removeNetwork(ctx, name);
   for (const poolName of [net.pool, net.pool6]) {
     const pool = poolName ? await ctx.ipam.findPool(poolName) : null;
-    if (pool?.labels[DOCKER_KEY] === 'network' && (await ctx.ipam.leases({ pool: pool.name })).length === 0) await ctx.ipam.removePool(pool.name);
+    if (pool?.labels[DOCKER_KEY] === 'network' && (await ctx.ipam.leases({ pool: pool.name })).length === 0)
+      await ctx.ipam.removePool(pool.name);
   }
   return leftovers;
 }

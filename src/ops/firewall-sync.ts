@@ -128,7 +128,10 @@ export async function changeFirewall(store: Store, mutate: () => void, opts: Syn
 }
 
 /** changeFirewall as an operation makes it: with its context's store, backend and step log. */
-export function changeFirewallIn(ctx: { store: Store; firewall: FirewallChoice; log: StepLog }, mutate: () => void): Promise<Rule[]> {
+export function changeFirewallIn(
+  ctx: { store: Store; firewall: FirewallChoice; log: StepLog },
+  mutate: () => void,
+): Promise<Rule[]> {
   return changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
 }
 

@@ -54,7 +54,10 @@ async function undoDead(ctx: CoreContext, attachments: AttachmentRecord[], dryRu
     const what = `${rec.guestName} ${rec.ifname}`;
     // The seam between the snapshot's verdict and the detach (a race test holds it open).
     if (reason && !dryRun) await namedStep(`gc: ${what} judged gone`, () => {});
-    if (!reason || !(dryRun || (await detachAttachment(ctx, rec, async (now) => (await deadReason(ctx, now)) !== null)))) {
+    if (
+      !reason ||
+      !(dryRun || (await detachAttachment(ctx, rec, async (now) => (await deadReason(ctx, now)) !== null)))
+    ) {
       live.add(owner);
       continue;
     }
@@ -85,7 +88,11 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
   for (const lease of leases) {
     // Leases of an attachment undone above went with it (or, with --dry-run, would have).
     if (lease.reserved || lease.host !== ctx.ipam.host || live.has(lease.owner) || undone.has(lease.owner)) continue;
-    actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `owner ${lease.owner} has no attachment` });
+    actions.push({
+      kind: 'lease',
+      target: `${lease.pool} ${lease.address}`,
+      reason: `owner ${lease.owner} has no attachment`,
+    });
     if (!opts.dryRun) await ctx.ipam.release(lease.pool, lease.address, lease);
   }
   actions.push(...(await forgottenDockerLeases(ctx, leases, opts.dryRun)));
@@ -106,12 +113,21 @@ const DOCKER_OWNER = /^docker:([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
  * (RequestAddress comes before the endpoint that shows the address).
  */
 async function forgottenDockerLeases(ctx: CoreContext, leases: Lease[], dryRun?: boolean): Promise<GcAction[]> {
-  const mine = leases.filter((l) => DOCKER_OWNER.test(l.owner) && l.host === ctx.ipam.host && Date.now() - Date.parse(l.createdAt) > DOCKER_LEASE_GRACE_MS);
+  const mine = leases.filter(
+    (l) =>
+      DOCKER_OWNER.test(l.owner) &&
+      l.host === ctx.ipam.host &&
+      Date.now() - Date.parse(l.createdAt) > DOCKER_LEASE_GRACE_MS,
+  );
   if (!mine.length || !(await dockerAvailable(ctx.docker))) return [];
   const held = await dockerEndpointAddresses(ctx.docker);
   const actions: GcAction[] = [];
   for (const lease of mine.filter((l) => !held.has(l.address))) {
-    actions.push({ kind: 'lease', target: `${lease.pool} ${lease.address}`, reason: `Docker has no endpoint with it (owner ${lease.owner})` });
+    actions.push({
+      kind: 'lease',
+      target: `${lease.pool} ${lease.address}`,
+      reason: `Docker has no endpoint with it (owner ${lease.owner})`,
+    });
     if (!dryRun) await ctx.ipam.release(lease.pool, lease.address, lease);
   }
   return actions;
@@ -151,6 +167,7 @@ async function collectLeftovers(ctx: CoreContext): Promise<GcAction[]> {
   for (const vlan of settledHostLinks(ctx.store, 'vlan')) {
     if (await releaseVlanInterface(ctx, vlan)) actions.push({ kind: 'vlan', target: vlan, reason });
   }
-  for (const name of await collectOrphanVolumes(ctx)) actions.push({ kind: 'volume', target: name, reason: 'a directory without a volume record' });
+  for (const name of await collectOrphanVolumes(ctx))
+    actions.push({ kind: 'volume', target: name, reason: 'a directory without a volume record' });
   return actions;
 }

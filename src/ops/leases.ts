@@ -19,7 +19,12 @@ export function leaseOwner(guestKind: string, guestId: string, ifname: string): 
 
 /** A leased address as the guest gets it: the pool's prefix, and its gateway as the default route. */
 export function asIpConfig(pool: Pool, lease: Lease): IpConfig {
-  return { address: lease.address, prefix: pool.prefix, family: pool.family, ...(pool.gateway ? { gateway: pool.gateway } : {}) };
+  return {
+    address: lease.address,
+    prefix: pool.prefix,
+    family: pool.family,
+    ...(pool.gateway ? { gateway: pool.gateway } : {}),
+  };
 }
 
 /**
@@ -28,7 +33,12 @@ export function asIpConfig(pool: Pool, lease: Lease): IpConfig {
  * is missing is leased anew (a static address someone else took meanwhile is refused, naming its
  * holder). Only leases taken here are given back on rollback.
  */
-export async function leaseAddresses(ctx: CoreContext, undo: UndoStack, owner: string, spec: AttachSpec): Promise<IpConfig[]> {
+export async function leaseAddresses(
+  ctx: CoreContext,
+  undo: UndoStack,
+  owner: string,
+  spec: AttachSpec,
+): Promise<IpConfig[]> {
   const held = await ctx.ipam.heldBy(owner);
   const taken = (lease: Lease) => {
     if (!held.some((h) => h.pool === lease.pool && h.address === lease.address)) {
@@ -42,9 +52,13 @@ export async function leaseAddresses(ctx: CoreContext, undo: UndoStack, owner: s
     const pool = await ctx.ipam.poolFor(a.address);
     if (pool) {
       if (pool.prefix !== a.prefix) {
-        throw new PipewrightError(`${a.address}/${a.prefix} is in pool ${pool.name}, whose prefix is /${pool.prefix}; use ${a.address}/${pool.prefix}`);
+        throw new PipewrightError(
+          `${a.address}/${a.prefix} is in pool ${pool.name}, whose prefix is /${pool.prefix}; use ${a.address}/${pool.prefix}`,
+        );
       }
-      taken(await undo.step(`lease ${a.address} from pool ${pool.name}`, () => ctx.ipam.claim(pool.name, a.address, owner)));
+      taken(
+        await undo.step(`lease ${a.address} from pool ${pool.name}`, () => ctx.ipam.claim(pool.name, a.address, owner)),
+      );
     }
     out.push(a);
   }

@@ -21,7 +21,14 @@ import { PipewrightError, UsageError } from '../util/errors.js';
 import { UndoStack } from '../util/undo.js';
 import { namedStep } from '../util/faults.js';
 import type { CoreContext } from './context.js';
-import { ensureBridge, ensureShim, ensureVlanInterface, releaseBridge, releaseShim, releaseVlanInterface } from './shared-links.js';
+import {
+  ensureBridge,
+  ensureShim,
+  ensureVlanInterface,
+  releaseBridge,
+  releaseShim,
+  releaseVlanInterface,
+} from './shared-links.js';
 
 export interface NetworkRequest {
   name: string;
@@ -50,11 +57,18 @@ export interface NetworkRequest {
 function checkMacvlanRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null {
   const parent = hostLinkInfo(req.bridge);
   if (!parent || parent.type !== ARPHRD_ETHER || parent.bridge) {
-    throw new PipewrightError(`parent ${req.bridge} must be an existing Ethernet interface (not a bridge) for a macvlan network`);
+    throw new PipewrightError(
+      `parent ${req.bridge} must be an existing Ethernet interface (not a bridge) for a macvlan network`,
+    );
   }
-  if (req.masquerade || req.isolated) throw new PipewrightError(`a macvlan network has no NAT and no isolation: its guests are on the LAN of their parent`);
+  if (req.masquerade || req.isolated)
+    throw new PipewrightError(
+      `a macvlan network has no NAT and no isolation: its guests are on the LAN of their parent`,
+    );
   if (req.mtu && req.mtu > parent.mtu)
-    throw new PipewrightError(`mtu ${req.mtu} is above ${req.bridge}'s own (${parent.mtu}); a macvlan cannot carry more than its parent`);
+    throw new PipewrightError(
+      `mtu ${req.mtu} is above ${req.bridge}'s own (${parent.mtu}); a macvlan cannot carry more than its parent`,
+    );
   if (req.vlan !== undefined) vlanInterfaceName(req.bridge, checkVlanId(req.vlan));
   return req.hostShim ? parseIpConfig(req.hostShim) : null;
 }
@@ -72,7 +86,10 @@ export function checkNetworkRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig
   const kind = req.kind ?? 'bridge';
   checkObjectName(req.name, 'network name');
   checkIfname(req.bridge, kind === 'macvlan' ? 'parent' : 'bridge');
-  if (req.bridge === NO_HOST_IF) throw new UsageError(`${NO_HOST_IF} is attach's word for a dummy (no host interface); name the bridge or parent otherwise`);
+  if (req.bridge === NO_HOST_IF)
+    throw new UsageError(
+      `${NO_HOST_IF} is attach's word for a dummy (no host interface); name the bridge or parent otherwise`,
+    );
   if (req.mtu !== undefined) checkMtu(req.mtu);
   if (kind === 'bridge' && (req.macvlanMode || req.hostShim || req.vlan !== undefined)) {
     throw new PipewrightError('a macvlan mode, a host shim and a VLAN are for macvlan networks (give a parent)');
@@ -104,14 +121,28 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
   const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, parent);
   // The same network again (a create that was killed after recording it, or a script re-run):
   // make sure of its bridge and gateway, and change nothing else.
-  const same = ['name', 'kind', 'bridge', 'pool', 'pool6', 'masquerade', 'isolated', 'mtu', 'macvlanMode', 'hostShim', 'vlan', 'vlanOf'] as const;
+  const same = [
+    'name',
+    'kind',
+    'bridge',
+    'pool',
+    'pool6',
+    'masquerade',
+    'isolated',
+    'mtu',
+    'macvlanMode',
+    'hostShim',
+    'vlan',
+    'vlanOf',
+  ] as const;
   const resume = clash !== null && same.every((k) => clash[k] === rec[k]);
   if (clash && !resume)
     throw new PipewrightError(
       `network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `${kind === 'macvlan' ? 'parent' : 'bridge'} ${parent}`}`,
     );
   const existing = hostLinkInfo(req.bridge);
-  if (kind === 'bridge' && existing && !existing.bridge) throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
+  if (kind === 'bridge' && existing && !existing.bridge)
+    throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
   const log = ctx.log;
   const undo = new UndoStack(log);
   const change = (mutate: () => void) => changeFirewallIn(ctx, mutate);
@@ -134,7 +165,10 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
   });
 }
 
-type NetworkLinks = Pick<NetworkRecord, 'kind' | 'bridge' | 'subnet' | 'gateway' | 'subnet6' | 'gateway6' | 'hostShim' | 'vlan' | 'vlanOf'>;
+type NetworkLinks = Pick<
+  NetworkRecord,
+  'kind' | 'bridge' | 'subnet' | 'gateway' | 'subnet6' | 'gateway6' | 'hostShim' | 'vlan' | 'vlanOf'
+>;
 
 /** What a network has on the host, each made when missing: its VLAN interface, its shim, or its bridge with the gateways on it. */
 async function makeHostLinks(ctx: CoreContext, undo: UndoStack, net: NetworkLinks): Promise<void> {
@@ -170,7 +204,9 @@ export async function restoreNetworkLinks(ctx: CoreContext, net: NetworkRecord):
 async function subnetOf(ctx: CoreContext, name: string, given: string | undefined, family: 4 | 6) {
   const pool = await ctx.ipam.pool(name);
   if (pool.family !== family)
-    throw new PipewrightError(`pool ${pool.name} is IPv${pool.family}; a network's ${family === 4 ? 'first' : 'IPv6'} pool must be IPv${family}`);
+    throw new PipewrightError(
+      `pool ${pool.name} is IPv${pool.family}; a network's ${family === 4 ? 'first' : 'IPv6'} pool must be IPv${family}`,
+    );
   if (given && !contains(parseCidr(pool.subnet).address, pool.prefix, given))
     throw new PipewrightError(`gateway ${given} is not in pool ${pool.name} (${pool.subnet})`);
   return { pool, gateway: given ?? pool.gateway };
@@ -181,14 +217,19 @@ function gatewaysOf(net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'subnet6' | 
   const prefixOf = (subnet: string) => parseCidr(subnet).prefix;
   return [
     ...(net.gateway ? [{ address: net.gateway, prefix: prefixOf(net.subnet), family: 4 as const }] : []),
-    ...(net.gateway6 && net.subnet6 ? [{ address: net.gateway6, prefix: prefixOf(net.subnet6), family: 6 as const }] : []),
+    ...(net.gateway6 && net.subnet6
+      ? [{ address: net.gateway6, prefix: prefixOf(net.subnet6), family: 6 as const }]
+      : []),
   ];
 }
 
 /** Inserts the network unless its name or bridge is taken (checked again inside the transaction). */
 function insertUnique(ctx: CoreContext, rec: Omit<NetworkRecord, 'createdAt'>): void {
   const clash = findNetwork(ctx.store, rec.name) ?? findNetwork(ctx.store, rec.bridge);
-  if (clash) throw new PipewrightError(`network ${clash.name} already uses ${clash.name === rec.name ? 'that name' : `bridge ${rec.bridge}`}`);
+  if (clash)
+    throw new PipewrightError(
+      `network ${clash.name} already uses ${clash.name === rec.name ? 'that name' : `bridge ${rec.bridge}`}`,
+    );
   insertNetwork(ctx.store, rec);
 }
 
@@ -200,11 +241,16 @@ async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
   const net = findNetwork(ctx.store, name);
   if (!net || net.name !== name) throw new PipewrightError(`no network named ${name} (see 'pipewright network ls')`);
   const guests = records.countOnHostIf(ctx.store, net.bridge);
-  if (guests > 0) throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
+  if (guests > 0)
+    throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
   await namedStep(`network rm ${name}: firewall`, () => changeFirewallIn(ctx, () => deleteNetwork(ctx.store, name)));
   if (net.kind === 'macvlan') {
-    if (net.hostShim) await namedStep(`network rm ${name}: host shim`, () => removeMacvlanShim(ctx, net.bridge, parseIpConfig(net.hostShim!)));
-    if (net.vlan !== null) await namedStep(`network rm ${name}: VLAN interface`, () => releaseVlanInterface(ctx, net.bridge));
+    if (net.hostShim)
+      await namedStep(`network rm ${name}: host shim`, () =>
+        removeMacvlanShim(ctx, net.bridge, parseIpConfig(net.hostShim!)),
+      );
+    if (net.vlan !== null)
+      await namedStep(`network rm ${name}: VLAN interface`, () => releaseVlanInterface(ctx, net.bridge));
     return net;
   }
   for (const gw of hostLinkExists(net.bridge) ? gatewaysOf(net) : []) {

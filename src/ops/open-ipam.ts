@@ -22,7 +22,10 @@ export function parseStoreSpec(spec: string | undefined, access: EtcdAccess = {}
   if (!spec || spec === 'sqlite') return { kind: 'sqlite' };
   const m = /^([a-z+]+):\/\/(.+)$/.exec(spec);
   const scheme = m ? SCHEMES[m[1]] : undefined;
-  if (!m || !scheme) throw new UsageError(`store "${spec}" must be sqlite or etcd://host:port[,host:port] (or etcd+https://, etcd+http://)`);
+  if (!m || !scheme)
+    throw new UsageError(
+      `store "${spec}" must be sqlite or etcd://host:port[,host:port] (or etcd+https://, etcd+http://)`,
+    );
   checkAccess(access);
   const hosts = m[2].split(',').map((hp) => {
     if (!/^[a-zA-Z0-9.\-[\]:]+:\d+$/.test(hp)) throw new UsageError(`etcd endpoint "${hp}" must be host:port`);
@@ -40,7 +43,8 @@ export function parseStoreSpec(spec: string | undefined, access: EtcdAccess = {}
 
 function checkAccess(a: EtcdAccess): void {
   if (Boolean(a.cert) !== Boolean(a.key)) throw new UsageError('--etcd-cert and --etcd-key go together');
-  if (a.user && a.password === undefined) throw new UsageError(`--etcd-user ${a.user} needs a password: PIPEWRIGHT_ETCD_PASSWORD or --etcd-password-file`);
+  if (a.user && a.password === undefined)
+    throw new UsageError(`--etcd-user ${a.user} needs a password: PIPEWRIGHT_ETCD_PASSWORD or --etcd-password-file`);
   if (a.password !== undefined && !a.user) throw new UsageError('an etcd password needs --etcd-user');
 }
 
@@ -51,7 +55,12 @@ function isLoopback(host: string): boolean {
 }
 
 /** `host`: this host's id in every lease it takes (ops/context.ts keeps it in the state directory). */
-export async function openIpam(store: Store, spec: string | undefined, host: string, access: EtcdAccess = {}): Promise<Ipam> {
+export async function openIpam(
+  store: Store,
+  spec: string | undefined,
+  host: string,
+  access: EtcdAccess = {},
+): Promise<Ipam> {
   const parsed = parseStoreSpec(spec, access);
   if (parsed.kind === 'sqlite') return new Ipam(new SqliteLeaseBackend(store), host);
   const { EtcdLeaseBackend } = await import('../net/ipam/etcd-backend.js');

@@ -25,7 +25,14 @@ import { ensureBridge, ensureParentVlan } from './shared-links.js';
  * Bridge (or parent VLAN interface) if missing, the link born in the guest (its identity recorded
  * in record `id` at once, for whoever removes it), then addresses, up, routes.
  */
-export async function plumb(ctx: CoreContext, undo: UndoStack, id: number, guest: HeldGuest, driver: LinkDriver, plan: AttachmentPlan): Promise<void> {
+export async function plumb(
+  ctx: CoreContext,
+  undo: UndoStack,
+  id: number,
+  guest: HeldGuest,
+  driver: LinkDriver,
+  plan: AttachmentPlan,
+): Promise<void> {
   // A network's bridge (or shim) comes back whole, its gateways on it; another bridge is made bare.
   const net = findNetwork(ctx.store, plan.hostIf);
   if (net?.bridge === plan.hostIf) await restoreNetworkLinks(ctx, net);
@@ -36,13 +43,18 @@ export async function plumb(ctx: CoreContext, undo: UndoStack, id: number, guest
     () =>
       driver.create(plan, guest.netns.path, ctx.log).catch((err: Error) => {
         // The kernel checks the name inside the guest; no need to look first.
-        if (errno(err) === 'EEXIST') throw new PipewrightError(`${guest.name} already has an interface named ${plan.ifname}; choose another with -i`);
+        if (errno(err) === 'EEXIST')
+          throw new PipewrightError(
+            `${guest.name} already has an interface named ${plan.ifname}; choose another with -i`,
+          );
         throw err;
       }),
     () => driver.remove({ ...plan, ...made }, guest.netns.path, ctx.log),
   );
   ctx.store.tx(() => records.setLinkIdentity(ctx.store, id, made));
-  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () => configureGuest(plan, guest.netns.path, ctx.log, reannounceOf(plan)));
+  await undo.step(`configure ${plan.ifname} in ${guest.name}`, () =>
+    configureGuest(plan, guest.netns.path, ctx.log, reannounceOf(plan)),
+  );
 }
 
 /**
@@ -57,9 +69,17 @@ function reannounceOf(plan: AttachmentPlan): Reannounce | undefined {
 }
 
 /** The client (pid and start time) is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
-export async function leaseByDhcp(ctx: CoreContext, undo: UndoStack, id: number, guest: HeldGuest, plan: AttachmentPlan): Promise<ProcessRef> {
+export async function leaseByDhcp(
+  ctx: CoreContext,
+  undo: UndoStack,
+  id: number,
+  guest: HeldGuest,
+  plan: AttachmentPlan,
+): Promise<ProcessRef> {
   const key = hostLinkName(guestKey(guest), plan.ifname);
-  const client = await undo.step(`start DHCP client on ${plan.ifname}`, () => startDhcpClient(ctx.store.stateDir, key, guest.netns.fd, plan.ifname, ctx.log));
+  const client = await undo.step(`start DHCP client on ${plan.ifname}`, () =>
+    startDhcpClient(ctx.store.stateDir, key, guest.netns.fd, plan.ifname, ctx.log),
+  );
   const ref = { pid: client.pid, start: client.start };
   undo.push('stop DHCP client', () => stopDhcpClient(ref));
   ctx.store.tx(() => records.setDhcpClient(ctx.store, id, ref));

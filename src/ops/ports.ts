@@ -15,7 +15,14 @@ import { formatPublish, type PortSpec, type Proto } from '../model/publish.js';
 import { fromBig, prefixBounds } from '../model/ipmath.js';
 
 /** Records the guest's published ports (inside the caller's transaction). */
-export function recordPorts(store: Store, attachmentId: number, guestName: string, bridge: string, addresses: IpConfig[], ports: PortSpec[]): void {
+export function recordPorts(
+  store: Store,
+  attachmentId: number,
+  guestName: string,
+  bridge: string,
+  addresses: IpConfig[],
+  ports: PortSpec[],
+): void {
   if (ports.length === 0) return; // an IPv6-only guest publishes nothing, and needs no IPv4 address for that
   const v4 = addresses.find((a) => a.family === 4);
   if (!v4) throw new PipewrightError('publishing ports needs an IPv4 address on the guest interface');
@@ -54,7 +61,10 @@ export function freeHostPort(store: Store, proto: Proto, hostIp: string, from: n
 async function guestSubnets(ctx: CoreContext, spec: AttachSpec): Promise<{ address: string; prefix: number }[]> {
   const statics = staticAddresses(spec).filter((a) => a.family === 4);
   const pools = await Promise.all(poolsOf(spec).map((name) => ctx.ipam.pool(name)));
-  return [...statics, ...pools.filter((p) => p.family === 4).map((p) => ({ address: parseCidr(p.subnet).address, prefix: p.prefix }))];
+  return [
+    ...statics,
+    ...pools.filter((p) => p.family === 4).map((p) => ({ address: parseCidr(p.subnet).address, prefix: p.prefix })),
+  ];
 }
 
 /**
@@ -65,7 +75,9 @@ async function guestSubnets(ctx: CoreContext, spec: AttachSpec): Promise<{ addre
 export async function checkPublishable(ctx: CoreContext, spec: AttachSpec): Promise<void> {
   if (!spec.publish.length || spec.dhcp || findNetwork(ctx.store, spec.hostIf)) return;
   const held = hostLinkExists(spec.hostIf) ? ((await readLink(spec.hostIf, undefined))?.addresses ?? []) : [];
-  const routed = (await guestSubnets(ctx, spec)).every((net) => held.some((cidr) => contains(net.address, net.prefix, parseCidr(cidr).address)));
+  const routed = (await guestSubnets(ctx, spec)).every((net) =>
+    held.some((cidr) => contains(net.address, net.prefix, parseCidr(cidr).address)),
+  );
   if (!routed) {
     throw new PipewrightError(
       `-p needs the host to reach the guest, and ${spec.hostIf} has no address in its subnet: ` +

@@ -21,8 +21,14 @@ import { turnKey } from './detach.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
 
-export function restoreAttachment(ctx: CoreContext, rec: AttachmentRecord, guest: Guest | HeldGuest): Promise<AttachmentRecord> {
-  return withTurnOn(turnKey(rec), `${guest.name} ${rec.ifname}`, () => withHeldGuest(guest, (held) => restoreHeld(ctx, rec, held)));
+export function restoreAttachment(
+  ctx: CoreContext,
+  rec: AttachmentRecord,
+  guest: Guest | HeldGuest,
+): Promise<AttachmentRecord> {
+  return withTurnOn(turnKey(rec), `${guest.name} ${rec.ifname}`, () =>
+    withHeldGuest(guest, (held) => restoreHeld(ctx, rec, held)),
+  );
 }
 
 async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldGuest): Promise<AttachmentRecord> {
@@ -50,7 +56,8 @@ async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldG
     if (oldClient) stopDhcpClient(oldClient);
     await plumb(ctx, undo, rec.id, guest, driver, plan);
     const dhcpPid = rec.spec.dhcp ? await leaseByDhcp(ctx, undo, rec.id, guest, plan) : null;
-    if (plan.hostLink && listPorts(ctx.store, rec.id).length) await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
+    if (plan.hostLink && listPorts(ctx.store, rec.id).length)
+      await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));
     // Ready again in its new namespace, read in that change (a detach may follow at once).
     let ready: AttachmentRecord | undefined;
     await changeFirewallIn(ctx, () => {
@@ -68,13 +75,20 @@ async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldG
  * leave it alone, and one that took it first makes this restore stop. Rollback makes it ready
  * again, as it was (the firewall follows both changes: a bare bridge's accept counts ready guests).
  */
-async function takeOverForRestore(ctx: CoreContext, undo: UndoStack, rec: AttachmentRecord, guest: Guest): Promise<void> {
+async function takeOverForRestore(
+  ctx: CoreContext,
+  undo: UndoStack,
+  rec: AttachmentRecord,
+  guest: Guest,
+): Promise<void> {
   await undo.step(
     'record restoring',
     () =>
       changeFirewallIn(ctx, () => {
         if (!records.takeOver(ctx.store, rec))
-          throw new PipewrightError(`${guest.name} ${rec.ifname} was changed by another pipewright meanwhile; run the command again`);
+          throw new PipewrightError(
+            `${guest.name} ${rec.ifname} was changed by another pipewright meanwhile; run the command again`,
+          );
       }),
     () => changeFirewallIn(ctx, () => records.markReady(ctx.store, rec.id, records.dhcpClientOf(rec))).then(() => {}),
   );

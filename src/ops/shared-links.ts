@@ -28,11 +28,18 @@ const underLinksLock = <T>(ctx: CoreContext, fn: () => Promise<T>) => withLock(c
 
 /** Something plugged in (a guest's veth, a user's own link), a network on it, or another attachment that will plug in. */
 function bridgeInUse(ctx: CoreContext, bridge: string): boolean {
-  return bridgeHasPorts(bridge) || findNetwork(ctx.store, bridge) !== null || records.othersOnHostIf(ctx.store, bridge) > 0;
+  return (
+    bridgeHasPorts(bridge) || findNetwork(ctx.store, bridge) !== null || records.othersOnHostIf(ctx.store, bridge) > 0
+  );
 }
 
 /** Makes the link unless it exists; true when this call made it. A link someone else made meanwhile (EEXIST) is theirs. */
-async function makeShared(ctx: CoreContext, name: string, kind: 'bridge' | 'shim' | 'vlan', make: () => Promise<void>): Promise<boolean> {
+async function makeShared(
+  ctx: CoreContext,
+  name: string,
+  kind: 'bridge' | 'shim' | 'vlan',
+  make: () => Promise<void>,
+): Promise<boolean> {
   return underLinksLock(ctx, async () => {
     if (hostLinkExists(name)) return false;
     try {
@@ -47,14 +54,18 @@ async function makeShared(ctx: CoreContext, name: string, kind: 'bridge' | 'shim
 }
 
 export async function ensureBridge(ctx: CoreContext, undo: UndoStack, bridge: string): Promise<void> {
-  const made = await undo.step(`create bridge ${bridge}`, () => makeShared(ctx, bridge, 'bridge', () => createBridge(bridge, ctx.log)));
+  const made = await undo.step(`create bridge ${bridge}`, () =>
+    makeShared(ctx, bridge, 'bridge', () => createBridge(bridge, ctx.log)),
+  );
   if (made) undo.push(`create bridge ${bridge}`, () => removeIfUnused(ctx, bridge, () => bridgeInUse(ctx, bridge)));
 }
 
 /** The parent's shim, created once and shared by the parent's guests; an existing one gets this address too. */
 export async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: string, address: IpConfig): Promise<void> {
   const shim = shimName(parent);
-  const made = await undo.step(`create host shim ${shim} on ${parent}`, () => makeShared(ctx, shim, 'shim', () => createShim(parent, shim, address, ctx.log)));
+  const made = await undo.step(`create host shim ${shim} on ${parent}`, () =>
+    makeShared(ctx, shim, 'shim', () => createShim(parent, shim, address, ctx.log)),
+  );
   if (made) undo.push(`create host shim ${shim}`, () => releaseShim(ctx, parent));
   else await undo.step(`address on host shim ${shim}`, () => setHostAddress(shim, address));
 }
@@ -62,7 +73,9 @@ export async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: stri
 /** VLAN <id> of `nic` on the host for a network, unless it exists (made again after a reboot); a failed create releases it. */
 export async function ensureVlanInterface(ctx: CoreContext, undo: UndoStack, nic: string, id: number): Promise<void> {
   const name = vlanInterfaceName(nic, id);
-  const made = await undo.step(`create VLAN interface ${name} on ${nic}`, () => makeShared(ctx, name, 'vlan', () => createHostVlan(nic, id, name, ctx.log)));
+  const made = await undo.step(`create VLAN interface ${name} on ${nic}`, () =>
+    makeShared(ctx, name, 'vlan', () => createHostVlan(nic, id, name, ctx.log)),
+  );
   if (made) undo.push(`create VLAN interface ${name}`, () => releaseVlanInterface(ctx, name));
 }
 
@@ -74,7 +87,11 @@ export async function ensureParentVlan(ctx: CoreContext, undo: UndoStack, parent
 
 /** A VLAN interface pipewright made, once no network is on it and no guest. */
 export function releaseVlanInterface(ctx: CoreContext, name: string): Promise<boolean> {
-  return removeIfUnused(ctx, name, () => findNetwork(ctx.store, name) !== null || records.othersOnHostIf(ctx.store, name) > 0);
+  return removeIfUnused(
+    ctx,
+    name,
+    () => findNetwork(ctx.store, name) !== null || records.othersOnHostIf(ctx.store, name) > 0,
+  );
 }
 
 /** Deletes a host link pipewright created, and forgets it, unless `inUse` says something still needs it; true when it went. */

@@ -80,7 +80,8 @@ async function getJson<T>(path: string, what: string, socketPath: string): Promi
     throw new EngineUnreachable(socketPath, err as Error);
   }
   if (answer.status === 404) return null;
-  if (answer.status !== 200) throw new PipewrightError(`Docker engine answered ${answer.status} for ${what}: ${answer.body.trim()}`);
+  if (answer.status !== 200)
+    throw new PipewrightError(`Docker engine answered ${answer.status} for ${what}: ${answer.body.trim()}`);
   return JSON.parse(answer.body) as T;
 }
 
@@ -122,8 +123,15 @@ export async function inspectKnownContainer(ref: string, socketPath: string): Pr
  * container, others as "ep-<id>". An engine that does not answer is an error, never "gone".
  */
 export async function endpointKnown(networkId: string, endpointId: string, socketPath: string): Promise<boolean> {
-  if (!existsSync(socketPath)) throw new PipewrightError(`the Docker engine's socket ${socketPath} is missing; start Docker (or set DOCKER_HOST) and retry`);
-  const net = await inspect<{ Containers?: Record<string, { EndpointID?: string }> }>('networks', networkId, socketPath);
+  if (!existsSync(socketPath))
+    throw new PipewrightError(
+      `the Docker engine's socket ${socketPath} is missing; start Docker (or set DOCKER_HOST) and retry`,
+    );
+  const net = await inspect<{ Containers?: Record<string, { EndpointID?: string }> }>(
+    'networks',
+    networkId,
+    socketPath,
+  );
   const containers = Object.entries(net?.Containers ?? {});
   return containers.some(([key, c]) => key === `ep-${endpointId}` || c.EndpointID === endpointId);
 }
@@ -162,7 +170,11 @@ export interface ContainerEvent {
  * closed: by then Node has taken the request's abort listener off the signal, which the caller
  * keeps for all its reconnects.
  */
-export function followContainerEvents(socketPath: string, onEvent: (e: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
+export function followContainerEvents(
+  socketPath: string,
+  onEvent: (e: ContainerEvent) => void,
+  signal: AbortSignal,
+): Promise<void> {
   const filters = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['start', 'destroy'] }));
   const http = httpClient();
   return new Promise((resolve, reject) => {
@@ -181,13 +193,22 @@ export function followContainerEvents(socketPath: string, onEvent: (e: Container
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
           if (!line) continue;
-          let ev: { Action?: string; status?: string; id?: string; Actor?: { ID?: string; Attributes?: { name?: string } } };
+          let ev: {
+            Action?: string;
+            status?: string;
+            id?: string;
+            Actor?: { ID?: string; Attributes?: { name?: string } };
+          };
           try {
             ev = JSON.parse(line);
           } catch {
             continue; // not an event: nothing to act on
           }
-          onEvent({ action: ev.Action ?? ev.status ?? '', id: ev.Actor?.ID ?? ev.id ?? '', name: ev.Actor?.Attributes?.name ?? '' });
+          onEvent({
+            action: ev.Action ?? ev.status ?? '',
+            id: ev.Actor?.ID ?? ev.id ?? '',
+            name: ev.Actor?.Attributes?.name ?? '',
+          });
         }
       });
       res.on('error', () => {}); // a stream cut short: the request's close follows

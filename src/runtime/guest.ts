@@ -18,7 +18,13 @@ import type { GuestKind } from '../model/guest.js';
 import { checkObjectName } from '../model/validate.js';
 import { holdNetns, liveNetns, processNetns, releaseNetns, type NetnsHandle } from '../net/netns/netns.js';
 import { pidStartTime } from '../util/process.js';
-import { endpointKnown, EngineUnreachable, inspectContainer, inspectKnownContainer, type ContainerInfo } from './docker.js';
+import {
+  endpointKnown,
+  EngineUnreachable,
+  inspectContainer,
+  inspectKnownContainer,
+  type ContainerInfo,
+} from './docker.js';
 
 export interface Guest {
   kind: GuestKind;
@@ -52,11 +58,15 @@ export async function withHeldGuest<T>(guest: Guest | HeldGuest, fn: (g: HeldGue
   try {
     netns = holdNetns(guest.netnsPath);
   } catch (err) {
-    throw new PipewrightError(`the network namespace of ${guest.name} (${guest.netnsPath}) is gone (${(err as NodeJS.ErrnoException).code}); nothing changed`);
+    throw new PipewrightError(
+      `the network namespace of ${guest.name} (${guest.netnsPath}) is gone (${(err as NodeJS.ErrnoException).code}); nothing changed`,
+    );
   }
   try {
     if (guest.pid !== undefined && pidStartTime(guest.pid) !== guest.pidStart) {
-      throw new PipewrightError(`${guest.name}: process ${guest.pid} ended as its network namespace was opened (namespace changed); nothing changed`);
+      throw new PipewrightError(
+        `${guest.name}: process ${guest.pid} ended as its network namespace was opened (namespace changed); nothing changed`,
+      );
     }
     return await fn({ ...guest, netns });
   } finally {
@@ -94,7 +104,14 @@ function pathGuest(path: string): Guest {
 
 /** A running container as a guest: its identity is the container ID, its namespaces its init process's. */
 export function containerGuest(c: ContainerInfo): Guest {
-  return { kind: 'docker', id: c.id, name: c.name, netnsPath: processNetns(c.pid), pid: c.pid, pidStart: pidStartTime(c.pid) };
+  return {
+    kind: 'docker',
+    id: c.id,
+    name: c.name,
+    netnsPath: processNetns(c.pid),
+    pid: c.pid,
+    pidStart: pidStartTime(c.pid),
+  };
 }
 
 async function dockerGuest(ref: string, docker: string): Promise<Guest | null> {
@@ -136,7 +153,9 @@ export async function resolveGuest(spec: string, docker: string): Promise<Guest>
   const hasNetns = existsSync(`${NETNS_DIR}/${spec}`);
   const container = await bareNameContainer(spec, docker, hasNetns);
   if (container && hasNetns) {
-    throw new UsageError(`"${spec}" is both a Docker container and a named netns; write docker:${spec} or netns:${spec}`);
+    throw new UsageError(
+      `"${spec}" is both a Docker container and a named netns; write docker:${spec} or netns:${spec}`,
+    );
   }
   if (container) return container;
   if (hasNetns) return netnsGuest(spec);

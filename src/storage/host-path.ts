@@ -9,10 +9,15 @@ const SENSITIVE = ['/proc', '/sys', '/dev'];
  * The real path of a host path for a bind mount. Refused unless `allowSensitive`: the host's `/`,
  * anything in /proc, /sys or /dev, and pipewright's own state directory (or a parent of it).
  */
-export function checkHostPath(path: string, stateDir: string, opts: { mustExist?: boolean; allowSensitive?: boolean } = {}): string {
+export function checkHostPath(
+  path: string,
+  stateDir: string,
+  opts: { mustExist?: boolean; allowSensitive?: boolean } = {},
+): string {
   if (!path.startsWith('/')) throw new UsageError(`host path "${path}" must be absolute`);
   if (!existsSync(path)) {
-    if (opts.mustExist !== false) throw new PipewrightError(`host path ${path} does not exist (use --create to make it)`);
+    if (opts.mustExist !== false)
+      throw new PipewrightError(`host path ${path} does not exist (use --create to make it)`);
     return path;
   }
   const real = realpathSync(path);

@@ -27,7 +27,10 @@ export interface MountOptions {
 }
 
 function guestPid(guest: Guest): number {
-  if (!guest.pid) throw new PipewrightError(`${guest.name} is a bare network namespace; mounts need a container or a process (docker:<name>, pid:<n>)`);
+  if (!guest.pid)
+    throw new PipewrightError(
+      `${guest.name} is a bare network namespace; mounts need a container or a process (docker:<name>, pid:<n>)`,
+    );
   return guest.pid;
 }
 
@@ -46,7 +49,11 @@ function guestProc(guest: Guest): string {
  * The host directory a mount spec names (a named volume is created on first use, as Docker does,
  * and its backing mounted); `fresh`: an empty named volume, which takes the target's content.
  */
-export async function mountSource(ctx: StorageContext, spec: MountSpec, opts: MountOptions): Promise<{ path: string; fresh: boolean }> {
+export async function mountSource(
+  ctx: StorageContext,
+  spec: MountSpec,
+  opts: MountOptions,
+): Promise<{ path: string; fresh: boolean }> {
   if (spec.volume) {
     const v = await volumeFor(ctx, spec.volume);
     await ensureBacked(ctx, v);
@@ -69,7 +76,9 @@ const volumePath = (ctx: StorageContext, name: string) => realpathSync(dataDir(c
 function alreadyThere(same: MountRecord, spec: MountSpec, hostPath: string | null, target: string) {
   const sameSource = spec.volume ? same.volume === spec.volume : same.hostPath === hostPath;
   if (sameSource && same.readonly === spec.readonly) return { mount: same, changed: false };
-  throw new PipewrightError(`${same.guestName} already has ${same.volume ?? same.hostPath} mounted at ${target}; unmount it first`);
+  throw new PipewrightError(
+    `${same.guestName} already has ${same.volume ?? same.hostPath} mounted at ${target}; unmount it first`,
+  );
 }
 
 /**
@@ -112,7 +121,11 @@ export async function mountInto(
   return undo.all(async () => {
     // Resolved inside the container: its symlinks can never point us at a host path. Recorded
     // resolved, so unmount and restores act on this place whatever its links say later.
-    const target = (await undo.step(`prepare ${spec.target} in ${guest.name}`, () => helper(['prepare', proc, spec.target, 'mkdir'], ctx))).stdout.trim();
+    const target = (
+      await undo.step(`prepare ${spec.target} in ${guest.name}`, () =>
+        helper(['prepare', proc, spec.target, 'mkdir'], ctx),
+      )
+    ).stdout.trim();
     const same = mine.find((m) => m.target === target);
     if (same) return alreadyThere(same, spec, hostPath, target);
     const claimed = await undo.step(`record the mount at ${target}`, () => claim(ctx, guest, spec, target, hostPath));
@@ -140,7 +153,10 @@ export async function mountInto(
       () => helper(['unmount', proc, target], ctx).then(() => {}),
     );
     if (!spec.volume) ctx.store.tx(() => setMountSource(ctx.store, claimed.id, mounted.stdout.trim()));
-    return { mount: listMounts(ctx.store, { guestKind: guest.kind, guestId: guest.id }).find((m) => m.id === claimed.id)!, changed: true };
+    return {
+      mount: listMounts(ctx.store, { guestKind: guest.kind, guestId: guest.id }).find((m) => m.id === claimed.id)!,
+      changed: true,
+    };
   });
 }
 
@@ -218,6 +234,7 @@ export async function restoreMounts(ctx: StorageContext, guest: Guest): Promise<
       refused.push(`${m.target}: ${describe(err)}`);
     }
   }
-  if (refused.length) throw new PipewrightError(`restored ${restored} mount(s) into ${guest.name}, not ${refused.join('; ')}`);
+  if (refused.length)
+    throw new PipewrightError(`restored ${restored} mount(s) into ${guest.name}, not ${refused.join('; ')}`);
   return restored;
 }

@@ -29,13 +29,15 @@ export function parseVolumeOpts(opts: string[], size?: string): VolumeOptions {
     const eq = pair.indexOf('=');
     const [key, value] = [pair.slice(0, eq), pair.slice(eq + 1)];
     if (key === 'type') {
-      if (value !== 'tmpfs' && value !== 'none') throw new UsageError(`--opt type=${value}: only tmpfs and none (bind) are supported`);
+      if (value !== 'tmpfs' && value !== 'none')
+        throw new UsageError(`--opt type=${value}: only tmpfs and none (bind) are supported`);
       out.type = value;
     } else if (key === 'o' || key === 'device') out[key] = value;
     else throw new UsageError(`--opt "${pair}": known options are type, o and device`);
   }
   if (out.type === 'none') checkBindOpts(out);
-  if (out.device && !out.device.startsWith('/')) throw new UsageError(`--opt device=${out.device} must be an absolute path`);
+  if (out.device && !out.device.startsWith('/'))
+    throw new UsageError(`--opt device=${out.device} must be an absolute path`);
   if (size !== undefined) {
     if (out.type) throw new UsageError('--size makes its own filesystem; it cannot be combined with --opt type=');
     sizeBytes(size);
@@ -49,9 +51,11 @@ const BIND_WORDS = ['bind', 'rbind', 'ro', 'rw', 'nosuid', 'nodev', 'noexec'];
 
 function checkBindOpts(opts: VolumeOptions): void {
   const words = (opts.o ?? '').split(',');
-  if (!opts.device || !words.some((w) => w === 'bind' || w === 'rbind')) throw new UsageError('--opt type=none needs o=bind and device=/host/path');
+  if (!opts.device || !words.some((w) => w === 'bind' || w === 'rbind'))
+    throw new UsageError('--opt type=none needs o=bind and device=/host/path');
   const unknown = words.find((w) => !BIND_WORDS.includes(w));
-  if (unknown !== undefined) throw new UsageError(`--opt o=${opts.o}: "${unknown}" is not one of ${BIND_WORDS.join(', ')}`);
+  if (unknown !== undefined)
+    throw new UsageError(`--opt o=${opts.o}: "${unknown}" is not one of ${BIND_WORDS.join(', ')}`);
 }
 
 /** 1G / 512M / 100k / 1048576 in bytes (powers of 1024); at least 1 MiB, ext4's practical floor. */
@@ -78,7 +82,8 @@ export function parseMountSpec(text: string): MountSpec {
     throw new UsageError(`mount "${text}" must be <volume-name|/host/path>:<container-path>[:ro]`);
   }
   const options = (flags ?? '').split(',').filter(Boolean);
-  for (const o of options) if (!['ro', 'rw', 'nocopy'].includes(o)) throw new UsageError(`mount option "${o}" must be ro, rw or nocopy`);
+  for (const o of options)
+    if (!['ro', 'rw', 'nocopy'].includes(o)) throw new UsageError(`mount option "${o}" must be ro, rw or nocopy`);
   const isPath = source.startsWith('/');
   return {
     volume: isPath ? null : checkVolumeName(source),

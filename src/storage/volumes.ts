@@ -4,14 +4,34 @@
  * an ext4 image of fixed size on a loop device (a hard quota). Backing mounts do not survive a
  * reboot; `ensureBacked` puts them back before any use.
  */
-import { chmodSync, closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
 import type { Store } from '../db/store.js';
-import { deleteVolume, findVolume, insertVolume, listMounts, listVolumes, pluginMounts, type VolumeRecord } from '../db/volumes.js';
+import {
+  deleteVolume,
+  findVolume,
+  insertVolume,
+  listMounts,
+  listVolumes,
+  pluginMounts,
+  type VolumeRecord,
+} from '../db/volumes.js';
 import { matchesLabels, parseLabels } from '../util/labels.js';
 import { checkVolumeName, sizeBytes, type VolumeOptions } from './spec.js';
 import { checkHostPath } from './host-path.js';
@@ -87,7 +107,9 @@ function openBindSource(volume: string, device: string): number {
   const opened = realpathSync(`/proc/self/fd/${fd}`);
   if (opened !== device) {
     closeSync(fd);
-    throw new PipewrightError(`the bind source ${device} of volume ${volume} now leads to ${opened}; restore it or remove the volume`);
+    throw new PipewrightError(
+      `the bind source ${device} of volume ${volume} now leads to ${opened}; restore it or remove the volume`,
+    );
   }
   return fd;
 }
@@ -97,10 +119,17 @@ function openBindSource(volume: string, device: string): number {
  * of one name, the second finds the first's record and touches nothing (its rollback would
  * otherwise remove the first one's directory).
  */
-export function createVolume(ctx: StorageContext, name: string, options: VolumeOptions, labels: string[] = []): Promise<VolumeRecord> {
+export function createVolume(
+  ctx: StorageContext,
+  name: string,
+  options: VolumeOptions,
+  labels: string[] = [],
+): Promise<VolumeRecord> {
   checkVolumeName(name);
   // The bind source is resolved once, here, and kept: later mounts check they open that directory.
-  const resolved = options.device ? { ...options, device: checkHostPath(options.device, ctx.store.stateDir, { mustExist: true }) } : options;
+  const resolved = options.device
+    ? { ...options, device: checkHostPath(options.device, ctx.store.stateDir, { mustExist: true }) }
+    : options;
   return withLock(ctx.store.stateDir, 'volumes', async () => {
     if (findVolume(ctx.store, name)) throw new PipewrightError(`volume ${name} exists already`);
     return makeVolume(ctx, name, resolved, labels);
@@ -110,7 +139,11 @@ export function createVolume(ctx: StorageContext, name: string, options: VolumeO
 /** A named volume as Docker gives one on first use: the one recorded, or a new plain one. */
 export function volumeFor(ctx: StorageContext, name: string): Promise<VolumeRecord> {
   checkVolumeName(name);
-  return withLock(ctx.store.stateDir, 'volumes', async () => findVolume(ctx.store, name) ?? makeVolume(ctx, name, {}, []));
+  return withLock(
+    ctx.store.stateDir,
+    'volumes',
+    async () => findVolume(ctx.store, name) ?? makeVolume(ctx, name, {}, []),
+  );
 }
 
 /**
@@ -127,8 +160,18 @@ export function withVolume<T>(ctx: StorageContext, name: string, use: (v: Volume
   });
 }
 
-async function makeVolume(ctx: StorageContext, name: string, options: VolumeOptions, labels: string[]): Promise<VolumeRecord> {
-  const rec: VolumeRecord = { name, labels: parseLabels(labels), options: { ...options } as Record<string, string>, createdAt: new Date().toISOString() };
+async function makeVolume(
+  ctx: StorageContext,
+  name: string,
+  options: VolumeOptions,
+  labels: string[],
+): Promise<VolumeRecord> {
+  const rec: VolumeRecord = {
+    name,
+    labels: parseLabels(labels),
+    options: { ...options } as Record<string, string>,
+    createdAt: new Date().toISOString(),
+  };
   const dir = volumeDir(ctx.store.stateDir, name);
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
@@ -144,7 +187,8 @@ async function makeVolume(ctx: StorageContext, name: string, options: VolumeOpti
       },
       () => rmSync(dir, { recursive: true, force: true }),
     );
-    if (options.size) await undo.step(`make a ${options.size} ext4 image`, () => makeImage(ctx, name, sizeBytes(options.size!)));
+    if (options.size)
+      await undo.step(`make a ${options.size} ext4 image`, () => makeImage(ctx, name, sizeBytes(options.size!)));
     await undo.step(
       'mount its backing store',
       () => ensureBacked(ctx, rec),
@@ -242,7 +286,10 @@ export async function inspectVolume(ctx: StorageContext, v: VolumeRecord) {
     Name: v.name,
     Options: v.options,
     Scope: 'local',
-    UsageData: { Size: du.exitCode === 0 ? Number(du.stdout.split('\t')[0]) : -1, RefCount: listMounts(ctx.store, { volume: v.name }).length },
+    UsageData: {
+      Size: du.exitCode === 0 ? Number(du.stdout.split('\t')[0]) : -1,
+      RefCount: listMounts(ctx.store, { volume: v.name }).length,
+    },
   };
 }
 

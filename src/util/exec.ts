@@ -53,7 +53,9 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
   log.step([file, ...args].join(' ') + (opts.input ? `  <<< ${opts.input.trim().split('\n').join(' ; ')}` : ''));
   const result = await spawnCollect(file, args, opts);
   if (result.exitCode !== 0 && !opts.allowFailure) {
-    throw new Error(`${file} ${args.slice(0, 3).join(' ')}: ${toolMessage(result.stderr || result.stdout) || `exit ${result.exitCode}`}`);
+    throw new Error(
+      `${file} ${args.slice(0, 3).join(' ')}: ${toolMessage(result.stderr || result.stdout) || `exit ${result.exitCode}`}`,
+    );
   }
   return result;
 }

@@ -25,7 +25,8 @@ export function armFaults(fault: string | undefined, traceFile: string | undefin
   if (!fault) return;
   const colon = fault.lastIndexOf(':');
   const [step, action] = [fault.slice(0, colon), fault.slice(colon + 1)];
-  if (colon <= 0 || !ACTIONS.includes(action)) throw new UsageError(`PIPEWRIGHT_FAULT "${fault}" must be <step>:crash, <step>:fail or <step>:stop`);
+  if (colon <= 0 || !ACTIONS.includes(action))
+    throw new UsageError(`PIPEWRIGHT_FAULT "${fault}" must be <step>:crash, <step>:fail or <step>:stop`);
   armed = { step, action: action as FaultAction };
 }
 

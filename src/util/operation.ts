@@ -67,7 +67,9 @@ export function withTurnOn<T>(key: string, what: string, fn: () => Promise<T>, w
     if (got === 'late') {
       // The turn is given up: whoever queued behind it still waits for the holder.
       void before.then(() => release());
-      throw new PipewrightError(`another operation on ${what} has been under way for over ${waitMs / 1000} s; retry when it is done`);
+      throw new PipewrightError(
+        `another operation on ${what} has been under way for over ${waitMs / 1000} s; retry when it is done`,
+      );
     }
     holders.set(key, op);
     try {

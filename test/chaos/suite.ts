@@ -17,13 +17,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { startEtcd } from '../helpers/etcd.js';
-import { CLI, cli, firewallSnapshot, hostLinks, isRoot, must, netns, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import {
+  CLI,
+  cli,
+  firewallSnapshot,
+  hostLinks,
+  isRoot,
+  must,
+  netns,
+  ROOT_REASON,
+  sh,
+  stateDir,
+  uniq,
+} from '../helpers/host.js';
 // The daemon's part: kill -9 at each step of its Docker plugin calls and CNI verbs.
 import './daemon.js';
 
 const N = Number(process.env.CHAOS_N ?? 200);
 const K = Number(process.env.CHAOS_K ?? 6);
-const figures = { operations: 0, rounds: 0, unexpectedErrors: 0, steps: 0, faults: 0, kills: 0, leaks: 0, duplicates: 0 };
+const figures = {
+  operations: 0,
+  rounds: 0,
+  unexpectedErrors: 0,
+  steps: 0,
+  faults: 0,
+  kills: 0,
+  leaks: 0,
+  duplicates: 0,
+};
 const skip = !isRoot && ROOT_REASON;
 
 type Pw = (args: string[], env?: Record<string, string>) => ReturnType<typeof cli>;
@@ -51,11 +72,16 @@ async function problems(pw: Pw, guests: string[]): Promise<string[]> {
   const dupKernel = twice(await kernelAddresses(guests));
   figures.duplicates += dupLeases.length + dupKernel.length;
   found.push(...dupLeases.map((d) => `leased twice: ${d}`), ...dupKernel.map((d) => `in two guests at once: ${d}`));
-  const owners = new Set(attachments.map((a: { guest: { kind: string; id: string }; ifname: string }) => `${a.guest.kind}:${a.guest.id}/${a.ifname}`));
+  const owners = new Set(
+    attachments.map(
+      (a: { guest: { kind: string; id: string }; ifname: string }) => `${a.guest.kind}:${a.guest.id}/${a.ifname}`,
+    ),
+  );
   const orphans = leases.filter((l) => !l.reserved && !owners.has(l.owner));
   figures.leaks += orphans.length;
   found.push(...orphans.map((l) => `lease ${l.address} of ${l.owner} has no attachment`));
-  for (const a of attachments) if (a.state === 'ready' && a.status !== 'ok') found.push(`${a.guest.name} ${a.ifname}: ${a.status} (${a.reason})`);
+  for (const a of attachments)
+    if (a.state === 'ready' && a.status !== 'ok') found.push(`${a.guest.name} ${a.ifname}: ${a.status} (${a.reason})`);
   return found;
 }
 
@@ -69,7 +95,8 @@ async function leftovers(dir: string, pw: Pw, links: string[], rules: string): P
   if ((await json(pw, ['lease', 'ls'])).length) found.push('leases left');
   if ((await json(pw, ['ls'])).length) found.push('attachments left');
   const vols = join(dir, 'volumes');
-  if (existsSync(vols) && readdirSync(vols).length) found.push(`volume directories left: ${readdirSync(vols).join(' ')}`);
+  if (existsSync(vols) && readdirSync(vols).length)
+    found.push(`volume directories left: ${readdirSync(vols).join(' ')}`);
   figures.leaks += found.length;
   return found;
 }
@@ -145,8 +172,10 @@ t.test('many processes at once, with a pre-existing ip6 filter table (SQLite)', 
   t.teardown(() => sh('nft', ['delete', 'table', 'ip6', 'filter']));
   await concurrency(t, 'sqlite');
 });
-t.test('many processes at once: invariants after every round (etcd)', { skip: skip || (!existsSync('/usr/bin/etcd') && 'etcd is not installed') }, (t) =>
-  concurrency(t, 'etcd'),
+t.test(
+  'many processes at once: invariants after every round (etcd)',
+  { skip: skip || (!existsSync('/usr/bin/etcd') && 'etcd is not installed') },
+  (t) => concurrency(t, 'etcd'),
 );
 
 /** One command under fault injection: its setup, what "fully done" means, and how to take it back. */
@@ -158,11 +187,14 @@ interface Scenario {
   undo(pw: Pw, guest: string): Promise<void>;
 }
 
-const inKernel = async (guest: string, prefix: string) => (await kernelAddresses([guest])).some((a) => a.startsWith(prefix));
+const inKernel = async (guest: string, prefix: string) =>
+  (await kernelAddresses([guest])).some((a) => a.startsWith(prefix));
 
 function scenarios(bridge: string, netBridge: string): Scenario[] {
   const attached = async (pw: Pw, guest: string) =>
-    (await json(pw, ['ls'])).some((a: { guest: { name: string }; status: string }) => a.guest.name === guest && a.status === 'ok');
+    (await json(pw, ['ls'])).some(
+      (a: { guest: { name: string }; status: string }) => a.guest.name === guest && a.status === 'ok',
+    );
   const network = async (pw: Pw) => {
     await pw(['pool', 'create', 'pn', '10.250.4.0/24']);
     await pw(['network', 'create', 'nn', '--bridge', netBridge, '--pool', 'pn']);
@@ -183,7 +215,8 @@ function scenarios(bridge: string, netBridge: string): Scenario[] {
       name: 'attach from a pool with a published port',
       setup: (pw) => network(pw),
       command: (g) => ['attach', netBridge, g, 'pool:pn', '-p', '18240:80'],
-      done: async (pw, g) => (await attached(pw, g)) && (await inKernel(g, '10.250.4.')) && (await json(pw, ['ports'])).length === 1,
+      done: async (pw, g) =>
+        (await attached(pw, g)) && (await inKernel(g, '10.250.4.')) && (await json(pw, ['ports'])).length === 1,
       undo: async (pw, g) => {
         await pw(['detach', g]);
         await noNetwork(pw);
@@ -196,21 +229,26 @@ function scenarios(bridge: string, netBridge: string): Scenario[] {
         await pw(['attach', netBridge, g, 'pool:pn', '-p', '18241:80']);
       },
       command: (g) => ['detach', g],
-      done: async (pw, g) => !(await attached(pw, g)) && !(await inKernel(g, '10.250.4.')) && (await json(pw, ['lease', 'ls'])).length === 0,
+      done: async (pw, g) =>
+        !(await attached(pw, g)) && !(await inKernel(g, '10.250.4.')) && (await json(pw, ['lease', 'ls'])).length === 0,
       undo: (pw) => noNetwork(pw),
     },
     {
       name: 'network create',
       setup: async (pw) => void (await pw(['pool', 'create', 'pn', '10.250.4.0/24'])),
       command: () => ['network', 'create', 'nn', '--bridge', netBridge, '--pool', 'pn', '--masquerade'],
-      done: async (pw) => (await json(pw, ['network', 'ls'])).length === 1 && (await sh('ip', ['link', 'show', netBridge])).exitCode === 0,
+      done: async (pw) =>
+        (await json(pw, ['network', 'ls'])).length === 1 &&
+        (await sh('ip', ['link', 'show', netBridge])).exitCode === 0,
       undo: (pw) => noNetwork(pw),
     },
     {
       name: 'network rm',
       setup: (pw) => network(pw),
       command: () => ['network', 'rm', 'nn'],
-      done: async (pw) => (await json(pw, ['network', 'ls'])).length === 0 && (await sh('ip', ['link', 'show', netBridge])).exitCode !== 0,
+      done: async (pw) =>
+        (await json(pw, ['network', 'ls'])).length === 0 &&
+        (await sh('ip', ['link', 'show', netBridge])).exitCode !== 0,
       undo: async (pw) => void (await pw(['pool', 'rm', 'pn', '--force'])),
     },
     {
@@ -242,36 +280,40 @@ async function stepsOf(pw: Pw, s: Scenario, guest: string): Promise<string[]> {
   return steps;
 }
 
-t.test('a fault at every named step: then gc, then the same command again: done, never in between', { skip }, async (t) => {
-  const dir = stateDir(t);
-  const pw: Pw = (args, env) => cli(dir, args, env);
-  const [bridge, netBridge] = [uniq('F'), uniq('G')];
-  t.teardown(async () => {
-    for (const b of [bridge, netBridge]) await sh('ip', ['link', 'del', b]);
-  });
-  const guest = await netns(t);
-  const links = await hostLinks();
-  const rules = await firewallSnapshot();
-  for (const s of scenarios(bridge, netBridge)) {
-    const steps = await stepsOf(pw, s, guest);
-    t.ok(steps.length > 0, `${s.name}: ${steps.length} named steps`);
-    for (const step of steps) {
-      for (const action of ['fail', 'crash'] as const) {
-        figures.faults++;
-        await s.setup(pw, guest);
-        await pw(s.command(guest), { PIPEWRIGHT_FAULT: `${step}:${action}` });
-        await pw(['gc']);
-        await pw(s.command(guest));
-        t.ok(await s.done(pw, guest), `${s.name}, ${action} at "${step}": gc and a second run finish it`);
-        await s.undo(pw, guest);
-        await pw(['gc']);
-        const left = await leftovers(dir, pw, links, rules);
-        if (left.length) t.fail(`${s.name}, ${action} at "${step}": ${left.join('; ')}`);
+t.test(
+  'a fault at every named step: then gc, then the same command again: done, never in between',
+  { skip },
+  async (t) => {
+    const dir = stateDir(t);
+    const pw: Pw = (args, env) => cli(dir, args, env);
+    const [bridge, netBridge] = [uniq('F'), uniq('G')];
+    t.teardown(async () => {
+      for (const b of [bridge, netBridge]) await sh('ip', ['link', 'del', b]);
+    });
+    const guest = await netns(t);
+    const links = await hostLinks();
+    const rules = await firewallSnapshot();
+    for (const s of scenarios(bridge, netBridge)) {
+      const steps = await stepsOf(pw, s, guest);
+      t.ok(steps.length > 0, `${s.name}: ${steps.length} named steps`);
+      for (const step of steps) {
+        for (const action of ['fail', 'crash'] as const) {
+          figures.faults++;
+          await s.setup(pw, guest);
+          await pw(s.command(guest), { PIPEWRIGHT_FAULT: `${step}:${action}` });
+          await pw(['gc']);
+          await pw(s.command(guest));
+          t.ok(await s.done(pw, guest), `${s.name}, ${action} at "${step}": gc and a second run finish it`);
+          await s.undo(pw, guest);
+          await pw(['gc']);
+          const left = await leftovers(dir, pw, links, rules);
+          if (left.length) t.fail(`${s.name}, ${action} at "${step}": ${left.join('; ')}`);
+        }
       }
+      figures.steps += steps.length;
     }
-    figures.steps += steps.length;
-  }
-});
+  },
+);
 
 t.test('kill -9 at random times during attach: gc leaves it either done or gone', { skip }, async (t) => {
   const dir = stateDir(t);

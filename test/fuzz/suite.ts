@@ -9,7 +9,19 @@ import { execa } from 'execa';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../src/db/store.js';
-import { CLI, cli, firewallSnapshot, PIPEWORK_BIN, isRoot, must, netns, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import {
+  CLI,
+  cli,
+  firewallSnapshot,
+  PIPEWORK_BIN,
+  isRoot,
+  must,
+  netns,
+  ROOT_REASON,
+  sh,
+  stateDir,
+  uniq,
+} from '../helpers/host.js';
 
 const N = Number(process.env.FUZZ_N ?? 500);
 let seed = Number(process.env.FUZZ_SEED ?? 20261123);
@@ -17,8 +29,33 @@ let seed = Number(process.env.FUZZ_SEED ?? 20261123);
 const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
 
-const SPECIAL = [' ', '\t', '\n', '"', "'", ';', '{', '}', '+', '*', '$', '`', '\\', '/', ':', ',', '=', '@', '#', '\x7f', '\x01', 'é', '🙂'];
-const badName = () => pick([...SPECIAL.map((c) => `br${c}x`), '', '.', '..', 'a'.repeat(16), 'é'.repeat(8), '-x', '--help=x']);
+const SPECIAL = [
+  ' ',
+  '\t',
+  '\n',
+  '"',
+  "'",
+  ';',
+  '{',
+  '}',
+  '+',
+  '*',
+  '$',
+  '`',
+  '\\',
+  '/',
+  ':',
+  ',',
+  '=',
+  '@',
+  '#',
+  '\x7f',
+  '\x01',
+  'é',
+  '🙂',
+];
+const badName = () =>
+  pick([...SPECIAL.map((c) => `br${c}x`), '', '.', '..', 'a'.repeat(16), 'é'.repeat(8), '-x', '--help=x']);
 const badCidr = () =>
   pick([
     '10.0.0.1/33',
@@ -63,8 +100,20 @@ const badPort = () =>
     '80:80/tcp/udp',
     `80:80${pick(SPECIAL)}`,
   ]);
-const badSubnet = () => pick(['10.0.0.1/33', '10.0.0.0/31', '::/127', 'x', '10.0.0.0', '10.253.0.0/24', '300.0.0.0/8', '10.0.0.0/8/8', '']);
-const badRoute = () => pick(['default', '10.0.0.0/33', '1.2.3.4@', 'default@x', '10.0.0.0/8@fe80::1', 'x/8', '10.0.0.0/8@1.2.3.4@5.6.7.8', '', '10.0.0.0/8@']);
+const badSubnet = () =>
+  pick(['10.0.0.1/33', '10.0.0.0/31', '::/127', 'x', '10.0.0.0', '10.253.0.0/24', '300.0.0.0/8', '10.0.0.0/8/8', '']);
+const badRoute = () =>
+  pick([
+    'default',
+    '10.0.0.0/33',
+    '1.2.3.4@',
+    'default@x',
+    '10.0.0.0/8@fe80::1',
+    'x/8',
+    '10.0.0.0/8@1.2.3.4@5.6.7.8',
+    '',
+    '10.0.0.0/8@',
+  ]);
 const badMtu = () => pick(['0', '67', '65536', 'abc', '1e3', '-1', '1500.5', '']);
 const badPath = () =>
   pick([
@@ -83,7 +132,19 @@ const badPath = () =>
     'bad name:/data',
     'data:/../x',
   ]);
-const badGuest = () => pick(['docker:', 'pid:abc', 'pid:0', 'pid:-5', 'netns:../x', 'netns:', '/nonexistent/netns', 'netns:no-such-ns', 'pid:99999999', '']);
+const badGuest = () =>
+  pick([
+    'docker:',
+    'pid:abc',
+    'pid:0',
+    'pid:-5',
+    'netns:../x',
+    'netns:',
+    '/nonexistent/netns',
+    'netns:no-such-ns',
+    'pid:99999999',
+    '',
+  ]);
 const badVolume = () => pick([...SPECIAL.map((c) => `v${c}x`), '', '-v', 'a', '.hidden', 'x'.repeat(300)]);
 
 interface Fixture {
@@ -97,7 +158,9 @@ interface Fixture {
 type Input = { args: string[]; env?: Record<string, string>; bin?: 'pipework' };
 
 function generators(f: Fixture): (() => Input)[] {
-  const attach = (extra: string[], hostIf = f.bridge, addr = '10.253.0.9/24', guest = f.guest): Input => ({ args: ['attach', hostIf, guest, addr, ...extra] });
+  const attach = (extra: string[], hostIf = f.bridge, addr = '10.253.0.9/24', guest = f.guest): Input => ({
+    args: ['attach', hostIf, guest, addr, ...extra],
+  });
   return [
     () => attach([], badName()),
     () => attach([], f.bridge, badCidr()),
@@ -140,7 +203,16 @@ function generators(f: Fixture): (() => Input)[] {
       ],
     }),
     () => ({ args: ['pool', 'create', 'fz', '10.253.0.0/25'] }),
-    () => ({ args: ['lease', 'reserve', 'fz', pick(['10.9.9.9', '10.253.0.0', '10.253.0.1', 'x', '10.253.0.300']), '--owner', 'o'] }),
+    () => ({
+      args: [
+        'lease',
+        'reserve',
+        'fz',
+        pick(['10.9.9.9', '10.253.0.0', '10.253.0.1', 'x', '10.253.0.300']),
+        '--owner',
+        'o',
+      ],
+    }),
     () => ({ args: ['lease', 'release', pick(['fz', 'no-such']), pick(['10.253.0.77', 'x'])] }),
     () => ({ args: ['pool', 'rm', pick(['no-such', badName()])] }),
     () => ({ args: ['network', 'create', pick([badName(), 'fzn']), '--bridge', badName(), '--pool', 'fz'] }),
@@ -153,7 +225,14 @@ function generators(f: Fixture): (() => Input)[] {
         'create',
         'fzv',
         '--opt',
-        pick(['type=ext9', 'type=none,o=bind', 'type=none,o=bind,device=relative', 'size', 'bogus=1', 'type=none,o=bind,device=/proc']),
+        pick([
+          'type=ext9',
+          'type=none,o=bind',
+          'type=none,o=bind,device=relative',
+          'size',
+          'bogus=1',
+          'type=none,o=bind,device=/proc',
+        ]),
       ],
     }),
     () => ({ args: ['volume', 'create', 'fzv', '--size', pick(['1', '0', '1Q', 'big', '-1G', '512k', '1.5G'])] }),
@@ -169,12 +248,27 @@ function generators(f: Fixture): (() => Input)[] {
         pick(['relative.sock', '/tmp/a\nb.sock', 'xml', '', `/tmp/${pick(SPECIAL)}\u0007`]),
       ],
     }),
-    () => ({ args: ['run', pick(['--network', '-p', '-v']), pick([badName(), badPort(), badPath()]), '--', '--name', uniq('fz'), 'no-such-image'] }),
+    () => ({
+      args: [
+        'run',
+        pick(['--network', '-p', '-v']),
+        pick([badName(), badPort(), badPath()]),
+        '--',
+        '--name',
+        uniq('fz'),
+        'no-such-image',
+      ],
+    }),
     () => ({ args: ['run', '--', '--net', 'host', 'img'] }),
     () => ({ args: [pick(['bogus', 'atach', '--bogus', 'lease frobnicate', 'pool frobnicate'])] }),
     () => ({ args: ['attach'] }),
     () => ({ args: ['ls'], env: { PIPEWRIGHT_FIREWALL: pick(['bogus', 'IPTABLES', '']) || 'x' } }),
-    () => ({ args: ['ls'], env: { PIPEWRIGHT_STORE: pick(['etcd://', 'etcd://host', 'mysql://x', 'etcd://a:1:2,', `etcd://h:${pick(SPECIAL)}`]) } }),
+    () => ({
+      args: ['ls'],
+      env: {
+        PIPEWRIGHT_STORE: pick(['etcd://', 'etcd://host', 'mysql://x', 'etcd://a:1:2,', `etcd://h:${pick(SPECIAL)}`]),
+      },
+    }),
     () => ({ args: ['ls'], env: { PIPEWRIGHT_STATE_DIR: pick(['relative', 'rel/dir', './x']) } }),
     () => ({ args: ['ls'], env: { PIPEWRIGHT_FAULT: pick(['x', 'x:boom', ':crash']) } }),
     () => ({ args: ['firewall', 'sync'], env: { PIPEWRIGHT_FIREWALL: 'pf' } }),
@@ -223,9 +317,20 @@ async function hostState(dir: string): Promise<string> {
     .map((table) => `${table}=${JSON.stringify(store.db.prepare(`SELECT * FROM ${table}`).all())}`)
     .join('\n');
   store.close();
-  const [addr, route, route6] = await Promise.all([must('ip', ['-j', 'address']), must('ip', ['-j', 'route']), must('ip', ['-j', '-6', 'route'])]);
+  const [addr, route, route6] = await Promise.all([
+    must('ip', ['-j', 'address']),
+    must('ip', ['-j', 'route']),
+    must('ip', ['-j', '-6', 'route']),
+  ]);
   const clean = (text: string) => text.replace(/"(valid|preferred)_life_time":\d+/g, '');
-  return [rows, clean(addr), route, route6, await firewallSnapshot(), readFileSync('/proc/self/mountinfo', 'utf8')].join('\n---\n');
+  return [
+    rows,
+    clean(addr),
+    route,
+    route6,
+    await firewallSnapshot(),
+    readFileSync('/proc/self/mountinfo', 'utf8'),
+  ].join('\n---\n');
 }
 
 t.test(`${N} bad inputs: each refused in one line, the host unchanged`, { skip: !isRoot && ROOT_REASON }, async (t) => {
@@ -246,7 +351,11 @@ t.test(`${N} bad inputs: each refused in one line, the host unchanged`, { skip: 
     const r = await execa(bin, args, { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...input.env } });
     const what = `${input.bin ?? 'pipewright'} ${JSON.stringify(input.args)}${input.env ? ` ${JSON.stringify(input.env)}` : ''}`;
     const lines = r.stderr.trim().split('\n');
-    const ok = (r.exitCode === 1 || r.exitCode === 2) && lines.length === 1 && lines[0].length > 0 && !/\n\s+at |Error: .*\n/.test(r.stderr);
+    const ok =
+      (r.exitCode === 1 || r.exitCode === 2) &&
+      lines.length === 1 &&
+      lines[0].length > 0 &&
+      !/\n\s+at |Error: .*\n/.test(r.stderr);
     if (!ok) t.fail(`${what}: exit ${r.exitCode}, stderr ${JSON.stringify(r.stderr.slice(0, 300))}`);
     const after = await hostState(dir);
     if (after !== before) {

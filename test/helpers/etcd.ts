@@ -35,12 +35,37 @@ export interface TlsFiles {
 export function makeTlsFiles(dir: string): TlsFiles {
   const f = (name: string) => join(dir, name);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=pipewright test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=pipewright test CA',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+  );
   for (const [who, san] of [
     ['server', 'IP:127.0.0.1'],
     ['client', 'DNS:client'],
   ]) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${who}`, '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`));
+    ssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${who}`,
+      '-keyout',
+      f(`${who}.key`),
+      '-out',
+      f(`${who}.csr`),
+    );
     const ext = f(`${who}.ext`);
     writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=${who === 'server' ? 'serverAuth' : 'clientAuth'}\n`);
     ssl(
@@ -61,7 +86,13 @@ export function makeTlsFiles(dir: string): TlsFiles {
       f(`${who}.pem`),
     );
   }
-  return { ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
+  return {
+    ca: f('ca.pem'),
+    serverCert: f('server.pem'),
+    serverKey: f('server.key'),
+    clientCert: f('client.pem'),
+    clientKey: f('client.key'),
+  };
 }
 
 /** The endpoint (host:port) and the server's pid (to stall it with SIGSTOP); with `tls`, clients must show a certificate. */
@@ -69,7 +100,9 @@ export async function startEtcdProcess(t: T, tls?: TlsFiles): Promise<{ endpoint
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-etcd-'));
   const [client, peer] = [await freePort(), await freePort()];
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${client}`;
-  const tlsArgs = tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : [];
+  const tlsArgs = tls
+    ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth']
+    : [];
   const proc = spawn(
     'etcd',
     [

@@ -115,7 +115,8 @@ export async function ping(ns: string, addr: string): Promise<boolean> {
 }
 
 /** A command in a named netns (`ip netns exec`), or on the host (ns undefined). */
-const within = (ns: string | undefined, file: string, args: string[]): [string, string[]] => (ns ? ['ip', ['netns', 'exec', ns, file, ...args]] : [file, args]);
+const within = (ns: string | undefined, file: string, args: string[]): [string, string[]] =>
+  ns ? ['ip', ['netns', 'exec', ns, file, ...args]] : [file, args];
 
 /**
  * The whole firewall (iptables, ip6tables, nftables) as text without comments and counters, for
@@ -123,7 +124,8 @@ const within = (ns: string | undefined, file: string, args: string[]): [string, 
  */
 export async function firewallSnapshot(ns?: string): Promise<string> {
   const save = (file: string, args: string[] = []) => must(...within(ns, file, args));
-  const text = (await save('iptables-save')) + (await save('ip6tables-save')) + (await save('nft', ['list', 'ruleset']));
+  const text =
+    (await save('iptables-save')) + (await save('ip6tables-save')) + (await save('nft', ['list', 'ruleset']));
   return text
     .split('\n')
     .filter((l) => !l.startsWith('#'))
@@ -151,13 +153,17 @@ export async function peerServer(t: T, ns: string, proto: 'tcp' | 'udp', port: n
 /** What a peer server answered (the address it saw), from a netns or from the host (ns null). */
 export async function askPeer(ns: string | null, proto: 'tcp' | 'udp', host: string, port: number): Promise<string> {
   const argv = ['node', PEER, 'client', proto, host, String(port)];
-  const r = ns ? await execa('ip', ['netns', 'exec', ns, ...argv], { reject: false }) : await execa(argv[0], argv.slice(1), { reject: false });
+  const r = ns
+    ? await execa('ip', ['netns', 'exec', ns, ...argv], { reject: false })
+    : await execa(argv[0], argv.slice(1), { reject: false });
   return String(r.stdout).trim();
 }
 
 /** The host's links by name, or a stand-in host's (`ns`). */
 export async function hostLinks(ns?: string): Promise<string[]> {
-  return JSON.parse(await must('ip', [...(ns ? ['-n', ns] : []), '-j', 'link', 'show'])).map((l: { ifname: string }) => l.ifname);
+  return JSON.parse(await must('ip', [...(ns ? ['-n', ns] : []), '-j', 'link', 'show'])).map(
+    (l: { ifname: string }) => l.ifname,
+  );
 }
 
 /** The conditions a stand-in host starts in. */
@@ -182,8 +188,14 @@ export async function testHost(t: T, conditions: HostConditions = {}) {
   if (conditions.dockerForwardDrop) {
     await run('iptables', ['-P', 'FORWARD', 'DROP']);
     // Where br_netfilter is a module not loaded yet, load it as dockerd does.
-    if ((await sh(...within(ns, 'test', ['-e', '/proc/sys/net/bridge']))).exitCode !== 0) await must('modprobe', ['br_netfilter']);
-    await run('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1']);
+    if ((await sh(...within(ns, 'test', ['-e', '/proc/sys/net/bridge']))).exitCode !== 0)
+      await must('modprobe', ['br_netfilter']);
+    await run('sysctl', [
+      '-qw',
+      'net.ipv4.ip_forward=1',
+      'net.bridge.bridge-nf-call-iptables=1',
+      'net.bridge.bridge-nf-call-ip6tables=1',
+    ]);
   }
   return {
     ns,
@@ -203,7 +215,10 @@ export async function testHost(t: T, conditions: HostConditions = {}) {
  */
 export async function startDaemon(t: T, dir: string, args: string[], env: Record<string, string> = {}) {
   const cliSocket = args.includes('--cli-socket') ? [] : ['--cli-socket', ''];
-  const proc = execa(CLI, ['daemon', '--log-format', 'json', ...cliSocket, ...args], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, ...env } });
+  const proc = execa(CLI, ['daemon', '--log-format', 'json', ...cliSocket, ...args], {
+    reject: false,
+    env: { PIPEWRIGHT_STATE_DIR: dir, ...env },
+  });
   t.teardown(async () => {
     proc.kill('SIGTERM');
     await proc;

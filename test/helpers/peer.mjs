@@ -7,7 +7,10 @@ import dgram from 'node:dgram';
 const [role, proto, a, b] = process.argv.slice(2);
 if (role === 'server') {
   setTimeout(() => process.exit(0), 20_000).unref();
-  if (proto === 'tcp') net.createServer((s) => s.end(`${s.remoteAddress?.replace(/^::ffff:/, '')}\n`)).listen(Number(a), '0.0.0.0', () => console.log('ready'));
+  if (proto === 'tcp')
+    net
+      .createServer((s) => s.end(`${s.remoteAddress?.replace(/^::ffff:/, '')}\n`))
+      .listen(Number(a), '0.0.0.0', () => console.log('ready'));
   else {
     const sock = dgram.createSocket('udp4');
     sock.on('message', (_m, r) => sock.send(`${r.address}\n`, r.port, r.address));

@@ -26,16 +26,30 @@ interface PeerOf {
 /** syscalls.node built as for a kernel without SO_PEERPIDFD. */
 async function olderKernelAddon(dir: string): Promise<PeerOf> {
   let include = resolve(process.execPath, '../../include/node');
-  if (!existsSync(join(include, 'node_api.h'))) include = join((await execa('npm', ['config', 'get', 'nodedir'])).stdout, 'include/node');
+  if (!existsSync(join(include, 'node_api.h')))
+    include = join((await execa('npm', ['config', 'get', 'nodedir'])).stdout, 'include/node');
   const out = join(dir, 'syscalls-older-kernel.node');
-  await execa('cc', ['-O2', '-shared', '-fPIC', '-DPIPEWRIGHT_TEST_NO_PEERPIDFD', `-I${include}`, `-I${dirname(NATIVE)}`, '-o', out, NATIVE]);
+  await execa('cc', [
+    '-O2',
+    '-shared',
+    '-fPIC',
+    '-DPIPEWRIGHT_TEST_NO_PEERPIDFD',
+    `-I${include}`,
+    `-I${dirname(NATIVE)}`,
+    '-o',
+    out,
+    NATIVE,
+  ]);
   return loadAddon<PeerOf>(out);
 }
 
 const fdOf = (socket: Socket) => (socket as unknown as { _handle: { fd: number } })._handle.fd;
 
 /** The next connection to `path` as the addon judges it: its peer, or the error. */
-function judgeNext(server: ReturnType<typeof createServer>, addon: PeerOf): Promise<{ pid: number; pidfd: number } | Error> {
+function judgeNext(
+  server: ReturnType<typeof createServer>,
+  addon: PeerOf,
+): Promise<{ pid: number; pidfd: number } | Error> {
   return new Promise((done) =>
     server.once('connection', (socket: Socket) => {
       try {

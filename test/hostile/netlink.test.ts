@@ -103,7 +103,10 @@ async function forgingGuest(t: T, mode: 'once' | 'flood') {
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-forger-'));
   writeFileSync(join(dir, 'forger.py'), FORGER);
   // Niced up: on a busy host it must run while pipewright's socket is open (a few milliseconds).
-  const proc = execa('nice', ['-n', '-10', 'unshare', '-Urn', 'python3', join(dir, 'forger.py'), mode], { reject: false, stdin: 'pipe' });
+  const proc = execa('nice', ['-n', '-10', 'unshare', '-Urn', 'python3', join(dir, 'forger.py'), mode], {
+    reject: false,
+    stdin: 'pipe',
+  });
   t.teardown(async () => {
     proc.kill('SIGKILL');
     await proc;
@@ -122,28 +125,39 @@ function portidOf(pid: number, fd: number): number {
   return Number(rows.map((r) => r.trim().split(/\s+/)).find((r) => r[9] === inode)![2]);
 }
 
-t.test("a request in a guest's namespace gets the kernel's answer, not what the guest queued before it", { skip }, async (t) => {
-  const guest = await forgingGuest(t, 'once');
-  const fd = inNetns(guest.netns, () => syscalls().nlOpen());
-  t.teardown(() => closeSync(fd));
-  const portid = portidOf(guest.pid, fd);
-  /** The guest's forged set for `seq` is queued first; then the request is sent and answered. */
-  const ask = async (seq: number, ifname: string) => {
-    guest.proc.stdin!.write(`${portid} ${seq}\n`);
-    t.equal(await guest.line(), 'sent 6', 'the kernel took all the forged datagrams: the guest can reach the socket');
-    return syscalls().nlRequest(fd, encodeRequest(RTM.GETLINK, 0, seq, Buffer.concat([ifinfomsg(), ifla.ifname(ifname)])));
-  };
-  const lo = await ask(0x5eed, 'lo');
-  t.same(
-    splitMessages(lo).map((m) => m.type),
-    [RTM.NEWLINK, 2],
-    "only the kernel's link and ack are read (forged ack, ENODEV, DONE, the audit's pair, 70 KB dropped)",
-  );
-  const [link] = answerOf(lo, 0x5eed, 'reading link lo');
-  t.equal(readString(readAttrs(link.body, 16).get(IFLA.IFNAME)), 'lo');
-  const missing = await ask(0x5eee, 'pwnosuch0');
-  t.throws(() => answerOf(missing, 0x5eee, 'reading link pwnosuch0'), { code: 'ENODEV' }, "the forged ack is not taken for the kernel's");
-});
+t.test(
+  "a request in a guest's namespace gets the kernel's answer, not what the guest queued before it",
+  { skip },
+  async (t) => {
+    const guest = await forgingGuest(t, 'once');
+    const fd = inNetns(guest.netns, () => syscalls().nlOpen());
+    t.teardown(() => closeSync(fd));
+    const portid = portidOf(guest.pid, fd);
+    /** The guest's forged set for `seq` is queued first; then the request is sent and answered. */
+    const ask = async (seq: number, ifname: string) => {
+      guest.proc.stdin!.write(`${portid} ${seq}\n`);
+      t.equal(await guest.line(), 'sent 6', 'the kernel took all the forged datagrams: the guest can reach the socket');
+      return syscalls().nlRequest(
+        fd,
+        encodeRequest(RTM.GETLINK, 0, seq, Buffer.concat([ifinfomsg(), ifla.ifname(ifname)])),
+      );
+    };
+    const lo = await ask(0x5eed, 'lo');
+    t.same(
+      splitMessages(lo).map((m) => m.type),
+      [RTM.NEWLINK, 2],
+      "only the kernel's link and ack are read (forged ack, ENODEV, DONE, the audit's pair, 70 KB dropped)",
+    );
+    const [link] = answerOf(lo, 0x5eed, 'reading link lo');
+    t.equal(readString(readAttrs(link.body, 16).get(IFLA.IFNAME)), 'lo');
+    const missing = await ask(0x5eee, 'pwnosuch0');
+    t.throws(
+      () => answerOf(missing, 0x5eee, 'reading link pwnosuch0'),
+      { code: 'ENODEV' },
+      "the forged ack is not taken for the kernel's",
+    );
+  },
+);
 
 interface IpAddr {
   ifname: string;
@@ -152,53 +166,62 @@ interface IpAddr {
   addr_info: { local: string; prefixlen: number; scope: string }[];
 }
 
-t.test('attach and detach while the guest floods forged answers at every socket pipewright opens in it', { skip }, async (t) => {
-  const host = await testHost(t);
-  const dir = stateDir(t);
-  const guest = await forgingGuest(t, 'flood');
-  const br = uniq('br');
-  const target = `pid:${guest.pid}`;
-  t.teardown(() => host.cli(dir, ['detach', target]));
-  /** What the kernel holds in the guest, read by iproute2 while the flood is paused (it would hit ip's socket too). */
-  const inGuest = async () => {
-    guest.proc.kill('SIGSTOP');
-    await waitStopped(guest.pid);
-    try {
-      return JSON.parse(await must('nsenter', ['-t', String(guest.pid), '-n', 'ip', '-j', 'address', 'show'])) as IpAddr[];
-    } finally {
-      guest.proc.kill('SIGCONT');
-    }
-  };
+t.test(
+  'attach and detach while the guest floods forged answers at every socket pipewright opens in it',
+  { skip },
+  async (t) => {
+    const host = await testHost(t);
+    const dir = stateDir(t);
+    const guest = await forgingGuest(t, 'flood');
+    const br = uniq('br');
+    const target = `pid:${guest.pid}`;
+    t.teardown(() => host.cli(dir, ['detach', target]));
+    /** What the kernel holds in the guest, read by iproute2 while the flood is paused (it would hit ip's socket too). */
+    const inGuest = async () => {
+      guest.proc.kill('SIGSTOP');
+      await waitStopped(guest.pid);
+      try {
+        return JSON.parse(
+          await must('nsenter', ['-t', String(guest.pid), '-n', 'ip', '-j', 'address', 'show']),
+        ) as IpAddr[];
+      } finally {
+        guest.proc.kill('SIGCONT');
+      }
+    };
 
-  const attaching = host.cli(dir, ['attach', br, target, '10.241.7.2/24', 'fd41:7::2/64', '--json']);
-  guest.proc.stdin!.write(`${attaching.pid}\n`);
-  const attach = await attaching;
-  t.equal(attach.signal, undefined, 'attach did not die by a signal');
-  t.equal(attach.exitCode, 0, attach.stderr);
-  const eth0 = (await inGuest()).find((l) => l.ifname === 'eth0');
-  t.ok(eth0?.flags.includes('UP'), "the guest's eth0 is there and up");
-  t.same(
-    eth0?.addr_info.filter((a) => a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`),
-    ['10.241.7.2/24', 'fd41:7::2/64'],
-    'it holds the addresses asked for',
-  );
-  const hostLink = JSON.parse(attach.stdout).hostLink as string;
-  const port = JSON.parse(await host.run('ip', ['-j', 'link', 'show', hostLink]))[0] as IpAddr;
-  t.equal(port.master, br, 'the host end is on the bridge');
+    const attaching = host.cli(dir, ['attach', br, target, '10.241.7.2/24', 'fd41:7::2/64', '--json']);
+    guest.proc.stdin!.write(`${attaching.pid}\n`);
+    const attach = await attaching;
+    t.equal(attach.signal, undefined, 'attach did not die by a signal');
+    t.equal(attach.exitCode, 0, attach.stderr);
+    const eth0 = (await inGuest()).find((l) => l.ifname === 'eth0');
+    t.ok(eth0?.flags.includes('UP'), "the guest's eth0 is there and up");
+    t.same(
+      eth0?.addr_info.filter((a) => a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`),
+      ['10.241.7.2/24', 'fd41:7::2/64'],
+      'it holds the addresses asked for',
+    );
+    const hostLink = JSON.parse(attach.stdout).hostLink as string;
+    const port = JSON.parse(await host.run('ip', ['-j', 'link', 'show', hostLink]))[0] as IpAddr;
+    t.equal(port.master, br, 'the host end is on the bridge');
 
-  const detach = await host.cli(dir, ['detach', target]);
-  t.equal(detach.signal, undefined, 'detach did not die by a signal');
-  t.equal(detach.exitCode, 0, detach.stderr);
-  t.same(
-    (await inGuest()).map((l) => l.ifname),
-    ['lo'],
-    "the guest's eth0 is gone",
-  );
-  t.notOk((await host.links()).includes(hostLink), 'the host end is gone');
-  t.same(JSON.parse((await host.cli(dir, ['ls', '--json'])).stdout), [], 'no attachment is left in the store');
+    const detach = await host.cli(dir, ['detach', target]);
+    t.equal(detach.signal, undefined, 'detach did not die by a signal');
+    t.equal(detach.exitCode, 0, detach.stderr);
+    t.same(
+      (await inGuest()).map((l) => l.ifname),
+      ['lo'],
+      "the guest's eth0 is gone",
+    );
+    t.notOk((await host.links()).includes(hostLink), 'the host end is gone');
+    t.same(JSON.parse((await host.cli(dir, ['ls', '--json'])).stdout), [], 'no attachment is left in the store');
 
-  // Detaching a veth deletes its host end alone (the guest's goes with it): no socket in the guest.
-  guest.proc.kill('SIGTERM');
-  const hits = JSON.parse((await guest.proc).stdout.split('\n').at(-1)!) as Record<string, number>;
-  t.ok((hits[String(attaching.pid)] ?? 0) > 0, `the flood reached attach's socket in the guest (${JSON.stringify(hits)})`);
-});
+    // Detaching a veth deletes its host end alone (the guest's goes with it): no socket in the guest.
+    guest.proc.kill('SIGTERM');
+    const hits = JSON.parse((await guest.proc).stdout.split('\n').at(-1)!) as Record<string, number>;
+    t.ok(
+      (hits[String(attaching.pid)] ?? 0) > 0,
+      `the flood reached attach's socket in the guest (${JSON.stringify(hits)})`,
+    );
+  },
+);

@@ -7,7 +7,21 @@
  */
 import t from 'tap';
 import { execa } from 'execa';
-import { cli, firewallSnapshot, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, stateDir, testHost, uniq } from '../helpers/host.js';
+import {
+  cli,
+  firewallSnapshot,
+  hostLinks,
+  inNs,
+  isRoot,
+  must,
+  netns,
+  ping,
+  removeLinkAtEnd,
+  ROOT_REASON,
+  stateDir,
+  testHost,
+  uniq,
+} from '../helpers/host.js';
 
 t.test('two guests on a bridge', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
@@ -44,7 +58,10 @@ t.test('two guests on a bridge', { skip: !isRoot && ROOT_REASON }, async (t) => 
     server.kill();
   });
   await new Promise((r) => setTimeout(r, 300));
-  const echo = await execa('ip', ['netns', 'exec', a, 'busybox', 'nc', '-w', '2', '10.231.0.3', '7777'], { input: 'hello pipewright\n', reject: false });
+  const echo = await execa('ip', ['netns', 'exec', a, 'busybox', 'nc', '-w', '2', '10.231.0.3', '7777'], {
+    input: 'hello pipewright\n',
+    reject: false,
+  });
   t.equal(echo.stdout.trim(), 'hello pipewright', 'TCP echo across the bridge');
 
   const again = await cli(dir, ['attach', br, a, '10.231.0.2/24', 'fd31::2/64', '--json']);
@@ -69,7 +86,10 @@ t.test('two guests on a bridge', { skip: !isRoot && ROOT_REASON }, async (t) => 
 });
 
 /** Two guests on a plain bridge made by hand on `host` (no pipewright): whether a pings b. */
-async function plainBridgePings(t: { teardown(fn: () => unknown): void }, host: Awaited<ReturnType<typeof testHost>>): Promise<boolean> {
+async function plainBridgePings(
+  t: { teardown(fn: () => unknown): void },
+  host: Awaited<ReturnType<typeof testHost>>,
+): Promise<boolean> {
   const [a, b] = [await netns(t), await netns(t)];
   const br = uniq('pb');
   await host.run('ip', ['link', 'add', br, 'type', 'bridge']);
@@ -95,7 +115,9 @@ for (const [label, conditions] of [
       t.equal(
         await plainBridgePings(t, host),
         !conditions.dockerForwardDrop,
-        conditions.dockerForwardDrop ? "the condition holds: a plain bridge's guests cannot reach each other" : 'a plain bridge works here',
+        conditions.dockerForwardDrop
+          ? "the condition holds: a plain bridge's guests cannot reach each other"
+          : 'a plain bridge works here',
       );
       const dir = stateDir(t);
       const pw = (...args: string[]) => host.cli(dir, ['--firewall', firewall, ...args]);
@@ -157,29 +179,36 @@ t.test('a new MAC for a reused address is announced (gratuitous ARP)', { skip: !
   await cli(dir, ['detach', b]);
 });
 
-t.test('20 attaches at once to a bridge that does not exist yet, on a fresh state dir', { skip: !isRoot && ROOT_REASON }, async (t) => {
-  const dir = stateDir(t);
-  const br = uniq('C');
-  removeLinkAtEnd(t, br);
-  const linksBefore = await hostLinks();
-  const guests = await Promise.all(Array.from({ length: 20 }, () => netns(t)));
-  const results = await Promise.all(guests.map((g, i) => cli(dir, ['attach', br, g, `10.231.9.${i + 2}/24`])));
-  t.same(
-    results.filter((r) => r.exitCode !== 0).map((r) => r.stderr.trim()),
-    [],
-    'every attach succeeded (one made the bridge, the others joined it)',
-  );
-  const ports = JSON.parse(await must('ip', ['-j', 'link', 'show', 'master', br]));
-  t.equal(ports.length, 20, 'twenty ports on the one bridge');
-  t.equal(JSON.parse((await cli(dir, ['ls', '--json'])).stdout).filter((a: { status: string }) => a.status === 'ok').length, 20);
-  const detached = await Promise.all(guests.map((g) => cli(dir, ['detach', g])));
-  t.same(
-    detached.filter((r) => r.exitCode !== 0).map((r) => r.stderr.trim()),
-    [],
-    'every detach succeeded',
-  );
-  t.same(await hostLinks(), linksBefore, 'the bridge went with the last guest, nothing else is left');
-});
+t.test(
+  '20 attaches at once to a bridge that does not exist yet, on a fresh state dir',
+  { skip: !isRoot && ROOT_REASON },
+  async (t) => {
+    const dir = stateDir(t);
+    const br = uniq('C');
+    removeLinkAtEnd(t, br);
+    const linksBefore = await hostLinks();
+    const guests = await Promise.all(Array.from({ length: 20 }, () => netns(t)));
+    const results = await Promise.all(guests.map((g, i) => cli(dir, ['attach', br, g, `10.231.9.${i + 2}/24`])));
+    t.same(
+      results.filter((r) => r.exitCode !== 0).map((r) => r.stderr.trim()),
+      [],
+      'every attach succeeded (one made the bridge, the others joined it)',
+    );
+    const ports = JSON.parse(await must('ip', ['-j', 'link', 'show', 'master', br]));
+    t.equal(ports.length, 20, 'twenty ports on the one bridge');
+    t.equal(
+      JSON.parse((await cli(dir, ['ls', '--json'])).stdout).filter((a: { status: string }) => a.status === 'ok').length,
+      20,
+    );
+    const detached = await Promise.all(guests.map((g) => cli(dir, ['detach', g])));
+    t.same(
+      detached.filter((r) => r.exitCode !== 0).map((r) => r.stderr.trim()),
+      [],
+      'every detach succeeded',
+    );
+    t.same(await hostLinks(), linksBefore, 'the bridge went with the last guest, nothing else is left');
+  },
+);
 
 t.test('an IPv6-only guest (no IPv4 address at all)', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
@@ -193,6 +222,10 @@ t.test('an IPv6-only guest (no IPv4 address at all)', { skip: !isRoot && ROOT_RE
     const r = await cli(dir, ['attach', br, g, addr]);
     t.equal(r.exitCode, 0, r.stderr);
   }
-  t.equal((await inNs(a, ['ping', '-6', '-c', '1', '-W', '2', 'fd32::3'])).exitCode, 0, 'they reach each other over IPv6');
+  t.equal(
+    (await inNs(a, ['ping', '-6', '-c', '1', '-W', '2', 'fd32::3'])).exitCode,
+    0,
+    'they reach each other over IPv6',
+  );
   for (const g of [a, b]) t.equal((await cli(dir, ['detach', g])).exitCode, 0);
 });

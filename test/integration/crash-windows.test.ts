@@ -9,7 +9,21 @@ import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { deleteHostLink } from '../../src/net/rtnetlink/rtnl.js';
-import { CLI, cli, hostLinks, isRoot, must, netns, nicPair, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq, waitStopped } from '../helpers/host.js';
+import {
+  CLI,
+  cli,
+  hostLinks,
+  isRoot,
+  must,
+  netns,
+  nicPair,
+  removeLinkAtEnd,
+  ROOT_REASON,
+  sh,
+  stateDir,
+  uniq,
+  waitStopped,
+} from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;
 const FAIL_FINISH = { PIPEWRIGHT_FAULT: 'finish link:fail' };
@@ -41,25 +55,32 @@ t.test('a link whose later messages fail is deleted again (bridge, veth, host sh
   t.same(JSON.parse((await cli(dir, ['ls', '--json'])).stdout), [], 'no record either');
 });
 
-t.test('gc stopped after reading the attachments takes no lease of an attach that ran meanwhile for an orphan', { skip }, async (t) => {
-  const dir = stateDir(t);
-  const guest = await netns(t);
-  const br = uniq('G');
-  removeLinkAtEnd(t, br);
-  t.equal((await cli(dir, ['pool', 'create', 'p', '10.251.10.0/24'])).exitCode, 0);
-  // gc stops itself right after it read the attachments; the attach runs to the end in that window.
-  const gc = execa(CLI, ['gc', '--json'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_FAULT: 'gc: list attachments:stop' } });
-  await waitStopped(gc.pid!);
-  const attach = await cli(dir, ['attach', br, guest, 'pool:p']);
-  t.equal(attach.exitCode, 0, attach.stderr);
-  process.kill(gc.pid!, 'SIGCONT');
-  const done = await gc;
-  t.equal(done.exitCode, 0, done.stderr);
-  t.same(JSON.parse(done.stdout), [], 'gc found nothing to undo');
-  const leases = JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout);
-  t.equal(leases.length, 1, 'the lease is still held');
-  t.equal((await cli(dir, ['detach', guest])).exitCode, 0);
-});
+t.test(
+  'gc stopped after reading the attachments takes no lease of an attach that ran meanwhile for an orphan',
+  { skip },
+  async (t) => {
+    const dir = stateDir(t);
+    const guest = await netns(t);
+    const br = uniq('G');
+    removeLinkAtEnd(t, br);
+    t.equal((await cli(dir, ['pool', 'create', 'p', '10.251.10.0/24'])).exitCode, 0);
+    // gc stops itself right after it read the attachments; the attach runs to the end in that window.
+    const gc = execa(CLI, ['gc', '--json'], {
+      reject: false,
+      env: { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_FAULT: 'gc: list attachments:stop' },
+    });
+    await waitStopped(gc.pid!);
+    const attach = await cli(dir, ['attach', br, guest, 'pool:p']);
+    t.equal(attach.exitCode, 0, attach.stderr);
+    process.kill(gc.pid!, 'SIGCONT');
+    const done = await gc;
+    t.equal(done.exitCode, 0, done.stderr);
+    t.same(JSON.parse(done.stdout), [], 'gc found nothing to undo');
+    const leases = JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout);
+    t.equal(leases.length, 1, 'the lease is still held');
+    t.equal((await cli(dir, ['detach', guest])).exitCode, 0);
+  },
+);
 
 t.test('detach leaves an attach under way in another process alone', { skip }, async (t) => {
   const dir = stateDir(t);
@@ -75,7 +96,10 @@ t.test('detach leaves an attach under way in another process alone', { skip }, a
   await waitStopped(attach.pid!);
   const detach = await cli(dir, ['detach', guest]);
   t.equal(detach.exitCode, 1);
-  t.match(detach.stderr, /^pipewright: another pipewright \(pid \d+\) is still attaching \S+ eth0; retry when it is done$/);
+  t.match(
+    detach.stderr,
+    /^pipewright: another pipewright \(pid \d+\) is still attaching \S+ eth0; retry when it is done$/,
+  );
   process.kill(attach.pid!, 'SIGCONT');
   const done = await attach;
   t.equal(done.exitCode, 0, done.stderr);
@@ -107,16 +131,20 @@ t.test('a process that cannot return to the host namespace stops at once', { ski
   t.match(r.stderr, /^pipewright: cannot return to the host's network namespace .*stopping at once$/);
 });
 
-t.test('deleting a host link that is gone, or going with its guest namespace, is done, not an error', { skip }, async (t) => {
-  await t.resolves(deleteHostLink(uniq('gone')), 'a link that never was (or went already)');
-  for (let round = 0; round < 10; round++) {
-    const [ns, link] = [uniq('z'), uniq('v')];
-    await must('ip', ['netns', 'add', ns]);
-    await must('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    // The namespace goes (as a container's with its last process) while the host end is deleted.
-    const going = execa('ip', ['netns', 'del', ns], { reject: false });
-    await t.resolves(deleteHostLink(link), `round ${round}`);
-    await going;
-    t.notOk(existsSync(`/sys/class/net/${link}`), 'and it is gone');
-  }
-});
+t.test(
+  'deleting a host link that is gone, or going with its guest namespace, is done, not an error',
+  { skip },
+  async (t) => {
+    await t.resolves(deleteHostLink(uniq('gone')), 'a link that never was (or went already)');
+    for (let round = 0; round < 10; round++) {
+      const [ns, link] = [uniq('z'), uniq('v')];
+      await must('ip', ['netns', 'add', ns]);
+      await must('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      // The namespace goes (as a container's with its last process) while the host end is deleted.
+      const going = execa('ip', ['netns', 'del', ns], { reject: false });
+      await t.resolves(deleteHostLink(link), `round ${round}`);
+      await going;
+      t.notOk(existsSync(`/sys/class/net/${link}`), 'and it is gone');
+    }
+  },
+);

@@ -14,10 +14,19 @@ const CALLS = Number(process.env.PIPEWRIGHT_TEST_CNI_CALLS ?? 1000);
 /** One CNI call on the daemon's socket, as the small CNI client makes it: its exit code. */
 function cniCall(socketPath: string, agent: Agent, command: string, conf: object): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, agent, path: '/', method: 'POST', headers: { 'X-Cni-Command': command, 'X-Cni-Path': '/usr/lib/cni' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(String(res.headers['x-cni-exit'])));
-    });
+    const req = request(
+      {
+        socketPath,
+        agent,
+        path: '/',
+        method: 'POST',
+        headers: { 'X-Cni-Command': command, 'X-Cni-Path': '/usr/lib/cni' },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(String(res.headers['x-cni-exit'])));
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify(conf));
   });
@@ -34,7 +43,14 @@ t.test(`${CALLS} CNI STATUS calls through the daemon leave its open files as the
   const pid = daemon.proc.pid!;
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
   t.teardown(() => agent.destroy());
-  const conf = (stateDir: string) => ({ cniVersion: '1.1.0', name: 'n', type: 'pipewright', bridge: 'pwfd0', pool: 'p', stateDir });
+  const conf = (stateDir: string) => ({
+    cniVersion: '1.1.0',
+    name: 'n',
+    type: 'pipewright',
+    bridge: 'pwfd0',
+    pool: 'p',
+    stateDir,
+  });
   // The first calls warm up what the daemon keeps (its lazily loaded modules, the agent's sockets).
   for (const d of [dir, other]) t.equal(await cniCall(socket, agent, 'STATUS', conf(d)), '0');
   const baseline = openFiles(pid);
@@ -43,6 +59,8 @@ t.test(`${CALLS} CNI STATUS calls through the daemon leave its open files as the
     if (codes.some((c) => c !== '0')) t.fail(`STATUS answered ${codes.join(' ')}`);
   }
   const after = openFiles(pid);
-  t.comment(`open files: ${baseline} before, ${after} after ${CALLS} calls (3/4 on the daemon's store, 1/4 on another)`);
+  t.comment(
+    `open files: ${baseline} before, ${after} after ${CALLS} calls (3/4 on the daemon's store, 1/4 on another)`,
+  );
   t.ok(after <= baseline + 10, `open files ${after} within the baseline ${baseline} + 10`);
 });

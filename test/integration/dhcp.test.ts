@@ -5,7 +5,19 @@
  */
 import t from 'tap';
 import { execa } from 'execa';
-import { cli, firewallSnapshot, inNs, isRoot, must, netns, processEnded, removeLinkAtEnd, ROOT_REASON, stateDir, uniq } from '../helpers/host.js';
+import {
+  cli,
+  firewallSnapshot,
+  inNs,
+  isRoot,
+  must,
+  netns,
+  processEnded,
+  removeLinkAtEnd,
+  ROOT_REASON,
+  stateDir,
+  uniq,
+} from '../helpers/host.js';
 
 t.test('dhcp lease from dnsmasq', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
@@ -13,7 +25,11 @@ t.test('dhcp lease from dnsmasq', { skip: !isRoot && ROOT_REASON }, async (t) =>
   const br = uniq('br');
   removeLinkAtEnd(t, br);
   t.equal((await cli(dir, ['attach', br, server, '10.239.0.1/24'])).exitCode, 0);
-  const dnsmasq = execa('ip', ['netns', 'exec', server, ...dnsmasqArgs('10.239.0.100,10.239.0.150', dir), '--dhcp-option=3,10.239.0.1'], { reject: false });
+  const dnsmasq = execa(
+    'ip',
+    ['netns', 'exec', server, ...dnsmasqArgs('10.239.0.100,10.239.0.150', dir), '--dhcp-option=3,10.239.0.1'],
+    { reject: false },
+  );
   t.teardown(() => {
     dnsmasq.kill();
   });
@@ -25,7 +41,11 @@ t.test('dhcp lease from dnsmasq', { skip: !isRoot && ROOT_REASON }, async (t) =>
   const last = Number(addr.local.split('.')[3]);
   t.ok(addr.local.startsWith('10.239.0.') && last >= 100 && last <= 150, `leased ${addr.local} is in the range`);
   t.equal(addr.prefixlen, 24);
-  t.match((await inNs(client, ['ip', 'route'])).stdout, /default via 10\.239\.0\.1/, 'router option became the default route');
+  t.match(
+    (await inNs(client, ['ip', 'route'])).stdout,
+    /default via 10\.239\.0\.1/,
+    'router option became the default route',
+  );
 
   const rec = JSON.parse((await cli(dir, ['inspect', client, '--json'])).stdout)[0];
   t.same(rec.kernel.addresses, [`${addr.local}/24`]);
@@ -39,27 +59,36 @@ t.test('dhcp lease from dnsmasq', { skip: !isRoot && ROOT_REASON }, async (t) =>
   t.equal((await cli(dir, ['detach', server])).exitCode, 0);
 });
 
-t.test('a rogue DHCP server cannot give a guest an address outside the bridge subnet', { skip: !isRoot && ROOT_REASON }, async (t) => {
-  const dir = stateDir(t);
-  const [rogue, client] = [await netns(t, 's'), await netns(t, 'c')];
-  const br = uniq('br');
-  removeLinkAtEnd(t, br);
-  t.equal((await cli(dir, ['attach', br, rogue, '10.239.1.1/24'])).exitCode, 0);
-  await must('ip', ['address', 'add', '10.239.1.254/24', 'dev', br]);
-  // The rogue also holds an address of another network, and offers that network's addresses.
-  await must('ip', ['-n', rogue, 'address', 'add', '10.77.0.1/24', 'dev', 'eth0']);
-  const dnsmasq = execa('ip', ['netns', 'exec', rogue, ...dnsmasqArgs('10.77.0.100,10.77.0.150', dir)], { reject: false });
-  t.teardown(() => void dnsmasq.kill());
-  const rules = await firewallSnapshot();
-  const r = await cli(dir, ['attach', br, client, 'dhcp', '-p', '18310:80']);
-  t.equal(r.exitCode, 1);
-  t.match(r.stderr, /^pipewright: .*the DHCP server on \S+ offered 10\.77\.0\.\d+\/24, outside \S+'s subnets \(10\.239\.1\.254\/24\); is a rogue DHCP server/);
-  t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
-  t.equal(await firewallSnapshot(), rules, 'no rule was written for the offered address');
-  t.equal(JSON.parse((await cli(dir, ['ls', '--json'])).stdout).length, 1, 'only the server is attached');
-  t.equal((await inNs(client, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'the guest interface is gone again');
-  t.equal((await cli(dir, ['detach', rogue])).exitCode, 0);
-});
+t.test(
+  'a rogue DHCP server cannot give a guest an address outside the bridge subnet',
+  { skip: !isRoot && ROOT_REASON },
+  async (t) => {
+    const dir = stateDir(t);
+    const [rogue, client] = [await netns(t, 's'), await netns(t, 'c')];
+    const br = uniq('br');
+    removeLinkAtEnd(t, br);
+    t.equal((await cli(dir, ['attach', br, rogue, '10.239.1.1/24'])).exitCode, 0);
+    await must('ip', ['address', 'add', '10.239.1.254/24', 'dev', br]);
+    // The rogue also holds an address of another network, and offers that network's addresses.
+    await must('ip', ['-n', rogue, 'address', 'add', '10.77.0.1/24', 'dev', 'eth0']);
+    const dnsmasq = execa('ip', ['netns', 'exec', rogue, ...dnsmasqArgs('10.77.0.100,10.77.0.150', dir)], {
+      reject: false,
+    });
+    t.teardown(() => void dnsmasq.kill());
+    const rules = await firewallSnapshot();
+    const r = await cli(dir, ['attach', br, client, 'dhcp', '-p', '18310:80']);
+    t.equal(r.exitCode, 1);
+    t.match(
+      r.stderr,
+      /^pipewright: .*the DHCP server on \S+ offered 10\.77\.0\.\d+\/24, outside \S+'s subnets \(10\.239\.1\.254\/24\); is a rogue DHCP server/,
+    );
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    t.equal(await firewallSnapshot(), rules, 'no rule was written for the offered address');
+    t.equal(JSON.parse((await cli(dir, ['ls', '--json'])).stdout).length, 1, 'only the server is attached');
+    t.equal((await inNs(client, ['ip', 'link', 'show', 'eth0'])).exitCode, 1, 'the guest interface is gone again');
+    t.equal((await cli(dir, ['detach', rogue])).exitCode, 0);
+  },
+);
 
 function dnsmasqArgs(range: string, dir: string): string[] {
   return [

@@ -4,7 +4,21 @@
  * work on it too.
  */
 import t, { type Test } from 'tap';
-import { cli, dockerUp, inNs, isRoot, must, netns, ping, PIPEWORK_BIN, removeLinkAtEnd, sh, stateDir, TEST_IMAGE, uniq } from '../helpers/host.js';
+import {
+  cli,
+  dockerUp,
+  inNs,
+  isRoot,
+  must,
+  netns,
+  ping,
+  PIPEWORK_BIN,
+  removeLinkAtEnd,
+  sh,
+  stateDir,
+  TEST_IMAGE,
+  uniq,
+} from '../helpers/host.js';
 import { execa } from 'execa';
 
 const docker = isRoot && (await dockerUp());
@@ -36,7 +50,11 @@ t.test('docker --net=none container on a bridge', { skip: SKIP }, async (t) => {
   t.match(inside, /inet 10\.235\.0\.2\/24/, 'the container sees its address');
   t.match(await must('docker', ['exec', name, 'ip', 'route']), /default via 10\.235\.0\.1/);
   t.ok(await ping(peer, '10.235.0.2'), 'peer reaches the container');
-  t.equal((await execa('docker', ['exec', name, 'ping', '-c', '1', '-W', '2', '10.235.0.3'], { reject: false })).exitCode, 0, 'container reaches the peer');
+  t.equal(
+    (await execa('docker', ['exec', name, 'ping', '-c', '1', '-W', '2', '10.235.0.3'], { reject: false })).exitCode,
+    0,
+    'container reaches the peer',
+  );
 
   const route = await cli(dir, ['route', `docker:${name}`, 'add', '10.236.0.0/16', 'via', '10.235.0.3']);
   t.equal(route.exitCode, 0, route.stderr);
@@ -62,7 +80,11 @@ t.test('pipework command lines work unchanged', { skip: SKIP }, async (t) => {
 
   let r = await pw([br, name, '192.168.231.5/24@192.168.231.1']);
   t.equal(r.exitCode, 0, r.stderr);
-  t.match(await must('docker', ['exec', name, 'ip', '-o', 'addr', 'show', 'eth1']), /192\.168\.231\.5\/24/, 'eth1 by default, as pipework');
+  t.match(
+    await must('docker', ['exec', name, 'ip', '-o', 'addr', 'show', 'eth1']),
+    /192\.168\.231\.5\/24/,
+    'eth1 by default, as pipework',
+  );
   r = await pw([br, '-i', 'eth2', '-l', `${br}h`, name, '192.168.231.6/24', 'U:web']);
   t.equal(r.exitCode, 0, r.stderr);
   const eth2 = await must('docker', ['exec', name, 'cat', '/sys/class/net/eth2/address']);
@@ -99,8 +121,16 @@ t.test('IPv6 into a --net=none container, where Docker turned IPv6 off', { skip:
   t.equal(r.exitCode, 0, r.stderr);
   t.match(r.stderr, /disable_ipv6=0/, '--verbose says IPv6 was turned on for the interface');
   t.equal((await cli(dir, ['attach', br, peer, 'fd35::3/64'])).exitCode, 0);
-  t.match(await must('docker', ['exec', name, 'ip', '-o', '-6', 'addr', 'show', 'eth0']), /inet6 fd35::2\/64/, 'the container holds its IPv6 address');
-  t.equal((await inNs(peer, ['ping', '-6', '-c', '1', '-W', '2', 'fd35::2'])).exitCode, 0, 'a peer reaches it over IPv6');
+  t.match(
+    await must('docker', ['exec', name, 'ip', '-o', '-6', 'addr', 'show', 'eth0']),
+    /inet6 fd35::2\/64/,
+    'the container holds its IPv6 address',
+  );
+  t.equal(
+    (await inNs(peer, ['ping', '-6', '-c', '1', '-W', '2', 'fd35::2'])).exitCode,
+    0,
+    'a peer reaches it over IPv6',
+  );
   t.equal((await cli(dir, ['detach', name])).exitCode, 0);
   t.equal((await cli(dir, ['detach', peer])).exitCode, 0);
 });

@@ -12,34 +12,52 @@ import { cli, firewallSnapshot, isRoot, netns, removeLinkAtEnd, ROOT_REASON, sta
 const skip = !isRoot && ROOT_REASON;
 const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);
 
-t.test('state is private: dir 0700, store and lock files 0600; a dir others can write is refused', { skip }, async (t) => {
-  const parent = mkdtempSync(join(tmpdir(), 'pipewright-files-'));
-  t.teardown(() => rmSync(parent, { recursive: true, force: true }));
-  const dir = join(parent, 'state');
-  const guest = await netns(t);
-  const br = uniq('F');
-  removeLinkAtEnd(t, br);
-  t.equal((await cli(dir, ['attach', br, guest, '10.251.12.2/24'])).exitCode, 0);
-  t.equal(modeOf(dir), '700', 'state dir');
-  for (const f of readdirSync(dir).filter((f) => /\.(db|db-wal|db-shm|lock)$/.test(f))) t.equal(modeOf(join(dir, f)), '600', f);
-  t.equal((await cli(dir, ['detach', guest])).exitCode, 0);
+t.test(
+  'state is private: dir 0700, store and lock files 0600; a dir others can write is refused',
+  { skip },
+  async (t) => {
+    const parent = mkdtempSync(join(tmpdir(), 'pipewright-files-'));
+    t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+    const dir = join(parent, 'state');
+    const guest = await netns(t);
+    const br = uniq('F');
+    removeLinkAtEnd(t, br);
+    t.equal((await cli(dir, ['attach', br, guest, '10.251.12.2/24'])).exitCode, 0);
+    t.equal(modeOf(dir), '700', 'state dir');
+    for (const f of readdirSync(dir).filter((f) => /\.(db|db-wal|db-shm|lock)$/.test(f)))
+      t.equal(modeOf(join(dir, f)), '600', f);
+    t.equal((await cli(dir, ['detach', guest])).exitCode, 0);
 
-  const shared = join(parent, 'shared');
-  const made = await cli(shared, ['ls']);
-  t.equal(made.exitCode, 0);
-  chmodSync(shared, 0o1777);
-  const r = await cli(shared, ['ls']);
-  t.equal(r.exitCode, 1);
-  t.match(r.stderr, /^pipewright: state dir .* is writable by others \(mode 1777\); use a directory only root can write/);
-  t.equal(modeOf(shared), '777', 'and it is left as it was');
-});
+    const shared = join(parent, 'shared');
+    const made = await cli(shared, ['ls']);
+    t.equal(made.exitCode, 0);
+    chmodSync(shared, 0o1777);
+    const r = await cli(shared, ['ls']);
+    t.equal(r.exitCode, 1);
+    t.match(
+      r.stderr,
+      /^pipewright: state dir .* is writable by others \(mode 1777\); use a directory only root can write/,
+    );
+    t.equal(modeOf(shared), '777', 'and it is left as it was');
+  },
+);
 
 t.test("the caller's PATH cannot put another program in place of a host tool", { skip }, async (t) => {
   const dir = stateDir(t);
   const fake = mkdtempSync(join(tmpdir(), 'pipewright-path-'));
   t.teardown(() => rmSync(fake, { recursive: true, force: true }));
   const marker = join(fake, 'ran');
-  for (const tool of ['ip', 'iptables', 'iptables-restore', 'iptables-save', 'ip6tables-restore', 'nft', 'mount', 'nsenter', 'sysctl']) {
+  for (const tool of [
+    'ip',
+    'iptables',
+    'iptables-restore',
+    'iptables-save',
+    'ip6tables-restore',
+    'nft',
+    'mount',
+    'nsenter',
+    'sysctl',
+  ]) {
     writeFileSync(join(fake, tool), `#!/bin/sh\necho ${tool} >> ${marker}\nexit 1\n`, { mode: 0o755 });
   }
   const guest = await netns(t);

@@ -78,7 +78,11 @@ t.test('a bare netns name is the guest while the engine socket is stale', { skip
   t.teardown(() => must('ip', ['link', 'del', br]).catch(() => {}));
   const r = await cli(dir, ['attach', br, guest, '10.251.5.2/24'], env);
   t.equal(r.exitCode, 0, r.stderr);
-  t.match((await inNs(guest, ['ip', '-br', 'addr', 'show', 'eth0'])).stdout, /10\.251\.5\.2\/24/, 'the netns has the address');
+  t.match(
+    (await inNs(guest, ['ip', '-br', 'addr', 'show', 'eth0'])).stdout,
+    /10\.251\.5\.2\/24/,
+    'the netns has the address',
+  );
   const none = await cli(dir, ['attach', br, `${guest}x`, '10.251.5.3/24'], env);
   t.equal(none.exitCode, 1, 'no netns of that name: the unreachable engine is the error');
   t.match(none.stderr, /cannot reach the Docker engine at .*docker\.sock/);

@@ -7,9 +7,24 @@ import t from 'tap';
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, CLI, hostLinks, inNs, isRoot, must, netns, ping, removeLinkAtEnd, ROOT_REASON, sh, stateDir, uniq } from '../helpers/host.js';
+import {
+  cli,
+  CLI,
+  hostLinks,
+  inNs,
+  isRoot,
+  must,
+  netns,
+  ping,
+  removeLinkAtEnd,
+  ROOT_REASON,
+  sh,
+  stateDir,
+  uniq,
+} from '../helpers/host.js';
 
-const leases = async (dir: string) => JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout) as { address: string; owner: string }[];
+const leases = async (dir: string) =>
+  JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout) as { address: string; owner: string }[];
 
 t.test('pool addresses on attach, released on detach', { skip: !isRoot && ROOT_REASON }, async (t) => {
   const dir = stateDir(t);
@@ -20,7 +35,11 @@ t.test('pool addresses on attach, released on detach', { skip: !isRoot && ROOT_R
   const ra = JSON.parse((await cli(dir, ['attach', br, a, 'pool:lan', '--json'])).stdout);
   t.same(ra.addresses, ['pool:lan']);
   t.equal((await cli(dir, ['attach', br, b, 'pool:lan'])).exitCode, 0);
-  t.match((await inNs(a, ['ip', '-o', '-4', 'addr', 'show', 'eth0'])).stdout, /10\.242\.0\.3\/24/, 'first free, exclusion skipped');
+  t.match(
+    (await inNs(a, ['ip', '-o', '-4', 'addr', 'show', 'eth0'])).stdout,
+    /10\.242\.0\.3\/24/,
+    'first free, exclusion skipped',
+  );
   t.match((await inNs(b, ['ip', '-o', '-4', 'addr', 'show', 'eth0'])).stdout, /10\.242\.0\.4\/24/);
   t.match((await inNs(a, ['ip', 'route'])).stdout, /default via 10\.242\.0\.1/, "pool's gateway is the default route");
   t.ok(await ping(a, '10.242.0.4'));
@@ -61,7 +80,10 @@ t.test('gc: vanished guests and orphaned leases', { skip: !isRoot && ROOT_REASON
   const { Ipam } = await import('../../src/net/ipam/allocator.js');
   const { SqliteLeaseBackend } = await import('../../src/db/ipam-backend.js');
   const store = Store.open(dir);
-  await new Ipam(new SqliteLeaseBackend(store), readFileSync(join(dir, 'host-id'), 'utf8').trim()).allocate('gcp', 'netns:ghost/eth0');
+  await new Ipam(new SqliteLeaseBackend(store), readFileSync(join(dir, 'host-id'), 'utf8').trim()).allocate(
+    'gcp',
+    'netns:ghost/eth0',
+  );
   store.close();
   await must('ip', ['netns', 'del', a]);
 
@@ -88,7 +110,8 @@ t.test('kill -9 in the middle of an attach, then gc', { skip: !isRoot && ROOT_RE
   removeLinkAtEnd(t, br);
   // No DHCP server on this bridge: the attach waits for a lease; we kill it while it waits.
   const child = execa(CLI, ['attach', br, a, 'dhcp'], { reject: false, env: { PIPEWRIGHT_STATE_DIR: dir } });
-  for (let i = 0; i < 100 && (await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && (await inNs(a, ['ip', 'link', 'show', 'eth0'])).exitCode !== 0; i++)
+    await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 500));
   child.kill('SIGKILL');
   await child;

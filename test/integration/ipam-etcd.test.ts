@@ -34,31 +34,34 @@ t.test('a stalled etcd fails a call with an error within its deadline, never han
   t.equal((await pw('lease', 'reserve', 'st', '--owner', 'x')).exitCode, 0, 'and works again once etcd answers');
 });
 
-t.test("a long-lived client (the daemon's) meets a stalled etcd in one line naming it, and goes on once it answers", async (t) => {
-  const etcd = await startEtcdProcess(t);
-  const backend = await EtcdLeaseBackend.connect([`http://${etcd.endpoint}`], { callTimeoutMs: 1000 });
-  t.teardown(() => backend.close());
-  t.same(await backend.listPools(), []);
-  process.kill(etcd.pid, 'SIGSTOP');
-  t.teardown(() => process.kill(etcd.pid, 'SIGCONT'));
-  const failed = await backend.listPools().then(
-    () => null,
-    (err: Error) => err,
-  );
-  process.kill(etcd.pid, 'SIGCONT');
-  const oneLine = new RegExp(`^cannot reach etcd at http://${etcd.endpoint}: [^\\n]+; check that it runs$`);
-  t.match(failed?.message, oneLine);
-  // The client waits a moment before it calls a failed member again: until then, the same line.
-  const since = Date.now();
-  for (;;) {
-    const again = await backend.listPools().catch((err: Error) => err);
-    if (Array.isArray(again)) break;
-    t.match(again.message, oneLine, 'while the client waits');
-    if (Date.now() - since > 15_000) throw again;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  t.pass(`the same client answers again, ${Date.now() - since} ms after etcd did`);
-});
+t.test(
+  "a long-lived client (the daemon's) meets a stalled etcd in one line naming it, and goes on once it answers",
+  async (t) => {
+    const etcd = await startEtcdProcess(t);
+    const backend = await EtcdLeaseBackend.connect([`http://${etcd.endpoint}`], { callTimeoutMs: 1000 });
+    t.teardown(() => backend.close());
+    t.same(await backend.listPools(), []);
+    process.kill(etcd.pid, 'SIGSTOP');
+    t.teardown(() => process.kill(etcd.pid, 'SIGCONT'));
+    const failed = await backend.listPools().then(
+      () => null,
+      (err: Error) => err,
+    );
+    process.kill(etcd.pid, 'SIGCONT');
+    const oneLine = new RegExp(`^cannot reach etcd at http://${etcd.endpoint}: [^\\n]+; check that it runs$`);
+    t.match(failed?.message, oneLine);
+    // The client waits a moment before it calls a failed member again: until then, the same line.
+    const since = Date.now();
+    for (;;) {
+      const again = await backend.listPools().catch((err: Error) => err);
+      if (Array.isArray(again)) break;
+      t.match(again.message, oneLine, 'while the client waits');
+      if (Date.now() - since > 15_000) throw again;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    t.pass(`the same client answers again, ${Date.now() - since} ms after etcd did`);
+  },
+);
 
 t.test('a production etcd: TLS with a client certificate, a user with a password', async (t) => {
   const files = mkdtempSync(join(tmpdir(), 'pipewright-tls-'));
@@ -87,7 +90,11 @@ t.test('a production etcd: TLS with a client certificate, a user with a password
   // A user: auth switched on through the client's own API (as etcdctl would).
   const admin = new Etcd3({
     hosts: `https://${etcd.endpoint}`,
-    credentials: { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) },
+    credentials: {
+      rootCertificate: readFileSync(tls.ca),
+      certChain: readFileSync(tls.clientCert),
+      privateKey: readFileSync(tls.clientKey),
+    },
   });
   t.teardown(() => admin.close());
   await admin.role('root').create();
@@ -96,34 +103,51 @@ t.test('a production etcd: TLS with a client certificate, a user with a password
   await admin.auth.authEnable({});
   const password = join(files, 'password');
   writeFileSync(password, 'root-secret\n', { mode: 0o600 });
-  const asUser = await cli(dir, [...withTls, '--etcd-user', 'root', '--etcd-password-file', password, 'lease', 'ls', '--json']);
+  const asUser = await cli(dir, [
+    ...withTls,
+    '--etcd-user',
+    'root',
+    '--etcd-password-file',
+    password,
+    'lease',
+    'ls',
+    '--json',
+  ]);
   t.equal(asUser.exitCode, 0, asUser.stderr);
   t.equal(JSON.parse(asUser.stdout).length, 1, 'the lease taken before auth is read back');
-  const wrong = await cli(dir, [...withTls, '--etcd-user', 'root', 'lease', 'ls'], { PIPEWRIGHT_ETCD_PASSWORD: 'guess' });
+  const wrong = await cli(dir, [...withTls, '--etcd-user', 'root', 'lease', 'ls'], {
+    PIPEWRIGHT_ETCD_PASSWORD: 'guess',
+  });
   t.equal(wrong.exitCode, 1);
   t.match(wrong.stderr, /^pipewright: etcd at \S+ refused user root: wrong user or password$/);
 });
 
-t.test('plain http only to loopback unless asked for by name; TLS options are checked before any connection', async (t) => {
-  const dir = stateDir(t);
-  const cases: [string[], RegExp][] = [
-    [
-      ['--store', 'etcd://10.1.2.3:2379'],
-      /etcd at 10\.1\.2\.3:2379 without TLS would send leases and passwords in clear: give --etcd-ca .* or write etcd\+http:\/\//,
-    ],
-    [['--store', 'etcd://127.0.0.1:1,10.1.2.3:2379'], /etcd at 10\.1\.2\.3:2379 without TLS/],
-    [['--store', 'etcd://127.0.0.1:2379', '--etcd-cert', '/x.pem'], /--etcd-cert and --etcd-key go together/],
-    [['--store', 'etcd://127.0.0.1:2379', '--etcd-user', 'u'], /needs a password: PIPEWRIGHT_ETCD_PASSWORD or --etcd-password-file/],
-    [['--store', 'etcs://127.0.0.1:2379'], /must be sqlite or etcd:\/\//],
-  ];
-  for (const [args, message] of cases) {
-    const t0 = Date.now();
-    const r = await cli(dir, [...args, 'pool', 'ls']);
-    t.equal(r.exitCode, 2, args.join(' '));
-    t.match(r.stderr, message);
-    t.ok(Date.now() - t0 < 3000, 'refused at once, before any connection');
-  }
-  const file = await cli(dir, ['--store', 'etcd://127.0.0.1:2379', '--etcd-ca', '/no/such/ca.pem', 'pool', 'ls']);
-  t.equal(file.exitCode, 1);
-  t.match(file.stderr, /cannot read the etcd CA \/no\/such\/ca\.pem \(ENOENT\)/);
-});
+t.test(
+  'plain http only to loopback unless asked for by name; TLS options are checked before any connection',
+  async (t) => {
+    const dir = stateDir(t);
+    const cases: [string[], RegExp][] = [
+      [
+        ['--store', 'etcd://10.1.2.3:2379'],
+        /etcd at 10\.1\.2\.3:2379 without TLS would send leases and passwords in clear: give --etcd-ca .* or write etcd\+http:\/\//,
+      ],
+      [['--store', 'etcd://127.0.0.1:1,10.1.2.3:2379'], /etcd at 10\.1\.2\.3:2379 without TLS/],
+      [['--store', 'etcd://127.0.0.1:2379', '--etcd-cert', '/x.pem'], /--etcd-cert and --etcd-key go together/],
+      [
+        ['--store', 'etcd://127.0.0.1:2379', '--etcd-user', 'u'],
+        /needs a password: PIPEWRIGHT_ETCD_PASSWORD or --etcd-password-file/,
+      ],
+      [['--store', 'etcs://127.0.0.1:2379'], /must be sqlite or etcd:\/\//],
+    ];
+    for (const [args, message] of cases) {
+      const t0 = Date.now();
+      const r = await cli(dir, [...args, 'pool', 'ls']);
+      t.equal(r.exitCode, 2, args.join(' '));
+      t.match(r.stderr, message);
+      t.ok(Date.now() - t0 < 3000, 'refused at once, before any connection');
+    }
+    const file = await cli(dir, ['--store', 'etcd://127.0.0.1:2379', '--etcd-ca', '/no/such/ca.pem', 'pool', 'ls']);
+    t.equal(file.exitCode, 1);
+    t.match(file.stderr, /cannot read the etcd CA \/no\/such\/ca\.pem \(ENOENT\)/);
+  },
+);

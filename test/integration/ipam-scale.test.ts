@@ -18,7 +18,9 @@ const PROCS = 16;
 const EACH = 200;
 
 async function race(where: (i: number) => string, pool: string, host: (i: number) => string): Promise<string[]> {
-  const runs = Array.from({ length: PROCS }, (_, i) => execa('node', [WORKER, where(i), pool, String(EACH), `worker-${i}`, host(i)], { reject: false }));
+  const runs = Array.from({ length: PROCS }, (_, i) =>
+    execa('node', [WORKER, where(i), pool, String(EACH), `worker-${i}`, host(i)], { reject: false }),
+  );
   const results = await Promise.all(runs);
   for (const r of results) if (r.exitCode !== 0) throw new Error(r.stderr);
   return results.flatMap((r) => JSON.parse(r.stdout) as string[]);
@@ -76,5 +78,8 @@ t.test('a /16 pool: all 65,534 addresses, then exhausted; no slow-down', async (
   const early = perBlock.slice(1, 6).reduce((a, b) => a + b) / 5;
   const late = perBlock.slice(-6, -1).reduce((a, b) => a + b) / 5;
   t.comment(`ms per allocation: first blocks ${early.toFixed(3)}, last blocks ${late.toFixed(3)}`);
-  t.ok(late < early * 2, `time per allocation does not grow with the leases (${early.toFixed(3)} -> ${late.toFixed(3)} ms)`);
+  t.ok(
+    late < early * 2,
+    `time per allocation does not grow with the leases (${early.toFixed(3)} -> ${late.toFixed(3)} ms)`,
+  );
 });

@@ -76,8 +76,10 @@ async function serves(): Promise<boolean> {
     return false;
   }
 }
-const eth0 = async (name: string) => (await execa('docker', ['exec', name, 'ip', '-o', '-4', 'addr', 'show', 'eth0'], { reject: false })).stdout;
-const mac = async (name: string) => (await execa('docker', ['exec', name, 'cat', '/sys/class/net/eth0/address'], { reject: false })).stdout;
+const eth0 = async (name: string) =>
+  (await execa('docker', ['exec', name, 'ip', '-o', '-4', 'addr', 'show', 'eth0'], { reject: false })).stdout;
+const mac = async (name: string) =>
+  (await execa('docker', ['exec', name, 'cat', '/sys/class/net/eth0/address'], { reject: false })).stdout;
 
 t.test('run, restart under watch, removal under watch', { skip: SKIP }, async (t) => {
   const dir = stateDir(t);
@@ -86,7 +88,11 @@ t.test('run, restart under watch, removal under watch', { skip: SKIP }, async (t
   const { id, name } = await runWeb(t, dir, br);
   t.match(id, /^[0-9a-f]{64}$/);
   t.ok((await until(serves, 3000)) >= 0, 'published port answers after run');
-  t.match(await must('docker', ['inspect', '-f', '{{range .Mounts}}{{.Destination}}{{end}}', name]), '/data', 'the volume went to Docker as a mount');
+  t.match(
+    await must('docker', ['inspect', '-f', '{{range .Mounts}}{{.Destination}}{{end}}', name]),
+    '/data',
+    'the volume went to Docker as a mount',
+  );
   const [addr, hw] = [await eth0(name), await mac(name)];
   t.match(addr, /10\.247\.9\.2\/24/);
 
@@ -101,7 +107,10 @@ t.test('run, restart under watch, removal under watch', { skip: SKIP }, async (t
 
   const hostLink = JSON.parse((await cli(dir, ['ls', '--json'])).stdout)[0].hostLink;
   await must('docker', ['rm', '-f', name]);
-  t.ok((await until(async () => JSON.parse((await cli(dir, ['ls', '--json'])).stdout).length === 0, 5000)) >= 0, 'records gone after docker rm -f');
+  t.ok(
+    (await until(async () => JSON.parse((await cli(dir, ['ls', '--json'])).stdout).length === 0, 5000)) >= 0,
+    'records gone after docker rm -f',
+  );
   t.same(JSON.parse((await cli(dir, ['lease', 'ls', '--json'])).stdout), [], 'lease released');
   t.notOk((await hostLinks()).includes(hostLink), 'host veth gone');
   t.same(JSON.parse((await cli(dir, ['ports', '--json'])).stdout), [], 'published port gone');
@@ -134,7 +143,19 @@ t.test('a failing run leaves no container, lease or interface', { skip: SKIP }, 
   const name = uniq('f');
   t.teardown(() => sh('docker', ['rm', '-f', name]));
   // The second network's address is taken: the failure comes after the container runs and eth0 is attached.
-  const r = await cli(dir, ['run', '--network', br, '--network', `${br}:10.247.11.7/24`, '--', '--name', name, TEST_IMAGE, 'sleep', '60']);
+  const r = await cli(dir, [
+    'run',
+    '--network',
+    br,
+    '--network',
+    `${br}:10.247.11.7/24`,
+    '--',
+    '--name',
+    name,
+    TEST_IMAGE,
+    'sleep',
+    '60',
+  ]);
   t.equal(r.exitCode, 1);
   t.match(r.stderr, /taken by someone/);
   t.equal((await sh('docker', ['inspect', name])).exitCode, 1, 'the container was removed');
@@ -152,7 +173,8 @@ t.test(
   'watch rides out a Docker engine restart',
   {
     skip:
-      (!docker || !process.env.PIPEWRIGHT_TEST_RESTART_DOCKERD) && 'restarts dockerd: only when scripts/test.sh started it (PIPEWRIGHT_TEST_RESTART_DOCKERD=1)',
+      (!docker || !process.env.PIPEWRIGHT_TEST_RESTART_DOCKERD) &&
+      'restarts dockerd: only when scripts/test.sh started it (PIPEWRIGHT_TEST_RESTART_DOCKERD=1)',
   },
   async (t) => {
     const dir = stateDir(t);
@@ -167,38 +189,65 @@ t.test(
     const log = process.env.PIPEWRIGHT_TEST_DOCKERD_LOG ?? '/dev/null';
     await execa('sh', ['-c', `dockerd >> "$0" 2>&1 &`, log]);
     t.ok((await until(dockerUp, 30_000)) >= 0, 'engine back');
-    t.ok((await until(() => w.lines().filter((l) => l.includes('connected')).length >= 2, 15_000)) >= 0, 'watch reconnected');
+    t.ok(
+      (await until(() => w.lines().filter((l) => l.includes('connected')).length >= 2, 15_000)) >= 0,
+      'watch reconnected',
+    );
     t.ok((await until(serves, 15_000)) >= 0, 'the container, restarted by its policy, was plumbed again');
     // The sync is queued after the reconcile that plumbed the container: it may land a moment later.
-    t.ok((await until(() => w.lines().filter((l) => l.includes('firewall in sync')).length >= 2, 10_000)) >= 0, 'the firewall was synced on each connection');
+    t.ok(
+      (await until(() => w.lines().filter((l) => l.includes('firewall in sync')).length >= 2, 10_000)) >= 0,
+      'the firewall was synced on each connection',
+    );
   },
 );
 
-t.test("run: a -d in the container's own command is the container's, and the ID comes from Docker's cidfile", { skip: SKIP }, async (t) => {
-  const dir = stateDir(t);
-  const br = await network(t, dir, '10.247.14.0/24');
-  const name = uniq('d');
-  t.teardown(() => sh('docker', ['rm', '-f', name]));
-  const t0 = Date.now();
-  // "-d" here is the script's $0, not Docker's flag: pipewright must still start the container detached.
-  const r = await cli(dir, ['run', '--network', br, '--json', '--', '--name', name, TEST_IMAGE, 'sh', '-c', 'sleep 60', '-d']);
-  t.equal(r.exitCode, 0, r.stderr);
-  t.ok(Date.now() - t0 < 20_000, 'returned while the container runs');
-  const { id } = JSON.parse(r.stdout);
-  t.equal(id, (await must('docker', ['inspect', '-f', '{{.Id}}', name])).trim(), "the ID is Docker's own");
-  t.equal((await must('docker', ['inspect', '-f', '{{.State.Running}}', name])).trim(), 'true');
-  t.equal((await cli(dir, ['detach', name])).exitCode, 0);
-});
+t.test(
+  "run: a -d in the container's own command is the container's, and the ID comes from Docker's cidfile",
+  { skip: SKIP },
+  async (t) => {
+    const dir = stateDir(t);
+    const br = await network(t, dir, '10.247.14.0/24');
+    const name = uniq('d');
+    t.teardown(() => sh('docker', ['rm', '-f', name]));
+    const t0 = Date.now();
+    // "-d" here is the script's $0, not Docker's flag: pipewright must still start the container detached.
+    const r = await cli(dir, [
+      'run',
+      '--network',
+      br,
+      '--json',
+      '--',
+      '--name',
+      name,
+      TEST_IMAGE,
+      'sh',
+      '-c',
+      'sleep 60',
+      '-d',
+    ]);
+    t.equal(r.exitCode, 0, r.stderr);
+    t.ok(Date.now() - t0 < 20_000, 'returned while the container runs');
+    const { id } = JSON.parse(r.stdout);
+    t.equal(id, (await must('docker', ['inspect', '-f', '{{.Id}}', name])).trim(), "the ID is Docker's own");
+    t.equal((await must('docker', ['inspect', '-f', '{{.State.Running}}', name])).trim(), 'true');
+    t.equal((await cli(dir, ['detach', name])).exitCode, 0);
+  },
+);
 
-t.test("run: a comma in a -v path cannot add keys to Docker's --mount (src=/ past the host-path checks)", { skip: SKIP }, async (t) => {
-  const dir = stateDir(t);
-  const name = uniq('m');
-  t.teardown(() => sh('docker', ['rm', '-f', name]));
-  for (const v of ['data:/data,src=/', 'data:/data,readonly=false', '/tmp:/x,src=/']) {
-    const r = await cli(dir, ['run', '-v', v, '--', '--name', name, TEST_IMAGE, 'sleep', '60']);
-    t.equal(r.exitCode, 2, `-v ${v} is a usage error`);
-    t.match(r.stderr, /may not contain ','/);
-  }
-  t.equal((await sh('docker', ['inspect', name])).exitCode, 1, 'no container was created');
-  t.same(JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout), [], 'nor a volume');
-});
+t.test(
+  "run: a comma in a -v path cannot add keys to Docker's --mount (src=/ past the host-path checks)",
+  { skip: SKIP },
+  async (t) => {
+    const dir = stateDir(t);
+    const name = uniq('m');
+    t.teardown(() => sh('docker', ['rm', '-f', name]));
+    for (const v of ['data:/data,src=/', 'data:/data,readonly=false', '/tmp:/x,src=/']) {
+      const r = await cli(dir, ['run', '-v', v, '--', '--name', name, TEST_IMAGE, 'sleep', '60']);
+      t.equal(r.exitCode, 2, `-v ${v} is a usage error`);
+      t.match(r.stderr, /may not contain ','/);
+    }
+    t.equal((await sh('docker', ['inspect', name])).exitCode, 1, 'no container was created');
+    t.same(JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout), [], 'nor a volume');
+  },
+);

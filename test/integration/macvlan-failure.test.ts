@@ -25,10 +25,23 @@ t.test('macvlan children of one parent reach each other', { skip: !isRoot && ROO
   const [a, b] = [await netns(t), await netns(t)];
   const parent = await nicPair(t, 'p');
 
-  const ra = await cli(dir, ['attach', parent, a, '10.233.0.2/24', '--mac', '02:aa:00:00:00:02', '--host-shim', '10.233.0.254/24', '--json']);
+  const ra = await cli(dir, [
+    'attach',
+    parent,
+    a,
+    '10.233.0.2/24',
+    '--mac',
+    '02:aa:00:00:00:02',
+    '--host-shim',
+    '10.233.0.254/24',
+    '--json',
+  ]);
   t.equal(ra.exitCode, 0, ra.stderr);
   t.equal(JSON.parse(ra.stdout).kind, 'macvlan');
-  t.equal((await cli(dir, ['attach', parent, b, '10.233.0.3/24', '-i', 'lan0', '--macvlan-mode', 'bridge'])).exitCode, 0);
+  t.equal(
+    (await cli(dir, ['attach', parent, b, '10.233.0.3/24', '-i', 'lan0', '--macvlan-mode', 'bridge'])).exitCode,
+    0,
+  );
   const link = JSON.parse((await inNs(a, ['ip', '-j', '-d', 'link', 'show', 'eth0'])).stdout)[0];
   t.equal(link.linkinfo.info_kind, 'macvlan');
   t.equal(link.linkinfo.info_data.mode, 'bridge');
@@ -38,8 +51,19 @@ t.test('macvlan children of one parent reach each other', { skip: !isRoot && ROO
   const shim = shimName(parent);
   removeLinkAtEnd(t, shim);
   t.match(await must('ip', ['-o', 'addr', 'show', 'dev', shim]), /10\.233\.0\.254\/24/, 'host shim holds its address');
-  t.equal((await sh('ping', ['-c', '1', '-W', '2', '10.233.0.3'])).exitCode, 0, 'the host reaches a macvlan guest through the shim');
-  const onBridge = await cli(dir, ['attach', uniq('br'), await netns(t), '10.240.0.2/24', '--host-shim', '10.240.0.1/24']);
+  t.equal(
+    (await sh('ping', ['-c', '1', '-W', '2', '10.233.0.3'])).exitCode,
+    0,
+    'the host reaches a macvlan guest through the shim',
+  );
+  const onBridge = await cli(dir, [
+    'attach',
+    uniq('br'),
+    await netns(t),
+    '10.240.0.2/24',
+    '--host-shim',
+    '10.240.0.1/24',
+  ]);
   t.equal(onBridge.exitCode, 2, '--host-shim on a bridge is a usage error');
 
   t.equal((await cli(dir, ['detach', a])).exitCode, 0);
@@ -97,7 +121,11 @@ t.test('--direct-phys moves the NIC itself in, and back at detach', { skip: !isR
   t.equal(JSON.parse(r.stdout).kind, 'phys');
   t.equal((await cli(dir, ['attach', `${nic}x`, b, '10.241.0.3/24', '--direct-phys'])).exitCode, 0);
   t.notOk((await hostLinks()).includes(nic), 'the NIC left the host');
-  t.equal(JSON.parse((await inNs(a, ['ip', '-j', 'link', 'show', 'eth0'])).stdout)[0].address, mac, 'it keeps its own MAC');
+  t.equal(
+    JSON.parse((await inNs(a, ['ip', '-j', 'link', 'show', 'eth0'])).stdout)[0].address,
+    mac,
+    'it keeps its own MAC',
+  );
   t.ok(await ping(a, '10.241.0.3'), 'traffic over the moved NICs');
   t.equal((await cli(dir, ['detach', a])).exitCode, 0);
   t.equal((await cli(dir, ['detach', b])).exitCode, 0);

@@ -69,13 +69,17 @@ t.test('a mount carries nosuid and nodev, read-only when asked', { skip: !isRoot
   rmSync(target, { recursive: true, force: true });
 });
 
-t.test('a pid whose start time is not the one the caller saw is refused, nothing done', { skip: !isRoot && ROOT_REASON }, async (t) => {
-  const guest = execa('unshare', ['--mount', '--propagation', 'private', 'sleep', '60'], { reject: false });
-  t.teardown(() => void guest.kill('SIGKILL'));
-  await new Promise((r) => setTimeout(r, 200));
-  const target = `/tmp/pipewright-helper-reused-${guest.pid}`;
-  const r = await helper('prepare', `${guest.pid}@${Number(pidStartTime(guest.pid!)) + 1}`, target, 'mkdir');
-  t.equal(r.exitCode, 1);
-  t.match(r.stderr, /^pipewright-mount: pid \d+ is no longer the process started at \d+; nothing done$/);
-  t.notOk(existsSync(target), 'nothing was made');
-});
+t.test(
+  'a pid whose start time is not the one the caller saw is refused, nothing done',
+  { skip: !isRoot && ROOT_REASON },
+  async (t) => {
+    const guest = execa('unshare', ['--mount', '--propagation', 'private', 'sleep', '60'], { reject: false });
+    t.teardown(() => void guest.kill('SIGKILL'));
+    await new Promise((r) => setTimeout(r, 200));
+    const target = `/tmp/pipewright-helper-reused-${guest.pid}`;
+    const r = await helper('prepare', `${guest.pid}@${Number(pidStartTime(guest.pid!)) + 1}`, target, 'mkdir');
+    t.equal(r.exitCode, 1);
+    t.match(r.stderr, /^pipewright-mount: pid \d+ is no longer the process started at \d+; nothing done$/);
+    t.notOk(existsSync(target), 'nothing was made');
+  },
+);

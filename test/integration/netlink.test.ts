@@ -24,82 +24,110 @@ interface IpLink {
   addr_info: { local: string; prefixlen: number; scope: string }[];
 }
 
-const ipShow = async (ns: string) => JSON.parse(await must('ip', ['-n', ns, '-json', '-details', 'address', 'show'])) as IpLink[];
+const ipShow = async (ns: string) =>
+  JSON.parse(await must('ip', ['-n', ns, '-json', '-details', 'address', 'show'])) as IpLink[];
 
-t.test('links, addresses and routes made over netlink are what iproute2 reads, and read back the same', { skip }, async (t) => {
-  const ns = await netns(t);
-  const path = `/run/netns/${ns}`;
-  await withNetnsSocket(path, async (sock) => {
-    await newLink(sock, 'br0', [ifla.ifname('br0'), kindLinkInfo('bridge')]);
-    await withNetnsFd(path, (fd) =>
-      newLink(sock, 'v0', [ifla.ifname('v0'), ifla.mtu(1400), vethLinkInfo({ ifname: 'v1', mtu: 1400, mac: '02:00:00:00:0a:01', netnsFd: fd })]),
-    );
-    await setLink(sock, await indexIn(sock, 'v0'), [ifla.master(await indexIn(sock, 'br0'))], true);
-    const v1 = await indexIn(sock, 'v1');
-    for (const a of ['10.77.0.2/24', 'fd77::2/64']) await addAddress(sock, v1, parseIpConfig(a));
-    await setLink(sock, v1, [], true);
-    await replaceRoute(sock, { family: 4, dst: '10.78.0.0/16', via: '10.77.0.1', oif: v1 });
-    await replaceRoute(sock, { family: 4, dst: null, via: '10.77.0.254', oif: v1 });
-  });
+t.test(
+  'links, addresses and routes made over netlink are what iproute2 reads, and read back the same',
+  { skip },
+  async (t) => {
+    const ns = await netns(t);
+    const path = `/run/netns/${ns}`;
+    await withNetnsSocket(path, async (sock) => {
+      await newLink(sock, 'br0', [ifla.ifname('br0'), kindLinkInfo('bridge')]);
+      await withNetnsFd(path, (fd) =>
+        newLink(sock, 'v0', [
+          ifla.ifname('v0'),
+          ifla.mtu(1400),
+          vethLinkInfo({ ifname: 'v1', mtu: 1400, mac: '02:00:00:00:0a:01', netnsFd: fd }),
+        ]),
+      );
+      await setLink(sock, await indexIn(sock, 'v0'), [ifla.master(await indexIn(sock, 'br0'))], true);
+      const v1 = await indexIn(sock, 'v1');
+      for (const a of ['10.77.0.2/24', 'fd77::2/64']) await addAddress(sock, v1, parseIpConfig(a));
+      await setLink(sock, v1, [], true);
+      await replaceRoute(sock, { family: 4, dst: '10.78.0.0/16', via: '10.77.0.1', oif: v1 });
+      await replaceRoute(sock, { family: 4, dst: null, via: '10.77.0.254', oif: v1 });
+    });
 
-  const ip = await ipShow(ns);
-  const v1 = ip.find((l) => l.ifname === 'v1')!;
-  t.equal(v1.mtu, 1400);
-  t.equal(v1.address, '02:00:00:00:0a:01');
-  t.ok(v1.flags.includes('UP'));
-  t.same(
-    v1.addr_info.filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`),
-    ['10.77.0.2/24', 'fd77::2/64'],
-  );
-  t.equal(ip.find((l) => l.ifname === 'v0')!.master, 'br0');
-  const routes = JSON.parse(await must('ip', ['-n', ns, '-json', 'route', 'show', 'proto', 'boot'])) as { dst: string; gateway: string; dev: string }[];
-  t.same(
-    routes.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}`),
-    ['default via 10.77.0.254 dev v1', '10.78.0.0/16 via 10.77.0.1 dev v1'],
-  );
-
-  const ours = await readLinks(path);
-  for (const l of ip) {
-    const mine = ours.find((o) => o.ifindex === l.ifindex);
+    const ip = await ipShow(ns);
+    const v1 = ip.find((l) => l.ifname === 'v1')!;
+    t.equal(v1.mtu, 1400);
+    t.equal(v1.address, '02:00:00:00:0a:01');
+    t.ok(v1.flags.includes('UP'));
     t.same(
-      mine,
-      {
-        ifname: l.ifname,
-        ifindex: l.ifindex,
-        kind: l.linkinfo?.info_kind,
-        master: l.master,
-        mtu: l.mtu,
-        mac: l.address,
-        up: l.flags.includes('UP'),
-        addresses: l.addr_info.filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`),
-      },
-      `${l.ifname} as iproute2 reads it`,
+      v1.addr_info.filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`),
+      ['10.77.0.2/24', 'fd77::2/64'],
     );
-  }
-  t.same(
-    await readLink('v0', path),
-    ours.find((o) => o.ifname === 'v0'),
-    'one link by name',
-  );
-  t.equal(await readLink('nosuch0', path), null, 'no such link: null');
-});
+    t.equal(ip.find((l) => l.ifname === 'v0')!.master, 'br0');
+    const routes = JSON.parse(await must('ip', ['-n', ns, '-json', 'route', 'show', 'proto', 'boot'])) as {
+      dst: string;
+      gateway: string;
+      dev: string;
+    }[];
+    t.same(
+      routes.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}`),
+      ['default via 10.77.0.254 dev v1', '10.78.0.0/16 via 10.77.0.1 dev v1'],
+    );
 
-t.test('the kernel errors arrive with their errno name and the request; a socket serves many requests in order', { skip }, async (t) => {
-  const ns = await netns(t);
-  await withNetnsSocket(`/run/netns/${ns}`, async (sock) => {
-    await newLink(sock, 'br1', [ifla.ifname('br1'), kindLinkInfo('bridge')]);
-    await t.rejects(newLink(sock, 'br1', [ifla.ifname('br1'), kindLinkInfo('bridge')]), { code: 'EEXIST', message: /^creating link br1: .*\(EEXIST\)/ });
-    await t.rejects(getLink(sock, 'nosuch0'), { code: 'ENODEV' });
-    await t.rejects(delLink(sock, 'nosuch0'), { code: 'ENODEV' });
-    await t.rejects(setLink(sock, await indexIn(sock, 'br1'), [ifla.mtu(10)]), { code: 'EINVAL' }, 'an MTU below the minimum');
-    // Many requests at once on one socket: each gets its own answer.
-    const names = Array.from({ length: 40 }, (_, i) => `b${i}`);
-    await Promise.all(names.map((n) => newLink(sock, n, [ifla.ifname(n), kindLinkInfo('bridge')])));
-    const indexes = await Promise.all(names.map((n) => indexIn(sock, n)));
-    t.equal(new Set(indexes).size, 40, 'forty links, forty indexes');
-    t.same(await Promise.all(indexes.map(async (i) => (await getLink(sock, i)).index)), indexes, 'each answer is its own request');
-    await Promise.all(names.map((n) => delLink(sock, n)));
-  });
-  const left = (await ipShow(ns)).map((l) => l.ifname).sort();
-  t.same(left, ['br1', 'lo']);
-});
+    const ours = await readLinks(path);
+    for (const l of ip) {
+      const mine = ours.find((o) => o.ifindex === l.ifindex);
+      t.same(
+        mine,
+        {
+          ifname: l.ifname,
+          ifindex: l.ifindex,
+          kind: l.linkinfo?.info_kind,
+          master: l.master,
+          mtu: l.mtu,
+          mac: l.address,
+          up: l.flags.includes('UP'),
+          addresses: l.addr_info.filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`),
+        },
+        `${l.ifname} as iproute2 reads it`,
+      );
+    }
+    t.same(
+      await readLink('v0', path),
+      ours.find((o) => o.ifname === 'v0'),
+      'one link by name',
+    );
+    t.equal(await readLink('nosuch0', path), null, 'no such link: null');
+  },
+);
+
+t.test(
+  'the kernel errors arrive with their errno name and the request; a socket serves many requests in order',
+  { skip },
+  async (t) => {
+    const ns = await netns(t);
+    await withNetnsSocket(`/run/netns/${ns}`, async (sock) => {
+      await newLink(sock, 'br1', [ifla.ifname('br1'), kindLinkInfo('bridge')]);
+      await t.rejects(newLink(sock, 'br1', [ifla.ifname('br1'), kindLinkInfo('bridge')]), {
+        code: 'EEXIST',
+        message: /^creating link br1: .*\(EEXIST\)/,
+      });
+      await t.rejects(getLink(sock, 'nosuch0'), { code: 'ENODEV' });
+      await t.rejects(delLink(sock, 'nosuch0'), { code: 'ENODEV' });
+      await t.rejects(
+        setLink(sock, await indexIn(sock, 'br1'), [ifla.mtu(10)]),
+        { code: 'EINVAL' },
+        'an MTU below the minimum',
+      );
+      // Many requests at once on one socket: each gets its own answer.
+      const names = Array.from({ length: 40 }, (_, i) => `b${i}`);
+      await Promise.all(names.map((n) => newLink(sock, n, [ifla.ifname(n), kindLinkInfo('bridge')])));
+      const indexes = await Promise.all(names.map((n) => indexIn(sock, n)));
+      t.equal(new Set(indexes).size, 40, 'forty links, forty indexes');
+      t.same(
+        await Promise.all(indexes.map(async (i) => (await getLink(sock, i)).index)),
+        indexes,
+        'each answer is its own request',
+      );
+      await Promise.all(names.map((n) => delLink(sock, n)));
+    });
+    const left = (await ipShow(ns)).map((l) => l.ifname).sort();
+    t.same(left, ['br1', 'lo']);
+  },
+);

@@ -10,37 +10,59 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../src/db/store.js';
-import { cli, dockerUp, isRoot, netns, processEnded, removeLinkAtEnd, ROOT_REASON, sh, stateDir, TEST_IMAGE, uniq, until } from '../helpers/host.js';
+import {
+  cli,
+  dockerUp,
+  isRoot,
+  netns,
+  processEnded,
+  removeLinkAtEnd,
+  ROOT_REASON,
+  sh,
+  stateDir,
+  TEST_IMAGE,
+  uniq,
+  until,
+} from '../helpers/host.js';
 
 const skip = !isRoot && ROOT_REASON;
 const json = async (dir: string, args: string[]) => JSON.parse((await cli(dir, [...args, '--json'])).stdout);
-const netnsOf = async (pid: number | string) => (await execa('readlink', [`/proc/${pid}/ns/net`], { reject: false })).stdout;
+const netnsOf = async (pid: number | string) =>
+  (await execa('readlink', [`/proc/${pid}/ns/net`], { reject: false })).stdout;
 
-t.test('a /proc/<pid>/ns/net guest whose pid now has another namespace is gone: gc undoes it and releases its lease', { skip }, async (t) => {
-  const dir = stateDir(t);
-  const guest = await netns(t);
-  const br = uniq('P');
-  removeLinkAtEnd(t, br);
-  // A process in the guest's namespace that, on a line, execs itself into a new one (same pid): a pid reused after a reboot.
-  const proc = execa('ip', ['netns', 'exec', guest, 'sh', '-c', 'read x; exec unshare -n sleep 600'], { reject: false });
-  t.teardown(() => proc.kill('SIGKILL'));
-  const pid = proc.pid!;
-  const host = await netnsOf('self');
-  const first = await until(async () => ![host, ''].includes(await netnsOf(pid)), 5000);
-  t.ok(first >= 0, 'the process is in the guest');
-  t.equal((await cli(dir, ['pool', 'create', 'p', '10.246.1.0/24'])).exitCode, 0);
-  const attach = await cli(dir, ['attach', br, `/proc/${pid}/ns/net`, 'pool:p']);
-  t.equal(attach.exitCode, 0, attach.stderr);
-  const was = await netnsOf(pid);
-  proc.stdin!.write('go\n');
-  t.ok((await until(async () => (await netnsOf(pid)) !== was, 5000)) >= 0, 'the same pid now has another namespace');
+t.test(
+  'a /proc/<pid>/ns/net guest whose pid now has another namespace is gone: gc undoes it and releases its lease',
+  { skip },
+  async (t) => {
+    const dir = stateDir(t);
+    const guest = await netns(t);
+    const br = uniq('P');
+    removeLinkAtEnd(t, br);
+    // A process in the guest's namespace that, on a line, execs itself into a new one (same pid): a pid reused after a reboot.
+    const proc = execa('ip', ['netns', 'exec', guest, 'sh', '-c', 'read x; exec unshare -n sleep 600'], {
+      reject: false,
+    });
+    t.teardown(() => proc.kill('SIGKILL'));
+    const pid = proc.pid!;
+    const host = await netnsOf('self');
+    const first = await until(async () => ![host, ''].includes(await netnsOf(pid)), 5000);
+    t.ok(first >= 0, 'the process is in the guest');
+    t.equal((await cli(dir, ['pool', 'create', 'p', '10.246.1.0/24'])).exitCode, 0);
+    const attach = await cli(dir, ['attach', br, `/proc/${pid}/ns/net`, 'pool:p']);
+    t.equal(attach.exitCode, 0, attach.stderr);
+    const was = await netnsOf(pid);
+    proc.stdin!.write('go\n');
+    t.ok((await until(async () => (await netnsOf(pid)) !== was, 5000)) >= 0, 'the same pid now has another namespace');
 
-  const gc = await cli(dir, ['gc', '--json']);
-  t.equal(gc.exitCode, 0, gc.stderr);
-  t.match(JSON.parse(gc.stdout), [{ kind: 'attachment', target: `/proc/${pid}/ns/net eth0`, reason: 'guest no longer exists' }]);
-  t.same(await json(dir, ['ls']), [], 'the record is gone');
-  t.same(await json(dir, ['lease', 'ls']), [], 'and its lease released');
-});
+    const gc = await cli(dir, ['gc', '--json']);
+    t.equal(gc.exitCode, 0, gc.stderr);
+    t.match(JSON.parse(gc.stdout), [
+      { kind: 'attachment', target: `/proc/${pid}/ns/net eth0`, reason: 'guest no longer exists' },
+    ]);
+    t.same(await json(dir, ['ls']), [], 'the record is gone');
+    t.same(await json(dir, ['lease', 'ls']), [], 'and its lease released');
+  },
+);
 
 t.test('a recorded DHCP client whose pid another udhcpc holds now is left running by detach', { skip }, async (t) => {
   const dir = stateDir(t);
@@ -99,7 +121,11 @@ t.test(
     const again = await cli(dir, ['attach', br, `docker:${name}`, 'pool:p']);
     t.equal(again.exitCode, 0, again.stderr);
     const inside = await sh('docker', ['exec', name, 'ip', '-4', '-o', 'addr', 'show', 'eth0']);
-    t.match(inside.stdout, new RegExp(` ${leases[0].address.replace(/\./g, '\\.')}/24 `), 'eth0 is back with the same address');
+    t.match(
+      inside.stdout,
+      new RegExp(` ${leases[0].address.replace(/\./g, '\\.')}/24 `),
+      'eth0 is back with the same address',
+    );
     t.equal((await cli(dir, ['detach', `docker:${name}`])).exitCode, 0);
   },
 );

@@ -28,7 +28,11 @@ function plain(file: string, args: string[], env: Record<string, string>): [stri
 
 /** The files a command opened (strace), and how it ended. */
 function openedBy(args: string[], env: Record<string, string>): { files: string[]; status: number | null } {
-  const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat,open', '-e', 'signal=none', ...plain(CLI, args, env).flat()], { encoding: 'utf8' });
+  const r = spawnSync(
+    'strace',
+    ['-f', '-qq', '-e', 'trace=openat,open', '-e', 'signal=none', ...plain(CLI, args, env).flat()],
+    { encoding: 'utf8' },
+  );
   return { files: [...r.stderr.matchAll(/open(?:at)?\([^"]*"([^"]+)"/g)].map((m) => m[1]!), status: r.status };
 }
 
@@ -45,9 +49,18 @@ t.test(
   { skip: (!hasStrace && 'needs strace') || (!isRoot && ROOT_REASON) },
   async (t) => {
     const env = { PIPEWRIGHT_STATE_DIR: stateDir(t), PIPEWRIGHT_STORE: '' };
-    for (const args of [['--version'], ['ls'], ['pool', 'ls'], ['pool', 'create', 'st', '10.251.0.0/24'], ['inspect', 'netns:nosuch']]) {
+    for (const args of [
+      ['--version'],
+      ['ls'],
+      ['pool', 'ls'],
+      ['pool', 'create', 'st', '10.251.0.0/24'],
+      ['inspect', 'netns:nosuch'],
+    ]) {
       const { files } = openedBy(args, env);
-      t.ok(files.some((f) => f.endsWith('better_sqlite3.node')) || args[0] === '--version', `${args.join(' ')}: the process was traced`);
+      t.ok(
+        files.some((f) => f.endsWith('better_sqlite3.node')) || args[0] === '--version',
+        `${args.join(' ')}: the process was traced`,
+      );
       t.same(
         files.filter((f) => APART.test(f)),
         [],
@@ -55,7 +68,10 @@ t.test(
       );
     }
     // The control: a store on etcd (none listens on port 1: the command fails after loading the client).
-    const etcd = openedBy(['--store', 'etcd://127.0.0.1:1', 'pool', 'ls'], { ...env, PIPEWRIGHT_ETCD_TIMEOUT_MS: '500' });
+    const etcd = openedBy(['--store', 'etcd://127.0.0.1:1', 'pool', 'ls'], {
+      ...env,
+      PIPEWRIGHT_ETCD_TIMEOUT_MS: '500',
+    });
     t.not(etcd.status, 0, 'the etcd store is unreachable');
     t.ok(
       etcd.files.some((f) => f.endsWith('/dist/snapshot/etcd3.cjs')),
@@ -69,7 +85,11 @@ t.test(
 );
 
 /** Medians of `rounds` runs of each command, sampled in turn. */
-function medians(commands: Record<string, [string, string[]]>, rounds: number, env: Record<string, string>): Record<string, number> {
+function medians(
+  commands: Record<string, [string, string[]]>,
+  rounds: number,
+  env: Record<string, string>,
+): Record<string, number> {
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(commands).map((k) => [k, []]));
   for (let i = 0; i < rounds; i++) {
     for (const [name, [file, args]] of Object.entries(commands)) {
@@ -91,7 +111,10 @@ t.test('start-up guard: the snapshot is no slower than the bundle, --version at 
     snapshot: [process.execPath, ['--snapshot-blob', BLOB, BUNDLE, '--version']],
     bundle: [process.execPath, [BUNDLE, '--version']],
   };
-  const verdict = (m: Record<string, number>) => ({ snapshotAhead: m.snapshot! <= m.bundle!, versionRatio: m.version! / m.floor! });
+  const verdict = (m: Record<string, number>) => ({
+    snapshotAhead: m.snapshot! <= m.bundle!,
+    versionRatio: m.version! / m.floor!,
+  });
   // A burst of noise can tip one sample of 15: a failing check is measured once more, longer.
   let m = medians(commands, 15, env);
   let v = verdict(m);
@@ -101,7 +124,9 @@ t.test('start-up guard: the snapshot is no slower than the bundle, --version at 
     v = verdict(m);
   }
   const ms = (k: string) => `${m[k]!.toFixed(1)} ms`;
-  t.comment(`medians: node -e 0 ${ms('floor')}, --version ${ms('version')}, snapshot ${ms('snapshot')}, bundle ${ms('bundle')}`);
+  t.comment(
+    `medians: node -e 0 ${ms('floor')}, --version ${ms('version')}, snapshot ${ms('snapshot')}, bundle ${ms('bundle')}`,
+  );
   t.ok(v.snapshotAhead, `the snapshot (${ms('snapshot')}) is no slower than the plain bundle (${ms('bundle')})`);
   t.ok(v.versionRatio <= 1.5, `--version is ${v.versionRatio.toFixed(2)}x node -e 0 (at most 1.5x)`);
 });

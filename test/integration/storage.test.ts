@@ -5,7 +5,16 @@
  */
 import t, { type Test } from 'tap';
 import { execa } from 'execa';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, cli, dockerUp, isRoot, must, sh, stateDir, TEST_IMAGE, uniq, waitStopped } from '../helpers/host.js';
@@ -25,7 +34,8 @@ const inCtr = (name: string, ...cmd: string[]) => execa('docker', ['exec', name,
 /** Backing mounts (tmpfs, loop images) go at the end even when the test fails; the state dir goes with stateDir(). */
 function volumes(t: T, dir: string) {
   t.teardown(async () => {
-    for (const v of JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout || '[]')) await sh('umount', [v.Mountpoint]);
+    for (const v of JSON.parse((await cli(dir, ['volume', 'ls', '--json'])).stdout || '[]'))
+      await sh('umount', [v.Mountpoint]);
   });
 }
 
@@ -108,7 +118,11 @@ t.test('copy-up for a fresh named volume, :nocopy and bind mounts skip it', { sk
   t.ok(existsSync(join(path, 'passwd')), "the image's /etc was copied into the volume");
   t.match((await inCtr(ctr, 'cat', '/etc/passwd')).stdout, /^root:/, 'and is still seen inside');
   t.equal((await cli(dir, ['mount', ctr, 'bare:/bin:nocopy'])).exitCode, 0);
-  t.same(JSON.parse((await cli(dir, ['volume', 'inspect', 'bare'])).stdout)[0].UsageData.Size < 8192, true, ':nocopy: the volume stays empty');
+  t.same(
+    JSON.parse((await cli(dir, ['volume', 'inspect', 'bare'])).stdout)[0].UsageData.Size < 8192,
+    true,
+    ':nocopy: the volume stays empty',
+  );
   await cli(dir, ['unmount', ctr, '/bin']);
   const host = mkdtempSync(join(tmpdir(), 'pipewright-bind-'));
   t.teardown(() => rmSync(host, { recursive: true, force: true }));
@@ -140,92 +154,126 @@ t.test('bad names, traversal and sensitive paths are refused and change nothing'
   t.equal((await inCtr(ctr, 'ls', '/host')).exitCode, 1, 'nothing appeared in the container');
 });
 
-t.test('two creates of one volume at once: one wins, the loser touches nothing', { skip: !isRoot && 'needs root (volume backing mounts)' }, async (t) => {
-  const dir = stateDir(t);
-  for (let round = 0; round < 5; round++) {
-    const name = `race${round}`;
-    const [a, b] = await Promise.all([
-      cli(dir, ['volume', 'create', name, '--opt', 'type=tmpfs,o=size=1m']),
-      cli(dir, ['volume', 'create', name, '--opt', 'type=tmpfs,o=size=1m']),
+t.test(
+  'two creates of one volume at once: one wins, the loser touches nothing',
+  { skip: !isRoot && 'needs root (volume backing mounts)' },
+  async (t) => {
+    const dir = stateDir(t);
+    for (let round = 0; round < 5; round++) {
+      const name = `race${round}`;
+      const [a, b] = await Promise.all([
+        cli(dir, ['volume', 'create', name, '--opt', 'type=tmpfs,o=size=1m']),
+        cli(dir, ['volume', 'create', name, '--opt', 'type=tmpfs,o=size=1m']),
+      ]);
+      t.same([a.exitCode, b.exitCode].sort(), [0, 1], `round ${round}: exactly one create succeeded`);
+      t.match((a.exitCode ? a : b).stderr, /exists already/);
+      const path = (await cli(dir, ['volume', 'path', name])).stdout.trim();
+      t.ok(existsSync(path), "the winner's data directory is still there");
+      t.equal((await cli(dir, ['volume', 'rm', name])).exitCode, 0);
+    }
+  },
+);
+
+t.test(
+  'a bind-backed volume is mounted once however often it is used, and rm removes it',
+  { skip: !isRoot && 'needs root (mounts)' },
+  async (t) => {
+    const dir = stateDir(t);
+    const src = mkdtempSync(join(tmpdir(), 'pipewright-bindsrc-'));
+    t.teardown(() => rmSync(src, { recursive: true, force: true }));
+    writeFileSync(join(src, 'keep'), 'data');
+    t.equal((await cli(dir, ['volume', 'create', 'bound', '--opt', `type=none,o=bind,device=${src}`])).exitCode, 0);
+    let path = '';
+    for (let i = 0; i < 3; i++) path = (await cli(dir, ['volume', 'path', 'bound'])).stdout.trim();
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[4] === path);
+    t.equal(
+      mounts.length,
+      1,
+      'one mount on _data after three uses (a bind from the same filesystem is seen in mountinfo)',
+    );
+    const rm = await cli(dir, ['volume', 'rm', 'bound']);
+    t.equal(rm.exitCode, 0, rm.stderr);
+    t.equal(readFileSync(join(src, 'keep'), 'utf8'), 'data', "the bind source's files are untouched");
+  },
+);
+
+t.test(
+  'a bind-backed volume honours o=bind,ro and keeps the source it was created with',
+  { skip: !isRoot && 'needs root (mounts)' },
+  async (t) => {
+    const dir = stateDir(t);
+    const base = mkdtempSync(join(tmpdir(), 'pipewright-bindro-'));
+    t.teardown(() => rmSync(base, { recursive: true, force: true }));
+    for (const d of ['real', 'other']) {
+      mkdirSync(join(base, d));
+      writeFileSync(join(base, d, 'who'), d);
+    }
+    symlinkSync(join(base, 'real'), join(base, 'link'));
+    const create = await cli(dir, [
+      'volume',
+      'create',
+      'ro',
+      '--opt',
+      `type=none,o=bind,ro,device=${join(base, 'link')}`,
     ]);
-    t.same([a.exitCode, b.exitCode].sort(), [0, 1], `round ${round}: exactly one create succeeded`);
-    t.match((a.exitCode ? a : b).stderr, /exists already/);
-    const path = (await cli(dir, ['volume', 'path', name])).stdout.trim();
-    t.ok(existsSync(path), "the winner's data directory is still there");
-    t.equal((await cli(dir, ['volume', 'rm', name])).exitCode, 0);
-  }
-});
+    t.equal(create.exitCode, 0, create.stderr);
+    const path = (await cli(dir, ['volume', 'path', 'ro'])).stdout.trim();
+    t.teardown(() => sh('umount', [path]));
+    t.equal(readFileSync(join(path, 'who'), 'utf8'), 'real');
+    t.throws(() => writeFileSync(join(path, 'new'), 'x'), /EROFS/, 'o=bind,ro: read-only');
+    t.equal(
+      JSON.parse((await cli(dir, ['volume', 'inspect', 'ro'])).stdout)[0].Options.device,
+      join(base, 'real'),
+      'the source was resolved at create',
+    );
+    // The link now points elsewhere; after an unmount (a reboot) the volume comes back from the same directory.
+    rmSync(join(base, 'link'));
+    symlinkSync(join(base, 'other'), join(base, 'link'));
+    await must('umount', [path]);
+    t.equal((await cli(dir, ['volume', 'path', 'ro'])).exitCode, 0);
+    t.equal(readFileSync(join(path, 'who'), 'utf8'), 'real', 'still the directory resolved at create');
+    // A component of the recorded path swapped for a symlink: refused, not followed.
+    await must('umount', [path]);
+    renameSync(join(base, 'real'), join(base, 'moved'));
+    symlinkSync(join(base, 'other'), join(base, 'real'));
+    const again = await cli(dir, ['volume', 'path', 'ro']);
+    t.equal(again.exitCode, 1);
+    t.match(again.stderr, /bind source .* cannot be opened .*restore it or remove the volume/);
+    t.notOk(readFileSync('/proc/self/mountinfo', 'utf8').includes(path), 'nothing was mounted');
+    t.equal(
+      (await cli(dir, ['volume', 'create', 'bad', '--opt', `type=none,o=bind,suid,device=${base}`])).exitCode,
+      2,
+      'unknown o= words are refused',
+    );
+    t.equal((await cli(dir, ['volume', 'rm', 'ro'])).exitCode, 0);
+  },
+);
 
-t.test('a bind-backed volume is mounted once however often it is used, and rm removes it', { skip: !isRoot && 'needs root (mounts)' }, async (t) => {
-  const dir = stateDir(t);
-  const src = mkdtempSync(join(tmpdir(), 'pipewright-bindsrc-'));
-  t.teardown(() => rmSync(src, { recursive: true, force: true }));
-  writeFileSync(join(src, 'keep'), 'data');
-  t.equal((await cli(dir, ['volume', 'create', 'bound', '--opt', `type=none,o=bind,device=${src}`])).exitCode, 0);
-  let path = '';
-  for (let i = 0; i < 3; i++) path = (await cli(dir, ['volume', 'path', 'bound'])).stdout.trim();
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l.split(' ')[4] === path);
-  t.equal(mounts.length, 1, 'one mount on _data after three uses (a bind from the same filesystem is seen in mountinfo)');
-  const rm = await cli(dir, ['volume', 'rm', 'bound']);
-  t.equal(rm.exitCode, 0, rm.stderr);
-  t.equal(readFileSync(join(src, 'keep'), 'utf8'), 'data', "the bind source's files are untouched");
-});
-
-t.test('a bind-backed volume honours o=bind,ro and keeps the source it was created with', { skip: !isRoot && 'needs root (mounts)' }, async (t) => {
-  const dir = stateDir(t);
-  const base = mkdtempSync(join(tmpdir(), 'pipewright-bindro-'));
-  t.teardown(() => rmSync(base, { recursive: true, force: true }));
-  for (const d of ['real', 'other']) {
-    mkdirSync(join(base, d));
-    writeFileSync(join(base, d, 'who'), d);
-  }
-  symlinkSync(join(base, 'real'), join(base, 'link'));
-  const create = await cli(dir, ['volume', 'create', 'ro', '--opt', `type=none,o=bind,ro,device=${join(base, 'link')}`]);
-  t.equal(create.exitCode, 0, create.stderr);
-  const path = (await cli(dir, ['volume', 'path', 'ro'])).stdout.trim();
-  t.teardown(() => sh('umount', [path]));
-  t.equal(readFileSync(join(path, 'who'), 'utf8'), 'real');
-  t.throws(() => writeFileSync(join(path, 'new'), 'x'), /EROFS/, 'o=bind,ro: read-only');
-  t.equal(JSON.parse((await cli(dir, ['volume', 'inspect', 'ro'])).stdout)[0].Options.device, join(base, 'real'), 'the source was resolved at create');
-  // The link now points elsewhere; after an unmount (a reboot) the volume comes back from the same directory.
-  rmSync(join(base, 'link'));
-  symlinkSync(join(base, 'other'), join(base, 'link'));
-  await must('umount', [path]);
-  t.equal((await cli(dir, ['volume', 'path', 'ro'])).exitCode, 0);
-  t.equal(readFileSync(join(path, 'who'), 'utf8'), 'real', 'still the directory resolved at create');
-  // A component of the recorded path swapped for a symlink: refused, not followed.
-  await must('umount', [path]);
-  renameSync(join(base, 'real'), join(base, 'moved'));
-  symlinkSync(join(base, 'other'), join(base, 'real'));
-  const again = await cli(dir, ['volume', 'path', 'ro']);
-  t.equal(again.exitCode, 1);
-  t.match(again.stderr, /bind source .* cannot be opened .*restore it or remove the volume/);
-  t.notOk(readFileSync('/proc/self/mountinfo', 'utf8').includes(path), 'nothing was mounted');
-  t.equal((await cli(dir, ['volume', 'create', 'bad', '--opt', `type=none,o=bind,suid,device=${base}`])).exitCode, 2, 'unknown o= words are refused');
-  t.equal((await cli(dir, ['volume', 'rm', 'ro'])).exitCode, 0);
-});
-
-t.test('copy-up reads the container from inside: a directory swapped for a symlink to a host path copies no host file', { skip: SKIP }, async (t) => {
-  const dir = stateDir(t);
-  volumes(t, dir);
-  const ctr = await container(t);
-  const secret = mkdtempSync(join(tmpdir(), 'pipewright-secret-'));
-  t.teardown(() => rmSync(secret, { recursive: true, force: true }));
-  writeFileSync(join(secret, 'id_rsa'), 'host secret');
-  t.equal((await inCtr(ctr, 'mkdir', '-p', '/srv/app')).exitCode, 0);
-  // mount stops right after it resolved /srv/app in the container; the container swaps it meanwhile.
-  const mount = execa(CLI, ['mount', ctr, 'fresh:/srv/app'], {
-    reject: false,
-    env: { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_FAULT: 'prepare /srv/app:stop' },
-  });
-  await waitStopped(mount.pid!);
-  t.equal((await inCtr(ctr, 'sh', '-c', `rm -rf /srv/app && ln -s ${secret} /srv/app`)).exitCode, 0);
-  process.kill(mount.pid!, 'SIGCONT');
-  const r = await mount;
-  const path = join(dir, 'volumes', 'fresh', '_data');
-  t.notOk(existsSync(join(path, 'id_rsa')), 'no host file in the volume');
-  t.equal(r.exitCode, 1, 'the mount fails: the symlink leads nowhere inside the container');
-  t.match(r.stderr, /open in the container \/srv\/app/);
-});
+t.test(
+  'copy-up reads the container from inside: a directory swapped for a symlink to a host path copies no host file',
+  { skip: SKIP },
+  async (t) => {
+    const dir = stateDir(t);
+    volumes(t, dir);
+    const ctr = await container(t);
+    const secret = mkdtempSync(join(tmpdir(), 'pipewright-secret-'));
+    t.teardown(() => rmSync(secret, { recursive: true, force: true }));
+    writeFileSync(join(secret, 'id_rsa'), 'host secret');
+    t.equal((await inCtr(ctr, 'mkdir', '-p', '/srv/app')).exitCode, 0);
+    // mount stops right after it resolved /srv/app in the container; the container swaps it meanwhile.
+    const mount = execa(CLI, ['mount', ctr, 'fresh:/srv/app'], {
+      reject: false,
+      env: { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_FAULT: 'prepare /srv/app:stop' },
+    });
+    await waitStopped(mount.pid!);
+    t.equal((await inCtr(ctr, 'sh', '-c', `rm -rf /srv/app && ln -s ${secret} /srv/app`)).exitCode, 0);
+    process.kill(mount.pid!, 'SIGCONT');
+    const r = await mount;
+    const path = join(dir, 'volumes', 'fresh', '_data');
+    t.notOk(existsSync(join(path, 'id_rsa')), 'no host file in the volume');
+    t.equal(r.exitCode, 1, 'the mount fails: the symlink leads nowhere inside the container');
+    t.match(r.stderr, /open in the container \/srv\/app/);
+  },
+);

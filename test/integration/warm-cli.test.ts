@@ -35,9 +35,17 @@ const NO_NODE = { NODE_OPTIONS: '--no-such-node-option' };
 async function warmDaemon(t: Test) {
   const dir = stateDir(t);
   const socket = join(dir, 'cli.sock');
-  const daemon = await startDaemon(t, dir, ['--socket', join(dir, 'plugin.sock'), '--cni-socket', '', '--cli-socket', socket]);
+  const daemon = await startDaemon(t, dir, [
+    '--socket',
+    join(dir, 'plugin.sock'),
+    '--cni-socket',
+    '',
+    '--cli-socket',
+    socket,
+  ]);
   const env = { PIPEWRIGHT_STATE_DIR: dir, PIPEWRIGHT_CLI_SOCKET: socket };
-  const run = (args: string[], extra: Record<string, string> = {}, input?: string) => execa(CLI, args, { env: { ...env, ...extra }, input, reject: false });
+  const run = (args: string[], extra: Record<string, string> = {}, input?: string) =>
+    execa(CLI, args, { env: { ...env, ...extra }, input, reject: false });
   await until(() => workers(daemon.proc.pid!).length === 2, 5000);
   return { dir, socket, daemon, env, run };
 }
@@ -53,7 +61,9 @@ function readProc(path: string): string {
 
 /** The daemon's children: its warm workers, and commands they run. */
 function workers(daemon: number): number[] {
-  return readdirSync(`/proc/${daemon}/task`).flatMap((tid) => readProc(`/proc/${daemon}/task/${tid}/children`).split(' ').filter(Boolean).map(Number));
+  return readdirSync(`/proc/${daemon}/task`).flatMap((tid) =>
+    readProc(`/proc/${daemon}/task/${tid}/children`).split(' ').filter(Boolean).map(Number),
+  );
 }
 
 const declines = (lines: string[]) => lines.map((l) => JSON.parse(l)).filter((l) => l.declined);
@@ -89,13 +99,21 @@ t.test('a command runs in a warm worker as in its own process', { skip }, async 
   for (const p of ['warm', 'fromfile']) await run(['pool', 'rm', p]);
 });
 
-t.test("the caller's terminal is the command's terminal", { skip: skip || (!existsSync('/usr/bin/script') && 'needs script(1)') }, async (t) => {
-  const { env } = await warmDaemon(t);
-  // volume prune asks only on a terminal; script(1) gives the command one, and answers "n".
-  const r = await execa('script', ['-qec', `${CLI} volume prune`, '/dev/null'], { env: { ...env, ...NO_NODE }, input: 'n\n', reject: false });
-  t.match(r.stdout, /nothing removed/);
-  t.notMatch(r.stdout, /without a terminal/);
-});
+t.test(
+  "the caller's terminal is the command's terminal",
+  { skip: skip || (!existsSync('/usr/bin/script') && 'needs script(1)') },
+  async (t) => {
+    const { env } = await warmDaemon(t);
+    // volume prune asks only on a terminal; script(1) gives the command one, and answers "n".
+    const r = await execa('script', ['-qec', `${CLI} volume prune`, '/dev/null'], {
+      env: { ...env, ...NO_NODE },
+      input: 'n\n',
+      reject: false,
+    });
+    t.match(r.stdout, /nothing removed/);
+    t.notMatch(r.stdout, /without a terminal/);
+  },
+);
 
 t.test('signals and kill -9 of the caller reach the command', { skip }, async (t) => {
   const { env, daemon } = await warmDaemon(t);
@@ -127,11 +145,21 @@ t.test('callers unlike the worker, and daemons, run in their own process', { ski
   const ns = await netns(t);
   // Another network namespace (ip netns exec: a mount namespace of its own too): run by Node in
   // the caller, so NODE_OPTIONS stops it.
-  const inNs = await execa('ip', ['netns', 'exec', ns, CLI, 'pool', 'ls'], { env: { ...env, ...NO_NODE }, reject: false });
+  const inNs = await execa('ip', ['netns', 'exec', ns, CLI, 'pool', 'ls'], {
+    env: { ...env, ...NO_NODE },
+    reject: false,
+  });
   t.match(inNs.stderr, /no-such-node-option/, 'another netns: not run by a worker');
-  t.equal((await execa('ip', ['netns', 'exec', ns, CLI, 'pool', 'ls'], { env, reject: false })).exitCode, 0, 'and runs by itself');
+  t.equal(
+    (await execa('ip', ['netns', 'exec', ns, CLI, 'pool', 'ls'], { env, reject: false })).exitCode,
+    0,
+    'and runs by itself',
+  );
   // Fewer capabilities than the worker.
-  const fewer = await execa('setpriv', ['--bounding-set', '-net_admin', CLI, 'pool', 'ls'], { env: { ...env, ...NO_NODE }, reject: false });
+  const fewer = await execa('setpriv', ['--bounding-set', '-net_admin', CLI, 'pool', 'ls'], {
+    env: { ...env, ...NO_NODE },
+    reject: false,
+  });
   t.match(fewer.stderr, /no-such-node-option/, 'fewer capabilities: not run by a worker');
   t.match(
     declines(daemon.lines()).map((l) => l.declined),
@@ -151,24 +179,31 @@ t.test('callers unlike the worker, and daemons, run in their own process', { ski
   t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the workers still serve');
 });
 
-t.test('a caller that sends no whole call within 2 s, or one too long, is dropped; the worker waits on', { skip }, async (t) => {
-  const { socket, daemon, run } = await warmDaemon(t);
-  const dropped = (send: (c: Socket) => void) =>
-    new Promise<number>((resolve, reject) => {
-      const t0 = Date.now();
-      const c = createConnection(socket, () => send(c));
-      // A reset is a drop too: the worker closed with the caller's bytes unread.
-      c.on('error', (err: NodeJS.ErrnoException) => err.code !== 'ECONNRESET' && reject(err))
-        .on('close', () => resolve(Date.now() - t0))
-        .resume();
-    });
-  // Both at once: the two workers each hold one until it is dropped.
-  const [silent, tooLong] = await Promise.all([dropped(() => {}), dropped((c) => c.write(Buffer.from([0, 0, 0x20, 0])))]);
-  t.ok(silent >= 1900 && silent < 4000, `a silent caller is dropped after the 2 s limit (${silent} ms)`);
-  t.ok(tooLong < 1900, `a call longer than 1 MiB is dropped at once, not at the limit (${tooLong} ms)`);
-  t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the same workers then serve a command');
-  t.same(declines(daemon.lines()), [], 'dropped before a worker reads a call: nothing to decline');
-});
+t.test(
+  'a caller that sends no whole call within 2 s, or one too long, is dropped; the worker waits on',
+  { skip },
+  async (t) => {
+    const { socket, daemon, run } = await warmDaemon(t);
+    const dropped = (send: (c: Socket) => void) =>
+      new Promise<number>((resolve, reject) => {
+        const t0 = Date.now();
+        const c = createConnection(socket, () => send(c));
+        // A reset is a drop too: the worker closed with the caller's bytes unread.
+        c.on('error', (err: NodeJS.ErrnoException) => err.code !== 'ECONNRESET' && reject(err))
+          .on('close', () => resolve(Date.now() - t0))
+          .resume();
+      });
+    // Both at once: the two workers each hold one until it is dropped.
+    const [silent, tooLong] = await Promise.all([
+      dropped(() => {}),
+      dropped((c) => c.write(Buffer.from([0, 0, 0x20, 0]))),
+    ]);
+    t.ok(silent >= 1900 && silent < 4000, `a silent caller is dropped after the 2 s limit (${silent} ms)`);
+    t.ok(tooLong < 1900, `a call longer than 1 MiB is dropped at once, not at the limit (${tooLong} ms)`);
+    t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the same workers then serve a command');
+    t.same(declines(daemon.lines()), [], 'dropped before a worker reads a call: nothing to decline');
+  },
+);
 
 t.test('idle workers go with the daemon; commands then start Node themselves', { skip }, async (t) => {
   const { env, daemon } = await warmDaemon(t);
@@ -179,26 +214,34 @@ t.test('idle workers go with the daemon; commands then start Node themselves', {
   t.not(await until(() => idle.every(processEnded), 5000), -1, 'no worker outlives a daemon killed -9');
   const r = await execa(CLI, ['--version'], { env, reject: false });
   t.equal(r.stdout, '0.1.0', 'a stale socket: the command runs by itself');
-  t.equal((await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).exitCode, 9, 'in Node (NODE_OPTIONS applies)');
+  t.equal(
+    (await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).exitCode,
+    9,
+    'in Node (NODE_OPTIONS applies)',
+  );
 });
 
-t.test('a caller trickling its call is dropped 2 s after the accept, not 2 s after each byte (#5)', { skip }, async (t) => {
-  const { socket, daemon, run } = await warmDaemon(t);
-  const t0 = Date.now();
-  const held = await new Promise<number>((resolve, reject) => {
-    const c = createConnection(socket, () => c.write(Buffer.from([100, 0, 0, 0])));
-    const trickle = setInterval(() => c.writable && c.write('x'), 300); // 1 byte per 300 ms: 30 s for the call
-    c.on('error', (err: NodeJS.ErrnoException) => err.code !== 'ECONNRESET' && err.code !== 'EPIPE' && reject(err))
-      .on('close', () => {
-        clearInterval(trickle);
-        resolve(Date.now() - t0);
-      })
-      .resume();
-  });
-  t.ok(held >= 1900 && held < 4000, `dropped at the call's deadline (${held} ms)`);
-  t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the workers then serve');
-  t.same(declines(daemon.lines()), [], 'nothing declined');
-});
+t.test(
+  'a caller trickling its call is dropped 2 s after the accept, not 2 s after each byte (#5)',
+  { skip },
+  async (t) => {
+    const { socket, daemon, run } = await warmDaemon(t);
+    const t0 = Date.now();
+    const held = await new Promise<number>((resolve, reject) => {
+      const c = createConnection(socket, () => c.write(Buffer.from([100, 0, 0, 0])));
+      const trickle = setInterval(() => c.writable && c.write('x'), 300); // 1 byte per 300 ms: 30 s for the call
+      c.on('error', (err: NodeJS.ErrnoException) => err.code !== 'ECONNRESET' && err.code !== 'EPIPE' && reject(err))
+        .on('close', () => {
+          clearInterval(trickle);
+          resolve(Date.now() - t0);
+        })
+        .resume();
+    });
+    t.ok(held >= 1900 && held < 4000, `dropped at the call's deadline (${held} ms)`);
+    t.equal((await run(['--version'], NO_NODE)).stdout, '0.1.0', 'the workers then serve');
+    t.same(declines(daemon.lines()), [], 'nothing declined');
+  },
+);
 
 /** A process's state letter (R, S, T...) and CPU time (utime + stime, in ticks), from /proc/<pid>/stat. */
 function stat(pid: number): { state: string; cpu: number } {
@@ -210,39 +253,49 @@ function stat(pid: number): { state: string; cpu: number } {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-t.test('Ctrl-Z stops the caller and the worker; fg goes on with both, and the exit status arrives (#4)', { skip }, async (t) => {
-  const { env, daemon } = await warmDaemon(t);
-  // In a process group of its own under this one, as a job-control shell puts a job (a group
-  // whose parent is in another session is orphaned, and the kernel drops SIGTSTP there).
-  const proc = execa('perl', ['-e', 'setpgrp(0, 0); exec @ARGV or die', CLI], { env: { ...env, ...NO_NODE, CNI_COMMAND: 'VERSION' }, reject: false });
-  const caller = proc.pid!;
-  t.teardown(() => void proc.kill('SIGKILL'));
-  await until(() => stat(caller).state !== '' && readProc(`/proc/${caller}/cmdline`).startsWith(CLI), 5000);
-  const stdin = readlinkSync(`/proc/${caller}/fd/0`);
-  let busy: number | undefined;
-  await until(() => (busy = workers(daemon.proc.pid!).find((w) => fdIs(w, stdin))) !== undefined, 5000);
-  t.ok(busy, 'a worker runs the command (the CNI plugin waiting for its stdin)');
-  process.kill(caller, 'SIGTSTP');
-  const stopped = await until(() => stat(caller).state === 'T', 1000);
-  t.not(stopped, -1, `the caller stops within 1 s (${stopped} ms; state ${stat(caller).state})`);
-  // The worker's SIGSTOP is sent before the caller stops, but it takes effect when the worker is
-  // next scheduled: on a loaded host that can come after the caller's own stop.
-  const workerStopped = await until(() => stat(busy!).state === 'T', 1000);
-  t.not(workerStopped, -1, `and so does the worker, within 1 s (${workerStopped} ms; state ${stat(busy!).state})`);
-  const cpu = stat(caller).cpu;
-  await sleep(500);
-  t.equal(stat(caller).cpu, cpu, 'the stopped caller uses no CPU');
-  process.kill(-caller, 'SIGCONT'); // what `fg` sends: to the job's process group, not the worker's
-  t.not(await until(() => stat(busy!).state !== 'T' && stat(caller).state !== 'T', 1000), -1, 'both run again');
-  proc.stdin!.end(JSON.stringify({ cniVersion: '1.0.0' }));
-  const r = await proc;
-  t.equal(r.exitCode, 0, r.stderr);
-  t.ok(JSON.parse(r.stdout).supportedVersions.includes('1.0.0'), "the command's output and exit status arrive");
-});
+t.test(
+  'Ctrl-Z stops the caller and the worker; fg goes on with both, and the exit status arrives (#4)',
+  { skip },
+  async (t) => {
+    const { env, daemon } = await warmDaemon(t);
+    // In a process group of its own under this one, as a job-control shell puts a job (a group
+    // whose parent is in another session is orphaned, and the kernel drops SIGTSTP there).
+    const proc = execa('perl', ['-e', 'setpgrp(0, 0); exec @ARGV or die', CLI], {
+      env: { ...env, ...NO_NODE, CNI_COMMAND: 'VERSION' },
+      reject: false,
+    });
+    const caller = proc.pid!;
+    t.teardown(() => void proc.kill('SIGKILL'));
+    await until(() => stat(caller).state !== '' && readProc(`/proc/${caller}/cmdline`).startsWith(CLI), 5000);
+    const stdin = readlinkSync(`/proc/${caller}/fd/0`);
+    let busy: number | undefined;
+    await until(() => (busy = workers(daemon.proc.pid!).find((w) => fdIs(w, stdin))) !== undefined, 5000);
+    t.ok(busy, 'a worker runs the command (the CNI plugin waiting for its stdin)');
+    process.kill(caller, 'SIGTSTP');
+    const stopped = await until(() => stat(caller).state === 'T', 1000);
+    t.not(stopped, -1, `the caller stops within 1 s (${stopped} ms; state ${stat(caller).state})`);
+    // The worker's SIGSTOP is sent before the caller stops, but it takes effect when the worker is
+    // next scheduled: on a loaded host that can come after the caller's own stop.
+    const workerStopped = await until(() => stat(busy!).state === 'T', 1000);
+    t.not(workerStopped, -1, `and so does the worker, within 1 s (${workerStopped} ms; state ${stat(busy!).state})`);
+    const cpu = stat(caller).cpu;
+    await sleep(500);
+    t.equal(stat(caller).cpu, cpu, 'the stopped caller uses no CPU');
+    process.kill(-caller, 'SIGCONT'); // what `fg` sends: to the job's process group, not the worker's
+    t.not(await until(() => stat(busy!).state !== 'T' && stat(caller).state !== 'T', 1000), -1, 'both run again');
+    proc.stdin!.end(JSON.stringify({ cniVersion: '1.0.0' }));
+    const r = await proc;
+    t.equal(r.exitCode, 0, r.stderr);
+    t.ok(JSON.parse(r.stdout).supportedVersions.includes('1.0.0'), "the command's output and exit status arrive");
+  },
+);
 
 t.test('a stopped caller killed -9: its worker does not stay stopped (#4)', { skip }, async (t) => {
   const { env, daemon } = await warmDaemon(t);
-  const proc = execa('perl', ['-e', 'setpgrp(0, 0); exec @ARGV or die', CLI], { env: { ...env, ...NO_NODE, CNI_COMMAND: 'VERSION' }, reject: false });
+  const proc = execa('perl', ['-e', 'setpgrp(0, 0); exec @ARGV or die', CLI], {
+    env: { ...env, ...NO_NODE, CNI_COMMAND: 'VERSION' },
+    reject: false,
+  });
   const caller = proc.pid!;
   await until(() => readProc(`/proc/${caller}/cmdline`).startsWith(CLI), 5000);
   const stdin = readlinkSync(`/proc/${caller}/fd/0`);
@@ -276,20 +329,24 @@ function stateDirOnly(t: Test): string {
   return dir;
 }
 
-t.test('a daemon whose workers fail at start removes its socket; commands then run at once (#5)', { skip }, async (t) => {
-  const { dir, socket, daemon, env } = await warmDaemon(t);
-  // A state dir its group may write: each new worker's Store.openAhead refuses it, and the worker ends.
-  chmodSync(dir, 0o775);
-  t.teardown(() => chmodSync(dir, 0o700));
-  for (const w of workers(daemon.proc.pid!)) process.kill(w, 'SIGKILL');
-  const gaveUp = await until(() => daemon.lines().some((l) => JSON.parse(l).stoppedStarting), 10_000);
-  t.not(gaveUp, -1, 'the daemon stops starting workers');
-  t.notOk(existsSync(socket), 'and removes the socket');
-  const t0 = Date.now();
-  const r = await execa('timeout', ['10', CLI, '--version'], { env, reject: false });
-  t.equal(r.stdout, '0.1.0', r.stderr);
-  t.ok(Date.now() - t0 < 2000, `a command runs by itself at once (${Date.now() - t0} ms)`);
-});
+t.test(
+  'a daemon whose workers fail at start removes its socket; commands then run at once (#5)',
+  { skip },
+  async (t) => {
+    const { dir, socket, daemon, env } = await warmDaemon(t);
+    // A state dir its group may write: each new worker's Store.openAhead refuses it, and the worker ends.
+    chmodSync(dir, 0o775);
+    t.teardown(() => chmodSync(dir, 0o700));
+    for (const w of workers(daemon.proc.pid!)) process.kill(w, 'SIGKILL');
+    const gaveUp = await until(() => daemon.lines().some((l) => JSON.parse(l).stoppedStarting), 10_000);
+    t.not(gaveUp, -1, 'the daemon stops starting workers');
+    t.notOk(existsSync(socket), 'and removes the socket');
+    const t0 = Date.now();
+    const r = await execa('timeout', ['10', CLI, '--version'], { env, reject: false });
+    t.equal(r.stdout, '0.1.0', r.stderr);
+    t.ok(Date.now() - t0 < 2000, `a command runs by itself at once (${Date.now() - t0} ms)`);
+  },
+);
 
 t.test('a worker of another build declines; the command runs by itself (#22)', { skip }, async (t) => {
   const { env, daemon } = await warmDaemon(t);
@@ -297,26 +354,49 @@ t.test('a worker of another build declines; the command runs by itself (#22)', {
   const other = join(stateDirOnly(t), 'dist');
   const real = dirname(dirname(CLI));
   mkdirSync(join(other, 'bin'), { recursive: true });
-  for (const f of ['bundle', 'pipewright.blob', 'pipewright.blob.cpu']) if (existsSync(join(real, f))) symlinkSync(join(real, f), join(other, f));
+  for (const f of ['bundle', 'pipewright.blob', 'pipewright.blob.cpu'])
+    if (existsSync(join(real, f))) symlinkSync(join(real, f), join(other, f));
   const native = join(real, '..', 'native');
-  await execa('cc', ['-O2', '-DBUILD_ID="0000000000000000"', '-o', join(other, 'bin/pipewright'), join(native, 'pipewright.c')]);
-  const declined = await execa(join(other, 'bin/pipewright'), ['--version'], { env: { ...env, ...NO_NODE }, reject: false });
+  await execa('cc', [
+    '-O2',
+    '-DBUILD_ID="0000000000000000"',
+    '-o',
+    join(other, 'bin/pipewright'),
+    join(native, 'pipewright.c'),
+  ]);
+  const declined = await execa(join(other, 'bin/pipewright'), ['--version'], {
+    env: { ...env, ...NO_NODE },
+    reject: false,
+  });
   t.match(declined.stderr, /no-such-node-option/, 'not run by a worker');
-  t.match(declines(daemon.lines()).at(-1)?.declined, /a launcher of another build \(0000000000000000; this worker: [0-9a-f]{16}\)/, 'the daemon says why');
+  t.match(
+    declines(daemon.lines()).at(-1)?.declined,
+    /a launcher of another build \(0000000000000000; this worker: [0-9a-f]{16}\)/,
+    'the daemon says why',
+  );
   const ran = await execa(join(other, 'bin/pipewright'), ['--version'], { env, reject: false });
   t.equal(ran.stdout, '0.1.0', 'and it runs by itself');
-  t.equal((await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).stdout, '0.1.0', 'a launcher of this build is served');
+  t.equal(
+    (await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).stdout,
+    '0.1.0',
+    'a launcher of this build is served',
+  );
 });
 
 t.test("daemon start deletes only dead sockets: not a file, not a live daemon's socket (#24)", { skip }, async (t) => {
   const { dir, socket, env } = await warmDaemon(t);
   const second = stateDir(t);
   const start = (args: string[]) =>
-    execa(CLI, ['daemon', '--log-format', 'json', '--cni-socket', '', ...args], { env: { PIPEWRIGHT_STATE_DIR: second }, reject: false, timeout: 20_000 });
+    execa(CLI, ['daemon', '--log-format', 'json', '--cni-socket', '', ...args], {
+      env: { PIPEWRIGHT_STATE_DIR: second },
+      reject: false,
+      timeout: 20_000,
+    });
   const file = join(second, 'not-a-socket');
   writeFileSync(file, 'keep me\n');
   for (const flag of ['--socket', '--cli-socket']) {
-    const others = flag === '--socket' ? ['--cli-socket', join(second, 'cli.sock')] : ['--socket', join(second, 'plugin.sock')];
+    const others =
+      flag === '--socket' ? ['--cli-socket', join(second, 'cli.sock')] : ['--socket', join(second, 'plugin.sock')];
     const r = await start([flag, file, ...others]);
     t.not(r.exitCode, 0, `${flag} naming a file: the daemon does not start`);
     t.match(r.stderr, /not-a-socket exists and is not a socket/);
@@ -328,6 +408,10 @@ t.test("daemon start deletes only dead sockets: not a file, not a live daemon's 
   t.not(stealing.exitCode, 0, "a second daemon on the first's CLI socket does not start");
   t.match(stealing.stderr, /another daemon's warm workers answer on/);
   t.equal(lstatSync(socket).ino, before, "the first daemon's socket is still there");
-  t.equal((await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).stdout, '0.1.0', 'and its workers serve');
+  t.equal(
+    (await execa(CLI, ['--version'], { env: { ...env, ...NO_NODE }, reject: false })).stdout,
+    '0.1.0',
+    'and its workers serve',
+  );
   t.ok(dir);
 });

@@ -18,7 +18,11 @@ const codeOf = (fn: () => unknown) => {
 
 t.test('CNI_* variables', async (t) => {
   const base = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0' };
-  t.match(readEnv({ ...base, CNI_ARGS: 'IgnoreUnknown=1;IP=10.0.0.5' }), { command: 'ADD', containerId: 'c1', ifname: 'eth0' });
+  t.match(readEnv({ ...base, CNI_ARGS: 'IgnoreUnknown=1;IP=10.0.0.5' }), {
+    command: 'ADD',
+    containerId: 'c1',
+    ifname: 'eth0',
+  });
   t.equal(readEnv({ ...base, CNI_ARGS: 'IP=10.0.0.5' }).args.get('IP'), '10.0.0.5');
   t.equal(
     codeOf(() => readEnv({ ...base, CNI_COMMAND: 'FOO' })),

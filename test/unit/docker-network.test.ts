@@ -25,26 +25,55 @@ function driver(t: Test) {
 
 t.test('CreateNetwork refuses what it cannot make, and changes nothing', async (t) => {
   const { ctx, d } = driver(t);
-  const create = (body: object) => Promise.resolve(d.CreateNetwork({ NetworkID: NET, IPv4Data: v4('10.40.0.0/24', '10.40.0.1/24'), ...body }));
+  const create = (body: object) =>
+    Promise.resolve(d.CreateNetwork({ NetworkID: NET, IPv4Data: v4('10.40.0.0/24', '10.40.0.1/24'), ...body }));
   await t.rejects(create({ NetworkID: 'lan' }), /NetworkID must be Docker's 64-hex-digit ID/);
   const opts = (o: object) => create({ Options: { 'com.docker.network.generic': o } });
-  await t.rejects(opts({ vlan: '7' }), /-o vlan: a pipewright bridge network takes the options bridge, masquerade, isolated, mtu/);
+  await t.rejects(
+    opts({ vlan: '7' }),
+    /-o vlan: a pipewright bridge network takes the options bridge, masquerade, isolated, mtu/,
+  );
   await t.rejects(
     opts({ parent: 'eth0', masquerade: 'true' }),
     /-o masquerade: a pipewright macvlan network takes the options parent, macvlan_mode, host_shim, vlan, mtu/,
   );
-  await t.rejects(opts({ parent: 'eth0', ipvlan_mode: 'l2' }), /-o ipvlan_mode: Docker sets a MAC of its own on each endpoint, which an ipvlan cannot take/);
+  await t.rejects(
+    opts({ parent: 'eth0', ipvlan_mode: 'l2' }),
+    /-o ipvlan_mode: Docker sets a MAC of its own on each endpoint, which an ipvlan cannot take/,
+  );
   await t.rejects(opts({ parent: 'eth0', vlan: '4095' }), /VLAN id "4095" must be a whole number from 1 to 4094/);
-  await t.rejects(opts({ parent: 'nosuch0.4095' }), /VLAN id "4095"/, "Docker's spelling parent=<nic>.<id> is read as a VLAN");
-  await t.rejects(opts({ parent: 'nosuch0', vlan: '10' }), /parent nosuch0 must be an existing Ethernet interface \(not a bridge\) for a macvlan network/);
-  await t.rejects(opts({ parent: 'nosuch0' }), /parent nosuch0 must be an existing Ethernet interface \(not a bridge\) for a macvlan network/);
-  await t.rejects(opts({ bridge: 'none' }), /none is attach's word for a dummy \(no host interface\); name the bridge or parent otherwise/);
+  await t.rejects(
+    opts({ parent: 'nosuch0.4095' }),
+    /VLAN id "4095"/,
+    "Docker's spelling parent=<nic>.<id> is read as a VLAN",
+  );
+  await t.rejects(
+    opts({ parent: 'nosuch0', vlan: '10' }),
+    /parent nosuch0 must be an existing Ethernet interface \(not a bridge\) for a macvlan network/,
+  );
+  await t.rejects(
+    opts({ parent: 'nosuch0' }),
+    /parent nosuch0 must be an existing Ethernet interface \(not a bridge\) for a macvlan network/,
+  );
+  await t.rejects(
+    opts({ bridge: 'none' }),
+    /none is attach's word for a dummy \(no host interface\); name the bridge or parent otherwise/,
+  );
   await t.rejects(opts({ parent: 'none' }), /none is attach's word for a dummy/);
-  await t.rejects(opts({ parent: 'eth0', macvlan_mode: 'loud' }), /macvlan mode "loud" must be one of bridge, private, vepa, passthru/);
+  await t.rejects(
+    opts({ parent: 'eth0', macvlan_mode: 'loud' }),
+    /macvlan mode "loud" must be one of bridge, private, vepa, passthru/,
+  );
   await t.rejects(opts({ mtu: '9k' }), /MTU "9k" must be a whole number from 68 to 65535/);
   await t.rejects(opts({ parent: '../x' }), /parent/);
-  await t.rejects(create({ Options: { 'com.docker.network.generic': { masquerade: 'yes' } } }), /-o masquerade=yes: must be true or false/);
-  await t.rejects(create({ IPv6Data: v4('10.40.1.0/24', '10.40.1.1/24') }), /Docker gave 10\.40\.1\.0\/24 as the network's IPv6 subnet/);
+  await t.rejects(
+    create({ Options: { 'com.docker.network.generic': { masquerade: 'yes' } } }),
+    /-o masquerade=yes: must be true or false/,
+  );
+  await t.rejects(
+    create({ IPv6Data: v4('10.40.1.0/24', '10.40.1.1/24') }),
+    /Docker gave 10\.40\.1\.0\/24 as the network's IPv6 subnet/,
+  );
   await t.rejects(create({ IPv4Data: [] }), /Docker gave the network no IPv4 subnet/);
   await ctx.ipam.createPool({ name: 'ops', cidr: '10.41.0.0/24' });
   await t.rejects(
@@ -69,7 +98,10 @@ t.test('endpoint calls name what is missing; deletes and revokes of what is gone
     Promise.resolve(d.CreateEndpoint({ NetworkID: NET, EndpointID: EP, Interface: { Address: '10.40.0.2/24' } })),
     /no pipewright network docker-aaaaaaaaaaaa/,
   );
-  await t.rejects(Promise.resolve(d.DeleteEndpoint({ NetworkID: NET, EndpointID: '../x' })), /EndpointID must be Docker's 64-hex-digit ID/);
+  await t.rejects(
+    Promise.resolve(d.DeleteEndpoint({ NetworkID: NET, EndpointID: '../x' })),
+    /EndpointID must be Docker's 64-hex-digit ID/,
+  );
   t.same(await d.DeleteEndpoint({ NetworkID: NET, EndpointID: EP }), {});
   t.same(await d.RevokeExternalConnectivity({ NetworkID: NET, EndpointID: EP }), {});
   t.same(await d.DeleteNetwork({ NetworkID: NET }), {});

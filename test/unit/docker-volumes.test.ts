@@ -28,6 +28,9 @@ t.test('create, get, list, mount by ID, unmount, remove; replays count once', as
   t.same(await d.Remove({ Name: 'data' }), {}, 'removed again: a replay, fine');
   t.notOk(existsSync(mountpoint));
   await t.rejects(async () => d.Get({ Name: 'data' }), /no volume named data/);
-  await t.rejects(async () => d.Create({ Name: 'bad', Opts: { colour: 'red' } }), /--opt "colour=red": known options are type, o and device/);
+  await t.rejects(
+    async () => d.Create({ Name: 'bad', Opts: { colour: 'red' } }),
+    /--opt "colour=red": known options are type, o and device/,
+  );
   t.same(await d.Capabilities({}), { Capabilities: { Scope: 'local' } });
 });

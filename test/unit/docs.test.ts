@@ -69,15 +69,23 @@ _pipewright; printf '%s\\n' "\${COMPREPLY[@]}"`;
 
 t.test('bash completes from the command tree', async (t) => {
   t.same(await complete('pipewright', 'at'), ['attach']);
-  t.same(await complete('pipewright', '--state-dir', '/tmp/x', 'pool', 'cr'), ['create'], 'past a global option and its value');
+  t.same(
+    await complete('pipewright', '--state-dir', '/tmp/x', 'pool', 'cr'),
+    ['create'],
+    'past a global option and its value',
+  );
   t.same((await complete('pipewright', 'volume', '')).sort(), ['create', 'inspect', 'ls', 'path', 'prune', 'rm']);
   t.same(await complete('pipewright', 'attach', '--if'), ['--ifname']);
 });
 
-t.test('the zsh completion is valid zsh', { skip: existsSync('/bin/zsh') ? false : 'zsh is not installed' }, async (t) => {
-  const r = await execa('zsh', ['-n', `${DIST}/completion/_pipewright`], { reject: false });
-  t.equal(r.exitCode, 0, r.stderr);
-});
+t.test(
+  'the zsh completion is valid zsh',
+  { skip: existsSync('/bin/zsh') ? false : 'zsh is not installed' },
+  async (t) => {
+    const r = await execa('zsh', ['-n', `${DIST}/completion/_pipewright`], { reject: false });
+    t.equal(r.exitCode, 0, r.stderr);
+  },
+);
 
 t.test('npm links every man page at a global install', async (t) => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));

@@ -75,29 +75,34 @@ t.test('watch waiting for an engine that refuses: 100 retries add no abort liste
   t.same(warnings, [], 'and Node did not warn of a leak');
 });
 
-t.test('an event stream the engine ends, followed 100 times on one signal, every other one refused: no listener left', async (t) => {
-  const socket = socketPath(t);
-  // An engine that ends each event stream at once (as when it restarts), or refuses every other one.
-  let served = 0;
-  const engine = createServer((conn) => {
-    const answer = served++ % 2 ? '500 Internal Server Error' : '200 OK';
-    conn.once('data', () => conn.end(`HTTP/1.1 ${answer}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n`));
-  });
-  await listen(engine, socket);
-  t.teardown(() => new Promise((resolve) => engine.close(resolve)));
-  const warnings = leakWarnings(t);
-  const abort = new AbortController();
-  const before = aborts(abort.signal);
-  const counts: number[] = [];
-  const outcomes = { ended: 0, refused: 0, other: [] as string[] };
-  for (let i = 0; i < RECONNECTS; i++) {
-    await followContainerEvents(socket, () => {}, abort.signal).then(
-      () => outcomes.ended++,
-      (e: Error) => (/answered 500/.test(e.message) ? outcomes.refused++ : outcomes.other.push(e.message)),
-    );
-    counts.push(aborts(abort.signal));
-  }
-  t.same(outcomes, { ended: RECONNECTS / 2, refused: RECONNECTS / 2, other: [] }, 'half ended, half refused');
-  t.same(flat(counts), [before], `the signal's abort listeners stayed at ${before}`);
-  t.same(warnings, [], 'and Node did not warn of a leak');
-});
+t.test(
+  'an event stream the engine ends, followed 100 times on one signal, every other one refused: no listener left',
+  async (t) => {
+    const socket = socketPath(t);
+    // An engine that ends each event stream at once (as when it restarts), or refuses every other one.
+    let served = 0;
+    const engine = createServer((conn) => {
+      const answer = served++ % 2 ? '500 Internal Server Error' : '200 OK';
+      conn.once('data', () =>
+        conn.end(`HTTP/1.1 ${answer}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n`),
+      );
+    });
+    await listen(engine, socket);
+    t.teardown(() => new Promise((resolve) => engine.close(resolve)));
+    const warnings = leakWarnings(t);
+    const abort = new AbortController();
+    const before = aborts(abort.signal);
+    const counts: number[] = [];
+    const outcomes = { ended: 0, refused: 0, other: [] as string[] };
+    for (let i = 0; i < RECONNECTS; i++) {
+      await followContainerEvents(socket, () => {}, abort.signal).then(
+        () => outcomes.ended++,
+        (e: Error) => (/answered 500/.test(e.message) ? outcomes.refused++ : outcomes.other.push(e.message)),
+      );
+      counts.push(aborts(abort.signal));
+    }
+    t.same(outcomes, { ended: RECONNECTS / 2, refused: RECONNECTS / 2, other: [] }, 'half ended, half refused');
+    t.same(flat(counts), [before], `the signal's abort listeners stayed at ${before}`);
+    t.same(warnings, [], 'and Node did not warn of a leak');
+  },
+);

@@ -13,7 +13,18 @@ const state: FirewallState = {
     { bridge: 'br-b', hasGuests: false, network: { subnet: '10.2.0.0/24', masquerade: false, isolated: false } },
     { bridge: 'br-c', hasGuests: true },
   ],
-  ports: [{ proto: 'tcp', hostIp: '', hostPort: 8080, hostPortEnd: 8081, ctrIp: '10.1.0.2', ctrSubnet: '10.1.0.0/24', ctrPort: 80, bridge: 'br-a' }],
+  ports: [
+    {
+      proto: 'tcp',
+      hostIp: '',
+      hostPort: 8080,
+      hostPortEnd: 8081,
+      ctrIp: '10.1.0.2',
+      ctrSubnet: '10.1.0.0/24',
+      ctrPort: 80,
+      bridge: 'br-a',
+    },
+  ],
 };
 
 t.test('the rule set follows the store', async (t) => {
@@ -36,12 +47,20 @@ t.test('the rule set follows the store', async (t) => {
 });
 
 t.test('iptables: rules in iptables-save form; IPv6 only forwards', async (t) => {
-  t.same(renderRule({ type: 'dnat', proto: 'udp', hostIp: '127.0.0.1', hostPort: 53, ctrIp: '10.1.0.2', ctrPort: 5353 }, 4), {
-    table: 'nat',
-    chain: CHAINS.dnat,
-    spec: '-d 127.0.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.1.0.2:5353',
+  t.same(
+    renderRule({ type: 'dnat', proto: 'udp', hostIp: '127.0.0.1', hostPort: 53, ctrIp: '10.1.0.2', ctrPort: 5353 }, 4),
+    {
+      table: 'nat',
+      chain: CHAINS.dnat,
+      spec: '-d 127.0.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.1.0.2:5353',
+    },
+  );
+  t.same(renderRule({ type: 'isolate', from: 'a', to: 'b' }, 4), {
+    table: 'filter',
+    chain: CHAINS.forward,
+    spec: '-i a -o b -j DROP',
+    first: true,
   });
-  t.same(renderRule({ type: 'isolate', from: 'a', to: 'b' }, 4), { table: 'filter', chain: CHAINS.forward, spec: '-i a -o b -j DROP', first: true });
   t.equal(renderRule({ type: 'masquerade', bridge: 'a', subnet: '10.1.0.0/24' }, 6), null);
   t.ok(renderRule({ type: 'bridge-internal', bridge: 'a' }, 6));
 });
@@ -61,7 +80,10 @@ t.test('iptables: the delta adds what is missing, deletes what is not wanted, an
     'COMMIT',
     '',
   ].join('\n');
-  const wanted = [renderRule({ type: 'bridge-internal', bridge: 'keep' }, 4)!, renderRule({ type: 'masquerade', bridge: 'keep', subnet: '10.9.0.0/24' }, 4)!];
+  const wanted = [
+    renderRule({ type: 'bridge-internal', bridge: 'keep' }, 4)!,
+    renderRule({ type: 'masquerade', bridge: 'keep', subnet: '10.9.0.0/24' }, 4)!,
+  ];
   t.equal(
     restoreDelta(saved, wanted),
     [
@@ -76,7 +98,11 @@ t.test('iptables: the delta adds what is missing, deletes what is not wanted, an
       '',
     ].join('\n'),
   );
-  t.equal(restoreDelta(saved.replace(`-A ${CHAINS.forward} -i old -o old -j ACCEPT\n`, ''), [wanted[0]]), null, 'in sync: no write');
+  t.equal(
+    restoreDelta(saved.replace(`-A ${CHAINS.forward} -i old -o old -j ACCEPT\n`, ''), [wanted[0]]),
+    null,
+    'in sync: no write',
+  );
   t.equal(
     restoreDelta(saved, []),
     [
@@ -93,8 +119,14 @@ t.test('iptables: the delta adds what is missing, deletes what is not wanted, an
 });
 
 t.test('nftables: ports are set elements, bridges are chain rules', async (t) => {
-  t.same(elementOf({ type: 'dnat', proto: 'tcp', hostIp: '', hostPort: 8080, ctrIp: '10.1.0.2', ctrPort: 80 }), ['dnat_any', 'tcp . 8080 : 10.1.0.2 . 80']);
-  t.same(elementOf({ type: 'port-forward', proto: 'udp', bridge: 'br-a', ctrIp: '10.1.0.2', ctrPort: 53 }), ['published', '"br-a" . 10.1.0.2 . udp . 53']);
+  t.same(elementOf({ type: 'dnat', proto: 'tcp', hostIp: '', hostPort: 8080, ctrIp: '10.1.0.2', ctrPort: 80 }), [
+    'dnat_any',
+    'tcp . 8080 : 10.1.0.2 . 80',
+  ]);
+  t.same(elementOf({ type: 'port-forward', proto: 'udp', bridge: 'br-a', ctrIp: '10.1.0.2', ctrPort: 53 }), [
+    'published',
+    '"br-a" . 10.1.0.2 . udp . 53',
+  ]);
   const rules = chainRules4(desiredRules(state));
   const drop = rules.findIndex((r) => r.endsWith('drop'));
   const accept = rules.findIndex((r) => r.includes('forward') && r.endsWith('accept'));
@@ -103,7 +135,14 @@ t.test('nftables: ports are set elements, bridges are chain rules', async (t) =>
 });
 
 t.test('-p follows docker run -p', async (t) => {
-  t.same(parsePublish('8080:80'), { proto: 'tcp', hostIp: '', hostPort: 8080, hostPortEnd: 8080, ctrPort: 80, ctrPortEnd: 80 });
+  t.same(parsePublish('8080:80'), {
+    proto: 'tcp',
+    hostIp: '',
+    hostPort: 8080,
+    hostPortEnd: 8080,
+    ctrPort: 80,
+    ctrPortEnd: 80,
+  });
   t.same(parsePublish('127.0.0.1:5000-5002:6000-6002/udp'), {
     proto: 'udp',
     hostIp: '127.0.0.1',
@@ -113,42 +152,73 @@ t.test('-p follows docker run -p', async (t) => {
     ctrPortEnd: 6002,
   });
   t.equal(formatPublish(parsePublish('127.0.0.1:5000-5002:6000-6002/udp')), '127.0.0.1:5000-5002:6000-6002/udp');
-  for (const bad of ['80', '0:80', '8080:80/sctp', '8080-8081:80', 'x:80:80', '[::1]:80:80', '70000:80', '8080:80:90:1']) {
+  for (const bad of [
+    '80',
+    '0:80',
+    '8080:80/sctp',
+    '8080-8081:80',
+    'x:80:80',
+    '[::1]:80:80',
+    '70000:80',
+    '8080:80:90:1',
+  ]) {
     t.throws(() => parsePublish(bad), UsageError, bad);
   }
 });
 
 t.test("a tool's failure says the tool's own words, past its banner", async (t) => {
   t.equal(
-    toolMessage('iptables-restore v1.8.9 (nf_tables): \nline 3: RULE_DELETE failed (No such file or directory): rule in chain FORWARD\n'),
+    toolMessage(
+      'iptables-restore v1.8.9 (nf_tables): \nline 3: RULE_DELETE failed (No such file or directory): rule in chain FORWARD\n',
+    ),
     'line 3: RULE_DELETE failed (No such file or directory): rule in chain FORWARD',
   );
-  t.equal(toolMessage('Error: Could not process rule: No such file or directory\n'), 'Error: Could not process rule: No such file or directory');
+  t.equal(
+    toolMessage('Error: Could not process rule: No such file or directory\n'),
+    'Error: Could not process rule: No such file or directory',
+  );
 });
 
-t.test('firewall sync repairs duplicated hooks and rules in its own chains, and drops foreign ones there', async (t) => {
-  const saved = [
-    '*filter',
-    ':FORWARD DROP [0:0]',
-    `:${CHAINS.forward} - [0:0]`,
-    `-A FORWARD -j ${CHAINS.forward}`,
-    `-A FORWARD -j ${CHAINS.forward}`,
-    '-A FORWARD -i docker0 -j ACCEPT',
-    '-A FORWARD -i docker0 -j ACCEPT',
-    `-A ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`,
-    `-A ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`,
-    `-A ${CHAINS.forward} -i br-x -o br-x -j ACCEPT`,
-    'COMMIT',
-  ].join('\n');
-  const wanted = [{ table: 'filter' as const, chain: CHAINS.forward, spec: '-i br-c -o br-c -j ACCEPT' }];
-  const delta = restoreDelta(saved, wanted) ?? '';
-  t.equal(delta.split('\n').filter((l) => l === `-D FORWARD -j ${CHAINS.forward}`).length, 1, 'one of the two hooks goes');
-  t.equal(delta.split('\n').filter((l) => l === `-D ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`).length, 1, 'one of the two copies goes');
-  t.match(delta, `-D ${CHAINS.forward} -i br-x -o br-x -j ACCEPT`, 'a rule the store does not know goes');
-  t.notMatch(delta, 'docker0', "another program's duplicates are its own business");
-  const repaired = restoreDelta(
-    ['*filter', `:${CHAINS.forward} - [0:0]`, `-A FORWARD -j ${CHAINS.forward}`, `-A ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`, 'COMMIT'].join('\n'),
-    wanted,
-  );
-  t.equal(repaired, null, 'once repaired, a second sync writes nothing');
-});
+t.test(
+  'firewall sync repairs duplicated hooks and rules in its own chains, and drops foreign ones there',
+  async (t) => {
+    const saved = [
+      '*filter',
+      ':FORWARD DROP [0:0]',
+      `:${CHAINS.forward} - [0:0]`,
+      `-A FORWARD -j ${CHAINS.forward}`,
+      `-A FORWARD -j ${CHAINS.forward}`,
+      '-A FORWARD -i docker0 -j ACCEPT',
+      '-A FORWARD -i docker0 -j ACCEPT',
+      `-A ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`,
+      `-A ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`,
+      `-A ${CHAINS.forward} -i br-x -o br-x -j ACCEPT`,
+      'COMMIT',
+    ].join('\n');
+    const wanted = [{ table: 'filter' as const, chain: CHAINS.forward, spec: '-i br-c -o br-c -j ACCEPT' }];
+    const delta = restoreDelta(saved, wanted) ?? '';
+    t.equal(
+      delta.split('\n').filter((l) => l === `-D FORWARD -j ${CHAINS.forward}`).length,
+      1,
+      'one of the two hooks goes',
+    );
+    t.equal(
+      delta.split('\n').filter((l) => l === `-D ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`).length,
+      1,
+      'one of the two copies goes',
+    );
+    t.match(delta, `-D ${CHAINS.forward} -i br-x -o br-x -j ACCEPT`, 'a rule the store does not know goes');
+    t.notMatch(delta, 'docker0', "another program's duplicates are its own business");
+    const repaired = restoreDelta(
+      [
+        '*filter',
+        `:${CHAINS.forward} - [0:0]`,
+        `-A FORWARD -j ${CHAINS.forward}`,
+        `-A ${CHAINS.forward} -i br-c -o br-c -j ACCEPT`,
+        'COMMIT',
+      ].join('\n'),
+      wanted,
+    );
+    t.equal(repaired, null, 'once repaired, a second sync writes nothing');
+  },
+);

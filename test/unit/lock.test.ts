@@ -53,8 +53,15 @@ t.test('callers in one process take turns', async (t) => {
   t.same(order, ['a in', 'a out', 'b in', 'b out', 'c in', 'c out']);
 });
 
-t.test('what a lock file says is never trusted: a live pid in it (after a reboot) or an empty one holds nothing', async (t) => {
-  const dir = t.testdir({ 'links.lock': '1', 'volumes.lock': '' });
-  t.equal(await withLock(dir, 'links', async () => 'free', 500), 'free', 'pid 1 named in the file');
-  t.equal(await withLock(dir, 'volumes', async () => 'free', 500), 'free', 'an empty file (a holder killed between open and write)');
-});
+t.test(
+  'what a lock file says is never trusted: a live pid in it (after a reboot) or an empty one holds nothing',
+  async (t) => {
+    const dir = t.testdir({ 'links.lock': '1', 'volumes.lock': '' });
+    t.equal(await withLock(dir, 'links', async () => 'free', 500), 'free', 'pid 1 named in the file');
+    t.equal(
+      await withLock(dir, 'volumes', async () => 'free', 500),
+      'free',
+      'an empty file (a holder killed between open and write)',
+    );
+  },
+);

@@ -1,6 +1,18 @@
 /** rtnetlink framing without a kernel: requests as the kernel reads them, answers as it writes them. */
 import t from 'tap';
-import { IFLA, ifla, linkKind, nla, readAttrs, readMac, readString, readU32, vethLinkInfo, str, u32 } from '../../src/net/rtnetlink/attrs.js';
+import {
+  IFLA,
+  ifla,
+  linkKind,
+  nla,
+  readAttrs,
+  readMac,
+  readString,
+  readU32,
+  vethLinkInfo,
+  str,
+  u32,
+} from '../../src/net/rtnetlink/attrs.js';
 import { answerOf, encodeRequest, NetlinkError, NLM_F, RTM, splitMessages } from '../../src/net/rtnetlink/message.js';
 
 /** One message as the kernel writes it: header, body, padded to 4 bytes. */
@@ -33,7 +45,11 @@ t.test('a request carries its length, type, REQUEST|ACK and sequence number', as
 
 t.test('an answer: its messages up to the ack; other sequence numbers skipped', async (t) => {
   const link = Buffer.concat([Buffer.alloc(16), ifla.ifname('eth0'), ifla.mtu(1400)]);
-  const buf = Buffer.concat([message(RTM.NEWLINK, 0, 6, link), message(RTM.NEWLINK, 0, 7, link), message(NLMSG_ERROR, 0x100, 7, errorBody(0))]);
+  const buf = Buffer.concat([
+    message(RTM.NEWLINK, 0, 6, link),
+    message(RTM.NEWLINK, 0, 7, link),
+    message(NLMSG_ERROR, 0x100, 7, errorBody(0)),
+  ]);
   t.equal(splitMessages(buf).length, 3);
   const answer = answerOf(buf, 7, 'reading link eth0');
   t.equal(answer.length, 1);
@@ -58,22 +74,28 @@ t.test('an error answer throws its errno name, the request and the kernel senten
   t.equal(err.errno, 22);
   t.equal(err.message, 'creating link pw1: invalid argument (EINVAL): Invalid MTU');
   const plain = message(NLMSG_ERROR, 0x100, 3, errorBody(17));
-  t.throws(() => answerOf(plain, 3, 'creating link pw1'), { code: 'EEXIST', message: 'creating link pw1: file already exists (EEXIST)' });
+  t.throws(() => answerOf(plain, 3, 'creating link pw1'), {
+    code: 'EEXIST',
+    message: 'creating link pw1: file already exists (EEXIST)',
+  });
 });
 
-t.test('a veth peer is nested as the kernel parses it: kind, then the peer ifinfomsg with its attributes', async (t) => {
-  const info = vethLinkInfo({ ifname: 'eth1', mtu: 9000, mac: '02:00:00:aa:bb:cc', netnsFd: 7 });
-  const outer = readAttrs(info);
-  const linkinfo = outer.get(IFLA.LINKINFO)!;
-  t.equal(linkKind(linkinfo), 'veth');
-  const data = readAttrs(linkinfo).get(2)!;
-  const peer = readAttrs(data).get(1)!;
-  const peerAttrs = readAttrs(peer, 16);
-  t.equal(readString(peerAttrs.get(IFLA.IFNAME)), 'eth1');
-  t.equal(readU32(peerAttrs.get(IFLA.MTU)), 9000);
-  t.equal(readMac(peerAttrs.get(IFLA.ADDRESS)), '02:00:00:aa:bb:cc');
-  t.equal(readU32(peerAttrs.get(IFLA.NET_NS_FD)), 7);
-});
+t.test(
+  'a veth peer is nested as the kernel parses it: kind, then the peer ifinfomsg with its attributes',
+  async (t) => {
+    const info = vethLinkInfo({ ifname: 'eth1', mtu: 9000, mac: '02:00:00:aa:bb:cc', netnsFd: 7 });
+    const outer = readAttrs(info);
+    const linkinfo = outer.get(IFLA.LINKINFO)!;
+    t.equal(linkKind(linkinfo), 'veth');
+    const data = readAttrs(linkinfo).get(2)!;
+    const peer = readAttrs(data).get(1)!;
+    const peerAttrs = readAttrs(peer, 16);
+    t.equal(readString(peerAttrs.get(IFLA.IFNAME)), 'eth1');
+    t.equal(readU32(peerAttrs.get(IFLA.MTU)), 9000);
+    t.equal(readMac(peerAttrs.get(IFLA.ADDRESS)), '02:00:00:aa:bb:cc');
+    t.equal(readU32(peerAttrs.get(IFLA.NET_NS_FD)), 7);
+  },
+);
 
 t.test('attributes: padded to 4 bytes, the nested flag masked off, a truncated tail ignored', async (t) => {
   const a = nla(3, Buffer.from('ab\0'));
@@ -95,14 +117,25 @@ t.test('answers no kernel writes are refused in one line (audit #3)', async (t) 
     { code: 'EINVAL', message: 'x: invalid argument (EINVAL)' },
     'extack flag, nothing echoed',
   );
-  t.throws(() => answerOf(message(NLMSG_ERROR, 0, 9, Buffer.alloc(2)), 9, 'x'), { code: 'EBADMSG' }, 'an error too short for its errno');
-  t.throws(() => answerOf(Buffer.concat([message(RTM.NEWLINK, 0, 9, Buffer.alloc(8)), ack]), 9, 'x'), { code: 'EBADMSG' }, 'a link without its ifinfomsg');
+  t.throws(
+    () => answerOf(message(NLMSG_ERROR, 0, 9, Buffer.alloc(2)), 9, 'x'),
+    { code: 'EBADMSG' },
+    'an error too short for its errno',
+  );
+  t.throws(
+    () => answerOf(Buffer.concat([message(RTM.NEWLINK, 0, 9, Buffer.alloc(8)), ack]), 9, 'x'),
+    { code: 'EBADMSG' },
+    'a link without its ifinfomsg',
+  );
   t.throws(
     () => answerOf(Buffer.concat([message(99, 0, 9, Buffer.alloc(16)), ack]), 9, 'x'),
     { code: 'EBADMSG' },
     'a type no request of ours is answered with',
   );
-  t.throws(() => answerOf(message(RTM.NEWLINK, 0, 9, Buffer.alloc(16)), 9, 'x'), { code: 'EBADMSG', message: /no ack or end/ });
+  t.throws(() => answerOf(message(RTM.NEWLINK, 0, 9, Buffer.alloc(16)), 9, 'x'), {
+    code: 'EBADMSG',
+    message: /no ack or end/,
+  });
   const failedDump = Buffer.concat([bare, nla(1, str('dump interrupted'))]);
   t.throws(() => answerOf(message(NLMSG_DONE, 0x2 | 0x200, 9, failedDump), 9, 'listing links'), {
     message: 'listing links: invalid argument (EINVAL): dump interrupted',
@@ -133,7 +166,11 @@ t.test('random and mutated answers: messages whole within the buffer, or one Net
     const buf =
       i === 0
         ? pair
-        : Buffer.concat([message(RTM.NEWLINK, 2, 5, link), message(RTM.NEWADDR, 2, 5, Buffer.alloc(8 + pick(40))), message(NLMSG_DONE, 2, 5, Buffer.alloc(4))]);
+        : Buffer.concat([
+            message(RTM.NEWLINK, 2, 5, link),
+            message(RTM.NEWADDR, 2, 5, Buffer.alloc(8 + pick(40))),
+            message(NLMSG_DONE, 2, 5, Buffer.alloc(4)),
+          ]);
     for (let n = 1 + pick(3); i > 0 && n > 0; n--) {
       const at = pick(buf.length - 3) & ~3;
       if (pick(2)) buf.writeUInt32LE(edges[pick(edges.length)], at);
@@ -141,7 +178,8 @@ t.test('random and mutated answers: messages whole within the buffer, or one Net
     }
     const cut = buf.subarray(0, pick(3) ? buf.length : pick(buf.length + 1));
     try {
-      for (const m of answerOf(cut, 5, 'listing links')) if (m.body.length < (m.type === RTM.NEWLINK ? 16 : 8)) broken.push(`case ${i}: short body`);
+      for (const m of answerOf(cut, 5, 'listing links'))
+        if (m.body.length < (m.type === RTM.NEWLINK ? 16 : 8)) broken.push(`case ${i}: short body`);
     } catch (err) {
       if (!(err instanceof NetlinkError) || err.message.includes('\n')) broken.push(`case ${i}: ${String(err)}`);
     }

@@ -12,11 +12,18 @@ t.test("pipework's README forms", async (t) => {
     type: 'attach',
     text: { hostIf: 'eth2', ifname: 'eth1', mac: '26:2e:71:98:60:8f' },
   });
-  t.match(parsePipework(['br1', '-l', 'vethweb', 'web', 'dhcp']), { text: { hostLink: 'vethweb', addresses: ['dhcp'] } });
-  t.match(parsePipework(['br1', '-i', 'eth2', '-l', 'vweb', 'web', '10.0.0.5/24', 'U:web']), { text: { ifname: 'eth2', hostLink: 'vweb', mac: 'U:web' } });
+  t.match(parsePipework(['br1', '-l', 'vethweb', 'web', 'dhcp']), {
+    text: { hostLink: 'vethweb', addresses: ['dhcp'] },
+  });
+  t.match(parsePipework(['br1', '-i', 'eth2', '-l', 'vweb', 'web', '10.0.0.5/24', 'U:web']), {
+    text: { ifname: 'eth2', hostLink: 'vweb', mac: 'U:web' },
+  });
   t.match(parsePipework(['mac:26:2e:71:98:60:8f', 'web', '10.0.0.5/24']), { hostMac: '26:2e:71:98:60:8f' });
   t.match(parsePipework(['br1', '-a', '6', 'web', 'fd00::5/64']), { family: 6 });
-  t.match(parsePipework(['eth1', 'web', '10.0.10.5/24', '26:2e:71:98:60:8f@10']), { vlan: 10, text: { hostIf: 'eth1', mac: '26:2e:71:98:60:8f' } });
+  t.match(parsePipework(['eth1', 'web', '10.0.10.5/24', '26:2e:71:98:60:8f@10']), {
+    vlan: 10,
+    text: { hostIf: 'eth1', mac: '26:2e:71:98:60:8f' },
+  });
   t.match(parsePipework(['eth1', 'web', 'dhcp', '@4094']), { vlan: 4094, text: { hostIf: 'eth1', mac: undefined } });
   t.same(parsePipework(['route', 'web', 'add', '10.0.0.0/8', 'via', '192.168.1.254']), {
     type: 'ns',
@@ -30,9 +37,14 @@ t.test("pipework's README forms", async (t) => {
 
 t.test('unsupported forms answer clearly', async (t) => {
   t.throws(() => parsePipework(['--wait']), /--wait needs a tool inside the container/);
-  t.match(parsePipework(['--direct-phys', 'eth1', 'web', '10.0.0.5/24']), { text: { hostIf: 'eth1', directPhys: true } });
+  t.match(parsePipework(['--direct-phys', 'eth1', 'web', '10.0.0.5/24']), {
+    text: { hostIf: 'eth1', directPhys: true },
+  });
   t.throws(() => parsePipework(['--direct-phys', 'route', 'web', 'add', '10.0.0.0/8']), /--direct-phys goes with/);
-  t.throws(() => parsePipework(['eth1', 'web', '10.0.0.5/24', '@0']), /VLAN id "0" must be a whole number from 1 to 4094/);
+  t.throws(
+    () => parsePipework(['eth1', 'web', '10.0.0.5/24', '@0']),
+    /VLAN id "0" must be a whole number from 1 to 4094/,
+  );
   t.throws(() => parsePipework(['eth1', 'web', '10.0.0.5/24', '02:00:00:00:00:01@x']), /VLAN id "x"/);
   t.throws(() => parsePipework(['br1', '-a', '6', 'web', '10.0.0.5/24']), /not an IPv6 address/);
   t.throws(() => parsePipework(['br1']), UsageError);

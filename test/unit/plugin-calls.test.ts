@@ -28,8 +28,10 @@ t.test('a call in flight is listed with its method until it is answered', async 
   let release = () => {};
   const held = new Promise<void>((resolve) => (release = resolve));
   const logged: string[] = [];
-  const server = await servePlugin(socket, { IpamDriver: { RequestAddress: () => held.then(() => ({ Address: '10.0.0.2/24' })) } }, (e) =>
-    logged.push(e.method),
+  const server = await servePlugin(
+    socket,
+    { IpamDriver: { RequestAddress: () => held.then(() => ({ Address: '10.0.0.2/24' })) } },
+    (e) => logged.push(e.method),
   );
   t.teardown(() => new Promise((resolve) => server.close(resolve)));
   t.same(await post(socket, 'Pipewright.Calls'), { Calls: [] }, 'none at first, the listing itself not among them');

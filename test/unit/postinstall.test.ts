@@ -16,7 +16,16 @@ const SHIPPED = [
   'native',
   'scripts/postinstall.mjs',
   'scripts/build-native.sh',
-  ...['bin', 'bundle', 'snapshot', 'pipewright.blob', 'pipewright.blob.cpu', 'cpu-key', 'syscalls.node', 'build-id'].map((f) => `dist/${f}`),
+  ...[
+    'bin',
+    'bundle',
+    'snapshot',
+    'pipewright.blob',
+    'pipewright.blob.cpu',
+    'cpu-key',
+    'syscalls.node',
+    'build-id',
+  ].map((f) => `dist/${f}`),
 ];
 
 function installed(dir: string): string {
@@ -25,7 +34,8 @@ function installed(dir: string): string {
 }
 
 const postinstall = (dir: string) => execa('node', ['scripts/postinstall.mjs'], { cwd: dir, reject: false });
-const version = (dir: string) => execa(join(dir, 'dist/bin/pipewright'), ['--version'], { reject: false, env: { PIPEWRIGHT_CLI_SOCKET: '' } });
+const version = (dir: string) =>
+  execa(join(dir, 'dist/bin/pipewright'), ['--version'], { reject: false, env: { PIPEWRIGHT_CLI_SOCKET: '' } });
 const key = (dir: string) => readFileSync(join(dir, 'dist/pipewright.blob.cpu'), 'utf8').trim();
 const modified = (dir: string, file: string) => statSync(join(dir, file)).mtimeMs;
 

@@ -16,11 +16,13 @@ const DIST = fileURLToPath(new URL('../../dist', import.meta.url));
 function copyOfDist(root: string): string {
   const dist = join(root, 'dist');
   mkdirSync(dist);
-  for (const part of ['bin', 'bundle', 'pipewright.blob', 'pipewright.blob.cpu']) cpSync(join(DIST, part), join(dist, part), { recursive: true });
+  for (const part of ['bin', 'bundle', 'pipewright.blob', 'pipewright.blob.cpu'])
+    cpSync(join(DIST, part), join(dist, part), { recursive: true });
   return dist;
 }
 
-const version = (dist: string) => execa(join(dist, 'bin/pipewright'), ['--version'], { reject: false, env: { PIPEWRIGHT_CLI_SOCKET: '' } });
+const version = (dist: string) =>
+  execa(join(dist, 'bin/pipewright'), ['--version'], { reject: false, env: { PIPEWRIGHT_CLI_SOCKET: '' } });
 const expected = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
 t.test('the build wrote the key of the CPU it built the snapshot on', async (t) => {
@@ -31,7 +33,11 @@ t.test('a snapshot from another CPU is not loaded: the bundle runs', async (t) =
   const dist = copyOfDist(t.testdir({}));
   // A snapshot V8 would refuse: loaded, Node would exit 14 with "Failed to load the startup snapshot".
   writeFileSync(join(dist, 'pipewright.blob'), Buffer.alloc(4096, 7));
-  const loaded = await execa('node', ['--snapshot-blob', join(dist, 'pipewright.blob'), join(dist, 'bundle/pipewright.mjs'), '--version'], { reject: false });
+  const loaded = await execa(
+    'node',
+    ['--snapshot-blob', join(dist, 'pipewright.blob'), join(dist, 'bundle/pipewright.mjs'), '--version'],
+    { reject: false },
+  );
   t.not(loaded.exitCode, 0, 'node itself fails on that snapshot');
   writeFileSync(join(dist, 'pipewright.blob.cpu'), '0123456789abcdef\n');
   const r = await version(dist);

@@ -1,11 +1,18 @@
 import t from 'tap';
-import { checkContainerPath, checkVolumeName, parseMountSpec, parseVolumeOpts, sizeBytes } from '../../src/storage/spec.js';
+import {
+  checkContainerPath,
+  checkVolumeName,
+  parseMountSpec,
+  parseVolumeOpts,
+  sizeBytes,
+} from '../../src/storage/spec.js';
 import { checkHostPath } from '../../src/storage/host-path.js';
 import { UsageError } from '../../src/util/errors.js';
 
 t.test("volume names follow Docker's rule", async (t) => {
   for (const ok of ['data', 'a1', 'my-vol_2.x']) t.equal(checkVolumeName(ok), ok);
-  for (const bad of ['', 'a', '.hidden', '-x', '../x', 'a/b', 'a b', 'é1']) t.throws(() => checkVolumeName(bad), UsageError, bad);
+  for (const bad of ['', 'a', '.hidden', '-x', '../x', 'a/b', 'a b', 'é1'])
+    t.throws(() => checkVolumeName(bad), UsageError, bad);
 });
 
 t.test('--opt and --size', async (t) => {
@@ -22,9 +29,22 @@ t.test('--opt and --size', async (t) => {
 });
 
 t.test('mount specs', async (t) => {
-  t.same(parseMountSpec('data:/data'), { volume: 'data', hostPath: null, target: '/data', readonly: false, nocopy: false });
-  t.same(parseMountSpec('/srv//x/:/etc/app/:ro,nocopy'), { volume: null, hostPath: '/srv/x/', target: '/etc/app', readonly: true, nocopy: true });
-  for (const bad of ['data', 'data:rel', 'data:/', 'data:/a/../b', '../x:/data', 'data:/d:rx', 'a:b:c:d']) t.throws(() => parseMountSpec(bad), UsageError, bad);
+  t.same(parseMountSpec('data:/data'), {
+    volume: 'data',
+    hostPath: null,
+    target: '/data',
+    readonly: false,
+    nocopy: false,
+  });
+  t.same(parseMountSpec('/srv//x/:/etc/app/:ro,nocopy'), {
+    volume: null,
+    hostPath: '/srv/x/',
+    target: '/etc/app',
+    readonly: true,
+    nocopy: true,
+  });
+  for (const bad of ['data', 'data:rel', 'data:/', 'data:/a/../b', '../x:/data', 'data:/d:rx', 'a:b:c:d'])
+    t.throws(() => parseMountSpec(bad), UsageError, bad);
   t.equal(checkContainerPath('/var//lib/'), '/var/lib');
 });
 

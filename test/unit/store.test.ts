@@ -81,34 +81,46 @@ t.test('records of the older spec shape (kind inside, no hostLink) compare equal
   t.teardown(() => store.close());
   const rec = findAttachment(store, 'netns', 'blue', 'eth0')!;
   t.notOk('kind' in rec.spec, 'the link kind is only a column now');
-  t.ok(sameSpec(rec.spec, checkAttachSpec({ hostIf: 'eth1', addresses: ['10.0.0.2/24'] })), 'the same attach again is the same spec');
+  t.ok(
+    sameSpec(rec.spec, checkAttachSpec({ hostIf: 'eth1', addresses: ['10.0.0.2/24'] })),
+    'the same attach again is the same spec',
+  );
 });
 
-t.test("a record's owner is its pid with its start time: the same pid in another process is not the owner", async (t) => {
-  const dir = t.testdir({});
-  const store = Store.open(dir);
-  t.teardown(() => store.close());
-  const id = insertPending(store, {
-    guestKind: 'netns',
-    guestId: 'red',
-    guestName: 'red',
-    netnsPath: '/run/netns/red',
-    netnsId: null,
-    ifname: 'eth0',
-    kind: 'veth',
-    hostIf: 'br0',
-    hostLink: 'pw00000002',
-    mac: '02:00:00:00:00:02',
-    mtu: 1500,
-    spec: checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.3/24'] }),
-  });
-  const rec = findAttachment(store, 'netns', 'red', 'eth0')!;
-  t.equal(rec.ownerPid, process.pid);
-  t.ok(ownerAlive(rec), 'this process owns it');
-  t.notOk(ownerAlive({ ...rec, ownerStart: '1' }), 'a live pid that started at another time (a reused pid, a reboot) is not the owner');
-  store.db.prepare('UPDATE attachments SET owner_pid = 1 WHERE id = ?').run(id);
-  t.notOk(ownerAlive(findAttachment(store, 'netns', 'red', 'eth0')!), 'pid 1 is alive, but it did not write this record');
-});
+t.test(
+  "a record's owner is its pid with its start time: the same pid in another process is not the owner",
+  async (t) => {
+    const dir = t.testdir({});
+    const store = Store.open(dir);
+    t.teardown(() => store.close());
+    const id = insertPending(store, {
+      guestKind: 'netns',
+      guestId: 'red',
+      guestName: 'red',
+      netnsPath: '/run/netns/red',
+      netnsId: null,
+      ifname: 'eth0',
+      kind: 'veth',
+      hostIf: 'br0',
+      hostLink: 'pw00000002',
+      mac: '02:00:00:00:00:02',
+      mtu: 1500,
+      spec: checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.3/24'] }),
+    });
+    const rec = findAttachment(store, 'netns', 'red', 'eth0')!;
+    t.equal(rec.ownerPid, process.pid);
+    t.ok(ownerAlive(rec), 'this process owns it');
+    t.notOk(
+      ownerAlive({ ...rec, ownerStart: '1' }),
+      'a live pid that started at another time (a reused pid, a reboot) is not the owner',
+    );
+    store.db.prepare('UPDATE attachments SET owner_pid = 1 WHERE id = ?').run(id);
+    t.notOk(
+      ownerAlive(findAttachment(store, 'netns', 'red', 'eth0')!),
+      'pid 1 is alive, but it did not write this record',
+    );
+  },
+);
 
 const STORE_JS = fileURLToPath(new URL('../../dist/db/store.js', import.meta.url));
 
@@ -123,14 +135,20 @@ t.test('many processes opening one fresh state dir at once all get the migrated 
       while (Date.now() < ${at}) {}
       Store.open(${JSON.stringify(dir)}).close();
     `;
-    const runs = await Promise.all(Array.from({ length: 10 }, () => execa('node', ['--input-type=module', '-e', script], { reject: false })));
+    const runs = await Promise.all(
+      Array.from({ length: 10 }, () => execa('node', ['--input-type=module', '-e', script], { reject: false })),
+    );
     const failed = runs.map((r) => r.stderr.split('\n')[0]).filter(Boolean);
     if (failed.length) {
       t.fail(`round ${round}: ${failed[0]}`);
       return;
     }
     const store = Store.open(dir);
-    t.equal(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length, `round ${round}: 10 processes opened it, migrated once`);
+    t.equal(
+      store.db.pragma('user_version', { simple: true }),
+      MIGRATIONS.length,
+      `round ${round}: 10 processes opened it, migrated once`,
+    );
     store.close();
   }
 });
@@ -141,47 +159,58 @@ const REBUILDS = [
   { from: 9, kinds: ['dummy'] as const },
 ];
 for (const { from, kinds } of REBUILDS) {
-  t.test(`the upgrade to ${kinds.join(' and ')} kinds rebuilds attachments, keeping every row and its published ports`, async (t) => {
-    const dir = t.testdir({});
-    const db = new Database(join(dir, 'pipewright.db'));
-    db.pragma('foreign_keys = ON');
-    db.exec(MIGRATIONS.slice(0, from).join('\n'));
-    db.pragma(`user_version = ${from}`);
-    const spec = JSON.stringify(checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], publish: ['8080:80'] }));
-    const { lastInsertRowid } = db
-      .prepare(
-        `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec, state, owner_pid, created_at, netns_id)
+  t.test(
+    `the upgrade to ${kinds.join(' and ')} kinds rebuilds attachments, keeping every row and its published ports`,
+    async (t) => {
+      const dir = t.testdir({});
+      const db = new Database(join(dir, 'pipewright.db'));
+      db.pragma('foreign_keys = ON');
+      db.exec(MIGRATIONS.slice(0, from).join('\n'));
+      db.pragma(`user_version = ${from}`);
+      const spec = JSON.stringify(checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], publish: ['8080:80'] }));
+      const { lastInsertRowid } = db
+        .prepare(
+          `INSERT INTO attachments (guest_kind, guest_id, guest_name, netns_path, ifname, kind, host_if, host_link, mac, mtu, spec, state, owner_pid, created_at, netns_id)
       VALUES ('netns', 'blue', 'blue', '/run/netns/blue', 'eth0', 'veth', 'br0', 'pw00000000', '02:00:00:00:00:01', 1500, ?, 'ready', 1, 'now', '4:4026')`,
-      )
-      .run(spec);
-    db.prepare(
-      `INSERT INTO ports (attachment_id, guest_name, proto, host_ip, host_port, host_port_end, ctr_ip, ctr_subnet, ctr_port, bridge)
+        )
+        .run(spec);
+      db.prepare(
+        `INSERT INTO ports (attachment_id, guest_name, proto, host_ip, host_port, host_port_end, ctr_ip, ctr_subnet, ctr_port, bridge)
     VALUES (?, 'blue', 'tcp', '0.0.0.0', 8080, 8080, '10.0.0.2', '10.0.0.0/24', 80, 'br0')`,
-    ).run(lastInsertRowid);
-    t.throws(() => db.prepare(`UPDATE attachments SET kind = ?`).run(kinds[0]), /CHECK constraint failed/, 'the old schema refuses the new kinds');
-    db.close();
-    const store = Store.open(dir);
-    t.teardown(() => store.close());
-    const rec = findAttachment(store, 'netns', 'blue', 'eth0')!;
-    t.match(rec, { id: Number(lastInsertRowid), kind: 'veth', hostLink: 'pw00000000', netnsId: '4:4026' }, 'the row came through whole');
-    t.same(
-      store.db.prepare('SELECT attachment_id, host_port FROM ports').all(),
-      [{ attachment_id: Number(lastInsertRowid), host_port: 8080 }],
-      'its port was not cascaded away',
-    );
-    t.equal(store.db.pragma('foreign_keys', { simple: true }), 1, 'foreign keys are on again');
-    t.same(store.db.pragma('foreign_key_check'), []);
-    for (const kind of kinds) {
-      const id = insertPending(store, {
-        ...rec,
-        kind,
-        hostLink: null,
-        guestId: kind,
-        spec: checkAttachSpec({ hostIf: kind === 'dummy' ? 'none' : 'eth1', addresses: ['10.0.0.3/24'] }),
-      });
-      t.ok(id > 0, `a ${kind} record is taken`);
-    }
-  });
+      ).run(lastInsertRowid);
+      t.throws(
+        () => db.prepare(`UPDATE attachments SET kind = ?`).run(kinds[0]),
+        /CHECK constraint failed/,
+        'the old schema refuses the new kinds',
+      );
+      db.close();
+      const store = Store.open(dir);
+      t.teardown(() => store.close());
+      const rec = findAttachment(store, 'netns', 'blue', 'eth0')!;
+      t.match(
+        rec,
+        { id: Number(lastInsertRowid), kind: 'veth', hostLink: 'pw00000000', netnsId: '4:4026' },
+        'the row came through whole',
+      );
+      t.same(
+        store.db.prepare('SELECT attachment_id, host_port FROM ports').all(),
+        [{ attachment_id: Number(lastInsertRowid), host_port: 8080 }],
+        'its port was not cascaded away',
+      );
+      t.equal(store.db.pragma('foreign_keys', { simple: true }), 1, 'foreign keys are on again');
+      t.same(store.db.pragma('foreign_key_check'), []);
+      for (const kind of kinds) {
+        const id = insertPending(store, {
+          ...rec,
+          kind,
+          hostLink: null,
+          guestId: kind,
+          spec: checkAttachSpec({ hostIf: kind === 'dummy' ? 'none' : 'eth1', addresses: ['10.0.0.3/24'] }),
+        });
+        t.ok(id > 0, `a ${kind} record is taken`);
+      }
+    },
+  );
 }
 
 // Audit #17: step 9 first shipped as an attachments rebuild alone (d67853e); stores it migrated say
@@ -204,5 +233,9 @@ t.test('a store migrated by the first form of step 9 gets the columns that form 
     )
     .run();
   t.match(store.db.prepare('SELECT vlan, vlan_of FROM networks').get(), { vlan: 10, vlan_of: 'eth1' });
-  t.equal(Store.open(dir).db.pragma('user_version', { simple: true }), MIGRATIONS.length, 'a second open finds nothing to repair');
+  t.equal(
+    Store.open(dir).db.pragma('user_version', { simple: true }),
+    MIGRATIONS.length,
+    'a second open finds nothing to repair',
+  );
 });

@@ -17,10 +17,30 @@ t.test('interface names follow the kernel rules', async (t) => {
 t.test('interface names are what both rule languages read literally', async (t) => {
   t.equal(checkIfname('br-lan_1.2'), 'br-lan_1.2');
   // iptables wildcards, nft quoting and statement syntax, shell-looking and non-ASCII bytes.
-  for (const bad of ['-x', '.x', 'br+', 'br*', 'a"b', "a'b", 'a;b', 'a{b', 'a}b', 'a\tb', 'a\nb', 'a$b', 'é', 'a\\b', 'a@b']) {
+  for (const bad of [
+    '-x',
+    '.x',
+    'br+',
+    'br*',
+    'a"b',
+    "a'b",
+    'a;b',
+    'a{b',
+    'a}b',
+    'a\tb',
+    'a\nb',
+    'a$b',
+    'é',
+    'a\\b',
+    'a@b',
+  ]) {
     t.throws(() => checkIfname(bad), /may use only letters, digits/, JSON.stringify(bad));
   }
-  t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], hostLink: 'v+' }), /host interface name "v\+"/, 'at every entry: -l');
+  t.throws(
+    () => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], hostLink: 'v+' }),
+    /host interface name "v\+"/,
+    'at every entry: -l',
+  );
   t.throws(() => checkAttachSpec({ hostIf: 'br*', addresses: ['10.0.0.2/24'] }), /host interface "br\*"/, 'the bridge');
   t.throws(() => checkIfname('a\nb'), /"a\\nb"/, 'a control character is shown escaped, the error stays one line');
 });
@@ -34,7 +54,8 @@ t.test('MACs must be unicast', async (t) => {
 
 t.test('MTU range and macvlan modes', async (t) => {
   t.equal(checkMtu('9000'), 9000);
-  for (const bad of ['67', '65536', '1500.5', 'x', '1e3', '0x5dc', ' 1500', '']) t.throws(() => checkMtu(bad), UsageError, bad);
+  for (const bad of ['67', '65536', '1500.5', 'x', '1e3', '0x5dc', ' 1500', ''])
+    t.throws(() => checkMtu(bad), UsageError, bad);
   t.equal(checkMacvlanMode('vepa'), 'vepa');
   t.throws(() => checkMacvlanMode('source'));
 });
@@ -54,7 +75,12 @@ t.test('U:<text> MACs equal what pipework derives with md5sum', async (t) => {
 });
 
 t.test('attach text is checked as a whole before the host is touched', async (t) => {
-  const req = checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24@10.0.0.1', 'fd00::2/64'], mac: 'U:web', routes: ['10.9.0.0/16@10.0.0.254'] });
+  const req = checkAttachSpec({
+    hostIf: 'br0',
+    addresses: ['10.0.0.2/24@10.0.0.1', 'fd00::2/64'],
+    mac: 'U:web',
+    routes: ['10.9.0.0/16@10.0.0.254'],
+  });
   t.same(req.addresses, ['10.0.0.2/24@10.0.0.1', 'fd00::2/64']);
   t.equal(req.mac, macFromText('web'));
   t.equal(req.dhcp, false);
@@ -86,7 +112,10 @@ t.test('a spec is canonical: the same request written differently is the same sp
   });
   t.ok(sameSpec(a, b));
   t.notOk(sameSpec(a, { ...b, mtu: 1500 }));
-  t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], hostLink: 'x'.repeat(16) }), /host interface name .* 15 bytes/);
+  t.throws(
+    () => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], hostLink: 'x'.repeat(16) }),
+    /host interface name .* 15 bytes/,
+  );
   t.throws(() => checkAttachSpec({ hostIf: 'br0', addresses: ['10.0.0.2/24'], macvlanMode: 'loud' }), /macvlan mode/);
 });
 

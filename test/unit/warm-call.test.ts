@@ -6,13 +6,30 @@ import { commandWord, parseCall } from '../../src/cli/warm-worker.js';
 const call = (...parts: string[]) => Buffer.from(parts.map((p) => `${p}\0`).join(''));
 
 t.test('a call: version, build, cwd, umask, argc, argv, environment', async (t) => {
-  t.same(parseCall(call('pipewright-call-2', '0123456789abcdef', '/srv', '27', '3', 'pipewright', 'pool', 'ls', 'A=1', 'B=x=y', 'junk')), {
-    build: '0123456789abcdef',
-    cwd: '/srv',
-    umask: 0o27,
-    argv: ['pipewright', 'pool', 'ls'],
-    env: { A: '1', B: 'x=y' },
-  });
+  t.same(
+    parseCall(
+      call(
+        'pipewright-call-2',
+        '0123456789abcdef',
+        '/srv',
+        '27',
+        '3',
+        'pipewright',
+        'pool',
+        'ls',
+        'A=1',
+        'B=x=y',
+        'junk',
+      ),
+    ),
+    {
+      build: '0123456789abcdef',
+      cwd: '/srv',
+      umask: 0o27,
+      argv: ['pipewright', 'pool', 'ls'],
+      env: { A: '1', B: 'x=y' },
+    },
+  );
   t.same(parseCall(call('pipewright-call-2', 'b', '/', '0', '1', 'pipewright'))?.env, {}, 'no environment');
 });
 

@@ -44,7 +44,10 @@ export async function chooseAccel(probe: () => Promise<boolean>): Promise<AccelC
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as AccelChoice;
   const choice: AccelChoice = (await probe())
     ? { accel: 'kvm', why: 'a KVM guest reached stage 1' }
-    : { accel: 'tcg', why: `/dev/kvm opens, but a KVM guest printed nothing in ${KVM_PROBE_MS / 1000} s (this host's KVM cannot run a stock kernel)` };
+    : {
+        accel: 'tcg',
+        why: `/dev/kvm opens, but a KVM guest printed nothing in ${KVM_PROBE_MS / 1000} s (this host's KVM cannot run a stock kernel)`,
+      };
   mkdirSync(CACHE, { recursive: true });
   writeFileSync(file, JSON.stringify(choice));
   return choice;

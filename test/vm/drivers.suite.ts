@@ -15,7 +15,9 @@ t.test('link drivers in a VM with a stock kernel: ipvlan l2/l3/l3s, 802.1q VLAN,
   const vm = await Vm.boot({ name: 'pw-drivers' });
   t.teardown(() => vm.stop());
   const choice = await accel();
-  t.comment(`QEMU ${choice.accel.toUpperCase()} (${choice.why}); booted to its agent in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.comment(
+    `QEMU ${choice.accel.toUpperCase()} (${choice.why}); booted to its agent in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   t.match((await vm.must('uname -r')).trim(), /^\d+\.\d+\.\d+-\d+-amd64$/, "Debian's stock kernel");
   const docker = Date.now();
   // vfs: the guest's root is an overlay, on which Docker's overlay2 cannot stack.

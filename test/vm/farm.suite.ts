@@ -35,14 +35,16 @@ for j in $(seq ${from} ${to - 1}); do echo "g$j $(cat /tmp/a$j.rc) $(ip -n g$j -
 
 const leaseCount = async (vm: Vm) => JSON.parse(await vm.must(`${PW} lease ls --pool farm --json`)).length as number;
 // A host's records are its own (its state dir), read without etcd: with the majority gone too.
-const recordCount = async (vm: Vm) => JSON.parse(await vm.must(`PIPEWRIGHT_STORE= ${PIPEWRIGHT} ls --json`)).length as number;
+const recordCount = async (vm: Vm) =>
+  JSON.parse(await vm.must(`PIPEWRIGHT_STORE= ${PIPEWRIGHT} ls --json`)).length as number;
 
 async function untilOk(vm: Vm, script: string, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     const r = await vm.run(script);
     if (r.code === 0) return;
-    if (Date.now() > deadline) throw new Error(`${vm.opts.name}: still failing after ${ms / 1000} s: ${script}\n${r.output}`);
+    if (Date.now() > deadline)
+      throw new Error(`${vm.opts.name}: still failing after ${ms / 1000} s: ${script}\n${r.output}`);
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }
@@ -77,9 +79,18 @@ t.test('a three-host farm on one etcd cluster', async (t) => {
   );
   t.equal(await leaseCount(h0), HOSTS * PER_HOST, 'etcd holds one lease per guest');
 
-  const addressOf = (host: number, guest: string) => results[host * PER_HOST + Number(guest.slice(1))]!.address.split('/')[0]!;
-  t.equal((await h0.run(`ip netns exec g0 ping -c 2 -W 3 ${addressOf(1, 'g0')}`)).code, 0, 'a guest of host 0 reaches one of host 1');
-  t.equal((await h2.run(`ip netns exec g5 ping -c 2 -W 3 ${addressOf(0, 'g7')}`)).code, 0, 'a guest of host 2 reaches one of host 0');
+  const addressOf = (host: number, guest: string) =>
+    results[host * PER_HOST + Number(guest.slice(1))]!.address.split('/')[0]!;
+  t.equal(
+    (await h0.run(`ip netns exec g0 ping -c 2 -W 3 ${addressOf(1, 'g0')}`)).code,
+    0,
+    'a guest of host 0 reaches one of host 1',
+  );
+  t.equal(
+    (await h2.run(`ip netns exec g5 ping -c 2 -W 3 ${addressOf(0, 'g7')}`)).code,
+    0,
+    'a guest of host 2 reaches one of host 0',
+  );
 
   await h2.must('pkill -9 -x etcd');
   const oneDown = parseAttaches(await h0.must(attachScript(PER_HOST, PER_HOST + 1), 300_000));
@@ -88,7 +99,10 @@ t.test('a three-host farm on one etcd cluster', async (t) => {
 
   await h1.must('pkill -9 -x etcd');
   const refusedAt = Date.now();
-  const noQuorum = await h0.run(`ip netns add gx; ${PW.replace('TIMEOUT_MS=30000', 'TIMEOUT_MS=10000')} attach eth0 netns:gx pool:farm`, 300_000);
+  const noQuorum = await h0.run(
+    `ip netns add gx; ${PW.replace('TIMEOUT_MS=30000', 'TIMEOUT_MS=10000')} attach eth0 netns:gx pool:farm`,
+    300_000,
+  );
   t.comment(`with two members of three down, attach answered in ${secs(refusedAt)}`);
   t.equal(noQuorum.code, 1, 'the majority gone: attach fails');
   t.match(noQuorum.output.trim(), /^pipewright: .*etcd/, 'naming etcd');
@@ -111,12 +125,17 @@ async function hostReset(t: Test, h: Vm): Promise<void> {
   await untilOk(h, 'docker info >/dev/null 2>&1', 180_000);
   await h.must('bash scripts/build-test-image.sh docker');
   // The pool is the LAN's, which the host routes: Docker takes it named (--subnet).
-  await h.must(`docker network create -d pipewright --ipam-driver pipewright --ipam-opt pool=farm --subnet ${LAN}.0/24 -o parent=eth0 farmnet`, 240_000);
+  await h.must(
+    `docker network create -d pipewright --ipam-driver pipewright --ipam-opt pool=farm --subnet ${LAN}.0/24 -o parent=eth0 farmnet`,
+    240_000,
+  );
   // Each prints the address eth0 holds when its command starts, at every start.
   // (\$4: the agent's bash reads the double-quoted command first, and must leave awk its $4.)
   const show = `ip -4 -o address show eth0 | awk '{print \\$4}'; exec sleep 100000`;
   for (const [k, address] of CONTAINERS.entries()) {
-    await h.must(`docker run -d --restart=always --network farmnet --ip ${address} --name web${k} pipewright-test/busybox:latest sh -c "${show}"`);
+    await h.must(
+      `docker run -d --restart=always --network farmnet --ip ${address} --name web${k} pipewright-test/busybox:latest sh -c "${show}"`,
+    );
   }
   const before = await Promise.all(CONTAINERS.map((_, k) => h.must(`docker logs web${k}`)));
   t.same(
@@ -126,16 +145,26 @@ async function hostReset(t: Test, h: Vm): Promise<void> {
   );
   const resetAt = Date.now();
   const uptime = await h.reset();
-  t.comment(`host ${h.opts.name} reset: its agent was ready ${uptime.toFixed(1)} s after the kernel started, ${secs(resetAt)} after the reset`);
+  t.comment(
+    `host ${h.opts.name} reset: its agent was ready ${uptime.toFixed(1)} s after the kernel started, ${secs(resetAt)} after the reset`,
+  );
   // What each printed since the reset (the guest's clock is the host's: QEMU's RTC). A reset is a
   // power cut: the first start's line, in the guest's page cache then, may be gone with it.
   const since = Math.floor(resetAt / 1000);
   const web = CONTAINERS.map((_, k) => `web${k}`).join(' ');
   const shown = `docker ps -a --format '{{.Names}} {{.Status}}'; for c in ${web}; do docker logs -t $c 2>&1; done`;
-  await untilOk(h, `${shown}; for c in ${web}; do [ -n "$(docker logs --since ${since} $c)" ] || exit 1; done`, 300_000);
+  await untilOk(
+    h,
+    `${shown}; for c in ${web}; do [ -n "$(docker logs --since ${since} $c)" ] || exit 1; done`,
+    300_000,
+  );
   t.comment(`its containers were running again ${secs(resetAt)} after the reset`);
   for (const [k, address] of CONTAINERS.entries()) {
-    t.equal((await h.must(`docker logs --since ${since} web${k}`)).trim(), `${address}/24`, `web${k} had ${address} before its command ran, again`);
+    t.equal(
+      (await h.must(`docker logs --since ${since} web${k}`)).trim(),
+      `${address}/24`,
+      `web${k} had ${address} before its command ran, again`,
+    );
   }
   // The reset took the host's 20 netns guests (/run is a tmpfs): its daemon undid them at its start.
   await untilOk(h, `[ "$(${PW} ls --json | grep -c '"guest":')" = ${CONTAINERS.length} ]`, 180_000);
@@ -167,13 +196,21 @@ async function dumpLogs(t: Test, farm: Farm): Promise<void> {
 async function leavesNothing(t: Test, farm: Farm): Promise<void> {
   const h = farm.vms[DOCKER_HOST]!;
   await h.must(`docker rm -f ${CONTAINERS.map((_, k) => `web${k}`).join(' ')} && docker network rm farmnet`);
-  await Promise.all(farm.vms.map((vm) => vm.must(`for ns in $(ip netns list | awk '{print $1}'); do ${PW} detach netns:$ns || exit 1; done`, 900_000)));
+  await Promise.all(
+    farm.vms.map((vm) =>
+      vm.must(`for ns in $(ip netns list | awk '{print $1}'); do ${PW} detach netns:$ns || exit 1; done`, 900_000),
+    ),
+  );
   const h0 = farm.vms[0]!;
   t.equal(await leaseCount(h0), 0, 'no lease left in etcd');
   for (const vm of farm.vms) {
     t.equal(await recordCount(vm), 0, `${vm.opts.name}: no record left`);
     t.equal(
-      (await vm.must(`for ns in $(ip netns list | awk '{print $1}'); do ip -n $ns -o link show | grep -v ': lo:'; done; true`)).trim(),
+      (
+        await vm.must(
+          `for ns in $(ip netns list | awk '{print $1}'); do ip -n $ns -o link show | grep -v ': lo:'; done; true`,
+        )
+      ).trim(),
       '',
       `${vm.opts.name}: no link left in a guest`,
     );

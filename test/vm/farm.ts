@@ -100,13 +100,23 @@ export async function startFarm(name: string, n: number, dockerOn: (i: number) =
     await Promise.all(disks.map(makeDisk));
     const booted = await Promise.all(
       disks.map((disk, i) =>
-        Vm.boot({ name: `${name}-h${i}`, disk, netns: ns, nic: { tap: `t${i}`, mac: `52:54:00:77:00:${(i + 1).toString(16).padStart(2, '0')}` } }, 300_000),
+        Vm.boot(
+          {
+            name: `${name}-h${i}`,
+            disk,
+            netns: ns,
+            nic: { tap: `t${i}`, mac: `52:54:00:77:00:${(i + 1).toString(16).padStart(2, '0')}` },
+          },
+          300_000,
+        ),
       ),
     );
     vms.push(...booted);
     await Promise.all(
       vms.map((vm, i) =>
-        vm.must(`cat >/var/lib/pw-vm/boot.sh <<'BOOT'\n${bootScript(i, n, dockerOn(i))}BOOT\nchmod +x /var/lib/pw-vm/boot.sh && /var/lib/pw-vm/boot.sh`),
+        vm.must(
+          `cat >/var/lib/pw-vm/boot.sh <<'BOOT'\n${bootScript(i, n, dockerOn(i))}BOOT\nchmod +x /var/lib/pw-vm/boot.sh && /var/lib/pw-vm/boot.sh`,
+        ),
       ),
     );
     return { vms, stop };

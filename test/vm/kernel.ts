@@ -6,7 +6,17 @@
  */
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -54,7 +64,12 @@ export async function guestKernel(): Promise<GuestKernel> {
   const kernel = findKernel();
   if (typeof kernel === 'string') throw new Error(kernel);
   const stage1 = readFileSync(STAGE1);
-  const key = createHash('sha256').update(kernel.release).update(stage1).update(ROOT_MODULES.join()).digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(kernel.release)
+    .update(stage1)
+    .update(ROOT_MODULES.join())
+    .digest('hex')
+    .slice(0, 12);
   const initrd = join(CACHE, `initrd-${kernel.release}-${key}.gz`);
   if (!existsSync(initrd)) await buildInitrd(kernel.release, initrd);
   return { ...kernel, initrd };

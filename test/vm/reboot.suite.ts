@@ -49,7 +49,8 @@ interface Seen {
  * Docker's own record of the start lost (never started, as far as Docker knows: it never restarts
  * it), or of the container itself.
  */
-const forgotten = (s: Seen) => s.status === 'gone' || (s.status === 'created' && s.startedAt.startsWith('0001-01-01') && !s.error);
+const forgotten = (s: Seen) =>
+  s.status === 'gone' || (s.status === 'created' && s.startedAt.startsWith('0001-01-01') && !s.error);
 const secs = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 const isControl = (c: Spec) => c.network === '';
 
@@ -67,7 +68,9 @@ async function runAll(vm: Vm, specs: Spec[]): Promise<Map<string, number>> {
     `pipewright-test/busybox:latest sh -c "${SHOW}" >/tmp/${c.name}.run 2>&1 || echo failed >>/tmp/${c.name}.run; ` +
     `date +%s.%N >/tmp/${c.name}.at`;
   const files = (ext: string) => specs.map((c) => `/tmp/${c.name}.${ext}`).join(' ');
-  const out = await vm.must(`${specs.map((c) => `(${run(c)}) &`).join('\n')}\nwait\n! grep -l failed ${files('run')}\ncat ${files('at')}`);
+  const out = await vm.must(
+    `${specs.map((c) => `(${run(c)}) &`).join('\n')}\nwait\n! grep -l failed ${files('run')}\ncat ${files('at')}`,
+  );
   const at = out.trim().split('\n').map(Number);
   return new Map(specs.map((c, i) => [c.name, at[i]!]));
 }
@@ -87,7 +90,13 @@ async function seenAll(vm: Vm, specs: Spec[], since: number): Promise<Map<string
       const cut = inspected!.lastIndexOf(' ');
       const state = JSON.parse(inspected!.slice(0, cut)) as { Status: string; StartedAt: string; Error: string } | null;
       const seen: Seen = state
-        ? { status: state.Status, startedAt: state.StartedAt, restarts: Number(inspected!.slice(cut + 1)), error: state.Error, printed: printed.trim() }
+        ? {
+            status: state.Status,
+            startedAt: state.StartedAt,
+            restarts: Number(inspected!.slice(cut + 1)),
+            error: state.Error,
+            printed: printed.trim(),
+          }
         : { status: 'gone', startedAt: '', restarts: 0, error: '', printed: '' };
       return [c.name, seen];
     }),
@@ -119,7 +128,11 @@ async function untilOk(vm: Vm, script: string, ms: number): Promise<void> {
 /** One container's verdict: back on its address (before its command ran), or why not. */
 function back(t: Test, c: Spec, s: Seen, why: string): void {
   const want = c.address ? `${c.address}/24` : /^172\.17\.\d+\.\d+\/16$/;
-  t.match(s.printed, want, `${c.name} back${c.address ? ` on ${c.address} before its command ran` : ''} (${why}): ${JSON.stringify(s)}`);
+  t.match(
+    s.printed,
+    want,
+    `${c.name} back${c.address ? ` on ${c.address} before its command ran` : ''} (${why}): ${JSON.stringify(s)}`,
+  );
 }
 
 t.test('a host reset brings its containers back as Docker brings its own', async (t) => {
@@ -132,7 +145,9 @@ t.test('a host reset brings its containers back as Docker brings its own', async
     await farm.stop();
   });
   const choice = await accel();
-  t.comment(`QEMU ${choice.accel.toUpperCase()} (${choice.why}); agent ready ${(await vm.ready(0, 1)).toFixed(1)} s after the kernel`);
+  t.comment(
+    `QEMU ${choice.accel.toUpperCase()} (${choice.why}); agent ready ${(await vm.ready(0, 1)).toFixed(1)} s after the kernel`,
+  );
   await untilOk(vm, 'docker info >/dev/null 2>&1', 240_000);
   t.comment(`booted, Docker answering ${secs(started)} after the start`);
   await vm.must('bash scripts/build-test-image.sh docker');
@@ -140,7 +155,10 @@ t.test('a host reset brings its containers back as Docker brings its own', async
   // The LAN's pool is a subnet the host routes: Docker takes it named (--subnet).
   const pw = '-d pipewright --ipam-driver pipewright';
   await vm.must(`docker network create ${pw} --ipam-opt pool=lan --subnet ${LAN}.0/24 -o parent=eth0 mvnet`, 240_000);
-  await vm.must(`docker network create ${pw} --subnet ${BRIDGE_NET}.0/24 --gateway ${BRIDGE_NET}.1 -o bridge=${BRIDGE} brnet`, 240_000);
+  await vm.must(
+    `docker network create ${pw} --subnet ${BRIDGE_NET}.0/24 --gateway ${BRIDGE_NET}.1 -o bridge=${BRIDGE} brnet`,
+    240_000,
+  );
   t.comment(`host, Docker, the image and both networks ready ${secs(started)} after the start`);
 
   // (a) After `sync`: Docker's records and pipewright's are on the disk; everything must come back.
@@ -176,8 +194,13 @@ t.test('a host reset brings its containers back as Docker brings its own', async
     // Created, never started, no error: Docker lost the start it had recorded (no call of
     // pipewright's fails that way). Its own, if the control went too or started before it.
     else if (forgotten(control) || Number(later) > 0)
-      t.comment(`reset (b): Docker forgot ${c.name} (its run returned ${later} s after the control's): Docker's, not pipewright's: ${JSON.stringify(s)}`);
-    else t.fail(`${c.name} forgotten, though its run returned ${later} s after the control's, which came back: ${JSON.stringify(s)}`);
+      t.comment(
+        `reset (b): Docker forgot ${c.name} (its run returned ${later} s after the control's): Docker's, not pipewright's: ${JSON.stringify(s)}`,
+      );
+    else
+      t.fail(
+        `${c.name} forgotten, though its run returned ${later} s after the control's, which came back: ${JSON.stringify(s)}`,
+      );
   }
   const forgot = b.filter((c) => !isControl(c) && forgotten(states.get(c.name)!)).map((c) => c.name);
   // gc leaves a Docker lease younger than a minute (its endpoint may not be there yet).
@@ -185,7 +208,9 @@ t.test('a host reset brings its containers back as Docker brings its own', async
   await leavesNothingOf(t, vm, forgot, all);
   // At each boot the daemon waits for dockerd, retrying: its listeners must not pile up (issue 38).
   const log = await vm.must('cat /var/log/pw/daemon.log');
-  t.comment(`the daemon retried the engine ${log.match(/Docker engine not reachable/g)?.length ?? 0} times in three boots`);
+  t.comment(
+    `the daemon retried the engine ${log.match(/Docker engine not reachable/g)?.length ?? 0} times in three boots`,
+  );
   t.notMatch(log, /MaxListenersExceededWarning/, 'and never warned of an abort-listener leak');
   t.comment(`whole test: ${secs(started)}`);
 });
@@ -216,9 +241,15 @@ async function leavesNothingOf(t: Test, vm: Vm, forgot: string[], all: Spec[]): 
     'a record for each running container, no other',
   );
   const links = (await vm.must(`ip -o link show master ${BRIDGE} | wc -l`)).trim();
-  t.equal(Number(links), running.filter((c) => c.network === 'brnet').length, `a link on ${BRIDGE} for each running container on brnet`);
+  t.equal(
+    Number(links),
+    running.filter((c) => c.network === 'brnet').length,
+    `a link on ${BRIDGE} for each running container on brnet`,
+  );
   for (const c of all.filter((c) => forgot.includes(c.name))) {
-    const rules = await vm.run(`iptables-save | grep -F '${c.address}/' ; nft list ruleset 2>/dev/null | grep -F '${c.address} '`);
+    const rules = await vm.run(
+      `iptables-save | grep -F '${c.address}/' ; nft list ruleset 2>/dev/null | grep -F '${c.address} '`,
+    );
     t.equal(rules.output, '', `no rule names ${c.address}`);
   }
 }

@@ -6,7 +6,16 @@
  * the guest's /var/lib, kept across a reset.
  */
 import { execa, type ResultPromise } from 'execa';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -112,7 +121,10 @@ export class Vm {
     for (;;) {
       const hit = this.lines.slice(from).find((l) => re.test(l));
       if (hit) return hit;
-      if (this.proc.exitCode !== null) throw new Error(`${this.opts.name}: QEMU exited (${this.proc.exitCode}) before ${re}; console:\n${this.tail()}`);
+      if (this.proc.exitCode !== null)
+        throw new Error(
+          `${this.opts.name}: QEMU exited (${this.proc.exitCode}) before ${re}; console:\n${this.tail()}`,
+        );
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`${this.opts.name}: no ${re} within ${ms / 1000} s; console:\n${this.tail()}`);
       await new Promise<void>((resolve) => {
@@ -149,8 +161,10 @@ export class Vm {
     const rc = join(this.job, 'out', `${id}.rc`);
     const deadline = Date.now() + ms;
     while (!existsSync(rc)) {
-      if (this.proc.exitCode !== null) throw new Error(`${this.opts.name}: QEMU exited while running: ${script.split('\n')[0]}`);
-      if (Date.now() > deadline) throw new Error(`${this.opts.name}: no end within ${ms / 1000} s of: ${script.split('\n')[0]}`);
+      if (this.proc.exitCode !== null)
+        throw new Error(`${this.opts.name}: QEMU exited while running: ${script.split('\n')[0]}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.opts.name}: no end within ${ms / 1000} s of: ${script.split('\n')[0]}`);
       await sleep(100);
     }
     const output = readFileSync(join(this.job, 'out', `${id}.log`), 'utf8');
@@ -174,7 +188,10 @@ export class Vm {
   /** Powers the guest off (or kills QEMU after 20 s) and removes the job dir. */
   async stop(): Promise<void> {
     writeFileSync(join(this.job, 'poweroff'), '');
-    const ended = await Promise.race([this.proc.then(() => true), sleep(20_000, undefined, { ref: false }).then(() => false)]);
+    const ended = await Promise.race([
+      this.proc.then(() => true),
+      sleep(20_000, undefined, { ref: false }).then(() => false),
+    ]);
     if (!ended) await this.kill();
     rmSync(this.job, { recursive: true, force: true });
   }
@@ -187,7 +204,14 @@ export class Vm {
 }
 
 function qemuArgs(opts: VmOptions, kernel: GuestKernel, accel: Accel, job: string): string[] {
-  const cmdline = ['console=ttyS0', 'panic=-1', 'quiet', 'mitigations=off', `pw_init=${STAGE2}`, `pw_name=${opts.name}`];
+  const cmdline = [
+    'console=ttyS0',
+    'panic=-1',
+    'quiet',
+    'mitigations=off',
+    `pw_init=${STAGE2}`,
+    `pw_name=${opts.name}`,
+  ];
   const share = (path: string, tag: string, ro: boolean) => [
     '-virtfs',
     `local,path=${path},mount_tag=${tag},security_model=none,multidevs=remap${ro ? ',readonly=on' : ''}`,
@@ -203,7 +227,12 @@ function qemuArgs(opts: VmOptions, kernel: GuestKernel, accel: Accel, job: strin
     share(job, 'job', false),
     opts.disk ? ['-drive', `file=${opts.disk},if=virtio,format=raw`] : [],
     opts.nic
-      ? ['-netdev', `tap,id=lan,ifname=${opts.nic.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=lan,mac=${opts.nic.mac}`]
+      ? [
+          '-netdev',
+          `tap,id=lan,ifname=${opts.nic.tap},script=no,downscript=no`,
+          '-device',
+          `virtio-net-pci,netdev=lan,mac=${opts.nic.mac}`,
+        ]
       : ['-nic', 'none'],
   ].flat();
 }
@@ -219,9 +248,14 @@ async function qmp(socket: string, command: string): Promise<void> {
       conn.on('data', (d) => {
         buffered += d.toString();
         for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-          const msg = JSON.parse(buffered.slice(0, nl)) as { QMP?: unknown; error?: { desc: string }; return?: unknown };
+          const msg = JSON.parse(buffered.slice(0, nl)) as {
+            QMP?: unknown;
+            error?: { desc: string };
+            return?: unknown;
+          };
           buffered = buffered.slice(nl + 1);
-          if (msg.QMP) conn.write(`${JSON.stringify({ execute: 'qmp_capabilities' })}\n${JSON.stringify({ execute: command })}\n`);
+          if (msg.QMP)
+            conn.write(`${JSON.stringify({ execute: 'qmp_capabilities' })}\n${JSON.stringify({ execute: command })}\n`);
           else if (msg.error) reject(new Error(`QMP ${command}: ${msg.error.desc}`));
           else if ('return' in msg && ++returns === 2) resolve();
         }

@@ -35,7 +35,9 @@ function enableIpv6(ifname: string, netnsPath: string, log?: StepLog): void {
   const path = `/proc/sys/net/ipv6/conf/${ifname}/disable_ipv6`;
   const off = inNetns(netnsPath, () => existsSync(path) && readFileSync(path, 'utf8').trim() === '1');
   if (!off) return;
-  log?.step(`nsenter --net=${netnsPath} sysctl -w net.ipv6.conf.${ifname}.disable_ipv6=0  (IPv6 was off in this guest)`);
+  log?.step(
+    `nsenter --net=${netnsPath} sysctl -w net.ipv6.conf.${ifname}.disable_ipv6=0  (IPv6 was off in this guest)`,
+  );
   inNetns(netnsPath, () => writeFileSync(path, '0'));
 }
 
@@ -49,7 +51,12 @@ export interface Reannounce {
   when: () => Promise<boolean>;
 }
 
-export async function configureGuest(plan: GuestSide, netnsPath: string, log?: StepLog, reannounce?: Reannounce): Promise<void> {
+export async function configureGuest(
+  plan: GuestSide,
+  netnsPath: string,
+  log?: StepLog,
+  reannounce?: Reannounce,
+): Promise<void> {
   logAsIp(log, configureGuestWords(plan), netnsPath);
   if (plan.addresses.some((a) => a.family === 6)) enableIpv6(plan.ifname, netnsPath, log);
   await withNetnsSocket(netnsPath, async (sock) => {

@@ -33,10 +33,33 @@ const CHILD_NETNS = `/proc/self/fd/${CHILD_NETNS_FD}`;
  * Starts the client in the namespace the caller holds open as `netnsFd`; the caller records its
  * pid before waiting (a stock dnsmasq pings ~3 s before offering).
  */
-export function startDhcpClient(stateDir: string, key: string, netnsFd: number, ifname: string, log: StepLog = silent, timeoutMs = 30_000): DhcpClient {
+export function startDhcpClient(
+  stateDir: string,
+  key: string,
+  netnsFd: number,
+  ifname: string,
+  log: StepLog = silent,
+  timeoutMs = 30_000,
+): DhcpClient {
   const base = join(leaseDir(stateDir), key);
   rmSync(`${base}.lease`, { force: true });
-  const args = [`--net=${CHILD_NETNS}`, '--', 'udhcpc', '-f', '-R', '-i', ifname, '-s', shipped('scripts/udhcpc-hook.sh'), '-t', '0', '-T', '2', '-A', '3'];
+  const args = [
+    `--net=${CHILD_NETNS}`,
+    '--',
+    'udhcpc',
+    '-f',
+    '-R',
+    '-i',
+    ifname,
+    '-s',
+    shipped('scripts/udhcpc-hook.sh'),
+    '-t',
+    '0',
+    '-T',
+    '2',
+    '-A',
+    '3',
+  ];
   log.step(`nsenter ${args.join(' ')} (kept running for the attachment's lifetime)`);
   const out = openSync(`${base}.log`, 'a');
   // A daemon for the attachment's lifetime, not a call to await: plain spawn (argv, no shell), detached.
@@ -60,7 +83,9 @@ export function startDhcpClient(stateDir: string, key: string, netnsFd: number, 
       await new Promise((r) => setTimeout(r, 100));
     }
     stopDhcpClient(client);
-    throw new PipewrightError(`no DHCP lease on ${ifname} within ${timeoutMs / 1000} s; is a DHCP server on that network? (log: ${base}.log)`);
+    throw new PipewrightError(
+      `no DHCP lease on ${ifname} within ${timeoutMs / 1000} s; is a DHCP server on that network? (log: ${base}.log)`,
+    );
   })();
   return { ...client, lease };
 }
@@ -87,13 +112,17 @@ const LEASABLE = ['unicast', 'private', 'carrierGradeNat'];
 export function checkLease(lease: IpConfig, hostIf: string, hostCidrs: string[]): void {
   const range = ipaddr.parse(lease.address).range();
   const offered = `the DHCP server on ${hostIf} offered ${lease.address}/${lease.prefix}`;
-  if (lease.family !== 4 || !LEASABLE.includes(range)) throw new PipewrightError(`${offered}, a ${range} address; refusing it`);
+  if (lease.family !== 4 || !LEASABLE.includes(range))
+    throw new PipewrightError(`${offered}, a ${range} address; refusing it`);
   const v4 = hostCidrs.filter((c) => !c.includes(':'));
   const inside = v4.some((cidr) => {
     const net = parseCidr(cidr);
     return contains(net.address, net.prefix, lease.address);
   });
-  if (v4.length && !inside) throw new PipewrightError(`${offered}, outside ${hostIf}'s subnets (${v4.join(', ')}); is a rogue DHCP server on that network?`);
+  if (v4.length && !inside)
+    throw new PipewrightError(
+      `${offered}, outside ${hostIf}'s subnets (${v4.join(', ')}); is a rogue DHCP server on that network?`,
+    );
 }
 
 /**

@@ -53,7 +53,8 @@ const tcpudp = (proto: string, port: number | string) => `-p ${proto} -m ${proto
 export function renderRule(r: Rule, family: 4 | 6): Line | null {
   const F = CHAINS.forward;
   const est = '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT';
-  if (r.type === 'bridge-internal') return { table: 'filter', chain: F, spec: `-i ${r.bridge} -o ${r.bridge} -j ACCEPT` };
+  if (r.type === 'bridge-internal')
+    return { table: 'filter', chain: F, spec: `-i ${r.bridge} -o ${r.bridge} -j ACCEPT` };
   if (family === 6) return null; // NAT and port publishing are IPv4 for now
   switch (r.type) {
     case 'hairpin-source':
@@ -69,7 +70,11 @@ export function renderRule(r: Rule, family: 4 | 6): Line | null {
     case 'localnet':
       return { table: 'nat', chain: CHAINS.post, spec: `-s 127.0.0.0/8 -o ${r.bridge} -j MASQUERADE` };
     case 'localhost-guard':
-      return { table: 'filter', chain: CHAINS.input, spec: `-d 127.0.0.0/8 -i ${r.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP` };
+      return {
+        table: 'filter',
+        chain: CHAINS.input,
+        spec: `-d 127.0.0.0/8 -i ${r.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
+      };
     case 'dnat':
       return {
         table: 'nat',
@@ -77,9 +82,17 @@ export function renderRule(r: Rule, family: 4 | 6): Line | null {
         spec: `${r.hostIp ? `-d ${r.hostIp}/32 ` : ''}${tcpudp(r.proto, r.hostPort)} -j DNAT --to-destination ${r.ctrIp}:${r.ctrPort}`,
       };
     case 'hairpin':
-      return { table: 'nat', chain: CHAINS.post, spec: `-s ${r.subnet} -d ${r.ctrIp}/32 -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -j MASQUERADE` };
+      return {
+        table: 'nat',
+        chain: CHAINS.post,
+        spec: `-s ${r.subnet} -d ${r.ctrIp}/32 -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -j MASQUERADE`,
+      };
     case 'port-forward':
-      return { table: 'filter', chain: F, spec: `-d ${r.ctrIp}/32 ! -i ${r.bridge} -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -j ACCEPT` };
+      return {
+        table: 'filter',
+        chain: F,
+        spec: `-d ${r.ctrIp}/32 ! -i ${r.bridge} -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -j ACCEPT`,
+      };
   }
 }
 
@@ -123,22 +136,27 @@ export function restoreDelta(saved: string, wanted: Line[]): string | null {
   }
   for (const line of have.lines) {
     const [table, chain] = line.split(' ');
-    if (ours.has(chain) && (table === 'filter' || table === 'nat') && !wantedKeys.has(line)) byTable[table].push(`-D ${line.slice(table.length + 1)}`);
+    if (ours.has(chain) && (table === 'filter' || table === 'nat') && !wantedKeys.has(line))
+      byTable[table].push(`-D ${line.slice(table.length + 1)}`);
   }
   for (const l of wanted) {
-    if (!have.lines.has(key(l))) byTable[l.table].push(l.first ? `-I ${l.chain} 1 ${l.spec}` : `-A ${l.chain} ${l.spec}`);
+    if (!have.lines.has(key(l)))
+      byTable[l.table].push(l.first ? `-I ${l.chain} 1 ${l.spec}` : `-A ${l.chain} ${l.spec}`);
   }
   for (const h of HOOKS) {
     const hooked = have.lines.has(`${h.table} ${h.chain} ${h.spec}`);
     const chainKey = `${h.table} ${h.jumpTo}`;
-    if (needed.has(chainKey) && !hooked) byTable[h.table].push(h.first ? `-I ${h.chain} 1 ${h.spec}` : `-A ${h.chain} ${h.spec}`);
+    if (needed.has(chainKey) && !hooked)
+      byTable[h.table].push(h.first ? `-I ${h.chain} 1 ${h.spec}` : `-A ${h.chain} ${h.spec}`);
     if (!needed.has(chainKey) && hooked) byTable[h.table].push(`-D ${h.chain} ${h.spec}`);
   }
   for (const chain of new Set(HOOKS.map((h) => `${h.table} ${h.jumpTo}`))) {
     const [table, name] = chain.split(' ') as [Table, string];
     if (!needed.has(chain) && have.chains.has(chain)) byTable[table].push(`-X ${name}`);
   }
-  const parts = (['filter', 'nat'] as const).filter((t) => byTable[t].length).map((t) => [`*${t}`, ...byTable[t], 'COMMIT'].join('\n'));
+  const parts = (['filter', 'nat'] as const)
+    .filter((t) => byTable[t].length)
+    .map((t) => [`*${t}`, ...byTable[t], 'COMMIT'].join('\n'));
   return parts.length ? parts.join('\n') + '\n' : null;
 }
 
@@ -147,7 +165,11 @@ const XTABLES_WAIT_SECONDS = '10';
 
 /** The nftables backend marks what it accepts; this one rule lets it through an iptables FORWARD that drops. */
 export const NFT_ACCEPT_MARK = '0x100000';
-const MARK_LINE: Line = { table: 'filter', chain: CHAINS.forward, spec: `-m mark --mark ${NFT_ACCEPT_MARK}/${NFT_ACCEPT_MARK} -j ACCEPT` };
+const MARK_LINE: Line = {
+  table: 'filter',
+  chain: CHAINS.forward,
+  spec: `-m mark --mark ${NFT_ACCEPT_MARK}/${NFT_ACCEPT_MARK} -j ACCEPT`,
+};
 
 function linesOf(rules: Rule[], family: 4 | 6): Line[] {
   return rules.map((r) => renderRule(r, family)).filter((l): l is Line => l !== null);
@@ -172,7 +194,9 @@ export type CreatedBuiltins = Set<string>;
  * The ip family's filter and nat tables as nft sees them (none with legacy iptables): each table's
  * number of chains, and its base chains with their rule counts.
  */
-async function nftBuiltins(log?: StepLog): Promise<{ tables: Map<string, number>; chains: Map<string, { rules: number; policy: string }> }> {
+async function nftBuiltins(
+  log?: StepLog,
+): Promise<{ tables: Map<string, number>; chains: Map<string, { rules: number; policy: string }> }> {
   const tables = new Map<string, number>();
   const chains = new Map<string, { rules: number; policy: string }>();
   for (const table of ['filter', 'nat']) {
@@ -181,7 +205,8 @@ async function nftBuiltins(log?: StepLog): Promise<{ tables: Map<string, number>
     const items = JSON.parse(r.stdout).nftables as NftItem[];
     tables.set(table, items.filter((i) => i.chain).length);
     for (const item of items) {
-      if (item.chain?.hook) chains.set(`${table} ${item.chain.name}`, { rules: 0, policy: item.chain.policy ?? 'accept' });
+      if (item.chain?.hook)
+        chains.set(`${table} ${item.chain.name}`, { rules: 0, policy: item.chain.policy ?? 'accept' });
       const c = item.rule && chains.get(`${table} ${item.rule.chain}`);
       if (c) c.rules++;
     }
@@ -239,7 +264,9 @@ async function restore(family: 4 | 6, delta: string, log?: StepLog): Promise<voi
     await run(TOOLS[family][1], ['-w', XTABLES_WAIT_SECONDS, '--noflush'], { input: delta, log });
   } catch (err) {
     if (/xtables lock/i.test((err as Error).message)) {
-      throw new PipewrightError(`another program held the xtables lock for over ${XTABLES_WAIT_SECONDS} s; nothing was changed, retry`);
+      throw new PipewrightError(
+        `another program held the xtables lock for over ${XTABLES_WAIT_SECONDS} s; nothing was changed, retry`,
+      );
     }
     throw err;
   }
@@ -251,13 +278,23 @@ async function restore(family: 4 | 6, delta: string, log?: StepLog): Promise<voi
  * `nftMark`: the nftables backend's single mark-accept rule instead of the rules, and only where
  * an iptables filter table exists (another program's FORWARD may drop there).
  */
-export async function applyIptables(rules: Rule[], log?: StepLog, opts: { nftMark?: boolean; created?: CreatedBuiltins } = {}): Promise<void> {
+export async function applyIptables(
+  rules: Rule[],
+  log?: StepLog,
+  opts: { nftMark?: boolean; created?: CreatedBuiltins } = {},
+): Promise<void> {
   for (const family of [4, 6] as const) {
     await applyFamily(family, rules, log, Boolean(opts.nftMark), opts.created ?? new Set());
   }
 }
 
-async function applyFamily(family: 4 | 6, rules: Rule[], log: StepLog | undefined, nftMark: boolean, created: CreatedBuiltins): Promise<void> {
+async function applyFamily(
+  family: 4 | 6,
+  rules: Rule[],
+  log: StepLog | undefined,
+  nftMark: boolean,
+  created: CreatedBuiltins,
+): Promise<void> {
   const saved = (await run(TOOLS[family][0], [], { log })).stdout;
   await write(family, restoreDelta(saved, wantedLines(rules, family, saved, nftMark)), created, log);
 }
@@ -274,7 +311,12 @@ async function write(family: 4 | 6, delta: string | null, created: CreatedBuilti
  * read of the rule set (one restore for a family that changes, none otherwise). It assumes the
  * kernel held `before`; if it did not, the restore fails whole and the caller falls back to a full apply.
  */
-export async function applyIptablesDelta(before: Rule[], after: Rule[], log?: StepLog, created: CreatedBuiltins = new Set()): Promise<void> {
+export async function applyIptablesDelta(
+  before: Rule[],
+  after: Rule[],
+  log?: StepLog,
+  created: CreatedBuiltins = new Set(),
+): Promise<void> {
   await write(4, restoreDelta(savedForm(linesOf(before, 4)), linesOf(after, 4)), created, log);
   // IPv6 changes only with a bridge's first or last guest; whether to write depends on the kernel (wantedLines).
   if (restoreDelta(savedForm(linesOf(before, 6)), linesOf(after, 6))) await applyFamily(6, after, log, false, created);

@@ -63,19 +63,29 @@ export function chainRules4(rules: Rule[]): string[] {
     `add rule ${T4} port_dnat ${L4} dnat ip to ip daddr . meta l4proto . th dport map @dnat_addr`,
     `add rule ${T4} port_dnat ${L4} dnat ip to meta l4proto . th dport map @dnat_any`,
   ];
-  for (const r of rules) if (r.type === 'isolate') out.push(`add rule ${T4} forward iifname ${q(r.from)} oifname ${q(r.to)} drop`);
+  for (const r of rules)
+    if (r.type === 'isolate') out.push(`add rule ${T4} forward iifname ${q(r.from)} oifname ${q(r.to)} drop`);
   out.push(`add rule ${T4} forward ${L4} oifname . ip daddr . meta l4proto . th dport @published ${ACCEPT}`);
   for (const r of rules) {
-    if (r.type === 'bridge-internal') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname ${q(r.bridge)} ${ACCEPT}`);
-    if (r.type === 'bridge-egress') out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname != ${q(r.bridge)} ${ACCEPT}`);
+    if (r.type === 'bridge-internal')
+      out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname ${q(r.bridge)} ${ACCEPT}`);
+    if (r.type === 'bridge-egress')
+      out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname != ${q(r.bridge)} ${ACCEPT}`);
     if (r.type === 'bridge-replies' || r.type === 'bridge-egress')
       out.push(`add rule ${T4} forward oifname ${q(r.bridge)} ct state established,related ${ACCEPT}`);
-    if (r.type === 'masquerade') out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} oifname != ${q(r.bridge)} masquerade`);
-    if (r.type === 'localnet') out.push(`add rule ${T4} postrouting ip saddr 127.0.0.0/8 oifname ${q(r.bridge)} masquerade`);
-    if (r.type === 'localhost-guard') out.push(`add rule ${T4} input iifname ${q(r.bridge)} ip daddr 127.0.0.0/8 ct state new ct status & dnat == 0 drop`);
+    if (r.type === 'masquerade')
+      out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} oifname != ${q(r.bridge)} masquerade`);
+    if (r.type === 'localnet')
+      out.push(`add rule ${T4} postrouting ip saddr 127.0.0.0/8 oifname ${q(r.bridge)} masquerade`);
+    if (r.type === 'localhost-guard')
+      out.push(
+        `add rule ${T4} input iifname ${q(r.bridge)} ip daddr 127.0.0.0/8 ct state new ct status & dnat == 0 drop`,
+      );
     // iifname is not known in postrouting for bridged (br_netfilter) packets: match the source subnet.
     if (r.type === 'hairpin-source') {
-      out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} ${L4} oifname . ip daddr . meta l4proto . th dport @hairpin masquerade`);
+      out.push(
+        `add rule ${T4} postrouting ip saddr ${r.subnet} ${L4} oifname . ip daddr . meta l4proto . th dport @hairpin masquerade`,
+      );
     }
   }
   return [...new Set(out)];
@@ -88,7 +98,8 @@ interface NftJsonSet {
 
 /** nft -j writes an element as a value, {concat: [...]}, or [key, value] for maps. */
 function elemText(e: unknown): string {
-  const parts = (x: unknown) => (x && typeof x === 'object' && 'concat' in x ? (x as { concat: unknown[] }).concat : [x]).map(String).join(' . ');
+  const parts = (x: unknown) =>
+    (x && typeof x === 'object' && 'concat' in x ? (x as { concat: unknown[] }).concat : [x]).map(String).join(' . ');
   return Array.isArray(e) ? `${parts(e[0])} : ${parts(e[1])}` : parts(e);
 }
 

@@ -51,11 +51,17 @@ export function desiredRules(state: FirewallState): Rule[] {
   for (const b of state.bridges) {
     if (b.hasGuests || b.network) rules.push({ type: 'bridge-internal', bridge: b.bridge });
     if (b.network?.masquerade) {
-      rules.push({ type: 'bridge-egress', bridge: b.bridge }, { type: 'masquerade', bridge: b.bridge, subnet: b.network.subnet });
+      rules.push(
+        { type: 'bridge-egress', bridge: b.bridge },
+        { type: 'masquerade', bridge: b.bridge, subnet: b.network.subnet },
+      );
     }
     if (b.network?.isolated) {
       for (const other of networked.filter((o) => o.bridge !== b.bridge)) {
-        rules.push({ type: 'isolate', from: b.bridge, to: other.bridge }, { type: 'isolate', from: other.bridge, to: b.bridge });
+        rules.push(
+          { type: 'isolate', from: b.bridge, to: other.bridge },
+          { type: 'isolate', from: other.bridge, to: b.bridge },
+        );
       }
     }
   }

@@ -13,7 +13,17 @@ import { hostname } from 'node:os';
 import { PipewrightError } from '../../util/errors.js';
 import type { Lease, LeaseBackend } from './backend.js';
 import { fromBig, toBig } from '../../model/ipmath.js';
-import { addressAt, definePool, inRange, inSubnetOf, isNetworkOrBroadcast, isWithheld, rangeSize, type Pool, type PoolInput } from './pool.js';
+import {
+  addressAt,
+  definePool,
+  inRange,
+  inSubnetOf,
+  isNetworkOrBroadcast,
+  isWithheld,
+  rangeSize,
+  type Pool,
+  type PoolInput,
+} from './pool.js';
 
 /**
  * Whose lease a release may end. A caller acts on a view taken earlier (a rollback, gc's list,
@@ -36,7 +46,9 @@ export type AllocationPolicy = 'fresh' | 'lowest';
 const LOWEST_TRIES = 1000;
 
 const exhausted = (pool: Pool) =>
-  new PipewrightError(`pool ${pool.name} (${pool.subnet}) is exhausted: every address is leased; release some or create another pool`);
+  new PipewrightError(
+    `pool ${pool.name} (${pool.subnet}) is exhausted: every address is leased; release some or create another pool`,
+  );
 
 /** The lowest address of the range that is neither leased nor withheld, or null. */
 function lowestFree(pool: Pool, leased: Set<bigint>): string | null {
@@ -95,7 +107,9 @@ export class Ipam {
     await this.pool(name);
     const held = await this.backend.leases({ pool: name });
     if (held.length && !force) {
-      throw new PipewrightError(`pool ${name} still has ${held.length} lease(s) (e.g. ${held[0].address} by ${held[0].owner}); release them or use --force`);
+      throw new PipewrightError(
+        `pool ${name} still has ${held.length} lease(s) (e.g. ${held[0].address} by ${held[0].owner}); release them or use --force`,
+      );
     }
     await this.backend.removePool(name);
   }
@@ -105,7 +119,12 @@ export class Ipam {
   }
 
   /** A free address of the pool, picked by `policy` (`reserved`: pinned for an outside user, gc leaves it). */
-  async allocate(poolName: string, owner: string, reserved = false, policy: AllocationPolicy = 'fresh'): Promise<Lease> {
+  async allocate(
+    poolName: string,
+    owner: string,
+    reserved = false,
+    policy: AllocationPolicy = 'fresh',
+  ): Promise<Lease> {
     const pool = await this.pool(poolName);
     if (policy === 'lowest') return this.allocateLowest(pool, owner, reserved);
     const size = rangeSize(pool);
@@ -116,7 +135,11 @@ export class Ipam {
       if (res === 'ok' && lease) return lease;
       at = res === 'raced' ? await this.backend.cursor(pool.name) : at + 1;
     }
-    for (let entry = await this.backend.oldestFree(pool.name); entry; entry = await this.backend.oldestFree(pool.name)) {
+    for (
+      let entry = await this.backend.oldestFree(pool.name);
+      entry;
+      entry = await this.backend.oldestFree(pool.name)
+    ) {
       const lease = this.lease(pool, entry.address, owner, reserved);
       if (await this.backend.takeFree(lease, entry)) return lease;
     }
@@ -138,15 +161,20 @@ export class Ipam {
   /** A given address; a taken one is refused naming its holder (the same owner again is fine). */
   async claim(poolName: string, address: string, owner: string, reserved = false): Promise<Lease> {
     const pool = await this.pool(poolName);
-    if (!inSubnetOf(pool, address)) throw new PipewrightError(`${address} is not in pool ${pool.name} (${pool.subnet})`);
+    if (!inSubnetOf(pool, address))
+      throw new PipewrightError(`${address} is not in pool ${pool.name} (${pool.subnet})`);
     if (address === pool.gateway) throw new PipewrightError(`${address} is the gateway of pool ${pool.name}`);
-    if (isNetworkOrBroadcast(pool, address)) throw new PipewrightError(`${address} is the network or broadcast address of pool ${pool.name} (${pool.subnet})`);
-    if (inRange(pool, address) && isWithheld(pool, address)) throw new PipewrightError(`${address} is excluded from pool ${pool.name}`);
+    if (isNetworkOrBroadcast(pool, address))
+      throw new PipewrightError(`${address} is the network or broadcast address of pool ${pool.name} (${pool.subnet})`);
+    if (inRange(pool, address) && isWithheld(pool, address))
+      throw new PipewrightError(`${address} is excluded from pool ${pool.name}`);
     const lease = this.lease(pool, address, owner, reserved);
     if (await this.backend.createLease(lease)) return lease;
     const holder = await this.backend.getLease(pool.name, address);
     if (holder && holder.owner === owner && holder.host === this.host) return holder;
-    throw new PipewrightError(`${address} in pool ${pool.name} is taken by ${holder?.owner ?? 'another owner'} on ${holder?.host ?? 'another host'}`);
+    throw new PipewrightError(
+      `${address} in pool ${pool.name} is taken by ${holder?.owner ?? 'another owner'} on ${holder?.host ?? 'another host'}`,
+    );
   }
 
   /** Ends the lease if `holder` still holds it; the lease ended, or null. */

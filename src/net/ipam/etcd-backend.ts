@@ -9,7 +9,14 @@
  *   /pipewright/ipam/leases/<pool>/<ip>      lease (JSON)
  *   /pipewright/ipam/free/<pool>/<order>     released address; keys sort in release order
  */
-import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions } from 'etcd3';
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  GRPCDeadlineExceededError,
+  GRPCUnavailableError,
+  type IOptions,
+} from 'etcd3';
 import { readFileSync } from 'node:fs';
 import { PipewrightError } from '../../util/errors.js';
 import type { AdvanceResult, EtcdAccess, FreeEntry, Lease, LeaseBackend } from './backend.js';
@@ -74,15 +81,30 @@ export function grpcReason(message: string): string {
 function explained(err: unknown, endpoints: string[], access: EtcdAccess, firstCall: boolean): Error {
   if (err instanceof PipewrightError) return err;
   const at = endpoints.join(',');
-  if (err instanceof EtcdAuthenticationFailedError) return new PipewrightError(`etcd at ${at} refused user ${access.user}: wrong user or password`);
+  if (err instanceof EtcdAuthenticationFailedError)
+    return new PipewrightError(`etcd at ${at} refused user ${access.user}: wrong user or password`);
   if (err instanceof EtcdPermissionDeniedError)
-    return new PipewrightError(`etcd at ${at}: user ${access.user} may not read pipewright's keys; grant it a role on them`);
+    return new PipewrightError(
+      `etcd at ${at}: user ${access.user} may not read pipewright's keys; grant it a role on them`,
+    );
   // etcd3 stops calling a member for 5 s after 3 failures in a row (its circuit breaker).
   const shunned = (err as { isBrokenCircuitError?: boolean }).isBrokenCircuitError === true;
-  const reason = shunned ? 'its members failed the last calls, the next is tried 5 s after' : grpcReason((err as Error).message);
-  const unanswered = shunned || err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || /timed out|no leader/.test(reason);
-  const hint = !unanswered ? '' : endpoints.length > 1 ? '; a majority of its members must be up' : '; check that it runs';
-  return new PipewrightError(firstCall || unanswered ? `cannot reach etcd at ${at}: ${reason}${hint}` : `etcd at ${at}: ${reason}`);
+  const reason = shunned
+    ? 'its members failed the last calls, the next is tried 5 s after'
+    : grpcReason((err as Error).message);
+  const unanswered =
+    shunned ||
+    err instanceof GRPCUnavailableError ||
+    err instanceof GRPCDeadlineExceededError ||
+    /timed out|no leader/.test(reason);
+  const hint = !unanswered
+    ? ''
+    : endpoints.length > 1
+      ? '; a majority of its members must be up'
+      : '; check that it runs';
+  return new PipewrightError(
+    firstCall || unanswered ? `cannot reach etcd at ${at}: ${reason}${hint}` : `etcd at ${at}: ${reason}`,
+  );
 }
 
 /** `backend` whose every call fails with `explain`'s error instead of the one it met. */
@@ -109,7 +131,8 @@ export class EtcdLeaseBackend implements LeaseBackend {
     const client = new Etcd3({
       hosts: endpoints,
       dialTimeout: 5000,
-      defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + (access.callTimeoutMs ?? CALL_DEADLINE_MS) }),
+      defaultCallOptions: (c) =>
+        c.isStream ? {} : { deadline: Date.now() + (access.callTimeoutMs ?? CALL_DEADLINE_MS) },
       ...tlsAndAuth(access),
     });
     try {
@@ -127,9 +150,11 @@ export class EtcdLeaseBackend implements LeaseBackend {
       const rev = await this.client.get(K.poolsRev).string();
       for (const other of await this.listPools()) {
         if (other.name === pool.name) throw new PipewrightError(`pool ${pool.name} exists already`);
-        if (poolsOverlap(other, pool)) throw new PipewrightError(`pool ${pool.name} (${pool.subnet}) overlaps pool ${other.name} (${other.subnet})`);
+        if (poolsOverlap(other, pool))
+          throw new PipewrightError(`pool ${pool.name} (${pool.subnet}) overlaps pool ${other.name} (${other.subnet})`);
       }
-      const guard = rev === null ? this.client.if(K.poolsRev, 'Create', '==', 0) : this.client.if(K.poolsRev, 'Value', '==', rev);
+      const guard =
+        rev === null ? this.client.if(K.poolsRev, 'Create', '==', 0) : this.client.if(K.poolsRev, 'Value', '==', rev);
       const res = await guard
         .and(K.pool(pool.name), 'Create', '==', 0)
         .then(
@@ -177,7 +202,9 @@ export class EtcdLeaseBackend implements LeaseBackend {
     const moveCursor = this.client.put(K.cursor(pool)).value(String(at + 1));
     let txn = this.client.if(K.cursor(pool), 'Value', '==', String(at));
     if (lease) txn = txn.and(K.lease(pool, lease.address), 'Create', '==', 0);
-    const first = await txn.then(moveCursor, ...(lease ? [this.client.put(K.lease(pool, lease.address)).value(JSON.stringify(lease))] : [])).commit();
+    const first = await txn
+      .then(moveCursor, ...(lease ? [this.client.put(K.lease(pool, lease.address)).value(JSON.stringify(lease))] : []))
+      .commit();
     if (first.succeeded) return 'ok';
     if (!lease) return 'raced';
     // Either the cursor moved (raced) or the address was leased by a claim: move past it then.
@@ -195,7 +222,10 @@ export class EtcdLeaseBackend implements LeaseBackend {
     const res = await this.client
       .if(entry.ref, 'Create', '>', 0)
       .and(K.lease(lease.pool, lease.address), 'Create', '==', 0)
-      .then(this.client.delete().key(entry.ref), this.client.put(K.lease(lease.pool, lease.address)).value(JSON.stringify(lease)))
+      .then(
+        this.client.delete().key(entry.ref),
+        this.client.put(K.lease(lease.pool, lease.address)).value(JSON.stringify(lease)),
+      )
       .else(this.client.delete().key(entry.ref)) // gone, or a stale entry for an address claimed since
       .commit();
     return res.succeeded;

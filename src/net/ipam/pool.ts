@@ -71,7 +71,8 @@ export function definePool(input: PoolInput, now = new Date()): Pool {
     if (!b || extra !== undefined) throw new UsageError(`range "${input.range}" must be <start>-<end>`);
     [start, end] = [inSubnet(a, bounds, family, 'range start'), inSubnet(b, bounds, family, 'range end')];
     if (start > end) throw new UsageError(`range "${input.range}" ends before it starts`);
-    if (start < hostsFirst || end > hostsLast) throw new UsageError(`range "${input.range}" includes the network or broadcast address`);
+    if (start < hostsFirst || end > hostsLast)
+      throw new UsageError(`range "${input.range}" includes the network or broadcast address`);
   }
   let gateway: string | null = null;
   if (!input.noGateway) {

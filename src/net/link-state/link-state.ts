@@ -4,7 +4,15 @@
  */
 import { IFLA, linkKind, readMac, readU32 } from '../rtnetlink/attrs.js';
 import { errno } from '../rtnetlink/errno.js';
-import { dumpAddresses, dumpLinks, getLink, linkName, RT_SCOPE_LINK, type AddressMessage, type LinkMessage } from '../rtnetlink/rtnl.js';
+import {
+  dumpAddresses,
+  dumpLinks,
+  getLink,
+  linkName,
+  RT_SCOPE_LINK,
+  type AddressMessage,
+  type LinkMessage,
+} from '../rtnetlink/rtnl.js';
 import { hostSocket, withNetnsSocket, type RtSocket } from '../rtnetlink/sockets.js';
 
 /** Where a read looks: the host's network namespace, or the one at this path. */
@@ -38,7 +46,9 @@ function toLinkState(link: LinkMessage, addresses: AddressMessage[], master: str
     mtu: readU32(link.attrs.get(IFLA.MTU)) ?? 0,
     mac: readMac(link.attrs.get(IFLA.ADDRESS)),
     up: link.up,
-    addresses: addresses.filter((a) => a.index === link.index && a.scope !== RT_SCOPE_LINK).map((a) => `${a.address}/${a.prefix}`),
+    addresses: addresses
+      .filter((a) => a.index === link.index && a.scope !== RT_SCOPE_LINK)
+      .map((a) => `${a.address}/${a.prefix}`),
   };
 }
 

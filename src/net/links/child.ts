@@ -28,7 +28,8 @@ export interface ChildType {
 }
 
 /** An Ethernet interface that is not a bridge: a parent for macvlan, ipvlan and VLAN children. */
-export const isNic = (host: HostLinkInfo | null): boolean => host !== null && host.type === ARPHRD_ETHER && !host.bridge;
+export const isNic = (host: HostLinkInfo | null): boolean =>
+  host !== null && host.type === ARPHRD_ETHER && !host.bridge;
 
 /** The parent's part of a child's plan; throws when the host interface cannot be a parent. */
 export function parentDefaults(host: HostLinkInfo | null, hostIf: string, kind: string): HostLinkInfo {
@@ -42,7 +43,21 @@ export function parentDefaults(host: HostLinkInfo | null, hostIf: string, kind: 
 
 export function childWords(plan: AttachmentPlan, netns: string, type: ChildType): IpWords {
   const mac = type.ownMac ? ['address', plan.mac] : [];
-  return ['link', 'add', 'link', plan.hostIf, 'name', plan.ifname, 'mtu', String(plan.mtu), ...mac, 'netns', netns, 'type', ...type.words];
+  return [
+    'link',
+    'add',
+    'link',
+    plan.hostIf,
+    'name',
+    plan.ifname,
+    'mtu',
+    String(plan.mtu),
+    ...mac,
+    'netns',
+    netns,
+    'type',
+    ...type.words,
+  ];
 }
 
 /**
@@ -51,12 +66,24 @@ export function childWords(plan: AttachmentPlan, netns: string, type: ChildType)
  * guest's eth0 could not be made on a host that has an eth0 (EEXIST). The CNI plugins do the same.
  * A failed rename removes the new link: nothing is left when the kernel refuses.
  */
-export async function createChild(plan: AttachmentPlan, netnsPath: string, type: ChildType, log?: StepLog): Promise<LinkIdentity> {
+export async function createChild(
+  plan: AttachmentPlan,
+  netnsPath: string,
+  type: ChildType,
+  log?: StepLog,
+): Promise<LinkIdentity> {
   const temp = childTempName(plan.ifname);
   logAsIp(log, [childWords({ ...plan, ifname: temp }, netnsPath, type)]);
   const mac = type.ownMac ? [ifla.address(plan.mac)] : [];
   await withNetnsFd(netnsPath, (fd) =>
-    newLink(hostSocket(), temp, [ifla.ifname(temp), ifla.mtu(plan.mtu), ...mac, ifla.link(hostIndex(plan.hostIf)), ifla.netnsFd(fd), type.info]),
+    newLink(hostSocket(), temp, [
+      ifla.ifname(temp),
+      ifla.mtu(plan.mtu),
+      ...mac,
+      ifla.link(hostIndex(plan.hostIf)),
+      ifla.netnsFd(fd),
+      type.info,
+    ]),
   ).catch(unlessKernelLacks(plan.kind, type.config));
   return withNetnsSocket(netnsPath, async (sock) => {
     logAsIp(log, [['link', 'set', 'dev', temp, 'name', plan.ifname]], netnsPath);
@@ -79,4 +106,5 @@ export async function removeChild(link: LinkRef, netnsPath: string | null, log?:
   await deleteInGuest(link, netnsPath, log);
 }
 
-export const checkParent = (link: LinkRef): string | null => (hostLinkExists(link.hostIf) ? null : `parent ${link.hostIf} is missing`);
+export const checkParent = (link: LinkRef): string | null =>
+  hostLinkExists(link.hostIf) ? null : `parent ${link.hostIf} is missing`;

@@ -28,7 +28,18 @@ async function loadModule(log?: StepLog): Promise<void> {
   if (!existsSync('/sys/module/dummy')) await run('modprobe', ['dummy', 'numdummies=0'], { log, allowFailure: true });
 }
 
-const createWords = (plan: AttachmentPlan): IpWords => ['link', 'add', 'name', plan.ifname, 'mtu', String(plan.mtu), 'address', plan.mac, 'type', 'dummy'];
+const createWords = (plan: AttachmentPlan): IpWords => [
+  'link',
+  'add',
+  'name',
+  plan.ifname,
+  'mtu',
+  String(plan.mtu),
+  'address',
+  plan.mac,
+  'type',
+  'dummy',
+];
 
 export const dummy: LinkDriver = {
   kind: 'dummy',
@@ -42,7 +53,12 @@ export const dummy: LinkDriver = {
     await loadModule(log);
     logAsIp(log, [createWords(plan)], netnsPath);
     return withNetnsSocket(netnsPath, async (sock) => {
-      await newLink(sock, plan.ifname, [ifla.ifname(plan.ifname), ifla.mtu(plan.mtu), ifla.address(plan.mac), kindLinkInfo('dummy')]);
+      await newLink(sock, plan.ifname, [
+        ifla.ifname(plan.ifname),
+        ifla.mtu(plan.mtu),
+        ifla.address(plan.mac),
+        kindLinkInfo('dummy'),
+      ]);
       return { linkIndex: await indexIn(sock, plan.ifname), linkPerm: null };
     }).catch(unlessKernelLacks('dummy', 'CONFIG_DUMMY'));
   },

@@ -66,12 +66,17 @@ function sameKindAndParent(l: SeenLink, ref: LinkRef, parent: number | null): bo
 
 function isOurs(l: SeenLink, ref: LinkRef, parent: number | null): boolean {
   // A NIC without a permanent address (a virtual one) is told by its MAC; an older record knows no more.
-  if (ref.kind === 'phys') return ref.linkPerm ? l.perm === ref.linkPerm : l.mac === ref.mac && (l.perm === null || ref.linkIndex === null);
+  if (ref.kind === 'phys')
+    return ref.linkPerm ? l.perm === ref.linkPerm : l.mac === ref.mac && (l.perm === null || ref.linkIndex === null);
   return sameKindAndParent(l, ref, parent) && (!OWN_MAC_KINDS.includes(ref.kind) || l.mac === ref.mac);
 }
 
 /** ref's link in the socket's namespace: the link at `where` (the recorded index; a name for older records), if it is ours. */
-export async function findOwnLink(sock: RtSocket, ref: LinkRef, where: number | string = ref.linkIndex ?? ref.ifname): Promise<SeenLink | null> {
+export async function findOwnLink(
+  sock: RtSocket,
+  ref: LinkRef,
+  where: number | string = ref.linkIndex ?? ref.ifname,
+): Promise<SeenLink | null> {
   const l = await linkAt(sock, where);
   return l && isOurs(l, ref, parentIndex(ref)) ? l : null;
 }
@@ -82,7 +87,9 @@ export async function findOwnLink(sock: RtSocket, ref: LinkRef, where: number | 
  */
 async function holders(sock: RtSocket, ref: LinkRef): Promise<SeenLink[]> {
   const parent = parentIndex(ref);
-  const holds = (l: SeenLink) => sameKindAndParent(l, ref, parent) && (l.index === ref.linkIndex || (OWN_MAC_KINDS.includes(ref.kind) && l.mac === ref.mac));
+  const holds = (l: SeenLink) =>
+    sameKindAndParent(l, ref, parent) &&
+    (l.index === ref.linkIndex || (OWN_MAC_KINDS.includes(ref.kind) && l.mac === ref.mac));
   return (await dumpLinks(sock)).map(seenLink).filter(holds);
 }
 

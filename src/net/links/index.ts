@@ -27,7 +27,9 @@ export function chooseDriver(spec: AttachSpec): { driver: LinkDriver; host: Host
   const host = hostLinkInfo(spec.hostIf) ?? (spec.directPhys ? null : (hostVlanToBe(spec.hostIf)?.host ?? null));
   const driver = DRIVERS.find((d) => d.serves(host, spec));
   if (!driver) {
-    throw new PipewrightError(`host interface ${spec.hostIf} is not an Ethernet NIC (link type ${host?.type}); attach to a bridge or an Ethernet interface`);
+    throw new PipewrightError(
+      `host interface ${spec.hostIf} is not an Ethernet NIC (link type ${host?.type}); attach to a bridge or an Ethernet interface`,
+    );
   }
   return { driver, host };
 }

@@ -6,6 +6,8 @@ import { errno } from '../rtnetlink/errno.js';
 export function unlessKernelLacks(kind: string, config: string): (err: unknown) => never {
   return (err) => {
     if (!['ENOTSUP', 'EOPNOTSUPP'].includes(errno(err) ?? '')) throw err;
-    throw new PipewrightError(`this kernel cannot make ${kind} links (built without ${config}, or its module is missing): ${(err as Error).message}`);
+    throw new PipewrightError(
+      `this kernel cannot make ${kind} links (built without ${config}, or its module is missing): ${(err as Error).message}`,
+    );
   };
 }

@@ -35,7 +35,11 @@ function macvlanType(plan: AttachmentPlan): ChildType {
 }
 
 export function createShimWords(parent: string, shim: string, address: IpConfig): IpWords[] {
-  return [['link', 'add', 'link', parent, 'name', shim, 'type', 'macvlan', 'mode', 'bridge'], addressWords(address, shim), ['link', 'set', shim, 'up']];
+  return [
+    ['link', 'add', 'link', parent, 'name', shim, 'type', 'macvlan', 'mode', 'bridge'],
+    addressWords(address, shim),
+    ['link', 'set', shim, 'up'],
+  ];
 }
 
 /** The host's own macvlan on a parent (bridge mode), with an address; nothing is left if a step fails. */

@@ -25,21 +25,48 @@ export const phys: LinkDriver = {
   plan(host, spec) {
     if (!host) throw new PipewrightError(`no host interface ${spec.hostIf} to move into the guest`);
     if (host.type !== ARPHRD_ETHER || host.bridge) {
-      throw new PipewrightError(`host interface ${spec.hostIf} is not an Ethernet NIC (link type ${host.type}); only a NIC can be moved into a guest`);
+      throw new PipewrightError(
+        `host interface ${spec.hostIf} is not an Ethernet NIC (link type ${host.type}); only a NIC can be moved into a guest`,
+      );
     }
     // A moved NIC keeps its own MAC unless one is given.
     return { mtu: host.mtu, mac: host.mac, hostEnd: false };
   },
-  describe: (plan, netns) => [['link', 'set', 'dev', plan.hostIf, 'netns', netns, 'name', plan.ifname, 'mtu', String(plan.mtu), 'address', plan.mac]],
+  describe: (plan, netns) => [
+    [
+      'link',
+      'set',
+      'dev',
+      plan.hostIf,
+      'netns',
+      netns,
+      'name',
+      plan.ifname,
+      'mtu',
+      String(plan.mtu),
+      'address',
+      plan.mac,
+    ],
+  ],
   async create(plan, netnsPath, log) {
     logAsIp(log, this.describe(plan, netnsPath));
     const nic = (await linkAt(hostSocket(), hostIndex(plan.hostIf)))!;
     await withNetnsFd(netnsPath, (fd) =>
-      setLink(hostSocket(), nic.index, [ifla.netnsFd(fd), ifla.ifname(plan.ifname), ifla.mtu(plan.mtu), ifla.address(plan.mac)]),
+      setLink(hostSocket(), nic.index, [
+        ifla.netnsFd(fd),
+        ifla.ifname(plan.ifname),
+        ifla.mtu(plan.mtu),
+        ifla.address(plan.mac),
+      ]),
     );
     // Its index in the guest (a move keeps it unless taken there), checked against its permanent address.
-    const moved = await withNetnsSocket(netnsPath, (sock) => findOwnLink(sock, { ...plan, ...identityOf(nic) }, plan.ifname));
-    if (!moved) throw new PipewrightError(`${plan.hostIf} is not in the guest as ${plan.ifname} after the move; the guest changed it meanwhile`);
+    const moved = await withNetnsSocket(netnsPath, (sock) =>
+      findOwnLink(sock, { ...plan, ...identityOf(nic) }, plan.ifname),
+    );
+    if (!moved)
+      throw new PipewrightError(
+        `${plan.hostIf} is not in the guest as ${plan.ifname} after the move; the guest changed it meanwhile`,
+      );
     return identityOf(moved);
   },
   remove: (link, netnsPath, log) =>

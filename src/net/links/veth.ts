@@ -23,7 +23,18 @@ export const veth: LinkDriver = {
   serves: (host) => host === null || host.bridge,
   plan: (host) => ({ mtu: host?.mtu ?? DEFAULT_MTU, hostEnd: true }),
   describe: (plan, netns) => [
-    ['link', 'add', 'name', plan.hostLink!, 'mtu', String(plan.mtu), 'type', 'veth', 'peer', ...guestEndWords(plan, netns)],
+    [
+      'link',
+      'add',
+      'name',
+      plan.hostLink!,
+      'mtu',
+      String(plan.mtu),
+      'type',
+      'veth',
+      'peer',
+      ...guestEndWords(plan, netns),
+    ],
     ['link', 'set', plan.hostLink!, 'master', plan.hostIf, 'up'],
   ],
   async create(plan, netnsPath, log) {
@@ -32,7 +43,10 @@ export const veth: LinkDriver = {
     const guestEnd = (fd: number) => vethLinkInfo({ ifname: plan.ifname, mtu: plan.mtu, mac: plan.mac, netnsFd: fd });
     await createFinishedLink(
       plan.hostLink!,
-      () => withNetnsFd(netnsPath, (fd) => newLink(sock, plan.hostLink!, [ifla.ifname(plan.hostLink!), ifla.mtu(plan.mtu), guestEnd(fd)])),
+      () =>
+        withNetnsFd(netnsPath, (fd) =>
+          newLink(sock, plan.hostLink!, [ifla.ifname(plan.hostLink!), ifla.mtu(plan.mtu), guestEnd(fd)]),
+        ),
       () => setLink(sock, hostIndex(plan.hostLink!), [ifla.master(hostIndex(plan.hostIf))], true),
     );
     return NO_IDENTITY;
@@ -46,7 +60,8 @@ export const veth: LinkDriver = {
   check(link) {
     const master = `/sys/class/net/${link.hostLink}/master`;
     if (!link.hostLink || !hostLinkExists(link.hostLink)) return `host end ${link.hostLink} is missing`;
-    if (!existsSync(master) || basename(readlinkSync(master)) !== link.hostIf) return `host end ${link.hostLink} is not on ${link.hostIf}`;
+    if (!existsSync(master) || basename(readlinkSync(master)) !== link.hostIf)
+      return `host end ${link.hostLink} is not on ${link.hostIf}`;
     return null;
   },
 };

@@ -41,7 +41,12 @@ export const vlan: LinkDriver = {
 };
 
 function vlanType(plan: AttachmentPlan): ChildType {
-  return { words: ['vlan', 'id', String(plan.vlan)], info: vlanLinkInfo(plan.vlan!), ownMac: true, config: 'CONFIG_VLAN_8021Q' };
+  return {
+    words: ['vlan', 'id', String(plan.vlan)],
+    info: vlanLinkInfo(plan.vlan!),
+    ownMac: true,
+    config: 'CONFIG_VLAN_8021Q',
+  };
 }
 
 /**
@@ -64,7 +69,10 @@ export async function createHostVlan(nic: string, id: number, name: string, log?
   const sock = hostSocket();
   await createFinishedLink(
     name,
-    () => newLink(sock, name, [ifla.ifname(name), ifla.link(hostIndex(nic)), vlanLinkInfo(id)]).catch(unlessKernelLacks('vlan', 'CONFIG_VLAN_8021Q')),
+    () =>
+      newLink(sock, name, [ifla.ifname(name), ifla.link(hostIndex(nic)), vlanLinkInfo(id)]).catch(
+        unlessKernelLacks('vlan', 'CONFIG_VLAN_8021Q'),
+      ),
     () => setLink(sock, hostIndex(name), [], true),
   );
 }

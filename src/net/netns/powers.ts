@@ -74,7 +74,10 @@ export function weakerThan(mine: Bounds, theirs: Bounds): string | undefined {
 }
 
 /** Why this process may not change the host, or undefined: root's powers in the host's user namespace. */
-export function lackOfPowers(status = readFileSync('/proc/self/status', 'utf8'), userNs = statSync('/proc/self/ns/user').ino): string | undefined {
+export function lackOfPowers(
+  status = readFileSync('/proc/self/status', 'utf8'),
+  userNs = statSync('/proc/self/ns/user').ino,
+): string | undefined {
   if (userNs !== INIT_USER_NS_INO) return "runs in a user namespace of its own, whose root is not the host's";
   const eff = capabilities(/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1]);
   const missing = Object.entries(NEEDED).filter(([, bit]) => !(eff & (1n << BigInt(bit))));

@@ -42,10 +42,20 @@ export function readAttrs(buf: Buffer, from = 0): Map<number, Buffer> {
 
 export const readString = (b: Buffer | undefined) => b?.toString('utf8').replace(/\0.*$/s, '');
 export const readU32 = (b: Buffer | undefined) => (b && b.length >= 4 ? b.readUInt32LE(0) : undefined);
-export const readMac = (b: Buffer | undefined) => (b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : '');
+export const readMac = (b: Buffer | undefined) =>
+  b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : '';
 
 /** IFLA_* of a link message. */
-export const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, AF_SPEC: 26, NET_NS_FD: 28 } as const;
+export const IFLA = {
+  ADDRESS: 1,
+  IFNAME: 3,
+  MTU: 4,
+  LINK: 5,
+  MASTER: 10,
+  LINKINFO: 18,
+  AF_SPEC: 26,
+  NET_NS_FD: 28,
+} as const;
 const INFO = { KIND: 1, DATA: 2 } as const;
 const VETH_INFO_PEER = 1;
 const IFLA_MACVLAN_MODE = 1;
@@ -89,7 +99,9 @@ export function vethLinkInfo(peer: PeerSpec): Buffer {
 }
 
 export function macvlanLinkInfo(mode: keyof typeof MACVLAN_MODE): Buffer {
-  return ifla.linkinfo(Buffer.concat([nla(INFO.KIND, str('macvlan')), nla(INFO.DATA, nla(IFLA_MACVLAN_MODE, u32(MACVLAN_MODE[mode])))]));
+  return ifla.linkinfo(
+    Buffer.concat([nla(INFO.KIND, str('macvlan')), nla(INFO.DATA, nla(IFLA_MACVLAN_MODE, u32(MACVLAN_MODE[mode])))]),
+  );
 }
 
 /** IFLA_IPVLAN_MODE (linux/if_link.h: enum ipvlan_mode), a u16. */
@@ -97,7 +109,9 @@ const IFLA_IPVLAN_MODE = 1;
 export const IPVLAN_MODE = { l2: 0, l3: 1, l3s: 2 } as const;
 
 export function ipvlanLinkInfo(mode: keyof typeof IPVLAN_MODE): Buffer {
-  return ifla.linkinfo(Buffer.concat([nla(INFO.KIND, str('ipvlan')), nla(INFO.DATA, nla(IFLA_IPVLAN_MODE, u16(IPVLAN_MODE[mode])))]));
+  return ifla.linkinfo(
+    Buffer.concat([nla(INFO.KIND, str('ipvlan')), nla(INFO.DATA, nla(IFLA_IPVLAN_MODE, u16(IPVLAN_MODE[mode])))]),
+  );
 }
 
 /** IFLA_VLAN_ID (linux/if_link.h), a u16; the protocol stays the kernel's default, 802.1Q. */

@@ -6,7 +6,17 @@
 import { getSystemErrorMap } from 'node:util';
 import { readAttrs, readString } from './attrs.js';
 
-export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19, NEWADDR: 20, DELADDR: 21, GETADDR: 22, NEWROUTE: 24, GETROUTE: 26 } as const;
+export const RTM = {
+  NEWLINK: 16,
+  DELLINK: 17,
+  GETLINK: 18,
+  SETLINK: 19,
+  NEWADDR: 20,
+  DELADDR: 21,
+  GETADDR: 22,
+  NEWROUTE: 24,
+  GETROUTE: 26,
+} as const;
 
 export const NLM_F = { REQUEST: 0x1, ACK: 0x4, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400, DUMP: 0x300 } as const;
 
@@ -94,7 +104,11 @@ const EBADMSG = 74;
 
 /** An answer no kernel writes: one line, never a read past the buffer. */
 export function malformed(what: string, detail: string): NetlinkError {
-  return new NetlinkError('EBADMSG', EBADMSG, `${what}: the kernel's answer is malformed (${detail}); report this as a bug`);
+  return new NetlinkError(
+    'EBADMSG',
+    EBADMSG,
+    `${what}: the kernel's answer is malformed (${detail}); report this as a bug`,
+  );
 }
 
 /**
@@ -113,7 +127,8 @@ export function answerOf(buf: Buffer, seq: number, what: string): NlMessage[] {
       return out;
     }
     const fixed = ANSWER_FIXED_LEN[m.type];
-    if (fixed === undefined || m.body.length < fixed) throw malformed(what, `a message of type ${m.type}, ${m.body.length} bytes`);
+    if (fixed === undefined || m.body.length < fixed)
+      throw malformed(what, `a message of type ${m.type}, ${m.body.length} bytes`);
     out.push(m);
   }
   throw malformed(what, 'no ack or end');

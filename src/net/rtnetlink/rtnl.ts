@@ -39,7 +39,12 @@ function parseLink(m: NlMessage): LinkMessage {
 
 /** Creates a link; one of that name already there is EEXIST. */
 export async function newLink(sock: RtSocket, name: string, attrs: Buffer[]): Promise<void> {
-  await sock.request(RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL, Buffer.concat([ifinfomsg(), ...attrs]), `creating link ${name}`);
+  await sock.request(
+    RTM.NEWLINK,
+    NLM_F.CREATE | NLM_F.EXCL,
+    Buffer.concat([ifinfomsg(), ...attrs]),
+    `creating link ${name}`,
+  );
 }
 
 /** Changes a link: its attributes, and up or down when `up` is given. */
@@ -94,12 +99,26 @@ function ifaddrmsg(a: IpConfig, index: number, flags = 0): Buffer {
 /** Adds an address to the link at `index`; IPv6 ones without DAD, so they are usable at once. */
 export async function addAddress(sock: RtSocket, index: number, a: IpConfig, replace = false): Promise<void> {
   const local = ipBytes(a.address);
-  const body = Buffer.concat([ifaddrmsg(a, index, a.family === 6 ? IFA_F_NODAD : 0), nla(IFA.LOCAL, local), nla(IFA.ADDRESS, local)]);
-  await sock.request(RTM.NEWADDR, NLM_F.CREATE | (replace ? NLM_F.REPLACE : NLM_F.EXCL), body, `adding ${a.address}/${a.prefix}`);
+  const body = Buffer.concat([
+    ifaddrmsg(a, index, a.family === 6 ? IFA_F_NODAD : 0),
+    nla(IFA.LOCAL, local),
+    nla(IFA.ADDRESS, local),
+  ]);
+  await sock.request(
+    RTM.NEWADDR,
+    NLM_F.CREATE | (replace ? NLM_F.REPLACE : NLM_F.EXCL),
+    body,
+    `adding ${a.address}/${a.prefix}`,
+  );
 }
 
 export async function delAddress(sock: RtSocket, index: number, a: IpConfig): Promise<void> {
-  await sock.request(RTM.DELADDR, 0, Buffer.concat([ifaddrmsg(a, index), nla(IFA.LOCAL, ipBytes(a.address))]), `removing ${a.address}/${a.prefix}`);
+  await sock.request(
+    RTM.DELADDR,
+    0,
+    Buffer.concat([ifaddrmsg(a, index), nla(IFA.LOCAL, ipBytes(a.address))]),
+    `removing ${a.address}/${a.prefix}`,
+  );
 }
 
 /** An address as the kernel lists it. */
@@ -120,7 +139,15 @@ export async function dumpAddresses(sock: RtSocket): Promise<AddressMessage[]> {
     const bytes = attrs.get(IFA.LOCAL) ?? attrs.get(IFA.ADDRESS);
     if (!bytes) return [];
     const family = m.body[0] === AF[6] ? 6 : 4;
-    return [{ index: m.body.readUInt32LE(4), family, prefix: m.body[1], scope: m.body[3], address: ipaddr.fromByteArray([...bytes]).toString() }];
+    return [
+      {
+        index: m.body.readUInt32LE(4),
+        family,
+        prefix: m.body[1],
+        scope: m.body[3],
+        address: ipaddr.fromByteArray([...bytes]).toString(),
+      },
+    ];
   });
 }
 
@@ -142,9 +169,31 @@ export interface RouteSpec {
 export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> {
   const net = r.dst ? parseCidr(r.dst, 'route') : null;
   const [dst, len] = net ? [net.address, net.prefix] : [null, 0];
-  const rtmsg = Buffer.from([AF[r.family], len, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, r.via ? 0 : RT_SCOPE_LINK, RTN_UNICAST, 0, 0, 0, 0]);
-  const attrs = [...(dst ? [nla(RTA.DST, ipBytes(dst))] : []), ...(r.via ? [nla(RTA.GATEWAY, ipBytes(r.via))] : []), nla(RTA.OIF, u32(r.oif))];
-  await sock.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE, Buffer.concat([rtmsg, ...attrs]), `adding the route to ${r.dst ?? 'default'}`);
+  const rtmsg = Buffer.from([
+    AF[r.family],
+    len,
+    0,
+    0,
+    RT_TABLE_MAIN,
+    RTPROT_BOOT,
+    r.via ? 0 : RT_SCOPE_LINK,
+    RTN_UNICAST,
+    0,
+    0,
+    0,
+    0,
+  ]);
+  const attrs = [
+    ...(dst ? [nla(RTA.DST, ipBytes(dst))] : []),
+    ...(r.via ? [nla(RTA.GATEWAY, ipBytes(r.via))] : []),
+    nla(RTA.OIF, u32(r.oif)),
+  ];
+  await sock.request(
+    RTM.NEWROUTE,
+    NLM_F.CREATE | NLM_F.REPLACE,
+    Buffer.concat([rtmsg, ...attrs]),
+    `adding the route to ${r.dst ?? 'default'}`,
+  );
 }
 
 /** A route of the main table as the kernel lists it: its destination ("a.b.c.d/len", null for the default) and device. */
@@ -162,7 +211,12 @@ export async function dumpRoutes(sock: RtSocket, family: 4 | 6): Promise<RouteMe
     if (m.body[4] !== RT_TABLE_MAIN) return [];
     const attrs = readAttrs(m.body, 12);
     const dst = attrs.get(RTA.DST);
-    return [{ dst: dst ? `${ipaddr.fromByteArray([...dst]).toString()}/${m.body[1]}` : null, oif: readU32(attrs.get(RTA.OIF)) ?? 0 }];
+    return [
+      {
+        dst: dst ? `${ipaddr.fromByteArray([...dst]).toString()}/${m.body[1]}` : null,
+        oif: readU32(attrs.get(RTA.OIF)) ?? 0,
+      },
+    ];
   });
 }
 
@@ -183,7 +237,11 @@ export async function deleteHostLink(name: string): Promise<void> {
  * link that could not be finished is deleted again: a half-made link has no record pointing at it,
  * so nothing else would ever remove it. "finish link <name>" is a fault-seam step.
  */
-export async function createFinishedLink(name: string, create: () => Promise<unknown>, finish: () => Promise<unknown>): Promise<void> {
+export async function createFinishedLink(
+  name: string,
+  create: () => Promise<unknown>,
+  finish: () => Promise<unknown>,
+): Promise<void> {
   await create();
   try {
     beforeStep(`finish link ${name}`);

@@ -65,7 +65,9 @@ function returnTo(self: number): void {
   try {
     setns(self);
   } catch (err) {
-    process.stderr.write(`pipewright: cannot return to the host's network namespace (${(err as Error).message}); stopping at once\n`);
+    process.stderr.write(
+      `pipewright: cannot return to the host's network namespace (${(err as Error).message}); stopping at once\n`,
+    );
     process.exit(70);
   }
 }
