@@ -67,7 +67,8 @@ function rebuildSnapshot() {
   ]);
   const key = run('dist/cpu-key', []);
   if (r.status === 0 && key.status === 0) writeFileSync(KEY, key.stdout);
-  // etcd3's code cache (src/cli/code-cache.ts) is this Node's V8's too: made again, or an etcd store compiles it at each start.
+  // etcd3's code cache (src/cli/code-cache.ts) is this Node's V8's too: made again, or an etcd
+  // store compiles it at each start.
   run(process.execPath, [
     '--input-type=module',
     '-e',

@@ -2,9 +2,9 @@
  * The entry of the CLI's V8 startup snapshot (scripts/bundle.mjs builds it; dist/bin/pipewright
  * starts Node from it). Building runs this file once: commander and every command group are loaded
  * and initialized then, and saved with the heap, so a command starts with that work already done.
- * When the snapshot starts, dist/bin/pipewright (or the daemon, for a warm worker) has put the bundle's path in argv[1]: packages outside the
- * snapshot (native addons, ajv, yaml) are required from there, as the bundle would; etcd3, bundled
- * apart, from dist/snapshot/etcd3.cjs next to it.
+ * When the snapshot starts, dist/bin/pipewright (or the daemon, for a warm worker) has put the
+ * bundle's path in argv[1]: packages outside the snapshot (native addons, ajv, yaml) are required
+ * from there, as the bundle would; etcd3, bundled apart, from dist/snapshot/etcd3.cjs next to it.
  */
 import { createRequire } from 'node:module';
 import { startupSnapshot } from 'node:v8';

@@ -124,7 +124,10 @@ function specOf(conf: NetConf, env: CniEnv, pool: Pool, hostIf: string): AttachS
   });
 }
 
-/** The addresses the attachment holds: its leases (with their pools' prefixes and gateways), then static ones outside any pool. */
+/**
+ * The addresses the attachment holds: its leases (with their pools' prefixes and gateways), then
+ * static ones outside any pool.
+ */
 async function heldAddresses(ctx: CoreContext, owner: string, spec: AttachSpec): Promise<IpConfig[]> {
   const leased = await Promise.all(
     (await ctx.ipam.heldBy(owner)).map(async (l: Lease) => asIpConfig(await ctx.ipam.pool(l.pool), l)),
@@ -227,7 +230,8 @@ export async function addIpam(ctx: CoreContext, conf: NetConf, env: CniEnv): Pro
   const owner = ownerOf(conf, env);
   const [want] = requestedIps(conf, env).map(addressOf);
   const held = (await ctx.ipam.heldBy(owner)).find((l) => l.pool === pool.name && (!want || l.address === want));
-  // A reservation: the main plugin, not a pipewright record, owns the interface (pipewright's gc leaves it to CNI's GC).
+  // A reservation: the main plugin, not a pipewright record, owns the interface (pipewright's gc
+  // leaves it to CNI's GC).
   const lease =
     held ??
     (want ? await ctx.ipam.claim(pool.name, want, owner, true) : await ctx.ipam.allocate(pool.name, owner, true));

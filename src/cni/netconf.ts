@@ -21,15 +21,24 @@ export interface NetConf {
   cniVersion: string;
   name: string;
   type: string;
-  /** pipewright as the main plugin: a bridge, or the parent NIC of a macvlan (mode: its mode), an ipvlan or a VLAN; or a dummy. */
+  /**
+   * pipewright as the main plugin: a bridge, or the parent NIC of a macvlan (mode: its mode), an
+   * ipvlan or a VLAN; or a dummy.
+   */
   bridge?: string;
   master?: string;
   mode?: string;
   /** With master: an ipvlan child in this mode (l2, l3, l3s) instead of a macvlan. */
   ipvlanMode?: string;
-  /** With master: the container's interface is the master's 802.1q VLAN of this id (as the CNI vlan plugin's vlanId). */
+  /**
+   * With master: the container's interface is the master's 802.1q VLAN of this id (as the CNI vlan
+   * plugin's vlanId).
+   */
   vlan?: number;
-  /** In place of bridge or master: the container's interface is a dummy, with no host side (as the CNI dummy plugin's). */
+  /**
+   * In place of bridge or master: the container's interface is a dummy, with no host side (as the
+   * CNI dummy plugin's).
+   */
   dummy?: boolean;
   hostShim?: string;
   pool?: string;

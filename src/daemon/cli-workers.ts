@@ -22,7 +22,10 @@ export interface CliWorkers {
   stop(): void;
 }
 
-/** How a worker starts: Node from the snapshot when one was built on a CPU like this one (as dist/bin/pipewright judges), else the bundle. */
+/**
+ * How a worker starts: Node from the snapshot when one was built on a CPU like this one (as
+ * dist/bin/pipewright judges), else the bundle.
+ */
 function nodeArgs(): string[] {
   const bundle = shipped('dist/bundle/pipewright.mjs');
   const blob = shipped('dist/pipewright.blob');

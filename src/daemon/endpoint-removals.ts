@@ -6,7 +6,10 @@
 import type { CoreContext } from '../ops/context.js';
 import { beginEndpointRemoval, type EndpointRef } from '../ops/endpoint.js';
 
-/** One removal per endpoint (a replayed delete waits for the same); `report` hears of one that failed: its record stays pending, for gc. */
+/**
+ * One removal per endpoint (a replayed delete waits for the same); `report` hears of one that
+ * failed: its record stays pending, for gc.
+ */
 export function endpointRemovals(ctx: CoreContext, report: (err: unknown) => void) {
   const underway = new Map<string, { begun: Promise<unknown>; done: Promise<void> }>();
   return {

@@ -31,13 +31,19 @@ const DOCKER_OWNERS = /^docker(-gateway)?:/;
 
 type Options = Record<string, string> | undefined;
 
-/** `10.1.0.0/24` (and an --ip-range) -> `docker-10.1.0.0-24[_…]`: slashes become dashes, an IPv6 subnet's colons dots. */
+/**
+ * `10.1.0.0/24` (and an --ip-range) -> `docker-10.1.0.0-24[_…]`: slashes become dashes, an IPv6
+ * subnet's colons dots.
+ */
 function poolNameFor(subnet: string, range: string): string {
   const text = range ? `${subnet}_${range}` : subnet;
   return `docker-${text.replaceAll('/', '-').replaceAll(':', '.')}`;
 }
 
-/** The hosts of CIDR `sub` inside `subnet`, as "a-b" (an --ip-range; the subnet's own network and broadcast left out). */
+/**
+ * The hosts of CIDR `sub` inside `subnet`, as "a-b" (an --ip-range; the subnet's own network and
+ * broadcast left out).
+ */
 function rangeOf(sub: string, subnet: string): string {
   const bounds = (cidr: string) => {
     const [addr, prefix] = ipaddr.parseCIDR(cidr);

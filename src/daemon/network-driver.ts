@@ -127,7 +127,10 @@ async function onDeleteNetwork(ctx: CoreContext, body: Body) {
   return {};
 }
 
-/** Docker's own choice for a bridge endpoint: 02:42 and the IPv4 address, so an address keeps its MAC across restarts. */
+/**
+ * Docker's own choice for a bridge endpoint: 02:42 and the IPv4 address, so an address keeps its
+ * MAC across restarts.
+ */
 function macOf(address: string | undefined): string | null {
   const v4 =
     address && ipaddr.IPv4.isValidFourPartDecimal(addressOf(address)) ? ipaddr.IPv4.parse(addressOf(address)) : null;
@@ -205,7 +208,10 @@ async function onProgramExternalConnectivity(ctx: CoreContext, body: Body) {
   return {};
 }
 
-/** The endpoint's ports as Docker's bindings (the protocol's operational data; Docker's CLI shows none of a remote driver's). */
+/**
+ * The endpoint's ports as Docker's bindings (the protocol's operational data; Docker's CLI shows
+ * none of a remote driver's).
+ */
 function onEndpointOperInfo(ctx: CoreContext, body: Body) {
   const rec = findEndpoint(ctx, endpointOf(body));
   const ports = rec ? listPorts(ctx.store, rec.id) : [];

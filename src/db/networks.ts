@@ -9,7 +9,10 @@ export type NetworkKind = 'bridge' | 'macvlan';
 export interface NetworkRecord {
   name: string;
   kind: NetworkKind;
-  /** The host interface: the network's bridge, or the parent of a macvlan network's links (a NIC, or a VLAN interface of one). */
+  /**
+   * The host interface: the network's bridge, or the parent of a macvlan network's links (a NIC, or
+   * a VLAN interface of one).
+   */
   bridge: string;
   pool: string;
   subnet: string;
@@ -22,7 +25,10 @@ export interface NetworkRecord {
   macvlanMode: MacvlanMode | null;
   /** A macvlan network's address for the host on its shim ("ip/len"), so the host reaches the containers. */
   hostShim: string | null;
-  /** A network on a host VLAN interface (`bridge`, made by pipewright when missing): its id, and the NIC it is made on. */
+  /**
+   * A network on a host VLAN interface (`bridge`, made by pipewright when missing): its id, and the
+   * NIC it is made on.
+   */
   vlan: number | null;
   vlanOf: string | null;
   /** The IPv6 pool of a dual-stack network, its subnet and gateway (on the bridge); null: IPv4 only. */

@@ -52,7 +52,10 @@ export async function contextFromFlags(opts: GlobalOptions): Promise<Context> {
   return { ...core, json: Boolean(opts.json) };
 }
 
-/** TLS files, user and call timeout for an etcd store: flags, else PIPEWRIGHT_ETCD_*; the password from the environment or a file only. */
+/**
+ * TLS files, user and call timeout for an etcd store: flags, else PIPEWRIGHT_ETCD_*; the password
+ * from the environment or a file only.
+ */
 function etcdAccess(opts: GlobalOptions): EtcdAccess {
   const env = process.env;
   const passwordFile = opts.etcdPasswordFile ?? env.PIPEWRIGHT_ETCD_PASSWORD_FILE;

@@ -37,7 +37,10 @@ export interface RunResult {
   attachments: AttachmentRecord[];
 }
 
-/** The i-th network argument as eth<i>; without an address it takes the pool of the pipewright network on that bridge. */
+/**
+ * The i-th network argument as eth<i>; without an address it takes the pool of the pipewright
+ * network on that bridge.
+ */
 function networkSpec(ctx: CoreContext, arg: string, i: number, publish: string[]): AttachSpec {
   const colon = arg.indexOf(':');
   const hostIf = colon < 0 ? arg : arg.slice(0, colon);

@@ -74,7 +74,10 @@ export function addressOf(text: string): string {
   return slash < 0 ? text : text.slice(0, slash);
 }
 
-/** True when two CIDRs name the same network however written (`10.1.0.0/24`, `fd00:0::/64`); a bad one is refused naming `what`. */
+/**
+ * True when two CIDRs name the same network however written (`10.1.0.0/24`, `fd00:0::/64`); a bad
+ * one is refused naming `what`.
+ */
 export function sameSubnet(a: string, b: string, what = 'subnet'): boolean {
   const [[x, px], [y, py]] = [checkedCidr(a, what), checkedCidr(b, what)];
   return px === py && x.kind() === y.kind() && x.toNormalizedString() === y.toNormalizedString();

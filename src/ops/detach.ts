@@ -55,7 +55,8 @@ export async function beginDetach(
   return withTurnOn(turnKey(rec), what, async () => {
     const now = records.attachmentById(ctx.store, rec.id);
     if (!now || (stillDue && !(await stillDue(now)))) return null;
-    // An attach or restore under way (in another process, or another operation of this one) owns its record until it is done.
+    // An attach or restore under way (in another process, or another operation of this one) owns
+    // its record until it is done.
     if (now.state === 'pending' && records.ownerBusy(now)) {
       throw new PipewrightError(
         `another pipewright (pid ${now.ownerPid}) is still attaching ${what}; retry when it is done`,

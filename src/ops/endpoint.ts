@@ -72,7 +72,10 @@ function expectEndpoint(ctx: CoreContext, ref: EndpointRef): AttachmentRecord {
 
 const driverOf = (net: NetworkRecord): LinkDriver => (net.kind === 'macvlan' ? macvlan : veth);
 
-/** The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan waiting there under its host link's name. */
+/**
+ * The link of an endpoint: a veth pair whose peer waits in the host, or a macvlan waiting there
+ * under its host link's name.
+ */
 function endpointPlan(
   ctx: CoreContext,
   net: NetworkRecord,
@@ -165,7 +168,10 @@ export async function joinEndpoint(ctx: CoreContext, ref: EndpointRef, sandboxKe
   return rec;
 }
 
-/** The endpoint's published ports become exactly `ports` (a replay changes nothing); hairpin so the container reaches its own. */
+/**
+ * The endpoint's published ports become exactly `ports` (a replay changes nothing); hairpin so the
+ * container reaches its own.
+ */
 export async function publishEndpoint(ctx: CoreContext, ref: EndpointRef, ports: PortSpec[]): Promise<void> {
   const rec = expectEndpoint(ctx, ref);
   if (ports.length && rec.kind !== 'veth') {

@@ -83,10 +83,10 @@ export interface SyncOptions {
 }
 
 /**
- * Changes the store with `mutate` and the firewall with it, as one step under the host's
- * firewall lock: the rules before and after are derived from the store and only the difference
- * is written, without reading the rule set (nothing at all when they are the same). If the kernel did not hold what the store said
- * (a reload, a crash), that write fails whole and a full sync follows.
+ * Changes the store with `mutate` and the firewall with it, as one step under the host's firewall
+ * lock: the rules before and after are derived from the store and only the difference is written,
+ * without reading the rule set (nothing at all when they are the same). If the kernel did not hold
+ * what the store said (a reload, a crash), that write fails whole and a full sync follows.
  *
  * The store change is marked dirty in its own transaction and cleared once the kernel has it: if
  * the write fails, or this process dies in between, the next change syncs in full instead of

@@ -101,7 +101,10 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
   return actions;
 }
 
-/** A lease Docker's IPAM call may not have reached an endpoint yet (or a network Docker does not list yet): left alone this long. */
+/**
+ * A lease Docker's IPAM call may not have reached an endpoint yet (or a network Docker does not
+ * list yet): left alone this long.
+ */
 const DOCKER_LEASE_GRACE_MS = 60_000;
 /** The IPAM driver's owner for an endpoint: docker:<its MAC> (ipam-driver.ts). */
 const DOCKER_OWNER = /^docker:([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -157,7 +160,10 @@ async function forgottenDockerNetworks(ctx: CoreContext, dryRun?: boolean): Prom
   return actions;
 }
 
-/** What a killed operation made before it recorded anything that points at it: an unused bridge or VLAN interface, a volume directory. */
+/**
+ * What a killed operation made before it recorded anything that points at it: an unused bridge or
+ * VLAN interface, a volume directory.
+ */
 async function collectLeftovers(ctx: CoreContext): Promise<GcAction[]> {
   const actions: GcAction[] = [];
   const reason = 'made by pipewright, used by nothing';

@@ -170,7 +170,10 @@ type NetworkLinks = Pick<
   'kind' | 'bridge' | 'subnet' | 'gateway' | 'subnet6' | 'gateway6' | 'hostShim' | 'vlan' | 'vlanOf'
 >;
 
-/** What a network has on the host, each made when missing: its VLAN interface, its shim, or its bridge with the gateways on it. */
+/**
+ * What a network has on the host, each made when missing: its VLAN interface, its shim, or its
+ * bridge with the gateways on it.
+ */
 async function makeHostLinks(ctx: CoreContext, undo: UndoStack, net: NetworkLinks): Promise<void> {
   if (net.vlan !== null) await ensureVlanInterface(ctx, undo, net.vlanOf!, net.vlan);
   if (net.hostShim) await ensureShim(ctx, undo, net.bridge, parseIpConfig(net.hostShim));

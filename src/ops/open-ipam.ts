@@ -1,7 +1,8 @@
 /**
  * Picks the IPAM backend: the host's SQLite store by default, or an etcd cluster shared by many
- * hosts (`etcd://host:port[,host:port]`, with TLS and a user for a production cluster). With etcd, pools and leases live in etcd; attachments
- * stay in the host's own store. Front ends read the option or environment and pass the text.
+ * hosts (`etcd://host:port[,host:port]`, with TLS and a user for a production cluster). With etcd,
+ * pools and leases live in etcd; attachments stay in the host's own store. Front ends read the
+ * option or environment and pass the text.
  */
 import ipaddr from 'ipaddr.js';
 import { UsageError } from '../util/errors.js';

@@ -68,7 +68,10 @@ function reannounceOf(plan: AttachmentPlan): Reannounce | undefined {
   return { mac: plan.mac, when: () => waitForwarding(plan.hostLink!) };
 }
 
-/** The client (pid and start time) is recorded before the wait, so gc can stop it if this process is killed meanwhile. */
+/**
+ * The client (pid and start time) is recorded before the wait, so gc can stop it if this process is
+ * killed meanwhile.
+ */
 export async function leaseByDhcp(
   ctx: CoreContext,
   undo: UndoStack,

@@ -26,14 +26,20 @@ import type { CoreContext } from './context.js';
 
 const underLinksLock = <T>(ctx: CoreContext, fn: () => Promise<T>) => withLock(ctx.store.stateDir, 'links', fn);
 
-/** Something plugged in (a guest's veth, a user's own link), a network on it, or another attachment that will plug in. */
+/**
+ * Something plugged in (a guest's veth, a user's own link), a network on it, or another attachment
+ * that will plug in.
+ */
 function bridgeInUse(ctx: CoreContext, bridge: string): boolean {
   return (
     bridgeHasPorts(bridge) || findNetwork(ctx.store, bridge) !== null || records.othersOnHostIf(ctx.store, bridge) > 0
   );
 }
 
-/** Makes the link unless it exists; true when this call made it. A link someone else made meanwhile (EEXIST) is theirs. */
+/**
+ * Makes the link unless it exists; true when this call made it. A link someone else made meanwhile
+ * (EEXIST) is theirs.
+ */
 async function makeShared(
   ctx: CoreContext,
   name: string,
@@ -70,7 +76,10 @@ export async function ensureShim(ctx: CoreContext, undo: UndoStack, parent: stri
   else await undo.step(`address on host shim ${shim}`, () => setHostAddress(shim, address));
 }
 
-/** VLAN <id> of `nic` on the host for a network, unless it exists (made again after a reboot); a failed create releases it. */
+/**
+ * VLAN <id> of `nic` on the host for a network, unless it exists (made again after a reboot); a
+ * failed create releases it.
+ */
 export async function ensureVlanInterface(ctx: CoreContext, undo: UndoStack, nic: string, id: number): Promise<void> {
   const name = vlanInterfaceName(nic, id);
   const made = await undo.step(`create VLAN interface ${name} on ${nic}`, () =>
@@ -94,7 +103,10 @@ export function releaseVlanInterface(ctx: CoreContext, name: string): Promise<bo
   );
 }
 
-/** Deletes a host link pipewright created, and forgets it, unless `inUse` says something still needs it; true when it went. */
+/**
+ * Deletes a host link pipewright created, and forgets it, unless `inUse` says something still needs
+ * it; true when it went.
+ */
 async function removeIfUnused(ctx: CoreContext, name: string, inUse: () => boolean): Promise<boolean> {
   return underLinksLock(ctx, async () => {
     if (!records.createdHostLink(ctx.store, name) || inUse()) return false;
@@ -112,7 +124,10 @@ export function releaseBridge(ctx: CoreContext, bridge: string): Promise<boolean
   return removeIfUnused(ctx, bridge, () => bridgeInUse(ctx, bridge));
 }
 
-/** A parent's shim is needed while guests are on the parent or a macvlan network on it gives the host an address there. */
+/**
+ * A parent's shim is needed while guests are on the parent or a macvlan network on it gives the
+ * host an address there.
+ */
 function shimInUse(ctx: CoreContext, parent: string): boolean {
   return records.othersOnHostIf(ctx.store, parent) > 0 || Boolean(findNetwork(ctx.store, parent)?.hostShim);
 }
@@ -122,7 +137,10 @@ export function releaseShim(ctx: CoreContext, parent: string): Promise<boolean> 
   return removeIfUnused(ctx, shimName(parent), () => shimInUse(ctx, parent));
 }
 
-/** After a guest left: its bridge (if pipewright made it and nothing else uses it), its parent's shim, a VLAN interface made for it. */
+/**
+ * After a guest left: its bridge (if pipewright made it and nothing else uses it), its parent's
+ * shim, a VLAN interface made for it.
+ */
 export async function releaseSharedLinks(ctx: CoreContext, driver: LinkDriver, rec: AttachmentRecord): Promise<void> {
   if (driver.onBridge) await releaseBridge(ctx, rec.hostIf);
   if (driver.takesShim) await releaseShim(ctx, rec.hostIf);

@@ -144,7 +144,10 @@ export async function dockerNetworkIds(socketPath: string): Promise<string[]> {
   return networks.map((n) => n.Id);
 }
 
-/** The addresses Docker's endpoints hold on every network it has (for leases its IPAM driver was never told to release). */
+/**
+ * The addresses Docker's endpoints hold on every network it has (for leases its IPAM driver was
+ * never told to release).
+ */
 export async function dockerEndpointAddresses(socketPath: string): Promise<Set<string>> {
   const out = new Set<string>();
   type Endpoints = { Containers?: Record<string, { IPv4Address?: string; IPv6Address?: string }> };

@@ -66,7 +66,10 @@ function isMountPoint(dir: string): boolean {
 /** On every backing mount: a set-uid file or device node a container plants is inert on the host too. */
 const INERT = 'nosuid,nodev';
 
-/** The mount command that backs a volume's _data (a bind source as an open fd's path), or null for a plain directory. */
+/**
+ * The mount command that backs a volume's _data (a bind source as an open fd's path), or null for a
+ * plain directory.
+ */
 function backingMount(stateDir: string, v: VolumeRecord, bindFd: number | null): string[] | null {
   const data = dataDir(stateDir, v.name);
   const o = v.options as VolumeOptions;

@@ -1,8 +1,8 @@
 /**
  * Runs a host tool to completion (iptables-restore, nft, ip, mount, docker...). Arguments go as an
- * argv array (never through a shell); every call is reported to the step log as the command line
- * an operator could re-run. Tools are looked up in TOOL_PATH only. (The one long-lived child, the DHCP client, is spawned detached by
- * net/dhcp/dhcp-client.ts.)
+ * argv array (never through a shell); every call is reported to the step log as the command line an
+ * operator could re-run. Tools are looked up in TOOL_PATH only. (The one long-lived child, the DHCP
+ * client, is spawned detached by net/dhcp/dhcp-client.ts.)
  *
  * Built on node:child_process rather than execa: execa's import alone costs ~70 ms per CLI start
  * on the reference machine (bare Node starts in ~20 ms), and the few features used here (argv,

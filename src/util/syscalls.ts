@@ -1,4 +1,7 @@
-/** The native addon's system calls (native/syscalls.c: setns, flock, rtnetlink, warm workers' calls), loaded on first use. */
+/**
+ * The native addon's system calls (native/syscalls.c: setns, flock, rtnetlink, warm workers'
+ * calls), loaded on first use.
+ */
 import { loadAddon } from './addon.js';
 import { shipped } from './paths.js';
 
@@ -18,7 +21,10 @@ interface Syscalls {
   nlOpen(): number;
   /** Sends one netlink request; resolves with the answer's datagrams, up to its ack, error or NLMSG_DONE. */
   nlRequest(fd: number, message: Buffer): Promise<Buffer>;
-  /** A listening Unix socket (mode 0600) that libuv does not watch; replaces only a dead socket (else ENOTSOCK, EADDRINUSE). */
+  /**
+   * A listening Unix socket (mode 0600) that libuv does not watch; replaces only a dead socket
+   * (else ENOTSOCK, EADDRINUSE).
+   */
   unixListen(path: string): number;
   /** Blocks until a caller of this uid sends a whole call on the listening socket. */
   takeCall(listenFd: number): TakenCall;

@@ -71,7 +71,10 @@ async function cniRetry(agent: Agent, command: string, conf: object, guest: stri
   return cniCall(agent, command, conf, guest, id);
 }
 
-/** What runs against the daemon in a round: a container started, a CNI guest added (a failed ADD undone by DEL, as a runtime does) and checked. */
+/**
+ * What runs against the daemon in a round: a container started, a CNI guest added (a failed ADD
+ * undone by DEL, as a runtime does) and checked.
+ */
 async function workload(net: string, agent: Agent, conf: object, guest: string) {
   const [name, id] = [uniq('k'), 'chaos'];
   const run = await sh('docker', ['run', '-d', '--name', name, '--network', net, TEST_IMAGE, 'sleep', '600']);
@@ -192,7 +195,8 @@ t.test(
       ].filter(Boolean);
       if (twice(live).length) problems.push(`${step}: an address twice: ${live.join(' ')}`);
       await removeWorkload(w, agent, conf, guest);
-      if (faulty.proc.exitCode === null && faulty.proc.signalCode === null) faulty.proc.kill('SIGTERM'); // its step was not reached
+      // Its step was not reached.
+      if (faulty.proc.exitCode === null && faulty.proc.signalCode === null) faulty.proc.kill('SIGTERM');
       const restarted = await next;
       if (restarted) kills++;
       await cli(dir, ['gc']);

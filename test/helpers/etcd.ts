@@ -95,7 +95,10 @@ export function makeTlsFiles(dir: string): TlsFiles {
   };
 }
 
-/** The endpoint (host:port) and the server's pid (to stall it with SIGSTOP); with `tls`, clients must show a certificate. */
+/**
+ * The endpoint (host:port) and the server's pid (to stall it with SIGSTOP); with `tls`, clients
+ * must show a certificate.
+ */
 export async function startEtcdProcess(t: T, tls?: TlsFiles): Promise<{ endpoint: string; pid: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-etcd-'));
   const [client, peer] = [await freePort(), await freePort()];

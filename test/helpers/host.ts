@@ -18,7 +18,10 @@ export const RUN = `pt${randomBytes(2).toString('hex')}`;
 process.env.PIPEWRIGHT_CLI_SOCKET = '';
 export const isRoot = process.getuid?.() === 0;
 export const ROOT_REASON = 'needs root (real kernel namespaces)';
-/** The `pipewright` executable as installed (native/pipewright.c: a daemon's warm worker, else Node from the snapshot). */
+/**
+ * The `pipewright` executable as installed (native/pipewright.c: a daemon's warm worker, else Node
+ * from the snapshot).
+ */
 export const CLI = fileURLToPath(new URL('../../dist/bin/pipewright', import.meta.url));
 /** The CNI plugin as installed (native/pipewright-cni.c): hands calls to a daemon, else runs the CLI. */
 export const CNI_PLUGIN = fileURLToPath(new URL('../../dist/cni-plugin/pipewright', import.meta.url));
@@ -245,7 +248,10 @@ export async function dockerUp(): Promise<boolean> {
   return (await sh('docker', ['info', '--format', '{{.ServerVersion}}'])).exitCode === 0;
 }
 
-/** Gone, or a zombie (this sandbox's PID 1 does not reap orphans; a real init does). Read once: the process may go at any time. */
+/**
+ * Gone, or a zombie (this sandbox's PID 1 does not reap orphans; a real init does). Read once: the
+ * process may go at any time.
+ */
 export function processEnded(pid: number): boolean {
   try {
     return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -176,7 +176,10 @@ t.test(
     const br = uniq('br');
     const target = `pid:${guest.pid}`;
     t.teardown(() => host.cli(dir, ['detach', target]));
-    /** What the kernel holds in the guest, read by iproute2 while the flood is paused (it would hit ip's socket too). */
+    /**
+     * What the kernel holds in the guest, read by iproute2 while the flood is paused (it would hit
+     * ip's socket too).
+     */
     const inGuest = async () => {
       guest.proc.kill('SIGSTOP');
       await waitStopped(guest.pid);

@@ -66,7 +66,8 @@ t.test(
     };
     const ip = 'IgnoreUnknown=1;IP=10.245.1.9';
 
-    // The host's links lock held (another pipewright making a bridge, say): a's ADD stops at its host shim, leased and plumbed.
+    // The host's links lock held (another pipewright making a bridge, say): a's ADD stops at its
+    // host shim, leased and plumbed.
     const lock = openSync(join(dir, 'links.lock'), 'a', 0o600);
     let held = syscalls().tryLock(lock);
     t.teardown(() => held && closeSync(lock));

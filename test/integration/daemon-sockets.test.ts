@@ -94,7 +94,10 @@ async function hostState(dir: string): Promise<string> {
   return [(await hostLinks()).join(' '), await firewallSnapshot(), ...rows].join('\n---\n');
 }
 
-/** A POST to a unix socket from a `node -e` client (run as the caller): "<status> <body>", or the connect error's code. */
+/**
+ * A POST to a unix socket from a `node -e` client (run as the caller): "<status> <body>", or the
+ * connect error's code.
+ */
 const POST_JS = `const [socketPath, path, body] = process.argv.slice(1);
 const req = require('http').request({ socketPath, path, method: 'POST' }, (res) => {
   let s = ''; res.on('data', (d) => (s += d)).on('end', () => console.log(res.statusCode + ' ' + s));

@@ -86,7 +86,8 @@ t.test(
     await must('ip', ['netns', 'del', back]);
     await must('ip', ['netns', 'del', gone]);
 
-    // The sweep stops right after it judged `back` gone from its snapshot; `back` is made again and attached meanwhile (a boot unit).
+    // The sweep stops right after it judged `back` gone from its snapshot; `back` is made again and
+    // attached meanwhile (a boot unit).
     const daemon = await startDaemon(t, dir, ['--socket', join(dir, 'plugin.sock'), '--cni-socket', ''], {
       PIPEWRIGHT_FAULT: `gc: ${back} eth0 judged gone:stop`,
     });

@@ -84,7 +84,10 @@ async function network(t: Test, args: string[]): Promise<string> {
   return net;
 }
 
-/** A container with --mac-address, made through the Engine API (the docker CLI here wants API 1.44 for it, dockerd speaks 1.41). */
+/**
+ * A container with --mac-address, made through the Engine API (the docker CLI here wants API 1.44
+ * for it, dockerd speaks 1.41).
+ */
 async function containerWithMac(t: Test, net: string, mac: string) {
   const name = uniq('c');
   const call = (path: string, body: object) =>
@@ -262,7 +265,8 @@ t.test(
     t.equal((await cli(hostA, ['--store', store, 'pool', 'create', 'shared', '10.252.80.0/27'])).exitCode, 0);
     // Host A: this dockerd, its containers started at once. Host B: dockerd's IPAM calls to B's daemon, meanwhile.
     const net = await network(t, ['--ipam-opt', 'pool=shared']);
-    // B's subnet is routed here (A's network's bridge, on this one kernel), so B names it, as B's dockerd would with --subnet.
+    // B's subnet is routed here (A's network's bridge, on this one kernel), so B names it, as B's
+    // dockerd would with --subnet.
     const { PoolID } = await post(
       'IpamDriver.RequestPool',
       { AddressSpace: 'pipewright', Pool: '10.252.80.0/27', Options: { pool: 'shared' } },

@@ -413,7 +413,8 @@ t.test(
     const dir = stateDir(t);
     const parent = await nicPair(t, 'p');
     const links = await hostLinks();
-    // The network is made by a process of its own (the library, as a program uses it), which ends: the interface's maker is gone.
+    // The network is made by a process of its own (the library, as a program uses it), which ends:
+    // the interface's maker is gone.
     const program = `import { openContext, createNetwork, closeContext } from 'pipewright';
     const ctx = await openContext({ stateDir: ${JSON.stringify(dir)} });
     await ctx.ipam.createPool({ name: 'v', cidr: '10.243.60.0/24' });

@@ -24,7 +24,10 @@ import {
 
 const skip = !isRoot && ROOT_REASON;
 
-/** `argv` then `sleep 600`, killed at teardown; resolves once it sleeps in a network namespace other than the test's. */
+/**
+ * `argv` then `sleep 600`, killed at teardown; resolves once it sleeps in a network namespace other
+ * than the test's.
+ */
 async function sleeper(t: Test, argv: string[]): Promise<{ proc: ResultPromise; pid: number }> {
   const proc = execa(argv[0], [...argv.slice(1), 'sleep', '600'], { reject: false });
   t.teardown(() => {

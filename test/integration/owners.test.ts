@@ -38,7 +38,8 @@ t.test(
     const guest = await netns(t);
     const br = uniq('P');
     removeLinkAtEnd(t, br);
-    // A process in the guest's namespace that, on a line, execs itself into a new one (same pid): a pid reused after a reboot.
+    // A process in the guest's namespace that, on a line, execs itself into a new one (same pid): a
+    // pid reused after a reboot.
     const proc = execa('ip', ['netns', 'exec', guest, 'sh', '-c', 'read x; exec unshare -n sleep 600'], {
       reject: false,
     });

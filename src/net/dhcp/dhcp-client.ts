@@ -25,7 +25,10 @@ export interface DhcpClient extends ProcessRef {
   lease: Promise<IpConfig>;
 }
 
-/** The guest's namespace as the client opens it: the fd the caller hands over, never a path a reused pid could redirect. */
+/**
+ * The guest's namespace as the client opens it: the fd the caller hands over, never a path a reused
+ * pid could redirect.
+ */
 const CHILD_NETNS_FD = 3;
 const CHILD_NETNS = `/proc/self/fd/${CHILD_NETNS_FD}`;
 

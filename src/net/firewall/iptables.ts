@@ -216,7 +216,10 @@ async function nftBuiltins(
 
 type NftItem = { chain?: { name: string; hook?: string; policy?: string }; rule?: { chain: string } };
 
-/** Restores a delta that adds or removes a hook, remembering the built-ins it created and dropping created ones left empty. */
+/**
+ * Restores a delta that adds or removes a hook, remembering the built-ins it created and dropping
+ * created ones left empty.
+ */
 async function restoreTrackingBuiltins(delta: string, created: CreatedBuiltins, log?: StepLog): Promise<void> {
   const before = await nftBuiltins(log);
   await restore(4, delta, log);
@@ -299,7 +302,10 @@ async function applyFamily(
   await write(family, restoreDelta(saved, wantedLines(rules, family, saved, nftMark)), created, log);
 }
 
-/** IPv4 writes that add or remove a hook in a built-in chain track what they create (IPv6 only writes where a table exists). */
+/**
+ * IPv4 writes that add or remove a hook in a built-in chain track what they create (IPv6 only
+ * writes where a table exists).
+ */
 async function write(family: 4 | 6, delta: string | null, created: CreatedBuiltins, log?: StepLog): Promise<void> {
   if (!delta) return;
   if (family === 4 && BUILTIN_HOOK.test(delta)) await restoreTrackingBuiltins(delta, created, log);

@@ -97,7 +97,10 @@ export async function createChild(
   });
 }
 
-/** Removes the child wherever it is: a Docker endpoint's waits in the host under its host link's name (before Docker moves it, after Leave). */
+/**
+ * Removes the child wherever it is: a Docker endpoint's waits in the host under its host link's
+ * name (before Docker moves it, after Leave).
+ */
 export async function removeChild(link: LinkRef, netnsPath: string | null, log?: StepLog): Promise<void> {
   if (link.hostLink && hostLinkExists(link.hostLink)) {
     logAsIp(log, [deleteLinkWords(link.hostLink)]);

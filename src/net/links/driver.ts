@@ -10,7 +10,10 @@ import type { HostLinkInfo } from '../link-state/sysfs.js';
 
 /** What tells a guest link from another of the same name, recorded when it is made (identity.ts). */
 export interface LinkIdentity {
-  /** Its ifindex in the guest, which a rename keeps; null: found by its host end (a veth), or a record of an older version. */
+  /**
+   * Its ifindex in the guest, which a rename keeps; null: found by its host end (a veth), or a
+   * record of an older version.
+   */
   linkIndex: number | null;
   /** A moved NIC's permanent MAC (IFLA_PERM_ADDRESS), which no guest can change; null for any other link. */
   linkPerm: string | null;
@@ -45,7 +48,10 @@ export interface LinkDriver {
   plan(host: HostLinkInfo | null, spec: AttachSpec): LinkDefaults;
   /** The kernel steps of create, in iproute2's words. */
   describe(plan: AttachmentPlan, netnsPath: string): IpWords[];
-  /** Makes the link, its guest end born inside the guest; a half-made link is removed before the error. Resolves with its identity. */
+  /**
+   * Makes the link, its guest end born inside the guest; a half-made link is removed before the
+   * error. Resolves with its identity.
+   */
   create(plan: AttachmentPlan, netnsPath: string, log?: StepLog): Promise<LinkIdentity>;
   /**
    * Removes the link wherever it still is, found by its identity; a link already gone is fine.

@@ -71,7 +71,10 @@ function isOurs(l: SeenLink, ref: LinkRef, parent: number | null): boolean {
   return sameKindAndParent(l, ref, parent) && (!OWN_MAC_KINDS.includes(ref.kind) || l.mac === ref.mac);
 }
 
-/** ref's link in the socket's namespace: the link at `where` (the recorded index; a name for older records), if it is ours. */
+/**
+ * ref's link in the socket's namespace: the link at `where` (the recorded index; a name for older
+ * records), if it is ours.
+ */
 export async function findOwnLink(
   sock: RtSocket,
   ref: LinkRef,

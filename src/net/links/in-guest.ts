@@ -1,4 +1,7 @@
-/** Removing a link that lives inside a guest (a macvlan, an ipvlan, a VLAN, a dummy, a moved NIC): found there by its identity (identity.ts). */
+/**
+ * Removing a link that lives inside a guest (a macvlan, an ipvlan, a VLAN, a dummy, a moved NIC):
+ * found there by its identity (identity.ts).
+ */
 import { existsSync } from 'node:fs';
 import { childTempName } from '../../model/host-names.js';
 import type { StepLog } from '../../util/log.js';

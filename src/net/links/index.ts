@@ -12,7 +12,10 @@ import { hostVlanToBe, vlan } from './vlan.js';
 
 export { NO_IDENTITY, type LinkDriver, type LinkIdentity, type LinkRef } from './driver.js';
 
-/** In the order they are asked: a kind chosen by hand (no host side, a move, a VLAN, an ipvlan) first, then by what the host interface is. */
+/**
+ * In the order they are asked: a kind chosen by hand (no host side, a move, a VLAN, an ipvlan)
+ * first, then by what the host interface is.
+ */
 const DRIVERS: LinkDriver[] = [dummy, phys, vlan, ipvlan, veth, macvlan];
 
 export function driverFor(kind: LinkKind): LinkDriver {

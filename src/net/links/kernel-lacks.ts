@@ -2,7 +2,10 @@
 import { PipewrightError } from '../../util/errors.js';
 import { errno } from '../rtnetlink/errno.js';
 
-/** A catch handler: "Unknown device type" (errno 95, which Node names ENOTSUP) names `config`; any other error passes. */
+/**
+ * A catch handler: "Unknown device type" (errno 95, which Node names ENOTSUP) names `config`; any
+ * other error passes.
+ */
 export function unlessKernelLacks(kind: string, config: string): (err: unknown) => never {
   return (err) => {
     if (!['ENOTSUP', 'EOPNOTSUPP'].includes(errno(err) ?? '')) throw err;

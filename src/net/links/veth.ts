@@ -51,7 +51,10 @@ export const veth: LinkDriver = {
     );
     return NO_IDENTITY;
   },
-  /** Deleting the host end deletes both (a name only pipewright gives in the host); a guest that went away took its end along. */
+  /**
+   * Deleting the host end deletes both (a name only pipewright gives in the host); a guest that
+   * went away took its end along.
+   */
   async remove(link: LinkRef, _netnsPath: string | null, log?: StepLog) {
     if (!link.hostLink || !hostLinkExists(link.hostLink)) return;
     logAsIp(log, [deleteLinkWords(link.hostLink)]);

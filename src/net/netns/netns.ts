@@ -55,7 +55,10 @@ export function releaseNetns(h: NetnsHandle): void {
   closeSync(h.fd);
 }
 
-/** liveNetns, held: the recorded namespace open, checked on the fd, or null when the path names no namespace or another one. */
+/**
+ * liveNetns, held: the recorded namespace open, checked on the fd, or null when the path names no
+ * namespace or another one.
+ */
 export function holdLiveNetns(path: string, id: string | null): NetnsHandle | null {
   let h: NetnsHandle;
   try {

@@ -196,7 +196,10 @@ export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> 
   );
 }
 
-/** A route of the main table as the kernel lists it: its destination ("a.b.c.d/len", null for the default) and device. */
+/**
+ * A route of the main table as the kernel lists it: its destination ("a.b.c.d/len", null for the
+ * default) and device.
+ */
 export interface RouteMessage {
   dst: string | null;
   oif: number;
