@@ -1,6 +1,6 @@
 /** `pipewright pipework ...` and the `pipework` bin: pipework's argv, carried out by pipewright's core. */
 import type { Command } from 'commander';
-import { PipewrightError } from '../util/errors.js';
+import { PipewrightError, UsageError } from '../util/errors.js';
 import { dockerSocket, withContext, type GlobalOptions } from '../frontend/context.js';
 import { optionsOf, printJson } from './context.js';
 import { runInGuest } from './ns.js';
@@ -49,7 +49,6 @@ async function interfaceByMac(mac: string): Promise<string> {
  * unlike pipework, removed with its last guest). A Linux bridge takes no VLAN, as in pipework.
  */
 async function vlanParent(nic: string, vlan: number, directPhys?: boolean): Promise<string> {
-  const { UsageError } = await import('../util/errors.js');
   const { hostLinkInfo } = await import('../net/link-state/sysfs.js');
   const { isNic } = await import('../net/links/child.js');
   const { vlanInterfaceName } = await import('../model/host-names.js');
