@@ -75,7 +75,7 @@ export class Store {
       // better-sqlite3 takes the loaded addon too (its types know only a path).
       db = new Database(file, { nativeBinding: sqliteAddon() as unknown as string });
       chmodSync(file, 0o600);
-      db.pragma('busy_timeout = 10000');
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       useWal(db);
       // WAL + NORMAL: a commit cannot corrupt the store; only the last ones may be lost on power loss.
       db.pragma('synchronous = NORMAL');
@@ -98,7 +98,16 @@ export class Store {
 
   /** Runs fn in one IMMEDIATE transaction: concurrent pipewright processes serialize here. */
   tx<T>(fn: () => T): T {
-    return this.transaction.immediate(fn) as T;
+    try {
+      return this.transaction.immediate(fn) as T;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      const file = join(this.stateDir, 'pipewright.db');
+      throw new PipewrightError(
+        `the store ${file} stayed locked by other writers for ${BUSY_TIMEOUT_MS / 1000} s; retry`,
+        { cause: err },
+      );
+    }
   }
 
   /** A prepared statement, prepared on first use and kept. */
@@ -114,12 +123,19 @@ export class Store {
 }
 
 /**
+ * How long a write waits for another's transaction. SQLite's busy handler is not fair: a waiter
+ * polls, and newer waiters poll sooner, so one can wait out many others' transactions. Twenty
+ * attaches at once in an emulated VM (each transaction tens of ms there) queued past 10 s.
+ */
+const BUSY_TIMEOUT_MS = 60_000;
+
+/**
  * The switch to WAL takes the file for itself for a moment: a process opening a fresh store at the
  * same instant as another gets SQLITE_BUSY at once (SQLite calls no busy handler there), so it
- * tries again, within the busy timeout's 10 s.
+ * tries again, within the busy timeout.
  */
 function useWal(db: Db): void {
-  const until = Date.now() + 10_000;
+  const until = Date.now() + BUSY_TIMEOUT_MS;
   for (;;) {
     try {
       db.pragma('journal_mode = WAL');
@@ -180,8 +196,6 @@ function missingColumns(db: Db): typeof REPAIRS {
 /**
  * The version is read again inside the IMMEDIATE transaction that migrates: two processes opening
  * a fresh store at once serialize there, and the second finds the schema the first made.
- */
-/**
  * Foreign keys are off while the steps run (a step that rebuilds a table must not cascade its
  * drop) and checked before the commit, as SQLite's table rebuild procedure has it.
  */

@@ -239,3 +239,33 @@ t.test('a store migrated by the first form of step 9 gets the columns that form 
     'a second open finds nothing to repair',
   );
 });
+
+t.test("a write waits while another process's transaction holds the store for longer than 10 s", async (t) => {
+  // Twenty attaches at once in an emulated VM queue longer than that for the write lock (the farm
+  // saw "database is locked" at 10 s): a command waits out a busy store, up to its bound.
+  const dir = t.testdir({});
+  Store.open(dir).close();
+  const script = `
+    import { Store } from ${JSON.stringify(STORE_JS)};
+    const store = Store.open(${JSON.stringify(dir)});
+    store.tx(() => {
+      store.db.exec("INSERT INTO pools (name, def) VALUES ('held', '{}')");
+      console.log('holding');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 11_000);
+    });
+  `;
+  const holder = execa('node', ['--input-type=module', '-e', script]);
+  await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
+  const store = Store.open(dir);
+  t.teardown(() => store.close());
+  const t0 = Date.now();
+  store.tx(() => store.db.exec("INSERT INTO pools (name, def) VALUES ('late', '{}')"));
+  const waited = Date.now() - t0;
+  await holder;
+  t.ok(waited > 9_000, `it waited for the holder (${waited} ms)`);
+  t.same(
+    (store.db.prepare('SELECT name FROM pools ORDER BY name').all() as { name: string }[]).map((r) => r.name),
+    ['held', 'late'],
+    'both writes are in',
+  );
+});
