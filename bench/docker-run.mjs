@@ -5,6 +5,7 @@
 // Skipped, with the reason, where no Docker engine or test image is there.
 import { spawnSync } from 'node:child_process';
 import { PREFIX, progress, sh, startDaemon, stats, timed } from './lib.mjs';
+import { ratioAtMost } from './targets.mjs';
 
 const IMAGE = 'pipewright-test/busybox:latest';
 const DRIVER = `${PREFIX}pw`;
@@ -88,15 +89,16 @@ export async function dockerRun(n, stateDir, results) {
       pipewright: p,
       cni: c,
       ratio: p.median / c.median,
-      target: "<= 1.1x Docker's bridge",
+      target: ratioAtMost(1, "Docker's bridge"),
     });
+    // No target of its own: what counts is docker run beside Docker's bridge (above); this is where the daemon's share goes.
     results.push({
       scenario: 'docker-run: daemon time per endpoint',
       n: runs,
       pipewright: { median: daemon.total, p95: null },
       cni: null,
       ratio: null,
-      target: '<= 5 ms',
+      target: null,
       byMethod: daemon.by,
     });
   } finally {

@@ -4,7 +4,7 @@
 // p95, ratio pipewright/CNI, target) and writes bench/results.json. Cleans up after itself and
 // refuses to run where its name prefix is in use. BENCH_N sets N (default 100).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { Store } from '../dist/db/store.js';
@@ -32,10 +32,13 @@ import {
 } from './lib.mjs';
 import { dockerRun } from './docker-run.mjs';
 import { cniAddDel } from './cni.mjs';
+import { floorRatio, judge, overFloor, ratioAtMost, scaleTarget } from './targets.mjs';
+import { writePerformancePage } from './report.mjs';
 
 const N = Number(process.env.BENCH_N ?? 100);
 const tmp = mkdtempSync(join(tmpdir(), 'pipewright-bench-'));
 const results = [];
+/** A row: pipewright's times, the compared tool's (or null), its target (targets.mjs) or null. */
 const record = (scenario, pw, cniTimes, target, extra = {}) => {
   const p = stats(pw);
   const c = cniTimes && stats(cniTimes);
@@ -67,6 +70,7 @@ async function attachCli(state) {
   for (const set of ['p', 'w', 'c']) makeGuests(set, N);
   const conf = bridgeConf(`${PREFIX}c`, '10.241.0.0/16', join(tmp, 'cni-b'));
   const t = { attach: [[], [], []], detach: [[], [], []] };
+  const floor = [];
   await withWarmWorkers(state, tmp, (warm) => {
     for (const [verb, cniCommand, args] of [
       ['attach', 'ADD', (set, i) => ['attach', `${PREFIX}p`, `netns:${guestName(set, i)}`, 'pool:b']],
@@ -74,6 +78,7 @@ async function attachCli(state) {
     ]) {
       for (let i = 0; i < N; i++) {
         progress(`${verb}-cli`, i + 1, N);
+        floor.push(timed(() => sh('node', ['-e', '0'])));
         t[verb][0].push(timed(() => warm(...args('w', i))));
         t[verb][1].push(timed(() => pipewright(state, ...args('p', i))));
         t[verb][2].push(timed(() => cni('bridge', cniCommand, conf, `c${i}`, `/run/netns/${guestName('c', i)}`)));
@@ -81,8 +86,8 @@ async function attachCli(state) {
     }
   });
   for (const verb of ['attach', 'detach']) {
-    record(`${verb}-cli`, t[verb][0], t[verb][2], '<= floor + 15 ms');
-    record(`${verb}-cli (no daemon)`, t[verb][1], t[verb][2], null);
+    record(`${verb}-cli`, t[verb][0], t[verb][2], overFloor(15), { floor: stats(floor).median });
+    record(`${verb}-cli (no daemon)`, t[verb][1], t[verb][2], floorRatio(2), { floor: stats(floor).median });
   }
   return t.attach[2];
 }
@@ -105,7 +110,7 @@ function attachBatch(state, cniAdds) {
     pipewright: { median: res.perGuestMs, p95: null },
     cni: stats(cniAdds),
     ratio: res.perGuestMs / stats(cniAdds).median,
-    target: '<= 0.5x',
+    target: ratioAtMost(0.5, 'CNI bridge'),
     peakRssMb: res.maxRssMb,
   });
 }
@@ -134,8 +139,8 @@ async function ipamAlloc(state) {
       hl.push(timed(() => cni('host-local', 'ADD', conf, `h${i}`, '/proc/self/ns/net')));
     }
   });
-  record('ipam-alloc library', lib, hl, '>= 50x faster (ratio <= 0.02)');
-  record('ipam-alloc cli', warmTimes, hl, '<= floor + 15 ms');
+  record('ipam-alloc library', lib, hl, ratioAtMost(0.02, 'host-local (50x faster)'));
+  record('ipam-alloc cli', warmTimes, hl, overFloor(15));
   record('ipam-alloc cli (no daemon)', coldTimes, hl, null);
 }
 
@@ -198,7 +203,7 @@ async function publish(state) {
     pipewright: stats(many),
     cni: null,
     ratio: stats(many).median / stats(none).median,
-    target: '<= 2x',
+    target: ratioAtMost(2, 'with none published'),
     baseline: stats(none),
   });
   for (let i = 0; i < N; i++) {
@@ -258,7 +263,7 @@ function scale() {
     pipewright: { median: per1000, p95: null },
     cni: null,
     ratio: per1000 / per10,
-    target: '<= 1.5x, RSS < 200 MB',
+    target: scaleTarget(1.5, 200),
     rows,
     peakRssMb: Math.max(...rows.map((r) => r.maxRssMb)),
   });
@@ -270,6 +275,13 @@ function scale() {
  * guest (as a user's first steps; `ls` cost grows with the guests it checks); `mount` goes into a
  * process with its own mount namespace.
  */
+/** Commands in a Node process of their own (no daemon), as ratios to `node -e 0`. */
+const NO_DAEMON_TARGETS = {
+  '--version (no daemon)': floorRatio(1.3),
+  'ls (no daemon)': floorRatio(1.5),
+  'pool ls (no daemon)': floorRatio(1.5),
+};
+
 async function cliCommands() {
   const state = join(tmp, 'cli');
   makeGuests('f', 1);
@@ -309,27 +321,43 @@ async function cliCommands() {
       }
     });
     record('cli-floor (node -e 0)', floor, null, null);
-    for (const [name, xs] of Object.entries(times))
-      record(`cli ${name}`, xs, null, name.endsWith('(no daemon)') ? null : '<= floor + 15 ms');
+    const floorMedian = stats(floor).median;
+    for (const [name, xs] of Object.entries(times)) {
+      const own = name.endsWith('(no daemon)');
+      record(`cli ${name}`, xs, null, own ? (NO_DAEMON_TARGETS[name] ?? null) : overFloor(15), { floor: floorMedian });
+    }
   } finally {
     holder.kill('SIGKILL');
     pipewright(state, 'detach', guest);
   }
 }
 
-/** Each CLI scenario's median above the floor, once the floor is known. */
+/** Each CLI row's median above `node -e 0`'s and as a ratio to it: the floor sampled in turn with the row, else the CLI rows' floor. */
 function addOverFloor() {
-  const floor = results.find((r) => r.scenario.startsWith('cli-floor'))?.pipewright.median;
-  if (floor === undefined) return;
-  for (const r of results)
-    if (/^(cli |cni-\w+ \(no daemon)|-cli( \(no daemon\))?$|^ipam-alloc cli/.test(r.scenario))
-      r.overFloor = r.pipewright.median - floor;
+  const cliFloor = results.find((r) => r.scenario.startsWith('cli-floor'))?.pipewright.median;
+  for (const r of results) {
+    if (!/^(cli |cni-\w+ \(no daemon)|-cli( \(no daemon\))?$|^ipam-alloc cli/.test(r.scenario)) continue;
+    const floor = r.floor ?? cliFloor;
+    if (floor === undefined) continue;
+    r.overFloor = r.pipewright.median - floor;
+    r.floorRatio = r.pipewright.median / floor;
+  }
 }
 
 function printTable() {
   const f = (x) => (x === null || x === undefined ? '-' : x.toFixed(x < 10 ? 2 : 1));
   console.log(
-    ['scenario'.padEnd(44), 'pw median', 'pw p95', '- floor', 'cni median', 'cni p95', 'ratio', 'target'].join('  '),
+    [
+      'scenario'.padEnd(44),
+      'pw median',
+      'pw p95',
+      '- floor',
+      '/ floor',
+      'cni median',
+      'cni p95',
+      'ratio',
+      'target',
+    ].join('  '),
   );
   for (const r of results) {
     if (r.skipped) {
@@ -342,16 +370,24 @@ function printTable() {
         f(r.pipewright.median).padStart(9),
         f(r.pipewright.p95).padStart(6),
         f(r.overFloor).padStart(7),
+        f(r.floorRatio).padStart(7),
         f(r.cni?.median).padStart(10),
         f(r.cni?.p95).padStart(7),
         f(r.ratio).padStart(5),
-        `${r.target ?? ''}${r.peakRssMb ? `  (peak RSS ${r.peakRssMb.toFixed(0)} MB)` : ''}`,
+        `${r.target ?? ''}${r.met === undefined ? '' : r.met ? ' (met)' : ' (MISSED)'}${r.peakRssMb ? `  (peak RSS ${r.peakRssMb.toFixed(0)} MB)` : ''}`,
       ].join('  '),
     );
   }
   console.log(
-    "times in ms; - floor = median minus `node -e 0`; ratio = pipewright / CNI (scale: 1,000-guest / 10-guest per-guest cost; docker-run: / Docker's bridge)",
+    "times in ms; - floor, / floor = median minus, over `node -e 0`; ratio = pipewright / CNI (scale: 1,000-guest / 10-guest per-guest cost; docker-run: / Docker's bridge)",
   );
+}
+
+/** What the figures were measured on: they compare within a run, not across machines. */
+function hostFacts() {
+  const kernel = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
+  // The load when the run began: figures taken beside other work are slower and noisier.
+  return { cores: availableParallelism(), kernel, node: process.version, loadAverage: loadavg()[0] };
 }
 
 checkPrefixFree();
@@ -368,11 +404,11 @@ try {
   await cniAddDel(N, tmp, join(tmp, 'cni'), record);
   await dockerRun(N, join(tmp, 'docker'), results);
   addOverFloor();
+  judge(results);
   printTable();
-  writeFileSync(
-    new URL('./results.json', import.meta.url),
-    JSON.stringify({ date: new Date().toISOString(), n: N, results }, null, 2) + '\n',
-  );
+  const run = { date: new Date().toISOString(), n: N, host: hostFacts(), results };
+  writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify(run, null, 2) + '\n');
+  writePerformancePage(run);
 } finally {
   cleanupHost();
   removePortmapBase(portmapLeftovers);
