@@ -166,5 +166,5 @@ export async function startDaemon(stateDir, args, extraEnv = {}) {
     proc.kill('SIGTERM');
     await once(proc, 'exit');
   };
-  return { lines, stop };
+  return { lines, stop, pid: proc.pid };
 }

@@ -43,8 +43,14 @@ export function figures(run) {
   const rows = run.results.map(row);
   const met = run.results.filter((r) => r.met === true).length;
   const judged = run.results.filter((r) => r.met !== undefined).length;
+  const older = [
+    ...new Set(
+      run.results.filter((r) => r.measured).map((r) => `${r.group ?? 'some'} rows ${r.measured.slice(0, 10)}`),
+    ),
+  ];
+  const when = older.length ? `${run.date.slice(0, 10)} (${older.join(', ')})` : run.date.slice(0, 10);
   return [
-    `Measured ${run.date.slice(0, 10)} (${host}), N = ${run.n}, times in ms; ${met} of ${judged} targets met.`,
+    `Measured ${when} (${host}), N = ${run.n}, times in ms; ${met} of ${judged} targets met.`,
     '− floor and × floor: the median minus, and over, `node -e 0` sampled in turn with it; compared: the CNI',
     "reference plugin's median (docker-run: Docker's own bridge); ratio: pipewright / compared (scale: the per-guest",
     'cost at 1,000 guests / at 10).',

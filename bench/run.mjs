@@ -3,7 +3,7 @@
 // machine, scenario by scenario, the two interleaved guest by guest. Prints one table (median,
 // p95, ratio pipewright/CNI, target) and writes bench/results.json. Cleans up after itself and
 // refuses to run where its name prefix is in use. BENCH_N sets N (default 100).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -31,11 +31,15 @@ import {
   withWarmWorkers,
 } from './lib.mjs';
 import { dockerRun } from './docker-run.mjs';
+import { fleet } from './fleet.mjs';
 import { cniAddDel } from './cni.mjs';
 import { floorRatio, judge, overFloor, ratioAtMost, scaleTarget } from './targets.mjs';
 import { writePerformancePage } from './report.mjs';
 
 const N = Number(process.env.BENCH_N ?? 100);
+// BENCH_ONLY=fleet,docker-run runs those groups of scenarios alone: their rows replace theirs in the
+// last results.json, the other rows stay as they were measured.
+const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean) ?? null;
 const tmp = mkdtempSync(join(tmpdir(), 'pipewright-bench-'));
 const results = [];
 /** A row: pipewright's times, the compared tool's (or null), its target (targets.mjs) or null. */
@@ -383,6 +387,15 @@ function printTable() {
   );
 }
 
+const RESULTS = new URL('./results.json', import.meta.url);
+
+/** The last run's rows, those of the groups run now replaced (each row keeps the date it was measured). */
+function mergedWithLast(fresh) {
+  const last = JSON.parse(readFileSync(RESULTS, 'utf8'));
+  const kept = last.results.filter((r) => !ONLY.includes(r.group)).map((r) => ({ measured: last.date, ...r }));
+  return [...kept, ...fresh];
+}
+
 /** What the figures were measured on: they compare within a run, not across machines. */
 function hostFacts() {
   const kernel = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
@@ -393,27 +406,52 @@ function hostFacts() {
 checkPrefixFree();
 const portmapLeftovers = portmapBaseState();
 const state = join(tmp, 'state');
+/** The scenarios by group, in the order they run (attach's guests are publish's). */
+const GROUPS = {
+  attach: async () => {
+    const cniAdds = await attachCli(state);
+    attachBatch(state, cniAdds);
+    await publish(state);
+  },
+  cli: cliCommands,
+  ipam: () => ipamAlloc(state),
+  macvlan: () => macvlan(state),
+  scale,
+  cni: () => cniAddDel(N, tmp, join(tmp, 'cni'), record),
+  'docker-run': () => dockerRun(N, join(tmp, 'docker'), results),
+  fleet: () => fleet(join(tmp, 'fleet'), tmp, record, results),
+};
+const unknown = (ONLY ?? []).filter((g) => !(g in GROUPS));
+if (unknown.length)
+  throw new Error(`BENCH_ONLY: no group ${unknown.join(', ')}; the groups are ${Object.keys(GROUPS).join(', ')}`);
 try {
-  const cniAdds = await attachCli(state);
-  attachBatch(state, cniAdds);
-  await cliCommands();
-  await ipamAlloc(state);
-  await publish(state);
-  macvlan(state);
-  scale();
-  await cniAddDel(N, tmp, join(tmp, 'cni'), record);
-  await dockerRun(N, join(tmp, 'docker'), results);
+  for (const [group, run] of Object.entries(GROUPS)) {
+    if (ONLY && !ONLY.includes(group)) continue;
+    const from = results.length;
+    await run();
+    for (const r of results.slice(from)) r.group = group;
+  }
   addOverFloor();
   judge(results);
   printTable();
-  const run = { date: new Date().toISOString(), n: N, host: hostFacts(), results };
-  writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify(run, null, 2) + '\n');
+  const run = {
+    date: new Date().toISOString(),
+    n: N,
+    host: hostFacts(),
+    results: ONLY ? mergedWithLast(results) : results,
+  };
+  writeFileSync(RESULTS, JSON.stringify(run, null, 2) + '\n');
   writePerformancePage(run);
 } finally {
   cleanupHost();
   removePortmapBase(portmapLeftovers);
   // Forget the bench's guests in each store; the firewall follows (its rules go, nobody else's).
-  for (const dir of [state, join(tmp, 'cni'), ...[1, 10, 100, 1000].map((c) => join(tmp, `scale-${c}`))]) {
+  for (const dir of [
+    state,
+    join(tmp, 'cni'),
+    join(tmp, 'fleet'),
+    ...[1, 10, 100, 1000].map((c) => join(tmp, `scale-${c}`)),
+  ]) {
     const store = Store.open(dir);
     await changeFirewall(
       store,
