@@ -222,8 +222,9 @@ export async function finishOrphanedEndpoints(ctx: CoreContext): Promise<Attachm
  * Removes a Docker network (pipewright's `name`, Docker's ID or its first 12 digits) that Docker
  * holds no endpoint on: DeleteNetwork says so, and so does an engine that no longer knows the
  * network (gc). Endpoint records of it still here are leftovers of calls Docker gave up on (a
- * daemon killed mid-call, whose next one Docker never told) and are undone, but for one that an
- * operation of a live process still holds; then the network, its bridge, and the pools the
+ * daemon killed mid-call, whose next one Docker never told, or an operation of this daemon that
+ * ended without finishing) and are undone, but for one that an operation still in flight holds
+ * (ownership is per operation: this daemon runs many at once); then the network, its bridge, and the pools the
  * network driver made for it once nothing is leased from them.
  */
 export async function removeDockerNetwork(
@@ -240,7 +241,7 @@ export async function removeDockerNetwork(
       (r) =>
         r.guestKind === 'endpoint' &&
         r.guestId.slice(0, 12) === id12 &&
-        !(r.state === 'pending' && records.ownerAlive(r)),
+        !(r.state === 'pending' && records.ownerBusy(r)),
     );
   for (const rec of leftovers) await detachAttachment(ctx, rec);
   await removeNetwork(ctx, name);
