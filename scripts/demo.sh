@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh runtime >/dev/null
 
 tag="pwdemo$$"
-state=$(mktemp -d /tmp/pipewright-demo.XXXXXX)
+# The host's own store, as any command uses it: the firewall's tables are the host's, made from one
+# store, so a second store beside a pipewright already at work would rewrite that one's rules.
 br="${tag:0:11}br"
-pw() { PIPEWRIGHT_STATE_DIR="$state" dist/bin/pipewright "$@"; }
+pw() { dist/bin/pipewright "$@"; }
 guests=()
 kind=netns
 if docker info >/dev/null 2>&1; then kind=docker; bash scripts/build-test-image.sh >/dev/null; fi
@@ -20,7 +21,6 @@ cleanup() {
     pw detach "$g" >/dev/null 2>&1 || true
     if [ "$kind" = docker ]; then docker rm -f "$g" >/dev/null 2>&1 || true; else ip netns del "$g" 2>/dev/null || true; fi
   done
-  rm -rf "$state"
 }
 trap cleanup EXIT
 
@@ -44,4 +44,4 @@ for g in "${guests[@]}"; do pw detach "$g"; done
 cleanup
 guests=()
 trap - EXIT
-echo "demo: done; guests, interfaces, bridge $br, firewall rules and state removed"
+echo "demo: done; guests, interfaces, bridge $br and their firewall rules removed"
