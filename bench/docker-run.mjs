@@ -4,7 +4,7 @@
 // per endpoint: the sum of its logged request times (network and IPAM calls) per container.
 // Skipped, with the reason, where no Docker engine or test image is there.
 import { spawnSync } from 'node:child_process';
-import { PREFIX, progress, sh, startDaemon, stats, timed } from './lib.mjs';
+import { dockerNetworks, PREFIX, progress, sh, startDaemon, stats, timed } from './lib.mjs';
 import { ratioAtMost } from './targets.mjs';
 
 const IMAGE = 'pipewright-test/busybox:latest';
@@ -44,28 +44,10 @@ export async function dockerRun(n, stateDir, results) {
     '',
   ]);
   try {
-    sh('docker', [
-      'network',
-      'create',
-      '-d',
-      DRIVER,
-      '--ipam-driver',
-      DRIVER,
-      '--subnet',
-      '10.248.0.0/24',
-      '-o',
-      `bridge=${PREFIX}dpw`,
-      pwNet,
-    ]);
-    sh('docker', [
-      'network',
-      'create',
-      '--subnet',
-      '10.249.0.0/24',
-      '-o',
-      `com.docker.network.bridge.name=${PREFIX}dbr`,
-      dockerNet,
-    ]);
+    dockerNetworks(DRIVER, {
+      pw: { name: pwNet, subnet: '10.248.0.0/24' },
+      docker: { name: dockerNet, subnet: '10.249.0.0/24' },
+    });
     const run = (net) => timed(() => sh('docker', ['run', '--rm', '--network', net, IMAGE, 'true']));
     run(pwNet); // the first start loads the image's layers: not counted
     run(dockerNet);

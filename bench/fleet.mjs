@@ -14,7 +14,7 @@ import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { cni, guestName, makeGuests, pipewright, PREFIX, progress, sh, startDaemon } from './lib.mjs';
+import { cni, dockerNetworks, guestName, makeGuests, pipewright, PREFIX, progress, sh, startDaemon } from './lib.mjs';
 import { ratioAtMost } from './targets.mjs';
 
 const IMAGE = 'pipewright-test/busybox:latest';
@@ -83,28 +83,10 @@ async function dockerFleet(stateDir, record) {
   const [pwNet, dockerNet] = [`${PREFIX}flp`, `${PREFIX}fld`];
   const containers = [];
   try {
-    sh('docker', [
-      'network',
-      'create',
-      '-d',
-      DRIVER,
-      '--ipam-driver',
-      DRIVER,
-      '--subnet',
-      '10.236.0.0/16',
-      '-o',
-      `bridge=${PREFIX}flp`,
-      pwNet,
-    ]);
-    sh('docker', [
-      'network',
-      'create',
-      '--subnet',
-      '10.237.0.0/16',
-      '-o',
-      `com.docker.network.bridge.name=${PREFIX}fld`,
-      dockerNet,
-    ]);
+    dockerNetworks(DRIVER, {
+      pw: { name: pwNet, subnet: '10.236.0.0/16' },
+      docker: { name: dockerNet, subnet: '10.237.0.0/16' },
+    });
     const oneMore = (net, port) =>
       untilAnswering(port, () =>
         containers.push(

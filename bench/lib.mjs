@@ -168,3 +168,27 @@ export async function startDaemon(stateDir, args, extraEnv = {}) {
   };
   return { lines, stop, pid: proc.pid };
 }
+
+/**
+ * Two Docker networks side by side: `pw` on pipewright's drivers (its daemon serving `driver`), a
+ * bridge named `pw` too, and `docker` of Docker's own bridge driver, its bridge named `docker`.
+ */
+export function dockerNetworks(driver, { pw, docker }) {
+  const [pwSubnet, dockerSubnet] = [pw.subnet, docker.subnet];
+  sh('docker', [
+    'network',
+    'create',
+    '-d',
+    driver,
+    '--ipam-driver',
+    driver,
+    '--subnet',
+    pwSubnet,
+    '-o',
+    `bridge=${pw.name}`,
+    pw.name,
+  ]);
+  const bridgeName = `com.docker.network.bridge.name=${docker.name}`;
+  sh('docker', ['network', 'create', '--subnet', dockerSubnet, '-o', bridgeName, docker.name]);
+  return [pw.name, docker.name];
+}

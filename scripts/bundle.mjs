@@ -120,14 +120,18 @@ const etcd3Apart = {
 };
 
 rmSync('dist/snapshot', { recursive: true, force: true });
-await build({
-  entryPoints: { etcd3: 'etcd3' },
+/** The snapshot's script and etcd3 apart from it: CommonJS files for Node in dist/snapshot. */
+const snapshotFile = {
   outdir: 'dist/snapshot',
   outExtension: { '.js': '.cjs' },
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node20',
+};
+await build({
+  ...snapshotFile,
+  entryPoints: { etcd3: 'etcd3' },
   plugins: [etcd3Protocol],
   logLevel: 'error',
 });
@@ -145,13 +149,8 @@ if (cached.status !== 0)
     `bundle: no code cache for ${ETCD3_FILE} (an etcd store then compiles it at each start)\n${cached.stderr}`,
   );
 await build({
+  ...snapshotFile,
   entryPoints: { pipewright: 'src/cli/snapshot.ts' },
-  outdir: 'dist/snapshot',
-  outExtension: { '.js': '.cjs' },
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
   plugins: [outsideTheSnapshot, etcd3Apart],
   // The script's source stays in the snapshot's heap: without blanks and with shorter syntax (names
   // kept, so stack traces still name functions) it is 30 % smaller, ~2 ms less to deserialize.
