@@ -45,7 +45,9 @@ export function figures(run) {
   const judged = run.results.filter((r) => r.met !== undefined).length;
   const older = [
     ...new Set(
-      run.results.filter((r) => r.measured).map((r) => `${r.group ?? 'some'} rows ${r.measured.slice(0, 10)}`),
+      run.results
+        .filter((r) => r.measured && r.measured.slice(0, 10) !== run.date.slice(0, 10))
+        .map((r) => `${r.group ?? 'some'} rows ${r.measured.slice(0, 10)}`),
     ),
   ];
   const when = older.length ? `${run.date.slice(0, 10)} (${older.join(', ')})` : run.date.slice(0, 10);
