@@ -10,6 +10,7 @@ import type { CoreContext } from '../ops/context.js';
 import { socketOf } from '../runtime/docker-socket.js';
 import { PipewrightError, UsageError } from '../util/errors.js';
 import { silent, stderrLog } from '../util/log.js';
+import { DEFAULT_STATE_DIR } from '../util/paths.js';
 
 export interface GlobalOptions {
   stateDir?: string;
@@ -27,8 +28,6 @@ export interface GlobalOptions {
 export interface Context extends CoreContext {
   json: boolean;
 }
-
-export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
 
 /** The Docker Engine API socket: DOCKER_HOST (unix:// only) or Docker's default. */
 export const dockerSocket = () => socketOf(process.env.DOCKER_HOST);

@@ -4,7 +4,7 @@
  * is the same call, after a reload or reboot wiped the rules. Idempotent: a second run changes
  * nothing. Serialized between pipewright processes (read-then-write of the rule set).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, describe } from '../util/errors.js';
 import type { StepLog } from '../util/log.js';
@@ -14,6 +14,7 @@ import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setF
 import { withLock } from '../db/lock.js';
 import type { Store } from '../db/store.js';
 import type { FirewallState } from '../model/firewall-state.js';
+import { firewallNames, type FirewallNames } from '../net/firewall/names.js';
 import { desiredRules, type Rule } from '../net/firewall/rules.js';
 
 export type FirewallKind = 'iptables' | 'nftables';
@@ -54,13 +55,22 @@ interface Backend {
   delta(before: Rule[], after: Rule[], log: StepLog, created: Set<string>): Promise<void>;
 }
 
-async function backend(kind: FirewallKind): Promise<Backend> {
+/** A store's firewall objects are named after its state dir (names.ts): stores never write each other's. */
+const namesOf = (store: Store): FirewallNames => firewallNames(realpathSync(store.stateDir));
+
+async function backend(kind: FirewallKind, n: FirewallNames): Promise<Backend> {
   if (kind === 'iptables') {
     const { applyIptables, applyIptablesDelta } = await import('../net/firewall/iptables.js');
-    return { full: (rules, log, created) => applyIptables(rules, log, { created }), delta: applyIptablesDelta };
+    return {
+      full: (rules, log, created) => applyIptables(rules, log, { created, chains: n.chains }),
+      delta: (before, after, log, created) => applyIptablesDelta(before, after, log, created, n.chains),
+    };
   }
   const { applyNftables, applyNftablesDelta } = await import('../net/firewall/nftables.js');
-  return { full: applyNftables, delta: applyNftablesDelta };
+  return {
+    full: (rules, log) => applyNftables(rules, log, n),
+    delta: (before, after, log) => applyNftablesDelta(before, after, log, n),
+  };
 }
 
 /**
@@ -94,7 +104,7 @@ export interface SyncOptions {
  */
 export async function changeFirewall(store: Store, mutate: () => void, opts: SyncOptions = {}): Promise<Rule[]> {
   const log = opts.log ?? silent;
-  const apply = await backend(resolveFirewall(opts.firewall));
+  const apply = await backend(resolveFirewall(opts.firewall), namesOf(store));
   return withLock(store.stateDir, 'firewall', async () => {
     const wasDirty = firewallDirty(store);
     const before = desiredRules(firewallState(store));
@@ -142,13 +152,14 @@ export function changeFirewallIn(
 export async function syncFirewall(store: Store, opts: SyncOptions = {}): Promise<Rule[]> {
   const log = opts.log ?? silent;
   const kind = resolveFirewall(opts.firewall);
-  const apply = await backend(kind);
+  const names = namesOf(store);
+  const apply = await backend(kind, names);
   return withLock(store.stateDir, 'firewall', async () => {
     const state = firewallState(store);
     const rules = desiredRules(state);
     applySysctls(state, log);
     // The nftables apply already brings iptables to its mark rule or nothing; iptables must clear nft.
-    if (kind === 'iptables') await (await import('../net/firewall/nftables.js')).clearNftables(log);
+    if (kind === 'iptables') await (await import('../net/firewall/nftables.js')).clearNftables(log, names);
     await trackingBuiltins(store, (created) => apply.full(rules, log, created));
     store.tx(() => setFirewallDirty(store, false));
     return rules;

@@ -13,6 +13,9 @@ import { fileURLToPath } from 'node:url';
  */
 export const TOOL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/** The host's store: where every front end keeps its state unless told otherwise. */
+export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
+
 let root: string | undefined;
 
 export function packageRoot(): string {

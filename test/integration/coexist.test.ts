@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { execa } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -26,6 +26,7 @@ import {
   testHost,
   uniq,
 } from '../helpers/host.js';
+import { firewallNames, type FirewallNames } from '../../src/net/firewall/names.js';
 
 const docker = isRoot && (await dockerUp());
 
@@ -160,44 +161,42 @@ t.test(
   },
 );
 
-t.test(
-  'two stores on one host: hooks never pile up, removal and sync keep working (iptables)',
-  { skip: !isRoot && ROOT_REASON },
-  async (t) => {
-    const before = await firewallSnapshot();
-    const [dirA, dirB] = [stateDir(t), stateDir(t)];
-    const [brA, brB] = [uniq('y'), uniq('z')];
-    t.teardown(async () => {
-      for (const b of [brA, brB]) await sh('ip', ['link', 'del', b]);
-    });
-    const pw = (dir: string, ...args: string[]) => cli(dir, ['--firewall', 'iptables', ...args]);
-    const hooks = async () =>
-      (await must('iptables-save', ['-t', 'filter']))
-        .split('\n')
-        .filter((l) => l === '-A FORWARD -j PIPEWRIGHT-FORWARD').length;
-    for (const [dir, br, subnet] of [
-      [dirA, brA, '10.247.20.0/24'],
-      [dirB, brB, '10.247.21.0/24'],
-    ]) {
-      t.equal((await pw(dir, 'pool', 'create', 'p', subnet)).exitCode, 0);
-      const r = await pw(dir, 'network', 'create', 'n', '--bridge', br, '--pool', 'p');
-      t.equal(r.exitCode, 0, r.stderr);
-    }
-    // Each store's delta believed the hook missing: a third program's copy makes it worse still.
-    await must('iptables', ['-A', 'FORWARD', '-j', 'PIPEWRIGHT-FORWARD']);
-    t.ok((await hooks()) >= 2, 'hooks piled up');
-    const rm = await pw(dirA, 'network', 'rm', 'n');
-    t.equal(rm.exitCode, 0, `network rm works with duplicated hooks: ${rm.stderr}`);
-    const sync = await pw(dirB, 'firewall', 'sync');
-    t.equal(sync.exitCode, 0, sync.stderr);
-    t.equal(await hooks(), 1, "firewall sync leaves exactly one hook, for the other store's network");
-    t.match(
-      (await must('iptables-save', ['-t', 'filter'])).toString(),
-      `-A PIPEWRIGHT-FORWARD -i ${brB} -o ${brB} -j ACCEPT`,
-      "and puts back the other store's rules",
-    );
-    t.equal((await pw(dirB, 'firewall', 'sync')).stdout.trim(), 'firewall in sync: 1 rule(s)');
-    t.equal((await pw(dirB, 'network', 'rm', 'n')).exitCode, 0);
-    t.equal(await firewallSnapshot(), before, 'the rule set is as it was');
-  },
-);
+for (const firewall of ['iptables', 'nftables']) {
+  t.test(
+    `two stores on one host keep each other's published ports (${firewall})`,
+    { skip: !isRoot && ROOT_REASON },
+    async (t) => {
+      const host = await testHost(t);
+      const [dirA, dirB] = [stateDir(t), stateDir(t)];
+      const [nameA, nameB] = [firewallNames(realpathSync(dirA)), firewallNames(realpathSync(dirB))];
+      t.not(nameA.nft4, nameB.nft4, 'each store has objects of its own');
+      const pw = (dir: string, ...args: string[]) => host.cli(dir, ['--firewall', firewall, ...args]);
+      const [guestA, guestB] = [await netns(t), await netns(t)];
+      for (const [dir, guest, br, subnet, port] of [
+        [dirA, guestA, uniq('y'), '10.247.20.0/24', '18101'],
+        [dirB, guestB, uniq('z'), '10.247.21.0/24', '18102'],
+      ]) {
+        t.equal((await pw(dir, 'pool', 'create', 'p', subnet)).exitCode, 0);
+        t.equal((await pw(dir, 'network', 'create', 'n', '--bridge', br, '--pool', 'p')).exitCode, 0);
+        const r = await pw(dir, 'attach', br, guest, 'pool:p', '-p', `${port}:80`);
+        t.equal(r.exitCode, 0, r.stderr);
+      }
+      const published = async (names: FirewallNames, port: string) =>
+        firewall === 'nftables'
+          ? (await host.run('nft', ['list', 'table', ...names.nft4.split(' ')]).catch(() => '')).includes(
+              `tcp . ${port} :`,
+            )
+          : (await host.run('iptables-save', ['-t', 'nat'])).includes(
+              `-A ${names.chains.dnat} -p tcp -m tcp --dport ${port} `,
+            );
+      t.ok(await published(nameA, '18101'), "A's port is published after B's attach");
+      t.ok(await published(nameB, '18102'), "and B's");
+      t.equal((await pw(dirB, 'detach', guestB)).exitCode, 0);
+      t.equal((await pw(dirB, 'network', 'rm', 'n')).exitCode, 0);
+      t.ok(await published(nameA, '18101'), "A's port is still published after B left");
+      t.notOk(await published(nameB, '18102'), "B's is gone");
+      t.equal((await pw(dirA, 'detach', guestA)).exitCode, 0);
+      t.equal((await pw(dirA, 'network', 'rm', 'n')).exitCode, 0);
+    },
+  );
+}

@@ -4,6 +4,7 @@ import { desiredRules } from '../../src/net/firewall/rules.js';
 import { renderRule, restoreDelta, CHAINS } from '../../src/net/firewall/iptables.js';
 import { toolMessage } from '../../src/util/exec.js';
 import { chainRules4, elementOf } from '../../src/net/firewall/nftables.js';
+import { firewallNames, HOST_FIREWALL } from '../../src/net/firewall/names.js';
 import { parsePublish, formatPublish } from '../../src/model/publish.js';
 import { UsageError } from '../../src/util/errors.js';
 
@@ -222,3 +223,12 @@ t.test(
     t.equal(repaired, null, 'once repaired, a second sync writes nothing');
   },
 );
+
+t.test("a store's firewall objects: the host store's names, another state dir's own", async (t) => {
+  t.equal(firewallNames('/var/lib/pipewright'), HOST_FIREWALL);
+  const a = firewallNames('/tmp/pipewright-test-a');
+  t.equal(firewallNames('/tmp/pipewright-test-a').nft4, a.nft4, 'the same dir, the same names');
+  t.not(firewallNames('/tmp/pipewright-test-b').nft4, a.nft4, 'another dir, other names');
+  t.match(a.nft4, /^ip pipewright_[0-9a-f]{8}$/);
+  for (const chain of Object.values(a.chains)) t.ok(chain.length <= 28, `${chain} fits iptables' 28 characters`);
+});

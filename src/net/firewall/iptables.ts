@@ -20,14 +20,11 @@
 import { PipewrightError } from '../../util/errors.js';
 import { run } from '../../util/exec.js';
 import type { StepLog } from '../../util/log.js';
+import { HOST_FIREWALL, type IptablesChains } from './names.js';
 import type { Rule } from './rules.js';
 
-export const CHAINS = {
-  forward: 'PIPEWRIGHT-FORWARD',
-  input: 'PIPEWRIGHT-INPUT',
-  dnat: 'PIPEWRIGHT-DNAT',
-  post: 'PIPEWRIGHT-POSTROUTING',
-} as const;
+/** The host store's chains (names.ts: another store's are its own). */
+export const CHAINS = HOST_FIREWALL.chains;
 
 type Table = 'filter' | 'nat';
 
@@ -39,19 +36,22 @@ interface Line {
   first?: boolean;
 }
 
-const HOOKS: { table: Table; chain: string; spec: string; jumpTo: string; first?: boolean }[] = [
-  { table: 'filter', chain: 'FORWARD', spec: `-j ${CHAINS.forward}`, jumpTo: CHAINS.forward, first: true },
-  { table: 'filter', chain: 'INPUT', spec: `-j ${CHAINS.input}`, jumpTo: CHAINS.input, first: true },
-  { table: 'nat', chain: 'PREROUTING', spec: `-m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, jumpTo: CHAINS.dnat },
-  { table: 'nat', chain: 'OUTPUT', spec: `-m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, jumpTo: CHAINS.dnat },
-  { table: 'nat', chain: 'POSTROUTING', spec: `-j ${CHAINS.post}`, jumpTo: CHAINS.post },
+type Hook = { table: Table; chain: string; spec: string; jumpTo: string; first?: boolean };
+
+/** The jumps from the built-in chains into a store's own. */
+const hooksOf = (c: IptablesChains): Hook[] => [
+  { table: 'filter', chain: 'FORWARD', spec: `-j ${c.forward}`, jumpTo: c.forward, first: true },
+  { table: 'filter', chain: 'INPUT', spec: `-j ${c.input}`, jumpTo: c.input, first: true },
+  { table: 'nat', chain: 'PREROUTING', spec: `-m addrtype --dst-type LOCAL -j ${c.dnat}`, jumpTo: c.dnat },
+  { table: 'nat', chain: 'OUTPUT', spec: `-m addrtype --dst-type LOCAL -j ${c.dnat}`, jumpTo: c.dnat },
+  { table: 'nat', chain: 'POSTROUTING', spec: `-j ${c.post}`, jumpTo: c.post },
 ];
 
 const tcpudp = (proto: string, port: number | string) => `-p ${proto} -m ${proto} --dport ${port}`;
 
 /** The iptables-save form of a rule, for one family (null: the rule has no IPv6 form). */
-export function renderRule(r: Rule, family: 4 | 6): Line | null {
-  const F = CHAINS.forward;
+export function renderRule(r: Rule, family: 4 | 6, c: IptablesChains = CHAINS): Line | null {
+  const F = c.forward;
   const est = '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT';
   if (r.type === 'bridge-internal')
     return { table: 'filter', chain: F, spec: `-i ${r.bridge} -o ${r.bridge} -j ACCEPT` };
@@ -66,25 +66,25 @@ export function renderRule(r: Rule, family: 4 | 6): Line | null {
     case 'isolate':
       return { table: 'filter', chain: F, spec: `-i ${r.from} -o ${r.to} -j DROP`, first: true };
     case 'masquerade':
-      return { table: 'nat', chain: CHAINS.post, spec: `-s ${r.subnet} ! -o ${r.bridge} -j MASQUERADE` };
+      return { table: 'nat', chain: c.post, spec: `-s ${r.subnet} ! -o ${r.bridge} -j MASQUERADE` };
     case 'localnet':
-      return { table: 'nat', chain: CHAINS.post, spec: `-s 127.0.0.0/8 -o ${r.bridge} -j MASQUERADE` };
+      return { table: 'nat', chain: c.post, spec: `-s 127.0.0.0/8 -o ${r.bridge} -j MASQUERADE` };
     case 'localhost-guard':
       return {
         table: 'filter',
-        chain: CHAINS.input,
+        chain: c.input,
         spec: `-d 127.0.0.0/8 -i ${r.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
       };
     case 'dnat':
       return {
         table: 'nat',
-        chain: CHAINS.dnat,
+        chain: c.dnat,
         spec: `${r.hostIp ? `-d ${r.hostIp}/32 ` : ''}${tcpudp(r.proto, r.hostPort)} -j DNAT --to-destination ${r.ctrIp}:${r.ctrPort}`,
       };
     case 'hairpin':
       return {
         table: 'nat',
-        chain: CHAINS.post,
+        chain: c.post,
         spec: `-s ${r.subnet} -d ${r.ctrIp}/32 -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -j MASQUERADE`,
       };
     case 'port-forward':
@@ -110,9 +110,13 @@ export function parseSave(text: string): { chains: Set<string>; lines: Set<strin
   return { chains, lines: new Set(counts.keys()), counts };
 }
 
-/** Second and later copies of pipewright's own rules and hooks (two stores, a crash between writes): all but one go. */
-function duplicateDeletes(have: ReturnType<typeof parseSave>, ours: Set<string>): Record<Table, string[]> {
-  const hooks = new Set(HOOKS.map((h) => `${h.table} ${h.chain} ${h.spec}`));
+/** Second and later copies of pipewright's own rules and hooks (a crash between writes): all but one go. */
+function duplicateDeletes(
+  have: ReturnType<typeof parseSave>,
+  ours: Set<string>,
+  hooked: Hook[],
+): Record<Table, string[]> {
+  const hooks = new Set(hooked.map((h) => `${h.table} ${h.chain} ${h.spec}`));
   const out: Record<Table, string[]> = { filter: [], nat: [] };
   for (const [line, n] of have.counts) {
     const [table, chain] = line.split(' ');
@@ -123,14 +127,15 @@ function duplicateDeletes(have: ReturnType<typeof parseSave>, ours: Set<string>)
 }
 
 /** The restore text that turns `saved` into exactly `wanted` within pipewright's chains, or null. */
-export function restoreDelta(saved: string, wanted: Line[]): string | null {
+export function restoreDelta(saved: string, wanted: Line[], c: IptablesChains = CHAINS): string | null {
   const have = parseSave(saved);
   const key = (l: { table: string; chain: string; spec: string }) => `${l.table} ${l.chain} ${l.spec}`;
   const wantedKeys = new Set(wanted.map(key));
-  const ours = new Set<string>(Object.values(CHAINS));
-  const byTable = duplicateDeletes(have, ours);
+  const ours = new Set<string>(Object.values(c));
+  const hooks = hooksOf(c);
+  const byTable = duplicateDeletes(have, ours, hooks);
   const needed = new Set(wanted.map((l) => `${l.table} ${l.chain}`));
-  for (const chainKey of new Set(HOOKS.map((h) => `${h.table} ${h.jumpTo}`))) {
+  for (const chainKey of new Set(hooks.map((h) => `${h.table} ${h.jumpTo}`))) {
     const [table, chain] = chainKey.split(' ') as [Table, string];
     if (needed.has(chainKey) && !have.chains.has(chainKey)) byTable[table].unshift(`:${chain} - [0:0]`);
   }
@@ -143,14 +148,14 @@ export function restoreDelta(saved: string, wanted: Line[]): string | null {
     if (!have.lines.has(key(l)))
       byTable[l.table].push(l.first ? `-I ${l.chain} 1 ${l.spec}` : `-A ${l.chain} ${l.spec}`);
   }
-  for (const h of HOOKS) {
+  for (const h of hooks) {
     const hooked = have.lines.has(`${h.table} ${h.chain} ${h.spec}`);
     const chainKey = `${h.table} ${h.jumpTo}`;
     if (needed.has(chainKey) && !hooked)
       byTable[h.table].push(h.first ? `-I ${h.chain} 1 ${h.spec}` : `-A ${h.chain} ${h.spec}`);
     if (!needed.has(chainKey) && hooked) byTable[h.table].push(`-D ${h.chain} ${h.spec}`);
   }
-  for (const chain of new Set(HOOKS.map((h) => `${h.table} ${h.jumpTo}`))) {
+  for (const chain of new Set(hooks.map((h) => `${h.table} ${h.jumpTo}`))) {
     const [table, name] = chain.split(' ') as [Table, string];
     if (!needed.has(chain) && have.chains.has(chain)) byTable[table].push(`-X ${name}`);
   }
@@ -165,14 +170,14 @@ const XTABLES_WAIT_SECONDS = '10';
 
 /** The nftables backend marks what it accepts; this one rule lets it through an iptables FORWARD that drops. */
 export const NFT_ACCEPT_MARK = '0x100000';
-const MARK_LINE: Line = {
+const markLine = (c: IptablesChains): Line => ({
   table: 'filter',
-  chain: CHAINS.forward,
+  chain: c.forward,
   spec: `-m mark --mark ${NFT_ACCEPT_MARK}/${NFT_ACCEPT_MARK} -j ACCEPT`,
-};
+});
 
-function linesOf(rules: Rule[], family: 4 | 6): Line[] {
-  return rules.map((r) => renderRule(r, family)).filter((l): l is Line => l !== null);
+function linesOf(rules: Rule[], family: 4 | 6, c: IptablesChains): Line[] {
+  return rules.map((r) => renderRule(r, family, c)).filter((l): l is Line => l !== null);
 }
 
 const hasFilterTable = (saved: string) => /^\*filter$/m.test(saved);
@@ -181,10 +186,10 @@ const hasFilterTable = (saved: string) => /^\*filter$/m.test(saved);
  * What to hold, given what the kernel holds. IPv6 rules are forward accepts only, needed only
  * where an ip6 filter table exists (another program may drop there; without one nothing drops).
  */
-function wantedLines(rules: Rule[], family: 4 | 6, saved: string, nftMark: boolean): Line[] {
-  if (nftMark) return rules.length && hasFilterTable(saved) ? [MARK_LINE] : [];
+function wantedLines(rules: Rule[], family: 4 | 6, saved: string, nftMark: boolean, c: IptablesChains): Line[] {
+  if (nftMark) return rules.length && hasFilterTable(saved) ? [markLine(c)] : [];
   if (family === 6 && !hasFilterTable(saved)) return [];
-  return linesOf(rules, family);
+  return linesOf(rules, family, c);
 }
 
 /** Built-in chains and tables pipewright's writes created, as "filter INPUT" / "filter"; the caller keeps them. */
@@ -250,13 +255,17 @@ async function restoreTrackingBuiltins(delta: string, created: CreatedBuiltins, 
 const BUILTIN_HOOK = /^-[ID] (INPUT|FORWARD|PREROUTING|OUTPUT|POSTROUTING) /m;
 
 /** What iptables-save would print if the kernel held exactly these lines (and their chains and hooks). */
-function savedForm(lines: Line[]): string {
+function savedForm(lines: Line[], c: IptablesChains): string {
   const out: string[] = [];
   for (const table of ['filter', 'nat'] as const) {
     const mine = lines.filter((l) => l.table === table);
     const chains = new Set(mine.map((l) => l.chain));
     out.push(`*${table}`, ...[...chains].map((c) => `:${c} - [0:0]`));
-    out.push(...HOOKS.filter((h) => h.table === table && chains.has(h.jumpTo)).map((h) => `-A ${h.chain} ${h.spec}`));
+    out.push(
+      ...hooksOf(c)
+        .filter((h) => h.table === table && chains.has(h.jumpTo))
+        .map((h) => `-A ${h.chain} ${h.spec}`),
+    );
     out.push(...mine.map((l) => `-A ${l.chain} ${l.spec}`), 'COMMIT');
   }
   return out.join('\n');
@@ -284,10 +293,10 @@ async function restore(family: 4 | 6, delta: string, log?: StepLog): Promise<voi
 export async function applyIptables(
   rules: Rule[],
   log?: StepLog,
-  opts: { nftMark?: boolean; created?: CreatedBuiltins } = {},
+  opts: { nftMark?: boolean; created?: CreatedBuiltins; chains?: IptablesChains } = {},
 ): Promise<void> {
   for (const family of [4, 6] as const) {
-    await applyFamily(family, rules, log, Boolean(opts.nftMark), opts.created ?? new Set());
+    await applyFamily(family, rules, log, Boolean(opts.nftMark), opts.created ?? new Set(), opts.chains ?? CHAINS);
   }
 }
 
@@ -297,9 +306,10 @@ async function applyFamily(
   log: StepLog | undefined,
   nftMark: boolean,
   created: CreatedBuiltins,
+  c: IptablesChains,
 ): Promise<void> {
   const saved = (await run(TOOLS[family][0], [], { log })).stdout;
-  await write(family, restoreDelta(saved, wantedLines(rules, family, saved, nftMark)), created, log);
+  await write(family, restoreDelta(saved, wantedLines(rules, family, saved, nftMark, c), c), created, log);
 }
 
 /**
@@ -322,8 +332,10 @@ export async function applyIptablesDelta(
   after: Rule[],
   log?: StepLog,
   created: CreatedBuiltins = new Set(),
+  c: IptablesChains = CHAINS,
 ): Promise<void> {
-  await write(4, restoreDelta(savedForm(linesOf(before, 4)), linesOf(after, 4)), created, log);
+  const delta = (family: 4 | 6) => restoreDelta(savedForm(linesOf(before, family, c), c), linesOf(after, family, c), c);
+  await write(4, delta(4), created, log);
   // IPv6 changes only with a bridge's first or last guest; whether to write depends on the kernel (wantedLines).
-  if (restoreDelta(savedForm(linesOf(before, 6)), linesOf(after, 6))) await applyFamily(6, after, log, false, created);
+  if (delta(6)) await applyFamily(6, after, log, false, created, c);
 }

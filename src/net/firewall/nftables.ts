@@ -1,5 +1,6 @@
 /**
- * The nftables backend: one table `ip pipewright` (and `ip6 pipewright` for IPv6 forwarding).
+ * The nftables backend: one table `ip pipewright` (and `ip6 pipewright` for IPv6 forwarding; a
+ * store outside the host's state dir has tables of its own, names.ts).
  * Per-port state lives in sets and maps, so publishing or removing a port adds or deletes set
  * elements (constant cost, whatever else is published); the few per-bridge rules are rewritten
  * in the same `nft -f` transaction. An empty rule set removes the tables.
@@ -11,10 +12,8 @@
 import { run } from '../../util/exec.js';
 import type { StepLog } from '../../util/log.js';
 import { applyIptables, NFT_ACCEPT_MARK } from './iptables.js';
+import { HOST_FIREWALL, type FirewallNames } from './names.js';
 import type { Rule } from './rules.js';
-
-const T4 = 'ip pipewright';
-const T6 = 'ip6 pipewright';
 
 /** Sets and maps, with their types: element strings are written and read back in this form. */
 const SETS = {
@@ -56,7 +55,8 @@ export function elementOf(r: Rule): [SetName, string] | null {
 }
 
 /** Chain rules of the IPv4 table, in order (drops before accepts). */
-export function chainRules4(rules: Rule[]): string[] {
+export function chainRules4(rules: Rule[], n: FirewallNames = HOST_FIREWALL): string[] {
+  const T4 = n.nft4;
   const out: string[] = [
     `add rule ${T4} prerouting fib daddr type local jump port_dnat`,
     `add rule ${T4} output fib daddr type local jump port_dnat`,
@@ -104,8 +104,8 @@ function elemText(e: unknown): string {
 }
 
 /** The elements each set holds now; null when the table does not exist. */
-async function readElements(log?: StepLog): Promise<Map<SetName, Set<string>> | null> {
-  const res = await run('nft', ['-j', 'list', 'table', ...T4.split(' ')], { allowFailure: true, log });
+async function readElements(n: FirewallNames, log?: StepLog): Promise<Map<SetName, Set<string>> | null> {
+  const res = await run('nft', ['-j', 'list', 'table', ...n.nft4.split(' ')], { allowFailure: true, log });
   if (res.exitCode !== 0) return null;
   const out = new Map<SetName, Set<string>>();
   for (const obj of JSON.parse(res.stdout).nftables as Record<string, NftJsonSet>[]) {
@@ -138,30 +138,32 @@ function elementsOf(rules: Rule[]): Map<SetName, Set<string>> {
 }
 
 /** Table, chains and sets (idempotent `add`), then the chain rules rewritten from scratch. */
-function structure4(rules: Rule[]): string[] {
+function structure4(rules: Rule[], n: FirewallNames): string[] {
+  const T4 = n.nft4;
   return [
     `add table ${T4}`,
     ...CHAINS4.map((c) => `add ${c.replace('chain ', `chain ${T4} `)}`),
     ...Object.values(SETS).map((set) => `add ${set.replace(/^(set|map) /, `$1 ${T4} `)}`),
     ...['forward', 'input', 'prerouting', 'output', 'postrouting', 'port_dnat'].map((c) => `flush chain ${T4} ${c}`),
-    ...chainRules4(rules),
+    ...chainRules4(rules, n),
   ];
 }
 
 /** Element deletions and additions that turn `have` into what `rules` want. */
-function elementDelta(rules: Rule[], have: Map<SetName, Set<string>> | null): string[] {
+function elementDelta(rules: Rule[], have: Map<SetName, Set<string>> | null, n: FirewallNames): string[] {
   const lines: string[] = [];
   for (const [name, elems] of elementsOf(rules)) {
     const current = have?.get(name) ?? new Set<string>();
     const gone = [...current].filter((e) => !elems.has(e));
     const added = [...elems].filter((e) => !current.has(e));
-    if (gone.length) lines.push(`delete element ${T4} ${name} { ${gone.join(', ')} }`);
-    if (added.length) lines.push(`add element ${T4} ${name} { ${added.join(', ')} }`);
+    if (gone.length) lines.push(`delete element ${n.nft4} ${name} { ${gone.join(', ')} }`);
+    if (added.length) lines.push(`add element ${n.nft4} ${name} { ${added.join(', ')} }`);
   }
   return lines;
 }
 
-function script6(rules: Rule[]): string[] {
+function script6(rules: Rule[], n: FirewallNames): string[] {
+  const T6 = n.nft6;
   const bridges = rules.filter((r) => r.type === 'bridge-internal') as { bridge: string }[];
   return [
     `add table ${T6}`,
@@ -175,18 +177,22 @@ async function nft(lines: string[], log?: StepLog): Promise<void> {
   if (lines.length) await run('nft', ['-f', '-'], { input: lines.join('\n') + '\n', log });
 }
 
-/** Removes pipewright's nftables tables, if there are any. */
-export async function clearNftables(log?: StepLog): Promise<void> {
+/** Removes a store's nftables tables, if there are any. */
+export async function clearNftables(log?: StepLog, n: FirewallNames = HOST_FIREWALL): Promise<void> {
   const lines = [];
-  for (const t of [T4, T6]) if (await tableExists(t)) lines.push(`delete table ${t}`);
+  for (const t of [n.nft4, n.nft6]) if (await tableExists(t)) lines.push(`delete table ${t}`);
   await nft(lines, log);
 }
 
 /** Full apply: reads the sets once, rewrites the chain rules, changes only the elements that differ. */
-export async function applyNftables(rules: Rule[], log?: StepLog): Promise<void> {
-  if (rules.length === 0) await clearNftables(log);
-  else await nft([...structure4(rules), ...elementDelta(rules, await readElements(log)), ...script6(rules)], log);
-  await applyIptables(rules, log, { nftMark: true });
+export async function applyNftables(rules: Rule[], log?: StepLog, n: FirewallNames = HOST_FIREWALL): Promise<void> {
+  if (rules.length === 0) await clearNftables(log, n);
+  else
+    await nft(
+      [...structure4(rules, n), ...elementDelta(rules, await readElements(n, log), n), ...script6(rules, n)],
+      log,
+    );
+  await applyIptables(rules, log, { nftMark: true, chains: n.chains });
 }
 
 const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -196,10 +202,15 @@ const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, 
  * chain rules are rewritten only when bridges or networks changed. First and last rule sets go
  * through the full apply (tables and the iptables mark rule come and go with them).
  */
-export async function applyNftablesDelta(before: Rule[], after: Rule[], log?: StepLog): Promise<void> {
-  if (before.length === 0 || after.length === 0) return applyNftables(after, log);
-  const lines = same(chainRules4(before), chainRules4(after)) ? [] : structure4(after);
-  lines.push(...elementDelta(after, elementsOf(before)));
-  if (!same(script6(before), script6(after))) lines.push(...script6(after));
+export async function applyNftablesDelta(
+  before: Rule[],
+  after: Rule[],
+  log?: StepLog,
+  n: FirewallNames = HOST_FIREWALL,
+): Promise<void> {
+  if (before.length === 0 || after.length === 0) return applyNftables(after, log, n);
+  const lines = same(chainRules4(before, n), chainRules4(after, n)) ? [] : structure4(after, n);
+  lines.push(...elementDelta(after, elementsOf(before), n));
+  if (!same(script6(before, n), script6(after, n))) lines.push(...script6(after, n));
   await nft(lines, log);
 }
