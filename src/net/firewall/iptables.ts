@@ -7,6 +7,7 @@
  *   nat    OUTPUT      -> PIPEWRIGHT-DNAT          (the host itself, 127.0.0.1 included)
  *   nat    POSTROUTING -> PIPEWRIGHT-POSTROUTING
  *
+ * (the host store's names; a store in another state dir has chains of its own, names.ts).
  * Rules are written exactly as iptables-save prints them, so one read of the rule set tells which
  * are there; an apply adds what is missing and deletes what is no longer wanted in one
  * `iptables-restore --noflush` call per family. Chains and hooks go away with their last rule.
