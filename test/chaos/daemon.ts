@@ -13,6 +13,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  dockerNetworkCreate,
   cli,
   dockerUp,
   isRoot,
@@ -148,19 +149,12 @@ t.test(
       pool: 'kp',
       stateDir: dir,
     };
-    const made = await sh('docker', [
-      'network',
-      'create',
-      '-d',
-      DRIVER,
-      '--ipam-driver',
-      DRIVER,
-      '--subnet',
-      '10.247.0.0/24',
-      '-o',
-      `bridge=${bridge}`,
-      net,
-    ]);
+    const made = await dockerNetworkCreate(net, {
+      driver: DRIVER,
+      ipam: DRIVER,
+      subnet: '10.247.0.0/24',
+      opts: ['-o', `bridge=${bridge}`],
+    });
     t.equal(made.exitCode, 0, made.stderr);
     t.teardown(() => sh('docker', ['network', 'rm', net]));
     // A container that lives through every round: no later one may get its address.

@@ -244,6 +244,23 @@ export async function until(what: () => Promise<boolean> | boolean, ms: number):
   return -1;
 }
 
+/** `docker network create <net>` of a driver and an IPAM driver (Docker's own where not given), its result. */
+export async function dockerNetworkCreate(
+  net: string,
+  { driver, ipam, subnet, opts = [] }: { driver?: string; ipam?: string; subnet?: string; opts?: string[] },
+) {
+  const flag = (name: string, value?: string) => (value ? [name, value] : []);
+  return sh('docker', [
+    'network',
+    'create',
+    ...flag('-d', driver),
+    ...flag('--ipam-driver', ipam),
+    ...flag('--subnet', subnet),
+    ...opts,
+    net,
+  ]);
+}
+
 export async function dockerUp(): Promise<boolean> {
   return (await sh('docker', ['info', '--format', '{{.ServerVersion}}'])).exitCode === 0;
 }

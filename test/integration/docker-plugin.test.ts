@@ -15,6 +15,7 @@ import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { startEtcd } from '../helpers/etcd.js';
 import {
+  dockerNetworkCreate,
   askPeer,
   cli,
   dockerUp,
@@ -69,16 +70,10 @@ const ipOf = async (ctr: string) =>
 /** A Docker network on this run's IPAM driver (its bridge named for the run), removed at teardown. */
 async function network(t: Test, args: string[]): Promise<string> {
   const net = uniq('n');
-  const made = await sh('docker', [
-    'network',
-    'create',
-    '--ipam-driver',
-    DRIVER,
-    '-o',
-    `com.docker.network.bridge.name=${uniq('b')}`,
-    ...args,
-    net,
-  ]);
+  const made = await dockerNetworkCreate(net, {
+    ipam: DRIVER,
+    opts: ['-o', `com.docker.network.bridge.name=${uniq('b')}`, ...args],
+  });
   t.equal(made.exitCode, 0, made.stderr);
   t.teardown(() => sh('docker', ['network', 'rm', net]));
   return net;
@@ -370,18 +365,7 @@ t.test(
 async function pwNetwork(t: Test, args: string[], ipam = DRIVER): Promise<{ net: string; bridge: string }> {
   const [net, bridge] = [uniq('n'), uniq('b')];
   removeLinkAtEnd(t, bridge); // after the network's own removal, should that fail
-  const made = await sh('docker', [
-    'network',
-    'create',
-    '-d',
-    DRIVER,
-    '--ipam-driver',
-    ipam,
-    '-o',
-    `bridge=${bridge}`,
-    ...args,
-    net,
-  ]);
+  const made = await dockerNetworkCreate(net, { driver: DRIVER, ipam, opts: ['-o', `bridge=${bridge}`, ...args] });
   t.equal(made.exitCode, 0, made.stderr);
   t.teardown(() => sh('docker', ['network', 'rm', net]));
   return { net, bridge };
@@ -526,18 +510,7 @@ t.test(
     const [before, linksBefore] = [await firewallSnapshot(), await hostLinks()];
     const net = uniq('n');
     const opts = ['-o', `parent=${parent}`, '-o', 'host_shim=10.252.70.254/24', '-o', 'mtu=1400'];
-    const made = await sh('docker', [
-      'network',
-      'create',
-      '-d',
-      DRIVER,
-      '--ipam-driver',
-      DRIVER,
-      '--subnet',
-      '10.252.70.0/24',
-      ...opts,
-      net,
-    ]);
+    const made = await dockerNetworkCreate(net, { driver: DRIVER, ipam: DRIVER, subnet: '10.252.70.0/24', opts });
     t.equal(made.exitCode, 0, made.stderr);
     t.teardown(() => sh('docker', ['network', 'rm', net]));
     t.match(await json(dir, ['network', 'ls']), [

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import {
+  dockerNetworkCreate,
   cli,
   CNI_PLUGIN,
   dockerUp,
@@ -566,18 +567,7 @@ const DRIVER = `${RUN}pw`;
 async function dockerNetwork(t: Test, dir: string, subnet: string, opts: string[]): Promise<string> {
   await startDaemon(t, dir, ['--socket', `/run/docker/plugins/${DRIVER}.sock`, '--cni-socket', '']);
   const net = uniq('n');
-  const made = await sh('docker', [
-    'network',
-    'create',
-    '-d',
-    DRIVER,
-    '--ipam-driver',
-    DRIVER,
-    '--subnet',
-    subnet,
-    ...opts,
-    net,
-  ]);
+  const made = await dockerNetworkCreate(net, { driver: DRIVER, ipam: DRIVER, subnet, opts });
   t.equal(made.exitCode, 0, made.stderr);
   t.teardown(() => sh('docker', ['network', 'rm', net]));
   return net;
