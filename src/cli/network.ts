@@ -1,6 +1,5 @@
 /** network / ports / firewall: the CLI face of networks, published ports and the firewall sync. */
 import type { Command } from 'commander';
-import { PipewrightError } from '../util/errors.js';
 import { withContext } from '../frontend/context.js';
 import { optionsOf, printJson, printTable } from './context.js';
 
@@ -80,23 +79,9 @@ export function register(program: Command): void {
     .argument('[guest]', 'as for attach')
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExample:\n  pipewright ports web --json')
-    .action(async (guestSpec: string | undefined, _o, cmd: Command) => {
-      const { listPorts } = await import('../db/networks.js');
-      const { formatPublish } = await import('../model/publish.js');
-      const { findRecordsForGuest } = await import('./guest-records.js');
-      await withContext(optionsOf(cmd), async (ctx) => {
-        const recs = guestSpec === undefined ? null : await findRecordsForGuest(ctx, guestSpec);
-        if (recs?.length === 0)
-          throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
-        const ids = recs ? new Set(recs.map((r) => r.id)) : null;
-        const ports = listPorts(ctx.store).filter((p) => !ids || ids.has(p.attachmentId));
-        if (ctx.json) return printJson(ports.map((p) => ({ guest: p.guestName, publish: formatPublish(p), ...p })));
-        printTable(
-          ['GUEST', 'PUBLISH', 'CONTAINER', 'BRIDGE'],
-          ports.map((p) => [p.guestName, formatPublish(p), `${p.ctrIp}:${p.ctrPort}`, p.bridge]),
-        );
-      });
-    });
+    .action(async (guestSpec: string | undefined, _o, cmd: Command) =>
+      (await import('./ports-run.js')).showPorts(guestSpec, optionsOf(cmd)),
+    );
 
   const firewall = program.command('firewall').description("pipewright's firewall rules");
   firewall

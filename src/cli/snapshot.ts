@@ -35,9 +35,7 @@ for (const load of [
   () => import('../ops/network.js'),
   () => import('./guest-records.js'),
   () => import('../runtime/guest.js'),
-  () => import('../storage/mount.js'),
-  () => import('../storage/spec.js'),
-  () => import('../db/volumes.js'),
+  () => import('./storage-run.js'),
   () => import('./warm-worker.js'),
 ]) {
   void load();
