@@ -211,6 +211,29 @@ export async function testHost(t: T, conditions: HostConditions = {}) {
   };
 }
 
+/** The addresses of routedClient's link: the stand-in host's end and the client's, both families. */
+export const UPLINK = { host4: '10.248.9.1', host6: 'fd00:249::1', client4: '10.248.9.2', client6: 'fd00:249::2' };
+
+/**
+ * Another host for a stand-in host: a netns wired to it by a veth ("up0" on the stand-in host),
+ * UPLINK's addresses, its default routes via the stand-in host.
+ */
+export async function routedClient(t: T, hostNs: string): Promise<string> {
+  const client = await netns(t, 'c');
+  const inHost = (...args: string[]) => must('ip', ['-n', hostNs, ...args]);
+  const inClient = (...args: string[]) => must('ip', ['-n', client, ...args]);
+  await inHost('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1', 'netns', client);
+  await inHost('address', 'add', `${UPLINK.host4}/24`, 'dev', 'up0');
+  await inHost('address', 'add', `${UPLINK.host6}/64`, 'dev', 'up0', 'nodad');
+  await inHost('link', 'set', 'up0', 'up');
+  await inClient('address', 'add', `${UPLINK.client4}/24`, 'dev', 'up1');
+  await inClient('address', 'add', `${UPLINK.client6}/64`, 'dev', 'up1', 'nodad');
+  for (const dev of ['lo', 'up1']) await inClient('link', 'set', dev, 'up');
+  await inClient('route', 'add', 'default', 'via', UPLINK.host4);
+  await inClient('-6', 'route', 'add', 'default', 'via', UPLINK.host6);
+  return client;
+}
+
 /**
  * `pipewright daemon` for a test (JSON log), stopped (SIGTERM) at teardown; resolves once it
  * listens. Its log lines so far, and the process, wrapped (a returned process is a thenable that

@@ -16,10 +16,12 @@ import {
   netns,
   peerServer,
   ROOT_REASON,
+  routedClient,
   sh,
   stateDir,
   testHost,
   uniq,
+  UPLINK,
 } from '../helpers/host.js';
 
 for (const firewall of ['iptables', 'nftables'] as const) {
@@ -260,3 +262,31 @@ t.test(
     t.equal(await host.firewall(), before, 'INPUT is still there, with its own rule');
   },
 );
+
+for (const firewall of ['iptables', 'nftables'] as const) {
+  t.test(
+    `a network without masquerade where FORWARD drops: its ports answer another host (${firewall})`,
+    { skip: !isRoot && ROOT_REASON },
+    async (t) => {
+      const host = await testHost(t, { dockerForwardDrop: true });
+      const dir = stateDir(t);
+      const pw = (...args: string[]) => host.cli(dir, ['--firewall', firewall, ...args]);
+      const client = await routedClient(t, host.ns);
+      const before = await host.firewall();
+      const srv = await netns(t);
+      for (const args of [
+        ['pool', 'create', 'rp', '10.247.30.0/24'],
+        ['network', 'create', 'rn', '--bridge', 'brr', '--pool', 'rp'],
+        ['attach', 'brr', srv, 'pool:rp', '-p', '18120:8080'],
+      ]) {
+        const r = await pw(...args);
+        t.equal(r.exitCode, 0, `${args.join(' ')} ${r.stderr}`);
+      }
+      await peerServer(t, srv, 'tcp', 8080);
+      t.equal(await askPeer(client, 'tcp', UPLINK.host4, 18120), UPLINK.client4, 'the reply leaves the bridge');
+      t.equal((await pw('detach', srv)).exitCode, 0);
+      t.equal((await pw('network', 'rm', 'rn')).exitCode, 0);
+      t.equal(await host.firewall(), before, 'the whole rule set is exactly as before');
+    },
+  );
+}

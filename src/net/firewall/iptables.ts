@@ -64,6 +64,8 @@ export function renderRule(r: Rule, family: 4 | 6, c: IptablesChains = CHAINS): 
       return { table: 'filter', chain: F, spec: `-i ${r.bridge} ! -o ${r.bridge} -j ACCEPT` };
     case 'bridge-replies':
       return { table: 'filter', chain: F, spec: `-o ${r.bridge} ${est}` };
+    case 'port-replies':
+      return { table: 'filter', chain: F, spec: `-i ${r.bridge} ! -o ${r.bridge} ${est}` };
     case 'isolate':
       return { table: 'filter', chain: F, spec: `-i ${r.from} -o ${r.to} -j DROP`, first: true };
     case 'masquerade':

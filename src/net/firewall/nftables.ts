@@ -73,6 +73,10 @@ export function chainRules4(rules: Rule[], n: FirewallNames = HOST_FIREWALL): st
       out.push(`add rule ${T4} forward iifname ${q(r.bridge)} oifname != ${q(r.bridge)} ${ACCEPT}`);
     if (r.type === 'bridge-replies' || r.type === 'bridge-egress')
       out.push(`add rule ${T4} forward oifname ${q(r.bridge)} ct state established,related ${ACCEPT}`);
+    if (r.type === 'port-replies')
+      out.push(
+        `add rule ${T4} forward iifname ${q(r.bridge)} oifname != ${q(r.bridge)} ct state established,related ${ACCEPT}`,
+      );
     if (r.type === 'masquerade')
       out.push(`add rule ${T4} postrouting ip saddr ${r.subnet} oifname != ${q(r.bridge)} masquerade`);
     if (r.type === 'localnet')

@@ -15,8 +15,13 @@ export type Rule =
   | { type: 'masquerade'; bridge: string; subnet: string }
   /** An isolated network's bridge drops traffic to another pipewright bridge. */
   | { type: 'isolate'; from: string; to: string }
-  /** Replies of published ports leave the bridge. */
+  /** Replies of connections the bridge's guests opened come back in. */
   | { type: 'bridge-replies'; bridge: string }
+  /**
+   * Replies of published ports leave the bridge: where FORWARD drops, a network without masquerade
+   * has no other accept for them.
+   */
+  | { type: 'port-replies'; bridge: string }
   /** 127.0.0.1:<port> reaches a guest: masquerade loopback sources out of the bridge. */
   | { type: 'localnet'; bridge: string }
   /**
@@ -66,7 +71,12 @@ export function desiredRules(state: FirewallState): Rule[] {
     }
   }
   for (const bridge of new Set(state.ports.map((p) => p.bridge))) {
-    rules.push({ type: 'bridge-replies', bridge }, { type: 'localnet', bridge }, { type: 'localhost-guard', bridge });
+    rules.push(
+      { type: 'bridge-replies', bridge },
+      { type: 'port-replies', bridge },
+      { type: 'localnet', bridge },
+      { type: 'localhost-guard', bridge },
+    );
   }
   for (const p of state.ports) rules.push({ type: 'hairpin-source', bridge: p.bridge, subnet: p.ctrSubnet });
   for (const p of state.ports) rules.push(...portRules(p));
