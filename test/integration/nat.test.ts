@@ -265,7 +265,7 @@ t.test(
 
 for (const firewall of ['iptables', 'nftables'] as const) {
   t.test(
-    `a network without masquerade where FORWARD drops: its ports answer another host (${firewall})`,
+    `a network without masquerade where FORWARD drops: its ports answer another host, its guests talk un-NATed (${firewall})`,
     { skip: !isRoot && ROOT_REASON },
     async (t) => {
       const host = await testHost(t, { dockerForwardDrop: true });
@@ -273,18 +273,22 @@ for (const firewall of ['iptables', 'nftables'] as const) {
       const pw = (...args: string[]) => host.cli(dir, ['--firewall', firewall, ...args]);
       const client = await routedClient(t, host.ns);
       const before = await host.firewall();
-      const srv = await netns(t);
+      const [srv, peer] = [await netns(t), await netns(t)];
       for (const args of [
-        ['pool', 'create', 'rp', '10.247.30.0/24'],
+        ['pool', 'create', 'rp', '10.247.31.0/24'],
         ['network', 'create', 'rn', '--bridge', 'brr', '--pool', 'rp'],
         ['attach', 'brr', srv, 'pool:rp', '-p', '18120:8080'],
+        ['attach', 'brr', peer, 'pool:rp', '-p', '18121:9000'],
       ]) {
         const r = await pw(...args);
         t.equal(r.exitCode, 0, `${args.join(' ')} ${r.stderr}`);
       }
       await peerServer(t, srv, 'tcp', 8080);
+      await peerServer(t, peer, 'tcp', 9000);
       t.equal(await askPeer(client, 'tcp', UPLINK.host4, 18120), UPLINK.client4, 'the reply leaves the bridge');
-      t.equal((await pw('detach', srv)).exitCode, 0);
+      t.equal(await askPeer(srv, 'tcp', '10.247.31.3', 9000), '10.247.31.2', 'guest to guest: no hairpin NAT');
+      t.equal(await askPeer(srv, 'tcp', UPLINK.host4, 18121), '10.247.31.1', 'through the host: hairpin NAT');
+      for (const g of [srv, peer]) t.equal((await pw('detach', g)).exitCode, 0);
       t.equal((await pw('network', 'rm', 'rn')).exitCode, 0);
       t.equal(await host.firewall(), before, 'the whole rule set is exactly as before');
     },

@@ -88,7 +88,7 @@ export function renderRule(r: Rule, family: 4 | 6, c: IptablesChains = CHAINS): 
       return {
         table: 'nat',
         chain: c.post,
-        spec: `-s ${r.subnet} -d ${r.ctrIp}/32 -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -j MASQUERADE`,
+        spec: `-s ${r.subnet} -d ${r.ctrIp}/32 -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -m conntrack --ctstate DNAT -j MASQUERADE`,
       };
     case 'port-forward':
       return {

@@ -85,10 +85,11 @@ export function chainRules4(rules: Rule[], n: FirewallNames = HOST_FIREWALL): st
       out.push(
         `add rule ${T4} input iifname ${q(r.bridge)} ip daddr 127.0.0.0/8 ct state new ct status & dnat == 0 drop`,
       );
-    // iifname is not known in postrouting for bridged (br_netfilter) packets: match the source subnet.
+    // iifname is not known in postrouting for bridged (br_netfilter) packets: match the source subnet;
+    // only DNATed connections (a guest's direct connection to another's published port is not NATed).
     if (r.type === 'hairpin-source') {
       out.push(
-        `add rule ${T4} postrouting ip saddr ${r.subnet} ${L4} oifname . ip daddr . meta l4proto . th dport @hairpin masquerade`,
+        `add rule ${T4} postrouting ip saddr ${r.subnet} ct status dnat ${L4} oifname . ip daddr . meta l4proto . th dport @hairpin masquerade`,
       );
     }
   }

@@ -30,7 +30,10 @@ export type Rule =
    * were not DNATed are dropped.
    */
   | { type: 'localhost-guard'; bridge: string }
-  /** Guests of this subnet reaching a published port on their own bridge are masqueraded (per-port match below). */
+  /**
+   * Guests of this subnet reaching a published port on their own bridge through the host are
+   * masqueraded (per-port match below; DNATed connections only).
+   */
   | { type: 'hairpin-source'; bridge: string; subnet: string }
   | { type: 'dnat'; proto: Proto; hostIp: string; hostPort: number; ctrIp: string; ctrPort: number }
   | { type: 'hairpin'; proto: Proto; subnet: string; ctrIp: string; ctrPort: number; bridge: string }
