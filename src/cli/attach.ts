@@ -67,7 +67,7 @@ export function register(program: Command): void {
     )
     .option(
       '-p, --publish <[ip:]host-port[-end]:ctr-port[-end][/proto]>',
-      'publish a port, as docker run -p (repeatable)',
+      'publish a port, as docker run -p (repeatable), on each family the guest has; IPv6 host address in brackets',
       collect,
       [],
     )
@@ -79,6 +79,7 @@ export function register(program: Command): void {
 Examples:
   pipewright attach br0 web 10.10.0.5/24@10.10.0.1          veth on bridge br0 into container "web"
   pipewright attach br0 netns:blue 10.10.0.6/24 fd00::6/64   a named netns, IPv4 and IPv6
+  pipewright attach br-dual web pool:lan pool:lan6 -p 8080:80 -p [2001:db8::1]:8443:443   -p on both families, one on an IPv6 address
   pipewright attach eth1 docker:db 192.168.1.20/24 --mac 02:42:c0:a8:01:14   macvlan of eth1
   pipewright attach eth1 db 192.168.1.20/24 --host-shim 192.168.1.250/24   and the host can reach it
   pipewright attach eth1 web 192.168.1.21/24 --ipvlan l3             ipvlan of eth1 (one MAC on the wire)

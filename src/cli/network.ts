@@ -11,28 +11,33 @@ export function register(program: Command): void {
     .argument('<name>', 'network name')
     .requiredOption('--bridge <br>', 'bridge (created if missing)')
     .requiredOption('--pool <pool>', 'pool whose subnet the network uses (IPv4)')
+    .option('--pool6 <pool>', 'an IPv6 pool beside it (dual stack): guests get both, -p publishes on both')
     .option('--masquerade', 'source NAT for traffic leaving the subnet through another interface')
     .option('--isolated', 'drop traffic between this bridge and other pipewright bridges')
     .option('--json', 'print the network as JSON')
     .addHelpText(
       'after',
-      '\nExample:\n  pipewright pool create lan 10.10.0.0/24 && pipewright network create lan --bridge br-lan --pool lan --masquerade',
+      '\nExamples:\n  pipewright pool create lan 10.10.0.0/24 && pipewright network create lan --bridge br-lan --pool lan --masquerade\n' +
+        '  pipewright pool create lan6 fd00:10::/64 && pipewright network create dual --bridge br-dual --pool lan --pool6 lan6',
     )
     .action(async (name: string, _o, cmd: Command) => {
-      const o = optionsOf<{ bridge: string; pool: string; masquerade?: boolean; isolated?: boolean }>(cmd);
+      const o = optionsOf<{ bridge: string; pool: string; pool6?: string; masquerade?: boolean; isolated?: boolean }>(
+        cmd,
+      );
       const { createNetwork } = await import('../ops/network.js');
       await withContext(o, async (ctx) => {
         const n = await createNetwork(ctx, {
           name,
           bridge: o.bridge,
           pool: o.pool,
+          pool6: o.pool6,
           masquerade: o.masquerade,
           isolated: o.isolated,
         });
         if (ctx.json) printJson(n);
         else
           process.stdout.write(
-            `network ${n.name}: ${n.bridge} ${n.subnet} gateway ${n.gateway ?? 'none'}${n.masquerade ? ' masquerade' : ''}${n.isolated ? ' isolated' : ''}\n`,
+            `network ${n.name}: ${n.bridge} ${n.subnet} gateway ${n.gateway ?? 'none'}${n.subnet6 ? ` ${n.subnet6} gateway ${n.gateway6 ?? 'none'}` : ''}${n.masquerade ? ' masquerade' : ''}${n.isolated ? ' isolated' : ''}\n`,
           );
       });
     });
@@ -78,7 +83,10 @@ export function register(program: Command): void {
     .description('list published ports, of one guest or all')
     .argument('[guest]', 'as for attach')
     .option('--json', 'print as JSON')
-    .addHelpText('after', '\nExample:\n  pipewright ports web --json')
+    .addHelpText(
+      'after',
+      '\nA mapping published on both families is one row each; an IPv6 row for every address shows [::].\n\nExample:\n  pipewright ports web --json',
+    )
     .action(async (guestSpec: string | undefined, _o, cmd: Command) =>
       (await import('./ports-run.js')).showPorts(guestSpec, optionsOf(cmd)),
     );

@@ -8,17 +8,19 @@
  *   IPAM plugin   ADD: a reserved lease owned by cni:<network>/<container>/<ifname>; DEL: release it
  *   both          GC: what `cni.dev/valid-attachments` does not name goes; STATUS: the pool can lease
  */
+import ipaddr from 'ipaddr.js';
 import type { Lease } from '../net/ipam/backend.js';
 import { rangeSize, type Pool } from '../net/ipam/pool.js';
 import { ipCommand } from '../net/routes/iproute.js';
 import { hostLinkInfo } from '../net/link-state/sysfs.js';
 import { addressOf, sameSubnet, type IpConfig } from '../model/address.js';
-import { checkAttachSpec, NO_HOST_IF, staticAddresses, type AttachSpec } from '../model/attachment.js';
-import { formatPublish } from '../model/publish.js';
+import { checkAttachSpec, NO_HOST_IF, publishOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
+import { familyOf, formatPublish } from '../model/publish.js';
 import { attach } from '../ops/attach.js';
 import type { CoreContext } from '../ops/context.js';
 import { detachAttachment, turnKey } from '../ops/detach.js';
 import { asIpConfig, leaseOwner } from '../ops/leases.js';
+import { portRows } from '../ops/ports.js';
 import { createNetwork } from '../ops/network.js';
 import { checkAttachment } from '../ops/status.js';
 import type { Guest } from '../runtime/guest.js';
@@ -112,15 +114,18 @@ function specOf(conf: NetConf, env: CniEnv, pool: Pool, hostIf: string): AttachS
     ipvlanMode: conf.ipvlanMode ?? null,
     vlan: conf.vlan ?? null,
     hostShim: conf.hostShim ?? null,
-    publish: ports.map((p) =>
-      formatPublish({
-        proto: (p.protocol ?? 'tcp') as 'tcp' | 'udp',
-        hostIp: p.hostIP ?? '',
-        hostPort: p.hostPort,
-        hostPortEnd: p.hostPort,
-        ctrPort: p.containerPort,
-      }),
-    ),
+    // As the portmap plugin: a mapping with a host address of the other family maps nothing here.
+    publish: ports
+      .filter((p) => !p.hostIP || !ipaddr.isValid(p.hostIP) || familyOf(p.hostIP) === pool.family)
+      .map((p) =>
+        formatPublish({
+          proto: (p.protocol ?? 'tcp') as 'tcp' | 'udp',
+          hostIp: p.hostIP ?? '',
+          hostPort: p.hostPort,
+          hostPortEnd: p.hostPort,
+          ctrPort: p.containerPort,
+        }),
+      ),
   });
 }
 
@@ -196,10 +201,15 @@ export async function checkMain(ctx: CoreContext, conf: NetConf, env: CniEnv): P
   const st = await checkAttachment(ctx, rec);
   if (st.status !== 'ok')
     throw new CniError(ERR.io, `${env.ifname}: ${st.status}${st.reason ? ` (${st.reason})` : ''}`);
-  const held = (await heldAddresses(ctx, ownerOf(conf, env), rec.spec)).map((a) => a.address);
-  checkPrevIps(conf, held, st.link?.addresses ?? []);
+  const held = await heldAddresses(ctx, ownerOf(conf, env), rec.spec);
+  checkPrevIps(
+    conf,
+    held.map((a) => a.address),
+    st.link?.addresses ?? [],
+  );
   await checkPrevRoutes(conf, env);
-  if (listPorts(ctx.store, rec.id).length !== rec.spec.publish.length || firewallDirty(ctx.store)) {
+  const rows = portRows(held, publishOf(rec.spec)).length;
+  if (listPorts(ctx.store, rec.id).length !== rows || firewallDirty(ctx.store)) {
     throw new CniError(ERR.io, 'the published ports are not all in the firewall (run pipewright firewall sync)');
   }
   const dhcp = dhcpClientOf(rec);

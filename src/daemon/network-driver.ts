@@ -18,8 +18,9 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Pool } from '../net/ipam/pool.js';
-import { addressOf, sameSubnet } from '../model/address.js';
-import { parsePublish, type PortSpec } from '../model/publish.js';
+import { addressOf, sameSubnet, type Family } from '../model/address.js';
+import { familyOf, hostPart, parsePublish, type PortSpec } from '../model/publish.js';
+import { staticAddresses } from '../model/attachment.js';
 import { isControl, printable } from '../model/validate.js';
 import type { CoreContext } from '../ops/context.js';
 import {
@@ -173,15 +174,17 @@ interface PortBinding {
 
 /**
  * Docker's binding as a published port; 0 or a range as the host port means "any free one" there.
- * IPv6 bindings: none. What Docker sends goes into root's firewall scripts, so it passes the checks
- * of `-p` first (SECURITY.md: nothing from Docker is trusted): an IPv4 host address, ports 1-65535.
+ * Docker sends a plain -p as one binding or two (0.0.0.0 and ::); one for every address of a
+ * family the endpoint has no address of maps nothing (as Docker's own bridge driver). What Docker
+ * sends goes into root's firewall scripts, so it passes the checks of `-p` first (SECURITY.md:
+ * nothing from Docker is trusted): an IP host address, ports 1-65535.
  */
-function portOf(ctx: CoreContext, b: PortBinding): PortSpec | null {
+function portOf(ctx: CoreContext, b: PortBinding, families: Set<Family>): PortSpec | null {
   const proto = b.Proto === PROTO.tcp ? 'tcp' : b.Proto === PROTO.udp ? 'udp' : null;
   if (!proto)
     throw new PipewrightError(`-p with IP protocol ${printable(String(b.Proto))}: pipewright publishes tcp and udp`);
-  const hostIp = b.HostIP && b.HostIP !== '0.0.0.0' ? String(b.HostIP) : '';
-  if (ipaddr.IPv6.isValid(hostIp)) return null;
+  const hostIp = b.HostIP ? String(b.HostIP) : '';
+  if ((hostIp === '0.0.0.0' || hostIp === '::') && !families.has(familyOf(hostIp))) return null;
   // One line whatever Docker sent: JSON escapes the binding, and the reason quotes it.
   const refused = (why: string) =>
     new PipewrightError(
@@ -192,18 +195,20 @@ function portOf(ctx: CoreContext, b: PortBinding): PortSpec | null {
     throw refused('host ports must be 0-65535');
   let spec: PortSpec;
   try {
-    spec = parsePublish(`${hostIp ? `${hostIp}:` : ''}${from || 1}:${Number(b.Port)}/${proto}`);
+    spec = parsePublish(`${hostPart(hostIp)}${from || 1}:${Number(b.Port)}/${proto}`);
   } catch (err) {
     throw refused((err as Error).message);
   }
   if (from > 0 && (to <= from || to === 0)) return spec;
-  const hostPort = freeHostPort(ctx.store, proto, hostIp, from || 49153, to || 60999);
+  const hostPort = freeHostPort(ctx.store, proto, spec.hostIp, from || 49153, to || 60999);
   return { ...spec, hostPort, hostPortEnd: hostPort };
 }
 
 async function onProgramExternalConnectivity(ctx: CoreContext, body: Body) {
   const bindings = ((body.Options as Body | undefined)?.[PORTMAP] ?? []) as PortBinding[];
-  const ports = bindings.map((b) => portOf(ctx, b)).filter((p): p is PortSpec => p !== null);
+  const rec = findEndpoint(ctx, endpointOf(body));
+  const families = new Set(rec ? staticAddresses(rec.spec).map((a) => a.family) : []);
+  const ports = bindings.map((b) => portOf(ctx, b, families)).filter((p): p is PortSpec => p !== null);
   await publishEndpoint(ctx, endpointOf(body), ports);
   return {};
 }
@@ -221,7 +226,7 @@ function onEndpointOperInfo(ctx: CoreContext, body: Body) {
         Proto: PROTO[p.proto],
         IP: p.ctrIp,
         Port: p.ctrPort,
-        HostIP: p.hostIp || '0.0.0.0',
+        HostIP: p.hostIp || (familyOf(p.ctrIp) === 6 ? '::' : '0.0.0.0'),
         HostPort: p.hostPort,
         HostPortEnd: p.hostPortEnd,
       })),

@@ -1,4 +1,5 @@
 /** Networks and published ports in the store, and the firewall state derived from them. */
+import type { Family } from '../model/address.js';
 import type { FirewallState, PortState } from '../model/firewall-state.js';
 import type { Proto } from '../model/publish.js';
 import type { MacvlanMode } from '../model/validate.js';
@@ -153,16 +154,21 @@ export function listPorts(store: Store, attachmentId?: number): PortRecord[] {
   return (rows as PortRow[]).map(toPort);
 }
 
-/** A published port whose host side overlaps this one (same protocol, overlapping ports, same or any address). */
+/**
+ * A published port of this family whose host side overlaps this one (same protocol, overlapping
+ * ports, same or any address). A row's family is its guest address's.
+ */
 export function conflictingPort(
   store: Store,
   p: Pick<PortState, 'proto' | 'hostIp' | 'hostPort' | 'hostPortEnd'>,
+  family: Family,
 ): PortRecord | null {
   const row = store.db
     .prepare(
-      `SELECT * FROM ports WHERE proto = ? AND host_port <= ? AND host_port_end >= ? AND (host_ip = ? OR host_ip = '' OR ? = '') LIMIT 1`,
+      `SELECT * FROM ports WHERE proto = ? AND host_port <= ? AND host_port_end >= ? AND (host_ip = ? OR host_ip = '' OR ? = '')
+       AND (instr(ctr_ip, ':') > 0) = ? LIMIT 1`,
     )
-    .get(p.proto, p.hostPortEnd, p.hostPort, p.hostIp, p.hostIp) as PortRow | undefined;
+    .get(p.proto, p.hostPortEnd, p.hostPort, p.hostIp, p.hostIp, family === 6 ? 1 : 0) as PortRow | undefined;
   return row ? toPort(row) : null;
 }
 

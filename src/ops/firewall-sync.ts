@@ -14,6 +14,7 @@ import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setF
 import { withLock } from '../db/lock.js';
 import type { Store } from '../db/store.js';
 import type { FirewallState } from '../model/firewall-state.js';
+import { familyOf } from '../model/publish.js';
 import { firewallNames, type FirewallNames } from '../net/firewall/names.js';
 import { desiredRules, type Rule } from '../net/firewall/rules.js';
 
@@ -38,13 +39,16 @@ function writeSysctl(path: string, value: string, log: StepLog): void {
 }
 
 /**
- * Forwarding on for NAT (never switched off again: other software may rely on it), and
- * route_localnet on bridges with published ports, so 127.0.0.1:<port> can be DNATed to a guest.
+ * Forwarding on for NAT (never switched off again: other software may rely on it), IPv6's too
+ * once an IPv6 port is published, and route_localnet on bridges with IPv4 published ports, so
+ * 127.0.0.1:<port> can be DNATed to a guest.
  */
 function applySysctls(state: FirewallState, log: StepLog): void {
-  const nat = state.ports.length > 0 || state.bridges.some((b) => b.network?.masquerade);
+  const v4 = state.ports.filter((p) => familyOf(p.ctrIp) === 4);
+  const nat = v4.length > 0 || state.bridges.some((b) => b.network?.masquerade);
   if (nat) writeSysctl('/proc/sys/net/ipv4/ip_forward', '1', log);
-  for (const bridge of new Set(state.ports.map((p) => p.bridge))) {
+  if (v4.length < state.ports.length) writeSysctl('/proc/sys/net/ipv6/conf/all/forwarding', '1', log);
+  for (const bridge of new Set(v4.map((p) => p.bridge))) {
     writeSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1', log);
   }
 }

@@ -5,14 +5,54 @@
 import { PipewrightError } from '../util/errors.js';
 import { readLink } from '../net/link-state/link-state.js';
 import { hostLinkExists } from '../net/link-state/sysfs.js';
-import { contains, parseCidr } from '../model/address.js';
-import { poolsOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
+import { contains, parseCidr, type Family, type IpConfig } from '../model/address.js';
+import { poolsOf, publishOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
 import { conflictingPort, findNetwork, insertPort } from '../db/networks.js';
 import type { CoreContext } from './context.js';
 import type { Store } from '../db/store.js';
-import type { IpConfig } from '../model/address.js';
-import { formatPublish, type PortSpec, type Proto } from '../model/publish.js';
+import type { PortState } from '../model/firewall-state.js';
+import {
+  familyOf,
+  formatPublish,
+  matchedHostIp,
+  publishFamilies,
+  type PortSpec,
+  type Proto,
+} from '../model/publish.js';
 import { fromBig, prefixBounds } from '../model/ipmath.js';
+
+type PortRow = Omit<PortState, 'bridge'>;
+
+/**
+ * The rows a guest's published ports become: one per mapping and family, on every family the
+ * mapping names and the guest has an address of (Docker's and netavark's dual-stack -p).
+ */
+export function portRows(addresses: IpConfig[], ports: PortSpec[]): PortRow[] {
+  const guest = addresses.map((a) => a.family);
+  return ports.flatMap((p) =>
+    familiesFor(p, guest).map((family) => {
+      const ctr = addresses.find((a) => a.family === family)!;
+      const ctrSubnet = `${fromBig(prefixBounds(ctr.address, ctr.prefix, family)[0], family)}/${ctr.prefix}`;
+      const { proto, hostPort, hostPortEnd, ctrPort } = p;
+      return { proto, hostIp: matchedHostIp(p.hostIp), hostPort, hostPortEnd, ctrIp: ctr.address, ctrSubnet, ctrPort };
+    }),
+  );
+}
+
+/** The families a mapping is published on, given the guest's; refused when that is none. */
+function familiesFor(p: PortSpec, guest: Family[]): Family[] {
+  const families = publishFamilies(p).filter((f) => guest.includes(f));
+  if (!families.length) {
+    const want = p.hostIp ? `an IPv${familyOf(p.hostIp)}` : 'an';
+    throw new PipewrightError(`publishing ${formatPublish(p)} needs ${want} address on the guest interface`);
+  }
+  return families;
+}
+
+/** A row as -p writes it; an IPv6 row for every address shows [::], as `docker port` does. */
+export function publishedAs(row: Omit<PortRow, 'ctrSubnet'>): string {
+  return formatPublish({ ...row, hostIp: row.hostIp || (familyOf(row.ctrIp) === 6 ? '::' : '') });
+}
 
 /** Records the guest's published ports (inside the caller's transaction). */
 export function recordPorts(
@@ -23,48 +63,33 @@ export function recordPorts(
   addresses: IpConfig[],
   ports: PortSpec[],
 ): void {
-  if (ports.length === 0) return; // an IPv6-only guest publishes nothing, and needs no IPv4 address for that
-  const v4 = addresses.find((a) => a.family === 4);
-  if (!v4) throw new PipewrightError('publishing ports needs an IPv4 address on the guest interface');
-  const ctrSubnet = `${fromBig(prefixBounds(v4.address, v4.prefix, 4)[0], 4)}/${v4.prefix}`;
-  for (const p of ports) {
-    const taken = conflictingPort(store, p);
+  for (const row of portRows(addresses, ports)) {
+    const taken = conflictingPort(store, row, familyOf(row.ctrIp));
     if (taken) {
+      const wanted = publishedAs(row).split(':').slice(0, -1).join(':');
       throw new PipewrightError(
-        `host port ${formatPublish(p).split(':').slice(0, -1).join(':')}/${p.proto} is already published by ${taken.guestName} (${formatPublish(taken)})`,
+        `host port ${wanted}/${row.proto} is already published by ${taken.guestName} (${publishedAs(taken)})`,
       );
     }
-    insertPort(store, {
-      attachmentId,
-      guestName,
-      bridge,
-      proto: p.proto,
-      hostIp: p.hostIp,
-      hostPort: p.hostPort,
-      hostPortEnd: p.hostPortEnd,
-      ctrIp: v4.address,
-      ctrSubnet,
-      ctrPort: p.ctrPort,
-    });
+    insertPort(store, { attachmentId, guestName, bridge, ...row });
   }
 }
 
-/** The first host port in from..to that nothing publishes yet (Docker's `-p 80`, or a host port range). */
+/** The first host port in from..to that nothing publishes yet on the address's families (Docker's `-p 80`, or a host port range). */
 export function freeHostPort(store: Store, proto: Proto, hostIp: string, from: number, to: number): number {
-  for (let port = from; port <= to; port++) {
-    if (!conflictingPort(store, { proto, hostIp, hostPort: port, hostPortEnd: port })) return port;
-  }
+  const families = publishFamilies({ hostIp });
+  const free = (port: number) =>
+    families.every(
+      (f) => !conflictingPort(store, { proto, hostIp: matchedHostIp(hostIp), hostPort: port, hostPortEnd: port }, f),
+    );
+  for (let port = from; port <= to; port++) if (free(port)) return port;
   throw new PipewrightError(`no ${proto} host port in ${from}-${to} is free to publish`);
 }
 
-/** The IPv4 subnets the spec's guest will be in ("<network>/<prefix>"), as far as they are known before leasing. */
+/** The subnets the spec's guest will be in ("<network>/<prefix>"), as far as they are known before leasing. */
 async function guestSubnets(ctx: CoreContext, spec: AttachSpec): Promise<{ address: string; prefix: number }[]> {
-  const statics = staticAddresses(spec).filter((a) => a.family === 4);
   const pools = await Promise.all(poolsOf(spec).map((name) => ctx.ipam.pool(name)));
-  return [
-    ...statics,
-    ...pools.filter((p) => p.family === 4).map((p) => ({ address: parseCidr(p.subnet).address, prefix: p.prefix })),
-  ];
+  return [...staticAddresses(spec), ...pools.map((p) => ({ address: parseCidr(p.subnet).address, prefix: p.prefix }))];
 }
 
 /**
@@ -73,9 +98,14 @@ async function guestSubnets(ctx: CoreContext, spec: AttachSpec): Promise<{ addre
  * subnet. Otherwise the port would never answer: refused before anything is changed.
  */
 export async function checkPublishable(ctx: CoreContext, spec: AttachSpec): Promise<void> {
-  if (!spec.publish.length || spec.dhcp || findNetwork(ctx.store, spec.hostIf)) return;
+  if (!spec.publish.length) return;
+  const subnets = await guestSubnets(ctx, spec);
+  // Each mapping needs a guest address of a family it names (DHCP leases IPv4).
+  const families = [...subnets.map((net) => familyOf(net.address)), ...(spec.dhcp ? [4 as const] : [])];
+  for (const p of publishOf(spec)) familiesFor(p, families);
+  if (spec.dhcp || findNetwork(ctx.store, spec.hostIf)) return;
   const held = hostLinkExists(spec.hostIf) ? ((await readLink(spec.hostIf, undefined))?.addresses ?? []) : [];
-  const routed = (await guestSubnets(ctx, spec)).every((net) =>
+  const routed = subnets.every((net) =>
     held.some((cidr) => contains(net.address, net.prefix, parseCidr(cidr).address)),
   );
   if (!routed) {

@@ -140,10 +140,16 @@ export const PEER = fileURLToPath(new URL('./peer.mjs', import.meta.url));
 
 /**
  * Starts a peer server in a named netns, or in a process's (`pid:<n>`, a container's); it answers
- * with the client's address, and dies with the test.
+ * with the client's address, and dies with the test. `bind` :: serves IPv6 (and IPv4).
  */
-export async function peerServer(t: T, ns: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
-  const server = [process.execPath, PEER, 'server', proto, String(port)];
+export async function peerServer(
+  t: T,
+  ns: string,
+  proto: 'tcp' | 'udp',
+  port: number,
+  bind = '0.0.0.0',
+): Promise<void> {
+  const server = [process.execPath, PEER, 'server', proto, String(port), bind];
   const child = ns.startsWith('pid:')
     ? execa('nsenter', ['-t', ns.slice(4), '-n', ...server], { reject: false })
     : execa('ip', ['netns', 'exec', ns, ...server], { reject: false });
@@ -235,13 +241,13 @@ export async function routedClient(t: T, hostNs: string): Promise<string> {
 }
 
 /**
- * `pipewright daemon` for a test (JSON log), stopped (SIGTERM) at teardown; resolves once it
- * listens. Its log lines so far, and the process, wrapped (a returned process is a thenable that
+ * `pipewright daemon` for a test (JSON log), on the host or a stand-in host (`ns`), stopped
+ * (SIGTERM) at teardown; resolves once it listens. Its log lines so far, and the process, wrapped (a returned process is a thenable that
  * would be awaited to its end).
  */
-export async function startDaemon(t: T, dir: string, args: string[], env: Record<string, string> = {}) {
+export async function startDaemon(t: T, dir: string, args: string[], env: Record<string, string> = {}, ns?: string) {
   const cliSocket = args.includes('--cli-socket') ? [] : ['--cli-socket', ''];
-  const proc = execa(CLI, ['daemon', '--log-format', 'json', ...cliSocket, ...args], {
+  const proc = execa(...within(ns, CLI, ['daemon', '--log-format', 'json', ...cliSocket, ...args]), {
     reject: false,
     env: { PIPEWRIGHT_STATE_DIR: dir, ...env },
   });

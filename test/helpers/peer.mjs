@@ -1,20 +1,21 @@
-// A test peer run inside a network namespace: `server tcp|udp <port>` answers every connection or
-// datagram with the address it came from; `client tcp|udp <host> <port>` prints the answer.
+// A test peer run inside a network namespace: `server tcp|udp <port> [<bind>]` answers every
+// connection or datagram with the address it came from (bind :: for IPv6 and IPv4); `client
+// tcp|udp <host> <port>` prints the answer.
 // Exits by itself (server after 20 s, client after 3 s).
 import net from 'node:net';
 import dgram from 'node:dgram';
 
-const [role, proto, a, b] = process.argv.slice(2);
+const [role, proto, a, b = '0.0.0.0'] = process.argv.slice(2);
 if (role === 'server') {
   setTimeout(() => process.exit(0), 20_000).unref();
   if (proto === 'tcp')
     net
       .createServer((s) => s.end(`${s.remoteAddress?.replace(/^::ffff:/, '')}\n`))
-      .listen(Number(a), '0.0.0.0', () => console.log('ready'));
+      .listen(Number(a), b, () => console.log('ready'));
   else {
-    const sock = dgram.createSocket('udp4');
-    sock.on('message', (_m, r) => sock.send(`${r.address}\n`, r.port, r.address));
-    sock.bind(Number(a), () => console.log('ready'));
+    const sock = dgram.createSocket(b.includes(':') ? 'udp6' : 'udp4');
+    sock.on('message', (_m, r) => sock.send(`${r.address.replace(/^::ffff:/, '')}\n`, r.port, r.address));
+    sock.bind(Number(a), b, () => console.log('ready'));
   }
 } else {
   setTimeout(() => {
@@ -32,7 +33,7 @@ if (role === 'server') {
       process.exit(1);
     });
   } else {
-    const sock = dgram.createSocket('udp4');
+    const sock = dgram.createSocket(a.includes(':') ? 'udp6' : 'udp4');
     sock.on('message', (m) => {
       process.stdout.write(m);
       process.exit(0);

@@ -124,6 +124,8 @@ t.test("Docker's port bindings pass -p's checks before anything is recorded (aud
   for (const [binding, why] of [
     [{ HostIP: '1.2.3.4\n-A INPUT -j ACCEPT' }, /the host address must be IPv4/],
     [{ HostIP: '1.2.3.4 } ; flush ruleset ; {' }, /the host address must be IPv4/],
+    [{ HostIP: '::1] ; flush ruleset ; [' }, /is not an IPv6 address/],
+    [{ HostIP: '::1' }, /\[::1\] cannot be published/],
     [{ Port: 'NaN' }, /container port "NaN" must be a port \(1-65535\)/],
     [{ Port: 70000 }, /container port "70000" must be a port/],
     [{ HostPort: 70000 }, /host ports must be 0-65535/],

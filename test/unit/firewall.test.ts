@@ -3,10 +3,11 @@ import type { FirewallState } from '../../src/model/firewall-state.js';
 import { desiredRules } from '../../src/net/firewall/rules.js';
 import { renderRule, restoreDelta, CHAINS } from '../../src/net/firewall/iptables.js';
 import { toolMessage } from '../../src/util/exec.js';
-import { chainRules4, elementOf } from '../../src/net/firewall/nftables.js';
+import { chainRules, elementOf } from '../../src/net/firewall/nftables.js';
 import { firewallNames, HOST_FIREWALL } from '../../src/net/firewall/names.js';
 import { parsePublish, formatPublish } from '../../src/model/publish.js';
 import { UsageError } from '../../src/util/errors.js';
+import { portRows, publishedAs } from '../../src/ops/ports.js';
 
 const state: FirewallState = {
   bridges: [
@@ -128,7 +129,7 @@ t.test('nftables: ports are set elements, bridges are chain rules', async (t) =>
     'published',
     '"br-a" . 10.1.0.2 . udp . 53',
   ]);
-  const rules = chainRules4(desiredRules(state));
+  const rules = chainRules(desiredRules(state), 4);
   const drop = rules.findIndex((r) => r.endsWith('drop'));
   const accept = rules.findIndex((r) => r.includes('forward') && r.endsWith('accept'));
   t.ok(drop >= 0 && drop < accept, 'isolation drops come before accepts');
@@ -223,6 +224,118 @@ t.test(
     t.equal(repaired, null, 'once repaired, a second sync writes nothing');
   },
 );
+
+t.test('-p with an IPv6 host address: in brackets, canonical; ::1 and bad forms refused in one line', async (t) => {
+  t.same(parsePublish('[2001:DB8:0::1]:8080:80/udp'), {
+    proto: 'udp',
+    hostIp: '2001:db8::1',
+    hostPort: 8080,
+    hostPortEnd: 8080,
+    ctrPort: 80,
+    ctrPortEnd: 80,
+  });
+  t.equal(formatPublish(parsePublish('[2001:db8:0:0::1]:8080-8081:80-81')), '[2001:db8::1]:8080-8081:80-81/tcp');
+  t.equal(parsePublish('[::]:80:80').hostIp, '::', 'every IPv6 address');
+  t.equal(parsePublish('0.0.0.0:80:80').hostIp, '0.0.0.0', 'every IPv4 address');
+  t.throws(() => parsePublish('[::1]:8080:80'), /\[::1\] cannot be published \(IPv6 has no route_localnet\)/);
+  for (const bad of [
+    '2001:db8::1:80:80',
+    '[2001:db8::1]80:80',
+    '[2001:db8::1]:80',
+    '[2001:db8::1:80:80',
+    '[]:80:80',
+    '[1.2.3.4]:80:80',
+    '[fe80::1%eth0]:80:80',
+    '[fe80::1]:80:80',
+    '[::ffff:1.2.3.4]:80:80',
+    '[ff02::1]:80:80',
+    '[::1] ; flush ruleset ; [::2]:80:80',
+  ]) {
+    let err: Error | undefined;
+    try {
+      parsePublish(bad);
+    } catch (e) {
+      err = e as Error;
+    }
+    t.type(err, UsageError, bad);
+    t.notOk(err?.message.includes('\n'), `${bad}: one line`);
+  }
+});
+
+t.test('IPv6 ports: rules of their own family, no route_localnet twin, ::1 never DNATed', async (t) => {
+  const v6: FirewallState = {
+    bridges: [{ bridge: 'br-6', hasGuests: true }],
+    ports: [
+      { ...state.ports[0], bridge: 'br-6', hostPortEnd: 8080, ctrIp: '10.6.0.2', ctrSubnet: '10.6.0.0/24' },
+      {
+        ...state.ports[0],
+        bridge: 'br-6',
+        hostIp: '2001:db8::1',
+        hostPortEnd: 8080,
+        ctrIp: 'fd00:6::2',
+        ctrSubnet: 'fd00:6::/64',
+      },
+    ],
+  };
+  const rules = desiredRules(v6);
+  t.same(
+    rules.filter((r) => r.type === 'bridge-replies'),
+    [
+      { type: 'bridge-replies', family: 4, bridge: 'br-6' },
+      { type: 'bridge-replies', family: 6, bridge: 'br-6' },
+    ],
+  );
+  t.equal(rules.filter((r) => r.type === 'localnet').length, 1, 'route_localnet masquerade: IPv4 only');
+  const dnat6 = rules.find((r) => r.type === 'dnat' && r.ctrIp === 'fd00:6::2')!;
+  t.same(renderRule(dnat6, 6), {
+    table: 'nat',
+    chain: CHAINS.dnat,
+    spec: '-d 2001:db8::1/128 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:6::2]:80',
+  });
+  t.equal(renderRule(dnat6, 4), null, 'an IPv6 port has no IPv4 rule');
+  const hairpin6 = rules.find((r) => r.type === 'hairpin' && r.ctrIp === 'fd00:6::2')!;
+  t.equal(
+    renderRule(hairpin6, 6)?.spec,
+    '-s fd00:6::/64 -d fd00:6::2/128 -o br-6 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -j MASQUERADE',
+  );
+  t.same(elementOf(dnat6), ['dnat_addr', '2001:db8::1 . tcp . 8080 : fd00:6::2 . 80']);
+  const six = chainRules(rules, 6);
+  t.ok(six.includes('add rule ip6 pipewright output ip6 daddr != ::1 fib daddr type local jump port_dnat'));
+  t.ok(
+    six.includes(
+      'add rule ip6 pipewright postrouting ip6 saddr fd00:6::/64 ct status dnat meta l4proto { tcp, udp } oifname . ip6 daddr . meta l4proto . th dport @hairpin masquerade',
+    ),
+  );
+  t.notOk(
+    six.some((r) => r.includes('127.0.0.0/8') || r.includes('10.6.0.0/24')),
+    'no IPv4 rule in the ip6 table',
+  );
+  t.notOk(
+    chainRules(rules, 4).some((r) => r.includes('fd00:6')),
+    'no IPv6 rule in the ip table',
+  );
+});
+
+t.test('a mapping becomes one row per family the guest has (and names)', async (t) => {
+  const v4 = { address: '10.6.0.2', prefix: 24, family: 4 as const };
+  const v6 = { address: 'fd00:6::2', prefix: 64, family: 6 as const };
+  const rows = (addrs: (typeof v4 | typeof v6)[], p: string) =>
+    portRows(addrs, [parsePublish(p)]).map((r) => `${r.hostIp}|${r.ctrIp}|${r.ctrSubnet}`);
+  t.same(rows([v4, v6], '8080:80'), ['|10.6.0.2|10.6.0.0/24', '|fd00:6::2|fd00:6::/64']);
+  t.same(rows([v4], '8080:80'), ['|10.6.0.2|10.6.0.0/24'], 'an IPv4-only guest: IPv4 only');
+  t.same(rows([v6], '8080:80'), ['|fd00:6::2|fd00:6::/64'], 'an IPv6-only guest: IPv6 only');
+  t.same(rows([v4, v6], '0.0.0.0:8080:80'), ['|10.6.0.2|10.6.0.0/24']);
+  t.same(rows([v4, v6], '[::]:8080:80'), ['|fd00:6::2|fd00:6::/64']);
+  t.same(rows([v4, v6], '[2001:db8::1]:8080:80'), ['2001:db8::1|fd00:6::2|fd00:6::/64']);
+  t.throws(
+    () => rows([v4], '[2001:db8::1]:8080:80'),
+    /publishing \[2001:db8::1\]:8080:80\/tcp needs an IPv6 address on the guest interface/,
+  );
+  t.equal(
+    publishedAs({ proto: 'tcp', hostIp: '', hostPort: 8080, hostPortEnd: 8080, ctrIp: 'fd00:6::2', ctrPort: 80 }),
+    '[::]:8080:80/tcp',
+  );
+});
 
 t.test("a store's firewall objects: the host store's names, another state dir's own", async (t) => {
   t.equal(firewallNames('/var/lib/pipewright'), HOST_FIREWALL);

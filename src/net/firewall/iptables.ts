@@ -4,7 +4,7 @@
  *   filter FORWARD     -> PIPEWRIGHT-FORWARD       (IPv4; IPv6 where an ip6 filter table exists)
  *   filter INPUT       -> PIPEWRIGHT-INPUT         (guests may not reach the host's 127.0.0.0/8)
  *   nat    PREROUTING  -> PIPEWRIGHT-DNAT          (-m addrtype --dst-type LOCAL)
- *   nat    OUTPUT      -> PIPEWRIGHT-DNAT          (the host itself, 127.0.0.1 included)
+ *   nat    OUTPUT      -> PIPEWRIGHT-DNAT          (the host itself, 127.0.0.1 included; not ::1)
  *   nat    POSTROUTING -> PIPEWRIGHT-POSTROUTING
  *
  * (the host store's names; a store in another state dir has chains of its own, names.ts).
@@ -21,8 +21,9 @@
 import { PipewrightError } from '../../util/errors.js';
 import { run } from '../../util/exec.js';
 import type { StepLog } from '../../util/log.js';
+import type { Family } from '../../model/address.js';
 import { HOST_FIREWALL, type IptablesChains } from './names.js';
-import type { Rule } from './rules.js';
+import { ruleFamily, type Rule } from './rules.js';
 
 /** The host store's chains (names.ts: another store's are its own). */
 export const CHAINS = HOST_FIREWALL.chains;
@@ -37,27 +38,42 @@ interface Line {
   first?: boolean;
 }
 
-type Hook = { table: Table; chain: string; spec: string; jumpTo: string; first?: boolean };
+interface Hook {
+  table: Table;
+  chain: string;
+  spec: string;
+  jumpTo: string;
+  first?: boolean;
+}
 
-/** The jumps from the built-in chains into a store's own. */
-const hooksOf = (c: IptablesChains): Hook[] => [
-  { table: 'filter', chain: 'FORWARD', spec: `-j ${c.forward}`, jumpTo: c.forward, first: true },
-  { table: 'filter', chain: 'INPUT', spec: `-j ${c.input}`, jumpTo: c.input, first: true },
-  { table: 'nat', chain: 'PREROUTING', spec: `-m addrtype --dst-type LOCAL -j ${c.dnat}`, jumpTo: c.dnat },
-  { table: 'nat', chain: 'OUTPUT', spec: `-m addrtype --dst-type LOCAL -j ${c.dnat}`, jumpTo: c.dnat },
-  { table: 'nat', chain: 'POSTROUTING', spec: `-j ${c.post}`, jumpTo: c.post },
-];
+/**
+ * The jumps from the built-in chains into a store's own, per family. ::1 is never DNATed (IPv6
+ * has no route_localnet): a connection to [::1]:<port> is refused at once.
+ */
+function hooksOf(c: IptablesChains, family: Family): Hook[] {
+  const local = `-m addrtype --dst-type LOCAL -j ${c.dnat}`;
+  return [
+    { table: 'filter', chain: 'FORWARD', spec: `-j ${c.forward}`, jumpTo: c.forward, first: true },
+    { table: 'filter', chain: 'INPUT', spec: `-j ${c.input}`, jumpTo: c.input, first: true },
+    { table: 'nat', chain: 'PREROUTING', spec: local, jumpTo: c.dnat },
+    { table: 'nat', chain: 'OUTPUT', spec: family === 6 ? `! -d ::1/128 ${local}` : local, jumpTo: c.dnat },
+    { table: 'nat', chain: 'POSTROUTING', spec: `-j ${c.post}`, jumpTo: c.post },
+  ];
+}
 
 const tcpudp = (proto: string, port: number | string) => `-p ${proto} -m ${proto} --dport ${port}`;
 
-/** The iptables-save form of a rule, for one family (null: the rule has no IPv6 form). */
-export function renderRule(r: Rule, family: 4 | 6, c: IptablesChains = CHAINS): Line | null {
+/** The iptables-save form of a rule, for one family (null: the rule is of the other family). */
+export function renderRule(r: Rule, family: Family, c: IptablesChains = CHAINS): Line | null {
   const F = c.forward;
   const est = '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT';
-  if (r.type === 'bridge-internal')
-    return { table: 'filter', chain: F, spec: `-i ${r.bridge} -o ${r.bridge} -j ACCEPT` };
-  if (family === 6) return null; // NAT and port publishing are IPv4 for now
+  const ruleOf = ruleFamily(r);
+  if (ruleOf !== null && ruleOf !== family) return null;
+  const host = (ip: string) => `${ip}/${family === 4 ? 32 : 128}`;
+  const to = (ip: string, port: number) => (family === 4 ? `${ip}:${port}` : `[${ip}]:${port}`);
   switch (r.type) {
+    case 'bridge-internal':
+      return { table: 'filter', chain: F, spec: `-i ${r.bridge} -o ${r.bridge} -j ACCEPT` };
     case 'hairpin-source':
       return null; // each hairpin rule below carries its source subnet
     case 'bridge-egress':
@@ -82,19 +98,19 @@ export function renderRule(r: Rule, family: 4 | 6, c: IptablesChains = CHAINS): 
       return {
         table: 'nat',
         chain: c.dnat,
-        spec: `${r.hostIp ? `-d ${r.hostIp}/32 ` : ''}${tcpudp(r.proto, r.hostPort)} -j DNAT --to-destination ${r.ctrIp}:${r.ctrPort}`,
+        spec: `${r.hostIp ? `-d ${host(r.hostIp)} ` : ''}${tcpudp(r.proto, r.hostPort)} -j DNAT --to-destination ${to(r.ctrIp, r.ctrPort)}`,
       };
     case 'hairpin':
       return {
         table: 'nat',
         chain: c.post,
-        spec: `-s ${r.subnet} -d ${r.ctrIp}/32 -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -m conntrack --ctstate DNAT -j MASQUERADE`,
+        spec: `-s ${r.subnet} -d ${host(r.ctrIp)} -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -m conntrack --ctstate DNAT -j MASQUERADE`,
       };
     case 'port-forward':
       return {
         table: 'filter',
         chain: F,
-        spec: `-d ${r.ctrIp}/32 ! -i ${r.bridge} -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -j ACCEPT`,
+        spec: `-d ${host(r.ctrIp)} ! -i ${r.bridge} -o ${r.bridge} ${tcpudp(r.proto, r.ctrPort)} -j ACCEPT`,
       };
   }
 }
@@ -130,12 +146,17 @@ function duplicateDeletes(
 }
 
 /** The restore text that turns `saved` into exactly `wanted` within pipewright's chains, or null. */
-export function restoreDelta(saved: string, wanted: Line[], c: IptablesChains = CHAINS): string | null {
+export function restoreDelta(
+  saved: string,
+  wanted: Line[],
+  family: Family = 4,
+  c: IptablesChains = CHAINS,
+): string | null {
   const have = parseSave(saved);
   const key = (l: { table: string; chain: string; spec: string }) => `${l.table} ${l.chain} ${l.spec}`;
   const wantedKeys = new Set(wanted.map(key));
   const ours = new Set<string>(Object.values(c));
-  const hooks = hooksOf(c);
+  const hooks = hooksOf(c, family);
   const byTable = duplicateDeletes(have, ours, hooks);
   const needed = new Set(wanted.map((l) => `${l.table} ${l.chain}`));
   for (const chainKey of new Set(hooks.map((h) => `${h.table} ${h.jumpTo}`))) {
@@ -179,37 +200,46 @@ const markLine = (c: IptablesChains): Line => ({
   spec: `-m mark --mark ${NFT_ACCEPT_MARK}/${NFT_ACCEPT_MARK} -j ACCEPT`,
 });
 
-function linesOf(rules: Rule[], family: 4 | 6, c: IptablesChains): Line[] {
+function linesOf(rules: Rule[], family: Family, c: IptablesChains): Line[] {
   return rules.map((r) => renderRule(r, family, c)).filter((l): l is Line => l !== null);
 }
 
 const hasFilterTable = (saved: string) => /^\*filter$/m.test(saved);
 
 /**
- * What to hold, given what the kernel holds. IPv6 rules are forward accepts only, needed only
- * where an ip6 filter table exists (another program may drop there; without one nothing drops).
+ * What to hold, given what the kernel holds. IPv6 forward accepts are needed only where an ip6
+ * filter table exists (another program may drop there; without one nothing drops); its published
+ * ports' NAT rules always.
  */
-function wantedLines(rules: Rule[], family: 4 | 6, saved: string, nftMark: boolean, c: IptablesChains): Line[] {
+function wantedLines(rules: Rule[], family: Family, saved: string, nftMark: boolean, c: IptablesChains): Line[] {
   if (nftMark) return rules.length && hasFilterTable(saved) ? [markLine(c)] : [];
-  if (family === 6 && !hasFilterTable(saved)) return [];
-  return linesOf(rules, family, c);
+  const lines = linesOf(rules, family, c);
+  return family === 6 && !hasFilterTable(saved) ? lines.filter((l) => l.table !== 'filter') : lines;
 }
 
-/** Built-in chains and tables pipewright's writes created, as "filter INPUT" / "filter"; the caller keeps them. */
+/**
+ * Built-in chains and tables pipewright's writes created, as "filter INPUT" / "filter" (IPv6:
+ * "ip6/nat OUTPUT" / "ip6/nat"); the caller keeps them.
+ */
 export type CreatedBuiltins = Set<string>;
 
+const KEY_PREFIX: Record<Family, string> = { 4: '', 6: 'ip6/' };
+const NFT_FAMILY: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
+
 /**
- * The ip family's filter and nat tables as nft sees them (none with legacy iptables): each table's
- * number of chains, and its base chains with their rule counts.
+ * A family's filter and nat tables as nft sees them (none with legacy iptables): each table's
+ * number of chains, and its base chains with their rule counts, by their CreatedBuiltins keys.
  */
 async function nftBuiltins(
+  family: Family,
   log?: StepLog,
 ): Promise<{ tables: Map<string, number>; chains: Map<string, { rules: number; policy: string }> }> {
   const tables = new Map<string, number>();
   const chains = new Map<string, { rules: number; policy: string }>();
-  for (const table of ['filter', 'nat']) {
-    const r = await run('nft', ['-j', 'list', 'table', 'ip', table], { allowFailure: true, log });
+  for (const name of ['filter', 'nat']) {
+    const r = await run('nft', ['-j', 'list', 'table', NFT_FAMILY[family], name], { allowFailure: true, log });
     if (r.exitCode !== 0) continue;
+    const table = `${KEY_PREFIX[family]}${name}`;
     const items = JSON.parse(r.stdout).nftables as NftItem[];
     tables.set(table, items.filter((i) => i.chain).length);
     for (const item of items) {
@@ -228,44 +258,53 @@ type NftItem = { chain?: { name: string; hook?: string; policy?: string }; rule?
  * Restores a delta that adds or removes a hook, remembering the built-ins it created and dropping
  * created ones left empty.
  */
-async function restoreTrackingBuiltins(delta: string, created: CreatedBuiltins, log?: StepLog): Promise<void> {
-  const before = await nftBuiltins(log);
-  await restore(4, delta, log);
-  const after = await nftBuiltins(log);
+async function restoreTrackingBuiltins(
+  family: Family,
+  delta: string,
+  created: CreatedBuiltins,
+  log?: StepLog,
+): Promise<void> {
+  const before = await nftBuiltins(family, log);
+  await restore(family, delta, log);
+  const after = await nftBuiltins(family, log);
   for (const t of after.tables.keys()) if (!before.tables.has(t)) created.add(t);
   for (const c of after.chains.keys()) if (!before.chains.has(c)) created.add(c);
-  for (const key of [...created].filter((k) => k.includes(' '))) {
+  const prefix = KEY_PREFIX[family];
+  const mine = [...created].filter((k) => (family === 6) === k.startsWith(KEY_PREFIX[6]));
+  const nftName = (key: string) => [NFT_FAMILY[family], ...key.slice(prefix.length).split(' ')];
+  for (const key of mine.filter((k) => k.includes(' '))) {
     const chain = after.chains.get(key);
     if (!chain) created.delete(key);
     else if (chain.rules === 0 && chain.policy === 'accept') {
-      const [table, name] = key.split(' ');
-      await run('nft', ['delete', 'chain', 'ip', table, name], { log });
+      await run('nft', ['delete', 'chain', ...nftName(key)], { log });
+      const table = key.split(' ')[0];
       after.tables.set(table, after.tables.get(table)! - 1);
       created.delete(key);
     }
   }
   // A table pipewright's write created goes once it has no chain left at all (its own went with their last rule).
-  for (const table of [...created].filter((k) => !k.includes(' '))) {
+  for (const table of mine.filter((k) => !k.includes(' '))) {
     const chains = after.tables.get(table);
     if (chains === undefined) created.delete(table);
     else if (chains === 0) {
-      await run('nft', ['delete', 'table', 'ip', table], { log });
+      await run('nft', ['delete', 'table', ...nftName(table)], { log });
       created.delete(table);
     }
   }
 }
 
-const BUILTIN_HOOK = /^-[ID] (INPUT|FORWARD|PREROUTING|OUTPUT|POSTROUTING) /m;
+/** A hook added (-A, -I) or deleted: the write may create or empty a built-in chain. */
+const BUILTIN_HOOK = /^-[AID] (INPUT|FORWARD|PREROUTING|OUTPUT|POSTROUTING) /m;
 
 /** What iptables-save would print if the kernel held exactly these lines (and their chains and hooks). */
-function savedForm(lines: Line[], c: IptablesChains): string {
+function savedForm(lines: Line[], family: Family, c: IptablesChains): string {
   const out: string[] = [];
   for (const table of ['filter', 'nat'] as const) {
     const mine = lines.filter((l) => l.table === table);
     const chains = new Set(mine.map((l) => l.chain));
     out.push(`*${table}`, ...[...chains].map((c) => `:${c} - [0:0]`));
     out.push(
-      ...hooksOf(c)
+      ...hooksOf(c, family)
         .filter((h) => h.table === table && chains.has(h.jumpTo))
         .map((h) => `-A ${h.chain} ${h.spec}`),
     );
@@ -274,7 +313,7 @@ function savedForm(lines: Line[], c: IptablesChains): string {
   return out.join('\n');
 }
 
-async function restore(family: 4 | 6, delta: string, log?: StepLog): Promise<void> {
+async function restore(family: Family, delta: string, log?: StepLog): Promise<void> {
   try {
     await run(TOOLS[family][1], ['-w', XTABLES_WAIT_SECONDS, '--noflush'], { input: delta, log });
   } catch (err) {
@@ -304,7 +343,7 @@ export async function applyIptables(
 }
 
 async function applyFamily(
-  family: 4 | 6,
+  family: Family,
   rules: Rule[],
   log: StepLog | undefined,
   nftMark: boolean,
@@ -312,16 +351,13 @@ async function applyFamily(
   c: IptablesChains,
 ): Promise<void> {
   const saved = (await run(TOOLS[family][0], [], { log })).stdout;
-  await write(family, restoreDelta(saved, wantedLines(rules, family, saved, nftMark, c), c), created, log);
+  await write(family, restoreDelta(saved, wantedLines(rules, family, saved, nftMark, c), family, c), created, log);
 }
 
-/**
- * IPv4 writes that add or remove a hook in a built-in chain track what they create (IPv6 only
- * writes where a table exists).
- */
-async function write(family: 4 | 6, delta: string | null, created: CreatedBuiltins, log?: StepLog): Promise<void> {
+/** Writes that add or remove a hook in a built-in chain track what they create. */
+async function write(family: Family, delta: string | null, created: CreatedBuiltins, log?: StepLog): Promise<void> {
   if (!delta) return;
-  if (family === 4 && BUILTIN_HOOK.test(delta)) await restoreTrackingBuiltins(delta, created, log);
+  if (BUILTIN_HOOK.test(delta)) await restoreTrackingBuiltins(family, delta, created, log);
   else await restore(family, delta, log);
 }
 
@@ -337,8 +373,9 @@ export async function applyIptablesDelta(
   created: CreatedBuiltins = new Set(),
   c: IptablesChains = CHAINS,
 ): Promise<void> {
-  const delta = (family: 4 | 6) => restoreDelta(savedForm(linesOf(before, family, c), c), linesOf(after, family, c), c);
+  const delta = (family: Family) =>
+    restoreDelta(savedForm(linesOf(before, family, c), family, c), linesOf(after, family, c), family, c);
   await write(4, delta(4), created, log);
-  // IPv6 changes only with a bridge's first or last guest; whether to write depends on the kernel (wantedLines).
+  // Which IPv6 rules to write depends on the kernel (wantedLines): a change there reads ip6tables-save.
   if (delta(6)) await applyFamily(6, after, log, false, created, c);
 }

@@ -5,7 +5,8 @@
  * so adding, removing and `firewall sync` are one mechanism.
  */
 import type { FirewallState, PortState } from '../../model/firewall-state.js';
-import type { Proto } from '../../model/publish.js';
+import type { Family } from '../../model/address.js';
+import { familyOf, type Proto } from '../../model/publish.js';
 
 export type Rule =
   /** Guests on one bridge reach each other (both families). */
@@ -16,12 +17,12 @@ export type Rule =
   /** An isolated network's bridge drops traffic to another pipewright bridge. */
   | { type: 'isolate'; from: string; to: string }
   /** Replies of connections the bridge's guests opened come back in. */
-  | { type: 'bridge-replies'; bridge: string }
+  | { type: 'bridge-replies'; family: Family; bridge: string }
   /**
    * Replies of published ports leave the bridge: where FORWARD drops, a network without masquerade
    * has no other accept for them.
    */
-  | { type: 'port-replies'; bridge: string }
+  | { type: 'port-replies'; family: Family; bridge: string }
   /** 127.0.0.1:<port> reaches a guest: masquerade loopback sources out of the bridge. */
   | { type: 'localnet'; bridge: string }
   /**
@@ -38,6 +39,26 @@ export type Rule =
   | { type: 'dnat'; proto: Proto; hostIp: string; hostPort: number; ctrIp: string; ctrPort: number }
   | { type: 'hairpin'; proto: Proto; subnet: string; ctrIp: string; ctrPort: number; bridge: string }
   | { type: 'port-forward'; proto: Proto; bridge: string; ctrIp: string; ctrPort: number };
+
+/** The one family a rule belongs to (its addresses'), or null for a rule of both. */
+export function ruleFamily(r: Rule): Family | null {
+  switch (r.type) {
+    case 'bridge-internal':
+      return null;
+    case 'bridge-replies':
+    case 'port-replies':
+      return r.family;
+    case 'hairpin-source':
+    case 'masquerade':
+      return familyOf(r.subnet);
+    case 'dnat':
+    case 'hairpin':
+    case 'port-forward':
+      return familyOf(r.ctrIp);
+    default:
+      return 4; // bridge-egress, isolate, localnet, localhost-guard: IPv4 NAT and 127.0.0.0/8
+  }
+}
 
 /** One rule per published port number: DNAT port ranges are expanded (DNAT to a range does not keep offsets). */
 function portRules(p: PortState): Rule[] {
@@ -73,13 +94,12 @@ export function desiredRules(state: FirewallState): Rule[] {
       }
     }
   }
-  for (const bridge of new Set(state.ports.map((p) => p.bridge))) {
-    rules.push(
-      { type: 'bridge-replies', bridge },
-      { type: 'port-replies', bridge },
-      { type: 'localnet', bridge },
-      { type: 'localhost-guard', bridge },
-    );
+  for (const family of [4, 6] as const) {
+    for (const bridge of new Set(state.ports.filter((p) => familyOf(p.ctrIp) === family).map((p) => p.bridge))) {
+      rules.push({ type: 'bridge-replies', family, bridge }, { type: 'port-replies', family, bridge });
+      // route_localnet (127.0.0.1:<port>) has no IPv6 twin: ::1 is never DNATed.
+      if (family === 4) rules.push({ type: 'localnet', bridge }, { type: 'localhost-guard', bridge });
+    }
   }
   for (const p of state.ports) rules.push({ type: 'hairpin-source', bridge: p.bridge, subnet: p.ctrSubnet });
   for (const p of state.ports) rules.push(...portRules(p));
