@@ -4,11 +4,12 @@
  * unique to this run ("pt" + 4 hex digits), short enough for 15-byte interface names.
  */
 import { execa } from 'execa';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { firewallNames, type FirewallNames } from '../../src/net/firewall/names.js';
 
 type T = { teardown(fn: () => unknown): void; skip?: unknown };
 
@@ -49,6 +50,11 @@ export async function must(file: string, args: string[], input?: string): Promis
  * the test left attachments or networks behind (it failed midway), their firewall rules are
  * cleared by syncing an empty store, so no rule outlives the test.
  */
+/** The firewall objects of the store in `dir` (tables and chains named after it: src/net/firewall/names.ts). */
+export function firewallNamesOf(dir: string): FirewallNames {
+  return firewallNames(realpathSync(dir));
+}
+
 export function stateDir(t: T): string {
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-test-'));
   t.teardown(async () => {

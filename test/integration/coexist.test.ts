@@ -5,10 +5,11 @@
  */
 import t from 'tap';
 import { execa } from 'execa';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  firewallNamesOf,
   askPeer,
   cli,
   dockerUp,
@@ -26,7 +27,7 @@ import {
   testHost,
   uniq,
 } from '../helpers/host.js';
-import { firewallNames, type FirewallNames } from '../../src/net/firewall/names.js';
+import type { FirewallNames } from '../../src/net/firewall/names.js';
 
 const docker = isRoot && (await dockerUp());
 
@@ -168,7 +169,7 @@ for (const firewall of ['iptables', 'nftables']) {
     async (t) => {
       const host = await testHost(t);
       const [dirA, dirB] = [stateDir(t), stateDir(t)];
-      const [nameA, nameB] = [firewallNames(realpathSync(dirA)), firewallNames(realpathSync(dirB))];
+      const [nameA, nameB] = [firewallNamesOf(dirA), firewallNamesOf(dirB)];
       t.not(nameA.nft4, nameB.nft4, 'each store has objects of its own');
       const pw = (dir: string, ...args: string[]) => host.cli(dir, ['--firewall', firewall, ...args]);
       const [guestA, guestB] = [await netns(t), await netns(t)];

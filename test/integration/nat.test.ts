@@ -7,6 +7,7 @@
 import t from 'tap';
 import { createServer } from 'node:net';
 import {
+  firewallNamesOf,
   askPeer,
   cli,
   firewallSnapshot,
@@ -108,10 +109,11 @@ t.test('firewall sync restores rules a reload wiped', { skip: !isRoot && ROOT_RE
   await pw('pool', 'create', 'p', '10.247.3.0/24');
   await pw('network', 'create', 'n', '--bridge', br, '--pool', 'p');
   t.equal((await pw('attach', br, srv, 'pool:p', '-p', '18081:8080')).exitCode, 0);
-  const rules = await must('iptables', ['-t', 'nat', '-S', 'PIPEWRIGHT-DNAT']);
-  await must('iptables', ['-t', 'nat', '-F', 'PIPEWRIGHT-DNAT']); // what a reload does to our rules
+  const { dnat } = firewallNamesOf(dir).chains;
+  const rules = await must('iptables', ['-t', 'nat', '-S', dnat]);
+  await must('iptables', ['-t', 'nat', '-F', dnat]); // what a reload does to our rules
   t.equal((await pw('firewall', 'sync')).exitCode, 0);
-  t.equal(await must('iptables', ['-t', 'nat', '-S', 'PIPEWRIGHT-DNAT']), rules, 'rules are back');
+  t.equal(await must('iptables', ['-t', 'nat', '-S', dnat]), rules, 'rules are back');
   await pw('detach', srv);
   await pw('network', 'rm', 'n');
 });
@@ -254,7 +256,7 @@ t.test(
     t.equal((await pw('attach', 'brk', g, 'pool:kp', '-p', '18142:8080')).exitCode, 0);
     t.match(
       (await host.run('iptables', ['-w', '-S', 'INPUT'])).split('\n')[1],
-      /-j PIPEWRIGHT-INPUT/,
+      `-j ${firewallNamesOf(dir).chains.input}`,
       'the guard is hooked first',
     );
     t.equal((await pw('detach', g)).exitCode, 0);

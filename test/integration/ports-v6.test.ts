@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import {
+  firewallNamesOf,
   askPeer,
   CNI_PLUGIN,
   isRoot,
@@ -72,7 +73,9 @@ for (const firewall of ['iptables', 'nftables'] as const) {
     t.equal(attach.exitCode, 0, attach.stderr);
     t.same(JSON.parse(attach.stdout).publish, ['18080:8080/tcp', `[${UP6}]:18081:8080/tcp`, '15353:5353/udp']);
     const table6 = async () => {
-      const items = JSON.parse(await host.run('nft', ['-j', 'list', 'table', 'ip6', 'pipewright'])).nftables;
+      const items = JSON.parse(
+        await host.run('nft', ['-j', 'list', 'table', ...firewallNamesOf(dir).nft6.split(' ')]),
+      ).nftables;
       const set = (name: string) => items.find((i: { map?: { name: string } }) => i.map?.name === name)?.map.elem ?? [];
       return { rules: items.filter((i: object) => 'rule' in i).length, dnat: set('dnat_any').length };
     };
@@ -104,21 +107,25 @@ for (const firewall of ['iptables', 'nftables'] as const) {
     );
 
     if (firewall === 'nftables') {
-      const map = async (name: string) => host.run('nft', ['list', 'map', 'ip6', 'pipewright', name]);
+      const map = async (name: string) =>
+        host.run('nft', ['list', 'map', ...firewallNamesOf(dir).nft6.split(' '), name]);
       t.match(await map('dnat_any'), `tcp . 18080 : ${srv6} . 8080`);
       t.match(await map('dnat_any'), `udp . 15353 : ${srv6} . 5353`);
       t.match(await map('dnat_addr'), `${UP6} . tcp . 18081 : ${srv6} . 8080`);
     } else {
       const nat6 = await host.run('ip6tables-save', ['-t', 'nat']);
-      t.match(nat6, `-A PIPEWRIGHT-DNAT -p tcp -m tcp --dport 18080 -j DNAT --to-destination [${srv6}]:8080`);
       t.match(
         nat6,
-        `-A PIPEWRIGHT-DNAT -d ${UP6}/128 -p tcp -m tcp --dport 18081 -j DNAT --to-destination [${srv6}]:8080`,
+        `-A ${firewallNamesOf(dir).chains.dnat} -p tcp -m tcp --dport 18080 -j DNAT --to-destination [${srv6}]:8080`,
       );
-      t.match(nat6, '-A OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j PIPEWRIGHT-DNAT');
+      t.match(
+        nat6,
+        `-A ${firewallNamesOf(dir).chains.dnat} -d ${UP6}/128 -p tcp -m tcp --dport 18081 -j DNAT --to-destination [${srv6}]:8080`,
+      );
+      t.match(nat6, `-A OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j ${firewallNamesOf(dir).chains.dnat}`);
       t.match(
         await host.run('ip6tables-save', ['-t', 'filter']),
-        `-A PIPEWRIGHT-FORWARD -d ${srv6}/128 ! -i brd -o brd`,
+        `-A ${firewallNamesOf(dir).chains.forward} -d ${srv6}/128 ! -i brd -o brd`,
       );
     }
 
@@ -150,7 +157,7 @@ for (const firewall of ['iptables', 'nftables'] as const) {
 
     t.equal((await pw('detach', srv)).exitCode, 0);
     if (firewall === 'nftables') {
-      const elems = await host.run('nft', ['list', 'table', 'ip6', 'pipewright']);
+      const elems = await host.run('nft', ['list', 'table', ...firewallNamesOf(dir).nft6.split(' ')]);
       t.notMatch(elems, srv6, 'no element of the detached guest is left');
     } else {
       t.notMatch(await host.run('ip6tables-save', []), srv6, 'no rule of the detached guest is left');
@@ -243,7 +250,7 @@ for (const firewall of ['nftables', 'iptables'] as const)
       );
       const six = async () =>
         firewall === 'nftables'
-          ? host.run('nft', ['list', 'table', 'ip6', 'pipewright'])
+          ? host.run('nft', ['list', 'table', ...firewallNamesOf(dir).nft6.split(' ')])
           : host.run('ip6tables-save', ['-t', 'nat']);
       const table6 = await six();
       t.match(
