@@ -5,7 +5,8 @@
 #            dependencies, `npm run build`, and links: $PREFIX/bin/pipewright, its man pages,
 #            bash completion, and the CNI plugin in /opt/cni/bin and /usr/lib/cni
 #   test     runtime, plus what the test suite uses (Docker, etcd, a DHCP server, podman, ...)
-#   vm       runtime, plus the VM harness's guests (QEMU, Debian's stock kernel; test/vm/)
+#   vm       runtime, plus the VM harness's guests (QEMU, Debian's stock kernel; test/vm/) and its
+#            Debian 13 root for Podman 5 and netavark (scripts/build-trixie-root.sh, cached)
 # PREFIX (default /usr/local) is where the executable, man pages and completion are linked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,18 +23,20 @@ build_pkgs=(gcc g++ make python3 libc6-dev)
 # (compared with), man and zsh (docs).
 test_pkgs=(docker.io docker-compose containerd podman etcd-server dnsmasq-base arping strace
            containernetworking-plugins man-db groff-base zsh)
-# The VM harness (test/vm/): QEMU and Debian's stock kernel, its initramfs tools.
-vm_pkgs=(qemu-system-x86 linux-image-amd64 cpio)
+# The VM harness (test/vm/): QEMU and Debian's stock kernel, its initramfs tools; debootstrap for
+# the Debian 13 root.
+vm_pkgs=(qemu-system-x86 linux-image-amd64 cpio debootstrap)
 
 parts=("$@")
 [ "${#parts[@]}" -gt 0 ] || parts=(all)
 pkgs=("${runtime_pkgs[@]}" "${build_pkgs[@]}")
+vm=""
 for part in "${parts[@]}"; do
   case "${part#--}" in
     runtime) ;;
     test) pkgs+=("${test_pkgs[@]}") ;;
-    vm) pkgs+=("${vm_pkgs[@]}") ;;
-    all) pkgs+=("${test_pkgs[@]}" "${vm_pkgs[@]}") ;;
+    vm) pkgs+=("${vm_pkgs[@]}"); vm=1 ;;
+    all) pkgs+=("${test_pkgs[@]}" "${vm_pkgs[@]}"); vm=1 ;;
     *) echo "setup-host: unknown part '$part'; give runtime, test, vm or all" >&2; exit 2 ;;
   esac
 done
@@ -75,4 +78,10 @@ if [ "$(id -u)" = 0 ]; then
     mkdir -p "$d"
     ln -sfn "$PWD/dist/cni-plugin/pipewright" "$d/pipewright"
   done
+fi
+
+# The Debian 13 root of test/vm/netavark.test.ts (Podman 5.4, netavark 1.14): built once, cached.
+if [ -n "$vm" ] && [ "$(id -u)" = 0 ]; then
+  bash scripts/build-trixie-root.sh ||
+    echo "setup-host: no Debian 13 root (see above); test/vm/netavark.test.ts will skip" >&2
 fi

@@ -1,0 +1,135 @@
+/**
+ * A Debian 13 (trixie) environment for the tests that need Podman 5 and netavark: the root that
+ * scripts/build-trixie-root.sh debootstraps (cached in /var/cache/pipewright-vm), entered with
+ * chroot inside a private mount namespace and a network namespace of its own, so nothing podman,
+ * netavark or pipewright do reaches the host's mounts, links or firewall. The checkout is shared
+ * in read-only at its own path, with the host's Node (test/vm/trixie-holder.sh).
+ */
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CHECKOUT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+export const TRIXIE_ROOT = process.env.PIPEWRIGHT_TRIXIE_ROOT ?? '/var/cache/pipewright-vm/trixie-root';
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Builds the root if it is missing or stale; why it cannot be, else null. */
+export async function buildTrixieRoot(): Promise<{ reason: string | null; seconds: number }> {
+  const started = Date.now();
+  const r = await execa('bash', [join(CHECKOUT, 'scripts/build-trixie-root.sh'), TRIXIE_ROOT], { reject: false });
+  const seconds = (Date.now() - started) / 1000;
+  if (r.exitCode === 0) return { reason: null, seconds };
+  return { reason: `cannot build the trixie root: ${String(r.stderr).trim().split('\n').pop()}`, seconds };
+}
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class TrixieEnv {
+  private constructor(
+    readonly pid: number,
+    private readonly holder: ReturnType<typeof execa>,
+    private readonly dir: string,
+  ) {}
+
+  /** Starts the environment: its holder process, chrooted in the overlay, waiting. */
+  static async start(): Promise<TrixieEnv> {
+    const dir = mkdtempSync('/tmp/pw-trixie-');
+    const modules = join(CHECKOUT, 'node_modules');
+    const shared = [CHECKOUT, ...(existsSync(modules) ? [dirname(realpathSync(modules))] : [])];
+    const holder = execa(
+      'unshare',
+      [
+        '--mount',
+        '--net',
+        '--propagation',
+        'private',
+        '--fork',
+        '--kill-child',
+        'bash',
+        join(CHECKOUT, 'test/vm/trixie-holder.sh'),
+        TRIXIE_ROOT,
+        dir,
+        ...new Set(shared),
+      ],
+      { reject: false, buffer: false, stdin: 'ignore' },
+    );
+    const ready = await new Promise<boolean>((resolve) => {
+      holder.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve(true));
+      void holder.then(() => resolve(false));
+    });
+    const pid = ready ? childOf(holder.pid!) : 0;
+    if (!pid) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`the trixie environment did not start: ${String((await holder).stderr ?? '')}`);
+    }
+    return new TrixieEnv(pid, holder, dir);
+  }
+
+  /** A command inside: its mount and network namespace, its root, a clean environment. */
+  async run(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Run> {
+    const r = await this.spawn(cmd, args, opts);
+    return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  /** A command inside, left running: its process (nsenter execs the command, so its pid is the command's). */
+  spawn(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}) {
+    return execa('nsenter', ['-t', String(this.pid), '-m', '-n', '-r', '-w', '--', cmd, ...args], {
+      reject: false,
+      input: opts.input,
+      extendEnv: false,
+      env: { PATH, HOME: '/root', LANG: 'C.UTF-8', ...opts.env },
+    });
+  }
+
+  /** As run, and throws with its stderr unless it exits 0. */
+  async must(
+    cmd: string,
+    args: string[],
+    opts: { input?: string; env?: Record<string, string> } = {},
+  ): Promise<string> {
+    const r = await this.run(cmd, args, opts);
+    if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.code}: ${r.stderr || r.stdout}`);
+    return r.stdout;
+  }
+
+  /** Every process of the environment killed (they are all ours), its mounts gone with them, its files removed. */
+  async stop(): Promise<void> {
+    const mnt = nsOf(this.pid, 'mnt');
+    for (let round = 0; round < 5; round++) {
+      const inside = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && nsOf(Number(p), 'mnt') === mnt);
+      if (!inside.length) break;
+      for (const p of inside) {
+        try {
+          process.kill(Number(p), 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await this.holder;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function nsOf(pid: number, ns: string): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${ns}`);
+  } catch {
+    return null;
+  }
+}
+
+/** unshare --fork's child (the holder script, then its chrooted sleep). */
+function childOf(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0]) || 0;
+  } catch {
+    return 0;
+  }
+}
