@@ -3,6 +3,7 @@
 #   bin/pipewright    (the executable: hands a command to a daemon's warm worker, else starts Node from the snapshot)
 #   pipewright-mount  (a program: mounts into a container's mount namespace)
 #   cni-plugin/pipewright (the CNI plugin's entry: hands a call to a running daemon, else runs the CLI)
+#   netavark-plugin/pipewright (the netavark plugin: the CLI with --netavark-plugin)
 #   cpu-key, pipewright.blob.cpu (the CPU features the snapshot was built with, native/cpu-key.h)
 #   syscalls.node     (a Node addon: rtnetlink sockets and requests; setns, to open them inside a guest's network namespace;
 #                      flock, for host locks the kernel releases when their holder dies)
@@ -11,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist
 cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/pipewright-mount native/pipewright-mount.c
-mkdir -p dist/bin dist/cni-plugin
+mkdir -p dist/bin dist/cni-plugin dist/netavark-plugin
+install -m 755 native/pipewright-netavark.sh dist/netavark-plugin/pipewright
 # The build's id (scripts/bundle.mjs wrote it): a warm worker of another build declines this launcher's calls.
 build_id=$(cat dist/build-id 2>/dev/null || true)
 [[ $build_id =~ ^[0-9a-f]{16}$ ]] || { echo "build-native: no build id in dist/build-id; run node scripts/bundle.mjs first (npm run build does)" >&2; exit 1; }

@@ -3,7 +3,8 @@
 # Usage: scripts/setup-host.sh [runtime|test|vm|all]...     (default: all)
 #   runtime  what pipewright runs with, and what building it from source needs; then the npm
 #            dependencies, `npm run build`, and links: $PREFIX/bin/pipewright, its man pages,
-#            bash completion, and the CNI plugin in /opt/cni/bin and /usr/lib/cni
+#            bash completion, the CNI plugin in /opt/cni/bin and /usr/lib/cni, and the netavark
+#            plugin in /usr/local/libexec/netavark
 #   test     runtime, plus what the test suite uses (Docker, etcd, a DHCP server, podman, ...)
 #   vm       runtime, plus the VM harness's guests (QEMU, Debian's stock kernel; test/vm/) and its
 #            Debian 13 root for Podman 5 and netavark (scripts/build-trixie-root.sh, cached)
@@ -57,7 +58,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 built=(dist/bundle/pipewright.mjs dist/bin/pipewright dist/pipewright-mount dist/cni-plugin/pipewright
-       dist/syscalls.node dist/man/pipewright.1 dist/completion/pipewright.bash)
+       dist/netavark-plugin/pipewright dist/syscalls.node dist/man/pipewright.1 dist/completion/pipewright.bash)
 stale=""
 for f in "${built[@]}"; do [ -f "$f" ] || stale=1; done
 [ -n "$stale" ] || [ -z "$(find src native scripts/gen-docs.mjs -newer dist/bundle/pipewright.mjs -print -quit)" ] || stale=1
@@ -67,7 +68,8 @@ if [ -n "$stale" ]; then
 fi
 
 # On the host's PATH, in man's path and bash's completion; a runtime finds the CNI plugin (a small
-# client that hands the call to a running daemon, else runs the CLI) in its plugin directories.
+# client that hands the call to a running daemon, else runs the CLI) in its plugin directories, and
+# netavark (Podman 5) its plugin in the first of containers.conf's default netavark_plugin_dirs.
 if [ "$(id -u)" = 0 ]; then
   prefix=${PREFIX:-/usr/local}
   mkdir -p "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions"
@@ -78,6 +80,8 @@ if [ "$(id -u)" = 0 ]; then
     mkdir -p "$d"
     ln -sfn "$PWD/dist/cni-plugin/pipewright" "$d/pipewright"
   done
+  mkdir -p /usr/local/libexec/netavark
+  ln -sfn "$PWD/dist/netavark-plugin/pipewright" /usr/local/libexec/netavark/pipewright
 fi
 
 # The Debian 13 root of test/vm/netavark.test.ts (Podman 5.4, netavark 1.14): built once, cached.

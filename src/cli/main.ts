@@ -89,6 +89,11 @@ export async function main(argv: string[], program: Command = buildProgram()): P
     if (process.env.PIPEWRIGHT_FAULT || process.env.PIPEWRIGHT_FAULT_TRACE) {
       (await import('../util/faults.js')).armFaults(process.env.PIPEWRIGHT_FAULT, process.env.PIPEWRIGHT_FAULT_TRACE);
     }
+    // Run by netavark, through dist/netavark-plugin/pipewright: the netavark plugin.
+    if (argv[2] === '--netavark-plugin') {
+      const { runNetavark } = await import('../netavark/plugin.js');
+      process.exit(await runNetavark(argv.slice(3), program.version() ?? ''));
+    }
     await program.parseAsync(argv);
     // Done: exit now, before Node's teardown closes the store (see withContext in frontend/context.ts).
     // Output is written: stdout and stderr are synchronous for files, pipes and terminals on Linux.

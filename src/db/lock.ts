@@ -8,6 +8,8 @@
  *   firewall   the rule set's before/after writes
  *   volumes    a volume's directory and record
  *   networks   a network from its record to its bridge and gateway (create and rm take turns)
+ *   idle-networks  a network that lives while it has guests (podman's), from its making to its
+ *              guest's record, and its removal once it has none
  *
  * Within one process, callers of the same lock take turns first (flock would let a second open
  * file of the same process wait on the first forever). Not reentrant: a holder never takes the
@@ -18,7 +20,7 @@ import { join } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
 import { syscalls } from '../util/syscalls.js';
 
-export type LockName = 'links' | 'firewall' | 'volumes' | 'networks';
+export type LockName = 'links' | 'firewall' | 'volumes' | 'networks' | 'idle-networks';
 
 const turns = new Map<string, Promise<unknown>>();
 

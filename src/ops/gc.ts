@@ -21,6 +21,7 @@ import { namedStep } from '../util/faults.js';
 import { detachAttachment } from './detach.js';
 import { removeDockerNetwork } from './endpoint.js';
 import { leaseOwner } from './leases.js';
+import { releaseIdleNetwork } from './network.js';
 import { releaseBridge, releaseVlanInterface } from './shared-links.js';
 
 export interface GcAction {
@@ -97,6 +98,7 @@ export async function gc(ctx: CoreContext, opts: { dryRun?: boolean } = {}): Pro
   }
   actions.push(...(await forgottenDockerLeases(ctx, leases, opts.dryRun)));
   actions.push(...(await forgottenDockerNetworks(ctx, opts.dryRun)));
+  if (!opts.dryRun) actions.push(...(await idlePodmanNetworks(ctx)));
   if (!opts.dryRun) actions.push(...(await collectLeftovers(ctx)));
   return actions;
 }
@@ -157,6 +159,25 @@ async function forgottenDockerNetworks(ctx: CoreContext, dryRun?: boolean): Prom
     actions.push({ kind: 'network', target: `${net.name} ${net.bridge}`, reason: 'Docker has no such network' });
     if (!dryRun) await removeDockerNetwork(ctx, net.name, id12);
   }
+  return actions;
+}
+
+/** pipewright's name for a podman network of the netavark plugin: podman-<its ID's first 12 digits>. */
+const PODMAN_NETWORK = /^podman-[0-9a-f]{12}$/;
+
+/**
+ * podman networks (netavark plugin) without a guest left, whose last teardown was killed or never
+ * came: their bridge, rules and pool, as that teardown takes them (in turn with setups, so never
+ * between a first setup's network and its guest's record).
+ */
+async function idlePodmanNetworks(ctx: CoreContext): Promise<GcAction[]> {
+  const names = new Set([
+    ...listNetworks(ctx.store).map((n) => n.name),
+    ...(await ctx.ipam.listPools()).map((p) => p.name),
+  ]);
+  const actions: GcAction[] = [];
+  for (const name of [...names].filter((n) => PODMAN_NETWORK.test(n)))
+    if (await releaseIdleNetwork(ctx, name)) actions.push({ kind: 'network', target: name, reason: 'no guest left' });
   return actions;
 }
 

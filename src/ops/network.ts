@@ -264,6 +264,36 @@ async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
   return net;
 }
 
+/**
+ * A network that exists only while it has guests (a podman network's: netavark has no call for its
+ * removal): once none is left, its record, bridge and firewall rules go, and its own pool (of the
+ * same name) once it holds no lease. `bridge`: the bridge it would have, released also when a
+ * killed removal took the record but not the bridge. Whether anything was removed.
+ */
+export function releaseIdleNetwork(ctx: CoreContext, name: string, bridge?: string): Promise<boolean> {
+  return inIdleNetworkTurn(ctx, () => releaseIdle(ctx, name, bridge));
+}
+
+/**
+ * A guest's attach to a network that releaseIdleNetwork may remove: in turn with that removal, so
+ * the network and its pool are not taken between their making and the guest's record.
+ */
+export function inIdleNetworkTurn<T>(ctx: CoreContext, fn: () => Promise<T>): Promise<T> {
+  return withLock(ctx.store.stateDir, 'idle-networks', fn);
+}
+
+async function releaseIdle(ctx: CoreContext, name: string, bridge?: string): Promise<boolean> {
+  const net = findNetwork(ctx.store, name);
+  const mine = net?.name === name;
+  if (mine && records.countOnHostIf(ctx.store, net.bridge) > 0) return false;
+  if (mine) await removeNetwork(ctx, name);
+  const bridgeGone = !mine && bridge !== undefined && (await releaseBridge(ctx, bridge));
+  const pool = await ctx.ipam.findPool(name);
+  if (!pool || (await ctx.ipam.leases({ pool: name })).length) return mine || bridgeGone;
+  await ctx.ipam.removePool(name);
+  return true;
+}
+
 /** The network's address off the parent's shim, and the shim itself once nothing needs it. */
 async function removeMacvlanShim(ctx: CoreContext, parent: string, address: IpConfig): Promise<void> {
   const shim = shimName(parent);
