@@ -41,9 +41,14 @@ export class TrixieEnv {
     const dir = mkdtempSync('/tmp/pw-trixie-');
     const modules = join(CHECKOUT, 'node_modules');
     const shared = [CHECKOUT, ...(existsSync(modules) ? [dirname(realpathSync(modules))] : [])];
+    // setpriv: the environment dies with this process, however it ends (unshare --kill-child
+    // passes the signal on to the holder).
     const holder = execa(
-      'unshare',
+      'setpriv',
       [
+        '--pdeathsig',
+        'KILL',
+        'unshare',
         '--mount',
         '--net',
         '--propagation',
@@ -58,6 +63,8 @@ export class TrixieEnv {
       ],
       { reject: false, buffer: false, stdin: 'ignore' },
     );
+    let stderr = '';
+    holder.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const ready = await new Promise<boolean>((resolve) => {
       holder.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve(true));
       void holder.then(() => resolve(false));
@@ -65,7 +72,9 @@ export class TrixieEnv {
     const pid = ready ? childOf(holder.pid!) : 0;
     if (!pid) {
       rmSync(dir, { recursive: true, force: true });
-      throw new Error(`the trixie environment did not start: ${String((await holder).stderr ?? '')}`);
+      holder.kill('SIGKILL');
+      await holder;
+      throw new Error(`the trixie environment did not start: ${stderr.trim()}`);
     }
     return new TrixieEnv(pid, holder, dir);
   }
@@ -125,7 +134,7 @@ function nsOf(pid: number, ns: string): string | null {
   }
 }
 
-/** unshare --fork's child (the holder script, then its chrooted sleep). */
+/** unshare --fork's child (the holder script, then its chrooted sleep); setpriv became unshare. */
 function childOf(pid: number): number {
   try {
     return Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0]) || 0;
