@@ -5,9 +5,10 @@
 # MIRROR (default: the host's Debian mirror, else deb.debian.org) is where debootstrap fetches.
 set -euo pipefail
 root=${1:-${PIPEWRIGHT_TRIXIE_ROOT:-/var/cache/pipewright-vm/trixie-root}}
-# Podman and its runtime, the firewall tools netavark and pipewright use, busybox for a test image;
+# Podman and its runtime, the firewall tools netavark and pipewright use, busybox for a test image,
+# kmod for a VM guest booted on this root (test/vm/stage2-init);
 # libstdc++6 for the host's Node binary, which the tests bind in (its V8 snapshot is that binary's).
-pkgs=podman,netavark,crun,conmon,iproute2,nftables,iptables,busybox-static,libstdc++6,ca-certificates,procps
+pkgs=podman,netavark,crun,conmon,iproute2,nftables,iptables,busybox-static,libstdc++6,ca-certificates,procps,kmod
 stamp="$root/.pipewright-root"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "trixie $pkgs" ]; then exit 0; fi
 command -v debootstrap >/dev/null || { echo "build-trixie-root: debootstrap is missing; run scripts/setup-host.sh vm" >&2; exit 1; }
@@ -15,7 +16,7 @@ mirror=${MIRROR:-$(sed -n 's|^URIs: *\(http[^ ]*/debian\)$|\1|p; s|^deb  *\(http
   /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 || true)}
 mirror=${mirror:-http://deb.debian.org/debian}
 tmp="$root.tmp"
-rm -rf "$tmp" "$root"
+rm -rf "$tmp"
 mkdir -p "$(dirname "$root")"
 start=$(date +%s)
 echo "build-trixie-root: debootstrap trixie from $mirror into $root"
@@ -23,6 +24,8 @@ debootstrap --variant=minbase --include="$pkgs" trixie "$tmp" "$mirror" >"$tmp.l
   { tail -n 20 "$tmp.log" >&2; echo "build-trixie-root: debootstrap failed (log: $tmp.log)" >&2; exit 1; }
 rm -rf "$tmp/var/cache/apt/archives/"*.deb
 echo "trixie $pkgs" >"$tmp/.pipewright-root"
+# A stale root stays until its successor is whole.
+rm -rf "$root"
 mv "$tmp" "$root"
 rm -f "$tmp.log"
 echo "build-trixie-root: built in $(($(date +%s) - start)) s"

@@ -27,6 +27,13 @@ export interface VmOptions {
   name: string;
   memMiB?: number;
   cpus?: number;
+  /**
+   * The guest's root, shared read-only with a tmpfs over it: the host's own (the default), or
+   * another system's (the Debian 13 root of build-trixie-root.sh).
+   */
+  root?: string;
+  /** Host directories shared read-only into the guest at these paths (the checkout, into another root). */
+  binds?: { host: string; guest: string }[];
   /** A raw ext4 image: the guest's /var/lib/{docker,containerd,pipewright,etcd} and its boot script. */
   disk?: string;
   /** A tap device (in `netns`) behind the guest's eth0, with this MAC. */
@@ -211,6 +218,7 @@ function qemuArgs(opts: VmOptions, kernel: GuestKernel, accel: Accel, job: strin
     'mitigations=off',
     `pw_init=${STAGE2}`,
     `pw_name=${opts.name}`,
+    ...(opts.binds?.length ? [`pw_binds=${opts.binds.map((b, i) => `bind${i}:${b.guest}`).join(',')}`] : []),
   ];
   const share = (path: string, tag: string, ro: boolean) => [
     '-virtfs',
@@ -223,7 +231,8 @@ function qemuArgs(opts: VmOptions, kernel: GuestKernel, accel: Accel, job: strin
     ['-display', 'none', '-monitor', 'none', '-serial', 'stdio'],
     ['-qmp', `unix:${join(job, 'qmp.sock')},server=on,wait=off`],
     ['-kernel', kernel.vmlinuz, '-initrd', kernel.initrd, '-append', cmdline.join(' ')],
-    share('/', 'hostroot', true),
+    share(opts.root ?? '/', 'hostroot', true),
+    ...(opts.binds ?? []).map((b, i) => share(b.host, `bind${i}`, true)),
     share(job, 'job', false),
     opts.disk ? ['-drive', `file=${opts.disk},if=virtio,format=raw`] : [],
     opts.nic
