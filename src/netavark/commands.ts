@@ -10,7 +10,7 @@ import { addMain, delMain } from '../cni/commands.js';
 import type { CniResult } from '../cni/netconf.js';
 import type { CoreContext } from '../ops/context.js';
 import { inIdleNetworkTurn, releaseIdleNetwork } from '../ops/network.js';
-import { asCniCall, bridgeOf, checkNetworkConfig, storeName } from './network.js';
+import { asCniCall, bridgeOf, checkNetworkConfig, checkParentPresent, storeName } from './network.js';
 import type { NetavarkExec, NetavarkNetwork, StatusBlock } from './types.js';
 
 export const API_VERSION = '1.0.0';
@@ -21,6 +21,7 @@ export const API_VERSION = '1.0.0';
  */
 export function create(n: NetavarkNetwork): NetavarkNetwork {
   checkNetworkConfig(n);
+  checkParentPresent(n);
   return {
     ...n,
     network_interface: n.options?.parent ?? bridgeOf(n),

@@ -53,9 +53,15 @@ export function checkNetworkConfig(n: NetavarkNetwork): void {
   }
 }
 
+/** At create: the parent NIC is there (a teardown must not need it, and setup's attach checks it again). */
+export function checkParentPresent(n: NetavarkNetwork): void {
+  const parent = optionsOf(n).parent;
+  if (parent !== undefined && !hostLinkInfo(parent))
+    throw new UsageError(`parent ${printable(parent)} is not an interface of this host`);
+}
+
 function checkParent(n: NetavarkNetwork, parent: string): void {
   checkIfname(parent, 'parent');
-  if (!hostLinkInfo(parent)) throw new UsageError(`parent ${printable(parent)} is not an interface of this host`);
   if (optionsOf(n).bridge !== undefined) throw new UsageError('give -o parent= (macvlan) or -o bridge=, not both');
   if (optionsOf(n).isolate !== undefined) throw new UsageError('-o isolate is for bridge networks');
   if (optionsOf(n).mode !== undefined) checkMacvlanMode(optionsOf(n).mode);

@@ -78,10 +78,12 @@ function checkNetwork(n: Record<string, unknown>): NetavarkNetwork {
   if (typeof n.name !== 'string' || !n.name) throw new UsageError('the network config has no "name"');
   if (typeof n.id !== 'string' || !NETWORK_ID.test(n.id))
     throw new UsageError(`network ${printable(n.name)}: "id" is not podman's 64-hex-digit network ID`);
-  if (n.options !== undefined && n.options !== null && !isObject(n.options))
-    throw new UsageError(`network ${printable(n.name)}: "options" is not an object`);
-  if (n.subnets !== undefined && n.subnets !== null && !Array.isArray(n.subnets))
-    throw new UsageError(`network ${printable(n.name)}: "subnets" is not a list`);
+  const options = n.options ?? {};
+  if (!isObject(options) || !Object.values(options).every((v) => typeof v === 'string'))
+    throw new UsageError(`network ${printable(n.name)}: "options" is not an object of strings`);
+  const subnets = n.subnets ?? [];
+  if (!Array.isArray(subnets) || !subnets.every((s) => isObject(s) && typeof s.subnet === 'string'))
+    throw new UsageError(`network ${printable(n.name)}: "subnets" is not a list of {"subnet": ...}`);
   return n as NetavarkNetwork;
 }
 

@@ -100,6 +100,9 @@ t.test('input on stdin: JSON objects with what the spec requires', async (t) => 
     message(() => parseNetwork('{"name":"x","id":"123"}')),
     /64-hex-digit network ID/,
   );
+  const bad = (over: object) => message(() => parseNetwork(JSON.stringify({ ...net(), ...over })));
+  t.match(bad({ options: { mtu: 5 } }), /"options" is not an object of strings/);
+  t.match(bad({ subnets: [{ subnet: 7 }] }), /"subnets" is not a list/);
   t.equal(parseNetwork(JSON.stringify(net())).id, ID);
   const ok = JSON.stringify(exec());
   t.equal(parseExec(ok).network_options.interface_name, 'eth0');
@@ -159,5 +162,7 @@ t.test('setup as a CNI ADD: bridge, macvlan, pool, ports, fixed address and MAC'
   const pooled = asCniCall(exec({}, net({ subnets: [], options: { pool: 'lan', state_dir: '/srv/pw' } })), '/n', 'ADD');
   t.same([pooled.conf.pool, pooled.conf.subnet, pooled.conf.stateDir], ['lan', undefined, '/srv/pw']);
   const mv = asCniCall(exec({}, net({ options: { parent: 'lo', mode: 'private' } })), '/n', 'ADD');
+  const gone = asCniCall(exec({}, net({ options: { parent: 'gone-nic0' } })), '/n', 'DEL');
+  t.equal(gone.conf.master, 'gone-nic0', 'a teardown does not need the parent to be there');
   t.same([mv.conf.master, mv.conf.mode, mv.conf.bridge, mv.conf.masquerade], ['lo', 'private', undefined, undefined]);
 });
