@@ -82,6 +82,8 @@ export function desiredRules(state: FirewallState): Rule[] {
     if (b.network?.masquerade) {
       rules.push(
         { type: 'bridge-egress', bridge: b.bridge },
+        // The replies to its guests' connections, where another program's FORWARD drops (Docker's policy).
+        { type: 'bridge-replies', family: familyOf(b.network.subnet), bridge: b.bridge },
         { type: 'masquerade', bridge: b.bridge, subnet: b.network.subnet },
       );
     }
