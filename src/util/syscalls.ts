@@ -1,6 +1,6 @@
 /**
  * The native addon's system calls (native/syscalls.c: setns, flock, rtnetlink, warm workers'
- * calls), loaded on first use.
+ * calls; native/nl-events.c: kernel change events), loaded on first use.
  */
 import { loadAddon } from './addon.js';
 import { shipped } from './paths.js';
@@ -37,6 +37,13 @@ interface Syscalls {
   dup2(from: number, to: number): void;
   /** SIGKILL when the parent process dies (true), or not (false). */
   dieWithParent(on: boolean): void;
+  /**
+   * A netlink socket of `protocol` joined to multicast `groups`, watched on the event loop:
+   * onEvent(n) after n kernel datagrams (or a lost burst) arrived. Returns the watch's id.
+   */
+  nlWatch(protocol: number, groups: number[], onEvent: (n: number) => void): number;
+  /** Stops a watch and closes its socket. */
+  nlUnwatch(id: number): void;
   /** This machine's CPU features as one key (native/cpu-key.h), as the build wrote it beside the snapshot. */
   cpuKey(): string;
 }
