@@ -7,12 +7,23 @@ import { hasControl, printable } from '../model/validate.js';
 import { describe, UsageError } from '../util/errors.js';
 import { withContext } from '../frontend/context.js';
 import { optionsOf } from './context.js';
-import { logLines } from './log-lines.js';
+import { logLines, type LogLine } from './log-lines.js';
+import type { CoreContext } from '../ops/context.js';
 
 const DEFAULT_CNI_SOCKET = '/run/pipewright/cni.sock';
 const DEFAULT_CLI_SOCKET = '/run/pipewright/cli.sock';
 
 export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/pipewright.sock';
+
+/** Self-healing (daemon/heal.ts), its repairs and failures as log lines. */
+async function startHealer(ctx: CoreContext, line: LogLine) {
+  const { startHealing } = await import('../daemon/heal.js');
+  return startHealing(ctx, {
+    healed: (e) => line(e, `healed ${e.healed} (${e.ms} ms)`),
+    failed: (err) => line({ error: describe(err) }, `self-healing failed: ${describe(err)}; the next change retries`),
+    note: (message) => line({ heal: message }, message),
+  });
+}
 
 export function register(program: Command): void {
   program
@@ -36,6 +47,10 @@ export function register(program: Command): void {
       DEFAULT_CLI_SOCKET,
     )
     .option('--cli-workers <n>', 'warm workers kept waiting for commands (1-32)', '2')
+    .option(
+      '--no-heal',
+      'do not put back the firewall rules, bridges and gateway addresses other programs remove (self-healing, on by default)',
+    )
     .option('--log-format <json|text>', 'one line per request and event: JSON, or human text', 'text')
     .addHelpText(
       'after',
@@ -44,7 +59,8 @@ export function register(program: Command): void {
         '  docker run --rm --network lan --ip 10.20.0.5 -p 8080:80 busybox httpd -f -p 80\n' +
         '  docker network create --ipam-driver pipewright --ipam-opt pool=shared lan2\n' +
         '  docker volume create -d pipewright --opt size=1G data\n' +
-        "  pipewright ls    # now run by one of the daemon's warm workers",
+        "  pipewright ls    # now run by one of the daemon's warm workers\n" +
+        '  pipewright daemon --no-heal    # leave the firewall and bridges to another manager',
     )
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{
@@ -53,6 +69,7 @@ export function register(program: Command): void {
         cliSocket: string;
         cliWorkers: string;
         logFormat: string;
+        heal: boolean;
       }>(cmd);
       const line = logLines(o.logFormat);
       for (const [flag, path] of [
@@ -124,6 +141,7 @@ export function register(program: Command): void {
               `undoing the attachments of gone guests failed: ${describe(err)}; gc does it`,
             ),
         );
+        const healer = o.heal ? await startHealer(ctx, line) : undefined;
         const watching = watch(ctx, { signal: abort.signal, onEvent: (e) => line(e, `${e.event}: ${e.message}`) });
         // Until SIGINT or SIGTERM: the socket goes with the daemon (a socket file without one only misleads Docker).
         await new Promise<void>((resolve) => {
@@ -136,6 +154,7 @@ export function register(program: Command): void {
             }
           });
         });
+        await healer?.stop();
         await watching;
         await swept;
         await network.settle();

@@ -60,7 +60,7 @@ interface Backend {
 }
 
 /** A store's firewall objects are named after its state dir (names.ts): stores never write each other's. */
-const namesOf = (store: Store): FirewallNames => firewallNames(realpathSync(store.stateDir));
+export const firewallNamesOf = (store: Store): FirewallNames => firewallNames(realpathSync(store.stateDir));
 
 async function backend(kind: FirewallKind, n: FirewallNames): Promise<Backend> {
   if (kind === 'iptables') {
@@ -108,7 +108,7 @@ export interface SyncOptions {
  */
 export async function changeFirewall(store: Store, mutate: () => void, opts: SyncOptions = {}): Promise<Rule[]> {
   const log = opts.log ?? silent;
-  const apply = await backend(resolveFirewall(opts.firewall), namesOf(store));
+  const apply = await backend(resolveFirewall(opts.firewall), firewallNamesOf(store));
   return withLock(store.stateDir, 'firewall', async () => {
     const wasDirty = firewallDirty(store);
     const before = desiredRules(firewallState(store));
@@ -156,7 +156,7 @@ export function changeFirewallIn(
 export async function syncFirewall(store: Store, opts: SyncOptions = {}): Promise<Rule[]> {
   const log = opts.log ?? silent;
   const kind = resolveFirewall(opts.firewall);
-  const names = namesOf(store);
+  const names = firewallNamesOf(store);
   const apply = await backend(kind, names);
   return withLock(store.stateDir, 'firewall', async () => {
     const state = firewallState(store);

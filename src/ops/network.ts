@@ -216,7 +216,7 @@ async function subnetOf(ctx: CoreContext, name: string, given: string | undefine
 }
 
 /** The addresses a bridge network's bridge holds: its gateways, IPv4 and IPv6. */
-function gatewaysOf(net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'subnet6' | 'gateway6'>): IpConfig[] {
+export function gatewaysOf(net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'subnet6' | 'gateway6'>): IpConfig[] {
   const prefixOf = (subnet: string) => parseCidr(subnet).prefix;
   return [
     ...(net.gateway ? [{ address: net.gateway, prefix: prefixOf(net.subnet), family: 4 as const }] : []),

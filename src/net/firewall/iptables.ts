@@ -189,7 +189,7 @@ export function restoreDelta(
   return parts.length ? parts.join('\n') + '\n' : null;
 }
 
-const TOOLS = { 4: ['iptables-save', 'iptables-restore'], 6: ['ip6tables-save', 'ip6tables-restore'] } as const;
+export const TOOLS = { 4: ['iptables-save', 'iptables-restore'], 6: ['ip6tables-save', 'ip6tables-restore'] } as const;
 const XTABLES_WAIT_SECONDS = '10';
 
 /** The nftables backend marks what it accepts; this one rule lets it through an iptables FORWARD that drops. */
@@ -211,7 +211,7 @@ const hasFilterTable = (saved: string) => /^\*filter$/m.test(saved);
  * filter table exists (another program may drop there; without one nothing drops); its published
  * ports' NAT rules always.
  */
-function wantedLines(rules: Rule[], family: Family, saved: string, nftMark: boolean, c: IptablesChains): Line[] {
+export function wantedLines(rules: Rule[], family: Family, saved: string, nftMark: boolean, c: IptablesChains): Line[] {
   if (nftMark) return rules.length && hasFilterTable(saved) ? [markLine(c)] : [];
   const lines = linesOf(rules, family, c);
   return family === 6 && !hasFilterTable(saved) ? lines.filter((l) => l.table !== 'filter') : lines;

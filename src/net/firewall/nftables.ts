@@ -207,6 +207,11 @@ export async function clearNftables(log?: StepLog, n: FirewallNames = HOST_FIREW
   await nft(lines, log);
 }
 
+/** What a full apply writes onto a kernel that holds none of it (drift.ts counts what it makes). */
+export function fullScript(rules: Rule[], n: FirewallNames = HOST_FIREWALL): string[] {
+  return FAMILIES.flatMap((f) => [...structure(rules, f, n), ...elementDelta(rules, null, f, n)]);
+}
+
 /** Full apply: reads the sets once, rewrites the chain rules, changes only the elements that differ. */
 export async function applyNftables(rules: Rule[], log?: StepLog, n: FirewallNames = HOST_FIREWALL): Promise<void> {
   if (rules.length === 0) await clearNftables(log, n);

@@ -24,6 +24,12 @@ export async function createBridge(name: string, log?: StepLog): Promise<void> {
   );
 }
 
+/** Plugs a host link into a bridge and brings it up (a port the bridge lost when it was deleted). */
+export async function plugIntoBridge(port: string, bridge: string, log?: StepLog): Promise<void> {
+  logAsIp(log, [['link', 'set', port, 'master', bridge, 'up']]);
+  await setLink(hostSocket(), hostIndex(port), [ifla.master(hostIndex(bridge))], true);
+}
+
 /** Something (a guest's veth, a user's own link) is plugged into the bridge. */
 export function bridgeHasPorts(bridge: string): boolean {
   const dir = `/sys/class/net/${bridge}/brif`;

@@ -1,0 +1,126 @@
+/**
+ * The daemon's self-healing: on a kernel change event (an nftables commit, a link or address
+ * change in the host's namespace) it waits DEBOUNCE_MS for the burst to end, then checks the
+ * firewall and the networks' host links against the store and repairs what drifted
+ * (ops/heal.ts). One pass runs at a time; events during a pass make one more pass after it. A
+ * periodic pass covers what sends no event (iptables-legacy) and events lost to a full queue.
+ */
+import type { CoreContext } from '../ops/context.js';
+import { healFirewall, healLinks } from '../ops/heal.js';
+import { resolveFirewall } from '../ops/firewall-sync.js';
+import { watchLinks, watchNftables, type KernelWatch } from '../net/rtnetlink/events.js';
+import { describe } from '../util/errors.js';
+
+/** Long enough to take a reload's several commits as one, short against the 1 s a repair may take. */
+const DEBOUNCE_MS = 30;
+/** A failed pass is tried again after this, doubling up to MAX_RETRY_MS while it keeps failing. */
+const RETRY_MS = 100;
+const MAX_RETRY_MS = 5_000;
+/** Where every change sends an event, the periodic pass is only a safety net. */
+const PERIOD_MS = 10_000;
+/** Where iptables' changes send none (iptables-legacy as the backend's tool), a repair within about 1 s. */
+const PERIOD_NO_EVENTS_MS = 700;
+
+export interface HealEvent {
+  /** What drifted and was put back, one line. */
+  healed: string;
+  /** From the first event of the burst to the repair's end. */
+  ms: number;
+}
+
+export interface Healer {
+  stop(): Promise<void>;
+}
+
+type Part = 'firewall' | 'links';
+
+export async function startHealing(
+  ctx: CoreContext,
+  on: { healed(e: HealEvent): void; failed(err: unknown): void; note(message: string): void },
+): Promise<Healer> {
+  const due = new Set<Part>();
+  let since = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+
+  let failures = 0;
+
+  const pass = async (parts: Set<Part>, started: number) => {
+    const report = (healed: string) => on.healed({ healed, ms: Math.round(performance.now() - started) });
+    const links = parts.has('links') ? await healLinks(ctx) : [];
+    links.forEach(report);
+    if (parts.has('firewall') || links.length) {
+      const drift = await healFirewall(ctx, links.length > 0);
+      if (drift && !links.length) report(`firewall: ${drift}`);
+    }
+  };
+  const run = () => {
+    timer = undefined;
+    if (running) return;
+    const parts = new Set(due);
+    due.clear();
+    running = pass(parts, since)
+      .then(
+        () => void (failures = 0),
+        (err: unknown) => {
+          on.failed(err);
+          // A write that raced another program's change fails whole (iptables-restore): look again soon.
+          parts.forEach((p) => due.add(p));
+          failures++;
+        },
+      )
+      .finally(() => {
+        running = undefined;
+        if (due.size) schedule(failures ? Math.min(RETRY_MS << (failures - 1), MAX_RETRY_MS) : DEBOUNCE_MS);
+      });
+  };
+  const schedule = (ms = DEBOUNCE_MS) => {
+    if (!stopped) timer ??= setTimeout(run, ms);
+  };
+  const trigger = (part: Part) => () => {
+    if (!due.size) since = performance.now();
+    due.add(part);
+    if (!running) schedule();
+  };
+
+  const watches: KernelWatch[] = [];
+  let eventsFor = { firewall: true, links: true };
+  for (const [part, start] of [
+    ['firewall', watchNftables],
+    ['links', watchLinks],
+  ] as const) {
+    try {
+      watches.push(start(trigger(part)));
+    } catch (err) {
+      eventsFor = { ...eventsFor, [part]: false };
+      on.note(`no ${part} change events (${describe(err)}); checking every ${PERIOD_NO_EVENTS_MS} ms`);
+    }
+  }
+  if (
+    resolveFirewall(ctx.firewall) === 'iptables' &&
+    !(await (await import('../net/firewall/drift.js')).iptablesSendsEvents())
+  ) {
+    eventsFor.firewall = false;
+    on.note(`iptables-legacy sends no change events; checking the firewall every ${PERIOD_NO_EVENTS_MS} ms`);
+  }
+  const periodic = setInterval(
+    () => {
+      trigger('firewall')();
+      trigger('links')();
+    },
+    eventsFor.firewall && eventsFor.links ? PERIOD_MS : PERIOD_NO_EVENTS_MS,
+  );
+  // A first pass: what drifted while no daemon ran.
+  trigger('firewall')();
+  trigger('links')();
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(periodic);
+      clearTimeout(timer);
+      watches.forEach((w) => w.stop());
+      await running;
+    },
+  };
+}
