@@ -5,11 +5,10 @@
  * nothing. Serialized between pipewright processes (read-then-write of the rule set).
  */
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { UsageError, describe } from '../util/errors.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
-import { TOOL_PATH } from '../util/paths.js';
+import { toolInstalled } from '../util/paths.js';
 import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setFirewallDirty } from '../db/networks.js';
 import { withLock } from '../db/lock.js';
 import type { Store } from '../db/store.js';
@@ -29,7 +28,7 @@ export function checkFirewallChoice(value: string): FirewallChoice {
 /** auto: nftables when the `nft` tool is installed, else iptables (a look in TOOL_PATH, no process). */
 export function resolveFirewall(choice: FirewallChoice = 'auto'): FirewallKind {
   if (choice !== 'auto') return choice;
-  return TOOL_PATH.split(':').some((d) => existsSync(join(d, 'nft'))) ? 'nftables' : 'iptables';
+  return toolInstalled('nft') ? 'nftables' : 'iptables';
 }
 
 function writeSysctl(path: string, value: string, log: StepLog): void {

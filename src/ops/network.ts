@@ -10,6 +10,7 @@
 import { removeHostAddress, setHostAddress } from '../net/addresses/addresses.js';
 import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../net/link-state/sysfs.js';
 import { changeFirewallIn } from './firewall-sync.js';
+import { refuseForwardDrop } from './forward-drop.js';
 import { contains, parseCidr, parseIpConfig, type IpConfig } from '../model/address.js';
 import { NO_HOST_IF } from '../model/attachment.js';
 import { shimName, vlanInterfaceName } from '../model/host-names.js';
@@ -143,6 +144,7 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
   const existing = hostLinkInfo(req.bridge);
   if (kind === 'bridge' && existing && !existing.bridge)
     throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
+  if (kind === 'bridge' && !resume) await refuseForwardDrop(ctx, req.bridge);
   const log = ctx.log;
   const undo = new UndoStack(log);
   const change = (mutate: () => void) => changeFirewallIn(ctx, mutate);

@@ -16,6 +16,11 @@ export const TOOL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 /** The host's store: where every front end keeps its state unless told otherwise. */
 export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
 
+/** Whether a host tool is installed in TOOL_PATH (a look, no process). */
+export function toolInstalled(name: string): boolean {
+  return TOOL_PATH.split(':').some((d) => existsSync(join(d, name)));
+}
+
 let root: string | undefined;
 
 export function packageRoot(): string {
