@@ -21,9 +21,9 @@ runtime_pkgs=(iproute2 iptables nftables udhcpc busybox-static util-linux mount 
 build_pkgs=(gcc g++ make python3 libc6-dev)
 # The tests: a Docker engine and compose, containerd and podman (CNI), etcd (the shared store),
 # dnsmasq (a DHCP server), arping, strace (what a command opens), the CNI reference plugins
-# (compared with), man and zsh (docs).
+# (compared with), man and zsh (docs), firewalld (run by its test inside a namespace of its own).
 test_pkgs=(docker.io docker-compose containerd podman etcd-server dnsmasq-base arping strace
-           containernetworking-plugins man-db groff-base zsh)
+           containernetworking-plugins man-db groff-base zsh firewalld)
 # The VM harness (test/vm/): QEMU and Debian's stock kernel, its initramfs tools; debootstrap for
 # the Debian 13 root.
 vm_pkgs=(qemu-system-x86 linux-image-amd64 cpio debootstrap)
@@ -50,6 +50,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup-host: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # firewalld must never become the host's firewall: masked before its package could start it.
+  if [[ " ${missing[*]} " == *" firewalld "* ]] && [ -d /run/systemd/system ]; then
+    systemctl mask firewalld.service >/dev/null
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -65,3 +65,16 @@ t.test('the refusal names the chain and a rule that lets the traffic through', a
     /iifname "br0" accept; nft insert rule inet filter forward oifname "br0" accept$/,
   );
 });
+
+t.test("firewalld's table: a zone naming the bridge lets it through; the refusal names firewall-cmd", async (t) => {
+  const fwd = chain('inet', 'firewalld', 'filter_FORWARD', { prio: 10 });
+  const last = rule('inet', 'firewalld', 'filter_FORWARD', [{ reject: { type: 'icmpx' } }]);
+  const zone = rule('inet', 'firewalld', 'filter_FORWARD_ZONES', [ifname('iifname', 'br0'), { goto: { target: 'x' } }]);
+  const d = droppingChain(json(fwd, last), 'br0');
+  t.same(d, { family: 'inet', table: 'firewalld', chain: 'filter_FORWARD', why: 'a last rule that drops' });
+  t.equal(droppingChain(json(fwd, zone, last), 'br0'), null);
+  t.match(
+    dropMessage(d!, 'br0', 'nftables'),
+    /firewall-cmd --permanent --zone=trusted --add-interface=br0 && firewall-cmd --reload/,
+  );
+});

@@ -4,8 +4,8 @@
  * pipewright's own table cannot override it (each base chain gives its own verdict), so attach and
  * network create look before they touch the host, and name the table and chain in their error.
  *
- * A chain with a rule naming the bridge (iifname/oifname) or pipewright's accept mark is the
- * admin's way through, and passes. iptables' FORWARD (iptables-nft's `ip filter` table) is not
+ * A table with a rule naming the bridge (iifname/oifname; firewalld's zone dispatch does) or
+ * pipewright's accept mark is the admin's way through, and passes. iptables' FORWARD (iptables-nft's `ip filter` table) is not
  * looked at: pipewright hooks its own chain there (or its mark rule), whatever its policy.
  */
 import { run } from '../../util/exec.js';
@@ -59,8 +59,10 @@ export function droppingChain(rulesetJson: string, bridge: string): DroppingChai
   for (const c of items.map((i) => i.chain)) {
     if (!c || c.hook !== 'forward' || !['ip', 'inet'].includes(c.family) || c.table === 'pipewright') continue;
     if (c.family === 'ip' && c.table === 'filter' && c.name === 'FORWARD') continue;
-    const own = rules.filter((r) => r.family === c.family && r.table === c.table && r.chain === c.name);
-    if (own.some((r) => letsThrough(r, c, bridge))) continue;
+    // A rule anywhere in the table (a zone's dispatch chain, say) that names the bridge or the mark.
+    const table = rules.filter((r) => r.family === c.family && r.table === c.table);
+    if (table.some((r) => letsThrough(r, c, bridge))) continue;
+    const own = table.filter((r) => r.chain === c.name);
     if (c.policy === 'drop') return { family: c.family, table: c.table, chain: c.name, why: 'policy drop' };
     if (endsInDrop(own.at(-1)))
       return { family: c.family, table: c.table, chain: c.name, why: 'a last rule that drops' };
@@ -72,9 +74,11 @@ export function droppingChain(rulesetJson: string, bridge: string): DroppingChai
 export function dropMessage(d: DroppingChain, bridge: string, backend: 'iptables' | 'nftables'): string {
   const at = `${d.family} ${d.table} ${d.chain}`;
   const fix =
-    backend === 'nftables'
-      ? `nft insert rule ${at} meta mark and ${NFT_ACCEPT_MARK} == ${NFT_ACCEPT_MARK} accept (what pipewright accepts, any bridge)`
-      : `nft insert rule ${at} iifname "${bridge}" accept; nft insert rule ${at} oifname "${bridge}" accept`;
+    d.table === 'firewalld'
+      ? `firewall-cmd --permanent --zone=trusted --add-interface=${bridge} && firewall-cmd --reload (firewalld owns that table)`
+      : backend === 'nftables'
+        ? `nft insert rule ${at} meta mark and ${NFT_ACCEPT_MARK} == ${NFT_ACCEPT_MARK} accept (what pipewright accepts, any bridge)`
+        : `nft insert rule ${at} iifname "${bridge}" accept; nft insert rule ${at} oifname "${bridge}" accept`;
   return `nftables chain ${at} (${d.why}) would drop ${bridge}'s forwarded traffic; let it through there first: ${fix}`;
 }
 
