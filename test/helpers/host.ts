@@ -248,12 +248,14 @@ export async function routedClient(t: T, hostNs: string): Promise<string> {
 
 /**
  * `pipewright daemon` for a test (JSON log), on the host or a stand-in host (`ns`), stopped
- * (SIGTERM) at teardown; resolves once it listens. Its log lines so far, and the process, wrapped (a returned process is a thenable that
- * would be awaited to its end).
+ * (SIGTERM) at teardown; resolves once it listens. Its log lines so far, and the process, wrapped
+ * (a returned process is a thenable that would be awaited to its end). Without self-healing: it
+ * would check the host's whole rule set at every firewall change of the other tests running
+ * beside it (self-heal.test.ts runs its daemon in a stand-in host).
  */
 export async function startDaemon(t: T, dir: string, args: string[], env: Record<string, string> = {}, ns?: string) {
   const cliSocket = args.includes('--cli-socket') ? [] : ['--cli-socket', ''];
-  const proc = execa(...within(ns, CLI, ['daemon', '--log-format', 'json', ...cliSocket, ...args]), {
+  const proc = execa(...within(ns, CLI, ['daemon', '--log-format', 'json', '--no-heal', ...cliSocket, ...args]), {
     reject: false,
     env: { PIPEWRIGHT_STATE_DIR: dir, ...env },
   });
