@@ -11,7 +11,18 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { askPeer, isRoot, netns, peerServer, ping, ROOT_REASON, stateDir, testHost, until } from '../helpers/host.js';
+import {
+  firewallNamesOf,
+  askPeer,
+  isRoot,
+  netns,
+  peerServer,
+  ping,
+  ROOT_REASON,
+  stateDir,
+  testHost,
+  until,
+} from '../helpers/host.js';
 import { toolInstalled } from '../../src/util/paths.js';
 
 const missing = ['firewalld', 'firewall-cmd', 'dbus-daemon'].filter((x) => !toolInstalled(x));
@@ -81,7 +92,7 @@ t.test('firewalld: refused until the bridges are in a zone, then works across re
   await works('after firewall-cmd --reload');
   t.match(
     await host.run('nft', ['list', 'tables']),
-    /table ip pipewright/,
+    `table ${firewallNamesOf(dir).nft4}`,
     "firewalld's reload leaves pipewright's table",
   );
 });

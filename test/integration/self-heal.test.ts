@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { CLI, isRoot, netns, ROOT_REASON, stateDir, testHost, until } from '../helpers/host.js';
+import { firewallNamesOf, CLI, isRoot, netns, ROOT_REASON, stateDir, testHost, until } from '../helpers/host.js';
 
 const N = Number(process.env.HEAL_N ?? 10);
 const PROBE = fileURLToPath(new URL('../helpers/heal-probe.mjs', import.meta.url));
@@ -169,7 +169,7 @@ t.test(
     await measure(
       t,
       'nft delete table ip pipewright',
-      () => nft('delete', 'table', 'ip', 'pipewright'),
+      () => nft('delete', 'table', ...firewallNamesOf(dir).nft4.split(' ')),
       probe,
       daemon,
       host,

@@ -57,7 +57,8 @@ export function droppingChain(rulesetJson: string, bridge: string): DroppingChai
   const items = (JSON.parse(rulesetJson) as { nftables: { chain?: NftChain; rule?: NftRule }[] }).nftables;
   const rules = items.map((i) => i.rule).filter((r): r is NftRule => Boolean(r));
   for (const c of items.map((i) => i.chain)) {
-    if (!c || c.hook !== 'forward' || !['ip', 'inet'].includes(c.family) || c.table === 'pipewright') continue;
+    if (!c || c.hook !== 'forward' || !['ip', 'inet'].includes(c.family) || /^pipewright(_[0-9a-f]{8})?$/.test(c.table))
+      continue;
     if (c.family === 'ip' && c.table === 'filter' && c.name === 'FORWARD') continue;
     // A rule anywhere in the table (a zone's dispatch chain, say) that names the bridge or the mark.
     const table = rules.filter((r) => r.family === c.family && r.table === c.table);
