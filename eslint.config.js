@@ -27,7 +27,7 @@ const LAYERS = [
   'daemon',
   'cli',
 ];
-const NET = ['rtnetlink', 'netns', 'link-state', 'addresses', 'links', 'routes', 'dhcp', 'ipam', 'firewall'];
+const NET = ['rtnetlink', 'netns', 'link-state', 'addresses', 'links', 'shaping', 'routes', 'dhcp', 'ipam', 'firewall'];
 
 /** A lint block for one layer folder: `higher` is a regex of the import paths that reach above it. */
 function layer(folder, higher) {

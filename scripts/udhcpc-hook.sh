@@ -19,7 +19,8 @@ case "$1" in
     if [ -n "${router:-}" ]; then
       set -- $router
       gw="$1"
-      ip route replace default via "$gw" dev "$interface"
+      # The attachment's --metric, when it has one: lowest wins among the guest's default routes.
+      ip route replace default via "$gw" dev "$interface" ${PIPEWRIGHT_ROUTE_METRIC:+metric "$PIPEWRIGHT_ROUTE_METRIC"}
     fi
     printf '%s %s %s %s\n' "$ip" "$prefix" "$gw" "${lease:-0}" > "$PIPEWRIGHT_LEASE_FILE.tmp"
     mv "$PIPEWRIGHT_LEASE_FILE.tmp" "$PIPEWRIGHT_LEASE_FILE"

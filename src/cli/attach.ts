@@ -18,6 +18,8 @@ export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E =
     dhcp: a.spec.dhcp,
     publish: a.spec.publish ?? [],
     routes: a.spec.routes,
+    metric: a.spec.metric ?? null,
+    rate: a.spec.rate ?? null,
     state: a.state,
     createdAt: a.createdAt,
     ...extra,
@@ -36,6 +38,8 @@ interface AttachOpts {
   hostShim?: string;
   directPhys?: boolean;
   publish: string[];
+  metric?: string;
+  rate?: string;
 }
 
 export function register(program: Command): void {
@@ -72,6 +76,11 @@ export function register(program: Command): void {
       [],
     )
     .option('--direct-phys', 'move <host-if> itself into the guest (back to the host at detach)')
+    .option('--metric <n>', "metric of this interface's routes in the guest, its default route's too (lowest wins)")
+    .option(
+      '--rate <ingress[/egress]>',
+      "bandwidth limits, tc's units: into the guest [/ out of it], each <rate>[:<burst>] or - (bridge only)",
+    )
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -86,7 +95,12 @@ Examples:
   pipewright attach eth1 db 10.20.0.5/24 --vlan 20                   VLAN 20 of eth1, tagged on the wire
   pipewright attach none web 10.99.0.7/32 -i svc0            a dummy holding a service address the guest answers on
   pipewright attach br0 pid:4242 dhcp                        lease from a DHCP server on br0
-  pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports`,
+  pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports
+  pipewright attach br0 web 10.10.0.5/24@10.10.0.1 --metric 100     two networks: the lowest metric is the default route
+  pipewright attach br1 web 10.20.0.5/24@10.20.0.1 -i eth1 --metric 200
+  pipewright attach br0 web 10.10.0.5/24@10.10.0.1 --rate 10mbit/2mbit   10 Mbit/s into web, 2 Mbit/s out
+  pipewright attach br0 web 10.10.0.5/24@10.10.0.1 --rate -/512kbit:16kb  only out of web, a 16 KiB burst
+  (attach again with another --metric or --rate, or none, changes a live attachment in place)`,
     )
     .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) => {
       const opts = optionsOf<AttachOpts>(cmd);

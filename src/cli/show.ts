@@ -83,7 +83,8 @@ function humanInspect(
     `  link:      ${a.kind} on ${a.hostInterface}${a.hostLink ? ` via ${a.hostLink}` : ''}, mac ${a.mac}, mtu ${a.mtu}`,
     `  netns:     ${a.netns}`,
     `  addresses: ${a.addresses.join(' ') || (a.dhcp ? 'dhcp' : '-')}`,
-    `  routes:    ${a.routes.join(' ') || '-'}`,
+    `  routes:    ${a.routes.join(' ') || '-'}${a.metric === null ? '' : ` (metric ${a.metric})`}`,
+    ...(a.rate ? [`  rate:      ${a.rate} (into the guest/out of it)`] : []),
     `  status:    ${a.status}${a.reason ? ` (${a.reason})` : ''}`,
   ];
   const k = a.kernel as { addresses: string[]; up: boolean } | null;

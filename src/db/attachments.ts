@@ -38,6 +38,9 @@ export interface AttachmentRecord {
   linkIndex: number | null;
   /** A moved NIC's permanent MAC (IFLA_PERM_ADDRESS), which no guest can change; null otherwise. */
   linkPerm: string | null;
+  /** The ifb shaping the guest's egress: its name (recorded before it is made) and ifindex; null without. */
+  ifbName: string | null;
+  ifbIndex: number | null;
   createdAt: string;
 }
 
@@ -63,6 +66,8 @@ interface Row {
   owner_op: string | null;
   link_index: number | null;
   link_perm: string | null;
+  ifb_name: string | null;
+  ifb_index: number | null;
   created_at: string;
 }
 
@@ -89,6 +94,8 @@ function fromRow(r: Row): AttachmentRecord {
     ownerOp: r.owner_op,
     linkIndex: r.link_index,
     linkPerm: r.link_perm,
+    ifbName: r.ifb_name ?? null,
+    ifbIndex: r.ifb_index ?? null,
     createdAt: r.created_at,
   };
 }
@@ -148,6 +155,8 @@ export type NewAttachment = Omit<
   | 'ownerOp'
   | 'linkIndex'
   | 'linkPerm'
+  | 'ifbName'
+  | 'ifbIndex'
 >;
 
 /** The record's owner is always the operation writing it: its process's pid and start time, and its id. */
@@ -268,6 +277,16 @@ export function moveToNetns(
       'UPDATE attachments SET netns_path = ?, netns_id = ?, guest_name = ?, dhcp_pid = ?, dhcp_start = ? WHERE id = ?',
     )
     .run(netns.path, netns.id, guestName, dhcp?.pid ?? null, dhcp?.start ?? null, id);
+}
+
+/** The ifb of an attachment: its name before it is made, then its index too; nulls when it is gone. */
+export function setIfb(store: Store, id: number, name: string | null, index: number | null): void {
+  store.stmt('UPDATE attachments SET ifb_name = ?, ifb_index = ? WHERE id = ?').run(name, index, id);
+}
+
+/** A spec changed in place (its metric or rates, tuneAttachment). */
+export function setSpec(store: Store, id: number, spec: AttachSpec): void {
+  store.stmt('UPDATE attachments SET spec = ? WHERE id = ?').run(JSON.stringify(spec), id);
 }
 
 export function deleteAttachment(store: Store, id: number): void {

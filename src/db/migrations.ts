@@ -237,6 +237,12 @@ export const MIGRATIONS: string[] = [
   -- A bind's host path by what it was at the first mount ("<dev>:<ino>"); NULL for older records.
   ALTER TABLE mounts ADD COLUMN source_id TEXT;
   `,
+  `
+  -- The ifb that shapes a guest's egress (--rate): its name, written before it is made, and its
+  -- ifindex once made, by which alone it is removed.
+  ALTER TABLE attachments ADD COLUMN ifb_name TEXT;
+  ALTER TABLE attachments ADD COLUMN ifb_index INTEGER;
+  `,
 ];
 
 /**

@@ -29,6 +29,8 @@ export interface ApplyFile {
       mtu?: number;
       routes?: string[];
       publish?: string[];
+      metric?: number;
+      rate?: string;
     }[];
     mounts?: string[];
   }[];

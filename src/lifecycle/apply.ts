@@ -150,6 +150,9 @@ async function planVolumes(p: Planner): Promise<void> {
   }
 }
 
+/** What attach does for a verdict, in the plan's words (the others make it anew). */
+const VERBS: Partial<Record<string, string>> = { lost: 'restore', tune: 'tune (metric, rates)' };
+
 async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void> {
   const ifaces = p.spec.containers![i].interfaces ?? [];
   for (const [j, x] of ifaces.entries()) {
@@ -163,6 +166,8 @@ async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void
         mtu: x.mtu,
         routes: x.routes,
         publish: x.publish,
+        metric: x.metric,
+        rate: x.rate,
       });
       chooseLink(checked);
       return checked;
@@ -175,7 +180,7 @@ async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void
         run: () => detachAttachment(p.ctx, record!),
       });
     p.actions.push({
-      description: `${verdict === 'lost' ? 'restore' : 'attach'} ${guest.name} ${spec.ifname} on ${x.on}`,
+      description: `${VERBS[verdict] ?? 'attach'} ${guest.name} ${spec.ifname} on ${x.on}`,
       run: () => attach(p.ctx, guest, spec),
     });
   }

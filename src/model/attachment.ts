@@ -11,11 +11,13 @@ import { UsageError } from '../util/errors.js';
 import { formatIpConfig, parseIpConfig, parseRoute, type IpConfig, type RouteSpec } from './address.js';
 import { macFromText } from './mac.js';
 import { formatPublish, parsePublish, type PortSpec } from './publish.js';
+import { formatRates, parseRates, type Rates } from './rate.js';
 import {
   checkIfname,
   checkIpvlanMode,
   checkMac,
   checkMacvlanMode,
+  checkMetric,
   checkMtu,
   checkObjectName,
   checkVlanId,
@@ -61,10 +63,14 @@ export interface AttachSpec {
   /** `[<ip>:]<port>[-<end>]:<port>[-<end>]/<proto>`, as `docker run -p`. */
   publish: string[];
   directPhys: boolean;
+  /** The metric of every route the attachment installs in the guest (lowest wins); null: the kernel's default. */
+  metric: number | null;
+  /** Bandwidth limits, `<ingress>[/<egress>]` (model/rate.ts), shaped on the host end of a veth. */
+  rate: string | null;
 }
 
 /** What a front end hands over: the spec's own fields, optional ones left out, numbers and modes still as text. */
-type TextFields = 'mtu' | 'macvlanMode' | 'ipvlanMode' | 'vlan';
+type TextFields = 'mtu' | 'macvlanMode' | 'ipvlanMode' | 'vlan' | 'metric';
 export type AttachInput = Pick<AttachSpec, 'hostIf' | 'addresses'> & {
   [K in Exclude<keyof AttachSpec, 'hostIf' | 'addresses' | TextFields>]?: AttachSpec[K] | undefined;
 } & {
@@ -72,6 +78,7 @@ export type AttachInput = Pick<AttachSpec, 'hostIf' | 'addresses'> & {
   macvlanMode?: string | null;
   ipvlanMode?: string | null;
   vlan?: number | string | null;
+  metric?: number | string | null;
 };
 
 export interface AttachmentPlan {
@@ -87,6 +94,8 @@ export interface AttachmentPlan {
   vlan: number | null;
   addresses: IpConfig[];
   routes: RouteSpec[];
+  /** The metric of the routes installed in the guest; null: the kernel's default. */
+  metric: number | null;
 }
 
 /** `U:<text>` derives a stable MAC from text, as pipework does; anything else must be a unicast MAC. */
@@ -135,6 +144,7 @@ function checkDummy(spec: AttachSpec): void {
     spec.hostLink && '-l/--host-link',
     spec.hostShim && '--host-shim',
     spec.publish.length > 0 && '-p/--publish',
+    spec.rate && '--rate',
     spec.dhcp && 'dhcp',
   ].filter(Boolean);
   if (given.length)
@@ -172,11 +182,20 @@ export function checkAttachSpec(input: AttachInput): AttachSpec {
     hostShim: opt(input.hostShim, checkShim),
     publish: (input.publish ?? []).map((p) => formatPublish(parsePublish(p))),
     directPhys: Boolean(input.directPhys),
+    metric: opt(input.metric, checkMetric),
+    rate: opt(input.rate, (v) => formatRates(parseRates(v))),
   });
 }
 
+/** The settings an attachment changes in place (routes' metric, shaping); the rest make another link. */
+const TUNABLE = (s: AttachSpec) => [s.metric ?? null, s.rate ?? null];
+
 /** The spec's fields in a fixed order, defaults filled: stored specs of older versions compare too. */
 function canonical(s: AttachSpec): unknown[] {
+  return [...linkFields(s), ...TUNABLE(s)];
+}
+
+function linkFields(s: AttachSpec): unknown[] {
   return [
     s.hostIf,
     s.ifname,
@@ -199,9 +218,24 @@ export function sameSpec(a: AttachSpec, b: AttachSpec): boolean {
   return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
 }
 
-/** The spec's choices of link the driver reads (absent in records older than ipvlan and VLANs). */
-export function linkOptions(spec: AttachSpec): Pick<AttachmentPlan, 'macvlanMode' | 'ipvlanMode' | 'vlan'> {
-  return { macvlanMode: spec.macvlanMode ?? null, ipvlanMode: spec.ipvlanMode ?? null, vlan: spec.vlan ?? null };
+/** The same link, addresses and ports: the specs differ at most in what tuneAttachment changes in place. */
+export function sameLink(a: AttachSpec, b: AttachSpec): boolean {
+  return JSON.stringify(linkFields(a)) === JSON.stringify(linkFields(b));
+}
+
+/** The spec's limits, or null (records older than shaping have none). */
+export function ratesOf(spec: AttachSpec): Rates | null {
+  return spec.rate ? parseRates(spec.rate) : null;
+}
+
+/** The spec's choices of link the driver reads, and the routes' metric (absent in older records). */
+export function linkOptions(spec: AttachSpec): Pick<AttachmentPlan, 'macvlanMode' | 'ipvlanMode' | 'vlan' | 'metric'> {
+  return {
+    macvlanMode: spec.macvlanMode ?? null,
+    ipvlanMode: spec.ipvlanMode ?? null,
+    vlan: spec.vlan ?? null,
+    metric: spec.metric ?? null,
+  };
 }
 
 /** The spec's static addresses, typed (pool ones are leased, DHCP ones come from the server). */

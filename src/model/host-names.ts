@@ -36,3 +36,8 @@ export function splitVlanName(name: string): { nic: string; id: string } | null 
 export function shimName(parent: string): string {
   return `pws${createHash('sha1').update(parent).digest('hex').slice(0, 8)}`;
 }
+
+/** The ifb shaping a guest's egress, named after the attachment's host end (itself unique). */
+export function ifbName(hostLink: string): string {
+  return `pwi${createHash('sha1').update(hostLink).digest('hex').slice(0, 8)}`;
+}

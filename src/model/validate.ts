@@ -57,6 +57,15 @@ export function checkMtu(value: string | number): number {
   return mtu;
 }
 
+/** A route metric (iproute2's `metric`, the kernel's priority): lowest wins; 0 is IPv6's "default" to the kernel. */
+export function checkMetric(value: string | number): number {
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) {
+    throw new UsageError(`metric "${printable(String(value))}" must be a whole number from 1 to 4294967295`);
+  }
+  return n;
+}
+
 export const MACVLAN_MODES = ['bridge', 'private', 'vepa', 'passthru'] as const;
 export type MacvlanMode = (typeof MACVLAN_MODES)[number];
 

@@ -17,6 +17,7 @@ import { hostLinkExists } from '../net/link-state/sysfs.js';
 import {
   linkOptions,
   publishOf,
+  ratesOf,
   shimOf,
   routesOfSpec,
   type AttachmentPlan,
@@ -42,6 +43,8 @@ import { checkPublishable, recordPorts } from './ports.js';
 import { restoreAttachment } from './restore.js';
 import { ensureShim } from './shared-links.js';
 import { refuseForwardDropForGuest } from './forward-drop.js';
+import { applyRates } from './shaping.js';
+import { tuneAttachment } from './tune.js';
 
 export interface AttachResult {
   attachment: AttachmentRecord;
@@ -64,6 +67,10 @@ export function chooseLink(spec: AttachSpec): ChosenLink {
   }
   if (spec.publish.length && !chosen.driver.onBridge) {
     throw new UsageError(`published ports need a bridge; ${spec.hostIf} gives a ${chosen.driver.kind}`);
+  }
+  // Shaped on the host end of a veth: other kinds have none that the guest's traffic passes.
+  if (spec.rate && !chosen.driver.onBridge) {
+    throw new UsageError(`--rate needs a bridge (a veth's host end); ${spec.hostIf} gives a ${chosen.driver.kind}`);
   }
   return chosen;
 }
@@ -98,6 +105,8 @@ async function attachInTurn(
       return { attachment: record!, changed: false };
     case 'lost':
       return { attachment: await restoreAttachment(ctx, record!, guest), changed: true };
+    case 'tune':
+      return { attachment: await tuneAttachment(ctx, guest, record!, spec), changed: true };
     case 'busy':
       throw new PipewrightError(
         `another pipewright (pid ${record!.ownerPid}) is attaching ${spec.ifname} to ${guest.name}; retry when it is done`,
@@ -182,6 +191,7 @@ async function create(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link
     undo.push('record intent', () => records.deleteAttachment(ctx.store, id));
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(guest.kind, guest.id, spec.ifname), spec);
     await plumb(ctx, undo, id, guest, link.driver, plan);
+    await applyRates(ctx, undo, { id, hostLink: plan.hostLink, ifbName: null, ifbIndex: null }, null, ratesOf(spec));
     const shim = shimOf(spec);
     if (shim) await ensureShim(ctx, undo, plan.hostIf, shim);
     const dhcpPid = spec.dhcp ? await leaseByDhcp(ctx, undo, id, guest, plan) : null;

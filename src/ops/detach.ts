@@ -3,7 +3,7 @@
  * order that never lets a rule point at an address someone else may get next:
  *
  *   firewall (ports and the bridge's accept, with the record turned pending) -> DHCP client ->
- *   link -> leases -> record -> shared links (a bridge pipewright made, a shim) after the last guest
+ *   link -> ifb -> leases -> record -> shared links (a bridge pipewright made, a shim) after the last guest
  *
  * A crash in between leaves a pending record whose owner is dead, which gc finishes.
  */
@@ -17,6 +17,7 @@ import { deletePortsOf } from '../db/networks.js';
 import type { CoreContext } from './context.js';
 import { leaseOwner } from './leases.js';
 import { releaseSharedLinks } from './shared-links.js';
+import { dropIfb } from './shaping.js';
 import { PipewrightError } from '../util/errors.js';
 import { namedStep } from '../util/faults.js';
 import { withTurnOn } from '../util/operation.js';
@@ -86,6 +87,7 @@ async function finish(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
   // The link step throws rather than remove a link that is not ours, or while the guest holds the
   // link's place: the lease and the record then stay.
   await namedStep(`detach ${what}: link`, () => removeLink(ctx, rec, driver));
+  await namedStep(`detach ${what}: ifb`, () => dropIfb(ctx, rec));
   await namedStep(`detach ${what}: leases`, () =>
     ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname)),
   );

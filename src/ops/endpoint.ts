@@ -101,6 +101,7 @@ function endpointPlan(
     macvlanMode: net.macvlanMode,
     ipvlanMode: null,
     vlan: null,
+    metric: null,
     addresses: staticAddresses(spec),
     routes: [],
   };

@@ -5,17 +5,18 @@
  *   absent    nothing recorded: make it
  *   held      ready, same spec, its interface is in the guest: nothing to do
  *   lost      ready, same spec, its interface is gone (the guest restarted): restore it
+ *   tune      ready, interface present, the spec differs only in its metric or rates: change them in place
  *   changed   ready with other settings, interface present: attach refuses, apply replaces it
  *   leftover  a crashed attach, or other settings whose interface is gone: clear it, then make
  *   busy      another operation is attaching it right now (in another live pipewright, or in this one)
  */
 import { readLink } from '../net/link-state/link-state.js';
-import { sameSpec, type AttachSpec } from '../model/attachment.js';
+import { sameLink, sameSpec, type AttachSpec } from '../model/attachment.js';
 import { workingNetns, type Guest, type HeldGuest } from '../runtime/guest.js';
 import { findAttachment, ownerBusy, type AttachmentRecord } from '../db/attachments.js';
 import type { CoreContext } from './context.js';
 
-export type Verdict = 'absent' | 'held' | 'lost' | 'changed' | 'leftover' | 'busy';
+export type Verdict = 'absent' | 'held' | 'lost' | 'tune' | 'changed' | 'leftover' | 'busy';
 
 export interface Existing {
   verdict: Verdict;
@@ -30,5 +31,6 @@ export async function judgeExisting(ctx: CoreContext, guest: Guest | HeldGuest, 
   if (record.state === 'pending') return is(ownerBusy(record) ? 'busy' : 'leftover');
   const present = (await readLink(spec.ifname, workingNetns(guest))) !== null;
   if (sameSpec(record.spec, spec)) return is(present ? 'held' : 'lost');
-  return is(present ? 'changed' : 'leftover');
+  if (!present) return is('leftover');
+  return is(sameLink(record.spec, spec) ? 'tune' : 'changed');
 }

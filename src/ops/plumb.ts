@@ -81,7 +81,7 @@ export async function leaseByDhcp(
 ): Promise<ProcessRef> {
   const key = hostLinkName(guestKey(guest), plan.ifname);
   const client = await undo.step(`start DHCP client on ${plan.ifname}`, () =>
-    startDhcpClient(ctx.store.stateDir, key, guest.netns.fd, plan.ifname, ctx.log),
+    startDhcpClient(ctx.store.stateDir, key, guest.netns.fd, plan.ifname, plan.metric, ctx.log),
   );
   const ref = { pid: client.pid, start: client.start };
   undo.push('stop DHCP client', () => stopDhcpClient(ref));

@@ -1,13 +1,14 @@
 /**
  * restore: the same attachment again in a guest that lost it (a container restarted: new network
  * namespace, no interfaces). Same interface name, MAC, MTU, addresses (the leases are still held
- * by the guest interface, so pool addresses come back unchanged), routes and port hairpin; the
+ * by the guest interface, so pool addresses come back unchanged), routes (with their metric),
+ * bandwidth limits and port hairpin; the
  * firewall rules never went away. All or nothing, like attach.
  */
 import { setHairpin } from '../net/links/bridge.js';
 import { stopDhcpClient } from '../net/dhcp/dhcp-client.js';
 import { driverFor, NO_IDENTITY } from '../net/links/index.js';
-import { linkOptions, routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
+import { linkOptions, ratesOf, routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
 import { withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
 import * as records from '../db/attachments.js';
 import type { AttachmentRecord } from '../db/attachments.js';
@@ -20,6 +21,7 @@ import type { CoreContext } from './context.js';
 import { turnKey } from './detach.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
+import { applyRates } from './shaping.js';
 
 export function restoreAttachment(
   ctx: CoreContext,
@@ -55,6 +57,8 @@ async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldG
     const oldClient = records.dhcpClientOf(rec);
     if (oldClient) stopDhcpClient(oldClient);
     await plumb(ctx, undo, rec.id, guest, driver, plan);
+    // A new host end: its limits anew (the ifb, the host's, is still the recorded one).
+    await applyRates(ctx, undo, rec, null, ratesOf(rec.spec));
     const dhcpPid = rec.spec.dhcp ? await leaseByDhcp(ctx, undo, rec.id, guest, plan) : null;
     if (plan.hostLink && listPorts(ctx.store, rec.id).length)
       await undo.step(`hairpin mode on ${plan.hostLink}`, () => setHairpin(plan.hostLink!, ctx.log));

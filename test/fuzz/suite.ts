@@ -124,6 +124,27 @@ const badRoute = () =>
     '',
     '10.0.0.0/8@',
   ]);
+const badRate = () =>
+  pick([
+    '',
+    '/',
+    '-',
+    '-/-',
+    '10',
+    '10xbit',
+    '1kbit',
+    '101gbit',
+    '10mbit/5mbit/1mbit',
+    '10mbit:1b',
+    '10mbit:2gb',
+    '10kbit:900mb',
+    '10mbit:32kb:1',
+    'mbit',
+    '1e6bit',
+    '-10mbit',
+    `10mbit${pick(SPECIAL)}`,
+  ]);
+const badMetric = () => pick(['0', '-1', '4294967296', '1e3', 'x', '1.5', '', '0x10']);
 const badMtu = () => pick(['0', '67', '65536', 'abc', '1e3', '-1', '1500.5', '']);
 const badPath = () =>
   pick([
@@ -181,6 +202,9 @@ function generators(f: Fixture): (() => Input)[] {
     // A well-formed IPv6 mapping on a guest with no IPv6 address: refused before the host changes.
     () => attach(['-p', pick(['[2001:db8::5]:8080:80', '[::]:8080:80/udp'])]),
     () => attach(['--route', badRoute()]),
+    () => attach(['--rate', badRate()]),
+    () => attach(['--metric', badMetric()]),
+    () => attach(['--rate', '10mbit'], pick([f.nic, 'none'])),
     () => attach(['-i', badName()]),
     () => attach(['-l', badName()]),
     () => attach(['--macvlan-mode', pick(['loud', '', 'BRIDGE', 'bridge;x'])], f.nic),
@@ -310,6 +334,8 @@ function generators(f: Fixture): (() => Input)[] {
           'pools: [{ name: p, subnet: 10.253.9.0/33 }]',
           `networks: [{ name: n, bridge: "${badName()}", pool: fz }]`,
           'containers: [{ container: no-such, interfaces: [{ on: br0, addresses: [x] }] }]',
+          `containers: [{ container: no-such, interfaces: [{ on: br0, addresses: [10.253.0.9/24], metric: ${pick(['0', '-1', '"x"', '1.5'])} }] }]`,
+          `containers: [{ container: no-such, interfaces: [{ on: br0, addresses: [10.253.0.9/24], rate: ${pick(['1', '[]', '{}'])} }] }]`,
           'volumes: [{ name: "bad name" }]',
           `containers: [{ container: c, interfaces: [{ on: br0, addresses: [10.253.0.9/24], publish: ["${badPort()}"] }] }]`,
           'unknown: 1',

@@ -21,6 +21,7 @@ const plan: AttachmentPlan = {
   macvlanMode: null,
   ipvlanMode: null,
   vlan: null,
+  metric: null,
   addresses: [parseIpConfig('10.0.0.2/24@10.0.0.1'), parseIpConfig('fd00::2/64@fd00::1')],
   routes: [parseRoute('10.9.0.0/16@10.0.0.254')],
 };

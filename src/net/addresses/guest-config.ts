@@ -3,27 +3,73 @@
  * announces the address (gratuitous ARP); addresses before the link comes up (IPv6 ones without
  * DAD, usable at once); routes after up (a gateway must be reachable to be accepted).
  */
+import type { RouteSpec } from '../../model/address.js';
 import { routesOf, type AttachmentPlan } from '../../model/attachment.js';
 import type { StepLog } from '../../util/log.js';
 import { addressWords } from './addresses.js';
 import { logAsIp, type IpWords } from '../rtnetlink/ip-words.js';
 import { arpNotifySpec, ifla } from '../rtnetlink/attrs.js';
-import { addAddress, indexIn, replaceRoute, setLink } from '../rtnetlink/rtnl.js';
+import { addAddress, deleteRoute, indexIn, replaceRoute, setLink } from '../rtnetlink/rtnl.js';
 import { inNetns, withNetnsSocket } from '../rtnetlink/sockets.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
-type GuestSide = Pick<AttachmentPlan, 'ifname' | 'addresses' | 'routes'>;
+type GuestSide = Pick<AttachmentPlan, 'ifname' | 'addresses' | 'routes' | 'metric'>;
+
+function routeWords(verb: string, r: RouteSpec, ifname: string, metric: number | null): IpWords {
+  // `ip -batch` takes no -4/-6 per line: spell "default" as the family's zero prefix.
+  const dst = r.dst === 'default' ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : r.dst;
+  return [
+    'route',
+    verb,
+    dst,
+    ...(r.via ? ['via', r.via] : []),
+    'dev',
+    ifname,
+    ...(metric ? ['metric', String(metric)] : []),
+  ];
+}
 
 export function configureGuestWords(plan: GuestSide): IpWords[] {
   const cmds: IpWords[] = [['link', 'set', 'lo', 'up']];
   for (const a of plan.addresses) cmds.push(addressWords(a, plan.ifname));
   cmds.push(['link', 'set', plan.ifname, 'up']);
-  for (const r of routesOf(plan)) {
-    // `ip -batch` takes no -4/-6 per line: spell "default" as the family's zero prefix.
-    const dst = r.dst === 'default' ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : r.dst;
-    cmds.push(['route', 'replace', dst, ...(r.via ? ['via', r.via] : []), 'dev', plan.ifname]);
-  }
+  for (const r of routesOf(plan)) cmds.push(routeWords('replace', r, plan.ifname, plan.metric));
   return cmds;
+}
+
+/** The kernel's metric for a route added without one: IPv4's 0, IPv6's 1024 (a delete must name it). */
+const kernelMetric = (family: 4 | 6, metric: number | null) => metric ?? (family === 6 ? 1024 : 0);
+
+/**
+ * An interface's routes moved to another metric: each added with the new one, then the old one
+ * deleted, so the guest is never without them.
+ */
+export async function tuneRouteMetric(
+  ifname: string,
+  routes: RouteSpec[],
+  from: number | null,
+  to: number | null,
+  netnsPath: string,
+  log?: StepLog,
+): Promise<void> {
+  // IPv6 without a metric is 1024 to the kernel: the same route as metric 1024, nothing to move.
+  routes = routes.filter((r) => kernelMetric(r.family, from) !== kernelMetric(r.family, to));
+  logAsIp(
+    log,
+    routes.flatMap((r) => [
+      routeWords('replace', r, ifname, to),
+      routeWords('delete', r, ifname, kernelMetric(r.family, from)),
+    ]),
+    netnsPath,
+  );
+  await withNetnsSocket(netnsPath, async (sock) => {
+    const oif = await indexIn(sock, ifname);
+    for (const r of routes) {
+      const route = { family: r.family, dst: r.dst === 'default' ? null : r.dst, via: r.via, oif };
+      await replaceRoute(sock, { ...route, metric: to });
+      await deleteRoute(sock, { ...route, metric: kernelMetric(r.family, from) });
+    }
+  });
 }
 
 /**
@@ -66,7 +112,8 @@ export async function configureGuest(
     for (const a of plan.addresses) await addAddress(sock, index, a);
     await setLink(sock, index, [], true);
     for (const r of routesOf(plan)) {
-      await replaceRoute(sock, { family: r.family, dst: r.dst === 'default' ? null : r.dst, via: r.via, oif: index });
+      const dst = r.dst === 'default' ? null : r.dst;
+      await replaceRoute(sock, { family: r.family, dst, via: r.via, oif: index, metric: plan.metric });
     }
     // The same socket: a second one in the guest's namespace would cost as much as this whole step.
     if (reannounce && (await reannounce.when())) {

@@ -41,6 +41,7 @@ export function startDhcpClient(
   key: string,
   netnsFd: number,
   ifname: string,
+  metric: number | null,
   log: StepLog = silent,
   timeoutMs = 30_000,
 ): DhcpClient {
@@ -63,14 +64,17 @@ export function startDhcpClient(
     '-A',
     '3',
   ];
-  log.step(`nsenter ${args.join(' ')} (kept running for the attachment's lifetime)`);
+  const routeMetric = metric === null ? {} : { PIPEWRIGHT_ROUTE_METRIC: String(metric) };
+  log.step(
+    `${metric === null ? '' : `PIPEWRIGHT_ROUTE_METRIC=${metric} `}nsenter ${args.join(' ')} (kept running for the attachment's lifetime)`,
+  );
   const out = openSync(`${base}.log`, 'a');
   // A daemon for the attachment's lifetime, not a call to await: plain spawn (argv, no shell), detached.
   const child = spawn('nsenter', args, {
     detached: true,
     stdio: ['ignore', out, out, netnsFd],
     // The client and its hook script get a fixed PATH and the lease file, nothing of the caller's environment.
-    env: { PATH: TOOL_PATH, PIPEWRIGHT_LEASE_FILE: `${base}.lease` },
+    env: { PATH: TOOL_PATH, PIPEWRIGHT_LEASE_FILE: `${base}.lease`, ...routeMetric },
   });
   child.on('error', () => {});
   child.unref();

@@ -15,6 +15,7 @@ export const RTM = {
   DELADDR: 21,
   GETADDR: 22,
   NEWROUTE: 24,
+  DELROUTE: 25,
   GETROUTE: 26,
 } as const;
 

@@ -152,7 +152,7 @@ export async function dumpAddresses(sock: RtSocket): Promise<AddressMessage[]> {
 }
 
 export const RT_SCOPE_LINK = 253;
-const RTA = { DST: 1, OIF: 4, GATEWAY: 5 } as const;
+const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6 } as const;
 const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
 const RTN_UNICAST = 1;
@@ -163,10 +163,12 @@ export interface RouteSpec {
   dst: string | null;
   via?: string;
   oif: number;
+  /** The route's metric (RTA_PRIORITY); null or absent: the kernel's default (0, IPv6 1024). */
+  metric?: number | null;
 }
 
-/** Adds (or replaces) a route in the main table, as `ip route replace` does. */
-export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> {
+/** struct rtmsg and the attributes of one route of the main table. */
+function routeMessage(r: RouteSpec): Buffer {
   const net = r.dst ? parseCidr(r.dst, 'route') : null;
   const [dst, len] = net ? [net.address, net.prefix] : [null, 0];
   const rtmsg = Buffer.from([
@@ -187,13 +189,22 @@ export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> 
     ...(dst ? [nla(RTA.DST, ipBytes(dst))] : []),
     ...(r.via ? [nla(RTA.GATEWAY, ipBytes(r.via))] : []),
     nla(RTA.OIF, u32(r.oif)),
+    ...(r.metric ? [nla(RTA.PRIORITY, u32(r.metric))] : []),
   ];
-  await sock.request(
-    RTM.NEWROUTE,
-    NLM_F.CREATE | NLM_F.REPLACE,
-    Buffer.concat([rtmsg, ...attrs]),
-    `adding the route to ${r.dst ?? 'default'}`,
-  );
+  return Buffer.concat([rtmsg, ...attrs]);
+}
+
+/** Adds (or replaces) a route in the main table, as `ip route replace` does. */
+export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> {
+  const what = `adding the route to ${r.dst ?? 'default'}`;
+  await sock.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE, routeMessage(r), what);
+}
+
+/** Deletes a route of the main table (one already gone is no error), as `ip route del` does. */
+export async function deleteRoute(sock: RtSocket, r: RouteSpec): Promise<void> {
+  await sock.request(RTM.DELROUTE, 0, routeMessage(r), `deleting the route to ${r.dst ?? 'default'}`).catch((err) => {
+    if (errno(err) !== 'ESRCH') throw err;
+  });
 }
 
 /**
@@ -203,6 +214,7 @@ export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> 
 export interface RouteMessage {
   dst: string | null;
   oif: number;
+  metric: number;
 }
 
 /** The main table's routes of one family. */
@@ -218,6 +230,7 @@ export async function dumpRoutes(sock: RtSocket, family: 4 | 6): Promise<RouteMe
       {
         dst: dst ? `${ipaddr.fromByteArray([...dst]).toString()}/${m.body[1]}` : null,
         oif: readU32(attrs.get(RTA.OIF)) ?? 0,
+        metric: readU32(attrs.get(RTA.PRIORITY)) ?? 0,
       },
     ];
   });
