@@ -15,6 +15,7 @@ import { ipCommand } from '../net/routes/iproute.js';
 import { hostLinkInfo } from '../net/link-state/sysfs.js';
 import { addressOf, sameSubnet, type IpConfig } from '../model/address.js';
 import { checkAttachSpec, NO_HOST_IF, publishOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
+import { ratesFromCni } from '../model/rate.js';
 import { familyOf, formatPublish } from '../model/publish.js';
 import { attach } from '../ops/attach.js';
 import type { CoreContext } from '../ops/context.js';
@@ -101,6 +102,15 @@ function hostIfOf(conf: NetConf): string {
   return hosts[0]!;
 }
 
+/** The runtime's bandwidth capability (runtimeConfig.bandwidth, the bandwidth plugin's fields) as rate text. */
+function bandwidthOf(conf: NetConf): string | null {
+  const bw = conf.runtimeConfig?.bandwidth;
+  if (bw === undefined || bw === null) return null;
+  if (typeof bw !== 'object' || Array.isArray(bw))
+    throw new CniError(ERR.invalidConfig, 'runtimeConfig.bandwidth must be an object (ingressRate, ingressBurst, ...)');
+  return ratesFromCni(bw);
+}
+
 function specOf(conf: NetConf, env: CniEnv, pool: Pool, hostIf: string): AttachSpec {
   const ips = requestedIps(conf, env);
   const ports = conf.runtimeConfig?.portMappings ?? [];
@@ -114,6 +124,8 @@ function specOf(conf: NetConf, env: CniEnv, pool: Pool, hostIf: string): AttachS
     ipvlanMode: conf.ipvlanMode ?? null,
     vlan: conf.vlan ?? null,
     hostShim: conf.hostShim ?? null,
+    metric: conf.metric ?? null,
+    rate: bandwidthOf(conf),
     // As the portmap plugin: a mapping with a host address of the other family maps nothing here.
     publish: ports
       .filter((p) => !p.hostIP || !ipaddr.isValid(p.hostIP) || familyOf(p.hostIP) === pool.family)

@@ -3,6 +3,7 @@
  * read and checked before anything is touched. pipewright is either the main plugin
  * (`"type":"pipewright"`) or the IPAM plugin of another (`"ipam":{"type":"pipewright"}`).
  */
+import type { CniBandwidth } from '../model/rate.js';
 import { checkIfname, checkObjectName, hasControl } from '../model/validate.js';
 import { CniError, ERR } from './errors.js';
 
@@ -41,6 +42,8 @@ export interface NetConf {
    */
   dummy?: boolean;
   hostShim?: string;
+  /** The metric of the container's routes through this network (lowest wins), as netavark's "metric" option. */
+  metric?: number;
   pool?: string;
   subnet?: string;
   gateway?: string;
@@ -51,7 +54,8 @@ export interface NetConf {
   store?: string;
   dns?: object;
   ipam?: { type?: string; pool?: string; subnet?: string; gateway?: string; stateDir?: string; store?: string };
-  runtimeConfig?: { portMappings?: PortMapping[]; ips?: string[]; mac?: string };
+  /** bandwidth: the runtime's "bandwidth" capability, as the CNI bandwidth plugin takes it (bits/s, bits). */
+  runtimeConfig?: { portMappings?: PortMapping[]; ips?: string[]; mac?: string; bandwidth?: CniBandwidth };
   args?: { cni?: { ips?: string[]; mac?: string } };
   prevResult?: CniResult;
   'cni.dev/valid-attachments'?: { containerID: string; ifname: string }[];

@@ -177,6 +177,48 @@ t.test(
   },
 );
 
+t.test('main plugin: the bandwidth capability and a metric', { skip }, async (t) => {
+  const dir = stateDir(t);
+  t.equal((await cli(dir, ['pool', 'create', 'p', '10.253.6.0/24'])).exitCode, 0);
+  const conf = mainConf(t, dir, 'p', { metric: 300, capabilities: { bandwidth: true } });
+  const a = await netns(t);
+  const bad = await call(
+    { ...conf, runtimeConfig: { bandwidth: { ingressRate: 8_000_000 } } },
+    { command: 'ADD', containerId: 'ctr-q', netns: a },
+  );
+  t.match(
+    bad.out,
+    { code: 7, msg: /ingressBurst must be a positive whole number with ingressRate/ },
+    'a rate needs its burst',
+  );
+  t.same(await json(dir, ['ls']), [], 'and nothing was made');
+  const bandwidth = { ingressRate: 8_000_000, ingressBurst: 160_000, egressRate: 4_000_000, egressBurst: 80_000 };
+  const add = await call({ ...conf, runtimeConfig: { bandwidth } }, { command: 'ADD', containerId: 'ctr-q', netns: a });
+  t.equal(add.exitCode, 0, add.raw);
+  const hostEnd = add.out.interfaces[0].name as string;
+  const tc = async (args: string[]) => JSON.parse(await must('tc', ['-j', ...args]));
+  const root = (await tc(['qdisc', 'show', 'dev', hostEnd, 'root']))[0];
+  t.match(
+    root,
+    { kind: 'tbf', options: { rate: 1_000_000, burst: 20_000 } },
+    'into the container: 8 Mbit/s, a 20000-byte bucket',
+  );
+  const [filter] = (await tc(['filter', 'show', 'dev', hostEnd, 'ingress'])).filter((f: { options?: object }) =>
+    Boolean(f.options && 'actions' in f.options),
+  );
+  const ifb = filter.options.actions[0].to_dev as string;
+  t.match((await tc(['qdisc', 'show', 'dev', ifb, 'root']))[0], {
+    kind: 'tbf',
+    options: { rate: 500_000, burst: 10_000 },
+  });
+  t.match(JSON.parse(await must('ip', ['-n', a, '-j', 'route', 'show', 'default'])), [{ dev: 'eth0', metric: 300 }]);
+  t.equal((await call(conf, { command: 'DEL', containerId: 'ctr-q', netns: a })).exitCode, 0);
+  t.equal((await cli(dir, ['network', 'rm', conf.name])).exitCode, 0);
+  // Other tests may run on this host meanwhile: only this test's links are looked for.
+  const left = (await hostLinks()).filter((l) => [hostEnd, ifb, conf.bridge].includes(l));
+  t.same(left, [], 'DEL removed the host end and the ifb; network rm the bridge');
+});
+
 t.test('IPAM plugin: the reference bridge plugin with "ipam": {"type": "pipewright"}', { skip }, async (t) => {
   const dir = stateDir(t);
   t.equal((await cli(dir, ['pool', 'create', 'q', '10.253.2.0/24'])).exitCode, 0);
