@@ -143,11 +143,14 @@ async function onCreateEndpoint(ctx: CoreContext, body: Body) {
   const iface = (body.Interface ?? {}) as { Address?: string; AddressIPv6?: string; MacAddress?: string };
   const addresses = [iface.Address, iface.AddressIPv6].filter((a): a is string => Boolean(a));
   const mac = iface.MacAddress || macOf(iface.Address);
+  // The endpoint's own --driver-opt rate=, which Docker hands over among the endpoint's options.
+  const rate = (body.Options as Body | undefined)?.rate;
   const rec = await createEndpoint(ctx, {
     ...ref,
     network: networkNameOf(ref.networkId),
     addresses,
     ...(mac ? { mac } : {}),
+    ...(rate === undefined ? {} : { rate: str(rate) }),
   });
   // Docker refuses a driver's MAC when it chose one itself (--mac-address).
   return iface.MacAddress ? {} : { Interface: { MacAddress: rec.mac } };

@@ -1,25 +1,26 @@
 /**
  * The -o options of `docker network create -d pipewright`, checked before anything is made:
  *   bridge network   bridge=<name> (default pw-<id12>), masquerade= (default true, as Docker's own
- *                    bridge), isolated=, mtu=
+ *                    bridge), isolated=, mtu=, rate=<ingress>[/<egress>] (each endpoint's limits)
  *   macvlan network  parent=<nic> (which makes it one), macvlan_mode=, host_shim=<ip/len>, mtu=
  *   on a VLAN        vlan=<id> beside parent=, or Docker's own spelling parent=<nic>.<id> where no
  *                    such interface exists: the links hang off that VLAN interface, made when missing
  */
 import { hostLinkExists } from '../net/link-state/sysfs.js';
 import { splitVlanName } from '../model/host-names.js';
+import { formatRates, parseRates } from '../model/rate.js';
 import { checkMacvlanMode, checkMtu, checkVlanId } from '../model/validate.js';
 import type { NetworkRequest } from '../ops/network.js';
 import { PipewrightError } from '../util/errors.js';
 import { str } from './server.js';
 
 const GENERIC = 'com.docker.network.generic';
-const BRIDGE_OPTIONS = ['bridge', 'masquerade', 'isolated', 'mtu'];
+const BRIDGE_OPTIONS = ['bridge', 'masquerade', 'isolated', 'mtu', 'rate'];
 const PARENT_OPTIONS = ['parent', 'macvlan_mode', 'host_shim', 'vlan', 'mtu'];
 
 export type NetworkOptions = Pick<
   NetworkRequest,
-  'kind' | 'bridge' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim' | 'vlan'
+  'kind' | 'bridge' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim' | 'vlan' | 'rate'
 >;
 
 /** parent= and vlan=: the NIC and VLAN id, from either spelling. */
@@ -69,5 +70,6 @@ export function networkOptions(body: Record<string, unknown>, defaultBridge: str
     masquerade: flag('masquerade', true),
     isolated: flag('isolated', false),
     ...mtu,
+    ...(opts.rate === undefined ? {} : { rate: formatRates(parseRates(str(opts.rate))) }),
   };
 }

@@ -242,6 +242,8 @@ export const MIGRATIONS: string[] = [
   -- ifindex once made, by which alone it is removed.
   ALTER TABLE attachments ADD COLUMN ifb_name TEXT;
   ALTER TABLE attachments ADD COLUMN ifb_index INTEGER;
+  -- A Docker network's limits for each of its endpoints (-o rate=), as --rate's text.
+  ALTER TABLE networks ADD COLUMN rate TEXT;
   `,
 ];
 

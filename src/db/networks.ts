@@ -36,6 +36,8 @@ export interface NetworkRecord {
   pool6: string | null;
   subnet6: string | null;
   gateway6: string | null;
+  /** The limits of each Docker endpoint on the network (-o rate=), as --rate's text; null: none. */
+  rate: string | null;
   createdAt: string;
 }
 
@@ -56,6 +58,7 @@ interface NetworkRow {
   pool6: string | null;
   subnet6: string | null;
   gateway6: string | null;
+  rate: string | null;
   created_at: string;
 }
 
@@ -76,6 +79,7 @@ const toNetwork = (r: NetworkRow): NetworkRecord => ({
   pool6: r.pool6,
   subnet6: r.subnet6,
   gateway6: r.gateway6,
+  rate: r.rate ?? null,
   createdAt: r.created_at,
 });
 
@@ -83,12 +87,13 @@ export function insertNetwork(store: Store, n: Omit<NetworkRecord, 'createdAt'>)
   store.db
     .prepare(
       `INSERT INTO networks (name, kind, bridge, pool, subnet, gateway, masquerade, isolated, mtu, macvlan_mode, host_shim, vlan, vlan_of,
-                             pool6, subnet6, gateway6, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                             pool6, subnet6, gateway6, rate, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
       ...[n.name, n.kind, n.bridge, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0],
-      ...[n.mtu, n.macvlanMode, n.hostShim, n.vlan, n.vlanOf, n.pool6, n.subnet6, n.gateway6, new Date().toISOString()],
+      ...[n.mtu, n.macvlanMode, n.hostShim, n.vlan, n.vlanOf, n.pool6, n.subnet6, n.gateway6, n.rate],
+      new Date().toISOString(),
     );
 }
 

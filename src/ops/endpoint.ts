@@ -21,20 +21,27 @@ import { veth } from '../net/links/veth.js';
 import { netnsIdentity, ownNetns } from '../net/netns/netns.js';
 import { hostLinkInfo } from '../net/link-state/sysfs.js';
 import { changeFirewallIn } from './firewall-sync.js';
-import { checkAttachSpec, staticAddresses, type AttachmentPlan, type AttachSpec } from '../model/attachment.js';
+import {
+  checkAttachSpec,
+  ratesOf,
+  staticAddresses,
+  type AttachmentPlan,
+  type AttachSpec,
+} from '../model/attachment.js';
 import { randomMac } from '../model/mac.js';
 import type { PortSpec } from '../model/publish.js';
 import { hasControl } from '../model/validate.js';
 import * as records from '../db/attachments.js';
 import type { AttachmentRecord } from '../db/attachments.js';
 import { deletePortsOf, findNetwork, listPorts, type NetworkRecord } from '../db/networks.js';
-import { PipewrightError } from '../util/errors.js';
+import { PipewrightError, UsageError } from '../util/errors.js';
 import { namedStep } from '../util/faults.js';
 import { UndoStack } from '../util/undo.js';
 import { unusedHostLinkName } from './attach.js';
 import type { CoreContext } from './context.js';
 import { beginDetach, detachAttachment, finishDetach } from './detach.js';
 import { recordPorts } from './ports.js';
+import { applyRates } from './shaping.js';
 import { removeNetwork, restoreNetworkLinks } from './network.js';
 
 /** The label on pools made for Docker: `ipam` by its IPAM driver, `network` by its network driver. */
@@ -53,6 +60,8 @@ export interface EndpointRequest extends EndpointRef {
   addresses: string[];
   /** A random one when Docker gave none and the driver derives none. */
   mac?: string;
+  /** The endpoint's limits (--driver-opt rate=), else the network's (-o rate=). */
+  rate?: string;
 }
 
 const guestId = (ref: EndpointRef) => `${ref.networkId}/${ref.endpointId}`;
@@ -90,7 +99,10 @@ function endpointPlan(
     hostLink,
     mac: req.mac ?? randomMac(),
     addresses: req.addresses,
+    rate: req.rate ?? net.rate,
   });
+  if (spec.rate && driver !== veth)
+    throw new UsageError(`rate= needs a bridge network (a veth's host end to shape); ${net.name} is a macvlan network`);
   const plan: AttachmentPlan = {
     kind: driver.kind,
     hostIf: net.bridge,
@@ -149,6 +161,13 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
     );
     // A macvlan's index, which a move into the sandbox keeps unless it is taken there.
     ctx.store.tx(() => records.setLinkIdentity(ctx.store, rid, made));
+    await applyRates(
+      ctx,
+      undo,
+      { id: rid, hostLink: plan.hostLink, ifbName: null, ifbIndex: null },
+      null,
+      ratesOf(spec),
+    );
     await undo.step(`firewall for ${net.bridge}`, () =>
       changeFirewallIn(ctx, () => records.markReady(ctx.store, rid, null)),
     );

@@ -7,6 +7,7 @@
  * A macvlan network on a VLAN hangs its links off the NIC's VLAN interface (<nic>.<id>),
  * made when missing. Removing a network takes back what creating it added.
  */
+import { formatRates, parseRates } from '../model/rate.js';
 import { removeHostAddress, setHostAddress } from '../net/addresses/addresses.js';
 import { ARPHRD_ETHER, hostLinkExists, hostLinkInfo } from '../net/link-state/sysfs.js';
 import { changeFirewallIn } from './firewall-sync.js';
@@ -52,6 +53,8 @@ export interface NetworkRequest {
   hostShim?: string;
   /** The links hang off VLAN <vlan> of the parent NIC (<nic>.<id>, made when missing). */
   vlan?: number;
+  /** Each Docker endpoint's bandwidth limits, `<ingress>[/<egress>]` (a bridge network's veths only). */
+  rate?: string;
 }
 
 /** What a macvlan network needs of its request: an Ethernet parent, no NAT choices, an MTU it can carry. */
@@ -95,6 +98,10 @@ export function checkNetworkRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig
   if (kind === 'bridge' && (req.macvlanMode || req.hostShim || req.vlan !== undefined)) {
     throw new PipewrightError('a macvlan mode, a host shim and a VLAN are for macvlan networks (give a parent)');
   }
+  if (req.rate !== undefined) {
+    if (kind === 'macvlan') throw new UsageError("rate= needs a bridge network (a veth's host end to shape)");
+    parseRates(req.rate);
+  }
   return kind === 'macvlan' ? checkMacvlanRequest(req) : null;
 }
 
@@ -118,6 +125,7 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
     hostShim: req.hostShim ?? null,
     vlan: req.vlan ?? null,
     vlanOf: req.vlan === undefined ? null : req.bridge,
+    rate: req.rate === undefined ? null : formatRates(parseRates(req.rate)),
   };
   const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, parent);
   // The same network again (a create that was killed after recording it, or a script re-run):
@@ -135,6 +143,7 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
     'hostShim',
     'vlan',
     'vlanOf',
+    'rate',
   ] as const;
   const resume = clash !== null && same.every((k) => clash[k] === rec[k]);
   if (clash && !resume)

@@ -659,6 +659,45 @@ t.test(
   },
 );
 
+t.test('network driver: -o rate= shapes every endpoint, --driver-opt rate= one of its own', { skip }, async (t) => {
+  const dir = stateDir(t);
+  await daemon(t, dir);
+  const { net } = await pwNetwork(t, [
+    '--subnet',
+    '10.252.66.0/24',
+    '--gateway',
+    '10.252.66.1',
+    '-o',
+    'rate=8mbit/4mbit',
+  ]);
+  const a = await container(t, ['--network', net]);
+  t.equal(a.r.exitCode, 0, a.r.stderr);
+  // Created off every network, then connected with an option of its own (as docker run --network name=,driver-opt=).
+  const b = uniq('c');
+  t.teardown(() => sh('docker', ['rm', '-f', b]));
+  await must('docker', ['create', '--name', b, '--network', 'none', TEST_IMAGE, 'sleep', '600']);
+  await must('docker', ['network', 'disconnect', 'none', b]);
+  await must('docker', ['network', 'connect', '--driver-opt', 'rate=2mbit', net, b]);
+  await must('docker', ['start', b]);
+  const tc = async (args: string[]) => JSON.parse(await must('tc', ['-j', ...args]));
+  const ls: { addresses: string[]; hostLink: string; rate: string | null }[] = await json(dir, ['ls']);
+  const ipA = await ipOf(a.name);
+  const ofA = ls.find((r) => r.addresses[0]!.startsWith(`${ipA}/`))!;
+  const ofB = ls.find((r) => r !== ofA)!;
+  t.equal(ofA.rate, '8mbit/4mbit', "a has the network's limits");
+  t.equal((await tc(['qdisc', 'show', 'dev', ofA.hostLink, 'root']))[0].options.rate * 8, 8e6);
+  const [redirect] = (await tc(['filter', 'show', 'dev', ofA.hostLink, 'ingress'])).flatMap(
+    (f: { options?: { actions?: { to_dev: string }[] } }) => f.options?.actions ?? [],
+  );
+  t.equal((await tc(['qdisc', 'show', 'dev', redirect.to_dev, 'root']))[0].options.rate * 8, 4e6, 'and its ifb');
+  t.equal(ofB.rate, '2mbit', "b has its endpoint's own");
+  t.equal((await tc(['qdisc', 'show', 'dev', ofB.hostLink, 'root']))[0].options.rate * 8, 2e6);
+  t.same(await tc(['filter', 'show', 'dev', ofB.hostLink, 'ingress']), [], 'b: out of the container unlimited');
+  await must('docker', ['rm', '-f', a.name, b]);
+  t.ok(await endpointsGone(dir));
+  t.notOk((await hostLinks()).includes(redirect.to_dev), "the ifb went with a's endpoint");
+});
+
 t.test('network driver: the daemon killed between calls loses nothing', { skip }, async (t) => {
   const dir = stateDir(t);
   const { proc } = await daemon(t, dir);

@@ -65,6 +65,9 @@ t.test('CreateNetwork refuses what it cannot make, and changes nothing', async (
     /macvlan mode "loud" must be one of bridge, private, vepa, passthru/,
   );
   await t.rejects(opts({ mtu: '9k' }), /MTU "9k" must be a whole number from 68 to 65535/);
+  await t.rejects(opts({ rate: '10xbit' }), /ingress rate "10xbit" must be a number with one of tc's units/);
+  await t.rejects(opts({ rate: '-/-' }), /rate "-\/-" limits neither direction/);
+  await t.rejects(opts({ parent: 'eth0', rate: '1mbit' }), /-o rate: a pipewright macvlan network takes the options/);
   await t.rejects(opts({ parent: '../x' }), /parent/);
   await t.rejects(
     create({ Options: { 'com.docker.network.generic': { masquerade: 'yes' } } }),
