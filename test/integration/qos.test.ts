@@ -172,3 +172,30 @@ t.test('rates: shaped both ways, changed in place, gone at detach', { skip }, as
   for (const g of [a, b]) t.equal((await pw('detach', g)).exitCode, 0);
   t.same(await host.links(), linksBefore, 'no link left: host ends, bridge and ifb are gone');
 });
+
+t.test(
+  'a failure after the ifb rolls it back; a crash leaves it to gc, which finds it by its record',
+  { skip },
+  async (t) => {
+    const host = await testHost(t);
+    const dir = stateDir(t);
+    const g = await netns(t, 'c');
+    const before = await host.links();
+    const attach = (fault: string) =>
+      host.cli(dir, ['attach', 'br0', g, '10.239.0.2/24', '--rate', '-/1mbit'], { PIPEWRIGHT_FAULT: fault });
+    const failed = await attach('redirect :fail');
+    t.equal(failed.exitCode, 1);
+    t.match(failed.stderr, /injected fault at "redirect pw\w+'s ingress to pwi\w+"/);
+    t.same(await host.links(), before, 'rolled back: no ifb, veth or bridge left');
+    const crashed = await attach('create ifb:crash');
+    t.not(crashed.exitCode, 0, 'killed right after the ifb was made, before its index was recorded');
+    t.ok(
+      (await host.links()).some((l) => l.startsWith('pwi')),
+      'the ifb is there',
+    );
+    const gc = await host.cli(dir, ['gc']);
+    t.equal(gc.exitCode, 0, gc.stderr);
+    t.same(await host.links(), before, 'gc removed it with the rest of the attach');
+    t.same(JSON.parse((await host.cli(dir, ['ls', '--json'])).stdout), []);
+  },
+);
