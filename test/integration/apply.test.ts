@@ -124,3 +124,73 @@ t.test(
     t.equal(await firewallSnapshot(), fw, 'and the rule set is as before');
   },
 );
+
+t.test(
+  'apply: metric and rate per interface, changed in place by a second apply',
+  { skip: !docker && 'needs root and a running Docker engine' },
+  async (t) => {
+    const dir = stateDir(t);
+    const ctr = uniq('q');
+    const [brA, brB] = [uniq('p'), uniq('p')];
+    await must('docker', ['run', '-d', '--net=none', '--name', ctr, TEST_IMAGE, 'sleep', '3600']);
+    t.teardown(async () => {
+      await sh('docker', ['rm', '-f', ctr]);
+      for (const br of [brA, brB]) await sh('ip', ['link', 'del', br]);
+    });
+    const file = join(dir, 'qos.yaml');
+    const write = (metric0: number, rate1: string) =>
+      writeFileSync(
+        file,
+        [
+          'containers:',
+          `  - container: ${ctr}`,
+          '    interfaces:',
+          `      - { on: ${brA}, ifname: eth0, addresses: [10.247.20.2/24@10.247.20.1], metric: ${metric0} }`,
+          `      - { on: ${brB}, ifname: eth1, addresses: [10.247.21.2/24@10.247.21.1], metric: 100, rate: "${rate1}" }`,
+          '',
+        ].join('\n'),
+      );
+    const defaults = async () =>
+      (await must('docker', ['exec', ctr, 'ip', 'route']))
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith('default'));
+    const hostEnd = async () =>
+      JSON.parse((await cli(dir, ['ls', '--json'])).stdout).find((a: { ifname: string }) => a.ifname === 'eth1')
+        .hostLink as string;
+    const rootRate = async (dev: string) =>
+      JSON.parse(await must('tc', ['-j', 'qdisc', 'show', 'dev', dev, 'root']))[0].options.rate * 8;
+
+    write(200, '10mbit');
+    t.equal((await cli(dir, ['apply', '-f', file])).exitCode, 0);
+    t.same(await defaults(), [
+      'default via 10.247.21.1 dev eth1  metric 100',
+      'default via 10.247.20.1 dev eth0  metric 200',
+    ]);
+    t.equal(await rootRate(await hostEnd()), 10e6, "eth1's host end shapes traffic into the container");
+
+    write(50, '4mbit/2mbit');
+    const dry = await cli(dir, ['apply', '-f', file, '--dry-run', '--json']);
+    t.same(JSON.parse(dry.stdout).changes, [
+      `tune (metric, rates) ${ctr} eth0 on ${brA}`,
+      `tune (metric, rates) ${ctr} eth1 on ${brB}`,
+    ]);
+    const before = await hostEnd();
+    t.equal((await cli(dir, ['apply', '-f', file])).exitCode, 0);
+    t.equal(await hostEnd(), before, 'the same link, tuned in place');
+    t.same(await defaults(), [
+      'default via 10.247.20.1 dev eth0  metric 50',
+      'default via 10.247.21.1 dev eth1  metric 100',
+    ]);
+    t.equal(await rootRate(before), 4e6);
+    const [redirect] = JSON.parse(await must('tc', ['-j', 'filter', 'show', 'dev', before, 'ingress'])).flatMap(
+      (f: { options?: { actions?: { to_dev: string }[] } }) => f.options?.actions ?? [],
+    );
+    t.equal(await rootRate(redirect.to_dev), 2e6, 'and its ifb traffic out of it');
+    t.same(JSON.parse((await cli(dir, ['apply', '-f', file, '--dry-run', '--json'])).stdout).changes, []);
+    t.equal((await cli(dir, ['detach', ctr])).exitCode, 0);
+    // Other tests may run on this host meanwhile: only this test's links are looked for.
+    const left = (await hostLinks()).filter((l) => [brA, brB, before, redirect.to_dev].includes(l));
+    t.same(left, [], 'no link left: bridges, host ends, the ifb');
+  },
+);
