@@ -188,11 +188,11 @@ export function checkAttachSpec(input: AttachInput): AttachSpec {
 }
 
 /** The settings an attachment changes in place (routes' metric, shaping); the rest make another link. */
-const TUNABLE = (s: AttachSpec) => [s.metric ?? null, s.rate ?? null];
+const tunable = (s: AttachSpec) => [s.metric ?? null, s.rate ?? null];
 
 /** The spec's fields in a fixed order, defaults filled: stored specs of older versions compare too. */
 function canonical(s: AttachSpec): unknown[] {
-  return [...linkFields(s), ...TUNABLE(s)];
+  return [...linkFields(s), ...tunable(s)];
 }
 
 function linkFields(s: AttachSpec): unknown[] {

@@ -28,10 +28,10 @@ export async function limitRoot(dev: string, l: Limit, log?: StepLog): Promise<v
   await tc(['qdisc', 'replace', 'dev', dev, 'root', 'tbf', ...bucket], log);
 }
 
-/** The link's root qdisc back to its default (a link with none already is no error). */
+/** The link's root qdisc back to its default (a link with none already, or gone, is no error). */
 export async function unlimitRoot(dev: string, log?: StepLog): Promise<void> {
   const r = await run('tc', ['qdisc', 'del', 'dev', dev, 'root'], { log, allowFailure: true });
-  if (r.exitCode !== 0 && !/handle of zero|No such file|Invalid handle/.test(r.stderr))
+  if (r.exitCode !== 0 && !/handle of zero|No such file|Invalid handle|Cannot find device/.test(r.stderr))
     throw new Error(`tc qdisc del dev ${dev} root: ${r.stderr.trim()}`);
 }
 
@@ -59,7 +59,7 @@ export async function redirectToIfb(dev: string, ifb: string, log?: StepLog): Pr
   );
 }
 
-/** The ingress qdisc and its filter off `dev` (one without is no error). */
+/** The ingress qdisc and its filter off `dev` (a link without, or gone, is no error). */
 export async function stopRedirect(dev: string, log?: StepLog): Promise<void> {
   const r = await run('tc', ['qdisc', 'del', 'dev', dev, 'ingress'], { log, allowFailure: true });
   if (r.exitCode !== 0 && !/Invalid handle|No such file|Cannot find/.test(r.stderr))
