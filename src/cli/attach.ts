@@ -19,6 +19,7 @@ export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E =
     publish: a.spec.publish ?? [],
     routes: a.spec.routes,
     metric: a.spec.metric ?? null,
+    sbr: Boolean(a.spec.sbr),
     rate: a.spec.rate ?? null,
     state: a.state,
     createdAt: a.createdAt,
@@ -40,6 +41,7 @@ interface AttachOpts {
   publish: string[];
   metric?: string;
   rate?: string;
+  sbr?: boolean;
 }
 
 export function register(program: Command): void {
@@ -77,6 +79,7 @@ export function register(program: Command): void {
     )
     .option('--direct-phys', 'move <host-if> itself into the guest (back to the host at detach)')
     .option('--metric <n>', "metric of this interface's routes in the guest, its default route's too (lowest wins)")
+    .option('--sbr', "source-based routing: traffic from this interface's addresses leaves by its own routes")
     .option(
       '--rate <ingress[/egress]>',
       "bandwidth limits, tc's units: into the guest [/ out of it], each <rate>[:<burst>] or - (bridge only)",
@@ -98,6 +101,7 @@ Examples:
   pipewright attach br-lan web pool:lan -p 8080:80 -p 5353:53/udp   next free address, two published ports
   pipewright attach br0 web 10.10.0.5/24@10.10.0.1 --metric 100     two networks: the lowest metric is the default route
   pipewright attach br1 web 10.20.0.5/24@10.20.0.1 -i eth1 --metric 200
+  pipewright attach br1 web 10.20.0.5/24@10.20.0.1 -i eth1 --sbr  replies from 10.20.0.5 leave by eth1
   pipewright attach br0 web 10.10.0.5/24@10.10.0.1 --rate 10mbit/2mbit   10 Mbit/s into web, 2 Mbit/s out
   pipewright attach br0 web 10.10.0.5/24@10.10.0.1 --rate -/512kbit:16kb  only out of web, a 16 KiB burst
   (attach again with another --metric or --rate, or none, changes a live attachment in place)`,

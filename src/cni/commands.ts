@@ -125,6 +125,7 @@ function specOf(conf: NetConf, env: CniEnv, pool: Pool, hostIf: string): AttachS
     vlan: conf.vlan ?? null,
     hostShim: conf.hostShim ?? null,
     metric: conf.metric ?? null,
+    sbr: conf.sbr === true,
     rate: bandwidthOf(conf),
     // As the portmap plugin: a mapping with a host address of the other family maps nothing here.
     publish: ports

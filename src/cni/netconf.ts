@@ -44,6 +44,8 @@ export interface NetConf {
   hostShim?: string;
   /** The metric of the container's routes through this network (lowest wins), as netavark's "metric" option. */
   metric?: number;
+  /** Source-based routing for the container's interface, as the CNI sbr plugin's. */
+  sbr?: boolean;
   pool?: string;
   subnet?: string;
   gateway?: string;

@@ -31,6 +31,7 @@ export interface ApplyFile {
       publish?: string[];
       metric?: number;
       rate?: string;
+      sbr?: boolean;
     }[];
     mounts?: string[];
   }[];

@@ -168,6 +168,7 @@ async function planInterfaces(p: Planner, i: number, guest: Guest): Promise<void
         publish: x.publish,
         metric: x.metric,
         rate: x.rate,
+        sbr: x.sbr,
       });
       chooseLink(checked);
       return checked;

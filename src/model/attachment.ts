@@ -67,6 +67,8 @@ export interface AttachSpec {
   metric: number | null;
   /** Bandwidth limits, `<ingress>[/<egress>]` (model/rate.ts), shaped on the host end of a veth. */
   rate: string | null;
+  /** Source-based routing: traffic from the interface's addresses leaves by its own routes (a table of its own). */
+  sbr: boolean;
 }
 
 /** What a front end hands over: the spec's own fields, optional ones left out, numbers and modes still as text. */
@@ -96,7 +98,16 @@ export interface AttachmentPlan {
   routes: RouteSpec[];
   /** The metric of the routes installed in the guest; null: the kernel's default. */
   metric: number | null;
+  /** With --sbr: the table of its own that holds the interface's routes too (sbrTable); else null. */
+  sbrTable: number | null;
 }
+
+/**
+ * The table of an attachment's source-based routes: 10000 + its record's id, unique on the host
+ * and the same across restores. Its rules sit at priority SBR_PREF, before the main table's.
+ */
+export const sbrTable = (recordId: number) => 10000 + recordId;
+export const SBR_PREF = 10000;
 
 /** `U:<text>` derives a stable MAC from text, as pipework does; anything else must be a unicast MAC. */
 export function parseMac(text: string): string {
@@ -159,6 +170,8 @@ function checkKindChoice(spec: AttachSpec): AttachSpec {
   const given = kindFlags(spec).filter(Boolean);
   if (given.length > 1) throw new UsageError(`${given.join(' and ')} choose different kinds of link; give one`);
   if (spec.mac && spec.ipvlanMode) throw new UsageError("an ipvlan has its parent's MAC; drop --mac or use a macvlan");
+  if (spec.sbr && spec.dhcp)
+    throw new UsageError('--sbr needs static or pool addresses: a DHCP lease sets its routes itself');
   return spec;
 }
 
@@ -184,6 +197,7 @@ export function checkAttachSpec(input: AttachInput): AttachSpec {
     directPhys: Boolean(input.directPhys),
     metric: opt(input.metric, checkMetric),
     rate: opt(input.rate, (v) => formatRates(parseRates(v))),
+    sbr: Boolean(input.sbr),
   });
 }
 
@@ -211,6 +225,7 @@ function linkFields(s: AttachSpec): unknown[] {
     Boolean(s.directPhys),
     s.ipvlanMode ?? null,
     s.vlan ?? null,
+    Boolean(s.sbr),
   ];
 }
 

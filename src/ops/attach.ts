@@ -18,6 +18,7 @@ import {
   linkOptions,
   publishOf,
   ratesOf,
+  sbrTable,
   shimOf,
   routesOfSpec,
   type AttachmentPlan,
@@ -158,6 +159,7 @@ function planOf(ctx: CoreContext, guest: Guest, spec: AttachSpec, { driver, host
     ...linkOptions(spec),
     addresses: [],
     routes: routesOfSpec(spec),
+    sbrTable: null,
   };
   if (plan.hostLink && hostLinkExists(plan.hostLink)) {
     throw new PipewrightError(`host interface ${plan.hostLink} already exists; pick another name with -l`);
@@ -189,6 +191,7 @@ async function create(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link
       ),
     );
     undo.push('record intent', () => records.deleteAttachment(ctx.store, id));
+    if (spec.sbr) plan.sbrTable = sbrTable(id);
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(guest.kind, guest.id, spec.ifname), spec);
     await plumb(ctx, undo, id, guest, link.driver, plan);
     await applyRates(ctx, undo, { id, hostLink: plan.hostLink, ifbName: null, ifbIndex: null }, null, ratesOf(spec));

@@ -7,6 +7,8 @@
  *
  * A crash in between leaves a pending record whose owner is dead, which gc finishes.
  */
+import { removeSourceRouting } from '../net/addresses/source-routes.js';
+import { sbrTable } from '../model/attachment.js';
 import { stopDhcpClient } from '../net/dhcp/dhcp-client.js';
 import { driverFor, type LinkDriver } from '../net/links/index.js';
 import { holdLiveNetns, releaseNetns } from '../net/netns/netns.js';
@@ -102,6 +104,8 @@ async function finish(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
 async function removeLink(ctx: CoreContext, rec: AttachmentRecord, driver: LinkDriver): Promise<void> {
   const netns = holdLiveNetns(rec.netnsPath, rec.netnsId);
   try {
+    // A rule outlives its interface: the guest's own namespace would keep it.
+    if (netns && rec.spec.sbr) await removeSourceRouting(netns.path, sbrTable(rec.id), ctx.log);
     await driver.remove(rec, netns?.path ?? null, ctx.log);
   } finally {
     if (netns) releaseNetns(netns);

@@ -114,6 +114,7 @@ function endpointPlan(
     ipvlanMode: null,
     vlan: null,
     metric: null,
+    sbrTable: null,
     addresses: staticAddresses(spec),
     routes: [],
   };

@@ -6,9 +6,10 @@
  * firewall rules never went away. All or nothing, like attach.
  */
 import { setHairpin } from '../net/links/bridge.js';
+import { removeSourceRouting } from '../net/addresses/source-routes.js';
 import { stopDhcpClient } from '../net/dhcp/dhcp-client.js';
 import { driverFor, NO_IDENTITY } from '../net/links/index.js';
-import { linkOptions, ratesOf, routesOfSpec, type AttachmentPlan } from '../model/attachment.js';
+import { linkOptions, ratesOf, routesOfSpec, sbrTable, type AttachmentPlan } from '../model/attachment.js';
 import { withHeldGuest, type Guest, type HeldGuest } from '../runtime/guest.js';
 import * as records from '../db/attachments.js';
 import type { AttachmentRecord } from '../db/attachments.js';
@@ -45,6 +46,7 @@ async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldG
     ...linkOptions(rec.spec),
     routes: routesOfSpec(rec.spec),
     addresses: [],
+    sbrTable: rec.spec.sbr ? sbrTable(rec.id) : null,
   };
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
@@ -54,6 +56,8 @@ async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldG
     // The old namespace took its end of the pair along; a host end left over would block the name.
     // The recorded index was the old namespace's: in this one the link is looked for by name.
     await driver.remove({ ...plan, ...NO_IDENTITY }, guest.netns.path, ctx.log);
+    // The same namespace (the interface alone went) still holds its rules.
+    if (plan.sbrTable !== null) await removeSourceRouting(guest.netns.path, plan.sbrTable, ctx.log);
     const oldClient = records.dhcpClientOf(rec);
     if (oldClient) stopDhcpClient(oldClient);
     await plumb(ctx, undo, rec.id, guest, driver, plan);

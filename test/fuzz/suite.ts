@@ -205,6 +205,7 @@ function generators(f: Fixture): (() => Input)[] {
     () => attach(['--rate', badRate()]),
     () => attach(['--metric', badMetric()]),
     () => attach(['--rate', '10mbit'], pick([f.nic, 'none'])),
+    () => attach(['--sbr'], f.bridge, 'dhcp'),
     () => attach(['-i', badName()]),
     () => attach(['-l', badName()]),
     () => attach(['--macvlan-mode', pick(['loud', '', 'BRIDGE', 'bridge;x'])], f.nic),

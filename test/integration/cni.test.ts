@@ -177,10 +177,10 @@ t.test(
   },
 );
 
-t.test('main plugin: the bandwidth capability and a metric', { skip }, async (t) => {
+t.test('main plugin: the bandwidth capability, a metric and sbr', { skip }, async (t) => {
   const dir = stateDir(t);
   t.equal((await cli(dir, ['pool', 'create', 'p', '10.253.6.0/24'])).exitCode, 0);
-  const conf = mainConf(t, dir, 'p', { metric: 300, capabilities: { bandwidth: true } });
+  const conf = mainConf(t, dir, 'p', { metric: 300, sbr: true, capabilities: { bandwidth: true } });
   const a = await netns(t);
   const bad = await call(
     { ...conf, runtimeConfig: { bandwidth: { ingressRate: 8_000_000 } } },
@@ -212,6 +212,15 @@ t.test('main plugin: the bandwidth capability and a metric', { skip }, async (t)
     options: { rate: 500_000, burst: 10_000 },
   });
   t.match(JSON.parse(await must('ip', ['-n', a, '-j', 'route', 'show', 'default'])), [{ dev: 'eth0', metric: 300 }]);
+  const address = (add.out.ips[0].address as string).split('/')[0];
+  const [rule] = JSON.parse(await must('ip', ['-n', a, '-j', 'rule'])).filter(
+    (r: { src?: string }) => r.src === address,
+  );
+  t.match(rule, { priority: 10000 }, 'sbr: a rule for its address');
+  t.match(JSON.parse(await must('ip', ['-n', a, '-j', 'route', 'show', 'table', rule.table])), [
+    { dst: 'default', gateway: '10.253.6.1', dev: 'eth0' },
+    { dst: '10.253.6.0/24', dev: 'eth0' },
+  ]);
   t.equal((await call(conf, { command: 'DEL', containerId: 'ctr-q', netns: a })).exitCode, 0);
   t.equal((await cli(dir, ['network', 'rm', conf.name])).exitCode, 0);
   // Other tests may run on this host meanwhile: only this test's links are looked for.

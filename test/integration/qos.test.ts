@@ -199,3 +199,49 @@ t.test(
     t.same(JSON.parse((await host.cli(dir, ['ls', '--json'])).stdout), []);
   },
 );
+
+t.test(
+  'sbr: traffic from an address leaves by its own interface, across a restart; detach takes the rule',
+  { skip },
+  async (t) => {
+    const host = await testHost(t);
+    const dir = stateDir(t);
+    const pw = (...args: string[]) => host.cli(dir, args);
+    const g = await netns(t, 's');
+    const eth0 = ['attach', 'br0', g, '10.236.0.2/24@10.236.0.1', '-i', 'eth0', '--metric', '100'];
+    const eth1 = ['attach', 'br1', g, '10.237.0.2/24@10.237.0.1', '-i', 'eth1', '--metric', '200'];
+    const from = async (src: string) =>
+      JSON.parse(await must('ip', ['-n', g, '-j', 'route', 'get', '192.0.2.1', 'from', src]))[0].dev;
+    const rulesOf = async (src: string) =>
+      JSON.parse(await must('ip', ['-n', g, '-j', 'rule'])).filter((r: { src?: string }) => r.src === src);
+    for (const args of [eth0, eth1]) t.equal((await pw(...args)).exitCode, 0);
+    t.equal(await from('10.237.0.2'), 'eth0', "without sbr even eth1's address leaves by the main default (eth0)");
+    t.equal((await pw('detach', g, '-i', 'eth1')).exitCode, 0);
+
+    const r = await pw(...eth1, '--sbr', '--json');
+    t.equal(r.exitCode, 0, r.stderr);
+    t.equal(JSON.parse(r.stdout).sbr, true);
+    let table = '';
+    const check = async (when: string) => {
+      t.equal(await from('10.237.0.2'), 'eth1', `${when}: from eth1's address, out of eth1`);
+      t.equal(await from('10.236.0.2'), 'eth0', `${when}: the rest by the main table`);
+      const rules = await rulesOf('10.237.0.2');
+      t.match(rules, [{ priority: 10000, table: /^1\d{4}$/ }], `${when}: one rule, at priority 10000`);
+      t.equal(rules.length, 1);
+      table ||= rules[0].table;
+      t.equal(rules[0].table, table, `${when}: the attachment's own table, ${table}`);
+      const routes = JSON.parse(await must('ip', ['-n', g, '-j', 'route', 'show', 'table', table]));
+      t.match(routes, [
+        { dst: 'default', gateway: '10.237.0.1', dev: 'eth1' },
+        { dst: '10.237.0.0/24', dev: 'eth1' },
+      ]);
+    };
+    await check('attached');
+    for (const i of ['eth1', 'eth0']) await must('ip', ['-n', g, 'link', 'del', i]);
+    for (const args of [[...eth1, '--sbr'], eth0]) t.equal((await pw(...args)).exitCode, 0);
+    await check('restored in the same namespace');
+    t.equal((await pw('detach', g, '-i', 'eth1')).exitCode, 0);
+    t.same(await rulesOf('10.237.0.2'), [], 'detach removed the rule');
+    t.equal((await pw('detach', g)).exitCode, 0);
+  },
+);

@@ -22,6 +22,7 @@ const plan: AttachmentPlan = {
   ipvlanMode: null,
   vlan: null,
   metric: null,
+  sbrTable: null,
   addresses: [parseIpConfig('10.0.0.2/24@10.0.0.1'), parseIpConfig('fd00::2/64@fd00::1')],
   routes: [parseRoute('10.9.0.0/16@10.0.0.254')],
 };

@@ -86,6 +86,11 @@ t.test('metric and rate change in place: the same link, another spec', async (t)
   delete old.rate;
   t.ok(sameSpec(old as typeof a, a));
   t.throws(() => checkAttachSpec({ hostIf: 'none', addresses: ['10.9.0.1/32'], rate: '1mbit' }), /drop --rate/);
+  t.throws(
+    () => checkAttachSpec({ hostIf: 'br0', addresses: ['dhcp'], sbr: true }),
+    /--sbr needs static or pool addresses/,
+  );
+  t.notOk(sameLink(a, checkAttachSpec({ ...base, sbr: true })), '--sbr is not changed in place');
 });
 
 t.test("--verbose prints each route with the attachment's metric", async (t) => {

@@ -11,9 +11,10 @@ import { logAsIp, type IpWords } from '../rtnetlink/ip-words.js';
 import { arpNotifySpec, ifla } from '../rtnetlink/attrs.js';
 import { addAddress, deleteRoute, indexIn, replaceRoute, setLink } from '../rtnetlink/rtnl.js';
 import { inNetns, withNetnsSocket } from '../rtnetlink/sockets.js';
+import { addSourceRouting } from './source-routes.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
-type GuestSide = Pick<AttachmentPlan, 'ifname' | 'addresses' | 'routes' | 'metric'>;
+type GuestSide = Pick<AttachmentPlan, 'ifname' | 'addresses' | 'routes' | 'metric'> & { sbrTable?: number | null };
 
 function routeWords(verb: string, r: RouteSpec, ifname: string, metric: number | null): IpWords {
   // `ip -batch` takes no -4/-6 per line: spell "default" as the family's zero prefix.
@@ -115,6 +116,7 @@ export async function configureGuest(
       const dst = r.dst === 'default' ? null : r.dst;
       await replaceRoute(sock, { family: r.family, dst, via: r.via, oif: index, metric: plan.metric });
     }
+    if (plan.sbrTable) await addSourceRouting(sock, plan, index, plan.sbrTable, netnsPath, log);
     // The same socket: a second one in the guest's namespace would cost as much as this whole step.
     if (reannounce && (await reannounce.when())) {
       logAsIp(log, [['link', 'set', plan.ifname, 'address', reannounce.mac]], netnsPath);

@@ -152,7 +152,9 @@ export async function dumpAddresses(sock: RtSocket): Promise<AddressMessage[]> {
 }
 
 export const RT_SCOPE_LINK = 253;
-const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6 } as const;
+const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, TABLE: 15 } as const;
+/** rtm_table for a table id that does not fit its byte (RTA_TABLE carries it). */
+const RT_TABLE_COMPAT = 252;
 const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
 const RTN_UNICAST = 1;
@@ -165,6 +167,8 @@ export interface RouteSpec {
   oif: number;
   /** The route's metric (RTA_PRIORITY); null or absent: the kernel's default (0, IPv6 1024). */
   metric?: number | null;
+  /** A routing table of its own (source-based routing); absent: main. */
+  table?: number;
 }
 
 /** struct rtmsg and the attributes of one route of the main table. */
@@ -176,7 +180,7 @@ function routeMessage(r: RouteSpec): Buffer {
     len,
     0,
     0,
-    RT_TABLE_MAIN,
+    r.table === undefined ? RT_TABLE_MAIN : Math.min(r.table, RT_TABLE_COMPAT),
     RTPROT_BOOT,
     r.via ? 0 : RT_SCOPE_LINK,
     RTN_UNICAST,
@@ -190,6 +194,7 @@ function routeMessage(r: RouteSpec): Buffer {
     ...(r.via ? [nla(RTA.GATEWAY, ipBytes(r.via))] : []),
     nla(RTA.OIF, u32(r.oif)),
     ...(r.metric ? [nla(RTA.PRIORITY, u32(r.metric))] : []),
+    ...(r.table === undefined ? [] : [nla(RTA.TABLE, u32(r.table))]),
   ];
   return Buffer.concat([rtmsg, ...attrs]);
 }
@@ -205,6 +210,49 @@ export async function deleteRoute(sock: RtSocket, r: RouteSpec): Promise<void> {
   await sock.request(RTM.DELROUTE, 0, routeMessage(r), `deleting the route to ${r.dst ?? 'default'}`).catch((err) => {
     if (errno(err) !== 'ESRCH') throw err;
   });
+}
+
+const FRA = { SRC: 2, PRIORITY: 6, TABLE: 15 } as const;
+const FR_ACT_TO_TBL = 1;
+
+/** A policy rule "from <src> lookup <table>" at priority `pref`, as `ip rule` makes it; no src: any (a delete's match). */
+export interface RuleSpec {
+  family: 4 | 6;
+  src?: string;
+  table: number;
+  pref: number;
+}
+
+function ruleMessage(r: RuleSpec): Buffer {
+  // struct fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action, flags.
+  const srcLen = r.src ? (r.family === 4 ? 32 : 128) : 0;
+  const hdr = Buffer.from([AF[r.family], 0, srcLen, 0, RT_TABLE_COMPAT, 0, 0, FR_ACT_TO_TBL, 0, 0, 0, 0]);
+  const attrs = [
+    ...(r.src ? [nla(FRA.SRC, ipBytes(r.src))] : []),
+    nla(FRA.PRIORITY, u32(r.pref)),
+    nla(FRA.TABLE, u32(r.table)),
+  ];
+  return Buffer.concat([hdr, ...attrs]);
+}
+
+/** Adds the rule (one already there is no error: the same rule again). */
+export async function addRule(sock: RtSocket, r: RuleSpec): Promise<void> {
+  await sock
+    .request(RTM.NEWRULE, NLM_F.CREATE | NLM_F.EXCL, ruleMessage(r), `adding the rule from ${r.src ?? 'all'}`)
+    .catch((err: unknown) => {
+      if (errno(err) !== 'EEXIST') throw err;
+    });
+}
+
+/** Deletes one rule that matches; false when none did. */
+export async function deleteRule(sock: RtSocket, r: RuleSpec): Promise<boolean> {
+  return sock.request(RTM.DELRULE, 0, ruleMessage(r), `deleting a rule of table ${r.table}`).then(
+    () => true,
+    (err: unknown) => {
+      if (errno(err) !== 'ENOENT') throw err;
+      return false;
+    },
+  );
 }
 
 /**
