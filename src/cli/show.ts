@@ -75,6 +75,12 @@ export function register(program: Command): void {
     });
 }
 
+/** The routes' metric and source-based routing, when the attachment has them. */
+function routeNotes(a: { metric: number | null; sbr: boolean }): string {
+  const notes = [a.metric === null ? '' : `metric ${a.metric}`, a.sbr ? 'source-based' : ''].filter(Boolean);
+  return notes.length ? ` (${notes.join(', ')})` : '';
+}
+
 function humanInspect(
   a: ReturnType<typeof attachmentJson> & { status: string; reason?: string; netns: string; kernel: unknown },
 ): string {
@@ -83,7 +89,7 @@ function humanInspect(
     `  link:      ${a.kind} on ${a.hostInterface}${a.hostLink ? ` via ${a.hostLink}` : ''}, mac ${a.mac}, mtu ${a.mtu}`,
     `  netns:     ${a.netns}`,
     `  addresses: ${a.addresses.join(' ') || (a.dhcp ? 'dhcp' : '-')}`,
-    `  routes:    ${a.routes.join(' ') || '-'}${a.metric === null ? '' : ` (metric ${a.metric})`}`,
+    `  routes:    ${a.routes.join(' ') || '-'}${routeNotes(a)}`,
     ...(a.rate ? [`  rate:      ${a.rate} (into the guest/out of it)`] : []),
     `  status:    ${a.status}${a.reason ? ` (${a.reason})` : ''}`,
   ];

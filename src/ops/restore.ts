@@ -50,7 +50,7 @@ async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldG
   };
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
-    await takeOverForRestore(ctx, undo, rec, guest);
+    await takeOverRecord(ctx, undo, rec, guest, 'restoring');
     // The leases it held, claimed again (never an address configured without a lease).
     plan.addresses = await leaseAddresses(ctx, undo, leaseOwner(rec.guestKind, rec.guestId, rec.ifname), rec.spec);
     // The old namespace took its end of the pair along; a host end left over would block the name.
@@ -78,19 +78,21 @@ async function restoreHeld(ctx: CoreContext, rec: AttachmentRecord, guest: HeldG
 }
 
 /**
- * The record becomes pending and this operation's for the restore's duration, if it is still as
- * judged (compare-and-set): gc, the daemon's start sweep or a detach that read it before then
- * leave it alone, and one that took it first makes this restore stop. Rollback makes it ready
- * again, as it was (the firewall follows both changes: a bare bridge's accept counts ready guests).
+ * The record becomes pending and this operation's for the restore's (or tune's) duration, if it is
+ * still as judged (compare-and-set): gc, the daemon's start sweep or a detach that read it before
+ * then leave it alone, and one that took it first makes this operation stop. Rollback makes it
+ * ready again, as it was (the firewall follows both changes: a bare bridge's accept counts ready
+ * guests).
  */
-async function takeOverForRestore(
+export async function takeOverRecord(
   ctx: CoreContext,
   undo: UndoStack,
   rec: AttachmentRecord,
   guest: Guest,
+  doing: 'restoring' | 'tuning',
 ): Promise<void> {
   await undo.step(
-    'record restoring',
+    `record ${doing}`,
     () =>
       changeFirewallIn(ctx, () => {
         if (!records.takeOver(ctx.store, rec))

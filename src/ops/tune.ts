@@ -14,6 +14,7 @@ import { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
 import { changeFirewallIn } from './firewall-sync.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
+import { takeOverRecord } from './restore.js';
 import { applyRates } from './shaping.js';
 
 export async function tuneAttachment(
@@ -30,17 +31,7 @@ export async function tuneAttachment(
     );
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
-    await undo.step(
-      'record tuning',
-      () =>
-        changeFirewallIn(ctx, () => {
-          if (!records.takeOver(ctx.store, rec))
-            throw new PipewrightError(
-              `${guest.name} ${rec.ifname} was changed by another pipewright meanwhile; run the command again`,
-            );
-        }),
-      () => changeFirewallIn(ctx, () => records.markReady(ctx.store, rec.id, records.dhcpClientOf(rec))).then(() => {}),
-    );
+    await takeOverRecord(ctx, undo, rec, guest, 'tuning');
     if (metric.from !== metric.to) {
       const owner = leaseOwner(rec.guestKind, rec.guestId, rec.ifname);
       const routes = routesOf({ addresses: await leaseAddresses(ctx, undo, owner, spec), routes: routesOfSpec(spec) });

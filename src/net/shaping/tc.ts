@@ -28,12 +28,15 @@ export async function limitRoot(dev: string, l: Limit, log?: StepLog): Promise<v
   await tc(['qdisc', 'replace', 'dev', dev, 'root', 'tbf', ...bucket], log);
 }
 
-/** The link's root qdisc back to its default (a link with none already, or gone, is no error). */
-export async function unlimitRoot(dev: string, log?: StepLog): Promise<void> {
-  const r = await run('tc', ['qdisc', 'del', 'dev', dev, 'root'], { log, allowFailure: true });
-  if (r.exitCode !== 0 && !/handle of zero|No such file|Invalid handle|Cannot find device/.test(r.stderr))
-    throw new Error(`tc qdisc del dev ${dev} root: ${r.stderr.trim()}`);
+/** A tc deletion where nothing to delete (or no link any more) is no error. */
+async function tcDelete(args: string[], log?: StepLog): Promise<void> {
+  const r = await run('tc', args, { log, allowFailure: true });
+  if (r.exitCode !== 0 && !/handle of zero|Invalid handle|No such file|Cannot find/.test(r.stderr))
+    throw new Error(`tc ${args.join(' ')}: ${r.stderr.trim()}`);
 }
+
+/** The link's root qdisc back to its default (a link with none already, or gone, is no error). */
+export const unlimitRoot = (dev: string, log?: StepLog) => tcDelete(['qdisc', 'del', 'dev', dev, 'root'], log);
 
 /** Everything entering `dev` is redirected to the ifb (as its egress), where it is shaped. */
 export async function redirectToIfb(dev: string, ifb: string, log?: StepLog): Promise<void> {
@@ -60,11 +63,7 @@ export async function redirectToIfb(dev: string, ifb: string, log?: StepLog): Pr
 }
 
 /** The ingress qdisc and its filter off `dev` (a link without, or gone, is no error). */
-export async function stopRedirect(dev: string, log?: StepLog): Promise<void> {
-  const r = await run('tc', ['qdisc', 'del', 'dev', dev, 'ingress'], { log, allowFailure: true });
-  if (r.exitCode !== 0 && !/Invalid handle|No such file|Cannot find/.test(r.stderr))
-    throw new Error(`tc qdisc del dev ${dev} ingress: ${r.stderr.trim()}`);
-}
+export const stopRedirect = (dev: string, log?: StepLog) => tcDelete(['qdisc', 'del', 'dev', dev, 'ingress'], log);
 
 /** Makes the ifb, up; its ifindex. One that could not come up is deleted again. */
 export async function createIfb(name: string, log?: StepLog): Promise<number> {
