@@ -7,6 +7,7 @@
 import { withContext } from '../frontend/context.js';
 import { describe, UsageError } from '../util/errors.js';
 import { API_VERSION, create, setup, teardown } from './commands.js';
+import { checkNetworkConfig } from './network.js';
 import { parseExec, parseNetwork } from './types.js';
 
 /** The flag the plugin's launcher puts first: the rest of the command line is netavark's. */
@@ -35,6 +36,8 @@ async function answer(args: string[], version: string, input: () => Promise<stri
     );
   if (!netns || !netns.startsWith('/')) throw new UsageError(`${command} needs the container's netns path`);
   const exec = parseExec(await input());
+  // The network's options are checked before its store is opened (made, chmod-ed) on the host.
+  checkNetworkConfig(exec.network);
   return withContext(placeOf(exec.network.options), async (ctx) =>
     command === 'setup' ? setup(ctx, netns, exec) : (await teardown(ctx, netns, exec), null),
   );

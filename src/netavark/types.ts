@@ -99,5 +99,21 @@ export function parseExec(text: string): NetavarkExec {
   checkIfname(opts.interface_name, 'interface_name');
   if (e.port_mappings !== undefined && e.port_mappings !== null && !Array.isArray(e.port_mappings))
     throw new UsageError('"port_mappings" is not a list');
+  for (const m of (e.port_mappings as unknown[] | null | undefined) ?? []) checkPortMapping(m);
   return e as unknown as NetavarkExec;
+}
+
+const isPort = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+
+/** One of podman's port mappings, checked before anything is made of it (a range stays within 65535). */
+function checkPortMapping(m: unknown): void {
+  const bad = (why: string) => new UsageError(`port mapping ${printable(JSON.stringify(m)).slice(0, 80)}: ${why}`);
+  if (!isObject(m)) throw bad('not an object');
+  if (!isPort(m.host_port) || !isPort(m.container_port)) throw bad('host_port and container_port must be 1-65535');
+  const range = m.range ?? 1;
+  if (!Number.isInteger(range) || (range as number) < 1) throw bad('range must be a whole number of ports');
+  if (m.host_port + (range as number) - 1 > 65535 || m.container_port + (range as number) - 1 > 65535)
+    throw bad('the range goes past port 65535');
+  if (typeof m.protocol !== 'string' || !m.protocol.split(',').every((p) => ['tcp', 'udp'].includes(p)))
+    throw bad('protocol must be tcp, udp or both');
 }

@@ -166,3 +166,23 @@ t.test('setup as a CNI ADD: bridge, macvlan, pool, ports, fixed address and MAC'
   t.equal(gone.conf.master, 'gone-nic0', 'a teardown does not need the parent to be there');
   t.same([mv.conf.master, mv.conf.mode, mv.conf.bridge, mv.conf.masquerade], ['lo', 'private', undefined, undefined]);
 });
+
+t.test('port mappings: whole ports 1-65535, a range within them, tcp or udp; refused before use', async (t) => {
+  const withPorts = (m: object) => JSON.stringify(exec({ port_mappings: [m as never] }));
+  const ok = { host_port: 8080, container_port: 80, protocol: 'tcp,udp', range: 2 };
+  t.doesNotThrow(() => parseExec(withPorts(ok)));
+  for (const [bad, why] of [
+    [{ ...ok, host_port: '80' }, /1-65535/],
+    [{ ...ok, container_port: 0 }, /1-65535/],
+    [{ ...ok, range: 0 }, /range/],
+    [{ ...ok, range: 1.5 }, /range/],
+    [{ ...ok, host_port: 65535, range: 2 }, /past port 65535/],
+    [{ ...ok, protocol: 'icmp' }, /protocol/],
+    ['8080:80', /not an object/],
+  ] as const)
+    t.match(
+      message(() => parseExec(withPorts(bad as object))),
+      why,
+      JSON.stringify(bad),
+    );
+});
