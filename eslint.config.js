@@ -24,6 +24,7 @@ const LAYERS = [
   'lifecycle',
   'frontend',
   'cni',
+  'netavark',
   'daemon',
   'cli',
 ];
