@@ -8,7 +8,7 @@ import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { UsageError, describe } from '../util/errors.js';
 import type { StepLog } from '../util/log.js';
 import { silent } from '../util/log.js';
-import { toolInstalled } from '../util/paths.js';
+import { DEFAULT_STATE_DIR, toolInstalled } from '../util/paths.js';
 import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setFirewallDirty } from '../db/networks.js';
 import { withLock } from '../db/lock.js';
 import type { Store } from '../db/store.js';
@@ -59,7 +59,17 @@ interface Backend {
 }
 
 /** A store's firewall objects are named after its state dir (names.ts): stores never write each other's. */
-export const firewallNamesOf = (store: Store): FirewallNames => firewallNames(realpathSync(store.stateDir));
+export const firewallNamesOf = (store: Store): FirewallNames =>
+  firewallNames(resolved(store.stateDir), resolved(DEFAULT_STATE_DIR));
+
+/** A directory with its symlinks followed (itself where it does not exist). */
+function resolved(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir;
+  }
+}
 
 async function backend(kind: FirewallKind, n: FirewallNames): Promise<Backend> {
   if (kind === 'iptables') {

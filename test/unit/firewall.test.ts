@@ -345,3 +345,9 @@ t.test("a store's firewall objects: the host store's names, another state dir's 
   t.match(a.nft4, /^ip pipewright_[0-9a-f]{8}$/);
   for (const chain of Object.values(a.chains)) t.ok(chain.length <= 28, `${chain} fits iptables' 28 characters`);
 });
+
+t.test("the host's store is found through a symlinked /var/lib/pipewright", async (t) => {
+  // Both paths resolved by the caller: the host dir a link to /srv/pipewright, the store there.
+  t.equal(firewallNames('/srv/pipewright', '/srv/pipewright'), HOST_FIREWALL);
+  t.not(firewallNames('/srv/other', '/srv/pipewright'), HOST_FIREWALL);
+});

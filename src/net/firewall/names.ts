@@ -42,11 +42,12 @@ function fnv1a(text: string): string {
 }
 
 /**
- * The names for the store in `stateDir` (resolved, symlinks followed, by the caller). iptables
+ * The names for the store in `stateDir`; the host's store is the one in `hostStateDir` (both
+ * resolved, symlinks followed, by the caller: /var/lib/pipewright may be a link). iptables
  * chain names must fit 28 characters: `PW-<8 hex>-POSTROUTING` is 23.
  */
-export function firewallNames(stateDir: string): FirewallNames {
-  if (stateDir === DEFAULT_STATE_DIR) return HOST_FIREWALL;
+export function firewallNames(stateDir: string, hostStateDir: string = DEFAULT_STATE_DIR): FirewallNames {
+  if (stateDir === hostStateDir) return HOST_FIREWALL;
   const id = fnv1a(stateDir);
   return {
     nft4: `ip pipewright_${id}`,
