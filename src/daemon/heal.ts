@@ -20,6 +20,18 @@ const MAX_RETRY_MS = 5_000;
 const PERIOD_MS = 10_000;
 /** Where iptables' changes send none (iptables-legacy as the backend's tool), a repair within about 1 s. */
 const PERIOD_NO_EVENTS_MS = 700;
+/**
+ * After a pass that found nothing to put back, the next waits at least this long: a guest that
+ * flaps its own interface (the host end's carrier follows) sends the host link events without
+ * end, and each pass reads every host link on the daemon's event loop. A real repair then comes
+ * at most this much later.
+ */
+export const QUIET_GAP_MS = 250;
+
+/** How long to wait before the next pass: the debounce, or what is left of the quiet gap. */
+export function nextPassIn(now: number, quietUntil: number): number {
+  return Math.max(DEBOUNCE_MS, quietUntil - now);
+}
 
 export interface HealEvent {
   /** What drifted and was put back, one line. */
@@ -45,15 +57,19 @@ export async function startHealing(
   let stopped = false;
 
   let failures = 0;
+  let quietUntil = 0;
 
-  const pass = async (parts: Set<Part>, started: number) => {
+  /** One check and repair; whether it put anything back. */
+  const pass = async (parts: Set<Part>, started: number): Promise<boolean> => {
     const report = (healed: string) => on.healed({ healed, ms: Math.round(performance.now() - started) });
     const links = parts.has('links') ? await healLinks(ctx) : [];
     links.forEach(report);
     if (parts.has('firewall') || links.length) {
       const drift = await healFirewall(ctx, links.length > 0);
       if (drift && !links.length) report(`firewall: ${drift}`);
+      return links.length > 0 || Boolean(drift);
     }
+    return links.length > 0;
   };
   const run = () => {
     timer = undefined;
@@ -62,7 +78,10 @@ export async function startHealing(
     due.clear();
     running = pass(parts, since)
       .then(
-        () => void (failures = 0),
+        (healed) => {
+          failures = 0;
+          quietUntil = healed ? 0 : performance.now() + QUIET_GAP_MS;
+        },
         (err: unknown) => {
           on.failed(err);
           // A write that raced another program's change fails whole (iptables-restore): look again soon.
@@ -72,10 +91,10 @@ export async function startHealing(
       )
       .finally(() => {
         running = undefined;
-        if (due.size) schedule(failures ? Math.min(RETRY_MS << (failures - 1), MAX_RETRY_MS) : DEBOUNCE_MS);
+        if (due.size) schedule(failures ? Math.min(RETRY_MS << (failures - 1), MAX_RETRY_MS) : undefined);
       });
   };
-  const schedule = (ms = DEBOUNCE_MS) => {
+  const schedule = (ms = nextPassIn(performance.now(), quietUntil)) => {
     if (!stopped) timer ??= setTimeout(run, ms);
   };
   const trigger = (part: Part) => () => {
