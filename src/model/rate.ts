@@ -170,3 +170,11 @@ export function ratesFromCni(bw: CniBandwidth): string | null {
   const text = `${cniLimit(bw.ingressRate, bw.ingressBurst, 'ingress')}/${cniLimit(bw.egressRate, bw.egressBurst, 'egress')}`;
   return text === '-/-' ? null : text;
 }
+
+/** Rates as the CNI bandwidth capability carries them (the netavark plugin's -o rate= goes that way). */
+export function cniBandwidthOf(r: Rates): CniBandwidth {
+  const bw: CniBandwidth = {};
+  if (r.ingress) Object.assign(bw, { ingressRate: r.ingress.rate, ingressBurst: burstOf(r.ingress) * 8 });
+  if (r.egress) Object.assign(bw, { egressRate: r.egress.rate, egressBurst: burstOf(r.egress) * 8 });
+  return bw;
+}

@@ -10,15 +10,18 @@
  *   --subnet (one) or -o pool=<pool>           the addresses: a pool podman-<id> made for the
  *                                              network, or an operator's pool
  *   -o mtu=, -o state_dir=, -o store=          as the CNI plugin's mtu, stateDir, store
+ *   -o metric=<n>                              the metric of the container's routes (netavark's own)
+ *   -o rate=<ingress>[/<egress>]               a bridge network's bandwidth limits, as attach --rate
  */
-import { checkIfname, checkMacvlanMode, checkMtu, checkObjectName, printable } from '../model/validate.js';
+import { checkIfname, checkMacvlanMode, checkMetric, checkMtu, checkObjectName, printable } from '../model/validate.js';
+import { cniBandwidthOf, parseRates } from '../model/rate.js';
 import { parseCidr } from '../model/address.js';
 import { hostLinkInfo } from '../net/link-state/sysfs.js';
 import { UsageError } from '../util/errors.js';
 import type { CniEnv, NetConf, PortMapping } from '../cni/netconf.js';
 import type { NetavarkExec, NetavarkNetwork, NetavarkPortMapping } from './types.js';
 
-const OPTIONS = ['parent', 'mode', 'bridge', 'isolate', 'pool', 'mtu', 'state_dir', 'store'];
+const OPTIONS = ['parent', 'mode', 'bridge', 'isolate', 'pool', 'mtu', 'metric', 'rate', 'state_dir', 'store'];
 
 /** pipewright's name for a podman network: its pool and network record (netavark's has no remove call). */
 export const storeName = (n: NetavarkNetwork) => `podman-${n.id.slice(0, 12)}`;
@@ -43,6 +46,12 @@ export function checkNetworkConfig(n: NetavarkNetwork): void {
     throw new UsageError('give one --subnet (a pool made for the network) or -o pool=<pool> (an existing pool)');
   for (const s of subnets) parseCidr(s.subnet);
   if (o.mtu !== undefined) checkMtu(o.mtu);
+  if (o.metric !== undefined) checkMetric(o.metric);
+  if (o.rate !== undefined) {
+    if (o.parent !== undefined)
+      throw new UsageError('-o rate= shapes the host ends of a bridge network: macvlans (-o parent=) have none');
+    parseRates(o.rate);
+  }
   if (o.isolate !== undefined) bool(o.isolate, 'isolate');
   if (o.state_dir !== undefined && !o.state_dir.startsWith('/'))
     throw new UsageError(`-o state_dir=${printable(o.state_dir)}: give an absolute path`);
@@ -108,12 +117,14 @@ export function asCniCall(exec: NetavarkExec, netns: string, command: 'ADD' | 'D
       ? { pool: name, subnet: subnet.subnet, ...(subnet.gateway ? { gateway: subnet.gateway } : {}) }
       : { pool: o.pool }),
     ...(o.mtu !== undefined ? { mtu: checkMtu(o.mtu) } : {}),
+    ...(o.metric !== undefined ? { metric: checkMetric(o.metric) } : {}),
     ...(o.state_dir ? { stateDir: o.state_dir } : {}),
     ...(o.store ? { store: o.store } : {}),
     runtimeConfig: {
       portMappings: portMappings(exec.port_mappings ?? []),
       ips: exec.network_options.static_ips ?? [],
       ...(exec.network_options.static_mac ? { mac: exec.network_options.static_mac } : {}),
+      ...(o.rate !== undefined ? { bandwidth: cniBandwidthOf(parseRates(o.rate)) } : {}),
     },
   };
   const env: CniEnv = {

@@ -186,3 +186,30 @@ t.test('port mappings: whole ports 1-65535, a range within them, tcp or udp; ref
       JSON.stringify(bad),
     );
 });
+
+t.test("-o metric= and -o rate= become the CNI call's metric and bandwidth capability", async (t) => {
+  const { conf } = asCniCall(
+    exec({}, net({ options: { metric: '200', rate: '10mbit/2mbit:4kb' } })),
+    '/run/netns/x',
+    'ADD',
+  );
+  t.equal(conf.metric, 200);
+  t.same(conf.runtimeConfig?.bandwidth, {
+    ingressRate: 10_000_000,
+    ingressBurst: Math.max(1600, Math.ceil(10_000_000 / 800)) * 8,
+    egressRate: 2_000_000,
+    egressBurst: 4 * 1024 * 8,
+  });
+  t.match(
+    message(() => asCniCall(exec({}, net({ options: { metric: '0' } })), '/x', 'ADD')),
+    /metric "0"/,
+  );
+  t.match(
+    message(() => asCniCall(exec({}, net({ options: { rate: 'fast' } })), '/x', 'ADD')),
+    /rate|fast/,
+  );
+  t.match(
+    message(() => asCniCall(exec({}, net({ options: { parent: 'lo', rate: '1mbit' } })), '/x', 'ADD')),
+    /macvlans .* have none/,
+  );
+});

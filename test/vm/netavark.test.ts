@@ -155,6 +155,26 @@ t.test('-o parent=<nic>: a macvlan network on the LAN', async (t) => {
   t.same(await leftovers(), []);
 });
 
+t.test("-o metric= and -o rate=: the routes' metric, a tbf on the host end, an ifb out of the guest", async (t) => {
+  await podman('network create -d pipewright --subnet 10.89.8.0/24 -o metric=300 -o rate=20mbit/5mbit pwqos');
+  t.teardown(() => env.run('podman', ['network', 'rm', '-f', 'pwqos']));
+  await podman(`run -d --name q --network pwqos ${IMAGE} sleep 600`);
+  t.match(
+    await podman('exec q ip route'),
+    /default via 10\.89\.8\.1 dev eth0 .*metric 300/,
+    'the default route has the metric',
+  );
+  const [att] = (await json(['ls'])) as { hostLink: string }[];
+  t.match(await env.must('tc', ['qdisc', 'show', 'dev', att.hostLink]), /tbf .*rate 20Mbit/, 'into the guest: 20mbit');
+  t.match(
+    await env.must('tc', ['filter', 'show', 'dev', att.hostLink, 'ingress']),
+    /mirred \(Egress Redirect to device pwi/,
+    'out of the guest: redirected to an ifb',
+  );
+  await podman('rm -f -t 0 q');
+  t.same(await leftovers(), [], 'no ifb, qdisc or link left');
+});
+
 t.test("errors in netavark's format, nothing made", async (t) => {
   const bad = await env.run('podman', ['network', 'create', '-d', 'pipewright', 'pwbad']);
   t.not(bad.code, 0);
