@@ -7,7 +7,8 @@
 #            plugin in /usr/local/libexec/netavark
 #   test     runtime, plus what the test suite uses (Docker, etcd, a DHCP server, podman, ...)
 #   vm       runtime, plus the VM harness's guests (QEMU, Debian's stock kernel; test/vm/) and its
-#            Debian 13 root for Podman 5 and netavark (scripts/build-trixie-root.sh, cached)
+#            Debian 13 roots for Podman 5 and netavark, and for Docker 26
+#            (scripts/build-trixie-root.sh, cached)
 # PREFIX (default /usr/local) is where the executable, man pages and completion are linked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,4 +93,6 @@ fi
 if [ -n "$vm" ] && [ "$(id -u)" = 0 ]; then
   bash scripts/build-trixie-root.sh ||
     echo "setup-host: no Debian 13 root (see above); test/vm/netavark.test.ts will skip" >&2
+  bash scripts/build-trixie-root.sh "" docker ||
+    echo "setup-host: no Debian 13 Docker root (see above); test/vm/docker26.test.ts will skip" >&2
 fi

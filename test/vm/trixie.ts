@@ -12,12 +12,18 @@ import { fileURLToPath } from 'node:url';
 
 export const CHECKOUT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 export const TRIXIE_ROOT = process.env.PIPEWRIGHT_TRIXIE_ROOT ?? '/var/cache/pipewright-vm/trixie-root';
+/** The second root, with Docker 26 instead of Podman (build-trixie-root.sh's `docker` set). */
+export const TRIXIE_DOCKER_ROOT =
+  process.env.PIPEWRIGHT_TRIXIE_DOCKER_ROOT ?? '/var/cache/pipewright-vm/trixie-docker-root';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Builds the root if it is missing or stale; why it cannot be, else null. */
-export async function buildTrixieRoot(): Promise<{ reason: string | null; seconds: number }> {
+export async function buildTrixieRoot(
+  root = TRIXIE_ROOT,
+  set: 'podman' | 'docker' = 'podman',
+): Promise<{ reason: string | null; seconds: number }> {
   const started = Date.now();
-  const r = await execa('bash', [join(CHECKOUT, 'scripts/build-trixie-root.sh'), TRIXIE_ROOT], { reject: false });
+  const r = await execa('bash', [join(CHECKOUT, 'scripts/build-trixie-root.sh'), root, set], { reject: false });
   const seconds = (Date.now() - started) / 1000;
   if (r.exitCode === 0) return { reason: null, seconds };
   return { reason: `cannot build the trixie root: ${String(r.stderr).trim().split('\n').pop()}`, seconds };
@@ -37,7 +43,7 @@ export class TrixieEnv {
   ) {}
 
   /** Starts the environment: its holder process, chrooted in the overlay, waiting. */
-  static async start(): Promise<TrixieEnv> {
+  static async start(root = TRIXIE_ROOT): Promise<TrixieEnv> {
     const dir = mkdtempSync('/tmp/pw-trixie-');
     const modules = join(CHECKOUT, 'node_modules');
     const shared = [CHECKOUT, ...(existsSync(modules) ? [dirname(realpathSync(modules))] : [])];
@@ -57,7 +63,7 @@ export class TrixieEnv {
         '--kill-child',
         'bash',
         join(CHECKOUT, 'test/vm/trixie-holder.sh'),
-        TRIXIE_ROOT,
+        root,
         dir,
         ...new Set(shared),
       ],
