@@ -20,6 +20,7 @@
  */
 import { PipewrightError } from '../../util/errors.js';
 import { run } from '../../util/exec.js';
+import { toolInstalled } from '../../util/paths.js';
 import type { StepLog } from '../../util/log.js';
 import type { Family } from '../../model/address.js';
 import { HOST_FIREWALL, type IptablesChains } from './names.js';
@@ -350,6 +351,8 @@ async function applyFamily(
   created: CreatedBuiltins,
   c: IptablesChains,
 ): Promise<void> {
+  // No iptables installed: no iptables FORWARD chain can drop what nftables accepted.
+  if (nftMark && !toolInstalled(TOOLS[family][0])) return;
   const saved = (await run(TOOLS[family][0], [], { log })).stdout;
   await write(family, restoreDelta(saved, wantedLines(rules, family, saved, nftMark, c), family, c), created, log);
 }
