@@ -4,7 +4,7 @@
  * unique to this run ("pt" + 4 hex digits), short enough for 15-byte interface names.
  */
 import { execa } from 'execa';
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -62,9 +62,11 @@ export function stateDir(t: T): string {
     const leftovers = (await count(['ls'])) + (await count(['network', 'ls']));
     rmSync(dir, { recursive: true, force: true });
     if (leftovers) {
-      const empty = mkdtempSync(join(tmpdir(), 'pipewright-test-'));
-      await cli(empty, ['--firewall', 'iptables', 'firewall', 'sync']);
-      rmSync(empty, { recursive: true, force: true });
+      // An empty store at the same path owns the same firewall objects (names.ts): its sync removes
+      // them, iptables' chains and (an iptables sync clears the other backend) nftables' tables.
+      mkdirSync(dir, { mode: 0o700 });
+      await cli(dir, ['--firewall', 'iptables', 'firewall', 'sync']);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
   return dir;

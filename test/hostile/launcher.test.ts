@@ -39,6 +39,8 @@ async function olderKernelAddon(dir: string): Promise<PeerOf> {
     '-o',
     out,
     NATIVE,
+    // The addon's other source, as scripts/build-native.sh builds it (kernel change events).
+    join(dirname(NATIVE), 'nl-events.c'),
   ]);
   return loadAddon<PeerOf>(out);
 }
