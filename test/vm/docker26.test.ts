@@ -12,6 +12,7 @@
  */
 import t, { type Test } from 'tap';
 import { CHECKOUT, buildTrixieRoot, TRIXIE_DOCKER_ROOT, TrixieEnv } from './trixie.js';
+import { firewallNames } from '../../src/net/firewall/names.js';
 
 const isRoot = process.getuid?.() === 0;
 const built = isRoot
@@ -26,6 +27,8 @@ t.comment(`trixie docker root ready in ${built.seconds.toFixed(1)} s`);
 const PW = `${CHECKOUT}/dist/bin/pipewright`;
 const IMAGE = 'pipewright-test/busybox:latest';
 const STATE = { PIPEWRIGHT_STATE_DIR: '/tmp/pw-state' };
+/** That store's nftables table (a store outside /var/lib/pipewright owns tables named after it). */
+const TABLE4 = firewallNames(STATE.PIPEWRIGHT_STATE_DIR).nft4.split(' ');
 const secs = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 
 /**
@@ -58,7 +61,7 @@ async function leftovers(env: TrixieEnv): Promise<string[]> {
     const items = JSON.parse(await env.must(PW, [...what, '--json'], { env: STATE })) as unknown[];
     for (const item of items) out.push(`${what.join(' ')}: ${JSON.stringify(item)}`);
   }
-  const rules = (await env.run('nft', ['list', 'table', 'ip', 'pipewright'])).stdout;
+  const rules = (await env.run('nft', ['list', 'table', ...TABLE4])).stdout;
   for (const line of rules.split('\n').filter((l) => /elements =/.test(l))) out.push(`nft: ${line.trim()}`);
   return out;
 }
@@ -134,7 +137,7 @@ echo 1 >cgroup.kill; cd /; for _ in 1 2 3 4 5 6 7 8 9 10; do
   t.equal((await docker('exec', 'cb', 'ping', '-c', '1', '-W', '2', ipA)).code, 0, 'b pings a');
   const page = await until(env, 'busybox wget -q -T 2 -O - http://10.91.0.1:8080/index.html');
   t.match(page.stdout, /hello-docker26/, "-p 8080:80 answers on the host's address (the environment's netns)");
-  t.match(await env.must('nft', ['list', 'table', 'ip', 'pipewright']), /tcp \. 8080 : 10\.91\.0\.2 \. 80/);
+  t.match(await env.must('nft', ['list', 'table', ...TABLE4]), /tcp \. 8080 : 10\.91\.0\.2 \. 80/);
 
   const macOf = async (c: string) =>
     (
@@ -209,7 +212,7 @@ t.test('nftables only: attach -p with no iptables binary, detach leaves no rule'
     0,
     'the guest pings its gateway',
   );
-  t.match(await env.must('nft', ['list', 'table', 'ip', 'pipewright']), /tcp \. 8081 : 10\.92\.0\.2 \. 80/);
+  t.match(await env.must('nft', ['list', 'table', ...TABLE4]), /tcp \. 8081 : 10\.92\.0\.2 \. 80/);
   const detach = await pw('detach', 'netns:g');
   t.equal(detach.code, 0, detach.stderr);
   t.equal((await pw('network', 'rm', 'n')).code, 0);
