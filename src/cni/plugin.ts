@@ -17,18 +17,9 @@ import {
 } from './netconf.js';
 import { versioned } from './result.js';
 import type { CoreContext } from '../ops/context.js';
+import { readStdin } from '../util/stdin.js';
 
 const LATEST = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1];
-
-function readStdin(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (d: string) => (text += d));
-    process.stdin.on('end', () => resolve(text));
-    process.stdin.on('error', reject);
-  });
-}
 
 async function dispatch(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<CniResult | null> {
   const ipam = isIpamMode(conf);

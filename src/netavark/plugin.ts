@@ -9,19 +9,10 @@ import { describe, UsageError } from '../util/errors.js';
 import { API_VERSION, create, setup, teardown } from './commands.js';
 import { checkNetworkConfig } from './network.js';
 import { parseExec, parseNetwork } from './types.js';
+import { readStdin } from '../util/stdin.js';
 
 /** The flag the plugin's launcher puts first: the rest of the command line is netavark's. */
 export const NETAVARK_FLAG = '--netavark-plugin';
-
-function readStdin(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (d: string) => (text += d));
-    process.stdin.on('end', () => resolve(text));
-    process.stdin.on('error', reject);
-  });
-}
 
 /** The store a network names (-o state_dir=, -o store=), else the CLI's defaults. */
 const placeOf = (o: Record<string, string> | null | undefined) => ({ stateDir: o?.state_dir, store: o?.store });
