@@ -52,6 +52,7 @@
  *   dup2(from, to) -> undefined      dup2(2): a worker puts its caller's descriptors on 0, 1, 2.
  *   dieWithParent(on) -> undefined   prctl(PR_SET_PDEATHSIG): SIGKILL when the parent dies (on), or not.
  *   nlWatch, nlUnwatch               kernel change events (multicast netlink groups), in nl-events.c.
+ *   announce                         a gratuitous ARP sent from the host, in announce.c.
  *
  * They throw Error("<call>: <reason>") on any other failure (nlRequest rejects). Every N-API
  * status is checked. Messages are encoded and parsed in TypeScript (src/net/rtnetlink).
@@ -83,6 +84,7 @@
 #include "io.h"
 #include "nl-walk.h"
 #include "nl-events.h"
+#include "announce.h"
 
 /* Throws Error("<call>: <reason>") with err.code the errno's name (EINVAL, ...), as Node's own errors have. */
 static void throw_errno(napi_env env, const char *call) {
@@ -656,7 +658,7 @@ NAPI_MODULE_INIT() {
       !export_fn(env, exports, "peerOf", js_peer_of) || !export_fn(env, exports, "exited", js_exited) ||
       !export_fn(env, exports, "dup2", js_dup2) || !export_fn(env, exports, "dieWithParent", js_die_with_parent) ||
       !export_fn(env, exports, "cpuKey", js_cpu_key) || !export_fn(env, exports, "nlWatch", js_nl_watch) ||
-      !export_fn(env, exports, "nlUnwatch", js_nl_unwatch)) {
+      !export_fn(env, exports, "nlUnwatch", js_nl_unwatch) || !export_fn(env, exports, "announce", js_announce)) {
     napi_throw_error(env, NULL, "syscalls.node: could not export its functions");
     return NULL;
   }

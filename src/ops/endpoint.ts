@@ -11,9 +11,11 @@
  * firewall, detach and gc treat it as every other attachment:
  *
  *   create: record intent -> veth pair (peer left in the host) -> ready (the bridge's accept rules)
- *   join:   the sandbox's namespace recorded          publish: the ports, the firewall following
+ *   join:   the sandbox's namespace recorded; the address announced at the endpoint's MAC
+ *   publish: the ports, the firewall following
  *   delete: detach (firewall, link, record, the bridge if pipewright made it and it is unused)
  */
+import { announceMove } from '../net/addresses/announce.js';
 import { setHairpin } from '../net/links/bridge.js';
 import { NO_IDENTITY, type LinkDriver } from '../net/links/driver.js';
 import { macvlan } from '../net/links/macvlan.js';
@@ -186,6 +188,8 @@ export async function joinEndpoint(ctx: CoreContext, ref: EndpointRef, sandboxKe
       records.moveToNetns(ctx.store, rec.id, { path: sandboxKey, id: netnsIdentity(sandboxKey) }, rec.guestName, null),
     ),
   );
+  // A container started again has its old address at a new MAC: the bridge's neighbours learn it now.
+  if (rec.kind === 'veth') await announceMove(rec.hostIf, rec.mac, staticAddresses(rec.spec), ctx.log);
   return rec;
 }
 

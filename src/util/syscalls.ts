@@ -1,6 +1,7 @@
 /**
  * The native addon's system calls (native/syscalls.c: setns, flock, rtnetlink, warm workers'
- * calls; native/nl-events.c: kernel change events), loaded on first use.
+ * calls; native/nl-events.c: kernel change events; native/announce.c: gratuitous ARP), loaded on
+ * first use.
  */
 import { loadAddon } from './addon.js';
 import { shipped } from './paths.js';
@@ -44,6 +45,8 @@ interface Syscalls {
   nlWatch(protocol: number, groups: number[], onEvent: (n: number) => void): number;
   /** Stops a watch and closes its socket. */
   nlUnwatch(id: number): void;
+  /** Broadcasts on host link `ifindex` a gratuitous ARP: IPv4 address `ipv4` (4 bytes) is at `mac` (6 bytes). */
+  announce(ifindex: number, mac: Buffer, ipv4: Buffer): void;
   /** This machine's CPU features as one key (native/cpu-key.h), as the build wrote it beside the snapshot. */
   cpuKey(): string;
 }

@@ -39,8 +39,9 @@ async function olderKernelAddon(dir: string): Promise<PeerOf> {
     '-o',
     out,
     NATIVE,
-    // The addon's other source, as scripts/build-native.sh builds it (kernel change events).
+    // The addon's other sources, as scripts/build-native.sh builds it (kernel change events, ARP).
     join(dirname(NATIVE), 'nl-events.c'),
+    join(dirname(NATIVE), 'announce.c'),
   ]);
   return loadAddon<PeerOf>(out);
 }

@@ -632,6 +632,43 @@ t.test(
   },
 );
 
+/** The neighbour entry (`ip neigh`) a container's namespace holds for an address: its MAC, or '' without one. */
+async function neighbourMac(ctr: string, address: string): Promise<string> {
+  const pid = String((await inspectOf(ctr)).State.Pid);
+  const shown = await must('nsenter', ['-t', pid, '-n', 'ip', 'neigh', 'show', address]);
+  return /lladdr (\S+)/.exec(shown)?.[1] ?? '';
+}
+
+t.test(
+  'docker restart: the address at its new MAC is announced, peers and the host reach it at once',
+  { skip },
+  async (t) => {
+    const dir = stateDir(t);
+    await daemon(t, dir);
+    const { net, bridge } = await pwNetwork(t, ['--subnet', '10.252.71.0/24']);
+    const [peer, c] = [await container(t, ['--network', net]), await container(t, ['--network', net])];
+    const address = await ipOf(c.name);
+    const macOf = async () => (await inspectOf(c.name)).NetworkSettings.Networks[net].MacAddress as string;
+    const before = await macOf();
+    t.equal((await sh('docker', ['exec', peer.name, 'ping', '-c', '1', '-W', '2', address])).exitCode, 0);
+    t.equal((await sh('ping', ['-c', '1', '-W', '2', address])).exitCode, 0, 'the host pings it');
+    t.equal(await neighbourMac(peer.name, address), before, "the peer's entry holds the first MAC");
+
+    t.equal((await sh('docker', ['restart', '-t', '0', c.name])).exitCode, 0);
+    const after = await macOf();
+    t.equal(await ipOf(c.name), address, 'the same address');
+    t.not(after, before, "a new MAC (pipewright's IPAM asks Docker for one at each start)");
+    t.equal(await neighbourMac(peer.name, address), after, "the peer's entry holds the new MAC at once");
+    const host = await must('ip', ['neigh', 'show', address, 'dev', bridge]);
+    t.match(host, `lladdr ${after}`, "the host's entry holds the new MAC");
+    const started = Date.now();
+    t.equal((await sh('docker', ['exec', peer.name, 'ping', '-c', '1', '-W', '1', address])).exitCode, 0);
+    t.equal((await sh('ping', ['-c', '1', '-W', '1', address])).exitCode, 0, 'the host reaches it');
+    t.ok(Date.now() - started < 2000, `both answered at their first ping (${Date.now() - started} ms)`);
+    await must('docker', ['rm', '-f', c.name, peer.name]);
+  },
+);
+
 t.test(
   "network driver: a reboot took the network's bridge: the container's next start makes it again, its gateway on it",
   { skip },

@@ -17,6 +17,7 @@ export const RTM = {
   NEWROUTE: 24,
   DELROUTE: 25,
   GETROUTE: 26,
+  NEWNEIGH: 28,
   NEWRULE: 32,
   DELRULE: 33,
 } as const;
