@@ -1,13 +1,14 @@
 /**
- * firewalld (nftables backend) on a stand-in host: firewalld runs inside the test's netns and a
- * private mount namespace with its own D-Bus system bus and its own copy of /etc/firewalld, never
- * on the host's. Its forward chain ends in a reject, so a network is refused (one line, naming
- * firewalld's way through) until the admin puts the bridges in a zone that accepts (trusted);
- * then forwarding, masquerade and a published port work, and keep working across
- * `firewall-cmd --reload`.
+ * Debian 12's firewalld (1.3, nftables backend) on a stand-in host: firewalld runs inside the
+ * test's netns and a private mount namespace with its own D-Bus system bus and its own copy of
+ * /etc/firewalld, never on the host's. Its forward chain ends in a reject, so a network is refused
+ * (one line, naming firewalld's way through) until the admin puts the bridges in a zone that
+ * accepts (trusted); then forwarding, masquerade and a published port work, and keep working
+ * across `firewall-cmd --reload` (test/helpers/firewalld.ts; Debian 13's firewalld 2.3:
+ * test/vm/firewalld2.test.ts).
  */
 import t, { type Test as Tap } from 'tap';
-import { execa } from 'execa';
+import { execa, type Result } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,11 +20,13 @@ import {
   peerServer,
   ping,
   ROOT_REASON,
+  routedClient,
   stateDir,
   testHost,
   until,
 } from '../helpers/host.js';
 import { toolInstalled } from '../../src/util/paths.js';
+import { firewalldScenario } from '../helpers/firewalld.js';
 
 const missing = ['firewalld', 'firewall-cmd', 'dbus-daemon'].filter((x) => !toolInstalled(x));
 const skip = !isRoot ? ROOT_REASON : missing.length ? `needs ${missing.join(', ')}` : false;
@@ -58,41 +61,16 @@ t.test('firewalld: refused until the bridges are in a zone, then works across re
   const host = await testHost(t);
   const fw = await startFirewalld(t, host.ns);
   const dir = stateDir(t);
-  const pw = (...args: string[]) => host.cli(dir, ['--firewall', 'nftables', ...args]);
-  t.equal((await pw('pool', 'create', 'wa', '10.247.91.0/24')).exitCode, 0);
-  t.equal((await pw('pool', 'create', 'wb', '10.247.92.0/24')).exitCode, 0);
-  const refused = await pw('network', 'create', 'na', '--bridge', 'bra', '--pool', 'wa');
-  t.equal(refused.exitCode, 1);
-  t.match(
-    refused.stderr.trim(),
-    /^pipewright: nftables chain inet firewalld filter_FORWARD \(a last rule that drops\) would drop bra's forwarded traffic; .*firewall-cmd --permanent --zone=trusted --add-interface=bra/,
-  );
-
-  for (const br of ['bra', 'brb'])
-    t.equal((await fw('--permanent', '--zone=trusted', `--add-interface=${br}`)).exitCode, 0);
-  t.equal((await fw('--reload')).exitCode, 0);
-  const [srv, client] = [await netns(t), await netns(t)];
-  for (const args of [
-    ['network', 'create', 'na', '--bridge', 'bra', '--pool', 'wa'],
-    ['network', 'create', 'nb', '--bridge', 'brb', '--pool', 'wb', '--masquerade'],
-    ['attach', 'bra', srv, 'pool:wa', '-p', '18591:8080'],
-    ['attach', 'brb', client, 'pool:wb'],
-  ]) {
-    const r = await pw(...args);
-    t.equal(r.exitCode, 0, `${args.join(' ')} ${r.stderr}`);
-  }
-  t.teardown(() => pw('detach', srv).then(() => pw('detach', client)));
-  await peerServer(t, srv, 'tcp', 8080);
-  const works = async (when: string) => {
-    t.ok(await ping(client, '10.247.91.2'), `${when}: forwarding and masquerade (ping across networks)`);
-    t.equal(await askPeer(client, 'tcp', '10.247.92.1', 18591), '10.247.91.1', `${when}: the published port`);
-  };
-  await works('in a trusted zone');
-  t.equal((await fw('--reload')).exitCode, 0);
-  await works('after firewall-cmd --reload');
-  t.match(
-    await host.run('nft', ['list', 'tables']),
-    `table ${firewallNamesOf(dir).nft4}`,
-    "firewalld's reload leaves pipewright's table",
-  );
+  const outcome = (r: Result) => ({ code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) });
+  await firewalldScenario(t, {
+    pw: async (...args) => outcome(await host.cli(dir, ['--firewall', 'nftables', ...args])),
+    firewallCmd: async (...args) => outcome(await fw(...args)),
+    outside: await routedClient(t, host.ns),
+    guest: () => netns(t),
+    serve: (ns, port) => peerServer(t, ns, 'tcp', port),
+    ping,
+    ask: (ns, addr, port) => askPeer(ns, 'tcp', addr, port),
+    tables: () => host.run('nft', ['list', 'tables']),
+    table: firewallNamesOf(dir).nft4,
+  });
 });
