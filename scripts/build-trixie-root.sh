@@ -2,7 +2,8 @@
 # Builds (once) a Debian 13 (trixie) root for the tests that need Podman 5 and netavark: Podman 5.4
 # and netavark 1.14 are in trixie only. Cached: a root whose package list matches is kept.
 # Usage: scripts/build-trixie-root.sh [dir] [podman|docker]   (default /var/cache/pipewright-vm/trixie-root)
-# `docker`: a second root (default dir trixie-docker-root) with Docker 26 instead of Podman.
+# `docker`: a second root (default dir trixie-docker-root) with Docker 26 instead of Podman, and
+# firewalld 2.3 (test/vm/firewalld2.test.ts).
 # MIRROR (default: the host's Debian mirror, else deb.debian.org) is where debootstrap fetches.
 set -euo pipefail
 set=${2:-podman}
@@ -16,9 +17,10 @@ esac
 # libstdc++6 for the host's Node binary, which the tests bind in (its V8 snapshot is that binary's).
 pkgs=podman,netavark,crun,conmon,iproute2,nftables,iptables,busybox-static,libstdc++6,ca-certificates,procps,kmod
 # The docker set: Docker 26 (docker.io 26.1.5; its CLI is docker-cli) with containerd and runc,
-# e2fsprogs for pipewright's sized volumes.
+# e2fsprogs for pipewright's sized volumes; firewalld (2.3, nftables backend) with its D-Bus daemon
+# (libpam-systemd: a logind for its polkitd, which debootstrap does not choose itself).
 [ "$set" = docker ] &&
-  pkgs=docker.io,docker-cli,containerd,runc,iptables,iproute2,nftables,busybox-static,libstdc++6,ca-certificates,procps,kmod,e2fsprogs
+  pkgs=docker.io,docker-cli,containerd,runc,iptables,iproute2,nftables,busybox-static,libstdc++6,ca-certificates,procps,kmod,e2fsprogs,firewalld,dbus,libpam-systemd
 stamp="$root/.pipewright-root"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "trixie $pkgs" ]; then exit 0; fi
 command -v debootstrap >/dev/null || { echo "build-trixie-root: debootstrap is missing; run scripts/setup-host.sh vm" >&2; exit 1; }

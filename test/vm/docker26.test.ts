@@ -15,6 +15,8 @@ import { CHECKOUT, buildTrixieRoot, TRIXIE_DOCKER_ROOT, TrixieEnv } from './trix
 import { firewallNames } from '../../src/net/firewall/names.js';
 
 const isRoot = process.getuid?.() === 0;
+// Room for a cold build of the root (150-170 s) on top of the test.
+t.setTimeout(600_000);
 const built = isRoot
   ? await buildTrixieRoot(TRIXIE_DOCKER_ROOT, 'docker')
   : { reason: 'needs root (namespaces, chroot)', seconds: 0 };
