@@ -43,7 +43,7 @@ import { leaseByDhcp, plumb } from './plumb.js';
 import { checkPublishable, recordPorts } from './ports.js';
 import { restoreAttachment } from './restore.js';
 import { ensureShim } from './shared-links.js';
-import { refuseForwardDropForGuest } from './forward-drop.js';
+import { refuseForwardDropForGuest, refuseRejectedPorts } from './forward-drop.js';
 import { applyRates } from './shaping.js';
 import { tuneAttachment } from './tune.js';
 
@@ -170,6 +170,7 @@ function planOf(ctx: CoreContext, guest: Guest, spec: AttachSpec, { driver, host
 async function create(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link: ChosenLink): Promise<AttachResult> {
   const plan = planOf(ctx, guest, spec, link);
   if (link.driver.onBridge) await refuseForwardDropForGuest(ctx, spec);
+  await refuseRejectedPorts(spec.publish);
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
     const id: number = await undo.step('record intent', () =>

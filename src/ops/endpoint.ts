@@ -42,6 +42,7 @@ import { UndoStack } from '../util/undo.js';
 import { unusedHostLinkName } from './attach.js';
 import type { CoreContext } from './context.js';
 import { beginDetach, detachAttachment, finishDetach } from './detach.js';
+import { refuseRejectedPorts } from './forward-drop.js';
 import { recordPorts } from './ports.js';
 import { applyRates } from './shaping.js';
 import { removeNetwork, restoreNetworkLinks } from './network.js';
@@ -205,6 +206,7 @@ export async function publishEndpoint(ctx: CoreContext, ref: EndpointRef, ports:
     );
   }
   if (!ports.length && !listPorts(ctx.store, rec.id).length) return; // most containers: no -p, nothing to change
+  await refuseRejectedPorts(ports);
   await changeFirewallIn(ctx, () => {
     deletePortsOf(ctx.store, rec.id);
     recordPorts(ctx.store, rec.id, rec.guestName, rec.hostIf, staticAddresses(rec.spec), ports);

@@ -2,11 +2,13 @@
  * Default-drop hosts: where another program's nftables chain would drop a bridge's forwarded
  * traffic (net/firewall/forward-drop.ts), attach and network create refuse in one line naming it,
  * before anything is made. Looked for once per bridge: at network create, and at a bridge's first
- * guest whose traffic the host forwards.
+ * guest whose traffic the host forwards. And where firewalld rejects every published port but its
+ * own (net/firewall/firewalld.ts), each publishing refuses.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { AttachSpec } from '../model/attachment.js';
 import { checkForwardDrop } from '../net/firewall/forward-drop.js';
+import { checkStrictForwardPorts } from '../net/firewall/firewalld.js';
 import { countOnHostIf } from '../db/attachments.js';
 import { findNetwork } from '../db/networks.js';
 import type { CoreContext } from './context.js';
@@ -26,4 +28,9 @@ export async function refuseForwardDropForGuest(ctx: CoreContext, spec: AttachSp
   if (countOnHostIf(ctx.store, spec.hostIf) > 0) return;
   if (spec.publish.length || findNetwork(ctx.store, spec.hostIf) || bridgedFramesFiltered())
     await refuseForwardDrop(ctx, spec.hostIf);
+}
+
+/** Before ports are published: refused where firewalld would reject them all. */
+export async function refuseRejectedPorts(ports: readonly unknown[]): Promise<void> {
+  if (ports.length) await checkStrictForwardPorts();
 }

@@ -6,7 +6,7 @@
  * scenario is the Debian 12 test's (test/helpers/firewalld.ts): refused in one line until the
  * bridges are in the trusted zone, then forwarding, masquerade and a published port, also across
  * `firewall-cmd --reload`, from a guest and from another host; and what firewalld 2.3's
- * StrictForwardPorts=yes changes: a published port answers no one (pipewright does not detect it).
+ * StrictForwardPorts=yes changes: a published port answers no one, and pipewright refuses -p in one line.
  */
 import t from 'tap';
 import { CHECKOUT, buildTrixieRoot, TRIXIE_DOCKER_ROOT, TrixieEnv } from './trixie.js';
@@ -93,5 +93,25 @@ ip -n o address add ${UPLINK.client4}/24 dev up1 && ip -n o link set up1 up && i
   const rejected = 'error EHOSTUNREACH';
   t.equal(await ask('o', UPLINK.host4, port), rejected, 'StrictForwardPorts=yes: rejected from another host');
   t.equal(await ask(client, '10.247.92.1', port), rejected, 'and from a guest of a trusted bridge');
+  // pipewright looks for it where ports are published: -p is refused in one line, nothing made.
+  await env.must('ip', ['netns', 'add', 'strict']);
+  const ls = async () => (await env.must(PW, ['ls', '--json'], { env: STATE })).trim();
+  const attached = await ls();
+  const more = await env.run(PW, ['--firewall', 'nftables', 'attach', 'brb', 'strict', 'pool:wb', '-p', '18592:8080'], {
+    env: STATE,
+  });
+  t.equal(more.code, 1, 'attach -p fails');
+  t.match(
+    more.stderr,
+    /^pipewright: firewalld rejects every published port .*StrictForwardPorts=yes.*firewall-cmd --reload/,
+  );
+  t.equal(more.stderr.trim().split('\n').length, 1, 'in one line');
+  t.equal(await ls(), attached, 'nothing attached');
+  t.equal(
+    (await env.run(PW, ['attach', 'brb', 'strict', 'pool:wb'], { env: STATE })).code,
+    0,
+    'without -p it attaches',
+  );
+  t.equal((await env.run(PW, ['detach', 'strict'], { env: STATE })).code, 0);
   t.comment(`firewalld 2.3 test: ${secs(started)} s`);
 });
