@@ -1,9 +1,10 @@
-/** attach / detach: the CLI face of src/ops/attach.ts and detach.ts. */
+/** attach / detach: the CLI face of src/ops/attach.ts and detach.ts (what each does: attach-run.ts). */
 import type { Command } from 'commander';
-import { PipewrightError } from '../util/errors.js';
 import type { AttachmentRecord } from '../db/attachments.js';
-import { dockerSocket, withContext } from '../frontend/context.js';
-import { collect, optionsOf, printJson } from './context.js';
+import { collect, optionsOf } from './context.js';
+
+/** Each command's one lazy load: what it does, with all it needs (attach-run.ts). */
+const run = () => import('./attach-run.js');
 
 export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E = {} as E) {
   return {
@@ -27,7 +28,7 @@ export function attachmentJson<E extends object>(a: AttachmentRecord, extra: E =
   };
 }
 
-interface AttachOpts {
+export interface AttachOpts {
   ifname?: string;
   hostLink?: string;
   mac?: string;
@@ -106,33 +107,9 @@ Examples:
   pipewright attach br0 web 10.10.0.5/24@10.10.0.1 --rate -/512kbit:16kb  only out of web, a 16 KiB burst
   (attach again with another --metric or --rate, or none, changes a live attachment in place)`,
     )
-    .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) => {
-      const opts = optionsOf<AttachOpts>(cmd);
-      const { checkAttachSpec } = await import('../model/attachment.js');
-      const { ipvlan, ...rest } = opts;
-      const ipvlanMode = ipvlan === true ? 'l2' : ipvlan;
-      const spec = checkAttachSpec({
-        hostIf,
-        addresses,
-        ...rest,
-        ipvlanMode,
-        routes: opts.route,
-        publish: opts.publish,
-      });
-      const { resolveGuest } = await import('../runtime/guest.js');
-      const guest = await resolveGuest(guestSpec, dockerSocket());
-      const { attach } = await import('../ops/attach.js');
-      await withContext(opts, async (ctx) => {
-        const res = await attach(ctx, guest, spec);
-        if (ctx.json) printJson(attachmentJson(res.attachment, { changed: res.changed }));
-        else if (!res.changed)
-          process.stdout.write(`${guest.name}: ${spec.ifname} already attached, nothing changed\n`);
-        else
-          process.stdout.write(
-            `${guest.name}: ${res.attachment.ifname} attached to ${hostIf} (${res.attachment.hostLink ?? res.attachment.kind})\n`,
-          );
-      });
-    });
+    .action(async (hostIf: string, guestSpec: string, addresses: string[], _o, cmd: Command) =>
+      (await run()).runAttach(hostIf, guestSpec, addresses, optionsOf<AttachOpts>(cmd)),
+    );
 
   program
     .command('detach')
@@ -147,21 +124,7 @@ Examples:
   pipewright detach web            every interface pipewright gave container "web"
   pipewright detach netns:blue -i eth1`,
     )
-    .action(async (guestSpec: string, _o, cmd: Command) => {
-      const opts = optionsOf<{ ifname?: string }>(cmd);
-      const { findRecordsForGuest } = await import('./guest-records.js');
-      const { detachAttachment } = await import('../ops/detach.js');
-      await withContext(opts, async (ctx) => {
-        const recs = (await findRecordsForGuest(ctx, guestSpec)).filter(
-          (r) => !opts.ifname || r.ifname === opts.ifname,
-        );
-        if (recs.length === 0)
-          throw new PipewrightError(
-            `pipewright has no attachment for ${guestSpec}${opts.ifname ? ` -i ${opts.ifname}` : ''} (see 'pipewright ls')`,
-          );
-        for (const r of recs) await detachAttachment(ctx, r);
-        if (ctx.json) printJson(recs.map((r) => attachmentJson(r)));
-        else for (const r of recs) process.stdout.write(`${r.guestName}: ${r.ifname} detached from ${r.hostIf}\n`);
-      });
-    });
+    .action(async (guestSpec: string, _o, cmd: Command) =>
+      (await run()).runDetach(guestSpec, optionsOf<{ ifname?: string }>(cmd)),
+    );
 }

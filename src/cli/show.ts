@@ -1,9 +1,9 @@
-/** ls / inspect: recorded attachments, each checked against the kernel. */
+/** ls / inspect: recorded attachments, each checked against the kernel (what each does: show-run.ts). */
 import type { Command } from 'commander';
-import { PipewrightError } from '../util/errors.js';
-import { attachmentJson } from './attach.js';
-import { withContext } from '../frontend/context.js';
-import { optionsOf, printJson, printTable } from './context.js';
+import { optionsOf } from './context.js';
+
+/** Each command's one lazy load: what it does, with all it needs. */
+const run = () => import('./show-run.js');
 
 export function register(program: Command): void {
   program
@@ -11,37 +11,7 @@ export function register(program: Command): void {
     .description('list attachments from the store, checked against the kernel (stale ones are shown, not hidden)')
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExample:\n  pipewright ls --json | jq \'.[] | select(.status != "ok")\'')
-    .action(async (_o, cmd: Command) => {
-      const opts = optionsOf(cmd);
-      const { listAttachments } = await import('../db/attachments.js');
-      const { checkAttachment } = await import('../ops/status.js');
-      await withContext(opts, async (ctx) => {
-        const rows = [];
-        for (const rec of listAttachments(ctx.store)) {
-          const st = await checkAttachment(ctx, rec);
-          rows.push({ rec, st });
-        }
-        if (ctx.json) {
-          printJson(
-            rows.map(({ rec, st }) =>
-              attachmentJson(rec, { status: st.status, reason: st.reason, liveAddresses: st.link?.addresses }),
-            ),
-          );
-          return;
-        }
-        printTable(
-          ['GUEST', 'IFNAME', 'HOST-IF', 'HOST-LINK', 'ADDRESSES', 'STATUS'],
-          rows.map(({ rec, st }) => [
-            rec.guestName,
-            rec.ifname,
-            rec.hostIf,
-            rec.hostLink ?? `(${rec.kind})`,
-            (st.link?.addresses ?? rec.spec.addresses).join(',') || (rec.spec.dhcp ? 'dhcp' : '-'),
-            st.reason ? `${st.status}: ${st.reason}` : st.status,
-          ]),
-        );
-      });
-    });
+    .action(async (_o, cmd: Command) => (await run()).listRun(optionsOf(cmd)));
 
   program
     .command('inspect')
@@ -49,51 +19,5 @@ export function register(program: Command): void {
     .argument('<guest>', 'as for attach')
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExample:\n  pipewright inspect web --json')
-    .action(async (guestSpec: string, _o, cmd: Command) => {
-      const opts = optionsOf(cmd);
-      const { findRecordsForGuest } = await import('./guest-records.js');
-      const { checkAttachment } = await import('../ops/status.js');
-      await withContext(opts, async (ctx) => {
-        const recs = await findRecordsForGuest(ctx, guestSpec);
-        if (recs.length === 0)
-          throw new PipewrightError(`pipewright has no attachment for ${guestSpec} (see 'pipewright ls')`);
-        const out = [];
-        for (const rec of recs) {
-          const st = await checkAttachment(ctx, rec);
-          out.push(
-            attachmentJson(rec, {
-              netns: rec.netnsPath,
-              status: st.status,
-              reason: st.reason,
-              kernel: st.link ?? null,
-            }),
-          );
-        }
-        if (ctx.json) printJson(out);
-        else process.stdout.write(out.map(humanInspect).join('\n'));
-      });
-    });
-}
-
-/** The routes' metric and source-based routing, when the attachment has them. */
-function routeNotes(a: { metric: number | null; sbr: boolean }): string {
-  const notes = [a.metric === null ? '' : `metric ${a.metric}`, a.sbr ? 'source-based' : ''].filter(Boolean);
-  return notes.length ? ` (${notes.join(', ')})` : '';
-}
-
-function humanInspect(
-  a: ReturnType<typeof attachmentJson> & { status: string; reason?: string; netns: string; kernel: unknown },
-): string {
-  const lines = [
-    `${a.guest.name} ${a.ifname} (${a.guest.kind} ${a.guest.id})`,
-    `  link:      ${a.kind} on ${a.hostInterface}${a.hostLink ? ` via ${a.hostLink}` : ''}, mac ${a.mac}, mtu ${a.mtu}`,
-    `  netns:     ${a.netns}`,
-    `  addresses: ${a.addresses.join(' ') || (a.dhcp ? 'dhcp' : '-')}`,
-    `  routes:    ${a.routes.join(' ') || '-'}${routeNotes(a)}`,
-    ...(a.rate ? [`  rate:      ${a.rate} (into the guest/out of it)`] : []),
-    `  status:    ${a.status}${a.reason ? ` (${a.reason})` : ''}`,
-  ];
-  const k = a.kernel as { addresses: string[]; up: boolean } | null;
-  if (k) lines.push(`  kernel:    ${k.up ? 'up' : 'down'}, ${k.addresses.join(' ') || 'no addresses'}`);
-  return lines.join('\n') + '\n';
+    .action(async (guestSpec: string, _o, cmd: Command) => (await run()).inspectRun(guestSpec, optionsOf(cmd)));
 }
