@@ -56,36 +56,53 @@ async function limitEgress(
   had: Rates | null,
   want: Rates,
 ): Promise<void> {
-  const ifb = await ensureIfb(ctx, undo, rec, dev);
+  const { name: ifb, made } = await ensureIfb(ctx, undo, rec, dev);
   await undo.step(
     `limit traffic out of the guest on ${ifb}`,
     () => limitRoot(ifb, want.egress!, ctx.log),
     () => (had?.egress ? limitRoot(ifb, had.egress, ctx.log) : Promise.resolve()),
   );
-  if (!had?.egress)
+  // A redirect outlives the ifb it pointed at (mirred holds the index): a new ifb needs it anew.
+  if (!had?.egress || made)
     await undo.step(
       `redirect ${dev}'s ingress to ${ifb}`,
-      () => redirectToIfb(dev, ifb, ctx.log),
+      () => stopRedirect(dev, ctx.log).then(() => redirectToIfb(dev, ifb, ctx.log)),
       () => stopRedirect(dev, ctx.log),
     );
 }
 
-/** The recorded ifb while it is still ours, else a new one (recorded first, forgotten on rollback). */
-async function ensureIfb(ctx: CoreContext, undo: UndoStack, rec: Shaped, dev: string): Promise<string> {
-  if (rec.ifbName && rec.ifbIndex !== null && (await isOurIfb(rec.ifbName, rec.ifbIndex))) return rec.ifbName;
+/** The recorded ifb while it is still ours, else a new one (forgotten and removed on rollback). */
+async function ensureIfb(
+  ctx: CoreContext,
+  undo: UndoStack,
+  rec: Shaped,
+  dev: string,
+): Promise<{ name: string; made: boolean }> {
+  if (rec.ifbName && rec.ifbIndex !== null && (await isOurIfb(rec.ifbName, rec.ifbIndex)))
+    return { name: rec.ifbName, made: false };
   const name = ifbName(dev);
-  ctx.store.tx(() => records.setIfb(ctx.store, rec.id, name, null));
   undo.push(`record ifb ${name}`, () => ctx.store.tx(() => records.setIfb(ctx.store, rec.id, null, null)));
-  const index = await undo.step(
-    `create ifb ${name}`,
-    () => createIfb(name, ctx.log),
-    () => removeIfb(name, null, ctx.log),
+  await makeIfb(ctx, rec, name, () =>
+    undo.step(
+      `create ifb ${name}`,
+      () => createIfb(name, ctx.log),
+      () => removeIfb(name, null, ctx.log),
+    ),
   );
-  ctx.store.tx(() => records.setIfb(ctx.store, rec.id, name, index));
-  return name;
+  return { name, made: true };
 }
 
-/** No limit out of the guest any more: the redirect off the host end, the ifb removed, its record cleared. */
+/** Makes the ifb: its name recorded before (gc finds one a crash left), its index right after. */
+async function makeIfb(ctx: CoreContext, rec: Shaped, name: string, create = () => createIfb(name, ctx.log)) {
+  ctx.store.tx(() => records.setIfb(ctx.store, rec.id, name, null));
+  const index = await create();
+  ctx.store.tx(() => records.setIfb(ctx.store, rec.id, name, index));
+}
+
+/**
+ * No limit out of the guest any more: the redirect off the host end, the ifb removed, its record
+ * cleared. Undone by a new ifb with the old limit (the redirect's own undo points it there).
+ */
 async function liftEgress(ctx: CoreContext, undo: UndoStack, rec: Shaped, dev: string, had: Rates | null) {
   if (had?.egress)
     await undo.step(
@@ -93,7 +110,17 @@ async function liftEgress(ctx: CoreContext, undo: UndoStack, rec: Shaped, dev: s
       () => stopRedirect(dev, ctx.log),
       () => (rec.ifbName ? redirectToIfb(dev, rec.ifbName, ctx.log) : Promise.resolve()),
     );
-  await dropIfb(ctx, rec);
+  if (!rec.ifbName) return;
+  const name = rec.ifbName;
+  await undo.step(
+    `remove ifb ${name}`,
+    () => dropIfb(ctx, rec),
+    async () => {
+      if (!had?.egress) return;
+      await makeIfb(ctx, rec, name);
+      await limitRoot(name, had.egress, ctx.log);
+    },
+  );
 }
 
 /** The attachment's ifb removed (by its recorded index) and forgotten; detach's step. */

@@ -44,11 +44,13 @@ export async function tuneAttachment(
     }
     await applyRates(ctx, undo, rec, ratesOf(was), ratesOf(spec));
     let ready: AttachmentRecord | undefined;
-    await changeFirewallIn(ctx, () => {
-      records.setSpec(ctx.store, rec.id, spec);
-      records.markReady(ctx.store, rec.id, records.dhcpClientOf(rec));
-      ready = records.expectAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname, guest.name);
-    });
+    await undo.step(`record ${rec.ifname}'s new spec`, () =>
+      changeFirewallIn(ctx, () => {
+        records.setSpec(ctx.store, rec.id, spec);
+        records.markReady(ctx.store, rec.id, records.dhcpClientOf(rec));
+        ready = records.expectAttachment(ctx.store, rec.guestKind, rec.guestId, rec.ifname, guest.name);
+      }),
+    );
     return ready!;
   });
 }

@@ -245,3 +245,48 @@ t.test(
     t.equal((await pw('detach', g)).exitCode, 0);
   },
 );
+
+t.test('tune: a failure after the ifb went puts it back; a new ifb gets the redirect anew', { skip }, async (t) => {
+  const host = await testHost(t);
+  const dir = stateDir(t);
+  const pw = (args: string[], env: Record<string, string> = {}) => host.cli(dir, args, env);
+  const g = await netns(t, 'u');
+  const before = await host.links();
+  const attach = ['attach', 'br0', g, '10.240.0.2/24', '-i', 'eth0', '--rate'];
+  const r = await pw([...attach, '20mbit/10mbit', '--json']);
+  t.equal(r.exitCode, 0, r.stderr);
+  const hostEnd = JSON.parse(r.stdout).hostLink as string;
+  const record = () =>
+    new Database(join(dir, 'pipewright.db'), { readonly: true })
+      .prepare('SELECT ifb_name AS name, ifb_index AS idx FROM attachments WHERE host_link = ?')
+      .get(hostEnd) as { name: string | null; idx: number | null };
+  /** The egress path as the kernel holds it: the recorded ifb, its bucket, the host end's redirect. */
+  const egress = async (mbit: number, when: string) => {
+    const ifb = record();
+    t.ok(ifb.name && ifb.idx, `${when}: an ifb recorded`);
+    const [link] = JSON.parse(await host.run('ip', ['-j', '-d', 'link', 'show', ifb.name!]));
+    t.match(link, { ifindex: ifb.idx, linkinfo: { info_kind: 'ifb' } }, `${when}: the ifb by its recorded index`);
+    const [root]: Qdisc[] = await tcJson(host, ['qdisc', 'show', 'dev', ifb.name!, 'root']);
+    t.equal(root!.options.rate! * 8, mbit * 1e6, `${when}: a ${mbit} Mbit/s bucket on it`);
+    const filters = await tcJson(host, ['filter', 'show', 'dev', hostEnd, 'ingress']);
+    const actions = filters.flatMap((f: { options?: { actions?: object[] } }) => f.options?.actions ?? []);
+    t.match(actions, [{ kind: 'mirred', to_dev: ifb.name }], `${when}: the host end redirects to it`);
+  };
+  await egress(10, 'attached');
+
+  const failed = await pw([...attach, '5mbit'], { PIPEWRIGHT_FAULT: "record eth0's new spec:fail" });
+  t.equal(failed.exitCode, 1);
+  t.match(failed.stderr, /injected fault at "record eth0's new spec"/);
+  await egress(10, 'a tune that failed after lifting the limit');
+  const [root]: Qdisc[] = await tcJson(host, ['qdisc', 'show', 'dev', hostEnd, 'root']);
+  t.equal(root!.options.rate! * 8, 20e6, 'and the bucket into the guest as it was');
+  t.match(JSON.parse((await pw(['ls', '--json'])).stdout), [{ rate: '20mbit/10mbit' }], 'the store as it was');
+
+  await host.run('ip', ['link', 'del', record().name!]);
+  const tuned = await pw([...attach, '20mbit/5mbit']);
+  t.equal(tuned.exitCode, 0, tuned.stderr);
+  await egress(5, 'its ifb deleted, then tuned');
+
+  t.equal((await pw(['detach', g])).exitCode, 0);
+  t.same(await host.links(), before, 'no link left');
+});
