@@ -38,6 +38,8 @@ export interface AttachmentRecord {
   linkIndex: number | null;
   /** A moved NIC's permanent MAC (IFLA_PERM_ADDRESS), which no guest can change; null otherwise. */
   linkPerm: string | null;
+  /** A veth's host end's ifindex when it was made; null for other kinds and older records. */
+  hostIndex: number | null;
   /** The ifb shaping the guest's egress: its name (recorded before it is made) and ifindex; null without. */
   ifbName: string | null;
   ifbIndex: number | null;
@@ -66,6 +68,7 @@ interface Row {
   owner_op: string | null;
   link_index: number | null;
   link_perm: string | null;
+  host_index: number | null;
   ifb_name: string | null;
   ifb_index: number | null;
   created_at: string;
@@ -96,6 +99,7 @@ function fromRow(r: Row): AttachmentRecord {
     linkPerm: r.link_perm,
     ifbName: r.ifb_name ?? null,
     ifbIndex: r.ifb_index ?? null,
+    hostIndex: r.host_index ?? null,
     createdAt: r.created_at,
   };
 }
@@ -155,6 +159,7 @@ export type NewAttachment = Omit<
   | 'ownerOp'
   | 'linkIndex'
   | 'linkPerm'
+  | 'hostIndex'
   | 'ifbName'
   | 'ifbIndex'
 >;
@@ -342,13 +347,17 @@ export function forgetHostLink(store: Store, name: string): void {
   store.stmt('DELETE FROM host_links WHERE name = ?').run(name);
 }
 
-/** The guest link's identity, once it is made (again, at a restore): what detach finds it by. */
+/**
+ * The guest link's identity, once it is made (again, at a restore): what detach finds it by; and
+ * a veth's host end's index, what self-healing finds that by.
+ */
 export function setLinkIdentity(
   store: Store,
   id: number,
   link: { linkIndex: number | null; linkPerm: string | null },
+  hostIndex: number | null,
 ): void {
   store
-    .stmt('UPDATE attachments SET link_index = ?, link_perm = ? WHERE id = ?')
-    .run(link.linkIndex, link.linkPerm, id);
+    .stmt('UPDATE attachments SET link_index = ?, link_perm = ?, host_index = ? WHERE id = ?')
+    .run(link.linkIndex, link.linkPerm, hostIndex, id);
 }

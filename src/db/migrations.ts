@@ -245,6 +245,11 @@ export const MIGRATIONS: string[] = [
   -- A Docker network's limits for each of its endpoints (-o rate=), as --rate's text.
   ALTER TABLE networks ADD COLUMN rate TEXT;
   `,
+  `
+  -- A veth's host end by its ifindex, which self-healing plugs back into a bridge: its name is
+  -- anyone's to take. NULL for records of older versions (found by name, a veth only).
+  ALTER TABLE attachments ADD COLUMN host_index INTEGER;
+  `,
 ];
 
 /**

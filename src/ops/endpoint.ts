@@ -22,6 +22,7 @@ import { macvlan } from '../net/links/macvlan.js';
 import { veth } from '../net/links/veth.js';
 import { netnsIdentity, ownNetns } from '../net/netns/netns.js';
 import { hostLinkInfo } from '../net/link-state/sysfs.js';
+import { hostIndex } from '../net/rtnetlink/rtnl.js';
 import { changeFirewallIn } from './firewall-sync.js';
 import {
   checkAttachSpec,
@@ -164,7 +165,8 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
       () => driver.remove({ ...plan, ...NO_IDENTITY }, null, ctx.log),
     );
     // A macvlan's index, which a move into the sandbox keeps unless it is taken there.
-    ctx.store.tx(() => records.setLinkIdentity(ctx.store, rid, made));
+    const hostEnd = driver === veth ? hostIndex(plan.hostLink!) : null;
+    ctx.store.tx(() => records.setLinkIdentity(ctx.store, rid, made, hostEnd));
     await applyRates(
       ctx,
       undo,

@@ -11,7 +11,7 @@ import { setHostAddress } from '../net/addresses/addresses.js';
 import { plugIntoBridge, setHairpin } from '../net/links/bridge.js';
 import { desiredRules } from '../net/firewall/rules.js';
 import { sameSubnet, type IpConfig } from '../model/address.js';
-import { listAttachments } from '../db/attachments.js';
+import { listAttachments, type AttachmentRecord } from '../db/attachments.js';
 import { withLock } from '../db/lock.js';
 import { findNetwork, firewallState, listNetworks, listPorts, type NetworkRecord } from '../db/networks.js';
 import type { CoreContext } from './context.js';
@@ -40,21 +40,41 @@ interface NetworkDrift {
   bridgeDown: boolean;
   gateways: IpConfig[];
   /** Host ends of its guests' veths that are on no bridge (the bridge was deleted under them). */
-  ports: string[];
+  ports: Port[];
+}
+
+/** A guest's host end as found now, and its record. */
+interface Port {
+  link: LinkState;
+  rec: AttachmentRecord;
+}
+
+/** The host's links, by index and by name. */
+interface HostLinks {
+  byIndex: Map<number, LinkState>;
+  byName: Map<string, LinkState>;
+}
+
+/**
+ * A veth's host end: the link at its recorded index (a name is anyone's to take: another link may
+ * hold it, ours may be renamed), by name for records of older versions; a veth only.
+ */
+function hostEndOf(a: AttachmentRecord, links: HostLinks): LinkState | undefined {
+  const l = a.hostIndex !== null ? links.byIndex.get(a.hostIndex) : links.byName.get(a.hostLink!);
+  return l?.kind === 'veth' ? l : undefined;
 }
 
 const holds = (link: LinkState | undefined, gw: IpConfig) =>
   Boolean(link?.addresses.some((a) => sameSubnet(a, `${gw.address}/${gw.prefix}`, 'address')));
 
-function driftOf(ctx: CoreContext, net: NetworkRecord, links: Map<string, LinkState>): NetworkDrift | null {
-  const bridge = links.get(net.bridge);
+function driftOf(ctx: CoreContext, net: NetworkRecord, links: HostLinks): NetworkDrift | null {
+  const bridge = links.byName.get(net.bridge);
   // Something else by that name now (not a bridge): not pipewright's to replace.
   if (bridge && bridge.kind !== 'bridge') return null;
   const ports = listAttachments(ctx.store)
     .filter((a) => a.state === 'ready' && a.kind === 'veth' && a.hostIf === net.bridge && a.hostLink)
-    .map((a) => links.get(a.hostLink!))
-    .filter((l): l is LinkState => l?.kind === 'veth' && !l.master)
-    .map((l) => l.ifname);
+    .map((rec) => ({ rec, link: hostEndOf(rec, links) }))
+    .filter((p): p is Port => p.link !== undefined && !p.link.master);
   const d: NetworkDrift = {
     network: net.name,
     bridgeMissing: !bridge,
@@ -69,7 +89,8 @@ function driftOf(ctx: CoreContext, net: NetworkRecord, links: Map<string, LinkSt
 export async function linkDrift(ctx: CoreContext): Promise<NetworkDrift[]> {
   const nets = listNetworks(ctx.store).filter((n) => n.kind === 'bridge');
   if (!nets.length) return [];
-  const links = new Map((await readLinks(undefined)).map((l) => [l.ifname, l]));
+  const read = await readLinks(undefined);
+  const links = { byIndex: new Map(read.map((l) => [l.ifindex, l])), byName: new Map(read.map((l) => [l.ifname, l])) };
   return nets.map((n) => driftOf(ctx, n, links)).filter((d): d is NetworkDrift => d !== null);
 }
 
@@ -78,7 +99,7 @@ function describeDrift(d: NetworkDrift): string {
     d.bridgeMissing && 'its bridge',
     d.bridgeDown && 'its bridge up',
     ...d.gateways.map((g) => `${g.address}/${g.prefix}`),
-    ...d.ports.map((p) => `port ${p}`),
+    ...d.ports.map((p) => `port ${p.link.ifname}`),
   ].filter(Boolean);
   return `network ${d.network}: ${what.join(', ')}`;
 }
@@ -92,14 +113,9 @@ async function repairNetwork(ctx: CoreContext, name: string): Promise<NetworkDri
   if (d.bridgeMissing) await restoreNetworkLinks(ctx, net);
   else for (const gw of gatewaysOf(net)) await setHostAddress(net.bridge, gw); // replace: also brings it up
   const ports = d.bridgeMissing ? ((await linkDrift(ctx)).find((x) => x.network === name)?.ports ?? []) : d.ports;
-  const published = new Set(
-    listAttachments(ctx.store)
-      .filter((a) => listPorts(ctx.store, a.id).length)
-      .map((a) => a.hostLink),
-  );
-  for (const port of ports) {
-    await plugIntoBridge(port, net.bridge, ctx.log);
-    if (published.has(port)) setHairpin(port, ctx.log);
+  for (const { link, rec } of ports) {
+    await plugIntoBridge(link, net.bridge, ctx.log);
+    if (listPorts(ctx.store, rec.id).length) setHairpin(link.ifname, ctx.log);
   }
   return { ...d, ports };
 }

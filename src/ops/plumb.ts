@@ -9,6 +9,7 @@ import { waitForwarding } from '../net/links/bridge.js';
 import { configureGuest, type Reannounce } from '../net/addresses/guest-config.js';
 import type { LinkDriver, LinkIdentity } from '../net/links/index.js';
 import { errno } from '../net/rtnetlink/errno.js';
+import { hostIndex } from '../net/rtnetlink/rtnl.js';
 import type { AttachmentPlan } from '../model/attachment.js';
 import { hostLinkName } from '../model/host-names.js';
 import { guestKey, type HeldGuest } from '../runtime/guest.js';
@@ -51,7 +52,9 @@ export async function plumb(
       }),
     () => driver.remove({ ...plan, ...made }, guest.netns.path, ctx.log),
   );
-  ctx.store.tx(() => records.setLinkIdentity(ctx.store, id, made));
+  // A host end (a veth's) by its index too: self-healing plugs it back by that, not by a name anyone can take.
+  const hostEnd = plan.hostLink ? hostIndex(plan.hostLink) : null;
+  ctx.store.tx(() => records.setLinkIdentity(ctx.store, id, made, hostEnd));
   await undo.step(`configure ${plan.ifname} in ${guest.name}`, () =>
     configureGuest(plan, guest.netns.path, ctx.log, reannounceOf(plan)),
   );

@@ -214,3 +214,39 @@ t.test('iptables backend: filter and nat tables flushed', { skip: !isRoot && ROO
   const after = await probe(Date.now() - 3500);
   t.ok(after.port === -1 && after.ping === -1, 'with no daemon, port and ping stay dead after iptables -F');
 });
+
+t.test(
+  'a port goes back by its recorded index, not by a name another link took',
+  { skip: !isRoot && ROOT_REASON },
+  async (t) => {
+    const host = await testHost(t);
+    const dir = stateDir(t);
+    const pw = (...args: string[]) => host.cli(dir, ['--firewall', 'nftables', ...args]);
+    const g = await netns(t);
+    for (const args of [
+      ['pool', 'create', 'hc', '10.247.63.0/24'],
+      ['network', 'create', 'nc', '--bridge', 'brc', '--pool', 'hc'],
+    ])
+      t.equal((await pw(...args)).exitCode, 0);
+    const r = await pw('attach', 'brc', g, 'pool:hc', '--json');
+    t.equal(r.exitCode, 0, r.stderr);
+    const hostEnd = JSON.parse(r.stdout).hostLink as string;
+    const ip = (...args: string[]) => host.run('ip', args);
+    const link = async (which: string) => JSON.parse(await ip('-j', 'link', 'show', which))[0];
+    const ours = (await link(hostEnd)).ifindex as number;
+    const daemon = await daemonIn(t, host, dir, 'nftables');
+    // Ours renamed, and another veth (on no bridge) by its name: the name now points at the wrong link.
+    await ip('link', 'set', hostEnd, 'down');
+    await ip('link', 'set', hostEnd, 'name', 'pwmoved');
+    await ip('link', 'set', 'pwmoved', 'up');
+    await ip('link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'pwother');
+    await ip('link', 'del', 'brc');
+    const back = await until(async () => (await link('pwmoved')).master === 'brc', 5000);
+    t.not(back, -1, `our host end, renamed, is on the bridge again (${back} ms)`);
+    t.equal((await link('pwmoved')).ifindex, ours);
+    t.equal((await link(hostEnd)).master, undefined, 'the veth that took its name is on no bridge');
+    t.ok(daemon.healed() > 0, 'the daemon logged the repair');
+    await ip('link', 'del', hostEnd);
+    t.equal((await pw('detach', g)).exitCode, 0);
+  },
+);

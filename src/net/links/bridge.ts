@@ -24,10 +24,19 @@ export async function createBridge(name: string, log?: StepLog): Promise<void> {
   );
 }
 
-/** Plugs a host link into a bridge and brings it up (a port the bridge lost when it was deleted). */
-export async function plugIntoBridge(port: string, bridge: string, log?: StepLog): Promise<void> {
-  logAsIp(log, [['link', 'set', port, 'master', bridge, 'up']]);
-  await setLink(hostSocket(), hostIndex(port), [ifla.master(hostIndex(bridge))], true);
+/**
+ * Plugs a host link, by its index, into a bridge and brings it up (a port the bridge lost when it
+ * was deleted); the name is for the log.
+ */
+export async function plugIntoBridge(port: LinkAt, bridge: string, log?: StepLog): Promise<void> {
+  logAsIp(log, [['link', 'set', port.ifname, 'master', bridge, 'up']]);
+  await setLink(hostSocket(), port.ifindex, [ifla.master(hostIndex(bridge))], true);
+}
+
+/** A link as read: its index, and its name then. */
+export interface LinkAt {
+  ifname: string;
+  ifindex: number;
 }
 
 /** Something (a guest's veth, a user's own link) is plugged into the bridge. */
