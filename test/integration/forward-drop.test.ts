@@ -2,7 +2,8 @@
  * Default-drop hosts: another program's nftables chain on the forward hook with policy drop
  * (in a stand-in host, testHost). Without a way through, `network create` and `attach` refuse in
  * one line naming the table and chain, before anything changes; with the admin's documented rule
- * there (pipewright's accept mark, or the bridge's name), guests' forwarded traffic flows.
+ * there (pipewright's accept mark, or the bridge's name), guests' forwarded traffic flows. An ip6
+ * table's chain counts as well, and a rule that names the bridge without accepting it does not.
  */
 import t from 'tap';
 import { askPeer, isRoot, netns, peerServer, ping, ROOT_REASON, stateDir, testHost } from '../helpers/host.js';
@@ -48,6 +49,38 @@ t.test(
     t.equal(await host.firewall(), firewall2, 'the rule set is as it was after both refusals');
     t.same(await host.links(), links2, 'no link was made');
     t.notOk(links.includes('brd'), 'no bridge brd');
+  },
+);
+
+t.test(
+  'an ip6 table that drops: a rule naming the bridge is no way through until it accepts',
+  { skip: !isRoot && ROOT_REASON },
+  async (t) => {
+    const host = await testHost(t);
+    for (const cmd of [
+      'add table ip6 six',
+      'add chain ip6 six forward { type filter hook forward priority 0; policy drop; }',
+      'add rule ip6 six forward iifname "brs" counter',
+    ])
+      await host.run('nft', [cmd]);
+    const dir = stateDir(t);
+    const pw = (...args: string[]) => host.cli(dir, ['--firewall', 'nftables', ...args]);
+    t.equal((await pw('pool', 'create', 'sp', '10.247.75.0/24')).exitCode, 0);
+    const [firewall, links] = [await host.firewall(), await host.links()];
+    const create = () => pw('network', 'create', 'sn', '--bridge', 'brs', '--pool', 'sp');
+    const refused = await create();
+    t.equal(refused.exitCode, 1);
+    t.match(
+      refused.stderr.trim(),
+      /^pipewright: nftables chain ip6 six forward \(policy drop\) would drop brs's forwarded traffic; /,
+    );
+    t.equal(await host.firewall(), firewall, 'the rule set is as it was');
+    t.same(await host.links(), links, 'no bridge made');
+
+    await host.run('nft', ['add rule ip6 six forward iifname "brs" accept']);
+    const made = await create();
+    t.equal(made.exitCode, 0, made.stderr);
+    t.equal((await pw('network', 'rm', 'sn')).exitCode, 0);
   },
 );
 
