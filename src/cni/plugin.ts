@@ -21,13 +21,17 @@ import { readStdin } from '../util/stdin.js';
 
 const LATEST = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1];
 
-async function dispatch(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<CniResult | null> {
-  const ipam = isIpamMode(conf);
-  if (!ipam && conf.type !== 'pipewright')
+/** A configuration for another plugin is refused before any store is opened (or made). */
+function refuseOtherType(conf: NetConf): void {
+  if (!isIpamMode(conf) && conf.type !== 'pipewright')
     throw new CniError(
       ERR.invalidConfig,
       `"type" is ${String(conf.type).slice(0, 20)}; pipewright is "pipewright" (or the "ipam" type of another plugin)`,
     );
+}
+
+async function dispatch(ctx: CoreContext, conf: NetConf, env: CniEnv): Promise<CniResult | null> {
+  const ipam = isIpamMode(conf);
   switch (env.command) {
     case 'ADD':
       return ipam ? addIpam(ctx, conf, env) : addMain(ctx, conf, env);
@@ -79,6 +83,7 @@ export async function handleCni(
       };
     }
     conf = parseNetconf(text);
+    refuseOtherType(conf);
     const c = conf;
     const where = c.type === 'pipewright' ? c : (c.ipam ?? {});
     const opts = { stateDir: where.stateDir, store: where.store };

@@ -312,6 +312,30 @@ t.test('the spec: VERSION, an older cniVersion, bad input, GC, STATUS', { skip }
   t.equal((await cli(dir, ['network', 'rm', conf.name])).exitCode, 0);
 });
 
+t.test('another plugin\'s "type": refused before a store is made', { skip }, async (t) => {
+  const dir = join(stateDir(t), 'not-yet');
+  // Another plugin's configuration names no pipewright state dir: the store would be the environment's.
+  const conf = { cniVersion: '1.1.0', name: uniq('net'), type: 'bridge', bridge: uniq('b') };
+  for (const command of ['ADD', 'STATUS']) {
+    const r = await execa(CNI_PLUGIN, [], {
+      input: JSON.stringify(conf),
+      env: {
+        CNI_COMMAND: command,
+        CNI_CONTAINERID: 'ctr-t',
+        CNI_NETNS: '/run/netns/none',
+        CNI_PATH,
+        CNI_IFNAME: 'eth0',
+        PIPEWRIGHT_CNI_SOCKET: NO_DAEMON,
+        PIPEWRIGHT_STATE_DIR: dir,
+      },
+      extendEnv: true,
+      reject: false,
+    });
+    t.match(JSON.parse(r.stdout), { code: 7, msg: /"type" is bridge/ }, `${command}: refused`);
+    t.notOk(existsSync(dir), `${command}: no state dir made`);
+  }
+});
+
 t.test('main plugin on a macvlan parent: a pool from "subnet", CNI_ARGS IP= honoured', { skip }, async (t) => {
   const dir = stateDir(t);
   const nic = await nicPair(t, 'm');
