@@ -2,6 +2,12 @@
 import type { Command } from 'commander';
 import { withContext } from '../frontend/context.js';
 import { optionsOf, printJson, printTable } from './context.js';
+import type { NetworkRecord } from '../db/networks.js';
+
+/** A network as --json prints it: its host interface as `bridge` (a bridge, or a macvlan network's parent). */
+function networkJson({ name, hostIf, ...rest }: NetworkRecord) {
+  return { name, bridge: hostIf, ...rest };
+}
 
 export function register(program: Command): void {
   const network = program.command('network').description('bridges with a pool, NAT (masquerade) and isolation');
@@ -28,16 +34,16 @@ export function register(program: Command): void {
       await withContext(o, async (ctx) => {
         const n = await createNetwork(ctx, {
           name,
-          bridge: o.bridge,
+          hostIf: o.bridge,
           pool: o.pool,
           pool6: o.pool6,
           masquerade: o.masquerade,
           isolated: o.isolated,
         });
-        if (ctx.json) printJson(n);
+        if (ctx.json) printJson(networkJson(n));
         else
           process.stdout.write(
-            `network ${n.name}: ${n.bridge} ${n.subnet} gateway ${n.gateway ?? 'none'}${n.subnet6 ? ` ${n.subnet6} gateway ${n.gateway6 ?? 'none'}` : ''}${n.masquerade ? ' masquerade' : ''}${n.isolated ? ' isolated' : ''}\n`,
+            `network ${n.name}: ${n.hostIf} ${n.subnet} gateway ${n.gateway ?? 'none'}${n.subnet6 ? ` ${n.subnet6} gateway ${n.gateway6 ?? 'none'}` : ''}${n.masquerade ? ' masquerade' : ''}${n.isolated ? ' isolated' : ''}\n`,
           );
       });
     });
@@ -50,13 +56,13 @@ export function register(program: Command): void {
       const { listNetworks } = await import('../db/networks.js');
       await withContext(optionsOf(cmd), async (ctx) => {
         const nets = listNetworks(ctx.store);
-        if (ctx.json) return printJson(nets);
+        if (ctx.json) return printJson(nets.map(networkJson));
         printTable(
           ['NAME', 'KIND', 'BRIDGE/PARENT', 'SUBNET', 'GATEWAY', 'MASQUERADE', 'ISOLATED'],
           nets.map((n) => [
             n.name,
             n.kind,
-            n.bridge,
+            n.hostIf,
             n.subnet,
             n.gateway ?? '-',
             String(n.masquerade),

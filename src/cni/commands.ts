@@ -170,7 +170,7 @@ export async function addMain(ctx: CoreContext, conf: NetConf, env: CniEnv): Pro
   if (conf.bridge) {
     await createNetwork(ctx, {
       name: conf.name,
-      bridge: conf.bridge,
+      hostIf: conf.bridge,
       pool: pool.name,
       masquerade: conf.masquerade ?? false,
       isolated: conf.isolated ?? false,

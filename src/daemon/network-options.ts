@@ -20,15 +20,15 @@ const PARENT_OPTIONS = ['parent', 'macvlan_mode', 'host_shim', 'vlan', 'mtu'];
 
 export type NetworkOptions = Pick<
   NetworkRequest,
-  'kind' | 'bridge' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim' | 'vlan' | 'rate'
+  'kind' | 'hostIf' | 'masquerade' | 'isolated' | 'mtu' | 'macvlanMode' | 'hostShim' | 'vlan' | 'rate'
 >;
 
 /** parent= and vlan=: the NIC and VLAN id, from either spelling. */
-function parentAndVlan(opts: Record<string, unknown>): Pick<NetworkOptions, 'bridge' | 'vlan'> {
+function parentAndVlan(opts: Record<string, unknown>): Pick<NetworkOptions, 'hostIf' | 'vlan'> {
   const parent = str(opts.parent);
-  if (opts.vlan !== undefined) return { bridge: parent, vlan: checkVlanId(str(opts.vlan)) };
+  if (opts.vlan !== undefined) return { hostIf: parent, vlan: checkVlanId(str(opts.vlan)) };
   const dotted = hostLinkExists(parent) ? null : splitVlanName(parent);
-  return dotted ? { bridge: dotted.nic, vlan: checkVlanId(dotted.id) } : { bridge: parent };
+  return dotted ? { hostIf: dotted.nic, vlan: checkVlanId(dotted.id) } : { hostIf: parent };
 }
 
 /** The -o options of `docker network create`: a bridge network's, or with parent= a macvlan network's. */
@@ -66,7 +66,7 @@ export function networkOptions(body: Record<string, unknown>, defaultBridge: str
   }
   // Masquerade by default: a container on Docker's own bridge reaches the outside, so one here does too.
   return {
-    bridge: opts.bridge === undefined ? defaultBridge : str(opts.bridge),
+    hostIf: opts.bridge === undefined ? defaultBridge : str(opts.bridge),
     masquerade: flag('masquerade', true),
     isolated: flag('isolated', false),
     ...mtu,

@@ -14,7 +14,7 @@ export interface NetworkRecord {
    * The host interface: the network's bridge, or the parent of a macvlan network's links (a NIC, or
    * a VLAN interface of one).
    */
-  bridge: string;
+  hostIf: string;
   pool: string;
   subnet: string;
   gateway: string | null;
@@ -64,7 +64,7 @@ interface NetworkRow {
 
 const toNetwork = (r: NetworkRow): NetworkRecord => ({
   name: r.name,
-  bridge: r.bridge,
+  hostIf: r.bridge,
   pool: r.pool,
   subnet: r.subnet,
   gateway: r.gateway,
@@ -91,7 +91,7 @@ export function insertNetwork(store: Store, n: Omit<NetworkRecord, 'createdAt'>)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
-      ...[n.name, n.kind, n.bridge, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0],
+      ...[n.name, n.kind, n.hostIf, n.pool, n.subnet, n.gateway, n.masquerade ? 1 : 0, n.isolated ? 1 : 0],
       ...[n.mtu, n.macvlanMode, n.hostShim, n.vlan, n.vlanOf, n.pool6, n.subnet6, n.gateway6, n.rate],
       new Date().toISOString(),
     );
@@ -212,10 +212,10 @@ export function firewallState(store: Store): FirewallState {
       host_if: string;
     }[]
   ).map((r) => r.host_if);
-  const names = [...new Set([...guestBridges, ...networks.map((n) => n.bridge)])].sort();
+  const names = [...new Set([...guestBridges, ...networks.map((n) => n.hostIf)])].sort();
   return {
     bridges: names.map((bridge) => {
-      const n = networks.find((x) => x.bridge === bridge);
+      const n = networks.find((x) => x.hostIf === bridge);
       return {
         bridge,
         hasGuests: guestBridges.includes(bridge),

@@ -94,11 +94,11 @@ async function planNetworks(p: Planner): Promise<void> {
     if (!have) {
       p.actions.push({
         description: `create network ${n.name} on ${n.bridge}`,
-        run: () => createNetwork(p.ctx, { ...n, masquerade, isolated }),
+        run: () => createNetwork(p.ctx, { name: n.name, hostIf: n.bridge, pool: n.pool, masquerade, isolated }),
       });
-    } else if (have.bridge !== n.bridge || have.pool !== n.pool) {
+    } else if (have.hostIf !== n.bridge || have.pool !== n.pool) {
       throw new PipewrightError(
-        `${p.locate(['networks', i])}: network ${n.name} exists on ${have.bridge} with pool ${have.pool}; remove it first`,
+        `${p.locate(['networks', i])}: network ${n.name} exists on ${have.hostIf} with pool ${have.pool}; remove it first`,
       );
     } else if (have.masquerade !== masquerade || have.isolated !== isolated) {
       p.actions.push({

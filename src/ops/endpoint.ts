@@ -98,7 +98,7 @@ function endpointPlan(
   const hostLink = unusedHostLinkName(ctx, `endpoint:${guestId(req)}`, 'eth0');
   const ifname = driver === veth ? `${hostLink}c` : hostLink;
   const spec = checkAttachSpec({
-    hostIf: net.bridge,
+    hostIf: net.hostIf,
     ifname,
     hostLink,
     mac: req.mac ?? randomMac(),
@@ -109,11 +109,11 @@ function endpointPlan(
     throw new UsageError(`rate= needs a bridge network (a veth's host end to shape); ${net.name} is a macvlan network`);
   const plan: AttachmentPlan = {
     kind: driver.kind,
-    hostIf: net.bridge,
+    hostIf: net.hostIf,
     hostLink,
     ifname,
     mac: spec.mac!,
-    mtu: net.mtu ?? driver.plan(hostLinkInfo(net.bridge), spec).mtu,
+    mtu: net.mtu ?? driver.plan(hostLinkInfo(net.hostIf), spec).mtu,
     macvlanMode: net.macvlanMode,
     ipvlanMode: null,
     vlan: null,
@@ -160,7 +160,7 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
     undo.push('record intent', () => records.deleteAttachment(ctx.store, rid));
     // The container end is born in the host (the host's own namespace as the "guest"): Docker moves it.
     const made = await undo.step(
-      `create ${plan.kind} ${plan.hostLink} on ${net.bridge}`,
+      `create ${plan.kind} ${plan.hostLink} on ${net.hostIf}`,
       () => driver.create(plan, host, ctx.log),
       () => driver.remove({ ...plan, ...NO_IDENTITY }, null, ctx.log),
     );
@@ -174,7 +174,7 @@ export async function createEndpoint(ctx: CoreContext, req: EndpointRequest): Pr
       null,
       ratesOf(spec),
     );
-    await undo.step(`firewall for ${net.bridge}`, () =>
+    await undo.step(`firewall for ${net.hostIf}`, () =>
       changeFirewallIn(ctx, () => records.markReady(ctx.store, rid, null)),
     );
     return records.expectAttachment(ctx.store, 'endpoint', id, plan.ifname, name);

@@ -156,7 +156,7 @@ async function forgottenDockerNetworks(ctx: CoreContext, dryRun?: boolean): Prom
   for (const net of mine) {
     const id12 = DOCKER_NETWORK.exec(net.name)![1];
     if (known.has(id12)) continue;
-    actions.push({ kind: 'network', target: `${net.name} ${net.bridge}`, reason: 'Docker has no such network' });
+    actions.push({ kind: 'network', target: `${net.name} ${net.hostIf}`, reason: 'Docker has no such network' });
     if (!dryRun) await removeDockerNetwork(ctx, net.name, id12);
   }
   return actions;

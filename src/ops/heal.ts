@@ -68,11 +68,11 @@ const holds = (link: LinkState | undefined, gw: IpConfig) =>
   Boolean(link?.addresses.some((a) => sameSubnet(a, `${gw.address}/${gw.prefix}`, 'address')));
 
 function driftOf(ctx: CoreContext, net: NetworkRecord, links: HostLinks): NetworkDrift | null {
-  const bridge = links.byName.get(net.bridge);
+  const bridge = links.byName.get(net.hostIf);
   // Something else by that name now (not a bridge): not pipewright's to replace.
   if (bridge && bridge.kind !== 'bridge') return null;
   const ports = listAttachments(ctx.store)
-    .filter((a) => a.state === 'ready' && a.kind === 'veth' && a.hostIf === net.bridge && a.hostLink)
+    .filter((a) => a.state === 'ready' && a.kind === 'veth' && a.hostIf === net.hostIf && a.hostLink)
     .map((rec) => ({ rec, link: hostEndOf(rec, links) }))
     .filter((p): p is Port => p.link !== undefined && !p.link.master);
   const d: NetworkDrift = {
@@ -111,10 +111,10 @@ async function repairNetwork(ctx: CoreContext, name: string): Promise<NetworkDri
   const d = (await linkDrift(ctx)).find((x) => x.network === name);
   if (!d) return null;
   if (d.bridgeMissing) await restoreNetworkLinks(ctx, net);
-  else for (const gw of gatewaysOf(net)) await setHostAddress(net.bridge, gw); // replace: also brings it up
+  else for (const gw of gatewaysOf(net)) await setHostAddress(net.hostIf, gw); // replace: also brings it up
   const ports = d.bridgeMissing ? ((await linkDrift(ctx)).find((x) => x.network === name)?.ports ?? []) : d.ports;
   for (const { link, rec } of ports) {
-    await plugIntoBridge(link, net.bridge, ctx.log);
+    await plugIntoBridge(link, net.hostIf, ctx.log);
     if (listPorts(ctx.store, rec.id).length) setHairpin(link.ifname, ctx.log);
   }
   return { ...d, ports };

@@ -37,7 +37,7 @@ export interface NetworkRequest {
   /** bridge (the default) or macvlan. */
   kind?: NetworkKind;
   /** The bridge (made if missing), or a macvlan network's parent NIC. */
-  bridge: string;
+  hostIf: string;
   pool: string;
   masquerade?: boolean;
   isolated?: boolean;
@@ -59,10 +59,10 @@ export interface NetworkRequest {
 
 /** What a macvlan network needs of its request: an Ethernet parent, no NAT choices, an MTU it can carry. */
 function checkMacvlanRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null {
-  const parent = hostLinkInfo(req.bridge);
+  const parent = hostLinkInfo(req.hostIf);
   if (!parent || parent.type !== ARPHRD_ETHER || parent.bridge) {
     throw new PipewrightError(
-      `parent ${req.bridge} must be an existing Ethernet interface (not a bridge) for a macvlan network`,
+      `parent ${req.hostIf} must be an existing Ethernet interface (not a bridge) for a macvlan network`,
     );
   }
   if (req.masquerade || req.isolated)
@@ -71,9 +71,9 @@ function checkMacvlanRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null
     );
   if (req.mtu && req.mtu > parent.mtu)
     throw new PipewrightError(
-      `mtu ${req.mtu} is above ${req.bridge}'s own (${parent.mtu}); a macvlan cannot carry more than its parent`,
+      `mtu ${req.mtu} is above ${req.hostIf}'s own (${parent.mtu}); a macvlan cannot carry more than its parent`,
     );
-  if (req.vlan !== undefined) vlanInterfaceName(req.bridge, checkVlanId(req.vlan));
+  if (req.vlan !== undefined) vlanInterfaceName(req.hostIf, checkVlanId(req.vlan));
   return req.hostShim ? parseIpConfig(req.hostShim) : null;
 }
 
@@ -89,8 +89,8 @@ export function createNetwork(ctx: CoreContext, req: NetworkRequest): Promise<Ne
 export function checkNetworkRequest(req: Omit<NetworkRequest, 'pool'>): IpConfig | null {
   const kind = req.kind ?? 'bridge';
   checkObjectName(req.name, 'network name');
-  checkIfname(req.bridge, kind === 'macvlan' ? 'parent' : 'bridge');
-  if (req.bridge === NO_HOST_IF)
+  checkIfname(req.hostIf, kind === 'macvlan' ? 'parent' : 'bridge');
+  if (req.hostIf === NO_HOST_IF)
     throw new UsageError(
       `${NO_HOST_IF} is attach's word for a dummy (no host interface); name the bridge or parent otherwise`,
     );
@@ -111,11 +111,11 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
   const v4 = await subnetOf(ctx, req.pool, req.gateway, 4);
   const v6 = req.pool6 ? await subnetOf(ctx, req.pool6, req.gateway6, 6) : null;
   // On a VLAN, the links' parent is the NIC's VLAN interface; the record names both.
-  const parent = req.vlan === undefined ? req.bridge : vlanInterfaceName(req.bridge, req.vlan);
+  const parent = req.vlan === undefined ? req.hostIf : vlanInterfaceName(req.hostIf, req.vlan);
   const rec: Omit<NetworkRecord, 'createdAt'> = {
     name: req.name,
     kind,
-    bridge: parent,
+    hostIf: parent,
     ...{ pool: v4.pool.name, subnet: v4.pool.subnet, gateway: v4.gateway },
     ...{ pool6: v6?.pool.name ?? null, subnet6: v6?.pool.subnet ?? null, gateway6: v6?.gateway ?? null },
     masquerade: Boolean(req.masquerade),
@@ -124,7 +124,7 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
     macvlanMode: req.macvlanMode ?? null,
     hostShim: req.hostShim ?? null,
     vlan: req.vlan ?? null,
-    vlanOf: req.vlan === undefined ? null : req.bridge,
+    vlanOf: req.vlan === undefined ? null : req.hostIf,
     rate: req.rate === undefined ? null : formatRates(parseRates(req.rate)),
   };
   const clash = findNetwork(ctx.store, req.name) ?? findNetwork(ctx.store, parent);
@@ -133,7 +133,7 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
   const same = [
     'name',
     'kind',
-    'bridge',
+    'hostIf',
     'pool',
     'pool6',
     'masquerade',
@@ -150,10 +150,10 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
     throw new PipewrightError(
       `network ${clash.name} already uses ${clash.name === req.name ? 'that name' : `${kind === 'macvlan' ? 'parent' : 'bridge'} ${parent}`}`,
     );
-  const existing = hostLinkInfo(req.bridge);
+  const existing = hostLinkInfo(req.hostIf);
   if (kind === 'bridge' && existing && !existing.bridge)
-    throw new PipewrightError(`${req.bridge} exists and is not a bridge`);
-  if (kind === 'bridge' && !resume) await refuseForwardDrop(ctx, req.bridge);
+    throw new PipewrightError(`${req.hostIf} exists and is not a bridge`);
+  if (kind === 'bridge' && !resume) await refuseForwardDrop(ctx, req.hostIf);
   const log = ctx.log;
   const undo = new UndoStack(log);
   const change = (mutate: () => void) => changeFirewallIn(ctx, mutate);
@@ -178,7 +178,7 @@ async function create(ctx: CoreContext, req: NetworkRequest): Promise<NetworkRec
 
 type NetworkLinks = Pick<
   NetworkRecord,
-  'kind' | 'bridge' | 'subnet' | 'gateway' | 'subnet6' | 'gateway6' | 'hostShim' | 'vlan' | 'vlanOf'
+  'kind' | 'hostIf' | 'subnet' | 'gateway' | 'subnet6' | 'gateway6' | 'hostShim' | 'vlan' | 'vlanOf'
 >;
 
 /**
@@ -187,18 +187,18 @@ type NetworkLinks = Pick<
  */
 async function makeHostLinks(ctx: CoreContext, undo: UndoStack, net: NetworkLinks): Promise<void> {
   if (net.vlan !== null) await ensureVlanInterface(ctx, undo, net.vlanOf!, net.vlan);
-  if (net.hostShim) await ensureShim(ctx, undo, net.bridge, parseIpConfig(net.hostShim));
+  if (net.hostShim) await ensureShim(ctx, undo, net.hostIf, parseIpConfig(net.hostShim));
   if (net.kind === 'macvlan') return;
-  await ensureBridge(ctx, undo, net.bridge);
+  await ensureBridge(ctx, undo, net.hostIf);
   for (const gw of gatewaysOf(net)) {
     const addr = `${gw.address}/${gw.prefix}`;
     await undo.step(
-      `address ${addr} on ${net.bridge}`,
+      `address ${addr} on ${net.hostIf}`,
       () => {
-        ctx.log?.step(`ip address replace ${addr} dev ${net.bridge}; ip link set ${net.bridge} up  (netlink)`);
-        return setHostAddress(net.bridge, gw);
+        ctx.log?.step(`ip address replace ${addr} dev ${net.hostIf}; ip link set ${net.hostIf} up  (netlink)`);
+        return setHostAddress(net.hostIf, gw);
       },
-      () => removeHostAddress(net.bridge, gw),
+      () => removeHostAddress(net.hostIf, gw),
     );
   }
 }
@@ -209,7 +209,7 @@ async function makeHostLinks(ctx: CoreContext, undo: UndoStack, net: NetworkLink
  * back) makes them. They are the network's: kept when that guest's attach fails.
  */
 export async function restoreNetworkLinks(ctx: CoreContext, net: NetworkRecord): Promise<void> {
-  if (hostLinkExists(net.bridge) && (!net.hostShim || hostLinkExists(shimName(net.bridge)))) return;
+  if (hostLinkExists(net.hostIf) && (!net.hostShim || hostLinkExists(shimName(net.hostIf)))) return;
   const undo = new UndoStack(ctx.log);
   await undo.all(() => makeHostLinks(ctx, undo, net));
 }
@@ -239,10 +239,10 @@ export function gatewaysOf(net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'subn
 
 /** Inserts the network unless its name or bridge is taken (checked again inside the transaction). */
 function insertUnique(ctx: CoreContext, rec: Omit<NetworkRecord, 'createdAt'>): void {
-  const clash = findNetwork(ctx.store, rec.name) ?? findNetwork(ctx.store, rec.bridge);
+  const clash = findNetwork(ctx.store, rec.name) ?? findNetwork(ctx.store, rec.hostIf);
   if (clash)
     throw new PipewrightError(
-      `network ${clash.name} already uses ${clash.name === rec.name ? 'that name' : `bridge ${rec.bridge}`}`,
+      `network ${clash.name} already uses ${clash.name === rec.name ? 'that name' : `bridge ${rec.hostIf}`}`,
     );
   insertNetwork(ctx.store, rec);
 }
@@ -254,24 +254,24 @@ export function removeNetwork(ctx: CoreContext, name: string): Promise<NetworkRe
 async function remove(ctx: CoreContext, name: string): Promise<NetworkRecord> {
   const net = findNetwork(ctx.store, name);
   if (!net || net.name !== name) throw new PipewrightError(`no network named ${name} (see 'pipewright network ls')`);
-  const guests = records.countOnHostIf(ctx.store, net.bridge);
+  const guests = records.countOnHostIf(ctx.store, net.hostIf);
   if (guests > 0)
-    throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.bridge}; detach them first`);
+    throw new PipewrightError(`network ${name} still has ${guests} guest(s) on ${net.hostIf}; detach them first`);
   await namedStep(`network rm ${name}: firewall`, () => changeFirewallIn(ctx, () => deleteNetwork(ctx.store, name)));
   if (net.kind === 'macvlan') {
     if (net.hostShim)
       await namedStep(`network rm ${name}: host shim`, () =>
-        removeMacvlanShim(ctx, net.bridge, parseIpConfig(net.hostShim!)),
+        removeMacvlanShim(ctx, net.hostIf, parseIpConfig(net.hostShim!)),
       );
     if (net.vlan !== null)
-      await namedStep(`network rm ${name}: VLAN interface`, () => releaseVlanInterface(ctx, net.bridge));
+      await namedStep(`network rm ${name}: VLAN interface`, () => releaseVlanInterface(ctx, net.hostIf));
     return net;
   }
-  for (const gw of hostLinkExists(net.bridge) ? gatewaysOf(net) : []) {
-    ctx.log?.step(`ip address del ${gw.address}/${gw.prefix} dev ${net.bridge}  (netlink)`);
-    await namedStep(`network rm ${name}: address`, () => removeHostAddress(net.bridge, gw));
+  for (const gw of hostLinkExists(net.hostIf) ? gatewaysOf(net) : []) {
+    ctx.log?.step(`ip address del ${gw.address}/${gw.prefix} dev ${net.hostIf}  (netlink)`);
+    await namedStep(`network rm ${name}: address`, () => removeHostAddress(net.hostIf, gw));
   }
-  await namedStep(`network rm ${name}: bridge`, () => releaseBridge(ctx, net.bridge));
+  await namedStep(`network rm ${name}: bridge`, () => releaseBridge(ctx, net.hostIf));
   return net;
 }
 
@@ -296,7 +296,7 @@ export function inIdleNetworkTurn<T>(ctx: CoreContext, fn: () => Promise<T>): Pr
 async function releaseIdle(ctx: CoreContext, name: string, bridge?: string): Promise<boolean> {
   const net = findNetwork(ctx.store, name);
   const mine = net?.name === name;
-  if (mine && records.countOnHostIf(ctx.store, net.bridge) > 0) return false;
+  if (mine && records.countOnHostIf(ctx.store, net.hostIf) > 0) return false;
   if (mine) await removeNetwork(ctx, name);
   const bridgeGone = !mine && bridge !== undefined && (await releaseBridge(ctx, bridge));
   const pool = await ctx.ipam.findPool(name);

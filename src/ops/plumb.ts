@@ -36,7 +36,7 @@ export async function plumb(
 ): Promise<void> {
   // A network's bridge (or shim) comes back whole, its gateways on it; another bridge is made bare.
   const net = findNetwork(ctx.store, plan.hostIf);
-  if (net?.bridge === plan.hostIf) await restoreNetworkLinks(ctx, net);
+  if (net?.hostIf === plan.hostIf) await restoreNetworkLinks(ctx, net);
   else if (driver.onBridge) await ensureBridge(ctx, undo, plan.hostIf);
   else await ensureParentVlan(ctx, undo, plan.hostIf);
   const made: LinkIdentity = await undo.step(
