@@ -9,7 +9,7 @@ import * as daemonCmds from './daemon.js';
 import * as ipamCmds from './ipam.js';
 import * as lifecycleCmds from './lifecycle.js';
 import * as networkCmds from './network.js';
-import * as nsCmds from './ns.js';
+import * as passthroughCmds from './passthrough.js';
 import * as pipeworkCmds from './pipework.js';
 import * as showCmds from './show.js';
 import * as storageCmds from './storage.js';
@@ -53,7 +53,7 @@ export function buildProgram(): Command {
     storageCmds,
     lifecycleCmds,
     daemonCmds,
-    nsCmds,
+    passthroughCmds,
     pipeworkCmds,
   ])
     group.register(program);

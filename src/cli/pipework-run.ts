@@ -12,7 +12,7 @@ import { PipewrightError, UsageError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { silent, stderrLog } from '../util/log.js';
 import { printJson } from './context.js';
-import { runInGuest } from './ns-run.js';
+import { runInGuest } from './passthrough-run.js';
 import { parsePipework } from './pipework-argv.js';
 
 export async function runPipework(argv: string[], opts: GlobalOptions): Promise<void> {

@@ -1,4 +1,4 @@
-/** route / rule: iproute2's own words, run inside the guest's network namespace (as pipework does; ns-run.ts). */
+/** route / rule: iproute2's own words, run inside the guest's network namespace (as pipework does; passthrough-run.ts). */
 import type { Command } from 'commander';
 import { optionsOf } from './context.js';
 
@@ -16,7 +16,7 @@ export function register(program: Command): void {
         `\nExample:\n  pipewright ${object} web ${object === 'route' ? 'add 10.0.0.0/8 via 192.168.1.254' : 'add from 10.0.0.5 table 100'}`,
       )
       .action(async (guestSpec: string, args: string[], _o, cmd: Command) =>
-        (await import('./ns-run.js')).routeOrRule(object, guestSpec, args, optionsOf(cmd).verbose),
+        (await import('./passthrough-run.js')).routeOrRule(object, guestSpec, args, optionsOf(cmd).verbose),
       );
   }
 }

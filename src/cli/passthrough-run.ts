@@ -1,4 +1,4 @@
-/** What route and rule do (ns.ts declares them): iproute2's words inside the guest's network namespace. */
+/** What route and rule do (passthrough.ts declares them): iproute2's words inside the guest's network namespace. */
 import { dockerSocket } from '../frontend/context.js';
 import { ipCommand } from '../net/routes/iproute.js';
 import { resolveGuest } from '../runtime/guest.js';
