@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .command('mount')
     .description('mount a named volume or a host path into a running container, without restarting it')
     .argument('<guest>', 'docker:<name|id> | pid:<n> | <name> (a guest with a mount namespace)')
-    .argument('<spec>', '<volume-name|/host/path>:<container-path>[:ro|nocopy]')
+    .argument('<spec>', '<volume-name|/host/path>:<guest-path>[:ro|nocopy]')
     .option('--create', 'create a missing host path')
     .option('--allow-sensitive', 'allow /, /proc, /sys, /dev and the state directory as host paths')
     .option('--json', 'print the mount as JSON')
@@ -77,7 +77,7 @@ export function register(program: Command): void {
     .command('unmount')
     .description('take a mount out of a running container')
     .argument('<guest>', 'as for mount')
-    .argument('<container-path>', 'where it is mounted')
+    .argument('<guest-path>', 'where it is mounted')
     .addHelpText('after', '\nExample:\n  pipewright unmount web /data')
     .action(async (guestSpec: string, target: string, _o, cmd: Command) =>
       (await run()).unmount(guestSpec, target, optionsOf(cmd)),

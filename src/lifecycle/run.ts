@@ -81,7 +81,7 @@ function checkMountPath(path: string, what: string): string {
 /** A -v argument checked for Docker's --mount before anything is created. */
 function dockerMountSpec(text: string): MountSpec {
   const spec = parseMountSpec(text);
-  checkMountPath(spec.target, 'container path');
+  checkMountPath(spec.target, 'guest path');
   if (spec.hostPath) checkMountPath(spec.hostPath, 'host path');
   return spec;
 }

@@ -3,7 +3,7 @@
  *   names      Docker's rule ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$
  *   --opt      type=tmpfs,o=size=64m | type=none,o=bind,device=/path (one --opt, or several)
  *   --size     1G, 512M, 100k (an ext4 image with a hard quota)
- *   mounts     <volume-name|/host/path>:<container-path>[:ro|rw|nocopy[,...]]
+ *   mounts     <volume-name|/host/path>:<guest-path>[:ro|rw|nocopy[,...]]
  */
 import { posix } from 'node:path';
 import { UsageError } from '../util/errors.js';
@@ -79,7 +79,7 @@ export interface MountSpec {
 export function parseMountSpec(text: string): MountSpec {
   const [source, target, flags, extra] = text.split(':');
   if (!source || !target || extra !== undefined) {
-    throw new UsageError(`mount "${text}" must be <volume-name|/host/path>:<container-path>[:ro]`);
+    throw new UsageError(`mount "${text}" must be <volume-name|/host/path>:<guest-path>[:ro]`);
   }
   const options = (flags ?? '').split(',').filter(Boolean);
   for (const o of options)
@@ -97,7 +97,7 @@ export function parseMountSpec(text: string): MountSpec {
 export function checkContainerPath(path: string): string {
   const norm = posix.normalize(path);
   if (!path.startsWith('/') || norm === '/' || path.split('/').includes('..')) {
-    throw new UsageError(`container path "${path}" must be absolute, not / and without ..`);
+    throw new UsageError(`guest path "${path}" must be absolute, not / and without ..`);
   }
   return norm.replace(/\/$/, '');
 }
