@@ -8,15 +8,22 @@ import { createServer } from 'node:net';
 
 type T = { teardown(fn: () => unknown): void };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-      .listen(0, '127.0.0.1', () => {
-        const { port } = srv.address() as { port: number };
-        srv.close(() => resolve(port));
-      })
-      .on('error', reject);
-  });
+/** Free loopback ports, held open together until all are known, so no two are the same. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const srv = createServer()
+            .listen(0, '127.0.0.1', () => resolve(srv))
+            .on('error', reject);
+        }),
+    ),
+  );
+  const ports = servers.map((srv) => (srv.address() as { port: number }).port);
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
 }
 
 export async function startEtcd(t: T): Promise<string> {
@@ -101,7 +108,7 @@ export function makeTlsFiles(dir: string): TlsFiles {
  */
 export async function startEtcdProcess(t: T, tls?: TlsFiles): Promise<{ endpoint: string; pid: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-etcd-'));
-  const [client, peer] = [await freePort(), await freePort()];
+  const [client, peer] = await freePorts(2);
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${client}`;
   const tlsArgs = tls
     ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth']
@@ -135,7 +142,10 @@ export async function startEtcdProcess(t: T, tls?: TlsFiles): Promise<{ endpoint
     rmSync(dir, { recursive: true, force: true });
   });
   for (let i = 0; i < 100; i++) {
-    if (await listening(client)) return { endpoint: `127.0.0.1:${client}`, pid: proc.pid! };
+    // Something answering on the port is this etcd only while it runs (another may have taken the port).
+    const exited = () => proc.exitCode !== null || proc.signalCode !== null;
+    if (exited()) throw new Error(`etcd exited at start (${proc.exitCode ?? proc.signalCode})`);
+    if ((await listening(client)) && !exited()) return { endpoint: `127.0.0.1:${client}`, pid: proc.pid! };
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('etcd did not start within 10 s');
