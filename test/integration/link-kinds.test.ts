@@ -419,7 +419,7 @@ t.test(
     const program = `import { openContext, createNetwork, closeContext } from 'pipewright';
     const ctx = await openContext({ stateDir: ${JSON.stringify(dir)} });
     await ctx.ipam.createPool({ name: 'v', cidr: '10.243.60.0/24' });
-    await createNetwork(ctx, { name: 'v', kind: 'macvlan', bridge: ${JSON.stringify(parent)}, pool: 'v', vlan: 60 });
+    await createNetwork(ctx, { name: 'v', kind: 'macvlan', hostIf: ${JSON.stringify(parent)}, pool: 'v', vlan: 60 });
     await closeContext(ctx);`;
     await execa('node', ['--input-type=module', '-e', program]);
     t.match(JSON.parse(await must('ip', ['-j', '-d', 'link', 'show', `${parent}.60`]))[0].linkinfo, {
