@@ -13,6 +13,8 @@ export const IFNAMSIZ = 16;
  * breaks an nft script and a leading '-' reads as an option: only names read literally everywhere.
  */
 export function checkIfname(name: string, what = 'interface name'): string {
+  // A library caller's missing field (JavaScript has no types to stop it): one line, not a TypeError.
+  if (typeof name !== 'string') throw new UsageError(`${what} is missing`);
   const bytes = Buffer.byteLength(name);
   if (bytes === 0 || bytes >= IFNAMSIZ) {
     throw new UsageError(`${what} "${printable(name)}" must be 1 to ${IFNAMSIZ - 1} bytes long`);

@@ -12,6 +12,8 @@ t.test('interface names follow the kernel rules', async (t) => {
   for (const bad of ['', 'a'.repeat(16), '.', '..', 'a/b', 'a:b', 'a b', 'é'.repeat(8)]) {
     t.throws(() => checkIfname(bad), UsageError, JSON.stringify(bad));
   }
+  // A library caller that leaves the field out (say, createNetwork's hostIf): one line naming it.
+  t.throws(() => checkIfname(undefined as unknown as string, 'bridge'), new UsageError('bridge is missing'));
 });
 
 t.test('interface names are what both rule languages read literally', async (t) => {
