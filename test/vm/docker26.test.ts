@@ -11,20 +11,10 @@
  *    with the nftables backend publishes a port, the guest pings, and detach leaves no rule.
  */
 import t, { type Test } from 'tap';
-import { CHECKOUT, buildTrixieRoot, TRIXIE_DOCKER_ROOT, TrixieEnv } from './trixie.js';
+import { CHECKOUT, rootForTests, TRIXIE_DOCKER_ROOT, TrixieEnv } from './trixie.js';
 import { firewallNames } from '../../src/net/firewall/names.js';
 
-const isRoot = process.getuid?.() === 0;
-// Room for a cold build of the root (150-170 s) on top of the test.
-t.setTimeout(600_000);
-const built = isRoot
-  ? await buildTrixieRoot(TRIXIE_DOCKER_ROOT, 'docker')
-  : { reason: 'needs root (namespaces, chroot)', seconds: 0 };
-if (built.reason) {
-  t.plan(0, built.reason);
-  process.exit();
-}
-t.comment(`trixie docker root ready in ${built.seconds.toFixed(1)} s`);
+await rootForTests(t, TRIXIE_DOCKER_ROOT, 'docker');
 
 const PW = `${CHECKOUT}/dist/bin/pipewright`;
 const IMAGE = 'pipewright-test/busybox:latest';

@@ -9,22 +9,12 @@
  * StrictForwardPorts=yes changes: a published port answers no one, and pipewright refuses -p in one line.
  */
 import t from 'tap';
-import { CHECKOUT, buildTrixieRoot, TRIXIE_DOCKER_ROOT, TrixieEnv } from './trixie.js';
+import { CHECKOUT, rootForTests, TRIXIE_DOCKER_ROOT, TrixieEnv } from './trixie.js';
 import { firewallNames } from '../../src/net/firewall/names.js';
 import { firewalldScenario } from '../helpers/firewalld.js';
 import { UPLINK } from '../helpers/host.js';
 
-const isRoot = process.getuid?.() === 0;
-// Room for a cold build of the root (150-170 s) on top of the test.
-t.setTimeout(600_000);
-const built = isRoot
-  ? await buildTrixieRoot(TRIXIE_DOCKER_ROOT, 'docker')
-  : { reason: 'needs root (namespaces, chroot)', seconds: 0 };
-if (built.reason) {
-  t.plan(0, built.reason);
-  process.exit();
-}
-t.comment(`trixie docker root ready in ${built.seconds.toFixed(1)} s`);
+await rootForTests(t, TRIXIE_DOCKER_ROOT, 'docker');
 
 const PW = `${CHECKOUT}/dist/bin/pipewright`;
 const PEER = `${CHECKOUT}/test/helpers/peer.mjs`;

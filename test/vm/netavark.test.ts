@@ -8,15 +8,9 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { CHECKOUT, buildTrixieRoot, TrixieEnv } from './trixie.js';
+import { CHECKOUT, rootForTests, TrixieEnv } from './trixie.js';
 
-const isRoot = process.getuid?.() === 0;
-const built = isRoot ? await buildTrixieRoot() : { reason: 'needs root (namespaces, chroot)', seconds: 0 };
-if (built.reason) {
-  t.plan(0, built.reason);
-  process.exit();
-}
-t.comment(`trixie root ready in ${built.seconds.toFixed(1)} s`);
+await rootForTests(t);
 
 const PW = `${CHECKOUT}/dist/bin/pipewright`;
 const PLUGIN = `${CHECKOUT}/dist/netavark-plugin/pipewright`;

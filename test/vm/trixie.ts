@@ -29,6 +29,28 @@ export async function buildTrixieRoot(
   return { reason: `cannot build the trixie root: ${String(r.stderr).trim().split('\n').pop()}`, seconds };
 }
 
+/**
+ * A test file's root, built (or found cached) before its tests, with room for a cold build
+ * (150-170 s) on top of them; without root, or where it cannot be built, the file is skipped
+ * with the reason.
+ */
+export async function rootForTests(
+  t: { setTimeout(ms: number): void; plan(n: number, why: string): void; comment(text: string): void },
+  root = TRIXIE_ROOT,
+  set: 'podman' | 'docker' = 'podman',
+): Promise<void> {
+  t.setTimeout(600_000);
+  const built =
+    process.getuid?.() === 0
+      ? await buildTrixieRoot(root, set)
+      : { reason: 'needs root (namespaces, chroot)', seconds: 0 };
+  if (built.reason) {
+    t.plan(0, built.reason);
+    process.exit();
+  }
+  t.comment(`trixie ${set} root ready in ${built.seconds.toFixed(1)} s`);
+}
+
 export interface Run {
   code: number;
   stdout: string;
