@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../src/db/store.js';
+import { BAD_RATES } from '../helpers/bad-rates.js';
 import {
   CLI,
   cli,
@@ -124,26 +125,7 @@ const badRoute = () =>
     '',
     '10.0.0.0/8@',
   ]);
-const badRate = () =>
-  pick([
-    '',
-    '/',
-    '-',
-    '-/-',
-    '10',
-    '10xbit',
-    '1kbit',
-    '101gbit',
-    '10mbit/5mbit/1mbit',
-    '10mbit:1b',
-    '10mbit:2gb',
-    '10kbit:900mb',
-    '10mbit:32kb:1',
-    'mbit',
-    '1e6bit',
-    '-10mbit',
-    `10mbit${pick(SPECIAL)}`,
-  ]);
+const badRate = () => pick([...BAD_RATES, '/', '10', `10mbit${pick(SPECIAL)}`]);
 const badMetric = () => pick(['0', '-1', '4294967296', '1e3', 'x', '1.5', '', '0x10']);
 const badMtu = () => pick(['0', '67', '65536', 'abc', '1e3', '-1', '1500.5', '']);
 const badPath = () =>
