@@ -170,32 +170,14 @@ t.test("-o metric= and -o rate=: the routes' metric, a tbf on the host end, an i
 });
 
 t.test("errors in netavark's format, nothing made", async (t) => {
-  const bad = await env.run('podman', ['network', 'create', '-d', 'pipewright', 'pwbad']);
+  // podman network create -d pipewright [<options>] pwbad
+  const create = (...opts: string[]) => env.run('podman', ['network', 'create', '-d', 'pipewright', ...opts, 'pwbad']);
+  const bad = await create();
   t.not(bad.code, 0);
   t.match(bad.stderr, /give one --subnet .* or -o pool=<pool>/);
-  const parent = await env.run('podman', [
-    'network',
-    'create',
-    '-d',
-    'pipewright',
-    '--subnet',
-    '10.9.0.0/24',
-    '-o',
-    'parent=nope0',
-    'pwbad',
-  ]);
+  const parent = await create('--subnet', '10.9.0.0/24', '-o', 'parent=nope0');
   t.match(parent.stderr, /parent nope0 is not an interface of this host/);
-  const option = await env.run('podman', [
-    'network',
-    'create',
-    '-d',
-    'pipewright',
-    '--subnet',
-    '10.9.0.0/24',
-    '-o',
-    'colour=red',
-    'pwbad',
-  ]);
+  const option = await create('--subnet', '10.9.0.0/24', '-o', 'colour=red');
   t.match(option.stderr, /option colour is not one of pipewright's/);
   const direct = await env.run(PLUGIN, ['setup', '/run/netns/none'], { input: '{"container_id": 5}' });
   t.equal(direct.code, 1);
