@@ -18,14 +18,14 @@ import { hostIndex, staleNeighbor } from '../rtnetlink/rtnl.js';
 import { hostSocket } from '../rtnetlink/sockets.js';
 
 export async function announceMove(bridge: string, mac: string, addresses: IpConfig[], log?: StepLog): Promise<void> {
-  const index = hostIndex(bridge);
+  const [index, lladdr] = [hostIndex(bridge), macBytes(mac)];
   logAsIp(
     log,
     addresses.map((a) => ['neigh', 'replace', a.address, 'lladdr', mac, 'dev', bridge, 'nud', 'stale']),
   );
-  for (const a of addresses) await staleNeighbor(hostSocket(), index, a.address, macBytes(mac));
+  for (const a of addresses) await staleNeighbor(hostSocket(), index, a, lladdr);
   for (const a of addresses.filter((x) => x.family === 4)) {
     log?.step(`gratuitous ARP on ${bridge}: ${a.address} is at ${mac}  (packet socket)`);
-    syscalls().announce(index, macBytes(mac), Buffer.from(ipaddr.IPv4.parse(a.address).toByteArray()));
+    syscalls().announce(index, lladdr, Buffer.from(ipaddr.IPv4.parse(a.address).toByteArray()));
   }
 }

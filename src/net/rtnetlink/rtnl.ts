@@ -259,17 +259,17 @@ const NDA = { DST: 1, LLADDR: 2 } as const;
 const NUD_STALE = 0x04;
 
 /**
- * Sets the neighbour entry (ARP or NDP) of `address` on link `index` to `lladdr`, as stale: used
+ * Sets the neighbour entry (ARP or NDP) of `a`'s address on link `index` to `lladdr`, as stale: used
  * at once, confirmed by the kernel's own probes later. struct ndmsg: family, padding, ifindex,
  * state, flags, type.
  */
-export async function staleNeighbor(sock: RtSocket, index: number, address: string, lladdr: Buffer): Promise<void> {
+export async function staleNeighbor(sock: RtSocket, index: number, a: IpConfig, lladdr: Buffer): Promise<void> {
   const ndmsg = Buffer.alloc(12);
-  ndmsg.writeUInt8(AF[ipaddr.parse(address).kind() === 'ipv6' ? 6 : 4], 0);
+  ndmsg.writeUInt8(AF[a.family], 0);
   ndmsg.writeInt32LE(index, 4);
   ndmsg.writeUInt16LE(NUD_STALE, 8);
-  const body = Buffer.concat([ndmsg, nla(NDA.DST, ipBytes(address)), nla(NDA.LLADDR, lladdr)]);
-  await sock.request(RTM.NEWNEIGH, NLM_F.CREATE | NLM_F.REPLACE, body, `setting the neighbour entry of ${address}`);
+  const body = Buffer.concat([ndmsg, nla(NDA.DST, ipBytes(a.address)), nla(NDA.LLADDR, lladdr)]);
+  await sock.request(RTM.NEWNEIGH, NLM_F.CREATE | NLM_F.REPLACE, body, `setting the neighbour entry of ${a.address}`);
 }
 
 /**
