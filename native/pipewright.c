@@ -40,6 +40,13 @@ extern char **environ;
 #ifndef BUILD_ID
 #error "BUILD_ID: build with scripts/build-native.sh, which passes dist/build-id"
 #endif
+// The V8 flags the snapshot was built with (src/util/snapshot-flags.ts, passed by
+// scripts/build-native.sh): Node loads a snapshot only under the flags that made it.
+#ifndef SNAPSHOT_FLAGS
+#error "SNAPSHOT_FLAGS: build with scripts/build-native.sh, which passes src/util/snapshot-flags.ts's"
+#endif
+static const char *const SNAPSHOT_V8_FLAGS[] = {SNAPSHOT_FLAGS};
+#define SNAPSHOT_V8_FLAG_COUNT (sizeof SNAPSHOT_V8_FLAGS / sizeof SNAPSHOT_V8_FLAGS[0])
 // How long a worker has to answer before this process runs the command itself: a daemon whose
 // workers are all busy, stopped or gone must not hang every command.
 #define ANSWER_WAIT_MS 1000
@@ -77,11 +84,12 @@ static void run_node(int argc, char **argv) {
   }
   snprintf(blob, sizeof blob, "%s/pipewright.blob", dist);
   snprintf(bundle, sizeof bundle, "%s/bundle/pipewright.mjs", dist);
-  char **args = calloc((size_t)argc + 4, sizeof *args);
+  char **args = calloc((size_t)argc + 4 + SNAPSHOT_V8_FLAG_COUNT, sizeof *args);
   if (!args) exit(1);
   int i = 0;
   args[i++] = "node";
   if (access(blob, R_OK) == 0 && snapshot_fits(blob)) {
+    for (size_t f = 0; f < SNAPSHOT_V8_FLAG_COUNT; f++) args[i++] = (char *)SNAPSHOT_V8_FLAGS[f];
     args[i++] = "--snapshot-blob";
     args[i++] = blob;
   }

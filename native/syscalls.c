@@ -59,6 +59,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <node_api.h>
 #include <sched.h>
@@ -644,6 +645,48 @@ static napi_value js_cpu_key(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// A JS string as a malloc'd C string (the caller frees it), or NULL.
+static char *c_string(napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (s && napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+// exec(argv): this process becomes argv[0] run with argv (execv: same pid, environment and open
+// descriptors); returns only by throwing. Node has no execve before version 23.
+static napi_value js_exec(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  uint32_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1 || napi_get_array_length(env, arg, &n) != napi_ok || n == 0) {
+    napi_throw_type_error(env, NULL, "exec(argv) takes a non-empty array of strings");
+    return NULL;
+  }
+  char **argv = calloc((size_t)n + 1, sizeof *argv);
+  uint32_t made = 0;
+  for (napi_value item; argv && made < n && napi_get_element(env, arg, made, &item) == napi_ok; made++)
+    if (!(argv[made] = c_string(env, item))) break;
+  if (argv && made == n) {
+    // Node marks its stdio close-on-exec: without this the new program would find them closed.
+    for (int fd = 0; fd < 3; fd++) {
+      int flags = fcntl(fd, F_GETFD);
+      if (flags >= 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    execv(argv[0], argv);
+    throw_errno(env, "execv");
+  } else {
+    napi_throw_type_error(env, NULL, "exec(argv) takes a non-empty array of strings");
+  }
+  for (uint32_t i = 0; argv && i < made; i++) free(argv[i]);
+  free(argv);
+  return NULL;
+}
+
 static int export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok &&
@@ -657,7 +700,7 @@ NAPI_MODULE_INIT() {
       !export_fn(env, exports, "takeGo", js_take_go) ||
       !export_fn(env, exports, "peerOf", js_peer_of) || !export_fn(env, exports, "exited", js_exited) ||
       !export_fn(env, exports, "dup2", js_dup2) || !export_fn(env, exports, "dieWithParent", js_die_with_parent) ||
-      !export_fn(env, exports, "cpuKey", js_cpu_key) || !export_fn(env, exports, "nlWatch", js_nl_watch) ||
+      !export_fn(env, exports, "cpuKey", js_cpu_key) || !export_fn(env, exports, "exec", js_exec) || !export_fn(env, exports, "nlWatch", js_nl_watch) ||
       !export_fn(env, exports, "nlUnwatch", js_nl_unwatch) || !export_fn(env, exports, "announce", js_announce)) {
     napi_throw_error(env, NULL, "syscalls.node: could not export its functions");
     return NULL;

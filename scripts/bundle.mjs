@@ -15,6 +15,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
+// tsc has compiled src/ by now (npm run build): the V8 flags the snapshot is built and started with.
+const { SNAPSHOT_FLAGS } = await import('../dist/util/snapshot-flags.js');
 
 const EXTERNAL = ['better-sqlite3', 'ajv', 'yaml'];
 
@@ -138,6 +140,8 @@ await build({
 const cached = spawnSync(
   process.execPath,
   [
+    // The cache is accepted only under the flags it was made with: the snapshot's.
+    ...SNAPSHOT_FLAGS,
     '--input-type=module',
     '-e',
     `(await import('./dist/cli/code-cache.js')).writeCodeCache('dist/snapshot/${ETCD3_FILE}')`,
@@ -162,7 +166,7 @@ await build({
 });
 const made = spawnSync(
   process.execPath,
-  ['--snapshot-blob', 'dist/pipewright.blob', '--build-snapshot', 'dist/snapshot/pipewright.cjs'],
+  [...SNAPSHOT_FLAGS, '--snapshot-blob', 'dist/pipewright.blob', '--build-snapshot', 'dist/snapshot/pipewright.cjs'],
   {
     encoding: 'utf8',
   },

@@ -24,6 +24,10 @@ function nativeRuns() {
 }
 
 const KEY = 'dist/pipewright.blob.cpu';
+/** The V8 flags the snapshot is built and started with (src/util/snapshot-flags.ts); none in a source checkout. */
+const FLAGS = existsSync('dist/util/snapshot-flags.js')
+  ? (await import('../dist/util/snapshot-flags.js')).SNAPSHOT_FLAGS
+  : [];
 const VERSION = JSON.parse(readFileSync('package.json', 'utf8')).version;
 
 /** The snapshot was built on a CPU like this one, and this Node loads it and runs the CLI. */
@@ -33,7 +37,7 @@ function snapshotFits() {
   if (!existsSync(KEY) || readFileSync(KEY, 'utf8').trim() !== key) return false;
   const r = run(
     process.execPath,
-    ['--snapshot-blob', 'dist/pipewright.blob', 'dist/bundle/pipewright.mjs', '--version'],
+    [...FLAGS, '--snapshot-blob', 'dist/pipewright.blob', 'dist/bundle/pipewright.mjs', '--version'],
     {
       PIPEWRIGHT_CLI_SOCKET: '',
     },
@@ -60,6 +64,7 @@ function rebuildNative() {
 function rebuildSnapshot() {
   say(`the shipped CLI snapshot does not fit this Node (${process.version}) or CPU: building it`);
   const r = run(process.execPath, [
+    ...FLAGS,
     '--snapshot-blob',
     'dist/pipewright.blob',
     '--build-snapshot',
@@ -70,6 +75,7 @@ function rebuildSnapshot() {
   // etcd3's code cache (src/cli/code-cache.ts) is this Node's V8's too: made again, or an etcd
   // store compiles it at each start.
   run(process.execPath, [
+    ...FLAGS,
     '--input-type=module',
     '-e',
     "(await import('./dist/cli/code-cache.js')).writeCodeCache('dist/snapshot/etcd3.cjs')",

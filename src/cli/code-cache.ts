@@ -17,7 +17,8 @@ type ModuleWrapper = (
   dirname: string,
 ) => void;
 
-function compile(path: string, cachedData?: Buffer): { script: Script; exports: unknown } {
+/** Runs the file's top level, compiled with the cache given (its script says whether V8 took it). */
+export function compile(path: string, cachedData?: Buffer): { script: Script; exports: unknown } {
   const file = resolve(path);
   const source = readFileSync(file, 'utf8');
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;

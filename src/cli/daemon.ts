@@ -8,6 +8,7 @@ import { UsageError } from '../util/errors.js';
 import { optionsOf } from './context.js';
 import type { DaemonOpts } from './daemon-run.js';
 import { logLines } from './log-lines.js';
+import { runWithOwnHashSeed } from './own-seed.js';
 
 const DEFAULT_CNI_SOCKET = '/run/pipewright/cni.sock';
 const DEFAULT_CLI_SOCKET = '/run/pipewright/cli.sock';
@@ -65,6 +66,7 @@ export function register(program: Command): void {
       const workers = Number(o.cliWorkers);
       if (!/^\d+$/.test(o.cliWorkers) || workers < 1 || workers > 32)
         throw new UsageError(`--cli-workers "${printable(o.cliWorkers)}" must be a number from 1 to 32`);
+      runWithOwnHashSeed();
       await (await import('./daemon-run.js')).runDaemon(o, workers, line);
     });
 }

@@ -4,6 +4,7 @@ import { attachmentJson } from './attach.js';
 import { withContext } from '../frontend/context.js';
 import { collect, optionsOf, printJson } from './context.js';
 import { logLines } from './log-lines.js';
+import { runWithOwnHashSeed } from './own-seed.js';
 
 export function register(program: Command): void {
   program
@@ -85,6 +86,7 @@ Example:
     .action(async (_o, cmd: Command) => {
       const o = optionsOf<{ logFormat: string }>(cmd);
       const line = logLines(o.logFormat);
+      runWithOwnHashSeed();
       const { watch } = await import('../lifecycle/watch.js');
       const abort = new AbortController();
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort.abort());

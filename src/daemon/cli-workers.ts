@@ -11,6 +11,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync }
 import { dirname } from 'node:path';
 import { PipewrightError } from '../util/errors.js';
 import { shipped } from '../util/paths.js';
+import { SNAPSHOT_FLAGS } from '../util/snapshot-flags.js';
 import { syscalls } from '../util/syscalls.js';
 
 const FAILURES_BEFORE_GIVING_UP = 3;
@@ -30,7 +31,9 @@ function nodeArgs(): string[] {
   const bundle = shipped('dist/bundle/pipewright.mjs');
   const blob = shipped('dist/pipewright.blob');
   const builtOn = existsSync(`${blob}.cpu`) ? readFileSync(`${blob}.cpu`, 'utf8').trim() : null;
-  return existsSync(blob) && builtOn === syscalls().cpuKey() ? ['--snapshot-blob', blob, bundle] : [bundle];
+  return existsSync(blob) && builtOn === syscalls().cpuKey()
+    ? [...SNAPSHOT_FLAGS, '--snapshot-blob', blob, bundle]
+    : [bundle];
 }
 
 /** The CLI socket, listening; a dead daemon's left there is replaced, a live one's or another file never. */

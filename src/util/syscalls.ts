@@ -49,6 +49,8 @@ interface Syscalls {
   announce(ifindex: number, mac: Buffer, ipv4: Buffer): void;
   /** This machine's CPU features as one key (native/cpu-key.h), as the build wrote it beside the snapshot. */
   cpuKey(): string;
+  /** This process becomes argv[0] run with argv (execv: same pid, environment and descriptors); throws if it cannot. */
+  exec(argv: string[]): never;
 }
 
 let addon: Syscalls | undefined;

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CLI, isRoot, ROOT_REASON, stateDir } from '../helpers/host.js';
+import { SNAPSHOT_FLAGS } from '../../src/util/snapshot-flags.js';
 
 const dist = (p: string) => fileURLToPath(new URL(`../../dist/${p}`, import.meta.url));
 const BLOB = dist('pipewright.blob');
@@ -87,6 +88,27 @@ t.test(
   },
 );
 
+t.test("etcd3's code cache is taken by a process started with the snapshot's V8 flags", async (t) => {
+  // A cache made under other flags is refused, silently: an etcd store would compile etcd3 at each start.
+  const cacheTaken = (flags: readonly string[]) => {
+    const code = `const { compile } = await import(${JSON.stringify(dist('cli/code-cache.js'))});
+      const file = ${JSON.stringify(dist('snapshot/etcd3.cjs'))};
+      const { readFileSync } = await import('node:fs');
+      console.log(compile(file, readFileSync(file + '.cache')).script.cachedDataRejected ? 'refused' : 'taken');`;
+    const r = spawnSync(...plain(process.execPath, [...flags, '--input-type=module', '-e', code], {}), {
+      encoding: 'utf8',
+    });
+    t.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  t.equal(cacheTaken(SNAPSHOT_FLAGS), 'taken', 'under the snapshot flags: taken');
+  t.equal(
+    cacheTaken([]),
+    SNAPSHOT_FLAGS.length ? 'refused' : 'taken',
+    'under none: refused (the flags are what V8 checks)',
+  );
+});
+
 type Samples = Record<string, number[]>;
 
 /** `rounds` runs of each command, sampled in turn: a round's commands see the same machine. */
@@ -112,7 +134,7 @@ t.test('start-up guard: the snapshot is no slower than the bundle, --version at 
   const commands: Record<string, [string, string[]]> = {
     floor: [process.execPath, ['-e', '0']],
     version: [CLI, ['--version']],
-    snapshot: [process.execPath, ['--snapshot-blob', BLOB, BUNDLE, '--version']],
+    snapshot: [process.execPath, [...SNAPSHOT_FLAGS, '--snapshot-blob', BLOB, BUNDLE, '--version']],
     bundle: [process.execPath, [BUNDLE, '--version']],
   };
   const verdict = (s: Samples) => ({

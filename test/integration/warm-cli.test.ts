@@ -27,6 +27,7 @@ import { createConnection, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { syscalls } from '../../src/util/syscalls.js';
 import { CLI, isRoot, netns, processEnded, ROOT_REASON, startDaemon, stateDir, until } from '../helpers/host.js';
+import { SNAPSHOT_FLAGS } from '../../src/util/snapshot-flags.js';
 
 const skip = !isRoot && ROOT_REASON;
 // Any Node started under it refuses to run: only a worker started before can run the command.
@@ -205,6 +206,32 @@ t.test(
   },
 );
 
+t.test(
+  'a daemon started from the snapshot becomes Node running the bundle: same pid, a hash seed of its own',
+  { skip },
+  async (t) => {
+    const { daemon } = await warmDaemon(t);
+    const pid = daemon.proc.pid!;
+    const argvOf = (p: number) => readProc(`/proc/${p}/cmdline`).split('\0').filter(Boolean);
+    const fromSnapshot = (argv: string[]) =>
+      argv.includes('--snapshot-blob') && SNAPSHOT_FLAGS.every((f) => argv.includes(f));
+    const argv = argvOf(pid);
+    t.notOk(
+      argv.includes('--snapshot-blob'),
+      `the daemon (pid ${pid}, as started) runs no snapshot: ${argv.join(' ')}`,
+    );
+    t.notOk(
+      SNAPSHOT_FLAGS.some((f) => argv.includes(f)),
+      'nor its flags (V8 draws the seed and rehashes)',
+    );
+    t.match(argv[1], /\/dist\/bundle\/pipewright\.mjs$/, 'it runs the bundle');
+    t.same(argv.slice(2, 5), ['daemon', '--log-format', 'json'], 'with its arguments');
+    const idle = workers(pid);
+    t.equal(idle.length, 2);
+    t.ok(idle.map(argvOf).every(fromSnapshot), 'its warm workers start from the snapshot, with its flags');
+  },
+);
+
 t.test('idle workers go with the daemon; commands then start Node themselves', { skip }, async (t) => {
   const { env, daemon } = await warmDaemon(t);
   const idle = workers(daemon.proc.pid!);
@@ -360,6 +387,7 @@ t.test('a worker of another build declines; the command runs by itself (#22)', {
   await execa('cc', [
     '-O2',
     '-DBUILD_ID="0000000000000000"',
+    `-DSNAPSHOT_FLAGS=${JSON.stringify(SNAPSHOT_FLAGS).slice(1, -1)}`,
     '-o',
     join(other, 'bin/pipewright'),
     join(native, 'pipewright.c'),

@@ -25,6 +25,7 @@ const SHIPPED = [
     'cpu-key',
     'syscalls.node',
     'build-id',
+    'util/snapshot-flags.js',
   ].map((f) => `dist/${f}`),
 ];
 

@@ -10,6 +10,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { syscalls } from '../../src/util/syscalls.js';
+import { SNAPSHOT_FLAGS } from '../../src/util/snapshot-flags.js';
 
 const DIST = fileURLToPath(new URL('../../dist', import.meta.url));
 
@@ -35,7 +36,13 @@ t.test('a snapshot from another CPU is not loaded: the bundle runs', async (t) =
   writeFileSync(join(dist, 'pipewright.blob'), Buffer.alloc(4096, 7));
   const loaded = await execa(
     'node',
-    ['--snapshot-blob', join(dist, 'pipewright.blob'), join(dist, 'bundle/pipewright.mjs'), '--version'],
+    [
+      ...SNAPSHOT_FLAGS,
+      '--snapshot-blob',
+      join(dist, 'pipewright.blob'),
+      join(dist, 'bundle/pipewright.mjs'),
+      '--version',
+    ],
     { reject: false },
   );
   t.not(loaded.exitCode, 0, 'node itself fails on that snapshot');
