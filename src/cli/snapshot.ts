@@ -38,11 +38,24 @@ for (const load of [
   void load();
 }
 
+/** A global made on first use: `--version` or a usage error needs neither a URL nor a require (~1 ms). */
+function onFirstUse<K extends '__pwEntryUrl' | '__pwRequire'>(name: K, make: () => (typeof globalThis)[K]): void {
+  Object.defineProperty(globalThis, name, {
+    configurable: true,
+    get: () => {
+      const value = make();
+      Object.defineProperty(globalThis, name, { value });
+      return value;
+    },
+  });
+}
+
 startupSnapshot.setDeserializeMainFunction(() => {
   // As Node does for a script it runs: argv[1] made absolute.
-  process.argv[1] = resolve(process.argv[1]);
-  globalThis.__pwEntryUrl = pathToFileURL(process.argv[1]).href;
-  globalThis.__pwRequire = createRequire(process.argv[1]);
-  globalThis.__pwRequireApart = (relative) => requireWithCodeCache(resolve(dirname(process.argv[1]), relative));
+  const entry = resolve(process.argv[1]);
+  process.argv[1] = entry;
+  onFirstUse('__pwEntryUrl', () => pathToFileURL(entry).href);
+  onFirstUse('__pwRequire', () => createRequire(entry));
+  globalThis.__pwRequireApart = (relative) => requireWithCodeCache(resolve(dirname(entry), relative));
   void enter(program);
 });
