@@ -31,7 +31,12 @@ export interface Call {
   cwd: string;
   umask: number;
   argv: string[];
-  env: Record<string, string>;
+  /**
+   * The caller's environment as name-value pairs, in order: not keyed into an object until the
+   * caller is taken (a worker started from the snapshot hashes with a fixed seed, and a caller it
+   * declines must not choose keys for its tables: src/util/snapshot-flags.ts).
+   */
+  env: [string, string][];
 }
 
 /** The call's NUL-separated strings: version, build, cwd, umask (octal), argc, argv..., environment... */
@@ -51,11 +56,10 @@ export function parseCall(payload: Buffer): Call | undefined {
   ) {
     return undefined;
   }
-  const env: Record<string, string> = {};
-  for (const entry of rest.slice(n)) {
+  const env = rest.slice(n).flatMap((entry): [string, string][] => {
     const eq = entry.indexOf('=');
-    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
-  }
+    return eq > 0 ? [[entry.slice(0, eq), entry.slice(eq + 1)]] : [];
+  });
   return { build, cwd, umask: parseInt(umask, 8), argv: rest.slice(0, n), env };
 }
 
@@ -187,7 +191,7 @@ function serve(taken: TakenCall, call: Call, listenFd: number): void {
     closeSync(fd);
   });
   for (const key of Object.keys(process.env)) delete process.env[key];
-  Object.assign(process.env, call.env);
+  for (const [name, value] of call.env) process.env[name] = value;
   process.umask(call.umask);
   process.argv = [process.argv[0], process.argv[1], ...call.argv.slice(1)];
   process.on('exit', (code) => {

@@ -27,10 +27,13 @@ t.test('a call: version, build, cwd, umask, argc, argv, environment', async (t) 
       cwd: '/srv',
       umask: 0o27,
       argv: ['pipewright', 'pool', 'ls'],
-      env: { A: '1', B: 'x=y' },
+      env: [
+        ['A', '1'],
+        ['B', 'x=y'],
+      ],
     },
   );
-  t.same(parseCall(call('pipewright-call-2', 'b', '/', '0', '1', 'pipewright'))?.env, {}, 'no environment');
+  t.same(parseCall(call('pipewright-call-2', 'b', '/', '0', '1', 'pipewright'))?.env, [], 'no environment');
 });
 
 t.test('anything else is no call', async (t) => {
