@@ -11,7 +11,8 @@
 import ipaddr from 'ipaddr.js';
 import type { Lease } from '../net/ipam/backend.js';
 import { rangeSize, type Pool } from '../net/ipam/pool.js';
-import { ipCommand } from '../net/routes/iproute.js';
+import { dumpRoutes } from '../net/rtnetlink/rtnl.js';
+import { withNetnsSocket } from '../net/rtnetlink/sockets.js';
 import { hostLinkInfo } from '../net/link-state/sysfs.js';
 import { addressOf, sameSubnet, type IpConfig } from '../model/address.js';
 import { checkAttachSpec, NO_HOST_IF, publishOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
@@ -233,17 +234,22 @@ export async function checkMain(ctx: CoreContext, conf: NetConf, env: CniEnv): P
 async function checkPrevRoutes(conf: NetConf, env: CniEnv): Promise<void> {
   const routes = conf.prevResult?.routes ?? [];
   if (!routes.length) return;
-  const table = JSON.parse(await ipCommand(['-j', 'route', 'show', 'table', 'main'], env.netns)) as {
-    dst: string;
-    gateway?: string;
-  }[];
-  const v6 = routes.some((r) => r.dst.includes(':'))
-    ? (JSON.parse(await ipCommand(['-j', '-6', 'route', 'show', 'table', 'main'], env.netns)) as typeof table)
-    : [];
-  const has = (dst: string, gw?: string) =>
-    (dst.includes(':') ? v6 : table).some(
-      (r) => (r.dst === dst || (r.dst === 'default' && /^(0\.0\.0\.0|::)\/0$/.test(dst))) && (!gw || r.gateway === gw),
-    );
+  for (const r of routes)
+    if (!ipaddr.isValidCIDR(r.dst) || (r.gw !== undefined && !ipaddr.isValid(r.gw)))
+      throw new CniError(ERR.decode, `prevResult's route ${JSON.stringify(r)} is not a CIDR and an address`);
+  // Read over rtnetlink, not `ip -j`: the guest decides how many routes there are, and JSON.parse
+  // would put their short strings in V8's string table (hashed with a fixed seed here).
+  const familyOf = (dst: string) => (dst.includes(':') ? 6 : 4);
+  const [v4, v6] = await withNetnsSocket(env.netns, async (sock) => {
+    const want = (f: 4 | 6) => routes.some((r) => familyOf(r.dst) === f);
+    return [want(4) ? await dumpRoutes(sock, 4) : [], want(6) ? await dumpRoutes(sock, 6) : []];
+  });
+  const has = (dst: string, gw?: string) => {
+    const [net, len] = ipaddr.parseCIDR(dst);
+    const to = len === 0 ? null : `${net.toString()}/${len}`; // the default route has no destination
+    const via = gw ? ipaddr.parse(gw).toString() : undefined;
+    return (familyOf(dst) === 6 ? v6 : v4).some((r) => r.dst === to && (!via || r.gateway === via));
+  };
   for (const r of routes)
     if (!has(r.dst, r.gw)) throw new CniError(ERR.io, `the route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is gone`);
 }

@@ -148,6 +148,20 @@ t.test(
     );
     t.equal(check.exitCode, 0, check.raw);
     t.equal(check.raw, '', 'CHECK prints nothing when all holds');
+    // A host route the previous result names (`ip -j route` prints a /32 without its length).
+    await must('ip', ['-n', a, 'route', 'add', '10.253.9.9/32', 'dev', 'eth0']);
+    const withHostRoute = { ...add.out, routes: [...add.out.routes, { dst: '10.253.9.9/32' }] };
+    const hostRoute = await call(
+      { ...withPort, prevResult: withHostRoute },
+      { command: 'CHECK', containerId: 'ctr-a', netns: a },
+    );
+    t.equal(hostRoute.exitCode, 0, `CHECK passes with a /32 route the container holds: ${hostRoute.raw}`);
+    await must('ip', ['-n', a, 'route', 'del', '10.253.9.9/32']);
+    const hostRouteGone = await call(
+      { ...withPort, prevResult: withHostRoute },
+      { command: 'CHECK', containerId: 'ctr-a', netns: a },
+    );
+    t.match(hostRouteGone.out, { code: 5, msg: 'the route to 10.253.9.9/32 is gone' }, 'and fails once it is gone');
     await must('ip', ['-n', a, 'route', 'del', 'default']);
     const noRoute = await call(
       { ...withPort, prevResult: add.out },

@@ -274,12 +274,13 @@ export async function staleNeighbor(sock: RtSocket, index: number, a: IpConfig, 
 
 /**
  * A route of the main table as the kernel lists it: its destination ("a.b.c.d/len", null for the
- * default) and device.
+ * default), device and gateway (null for none).
  */
 export interface RouteMessage {
   dst: string | null;
   oif: number;
   metric: number;
+  gateway: string | null;
 }
 
 /** The main table's routes of one family. */
@@ -290,12 +291,13 @@ export async function dumpRoutes(sock: RtSocket, family: 4 | 6): Promise<RouteMe
   return answer.flatMap((m) => {
     if (m.body[4] !== RT_TABLE_MAIN) return [];
     const attrs = readAttrs(m.body, 12);
-    const dst = attrs.get(RTA.DST);
+    const [dst, gateway] = [attrs.get(RTA.DST), attrs.get(RTA.GATEWAY)];
     return [
       {
         dst: dst ? `${ipaddr.fromByteArray([...dst]).toString()}/${m.body[1]}` : null,
         oif: readU32(attrs.get(RTA.OIF)) ?? 0,
         metric: readU32(attrs.get(RTA.PRIORITY)) ?? 0,
+        gateway: gateway ? ipaddr.fromByteArray([...gateway]).toString() : null,
       },
     ];
   });
