@@ -658,7 +658,8 @@ static char *c_string(napi_env env, napi_value v) {
 }
 
 // exec(argv): this process becomes argv[0] run with argv (execv: same pid, environment and open
-// descriptors); returns only by throwing. Node has no execve before version 23.
+// descriptors); returns only by throwing, with the process as it was. Node has no execve before
+// version 23.
 static napi_value js_exec(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg;
@@ -668,21 +669,32 @@ static napi_value js_exec(napi_env env, napi_callback_info info) {
     return NULL;
   }
   char **argv = calloc((size_t)n + 1, sizeof *argv);
+  if (!argv) {
+    throw_errno(env, "calloc");
+    return NULL;
+  }
   uint32_t made = 0;
-  for (napi_value item; argv && made < n && napi_get_element(env, arg, made, &item) == napi_ok; made++)
+  for (napi_value item; made < n && napi_get_element(env, arg, made, &item) == napi_ok; made++)
     if (!(argv[made] = c_string(env, item))) break;
-  if (argv && made == n) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (made == n) {
     // Node marks its stdio close-on-exec: without this the new program would find them closed.
+    int kept[3];
     for (int fd = 0; fd < 3; fd++) {
-      int flags = fcntl(fd, F_GETFD);
-      if (flags >= 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+      kept[fd] = fcntl(fd, F_GETFD);
+      if (kept[fd] >= 0) fcntl(fd, F_SETFD, kept[fd] & ~FD_CLOEXEC);
     }
     execv(argv[0], argv);
+    int error = errno;
+    for (int fd = 0; fd < 3; fd++)
+      if (kept[fd] >= 0) fcntl(fd, F_SETFD, kept[fd]);
+    errno = error;
     throw_errno(env, "execv");
-  } else {
+  } else if (!pending) {
     napi_throw_type_error(env, NULL, "exec(argv) takes a non-empty array of strings");
   }
-  for (uint32_t i = 0; argv && i < made; i++) free(argv[i]);
+  for (uint32_t i = 0; i < made; i++) free(argv[i]);
   free(argv);
   return NULL;
 }

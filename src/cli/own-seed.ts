@@ -10,7 +10,7 @@ import { SNAPSHOT_FLAGS } from '../util/snapshot-flags.js';
 import { syscalls } from '../util/syscalls.js';
 
 /** Node's own options without the snapshot and the flags that came with it. */
-function withoutSnapshot(execArgv: string[]): string[] {
+export function withoutSnapshot(execArgv: string[]): string[] {
   const kept: string[] = [];
   for (let i = 0; i < execArgv.length; i++) {
     if (execArgv[i] === '--snapshot-blob') i++;
@@ -22,6 +22,13 @@ function withoutSnapshot(execArgv: string[]): string[] {
 
 export function runWithOwnHashSeed(): void {
   if (!SNAPSHOT_FLAGS.some((f) => process.execArgv.includes(f))) return;
-  // argv[1]: the bundle, which the snapshot was started with (dist/bin/pipewright passes it).
-  syscalls().exec([process.execPath, ...withoutSnapshot(process.execArgv), ...process.argv.slice(1)]);
+  try {
+    // argv[1]: the bundle, which the snapshot was started with (dist/bin/pipewright passes it).
+    syscalls().exec([process.execPath, ...withoutSnapshot(process.execArgv), ...process.argv.slice(1)]);
+  } catch (err) {
+    // Node's binary gone in an upgrade, say: serving on the fixed seed beats not serving.
+    process.stderr.write(
+      `pipewright: warning: could not restart as ${process.execPath} running the bundle (${(err as Error).message}); serving with the hash seed V8 was built with\n`,
+    );
+  }
 }
