@@ -24,10 +24,14 @@ function nativeRuns() {
 }
 
 const KEY = 'dist/pipewright.blob.cpu';
-/** The V8 flags the snapshot is built and started with (src/util/snapshot-flags.ts); none in a source checkout. */
-const FLAGS = existsSync('dist/util/snapshot-flags.js')
-  ? (await import('../dist/util/snapshot-flags.js')).SNAPSHOT_FLAGS
-  : [];
+/** The V8 flags the snapshot is built and started with (src/util/snapshot-flags.ts), which the launcher passes. */
+async function snapshotFlags() {
+  if (existsSync('dist/util/snapshot-flags.js')) return (await import('../dist/util/snapshot-flags.js')).SNAPSHOT_FLAGS;
+  console.error(
+    'pipewright postinstall: dist/util/snapshot-flags.js is missing: the package is incomplete; reinstall it',
+  );
+  process.exit(1);
+}
 const VERSION = JSON.parse(readFileSync('package.json', 'utf8')).version;
 
 /** The snapshot was built on a CPU like this one, and this Node loads it and runs the CLI. */
@@ -85,7 +89,9 @@ function rebuildSnapshot() {
   say('building the snapshot failed; pipewright runs without it (each command starts ~25 ms slower)');
 }
 
+let FLAGS = [];
 if (existsSync('dist/bundle/pipewright.mjs')) {
+  FLAGS = await snapshotFlags();
   if (!nativeRuns()) rebuildNative();
   if (!snapshotFits()) rebuildSnapshot();
 }
