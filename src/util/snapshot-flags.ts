@@ -9,10 +9,14 @@
  * in the snapshot's heap with it; for this CLI that was 6 ms of a 30 ms start (`--version` 1.48x
  * `node -e 0` with it, 1.20x without, interleaved). A process started from the snapshot then hashes
  * strings with the seed V8 was built with, the same on every host with this Node binary. Why that
- * is acceptable here: the seed guards a hash table against keys chosen to collide, and the keys
- * pipewright puts in tables are its own names and what root-held callers give it (the Docker
- * engine, a CNI runtime, an operator); what a guest can name (its links, listed from its netns) is
- * kept in arrays, not keyed. A long-lived process started from the snapshot (`daemon`, `watch`)
- * replaces itself with Node running the bundle, which draws its own seed (src/cli/own-seed.ts).
+ * is acceptable here: the seed guards hash tables (V8's string table, dictionaries, Maps) against
+ * strings chosen to collide, and the strings a command keys or parses as JSON are its own names
+ * and what root-held callers give it (an operator, a CNI runtime, the Docker engine, whose
+ * container JSON carries the labels of the image the operator chose to run). What a guest names
+ * is read over rtnetlink into arrays (its links, addresses, routes; Maps of them by ifindex, an
+ * integer V8 hashes without the seed), never through JSON. A warm worker keeps a caller's
+ * environment as pairs until it has taken the caller. A long-lived process started from the
+ * snapshot (`daemon`, `watch`) replaces itself with Node running the bundle, which draws its own
+ * seed (src/cli/own-seed.ts).
  */
 export const SNAPSHOT_FLAGS: readonly string[] = ['--no-rehash-snapshot'];
