@@ -33,6 +33,8 @@ async function snapshotFlags() {
   process.exit(1);
 }
 const VERSION = JSON.parse(readFileSync('package.json', 'utf8')).version;
+const BUNDLED = existsSync('dist/bundle/pipewright.mjs');
+const FLAGS = BUNDLED ? await snapshotFlags() : [];
 
 /** The snapshot was built on a CPU like this one, and this Node loads it and runs the CLI. */
 function snapshotFits() {
@@ -89,9 +91,7 @@ function rebuildSnapshot() {
   say('building the snapshot failed; pipewright runs without it (each command starts ~25 ms slower)');
 }
 
-let FLAGS = [];
-if (existsSync('dist/bundle/pipewright.mjs')) {
-  FLAGS = await snapshotFlags();
+if (BUNDLED) {
   if (!nativeRuns()) rebuildNative();
   if (!snapshotFits()) rebuildSnapshot();
 }

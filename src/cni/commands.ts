@@ -14,7 +14,7 @@ import { rangeSize, type Pool } from '../net/ipam/pool.js';
 import { dumpRoutes } from '../net/rtnetlink/rtnl.js';
 import { withNetnsSocket } from '../net/rtnetlink/sockets.js';
 import { hostLinkInfo } from '../net/link-state/sysfs.js';
-import { addressOf, sameSubnet, type IpConfig } from '../model/address.js';
+import { addressOf, sameSubnet, type Family, type IpConfig } from '../model/address.js';
 import { checkAttachSpec, NO_HOST_IF, publishOf, staticAddresses, type AttachSpec } from '../model/attachment.js';
 import { ratesFromCni } from '../model/rate.js';
 import { familyOf, formatPublish } from '../model/publish.js';
@@ -236,12 +236,14 @@ async function checkPrevRoutes(conf: NetConf, env: CniEnv): Promise<void> {
   if (!routes.length) return;
   for (const r of routes)
     if (!ipaddr.isValidCIDR(r.dst) || (r.gw !== undefined && !ipaddr.isValid(r.gw)))
-      throw new CniError(ERR.decode, `prevResult's route ${JSON.stringify(r)} is not a CIDR and an address`);
+      throw new CniError(
+        ERR.decode,
+        `prevResult's route ${JSON.stringify(r)}: dst must be a CIDR and gw an IP address`,
+      );
   // Read over rtnetlink, not `ip -j`: the guest decides how many routes there are, and JSON.parse
   // would put their short strings in V8's string table (hashed with a fixed seed here).
-  const familyOf = (dst: string) => (dst.includes(':') ? 6 : 4);
   const [v4, v6] = await withNetnsSocket(env.netns, async (sock) => {
-    const want = (f: 4 | 6) => routes.some((r) => familyOf(r.dst) === f);
+    const want = (f: Family) => routes.some((r) => familyOf(r.dst) === f);
     return [want(4) ? await dumpRoutes(sock, 4) : [], want(6) ? await dumpRoutes(sock, 6) : []];
   });
   const has = (dst: string, gw?: string) => {
