@@ -13,10 +13,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
-// tsc has compiled src/ by now (npm run build): the V8 flags the snapshot is built and started with.
-const { SNAPSHOT_FLAGS } = await import('../dist/util/snapshot-flags.js');
+import { buildCodeCache, buildSnapshot } from './build-snapshot.mjs';
 
 const EXTERNAL = ['better-sqlite3', 'ajv', 'yaml'];
 
@@ -137,20 +135,10 @@ await build({
   plugins: [etcd3Protocol],
   logLevel: 'error',
 });
-const cached = spawnSync(
-  process.execPath,
-  [
-    // The cache is accepted only under the flags it was made with: the snapshot's.
-    ...SNAPSHOT_FLAGS,
-    '--input-type=module',
-    '-e',
-    `(await import('./dist/cli/code-cache.js')).writeCodeCache('dist/snapshot/${ETCD3_FILE}')`,
-  ],
-  { encoding: 'utf8' },
-);
-if (cached.status !== 0)
+const cached = await buildCodeCache();
+if (!cached.ok)
   console.error(
-    `bundle: no code cache for ${ETCD3_FILE} (an etcd store then compiles it at each start)\n${cached.stderr}`,
+    `bundle: no code cache for ${ETCD3_FILE} (an etcd store then compiles it at each start)\n${cached.why}`,
   );
 await build({
   ...snapshotFile,
@@ -164,17 +152,9 @@ await build({
   define: { 'import.meta.url': 'globalThis.__pwEntryUrl', PIPEWRIGHT_BUILD_ID: JSON.stringify(BUILD_ID) },
   logLevel: 'error',
 });
-const made = spawnSync(
-  process.execPath,
-  [...SNAPSHOT_FLAGS, '--snapshot-blob', 'dist/pipewright.blob', '--build-snapshot', 'dist/snapshot/pipewright.cjs'],
-  {
-    encoding: 'utf8',
-  },
-);
-if (made.status !== 0) {
+const made = await buildSnapshot();
+if (!made.ok)
   console.error(
-    `bundle: building the startup snapshot failed; the executable will run the bundle instead\n${made.stderr}`,
+    `bundle: building the startup snapshot failed; the executable will run the bundle instead\n${made.why}`,
   );
-  rmSync('dist/pipewright.blob', { force: true });
-}
 writeFileSync('dist/build-id', `${BUILD_ID}\n`);

@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { buildCodeCache, buildSnapshot, snapshotFlags } from './build-snapshot.mjs';
 
 const run = (cmd, args, env = {}) =>
   spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
@@ -24,17 +25,15 @@ function nativeRuns() {
 }
 
 const KEY = 'dist/pipewright.blob.cpu';
-/** The V8 flags the snapshot is built and started with (src/util/snapshot-flags.ts), which the launcher passes. */
-async function snapshotFlags() {
-  if (existsSync('dist/util/snapshot-flags.js')) return (await import('../dist/util/snapshot-flags.js')).SNAPSHOT_FLAGS;
-  console.error(
-    'pipewright postinstall: dist/util/snapshot-flags.js is missing: the package is incomplete; reinstall it',
-  );
-  process.exit(1);
-}
 const VERSION = JSON.parse(readFileSync('package.json', 'utf8')).version;
 const BUNDLED = existsSync('dist/bundle/pipewright.mjs');
-const FLAGS = BUNDLED ? await snapshotFlags() : [];
+/** The V8 flags the snapshot is built and started with (src/util/snapshot-flags.ts), which the launcher passes. */
+const FLAGS = BUNDLED ? await snapshotFlags().catch(incomplete) : [];
+
+function incomplete(err) {
+  console.error(`pipewright postinstall: the package is incomplete (${err.message}); reinstall it`);
+  process.exit(1);
+}
 
 /** The snapshot was built on a CPU like this one, and this Node loads it and runs the CLI. */
 function snapshotFits() {
@@ -67,31 +66,18 @@ function rebuildNative() {
 }
 
 /** A snapshot for this Node and CPU; without one the executable runs the bundle (slower start). */
-function rebuildSnapshot() {
+async function rebuildSnapshot() {
   say(`the shipped CLI snapshot does not fit this Node (${process.version}) or CPU: building it`);
-  const r = run(process.execPath, [
-    ...FLAGS,
-    '--snapshot-blob',
-    'dist/pipewright.blob',
-    '--build-snapshot',
-    'dist/snapshot/pipewright.cjs',
-  ]);
-  const key = run('dist/cpu-key', []);
-  if (r.status === 0 && key.status === 0) writeFileSync(KEY, key.stdout);
+  const made = await buildSnapshot();
   // etcd3's code cache (src/cli/code-cache.ts) is this Node's V8's too: made again, or an etcd
   // store compiles it at each start.
-  run(process.execPath, [
-    ...FLAGS,
-    '--input-type=module',
-    '-e',
-    "(await import('./dist/cli/code-cache.js')).writeCodeCache('dist/snapshot/etcd3.cjs')",
-  ]);
-  if (r.status === 0 && snapshotFits()) return;
+  await buildCodeCache();
+  if (made.ok && snapshotFits()) return;
   rmSync('dist/pipewright.blob', { force: true });
   say('building the snapshot failed; pipewright runs without it (each command starts ~25 ms slower)');
 }
 
 if (BUNDLED) {
   if (!nativeRuns()) rebuildNative();
-  if (!snapshotFits()) rebuildSnapshot();
+  if (!snapshotFits()) await rebuildSnapshot();
 }

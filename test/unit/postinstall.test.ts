@@ -15,6 +15,7 @@ const SHIPPED = [
   'package.json',
   'native',
   'scripts/postinstall.mjs',
+  'scripts/build-snapshot.mjs',
   'scripts/build-native.sh',
   ...[
     'bin',
