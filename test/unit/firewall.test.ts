@@ -1,6 +1,6 @@
 import t from 'tap';
-import type { FirewallState } from '../../src/model/firewall-state.js';
-import { desiredRules } from '../../src/net/firewall/rules.js';
+import type { FirewallState, PortState } from '../../src/model/firewall-state.js';
+import { desiredRules, portsTouched, type Rule } from '../../src/net/firewall/rules.js';
 import { renderRule, restoreDelta, CHAINS } from '../../src/net/firewall/iptables.js';
 import { toolMessage } from '../../src/util/exec.js';
 import { chainRules, elementOf } from '../../src/net/firewall/nftables.js';
@@ -350,4 +350,52 @@ t.test("the host's store is found through a symlinked /var/lib/pipewright", asyn
   // Both paths resolved by the caller: the host dir a link to /srv/pipewright, the store there.
   t.equal(firewallNames('/srv/pipewright', '/srv/pipewright'), HOST_FIREWALL);
   t.not(firewallNames('/srv/other', '/srv/pipewright'), HOST_FIREWALL);
+});
+
+t.test('nftables: the rules of the ports a change touched give the whole difference', async (t) => {
+  // Guests on two bridges, some with several rows to one guest port (shared hairpin and accept elements).
+  const row = (i: number, j: number): PortState => ({
+    proto: j === 1 ? 'udp' : 'tcp',
+    hostIp: j === 2 ? '192.0.2.7' : '',
+    hostPort: 20000 + i * 10 + j * 2,
+    hostPortEnd: 20000 + i * 10 + j * 2 + (j % 2),
+    ctrIp: i % 5 === 4 ? `fd00::${i + 2}` : `10.9.${i >> 8}.${(i & 255) + 2}`,
+    ctrSubnet: i % 5 === 4 ? 'fd00::/64' : '10.9.0.0/16',
+    ctrPort: 80,
+    bridge: i % 2 ? 'br-odd' : 'br-even',
+  });
+  const bridges = [
+    { bridge: 'br-odd', hasGuests: true },
+    { bridge: 'br-even', hasGuests: true },
+  ];
+  const elements = (rules: Rule[]) => new Set(rules.map((r) => elementOf(r)?.join(' ')).filter(Boolean));
+  const minus = (a: Set<unknown>, b: Set<unknown>) => [...a].filter((x) => !b.has(x)).sort();
+  const difference = (before: Rule[], after: Rule[]) => ({
+    added: minus(elements(after), elements(before)),
+    gone: minus(elements(before), elements(after)),
+    chains: [4, 6].map((f) => [chainRules(before, f as 4 | 6), chainRules(after, f as 4 | 6)]),
+  });
+  let seed = 7;
+  const random = (n: number) => (seed = (seed * 48271) % 2147483647) % n;
+  const fleet = Array.from({ length: 40 }, (_, i) => Array.from({ length: 1 + (i % 3) }, (_, j) => row(i, j))).flat();
+  for (let round = 0; round < 200; round++) {
+    // A change: some rows go (one of a guest's, or all), a new guest's rows come, or a guest's row changes.
+    const was = fleet.filter(() => random(4) > 0);
+    const now = was.filter(() => random(10) > 0);
+    if (random(2)) now.push(row(40 + random(20), random(3)));
+    const [a, b] = [
+      { bridges, ports: was },
+      { bridges, ports: now },
+    ];
+    const scope = portsTouched(was, now);
+    t.same(difference(desiredRules(a, scope), desiredRules(b, scope)), difference(desiredRules(a), desiredRules(b)));
+    if (t.passing() === false) break;
+  }
+  const many = fleet.slice(0, 30);
+  const scope = portsTouched(many, [...many, row(41, 0)]);
+  t.same(
+    desiredRules({ bridges, ports: many }, scope).filter((r) => r.type === 'dnat'),
+    [],
+    'the ports no change touched bring no rules of their own',
+  );
 });

@@ -230,6 +230,9 @@ const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, 
  * Delta apply, with no read: a port is an element added or deleted, whatever else is published;
  * chain rules are rewritten only when bridges or networks changed. First and last rule sets go
  * through the full apply (tables and the iptables mark rule come and go with them).
+ * `before` and `after` may hold the per-port rules only of the ports the change touched
+ * (rules.ts portsTouched): every published port brings per-bridge rules too, so a side is empty
+ * only when its whole rule set is.
  */
 export async function applyNftablesDelta(
   before: Rule[],

@@ -74,7 +74,17 @@ function portRules(p: PortState): Rule[] {
   return out;
 }
 
-export function desiredRules(state: FirewallState): Rule[] {
+/** Which published ports' own rules (DNAT, hairpin, forward accept) a rule set is to hold. */
+export type PortScope = (p: PortState) => boolean;
+
+const everyPort: PortScope = () => true;
+
+/**
+ * The rule set the state asks for. With a scope, the per-port rules only of the ports it passes
+ * (the per-bridge rules still of all): enough for a backend that holds per-port state as set
+ * elements to write a change's difference (portsTouched).
+ */
+export function desiredRules(state: FirewallState, scope: PortScope = everyPort): Rule[] {
   const rules: Rule[] = [];
   const networked = state.bridges.filter((b) => b.network);
   for (const b of state.bridges) {
@@ -104,8 +114,34 @@ export function desiredRules(state: FirewallState): Rule[] {
     }
   }
   for (const p of state.ports) rules.push({ type: 'hairpin-source', bridge: p.bridge, subnet: p.ctrSubnet });
-  for (const p of state.ports) rules.push(...portRules(p));
+  for (const p of state.ports) if (scope(p)) rules.push(...portRules(p));
   return dedupe(rules);
+}
+
+const portKey = (p: PortState) =>
+  [p.proto, p.hostIp, p.hostPort, p.hostPortEnd, p.ctrIp, p.ctrSubnet, p.ctrPort, p.bridge].join(' ');
+
+/**
+ * The ports whose rules can differ between two states: those of every guest address a published
+ * port was added to or removed from. Every per-port rule names its guest address, so rules of the
+ * other ports are the same on both sides, and none of them equals a rule of these; their
+ * difference is the whole difference, at a cost that does not grow with what else is published.
+ */
+export function portsTouched(before: PortState[], after: PortState[]): PortScope {
+  const count = new Map<string, { ctrIp: string; n: number }>();
+  for (const [ports, sign] of [
+    [before, 1],
+    [after, -1],
+  ] as const) {
+    for (const p of ports) {
+      const key = portKey(p);
+      const c = count.get(key) ?? { ctrIp: p.ctrIp, n: 0 };
+      c.n += sign;
+      count.set(key, c);
+    }
+  }
+  const touched = new Set([...count.values()].filter((c) => c.n !== 0).map((c) => c.ctrIp));
+  return (p) => touched.has(p.ctrIp);
 }
 
 /** Two isolated networks both ask for the same drop pair; keep each rule once, in order. */
