@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -59,6 +58,18 @@ static void fill_frame(struct arp_frame *f, const unsigned char *mac, const unsi
   memcpy(f->tpa, ip, 4);
 }
 
+/*
+ * The process's one packet socket, made on first use (in the host's namespace: nothing runs inside
+ * a guest's between calls) and kept: closing a packet socket waits for an RCU grace period
+ * (synchronize_net in packet_release), 16 ms on a 2-core VM, which a Docker Join spent on the
+ * daemon's event loop. Protocol 0: it sends only, and receives nothing meanwhile.
+ */
+static int packet_socket(void) {
+  static int fd = -1;
+  if (fd < 0) fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  return fd;
+}
+
 napi_value js_announce(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -78,13 +89,10 @@ napi_value js_announce(napi_env env, napi_callback_info info) {
   struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP), .sll_ifindex = ifindex,
                            .sll_halen = ETH_ALEN};
   memset(to.sll_addr, 0xff, ETH_ALEN);
-  /* Protocol 0: the socket sends only, and receives nothing meanwhile. */
-  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  int fd = packet_socket();
   int sent = fd >= 0 ? (int)sendto(fd, &frame, sizeof frame, 0, (struct sockaddr *)&to, sizeof to) : -1;
-  int saved = errno;
-  if (fd >= 0) close(fd);
   if (sent != (int)sizeof frame) {
-    errno = sent < 0 ? saved : EMSGSIZE;
+    if (sent >= 0) errno = EMSGSIZE;
     char msg[96];
     snprintf(msg, sizeof msg, "sending a gratuitous ARP: %s", strerror(errno));
     napi_throw_error(env, strerrorname_np(errno), msg);
