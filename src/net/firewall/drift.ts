@@ -6,7 +6,8 @@
  *   nftables  pipewright's tables, chains and sets exist, and each chain holds as many rules and
  *             each set as many elements as a full apply writes: a flushed rule set, a deleted
  *             table, chain, rule or element all show (a rule replaced in place by another program
- *             does not); and iptables holds its one mark rule where it needs it
+ *             does not); and iptables holds its one mark rule where it needs it (its filter
+ *             table: chains left in its nat table by an earlier iptables backend are not seen)
  *   iptables  a full apply would write nothing
  */
 import { run } from '../../util/exec.js';
@@ -67,15 +68,26 @@ export function shapeDiff(wanted: Shape, have: Shape): string | null {
   return null;
 }
 
+/**
+ * The store's two tables, each listed alone: the whole ruleset also holds other programs' rules
+ * (Docker's iptables-nft tables: thousands of rules beside a fleet of published ports), and the
+ * daemon checks on every commit. A table that cannot be listed is missing.
+ */
 async function nftablesDrift(rules: Rule[], n: FirewallNames, log?: StepLog): Promise<string | null> {
   const wanted = scriptShape(fullScript(rules, n));
-  const res = await run('nft', ['-j', 'list', 'ruleset'], { log });
-  return shapeDiff(wanted, rulesetShape(res.stdout, wanted));
+  const listed = await Promise.all(
+    [n.nft4, n.nft6].map((table) =>
+      run('nft', ['-j', 'list', 'table', ...table.split(' ')], { allowFailure: true, log }),
+    ),
+  );
+  const have = listed.filter((res) => res.exitCode === 0).flatMap((res) => [...rulesetShape(res.stdout, wanted)]);
+  return shapeDiff(wanted, new Map(have));
 }
 
+/** Beside nftables, pipewright's iptables rules are only the mark rule: the filter table alone is read. */
 async function iptablesDrift(rules: Rule[], nftMark: boolean, n: FirewallNames, log?: StepLog): Promise<string | null> {
   for (const family of [4, 6] as const) {
-    const saved = (await run(TOOLS[family][0], [], { log })).stdout;
+    const saved = (await run(TOOLS[family][0], nftMark ? ['-t', 'filter'] : [], { log })).stdout;
     if (restoreDelta(saved, wantedLines(rules, family, saved, nftMark, n.chains), family, n.chains))
       return `${TOOLS[family][0]} lacks pipewright's rules or holds others in its chains`;
   }
