@@ -6,8 +6,7 @@
  *   nftables  pipewright's tables, chains and sets exist, and each chain holds as many rules and
  *             each set as many elements as a full apply writes: a flushed rule set, a deleted
  *             table, chain, rule or element all show (a rule replaced in place by another program
- *             does not); and iptables holds its one mark rule where it needs it (its filter
- *             table: chains left in its nat table by an earlier iptables backend are not seen)
+ *             does not); and iptables holds its one mark rule where it needs it
  *   iptables  a full apply would write nothing
  */
 import { run } from '../../util/exec.js';
@@ -84,10 +83,13 @@ async function nftablesDrift(rules: Rule[], n: FirewallNames, log?: StepLog): Pr
   return shapeDiff(wanted, new Map(have));
 }
 
-/** Beside nftables, pipewright's iptables rules are only the mark rule: the filter table alone is read. */
+/**
+ * Every table is saved: whether a filter table exists decides whether the mark rule is wanted, and
+ * `iptables-save -t filter` prints an empty one where none exists (iptables-nft).
+ */
 async function iptablesDrift(rules: Rule[], nftMark: boolean, n: FirewallNames, log?: StepLog): Promise<string | null> {
   for (const family of [4, 6] as const) {
-    const saved = (await run(TOOLS[family][0], nftMark ? ['-t', 'filter'] : [], { log })).stdout;
+    const saved = (await run(TOOLS[family][0], [], { log })).stdout;
     if (restoreDelta(saved, wantedLines(rules, family, saved, nftMark, n.chains), family, n.chains))
       return `${TOOLS[family][0]} lacks pipewright's rules or holds others in its chains`;
   }
