@@ -27,6 +27,16 @@ const PERIOD_NO_EVENTS_MS = 700;
  * at most this much later.
  */
 export const QUIET_GAP_MS = 250;
+/**
+ * ...and at least this many times as long as the empty pass took: a check reads the firewall
+ * through `nft` and `iptables-save`, whose output grows with other programs' rules (Docker's,
+ * thousands beside a fleet of published ports), and every Docker start commits. Checks that find
+ * nothing then take at most a tenth of the daemon's time.
+ */
+const QUIET_SHARE = 10;
+
+/** How long after an empty pass of `passMs` the next may start. */
+export const quietGap = (passMs: number): number => Math.max(QUIET_GAP_MS, QUIET_SHARE * passMs);
 
 /** How long to wait before the next pass: the debounce, or what is left of the quiet gap. */
 export function nextPassIn(now: number, quietUntil: number): number {
@@ -76,11 +86,13 @@ export async function startHealing(
     if (running) return;
     const parts = new Set(due);
     due.clear();
+    const started = performance.now();
     running = pass(parts, since)
       .then(
         (healed) => {
           failures = 0;
-          quietUntil = healed ? 0 : performance.now() + QUIET_GAP_MS;
+          const now = performance.now();
+          quietUntil = healed ? 0 : now + quietGap(now - started);
         },
         (err: unknown) => {
           on.failed(err);
