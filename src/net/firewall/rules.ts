@@ -125,7 +125,8 @@ const portKey = (p: PortState) =>
  * The ports whose rules can differ between two states: those of every guest address a published
  * port was added to or removed from. Every per-port rule names its guest address, so rules of the
  * other ports are the same on both sides, and none of them equals a rule of these; their
- * difference is the whole difference, at a cost that does not grow with what else is published.
+ * difference is the whole difference. What is derived then does not grow with what else is
+ * published (only this count does: one key per port row).
  */
 export function portsTouched(before: PortState[], after: PortState[]): PortScope {
   const count = new Map<string, { ctrIp: string; n: number }>();
