@@ -364,10 +364,16 @@ t.test('nftables: the rules of the ports a change touched give the whole differe
     ctrPort: 80,
     bridge: i % 2 ? 'br-odd' : 'br-even',
   });
-  const bridges = [
+  const bridges: FirewallState['bridges'] = [
     { bridge: 'br-odd', hasGuests: true },
     { bridge: 'br-even', hasGuests: true },
   ];
+  // Some changes also add an isolated, masquerading network: chain rules change with the elements.
+  const isolated = {
+    bridge: 'br-iso',
+    hasGuests: true,
+    network: { subnet: '10.8.0.0/24', masquerade: true, isolated: true },
+  };
   const elements = (rules: Rule[]) => new Set(rules.map((r) => elementOf(r)?.join(' ')).filter(Boolean));
   const minus = (a: Set<unknown>, b: Set<unknown>) => [...a].filter((x) => !b.has(x)).sort();
   const difference = (before: Rule[], after: Rule[]) => ({
@@ -378,14 +384,19 @@ t.test('nftables: the rules of the ports a change touched give the whole differe
   let seed = 7;
   const random = (n: number) => (seed = (seed * 48271) % 2147483647) % n;
   const fleet = Array.from({ length: 40 }, (_, i) => Array.from({ length: 1 + (i % 3) }, (_, j) => row(i, j))).flat();
-  for (let round = 0; round < 200; round++) {
-    // A change: some rows go (one of a guest's, or all), a new guest's rows come, or a guest's row changes.
-    const was = fleet.filter(() => random(4) > 0);
+  for (let round = 0; round < 300; round++) {
+    // A change: some rows go (one of a guest's, or all), a new guest's rows come, a row of a guest
+    // changes its host port, a network comes; now and then from nothing published at all.
+    const was = round % 25 === 0 ? [] : fleet.filter(() => random(4) > 0);
     const now = was.filter(() => random(10) > 0);
     if (random(2)) now.push(row(40 + random(20), random(3)));
+    if (now.length && random(3) === 0) {
+      const i = random(now.length);
+      now[i] = { ...now[i], hostPort: now[i].hostPort + 5000, hostPortEnd: now[i].hostPortEnd + 5000 };
+    }
     const [a, b] = [
       { bridges, ports: was },
-      { bridges, ports: now },
+      { bridges: random(4) ? bridges : [...bridges, isolated], ports: now },
     ];
     const scope = portsTouched(was, now);
     t.same(difference(desiredRules(a, scope), desiredRules(b, scope)), difference(desiredRules(a), desiredRules(b)));
