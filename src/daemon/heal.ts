@@ -24,19 +24,22 @@ const PERIOD_NO_EVENTS_MS = 700;
  * After a pass that found nothing to put back, the next waits at least this long: a guest that
  * flaps its own interface (the host end's carrier follows) sends the host link events without
  * end, and each pass reads every host link on the daemon's event loop. A real repair then comes
- * at most this much later.
+ * at most the quiet gap later (quietGap: 1 s at most).
  */
 export const QUIET_GAP_MS = 250;
 /**
  * ...and at least this many times as long as the empty pass took: a check reads the firewall
  * through `nft` and `iptables-save`, whose output grows with other programs' rules (Docker's,
  * thousands beside a fleet of published ports), and every Docker start commits. Checks that find
- * nothing then take at most a tenth of the daemon's time.
+ * nothing then take at most a tenth of the daemon's time, up to MAX_QUIET_GAP_MS: a pass slowed
+ * by a loaded host must not put repairs off for long.
  */
 const QUIET_SHARE = 10;
+const MAX_QUIET_GAP_MS = 1_000;
 
 /** How long after an empty pass of `passMs` the next may start. */
-export const quietGap = (passMs: number): number => Math.max(QUIET_GAP_MS, QUIET_SHARE * passMs);
+export const quietGap = (passMs: number): number =>
+  Math.min(MAX_QUIET_GAP_MS, Math.max(QUIET_GAP_MS, QUIET_SHARE * passMs));
 
 /** How long to wait before the next pass: the debounce, or what is left of the quiet gap. */
 export function nextPassIn(now: number, quietUntil: number): number {
