@@ -9,7 +9,7 @@
  *             does not); and iptables holds its one mark rule where it needs it
  *   iptables  a full apply would write nothing
  */
-import { run } from '../../util/exec.js';
+import { run, toolMessage } from '../../util/exec.js';
 import type { StepLog } from '../../util/log.js';
 import { restoreDelta, TOOLS, wantedLines } from './iptables.js';
 import type { FirewallNames } from './names.js';
@@ -41,7 +41,7 @@ export function scriptShape(script: string[]): Shape {
 
 type NftItem = Record<string, { family: string; table?: string; name?: string; chain?: string; elem?: unknown[] }>;
 
-/** The same shape, as `nft -j list ruleset` shows it, for the tables `wanted` names. */
+/** The same shape, as `nft -j list ruleset` or `list table` shows it, for the tables `wanted` names. */
 export function rulesetShape(json: string, wanted: Shape): Shape {
   const shape: Shape = new Map();
   const tables = new Set([...wanted.keys()].filter((k) => k.startsWith('table ')).map((k) => k.slice(6)));
@@ -70,17 +70,24 @@ export function shapeDiff(wanted: Shape, have: Shape): string | null {
 /**
  * The store's two tables, each listed alone: the whole ruleset also holds other programs' rules
  * (Docker's iptables-nft tables: thousands of rules beside a fleet of published ports), and the
- * daemon checks on every commit. A table that cannot be listed is missing.
+ * daemon checks on every commit.
  */
 async function nftablesDrift(rules: Rule[], n: FirewallNames, log?: StepLog): Promise<string | null> {
   const wanted = scriptShape(fullScript(rules, n));
-  const listed = await Promise.all(
-    [n.nft4, n.nft6].map((table) =>
-      run('nft', ['-j', 'list', 'table', ...table.split(' ')], { allowFailure: true, log }),
-    ),
-  );
-  const have = listed.filter((res) => res.exitCode === 0).flatMap((res) => [...rulesetShape(res.stdout, wanted)]);
-  return shapeDiff(wanted, new Map(have));
+  const listed = await Promise.all([n.nft4, n.nft6].map((table) => listTable(table, log)));
+  return shapeDiff(wanted, new Map(listed.flatMap((json) => (json === null ? [] : [...rulesetShape(json, wanted)]))));
+}
+
+/**
+ * A table's JSON listing, or null where it does not exist. Any other failure throws: taken for a
+ * missing table, it would make a full sync, whose commit would start the next check at once.
+ */
+async function listTable(table: string, log?: StepLog): Promise<string | null> {
+  const args = ['-j', 'list', 'table', ...table.split(' ')];
+  const res = await run('nft', args, { allowFailure: true, log });
+  if (res.exitCode === 0) return res.stdout;
+  if (/No such file or directory/.test(res.stderr)) return null;
+  throw new Error(`nft ${args.join(' ')}: ${toolMessage(res.stderr) || `exit ${res.exitCode}`}`);
 }
 
 /**
