@@ -53,7 +53,9 @@ export async function buildCodeCache() {
     '-e',
     `(await import('./dist/cli/code-cache.js')).writeCodeCache(${JSON.stringify(ETCD3)})`,
   ]);
-  return made.status === 0 ? { ok: true } : { ok: false, why: made.stderr || `node exited ${made.status}` };
+  return made.status === 0
+    ? { ok: true }
+    : { ok: false, why: made.stderr || made.error?.message || `node exited ${made.status}` };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {

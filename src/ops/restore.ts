@@ -100,6 +100,6 @@ export async function takeOverRecord(
             `${guest.name} ${rec.ifname} was changed by another pipewright meanwhile; run the command again`,
           );
       }),
-    () => changeFirewallIn(ctx, () => records.markReady(ctx.store, rec.id, records.dhcpClientOf(rec))).then(() => {}),
+    () => changeFirewallIn(ctx, () => records.markReady(ctx.store, rec.id, records.dhcpClientOf(rec))),
   );
 }

@@ -75,7 +75,8 @@ function returnTo(self: number): void {
 /**
  * Runs `fn` (synchronous: nothing else may run meanwhile) with this thread inside the namespace at
  * `netnsPath`: what it opens there (a socket, a /proc/sys/net file) belongs to that namespace.
- * Both namespace fds are closed on every path.
+ * Both namespace fds are closed on every path. `fn` must not announce an address (the addon's
+ * packet socket, made on its first use, is meant for the host's namespace: native/announce.c).
  */
 export function inNetns<T>(netnsPath: string, fn: () => T): T {
   const self = openSync('/proc/thread-self/ns/net', 'r');
