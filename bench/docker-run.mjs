@@ -4,7 +4,7 @@
 // per endpoint: the sum of its logged request times (network and IPAM calls) per container.
 // Skipped, with the reason, where no Docker engine or test image is there.
 import { spawnSync } from 'node:child_process';
-import { dockerNetworks, PREFIX, progress, sh, startDaemon, stats, timed } from './lib.mjs';
+import { dockerNetworks, perEndpoint, PREFIX, progress, sh, startDaemon, stats, timed } from './lib.mjs';
 import { ratioAtMost } from './targets.mjs';
 
 const IMAGE = 'pipewright-test/busybox:latest';
@@ -15,17 +15,6 @@ function dockerReady() {
   if (spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status !== 0)
     return `no ${IMAGE} (scripts/build-test-image.sh)`;
   return null;
-}
-
-/** Milliseconds of driver requests logged, per container run (each run: one endpoint made and removed), by method. */
-function perEndpoint(lines, runs) {
-  const by = {};
-  for (const l of lines) {
-    if (!/^(NetworkDriver|IpamDriver)\.(?!(Create|Delete)Network|RequestPool|ReleasePool)/.test(l.method ?? ''))
-      continue;
-    by[l.method] = (by[l.method] ?? 0) + l.ms / runs;
-  }
-  return { total: Object.values(by).reduce((a, b) => a + b, 0), by };
 }
 
 export async function dockerRun(n, stateDir, results) {

@@ -14,7 +14,18 @@ import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { cni, dockerNetworks, guestName, makeGuests, pipewright, PREFIX, progress, sh, startDaemon } from './lib.mjs';
+import {
+  cni,
+  dockerNetworks,
+  guestName,
+  makeGuests,
+  perEndpoint,
+  pipewright,
+  PREFIX,
+  progress,
+  sh,
+  startDaemon,
+} from './lib.mjs';
 import { ratioAtMost } from './targets.mjs';
 
 const IMAGE = 'pipewright-test/busybox:latest';
@@ -109,6 +120,8 @@ async function dockerFleet(stateDir, record) {
         }
       }
       const times = { docker: [], pw: [] };
+      await sleep(300); // the fleet's own log lines, before the count starts
+      const logged = daemon.lines.length;
       for (let r = 0; r < ROUNDS; r++) {
         progress(`fleet (docker) one more at ${k}`, r + 1, ROUNDS);
         times.docker.push(await oneMore(dockerNet, BASE.oneMore + 2 * r));
@@ -116,6 +129,8 @@ async function dockerFleet(stateDir, record) {
         times.pw.push(await oneMore(pwNet, BASE.oneMore + 2 * r + 1));
         drop();
       }
+      await sleep(300); // the last round's log lines
+      daemonShare(record, k, perEndpoint(daemon.lines.slice(logged), ROUNDS));
       const proxies = dockerProxies(BASE.docker, BASE.pw);
       at[k] = {
         ...times,
@@ -153,6 +168,16 @@ async function dockerFleet(stateDir, record) {
     spawnSync('docker', ['network', 'rm', pwNet, dockerNet], { stdio: 'ignore' });
     await daemon.stop();
   }
+}
+
+/**
+ * Of a one-more start on pipewright's network, the time its daemon spent on the endpoint (made and
+ * removed: the driver requests it logged), by request: the rest is the engine's own.
+ */
+function daemonShare(record, k, daemon) {
+  record(`fleet: docker run -p, daemon time per endpoint with ${k} published`, [daemon.total], null, null, {
+    byMethod: daemon.by,
+  });
 }
 
 /** pipewright's one-more time at the largest K over that at K = 0: flat in K is <= 1.2x. */

@@ -169,6 +169,17 @@ export async function startDaemon(stateDir, args, extraEnv = {}) {
   return { lines, stop, pid: proc.pid };
 }
 
+/** Milliseconds of driver requests logged, per container run (each run: one endpoint made and removed), by method. */
+export function perEndpoint(lines, runs) {
+  const by = {};
+  for (const l of lines) {
+    if (!/^(NetworkDriver|IpamDriver)\.(?!(Create|Delete)Network|RequestPool|ReleasePool)/.test(l.method ?? ''))
+      continue;
+    by[l.method] = (by[l.method] ?? 0) + l.ms / runs;
+  }
+  return { total: Object.values(by).reduce((a, b) => a + b, 0), by };
+}
+
 /**
  * Two Docker networks side by side: `pw` on pipewright's drivers (its daemon serving `driver`), a
  * bridge named `pw` too, and `docker` of Docker's own bridge driver, its bridge named `docker`.
