@@ -1,7 +1,7 @@
 /** A throwaway etcd on loopback with a temp data dir, stopped and removed at teardown; TLS on request. */
 import { execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -149,6 +149,21 @@ export async function startEtcdProcess(t: T, tls?: TlsFiles): Promise<{ endpoint
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('etcd did not start within 10 s');
+}
+
+/**
+ * Stops process `pid` (SIGSTOP) and returns once every thread of it is stopped: kill returns
+ * before a thread running on another CPU has stopped, and such a thread was seen to answer one
+ * more request (its state still R). Throws after 2 s.
+ */
+export async function stall(pid: number): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  const state = (tid: string) => readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+  for (const until = Date.now() + 2000; Date.now() < until;) {
+    if (readdirSync(`/proc/${pid}/task`).every((tid) => ['T', 't'].includes(state(tid)))) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`process ${pid} did not stop within 2 s of SIGSTOP`);
 }
 
 function listening(port: number): Promise<boolean> {

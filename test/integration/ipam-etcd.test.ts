@@ -1,7 +1,7 @@
 import t from 'tap';
 import { EtcdLeaseBackend } from '../../src/net/ipam/etcd-backend.js';
 import { ipamSuite } from '../helpers/ipam-suite.js';
-import { makeTlsFiles, startEtcd, startEtcdProcess } from '../helpers/etcd.js';
+import { makeTlsFiles, stall, startEtcd, startEtcdProcess } from '../helpers/etcd.js';
 import { Etcd3 } from 'etcd3';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ t.test('a stalled etcd fails a call with an error within its deadline, never han
   const dir = stateDir(t);
   const pw = (...args: string[]) => cli(dir, ['--store', `etcd://${etcd.endpoint}`, ...args]);
   t.equal((await pw('pool', 'create', 'st', '10.252.0.0/24')).exitCode, 0);
-  process.kill(etcd.pid, 'SIGSTOP');
+  await stall(etcd.pid);
   t.teardown(() => process.kill(etcd.pid, 'SIGCONT'));
   const t0 = Date.now();
   const r = await pw('lease', 'reserve', 'st', '--owner', 'x');
@@ -41,7 +41,7 @@ t.test(
     const backend = await EtcdLeaseBackend.connect([`http://${etcd.endpoint}`], { callTimeoutMs: 1000 });
     t.teardown(() => backend.close());
     t.same(await backend.listPools(), []);
-    process.kill(etcd.pid, 'SIGSTOP');
+    await stall(etcd.pid);
     t.teardown(() => process.kill(etcd.pid, 'SIGCONT'));
     const failed = await backend.listPools().then(
       () => null,
