@@ -1,7 +1,8 @@
 /** A throwaway etcd on loopback with a temp data dir, stopped and removed at teardown; TLS on request. */
 import { execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { waitStopped } from './host.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -151,19 +152,10 @@ export async function startEtcdProcess(t: T, tls?: TlsFiles): Promise<{ endpoint
   throw new Error('etcd did not start within 10 s');
 }
 
-/**
- * Stops process `pid` (SIGSTOP) and returns once every thread of it is stopped: kill returns
- * before a thread running on another CPU has stopped, and such a thread was seen to answer one
- * more request (its state still R). Throws after 2 s.
- */
+/** Stops process `pid` (SIGSTOP) and returns once every thread of it is stopped (waitStopped). */
 export async function stall(pid: number): Promise<void> {
   process.kill(pid, 'SIGSTOP');
-  const state = (tid: string) => readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
-  for (const until = Date.now() + 2000; Date.now() < until;) {
-    if (readdirSync(`/proc/${pid}/task`).every((tid) => ['T', 't'].includes(state(tid)))) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`process ${pid} did not stop within 2 s of SIGSTOP`);
+  await waitStopped(pid);
 }
 
 function listening(port: number): Promise<boolean> {

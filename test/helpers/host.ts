@@ -4,7 +4,7 @@
  * unique to this run ("pt" + 4 hex digits), short enough for 15-byte interface names.
  */
 import { execa } from 'execa';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -316,11 +316,15 @@ export function processEnded(pid: number): boolean {
   }
 }
 
-/** Waits until a process is stopped (state T in /proc/<pid>/stat). */
+/**
+ * Waits until every thread of a process is stopped (state T or t in /proc/<pid>/task/<tid>/stat):
+ * kill(SIGSTOP) returns before a thread running on another CPU has stopped, and such a thread was
+ * seen to answer one more request.
+ */
 export async function waitStopped(pid: number): Promise<void> {
+  const state = (tid: string) => readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
   for (let i = 0; i < 400; i++) {
-    const stat = (await sh('cat', [`/proc/${pid}/stat`])).stdout;
-    if (/\) T /.test(stat)) return;
+    if (readdirSync(`/proc/${pid}/task`).every((tid) => ['T', 't'].includes(state(tid)))) return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`process ${pid} never stopped`);
