@@ -24,6 +24,8 @@ export async function snapshotFlags() {
 }
 
 const node = (args) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 300_000 });
+/** What a failed run of node said, or how it ended. */
+const why = (made) => made.stderr || made.error?.message || `node exited ${made.status}`;
 
 /** The snapshot; on failure none is left (the launcher then runs the bundle) and Node's stderr is returned. */
 export async function buildSnapshot() {
@@ -36,7 +38,7 @@ export async function buildSnapshot() {
   ]);
   if (made.status !== 0) {
     rmSync(BLOB, { force: true });
-    return { ok: false, why: made.stderr || made.error?.message || `node exited ${made.status}` };
+    return { ok: false, why: why(made) };
   }
   if (existsSync('dist/cpu-key')) {
     const key = spawnSync('dist/cpu-key', [], { encoding: 'utf8' });
@@ -53,9 +55,7 @@ export async function buildCodeCache() {
     '-e',
     `(await import('./dist/cli/code-cache.js')).writeCodeCache(${JSON.stringify(ETCD3)})`,
   ]);
-  return made.status === 0
-    ? { ok: true }
-    : { ok: false, why: made.stderr || made.error?.message || `node exited ${made.status}` };
+  return made.status === 0 ? { ok: true } : { ok: false, why: why(made) };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
