@@ -14,6 +14,7 @@ import { buildProgram, enter } from './main.js';
 import { requireWithCodeCache } from './code-cache.js';
 
 declare global {
+  var __pwEntry: string | undefined;
   var __pwEntryUrl: string | undefined;
   var __pwRequire: NodeJS.Require | undefined;
   var __pwRequireApart: ((relative: string) => unknown) | undefined;
@@ -54,6 +55,7 @@ startupSnapshot.setDeserializeMainFunction(() => {
   // As Node does for a script it runs: argv[1] made absolute.
   const entry = resolve(process.argv[1]);
   process.argv[1] = entry;
+  globalThis.__pwEntry = entry;
   onFirstUse('__pwEntryUrl', () => pathToFileURL(entry).href);
   onFirstUse('__pwRequire', () => createRequire(entry));
   globalThis.__pwRequireApart = (relative) => requireWithCodeCache(resolve(dirname(entry), relative));
