@@ -72,14 +72,13 @@ export class Store {
     const file = join(stateDir, 'pipewright.db');
     let db: Db | undefined;
     try {
-      // better-sqlite3 takes the loaded addon too (its types know only a path).
-      db = new Database(file, { nativeBinding: sqliteAddon() as unknown as string });
+      // better-sqlite3 takes the loaded addon too (its types know only a path); `timeout` is SQLite's busy timeout.
+      db = new Database(file, { nativeBinding: sqliteAddon() as unknown as string, timeout: BUSY_TIMEOUT_MS });
       chmodSync(file, 0o600);
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       useWal(db);
       // WAL + NORMAL: a commit cannot corrupt the store; only the last ones may be lost on power loss.
-      db.pragma('synchronous = NORMAL');
-      db.pragma('foreign_keys = ON');
+      // One exec: each statement prepared costs a command's start ~0.1 ms.
+      db.exec('PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON');
       migrate(db);
     } catch (err) {
       db?.close();
@@ -186,11 +185,16 @@ function checkPrivate(stateDir: string): void {
   chmodSync(stateDir, mode & 0o7700);
 }
 
-/** The repairable columns this store lacks (see REPAIRS). */
+/** The repairable columns this store lacks (see REPAIRS); each table's columns read once. */
 function missingColumns(db: Db): typeof REPAIRS {
-  const has = (table: string, column: string) =>
-    (db.pragma(`table_info(${table})`) as { name: string }[]).some((c) => c.name === column);
-  return REPAIRS.filter((r) => !has(r.table, r.column));
+  const tables = new Map<string, string[]>();
+  const columnsOf = (table: string) => {
+    let columns = tables.get(table);
+    if (!columns)
+      tables.set(table, (columns = (db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name)));
+    return columns;
+  };
+  return REPAIRS.filter((r) => !columnsOf(r.table).includes(r.column));
 }
 
 /**
@@ -200,8 +204,9 @@ function missingColumns(db: Db): typeof REPAIRS {
  * drop) and checked before the commit, as SQLite's table rebuild procedure has it.
  */
 function migrate(db: Db): void {
-  checkNotNewer(schemaVersion(db));
-  if (schemaVersion(db) === MIGRATIONS.length && missingColumns(db).length === 0) return;
+  const version = schemaVersion(db);
+  checkNotNewer(version);
+  if (version === MIGRATIONS.length && missingColumns(db).length === 0) return;
   db.pragma('foreign_keys = OFF');
   try {
     db.transaction(() => {

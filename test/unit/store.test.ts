@@ -153,6 +153,25 @@ t.test('many processes opening one fresh state dir at once all get the migrated 
   }
 });
 
+t.test('an opened store waits 60 s for a lock, keeps a write-ahead log and checks foreign keys', async (t) => {
+  const dir = t.testdir({});
+  for (const round of ['made', 'opened again']) {
+    const store = Store.open(dir);
+    const pragma = (name: string) => store.db.pragma(name, { simple: true });
+    t.same(
+      {
+        busyTimeout: pragma('busy_timeout'),
+        journalMode: pragma('journal_mode'),
+        synchronous: pragma('synchronous'),
+        foreignKeys: pragma('foreign_keys'),
+      },
+      { busyTimeout: 60_000, journalMode: 'wal', synchronous: 1, foreignKeys: 1 },
+      `${round}: SQLite's busy timeout, WAL, synchronous NORMAL, foreign keys on`,
+    );
+    store.close();
+  }
+});
+
 // Each rebuild of attachments for new link kinds: the version it starts from, the kinds it adds.
 const REBUILDS = [
   { from: 8, kinds: ['ipvlan', 'vlan'] as const },
