@@ -57,10 +57,12 @@ export function buildProgram(): Command {
     pipeworkCmds,
   ])
     group.register(program);
-  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
-  for (const cmd of all(program)) cmd.exitOverride();
+  for (const cmd of commandsOf(program)) cmd.exitOverride();
   return program;
 }
+
+/** A command and every command below it. */
+export const commandsOf = (c: Command): Command[] => [c, ...c.commands.flatMap(commandsOf)];
 
 /** The process's start: its command line, or (a daemon's warm worker) a caller's, once one comes. */
 export async function enter(program: Command = buildProgram()): Promise<void> {

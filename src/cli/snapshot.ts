@@ -12,6 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildProgram, enter } from './main.js';
 import { requireWithCodeCache } from './code-cache.js';
+import { warmUp } from './warm-up.js';
 
 declare global {
   var __pwEntry: string | undefined;
@@ -38,6 +39,8 @@ for (const load of [
 ]) {
   void load();
 }
+// And the code every command runs, on throwaway data: V8 keeps it compiled (warm-up.ts).
+void warmUp();
 
 /** A global made on first use: `--version` or a usage error needs neither a URL nor a require (~1 ms). */
 function onFirstUse<K extends '__pwEntryUrl' | '__pwRequire'>(name: K, make: () => (typeof globalThis)[K]): void {

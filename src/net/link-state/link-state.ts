@@ -13,7 +13,7 @@ import {
   type AddressMessage,
   type LinkMessage,
 } from '../rtnetlink/rtnl.js';
-import { hostSocket, withNetnsSocket, type RtSocket } from '../rtnetlink/sockets.js';
+import { hostSocket, withNetnsSocket, type Requester, type RtSocket } from '../rtnetlink/sockets.js';
 
 /** Where a read looks: the host's network namespace, or the one at this path. */
 export type NetnsPath = string | undefined;
@@ -54,15 +54,18 @@ function toLinkState(link: LinkMessage, addresses: AddressMessage[], master: str
 
 /** The link and its addresses, or null when no such interface exists in that namespace. */
 export function readLink(name: string, netns: NetnsPath): Promise<LinkState | null> {
-  return withSocket(netns, async (sock) => {
-    const link = await getLink(sock, name).catch((err: unknown) => {
-      if (errno(err) === 'ENODEV') return null;
-      throw err;
-    });
-    if (!link) return null;
-    const master = masterOf(link);
-    return toLinkState(link, await dumpAddresses(sock), master ? linkName(await getLink(sock, master)) : undefined);
+  return withSocket(netns, (sock) => linkOn(sock, name));
+}
+
+/** readLink on a socket already open in the namespace. */
+export async function linkOn(sock: Requester, name: string): Promise<LinkState | null> {
+  const link = await getLink(sock, name).catch((err: unknown) => {
+    if (errno(err) === 'ENODEV') return null;
+    throw err;
   });
+  if (!link) return null;
+  const master = masterOf(link);
+  return toLinkState(link, await dumpAddresses(sock), master ? linkName(await getLink(sock, master)) : undefined);
 }
 
 /** Every link of a namespace (used to find an interface by MAC, and by gc). */

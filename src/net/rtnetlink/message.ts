@@ -24,7 +24,7 @@ export const RTM = {
 
 export const NLM_F = { REQUEST: 0x1, ACK: 0x4, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400, DUMP: 0x300 } as const;
 
-const NLMSG_ERROR = 2;
+export const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const HEADER_LEN = 16;
 /**

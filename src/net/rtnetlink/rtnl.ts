@@ -10,7 +10,7 @@ import { beforeStep } from '../../util/faults.js';
 import { IFLA, ifla, nla, readAttrs, readString, readU32, u32 } from './attrs.js';
 import { errno } from './errno.js';
 import { malformed, NLM_F, RTM, type NlMessage } from './message.js';
-import { hostSocket, type RtSocket } from './sockets.js';
+import { hostSocket, type Requester } from './sockets.js';
 
 const AF = { 4: 2, 6: 10 } as const;
 const IFF_UP = 0x1;
@@ -38,7 +38,7 @@ function parseLink(m: NlMessage): LinkMessage {
 }
 
 /** Creates a link; one of that name already there is EEXIST. */
-export async function newLink(sock: RtSocket, name: string, attrs: Buffer[]): Promise<void> {
+export async function newLink(sock: Requester, name: string, attrs: Buffer[]): Promise<void> {
   await sock.request(
     RTM.NEWLINK,
     NLM_F.CREATE | NLM_F.EXCL,
@@ -48,18 +48,18 @@ export async function newLink(sock: RtSocket, name: string, attrs: Buffer[]): Pr
 }
 
 /** Changes a link: its attributes, and up or down when `up` is given. */
-export async function setLink(sock: RtSocket, index: number, attrs: Buffer[], up?: boolean): Promise<void> {
+export async function setLink(sock: Requester, index: number, attrs: Buffer[], up?: boolean): Promise<void> {
   await sock.request(RTM.SETLINK, 0, Buffer.concat([ifinfomsg(index, up), ...attrs]), `changing link ${index}`);
 }
 
 /** Deletes a link by name or index (either end of a veth takes both). */
-export async function delLink(sock: RtSocket, which: string | number): Promise<void> {
+export async function delLink(sock: Requester, which: string | number): Promise<void> {
   const body = typeof which === 'number' ? ifinfomsg(which) : Buffer.concat([ifinfomsg(), ifla.ifname(which)]);
   await sock.request(RTM.DELLINK, 0, body, `deleting link ${which}`);
 }
 
 /** The link of that name (or index) in the socket's namespace; ENODEV when there is none. */
-export async function getLink(sock: RtSocket, which: string | number): Promise<LinkMessage> {
+export async function getLink(sock: Requester, which: string | number): Promise<LinkMessage> {
   const body = typeof which === 'number' ? ifinfomsg(which) : Buffer.concat([ifinfomsg(), ifla.ifname(which)]);
   const what = `reading link ${which}`;
   const [m] = await sock.request(RTM.GETLINK, 0, body, what);
@@ -68,12 +68,12 @@ export async function getLink(sock: RtSocket, which: string | number): Promise<L
 }
 
 /** Every link of the socket's namespace. */
-export async function dumpLinks(sock: RtSocket): Promise<LinkMessage[]> {
+export async function dumpLinks(sock: Requester): Promise<LinkMessage[]> {
   return (await sock.request(RTM.GETLINK, NLM_F.DUMP, ifinfomsg(), 'listing links')).map(parseLink);
 }
 
 /** A link's index inside the namespace a socket belongs to. */
-export async function indexIn(sock: RtSocket, ifname: string): Promise<number> {
+export async function indexIn(sock: Requester, ifname: string): Promise<number> {
   return (await getLink(sock, ifname)).index;
 }
 
@@ -97,7 +97,7 @@ function ifaddrmsg(a: IpConfig, index: number, flags = 0): Buffer {
 }
 
 /** Adds an address to the link at `index`; IPv6 ones without DAD, so they are usable at once. */
-export async function addAddress(sock: RtSocket, index: number, a: IpConfig, replace = false): Promise<void> {
+export async function addAddress(sock: Requester, index: number, a: IpConfig, replace = false): Promise<void> {
   const local = ipBytes(a.address);
   const body = Buffer.concat([
     ifaddrmsg(a, index, a.family === 6 ? IFA_F_NODAD : 0),
@@ -112,7 +112,7 @@ export async function addAddress(sock: RtSocket, index: number, a: IpConfig, rep
   );
 }
 
-export async function delAddress(sock: RtSocket, index: number, a: IpConfig): Promise<void> {
+export async function delAddress(sock: Requester, index: number, a: IpConfig): Promise<void> {
   await sock.request(
     RTM.DELADDR,
     0,
@@ -132,7 +132,7 @@ export interface AddressMessage {
 }
 
 /** Every address of the socket's namespace, both families. */
-export async function dumpAddresses(sock: RtSocket): Promise<AddressMessage[]> {
+export async function dumpAddresses(sock: Requester): Promise<AddressMessage[]> {
   const answer = await sock.request(RTM.GETADDR, NLM_F.DUMP, Buffer.alloc(8), 'listing addresses');
   return answer.flatMap((m) => {
     const attrs = readAttrs(m.body, 8);
@@ -200,13 +200,13 @@ function routeMessage(r: RouteSpec): Buffer {
 }
 
 /** Adds (or replaces) a route in the main table, as `ip route replace` does. */
-export async function replaceRoute(sock: RtSocket, r: RouteSpec): Promise<void> {
+export async function replaceRoute(sock: Requester, r: RouteSpec): Promise<void> {
   const what = `adding the route to ${r.dst ?? 'default'}`;
   await sock.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE, routeMessage(r), what);
 }
 
 /** Deletes a route of the main table (one already gone is no error), as `ip route del` does. */
-export async function deleteRoute(sock: RtSocket, r: RouteSpec): Promise<void> {
+export async function deleteRoute(sock: Requester, r: RouteSpec): Promise<void> {
   await sock.request(RTM.DELROUTE, 0, routeMessage(r), `deleting the route to ${r.dst ?? 'default'}`).catch((err) => {
     if (errno(err) !== 'ESRCH') throw err;
   });
@@ -236,7 +236,7 @@ function ruleMessage(r: RuleSpec): Buffer {
 }
 
 /** Adds the rule (one already there is no error: the same rule again). */
-export async function addRule(sock: RtSocket, r: RuleSpec): Promise<void> {
+export async function addRule(sock: Requester, r: RuleSpec): Promise<void> {
   await sock
     .request(RTM.NEWRULE, NLM_F.CREATE | NLM_F.EXCL, ruleMessage(r), `adding the rule from ${r.src ?? 'all'}`)
     .catch((err: unknown) => {
@@ -245,7 +245,7 @@ export async function addRule(sock: RtSocket, r: RuleSpec): Promise<void> {
 }
 
 /** Deletes one rule that matches; false when none did. */
-export async function deleteRule(sock: RtSocket, r: RuleSpec): Promise<boolean> {
+export async function deleteRule(sock: Requester, r: RuleSpec): Promise<boolean> {
   return sock.request(RTM.DELRULE, 0, ruleMessage(r), `deleting a rule of table ${r.table}`).then(
     () => true,
     (err: unknown) => {
@@ -263,7 +263,7 @@ const NUD_STALE = 0x04;
  * at once, confirmed by the kernel's own probes later. struct ndmsg: family, padding, ifindex,
  * state, flags, type.
  */
-export async function staleNeighbor(sock: RtSocket, index: number, a: IpConfig, lladdr: Buffer): Promise<void> {
+export async function staleNeighbor(sock: Requester, index: number, a: IpConfig, lladdr: Buffer): Promise<void> {
   const ndmsg = Buffer.alloc(12);
   ndmsg.writeUInt8(AF[a.family], 0);
   ndmsg.writeInt32LE(index, 4);
@@ -284,7 +284,7 @@ export interface RouteMessage {
 }
 
 /** The main table's routes of one family. */
-export async function dumpRoutes(sock: RtSocket, family: 4 | 6): Promise<RouteMessage[]> {
+export async function dumpRoutes(sock: Requester, family: 4 | 6): Promise<RouteMessage[]> {
   const rtmsg = Buffer.alloc(12);
   rtmsg[0] = AF[family];
   const answer = await sock.request(RTM.GETROUTE, NLM_F.DUMP, rtmsg, 'listing routes');

@@ -39,6 +39,9 @@ export class RtSocket {
   }
 }
 
+/** What a request needs of a socket (the requests in rtnl.ts take no more). */
+export type Requester = Pick<RtSocket, 'request'>;
+
 function openRtSocket(): RtSocket {
   return new RtSocket(syscalls().nlOpen());
 }
