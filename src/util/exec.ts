@@ -52,12 +52,14 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
   const log = opts.log ?? silent;
   log.step([file, ...args].join(' ') + (opts.input ? `  <<< ${opts.input.trim().split('\n').join(' ; ')}` : ''));
   const result = await spawnCollect(file, args, opts);
-  if (result.exitCode !== 0 && !opts.allowFailure) {
-    throw new Error(
-      `${file} ${args.slice(0, 3).join(' ')}: ${toolMessage(result.stderr || result.stdout) || `exit ${result.exitCode}`}`,
-    );
-  }
+  if (result.exitCode !== 0 && !opts.allowFailure) throw toolFailure(file, args, result);
   return result;
+}
+
+/** A failed tool's error, on one line: its command (the first `words` arguments) and its own words. */
+export function toolFailure(file: string, args: string[], result: RunResult, words = 3): Error {
+  const said = toolMessage(result.stderr || result.stdout) || `exit ${result.exitCode}`;
+  return new Error(`${file} ${args.slice(0, words).join(' ')}: ${said}`);
 }
 
 /**

@@ -2,7 +2,7 @@ import t from 'tap';
 import type { FirewallState, PortState } from '../../src/model/firewall-state.js';
 import { desiredRules, portsTouched, type Rule } from '../../src/net/firewall/rules.js';
 import { renderRule, restoreDelta, CHAINS } from '../../src/net/firewall/iptables.js';
-import { toolMessage } from '../../src/util/exec.js';
+import { toolFailure, toolMessage } from '../../src/util/exec.js';
 import { chainRules, elementOf } from '../../src/net/firewall/nftables.js';
 import { firewallNames, HOST_FIREWALL } from '../../src/net/firewall/names.js';
 import { parsePublish, formatPublish } from '../../src/model/publish.js';
@@ -179,6 +179,13 @@ t.test("a tool's failure says the tool's own words, past its banner", async (t) 
     toolMessage('Error: Could not process rule: No such file or directory\n'),
     'Error: Could not process rule: No such file or directory',
   );
+  const failed = { stdout: '', stderr: 'Error: Could not process rule: Operation not permitted\n', exitCode: 1 };
+  t.equal(
+    toolFailure('nft', ['-j', 'list', 'table', 'ip', 'pipewright'], failed, 5).message,
+    'nft -j list table ip pipewright: Error: Could not process rule: Operation not permitted',
+    'the command as far as asked, then its words',
+  );
+  t.equal(toolFailure('nft', ['-f', '-'], { ...failed, stderr: '' }).message, 'nft -f -: exit 1', 'or its exit code');
 });
 
 t.test(

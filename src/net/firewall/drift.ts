@@ -9,7 +9,7 @@
  *             does not); and iptables holds its one mark rule where it needs it
  *   iptables  a full apply would write nothing
  */
-import { run, toolMessage } from '../../util/exec.js';
+import { run, toolFailure } from '../../util/exec.js';
 import type { StepLog } from '../../util/log.js';
 import { restoreDelta, TOOLS, wantedLines } from './iptables.js';
 import type { FirewallNames } from './names.js';
@@ -87,7 +87,7 @@ async function listTable(table: string, log?: StepLog): Promise<string | null> {
   const res = await run('nft', args, { allowFailure: true, log });
   if (res.exitCode === 0) return res.stdout;
   if (/No such file or directory/.test(res.stderr)) return null;
-  throw new Error(`nft ${args.join(' ')}: ${toolMessage(res.stderr) || `exit ${res.exitCode}`}`);
+  throw toolFailure('nft', args, res, args.length);
 }
 
 /**
