@@ -17,8 +17,8 @@ install -m 755 native/pipewright-netavark.sh dist/netavark-plugin/pipewright
 # The build's id (scripts/bundle.mjs wrote it): a warm worker of another build declines this launcher's calls.
 build_id=$(cat dist/build-id 2>/dev/null || true)
 [[ $build_id =~ ^[0-9a-f]{16}$ ]] || { echo "build-native: no build id in dist/build-id; run node scripts/bundle.mjs first (npm run build does)" >&2; exit 1; }
-# The V8 flags the snapshot is built with (src/util/snapshot-flags.ts), as C strings: "a","b".
-snapshot_flags=$(node --input-type=module -e "const { SNAPSHOT_FLAGS } = await import('./dist/util/snapshot-flags.js'); console.log(JSON.stringify(SNAPSHOT_FLAGS).slice(1, -1))")
+# The V8 flags the snapshot is built with, as build-snapshot.mjs reads them, as C strings: "a","b".
+snapshot_flags=$(node --input-type=module -e "const { snapshotFlags } = await import('./scripts/build-snapshot.mjs'); console.log(JSON.stringify(await snapshotFlags()).slice(1, -1))")
 cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -DBUILD_ID="\"$build_id\"" -DSNAPSHOT_FLAGS="$snapshot_flags" -o dist/bin/pipewright native/pipewright.c
 cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o dist/cni-plugin/pipewright native/pipewright-cni.c
 # The CPU the snapshot was built on (native/cpu-key.h): the executable runs the bundle on another.

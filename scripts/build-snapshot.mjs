@@ -58,7 +58,8 @@ export async function buildCodeCache() {
   return made.status === 0 ? { ok: true } : { ok: false, why: why(made) };
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+// Run as a script (not imported, as build-native.sh and bundle.mjs do).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const built = await buildSnapshot();
   if (!built.ok) console.error(`build-snapshot: the startup snapshot: ${built.why.trim()}`);
   const cached = process.argv.includes('--no-code-cache') ? { ok: true } : await buildCodeCache();
