@@ -10,8 +10,9 @@ import { getLink, dumpAddresses, newLink, addAddress, delLink } from '../../src/
 import { ifla } from '../../src/net/rtnetlink/attrs.js';
 import { parseCidr } from '../../src/model/address.js';
 
-t.test('the warm-up parses its command lines and reads back the link it made, whole', async (t) => {
-  t.same(await warmUp(), {
+t.test('the warm-up parses its command lines, reads back the link it made, scripts the ports it adds', async (t) => {
+  const { link, script } = await warmUp();
+  t.same(link, {
     ifname: 'eth0',
     ifindex: 0,
     kind: 'veth',
@@ -21,6 +22,15 @@ t.test('the warm-up parses its command lines and reads back the link it made, wh
     up: false,
     addresses: ['10.10.0.5/24'],
   });
+  t.notOk(
+    script.some((l) => l.startsWith('add table ip ') || l.includes(' 8080 : 10.10.0.5 ')),
+    'the IPv4 port was there before: its table is left alone',
+  );
+  t.ok(script.includes('add element ip6 pipewright dnat_any { tcp . 8080 : fd00::5 . 80 }'), 'its IPv6 twin is added');
+  t.ok(
+    script.includes('add element ip6 pipewright dnat_addr { 2001:db8::1 . udp . 5353 : fd00::5 . 53 }'),
+    'and the port published on an IPv6 host address',
+  );
 });
 
 t.test('the stand-in kernel lists what was written, answers the rest with an ack', async (t) => {

@@ -241,10 +241,15 @@ export async function applyNftablesDelta(
   n: FirewallNames = HOST_FIREWALL,
 ): Promise<void> {
   if (before.length === 0 || after.length === 0) return applyNftables(after, log, n);
+  await nft(deltaScript(before, after, n), log);
+}
+
+/** The delta apply's script, between two rule sets that both hold rules. */
+export function deltaScript(before: Rule[], after: Rule[], n: FirewallNames = HOST_FIREWALL): string[] {
   const lines: string[] = [];
   for (const f of FAMILIES) {
     if (!same(chainRules(before, f, n), chainRules(after, f, n))) lines.push(...structure(after, f, n));
     lines.push(...elementDelta(after, elementsOf(before, f), f, n));
   }
-  await nft(lines, log);
+  return lines;
 }
