@@ -38,8 +38,10 @@ export type StillDue = (now: AttachmentRecord) => Promise<boolean>;
  */
 export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord, stillDue?: StillDue): Promise<boolean> {
   return withTurnOn(turnKey(rec), `${rec.guestName} ${rec.ifname}`, async () => {
-    const now = await beginDetach(ctx, rec, stillDue);
-    if (now) await finishDetach(ctx, now);
+    // The guest's side goes while the kernel takes its rules away: a veth's delete and a set
+    // element's each wait for RCU grace periods, and waited at once they overlap.
+    const now = await beginDetach(ctx, rec, stillDue, leaveGuest);
+    if (now) await finishDetach(ctx, now, { guestLeft: true });
     return now !== null;
   });
 }
@@ -53,6 +55,7 @@ export async function beginDetach(
   ctx: CoreContext,
   rec: AttachmentRecord,
   stillDue?: StillDue,
+  alongside?: (ctx: CoreContext, taken: AttachmentRecord) => Promise<void>,
 ): Promise<AttachmentRecord | null> {
   const what = `${rec.guestName} ${rec.ifname}`;
   return withTurnOn(turnKey(rec), what, async () => {
@@ -67,29 +70,48 @@ export async function beginDetach(
     }
     let taken = false;
     await namedStep(`detach ${what}: firewall`, () =>
-      changeFirewallIn(ctx, () => {
-        taken = records.takeOver(ctx.store, now);
-        if (taken) deletePortsOf(ctx.store, now.id);
-      }),
+      changeFirewallIn(
+        ctx,
+        () => {
+          taken = records.takeOver(ctx.store, now);
+          if (taken) deletePortsOf(ctx.store, now.id);
+        },
+        async () => {
+          if (taken && alongside) await alongside(ctx, now);
+        },
+      ),
     );
     return taken ? records.attachmentById(ctx.store, now.id) : null;
   });
 }
 
-/** The rest, after beginDetach: the DHCP client, the link, the leases, the record, shared links. */
-export async function finishDetach(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
-  return withTurnOn(turnKey(rec), `${rec.guestName} ${rec.ifname}`, () => finish(ctx, rec));
+/**
+ * The rest, after beginDetach: the DHCP client, the link and its ifb (unless `guestLeft`: done
+ * alongside the firewall's change), the leases, the record, shared links.
+ */
+export async function finishDetach(
+  ctx: CoreContext,
+  rec: AttachmentRecord,
+  opts = { guestLeft: false },
+): Promise<void> {
+  return withTurnOn(turnKey(rec), `${rec.guestName} ${rec.ifname}`, () => finish(ctx, rec, opts.guestLeft));
 }
 
-async function finish(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
+/** The DHCP client, the link and its ifb. */
+async function leaveGuest(ctx: CoreContext, rec: AttachmentRecord): Promise<void> {
   const what = `${rec.guestName} ${rec.ifname}`;
   const dhcp = records.dhcpClientOf(rec);
   if (dhcp) stopDhcpClient(dhcp);
-  const driver = driverFor(rec.kind);
   // The link step throws rather than remove a link that is not ours, or while the guest holds the
   // link's place: the lease and the record then stay.
-  await namedStep(`detach ${what}: link`, () => removeLink(ctx, rec, driver));
+  await namedStep(`detach ${what}: link`, () => removeLink(ctx, rec, driverFor(rec.kind)));
   await namedStep(`detach ${what}: ifb`, () => dropIfb(ctx, rec));
+}
+
+async function finish(ctx: CoreContext, rec: AttachmentRecord, guestLeft: boolean): Promise<void> {
+  const what = `${rec.guestName} ${rec.ifname}`;
+  if (!guestLeft) await leaveGuest(ctx, rec);
+  const driver = driverFor(rec.kind);
   await namedStep(`detach ${what}: leases`, () =>
     ctx.ipam.releaseOwner(leaseOwner(rec.guestKind, rec.guestId, rec.ifname)),
   );

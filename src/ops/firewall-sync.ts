@@ -11,6 +11,7 @@ import { silent } from '../util/log.js';
 import { DEFAULT_STATE_DIR, toolInstalled } from '../util/paths.js';
 import { createdBuiltins, firewallDirty, firewallState, setCreatedBuiltins, setFirewallDirty } from '../db/networks.js';
 import { withLock } from '../db/lock.js';
+import { bothEnded } from '../util/operation.js';
 import type { Store } from '../db/store.js';
 import type { FirewallState } from '../model/firewall-state.js';
 import { familyOf } from '../model/publish.js';
@@ -110,6 +111,12 @@ async function trackingBuiltins(store: Store, write: (created: Set<string>) => P
 export interface SyncOptions {
   firewall?: FirewallChoice;
   log?: StepLog;
+  /**
+   * Other kernel work that may go on while the rules are written, started once the store change
+   * is committed: a veth's delete and an nftables element's delete each wait for RCU grace
+   * periods, which overlap (41 -> 25 ms for the two, measured). Its failure is thrown once both ended.
+   */
+  alongside?: () => Promise<void>;
 }
 
 /**
@@ -132,16 +139,19 @@ export async function changeFirewall(store: Store, mutate: () => void, opts: Syn
       mutate();
       setFirewallDirty(store, true);
     });
-    const state = firewallState(store);
-    // With 1,000 ports published, the rules of them all cost an attach ~35 ms to derive and compare.
-    const scope = apply.portScoped ? portsTouched(was.ports, state.ports) : undefined;
-    const [before, after] = [desiredRules(was, scope), desiredRules(state, scope)];
-    // A change no rule follows (a macvlan guest, a record's state): the kernel is not read at all,
-    // so the lock is held for a moment, not for an iptables-save (measured: seconds in a busy VM).
-    if (!wasDirty && JSON.stringify(before) === JSON.stringify(after)) {
-      store.tx(() => setFirewallDirty(store, false));
-      return;
-    }
+    await bothEnded(() => writeChange(store, apply, was, wasDirty, log), opts.alongside);
+  });
+}
+
+/** The kernel's part of a change: the difference of the rules written (or a full sync), then the store marked clean. */
+async function writeChange(store: Store, apply: Backend, was: FirewallState, wasDirty: boolean, log: StepLog) {
+  const state = firewallState(store);
+  // With 1,000 ports published, the rules of them all cost an attach ~35 ms to derive and compare.
+  const scope = apply.portScoped ? portsTouched(was.ports, state.ports) : undefined;
+  const [before, after] = [desiredRules(was, scope), desiredRules(state, scope)];
+  // A change no rule follows (a macvlan guest, a record's state): the kernel is not read at all,
+  // so the lock is held for a moment, not for an iptables-save (measured: seconds in a busy VM).
+  if (wasDirty || JSON.stringify(before) !== JSON.stringify(after)) {
     applySysctls(state, log);
     await trackingBuiltins(store, async (created) => {
       const full = () => apply.full(desiredRules(state), log, created);
@@ -155,16 +165,17 @@ export async function changeFirewall(store: Store, mutate: () => void, opts: Syn
         });
       }
     });
-    store.tx(() => setFirewallDirty(store, false));
-  });
+  }
+  store.tx(() => setFirewallDirty(store, false));
 }
 
 /** changeFirewall as an operation makes it: with its context's store, backend and step log. */
 export function changeFirewallIn(
   ctx: { store: Store; firewall: FirewallChoice; log: StepLog },
   mutate: () => void,
+  alongside?: () => Promise<void>,
 ): Promise<void> {
-  return changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log });
+  return changeFirewall(ctx.store, mutate, { firewall: ctx.firewall, log: ctx.log, alongside });
 }
 
 /**

@@ -80,3 +80,14 @@ export function withTurnOn<T>(key: string, what: string, fn: () => Promise<T>, w
     }
   });
 }
+
+/**
+ * Runs `first` and `second` (if given) at once and returns once both have ended, so neither runs
+ * on behind a failure (a lock taken around them is held until both are done). Throws the first
+ * one's failure, else the second's.
+ */
+export async function bothEnded(first: () => Promise<void>, second?: () => Promise<void>): Promise<void> {
+  const ended = await Promise.allSettled([first(), (async () => second?.())()]);
+  const failed = ended.find((e): e is PromiseRejectedResult => e.status === 'rejected');
+  if (failed) throw failed.reason;
+}

@@ -1,6 +1,6 @@
 /** Operations in one process: their own ids, and turns on a key (one at a time, reentrant, a bounded wait). */
 import t from 'tap';
-import { currentOperation, operationInFlight, runOperation, withTurnOn } from '../../src/util/operation.js';
+import { bothEnded, currentOperation, operationInFlight, runOperation, withTurnOn } from '../../src/util/operation.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -50,4 +50,28 @@ t.test('a wait has a bound: one line, and who queued behind still waits for the 
   await t.rejects(late, /^another operation on x eth0 has been under way for over 0\.03 s; retry when it is done$/);
   await Promise.all([holder, next]);
   t.same(log, ['holder done', 'next ran']);
+});
+
+t.test('two works at once: both end before the call does, the first failure is thrown', async (t) => {
+  const events: string[] = [];
+  const work =
+    (name: string, ms: number, fail = false) =>
+    async () => {
+      events.push(`${name} starts`);
+      await sleep(ms);
+      events.push(`${name} ends`);
+      if (fail) throw new Error(`${name} failed`);
+    };
+  await bothEnded(work('rules', 40), work('link', 20));
+  t.same(events, ['rules starts', 'link starts', 'link ends', 'rules ends'], 'the second starts before the first ends');
+  events.length = 0;
+  await t.rejects(bothEnded(work('rules', 40), work('link', 5, true)), /^link failed$/);
+  t.same(events.at(-1), 'rules ends', 'a quick failure still waits for the other');
+  await t.rejects(
+    bothEnded(work('rules', 5, true), work('link', 5, true)),
+    /^rules failed$/,
+    "the first's failure wins",
+  );
+  await bothEnded(work('rules', 1));
+  t.equal(events.at(-1), 'rules ends', 'the second is optional');
 });
