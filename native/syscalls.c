@@ -25,6 +25,9 @@
  *                                    guest's namespace, the guest's root can send to this socket too.
  *                                    Each datagram is walked within its length (nl-walk.h); an answer
  *                                    over MAX_ANSWER, or none within ANSWER_WAIT_S, is an error.
+ *   nlRequestSync(fd, message) -> Buffer
+ *                                    the same on the calling thread, for a process with nothing else
+ *                                    to run meanwhile (a one-shot command); throws the same errors.
  *
  *   unixListen(path) -> fd           a listening Unix stream socket at `path`, mode 0600, close-on-exec,
  *                                    that libuv never watches: the daemon hands it to its warm CLI
@@ -303,6 +306,35 @@ static napi_value js_nl_request(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return promise;
+}
+
+/* nlRequest on the calling thread (see the list above): no thread pool to start, no hops. */
+static napi_value js_nl_request_sync(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], value;
+  int32_t fd;
+  void *bytes;
+  size_t len;
+  bool is_buffer = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &bytes, &len) != napi_ok ||
+      len < sizeof(struct nlmsghdr)) {
+    napi_throw_type_error(env, NULL, "nlRequestSync(fd, message) takes an integer and a Buffer holding one netlink message");
+    return NULL;
+  }
+  nl_job job = {.fd = fd, .message = bytes, .message_len = len};
+  nl_execute(env, &job);
+  if (job.error) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: %s", job.failed_call ? job.failed_call : "netlink", strerror(job.error));
+    napi_throw_error(env, NULL, msg);
+    value = NULL;
+  } else if (napi_create_buffer_copy(env, job.answer_len, job.answer, NULL, &value) != napi_ok) {
+    napi_throw_error(env, NULL, "nlRequestSync: out of memory");
+    value = NULL;
+  }
+  free(job.answer);
+  return value;
 }
 
 /*
@@ -708,6 +740,7 @@ static int export_fn(napi_env env, napi_value exports, const char *name, napi_ca
 NAPI_MODULE_INIT() {
   if (!export_fn(env, exports, "setns", js_setns) || !export_fn(env, exports, "tryLock", js_try_lock) ||
       !export_fn(env, exports, "nlOpen", js_nl_open) || !export_fn(env, exports, "nlRequest", js_nl_request) ||
+      !export_fn(env, exports, "nlRequestSync", js_nl_request_sync) ||
       !export_fn(env, exports, "unixListen", js_unix_listen) || !export_fn(env, exports, "takeCall", js_take_call) ||
       !export_fn(env, exports, "takeGo", js_take_go) ||
       !export_fn(env, exports, "peerOf", js_peer_of) || !export_fn(env, exports, "exited", js_exited) ||

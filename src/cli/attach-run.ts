@@ -11,6 +11,7 @@ import { PipewrightError } from '../util/errors.js';
 import { attachmentJson, type AttachOpts } from './attach.js';
 import { printJson } from './context.js';
 import { findRecordsForGuest } from './guest-records.js';
+import { waitOnCallingThread } from '../net/rtnetlink/sockets.js';
 
 export async function runAttach(
   hostIf: string,
@@ -18,6 +19,8 @@ export async function runAttach(
   addresses: string[],
   opts: AttachOpts & GlobalOptions,
 ) {
+  // One operation in this process: its netlink requests wait on this thread (no thread pool).
+  waitOnCallingThread();
   const { ipvlan, ...rest } = opts;
   const ipvlanMode = ipvlan === true ? 'l2' : ipvlan;
   const spec = checkAttachSpec({
@@ -40,6 +43,7 @@ export async function runAttach(
   });
 }
 
+/** Its netlink requests wait on the thread pool: the link's delete (an RCU wait) must not hold the thread that starts the firewall's write alongside it. */
 export async function runDetach(guestSpec: string, opts: { ifname?: string } & GlobalOptions) {
   await withContext(opts, async (ctx) => {
     const recs = (await findRecordsForGuest(ctx, guestSpec)).filter((r) => !opts.ifname || r.ifname === opts.ifname);

@@ -9,8 +9,11 @@ import { PipewrightError } from '../util/errors.js';
 import { attachmentJson } from './attach.js';
 import { printJson, printTable } from './context.js';
 import { findRecordsForGuest } from './guest-records.js';
+import { waitOnCallingThread } from '../net/rtnetlink/sockets.js';
 
 export async function listRun(opts: GlobalOptions) {
+  // Alone in this process: its netlink requests wait on this thread (no thread pool).
+  waitOnCallingThread();
   await withContext(opts, async (ctx) => {
     const rows = [];
     for (const rec of listAttachments(ctx.store)) {
@@ -40,6 +43,7 @@ export async function listRun(opts: GlobalOptions) {
 }
 
 export async function inspectRun(guestSpec: string, opts: GlobalOptions) {
+  waitOnCallingThread();
   await withContext(opts, async (ctx) => {
     const recs = await findRecordsForGuest(ctx, guestSpec);
     if (recs.length === 0)

@@ -22,6 +22,8 @@ interface Syscalls {
   nlOpen(): number;
   /** Sends one netlink request; resolves with the answer's datagrams, up to its ack, error or NLMSG_DONE. */
   nlRequest(fd: number, message: Buffer): Promise<Buffer>;
+  /** nlRequest on the calling thread: returns the answer, throws its error. */
+  nlRequestSync(fd: number, message: Buffer): Buffer;
   /**
    * A listening Unix socket (mode 0600) that libuv does not watch; replaces only a dead socket
    * (else ENOTSOCK, EADDRINUSE).

@@ -7,7 +7,7 @@ import t from 'tap';
 import { isRoot, must, netns, ROOT_REASON } from '../helpers/host.js';
 import { kindLinkInfo, ifla, vethLinkInfo } from '../../src/net/rtnetlink/attrs.js';
 import { addAddress, delLink, getLink, indexIn, newLink, replaceRoute, setLink } from '../../src/net/rtnetlink/rtnl.js';
-import { withNetnsFd, withNetnsSocket } from '../../src/net/rtnetlink/sockets.js';
+import { waitOnCallingThread, withNetnsFd, withNetnsSocket } from '../../src/net/rtnetlink/sockets.js';
 import { readLinks, readLink } from '../../src/net/link-state/link-state.js';
 import { parseIpConfig } from '../../src/model/address.js';
 
@@ -131,6 +131,26 @@ t.test(
     t.same(left, ['br1', 'lo']);
   },
 );
+
+t.test('requests waiting on the calling thread read and fail as those on the thread pool', { skip }, async (t) => {
+  const ns = await netns(t);
+  const path = `/run/netns/${ns}`;
+  await must('ip', ['-n', ns, 'link', 'add', 'd0', 'type', 'bridge']);
+  await must('ip', ['-n', ns, 'address', 'add', '10.79.0.1/24', 'dev', 'd0']);
+  const read = async (onThread: boolean) => {
+    waitOnCallingThread(onThread);
+    try {
+      const missing = await withNetnsSocket(path, (sock) => getLink(sock, 'nope')).catch((err: Error) => err.message);
+      return { link: await readLink('d0', path), links: (await readLinks(path)).length, missing };
+    } finally {
+      waitOnCallingThread(false);
+    }
+  };
+  const [pooled, onThread] = [await read(false), await read(true)];
+  t.match(pooled, { link: { ifname: 'd0', kind: 'bridge', addresses: ['10.79.0.1/24'] }, links: 2 });
+  t.match(pooled.missing, /^reading link nope: .*\(ENODEV\)/);
+  t.same(onThread, pooled);
+});
 
 t.test("gratuitous ARPs reach a bridge's guests through one packet socket the process keeps", { skip }, async (t) => {
   const [host, guest] = [await netns(t, 'ah'), await netns(t, 'ag')];
