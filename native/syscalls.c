@@ -258,6 +258,11 @@ static void nl_execute(napi_env env, void *data) {
   free(buf);
 }
 
+/* A failed job's error: the call that failed and the errno's text. */
+static void job_error(const nl_job *job, char *msg, size_t size) {
+  snprintf(msg, size, "%s: %s", job->failed_call ? job->failed_call : "netlink", strerror(job->error ? job->error : EIO));
+}
+
 static void nl_complete(napi_env env, napi_status status, void *data) {
   nl_job *job = data;
   napi_value value;
@@ -266,7 +271,7 @@ static void nl_complete(napi_env env, napi_status status, void *data) {
   } else {
     char msg[128];
     napi_value text;
-    snprintf(msg, sizeof msg, "%s: %s", job->failed_call ? job->failed_call : "netlink", strerror(job->error ? job->error : EIO));
+    job_error(job, msg, sizeof msg);
     if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) == napi_ok && napi_create_error(env, NULL, text, &value) == napi_ok) {
       napi_reject_deferred(env, job->deferred, value);
     }
@@ -277,29 +282,39 @@ static void nl_complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
-static napi_value js_nl_request(napi_env env, napi_callback_info info) {
+/* A request's arguments into `job`: an fd and a Buffer holding one netlink message (returned in
+   `buffer`). False, with a TypeError naming `call` thrown, when they are not that. */
+static bool request_of(napi_env env, napi_callback_info info, const char *call, nl_job *job, napi_value *buffer) {
   size_t argc = 2;
-  napi_value argv[2], promise, name;
-  int32_t fd;
-  void *bytes;
-  size_t len;
+  napi_value argv[2];
+  void *bytes = NULL;
   bool is_buffer = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &bytes, &len) != napi_ok ||
-      len < sizeof(struct nlmsghdr)) {
-    napi_throw_type_error(env, NULL, "nlRequest(fd, message) takes an integer and a Buffer holding one netlink message");
-    return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_value_int32(env, argv[0], &job->fd) != napi_ok ||
+      napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &bytes, &job->message_len) != napi_ok ||
+      job->message_len < sizeof(struct nlmsghdr)) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s(fd, message) takes an integer and a Buffer holding one netlink message", call);
+    napi_throw_type_error(env, NULL, msg);
+    return false;
   }
+  job->message = bytes;
+  *buffer = argv[1];
+  return true;
+}
+
+static napi_value js_nl_request(napi_env env, napi_callback_info info) {
+  napi_value buffer, promise, name;
   nl_job *job = calloc(1, sizeof *job);
   if (!job) {
     napi_throw_error(env, NULL, "nlRequest: out of memory");
     return NULL;
   }
-  job->fd = fd;
-  job->message = bytes;
-  job->message_len = len;
+  if (!request_of(env, info, "nlRequest", job, &buffer)) {
+    free(job);
+    return NULL;
+  }
   /* The Buffer stays referenced (so its bytes stay put) until the request completes. */
-  if (napi_create_reference(env, argv[1], 1, &job->message_ref) != napi_ok || napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+  if (napi_create_reference(env, buffer, 1, &job->message_ref) != napi_ok || napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
       napi_create_string_utf8(env, "pipewright:netlink", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, nl_execute, nl_complete, job, &job->work) != napi_ok || napi_queue_async_work(env, job->work) != napi_ok) {
     napi_throw_error(env, NULL, "nlRequest: could not queue the request");
@@ -310,25 +325,14 @@ static napi_value js_nl_request(napi_env env, napi_callback_info info) {
 
 /* nlRequest on the calling thread (see the list above): no thread pool to start, no hops. */
 static napi_value js_nl_request_sync(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], value;
-  int32_t fd;
-  void *bytes;
-  size_t len;
-  bool is_buffer = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &bytes, &len) != napi_ok ||
-      len < sizeof(struct nlmsghdr)) {
-    napi_throw_type_error(env, NULL, "nlRequestSync(fd, message) takes an integer and a Buffer holding one netlink message");
-    return NULL;
-  }
-  nl_job job = {.fd = fd, .message = bytes, .message_len = len};
+  napi_value buffer, value = NULL;
+  nl_job job = {0};
+  if (!request_of(env, info, "nlRequestSync", &job, &buffer)) return NULL;
   nl_execute(env, &job);
   if (job.error) {
     char msg[128];
-    snprintf(msg, sizeof msg, "%s: %s", job.failed_call ? job.failed_call : "netlink", strerror(job.error));
+    job_error(&job, msg, sizeof msg);
     napi_throw_error(env, NULL, msg);
-    value = NULL;
   } else if (napi_create_buffer_copy(env, job.answer_len, job.answer, NULL, &value) != napi_ok) {
     napi_throw_error(env, NULL, "nlRequestSync: out of memory");
     value = NULL;
