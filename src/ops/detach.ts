@@ -5,6 +5,8 @@
  *   firewall (ports and the bridge's accept, with the record turned pending) -> DHCP client ->
  *   link -> ifb -> leases -> record -> shared links (a bridge pipewright made, a shim) after the last guest
  *
+ * A veth's host end and its ifb may go while the firewall step writes (leavesAlongsideRules).
+ *
  * A crash in between leaves a pending record whose owner is dead, which gc finishes.
  */
 import { removeSourceRouting } from '../net/addresses/source-routes.js';
@@ -38,12 +40,27 @@ export type StillDue = (now: AttachmentRecord) => Promise<boolean>;
  */
 export async function detachAttachment(ctx: CoreContext, rec: AttachmentRecord, stillDue?: StillDue): Promise<boolean> {
   return withTurnOn(turnKey(rec), `${rec.guestName} ${rec.ifname}`, async () => {
-    // The guest's side goes while the kernel takes its rules away: a veth's delete and a set
+    // A veth's host end goes while the kernel takes the rules away: its delete and a set
     // element's each wait for RCU grace periods, and waited at once they overlap.
-    const now = await beginDetach(ctx, rec, stillDue, leaveGuest);
-    if (now) await finishDetach(ctx, now, { guestLeft: true });
+    let left = false;
+    const now = await beginDetach(ctx, rec, stillDue, async (ctx, taken) => {
+      if (!leavesAlongsideRules(taken)) return;
+      await leaveGuest(ctx, taken);
+      left = true;
+    });
+    if (now) await finishDetach(ctx, now, { guestLeft: left });
     return now !== null;
   });
+}
+
+/**
+ * Whether the guest's side may go while the rules are written, under the host's firewall lock:
+ * only a veth's host end, in the host's namespace (work inside a guest's namespace, which the guest
+ * can slow down, is never done under that lock), and not a DHCP client's, whose stop releases
+ * its address to a server while the rules still point at it.
+ */
+export function leavesAlongsideRules(rec: AttachmentRecord): boolean {
+  return rec.kind === 'veth' && !rec.spec.sbr && !rec.spec.dhcp;
 }
 
 /**
