@@ -11,9 +11,10 @@
  *                                    another holder has it. The kernel releases the lock when the
  *                                    holder's fd is closed or the holder dies, even by kill -9.
  *
- *   nlOpen() -> fd                   a NETLINK_ROUTE socket (close-on-exec) in the namespace of the
+ *   nlOpen([waitMs]) -> fd           a NETLINK_ROUTE socket (close-on-exec) in the namespace of the
  *                                    calling thread, with extended acks on (the kernel's own words
  *                                    for an error) and acks capped (an error does not echo the request).
+ *                                    waitMs (default ANSWER_WAIT_S) bounds each request on it, whole.
  *   nlRequest(fd, message) -> Promise<Buffer>
  *                                    sends one request (one nlmsghdr, NLM_F_ACK set by the caller)
  *                                    and resolves with every message the kernel answered with, up to
@@ -24,7 +25,8 @@
  *                                    Only the kernel's datagrams (sender portid 0) are read: in a
  *                                    guest's namespace, the guest's root can send to this socket too.
  *                                    Each datagram is walked within its length (nl-walk.h); an answer
- *                                    over MAX_ANSWER, or none within ANSWER_WAIT_S, is an error.
+ *                                    over MAX_ANSWER, or not whole within the socket's wait (counted
+ *                                    from the send, whatever else arrives meanwhile), is an error.
  *   nlRequestSync(fd, message) -> Buffer
  *                                    the same on the calling thread, for a process with nothing else
  *                                    to run meanwhile (a one-shot command); throws the same errors.
@@ -75,6 +77,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/un.h>
 #include <signal.h>
 #include <dirent.h>
@@ -138,10 +141,26 @@ enum { RECV_BUF = 65536, ANSWER_WAIT_S = 10 };
    a million routes) dumps in about 100 MiB. */
 #define MAX_ANSWER ((size_t)256 << 20)
 
+/* nlOpen's optional wait in milliseconds: ANSWER_WAIT_S when absent; 0 with a TypeError thrown when not a positive integer. */
+static int64_t answer_wait_ms(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  napi_valuetype type = napi_undefined;
+  int64_t ms = 0;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok) return 0;
+  if (argc == 0 || (napi_typeof(env, arg, &type) == napi_ok && type == napi_undefined)) return ANSWER_WAIT_S * 1000;
+  if (napi_get_value_int64(env, arg, &ms) != napi_ok || ms <= 0) {
+    napi_throw_type_error(env, NULL, "nlOpen([waitMs]) takes a positive integer");
+    return 0;
+  }
+  return ms;
+}
+
 static napi_value js_nl_open(napi_env env, napi_callback_info info) {
-  (void)info;
   napi_value result;
   int one = 1;
+  int64_t wait_ms = answer_wait_ms(env, info);
+  if (wait_ms == 0) return NULL;
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) {
     throw_errno(env, "socket(AF_NETLINK)");
@@ -157,8 +176,9 @@ static napi_value js_nl_open(napi_env env, napi_callback_info info) {
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
   /* The kernel answers a request before sendto returns (a dump, as it is read), so a wait is a lost
-     answer: a flood from a guest's root filled the queue and the kernel dropped its ack. */
-  struct timeval wait = {.tv_sec = ANSWER_WAIT_S};
+     answer: a flood from a guest's root filled the queue and the kernel dropped its ack. The socket
+     keeps its wait here; each request reads it back as its deadline (request_deadline). */
+  struct timeval wait = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) != 0) {
     throw_errno(env, "setsockopt(SO_RCVTIMEO)");
     close(fd);
@@ -183,6 +203,7 @@ typedef struct {
   size_t answer_len;
   int error;
   const char *failed_call;
+  int64_t deadline_ms; /* CLOCK_MONOTONIC: the whole answer is in by then, or the request fails */
 } nl_job;
 
 /* Ends the job with an error; what it gathered so far is dropped. */
@@ -217,6 +238,15 @@ static int take_datagram(nl_job *job, const char *buf, size_t len, uint32_t seq)
   return w.last;
 }
 
+/* The moment a request sent now must be answered by: now plus the socket's wait (nlOpen). Counted
+   once, so datagrams that are not the answer (a guest's, trickled in) cannot stretch it. */
+static int64_t request_deadline(int fd) {
+  struct timeval wait = {.tv_sec = ANSWER_WAIT_S};
+  socklen_t len = sizeof wait;
+  getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, &len);
+  return now_ms() + (int64_t)wait.tv_sec * 1000 + wait.tv_usec / 1000;
+}
+
 /* Reads the next datagram the kernel sent (portid 0); 1 while the answer goes on, 0 at its end or
    on an error (set in job). Another socket's datagram (a process with CAP_NET_ADMIN over the
    namespace can send one) is skipped unread, whatever its size. */
@@ -225,10 +255,14 @@ static int receive_from_kernel(nl_job *job, char *buf, uint32_t seq) {
     struct sockaddr_nl from;
     struct iovec iov = {.iov_base = buf, .iov_len = RECV_BUF};
     struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1};
-    ssize_t n = recvmsg(job->fd, &msg, 0);
-    if (n < 0 && errno == EINTR) continue;
+    if (!ready_by(job->fd, POLLIN, job->deadline_ms)) {
+      fail_job(job, ETIMEDOUT, "netlink answer");
+      return 0;
+    }
+    ssize_t n = recvmsg(job->fd, &msg, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) {
-      fail_job(job, errno == EAGAIN ? ETIMEDOUT : errno, "recvmsg(netlink)");
+      fail_job(job, errno, "recvmsg(netlink)");
       return 0;
     }
     if (msg.msg_namelen < sizeof from || from.nl_family != AF_NETLINK || from.nl_pid != 0) continue;
@@ -245,6 +279,7 @@ static void nl_execute(napi_env env, void *data) {
   nl_job *job = data;
   uint32_t seq = ((const struct nlmsghdr *)job->message)->nlmsg_seq;
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  job->deadline_ms = request_deadline(job->fd);
   if (sendto(job->fd, job->message, job->message_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
     fail_job(job, errno, "sendto(netlink)");
     return;

@@ -18,8 +18,11 @@ interface Syscalls {
   setns(fd: number, nstype: number): void;
   /** flock(fd, LOCK_EX | LOCK_NB): true when taken, false when another holder has it. */
   tryLock(fd: number): boolean;
-  /** A NETLINK_ROUTE socket in the calling thread's network namespace. */
-  nlOpen(): number;
+  /**
+   * A NETLINK_ROUTE socket in the calling thread's network namespace; `waitMs` (10 s when left
+   * out) bounds each request on it, from its send to its last answer.
+   */
+  nlOpen(waitMs?: number): number;
   /** Sends one netlink request; resolves with the answer's datagrams, up to its ack, error or NLMSG_DONE. */
   nlRequest(fd: number, message: Buffer): Promise<Buffer>;
   /** nlRequest on the calling thread: returns the answer, throws its error. */

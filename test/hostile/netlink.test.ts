@@ -28,7 +28,8 @@ const skip = isRoot ? false : ROOT_REASON;
  * stdin (a pid: a process's first socket in a namespace takes its pid as portid) as soon as it
  * exists; then how many datagrams each portid took, as JSON. A socket whose queue holds 64 KiB is
  * left alone until it drains: a full queue makes the kernel drop its own answers, a denial the
- * guest can cause anyway, not the forgery this is about.
+ * guest can cause anyway, not the forgery this is about. `trickle`: one forged ack every 100 ms
+ * at the portid read on stdin, until killed.
  */
 const FORGER = String.raw`
 import json, os, signal, socket, struct, sys, threading, time
@@ -79,6 +80,11 @@ if sys.argv[1] == 'once':
         portid, seq = (int(x) for x in line.split())
         n = send(portid, list(forged([seq])) + [end(NLMSG_ERROR, seq, 0) + b'\0' * 70000])
         print('sent', n, flush=True)
+elif sys.argv[1] == 'trickle':
+    portid = int(sys.stdin.readline())
+    while True:
+        send(portid, [end(NLMSG_ERROR, 1, 0)])
+        time.sleep(0.1)
 else:
     hits, named = {}, set()
     threading.Thread(target=lambda: [named.add(int(line)) for line in sys.stdin], daemon=True).start()
@@ -96,10 +102,12 @@ else:
         time.sleep(0.0003)  # a look every ~0.5 ms, without taking a core from pipewright
 `;
 
+const NLM_F_REQUEST = 1;
+
 type T = { teardown(fn: () => unknown): void };
 
 /** The forging guest, started in its own user and network namespaces; killed at teardown. */
-async function forgingGuest(t: T, mode: 'once' | 'flood') {
+async function forgingGuest(t: T, mode: 'once' | 'flood' | 'trickle') {
   const dir = mkdtempSync(join(tmpdir(), 'pipewright-forger-'));
   writeFileSync(join(dir, 'forger.py'), FORGER);
   // Niced up: on a busy host it must run while pipewright's socket is open (a few milliseconds).
@@ -155,6 +163,38 @@ t.test(
       () => answerOf(missing, 0x5eee, 'reading link pwnosuch0'),
       { code: 'ENODEV' },
       "the forged ack is not taken for the kernel's",
+    );
+  },
+);
+
+t.test(
+  'a request whose answer never comes ends at its wait, though the guest keeps sending to its socket',
+  { skip },
+  async (t) => {
+    const guest = await forgingGuest(t, 'trickle');
+    const waitMs = 400;
+    const fd = inNetns(guest.netns, () => syscalls().nlOpen(waitMs));
+    t.teardown(() => closeSync(fd));
+    guest.proc.stdin!.write(`${portidOf(guest.pid, fd)}\n`);
+    // A change sent without NLM_F_ACK: the kernel answers nothing (as when it dropped an answer).
+    // Each forged datagram used to restart the socket's wait, so this never ended.
+    const silent = encodeRequest(RTM.NEWLINK, 0, 7, ifinfomsg(1));
+    silent.writeUInt16LE(NLM_F_REQUEST, 6); // encodeRequest asks for an ack: not this time
+    const started = performance.now();
+    const ended = await Promise.race([
+      syscalls()
+        .nlRequest(fd, silent)
+        .then(
+          () => 'answered',
+          (err: Error) => err.message,
+        ),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000).unref()),
+    ]);
+    const took = performance.now() - started;
+    t.match(ended, /^netlink answer: .*timed out/, 'the request failed for want of an answer');
+    t.ok(
+      took >= waitMs - 5 && took < waitMs + 300,
+      `it ended at its wait (${took.toFixed(0)} ms; the wait: ${waitMs})`,
     );
   },
 );
