@@ -349,13 +349,20 @@ static napi_value js_nl_request(napi_env env, napi_callback_info info) {
     return NULL;
   }
   /* The Buffer stays referenced (so its bytes stay put) until the request completes. */
-  if (napi_create_reference(env, buffer, 1, &job->message_ref) != napi_ok || napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+  if (napi_create_reference(env, buffer, 1, &job->message_ref) != napi_ok) goto fail;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
       napi_create_string_utf8(env, "pipewright:netlink", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, nl_execute, nl_complete, job, &job->work) != napi_ok || napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_throw_error(env, NULL, "nlRequest: could not queue the request");
-    return NULL;
-  }
-  return promise;
+      napi_create_async_work(env, NULL, name, nl_execute, nl_complete, job, &job->work) != napi_ok)
+    goto unref;
+  if (napi_queue_async_work(env, job->work) == napi_ok) return promise;
+  napi_delete_async_work(env, job->work);
+unref:
+  /* A promise made before the failure is left unsettled: nothing was returned to await it. */
+  napi_delete_reference(env, job->message_ref);
+fail:
+  free(job);
+  napi_throw_error(env, NULL, "nlRequest: could not queue the request");
+  return NULL;
 }
 
 /* nlRequest on the calling thread (see the list above): no thread pool to start, no hops. */
