@@ -6,7 +6,8 @@
 #   netavark-plugin/pipewright (the netavark plugin: the CLI with --netavark-plugin)
 #   cpu-key, pipewright.blob.cpu (the CPU features the snapshot was built with, native/cpu-key.h)
 #   syscalls.node     (a Node addon: rtnetlink sockets and requests; setns, to open them inside a guest's network namespace;
-#                      flock, for host locks the kernel releases when their holder dies; kernel change events)
+#                      flock, for host locks the kernel releases when their holder dies; kernel change events;
+#                      host tools started by posix_spawn)
 # Node's headers: next to the running node (as node-gyp finds them), or npm's nodedir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,4 @@ if [ -f dist/pipewright.blob ]; then dist/cpu-key >dist/pipewright.blob.cpu; fi
 inc=$(node -p "require('path').resolve(process.execPath, '../../include/node')")
 [ -f "$inc/node_api.h" ] || inc="$(npm config get nodedir 2>/dev/null)/include/node"
 [ -f "$inc/node_api.h" ] || { echo "build-native: Node's headers (node_api.h) not found; install the headers of your Node.js" >&2; exit 1; }
-cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -shared -fPIC -I"$inc" -o dist/syscalls.node native/syscalls.c native/nl-events.c native/announce.c
+cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -shared -fPIC -I"$inc" -o dist/syscalls.node native/syscalls.c native/nl-events.c native/announce.c native/spawn.c

@@ -1,7 +1,7 @@
 /**
  * The native addon's system calls (native/syscalls.c: setns, flock, rtnetlink, warm workers'
- * calls; native/nl-events.c: kernel change events; native/announce.c: gratuitous ARP), loaded on
- * first use.
+ * calls; native/nl-events.c: kernel change events; native/announce.c: gratuitous ARP;
+ * native/spawn.c: host tools started), loaded on first use.
  */
 import { loadAddon } from './addon.js';
 import { shipped } from './paths.js';
@@ -41,6 +41,17 @@ interface Syscalls {
   /** Whether the process a pidfd names has ended. */
   exited(pidfd: number): boolean;
   dup2(from: number, to: number): void;
+  /**
+   * Starts the executable at `path` (posix_spawn: Node's memory is not copied) with PATH set to
+   * `toolPath` and pipes on its stdin, stdout and stderr: [pid, stdin, stdout, stderr] (the
+   * caller closes them). onExit(code, signal) once it ended (code -1 when a signal ended it).
+   */
+  spawnTool(
+    path: string,
+    argv: string[],
+    toolPath: string,
+    onExit: (code: number, signal: number) => void,
+  ): [number, number, number, number];
   /** SIGKILL when the parent process dies (true), or not (false). */
   dieWithParent(on: boolean): void;
   /**

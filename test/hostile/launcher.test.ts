@@ -39,9 +39,10 @@ async function olderKernelAddon(dir: string): Promise<PeerOf> {
     '-o',
     out,
     NATIVE,
-    // The addon's other sources, as scripts/build-native.sh builds it (kernel change events, ARP).
+    // The addon's other sources, as scripts/build-native.sh builds it (kernel change events, ARP, tools).
     join(dirname(NATIVE), 'nl-events.c'),
     join(dirname(NATIVE), 'announce.c'),
+    join(dirname(NATIVE), 'spawn.c'),
   ]);
   return loadAddon<PeerOf>(out);
 }

@@ -1,0 +1,7 @@
+// Starting a host tool for the Node addon: see spawn.c.
+#ifndef PIPEWRIGHT_SPAWN_H
+#define PIPEWRIGHT_SPAWN_H
+#include <node_api.h>
+
+napi_value js_spawn_tool(napi_env env, napi_callback_info info);
+#endif
