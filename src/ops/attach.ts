@@ -37,7 +37,7 @@ import { UndoStack } from '../util/undo.js';
 import type { CoreContext } from './context.js';
 import { detachAttachment, turnKey } from './detach.js';
 import { judgeExisting } from './existing.js';
-import { changeFirewallIn } from './firewall-sync.js';
+import { changeFirewallIn, startFirewallWrite } from './firewall-sync.js';
 import { leaseAddresses, leaseOwner } from './leases.js';
 import { leaseByDhcp, plumb } from './plumb.js';
 import { checkPublishable, recordPorts } from './ports.js';
@@ -171,6 +171,22 @@ async function create(ctx: CoreContext, guest: HeldGuest, spec: AttachSpec, link
   const plan = planOf(ctx, guest, spec, link);
   if (link.driver.onBridge) await refuseForwardDropForGuest(ctx, spec);
   await refuseRejectedPorts(spec.publish);
+  // Published ports end in an nftables write: its tool starts now, alongside the plumbing.
+  const release = spec.publish.length ? await startFirewallWrite(ctx) : null;
+  try {
+    return await plumbAndFinish(ctx, guest, spec, link, plan);
+  } finally {
+    await release?.();
+  }
+}
+
+async function plumbAndFinish(
+  ctx: CoreContext,
+  guest: HeldGuest,
+  spec: AttachSpec,
+  link: ChosenLink,
+  plan: AttachmentPlan,
+): Promise<AttachResult> {
   const undo = new UndoStack(ctx.log);
   return undo.all(async () => {
     const id: number = await undo.step('record intent', () =>

@@ -117,10 +117,40 @@ async function feed({ stdin, kill, result }: Running, opts: RunOptions): Promise
   }
 }
 
+/** Tools started ahead of their input (startEarly), by command line, not yet taken by a run(). */
+const early = new Map<string, Running[]>();
+const commandKey = (file: string, args: string[]) => [file, ...args].join('\0');
+
+/**
+ * Starts `file args` now, so that the next run() of the same command line finds it loaded: for a
+ * tool that reads its whole input before it looks at anything (`nft -f -`), its start overlaps
+ * the caller's work. Any run() of that line may take it (they are alike until fed). Returns its
+ * release: a tool no run() took gets an empty input, which it ends on, doing nothing; the release
+ * waits for that end, so no tool outlives the command that started it.
+ */
+export function startEarly(file: string, args: string[]): () => Promise<void> {
+  const key = commandKey(file, args);
+  const running = launch(file, args);
+  early.set(key, [...(early.get(key) ?? []), running]);
+  return async () => {
+    if (withdraw(key, running)) await feed(running, {});
+  };
+}
+
+/** Takes `which` (else the first) out of the tools started early for `key`: undefined when none is there. */
+function withdraw(key: string, which?: Running): Running | undefined {
+  const waiting = early.get(key) ?? [];
+  const taken = which ? waiting.find((r) => r === which) : waiting[0];
+  const left = waiting.filter((r) => r !== taken);
+  if (left.length) early.set(key, left);
+  else early.delete(key);
+  return taken;
+}
+
 export async function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const log = opts.log ?? silent;
   log.step([file, ...args].join(' ') + (opts.input ? `  <<< ${opts.input.trim().split('\n').join(' ; ')}` : ''));
-  const result = await feed(launch(file, args), opts);
+  const result = await feed(withdraw(commandKey(file, args)) ?? launch(file, args), opts);
   if (result.exitCode !== 0 && !opts.allowFailure) throw toolFailure(file, args, result);
   return result;
 }

@@ -1,9 +1,12 @@
 /**
  * Host tools as run() starts them (the addon's posix_spawn, src/util/exec.ts): what a tool reads
- * and says, how it ends, and what it inherits from Node.
+ * and says, how it ends, what it inherits from Node, and a tool started before its input.
  */
 import t from 'tap';
-import { run } from '../../src/util/exec.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, startEarly } from '../../src/util/exec.js';
 import { TOOL_PATH } from '../../src/util/paths.js';
 
 const sh = (script: string, opts: Parameters<typeof run>[2] = {}) =>
@@ -42,4 +45,26 @@ t.test('a tool gets TOOL_PATH, its signals at their defaults, and no descriptor 
   t.equal(mask(ignored) & 0x7fffffffn, 0n, `no standard signal ignored (${ignored})`);
   t.equal(mask(blocked), 0n, `none blocked (${blocked})`);
   t.same(fds.map(Number).sort(), [0, 1, 2, 3], "0-2 and ls's own directory");
+});
+
+t.test('a tool started early is the one the next run of its command line feeds', async (t) => {
+  const script = 'date +%s%N; cat';
+  const release = startEarly('sh', ['-c', script]);
+  await new Promise((r) => setTimeout(r, 300));
+  const fed = Date.now();
+  const out = await run('sh', ['-c', script], { input: 'fed' });
+  await release(); // taken: nothing to do
+  const [startedNs, input] = out.stdout.split('\n');
+  t.equal(input, 'fed');
+  t.ok(fed - Number(BigInt(startedNs!) / 1_000_000n) >= 250, 'it was running before its input came');
+});
+
+t.test('a tool started early and not taken gets no input, ends, and is waited for', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pipewright-exec-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const mark = join(dir, 'mark');
+  const release = startEarly('sh', ['-c', `cat > ${mark}.in; sleep 0.2; echo ended > ${mark}`]);
+  await release();
+  t.equal(readFileSync(`${mark}.in`, 'utf8'), '', 'its input was empty');
+  t.equal(readFileSync(mark, 'utf8'), 'ended\n', 'the release returned once it had ended');
 });

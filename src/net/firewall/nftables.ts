@@ -10,7 +10,7 @@
  * into PIPEWRIGHT-FORWARD there, so guests still pass.
  */
 import type { Family } from '../../model/address.js';
-import { run } from '../../util/exec.js';
+import { run, startEarly } from '../../util/exec.js';
 import type { StepLog } from '../../util/log.js';
 import { applyIptables, NFT_ACCEPT_MARK } from './iptables.js';
 import { HOST_FIREWALL, type FirewallNames } from './names.js';
@@ -196,9 +196,15 @@ function elementDelta(
   return lines;
 }
 
+/** How every nftables change is written: one script, read whole, committed as one transaction. */
+const SCRIPT = ['-f', '-'];
+
 async function nft(lines: string[], log?: StepLog): Promise<void> {
-  if (lines.length) await run('nft', ['-f', '-'], { input: lines.join('\n') + '\n', log });
+  if (lines.length) await run('nft', SCRIPT, { input: lines.join('\n') + '\n', log });
 }
+
+/** Starts the nft that the next write runs (it reads its whole script before anything else); returns its release. */
+export const startNftWrite = (): (() => Promise<void>) => startEarly('nft', SCRIPT);
 
 /** Removes a store's nftables tables, if there are any. */
 export async function clearNftables(log?: StepLog, n: FirewallNames = HOST_FIREWALL): Promise<void> {
