@@ -1,21 +1,27 @@
 /*
  * Starting a host tool for the Node addon (syscalls.node):
  *
- *   spawnTool(path, argv, toolPath, onExit) -> [pid, stdin, stdout, stderr]
+ *   spawnTool(path, argv, toolPath, onExit) -> [id, stdin, stdout, stderr]
  *                                    runs the executable at `path` with `argv` (argv[0] included)
  *                                    through posix_spawn, which the C library makes with
  *                                    CLONE_VM | CLONE_VFORK: nothing of Node's memory is copied,
  *                                    where Node's own spawn forks it (~0.7 ms for a CLI's 45 MB, and
  *                                    a copy-on-write fault for each page the parent touches after)
  *                                    and waits for the child's exec on a pipe. The child gets the
- *                                    process's environment with PATH set to `toolPath`, every
- *                                    signal at its default and none blocked, and only fds 0-2:
- *                                    pipes whose other ends are returned (close-on-exec, for
- *                                    net.Socket). onExit(code, signal) is called on the event loop
- *                                    once the process ended (its pidfd turned readable; it is then
- *                                    reaped): code is the exit status or -1, signal the signal's
- *                                    number or 0. Throws Error("spawn <path>: <reason>") with the
- *                                    errno's name as its code when the tool cannot be started.
+ *                                    process's environment with PATH set to `toolPath`, its
+ *                                    signals at their defaults (but glibc's two internal ones,
+ *                                    which its posix_spawn leaves ignored) and none blocked, and
+ *                                    only fds 0-2: pipes whose other ends are returned
+ *                                    (close-on-exec, for net.Socket). onExit(code, signal) is
+ *                                    called on the event loop once the process ended (its pidfd
+ *                                    turned readable; it is then reaped): code is the exit status
+ *                                    or -1, signal the signal's number or 0. Throws
+ *                                    Error("spawn <path>: <reason>") with the errno's name as its
+ *                                    code when the tool cannot be started; a TypeError for bad
+ *                                    arguments.
+ *   signalTool(id, signal) -> undefined
+ *                                    sends `signal` through the tool's pidfd while it has not been
+ *                                    reaped: never to another process that got its pid since.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,14 +42,19 @@ extern char **environ;
 
 enum { MAX_ARGS = 256, MAX_STRING = 65536 };
 
-/* One started tool whose end is awaited. */
-typedef struct {
+/* One started tool whose end is awaited, in the list of those (by id) until it is reaped. */
+typedef struct tool {
   uv_poll_t poll;
+  int32_t id;
   int pidfd;
   napi_env env;
   napi_ref on_exit;
   napi_async_context async;
+  struct tool *next;
 } tool;
+
+static tool *tools;
+static int32_t last_id;
 
 static void throw_spawn(napi_env env, const char *path, int error) {
   char msg[512];
@@ -51,12 +62,12 @@ static void throw_spawn(napi_env env, const char *path, int error) {
   napi_throw_error(env, strerrorname_np(error), msg);
 }
 
-/* A JS string as a new C string (freed by the caller); NULL with a TypeError thrown otherwise. */
+/* A JS string without NUL as a new C string (freed by the caller), or NULL. */
 static char *c_string_of(napi_env env, napi_value v) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len > MAX_STRING) return NULL;
   char *s = malloc(len + 1);
-  if (s && napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
+  if (s && (napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok || strlen(s) != len)) {
     free(s);
     return NULL;
   }
@@ -148,59 +159,105 @@ static void on_closed(uv_handle_t *handle) {
   free(t);
 }
 
-/* The pidfd turned readable: the process ended. It is reaped and onExit called. */
+static void unlist(tool *t) {
+  for (tool **p = &tools; *p; p = &(*p)->next) {
+    if (*p != t) continue;
+    *p = t->next;
+    return;
+  }
+}
+
+/* onExit(code, signal); an exception it throws is the process's uncaught exception, as Node's own. */
+static void report_end(tool *t, int code, int signal) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(t->env, &scope) != napi_ok) return;
+  napi_value cb, recv, args[2], thrown;
+  if (napi_get_reference_value(t->env, t->on_exit, &cb) == napi_ok && napi_get_global(t->env, &recv) == napi_ok &&
+      napi_create_int32(t->env, code, &args[0]) == napi_ok && napi_create_int32(t->env, signal, &args[1]) == napi_ok &&
+      napi_make_callback(t->env, t->async, recv, cb, 2, args, NULL) == napi_pending_exception &&
+      napi_get_and_clear_last_exception(t->env, &thrown) == napi_ok)
+    napi_fatal_exception(t->env, thrown);
+  napi_close_handle_scope(t->env, scope);
+}
+
+/* The pidfd turned readable: the process ended. It is reaped (no longer signalled) and onExit called. */
 static void on_ended(uv_poll_t *handle, int status, int events) {
   (void)status, (void)events;
   tool *t = handle->data;
   siginfo_t info = {0};
-  if (waitid(P_PIDFD, (id_t)t->pidfd, &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) return;
+  int reaped = waitid(P_PIDFD, (id_t)t->pidfd, &info, WEXITED | WNOHANG);
+  if (reaped == 0 && info.si_pid == 0) return; /* not yet (a spurious wake-up) */
   uv_poll_stop(&t->poll);
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(t->env, &scope) == napi_ok) {
-    napi_value cb, recv, args[2];
-    int code = info.si_code == CLD_EXITED ? info.si_status : -1;
-    int signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
-    if (napi_get_reference_value(t->env, t->on_exit, &cb) == napi_ok && napi_get_global(t->env, &recv) == napi_ok &&
-        napi_create_int32(t->env, code, &args[0]) == napi_ok && napi_create_int32(t->env, signal, &args[1]) == napi_ok)
-      napi_make_callback(t->env, t->async, recv, cb, 2, args, NULL);
-    napi_close_handle_scope(t->env, scope);
-  }
+  unlist(t);
+  if (reaped != 0) report_end(t, -1, 0); /* reaped by someone else: its status is lost */
+  else if (info.si_code == CLD_EXITED) report_end(t, info.si_status, 0);
+  else report_end(t, -1, info.si_status);
   uv_close((uv_handle_t *)&t->poll, on_closed);
 }
 
-/* Watches the started process's pidfd on the loop; false (the process is left to init) on failure. */
-static bool watch_end(napi_env env, pid_t pid, napi_value on_exit) {
+/* Watches the started process's pidfd on the loop and lists it; 0, or an errno (nothing made). */
+static int watch_end(napi_env env, pid_t pid, napi_value on_exit, int32_t *id) {
   uv_loop_t *loop;
   napi_value name;
   tool *t = calloc(1, sizeof *t);
-  if (!t) return false;
+  if (!t) return ENOMEM;
   t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (t->pidfd < 0 || napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_reference(env, on_exit, 1, &t->on_exit) != napi_ok) {
-    if (t->pidfd >= 0) close(t->pidfd);
+  if (t->pidfd < 0) {
+    int error = errno;
     free(t);
-    return false;
+    return error;
   }
+  int error = EIO;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_reference(env, on_exit, 1, &t->on_exit) != napi_ok) goto fail;
   if (napi_create_string_utf8(env, "pipewright:tool", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, NULL, name, &t->async) != napi_ok || uv_poll_init(loop, &t->poll, t->pidfd) != 0) {
-    napi_delete_reference(env, t->on_exit);
-    close(t->pidfd);
-    free(t);
-    return false;
+      napi_async_init(env, NULL, name, &t->async) != napi_ok)
+    goto unref;
+  if ((error = -uv_poll_init(loop, &t->poll, t->pidfd)) != 0) {
+    napi_async_destroy(env, t->async);
+    goto unref;
   }
   t->env = env;
   t->poll.data = t;
+  t->id = *id = ++last_id;
+  t->next = tools;
+  tools = t;
   uv_poll_start(&t->poll, UV_READABLE, on_ended);
-  return true;
+  return 0;
+unref:
+  napi_delete_reference(env, t->on_exit);
+fail:
+  close(t->pidfd);
+  free(t);
+  return error;
 }
 
-/* [pid, stdin, stdout, stderr] as a JS array. */
-static napi_value result_of(napi_env env, pid_t pid, int fds[3][2]) {
+/* [id, stdin, stdout, stderr] as a JS array. */
+static napi_value result_of(napi_env env, int32_t id, int fds[3][2]) {
   napi_value result, v;
-  int32_t values[4] = {pid, fds[0][1], fds[1][0], fds[2][0]};
+  int32_t values[4] = {id, fds[0][1], fds[1][0], fds[2][0]};
   if (napi_create_array_with_length(env, 4, &result) != napi_ok) return NULL;
   for (uint32_t i = 0; i < 4; i++)
     if (napi_create_int32(env, values[i], &v) != napi_ok || napi_set_element(env, result, i, v) != napi_ok) return NULL;
   return result;
+}
+
+/* The signal through the listed tool's pidfd; nothing once it was reaped (or for an unknown id). */
+static void signal_tool(int32_t id, int signal) {
+  for (tool *t = tools; t; t = t->next)
+    if (t->id == id) syscall(SYS_pidfd_send_signal, t->pidfd, signal, NULL, 0);
+}
+
+napi_value js_signal_tool(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  int32_t id, signal;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 2 || napi_get_value_int32(env, args[0], &id) != napi_ok ||
+      napi_get_value_int32(env, args[1], &signal) != napi_ok) {
+    napi_throw_type_error(env, NULL, "signalTool(id, signal) takes two integers");
+    return NULL;
+  }
+  signal_tool(id, signal);
+  return NULL;
 }
 
 napi_value js_spawn_tool(napi_env env, napi_callback_info info) {
@@ -223,14 +280,14 @@ napi_value js_spawn_tool(napi_env env, napi_callback_info info) {
   int error = start(path, argv, env_list, fds, &pid);
   /* The child's ends are its own now (or no child was made). */
   close(fds[0][0]), close(fds[1][1]), close(fds[2][1]);
-  if (error == 0 && !watch_end(env, pid, args[3])) {
+  int32_t id = 0;
+  if (error == 0 && (error = watch_end(env, pid, args[3], &id)) != 0) {
     /* Nothing would report its end: it is stopped and reaped here. */
-    error = errno ? errno : ENOMEM;
     kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-  } else if (error == 0 && !(result = result_of(env, pid, fds))) {
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) continue;
+  } else if (error == 0 && !(result = result_of(env, id, fds))) {
     error = ENOMEM;
-    kill(pid, SIGKILL); /* its watch reaps it */
+    signal_tool(id, SIGKILL); /* its watch reaps it */
   }
   if (!result) {
     close(fds[0][1]), close(fds[1][0]), close(fds[2][0]);

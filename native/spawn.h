@@ -4,4 +4,5 @@
 #include <node_api.h>
 
 napi_value js_spawn_tool(napi_env env, napi_callback_info info);
+napi_value js_signal_tool(napi_env env, napi_callback_info info);
 #endif

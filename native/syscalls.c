@@ -58,7 +58,8 @@
  *   dieWithParent(on) -> undefined   prctl(PR_SET_PDEATHSIG): SIGKILL when the parent dies (on), or not.
  *   nlWatch, nlUnwatch               kernel change events (multicast netlink groups), in nl-events.c.
  *   announce                         a gratuitous ARP sent from the host, in announce.c.
- *   spawnTool                        a host tool started without copying Node's memory, in spawn.c.
+ *   spawnTool, signalTool            a host tool started without copying Node's memory, and
+ *                                    signalled through its pidfd, in spawn.c.
  *
  * They throw Error("<call>: <reason>") on any other failure (nlRequest rejects). Every N-API
  * status is checked. Messages are encoded and parsed in TypeScript (src/net/rtnetlink).
@@ -795,7 +796,7 @@ NAPI_MODULE_INIT() {
       !export_fn(env, exports, "dup2", js_dup2) || !export_fn(env, exports, "dieWithParent", js_die_with_parent) ||
       !export_fn(env, exports, "cpuKey", js_cpu_key) || !export_fn(env, exports, "exec", js_exec) || !export_fn(env, exports, "nlWatch", js_nl_watch) ||
       !export_fn(env, exports, "nlUnwatch", js_nl_unwatch) || !export_fn(env, exports, "announce", js_announce) ||
-      !export_fn(env, exports, "spawnTool", js_spawn_tool)) {
+      !export_fn(env, exports, "spawnTool", js_spawn_tool) || !export_fn(env, exports, "signalTool", js_signal_tool)) {
     napi_throw_error(env, NULL, "syscalls.node: could not export its functions");
     return NULL;
   }

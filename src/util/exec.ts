@@ -9,7 +9,7 @@
  * whole Node process and waits for the child's exec: 2.4 ms of an attach -p's main thread in a
  * CPU profile, for the one nft it runs; -1.5..2 ms per command with one tool, measured whole.
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +38,8 @@ interface Running {
   stdin: Writable;
   kill(): void;
   result: Promise<RunResult>;
+  /** It ended (before anything was fed to it, for a tool started early that died). */
+  ended(): boolean;
 }
 
 /** Where `file` is: itself when it names a path, else the first in TOOL_PATH that can be run. */
@@ -45,8 +47,8 @@ function locate(file: string): string | null {
   if (file.includes('/')) return file;
   for (const dir of TOOL_PATH.split(':')) {
     try {
-      accessSync(join(dir, file), fsConstants.X_OK);
-      return join(dir, file);
+      accessSync(join(dir, file), fsConstants.X_OK); // for root, any file with an x bit, and directories
+      if (statSync(join(dir, file)).isFile()) return join(dir, file);
     } catch {
       // not there: the next directory
     }
@@ -70,6 +72,7 @@ const failedToStart = (file: string, reason: string): Running => ({
   stdin: new PassThrough(),
   kill: () => {},
   result: Promise.resolve({ stdout: '', stderr: `${file}: ${reason}`, exitCode: -1 }),
+  ended: () => true,
 });
 
 function launch(file: string, args: string[]): Running {
@@ -85,9 +88,11 @@ function launch(file: string, args: string[]): Running {
       ended([code, signal]);
     });
   } catch (err) {
+    // The system's refusal (ENOENT, EACCES, EMFILE...) is the tool's failure; a TypeError is ours.
+    if (!(err as NodeJS.ErrnoException).code) throw err;
     return failedToStart(file, (err as Error).message);
   }
-  const [pid, stdinFd, stdoutFd, stderrFd] = fds;
+  const [id, stdinFd, stdoutFd, stderrFd] = fds;
   const stdin = new Socket({ fd: stdinFd, readable: false, writable: true });
   stdin.on('error', () => {}); // a tool that exits early closes its stdin; its exit code tells
   const result = Promise.all([exited, drained(stdoutFd), drained(stderrFd)]).then(
@@ -100,8 +105,8 @@ function launch(file: string, args: string[]): Running {
       };
     },
   );
-  // Signalled only while it has not been reaped: until then its pid cannot be another's.
-  return { stdin, kill: () => over || process.kill(pid, 'SIGTERM'), result };
+  // Through its pidfd: once reaped, nothing (its pid may be another process's by then).
+  return { stdin, kill: () => syscalls().signalTool(id, constants.signals.SIGTERM), result, ended: () => over };
 }
 
 const signalName = (n: number) => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
@@ -124,9 +129,9 @@ const commandKey = (file: string, args: string[]) => [file, ...args].join('\0');
 /**
  * Starts `file args` now, so that the next run() of the same command line finds it loaded: for a
  * tool that reads its whole input before it looks at anything (`nft -f -`), its start overlaps
- * the caller's work. Any run() of that line may take it (they are alike until fed). Returns its
- * release: a tool no run() took gets an empty input, which it ends on, doing nothing; the release
- * waits for that end, so no tool outlives the command that started it.
+ * the caller's work. Any run() of that line may take it (they are alike until fed: in the daemon,
+ * another operation's), and waits for its end. Returns its release: a tool no run() took gets an
+ * empty input, which it ends on, doing nothing; the release waits for that end.
  */
 export function startEarly(file: string, args: string[]): () => Promise<void> {
   const key = commandKey(file, args);
@@ -137,9 +142,12 @@ export function startEarly(file: string, args: string[]): () => Promise<void> {
   };
 }
 
-/** Takes `which` (else the first) out of the tools started early for `key`: undefined when none is there. */
+/**
+ * Takes `which` (else the first still running) out of the tools started early for `key`:
+ * undefined when none is there. One that died before it was fed is dropped, not taken.
+ */
 function withdraw(key: string, which?: Running): Running | undefined {
-  const waiting = early.get(key) ?? [];
+  const waiting = (early.get(key) ?? []).filter((r) => r === which || !r.ended());
   const taken = which ? waiting.find((r) => r === which) : waiting[0];
   const left = waiting.filter((r) => r !== taken);
   if (left.length) early.set(key, left);

@@ -43,8 +43,8 @@ interface Syscalls {
   dup2(from: number, to: number): void;
   /**
    * Starts the executable at `path` (posix_spawn: Node's memory is not copied) with PATH set to
-   * `toolPath` and pipes on its stdin, stdout and stderr: [pid, stdin, stdout, stderr] (the
-   * caller closes them). onExit(code, signal) once it ended (code -1 when a signal ended it).
+   * `toolPath` and pipes on its stdin, stdout and stderr: [id, stdin, stdout, stderr] (the caller
+   * closes them). onExit(code, signal) once it ended (code -1 when a signal ended it).
    */
   spawnTool(
     path: string,
@@ -52,6 +52,8 @@ interface Syscalls {
     toolPath: string,
     onExit: (code: number, signal: number) => void,
   ): [number, number, number, number];
+  /** Signals a tool spawnTool started, through its pidfd, until it is reaped (then nothing). */
+  signalTool(id: number, signal: number): void;
   /** SIGKILL when the parent process dies (true), or not (false). */
   dieWithParent(on: boolean): void;
   /**
