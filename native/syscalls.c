@@ -14,7 +14,8 @@
  *   nlOpen([waitMs]) -> fd           a NETLINK_ROUTE socket (close-on-exec) in the namespace of the
  *                                    calling thread, with extended acks on (the kernel's own words
  *                                    for an error) and acks capped (an error does not echo the request).
- *                                    waitMs (default ANSWER_WAIT_S) bounds each request on it, whole.
+ *                                    waitMs (default ANSWER_WAIT_S) bounds how long the kernel may
+ *                                    be silent in a request's answer (see nlRequest).
  *   nlRequest(fd, message) -> Promise<Buffer>
  *                                    sends one request (one nlmsghdr, NLM_F_ACK set by the caller)
  *                                    and resolves with every message the kernel answered with, up to
@@ -25,8 +26,10 @@
  *                                    Only the kernel's datagrams (sender portid 0) are read: in a
  *                                    guest's namespace, the guest's root can send to this socket too.
  *                                    Each datagram is walked within its length (nl-walk.h); an answer
- *                                    over MAX_ANSWER, or not whole within the socket's wait (counted
- *                                    from the send, whatever else arrives meanwhile), is an error.
+ *                                    over MAX_ANSWER is an error, and so is a silence of the kernel
+ *                                    longer than the socket's wait (after the send returned, or
+ *                                    after its last datagram): datagrams of others that arrive
+ *                                    meanwhile do not count.
  *   nlRequestSync(fd, message) -> Buffer
  *                                    the same on the calling thread, for a process with nothing else
  *                                    to run meanwhile (a one-shot command); throws the same errors.
@@ -143,6 +146,8 @@ enum { RECV_BUF = 65536, ANSWER_WAIT_S = 10 };
    tables without bound does not grow pipewright with them. A full internet routing table (about
    a million routes) dumps in about 100 MiB. */
 #define MAX_ANSWER ((size_t)256 << 20)
+/* The longest wait nlOpen takes (poll's int milliseconds hold it). */
+#define MAX_WAIT_MS ((int64_t)86400000)
 
 /* nlOpen's optional wait in milliseconds: ANSWER_WAIT_S when absent; 0 with a TypeError thrown when not a positive integer. */
 static int64_t answer_wait_ms(napi_env env, napi_callback_info info) {
@@ -152,8 +157,8 @@ static int64_t answer_wait_ms(napi_env env, napi_callback_info info) {
   int64_t ms = 0;
   if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok) return 0;
   if (argc == 0 || (napi_typeof(env, arg, &type) == napi_ok && type == napi_undefined)) return ANSWER_WAIT_S * 1000;
-  if (napi_get_value_int64(env, arg, &ms) != napi_ok || ms <= 0) {
-    napi_throw_type_error(env, NULL, "nlOpen([waitMs]) takes a positive integer");
+  if (napi_get_value_int64(env, arg, &ms) != napi_ok || ms <= 0 || ms > MAX_WAIT_MS) {
+    napi_throw_type_error(env, NULL, "nlOpen([waitMs]) takes a number of milliseconds, 1 to a day");
     return 0;
   }
   return ms;
@@ -180,7 +185,7 @@ static napi_value js_nl_open(napi_env env, napi_callback_info info) {
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
   /* The kernel answers a request before sendto returns (a dump, as it is read), so a wait is a lost
      answer: a flood from a guest's root filled the queue and the kernel dropped its ack. The socket
-     keeps its wait here; each request reads it back as its deadline (request_deadline). */
+     keeps its wait here; each request reads it back (wait_of). */
   struct timeval wait = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) != 0) {
     throw_errno(env, "setsockopt(SO_RCVTIMEO)");
@@ -206,7 +211,8 @@ typedef struct {
   size_t answer_len;
   int error;
   const char *failed_call;
-  int64_t deadline_ms; /* CLOCK_MONOTONIC: the whole answer is in by then, or the request fails */
+  int64_t wait_ms;     /* the socket's wait: how long the kernel may be silent */
+  int64_t deadline_ms; /* CLOCK_MONOTONIC: the kernel's next datagram is in by then, or the request fails */
 } nl_job;
 
 /* Ends the job with an error; what it gathered so far is dropped. */
@@ -241,29 +247,32 @@ static int take_datagram(nl_job *job, const char *buf, size_t len, uint32_t seq)
   return w.last;
 }
 
-/* The moment a request sent now must be answered by: now plus the socket's wait (nlOpen). Counted
-   once, so datagrams that are not the answer (a guest's, trickled in) cannot stretch it. */
-static int64_t request_deadline(int fd) {
+/* The socket's wait (nlOpen), read back. */
+static int64_t wait_of(int fd) {
   struct timeval wait = {.tv_sec = ANSWER_WAIT_S};
   socklen_t len = sizeof wait;
   getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, &len);
-  return now_ms() + (int64_t)wait.tv_sec * 1000 + wait.tv_usec / 1000;
+  return (int64_t)wait.tv_sec * 1000 + wait.tv_usec / 1000;
 }
 
 /* Reads the next datagram the kernel sent (portid 0); 1 while the answer goes on, 0 at its end or
    on an error (set in job). Another socket's datagram (a process with CAP_NET_ADMIN over the
-   namespace can send one) is skipped unread, whatever its size. */
+   namespace can send one) is skipped unread, whatever its size, and does not move the deadline:
+   only the kernel's datagrams do (a long dump goes on as long as the kernel goes on writing it). */
 static int receive_from_kernel(nl_job *job, char *buf, uint32_t seq) {
   for (;;) {
     struct sockaddr_nl from;
     struct iovec iov = {.iov_base = buf, .iov_len = RECV_BUF};
     struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1};
-    if (!ready_by(job->fd, POLLIN, job->deadline_ms)) {
+    int in_time = ready_by(job->fd, POLLIN, job->deadline_ms);
+    /* Read even when the time is up: an answer queued meanwhile is taken, not dropped. */
+    ssize_t n = recvmsg(job->fd, &msg, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      if (in_time) continue;
       fail_job(job, ETIMEDOUT, "netlink answer");
       return 0;
     }
-    ssize_t n = recvmsg(job->fd, &msg, MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) {
       fail_job(job, errno, "recvmsg(netlink)");
       return 0;
@@ -273,6 +282,7 @@ static int receive_from_kernel(nl_job *job, char *buf, uint32_t seq) {
       fail_job(job, EMSGSIZE, "recvmsg(netlink)");
       return 0;
     }
+    job->deadline_ms = now_ms() + job->wait_ms;
     return !take_datagram(job, buf, (size_t)n, seq);
   }
 }
@@ -282,11 +292,13 @@ static void nl_execute(napi_env env, void *data) {
   nl_job *job = data;
   uint32_t seq = ((const struct nlmsghdr *)job->message)->nlmsg_seq;
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  job->deadline_ms = request_deadline(job->fd);
   if (sendto(job->fd, job->message, job->message_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
     fail_job(job, errno, "sendto(netlink)");
     return;
   }
+  /* Counted from the send's return: the kernel makes a change within sendto, however long that takes. */
+  job->wait_ms = wait_of(job->fd);
+  job->deadline_ms = now_ms() + job->wait_ms;
   char *buf = malloc(RECV_BUF);
   if (!buf) {
     fail_job(job, ENOMEM, "malloc");
@@ -341,7 +353,7 @@ static bool request_of(napi_env env, napi_callback_info info, const char *call, 
 }
 
 static napi_value js_nl_request(napi_env env, napi_callback_info info) {
-  napi_value buffer, promise, name;
+  napi_value buffer, promise, name, text, error;
   nl_job *job = calloc(1, sizeof *job);
   if (!job) {
     napi_throw_error(env, NULL, "nlRequest: out of memory");
@@ -351,21 +363,27 @@ static napi_value js_nl_request(napi_env env, napi_callback_info info) {
     free(job);
     return NULL;
   }
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+    free(job);
+    napi_throw_error(env, NULL, "nlRequest: could not make a promise");
+    return NULL;
+  }
   /* The Buffer stays referenced (so its bytes stay put) until the request completes. */
-  if (napi_create_reference(env, buffer, 1, &job->message_ref) != napi_ok) goto fail;
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "pipewright:netlink", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+  if (napi_create_reference(env, buffer, 1, &job->message_ref) != napi_ok) goto reject;
+  if (napi_create_string_utf8(env, "pipewright:netlink", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, nl_execute, nl_complete, job, &job->work) != napi_ok)
     goto unref;
   if (napi_queue_async_work(env, job->work) == napi_ok) return promise;
   napi_delete_async_work(env, job->work);
 unref:
-  /* A promise made before the failure is left unsettled: nothing was returned to await it. */
   napi_delete_reference(env, job->message_ref);
-fail:
+reject:
+  /* The promise is settled either way: a caller awaiting it gets the error. */
+  if (napi_create_string_utf8(env, "nlRequest: could not queue the request", NAPI_AUTO_LENGTH, &text) == napi_ok &&
+      napi_create_error(env, NULL, text, &error) == napi_ok)
+    napi_reject_deferred(env, job->deferred, error);
   free(job);
-  napi_throw_error(env, NULL, "nlRequest: could not queue the request");
-  return NULL;
+  return promise;
 }
 
 /* nlRequest on the calling thread (see the list above): no thread pool to start, no hops. */
