@@ -62,7 +62,7 @@
  *   nlWatch, nlUnwatch               kernel change events (multicast netlink groups), in nl-events.c.
  *   announce                         a gratuitous ARP sent from the host, in announce.c.
  *   spawnTool, signalTool            a host tool started without copying Node's memory, and
- *                                    signalled through its pidfd, in spawn.c.
+ *                                    signalled through its pidfd, in spawn-tool.c.
  *
  * They throw Error("<call>: <reason>") on any other failure (nlRequest rejects). Every N-API
  * status is checked. Messages are encoded and parsed in TypeScript (src/net/rtnetlink).
@@ -97,7 +97,7 @@
 #include "nl-walk.h"
 #include "nl-events.h"
 #include "announce.h"
-#include "spawn.h"
+#include "spawn-tool.h"
 
 /* Throws Error("<call>: <reason>") with err.code the errno's name (EINVAL, ...), as Node's own errors have. */
 static void throw_errno(napi_env env, const char *call) {

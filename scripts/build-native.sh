@@ -28,4 +28,4 @@ if [ -f dist/pipewright.blob ]; then dist/cpu-key >dist/pipewright.blob.cpu; fi
 inc=$(node -p "require('path').resolve(process.execPath, '../../include/node')")
 [ -f "$inc/node_api.h" ] || inc="$(npm config get nodedir 2>/dev/null)/include/node"
 [ -f "$inc/node_api.h" ] || { echo "build-native: Node's headers (node_api.h) not found; install the headers of your Node.js" >&2; exit 1; }
-cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -shared -fPIC -I"$inc" -o dist/syscalls.node native/syscalls.c native/nl-events.c native/announce.c native/spawn.c
+cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -shared -fPIC -I"$inc" -o dist/syscalls.node native/syscalls.c native/nl-events.c native/announce.c native/spawn-tool.c

@@ -1,7 +1,7 @@
 /**
  * The native addon's system calls (native/syscalls.c: setns, flock, rtnetlink, warm workers'
  * calls; native/nl-events.c: kernel change events; native/announce.c: gratuitous ARP;
- * native/spawn.c: host tools started), loaded on first use.
+ * native/spawn-tool.c: host tools started), loaded on first use.
  */
 import { loadAddon } from './addon.js';
 import { shipped } from './paths.js';

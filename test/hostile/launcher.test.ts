@@ -42,7 +42,7 @@ async function olderKernelAddon(dir: string): Promise<PeerOf> {
     // The addon's other sources, as scripts/build-native.sh builds it (kernel change events, ARP, tools).
     join(dirname(NATIVE), 'nl-events.c'),
     join(dirname(NATIVE), 'announce.c'),
-    join(dirname(NATIVE), 'spawn.c'),
+    join(dirname(NATIVE), 'spawn-tool.c'),
   ]);
   return loadAddon<PeerOf>(out);
 }

@@ -36,7 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
-#include "spawn.h"
+#include "spawn-tool.h"
 
 extern char **environ;
 
