@@ -105,6 +105,7 @@ static char **environment_with(const char *path_value, char **path_entry) {
   while (environ[n]) n++;
   char **env = calloc(n + 2, sizeof *env);
   if (!env || asprintf(path_entry, "PATH=%s", path_value) < 0) {
+    *path_entry = NULL; /* asprintf leaves it undefined when it fails */
     free(env);
     return NULL;
   }

@@ -78,14 +78,14 @@ const failedToStart = (file: string, reason: string): Running => ({
 function launch(file: string, args: string[]): Running {
   const path = locate(file);
   if (!path) return failedToStart(file, `spawn ${file} ENOENT`);
-  let ended!: (status: [number, number]) => void;
-  const exited = new Promise<[number, number]>((resolve) => (ended = resolve));
-  let over = false;
+  let reaped = false;
+  let settle!: (status: [number, number]) => void;
+  const exited = new Promise<[number, number]>((resolve) => (settle = resolve));
   let fds: [number, number, number, number];
   try {
     fds = syscalls().spawnTool(path, [file, ...args], TOOL_PATH, (code, signal) => {
-      over = true;
-      ended([code, signal]);
+      reaped = true;
+      settle([code, signal]);
     });
   } catch (err) {
     // The system's refusal (ENOENT, EACCES, EMFILE...) is the tool's failure; a TypeError is ours.
@@ -106,7 +106,7 @@ function launch(file: string, args: string[]): Running {
     },
   );
   // Through its pidfd: once reaped, nothing (its pid may be another process's by then).
-  return { stdin, kill: () => syscalls().signalTool(id, constants.signals.SIGTERM), result, ended: () => over };
+  return { stdin, kill: () => syscalls().signalTool(id, constants.signals.SIGTERM), result, ended: () => reaped };
 }
 
 const signalName = (n: number) => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
