@@ -9,15 +9,13 @@
  * whole Node process and waits for the child's exec: 2.4 ms of an attach -p's main thread in a
  * CPU profile, for the one nft it runs; -1.5..2 ms per command with one tool, measured whole.
  */
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
-import { join } from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { syscalls } from './syscalls.js';
 import type { StepLog } from './log.js';
 import { silent } from './log.js';
-import { TOOL_PATH } from './paths.js';
+import { TOOL_PATH, toolFile } from './paths.js';
 
 export interface RunOptions {
   input?: string;
@@ -42,20 +40,6 @@ interface Running {
   ended(): boolean;
 }
 
-/** Where `file` is: itself when it names a path, else the first in TOOL_PATH that can be run. */
-function locate(file: string): string | null {
-  if (file.includes('/')) return file;
-  for (const dir of TOOL_PATH.split(':')) {
-    try {
-      accessSync(join(dir, file), fsConstants.X_OK); // for root, any file with an x bit, and directories
-      if (statSync(join(dir, file)).isFile()) return join(dir, file);
-    } catch {
-      // not there: the next directory
-    }
-  }
-  return null;
-}
-
 /** All a pipe gives until its end (or its error), as text. */
 function drained(fd: number): Promise<string> {
   return new Promise((resolve) => {
@@ -76,7 +60,7 @@ const failedToStart = (file: string, reason: string): Running => ({
 });
 
 function launch(file: string, args: string[]): Running {
-  const path = locate(file);
+  const path = file.includes('/') ? file : toolFile(file);
   if (!path) return failedToStart(file, `spawn ${file} ENOENT`);
   let reaped = false;
   let settle!: (status: [number, number]) => void;

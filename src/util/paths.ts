@@ -3,7 +3,7 @@
  * found from the package root, so the same code works from dist/ modules and from the bundle;
  * and where the host tools it runs are looked up.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,6 +19,20 @@ export const DEFAULT_STATE_DIR = '/var/lib/pipewright';
 /** Whether a host tool is installed in TOOL_PATH (a look, no process). */
 export function toolInstalled(name: string): boolean {
   return TOOL_PATH.split(':').some((d) => existsSync(join(d, name)));
+}
+
+/** The host tool run under `name`: the first file of TOOL_PATH's that can be run, or null. */
+export function toolFile(name: string): string | null {
+  for (const dir of TOOL_PATH.split(':')) {
+    const file = join(dir, name);
+    try {
+      accessSync(file, constants.X_OK); // for root, any file with an x bit, and directories
+      if (statSync(file).isFile()) return file;
+    } catch {
+      // not there: the next directory
+    }
+  }
+  return null;
 }
 
 let root: string | undefined;
